@@ -1,0 +1,74 @@
+# Two commands do all setup: `make demo` and `make test`. See README.md.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 5000
+export FLASK_APP := wsgi
+export PORTAL_INSTANCE_PATH ?= $(CURDIR)/instance
+
+# Debian packages the project needs: WeasyPrint's Pango and fonts; Chromium for the
+# end-to-end tests; wrk for the benchmarks.
+RUNTIME_DEBS := libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
+TEST_DEBS    := chromium
+BENCH_DEBS   := wrk
+
+.PHONY: demo serve test test-sqlite test-postgres install install-dev translations system-deps bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python requirements.txt
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+# Installs missing Debian packages when we may (root, or sudo without a password).
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else \
+	    echo "Missing Debian packages:$$missing (install them, then run again)"; exit 1; fi; \
+	  echo "Installing Debian packages:$$missing"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+endef
+
+system-deps:
+	$(call apt_install,$(RUNTIME_DEBS))
+
+translations: $(VENV)/.installed
+	$(BIN)/flask translate compile
+
+demo: system-deps install translations
+	mkdir -p "$(PORTAL_INSTANCE_PATH)"
+	$(BIN)/flask db upgrade
+	$(BIN)/flask demo
+	$(BIN)/flask run --host $(HOST) --port $(PORT)
+
+test: install-dev translations
+	$(call apt_install,$(RUNTIME_DEBS) $(TEST_DEBS))
+	$(MAKE) --no-print-directory test-sqlite
+	@if [ -n "$$TEST_DATABASE_URL" ]; then $(MAKE) --no-print-directory test-postgres; \
+	else echo "TEST_DATABASE_URL not set: PostgreSQL run skipped"; fi
+
+test-sqlite:
+	env -u TEST_DATABASE_URL $(BIN)/python -m pytest
+
+# The end-to-end tests drive a live server with its own SQLite file; they run once, above.
+test-postgres:
+	$(BIN)/python -m pytest tests/unit tests/functional
+
+bench: install-dev translations
+	$(call apt_install,$(RUNTIME_DEBS) $(BENCH_DEBS))
+	$(BIN)/python bench/bill_page.py
+
+clean:
+	rm -rf $(VENV) instance artifacts .pytest_cache

@@ -1,0 +1,1 @@
+"""Creditor JSON API v1."""

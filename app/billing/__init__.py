@@ -1,0 +1,1 @@
+"""Billing: customers, invoices and their lines, the invoice state machine, the invoice PDF."""

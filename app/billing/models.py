@@ -1,0 +1,164 @@
+"""Customer, Invoice, InvoiceLine and InvoiceEvent (the timeline)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    JSON,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.ext.hybrid import hybrid_property
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.creditors.models import Creditor
+from app.extensions import db
+from app.models import UTCDateTime, utcnow
+
+CUSTOMER_KINDS = ("consumer", "business")
+LINE_KINDS = ("product", "reminder_fee", "interest", "other_fee")
+FEE_KINDS = ("reminder_fee", "interest", "other_fee")
+
+
+class InvoiceStatus:
+    OPEN = "open"
+    PARTIALLY_PAID = "partially_paid"
+    PAID = "paid"
+    DISPUTED = "disputed"
+    ON_HOLD = "on_hold"
+    IN_COLLECTION = "in_collection"
+    CANCELLED = "cancelled"
+    WRITTEN_OFF = "written_off"
+
+    ALL = (OPEN, PARTIALLY_PAID, PAID, DISPUTED, ON_HOLD, IN_COLLECTION, CANCELLED, WRITTEN_OFF)
+    CLOSED = (CANCELLED, WRITTEN_OFF)
+
+
+class Customer(db.Model):
+    __tablename__ = "customers"
+    __table_args__ = (UniqueConstraint("creditor_id", "external_ref"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    creditor_id: Mapped[int] = mapped_column(ForeignKey("creditors.id", ondelete="CASCADE"))
+    external_ref: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(10), default="consumer")
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(16))
+    address_line1: Mapped[str | None] = mapped_column(String(200))
+    address_line2: Mapped[str | None] = mapped_column(String(200))
+    postcode: Mapped[str | None] = mapped_column(String(16))
+    city: Mapped[str | None] = mapped_column(String(100))
+    country: Mapped[str | None] = mapped_column(String(2))
+    preferred_locale: Mapped[str | None] = mapped_column(String(8))
+    date_of_birth: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    creditor: Mapped[Creditor] = relationship()
+
+
+class Invoice(db.Model):
+    __tablename__ = "invoices"
+    __table_args__ = (
+        UniqueConstraint("creditor_id", "number"),
+        UniqueConstraint("creditor_id", "payment_reference"),
+        Index("ix_invoices_customer_id", "customer_id"),
+        CheckConstraint("total >= 0", name="total_not_negative"),
+        CheckConstraint("amount_paid >= 0", name="paid_not_negative"),
+        CheckConstraint("due_date >= issue_date", name="due_after_issue"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    creditor_id: Mapped[int] = mapped_column(ForeignKey("creditors.id", ondelete="CASCADE"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="RESTRICT"))
+    number: Mapped[str] = mapped_column(String(64))
+    issue_date: Mapped[date] = mapped_column(Date)
+    due_date: Mapped[date] = mapped_column(Date)
+    period_start: Mapped[date | None] = mapped_column(Date)
+    period_end: Mapped[date | None] = mapped_column(Date)
+    currency: Mapped[str] = mapped_column(String(3))
+    payment_reference: Mapped[str] = mapped_column(String(35))
+    status: Mapped[str] = mapped_column(String(20), default=InvoiceStatus.OPEN)
+    summary: Mapped[str | None] = mapped_column(String(300))
+    subtotal: Mapped[int] = mapped_column(BigInteger)  # net, minor units
+    vat_total: Mapped[int] = mapped_column(BigInteger)
+    total: Mapped[int] = mapped_column(BigInteger)  # gross
+    amount_paid: Mapped[int] = mapped_column(BigInteger, default=0)
+    payload_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    creditor: Mapped[Creditor] = relationship()
+    customer: Mapped[Customer] = relationship()
+    lines: Mapped[list[InvoiceLine]] = relationship(
+        back_populates="invoice", order_by="InvoiceLine.position", cascade="all, delete-orphan"
+    )
+    events: Mapped[list[InvoiceEvent]] = relationship(
+        back_populates="invoice", order_by="InvoiceEvent.id", cascade="all, delete-orphan"
+    )
+
+    @hybrid_property
+    def balance(self) -> int:
+        return self.total - self.amount_paid
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status in InvoiceStatus.CLOSED
+
+    def __repr__(self) -> str:
+        return f"<Invoice {self.number} {self.status}>"
+
+
+class InvoiceLine(db.Model):
+    __tablename__ = "invoice_lines"
+    __table_args__ = (Index("ix_invoice_lines_invoice_id", "invoice_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16), default="product")
+    description: Mapped[str] = mapped_column(String(300))
+    note: Mapped[str | None] = mapped_column(String(500))
+    quantity: Mapped[Decimal] = mapped_column(Numeric(14, 3))
+    unit: Mapped[str | None] = mapped_column(String(16))
+    unit_price: Mapped[int] = mapped_column(BigInteger)  # net, minor units
+    vat_rate: Mapped[int] = mapped_column(Integer)  # basis points: 2500 = 25 %
+    net: Mapped[int] = mapped_column(BigInteger)
+    vat: Mapped[int] = mapped_column(BigInteger)
+    gross: Mapped[int] = mapped_column(BigInteger)
+    period_start: Mapped[date | None] = mapped_column(Date)
+    period_end: Mapped[date | None] = mapped_column(Date)
+
+    invoice: Mapped[Invoice] = relationship(back_populates="lines")
+
+    @property
+    def is_fee(self) -> bool:
+        return self.kind in FEE_KINDS
+
+
+class InvoiceEvent(db.Model):
+    """One entry of an invoice's timeline. Append-only."""
+
+    __tablename__ = "invoice_events"
+    __table_args__ = (Index("ix_invoice_events_invoice_id_kind", "invoice_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    invoice: Mapped[Invoice] = relationship(back_populates="events")

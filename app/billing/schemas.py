@@ -1,0 +1,195 @@
+"""The invoice import schema, shared by the creditor API and `flask invoices import`.
+
+Amounts are integer minor units; VAT rates are basis points (2500 = 25 %); unit prices are
+net of VAT. Every problem is collected and reported by field path.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, ValidationInfo, field_validator
+
+from app.billing.models import CUSTOMER_KINDS, LINE_KINDS
+from app.creditors.references import is_valid_reference
+from app.errors import InvalidData
+from app.i18n import normalise_locale
+from app.money import is_currency, round_half_up
+
+MAX_AMOUNT = 10**13
+Amount = Annotated[StrictInt, Field(ge=0, lt=MAX_AMOUNT)]
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class AddressIn(_Strict):
+    line1: str | None = Field(None, max_length=200)
+    line2: str | None = Field(None, max_length=200)
+    postcode: str | None = Field(None, max_length=16)
+    city: str | None = Field(None, max_length=100)
+    country: str | None = Field(None, pattern=r"^[A-Z]{2}$")
+
+
+class CustomerIn(_Strict):
+    external_ref: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    kind: Literal[CUSTOMER_KINDS] = "consumer"  # type: ignore[valid-type]
+    email: str | None = Field(None, max_length=254)
+    phone: str | None = Field(None, description="E.164, e.g. +4791234567")
+    address: AddressIn | None = None
+    preferred_locale: str | None = Field(None, description="en, nb or de")
+    date_of_birth: date | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v):
+        if v and not EMAIL.match(v):
+            raise ValueError("not an e-mail address")
+        return v or None
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, v):
+        if v and not E164.match(v):
+            raise ValueError("not an E.164 phone number (e.g. +4791234567)")
+        return v or None
+
+    @field_validator("preferred_locale")
+    @classmethod
+    def _locale(cls, v):
+        if v is None:
+            return None
+        found = normalise_locale(v)
+        if not found:
+            raise ValueError("one of en, nb, de")
+        return found
+
+
+class LineIn(_Strict):
+    kind: Literal[LINE_KINDS] = "product"  # type: ignore[valid-type]
+    description: str = Field(min_length=1, max_length=300)
+    note: str | None = Field(None, max_length=500, description="Plain-words explanation shown to the customer")
+    quantity: Decimal = Field(default=Decimal(1), gt=0, lt=Decimal(10**9), decimal_places=3)
+    unit: str | None = Field(None, max_length=16)
+    unit_price: Amount
+    vat_rate: Annotated[StrictInt, Field(ge=0, le=10000)] = 0
+    period_start: date | None = None
+    period_end: date | None = None
+    net: Amount | None = None
+    vat: Amount | None = None
+    gross: Amount | None = None
+
+    def computed(self) -> tuple[int, int, int]:
+        return line_amounts(self.quantity, self.unit_price, self.vat_rate)
+
+    @field_validator("period_end")
+    @classmethod
+    def _period(cls, v, info: ValidationInfo):
+        start = info.data.get("period_start")
+        if v and start and v < start:
+            raise ValueError("period_end is before period_start")
+        return v
+
+    @field_validator("net", "vat", "gross")
+    @classmethod
+    def _amounts(cls, v, info: ValidationInfo):
+        d = info.data
+        if v is None or not all(k in d for k in ("quantity", "unit_price", "vat_rate")):
+            return v
+        expected = dict(zip(("net", "vat", "gross"), line_amounts(d["quantity"], d["unit_price"], d["vat_rate"])))
+        if v != expected[info.field_name]:
+            raise ValueError(
+                f"{info.field_name} is {v} but quantity × unit_price and vat_rate give {expected[info.field_name]}"
+            )
+        return v
+
+
+def line_amounts(quantity: Decimal, unit_price: int, vat_rate: int) -> tuple[int, int, int]:
+    """(net, vat, gross) of a line: net rounded half up, VAT on the rounded net."""
+    net = round_half_up(quantity * unit_price)
+    vat = round_half_up(Decimal(net) * vat_rate / 10000)
+    return net, vat, net + vat
+
+
+class InvoiceIn(_Strict):
+    number: str = Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z][0-9A-Za-z._/-]*$")
+    issue_date: date
+    due_date: date
+    currency: str = Field(min_length=3, max_length=3)
+    summary: str | None = Field(None, max_length=300)
+    period_start: date | None = None
+    period_end: date | None = None
+    payment_reference: str | None = Field(None, max_length=35)
+    customer: CustomerIn
+    lines: list[LineIn] = Field(min_length=1, max_length=1000)
+    subtotal: Amount | None = None
+    vat_total: Amount | None = None
+    total: Amount
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, v):
+        if not is_currency(v):
+            raise ValueError("unknown ISO 4217 currency")
+        return v
+
+    @field_validator("payment_reference")
+    @classmethod
+    def _reference(cls, v, info: ValidationInfo):
+        scheme = (info.context or {}).get("reference_scheme")
+        if v and scheme and not is_valid_reference(scheme, v.replace(" ", "")):
+            raise ValueError(f"not a valid {scheme} reference (check digits)")
+        return v.replace(" ", "") if v else None
+
+    @field_validator("due_date")
+    @classmethod
+    def _due(cls, v, info: ValidationInfo):
+        issued = info.data.get("issue_date")
+        if issued and v < issued:
+            raise ValueError("due_date is before issue_date")
+        return v
+
+    @field_validator("period_end")
+    @classmethod
+    def _period(cls, v, info: ValidationInfo):
+        start = info.data.get("period_start")
+        if v and start and v < start:
+            raise ValueError("period_end is before period_start")
+        return v
+
+    @field_validator("subtotal", "vat_total", "total")
+    @classmethod
+    def _sums(cls, v, info: ValidationInfo):
+        lines = info.data.get("lines")
+        if v is None or not lines:
+            return v
+        index = {"subtotal": 0, "vat_total": 1, "total": 2}[info.field_name]
+        expected = sum(line.computed()[index] for line in lines)
+        if v != expected:
+            raise ValueError(f"{info.field_name} is {v} but the lines add up to {expected}")
+        return v
+
+
+def _path(loc) -> str:
+    return ".".join(str(p) for p in loc) or "body"
+
+
+def parse_invoice(payload, reference_scheme: str | None = None) -> InvoiceIn:
+    """Validate a decoded JSON payload; InvalidData lists every problem by field path."""
+    if not isinstance(payload, dict):
+        raise InvalidData({"body": "a JSON object is expected"})
+    try:
+        return InvoiceIn.model_validate(payload, context={"reference_scheme": reference_scheme})
+    except ValidationError as exc:
+        errors: dict[str, str] = {}
+        for err in exc.errors(include_url=False):
+            msg = err["msg"].removeprefix("Value error, ")
+            errors.setdefault(_path(err["loc"]), msg)
+        raise InvalidData(errors) from None

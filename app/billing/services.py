@@ -1,0 +1,226 @@
+"""Invoices: import (idempotent), the state machine, payments recorded, events.
+
+Every status change goes through `transition()`, which checks the move is allowed and
+records an event. Services add and flush; the caller commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceLine, InvoiceStatus as S
+from app.billing.schemas import CustomerIn, InvoiceIn, parse_invoice
+from app.creditors.models import Creditor
+from app.creditors.references import make_reference, reference_base
+from app.errors import Conflict, IllegalTransition, InvalidData
+from app.extensions import db
+from app.models import utcnow
+
+# Which status may follow which. Anything else raises IllegalTransition.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    S.OPEN: frozenset({S.PARTIALLY_PAID, S.PAID, S.DISPUTED, S.ON_HOLD, S.IN_COLLECTION, S.CANCELLED, S.WRITTEN_OFF}),
+    S.PARTIALLY_PAID: frozenset({S.OPEN, S.PAID, S.DISPUTED, S.ON_HOLD, S.IN_COLLECTION, S.WRITTEN_OFF}),
+    S.DISPUTED: frozenset({S.OPEN, S.PARTIALLY_PAID, S.PAID, S.ON_HOLD, S.CANCELLED, S.WRITTEN_OFF}),
+    S.ON_HOLD: frozenset({S.OPEN, S.PARTIALLY_PAID, S.PAID, S.DISPUTED, S.CANCELLED, S.WRITTEN_OFF}),
+    S.IN_COLLECTION: frozenset({S.OPEN, S.PARTIALLY_PAID, S.PAID, S.WRITTEN_OFF}),
+    # A refund or a chargeback reopens a paid invoice.
+    S.PAID: frozenset({S.OPEN, S.PARTIALLY_PAID}),
+    S.CANCELLED: frozenset(),
+    S.WRITTEN_OFF: frozenset(),
+}
+# Statuses in which a payment does not change the status unless it clears the balance.
+PAUSED = (S.DISPUTED, S.ON_HOLD, S.IN_COLLECTION)
+
+
+def record_event(invoice: Invoice, kind: str, actor: str, **data) -> InvoiceEvent:
+    event = InvoiceEvent(invoice=invoice, kind=kind, actor=actor, data=data, created_at=utcnow())
+    db.session.add(event)
+    return event
+
+
+def can_transition(current: str, new: str) -> bool:
+    return new in TRANSITIONS.get(current, frozenset())
+
+
+def transition(invoice: Invoice, new: str, *, actor: str, reason: str | None = None) -> InvoiceEvent:
+    """Move the invoice to `new`, or raise IllegalTransition. Records a status_changed event."""
+    if new not in TRANSITIONS:
+        raise IllegalTransition(f"unknown status {new!r}")
+    old = invoice.status
+    if not can_transition(old, new):
+        raise IllegalTransition(f"invoice {invoice.number}: {old} -> {new} is not allowed")
+    invoice.status = new
+    event = record_event(invoice, "status_changed", actor, **{"from": old, "to": new, "reason": reason})
+    db.session.flush()
+    return event
+
+
+def payable_status(invoice: Invoice) -> str:
+    """The status that the amounts alone give: open, partially paid or paid."""
+    if invoice.balance <= 0:
+        return S.PAID
+    return S.PARTIALLY_PAID if invoice.amount_paid > 0 else S.OPEN
+
+
+def record_payment(
+    invoice: Invoice, amount: int, *, actor: str, paid_on: date, method: str, reference: str | None = None
+) -> InvoiceEvent:
+    """Add a payment received to the invoice and move its status accordingly.
+
+    Callers that may race (webhooks, imports) lock the invoice row first
+    (`select(Invoice).with_for_update()`)."""
+    if not isinstance(amount, int) or amount <= 0:
+        raise InvalidData({"amount": "a positive amount in minor units"})
+    if invoice.is_closed:
+        raise IllegalTransition(f"invoice {invoice.number} is {invoice.status}; it takes no payments")
+    invoice.amount_paid += amount
+    event = record_event(
+        invoice, "payment_recorded", actor,
+        amount=amount, currency=invoice.currency, paid_on=paid_on.isoformat(), method=method, reference=reference,
+    )
+    target = payable_status(invoice)
+    if invoice.status in PAUSED and target != S.PAID:
+        target = invoice.status
+    if target != invoice.status:
+        transition(invoice, target, actor=actor, reason="payment")
+    db.session.flush()
+    return event
+
+
+def cancel_invoice(invoice: Invoice, *, actor: str, reason: str | None = None) -> InvoiceEvent:
+    if invoice.amount_paid > 0:
+        raise IllegalTransition(f"invoice {invoice.number} has payments; refund them before cancelling")
+    return transition(invoice, S.CANCELLED, actor=actor, reason=reason)
+
+
+def release(invoice: Invoice, *, actor: str, reason: str | None = None) -> InvoiceEvent:
+    """End a dispute, hold or collection: back to the status the amounts give."""
+    return transition(invoice, payable_status(invoice), actor=actor, reason=reason)
+
+
+def payload_hash(data: InvoiceIn) -> str:
+    canonical = json.dumps(data.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def find_invoice(creditor: Creditor, number: str) -> Invoice | None:
+    return db.session.scalar(select(Invoice).where(Invoice.creditor_id == creditor.id, Invoice.number == number))
+
+
+def upsert_customer(creditor: Creditor, data: CustomerIn) -> Customer:
+    customer = db.session.scalar(
+        select(Customer).where(Customer.creditor_id == creditor.id, Customer.external_ref == data.external_ref)
+    )
+    if customer is None:
+        customer = Customer(creditor_id=creditor.id, external_ref=data.external_ref)
+        db.session.add(customer)
+    address = data.address
+    customer.name = data.name
+    customer.kind = data.kind
+    customer.email = data.email
+    customer.phone = data.phone
+    customer.address_line1 = address.line1 if address else None
+    customer.address_line2 = address.line2 if address else None
+    customer.postcode = address.postcode if address else None
+    customer.city = address.city if address else None
+    customer.country = address.country if address else None
+    customer.preferred_locale = data.preferred_locale
+    customer.date_of_birth = data.date_of_birth
+    return customer
+
+
+def import_invoice(creditor: Creditor, payload, *, actor: str) -> tuple[Invoice, bool]:
+    """Create an invoice with its customer and lines from an API-shaped payload.
+
+    Idempotent on (creditor, number): the same content returns the stored invoice and
+    False; other content raises Conflict. Raises InvalidData listing every problem."""
+    data = parse_invoice(payload, creditor.reference_scheme)
+    digest = payload_hash(data)
+    existing = find_invoice(creditor, data.number)
+    if existing is not None:
+        return _same_or_conflict(existing, digest)
+    try:
+        with db.session.begin_nested():
+            invoice = _create(creditor, data, digest, actor)
+    except IntegrityError:
+        # A concurrent request created the same number first, or the reference is taken.
+        existing = find_invoice(creditor, data.number)
+        if existing is not None:
+            return _same_or_conflict(existing, digest)
+        raise InvalidData({"payment_reference": "already used by another invoice of this creditor"}) from None
+    return invoice, True
+
+
+def _same_or_conflict(existing: Invoice, digest: str) -> tuple[Invoice, bool]:
+    if existing.payload_hash == digest:
+        return existing, False
+    raise Conflict(f"invoice {existing.number} exists with different content")
+
+
+def _create(creditor: Creditor, data: InvoiceIn, digest: str, actor: str) -> Invoice:
+    customer = upsert_customer(creditor, data.customer)
+    amounts = [line.computed() for line in data.lines]
+    invoice = Invoice(
+        public_id=secrets.token_urlsafe(16),
+        creditor_id=creditor.id,
+        customer=customer,
+        number=data.number,
+        issue_date=data.issue_date,
+        due_date=data.due_date,
+        period_start=data.period_start,
+        period_end=data.period_end,
+        currency=data.currency,
+        summary=data.summary,
+        status=S.OPEN,
+        subtotal=sum(a[0] for a in amounts),
+        vat_total=sum(a[1] for a in amounts),
+        total=sum(a[2] for a in amounts),
+        amount_paid=0,
+        payload_hash=digest,
+        payment_reference=data.payment_reference or "",
+    )
+    for position, (line, (net, vat, gross)) in enumerate(zip(data.lines, amounts), start=1):
+        invoice.lines.append(
+            InvoiceLine(
+                position=position, kind=line.kind, description=line.description, note=line.note,
+                quantity=line.quantity, unit=line.unit, unit_price=line.unit_price, vat_rate=line.vat_rate,
+                net=net, vat=vat, gross=gross, period_start=line.period_start, period_end=line.period_end,
+            )
+        )
+    db.session.add(invoice)
+    if not invoice.payment_reference:
+        # The reference may need the row id: flush once with a unique placeholder, then set it.
+        invoice.payment_reference = "tmp-" + invoice.public_id[:30]
+        db.session.flush()
+        base = reference_base(invoice.number, invoice.id, creditor.reference_scheme)
+        invoice.payment_reference = make_reference(creditor.reference_scheme, base)
+    record_event(invoice, "created", actor, total=invoice.total, currency=invoice.currency)
+    db.session.flush()
+    return invoice
+
+
+def days_until_due(invoice: Invoice, today: date) -> int:
+    return (invoice.due_date - today).days
+
+
+def timeline(invoice: Invoice) -> list[InvoiceEvent]:
+    return list(
+        db.session.scalars(select(InvoiceEvent).where(InvoiceEvent.invoice_id == invoice.id).order_by(InvoiceEvent.id))
+    )
+
+
+def payments_received(invoice_id: int) -> list[InvoiceEvent]:
+    return list(
+        db.session.scalars(
+            select(InvoiceEvent)
+            .where(InvoiceEvent.invoice_id == invoice_id, InvoiceEvent.kind == "payment_recorded")
+            .order_by(InvoiceEvent.id)
+        )
+    )
+

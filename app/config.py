@@ -1,0 +1,103 @@
+"""Settings, read from environment variables when the app is created (never at import)."""
+
+import os
+import secrets
+from pathlib import Path
+
+
+class ConfigError(RuntimeError):
+    """A required setting is missing or invalid."""
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(env, name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer") from exc
+
+
+def normalise_database_url(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL URLs given in the common short form."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _dev_secret(instance_path: str) -> str:
+    """A random secret kept under instance/ so development sessions survive restarts."""
+    path = Path(instance_path) / "secret_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def load_config(instance_path: str, env=None) -> dict:
+    """Build the Flask config from the environment; fail early on missing secrets in production."""
+    env = os.environ if env is None else env
+    portal_env = env.get("PORTAL_ENV", "development")
+    if portal_env not in {"development", "production", "testing"}:
+        raise ConfigError("PORTAL_ENV must be development, production or testing")
+    production = portal_env == "production"
+
+    secret_key = env.get("SECRET_KEY", "")
+    if not secret_key:
+        if production:
+            raise ConfigError("SECRET_KEY must be set in production")
+        secret_key = _dev_secret(instance_path)
+    if production and len(secret_key) < 32:
+        raise ConfigError("SECRET_KEY must be at least 32 characters in production")
+
+    signing_keys = [k.strip() for k in env.get("LINK_SIGNING_KEYS", "").split(",") if k.strip()]
+    if not signing_keys:
+        if production:
+            raise ConfigError("LINK_SIGNING_KEYS must be set in production")
+        signing_keys = [secret_key]
+    if production and any(len(k) < 32 for k in signing_keys):
+        raise ConfigError("every LINK_SIGNING_KEYS entry must be at least 32 characters")
+
+    default_db = "sqlite:///" + str(Path(instance_path) / "portal.db")
+    base_url = env.get("PORTAL_BASE_URL", "http://127.0.0.1:5000").rstrip("/")
+    if production and not base_url.startswith("https://"):
+        raise ConfigError("PORTAL_BASE_URL must be an https:// URL in production")
+
+    return {
+        "PORTAL_ENV": portal_env,
+        "TESTING": portal_env == "testing",
+        "SECRET_KEY": secret_key,
+        "LINK_SIGNING_KEYS": signing_keys,
+        "SQLALCHEMY_DATABASE_URI": normalise_database_url(env.get("DATABASE_URL", default_db)),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "PORTAL_BASE_URL": base_url,
+        "PREFERRED_URL_SCHEME": "https" if production else "http",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE"), production),
+        "SESSION_COOKIE_NAME": "portal_session",
+        "HSTS_ENABLED": _bool(env.get("HSTS_ENABLED"), production),
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+        "WTF_CSRF_TIME_LIMIT": 3600 * 8,
+        "PROXY_FIX_COUNT": _int(env, "PROXY_FIX_COUNT", 0),
+        "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), True),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "LINK_RATE_LIMIT": env.get("LINK_RATE_LIMIT", "60 per minute"),
+        "STEP_UP_RATE_LIMIT": env.get("STEP_UP_RATE_LIMIT", "10 per minute"),
+        "STEP_UP_MAX_ATTEMPTS": _int(env, "STEP_UP_MAX_ATTEMPTS", 5),
+        "LINK_MAX_AGE_DAYS": _int(env, "LINK_MAX_AGE_DAYS", 400),
+        "LINK_DEFAULT_TTL_DAYS": _int(env, "LINK_DEFAULT_TTL_DAYS", 60),
+        "LINK_OPEN_EVENT_INTERVAL_MINUTES": _int(env, "LINK_OPEN_EVENT_INTERVAL_MINUTES", 30),
+        "GRANT_MAX_AGE_HOURS": _int(env, "GRANT_MAX_AGE_HOURS", 12),
+        "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+    }

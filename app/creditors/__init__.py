@@ -1,0 +1,1 @@
+"""Creditors: the tenants. Brand, bank account, reference scheme, API keys."""

@@ -1,0 +1,78 @@
+"""Creditor (the tenant) and its API keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
+
+from app.extensions import db
+from app.models import UTCDateTime, utcnow
+
+REFERENCE_SCHEMES = ("kid_mod10", "kid_mod11", "rf")
+STEP_UP_MODES = ("none", "postcode", "customer_number", "date_of_birth")
+
+
+class Creditor(db.Model):
+    __tablename__ = "creditors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    legal_name: Mapped[str | None] = mapped_column(String(200))
+    country: Mapped[str] = mapped_column(String(2))
+    default_locale: Mapped[str] = mapped_column(String(8))
+    currency: Mapped[str] = mapped_column(String(3))
+
+    # Brand. Colours are stored as "#rrggbb" after the WCAG AA contrast check.
+    brand_primary: Mapped[str] = mapped_column(String(7), default="#1f4b99")
+    brand_accent: Mapped[str] = mapped_column(String(7), default="#0b6e4f")
+    logo: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    logo_mime: Mapped[str | None] = mapped_column(String(32))
+    logo_version: Mapped[str | None] = mapped_column(String(16))
+
+    # Support contact.
+    support_email: Mapped[str | None] = mapped_column(String(254))
+    support_phone: Mapped[str | None] = mapped_column(String(32))
+    support_hours: Mapped[str | None] = mapped_column(String(200))
+    support_url: Mapped[str | None] = mapped_column(String(500))
+
+    # Legal footer.
+    org_number: Mapped[str | None] = mapped_column(String(32))
+    address: Mapped[str | None] = mapped_column(Text)
+
+    # Bank account: IBAN/BIC or a Norwegian account number (11 digits, MOD11).
+    iban: Mapped[str | None] = mapped_column(String(34))
+    bic: Mapped[str | None] = mapped_column(String(11))
+    bank_account_no: Mapped[str | None] = mapped_column(String(11))
+
+    reference_scheme: Mapped[str] = mapped_column(String(16), default="rf")
+    portal_base_url: Mapped[str | None] = mapped_column(String(300))
+    step_up_mode: Mapped[str] = mapped_column(String(20), default="none")
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    api_keys: Mapped[list[ApiKey]] = relationship(back_populates="creditor", cascade="all, delete-orphan")
+
+    def __repr__(self) -> str:
+        return f"<Creditor {self.slug}>"
+
+
+class ApiKey(db.Model):
+    """A creditor's API key. Only a SHA-256 digest is stored: keys are 256-bit random strings."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (Index("ix_api_keys_creditor_id", "creditor_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    creditor_id: Mapped[int] = mapped_column(ForeignKey("creditors.id", ondelete="CASCADE"))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    creditor: Mapped[Creditor] = relationship(back_populates="api_keys")

@@ -1,0 +1,212 @@
+"""Creating and updating creditors, their brand and their API keys."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from stdnum import bic as stdnum_bic
+from stdnum import iban as stdnum_iban
+from stdnum.no import kontonr
+
+from app.creditors.brand import contrast_ratio, ensure_contrast, parse_hex, to_hex
+from app.creditors.models import REFERENCE_SCHEMES, STEP_UP_MODES, ApiKey, Creditor
+from app.errors import InvalidData
+from app.extensions import db
+from app.i18n import SUPPORTED_LOCALES
+from app.models import utcnow
+from app.money import is_currency
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+API_KEY_PREFIX = "pk_"
+LOGO_MAX_BYTES = 200 * 1024
+LOGO_TYPES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
+
+
+@dataclass
+class CreditorInput:
+    slug: str
+    name: str
+    country: str
+    default_locale: str
+    currency: str
+    legal_name: str | None = None
+    brand_primary: str = "#1f4b99"
+    brand_accent: str = "#0b6e4f"
+    support_email: str | None = None
+    support_phone: str | None = None
+    support_hours: str | None = None
+    support_url: str | None = None
+    org_number: str | None = None
+    address: str | None = None
+    iban: str | None = None
+    bic: str | None = None
+    bank_account_no: str | None = None
+    reference_scheme: str = "rf"
+    portal_base_url: str | None = None
+    step_up_mode: str = "none"
+    notes: list[str] = field(default_factory=list)
+
+
+def _clean(value: str | None) -> str | None:
+    value = value.strip() if isinstance(value, str) else value
+    return value or None
+
+
+def validate_creditor(data: CreditorInput) -> CreditorInput:
+    """Check every field, collect every problem; adjust brand colours that fail WCAG AA."""
+    errors: dict[str, str] = {}
+    data.slug = (data.slug or "").strip().lower()
+    if not SLUG.match(data.slug):
+        errors["slug"] = "2-63 lower-case letters, digits or hyphens"
+    if not _clean(data.name):
+        errors["name"] = "required"
+    data.country = (data.country or "").strip().upper()
+    if not re.fullmatch(r"[A-Z]{2}", data.country):
+        errors["country"] = "an ISO 3166 two-letter country code"
+    if data.default_locale not in SUPPORTED_LOCALES:
+        errors["default_locale"] = f"one of {', '.join(SUPPORTED_LOCALES)}"
+    data.currency = (data.currency or "").strip().upper()
+    if not is_currency(data.currency):
+        errors["currency"] = "an ISO 4217 currency code"
+    if data.reference_scheme not in REFERENCE_SCHEMES:
+        errors["reference_scheme"] = f"one of {', '.join(REFERENCE_SCHEMES)}"
+    if data.step_up_mode not in STEP_UP_MODES:
+        errors["step_up_mode"] = f"one of {', '.join(STEP_UP_MODES)}"
+    data.support_email = _clean(data.support_email)
+    if data.support_email and not EMAIL.match(data.support_email):
+        errors["support_email"] = "not an e-mail address"
+    data.support_phone = _clean(data.support_phone)
+    if data.support_phone and not E164.match(data.support_phone.replace(" ", "")):
+        errors["support_phone"] = "an E.164 number such as +4722334455"
+    data.iban = _clean(data.iban)
+    if data.iban:
+        if not stdnum_iban.is_valid(data.iban):
+            errors["iban"] = "not a valid IBAN"
+        else:
+            data.iban = stdnum_iban.compact(data.iban)
+    data.bic = _clean(data.bic)
+    if data.bic:
+        if not stdnum_bic.is_valid(data.bic):
+            errors["bic"] = "not a valid BIC"
+        else:
+            data.bic = stdnum_bic.compact(data.bic)
+    data.bank_account_no = _clean(data.bank_account_no)
+    if data.bank_account_no:
+        if not kontonr.is_valid(data.bank_account_no):
+            errors["bank_account_no"] = "not a valid Norwegian account number"
+        else:
+            data.bank_account_no = kontonr.compact(data.bank_account_no)
+    if data.reference_scheme.startswith("kid") and not data.bank_account_no:
+        errors.setdefault("bank_account_no", "a KID reference needs a Norwegian account number")
+    if data.reference_scheme == "rf" and not data.iban:
+        errors.setdefault("iban", "an RF reference needs an IBAN")
+    data.portal_base_url = _clean(data.portal_base_url)
+    if data.portal_base_url and not re.match(r"^https?://[^/\s]+$", data.portal_base_url.rstrip("/")):
+        errors["portal_base_url"] = "a scheme and host, such as https://pay.example.com"
+    for name in ("brand_primary", "brand_accent"):
+        value = getattr(data, name)
+        try:
+            parse_hex(value)
+        except ValueError:
+            errors[name] = "a colour such as #1f4b99"
+            continue
+        normalised = to_hex(parse_hex(value))
+        adjusted = ensure_contrast(normalised)
+        if adjusted != normalised:
+            data.notes.append(
+                f"{name} {normalised} has contrast {contrast_ratio(normalised, '#ffffff'):.2f}:1 on white, "
+                f"below WCAG AA 4.5:1; adjusted to {adjusted}"
+            )
+        setattr(data, name, adjusted)
+    if errors:
+        raise InvalidData(errors)
+    return data
+
+
+def create_creditor(data: CreditorInput) -> Creditor:
+    data = validate_creditor(data)
+    if db.session.scalar(select(Creditor.id).where(Creditor.slug == data.slug)) is not None:
+        raise InvalidData({"slug": "already taken"})
+    creditor = Creditor()
+    _apply(creditor, data)
+    db.session.add(creditor)
+    db.session.flush()
+    return creditor
+
+
+def update_creditor(creditor: Creditor, data: CreditorInput) -> Creditor:
+    data = validate_creditor(data)
+    _apply(creditor, data)
+    db.session.flush()
+    return creditor
+
+
+def _apply(creditor: Creditor, data: CreditorInput) -> None:
+    for name in CreditorInput.__dataclass_fields__:
+        if name != "notes":
+            setattr(creditor, name, getattr(data, name))
+
+
+def sniff_logo(content: bytes) -> str:
+    """The logo's MIME type from its content (PNG, JPEG or SVG), or InvalidData."""
+    if len(content) > LOGO_MAX_BYTES:
+        raise InvalidData({"logo": "at most 200 KB"})
+    for magic, mime in LOGO_TYPES.items():
+        if content.startswith(magic):
+            return mime
+    head = content[:512].lstrip().lower()
+    if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in content[:2048].lower()):
+        return "image/svg+xml"
+    raise InvalidData({"logo": "a PNG, JPEG or SVG image"})
+
+
+def set_logo(creditor: Creditor, content: bytes) -> None:
+    creditor.logo_mime = sniff_logo(content)
+    creditor.logo = content
+    creditor.logo_version = hashlib.sha256(content).hexdigest()[:12]
+    db.session.flush()
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_api_key(creditor: Creditor, label: str | None = None) -> str:
+    """Create a key and return it in clear text: the only time it is ever shown."""
+    secret = secrets.token_urlsafe(32)
+    key = f"{API_KEY_PREFIX}{creditor.slug[:8]}_{secret}"
+    db.session.add(
+        ApiKey(creditor_id=creditor.id, prefix=key[:12], key_hash=hash_api_key(key), label=label)
+    )
+    db.session.flush()
+    return key
+
+
+def creditor_for_api_key(key: str) -> Creditor | None:
+    if not key or not key.startswith(API_KEY_PREFIX) or len(key) > 200:
+        return None
+    row = db.session.execute(
+        select(ApiKey, Creditor)
+        .join(Creditor, ApiKey.creditor_id == Creditor.id)
+        .where(ApiKey.key_hash == hash_api_key(key), ApiKey.revoked_at.is_(None))
+    ).first()
+    if row is None:
+        return None
+    api_key, creditor = row
+    api_key.last_used_at = utcnow()
+    return creditor
+
+
+def revoke_api_keys(creditor: Creditor) -> int:
+    now = utcnow()
+    keys = [k for k in creditor.api_keys if k.revoked_at is None]
+    for k in keys:
+        k.revoked_at = now
+    db.session.flush()
+    return len(keys)

@@ -1,0 +1,59 @@
+"""Domain errors, error pages (translated HTML) and JSON errors for the API. Rollback on 500."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from app.extensions import db
+
+log = logging.getLogger(__name__)
+
+
+class InvalidData(ValueError):
+    """Input failed validation. `errors` maps a field path ('lines.2.vat_rate') to its problem."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+class Conflict(Exception):
+    """The request contradicts what is stored (e.g. the same invoice number with other content)."""
+
+
+class IllegalTransition(Exception):
+    """An invoice state change that the state machine does not allow."""
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc):
+        if _wants_json():
+            return jsonify(error="csrf_failed", message=exc.description), 400
+        return render_template("errors/error.html", code=400, kind="csrf"), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if exc.code and exc.code >= 500:
+            db.session.rollback()
+        if _wants_json():
+            body = {"error": (exc.name or "error").lower().replace(" ", "_"), "message": exc.description}
+            return jsonify(body), exc.code
+        kind = {404: "not_found", 405: "not_allowed", 413: "too_large", 429: "too_many"}.get(exc.code, "generic")
+        return render_template("errors/error.html", code=exc.code, kind=kind), exc.code
+
+    @app.errorhandler(Exception)
+    def unhandled(exc: Exception):
+        db.session.rollback()
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if _wants_json():
+            return jsonify(error="internal_error", message="Something went wrong on our side."), 500
+        return render_template("errors/error.html", code=500, kind="generic"), 500

@@ -1,0 +1,54 @@
+"""Supported locales and the choice of locale for a request.
+
+Order: an explicit switch on the page > the customer's language > Accept-Language >
+the creditor's default > English.
+"""
+
+from flask import g, request, session
+from flask_babel import lazy_gettext as _l
+
+SUPPORTED_LOCALES = ("en", "nb", "de")
+DEFAULT_LOCALE = "en"
+LOCALE_NAMES = {"en": "English", "nb": "Norsk bokmål", "de": "Deutsch"}
+LOCALE_LABELS = {"en": _l("English"), "nb": _l("Norwegian"), "de": _l("German")}
+# Babel locale used to format money and dates for each supported language.
+FORMAT_LOCALES = {"en": "en_GB", "nb": "nb_NO", "de": "de_DE"}
+ALIASES = {"no": "nb", "nn": "nb"}
+
+
+def normalise_locale(value: str | None) -> str | None:
+    """'nb-NO', 'no', 'de_AT' -> a supported locale, or None."""
+    if not value:
+        return None
+    base = value.replace("_", "-").split("-")[0].lower()
+    base = ALIASES.get(base, base)
+    return base if base in SUPPORTED_LOCALES else None
+
+
+def choose_locale(explicit: str | None, customer: str | None, accept, creditor_default: str | None) -> str:
+    """Pure decision function; `accept` is a werkzeug LanguageAccept or None."""
+    for candidate in (explicit, customer):
+        found = normalise_locale(candidate)
+        if found:
+            return found
+    if accept is not None:
+        for lang, _quality in accept:
+            found = normalise_locale(lang)
+            if found:
+                return found
+    return normalise_locale(creditor_default) or DEFAULT_LOCALE
+
+
+def select_locale() -> str:
+    """Flask-Babel's locale selector: views put the bill's context in g before rendering."""
+    explicit = session.get("locale") if request else None
+    return choose_locale(
+        explicit,
+        getattr(g, "customer_locale", None),
+        request.accept_languages if request else None,
+        getattr(g, "creditor_locale", None),
+    )
+
+
+def format_locale(locale: str) -> str:
+    return FORMAT_LOCALES.get(str(locale), "en_GB")

@@ -1,0 +1,1 @@
+"""Signed access links: the signer, the AccessLink row, issue/resolve/revoke."""

@@ -1,0 +1,136 @@
+"""Issue, resolve and revoke signed access links."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from app.billing.models import Invoice
+from app.billing.services import record_event
+from app.creditors.models import Creditor
+from app.errors import InvalidData
+from app.extensions import db
+from app.links.models import CHANNELS, AccessLink
+from app.links.signer import LinkSigner, hash_key
+from app.models import utcnow
+
+MAX_TTL_DAYS = 365
+
+
+def get_signer() -> LinkSigner:
+    """The app's signer, built once per app from its configuration."""
+    signer = current_app.extensions.get("link_signer")
+    if signer is None:
+        cfg = current_app.config
+        signer = LinkSigner(cfg["LINK_SIGNING_KEYS"], cfg["LINK_MAX_AGE_DAYS"] * 86400)
+        current_app.extensions["link_signer"] = signer
+    return signer
+
+
+def link_url(creditor: Creditor, token: str, base_url: str) -> str:
+    """Built from configuration (the creditor's portal domain or PORTAL_BASE_URL), never the Host header."""
+    return f"{(creditor.portal_base_url or base_url).rstrip('/')}/l/{token}"
+
+
+@dataclass
+class IssuedLink:
+    url: str
+    token: str
+    link: AccessLink
+
+
+def issue_link(
+    invoice: Invoice, *, channel: str, ttl_days: int, signer: LinkSigner, base_url: str, actor: str,
+    purpose: str = "bill", now: datetime | None = None,
+) -> IssuedLink:
+    errors = {}
+    if channel not in CHANNELS:
+        errors["channel"] = f"one of {', '.join(CHANNELS)}"
+    if not isinstance(ttl_days, int) or isinstance(ttl_days, bool) or not 1 <= ttl_days <= MAX_TTL_DAYS:
+        errors["ttl_days"] = f"a whole number of days from 1 to {MAX_TTL_DAYS}"
+    if invoice.is_closed:
+        errors["invoice"] = f"the invoice is {invoice.status}"
+    if errors:
+        raise InvalidData(errors)
+    now = now or utcnow()
+    max_age_days = signer.max_age_seconds // 86400
+    key = signer.new_key()
+    link = AccessLink(
+        key_hash=hash_key(key), invoice_id=invoice.id, purpose=purpose, channel=channel, created_at=now,
+        expires_at=now + timedelta(days=min(ttl_days, max_age_days)),
+    )
+    db.session.add(link)
+    db.session.flush()
+    record_event(invoice, "link_issued", actor, link_id=link.id, channel=channel, expires_at=link.expires_at.isoformat())
+    token = signer.sign(key, purpose)
+    return IssuedLink(url=link_url(invoice.creditor, token, base_url), token=token, link=link)
+
+
+def revoke_links(invoice: Invoice, *, actor: str, now: datetime | None = None) -> int:
+    now = now or utcnow()
+    result = db.session.execute(
+        update(AccessLink)
+        .where(AccessLink.invoice_id == invoice.id, AccessLink.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    record_event(invoice, "links_revoked", actor, count=result.rowcount)
+    db.session.flush()
+    return result.rowcount
+
+
+@dataclass
+class Resolution:
+    """What a token leads to. `link` and `invoice` are set only when access is granted;
+    `creditor` is set whenever it is known, so the neutral page can show its contact."""
+
+    ok: bool
+    link: AccessLink | None = None
+    invoice: Invoice | None = None
+    creditor: Creditor | None = None
+
+
+def resolve_token(token: str, *, signer: LinkSigner, purpose: str = "bill", now: datetime | None = None) -> Resolution:
+    """Signature and age first (no database work for a forged token), then the row."""
+    key = signer.unsign(token, purpose)
+    if key is None:
+        return Resolution(ok=False)
+    row = db.session.execute(
+        select(AccessLink, Invoice, Creditor)
+        .join(Invoice, AccessLink.invoice_id == Invoice.id)
+        .join(Creditor, Invoice.creditor_id == Creditor.id)
+        .where(AccessLink.key_hash == hash_key(key), AccessLink.purpose == purpose)
+    ).first()
+    if row is None:
+        return Resolution(ok=False)
+    link, invoice, creditor = row
+    now = now or utcnow()
+    if link.revoked_at is not None or link.expires_at <= now or invoice.is_closed:
+        return Resolution(ok=False, creditor=creditor)
+    return Resolution(ok=True, link=link, invoice=invoice, creditor=creditor)
+
+
+def record_open(resolution: Resolution, *, interval_minutes: int, now: datetime | None = None) -> bool:
+    """Record that the link was opened, at most once per `interval_minutes` per link, so that
+    reloads and mail-scanner prefetches do not flood the timeline. Returns True if recorded."""
+    link, invoice = resolution.link, resolution.invoice
+    now = now or utcnow()
+    if link.last_opened_at is not None and now - link.last_opened_at < timedelta(minutes=interval_minutes):
+        return False
+    link.last_opened_at = now
+    link.open_count += 1
+    record_event(invoice, "link_opened", "customer", link_id=link.id, channel=link.channel)
+    db.session.flush()
+    return True
+
+
+def record_step_up_failure(link: AccessLink, *, max_attempts: int) -> bool:
+    """Count a failed step-up; returns True when the link is now locked."""
+    link.step_up_failures += 1
+    if link.step_up_failures >= max_attempts and link.revoked_at is None:
+        link.revoked_at = utcnow()
+        record_event(link.invoice, "link_locked", "customer", link_id=link.id, reason="step_up_attempts")
+    db.session.flush()
+    return link.revoked_at is not None

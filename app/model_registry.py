@@ -1,0 +1,5 @@
+"""Imports every model module, so that metadata is complete for Alembic and the ORM."""
+
+from app.billing import models as billing_models  # noqa: F401
+from app.creditors import models as creditor_models  # noqa: F401
+from app.links import models as link_models  # noqa: F401

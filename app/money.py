@@ -1,0 +1,84 @@
+"""Money: integer minor units plus an ISO 4217 currency. Formatting goes through Babel only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
+
+from babel.numbers import format_currency, format_decimal, get_currency_precision, list_currencies
+
+
+@lru_cache(maxsize=1)
+def known_currencies() -> frozenset[str]:
+    return frozenset(list_currencies())
+
+
+def is_currency(code: str) -> bool:
+    return isinstance(code, str) and code in known_currencies()
+
+
+@lru_cache(maxsize=256)
+def exponent(currency: str) -> int:
+    """Number of minor-unit digits (2 for NOK and EUR, 0 for JPY)."""
+    return get_currency_precision(currency)
+
+
+def to_decimal(amount: int, currency: str) -> Decimal:
+    return Decimal(amount).scaleb(-exponent(currency))
+
+
+def from_decimal(value: Decimal, currency: str) -> int:
+    """Major units (a Decimal) to minor units, rounding half up."""
+    return int((value.scaleb(exponent(currency))).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+@lru_cache(maxsize=8192)
+def format_money(amount: int, currency: str, locale: str) -> str:
+    """'1 234,50 kr' in nb, '1.234,50 €' in de, '£1,234.50' in en. Cached: the inputs are immutable."""
+    return format_currency(to_decimal(amount, currency), currency, locale=locale)
+
+
+@lru_cache(maxsize=1024)
+def format_quantity(quantity: Decimal, locale: str) -> str:
+    return format_decimal(quantity.normalize() if quantity == quantity.to_integral() else quantity, locale=locale)
+
+
+@lru_cache(maxsize=256)
+def format_rate(basis_points: int, locale: str) -> str:
+    """A VAT or interest rate given in basis points, as a percentage ('25 %', '7 %')."""
+    return format_decimal(Decimal(basis_points) / 100, format="#,##0.##", locale=locale) + "\u00a0%"
+
+
+def round_half_up(value: Decimal) -> int:
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    amount: int
+    currency: str
+
+    def __post_init__(self):
+        if not isinstance(self.amount, int) or isinstance(self.amount, bool):
+            raise TypeError("Money amounts are integer minor units")
+        if not is_currency(self.currency):
+            raise ValueError(f"unknown currency {self.currency!r}")
+
+    def __add__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.amount + other.amount, self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.amount - other.amount, self.currency)
+
+    def _same(self, other: Money) -> None:
+        if not isinstance(other, Money) or other.currency != self.currency:
+            raise ValueError("cannot mix currencies")
+
+    def format(self, locale: str) -> str:
+        return format_money(self.amount, self.currency, locale)
+
+    def decimal(self) -> Decimal:
+        return to_decimal(self.amount, self.currency)

@@ -1,0 +1,119 @@
+"""Loading a bill for the page and describing it for the customer (no Flask objects here)."""
+
+from __future__ import annotations
+
+import hmac
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import lru_cache
+
+from babel.core import get_global
+from babel.dates import get_timezone
+from sqlalchemy import select
+from sqlalchemy.orm import contains_eager, selectinload
+
+from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceStatus as S
+from app.creditors.models import Creditor
+from app.extensions import db
+
+
+def load_bill(public_id: str) -> Invoice | None:
+    """The invoice with its creditor, customer and lines: two statements whatever the line count."""
+    if not public_id or len(public_id) > 32:
+        return None
+    return db.session.scalar(
+        select(Invoice)
+        .join(Creditor, Invoice.creditor_id == Creditor.id)
+        .join(Customer, Invoice.customer_id == Customer.id)
+        .options(contains_eager(Invoice.creditor), contains_eager(Invoice.customer), selectinload(Invoice.lines))
+        .where(Invoice.public_id == public_id)
+    )
+
+
+def load_payments(invoice_id: int) -> list[InvoiceEvent]:
+    return list(
+        db.session.scalars(
+            select(InvoiceEvent)
+            .where(InvoiceEvent.invoice_id == invoice_id, InvoiceEvent.kind == "payment_recorded")
+            .order_by(InvoiceEvent.id)
+        )
+    )
+
+
+@lru_cache(maxsize=64)
+def _zone(country: str):
+    zones = get_global("territory_zones").get(country.upper()) or ["UTC"]
+    return get_timezone(zones[0])
+
+
+def local_today(country: str, now: datetime) -> date:
+    """Today's date where the creditor is: due dates are local dates."""
+    return now.astimezone(_zone(country)).date()
+
+
+@dataclass(frozen=True)
+class DueState:
+    """What the status line says: kind is due, due_today, overdue, paid, disputed, on_hold or in_collection."""
+
+    kind: str
+    days: int = 0
+
+
+def due_state(invoice: Invoice, today: date) -> DueState:
+    if invoice.status == S.PAID or invoice.balance <= 0:
+        return DueState("paid")
+    if invoice.status in (S.DISPUTED, S.ON_HOLD, S.IN_COLLECTION):
+        return DueState(invoice.status)
+    days = (invoice.due_date - today).days
+    if days > 0:
+        return DueState("due", days)
+    if days == 0:
+        return DueState("due_today")
+    return DueState("overdue", -days)
+
+
+# --- step-up -----------------------------------------------------------------------
+
+
+def _normalise(value: str) -> str:
+    value = unicodedata.normalize("NFKC", value or "")
+    return re.sub(r"[\s.\-/]", "", value).casefold()
+
+
+def parse_birth_date(value: str) -> date | None:
+    value = (value or "").strip()
+    for pattern in (r"(\d{4})-(\d{2})-(\d{2})", r"(\d{2})[./](\d{2})[./](\d{4})"):
+        m = re.fullmatch(pattern, value)
+        if m:
+            parts = m.groups()
+            y, mo, d = (parts if len(parts[0]) == 4 else (parts[2], parts[1], parts[0]))
+            try:
+                return date(int(y), int(mo), int(d))
+            except ValueError:
+                return None
+    return None
+
+
+def expected_answer(mode: str, customer: Customer) -> str | None:
+    if mode == "postcode":
+        return customer.postcode
+    if mode == "customer_number":
+        return customer.external_ref
+    if mode == "date_of_birth":
+        return customer.date_of_birth.isoformat() if customer.date_of_birth else None
+    return None
+
+
+def check_step_up(mode: str, customer: Customer, answer: str) -> bool:
+    """Constant-time comparison of the customer's answer with what the creditor gave us."""
+    expected = expected_answer(mode, customer)
+    if not expected:
+        return False
+    if mode == "date_of_birth":
+        parsed = parse_birth_date(answer)
+        given = parsed.isoformat() if parsed else ""
+    else:
+        given, expected = _normalise(answer), _normalise(expected)
+    return hmac.compare_digest(given.encode(), expected.encode())

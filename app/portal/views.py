@@ -1,0 +1,198 @@
+"""Customer pages: /l/<token> -> /b/<public id>, the step-up, the bill, its PDF and QR code."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+
+from app.billing.models import Invoice
+from app.billing.transfer import epc_payload, epc_qr_svg, transfer_details
+from app.creditors.models import Creditor
+from app.extensions import db, limiter
+from app.i18n import LOCALE_NAMES, SUPPORTED_LOCALES, normalise_locale
+from app.links.models import AccessLink
+from app.links.services import get_signer, record_open, record_step_up_failure, resolve_token
+from app.models import utcnow
+from app.portal import grants
+from app.portal.forms import StepUpForm
+from app.portal.services import check_step_up, due_state, load_bill, load_payments, local_today
+
+bp = Blueprint("portal", __name__)
+
+
+@bp.before_request
+def _language_switch():
+    """?lang=xx is the explicit switch; it wins over every other source for this browser."""
+    g.no_store = True
+    lang = normalise_locale(request.args.get("lang"))
+    if lang:
+        session["locale"] = lang
+
+
+@bp.app_context_processor
+def _locales():
+    return {"supported_locales": SUPPORTED_LOCALES, "locale_names": LOCALE_NAMES}
+
+
+def _unavailable(creditor: Creditor | None = None):
+    """The one neutral answer for forged, expired, revoked, unknown and closed links."""
+    if creditor is not None:
+        g.creditor_locale = creditor.default_locale
+    return render_template("portal/unavailable.html", creditor=creditor), 404
+
+
+def _link_limit() -> str:
+    return current_app.config["LINK_RATE_LIMIT"]
+
+
+def _step_up_limit() -> str:
+    return current_app.config["STEP_UP_RATE_LIMIT"]
+
+
+@bp.get("/l/<token>")
+@limiter.limit(_link_limit)
+def open_link(token: str):
+    """Check the signed link, note that it was opened, and send the browser to the bill."""
+    resolution = resolve_token(token, signer=get_signer())
+    if not resolution.ok:
+        return _unavailable(resolution.creditor)
+    record_open(resolution, interval_minutes=current_app.config["LINK_OPEN_EVENT_INTERVAL_MINUTES"])
+    db.session.commit()
+    grants.add(session, resolution.invoice.public_id, resolution.link.id, int(time.time()))
+    return redirect(url_for("portal.bill", public_id=resolution.invoice.public_id), code=303)
+
+
+def _granted_bill(public_id: str) -> tuple[Invoice | None, dict | None, Response | None]:
+    """The invoice if this browser holds a live grant for it; else the neutral answer."""
+    grant = grants.find(session, public_id, int(time.time()), current_app.config["GRANT_MAX_AGE_HOURS"])
+    if grant is None:
+        return None, None, _unavailable()
+    invoice = load_bill(public_id)
+    if invoice is None:
+        return None, None, _unavailable()
+    if invoice.is_closed:
+        return None, None, _unavailable(invoice.creditor)
+    g.customer_locale = invoice.customer.preferred_locale
+    g.creditor_locale = invoice.creditor.default_locale
+    if invoice.creditor.step_up_mode != "none" and not grant.get("v"):
+        return None, None, redirect(url_for("portal.verify", public_id=public_id), code=303)
+    return invoice, grant, None
+
+
+@bp.get("/b/<public_id>")
+def bill(public_id: str):
+    """The bill page."""
+    invoice, _grant, answer = _granted_bill(public_id)
+    if answer is not None:
+        return answer
+    creditor = invoice.creditor
+    today = local_today(creditor.country, utcnow())
+    return render_template(
+        "portal/bill.html",
+        invoice=invoice,
+        creditor=creditor,
+        customer=invoice.customer,
+        lines=invoice.lines,
+        fees=[line for line in invoice.lines if line.is_fee],
+        payments=load_payments(invoice.id) if invoice.amount_paid else [],
+        state=due_state(invoice, today),
+        transfer=transfer_details(creditor, invoice),
+    )
+
+
+@bp.route("/b/<public_id>/verify", methods=["GET", "POST"])
+@limiter.limit(_step_up_limit, methods=["POST"])
+def verify(public_id: str):
+    """The light step-up some creditors ask for before the bill is shown."""
+    grant = grants.find(session, public_id, int(time.time()), current_app.config["GRANT_MAX_AGE_HOURS"])
+    invoice = load_bill(public_id) if grant else None
+    if invoice is None or invoice.is_closed:
+        return _unavailable(invoice.creditor if invoice else None)
+    creditor = invoice.creditor
+    g.customer_locale = invoice.customer.preferred_locale
+    g.creditor_locale = creditor.default_locale
+    if creditor.step_up_mode == "none" or grant.get("v"):
+        return redirect(url_for("portal.bill", public_id=public_id), code=303)
+    link = db.session.get(AccessLink, grant["l"])
+    if link is None or link.revoked_at is not None or link.invoice_id != invoice.id:
+        return _unavailable(creditor)
+    form = StepUpForm()
+    max_attempts = current_app.config["STEP_UP_MAX_ATTEMPTS"]
+    if form.validate_on_submit():
+        if check_step_up(creditor.step_up_mode, invoice.customer, form.answer.data):
+            grants.mark_verified(session, public_id)
+            return redirect(url_for("portal.bill", public_id=public_id), code=303)
+        locked = record_step_up_failure(link, max_attempts=max_attempts)
+        db.session.commit()
+        if locked:
+            return _unavailable(creditor)
+        form.answer.errors.append(_("That does not match what %(creditor)s has on file.", creditor=creditor.name))
+    status = 422 if request.method == "POST" else 200
+    return render_template(
+        "portal/verify.html", invoice=invoice, creditor=creditor, form=form, mode=creditor.step_up_mode,
+        attempts_left=max_attempts - link.step_up_failures,
+    ), status
+
+
+@bp.get("/b/<public_id>/invoice.pdf")
+def invoice_pdf(public_id: str):
+    """The invoice as a PDF, in the same brand and language as the page."""
+    invoice, _grant, answer = _granted_bill(public_id)
+    if answer is not None:
+        return answer
+    from app.billing.pdf import render_invoice_pdf
+
+    creditor = invoice.creditor
+    pdf = render_invoice_pdf(
+        invoice,
+        payments=load_payments(invoice.id) if invoice.amount_paid else [],
+        state=due_state(invoice, local_today(creditor.country, utcnow())),
+        transfer=transfer_details(creditor, invoice),
+    )
+    filename = f"invoice-{invoice.number}.pdf".replace("/", "-")
+    return Response(
+        pdf,
+        mimetype="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@bp.get("/b/<public_id>/epc-qr.svg")
+def epc_qr(public_id: str):
+    """The EPC QR code for a SEPA transfer of the balance (EUR only)."""
+    invoice, _grant, answer = _granted_bill(public_id)
+    if answer is not None:
+        return answer
+    try:
+        payload = epc_payload(invoice.creditor, invoice)
+    except ValueError:
+        abort(404)
+    svg = epc_qr_svg(payload, title=_("QR code for a bank transfer"))
+    return Response(svg, mimetype="image/svg+xml")
+
+
+@bp.get("/brand/<slug>/logo")
+def logo(slug: str):
+    """A creditor's logo, from our own origin, cacheable for a year (the URL carries its version)."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import undefer
+
+    creditor = db.session.scalar(select(Creditor).options(undefer(Creditor.logo)).where(Creditor.slug == slug))
+    if creditor is None or not creditor.logo:
+        abort(404)
+    g.no_store = False
+    response = Response(creditor.logo, mimetype=creditor.logo_mime)
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+    return response
+
+
+@bp.get("/healthz")
+def healthz():
+    """Liveness and database check for the load balancer."""
+    from sqlalchemy import text
+
+    db.session.execute(text("SELECT 1"))
+    return {"status": "ok"}

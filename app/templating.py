@@ -1,0 +1,42 @@
+"""Jinja filters: money, dates, numbers and rates, all through Babel in the page's locale."""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import lru_cache
+
+from babel.dates import format_date as babel_format_date
+from flask import Flask
+from flask_babel import get_locale
+
+from app.i18n import format_locale
+from app.money import format_money, format_quantity, format_rate, to_decimal
+
+
+def current_format_locale() -> str:
+    return format_locale(str(get_locale()))
+
+
+@lru_cache(maxsize=4096)
+def _date(value: date, fmt: str, locale: str) -> str:
+    return babel_format_date(value, format=fmt, locale=locale)
+
+
+def money(amount: int, currency: str) -> str:
+    return format_money(amount, currency, current_format_locale())
+
+
+def date_filter(value: date | None, fmt: str = "long") -> str:
+    return "" if value is None else _date(value, fmt, current_format_locale())
+
+
+def init_templating(app: Flask) -> None:
+    app.jinja_env.globals["get_locale"] = get_locale
+    app.jinja_env.filters["money"] = money
+    app.jinja_env.filters["date"] = date_filter
+    app.jinja_env.filters["quantity"] = lambda q: format_quantity(q, current_format_locale())
+    app.jinja_env.filters["rate"] = lambda bp: format_rate(bp, current_format_locale())
+    app.jinja_env.filters["plain_amount"] = lambda amount, currency: str(to_decimal(amount, currency))
+    app.jinja_env.filters["fromiso"] = date.fromisoformat
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True

@@ -1,0 +1,79 @@
+"""Fixtures: the app (schema made by running the migrations once per session), a per-test
+transaction rolled back at the end, and a test client.
+
+SQLite by default; PostgreSQL when TEST_DATABASE_URL is set."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from flask_migrate import upgrade
+from sqlalchemy import text
+from sqlalchemy.orm import scoped_session, sessionmaker
+
+from app import create_app
+from app.config import normalise_database_url
+from app.extensions import db, limiter
+
+TEST_KEYS = ["k-new-" + "n" * 40, "k-old-" + "o" * 40]
+
+
+def database_url(tmp_path_factory) -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        return normalise_database_url(url)
+    return "sqlite:///" + str(tmp_path_factory.mktemp("db") / "test.db")
+
+
+def reset_database(app) -> None:
+    """An empty database, then the migrations: the migrations make the schema, not create_all."""
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            with db.engine.begin() as conn:
+                conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+                conn.execute(text("CREATE SCHEMA public"))
+        upgrade()
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory):
+    instance = tmp_path_factory.mktemp("instance")
+    os.environ["PORTAL_INSTANCE_PATH"] = str(instance)
+    application = create_app(
+        {
+            "TESTING": True,
+            "PORTAL_ENV": "testing",
+            "SECRET_KEY": "test-secret-" + "x" * 40,
+            "LINK_SIGNING_KEYS": list(TEST_KEYS),
+            "SQLALCHEMY_DATABASE_URI": database_url(tmp_path_factory),
+            "PORTAL_BASE_URL": "https://pay.example.test",
+            "RATELIMIT_STORAGE_URI": "memory://",
+            "SERVER_NAME": None,
+        }
+    )
+    reset_database(application)
+    return application
+
+
+@pytest.fixture
+def session(app):
+    """Every test runs inside one transaction that is rolled back; commits become savepoints."""
+    with app.app_context():
+        connection = db.engine.connect()
+        outer = connection.begin()
+        original = db.session
+        db.session = scoped_session(sessionmaker(bind=connection, join_transaction_mode="create_savepoint"))
+        try:
+            yield db.session
+        finally:
+            db.session.remove()
+            db.session = original
+            outer.rollback()
+            connection.close()
+
+
+@pytest.fixture
+def client(app, session):
+    limiter.reset()
+    return app.test_client()

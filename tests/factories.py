@@ -1,0 +1,61 @@
+"""Test data built through the real services (validation included)."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date, timedelta
+
+from app.billing.services import import_invoice
+from app.creditors.services import CreditorInput, create_creditor
+
+_seq = itertools.count(1)
+
+CREDITORS = {
+    "NO": dict(country="NO", default_locale="nb", currency="NOK", reference_scheme="kid_mod10",
+               bank_account_no="15032080119", name="Fjordkraft Test AS", org_number="987 654 321"),
+    "DE": dict(country="DE", default_locale="de", currency="EUR", reference_scheme="rf",
+               iban="DE89370400440532013000", bic="COBADEFFXXX", name="Stadtwerke Test GmbH"),
+    "IE": dict(country="IE", default_locale="en", currency="EUR", reference_scheme="rf",
+               iban="IE29AIBK93115212345678", bic="AIBKIE2D", name="Shamrock Telecom Ltd"),
+}
+
+
+def make_creditor(kind: str = "NO", **overrides):
+    n = next(_seq)
+    fields = dict(CREDITORS[kind])
+    fields.update(
+        slug=f"test-{kind.lower()}-{n}", support_email="help@example.test", support_phone="+4722334455",
+        support_hours="Mon–Fri 08–16", address="Street 1, 0150 Oslo",
+    )
+    fields.update(overrides)
+    return create_creditor(CreditorInput(**fields))
+
+
+def invoice_payload(currency: str = "NOK", lines: int = 1, number: str | None = None, **overrides) -> dict:
+    today = date.today()
+    body_lines = [
+        {"description": f"Service {i}", "quantity": "1", "unit_price": 10000 + i, "vat_rate": 2500}
+        for i in range(1, lines + 1)
+    ]
+    total = sum((10000 + i) + ((10000 + i) * 2500 + 5000) // 10000
+                for i in range(1, lines + 1))
+    payload = {
+        "number": number or f"{100000 + next(_seq)}",
+        "issue_date": (today - timedelta(days=10)).isoformat(),
+        "due_date": (today + timedelta(days=5)).isoformat(),
+        "currency": currency,
+        "customer": {
+            "external_ref": "C-1", "name": "Kari Nordmann", "email": "kari@example.test", "phone": "+4791234567",
+            "address": {"line1": "Storgata 1", "postcode": "0150", "city": "Oslo", "country": "NO"},
+            "date_of_birth": "1980-12-31",
+        },
+        "lines": body_lines,
+        "total": total,
+    }
+    payload.update(overrides)
+    return payload
+
+
+def make_invoice(creditor, lines: int = 1, **overrides):
+    invoice, _created = import_invoice(creditor, invoice_payload(creditor.currency, lines, **overrides), actor="test")
+    return invoice
