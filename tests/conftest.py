@@ -16,6 +16,17 @@ from app import create_app
 from app.config import normalise_database_url
 from app.extensions import db, limiter
 
+class TestSession(scoped_session):
+    """One session for the whole test: request teardowns call remove(), which must not
+    close it (that would roll back the test's data and detach its objects)."""
+
+    def remove(self):
+        pass
+
+    def really_remove(self):
+        super().remove()
+
+
 TEST_KEYS = ["k-new-" + "n" * 40, "k-old-" + "o" * 40]
 
 
@@ -58,19 +69,22 @@ def app(tmp_path_factory):
 
 @pytest.fixture
 def session(app):
-    """Every test runs inside one transaction that is rolled back; commits become savepoints."""
+    """Every test runs inside one transaction that is rolled back; commits become savepoints.
+
+    No app context stays pushed during the test, so each test-client request gets a fresh
+    one (and a fresh `g`), as in production."""
     with app.app_context():
         connection = db.engine.connect()
-        outer = connection.begin()
-        original = db.session
-        db.session = scoped_session(sessionmaker(bind=connection, join_transaction_mode="create_savepoint"))
-        try:
-            yield db.session
-        finally:
-            db.session.remove()
-            db.session = original
-            outer.rollback()
-            connection.close()
+    outer = connection.begin()
+    original = db.session
+    db.session = TestSession(sessionmaker(bind=connection, join_transaction_mode="create_savepoint"))
+    try:
+        yield db.session
+    finally:
+        db.session.really_remove()
+        db.session = original
+        outer.rollback()
+        connection.close()
 
 
 @pytest.fixture
