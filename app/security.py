@@ -31,16 +31,10 @@ def content_security_policy(nonce: str) -> str:
 class RedactLinkTokens(logging.Filter):
     """Replace signed link tokens in log lines (`/l/<token>` -> `/l/[redacted]`)."""
 
-    @staticmethod
-    def _scrub(value):
-        return LINK_PATH.sub("/l/[redacted]", value) if isinstance(value, str) else value
-
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = self._scrub(record.msg)
-        if isinstance(record.args, tuple):
-            record.args = tuple(self._scrub(a) for a in record.args)
-        elif isinstance(record.args, dict):
-            record.args = {k: self._scrub(v) for k, v in record.args.items()}
+        message = record.getMessage()
+        if "/l/" in message:
+            record.msg, record.args = LINK_PATH.sub("/l/[redacted]", message), None
         return True
 
 
