@@ -23,7 +23,7 @@ def _pybabel(*args: str) -> None:
 
 def extract_messages(output: str = POT) -> None:
     _pybabel("extract", "-F", "babel.cfg", "-k", "_l", "--no-location", "--sort-output",
-             "--project", "portal", "--omit-header", "-o", output, "app", "templates")
+             "--project", "portal", "--omit-header", "-o", output, ".")
 
 
 @click.group(help="Extract, update and compile the translations (en, nb, de).")

@@ -5,12 +5,10 @@ the creditor's default > English.
 """
 
 from flask import g, request, session
-from flask_babel import lazy_gettext as _l
 
 SUPPORTED_LOCALES = ("en", "nb", "de")
 DEFAULT_LOCALE = "en"
 LOCALE_NAMES = {"en": "English", "nb": "Norsk bokmål", "de": "Deutsch"}
-LOCALE_LABELS = {"en": _l("English"), "nb": _l("Norwegian"), "de": _l("German")}
 # Babel locale used to format money and dates for each supported language.
 FORMAT_LOCALES = {"en": "en_GB", "nb": "nb_NO", "de": "de_DE"}
 ALIASES = {"no": "nb", "nn": "nb"}
