@@ -49,10 +49,10 @@ def test_wrong_answers_are_limited_then_the_link_locks(client, app, guarded, ses
         invoice = guarded("postcode")
         issued, verify_url, token = start(client, app, invoice)
         first = client.post(verify_url, data={"csrf_token": token, "answer": "9999"})
-        assert first.status_code == 422 and "2 attempts left" in first.text and 'aria-invalid="true"' in first.text
+        assert first.status_code == 422 and "2 forsøk igjen" in first.text and 'aria-invalid="true"' in first.text
         client.post(verify_url, data={"csrf_token": token, "answer": "9998"})
         locked = client.post(verify_url, data={"csrf_token": token, "answer": "9997"})
-        assert locked.status_code == 404 and "This link cannot be used" in locked.text
+        assert locked.status_code == 404 and "Denne lenken kan ikke brukes" in locked.text
         assert client.post(verify_url, data={"csrf_token": token, "answer": "0150"}).status_code == 404
         assert session.get(AccessLink, issued.link.id).revoked_at is not None
         # the right answer no longer helps, and the link itself is dead
@@ -73,7 +73,7 @@ def test_empty_answer_is_a_field_error(client, app, guarded):
     invoice = guarded("postcode")
     _issued, verify_url, token = start(client, app, invoice)
     response = client.post(verify_url, data={"csrf_token": token, "answer": ""})
-    assert response.status_code == 422 and "Please fill in this field." in response.text
+    assert response.status_code == 422 and "Fyll ut dette feltet." in response.text
 
 
 def test_customer_without_the_data_cannot_pass(client, app, session):
