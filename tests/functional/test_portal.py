@@ -62,7 +62,7 @@ def test_forged_unknown_expired_revoked_all_answer_alike(client, app, session):
     revoked = client.get(f"/l/{valid.token}")
     assert forged.status_code == unknown.status_code == revoked.status_code == 404
     assert neutral(forged.text) == neutral(unknown.text)
-    assert "This link cannot be used" in revoked.text
+    assert "Denne lenken kan ikke brukes" in revoked.text  # in the creditor's language
     # where the creditor is known (a genuine but revoked link), its contact is shown
     assert creditor.support_email in revoked.text and creditor.support_email not in forged.text
     assert invoice.number not in revoked.text
