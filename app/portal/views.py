@@ -6,6 +6,8 @@ import time
 
 from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from sqlalchemy import select, text
+from sqlalchemy.orm import undefer
 
 from app.billing.models import Invoice
 from app.billing.transfer import epc_payload, epc_qr_svg, transfer_details
@@ -176,9 +178,6 @@ def epc_qr(public_id: str):
 @bp.get("/brand/<slug>/logo")
 def logo(slug: str):
     """A creditor's logo, from our own origin, cacheable for a year (the URL carries its version)."""
-    from sqlalchemy import select
-    from sqlalchemy.orm import undefer
-
     creditor = db.session.scalar(select(Creditor).options(undefer(Creditor.logo)).where(Creditor.slug == slug))
     if creditor is None or not creditor.logo:
         abort(404)
@@ -192,7 +191,5 @@ def logo(slug: str):
 @bp.get("/healthz")
 def healthz():
     """Liveness and database check for the load balancer."""
-    from sqlalchemy import text
-
     db.session.execute(text("SELECT 1"))
     return {"status": "ok"}
