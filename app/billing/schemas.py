@@ -25,6 +25,14 @@ E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
+def _period_end_after_start(cls, end: date | None, info: ValidationInfo) -> date | None:
+    """Shared by invoices and lines (used as a pydantic field validator)."""
+    start = info.data.get("period_start")
+    if end and start and end < start:
+        raise ValueError("period_end is before period_start")
+    return end
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -89,13 +97,7 @@ class LineIn(_Strict):
     def computed(self) -> tuple[int, int, int]:
         return line_amounts(self.quantity, self.unit_price, self.vat_rate)
 
-    @field_validator("period_end")
-    @classmethod
-    def _period(cls, v, info: ValidationInfo):
-        start = info.data.get("period_start")
-        if v and start and v < start:
-            raise ValueError("period_end is before period_start")
-        return v
+    _period = field_validator("period_end")(_period_end_after_start)
 
     @field_validator("net", "vat", "gross")
     @classmethod
@@ -156,13 +158,7 @@ class InvoiceIn(_Strict):
             raise ValueError("due_date is before issue_date")
         return v
 
-    @field_validator("period_end")
-    @classmethod
-    def _period(cls, v, info: ValidationInfo):
-        start = info.data.get("period_start")
-        if v and start and v < start:
-            raise ValueError("period_end is before period_start")
-        return v
+    _period = field_validator("period_end")(_period_end_after_start)
 
     @field_validator("subtotal", "vat_total", "total")
     @classmethod

@@ -205,10 +205,6 @@ def _create(creditor: Creditor, data: InvoiceIn, digest: str, actor: str) -> Inv
     return invoice
 
 
-def days_until_due(invoice: Invoice, today: date) -> int:
-    return (invoice.due_date - today).days
-
-
 def timeline(invoice: Invoice) -> list[InvoiceEvent]:
     return list(
         db.session.scalars(select(InvoiceEvent).where(InvoiceEvent.invoice_id == invoice.id).order_by(InvoiceEvent.id))

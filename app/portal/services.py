@@ -14,7 +14,7 @@ from babel.dates import get_timezone
 from sqlalchemy import select
 from sqlalchemy.orm import contains_eager, selectinload
 
-from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceStatus as S
+from app.billing.models import Customer, Invoice, InvoiceStatus as S
 from app.creditors.models import Creditor
 from app.extensions import db
 
@@ -29,16 +29,6 @@ def load_bill(public_id: str) -> Invoice | None:
         .join(Customer, Invoice.customer_id == Customer.id)
         .options(contains_eager(Invoice.creditor), contains_eager(Invoice.customer), selectinload(Invoice.lines))
         .where(Invoice.public_id == public_id)
-    )
-
-
-def load_payments(invoice_id: int) -> list[InvoiceEvent]:
-    return list(
-        db.session.scalars(
-            select(InvoiceEvent)
-            .where(InvoiceEvent.invoice_id == invoice_id, InvoiceEvent.kind == "payment_recorded")
-            .order_by(InvoiceEvent.id)
-        )
     )
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import undefer
 
 from app.billing.models import Invoice
+from app.billing.services import payments_received
 from app.billing.transfer import epc_payload, epc_qr_svg, transfer_details
 from app.creditors.models import Creditor
 from app.extensions import db, limiter
@@ -19,7 +20,7 @@ from app.links.services import get_signer, record_open, record_step_up_failure, 
 from app.models import utcnow
 from app.portal import grants
 from app.portal.forms import StepUpForm
-from app.portal.services import check_step_up, due_state, load_bill, load_payments, local_today
+from app.portal.services import check_step_up, due_state, load_bill, local_today
 
 bp = Blueprint("portal", __name__)
 
@@ -83,25 +84,28 @@ def _granted_bill(public_id: str) -> tuple[Invoice | None, dict | None, Response
     return invoice, grant, None
 
 
+def _bill_context(invoice: Invoice) -> dict:
+    """What the page and the PDF show: the same facts in the same words."""
+    creditor = invoice.creditor
+    return {
+        "invoice": invoice,
+        "creditor": creditor,
+        "customer": invoice.customer,
+        "lines": invoice.lines,
+        "fees": [line for line in invoice.lines if line.is_fee],
+        "payments": payments_received(invoice.id) if invoice.amount_paid else [],
+        "state": due_state(invoice, local_today(creditor.country, utcnow())),
+        "transfer": transfer_details(creditor, invoice),
+    }
+
+
 @bp.get("/b/<public_id>")
 def bill(public_id: str):
     """The bill page."""
     invoice, _grant, answer = _granted_bill(public_id)
     if answer is not None:
         return answer
-    creditor = invoice.creditor
-    today = local_today(creditor.country, utcnow())
-    return render_template(
-        "portal/bill.html",
-        invoice=invoice,
-        creditor=creditor,
-        customer=invoice.customer,
-        lines=invoice.lines,
-        fees=[line for line in invoice.lines if line.is_fee],
-        payments=load_payments(invoice.id) if invoice.amount_paid else [],
-        state=due_state(invoice, today),
-        transfer=transfer_details(creditor, invoice),
-    )
+    return render_template("portal/bill.html", **_bill_context(invoice))
 
 
 @bp.route("/b/<public_id>/verify", methods=["GET", "POST"])
@@ -146,12 +150,9 @@ def invoice_pdf(public_id: str):
         return answer
     from app.billing.pdf import render_invoice_pdf
 
-    creditor = invoice.creditor
+    context = _bill_context(invoice)
     pdf = render_invoice_pdf(
-        invoice,
-        payments=load_payments(invoice.id) if invoice.amount_paid else [],
-        state=due_state(invoice, local_today(creditor.country, utcnow())),
-        transfer=transfer_details(creditor, invoice),
+        invoice, payments=context["payments"], state=context["state"], transfer=context["transfer"]
     )
     filename = f"invoice-{invoice.number}.pdf".replace("/", "-")
     return Response(
