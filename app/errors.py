@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -30,7 +30,10 @@ class IllegalTransition(Exception):
 
 
 def _wants_json() -> bool:
-    return request.path.startswith("/api/")
+    if request.path.startswith("/api/"):
+        g.no_store = True
+        return True
+    return False
 
 
 def register_error_handlers(app: Flask) -> None:

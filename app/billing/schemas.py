@@ -173,8 +173,13 @@ class InvoiceIn(_Strict):
         return v
 
 
-def _path(loc) -> str:
-    return ".".join(str(p) for p in loc) or "body"
+def validation_errors(exc: ValidationError) -> InvalidData:
+    """Turn pydantic's errors into InvalidData: the first problem of each field, by dotted path."""
+    errors: dict[str, str] = {}
+    for err in exc.errors(include_url=False):
+        path = ".".join(str(p) for p in err["loc"]) or "body"
+        errors.setdefault(path, err["msg"].removeprefix("Value error, "))
+    return InvalidData(errors)
 
 
 def parse_invoice(payload, reference_scheme: str | None = None) -> InvoiceIn:
@@ -184,8 +189,4 @@ def parse_invoice(payload, reference_scheme: str | None = None) -> InvoiceIn:
     try:
         return InvoiceIn.model_validate(payload, context={"reference_scheme": reference_scheme})
     except ValidationError as exc:
-        errors: dict[str, str] = {}
-        for err in exc.errors(include_url=False):
-            msg = err["msg"].removeprefix("Value error, ")
-            errors.setdefault(_path(err["loc"]), msg)
-        raise InvalidData(errors) from None
+        raise validation_errors(exc) from None

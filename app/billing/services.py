@@ -149,12 +149,21 @@ def import_invoice(creditor: Creditor, payload, *, actor: str) -> tuple[Invoice,
         with db.session.begin_nested():
             invoice = _create(creditor, data, digest, actor)
     except IntegrityError:
-        # A concurrent request created the same number first, or the reference is taken.
+        # Another request got there first: the same invoice number, the same payment reference,
+        # or (for a new customer) the same external reference.
         existing = find_invoice(creditor, data.number)
         if existing is not None:
             return _same_or_conflict(existing, digest)
-        raise InvalidData({"payment_reference": "already used by another invoice of this creditor"}) from None
+        if data.payment_reference and _reference_taken(creditor, data.payment_reference):
+            raise InvalidData({"payment_reference": "already used by another invoice of this creditor"}) from None
+        raise Conflict("a concurrent request changed the same customer; retry the request") from None
     return invoice, True
+
+
+def _reference_taken(creditor: Creditor, reference: str) -> bool:
+    return db.session.scalar(
+        select(Invoice.id).where(Invoice.creditor_id == creditor.id, Invoice.payment_reference == reference)
+    ) is not None
 
 
 def _same_or_conflict(existing: Invoice, digest: str) -> tuple[Invoice, bool]:

@@ -1,0 +1,56 @@
+"""Who is calling (bearer API key -> creditor, kept in `g.creditor`) and the one place that
+scopes what they may see: every lookup of the API goes through `invoice_or_404`."""
+
+from __future__ import annotations
+
+from flask import g, request
+from sqlalchemy import select
+
+from app.api.errors import ApiError
+from app.billing.models import Invoice
+from app.creditors.models import Creditor
+from app.creditors.services import creditor_for_api_key
+from app.extensions import db
+
+
+def bearer_key() -> str | None:
+    """The key of an `Authorization: Bearer <key>` header, or None."""
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return key.strip() or None
+
+
+def authenticate() -> Creditor:
+    """Find the creditor the request's key belongs to and keep it in `g`, or raise a 401."""
+    key = bearer_key()
+    if key is None:
+        raise ApiError(
+            401, "unauthorized", "Send your API key in the header 'Authorization: Bearer <key>'.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    creditor = creditor_for_api_key(key)
+    if creditor is None:
+        raise ApiError(
+            401, "unauthorized", "The API key is unknown or revoked.",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    g.creditor = creditor
+    return creditor
+
+
+def current_creditor() -> Creditor:
+    """The creditor authenticated for this request."""
+    return g.creditor
+
+
+def invoice_or_404(number: str, *, for_update: bool = False) -> Invoice:
+    """The calling creditor's invoice with this number. Another creditor's invoice is as unknown as
+    a number that does not exist. `for_update` locks the row (PostgreSQL) before a state change."""
+    query = select(Invoice).where(Invoice.creditor_id == current_creditor().id, Invoice.number == number)
+    if for_update:
+        query = query.with_for_update()
+    invoice = db.session.scalar(query)
+    if invoice is None:
+        raise ApiError(404, "not_found", "There is no invoice with this number.")
+    return invoice

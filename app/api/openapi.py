@@ -1,0 +1,319 @@
+"""The OpenAPI 3.1 document of the API, built per app on first request and kept in app.extensions.
+
+Request schemas come from the pydantic models (the same ones that validate); response schemas
+are written here and checked against the serializers' output by tests/functional/test_openapi.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+from flask import Response, current_app
+from flask.blueprints import BlueprintSetupState
+
+from app.api.schemas import CancelIn, LinkIn
+from app.billing.models import CUSTOMER_KINDS, LINE_KINDS, InvoiceStatus
+from app.billing.schemas import InvoiceIn
+from app.i18n import SUPPORTED_LOCALES
+
+REF = "#/components/schemas/{model}"
+EXAMPLE_INVOICE = {
+    "number": "2026-10001",
+    "issue_date": "2026-10-01",
+    "due_date": "2026-10-15",
+    "currency": "NOK",
+    "summary": "Electricity, September 2026",
+    "customer": {
+        "external_ref": "C-1001",
+        "name": "Kari Nordmann",
+        "email": "kari@example.com",
+        "phone": "+4791234567",
+        "address": {"line1": "Storgata 1", "postcode": "0150", "city": "Oslo", "country": "NO"},
+        "preferred_locale": "nb",
+    },
+    "lines": [
+        {"description": "Electricity 412 kWh", "quantity": "412", "unit": "kWh", "unit_price": 121, "vat_rate": 2500},
+        {"kind": "reminder_fee", "description": "Reminder fee", "unit_price": 3500, "note": "First reminder"},
+    ],
+    "total": 65815,
+}
+
+_NUMBER_PARAMETER = {
+    "name": "number",
+    "in": "path",
+    "required": True,
+    "description": "The invoice number as sent when the invoice was created; it may contain '/'.",
+    "schema": {"type": "string"},
+}
+
+
+def remember_url_prefix(state: BlueprintSetupState) -> None:
+    """Keep the blueprint's mount point (e.g. /api/v1), for the document's server URL."""
+    state.app.extensions["api_url_prefix"] = state.url_prefix or ""
+
+
+def openapi_document() -> Response:
+    """The document as JSON (keys in their written order), built once per app."""
+    text = current_app.extensions.get("api_openapi")
+    if text is None:
+        server = current_app.config["PORTAL_BASE_URL"] + current_app.extensions["api_url_prefix"]
+        text = current_app.extensions["api_openapi"] = json.dumps(build_document(server))
+    return Response(text, mimetype="application/json")
+
+
+def build_document(server_url: str) -> dict:
+    """The whole document, for the API served at `server_url`."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Payment portal creditor API",
+            "version": "1.0.0",
+            "description": (
+                "Create invoices (customer, invoice and lines in one idempotent request), read them with "
+                "their timeline, issue and revoke signed links to the bill page, cancel. Amounts are "
+                "integer minor units; VAT rates are basis points (2500 = 25 %). See docs/api.md."
+            ),
+        },
+        "servers": [{"url": server_url}],
+        "security": [{"bearerAuth": []}],
+        "paths": _paths(),
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "A creditor's API key"},
+            },
+            "parameters": {"number": _NUMBER_PARAMETER},
+            "responses": _error_responses(),
+            "schemas": {**_request_schemas(), **_response_schemas()},
+        },
+    }
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": REF.format(model=name)}
+
+
+def _json(schema: dict, description: str, example: dict | None = None) -> dict:
+    content = {"schema": schema}
+    if example is not None:
+        content["example"] = example
+    return {"description": description, "content": {"application/json": content}}
+
+
+def _errors(*codes: int) -> dict:
+    names = {400: "InvalidJson", 401: "Unauthorized", 404: "NotFound", 409: "Conflict",
+             413: "PayloadTooLarge", 415: "UnsupportedMediaType", 422: "ValidationFailed"}
+    return {str(code): {"$ref": f"#/components/responses/{names[code]}"} for code in codes}
+
+
+def _operation(operation_id: str, summary: str, responses: dict, body: dict | None = None,
+               number: bool = True, errors: tuple[int, ...] = ()) -> dict:
+    operation = {"operationId": operation_id, "summary": summary}
+    if number:
+        operation["parameters"] = [{"$ref": "#/components/parameters/number"}]
+    if body is not None:
+        operation["requestBody"] = body
+    operation["responses"] = {**responses, **_errors(401, *errors)}
+    return operation
+
+
+def _paths() -> dict:
+    invoice = _ref("Invoice")
+    return {
+        "/invoices": {
+            "post": _operation(
+                "create_invoice",
+                "Create an invoice with its customer and lines (idempotent on the invoice number)",
+                {
+                    "201": {
+                        **_json(invoice, "Created"),
+                        "headers": {"Location": {"description": "The invoice's URL", "schema": {"type": "string"}}},
+                    },
+                    "200": _json(invoice, "The same request was made before: the stored invoice, unchanged"),
+                },
+                body={"required": True, **_json(_ref("InvoiceIn"), "The invoice", EXAMPLE_INVOICE)},
+                number=False, errors=(400, 409, 413, 415, 422),
+            ),
+        },
+        "/invoices/{number}": {
+            "get": _operation(
+                "get_invoice", "An invoice with its customer, lines, amounts and timeline",
+                {"200": _json(invoice, "The invoice")}, errors=(404,),
+            ),
+        },
+        "/invoices/{number}/links": {
+            "post": _operation(
+                "issue_link", "Issue a signed link to the invoice's bill page",
+                {"201": _json(_ref("Link"), "The link to send to the customer")},
+                body={"required": True,
+                      **_json(_ref("LinkIn"), "Channel and lifetime", {"channel": "sms", "ttl_days": 30})},
+                errors=(400, 404, 413, 415, 422),
+            ),
+        },
+        "/invoices/{number}/links/revoke": {
+            "post": _operation(
+                "revoke_links", "Revoke every live link of the invoice",
+                {"200": _json(_ref("RevokedLinks"), "How many links were revoked")}, errors=(404,),
+            ),
+        },
+        "/invoices/{number}/cancel": {
+            "post": _operation(
+                "cancel_invoice", "Cancel an invoice that has no payments",
+                {"200": _json(invoice, "The cancelled invoice")},
+                body={"required": False, **_json(_ref("CancelIn"), "An optional reason", {"reason": "Sent in error"})},
+                errors=(400, 404, 409, 413, 415, 422),
+            ),
+        },
+        "/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "This document",
+                "security": [],
+                "responses": {"200": {"description": "The OpenAPI 3.1 document",
+                                      "content": {"application/json": {"schema": {"type": "object"}}}}},
+            },
+        },
+    }
+
+
+def _request_schemas() -> dict:
+    """The pydantic models' JSON schemas (draft 2020-12, as OpenAPI 3.1 uses), nested models included."""
+    schemas: dict = {}
+    for model in (InvoiceIn, LinkIn, CancelIn):
+        schema = model.model_json_schema(ref_template=REF)
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    return schemas
+
+
+def _error_responses() -> dict:
+    plain = [
+        ("InvalidJson", "The body is not valid JSON", "invalid_json"),
+        ("Unauthorized", "No API key, or an unknown or revoked one (WWW-Authenticate: Bearer)", "unauthorized"),
+        ("NotFound", "No invoice with this number for your account", "not_found"),
+        ("Conflict", "Another invoice has this number, or the state does not allow the change",
+         "conflict | illegal_transition"),
+        ("PayloadTooLarge", "The body is larger than 1 MB", "payload_too_large"),
+        ("UnsupportedMediaType", "The body is not sent as application/json", "unsupported_media_type"),
+    ]
+    responses = {
+        name: {"description": f"{description} (error: {codes})",
+               "content": {"application/json": {"schema": _ref("Error")}}}
+        for name, description, codes in plain
+    }
+    responses["ValidationFailed"] = _json(
+        _ref("ValidationError"), "Invalid fields, every problem by field path",
+        {"error": "validation_failed", "message": "Some fields are invalid; see errors.",
+         "errors": {"lines.0.unit_price": "Input should be greater than or equal to 0",
+                    "total": "total is 65816 but the lines add up to 65815"}},
+    )
+    return responses
+
+
+def _nullable(schema: dict) -> dict:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+STRING = {"type": "string"}
+DATE = {"type": "string", "format": "date"}
+AMOUNT = {"type": "integer", "minimum": 0, "description": "Minor units (øre, cent)"}
+
+
+def _object(properties: dict, description: str) -> dict:
+    return {"type": "object", "description": description, "properties": properties,
+            "required": list(properties), "additionalProperties": False}
+
+
+def _response_schemas() -> dict:
+    return {
+        "Invoice": _object(
+            {
+                "number": STRING,
+                "status": {"type": "string", "enum": list(InvoiceStatus.ALL)},
+                "currency": {"type": "string", "description": "ISO 4217"},
+                "issue_date": DATE,
+                "due_date": DATE,
+                "period_start": _nullable(DATE),
+                "period_end": _nullable(DATE),
+                "summary": _nullable(STRING),
+                "payment_reference": {"type": "string", "description": "KID or RF reference for bank transfers"},
+                "subtotal": {**AMOUNT, "description": "Sum of the lines' net amounts, minor units"},
+                "vat_total": {**AMOUNT, "description": "Sum of the lines' VAT, minor units"},
+                "total": {**AMOUNT, "description": "Gross total, minor units"},
+                "amount_paid": AMOUNT,
+                "balance": {"type": "integer", "description": "total - amount_paid, minor units"},
+                "customer": _ref("Customer"),
+                "lines": {"type": "array", "items": _ref("InvoiceLine")},
+                "events": {"type": "array", "items": _ref("InvoiceEvent"), "description": "The timeline, oldest first"},
+                "created_at": {"type": "string", "format": "date-time"},
+                "updated_at": {"type": "string", "format": "date-time"},
+            },
+            "An invoice",
+        ),
+        "Customer": _object(
+            {
+                "external_ref": STRING,
+                "name": STRING,
+                "kind": {"type": "string", "enum": list(CUSTOMER_KINDS)},
+                "email": _nullable(STRING),
+                "phone": _nullable(STRING),
+                "address": _nullable(_ref("Address")),
+                "preferred_locale": _nullable({"type": "string", "enum": list(SUPPORTED_LOCALES)}),
+            },
+            "The invoice's customer (the date of birth is never returned)",
+        ),
+        "Address": _object(
+            {name: _nullable(STRING) for name in ("line1", "line2", "postcode", "city", "country")},
+            "A postal address",
+        ),
+        "InvoiceLine": _object(
+            {
+                "position": {"type": "integer", "minimum": 1},
+                "kind": {"type": "string", "enum": list(LINE_KINDS)},
+                "description": STRING,
+                "note": _nullable(STRING),
+                "quantity": {"type": "string", "description": "A decimal, e.g. '1' or '412.5'"},
+                "unit": _nullable(STRING),
+                "unit_price": {**AMOUNT, "description": "Net of VAT, minor units"},
+                "vat_rate": {"type": "integer", "minimum": 0, "maximum": 10000, "description": "Basis points"},
+                "net": AMOUNT,
+                "vat": AMOUNT,
+                "gross": AMOUNT,
+                "period_start": _nullable(DATE),
+                "period_end": _nullable(DATE),
+            },
+            "One line of an invoice",
+        ),
+        "InvoiceEvent": _object(
+            {
+                "kind": {"type": "string", "description": "created, status_changed, link_issued, link_opened, ..."},
+                "actor": {"type": "string", "description": "api, customer, an agent, ..."},
+                "created_at": {"type": "string", "format": "date-time", "description": "UTC"},
+                "data": {"type": "object", "description": "Details of the event, by kind"},
+            },
+            "One entry of the invoice's timeline",
+        ),
+        "Link": _object(
+            {
+                "url": {"type": "string", "format": "uri", "description": "Fits in an SMS; carries no invoice data"},
+                "expires_at": {"type": "string", "format": "date-time", "description": "UTC"},
+            },
+            "A signed link to the bill page",
+        ),
+        "RevokedLinks": _object({"revoked": {"type": "integer", "minimum": 0}}, "How many links were revoked"),
+        "Error": {
+            "type": "object",
+            "properties": {"error": {"type": "string", "description": "A stable code"},
+                           "message": {"type": "string", "description": "For people"}},
+            "required": ["error", "message"],
+        },
+        "ValidationError": {
+            "type": "object",
+            "properties": {
+                "error": {"const": "validation_failed"},
+                "message": STRING,
+                "errors": {"type": "object", "additionalProperties": STRING,
+                           "description": "Field path (e.g. 'lines.0.unit_price') -> its problem"},
+            },
+            "required": ["error", "message", "errors"],
+        },
+    }
