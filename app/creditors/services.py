@@ -24,6 +24,7 @@ SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 API_KEY_PREFIX = "pk_"
+API_KEY_LABEL_MAX = 100
 LOGO_MAX_BYTES = 200 * 1024
 LOGO_TYPES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
 
@@ -78,6 +79,10 @@ def validate_creditor(data: CreditorInput) -> CreditorInput:
         errors["reference_scheme"] = f"one of {', '.join(REFERENCE_SCHEMES)}"
     if data.step_up_mode not in STEP_UP_MODES:
         errors["step_up_mode"] = f"one of {', '.join(STEP_UP_MODES)}"
+    for name in ("legal_name", "support_hours", "support_url", "org_number", "address"):
+        setattr(data, name, _clean(getattr(data, name)))
+    if data.support_url and not re.match(r"^https://[^\s]+$", data.support_url):
+        errors["support_url"] = "an https:// address"
     data.support_email = _clean(data.support_email)
     if data.support_email and not EMAIL.match(data.support_email):
         errors["support_email"] = "not an e-mail address"
@@ -179,6 +184,8 @@ def hash_api_key(key: str) -> str:
 
 def create_api_key(creditor: Creditor, label: str | None = None) -> str:
     """Create a key and return it in clear text: the only time it is ever shown."""
+    if label is not None and len(label) > API_KEY_LABEL_MAX:
+        raise InvalidData({"label": f"at most {API_KEY_LABEL_MAX} characters"})
     secret = secrets.token_urlsafe(32)
     key = f"{API_KEY_PREFIX}{creditor.slug[:8]}_{secret}"
     db.session.add(

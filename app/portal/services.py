@@ -14,7 +14,7 @@ from babel.dates import get_timezone
 from sqlalchemy import select
 from sqlalchemy.orm import contains_eager, selectinload
 
-from app.billing.models import Customer, Invoice, InvoiceStatus as S
+from app.billing.models import Customer, Invoice, InvoiceLine, InvoiceStatus as S
 from app.creditors.models import Creditor
 from app.extensions import db
 
@@ -30,6 +30,20 @@ def load_bill(public_id: str) -> Invoice | None:
         .options(contains_eager(Invoice.creditor), contains_eager(Invoice.customer), selectinload(Invoice.lines))
         .where(Invoice.public_id == public_id)
     )
+
+
+# A bill page lists at most this many ordinary lines (plus every fee); longer bills link to
+# the full list, so the page stays small and readable on a phone.
+LINES_SHOWN = 50
+LINES_FOLD_AFTER = 60
+
+
+def visible_lines(lines: list[InvoiceLine]) -> tuple[list[InvoiceLine], int]:
+    """The lines the bill page shows, and how many it leaves for the full list."""
+    if len(lines) <= LINES_FOLD_AFTER:
+        return lines, 0
+    shown = [line for i, line in enumerate(lines) if i < LINES_SHOWN or line.is_fee]
+    return shown, len(lines) - len(shown)
 
 
 @lru_cache(maxsize=64)

@@ -20,7 +20,7 @@ from app.links.services import get_signer, record_open, record_step_up_failure, 
 from app.models import utcnow
 from app.portal import grants
 from app.portal.forms import StepUpForm
-from app.portal.services import check_step_up, due_state, load_bill, local_today
+from app.portal.services import check_step_up, due_state, load_bill, local_today, visible_lines
 
 bp = Blueprint("portal", __name__)
 
@@ -92,6 +92,7 @@ def _bill_context(invoice: Invoice) -> dict:
         "creditor": creditor,
         "customer": invoice.customer,
         "lines": invoice.lines,
+        "hidden_lines": 0,
         "fees": [line for line in invoice.lines if line.is_fee],
         "payments": payments_received(invoice.id) if invoice.amount_paid else [],
         "state": due_state(invoice, local_today(creditor.country, utcnow())),
@@ -105,7 +106,18 @@ def bill(public_id: str):
     invoice, _grant, answer = _granted_bill(public_id)
     if answer is not None:
         return answer
-    return render_template("portal/bill.html", **_bill_context(invoice))
+    context = _bill_context(invoice)
+    context["lines"], context["hidden_lines"] = visible_lines(invoice.lines)
+    return render_template("portal/bill.html", **context)
+
+
+@bp.get("/b/<public_id>/lines")
+def all_lines(public_id: str):
+    """Every line of a long bill (the bill page shows the first ones and every fee)."""
+    invoice, _grant, answer = _granted_bill(public_id)
+    if answer is not None:
+        return answer
+    return render_template("portal/lines.html", invoice=invoice, creditor=invoice.creditor, lines=invoice.lines)
 
 
 @bp.route("/b/<public_id>/verify", methods=["GET", "POST"])

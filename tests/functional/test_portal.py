@@ -216,12 +216,34 @@ class TestHeaders:
         assert issued.url.startswith("https://pay.example.test/l/")
 
 
-def test_page_weight_under_40kb(client, app, session):
-    invoice = make_invoice(make_creditor("DE"), lines=60)
+@pytest.mark.parametrize("lines", [1, 60, 200])
+def test_page_weight_under_40kb(client, app, session, lines):
+    invoice = make_invoice(make_creditor("DE"), lines=lines)
     page = client.get(open_bill(client, app, invoice))
     css = client.get("/static/css/portal.css").data
     js = client.get("/static/js/portal.js").data
     assert len(page.data) + len(css) + len(js) <= 40 * 1024, (len(page.data), len(css), len(js))
+
+
+def test_long_bill_folds_into_a_full_list_and_keeps_every_fee(client, app, session):
+    from app.billing.services import import_invoice
+
+    payload = invoice_payload("EUR", lines=120)
+    payload["lines"].append({"kind": "reminder_fee", "description": "Mahngebühr", "unit_price": 500, "vat_rate": 0})
+    payload["total"] += 500
+    invoice, _ = import_invoice(make_creditor("DE"), payload, actor="test")
+    page = client.get(open_bill(client, app, invoice), headers={"Accept-Language": "en"})
+    assert "Service 50<" in page.text and "Service 51<" not in page.text
+    assert "Mahngebühr" in page.text  # fees are always on the page
+    assert "Show all lines (70 more)" in page.text
+    full = client.get(f"/b/{invoice.public_id}/lines")
+    assert full.status_code == 200
+    assert full.text.count('<th scope="row">') == 121 and "Service 120<" in full.text
+
+
+def test_full_list_needs_a_grant(client, session):
+    invoice = make_invoice(make_creditor("DE"), lines=70)
+    assert client.get(f"/b/{invoice.public_id}/lines").status_code == 404
 
 
 @pytest.mark.parametrize("path", ["/nope", "/b/unknown", "/b/" + "x" * 40])
