@@ -6,6 +6,8 @@ HOST   ?= 127.0.0.1
 PORT   ?= 5000
 export FLASK_APP := wsgi
 export PORTAL_INSTANCE_PATH ?= $(CURDIR)/instance
+# Demo links point at the server `make demo` starts.
+export PORTAL_BASE_URL ?= http://$(HOST):$(PORT)
 
 # Debian packages the project needs: WeasyPrint's Pango and fonts; Chromium for the
 # end-to-end tests; wrk for the benchmarks.
