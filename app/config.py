@@ -68,6 +68,7 @@ def load_config(instance_path: str, env=None) -> dict:
         raise ConfigError("every LINK_SIGNING_KEYS entry must be at least 32 characters")
 
     default_db = "sqlite:///" + str(Path(instance_path) / "portal.db")
+    database_url = normalise_database_url(env.get("DATABASE_URL", default_db))
     base_url = env.get("PORTAL_BASE_URL", "http://127.0.0.1:5000").rstrip("/")
     if production and not base_url.startswith("https://"):
         raise ConfigError("PORTAL_BASE_URL must be an https:// URL in production")
@@ -77,8 +78,9 @@ def load_config(instance_path: str, env=None) -> dict:
         "TESTING": portal_env == "testing",
         "SECRET_KEY": secret_key,
         "LINK_SIGNING_KEYS": signing_keys,
-        "SQLALCHEMY_DATABASE_URI": normalise_database_url(env.get("DATABASE_URL", default_db)),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        # A server connection can die between requests; an SQLite file cannot.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": not database_url.startswith("sqlite")},
         "PORTAL_BASE_URL": base_url,
         "PREFERRED_URL_SCHEME": "https" if production else "http",
         "SESSION_COOKIE_HTTPONLY": True,
@@ -91,7 +93,6 @@ def load_config(instance_path: str, env=None) -> dict:
         "PROXY_FIX_COUNT": _int(env, "PROXY_FIX_COUNT", 0),
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), True),
-        "RATELIMIT_HEADERS_ENABLED": True,
         "LINK_RATE_LIMIT": env.get("LINK_RATE_LIMIT", "60 per minute"),
         "STEP_UP_RATE_LIMIT": env.get("STEP_UP_RATE_LIMIT", "10 per minute"),
         "STEP_UP_MAX_ATTEMPTS": _int(env, "STEP_UP_MAX_ATTEMPTS", 5),
@@ -99,5 +100,6 @@ def load_config(instance_path: str, env=None) -> dict:
         "LINK_DEFAULT_TTL_DAYS": _int(env, "LINK_DEFAULT_TTL_DAYS", 60),
         "LINK_OPEN_EVENT_INTERVAL_MINUTES": _int(env, "LINK_OPEN_EVENT_INTERVAL_MINUTES", 30),
         "GRANT_MAX_AGE_HOURS": _int(env, "GRANT_MAX_AGE_HOURS", 12),
+        "PAGE_CACHE_ENTRIES": _int(env, "PAGE_CACHE_ENTRIES", 1000),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
     }

@@ -1,13 +1,13 @@
 """Flask extensions, created unbound; create_app() binds them."""
 
 from flask_babel import Babel
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
+
+from app.ratelimit import RateLimiter
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -26,4 +26,4 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 csrf = CSRFProtect()
 babel = Babel()
-limiter = Limiter(key_func=get_remote_address)
+limiter = RateLimiter()

@@ -6,7 +6,7 @@ import logging
 import re
 import secrets
 
-from flask import Flask, g, request
+from flask import Flask, g
 
 LINK_PATH = re.compile(r"/l/[^\s?\"'/]+")
 
@@ -46,24 +46,52 @@ def install_log_redaction() -> None:
             logger.addFilter(redactor)
 
 
-def init_security(app: Flask) -> None:
-    hsts = app.config["HSTS_ENABLED"]
+# The same on every response: added once per response at the WSGI layer (see StaticHeaders).
+STATIC_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=(self)"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+)
+HSTS = ("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
 
+
+class StaticHeaders:
+    """WSGI middleware adding the headers that never change to every response a view has
+    not already given them to: a plain list extend, where setting them one by one on
+    werkzeug's Headers in an after-request hook cost a fifth of a cached bill page."""
+
+    def __init__(self, wsgi_app, *, hsts: bool, always_https: bool):
+        self.wsgi_app = wsgi_app
+        self.hsts = hsts
+        self.always_https = always_https
+
+    def __call__(self, environ, start_response):
+        def start(status, headers, exc_info=None):
+            present = {name.lower() for name, _value in headers}
+            headers.extend(h for h in STATIC_HEADERS if h[0].lower() not in present)
+            if self.hsts and (self.always_https or environ.get("wsgi.url_scheme") == "https"):
+                headers.append(HSTS)
+            return start_response(status, headers, exc_info)
+
+        return self.wsgi_app(environ, start)
+
+
+def init_security(app: Flask) -> None:
     @app.after_request
     def set_headers(response):
+        """The per-response headers: CSP with this request's nonce, and no-store on customer pages."""
         headers = response.headers
-        headers.setdefault("Content-Security-Policy", content_security_policy(csp_nonce()))
-        headers["X-Content-Type-Options"] = "nosniff"
-        headers["X-Frame-Options"] = "DENY"
-        headers["Referrer-Policy"] = "no-referrer"
-        headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), payment=(self)"
-        headers["Cross-Origin-Opener-Policy"] = "same-origin"
-        if hsts and (request.is_secure or app.config["PREFERRED_URL_SCHEME"] == "https"):
-            headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
+        if "Content-Security-Policy" not in headers:
+            headers["Content-Security-Policy"] = content_security_policy(csp_nonce())
         if getattr(g, "no_store", False):
             headers["Cache-Control"] = "no-store"
             headers["Pragma"] = "no-cache"
         return response
 
+    app.wsgi_app = StaticHeaders(
+        app.wsgi_app, hsts=app.config["HSTS_ENABLED"], always_https=app.config["PREFERRED_URL_SCHEME"] == "https"
+    )
     app.jinja_env.globals["csp_nonce"] = csp_nonce
     install_log_redaction()

@@ -89,5 +89,5 @@ def session(app):
 
 @pytest.fixture
 def client(app, session):
-    limiter.reset()
+    limiter.reset(app)
     return app.test_client()

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import Select, bindparam, select, update
 
-from app.billing.models import Invoice
+from app.billing.models import Invoice, InvoiceStatus
 from app.billing.services import record_event
 from app.creditors.models import Creditor
 from app.errors import InvalidData
@@ -16,6 +16,7 @@ from app.extensions import db
 from app.links.models import CHANNELS, AccessLink
 from app.links.signer import LinkSigner, hash_key
 from app.models import utcnow
+from app.readpath import ReadQuery
 
 MAX_TTL_DAYS = 365
 
@@ -81,47 +82,66 @@ def revoke_links(invoice: Invoice, *, actor: str, now: datetime | None = None) -
     return result.rowcount
 
 
-@dataclass
+@dataclass(frozen=True)
 class Resolution:
-    """What a token leads to. `link` and `invoice` are set only when access is granted;
-    `creditor` is set whenever it is known, so the neutral page can show its contact."""
+    """What a token leads to. The link's and invoice's fields are set only when access is
+    granted; `creditor` is set whenever it is known, so the neutral page can show its contact."""
 
     ok: bool
-    link: AccessLink | None = None
-    invoice: Invoice | None = None
+    link_id: int | None = None
+    channel: str | None = None
+    expires_at: datetime | None = None
+    last_opened_at: datetime | None = None
+    invoice_id: int | None = None
+    public_id: str | None = None
     creditor: Creditor | None = None
 
 
+def _resolve_statement() -> Select:
+    return (
+        select(
+            AccessLink.id, AccessLink.channel, AccessLink.expires_at, AccessLink.last_opened_at,
+            AccessLink.revoked_at, Invoice.id, Invoice.public_id, Invoice.status, Invoice.creditor_id,
+        )
+        .join(Invoice, AccessLink.invoice_id == Invoice.id)
+        .where(AccessLink.key_hash == bindparam("key_hash"), AccessLink.purpose == bindparam("purpose"))
+    )
+
+
+_RESOLVE = ReadQuery(_resolve_statement)
+
+
 def resolve_token(token: str, *, signer: LinkSigner, purpose: str = "bill", now: datetime | None = None) -> Resolution:
-    """Signature and age first (no database work for a forged token), then the row."""
+    """Signature and age first (no database work for a forged token), then one statement for the row."""
     key = signer.unsign(token, purpose)
     if key is None:
         return Resolution(ok=False)
-    row = db.session.execute(
-        select(AccessLink, Invoice, Creditor)
-        .join(Invoice, AccessLink.invoice_id == Invoice.id)
-        .join(Creditor, Invoice.creditor_id == Creditor.id)
-        .where(AccessLink.key_hash == hash_key(key), AccessLink.purpose == purpose)
-    ).first()
+    row = _RESOLVE.first(key_hash=hash_key(key), purpose=purpose)
     if row is None:
         return Resolution(ok=False)
-    link, invoice, creditor = row
+    link_id, channel, expires_at, last_opened_at, revoked_at, invoice_id, public_id, status, creditor_id = row
     now = now or utcnow()
-    if link.revoked_at is not None or link.expires_at <= now or invoice.is_closed:
-        return Resolution(ok=False, creditor=creditor)
-    return Resolution(ok=True, link=link, invoice=invoice, creditor=creditor)
+    if revoked_at is not None or expires_at <= now or status in InvoiceStatus.CLOSED:
+        return Resolution(ok=False, creditor=db.session.get(Creditor, creditor_id))
+    return Resolution(
+        ok=True, link_id=link_id, channel=channel, expires_at=expires_at, last_opened_at=last_opened_at,
+        invoice_id=invoice_id, public_id=public_id,
+    )
 
 
 def record_open(resolution: Resolution, *, interval_minutes: int, now: datetime | None = None) -> bool:
     """Record that the link was opened, at most once per `interval_minutes` per link, so that
     reloads and mail-scanner prefetches do not flood the timeline. Returns True if recorded."""
-    link, invoice = resolution.link, resolution.invoice
     now = now or utcnow()
-    if link.last_opened_at is not None and now - link.last_opened_at < timedelta(minutes=interval_minutes):
+    interval = timedelta(minutes=interval_minutes)
+    if resolution.last_opened_at is not None and now - resolution.last_opened_at < interval:
+        return False  # decided on the row already read: a reopened link loads and writes nothing
+    link = db.session.get(AccessLink, resolution.link_id)
+    if link.last_opened_at is not None and now - link.last_opened_at < interval:
         return False
     link.last_opened_at = now
     link.open_count += 1
-    record_event(invoice, "link_opened", "customer", link_id=link.id, channel=link.channel)
+    record_event(link.invoice, "link_opened", "customer", link_id=link.id, channel=link.channel)
     db.session.flush()
     return True
 

@@ -11,17 +11,75 @@ from functools import lru_cache
 
 from babel.core import get_global
 from babel.dates import get_timezone
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import contains_eager, selectinload
 
-from app.billing.models import Customer, Invoice, InvoiceLine, InvoiceStatus as S
+from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceLine, InvoiceStatus as S
 from app.creditors.models import Creditor
 from app.extensions import db
+from app.readpath import ReadQuery
+
+
+MAX_PUBLIC_ID = 32
+
+
+@dataclass(frozen=True)
+class BillAccess:
+    """What the bill's pages need to know before they show anything, read in one statement.
+
+    `version` changes whenever anything the bill page shows changes: the invoice row (status,
+    amounts, dates), its newest event (payments, disputes, messages and every other step of
+    its timeline), the creditor (brand, contact, bank account) or the customer. The rendered
+    page is cached under it (`portal.page_cache`), so every change that a bill page shows
+    must update one of these rows or record an invoice event; the billing services do.
+    """
+
+    invoice_id: int
+    status: str
+    creditor_id: int
+    country: str
+    creditor_locale: str
+    step_up_mode: str
+    customer_locale: str | None
+    version: tuple
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status in S.CLOSED
+
+
+def _bill_access_statement() -> Select:
+    newest_event = (
+        select(func.max(InvoiceEvent.id)).where(InvoiceEvent.invoice_id == Invoice.id).scalar_subquery()
+    )
+    return (
+        select(
+            Invoice.id, Invoice.status, Invoice.creditor_id, Creditor.country, Creditor.default_locale,
+            Creditor.step_up_mode, Customer.preferred_locale,
+            Invoice.updated_at, Creditor.updated_at, Customer.updated_at, newest_event,
+        )
+        .join(Creditor, Invoice.creditor_id == Creditor.id)
+        .join(Customer, Invoice.customer_id == Customer.id)
+        .where(Invoice.public_id == bindparam("public_id"))
+    )
+
+
+_BILL_ACCESS = ReadQuery(_bill_access_statement)
+
+
+def bill_access(public_id: str) -> BillAccess | None:
+    """Status, locales, step-up mode and version of the bill with this public id: one statement."""
+    if not public_id or len(public_id) > MAX_PUBLIC_ID:
+        return None
+    row = _BILL_ACCESS.first(public_id=public_id)
+    if row is None:
+        return None
+    return BillAccess(*row[:7], version=tuple(row[7:]))
 
 
 def load_bill(public_id: str) -> Invoice | None:
     """The invoice with its creditor, customer and lines: two statements whatever the line count."""
-    if not public_id or len(public_id) > 32:
+    if not public_id or len(public_id) > MAX_PUBLIC_ID:
         return None
     return db.session.scalar(
         select(Invoice)

@@ -14,13 +14,16 @@ from app.billing.services import payments_received
 from app.billing.transfer import epc_payload, epc_qr_svg, transfer_details
 from app.creditors.models import Creditor
 from app.extensions import db, limiter
-from app.i18n import LOCALE_NAMES, SUPPORTED_LOCALES, normalise_locale
+from app.i18n import LOCALE_NAMES, SUPPORTED_LOCALES, normalise_locale, select_locale
 from app.links.models import AccessLink
 from app.links.services import get_signer, record_open, record_step_up_failure, resolve_token
 from app.models import utcnow
 from app.portal import grants
 from app.portal.forms import StepUpForm
-from app.portal.services import check_step_up, due_state, load_bill, local_today, visible_lines
+from app.portal.page_cache import cached_page
+from app.portal.services import (
+    BillAccess, bill_access, check_step_up, due_state, load_bill, local_today, visible_lines,
+)
 
 bp = Blueprint("portal", __name__)
 
@@ -43,7 +46,8 @@ def _unavailable(creditor: Creditor | None = None):
     """The one neutral answer for forged, expired, revoked, unknown and closed links."""
     if creditor is not None:
         g.creditor_locale = creditor.default_locale
-    return render_template("portal/unavailable.html", creditor=creditor), 404
+    version = (creditor.id, creditor.updated_at) if creditor is not None else None
+    return cached_page(("unavailable", select_locale(), version), lambda: render_template("portal/unavailable.html", creditor=creditor)), 404
 
 
 def _link_limit() -> str:
@@ -61,30 +65,41 @@ def open_link(token: str):
     resolution = resolve_token(token, signer=get_signer())
     if not resolution.ok:
         return _unavailable(resolution.creditor)
-    record_open(resolution, interval_minutes=current_app.config["LINK_OPEN_EVENT_INTERVAL_MINUTES"])
-    db.session.commit()
-    grants.add(session, resolution.invoice.public_id, resolution.link.id, int(time.time()))
-    return redirect(url_for("portal.bill", public_id=resolution.invoice.public_id), code=303)
+    if record_open(resolution, interval_minutes=current_app.config["LINK_OPEN_EVENT_INTERVAL_MINUTES"]):
+        db.session.commit()
+    grants.add(session, resolution.public_id, resolution.link_id, int(time.time()))
+    return redirect(url_for("portal.bill", public_id=resolution.public_id), code=303)
 
 
-def _granted_bill(public_id: str) -> tuple[Invoice | None, dict | None, Response | None]:
-    """The invoice if this browser holds a live grant for it; else the neutral answer."""
+def _granted(public_id: str) -> tuple[BillAccess | None, Response | None]:
+    """Access to the bill if this browser holds a live grant for it; else the answer to send."""
     grant = grants.find(session, public_id, int(time.time()), current_app.config["GRANT_MAX_AGE_HOURS"])
     if grant is None:
-        return None, None, _unavailable()
+        return None, _unavailable()
+    access = bill_access(public_id)
+    if access is None:
+        return None, _unavailable()
+    if access.is_closed:
+        return None, _unavailable(db.session.get(Creditor, access.creditor_id))
+    g.customer_locale = access.customer_locale
+    g.creditor_locale = access.creditor_locale
+    if access.step_up_mode != "none" and not grant.get("v"):
+        return None, redirect(url_for("portal.verify", public_id=public_id), code=303)
+    return access, None
+
+
+def _granted_bill(public_id: str) -> tuple[Invoice | None, Response | None]:
+    """The whole invoice (creditor, customer, lines) if this browser may see it; else the answer."""
+    access, answer = _granted(public_id)
+    if answer is not None:
+        return None, answer
     invoice = load_bill(public_id)
-    if invoice is None:
-        return None, None, _unavailable()
-    if invoice.is_closed:
-        return None, None, _unavailable(invoice.creditor)
-    g.customer_locale = invoice.customer.preferred_locale
-    g.creditor_locale = invoice.creditor.default_locale
-    if invoice.creditor.step_up_mode != "none" and not grant.get("v"):
-        return None, None, redirect(url_for("portal.verify", public_id=public_id), code=303)
-    return invoice, grant, None
+    if invoice is None:  # deleted between the two statements
+        return None, _unavailable()
+    return invoice, None
 
 
-def _bill_context(invoice: Invoice) -> dict:
+def _bill_context(invoice: Invoice, today) -> dict:
     """What the page and the PDF show: the same facts in the same words."""
     creditor = invoice.creditor
     return {
@@ -95,29 +110,40 @@ def _bill_context(invoice: Invoice) -> dict:
         "hidden_lines": 0,
         "fees": [line for line in invoice.lines if line.is_fee],
         "payments": payments_received(invoice.id) if invoice.amount_paid else [],
-        "state": due_state(invoice, local_today(creditor.country, utcnow())),
+        "state": due_state(invoice, today),
         "transfer": transfer_details(creditor, invoice),
     }
 
 
 @bp.get("/b/<public_id>")
 def bill(public_id: str):
-    """The bill page."""
-    invoice, _grant, answer = _granted_bill(public_id)
+    """The bill page (rendered once per version, language and day; see portal.page_cache)."""
+    access, answer = _granted(public_id)
     if answer is not None:
         return answer
-    context = _bill_context(invoice)
-    context["lines"], context["hidden_lines"] = visible_lines(invoice.lines)
-    return render_template("portal/bill.html", **context)
+    today = local_today(access.country, utcnow())
+
+    def render() -> str:
+        invoice = load_bill(public_id)
+        context = _bill_context(invoice, today)
+        context["lines"], context["hidden_lines"] = visible_lines(invoice.lines)
+        return render_template("portal/bill.html", **context)
+
+    return cached_page(("bill", public_id, select_locale(), today, access.version), render)
 
 
 @bp.get("/b/<public_id>/lines")
 def all_lines(public_id: str):
     """Every line of a long bill (the bill page shows the first ones and every fee)."""
-    invoice, _grant, answer = _granted_bill(public_id)
+    access, answer = _granted(public_id)
     if answer is not None:
         return answer
-    return render_template("portal/lines.html", invoice=invoice, creditor=invoice.creditor, lines=invoice.lines)
+
+    def render() -> str:
+        invoice = load_bill(public_id)
+        return render_template("portal/lines.html", invoice=invoice, creditor=invoice.creditor, lines=invoice.lines)
+
+    return cached_page(("lines", public_id, select_locale(), access.version), render)
 
 
 @bp.route("/b/<public_id>/verify", methods=["GET", "POST"])
@@ -157,12 +183,12 @@ def verify(public_id: str):
 @bp.get("/b/<public_id>/invoice.pdf")
 def invoice_pdf(public_id: str):
     """The invoice as a PDF, in the same brand and language as the page."""
-    invoice, _grant, answer = _granted_bill(public_id)
+    invoice, answer = _granted_bill(public_id)
     if answer is not None:
         return answer
     from app.billing.pdf import render_invoice_pdf
 
-    context = _bill_context(invoice)
+    context = _bill_context(invoice, local_today(invoice.creditor.country, utcnow()))
     pdf = render_invoice_pdf(
         invoice, payments=context["payments"], state=context["state"], transfer=context["transfer"]
     )
@@ -177,7 +203,7 @@ def invoice_pdf(public_id: str):
 @bp.get("/b/<public_id>/epc-qr.svg")
 def epc_qr(public_id: str):
     """The EPC QR code for a SEPA transfer of the balance (EUR only)."""
-    invoice, _grant, answer = _granted_bill(public_id)
+    invoice, answer = _granted_bill(public_id)
     if answer is not None:
         return answer
     try:

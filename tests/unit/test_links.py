@@ -49,7 +49,8 @@ def test_creditor_portal_domain_is_used(session, signer):
 def test_resolve_valid(invoice, signer):
     issued = issue(invoice, signer)
     res = resolve_token(issued.token, signer=signer)
-    assert res.ok and res.invoice.id == invoice.id and res.link.id == issued.link.id
+    assert res.ok and res.invoice_id == invoice.id and res.link_id == issued.link.id
+    assert res.public_id == invoice.public_id and res.channel == issued.link.channel
 
 
 def count_statements(engine, fn):
@@ -93,7 +94,7 @@ def test_key_rotation_old_tokens_still_verify(invoice):
 def test_expired_revoked_and_closed_give_the_creditor_only(invoice, signer):
     expired = issue(invoice, signer, ttl_days=1)
     res = resolve_token(expired.token, signer=signer, now=utcnow() + timedelta(days=2))
-    assert not res.ok and res.creditor.id == invoice.creditor_id and res.invoice is None
+    assert not res.ok and res.creditor.id == invoice.creditor_id and res.invoice_id is None
 
     revoked = issue(invoice, signer)
     assert revoke_links(invoice, actor="test") == 2

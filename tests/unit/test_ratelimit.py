@@ -1,0 +1,70 @@
+"""Rate limits: per view and client address, 429 with Retry-After, and a failing storage lets requests through."""
+
+from flask import Flask
+
+from app.ratelimit import EXTENSION, RateLimiter
+
+
+def make_app(limit="2 per minute", **config) -> tuple[Flask, RateLimiter]:
+    app = Flask(__name__)
+    app.config.update(RATELIMIT_STORAGE_URI="memory://", **config)
+    limiter = RateLimiter()
+    limiter.init_app(app)
+
+    @app.route("/a", methods=["GET", "POST"])
+    @limiter.limit(limit)
+    def a():
+        return "a"
+
+    @app.post("/b")
+    @limiter.limit(lambda: limit, methods=["POST"])
+    def b():
+        return "b"
+
+    return app, limiter
+
+
+def test_limit_per_view_and_address_with_retry_after():
+    app, _ = make_app()
+    client = app.test_client()
+    codes = [client.get("/a").status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+    refused = client.get("/a")
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert client.post("/b").status_code == 200  # another view has its own count
+    other = client.get("/a", environ_base={"REMOTE_ADDR": "10.9.8.7"})
+    assert other.status_code == 200  # another address too
+
+
+def test_only_the_listed_methods_count():
+    app, _ = make_app(limit="1 per minute")
+    client = app.test_client()
+    assert client.get("/b").status_code == 405
+    assert [client.post("/b").status_code for _ in range(2)] == [200, 429]
+
+
+def test_disabled_limits_count_nothing():
+    app, _ = make_app(limit="1 per minute", RATELIMIT_ENABLED=False)
+    client = app.test_client()
+    assert [client.get("/a").status_code for _ in range(3)] == [200, 200, 200]
+
+
+def test_failing_storage_lets_the_request_through(caplog):
+    app, _ = make_app(limit="1 per minute")
+
+    class Broken:
+        def hit(self, *args, **kwargs):
+            raise ConnectionError("redis is down")
+
+    app.extensions[EXTENSION] = Broken()
+    client = app.test_client()
+    assert [client.get("/a").status_code for _ in range(2)] == [200, 200]
+    assert "rate limit storage failed" in caplog.text
+
+
+def test_reset_forgets_counts():
+    app, limiter = make_app(limit="1 per minute")
+    client = app.test_client()
+    assert [client.get("/a").status_code for _ in range(2)] == [200, 429]
+    limiter.reset(app)
+    assert client.get("/a").status_code == 200
