@@ -47,7 +47,11 @@ def _unavailable(creditor: Creditor | None = None):
     if creditor is not None:
         g.creditor_locale = creditor.default_locale
     version = (creditor.id, creditor.updated_at) if creditor is not None else None
-    return cached_page(("unavailable", select_locale(), version), lambda: render_template("portal/unavailable.html", creditor=creditor)), 404
+    html = cached_page(
+        ("unavailable", select_locale(), version),
+        lambda: render_template("portal/unavailable.html", creditor=creditor),
+    )
+    return html, 404
 
 
 def _link_limit() -> str:
@@ -93,10 +97,16 @@ def _granted_bill(public_id: str) -> tuple[Invoice | None, Response | None]:
     access, answer = _granted(public_id)
     if answer is not None:
         return None, answer
-    invoice = load_bill(public_id)
-    if invoice is None:  # deleted between the two statements
-        return None, _unavailable()
+    invoice = _load_bill_or_404(public_id)
     return invoice, None
+
+
+def _load_bill_or_404(public_id: str) -> Invoice:
+    """The whole invoice, after `_granted` let the browser in (gone since: the neutral 404)."""
+    invoice = load_bill(public_id)
+    if invoice is None:
+        abort(404)
+    return invoice
 
 
 def _bill_context(invoice: Invoice, today) -> dict:
@@ -124,7 +134,7 @@ def bill(public_id: str):
     today = local_today(access.country, utcnow())
 
     def render() -> str:
-        invoice = load_bill(public_id)
+        invoice = _load_bill_or_404(public_id)
         context = _bill_context(invoice, today)
         context["lines"], context["hidden_lines"] = visible_lines(invoice.lines)
         return render_template("portal/bill.html", **context)
@@ -140,7 +150,7 @@ def all_lines(public_id: str):
         return answer
 
     def render() -> str:
-        invoice = load_bill(public_id)
+        invoice = _load_bill_or_404(public_id)
         return render_template("portal/lines.html", invoice=invoice, creditor=invoice.creditor, lines=invoice.lines)
 
     return cached_page(("lines", public_id, select_locale(), access.version), render)
