@@ -90,6 +90,9 @@ def load_config(instance_path: str, env=None) -> dict:
         "HSTS_ENABLED": _bool(env.get("HSTS_ENABLED"), production),
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "WTF_CSRF_TIME_LIMIT": 3600 * 8,
+        # Flask-WTF's own hook runs on every request, GETs included; app.security checks
+        # CSRF on every unsafe method instead (POST, PUT, PATCH, DELETE).
+        "WTF_CSRF_CHECK_DEFAULT": False,
         "PROXY_FIX_COUNT": _int(env, "PROXY_FIX_COUNT", 0),
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), True),

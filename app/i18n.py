@@ -39,7 +39,9 @@ def choose_locale(explicit: str | None, customer: str | None, accept, creditor_d
 
 def select_locale() -> str:
     """Flask-Babel's locale selector: views put the bill's context in g before rendering."""
-    explicit = session.get("locale") if request else None
+    # An empty session (no cookie) has no choice in it; reading it would still mark the
+    # session accessed and cost a `Vary: Cookie` on a page that is never cached anyway.
+    explicit = session.get("locale") if request and session else None
     return choose_locale(
         explicit,
         getattr(g, "customer_locale", None),

@@ -6,6 +6,9 @@ same fixed-window strategy. Only the decorated views pay for it: one counter inc
 per request, keyed by view and client address. Why not Flask-Limiter's own hooks: see
 docs/decisions.md.
 
+`memory://` is counted by `ProcessMemory` below rather than `limits`' MemoryStorage,
+which starts a new timer thread every 10 ms under load to expire its counters.
+
 If the storage fails (Redis down), the request is let through and the failure logged:
 the signed link and the step-up's attempt counter still protect the bill, and a customer
 should not see an error page because a counter could not be written.
@@ -15,13 +18,14 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable
 from functools import lru_cache, wraps
 
 from flask import Flask, current_app, request
 from limits import RateLimitItem, parse
-from limits.storage import storage_from_string
+from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 from werkzeug.exceptions import TooManyRequests
 
@@ -34,6 +38,62 @@ def _parse(limit: str) -> RateLimitItem:
     return parse(limit)
 
 
+class ProcessMemory(Storage):
+    """Fixed-window counters in this process's memory, for `memory://` (one process, tests).
+
+    A counter past its window counts as absent and is replaced on the next hit; expired
+    counters are swept when there are more than `sweep_above` of them, so memory stays
+    bounded without a background thread."""
+
+    STORAGE_SCHEME = None  # not registered with limits: RateLimiter picks it for memory://
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, sweep_above: int = 10_000, **options):
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+        self.sweep_above = sweep_above
+        self._counters: dict[str, list] = {}  # key -> [count, window end (epoch seconds)]
+        self._lock = threading.Lock()
+
+    @property
+    def base_exceptions(self):
+        return ValueError
+
+    def _live(self, key: str, now: float) -> list | None:
+        counter = self._counters.get(key)
+        return counter if counter is not None and counter[1] > now else None
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        now = time.time()
+        with self._lock:
+            counter = self._live(key, now)
+            if counter is None:
+                if len(self._counters) >= self.sweep_above:
+                    self._counters = {k: c for k, c in self._counters.items() if c[1] > now}
+                counter = self._counters[key] = [0, now + expiry]
+            counter[0] += amount
+            return counter[0]
+
+    def get(self, key: str) -> int:
+        counter = self._live(key, time.time())
+        return counter[0] if counter else 0
+
+    def get_expiry(self, key: str) -> float:
+        now = time.time()
+        counter = self._live(key, now)
+        return counter[1] if counter else now
+
+    def check(self) -> bool:
+        return True
+
+    def reset(self) -> int | None:
+        with self._lock:
+            count, self._counters = len(self._counters), {}
+        return count
+
+    def clear(self, key: str) -> None:
+        with self._lock:
+            self._counters.pop(key, None)
+
+
 class RateLimiter:
     """Created unbound in app.extensions; `init_app` connects it to the configured storage."""
 
@@ -41,7 +101,8 @@ class RateLimiter:
         enabled = app.config.get("RATELIMIT_ENABLED", True)
         strategy = None
         if enabled:
-            storage = storage_from_string(app.config.get("RATELIMIT_STORAGE_URI", "memory://"))
+            uri = app.config.get("RATELIMIT_STORAGE_URI", "memory://")
+            storage = ProcessMemory() if uri.startswith("memory://") else storage_from_string(uri)
             strategy = FixedWindowRateLimiter(storage)
         app.extensions[EXTENSION] = strategy
 

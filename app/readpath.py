@@ -83,13 +83,16 @@ class ReadQuery:
 
     def first(self, **params: Any) -> tuple | None:
         """The first row for these parameters, as a tuple of processed values, or None."""
-        session = db.session()  # the request's Session, not the scoped proxy
-        bind = session.get_bind()
+        if db.session.registry.has():  # the request already has a Session: read where it reads
+            session = db.session()
+            bind = session.get_bind()
+            if session.in_transaction():
+                return self._plan(bind.dialect).first(session.connection().connection.driver_connection, params)
+            if isinstance(bind, Connection):
+                return self._plan(bind.dialect).first(bind.connection.driver_connection, params)
+        else:  # making a Session only to find the engine would cost more than the read
+            bind = db.engine
         plan = self._plan(bind.dialect)
-        if session.in_transaction():
-            return plan.first(session.connection().connection.driver_connection, params)
-        if isinstance(bind, Connection):
-            return plan.first(bind.connection.driver_connection, params)
         pooled = bind.raw_connection()
         try:
             return plan.first(pooled.driver_connection, params)

@@ -6,7 +6,9 @@ import logging
 import re
 import secrets
 
-from flask import Flask, g
+from flask import Flask, g, request
+
+from app.extensions import csrf
 
 LINK_PATH = re.compile(r"/l/[^\s?\"'/]+")
 
@@ -18,11 +20,13 @@ def csp_nonce() -> str:
     return nonce
 
 
-def content_security_policy(nonce: str) -> str:
+def content_security_policy(nonce: str | None) -> str:
+    """The policy for a page; a nonce only when the page has inline code that needs one."""
+    inline = f" 'nonce-{nonce}'" if nonce else ""
     return (
         "default-src 'none'; "
-        f"script-src 'self' 'nonce-{nonce}'; "
-        f"style-src 'self' 'nonce-{nonce}'; "
+        f"script-src 'self'{inline}; "
+        f"style-src 'self'{inline}; "
         "img-src 'self' data:; font-src 'self'; connect-src 'self'; "
         "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
     )
@@ -78,13 +82,22 @@ class StaticHeaders:
         return self.wsgi_app(environ, start)
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+
 def init_security(app: Flask) -> None:
+    @app.before_request
+    def check_csrf():
+        """CSRF on every form post: every unsafe method, except on exempt views (the bearer-token API)."""
+        if request.method not in SAFE_METHODS and app.config.get("WTF_CSRF_ENABLED", True):
+            csrf.protect(apply_exemptions=True)
+
     @app.after_request
     def set_headers(response):
-        """The per-response headers: CSP with this request's nonce, and no-store on customer pages."""
+        """The per-response headers: CSP (with this request's nonce if the page used one), no-store."""
         headers = response.headers
         if "Content-Security-Policy" not in headers:
-            headers["Content-Security-Policy"] = content_security_policy(csp_nonce())
+            headers["Content-Security-Policy"] = content_security_policy(g.get("csp_nonce"))
         if getattr(g, "no_store", False):
             headers["Cache-Control"] = "no-store"
             headers["Pragma"] = "no-cache"

@@ -27,6 +27,15 @@ class _CompactJSON:
         return json.loads(value)
 
 
+def _vary_on_cookie(response) -> None:
+    """`Vary: Cookie`, as a plain header: werkzeug's `response.vary.add` parses and rebuilds a set."""
+    vary = response.headers.get("Vary")
+    if not vary:
+        response.headers["Vary"] = "Cookie"
+    elif "cookie" not in vary.lower():
+        response.headers["Vary"] = f"{vary}, Cookie"
+
+
 class CachedSerializerSessionInterface(SecureCookieSessionInterface):
     serializer = _CompactJSON()
 
@@ -47,3 +56,28 @@ class CachedSerializerSessionInterface(SecureCookieSessionInterface):
             )
             self._serializers = {keys: serializer}
         return serializer
+
+    def save_session(self, app: Flask, session, response) -> None:
+        """Flask's own, with `Vary: Cookie` written directly (see `_vary_on_cookie`)."""
+        if not session:
+            if session.modified:  # emptied: Flask deletes the cookie
+                super().save_session(app, session, response)
+            elif session.accessed:
+                _vary_on_cookie(response)
+            return
+        if session.accessed:
+            _vary_on_cookie(response)
+        if not self.should_set_cookie(app, session):
+            return
+        response.set_cookie(
+            self.get_cookie_name(app),
+            self.get_signing_serializer(app).dumps(dict(session)),
+            expires=self.get_expiration_time(app, session),
+            httponly=self.get_cookie_httponly(app),
+            domain=self.get_cookie_domain(app),
+            path=self.get_cookie_path(app),
+            secure=self.get_cookie_secure(app),
+            partitioned=self.get_cookie_partitioned(app),
+            samesite=self.get_cookie_samesite(app),
+        )
+        _vary_on_cookie(response)

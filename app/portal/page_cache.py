@@ -11,7 +11,8 @@ or a new brand is on the page at the next request, whichever process serves it.
 
 Per-request values never enter the cache: the page is rendered with random stand-ins
 for the CSP nonce and the CSRF token, and each response gets its own values in their
-place. The stand-ins are random per process, so no text on a bill can imitate them.
+place (a page that uses neither gets neither, and its CSP allows no inline code at all).
+The stand-ins are random per process, so no text on a bill can imitate them.
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ def cached_page(key: Hashable, render: Callable[[], str]) -> str:
     if html is None:
         html = _render_with_stand_ins(cache, render)
         cache.put(key, html)
-    html = html.replace(cache.nonce_stand_in, csp_nonce())
+    if cache.nonce_stand_in in html:
+        html = html.replace(cache.nonce_stand_in, csp_nonce())
     if cache.csrf_stand_in in html:
         html = html.replace(cache.csrf_stand_in, generate_csrf())
     return html

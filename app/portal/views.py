@@ -32,7 +32,7 @@ bp = Blueprint("portal", __name__)
 def _language_switch():
     """?lang=xx is the explicit switch; it wins over every other source for this browser."""
     g.no_store = True
-    lang = normalise_locale(request.args.get("lang"))
+    lang = normalise_locale(request.args.get("lang")) if request.query_string else None
     if lang:
         session["locale"] = lang
 

@@ -197,9 +197,16 @@ class TestHeaders:
         assert "Secure" not in cookie  # only in production (SESSION_COOKIE_SECURE), see test_config
 
     def test_nonce_changes_per_request(self, client, app, session):
-        a = client.get("/l/x").headers["Content-Security-Policy"]
-        b = client.get("/l/x").headers["Content-Security-Policy"]
-        assert a != b
+        url = open_bill(client, app, make_invoice(make_creditor("NO")))
+        a = client.get(url).headers["Content-Security-Policy"]
+        b = client.get(url).headers["Content-Security-Policy"]
+        assert "'nonce-" in a and a != b
+
+    def test_page_without_inline_code_allows_none(self, client, app, session):
+        page = client.get("/l/x")
+        csp = page.headers["Content-Security-Policy"]
+        assert "nonce" not in csp and "unsafe-inline" not in csp and "script-src 'self';" in csp
+        assert "<style" not in page.text and "nonce=" not in page.text
 
     def test_no_external_resources(self, client, app, session):
         invoice = make_invoice(make_creditor("DE"))

@@ -68,3 +68,21 @@ def test_reset_forgets_counts():
     assert [client.get("/a").status_code for _ in range(2)] == [200, 429]
     limiter.reset(app)
     assert client.get("/a").status_code == 200
+
+
+def test_process_memory_windows_expire_and_sweep(monkeypatch):
+    import app.ratelimit as rl
+
+    clock = [1000.0]
+    monkeypatch.setattr(rl.time, "time", lambda: clock[0])
+    storage = rl.ProcessMemory(sweep_above=3)
+    assert [storage.incr("a", 60) for _ in range(3)] == [1, 2, 3]
+    assert storage.get("a") == 3 and storage.get_expiry("a") == 1060.0
+    clock[0] = 1061.0  # the window is over: the counter starts again
+    assert storage.get("a") == 0 and storage.incr("a", 60) == 1
+    storage.incr("b", 10)
+    storage.incr("c", 10)
+    clock[0] = 1080.0  # b and c expired; the next new key sweeps them
+    storage.incr("d", 10)
+    assert set(storage._counters) == {"a", "d"}
+    assert storage.reset() == 2 and storage.get("a") == 0
