@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from functools import lru_cache
 
 from flask import Flask, g, request
 
@@ -18,6 +19,11 @@ def csp_nonce() -> str:
     if nonce is None:
         nonce = g.csp_nonce = secrets.token_urlsafe(16)
     return nonce
+
+
+@lru_cache(maxsize=1)
+def _csp_without_inline_code() -> str:
+    return content_security_policy(None)
 
 
 def content_security_policy(nonce: str | None) -> str:
@@ -97,10 +103,10 @@ def init_security(app: Flask) -> None:
         """The per-response headers: CSP (with this request's nonce if the page used one), no-store."""
         headers = response.headers
         if "Content-Security-Policy" not in headers:
-            headers["Content-Security-Policy"] = content_security_policy(g.get("csp_nonce"))
-        if getattr(g, "no_store", False):
+            nonce = g.get("csp_nonce")
+            headers["Content-Security-Policy"] = content_security_policy(nonce) if nonce else _csp_without_inline_code()
+        if g.get("no_store"):
             headers["Cache-Control"] = "no-store"
-            headers["Pragma"] = "no-cache"
         return response
 
     app.wsgi_app = StaticHeaders(
