@@ -8,10 +8,29 @@ import secrets
 from functools import lru_cache
 
 from flask import Flask, g, request
+from itsdangerous import TimestampSigner, want_bytes
 
 from app.extensions import csrf
 
 LINK_PATH = re.compile(r"/l/[^\s?\"'/]+")
+
+
+class KeyCachingSigner(TimestampSigner):
+    """itsdangerous's TimestampSigner, deriving each secret key once per process instead of on
+    every sign and verify (a serializer makes a new signer for every cookie it reads or
+    writes). Used by the session cookie and the signed links."""
+
+    _derived: dict[tuple, bytes] = {}
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        secret = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)
+        cache_key = (secret, self.salt, self.key_derivation, self.digest_method)
+        key = self._derived.get(cache_key)
+        if key is None:
+            if len(self._derived) > 256:  # keys and salts are few; bound it anyway
+                self._derived.clear()
+            key = self._derived[cache_key] = super().derive_key(secret)
+        return key
 
 
 def csp_nonce() -> str:

@@ -17,6 +17,8 @@ from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import Serializer, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode
 
+from app.security import KeyCachingSigner
+
 
 class _CompactJSON:
     @staticmethod
@@ -61,6 +63,7 @@ class CachedSerializerSessionInterface(SecureCookieSessionInterface):
                 list(keys),
                 salt=self.salt,
                 serializer=self.serializer,
+                signer=KeyCachingSigner,
                 signer_kwargs={"key_derivation": self.key_derivation, "digest_method": self.digest_method},
             )
             self._serializers = {keys: serializer}

@@ -10,8 +10,10 @@ import hashlib
 import secrets
 import time
 
-from itsdangerous import BadData, TimestampSigner
+from itsdangerous import BadData
 from itsdangerous.encoding import base64_decode, bytes_to_int
+
+from app.security import KeyCachingSigner
 
 KEY_BYTES = 16  # 128 bits
 CLOCK_SKEW_SECONDS = 60  # a token signed by a server whose clock runs a little ahead
@@ -23,12 +25,12 @@ class LinkSigner:
             raise ValueError("at least one signing key is needed")
         self._keys = list(reversed(keys))  # itsdangerous signs with the last key
         self.max_age_seconds = max_age_seconds
-        self._signers: dict[str, TimestampSigner] = {}
+        self._signers: dict[str, KeyCachingSigner] = {}
 
-    def _signer(self, purpose: str) -> TimestampSigner:
+    def _signer(self, purpose: str) -> KeyCachingSigner:
         signer = self._signers.get(purpose)
         if signer is None:
-            signer = TimestampSigner(self._keys, salt=f"portal.link.{purpose}", digest_method=hashlib.sha256)
+            signer = KeyCachingSigner(self._keys, salt=f"portal.link.{purpose}", digest_method=hashlib.sha256)
             self._signers[purpose] = signer
         return signer
 

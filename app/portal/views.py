@@ -72,7 +72,8 @@ def open_link(token: str):
     if record_open(resolution, interval_minutes=current_app.config["LINK_OPEN_EVENT_INTERVAL_MINUTES"]):
         db.session.commit()
     grants.add(session, resolution.public_id, resolution.link_id, int(time.time()))
-    return redirect(url_for("portal.bill", public_id=resolution.public_id), code=303)
+    # A bare 303: browsers follow Location and never show redirect()'s HTML body.
+    return Response(status=303, headers={"Location": url_for("portal.bill", public_id=resolution.public_id)})
 
 
 def _granted(public_id: str) -> tuple[BillAccess | None, Response | None]:
