@@ -10,6 +10,7 @@ Cookies stay compatible both ways: plain JSON is what tagged JSON writes for suc
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from flask import Flask
@@ -49,6 +50,10 @@ class _UncompressedSerializer(URLSafeTimedSerializer):
 
 class CachedSerializerSessionInterface(SecureCookieSessionInterface):
     serializer = _CompactJSON()
+    # Flask's default is a lazy wrapper around SHA-1, a Python function, which sends every
+    # HMAC down the standard library's pure-Python path; hashlib's own constructor takes
+    # OpenSSL's. The same algorithm, so the same signatures.
+    digest_method = staticmethod(hashlib.sha1)
 
     def __init__(self) -> None:
         self._serializers: dict[tuple, URLSafeTimedSerializer] = {}
