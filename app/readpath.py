@@ -9,7 +9,8 @@ PostgreSQL give the same Python values as any other query.
 
 The read runs on the session's own connection when the session has one (a transaction
 in progress, or a session bound to one connection, as in the tests), so it sees what
-that transaction sees; otherwise on a pooled connection, given back at once. SQLAlchemy's
+that transaction sees; otherwise on SQLite on a connection this thread keeps for these
+reads, and on a server database on a pooled connection, given back at once. SQLAlchemy's
 cursor events do not see these statements: count them at the driver (the benchmark does).
 """
 
@@ -93,8 +94,37 @@ class ReadQuery:
         else:  # making a Session only to find the engine would cost more than the read
             bind = db.engine
         plan = self._plan(bind.dialect)
+        if bind.dialect.name == "sqlite":
+            return plan.first(_sqlite_read_connection(bind), params)
         pooled = bind.raw_connection()
         try:
             return plan.first(pooled.driver_connection, params)
         finally:
             pooled.close()
+
+
+_held = threading.local()
+
+
+def _sqlite_read_connection(engine):
+    """This thread's SQLite connection for these reads, kept outside the pool.
+
+    SQLite connections run in autocommit mode here (see `app._configure_sqlite`): a lone
+    SELECT opens its read transaction and ends it when the cursor closes, so a held
+    connection never holds a snapshot between requests. Checking one out of the pool and
+    back for each read cost as much as the read. A new pool (after `engine.dispose()`)
+    gets new connections. Server databases keep the pool: a held psycopg connection would
+    sit idle in a transaction."""
+    key = (id(engine), id(engine.pool))
+    connections = getattr(_held, "connections", None)
+    if connections is None:
+        connections = _held.connections = {}
+    held = connections.get(key)
+    if held is None:
+        for stale in connections.values():
+            stale.close()
+        connections.clear()
+        pooled = engine.raw_connection()  # connect events (PRAGMAs, autocommit) as for any other
+        pooled.detach()
+        held = connections[key] = pooled.dbapi_connection  # for sqlite3, the driver's own connection
+    return held

@@ -82,19 +82,32 @@ class CachedSerializerSessionInterface(SecureCookieSessionInterface):
             elif session.accessed:
                 _vary_on_cookie(response)
             return
-        if session.accessed:
-            _vary_on_cookie(response)
         if not self.should_set_cookie(app, session):
+            if session.accessed:
+                _vary_on_cookie(response)
             return
+        name, options = self._cookie_options(app)
         response.set_cookie(
-            self.get_cookie_name(app),
+            name,
             self.get_signing_serializer(app).dumps(dict(session)),
             expires=self.get_expiration_time(app, session),
-            httponly=self.get_cookie_httponly(app),
-            domain=self.get_cookie_domain(app),
-            path=self.get_cookie_path(app),
-            secure=self.get_cookie_secure(app),
-            partitioned=self.get_cookie_partitioned(app),
-            samesite=self.get_cookie_samesite(app),
+            **options,
         )
         _vary_on_cookie(response)
+
+    def _cookie_options(self, app: Flask) -> tuple[str, dict]:
+        """The cookie's name and attributes, read from the configuration once per app."""
+        cached = app.extensions.get("session_cookie_options")
+        if cached is None:
+            cached = app.extensions["session_cookie_options"] = (
+                self.get_cookie_name(app),
+                {
+                    "httponly": self.get_cookie_httponly(app),
+                    "domain": self.get_cookie_domain(app),
+                    "path": self.get_cookie_path(app),
+                    "secure": self.get_cookie_secure(app),
+                    "partitioned": self.get_cookie_partitioned(app),
+                    "samesite": self.get_cookie_samesite(app),
+                },
+            )
+        return cached
