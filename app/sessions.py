@@ -47,6 +47,14 @@ class _UncompressedSerializer(URLSafeTimedSerializer):
     def dump_payload(self, obj) -> bytes:
         return base64_encode(Serializer.dump_payload(self, obj))
 
+    def make_signer(self, salt=None):
+        """The serializer's signer, made once: itsdangerous makes one for every dumps and loads."""
+        signers = self.__dict__.setdefault("_signers", {})
+        signer = signers.get(salt)
+        if signer is None:
+            signer = signers[salt] = super().make_signer(salt)
+        return signer
+
 
 class CachedSerializerSessionInterface(SecureCookieSessionInterface):
     serializer = _CompactJSON()

@@ -23,6 +23,16 @@ def test_link_redirects_to_bill_without_token_in_url(client, app, session):
     assert [e.kind for e in invoice.events].count("link_opened") == 1
 
 
+def test_link_redirect_path_is_the_bill_route(app):
+    from flask import url_for
+
+    from app.portal.views import _bill_path
+
+    for script_root in ("", "/pay"):
+        with app.test_request_context("/l/x", environ_base={"SCRIPT_NAME": script_root}):
+            assert _bill_path("aB3-_x9") == url_for("portal.bill", public_id="aB3-_x9")
+
+
 def test_bill_page_shows_the_bill(client, app, session):
     creditor = make_creditor("NO")
     invoice = make_invoice(creditor, lines=3, summary="Strøm oktober")
