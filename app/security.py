@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from functools import lru_cache
 
 from flask import Flask, g, request
 from itsdangerous import TimestampSigner, want_bytes
@@ -40,11 +39,6 @@ def csp_nonce() -> str:
     return nonce
 
 
-@lru_cache(maxsize=1)
-def _csp_without_inline_code() -> str:
-    return content_security_policy(None)
-
-
 def content_security_policy(nonce: str | None) -> str:
     """The policy for a page; a nonce only when the page has inline code that needs one."""
     inline = f" 'nonce-{nonce}'" if nonce else ""
@@ -55,6 +49,9 @@ def content_security_policy(nonce: str | None) -> str:
         "img-src 'self' data:; font-src 'self'; connect-src 'self'; "
         "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
     )
+
+
+CSP_WITHOUT_INLINE_CODE = ("Content-Security-Policy", content_security_policy(None))
 
 
 class RedactLinkTokens(logging.Filter):
@@ -100,6 +97,8 @@ class StaticHeaders:
         def start(status, headers, exc_info=None):
             present = {name.lower() for name, _value in headers}
             headers.extend(h for h in STATIC_HEADERS if h[0].lower() not in present)
+            if "content-security-policy" not in present:  # pages with inline code set their own
+                headers.append(CSP_WITHOUT_INLINE_CODE)
             if self.hsts and (self.always_https or environ.get("wsgi.url_scheme") == "https"):
                 headers.append(HSTS)
             return start_response(status, headers, exc_info)
@@ -119,13 +118,13 @@ def init_security(app: Flask) -> None:
 
     @app.after_request
     def set_headers(response):
-        """The per-response headers: CSP (with this request's nonce if the page used one), no-store."""
-        headers = response.headers
-        if "Content-Security-Policy" not in headers:
-            nonce = g.get("csp_nonce")
-            headers["Content-Security-Policy"] = content_security_policy(nonce) if nonce else _csp_without_inline_code()
+        """The per-response headers: a CSP with this request's nonce where the page used one (every
+        other response gets the one without inline code from StaticHeaders), and no-store."""
+        nonce = g.get("csp_nonce")
+        if nonce and "Content-Security-Policy" not in response.headers:
+            response.headers["Content-Security-Policy"] = content_security_policy(nonce)
         if g.get("no_store"):
-            headers["Cache-Control"] = "no-store"
+            response.headers["Cache-Control"] = "no-store"
         return response
 
     app.wsgi_app = StaticHeaders(

@@ -17,6 +17,7 @@ from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import Serializer, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode
+from werkzeug.http import dump_cookie
 
 from app.security import KeyCachingSigner
 
@@ -94,28 +95,31 @@ class CachedSerializerSessionInterface(SecureCookieSessionInterface):
             if session.accessed:
                 _vary_on_cookie(response)
             return
-        name, options = self._cookie_options(app)
-        response.set_cookie(
-            name,
-            self.get_signing_serializer(app).dumps(dict(session)),
-            expires=self.get_expiration_time(app, session),
-            **options,
-        )
+        name, options, suffix = self._cookie_options(app)
+        value = self.get_signing_serializer(app).dumps(dict(session))
+        expires = self.get_expiration_time(app, session)
+        if expires is None:
+            # The signed value is URL-safe base64 and dots: nothing to quote. The attributes
+            # were rendered by werkzeug's dump_cookie once for the app.
+            response.headers.add("Set-Cookie", f"{name}={value}{suffix}")
+        else:
+            response.set_cookie(name, value, expires=expires, **options)
         _vary_on_cookie(response)
 
-    def _cookie_options(self, app: Flask) -> tuple[str, dict]:
-        """The cookie's name and attributes, read from the configuration once per app."""
+    def _cookie_options(self, app: Flask) -> tuple[str, dict, str]:
+        """The cookie's name, attributes, and the attributes as werkzeug renders them for a
+        session cookie without an expiry: read from the configuration once per app."""
         cached = app.extensions.get("session_cookie_options")
         if cached is None:
-            cached = app.extensions["session_cookie_options"] = (
-                self.get_cookie_name(app),
-                {
-                    "httponly": self.get_cookie_httponly(app),
-                    "domain": self.get_cookie_domain(app),
-                    "path": self.get_cookie_path(app),
-                    "secure": self.get_cookie_secure(app),
-                    "partitioned": self.get_cookie_partitioned(app),
-                    "samesite": self.get_cookie_samesite(app),
-                },
-            )
+            name = self.get_cookie_name(app)
+            options = {
+                "httponly": self.get_cookie_httponly(app),
+                "domain": self.get_cookie_domain(app),
+                "path": self.get_cookie_path(app),
+                "secure": self.get_cookie_secure(app),
+                "partitioned": self.get_cookie_partitioned(app),
+                "samesite": self.get_cookie_samesite(app),
+            }
+            rendered = dump_cookie(name, "", max_size=app.config["MAX_COOKIE_SIZE"], **options)
+            cached = app.extensions["session_cookie_options"] = (name, options, rendered[len(name) + 1 :])
         return cached
