@@ -3,3 +3,4 @@
 from app.billing import models as billing_models  # noqa: F401
 from app.creditors import models as creditor_models  # noqa: F401
 from app.links import models as link_models  # noqa: F401
+from app.payments import models as payment_models  # noqa: F401

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, LargeBinary, String, Text, false as sa_false
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from app.extensions import db
@@ -50,6 +50,10 @@ class Creditor(db.Model):
     reference_scheme: Mapped[str] = mapped_column(String(16), default="rf")
     portal_base_url: Mapped[str | None] = mapped_column(String(300))
     step_up_mode: Mapped[str] = mapped_column(String(20), default="none")
+
+    # Payments: whether a customer may pay part of the balance, and the least part (minor units).
+    allow_partial_payments: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+    min_partial_payment: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -1,0 +1,1 @@
+"""Payments: attempts at providers, money received, provider notifications; the gateways."""

@@ -1,0 +1,1 @@
+"""Payment gateways: one module per provider behind the interface in `base.py`."""

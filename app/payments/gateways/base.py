@@ -1,0 +1,170 @@
+"""The gateway interface: what every payment provider adapter offers, in our own types.
+
+Adapters are pure: they talk to one provider's API with their own client and key and
+translate to and from the dataclasses below. No database, no Flask objects, no global
+SDK configuration. Amounts are integer minor units; currencies are ISO 4217 codes.
+
+Adding a provider means one module with a `Gateway` subclass, one entry in
+`app.payments.gateways.REGISTRY`, and one row in the shared contract test
+(`tests/unit/payments/test_gateway_contract.py`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class PaymentStatus:
+    """Our status of a payment attempt, whatever the provider calls it."""
+
+    PENDING = "pending"  # created, the customer has not finished
+    REQUIRES_ACTION = "requires_action"  # 3-D Secure, app confirmation, bank redirect...
+    PROCESSING = "processing"  # the customer finished; the provider has not confirmed yet
+    SUCCEEDED = "succeeded"  # money received (or authorised and captured)
+    FAILED = "failed"  # declined or errored; the customer may try again
+    CANCELLED = "cancelled"  # abandoned, expired or cancelled by us
+
+    ALL = (PENDING, REQUIRES_ACTION, PROCESSING, SUCCEEDED, FAILED, CANCELLED)
+    FINAL = (SUCCEEDED, FAILED, CANCELLED)
+    # A status never moves backwards: an update is applied only when its rank is higher.
+    # A "failed" or "cancelled" after "succeeded" changes nothing (refunds are their own records).
+    RANK = {PENDING: 0, REQUIRES_ACTION: 1, PROCESSING: 2, FAILED: 3, CANCELLED: 3, SUCCEEDED: 4}
+
+    @classmethod
+    def moves_forward(cls, current: str, new: str) -> bool:
+        if current in (cls.SUCCEEDED,):
+            return False
+        if current in (cls.FAILED, cls.CANCELLED):
+            return new == cls.SUCCEEDED  # a late success after a timeout still counts
+        return cls.RANK[new] > cls.RANK[current]
+
+
+@dataclass(frozen=True)
+class Party:
+    """The payer, as far as we know them: used to pre-fill the provider's form."""
+
+    name: str
+    email: str | None = None
+    phone: str | None = None  # E.164
+    country: str | None = None  # ISO 3166-1 alpha-2
+    postcode: str | None = None
+    city: str | None = None
+    address_line1: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckoutRequest:
+    """Everything a provider needs to take one payment. Built from the database, never the form."""
+
+    attempt_ref: str  # our own id of this attempt (unique, random); providers echo it back
+    amount: int  # minor units
+    currency: str
+    invoice_number: str
+    payment_reference: str  # KID or RF reference of the invoice
+    description: str  # shown by the provider ("Invoice 2026-10001, Fjordlys Energi AS")
+    payer: Party
+    methods: tuple[str, ...]  # our method names: "card", "klarna", "vipps", "sepa_debit", ...
+    locale: str  # "en", "nb" or "de"
+    return_url: str  # where the provider sends the customer back (our return page)
+    cancel_url: str  # where "back" or "cancel" leads (the bill page)
+    idempotency_key: str  # sent on every create; the same request twice makes one payment
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """What the bill page needs to let the customer pay."""
+
+    provider: str
+    provider_ref: str  # the provider's id for this payment (PaymentIntent, session, payment link...)
+    status: str  # a PaymentStatus value
+    redirect_url: str | None = None  # hosted page for the redirect flow
+    client_secret: str | None = None  # for an embedded flow (Stripe Payment Element, Adyen Drop-in)
+    client_config: Mapping[str, str] = field(default_factory=dict)  # publishable key, session data...
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class GatewayStatus:
+    """The provider's answer to "what happened to this payment?"."""
+
+    provider_ref: str
+    status: str  # a PaymentStatus value
+    amount_received: int | None = None  # minor units, when succeeded
+    currency: str | None = None
+    payment_id: str | None = None  # the provider's id of the money movement (charge, pspReference)
+    method: str | None = None  # our method name, when the provider says which was used
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class GatewayEvent:
+    """One verified notification from a provider, in our terms."""
+
+    provider: str
+    event_id: str  # unique per provider: stored with a unique key, applied once
+    event_type: str  # the provider's own name for it, stored as-is
+    provider_ref: str | None  # the payment it concerns, when it concerns one
+    status: str | None  # the PaymentStatus it implies; None for types we only store
+    amount: int | None = None  # minor units
+    currency: str | None = None
+    payment_id: str | None = None
+    method: str | None = None
+    occurred_at: datetime | None = None
+    payload: Mapping = field(default_factory=dict)  # the provider's event, for the record
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    provider_ref: str
+    refund_id: str
+    amount: int
+    status: str  # "pending", "succeeded" or "failed"
+
+
+class GatewayError(Exception):
+    """The provider refused the request or could not be reached. Never carries secrets."""
+
+    def __init__(self, message: str, *, retryable: bool = False, code: str | None = None):
+        super().__init__(message)
+        self.retryable = retryable
+        self.code = code
+
+
+class WebhookError(Exception):
+    """Not a genuine, fresh notification from the provider: answer 400 and change nothing."""
+
+
+class Gateway(ABC):
+    """One payment provider, configured for one creditor (its own keys and merchant account)."""
+
+    #: registry name: "simulator", "stripe", "adyen"
+    name: str = ""
+    #: methods this provider can offer at all, and per currency where it matters
+    supported_methods: tuple[str, ...] = ()
+
+    def methods_for(self, currency: str, country: str | None, wanted: tuple[str, ...]) -> tuple[str, ...]:
+        """The creditor's wanted methods this provider can offer for this currency and country."""
+        return tuple(m for m in wanted if m in self.supported_methods)
+
+    @abstractmethod
+    def create_checkout(self, request: CheckoutRequest) -> Checkout:
+        """Create the payment at the provider (idempotent on `request.idempotency_key`)."""
+
+    @abstractmethod
+    def fetch_status(self, provider_ref: str) -> GatewayStatus:
+        """Ask the provider for the payment's current status (the return page never trusts its query string)."""
+
+    @abstractmethod
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> list[GatewayEvent]:
+        """Verify the signature (or raise WebhookError) and translate the notification."""
+
+    @abstractmethod
+    def refund(self, provider_ref: str, amount: int, idempotency_key: str) -> RefundResult:
+        """Refund part or all of a succeeded payment (idempotent on `idempotency_key`)."""
+
+    def cancel(self, provider_ref: str) -> None:  # noqa: B027 - optional for providers without it
+        """Cancel a payment that has not succeeded, where the provider allows it."""

@@ -1,0 +1,92 @@
+"""PaymentAttempt (one try at a provider), Payment (money received), WebhookEvent (every notification)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.billing.models import Invoice
+from app.extensions import db
+from app.models import UTCDateTime, utcnow
+from app.payments.gateways.base import PaymentStatus
+
+
+class PaymentAttempt(db.Model):
+    """One try to pay an invoice at one provider. Live attempts are reused, not duplicated."""
+
+    __tablename__ = "payment_attempts"
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_ref"),
+        Index("ix_payment_attempts_invoice_id_status", "invoice_id", "status"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_ref: Mapped[str] = mapped_column(String(32), unique=True)  # ours: sent to the provider, in return URLs
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(20))
+    provider_ref: Mapped[str | None] = mapped_column(String(100))
+    amount: Mapped[int] = mapped_column(BigInteger)  # minor units, from the database, never the form
+    currency: Mapped[str] = mapped_column(String(3))
+    method: Mapped[str | None] = mapped_column(String(30))
+    status: Mapped[str] = mapped_column(String(20), default=PaymentStatus.PENDING)
+    failure_reason: Mapped[str | None] = mapped_column(String(200))
+    redirect_url: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    invoice: Mapped[Invoice] = relationship()
+
+    @property
+    def is_live(self) -> bool:
+        """Still payable: not final, not expired."""
+        if self.status in PaymentStatus.FINAL:
+            return False
+        return self.expires_at is None or self.expires_at > utcnow()
+
+
+class Payment(db.Model):
+    """Money received for an invoice. The unique key on the provider's payment id makes it once."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_payment_id"),
+        Index("ix_payments_invoice_id", "invoice_id"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("refund_due >= 0", name="refund_due_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="RESTRICT"))
+    attempt_id: Mapped[int | None] = mapped_column(ForeignKey("payment_attempts.id", ondelete="SET NULL"))
+    provider: Mapped[str] = mapped_column(String(20))  # "simulator", "stripe", "adyen", "bank_transfer", "manual"
+    provider_payment_id: Mapped[str] = mapped_column(String(100))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    method: Mapped[str | None] = mapped_column(String(30))
+    # What was paid beyond the balance (an overpayment, or a payment of a paid invoice):
+    # settled, and owed back to the customer. Agents see it until it is refunded.
+    refund_due: Mapped[int] = mapped_column(BigInteger, default=0)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    invoice: Mapped[Invoice] = relationship()
+
+
+class WebhookEvent(db.Model):
+    """Every verified notification, stored once per (provider, event id), applied at most once."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (UniqueConstraint("provider", "event_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    event_id: Mapped[str] = mapped_column(String(200))
+    event_type: Mapped[str] = mapped_column(String(100))
+    provider_ref: Mapped[str | None] = mapped_column(String(100))
+    outcome: Mapped[str] = mapped_column(String(20))  # applied, unchanged, stored (type we do not act on), unknown_payment
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -1,0 +1,210 @@
+"""Payments: the amount to take, one live attempt per invoice, settlement exactly once, notifications once.
+
+Services add and flush; the caller commits. Settling locks the invoice row (PostgreSQL
+`FOR UPDATE`; SQLite serialises writers) while its balance changes, and a unique key on
+(provider, provider payment id) makes a second settlement of the same payment a no-op,
+whichever comes first: the webhook, the return page, a retry or a bank file.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.billing.models import Invoice, InvoiceStatus as S
+from app.billing.services import record_event, record_payment
+from app.errors import InvalidData
+from app.extensions import db
+from app.models import utcnow
+from app.payments.gateways.base import GatewayEvent, GatewayStatus, PaymentStatus
+from app.payments.models import Payment, PaymentAttempt, WebhookEvent
+
+
+def payment_amount(invoice: Invoice, requested: int | None) -> int:
+    """The amount to take: the balance, or a part of it where the creditor allows it (at least its minimum)."""
+    balance = invoice.balance
+    if balance <= 0:
+        raise InvalidData({"amount": "nothing is owed on this invoice"})
+    if requested is None or requested == balance:
+        return balance
+    creditor = invoice.creditor
+    if not isinstance(requested, int) or isinstance(requested, bool) or requested <= 0:
+        raise InvalidData({"amount": "a positive amount in minor units"})
+    if requested > balance:
+        raise InvalidData({"amount": "more than the balance"})
+    if not creditor.allow_partial_payments:
+        raise InvalidData({"amount": "this creditor takes the whole balance only"})
+    if requested < creditor.min_partial_payment:
+        raise InvalidData({"amount": "less than the smallest part payment"})
+    return requested
+
+
+def lock_invoice(invoice_id: int) -> Invoice:
+    """The invoice, locked for this transaction and re-read from the database."""
+    return db.session.scalar(
+        select(Invoice).where(Invoice.id == invoice_id).with_for_update().execution_options(populate_existing=True)
+    )
+
+
+def live_attempt(invoice_id: int, provider: str, amount: int) -> PaymentAttempt | None:
+    """A payable attempt for this invoice, provider and amount: double taps and two tabs reuse it."""
+    candidates = db.session.scalars(
+        select(PaymentAttempt)
+        .where(
+            PaymentAttempt.invoice_id == invoice_id,
+            PaymentAttempt.provider == provider,
+            PaymentAttempt.amount == amount,
+            PaymentAttempt.status.in_((PaymentStatus.PENDING, PaymentStatus.REQUIRES_ACTION)),
+        )
+        .order_by(PaymentAttempt.id.desc())
+    )
+    return next((attempt for attempt in candidates if attempt.is_live and attempt.provider_ref), None)
+
+
+def new_attempt(invoice: Invoice, provider: str, amount: int) -> PaymentAttempt:
+    """A new attempt row (flushed, so its public ref can go to the provider as reference and idempotency key)."""
+    attempt = PaymentAttempt(
+        public_ref=secrets.token_urlsafe(16), invoice_id=invoice.id, provider=provider, amount=amount,
+        currency=invoice.currency, status=PaymentStatus.PENDING,
+    )
+    db.session.add(attempt)
+    db.session.flush()
+    return attempt
+
+
+def settle(
+    invoice_id: int, *, provider: str, payment_id: str, amount: int, currency: str, method: str | None,
+    received_at: datetime, actor: str, attempt: PaymentAttempt | None = None,
+) -> Payment | None:
+    """Record money received, exactly once per (provider, payment id). None if it was already recorded.
+
+    An overpayment, a payment of a paid invoice or of a closed one is still recorded: the
+    part beyond the balance is `refund_due`, an event says so, and agents see it."""
+    invoice = lock_invoice(invoice_id)
+    if db.session.scalar(
+        select(Payment.id).where(Payment.provider == provider, Payment.provider_payment_id == payment_id)
+    ):
+        return None
+    if currency != invoice.currency:
+        raise InvalidData({"currency": f"the invoice is in {invoice.currency}"})
+    owed = 0 if invoice.is_closed else max(invoice.balance, 0)
+    payment = Payment(
+        invoice_id=invoice.id, attempt_id=attempt.id if attempt else None, provider=provider,
+        provider_payment_id=payment_id, amount=amount, currency=currency, method=method,
+        refund_due=max(amount - owed, 0), received_at=received_at,
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(payment)
+            db.session.flush()
+    except IntegrityError:  # recorded by a concurrent transaction that committed first
+        return None
+    if invoice.is_closed:
+        record_event(invoice, "payment_to_refund", actor, amount=amount, currency=currency, payment_id=payment_id,
+                     reason=f"invoice is {invoice.status}")
+    else:
+        record_payment(invoice, amount, actor=actor, paid_on=received_at.date(), method=method or provider,
+                       reference=payment_id)
+        if payment.refund_due:
+            record_event(invoice, "refund_due", actor, amount=payment.refund_due, currency=currency,
+                         payment_id=payment_id)
+    if invoice.status == S.PAID:
+        cancel_open_attempts(invoice.id, keep=attempt)
+    db.session.flush()
+    return payment
+
+
+def cancel_open_attempts(invoice_id: int, *, keep: PaymentAttempt | None = None) -> int:
+    """When an invoice is paid, its other attempts stop being payable."""
+    count = 0
+    for other in db.session.scalars(
+        select(PaymentAttempt).where(
+            PaymentAttempt.invoice_id == invoice_id, PaymentAttempt.status.not_in(PaymentStatus.FINAL)
+        )
+    ):
+        if keep is None or other.id != keep.id:
+            other.status = PaymentStatus.CANCELLED
+            other.failure_reason = "invoice paid"
+            count += 1
+    return count
+
+
+def apply_status(attempt: PaymentAttempt, update: GatewayStatus | GatewayEvent, *, actor: str) -> bool:
+    """Move the attempt forward with what the provider says (never backwards); settle on success.
+
+    The payment's key is the attempt's provider ref, the same from the webhook and from the
+    return page, so the two can never make two payments. Returns True if the attempt changed."""
+    new = update.status
+    if new is None or not PaymentStatus.moves_forward(attempt.status, new):
+        return False
+    attempt.status = new
+    attempt.method = update.method or attempt.method
+    if new == PaymentStatus.FAILED:
+        attempt.failure_reason = (getattr(update, "failure_reason", None) or "declined")[:200]
+    if new == PaymentStatus.SUCCEEDED:
+        amount = getattr(update, "amount_received", None) or getattr(update, "amount", None) or attempt.amount
+        settle(
+            attempt.invoice_id, provider=attempt.provider, payment_id=attempt.provider_ref, amount=amount,
+            currency=getattr(update, "currency", None) or attempt.currency, method=attempt.method,
+            received_at=getattr(update, "occurred_at", None) or utcnow(), actor=actor, attempt=attempt,
+        )
+    db.session.flush()
+    return True
+
+
+def ingest_events(provider: str, creditor_id: int, events: Iterable[GatewayEvent]) -> list[str]:
+    """Store each verified event once and apply it at most once. One outcome per event:
+    duplicate, stored (a type we do not act on), unknown_payment, applied or unchanged.
+
+    `creditor_id` is the creditor whose key verified the events: they may only touch its invoices."""
+    outcomes = []
+    for event in events:
+        record = WebhookEvent(
+            provider=provider, event_id=event.event_id, event_type=event.event_type,
+            provider_ref=event.provider_ref, outcome="stored", payload=dict(event.payload),
+        )
+        try:
+            with db.session.begin_nested():
+                db.session.add(record)
+                db.session.flush()
+        except IntegrityError:
+            outcomes.append("duplicate")
+            continue
+        if event.status is not None:
+            attempt = _attempt_of(provider, creditor_id, event.provider_ref)
+            if attempt is None:
+                record.outcome = "unknown_payment"
+            else:
+                record.outcome = "applied" if apply_status(attempt, event, actor=provider) else "unchanged"
+        outcomes.append(record.outcome)
+    db.session.flush()
+    return outcomes
+
+
+def _attempt_of(provider: str, creditor_id: int, provider_ref: str | None) -> PaymentAttempt | None:
+    if not provider_ref:
+        return None
+    return db.session.scalar(
+        select(PaymentAttempt)
+        .join(Invoice, PaymentAttempt.invoice_id == Invoice.id)
+        .where(
+            PaymentAttempt.provider == provider, PaymentAttempt.provider_ref == provider_ref,
+            Invoice.creditor_id == creditor_id,
+        )
+    )
+
+
+def refunds_due(creditor_id: int) -> list[Payment]:
+    """Payments with money owed back to the customer, for the agents' inbox."""
+    return list(
+        db.session.scalars(
+            select(Payment)
+            .join(Invoice, Payment.invoice_id == Invoice.id)
+            .where(Invoice.creditor_id == creditor_id, Payment.refund_due > 0)
+            .order_by(Payment.id)
+        )
+    )
