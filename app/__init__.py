@@ -91,9 +91,13 @@ def _configure_sqlite(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from app.api.views import bp as api_bp
+    from app.payments.simulator import bp as simulator_bp
+    from app.payments.views import bp as payments_bp
     from app.portal.views import bp as portal_bp
 
     app.register_blueprint(portal_bp)
+    app.register_blueprint(payments_bp)
+    app.register_blueprint(simulator_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     csrf.exempt(api_bp)  # bearer-token API: no cookies, no CSRF
 

@@ -90,3 +90,22 @@ class WebhookEvent(db.Model):
     outcome: Mapped[str] = mapped_column(String(20))  # applied, unchanged, stored (type we do not act on), unknown_payment
     payload: Mapped[dict] = mapped_column(JSON, default=dict)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SimulatorRecord(db.Model):
+    """The test-mode simulator's own records: what a real provider keeps on its side."""
+
+    __tablename__ = "simulator_payments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ref: Mapped[str] = mapped_column(String(40), unique=True)
+    idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    description: Mapped[str] = mapped_column(String(300))
+    return_url: Mapped[str] = mapped_column(String(1000))
+    cancel_url: Mapped[str] = mapped_column(String(1000))
+    status: Mapped[str] = mapped_column(String(20))
+    method: Mapped[str | None] = mapped_column(String(30))
+    refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

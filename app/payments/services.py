@@ -9,8 +9,8 @@ whichever comes first: the webhook, the return page, a retry or a bank file.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -20,7 +20,9 @@ from app.billing.services import record_event, record_payment
 from app.errors import InvalidData
 from app.extensions import db
 from app.models import utcnow
-from app.payments.gateways.base import GatewayEvent, GatewayStatus, PaymentStatus
+from app.payments.gateways.base import (
+    CheckoutRequest, Gateway, GatewayEvent, GatewayStatus, Party, PaymentStatus,
+)
 from app.payments.models import Payment, PaymentAttempt, WebhookEvent
 
 
@@ -72,6 +74,43 @@ def new_attempt(invoice: Invoice, provider: str, amount: int) -> PaymentAttempt:
         currency=invoice.currency, status=PaymentStatus.PENDING,
     )
     db.session.add(attempt)
+    db.session.flush()
+    return attempt
+
+
+ATTEMPT_LIFETIME = timedelta(hours=1)
+
+
+def start_payment(
+    invoice: Invoice, gateway: Gateway, *, amount: int, locale: str, return_url: Callable[[str], str], cancel_url: str,
+) -> PaymentAttempt:
+    """The attempt to pay `amount` of the invoice at this gateway: the live one if there is one
+    (double taps and two tabs make one provider call), else a new one created at the provider.
+
+    The amount, currency and payer come from the database; `return_url(attempt_ref)` builds our
+    return page's URL. Raises GatewayError when the provider refuses or cannot be reached."""
+    lock_invoice(invoice.id)
+    attempt = live_attempt(invoice.id, gateway.name, amount)
+    if attempt is not None:
+        return attempt
+    attempt = new_attempt(invoice, gateway.name, amount)
+    creditor, customer = invoice.creditor, invoice.customer
+    checkout = gateway.create_checkout(CheckoutRequest(
+        attempt_ref=attempt.public_ref, amount=amount, currency=invoice.currency, invoice_number=invoice.number,
+        payment_reference=invoice.payment_reference,
+        description=f"{invoice.number} · {creditor.name}",
+        payer=Party(name=customer.name, email=customer.email, phone=customer.phone, country=customer.country,
+                    postcode=customer.postcode, city=customer.city, address_line1=customer.address_line1),
+        methods=gateway.supported_methods, locale=locale, return_url=return_url(attempt.public_ref),
+        cancel_url=cancel_url, idempotency_key=f"attempt-{attempt.public_ref}",
+        metadata={"invoice_number": invoice.number, "payment_reference": invoice.payment_reference},
+    ))
+    attempt.provider_ref = checkout.provider_ref
+    attempt.redirect_url = checkout.redirect_url
+    attempt.status = checkout.status
+    attempt.expires_at = checkout.expires_at or utcnow() + ATTEMPT_LIFETIME
+    record_event(invoice, "payment_started", "customer", provider=gateway.name, amount=amount,
+                 attempt=attempt.public_ref)
     db.session.flush()
     return attempt
 

@@ -1,9 +1,15 @@
 """Forms of the customer pages. Labels and messages are translated lazily."""
 
+import re
+from decimal import Decimal
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import StringField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, Length, Optional
+
+from app.errors import InvalidData
+from app.money import from_decimal, to_decimal
 
 
 class StepUpForm(FlaskForm):
@@ -11,3 +17,23 @@ class StepUpForm(FlaskForm):
         _l("Answer"),
         validators=[DataRequired(message=_l("Please fill in this field.")), Length(max=64)],
     )
+
+
+class PayForm(FlaskForm):
+    """The pay buttons: which provider, and (where the creditor allows part payments) how much."""
+
+    provider = StringField(validators=[DataRequired(), Length(max=20)])
+    amount = StringField(_l("Amount to pay"), validators=[Optional(), Length(max=20)])
+
+    def amount_minor(self, currency: str) -> int | None:
+        """The amount typed, in minor units (`1 250,50` or `1250.50`), None for the whole balance."""
+        text = (self.amount.data or "").replace("\u00a0", "").replace(" ", "")
+        if not text:
+            return None
+        if not re.fullmatch(r"\d{1,12}([.,]\d{1,3})?", text):
+            raise InvalidData({"amount": "not an amount"})
+        value = Decimal(text.replace(",", "."))
+        minor = from_decimal(value, currency)
+        if to_decimal(minor, currency) != value:
+            raise InvalidData({"amount": "too many decimals"})
+        return minor

@@ -23,9 +23,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
 from flask import current_app, g
-from flask_wtf.csrf import generate_csrf
 
-from app.security import csp_nonce
+from app.security import csp_nonce, csrf_token
 
 EXTENSION = "portal_page_cache"
 
@@ -82,15 +81,15 @@ def cached_page(key: Hashable, render: Callable[[], str]) -> str:
     if cache.nonce_stand_in in html:
         html = html.replace(cache.nonce_stand_in, csp_nonce())
     if cache.csrf_stand_in in html:
-        html = html.replace(cache.csrf_stand_in, generate_csrf())
+        html = html.replace(cache.csrf_stand_in, csrf_token())
     return html
 
 
 def _render_with_stand_ins(cache: PageCache, render: Callable[[], str]) -> str:
     """Render with the stand-ins where the nonce and the CSRF token go.
 
-    `csp_nonce()` and Flask-WTF's `generate_csrf()` both return what this request's `g`
-    already holds, so the stand-ins are put there for the render and taken away after.
+    `csp_nonce()` and `csrf_token()` (like Flask-WTF's `generate_csrf()`) return what this
+    request's `g` already holds, so the stand-ins are put there for the render and taken away after.
     """
     field = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
     saved = {name: g.pop(name, None) for name in ("csp_nonce", field)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, session, url_for
@@ -19,13 +20,20 @@ from app.links.models import AccessLink
 from app.links.services import get_signer, record_open, record_step_up_failure, resolve_token
 from app.models import utcnow
 from app.portal import grants
-from app.portal.forms import StepUpForm
+from app.errors import InvalidData
+from app.payments.gateways.base import GatewayError, PaymentStatus
+from app.payments.models import PaymentAttempt
+from app.payments.providers import gateways_for
+from app.payments.services import apply_status, payment_amount, start_payment
+from app.portal.forms import PayForm, StepUpForm
 from app.portal.page_cache import cached_page
+from app.security import ensure_csrf_secret
 from app.portal.services import (
     BillAccess, bill_access, check_step_up, due_state, load_bill, local_today, visible_lines,
 )
 
 bp = Blueprint("portal", __name__)
+log = logging.getLogger(__name__)
 
 
 @bp.before_request
@@ -72,6 +80,7 @@ def open_link(token: str):
     if record_open(resolution, interval_minutes=current_app.config["LINK_OPEN_EVENT_INTERVAL_MINUTES"]):
         db.session.commit()
     grants.add(session, resolution.public_id, resolution.link_id, int(time.time()))
+    ensure_csrf_secret()  # this response writes the cookie anyway; the bill's pay form needs it
     # A bare 303: browsers follow Location and never show redirect()'s HTML body.
     return Response(status=303, headers={"Location": _bill_path(resolution.public_id)})
 
@@ -144,6 +153,7 @@ def bill(public_id: str):
         invoice = _load_bill_or_404(public_id)
         context = _bill_context(invoice, today)
         context["lines"], context["hidden_lines"] = visible_lines(invoice.lines)
+        context["pay_options"] = list(gateways_for(invoice.creditor)) if invoice.balance > 0 else []
         return render_template("portal/bill.html", **context)
 
     return cached_page(("bill", public_id, select_locale(), today, access.version), render)
@@ -161,6 +171,73 @@ def all_lines(public_id: str):
         return render_template("portal/lines.html", invoice=invoice, creditor=invoice.creditor, lines=invoice.lines)
 
     return cached_page(("lines", public_id, select_locale(), access.version), render)
+
+
+def _pay_limit() -> str:
+    return current_app.config["PAY_RATE_LIMIT"]
+
+
+@bp.post("/b/<public_id>/pay")
+@limiter.limit(_pay_limit)
+def pay(public_id: str):
+    """Start paying with the chosen provider and send the customer to it (POST-redirect-GET)."""
+    access, answer = _granted(public_id)
+    if answer is not None:
+        return answer
+    invoice = _load_bill_or_404(public_id)
+    form = PayForm()
+    gateway = gateways_for(invoice.creditor).get(form.provider.data or "")
+    if not form.validate_on_submit() or gateway is None:
+        return _payment_problem(invoice, "invalid", 422)
+    try:
+        amount = payment_amount(invoice, form.amount_minor(invoice.currency))
+        attempt = start_payment(
+            invoice, gateway, amount=amount, locale=select_locale(),
+            return_url=lambda ref: _absolute(invoice, url_for("portal.paid", public_id=public_id, attempt_ref=ref)),
+            cancel_url=_absolute(invoice, url_for("portal.bill", public_id=public_id)),
+        )
+    except InvalidData:
+        db.session.rollback()
+        return _payment_problem(invoice, "amount", 422)
+    except GatewayError:
+        db.session.rollback()
+        log.warning("payment could not start for invoice %s at %s", invoice.id, gateway.name, exc_info=True)
+        return _payment_problem(invoice, "unavailable", 503)
+    db.session.commit()
+    return redirect(attempt.redirect_url, code=303)
+
+
+@bp.get("/b/<public_id>/paid/<attempt_ref>")
+def paid(public_id: str, attempt_ref: str):
+    """Back from the provider: ask it what happened (the query string is never trusted) and say so."""
+    access, answer = _granted(public_id)
+    if answer is not None:
+        return answer
+    attempt = db.session.scalar(
+        select(PaymentAttempt).where(PaymentAttempt.public_ref == attempt_ref, PaymentAttempt.invoice_id == access.invoice_id)
+    )
+    if attempt is None:
+        return _unavailable()
+    invoice = attempt.invoice
+    gateway = gateways_for(invoice.creditor).get(attempt.provider)
+    if gateway is not None and attempt.provider_ref and attempt.status not in PaymentStatus.FINAL:
+        try:
+            apply_status(attempt, gateway.fetch_status(attempt.provider_ref), actor="customer")
+            db.session.commit()
+        except GatewayError:
+            db.session.rollback()
+            log.warning("status of attempt %s unavailable", attempt.id, exc_info=True)
+    return render_template("payments/return.html", invoice=invoice, creditor=invoice.creditor, attempt=attempt)
+
+
+def _payment_problem(invoice: Invoice, kind: str, status: int):
+    return render_template("payments/return.html", invoice=invoice, creditor=invoice.creditor, attempt=None,
+                           problem=kind), status
+
+
+def _absolute(invoice: Invoice, path: str) -> str:
+    """A URL on the creditor's portal domain or PORTAL_BASE_URL, never from the Host header."""
+    return f"{(invoice.creditor.portal_base_url or current_app.config['PORTAL_BASE_URL']).rstrip('/')}{path}"
 
 
 @bp.route("/b/<public_id>/verify", methods=["GET", "POST"])
