@@ -1,0 +1,244 @@
+"""Stripe: a PaymentIntent per attempt, paid in the Payment Element on our own bill page.
+
+One `stripe.StripeClient` per adapter (never the SDK's global `stripe.api_key`), so two
+creditors with their own Stripe accounts never share keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import stripe
+from stripe.params import PaymentIntentCreateParams, PaymentIntentRetrieveParams
+
+from app.payments.gateways.base import (
+    Checkout, CheckoutRequest, Gateway, GatewayError, GatewayEvent, GatewayStatus, PaymentStatus,
+    RefundResult, WebhookError,
+)
+
+#: our method name -> Stripe's payment method type (Apple Pay and Google Pay ride on "card")
+METHOD_TYPES: dict[str, str] = {
+    "card": "card",
+    "apple_pay": "card",
+    "google_pay": "card",
+    "klarna": "klarna",
+    "sepa_debit": "sepa_debit",
+    "ideal": "ideal",
+    "bancontact": "bancontact",
+    "eps": "eps",
+    "p24": "p24",
+    "blik": "blik",
+    "mobilepay": "mobilepay",
+    "vipps": "vipps",
+    "swish": "swish",
+    "twint": "twint",
+    "paypal": "paypal",
+    "revolut_pay": "revolut_pay",
+}
+
+#: PaymentIntent status -> ours ("requires_payment_method" is failed when the last try was declined)
+INTENT_STATUSES: dict[str, str] = {
+    "requires_payment_method": PaymentStatus.PENDING,
+    "requires_confirmation": PaymentStatus.PENDING,
+    "requires_action": PaymentStatus.REQUIRES_ACTION,
+    "processing": PaymentStatus.PROCESSING,
+    "requires_capture": PaymentStatus.PROCESSING,  # authorised, not captured yet
+    "succeeded": PaymentStatus.SUCCEEDED,
+    "canceled": PaymentStatus.CANCELLED,
+}
+
+#: webhook event type -> the status it implies; other types are stored only
+EVENT_STATUSES: dict[str, str] = {
+    "payment_intent.succeeded": PaymentStatus.SUCCEEDED,
+    "payment_intent.payment_failed": PaymentStatus.FAILED,
+    "payment_intent.canceled": PaymentStatus.CANCELLED,
+    "payment_intent.processing": PaymentStatus.PROCESSING,
+    "payment_intent.requires_action": PaymentStatus.REQUIRES_ACTION,
+    "payment_intent.amount_capturable_updated": PaymentStatus.PROCESSING,
+}
+
+CANCELLABLE = ("requires_payment_method", "requires_confirmation", "requires_action", "requires_capture")
+REFUND_STATUSES = {"succeeded": "succeeded", "failed": "failed", "canceled": "failed"}
+WEBHOOK_TOLERANCE = 300  # seconds
+
+
+@dataclass(frozen=True)
+class StripeConfig:
+    """One creditor's Stripe account. The secrets stay out of repr()."""
+
+    secret_key: str = field(repr=False)
+    publishable_key: str
+    webhook_secret: str = field(repr=False)
+    api_base: str | None = None  # None: Stripe's own API
+    flow: str = "element"
+
+    def __post_init__(self) -> None:
+        if self.flow != "element":
+            raise ValueError(f"unsupported Stripe flow {self.flow!r}: only 'element' is implemented")
+
+
+class StripeGateway(Gateway):
+    """PaymentIntents for the Payment Element; status by retrieval or by signed webhook."""
+
+    name = "stripe"
+    supported_methods = tuple(METHOD_TYPES)
+
+    def __init__(self, config: StripeConfig) -> None:
+        self.config = config
+        self._client = stripe.StripeClient(
+            config.secret_key, base_addresses={"api": config.api_base or stripe.DEFAULT_API_BASE}
+        )
+
+    def create_checkout(self, request: CheckoutRequest) -> Checkout:
+        types = list(dict.fromkeys(METHOD_TYPES[m] for m in request.methods if m in METHOD_TYPES))
+        if not types:
+            raise GatewayError("none of the requested payment methods is offered by Stripe", code="no_methods")
+        params: PaymentIntentCreateParams = {
+            "amount": request.amount,
+            "currency": request.currency.lower(),
+            "description": request.description,
+            "metadata": {
+                **request.metadata,
+                "invoice_number": request.invoice_number,
+                "payment_reference": request.payment_reference,
+                "attempt_ref": request.attempt_ref,
+            },
+            "allowed_payment_method_types": types,  # API 2026-09-30.endive+: payment_method_types is refused
+        }
+        if request.payer.email:
+            params["receipt_email"] = request.payer.email
+        with self._errors("create the payment"):
+            intent = self._client.v1.payment_intents.create(
+                params=params, options={"idempotency_key": request.idempotency_key}
+            ).to_dict()
+        payer = request.payer
+        client_config = {"publishable_key": self.config.publishable_key, "name": payer.name}
+        client_config |= {k: v for k, v in (("email", payer.email), ("country", payer.country)) if v}
+        return Checkout(
+            provider=self.name,
+            provider_ref=intent["id"],
+            status=_intent_status(intent),
+            client_secret=intent["client_secret"],
+            client_config=client_config,
+        )
+
+    def fetch_status(self, provider_ref: str) -> GatewayStatus:
+        intent = self._retrieve(provider_ref, expand=["payment_method"])
+        status = _intent_status(intent)
+        error = intent.get("last_payment_error") or {}
+        succeeded = status == PaymentStatus.SUCCEEDED
+        return GatewayStatus(
+            provider_ref=intent["id"],
+            status=status,
+            amount_received=intent.get("amount_received") if succeeded else None,
+            currency=intent["currency"].upper(),
+            payment_id=_id(intent.get("latest_charge")) if succeeded else None,
+            method=_method(intent),
+            failure_reason=error.get("message") or error.get("code"),
+        )
+
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> list[GatewayEvent]:
+        signature = next((v for k, v in headers.items() if k.lower() == "stripe-signature"), None)
+        try:
+            event = self._client.construct_event(
+                body, signature, self.config.webhook_secret, tolerance=WEBHOOK_TOLERANCE
+            ).to_dict()
+        except stripe.SignatureVerificationError as error:
+            raise WebhookError("Stripe webhook signature is missing, invalid or too old") from error
+        except ValueError as error:  # not JSON, or not a snapshot event
+            raise WebhookError("Stripe webhook body is not an event") from error
+        return [_event(event)]
+
+    def refund(self, provider_ref: str, amount: int, idempotency_key: str) -> RefundResult:
+        with self._errors("refund the payment"):
+            refund = self._client.v1.refunds.create(
+                params={"payment_intent": provider_ref, "amount": amount},
+                options={"idempotency_key": idempotency_key},
+            )
+        return RefundResult(
+            provider_ref=provider_ref,
+            refund_id=refund.id,
+            amount=refund.amount,
+            status=REFUND_STATUSES.get(refund.status or "", "pending"),
+        )
+
+    def cancel(self, provider_ref: str) -> None:
+        """Cancel the PaymentIntent; a no-op when it is cancelled already, GatewayError when it is too late."""
+        status = self._retrieve(provider_ref)["status"]
+        if status == "canceled":
+            return
+        if status not in CANCELLABLE:
+            raise GatewayError(f"a Stripe payment in status {status} cannot be cancelled", code="not_cancellable")
+        with self._errors("cancel the payment"):
+            self._client.v1.payment_intents.cancel(provider_ref)
+
+    def _retrieve(self, provider_ref: str, expand: list[str] | None = None) -> dict[str, Any]:
+        with self._errors("read the payment"):
+            params: PaymentIntentRetrieveParams = {"expand": expand} if expand else {}
+            return self._client.v1.payment_intents.retrieve(provider_ref, params=params).to_dict()
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Stripe's exceptions as GatewayError: retryable when Stripe was unreachable, busy or failing."""
+        try:
+            yield
+        except stripe.StripeError as error:
+            status = error.http_status or 0
+            retryable = isinstance(error, (stripe.APIConnectionError, stripe.RateLimitError)) or status >= 500
+            reason = (error.user_message or type(error).__name__).replace(self.config.secret_key, "[secret key]")
+            code = error.code or type(error).__name__
+            raise GatewayError(f"Stripe could not {action}: {reason}", retryable=retryable, code=code) from error
+
+
+def _intent_status(intent: Mapping[str, Any]) -> str:
+    if intent["status"] == "requires_payment_method" and intent.get("last_payment_error"):
+        return PaymentStatus.FAILED
+    return INTENT_STATUSES.get(intent["status"], PaymentStatus.PENDING)
+
+
+def _id(value: str | Mapping[str, Any] | None) -> str | None:
+    """An object's id, whether Stripe sent the id or the expanded object."""
+    return value.get("id") if isinstance(value, Mapping) else value
+
+
+def _method(intent: Mapping[str, Any]) -> str | None:
+    """Our name for the method used: the expanded payment method, else the only one offered."""
+    method = intent.get("payment_method")
+    if isinstance(method, Mapping):
+        if method.get("type") == "card":
+            wallet = (method.get("card") or {}).get("wallet") or {}
+            return wallet.get("type") if wallet.get("type") in METHOD_TYPES else "card"
+        return method.get("type")
+    types = intent.get("payment_method_types") or []
+    return types[0] if len(types) == 1 else None
+
+
+def _event(event: Mapping[str, Any]) -> GatewayEvent:
+    obj = event["data"]["object"]
+    status = EVENT_STATUSES.get(event["type"])
+    kind = obj.get("object")
+    if kind == "payment_intent":
+        provider_ref, payment_id = obj.get("id"), _id(obj.get("latest_charge"))
+    elif kind == "charge":
+        provider_ref, payment_id = _id(obj.get("payment_intent")), obj.get("id")
+    else:
+        provider_ref, payment_id = _id(obj.get("payment_intent")), None
+    amount = obj.get("amount_received") if status == PaymentStatus.SUCCEEDED else obj.get("amount")
+    currency = obj.get("currency")
+    return GatewayEvent(
+        provider="stripe",
+        event_id=event["id"],
+        event_type=event["type"],
+        provider_ref=provider_ref,
+        status=status,
+        amount=amount,
+        currency=currency.upper() if currency else None,
+        payment_id=payment_id,
+        method=_method(obj) if kind == "payment_intent" else None,
+        occurred_at=datetime.fromtimestamp(event["created"], tz=timezone.utc) if event.get("created") else None,
+        payload=event,
+    )

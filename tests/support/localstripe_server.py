@@ -1,0 +1,185 @@
+"""localstripe (a fake, stateful Stripe API) in a subprocess on 127.0.0.1, for tests.
+
+`LocalStripe` runs this file as a script: it serves localstripe's aiohttp app on a free
+port of 127.0.0.1 (the `localstripe` console script listens on every interface, `::`),
+prints the port, and keeps its objects in memory only (the console script also writes
+/tmp/localstripe.pickle, shared by every run on the machine).
+
+localstripe 1.15.10 lacks a few things real Stripe does and the Stripe adapter relies on;
+the script patches them in, in the subprocess only:
+
+- PaymentIntents accept `description`, `receipt_email` and `allowed_payment_method_types`
+  (localstripe answers 400), show the allowed types as `payment_method_types` (as Stripe
+  does, without filtering them), and report `amount_received`;
+- an `Idempotency-Key` replays the first response, and a different request with the same
+  key is refused with an `idempotency_error` (localstripe ignores the header);
+- the test card 4000 0000 0000 0002 is declined when charged (localstripe declines it
+  only when it is attached to a customer).
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any
+
+READY_KEY = "sk_test_localstripe_ready"
+
+
+class LocalStripe:
+    """Start with `start()` (or `with LocalStripe() as server:`); `api_base` is its URL."""
+
+    def __init__(self, startup_timeout: float = 20.0) -> None:
+        self.startup_timeout = startup_timeout
+        self.api_base = ""
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log = tempfile.TemporaryFile()
+
+    def start(self) -> str:
+        """Launch the server, wait until it answers an API call, and return its base URL."""
+        self._process = subprocess.Popen(
+            [sys.executable, __file__], stdout=subprocess.PIPE, stderr=self._log, stdin=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + self.startup_timeout
+        try:
+            self.api_base = f"http://127.0.0.1:{self._read_port(deadline)}"
+            self._wait_until_ready(deadline)
+        except BaseException:
+            self.stop()
+            raise
+        return self.api_base
+
+    def stop(self) -> None:
+        """Terminate the server (kill it if it does not exit within five seconds)."""
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        assert self._process.stdout is not None
+        self._process.stdout.close()
+        self._process = None
+        self._log.close()
+
+    def __enter__(self) -> LocalStripe:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _read_port(self, deadline: float) -> int:
+        assert self._process is not None and self._process.stdout is not None
+        ready, _, _ = select.select([self._process.stdout], [], [], max(deadline - time.monotonic(), 0))
+        line = self._process.stdout.readline() if ready else b""
+        if not line.strip().isdigit():
+            raise RuntimeError(f"localstripe did not start: {self._log_tail()}")
+        return int(line)
+
+    def _wait_until_ready(self, deadline: float) -> None:
+        assert self._process is not None
+        request = urllib.request.Request(
+            self.api_base + "/v1/balance", headers={"Authorization": f"Bearer {READY_KEY}"}
+        )
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
+        while True:
+            try:
+                with opener.open(request, timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"localstripe did not answer on {self.api_base}: {self._log_tail()}")
+            time.sleep(0.05)
+
+    def _log_tail(self) -> str:
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")[-2000:]
+
+
+def _patch_localstripe() -> None:
+    """Make localstripe behave like Stripe where the adapter needs it (see the module docstring)."""
+    from localstripe import resources
+
+    resources.Store.dump_to_disk = lambda self: None
+
+    payment_intent_init = resources.PaymentIntent.__init__
+
+    def payment_intent_with_fields(
+        self: Any, description: str | None = None, receipt_email: str | None = None,
+        allowed_payment_method_types: list[str] | None = None, **kwargs: Any,
+    ) -> None:
+        payment_intent_init(self, **kwargs)
+        self.description = description
+        self.receipt_email = receipt_email
+        self.payment_method_types = allowed_payment_method_types or ["card"]
+
+    resources.PaymentIntent.__init__ = payment_intent_with_fields
+    resources.PaymentIntent.amount_received = property(
+        lambda intent: intent.amount if intent.status == "succeeded" else 0
+    )
+
+    charging_is_declined = resources.PaymentMethod._charging_is_declined
+    resources.PaymentMethod._charging_is_declined = lambda method: charging_is_declined(method) or (
+        method.type == "card" and method._card_number == "4000000000000002"
+    )
+
+
+def _idempotency_middleware() -> Callable[..., Awaitable[Any]]:
+    """Stripe's idempotent requests: the same key replays the first answer."""
+    from aiohttp import web
+
+    answers: dict[str, tuple[str, bytes, int, bytes]] = {}
+
+    @web.middleware
+    async def idempotency(request: web.Request, handler: Callable[..., Awaitable[web.StreamResponse]]) -> Any:
+        key = request.headers.get("Idempotency-Key")
+        if request.method != "POST" or not key:
+            return await handler(request)
+        body = await request.read()
+        if key in answers:
+            path, first_body, status, answer = answers[key]
+            if (path, first_body) != (request.path, body):
+                message = "Keys for idempotent requests can only be used with the same parameters."
+                return web.json_response({"error": {"type": "idempotency_error", "message": message}}, status=400)
+            return web.Response(
+                status=status, body=answer, content_type="application/json", headers={"Idempotent-Replayed": "true"}
+            )
+        response = await handler(request)
+        if isinstance(response, web.Response) and response.status < 500 and isinstance(response.body, bytes):
+            answers[key] = (request.path, body, response.status, response.body)
+        return response
+
+    return idempotency
+
+
+def serve() -> None:
+    """Serve localstripe on a free port of 127.0.0.1, printing the port first."""
+    from aiohttp import web
+
+    _patch_localstripe()
+    from localstripe import server
+
+    server.app.middlewares.insert(0, _idempotency_middleware())
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    print(sock.getsockname()[1], flush=True)
+    web.run_app(server.app, sock=sock, print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    serve()
