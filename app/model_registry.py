@@ -4,3 +4,5 @@ from app.billing import models as billing_models  # noqa: F401
 from app.creditors import models as creditor_models  # noqa: F401
 from app.links import models as link_models  # noqa: F401
 from app.payments import models as payment_models  # noqa: F401
+from app.outbox import models as outbox_models  # noqa: F401
+from app.payments.bank import models as bank_models  # noqa: F401

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, ForeignKey, Index, String, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.billing.models import Invoice
@@ -109,3 +109,23 @@ class SimulatorRecord(db.Model):
     method: Mapped[str | None] = mapped_column(String(30))
     refunded: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class CreditorGateway(db.Model):
+    """A gateway a creditor offers on its bill pages, with the methods it chose, in its order.
+
+    Credentials are not stored here: they come from the instance's configuration
+    (PAYMENT_GATEWAYS, see docs/decisions.md), keyed by creditor slug and provider."""
+
+    __tablename__ = "creditor_gateways"
+    __table_args__ = (UniqueConstraint("creditor_id", "provider"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    creditor_id: Mapped[int] = mapped_column(ForeignKey("creditors.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(20))  # "stripe", "adyen", "simulator"
+    methods: Mapped[list] = mapped_column(JSON, default=list)  # our method names, in the creditor's order
+    flow: Mapped[str | None] = mapped_column(String(20))  # provider-specific: "element", "session", "link"
+    position: Mapped[int] = mapped_column(default=0, server_default="0")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -1,0 +1,42 @@
+"""OutboxMessage: one side effect to deliver (an e-mail, later SMS and partner webhooks)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+from app.models import UTCDateTime, utcnow
+
+
+class OutboxStatus:
+    PENDING = "pending"  # waiting for its next try (the first, or a retry after backoff)
+    DELIVERED = "delivered"
+    DEAD = "dead"  # out of tries, or refused for good: an agent sees it and may replay it
+
+    ALL = (PENDING, DELIVERED, DEAD)
+
+
+class OutboxMessage(db.Model):
+    """Written in the same transaction as the change that causes it; delivered at least once
+    by the dispatcher, which sends `idempotency_key` along so the receiver can drop repeats."""
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (Index("ix_outbox_messages_status_next_attempt_at", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    creditor_id: Mapped[int | None] = mapped_column(ForeignKey("creditors.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(20))  # "email"
+    kind: Mapped[str] = mapped_column(String(40))  # "payment_receipt", ...
+    recipient: Mapped[str] = mapped_column(String(254))
+    locale: Mapped[str | None] = mapped_column(String(8))
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)  # ids and facts to render from, no secrets
+    idempotency_key: Mapped[str] = mapped_column(String(120), unique=True)
+    status: Mapped[str] = mapped_column(String(20), default=OutboxStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
