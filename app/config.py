@@ -1,5 +1,6 @@
 """Settings, read from environment variables when the app is created (never at import)."""
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -41,6 +42,27 @@ def _dev_secret(instance_path: str) -> str:
         path.write_text(secrets.token_urlsafe(48))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def _payment_gateways(env, instance_path: str) -> dict:
+    """Provider credentials from PAYMENT_GATEWAYS_FILE (default: instance/payment_gateways.json, if
+    present), a JSON object {creditor slug: {provider: {setting: value}}}. Kept out of the database
+    (see docs/decisions.md): a file with the secrets' permissions, or a mounted secret."""
+    path = Path(env.get("PAYMENT_GATEWAYS_FILE") or Path(instance_path) / "payment_gateways.json")
+    if not path.exists():
+        if env.get("PAYMENT_GATEWAYS_FILE"):
+            raise ConfigError(f"PAYMENT_GATEWAYS_FILE {path} does not exist")
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    if not isinstance(data, dict) or not all(
+        isinstance(providers, dict) and all(isinstance(v, dict) for v in providers.values())
+        for providers in data.values()
+    ):
+        raise ConfigError(f"{path} must map creditor slugs to {{provider: {{setting: value}}}}")
+    return data
 
 
 def load_config(instance_path: str, env=None) -> dict:
@@ -107,5 +129,7 @@ def load_config(instance_path: str, env=None) -> dict:
         # The test-mode payment simulator: on outside production unless turned off.
         "PAYMENTS_SIMULATOR": _bool(env.get("PAYMENTS_SIMULATOR"), not production),
         "PAY_RATE_LIMIT": env.get("PAY_RATE_LIMIT", "20 per minute"),
+        # Each creditor's provider credentials: {creditor slug: {"stripe": {...}, "adyen": {...}}}.
+        "PAYMENT_GATEWAYS": _payment_gateways(env, instance_path),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
     }

@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import secrets
+from collections.abc import Mapping, Sequence
 
 from flask import Flask, current_app, g, request, session
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer, want_bytes
@@ -72,16 +73,30 @@ def csp_nonce() -> str:
     return nonce
 
 
-def content_security_policy(nonce: str | None) -> str:
-    """The policy for a page; a nonce only when the page has inline code that needs one."""
+def content_security_policy(nonce: str | None, extra: Mapping[str, Sequence[str]] | None = None) -> str:
+    """The policy for a page; a nonce only when the page has inline code that needs one. `extra`
+    adds origins per directive: a payment provider's, on its checkout page only."""
     inline = f" 'nonce-{nonce}'" if nonce else ""
+    extra = extra or {}
+
+    def more(directive: str) -> str:
+        return "".join(f" {origin}" for origin in extra.get(directive, ()))
+
+    frames = f"frame-src{more('frame-src')}; " if extra.get("frame-src") else ""
     return (
         "default-src 'none'; "
-        f"script-src 'self'{inline}; "
-        f"style-src 'self'{inline}; "
-        "img-src 'self' data:; font-src 'self'; connect-src 'self'; "
-        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+        f"script-src 'self'{inline}{more('script-src')}; "
+        f"style-src 'self'{inline}{more('style-src')}; "
+        f"img-src 'self' data:{more('img-src')}; font-src 'self'; connect-src 'self'{more('connect-src')}; "
+        f"{frames}form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
     )
+
+
+def checkout_permissions(extra: Mapping[str, Sequence[str]]) -> str:
+    """Permissions-Policy for a checkout page: the Payment Request API (Apple Pay, Google Pay) for
+    us and the provider's frames, nothing else."""
+    frames = " ".join(f'"{origin}"' for origin in extra.get("frame-src", ()))
+    return f"camera=(), microphone=(), geolocation=(), payment=(self {frames})".replace(" )", ")")
 
 
 CSP_WITHOUT_INLINE_CODE = ("Content-Security-Policy", content_security_policy(None))

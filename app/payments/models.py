@@ -34,6 +34,9 @@ class PaymentAttempt(db.Model):
     status: Mapped[str] = mapped_column(String(20), default=PaymentStatus.PENDING)
     failure_reason: Mapped[str | None] = mapped_column(String(200))
     redirect_url: Mapped[str | None] = mapped_column(String(1000))
+    # For an embedded flow (Stripe Payment Element, Adyen Drop-in): publishable key, client secret
+    # or session data. Shown only to the customer holding the bill's grant; never logged.
+    client_config: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

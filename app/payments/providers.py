@@ -1,15 +1,42 @@
-"""The gateways a creditor offers, each built for that creditor (its own keys and secrets)."""
+"""The gateways a creditor offers, each built for that creditor (its own keys and secrets).
+
+A creditor chooses its providers and methods (`CreditorGateway` rows, in its order); the
+credentials come from the PAYMENT_GATEWAYS setting. Where no provider of a creditor has
+credentials, the test-mode simulator stands in (outside production), offering the methods
+the creditor chose, so demos and tests can pay end to end without keys.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import logging
+from dataclasses import dataclass
 
 from flask import current_app
+from sqlalchemy import select
 
 from app.creditors.models import Creditor
+from app.extensions import db
+from app.payments import gateways as registry
 from app.payments.gateways.base import Gateway
 from app.payments.gateways.simulator import SimulatorConfig, SimulatorGateway
+from app.payments.models import CreditorGateway
+
+log = logging.getLogger(__name__)
+
+#: what the simulator offers for a creditor that chose nothing yet (filtered by currency and country)
+DEFAULT_METHODS = ("card", "apple_pay", "google_pay", "vipps", "mobilepay", "swish", "ideal", "klarna")
+
+
+@dataclass(frozen=True)
+class PayOption:
+    """One way to pay on a bill page: a provider and the methods it offers for that bill."""
+
+    provider: str
+    methods: tuple[str, ...]
+    test_mode: bool = False
 
 
 def simulator_secret(creditor: Creditor) -> str:
@@ -25,10 +52,62 @@ def simulator_for(creditor: Creditor) -> SimulatorGateway:
     return SimulatorGateway(SimulatorConfig(secret=simulator_secret(creditor), page_base_url=base), DatabaseSimulatorStore())
 
 
-def gateways_for(creditor: Creditor) -> dict[str, Gateway]:
-    """Name -> gateway, in the order the bill page offers them. The test-mode simulator is
-    offered where PAYMENTS_SIMULATOR is on (the default outside production)."""
+def creditor_gateways(creditor_id: int) -> list[CreditorGateway]:
+    """The creditor's chosen providers, enabled ones, in its order."""
+    return list(db.session.scalars(
+        select(CreditorGateway)
+        .where(CreditorGateway.creditor_id == creditor_id, CreditorGateway.enabled.is_(True))
+        .order_by(CreditorGateway.position, CreditorGateway.id)
+    ))
+
+
+def _built(creditor: Creditor, choice: CreditorGateway) -> Gateway | None:
+    """The provider's gateway with the creditor's credentials (cached per app: SDK clients are reused)."""
+    settings = current_app.config["PAYMENT_GATEWAYS"].get(creditor.slug, {}).get(choice.provider)
+    if not settings or choice.provider not in registry.REGISTRY:
+        return None
+    settings = {**settings, **({"flow": choice.flow} if choice.flow else {})}
+    cache = current_app.extensions.setdefault("payment_gateways", {})
+    key = (creditor.slug, choice.provider, json.dumps(settings, sort_keys=True))
+    gateway = cache.get(key)
+    if gateway is None:
+        try:
+            gateway = cache[key] = registry.build(choice.provider, settings)
+        except (TypeError, ValueError) as exc:  # the message names the setting, never its value
+            log.error("%s settings of creditor %s are unusable: %s", choice.provider, creditor.slug, exc)
+            return None
+    return gateway
+
+
+def _setup(creditor: Creditor) -> tuple[dict[str, Gateway], dict[str, tuple[str, ...]]]:
+    """Gateways by name and the methods the creditor chose for each, in the creditor's order."""
+    choices = creditor_gateways(creditor.id)
     gateways: dict[str, Gateway] = {}
-    if current_app.config["PAYMENTS_SIMULATOR"]:
+    methods: dict[str, tuple[str, ...]] = {}
+    for choice in choices:
+        gateway = _built(creditor, choice)
+        if gateway is not None:
+            gateways[gateway.name] = gateway
+            methods[gateway.name] = tuple(choice.methods or ())
+    if not gateways and current_app.config["PAYMENTS_SIMULATOR"]:
+        chosen = tuple(dict.fromkeys(m for choice in choices for m in choice.methods or ()))
         gateways["simulator"] = simulator_for(creditor)
-    return gateways
+        methods["simulator"] = chosen or DEFAULT_METHODS
+    return gateways, methods
+
+
+def gateways_for(creditor: Creditor) -> dict[str, Gateway]:
+    """Name -> gateway, in the creditor's order: those with credentials, else the simulator
+    (where PAYMENTS_SIMULATOR is on, the default outside production)."""
+    return _setup(creditor)[0]
+
+
+def pay_options(creditor: Creditor, currency: str, country: str | None) -> list[PayOption]:
+    """What the bill page offers for a bill in this currency to a payer in this country."""
+    gateways, methods = _setup(creditor)
+    options = []
+    for name, gateway in gateways.items():
+        fitting = gateway.methods_for(currency, country, methods[name])
+        if fitting:
+            options.append(PayOption(name, fitting, test_mode=name == "simulator"))
+    return options

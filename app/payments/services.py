@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.billing.models import Invoice, InvoiceStatus as S
@@ -83,6 +83,7 @@ ATTEMPT_LIFETIME = timedelta(hours=1)
 
 def start_payment(
     invoice: Invoice, gateway: Gateway, *, amount: int, locale: str, return_url: Callable[[str], str], cancel_url: str,
+    methods: tuple[str, ...],
 ) -> PaymentAttempt:
     """The attempt to pay `amount` of the invoice at this gateway: the live one if there is one
     (double taps and two tabs make one provider call), else a new one created at the provider.
@@ -101,12 +102,14 @@ def start_payment(
         description=f"{invoice.number} · {creditor.name}",
         payer=Party(name=customer.name, email=customer.email, phone=customer.phone, country=customer.country,
                     postcode=customer.postcode, city=customer.city, address_line1=customer.address_line1),
-        methods=gateway.supported_methods, locale=locale, return_url=return_url(attempt.public_ref),
+        methods=methods, locale=locale, return_url=return_url(attempt.public_ref),
         cancel_url=cancel_url, idempotency_key=f"attempt-{attempt.public_ref}",
         metadata={"invoice_number": invoice.number, "payment_reference": invoice.payment_reference},
     ))
     attempt.provider_ref = checkout.provider_ref
     attempt.redirect_url = checkout.redirect_url
+    if checkout.client_secret or checkout.client_config:  # an embedded flow: our checkout page needs these
+        attempt.client_config = {**checkout.client_config, "client_secret": checkout.client_secret}
     attempt.status = checkout.status
     attempt.expires_at = checkout.expires_at or utcnow() + ATTEMPT_LIFETIME
     record_event(invoice, "payment_started", "customer", provider=gateway.name, amount=amount,
@@ -225,13 +228,16 @@ def ingest_events(provider: str, creditor_id: int, events: Iterable[GatewayEvent
 
 
 def _attempt_of(provider: str, creditor_id: int, provider_ref: str | None) -> PaymentAttempt | None:
+    """The attempt an event names, by the provider's id or by our own attempt ref (Adyen signs the
+    merchant reference, ours, and not its session id), among this creditor's invoices only."""
     if not provider_ref:
         return None
     return db.session.scalar(
         select(PaymentAttempt)
         .join(Invoice, PaymentAttempt.invoice_id == Invoice.id)
         .where(
-            PaymentAttempt.provider == provider, PaymentAttempt.provider_ref == provider_ref,
+            PaymentAttempt.provider == provider,
+            or_(PaymentAttempt.provider_ref == provider_ref, PaymentAttempt.public_ref == provider_ref),
             Invoice.creditor_id == creditor_id,
         )
     )

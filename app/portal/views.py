@@ -23,11 +23,11 @@ from app.portal import grants
 from app.errors import InvalidData
 from app.payments.gateways.base import GatewayError, PaymentStatus
 from app.payments.models import PaymentAttempt
-from app.payments.providers import gateways_for
+from app.payments.providers import PayOption, gateways_for, pay_options
 from app.payments.services import apply_status, payment_amount, start_payment
 from app.portal.forms import PayForm, StepUpForm
 from app.portal.page_cache import cached_page
-from app.security import ensure_csrf_secret
+from app.security import checkout_permissions, content_security_policy, ensure_csrf_secret
 from app.portal.services import (
     BillAccess, bill_access, check_step_up, due_state, load_bill, local_today, visible_lines,
 )
@@ -153,7 +153,7 @@ def bill(public_id: str):
         invoice = _load_bill_or_404(public_id)
         context = _bill_context(invoice, today)
         context["lines"], context["hidden_lines"] = visible_lines(invoice.lines)
-        context["pay_options"] = list(gateways_for(invoice.creditor)) if invoice.balance > 0 else []
+        context["pay_options"] = _pay_options(invoice) if invoice.balance > 0 else []
         return render_template("portal/bill.html", **context)
 
     return cached_page(("bill", public_id, select_locale(), today, access.version), render)
@@ -186,13 +186,14 @@ def pay(public_id: str):
         return answer
     invoice = _load_bill_or_404(public_id)
     form = PayForm()
-    gateway = gateways_for(invoice.creditor).get(form.provider.data or "")
+    option = next((o for o in _pay_options(invoice) if o.provider == form.provider.data), None)
+    gateway = gateways_for(invoice.creditor).get(option.provider) if option else None
     if not form.validate_on_submit() or gateway is None:
         return _payment_problem(invoice, "invalid", 422)
     try:
         amount = payment_amount(invoice, form.amount_minor(invoice.currency))
         attempt = start_payment(
-            invoice, gateway, amount=amount, locale=select_locale(),
+            invoice, gateway, amount=amount, locale=select_locale(), methods=option.methods,
             return_url=lambda ref: _absolute(invoice, url_for("portal.paid", public_id=public_id, attempt_ref=ref)),
             cancel_url=_absolute(invoice, url_for("portal.bill", public_id=public_id)),
         )
@@ -204,7 +205,42 @@ def pay(public_id: str):
         log.warning("payment could not start for invoice %s at %s", invoice.id, gateway.name, exc_info=True)
         return _payment_problem(invoice, "unavailable", 503)
     db.session.commit()
-    return redirect(attempt.redirect_url, code=303)
+    if attempt.redirect_url:  # a hosted page: the simulator, an Adyen payment link
+        return redirect(attempt.redirect_url, code=303)
+    return redirect(url_for("portal.checkout", public_id=public_id, attempt_ref=attempt.public_ref), code=303)
+
+
+def _pay_options(invoice: Invoice) -> list[PayOption]:
+    customer = invoice.customer
+    return pay_options(invoice.creditor, invoice.currency, customer.country or invoice.creditor.country)
+
+
+@bp.get("/b/<public_id>/checkout/<attempt_ref>")
+def checkout(public_id: str, attempt_ref: str):
+    """Our own pay step for embedded flows: the provider's fields (Stripe's Payment Element, Adyen's
+    Drop-in) in their frames on our page, so no card number ever reaches our server. The CSP lets in
+    exactly this provider's origins."""
+    access, answer = _granted(public_id)
+    if answer is not None:
+        return answer
+    attempt = db.session.scalar(
+        select(PaymentAttempt).where(PaymentAttempt.public_ref == attempt_ref, PaymentAttempt.invoice_id == access.invoice_id)
+    )
+    if attempt is None:
+        return _unavailable()
+    invoice = attempt.invoice
+    gateway = gateways_for(invoice.creditor).get(attempt.provider)
+    if gateway is None or not attempt.client_config or not attempt.is_live:
+        return redirect(url_for("portal.paid", public_id=public_id, attempt_ref=attempt_ref), code=303)
+    return_url = _absolute(invoice, url_for("portal.paid", public_id=public_id, attempt_ref=attempt_ref))
+    response = Response(render_template(
+        f"payments/checkout_{attempt.provider}.html", invoice=invoice, creditor=invoice.creditor, attempt=attempt,
+        client=attempt.client_config, return_url=return_url,
+    ))
+    response.headers["Content-Security-Policy"] = content_security_policy(g.get("csp_nonce"), gateway.content_security())
+    response.headers["Permissions-Policy"] = checkout_permissions(gateway.content_security())
+    response.headers["Cache-Control"] = "no-store"  # holds the payment's client secret
+    return response
 
 
 @bp.get("/b/<public_id>/paid/<attempt_ref>")
@@ -221,8 +257,12 @@ def paid(public_id: str, attempt_ref: str):
     invoice = attempt.invoice
     gateway = gateways_for(invoice.creditor).get(attempt.provider)
     if gateway is not None and attempt.provider_ref and attempt.status not in PaymentStatus.FINAL:
+        # Adyen answers for a session only with the sessionResult it appended to the return URL;
+        # the status still comes from Adyen, never from the query string itself.
+        hints = {"session_result": request.args["sessionResult"]} if (
+            attempt.provider == "adyen" and request.args.get("sessionResult")) else {}
         try:
-            apply_status(attempt, gateway.fetch_status(attempt.provider_ref), actor="customer")
+            apply_status(attempt, gateway.fetch_status(attempt.provider_ref, **hints), actor="customer")
             db.session.commit()
         except GatewayError:
             db.session.rollback()

@@ -42,6 +42,7 @@ API_VERSION = "v71"
 TEST_CHECKOUT_URL = "https://checkout-test.adyen.com"
 LIVE_CHECKOUT_URL = re.compile(r"^https://(?P<prefix>[\w-]+)-checkout-live\.adyenpayments\.com/checkout$")
 HTTP_TIMEOUT_SECONDS = 20
+ADYEN_WEB_VERSION = "6.18.1"
 
 # Our method names and the Adyen payment method types they stand for.
 METHOD_TYPES: dict[str, tuple[str, ...]] = {
@@ -51,8 +52,8 @@ METHOD_TYPES: dict[str, tuple[str, ...]] = {
     "swish": ("swish",),
     "ideal": ("ideal",),
     "klarna": ("klarna", "klarna_account", "klarna_paynow"),
-    "applepay": ("applepay",),
-    "googlepay": ("googlepay", "paywithgoogle"),
+    "apple_pay": ("applepay",),
+    "google_pay": ("googlepay", "paywithgoogle"),
     "sepa_debit": ("sepadirectdebit",),
     "paypal": ("paypal",),
     "trustly": ("trustly",),
@@ -127,6 +128,20 @@ class AdyenGateway(Gateway):
         for api in (self._checkout.payments_api, self._checkout.payment_links_api, self._checkout.modifications_api):
             api.baseUrl = f"{base}/{API_VERSION}"
 
+    @property
+    def _web_sdk(self) -> str:
+        """Adyen Web (Drop-in), from Adyen's CDN for this environment, at a pinned version."""
+        return f"https://checkoutshopper-{self.config.environment}.cdn.adyen.com/checkoutshopper/sdk/{ADYEN_WEB_VERSION}"
+
+    def content_security(self) -> Mapping[str, tuple[str, ...]]:
+        """Adyen Web's origins (its CSP guide) for the Drop-in; nothing for the hosted payment link."""
+        if self.config.flow != "session":
+            return {}
+        cdn = f"https://checkoutshopper-{self.config.environment}.cdn.adyen.com"
+        api = f"https://checkoutshopper-{self.config.environment}.adyen.com"
+        return {"script-src": (cdn,), "style-src": (cdn,), "img-src": (cdn,), "frame-src": (api, cdn),
+                "connect-src": (api,)}
+
     # -- creating ---------------------------------------------------------------------------
 
     def create_checkout(self, request: CheckoutRequest) -> Checkout:
@@ -147,6 +162,8 @@ class AdyenGateway(Gateway):
             client_config={
                 "client_key": self.config.client_key, "session_id": session["id"],
                 "session_data": session["sessionData"], "environment": self.config.environment,
+                "locale": body["shopperLocale"], "js_url": f"{self._web_sdk}/adyen.js",
+                "css_url": f"{self._web_sdk}/adyen.css",
             },
             expires_at=_parse_time(session.get("expiresAt")),
         )

@@ -42,6 +42,37 @@ class PaymentStatus:
         return cls.RANK[new] > cls.RANK[current]
 
 
+#: Where a method can be offered: (currencies, payer countries); None means "any the provider takes".
+#: Local methods only make sense at home: Vipps in Norway in NOK, iDEAL in the Netherlands in EUR...
+METHOD_REACH: dict[str, tuple[frozenset[str] | None, frozenset[str] | None]] = {
+    "card": (None, None),
+    "apple_pay": (None, None),
+    "google_pay": (None, None),
+    "paypal": (None, None),
+    "revolut_pay": (None, None),
+    "klarna": (frozenset({"EUR", "NOK", "SEK", "DKK", "GBP", "CHF", "USD", "PLN"}), None),
+    "sepa_debit": (frozenset({"EUR"}), None),
+    "trustly": (frozenset({"EUR", "SEK", "NOK", "DKK", "GBP", "PLN"}), None),
+    "ideal": (frozenset({"EUR"}), frozenset({"NL"})),
+    "bancontact": (frozenset({"EUR"}), frozenset({"BE"})),
+    "eps": (frozenset({"EUR"}), frozenset({"AT"})),
+    "p24": (frozenset({"EUR", "PLN"}), frozenset({"PL"})),
+    "blik": (frozenset({"PLN"}), frozenset({"PL"})),
+    "vipps": (frozenset({"NOK"}), frozenset({"NO"})),
+    "mobilepay": (frozenset({"DKK", "EUR"}), frozenset({"DK", "FI"})),
+    "swish": (frozenset({"SEK"}), frozenset({"SE"})),
+    "twint": (frozenset({"CHF"}), frozenset({"CH"})),
+}
+
+
+def method_fits(method: str, currency: str, country: str | None) -> bool:
+    """Whether a method can be offered for this currency to a payer in this country (unknown country: yes)."""
+    currencies, countries = METHOD_REACH.get(method, (None, None))
+    if currencies is not None and currency.upper() not in currencies:
+        return False
+    return countries is None or country is None or country.upper() in countries
+
+
 @dataclass(frozen=True)
 class Party:
     """The payer, as far as we know them: used to pre-fill the provider's form."""
@@ -148,7 +179,12 @@ class Gateway(ABC):
 
     def methods_for(self, currency: str, country: str | None, wanted: tuple[str, ...]) -> tuple[str, ...]:
         """The creditor's wanted methods this provider can offer for this currency and country."""
-        return tuple(m for m in wanted if m in self.supported_methods)
+        return tuple(m for m in wanted if m in self.supported_methods and method_fits(m, currency, country))
+
+    def content_security(self) -> Mapping[str, tuple[str, ...]]:
+        """Origins the provider's own script needs on our checkout page, per CSP directive
+        (script-src, frame-src, connect-src, style-src, img-src). Nothing for redirect-only flows."""
+        return {}
 
     @abstractmethod
     def create_checkout(self, request: CheckoutRequest) -> Checkout:

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
 import stripe
 from stripe.params import PaymentIntentCreateParams, PaymentIntentRetrieveParams
@@ -64,6 +65,7 @@ EVENT_STATUSES: dict[str, str] = {
 CANCELLABLE = ("requires_payment_method", "requires_confirmation", "requires_action", "requires_capture")
 REFUND_STATUSES = {"succeeded": "succeeded", "failed": "failed", "canceled": "failed"}
 WEBHOOK_TOLERANCE = 300  # seconds
+STRIPE_JS = "https://js.stripe.com/v3/"
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,15 @@ class StripeConfig:
     publishable_key: str
     webhook_secret: str = field(repr=False)
     api_base: str | None = None  # None: Stripe's own API
+    js_url: str | None = None  # None: Stripe.js from js.stripe.com (or the stand-in of a local api_base)
     flow: str = "element"
+
+    @property
+    def script_url(self) -> str:
+        """Stripe.js; a local API (localstripe, in tests and demos) serves its stand-in at the same path."""
+        if self.js_url:
+            return self.js_url
+        return f"{self.api_base.rstrip('/')}/js.stripe.com/v3/" if self.api_base else STRIPE_JS
 
     def __post_init__(self) -> None:
         if self.flow != "element":
@@ -92,6 +102,13 @@ class StripeGateway(Gateway):
         self._client = stripe.StripeClient(
             config.secret_key, base_addresses={"api": config.api_base or stripe.DEFAULT_API_BASE}
         )
+
+    def content_security(self) -> Mapping[str, tuple[str, ...]]:
+        """What Stripe.js and the Payment Element need (Stripe's CSP guide), or the local stand-in's origin."""
+        script = _origin(self.config.script_url)
+        api = _origin(self.config.api_base) if self.config.api_base else "https://api.stripe.com"
+        frames = (script, "https://hooks.stripe.com") if script == "https://js.stripe.com" else (script,)
+        return {"script-src": (script,), "frame-src": frames, "connect-src": (api, script)}
 
     def create_checkout(self, request: CheckoutRequest) -> Checkout:
         types = list(dict.fromkeys(METHOD_TYPES[m] for m in request.methods if m in METHOD_TYPES))
@@ -116,7 +133,8 @@ class StripeGateway(Gateway):
                 params=params, options={"idempotency_key": request.idempotency_key}
             ).to_dict()
         payer = request.payer
-        client_config = {"publishable_key": self.config.publishable_key, "name": payer.name}
+        client_config = {"publishable_key": self.config.publishable_key, "name": payer.name,
+                         "js_url": self.config.script_url}
         client_config |= {k: v for k, v in (("email", payer.email), ("country", payer.country)) if v}
         return Checkout(
             provider=self.name,
@@ -192,6 +210,11 @@ class StripeGateway(Gateway):
             reason = (error.user_message or type(error).__name__).replace(self.config.secret_key, "[secret key]")
             code = error.code or type(error).__name__
             raise GatewayError(f"Stripe could not {action}: {reason}", retryable=retryable, code=code) from error
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _intent_status(intent: Mapping[str, Any]) -> str:

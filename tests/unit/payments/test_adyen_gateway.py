@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from app.payments.gateways.adyen import AdyenConfig, AdyenGateway
+from app.payments.gateways.adyen import ADYEN_WEB_VERSION, AdyenConfig, AdyenGateway
 from app.payments.gateways.base import CheckoutRequest, GatewayError, Party, PaymentStatus as P, WebhookError
 from tests.support.adyen_server import AdyenServer, notification_body
 
@@ -71,7 +71,9 @@ class TestCreate:
         assert checkout.provider_ref.startswith("CS") and checkout.redirect_url is None
         assert checkout.client_config == {
             "client_key": "test_CLIENTKEY", "session_id": checkout.provider_ref,
-            "session_data": session["sessionData"], "environment": "test",
+            "session_data": session["sessionData"], "environment": "test", "locale": "nb-NO",
+            "js_url": f"https://checkoutshopper-test.cdn.adyen.com/checkoutshopper/sdk/{ADYEN_WEB_VERSION}/adyen.js",
+            "css_url": f"https://checkoutshopper-test.cdn.adyen.com/checkoutshopper/sdk/{ADYEN_WEB_VERSION}/adyen.css",
         }
         assert checkout.expires_at is not None and checkout.expires_at.tzinfo is not None
 

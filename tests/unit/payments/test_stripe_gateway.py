@@ -91,7 +91,9 @@ def test_checkout_creates_a_payment_intent(gateway: StripeGateway, customer: str
     assert checkout.client_secret and checkout.client_secret.startswith(checkout.provider_ref)
     assert checkout.client_config == {
         "publishable_key": PUBLISHABLE_KEY, "name": "Kari Nordmann", "email": "kari@example.no", "country": "NO",
+        "js_url": gateway.config.script_url,
     }
+    assert gateway.config.script_url == gateway.config.api_base + "/js.stripe.com/v3/"
     intent = customer.v1.payment_intents.retrieve(checkout.provider_ref)
     assert (intent.amount, intent.currency) == (125000, "nok")
     assert intent.description == request.description
@@ -106,7 +108,9 @@ def test_checkout_creates_a_payment_intent(gateway: StripeGateway, customer: str
 def test_checkout_without_email_sends_no_receipt_email(gateway: StripeGateway, customer: stripe.StripeClient) -> None:
     checkout = gateway.create_checkout(checkout_request(payer=Party(name="Ola Nordmann")))
 
-    assert checkout.client_config == {"publishable_key": PUBLISHABLE_KEY, "name": "Ola Nordmann"}
+    assert checkout.client_config == {
+        "publishable_key": PUBLISHABLE_KEY, "name": "Ola Nordmann", "js_url": gateway.config.script_url,
+    }
     assert customer.v1.payment_intents.retrieve(checkout.provider_ref).receipt_email is None
 
 
