@@ -80,6 +80,7 @@ class DemoBill:
 class LiveServer:
     url: str
     bills: list[DemoBill]
+    app: Flask | None = None  # for tests that add data of their own (committed, in the server's database)
 
     def bill_for(self, locale: str) -> DemoBill:
         """The first demo bill shown in `locale` (en: Irish, nb: Norwegian, de: German creditor)."""
@@ -168,7 +169,7 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
     thread = threading.Thread(target=server.serve_forever, name="e2e-live-server", daemon=True)
     thread.start()
     try:
-        yield LiveServer(url=url, bills=bills)
+        yield LiveServer(url=url, bills=bills, app=app)
     finally:
         server.shutdown()
         server.server_close()

@@ -167,6 +167,86 @@ def _idempotency_middleware() -> Callable[..., Awaitable[Any]]:
     return idempotency
 
 
+#: Appended to localstripe's Stripe.js stand-in: the Payment Element API the bill's checkout page
+#: uses (`elements({clientSecret})`, `create("payment")`, `confirmPayment`). The stand-in's card
+#: element collects the card; confirming goes through `/_browser/confirm/<intent>` with the
+#: publishable key and the client secret, as Stripe.js confirms with them against Stripe.
+PAYMENT_ELEMENT_SHIM = r"""
+;(function () {
+  const standIn = Stripe;
+  Stripe = function (apiKey, options) {
+    const client = standIn(apiKey, options);
+    const makeElements = client.elements;
+    client.elements = function (opts) {
+      const elements = makeElements.call(client, opts);
+      elements._clientSecret = opts && opts.clientSecret;
+      return elements;
+    };
+    client.confirmPayment = async function (args) {
+      const elements = args.elements, secret = elements._clientSecret;
+      const card = (elements.getElement("payment") || {}).value;
+      if (!card) return {error: {message: "Your card number is incomplete."}};
+      const pi = secret.match(/^(pi_\w+)_secret_/)[1];
+      const body = new URLSearchParams({key: apiKey, client_secret: secret, number: card.card.number,
+        exp_month: card.card.exp_month, exp_year: card.card.exp_year, cvc: card.card.cvc});
+      const response = await fetch(`${LOCALSTRIPE_BASE_API}/_browser/confirm/${pi}`, {method: "POST", body});
+      let intent = await response.json().catch(() => ({}));
+      if (response.status !== 200 || intent.error) return {error: intent.error || {message: "error"}};
+      if (intent.status === "requires_action") {
+        const result = await client.confirmCardPayment(secret);
+        if (result.error) return result;
+        intent = result.paymentIntent;
+      }
+      const url = new URL(args.confirmParams.return_url);
+      url.searchParams.set("payment_intent", intent.id);
+      url.searchParams.set("payment_intent_client_secret", secret);
+      url.searchParams.set("redirect_status", intent.status === "succeeded" ? "succeeded" : "processing");
+      window.location.assign(url.toString());
+      return {};
+    };
+    return client;
+  };
+})();
+"""
+
+
+def _browser_middleware() -> Callable[..., Awaitable[Any]]:
+    """Serve the stand-in with the Payment Element shim, and confirm an intent the way Stripe.js
+    does: with the publishable key and the intent's client secret, never the secret key."""
+    from pathlib import Path
+
+    from aiohttp import web
+    from localstripe import resources
+    from localstripe.errors import UserError
+
+    import localstripe
+
+    script = (Path(localstripe.__file__).parent / "localstripe-v3.js").read_text() + PAYMENT_ELEMENT_SHIM
+
+    @web.middleware
+    async def browser(request: web.Request, handler: Callable[..., Awaitable[web.StreamResponse]]) -> Any:
+        if request.method == "GET" and request.path == "/js.stripe.com/v3/":
+            return web.Response(text=script, content_type="application/javascript")
+        if request.method == "POST" and request.path.startswith("/_browser/confirm/"):
+            data = await request.post()
+            try:
+                intent = resources.PaymentIntent._api_retrieve(request.path.rsplit("/", 1)[1])
+                if not str(data.get("key", "")).startswith("pk_") or data.get("client_secret") != intent.client_secret:
+                    raise UserError(401, "Unauthorized")
+                card = {k: data.get(k, "") for k in ("number", "exp_month", "exp_year", "cvc")}
+                method = resources.PaymentMethod._api_create(type="card", card=card)
+                resources.PaymentIntent._api_update(intent.id, payment_method=method.id)
+                resources.PaymentIntent._api_confirm(intent.id)
+            except UserError as error:
+                return web.json_response(error.body, status=error.code)
+            response = web.json_response(resources.PaymentIntent._api_retrieve(intent.id)._export())
+            response.headers["Access-Control-Allow-Origin"] = request.headers.get("Origin", "*")
+            return response
+        return await handler(request)
+
+    return browser
+
+
 def serve() -> None:
     """Serve localstripe on a free port of 127.0.0.1, printing the port first."""
     from aiohttp import web
@@ -175,6 +255,7 @@ def serve() -> None:
     from localstripe import server
 
     server.app.middlewares.insert(0, _idempotency_middleware())
+    server.app.middlewares.insert(0, _browser_middleware())
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     print(sock.getsockname()[1], flush=True)

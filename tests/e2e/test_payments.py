@@ -1,0 +1,161 @@
+"""Paying in a real browser: the test-mode simulator's hosted page, Stripe's Payment Element
+(localstripe's stand-in for Stripe.js on 127.0.0.1), a declined card, and the bank transfer
+details. Each test makes its own bill in the live server's database, so the demo bills the
+other tests read stay unpaid. axe-core checks every page we serve on the way."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import expect
+from sqlalchemy import select
+
+from app.billing.models import Invoice, InvoiceStatus as S
+from app.extensions import db
+from app.links.services import get_signer, issue_link
+from app.payments.models import CreditorGateway, Payment
+from tests.e2e.test_bill_page import WCAG_TAGS, assert_axe_clean, assert_no_sideways_scrolling
+from tests.factories import make_creditor, make_invoice
+from tests.support.localstripe_server import LocalStripe
+
+STRIPE = {"secret_key": "sk_test_" + "e" * 24, "publishable_key": "pk_test_" + "e" * 24,
+          "webhook_secret": "whsec_" + "e" * 32}
+
+
+def new_bill(live_server, kind: str = "NO", provider: tuple | None = None) -> tuple[str, int]:
+    """A fresh creditor and invoice in the live server's database; returns its link and invoice id."""
+    app = live_server.app
+    with app.test_request_context():
+        creditor = make_creditor(kind)
+        if provider:
+            name, methods, settings = provider
+            db.session.add(CreditorGateway(creditor_id=creditor.id, provider=name, methods=list(methods)))
+            app.config["PAYMENT_GATEWAYS"][creditor.slug] = {name: settings}
+        invoice = make_invoice(creditor, lines=2)
+        link = issue_link(invoice, signer=get_signer(), base_url=live_server.url, actor="test", channel="sms",
+                          ttl_days=30)
+        db.session.commit()
+        result = link.url, invoice.id
+        db.session.remove()
+    return result
+
+
+def invoice_state(live_server, invoice_id: int) -> tuple[str, int, int]:
+    with live_server.app.app_context():
+        invoice = db.session.get(Invoice, invoice_id)
+        payments = len(db.session.scalars(select(Payment).where(Payment.invoice_id == invoice_id)).all())
+        state = invoice.status, invoice.balance, payments
+        db.session.remove()
+    return state
+
+
+@pytest.fixture(scope="module")
+def localstripe() -> Iterator[str]:
+    with LocalStripe() as server:
+        yield server.api_base
+
+
+@pytest.mark.parametrize("viewport", ["mobile", "desktop"])
+def test_pay_with_the_simulator(live_server, open_page, viewport):
+    url, invoice_id = new_bill(live_server)
+    page, watch = open_page(viewport)
+    page.goto(url)
+    pay = page.get_by_role("button", name=re.compile("test mode"))
+    expect(pay).to_be_visible()
+    assert_axe_clean(page, "the bill page with its pay section")
+    assert_no_sideways_scrolling(page)
+
+    pay.click()
+    expect(page.get_by_text("Test mode", exact=False).first).to_be_visible()
+    assert "/simulator/" in page.url
+    assert_axe_clean(page, "the simulator's hosted page")
+    page.get_by_role("button", name="Pay successfully").click()
+
+    expect(page.get_by_role("heading", level=1)).to_contain_text("received your payment")
+    assert_axe_clean(page, "the return page")
+    assert invoice_state(live_server, invoice_id)[:3] == (S.PAID, 0, 1)
+
+    page.get_by_role("link", name=re.compile("Back to the bill")).click()
+    expect(page.get_by_role("button", name=re.compile("test mode"))).to_have_count(0)
+    page.go_back()  # the back button to the return page and a reload: still one payment
+    page.reload()
+    assert invoice_state(live_server, invoice_id)[2] == 1
+    assert not watch.page_errors and not page.evaluate("window.__cspViolations")
+
+
+def test_simulator_decline_then_retry(live_server, open_page):
+    url, invoice_id = new_bill(live_server)
+    page, _watch = open_page("mobile")
+    page.goto(url)
+    page.get_by_role("button", name=re.compile("test mode")).click()
+    page.get_by_role("button", name="Decline the card").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("not completed")
+    assert invoice_state(live_server, invoice_id)[2] == 0
+    page.get_by_role("link", name=re.compile("Back to the bill")).click()
+    page.get_by_role("button", name=re.compile("test mode")).click()
+    page.get_by_role("button", name="Pay successfully").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("received your payment")
+    assert invoice_state(live_server, invoice_id)[:3] == (S.PAID, 0, 1)
+
+
+def fill_card(page, number: str) -> None:
+    for field, value in (("number", number), ("exp_month", "12"), ("exp_year", "34"), ("cvc", "123"),
+                         ("postal_code", "0150")):
+        page.locator(f"#payment-element input[placeholder='{field}']").fill(value)
+
+
+def test_pay_with_stripe(live_server, open_page, localstripe):
+    url, invoice_id = new_bill(live_server, provider=("stripe", ("card", "apple_pay", "klarna", "vipps"),
+                                                      {**STRIPE, "api_base": localstripe}))
+    page, watch = open_page("mobile")
+    page.goto(url)
+    expect(page.locator("#pay-now")).to_contain_text("Card · Apple Pay · Klarna · Vipps")
+    page.get_by_role("button", name=re.compile(r"^Pay ")).click()
+    expect(page.locator("#payment-element input")).to_have_count(5)  # the stand-in's card fields
+    assert "/checkout/" in page.url
+    assert_axe_clean_outside_provider(page)
+    fill_card(page, "4242424242424242")
+    page.locator("#checkout-submit").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("received your payment")
+    assert invoice_state(live_server, invoice_id)[:3] == (S.PAID, 0, 1)
+    assert not watch.page_errors and not page.evaluate("window.__cspViolations")
+
+
+def test_stripe_declined_card(live_server, open_page, localstripe):
+    url, invoice_id = new_bill(live_server, provider=("stripe", ("card",), {**STRIPE, "api_base": localstripe}))
+    page, _watch = open_page("desktop")
+    page.goto(url)
+    page.get_by_role("button", name=re.compile(r"^Pay ")).click()
+    expect(page.locator("#payment-element input")).to_have_count(5)
+    fill_card(page, "4000000000000002")
+    page.locator("#checkout-submit").click()
+    expect(page.locator("#checkout-error")).to_be_visible()
+    assert "/checkout/" in page.url
+    assert invoice_state(live_server, invoice_id)[2] == 0
+    expect(page.locator("#checkout-submit")).to_be_enabled()  # the customer may try another card
+
+
+def assert_axe_clean_outside_provider(page) -> None:
+    """Our checkout page is axe-clean; the payment fields are the provider's (a frame with Stripe,
+    here localstripe's plain stand-in inputs), so they are left out of our check."""
+    results = Axe().run(page, context={"exclude": [["#payment-element"]]},
+                        options={"runOnly": {"type": "tag", "values": WCAG_TAGS}})
+    violations = [f"{v['id']}: {v['help']} {[n['target'] for n in v['nodes']]}" for v in results.response["violations"]]
+    assert not violations, "axe found WCAG violations on the checkout page:\n" + "\n".join(violations)
+
+
+def test_bank_transfer_details_can_be_copied(live_server, open_page):
+    url, _invoice_id = new_bill(live_server, kind="NO")
+    page, _watch = open_page("mobile")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.goto(url)
+    transfer = page.locator("#bank-transfer, section:has(h2:text-matches('bank transfer', 'i'))").first
+    expect(transfer).to_be_visible()
+    copy_buttons = transfer.get_by_role("button", name=re.compile("Copy"))
+    expect(copy_buttons.first).to_be_visible()
+    copy_buttons.last.click()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied and copied.replace(" ", "") in transfer.inner_text().replace(" ", "")
