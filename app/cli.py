@@ -101,6 +101,8 @@ def register_cli(app: Flask) -> None:
     from app.creditors.cli import creditors
     from app.demo import demo
     from app.links.cli import links
+    from app.outbox.cli import outbox
+    from app.payments.cli import payments
 
-    for group in (translate, creditors, invoices, links, demo):
+    for group in (translate, creditors, invoices, links, payments, outbox, demo):
         app.cli.add_command(group)

@@ -34,6 +34,7 @@ from app.links.cli import plural
 from app.links.services import get_signer, issue_link
 from app.models import utcnow
 from app.money import round_half_up
+from app.payments.providers import offer_gateway
 from app.portal.services import due_state, local_today
 
 ACTOR = "demo"
@@ -106,11 +107,21 @@ def _logo(slug: str) -> bytes:
     return (Path(current_app.static_folder) / "img" / "demo" / f"{slug}.svg").read_bytes()
 
 
+#: what each demo creditor offers; without keys the test-mode simulator plays these methods
+DEMO_GATEWAYS = {
+    "fjordlys": [("stripe", ["card", "apple_pay", "google_pay", "vipps", "klarna"], None)],
+    "lindenau": [("stripe", ["card", "apple_pay", "google_pay", "klarna", "sepa_debit"], None)],
+    "shamrock": [("adyen", ["card", "apple_pay", "google_pay", "ideal", "klarna"], "link")],
+}
+
+
 def _ensure_creditor(data: CreditorInput) -> Creditor:
     creditor = db.session.scalar(select(Creditor).where(Creditor.slug == data.slug))
     if creditor is None:
         creditor = create_creditor(data)
         set_logo(creditor, _logo(creditor.slug))
+        for provider, methods, flow in DEMO_GATEWAYS.get(creditor.slug, []):
+            offer_gateway(creditor, provider, methods, flow=flow)
     return creditor
 
 

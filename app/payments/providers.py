@@ -20,12 +20,15 @@ from sqlalchemy import select
 from app.creditors.models import Creditor
 from app.extensions import db
 from app.payments import gateways as registry
-from app.payments.gateways.base import Gateway
+from app.errors import InvalidData
+from app.payments.gateways.base import METHOD_REACH, Gateway
 from app.payments.gateways.simulator import SimulatorConfig, SimulatorGateway
 from app.payments.models import CreditorGateway
 
 log = logging.getLogger(__name__)
 
+#: the flows a creditor may choose per provider (the first is the default)
+FLOWS = {"simulator": (None,), "stripe": ("element",), "adyen": ("session", "link")}
 #: what the simulator offers for a creditor that chose nothing yet (filtered by currency and country)
 DEFAULT_METHODS = ("card", "apple_pay", "google_pay", "vipps", "mobilepay", "swish", "ideal", "klarna")
 
@@ -111,3 +114,46 @@ def pay_options(creditor: Creditor, currency: str, country: str | None) -> list[
         if fitting:
             options.append(PayOption(name, fitting, test_mode=name == "simulator"))
     return options
+
+
+def offer_gateway(
+    creditor: Creditor, provider: str, methods: list[str], *, flow: str | None = None, position: int | None = None,
+) -> CreditorGateway:
+    """The creditor offers `provider` with these methods (in this order) on its bill pages; a
+    second call changes the choice. Credentials are set apart, in PAYMENT_GATEWAYS."""
+    errors = {}
+    if provider not in registry.PROVIDERS:
+        errors["provider"] = f"unknown provider; one of {', '.join(registry.PROVIDERS)}"
+    unknown = [m for m in methods if m not in METHOD_REACH]
+    if unknown or not methods:
+        errors["methods"] = f"unknown methods {', '.join(unknown)}" if unknown else "choose at least one method"
+    if provider in FLOWS and flow not in FLOWS[provider]:
+        if flow is None:
+            flow = FLOWS[provider][0]
+        else:
+            errors["flow"] = f"{provider} offers {', '.join(f for f in FLOWS[provider] if f) or 'no flows to choose'}"
+    if errors:
+        raise InvalidData(errors)
+    choice = db.session.scalar(select(CreditorGateway).where(
+        CreditorGateway.creditor_id == creditor.id, CreditorGateway.provider == provider))
+    if choice is None:
+        last = max((c.position for c in creditor_gateways(creditor.id)), default=-1)
+        choice = CreditorGateway(creditor_id=creditor.id, provider=provider, position=last + 1)
+        db.session.add(choice)
+    choice.methods, choice.flow, choice.enabled = list(dict.fromkeys(methods)), flow, True
+    if position is not None:
+        choice.position = position
+    db.session.flush()
+    return choice
+
+
+def withdraw_gateway(creditor: Creditor, provider: str) -> bool:
+    """The creditor stops offering `provider` (its past payments stay). False if it did not offer it."""
+    choice = db.session.scalar(select(CreditorGateway).where(
+        CreditorGateway.creditor_id == creditor.id, CreditorGateway.provider == provider,
+        CreditorGateway.enabled.is_(True)))
+    if choice is None:
+        return False
+    choice.enabled = False
+    db.session.flush()
+    return True

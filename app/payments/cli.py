@@ -1,0 +1,57 @@
+"""`flask payments`: which providers and methods each creditor offers on its bill pages."""
+
+from __future__ import annotations
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from app.cli import cli_transaction, creditor_or_fail
+from app.payments.providers import creditor_gateways, offer_gateway, pay_options, withdraw_gateway
+
+
+@click.group(cls=AppGroup, help="Choose the payment providers and methods a creditor offers.")
+def payments():
+    pass
+
+
+@payments.command("gateways", help="List what a creditor offers, and what its bills show with this instance's keys.")
+@click.argument("slug")
+def list_gateways(slug: str):
+    creditor = creditor_or_fail(slug)
+    keys = current_app.config["PAYMENT_GATEWAYS"].get(creditor.slug, {})
+    choices = creditor_gateways(creditor.id)
+    if not choices:
+        click.echo(f"{creditor.slug} chose no provider yet.")
+    for choice in choices:
+        state = "keys set" if choice.provider in keys or choice.provider == "simulator" else "no keys"
+        flow = f", {choice.flow}" if choice.flow else ""
+        click.echo(f"{choice.position}. {choice.provider}{flow}: {', '.join(choice.methods)} ({state})")
+    offered = pay_options(creditor, creditor.currency, creditor.country)
+    shown = "; ".join(f"{o.provider}{' (test mode)' if o.test_mode else ''}: {', '.join(o.methods)}" for o in offered)
+    click.echo(f"Bills in {creditor.currency} to {creditor.country} show: {shown or 'no way to pay by card'}")
+
+
+@payments.command("offer", help="Offer a provider with these methods, e.g. `offer fjordlys stripe card,vipps,klarna`.")
+@click.argument("slug")
+@click.argument("provider")
+@click.argument("methods")
+@click.option("--flow", help="stripe: element; adyen: session (Drop-in on our page) or link (Adyen's page).")
+@click.option("--position", type=int, help="Order on the bill page (lowest first).")
+def offer(slug: str, provider: str, methods: str, flow: str | None, position: int | None):
+    creditor = creditor_or_fail(slug)
+    with cli_transaction(f"{provider} not offered"):
+        choice = offer_gateway(creditor, provider, [m.strip() for m in methods.split(",") if m.strip()],
+                               flow=flow, position=position)
+    click.echo(f"{creditor.slug} offers {provider}: {', '.join(choice.methods)}")
+
+
+@payments.command("withdraw", help="Stop offering a provider (its past payments stay).")
+@click.argument("slug")
+@click.argument("provider")
+def withdraw(slug: str, provider: str):
+    creditor = creditor_or_fail(slug)
+    with cli_transaction(f"{provider} not withdrawn"):
+        if not withdraw_gateway(creditor, provider):
+            raise click.ClickException(f"{creditor.slug} does not offer {provider}.")
+    click.echo(f"{creditor.slug} no longer offers {provider}.")
