@@ -88,7 +88,7 @@ def content_security_policy(nonce: str | None, extra: Mapping[str, Sequence[str]
         f"script-src 'self'{inline}{more('script-src')}; "
         f"style-src 'self'{inline}{more('style-src')}; "
         f"img-src 'self' data:{more('img-src')}; font-src 'self'; connect-src 'self'{more('connect-src')}; "
-        f"{frames}form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+        f"{frames}form-action 'self'{more('form-action')}; base-uri 'none'; frame-ancestors 'none'"
     )
 
 
@@ -166,11 +166,12 @@ def init_security(app: Flask) -> None:
 
     @app.after_request
     def set_headers(response):
-        """The per-response headers: a CSP with this request's nonce where the page used one (every
-        other response gets the one without inline code from StaticHeaders), and no-store."""
-        nonce = g.get("csp_nonce")
-        if nonce and "Content-Security-Policy" not in response.headers:
-            response.headers["Content-Security-Policy"] = content_security_policy(nonce)
+        """The per-response headers: a CSP with this request's nonce where the page used one, and
+        the origins in `g.csp_extra` where it needs more than ours (every other response gets the
+        one without inline code from StaticHeaders), and no-store."""
+        nonce, extra = g.get("csp_nonce"), g.get("csp_extra")
+        if (nonce or extra) and "Content-Security-Policy" not in response.headers:
+            response.headers["Content-Security-Policy"] = content_security_policy(nonce, extra)
         if g.get("no_store"):
             response.headers["Cache-Control"] = "no-store"
         return response

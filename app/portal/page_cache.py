@@ -20,37 +20,40 @@ from __future__ import annotations
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 
 from flask import current_app, g
 
 from app.security import csp_nonce, csrf_token
 
 EXTENSION = "portal_page_cache"
+#: HTML, and the origins per CSP directive it needs beyond ours (None: none)
+Page = tuple[str, Mapping[str, tuple[str, ...]] | None]
 
 
 class PageCache:
-    """A bounded LRU map from a key to rendered HTML, safe to share between threads."""
+    """A bounded LRU map from a key to a rendered page (HTML, and the CSP origins it needs beyond
+    our own: a payment provider's hosted page the pay form leads to), safe to share between threads."""
 
     def __init__(self, max_entries: int):
         self.max_entries = max_entries
         self.nonce_stand_in = "n" + secrets.token_hex(16)
         self.csrf_stand_in = "c" + secrets.token_hex(16)
-        self._pages: OrderedDict[Hashable, str] = OrderedDict()
+        self._pages: OrderedDict[Hashable, Page] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable) -> str | None:
+    def get(self, key: Hashable) -> Page | None:
         with self._lock:
-            html = self._pages.get(key)
-            if html is not None:
+            page = self._pages.get(key)
+            if page is not None:
                 self._pages.move_to_end(key)
-            return html
+            return page
 
-    def put(self, key: Hashable, html: str) -> None:
+    def put(self, key: Hashable, page: Page) -> None:
         if self.max_entries <= 0:
             return
         with self._lock:
-            self._pages[key] = html
+            self._pages[key] = page
             self._pages.move_to_end(key)
             while len(self._pages) > self.max_entries:
                 self._pages.popitem(last=False)
@@ -72,12 +75,16 @@ def get_page_cache() -> PageCache:
 
 
 def cached_page(key: Hashable, render: Callable[[], str]) -> str:
-    """The page for `key`, rendered by `render()` on a miss, with this request's nonce and CSRF token."""
+    """The page for `key`, rendered by `render()` on a miss, with this request's nonce and CSRF token.
+    What `render()` put in `g.csp_extra` (see app.security) is kept with it and restored on a hit."""
     cache = get_page_cache()
-    html = cache.get(key)
-    if html is None:
-        html = _render_with_stand_ins(cache, render)
-        cache.put(key, html)
+    page = cache.get(key)
+    if page is None:
+        page = _render_with_stand_ins(cache, render)
+        cache.put(key, page)
+    html, csp_extra = page
+    if csp_extra:
+        g.csp_extra = csp_extra
     if cache.nonce_stand_in in html:
         html = html.replace(cache.nonce_stand_in, csp_nonce())
     if cache.csrf_stand_in in html:
@@ -85,7 +92,7 @@ def cached_page(key: Hashable, render: Callable[[], str]) -> str:
     return html
 
 
-def _render_with_stand_ins(cache: PageCache, render: Callable[[], str]) -> str:
+def _render_with_stand_ins(cache: PageCache, render: Callable[[], str]) -> Page:
     """Render with the stand-ins where the nonce and the CSRF token go.
 
     `csp_nonce()` and `csrf_token()` (like Flask-WTF's `generate_csrf()`) return what this
@@ -96,7 +103,7 @@ def _render_with_stand_ins(cache: PageCache, render: Callable[[], str]) -> str:
     g.csp_nonce = cache.nonce_stand_in
     setattr(g, field, cache.csrf_stand_in)
     try:
-        return render()
+        return render(), g.get("csp_extra")
     finally:
         for name, value in saved.items():
             g.pop(name, None)

@@ -24,6 +24,7 @@ from app.errors import InvalidData
 from app.payments.gateways.base import GatewayError, PaymentStatus
 from app.payments.models import PaymentAttempt
 from app.payments.providers import PayOption, gateways_for, pay_options
+from app.payments.receipts import find_receipt, receipt_ref_for_attempt, receipt_refs
 from app.payments.services import apply_status, payment_amount, start_payment
 from app.portal.forms import PayForm, StepUpForm
 from app.portal.page_cache import cached_page
@@ -154,6 +155,10 @@ def bill(public_id: str):
         context = _bill_context(invoice, today)
         context["lines"], context["hidden_lines"] = visible_lines(invoice.lines)
         context["pay_options"] = _pay_options(invoice) if invoice.balance > 0 else []
+        origins = _redirect_origins(invoice.creditor) if context["pay_options"] else ()
+        if origins:  # the pay form leads (a 303 after the POST) to a provider's hosted page
+            g.csp_extra = {"form-action": origins}
+        context["receipts"] = receipt_refs(invoice.id) if invoice.amount_paid else {}
         return render_template("portal/bill.html", **context)
 
     return cached_page(("bill", public_id, select_locale(), today, access.version), render)
@@ -208,6 +213,12 @@ def pay(public_id: str):
     if attempt.redirect_url:  # a hosted page: the simulator, an Adyen payment link
         return redirect(attempt.redirect_url, code=303)
     return redirect(url_for("portal.checkout", public_id=public_id, attempt_ref=attempt.public_ref), code=303)
+
+
+def _redirect_origins(creditor: Creditor) -> tuple[str, ...]:
+    """Where the pay form may send the customer: CSP's form-action covers the redirect after the POST."""
+    gateways = gateways_for(creditor).values()
+    return tuple(dict.fromkeys(o for gateway in gateways for o in gateway.content_security().get("form-action", ())))
 
 
 def _pay_options(invoice: Invoice) -> list[PayOption]:
@@ -267,7 +278,9 @@ def paid(public_id: str, attempt_ref: str):
         except GatewayError:
             db.session.rollback()
             log.warning("status of attempt %s unavailable", attempt.id, exc_info=True)
-    return render_template("payments/return.html", invoice=invoice, creditor=invoice.creditor, attempt=attempt)
+    receipt_ref = receipt_ref_for_attempt(attempt.id) if attempt.status == PaymentStatus.SUCCEEDED else None
+    return render_template("payments/return.html", invoice=invoice, creditor=invoice.creditor, attempt=attempt,
+                           receipt_ref=receipt_ref)
 
 
 def _payment_problem(invoice: Invoice, kind: str, status: int):
@@ -366,3 +379,20 @@ def healthz():
     """Liveness and database check for the load balancer."""
     db.session.execute(text("SELECT 1"))
     return {"status": "ok"}
+
+
+# --- receipts ----------------------------------------------------------------------------------
+
+
+@bp.get("/b/<public_id>/receipts/<payment_ref>")
+def receipt(public_id: str, payment_ref: str):
+    """A printable receipt for one payment of this bill (the same grant as the bill; another bill's: 404)."""
+    access, answer = _granted(public_id)
+    if answer is not None:
+        return answer
+    found = find_receipt(access.invoice_id, payment_ref)
+    if found is None:
+        return _unavailable()
+    return render_template(
+        "portal/receipt.html", receipt=found, payment=found.payment, invoice=found.invoice, creditor=found.creditor,
+    )

@@ -19,14 +19,16 @@ from app.links.services import get_signer, issue_link
 from app.payments.models import CreditorGateway, Payment
 from tests.e2e.test_bill_page import WCAG_TAGS, assert_axe_clean, assert_no_sideways_scrolling
 from tests.factories import make_creditor, make_invoice
+from tests.support.adyen_server import AdyenServer
 from tests.support.localstripe_server import LocalStripe
 
+ADYEN_KEY, ADYEN_HMAC = "e2e_api_key", "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"
 STRIPE = {"secret_key": "sk_test_" + "e" * 24, "publishable_key": "pk_test_" + "e" * 24,
           "webhook_secret": "whsec_" + "e" * 32}
 
 
-def new_bill(live_server, kind: str = "NO", provider: tuple | None = None) -> tuple[str, int]:
-    """A fresh creditor and invoice in the live server's database; returns its link and invoice id."""
+def new_bill(live_server, kind: str = "NO", provider: tuple | None = None) -> tuple[str, int, str]:
+    """A fresh creditor and invoice in the live server's database: its link, invoice id and creditor slug."""
     app = live_server.app
     with app.test_request_context():
         creditor = make_creditor(kind)
@@ -38,7 +40,7 @@ def new_bill(live_server, kind: str = "NO", provider: tuple | None = None) -> tu
         link = issue_link(invoice, signer=get_signer(), base_url=live_server.url, actor="test", channel="sms",
                           ttl_days=30)
         db.session.commit()
-        result = link.url, invoice.id
+        result = link.url, invoice.id, creditor.slug
         db.session.remove()
     return result
 
@@ -60,7 +62,7 @@ def localstripe() -> Iterator[str]:
 
 @pytest.mark.parametrize("viewport", ["mobile", "desktop"])
 def test_pay_with_the_simulator(live_server, open_page, viewport):
-    url, invoice_id = new_bill(live_server)
+    url, invoice_id, _slug = new_bill(live_server)
     page, watch = open_page(viewport)
     page.goto(url)
     pay = page.get_by_role("button", name=re.compile("test mode"))
@@ -87,7 +89,7 @@ def test_pay_with_the_simulator(live_server, open_page, viewport):
 
 
 def test_simulator_decline_then_retry(live_server, open_page):
-    url, invoice_id = new_bill(live_server)
+    url, invoice_id, _slug = new_bill(live_server)
     page, _watch = open_page("mobile")
     page.goto(url)
     page.get_by_role("button", name=re.compile("test mode")).click()
@@ -101,6 +103,30 @@ def test_simulator_decline_then_retry(live_server, open_page):
     assert invoice_state(live_server, invoice_id)[:3] == (S.PAID, 0, 1)
 
 
+@pytest.fixture(scope="module")
+def adyen() -> Iterator[AdyenServer]:
+    with AdyenServer(api_key=ADYEN_KEY) as server:
+        yield server
+
+
+def test_pay_with_an_adyen_payment_link(live_server, open_page, adyen):
+    settings = {"api_key": ADYEN_KEY, "merchant_account": "E2EECOM", "hmac_key": ADYEN_HMAC,
+                "client_key": "test_E2E", "checkout_base_url": adyen.base_url, "flow": "link",
+                "payment_link_origin": adyen.base_url}
+    url, invoice_id, slug = new_bill(live_server, provider=("adyen", ("card", "vipps", "mobilepay"), settings))
+    adyen.state.webhook = (f"{live_server.url}/webhooks/adyen/{slug}", ADYEN_HMAC)
+    page, watch = open_page("mobile")
+    page.goto(url)
+    expect(page.locator("#pay-now")).to_contain_text("Card · Vipps")
+    page.get_by_role("button", name=re.compile(r"^Pay ")).click()
+    page.wait_for_url(f"{adyen.base_url}/**")  # Adyen's own page: nothing of the card passes through us
+    page.get_by_role("button", name="Pay with test card").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("received your payment")
+    assert_axe_clean(page, "the return page after Adyen")
+    assert invoice_state(live_server, invoice_id)[:3] == (S.PAID, 0, 1)
+    assert not watch.page_errors and not page.evaluate("window.__cspViolations")
+
+
 def fill_card(page, number: str) -> None:
     for field, value in (("number", number), ("exp_month", "12"), ("exp_year", "34"), ("cvc", "123"),
                          ("postal_code", "0150")):
@@ -108,7 +134,7 @@ def fill_card(page, number: str) -> None:
 
 
 def test_pay_with_stripe(live_server, open_page, localstripe):
-    url, invoice_id = new_bill(live_server, provider=("stripe", ("card", "apple_pay", "klarna", "vipps"),
+    url, invoice_id, _slug = new_bill(live_server, provider=("stripe", ("card", "apple_pay", "klarna", "vipps"),
                                                       {**STRIPE, "api_base": localstripe}))
     page, watch = open_page("mobile")
     page.goto(url)
@@ -125,7 +151,7 @@ def test_pay_with_stripe(live_server, open_page, localstripe):
 
 
 def test_stripe_declined_card(live_server, open_page, localstripe):
-    url, invoice_id = new_bill(live_server, provider=("stripe", ("card",), {**STRIPE, "api_base": localstripe}))
+    url, invoice_id, _slug = new_bill(live_server, provider=("stripe", ("card",), {**STRIPE, "api_base": localstripe}))
     page, _watch = open_page("desktop")
     page.goto(url)
     page.get_by_role("button", name=re.compile(r"^Pay ")).click()
@@ -148,7 +174,7 @@ def assert_axe_clean_outside_provider(page) -> None:
 
 
 def test_bank_transfer_details_can_be_copied(live_server, open_page):
-    url, _invoice_id = new_bill(live_server, kind="NO")
+    url, _invoice_id, _slug = new_bill(live_server, kind="NO")
     page, _watch = open_page("mobile")
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     page.goto(url)

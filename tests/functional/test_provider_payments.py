@@ -153,6 +153,9 @@ def test_adyen_payment_link_flow(client, app, session, configure, adyen):
     invoice = make_invoice(creditor)
     url = open_bill(client, app, invoice)
     assert "Card · Vipps" in client.get(url, headers=EN).text  # no MobilePay in Norway
+    for _ in range(2):  # rendered, then from the page cache: the pay form may lead to Adyen's page
+        csp = client.get(url, headers=EN).headers["Content-Security-Policy"]
+        assert "form-action 'self' https://test.adyen.link;" in csp
 
     started = start(client, url, "adyen")
     assert started.status_code == 303 and started.headers["Location"].startswith(adyen.base_url)
@@ -199,6 +202,7 @@ def test_without_credentials_the_simulator_plays_the_creditors_methods(client, a
     invoice = make_invoice(creditor)
     page = client.get(open_bill(client, app, invoice), headers=EN).text
     assert 'value="simulator"' in page and 'value="stripe"' not in page
+    assert "form-action 'self';" in client.get(open_bill(client, app, invoice)).headers["Content-Security-Policy"]
     assert "test mode" in page and "Card · Vipps" in page
 
 

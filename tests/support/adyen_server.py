@@ -6,6 +6,9 @@ Adyen's authentication (X-API-Key, else 401), required fields (else 422) and err
 (`{status, errorCode, message, errorType}`), and idempotency: the same Idempotency-Key with
 the same request replays the first answer; with another request it is refused (422, 704).
 
+A payment link's URL serves a plain hosted page (pay or refuse) that notifies `webhook` (when
+set) and sends the shopper back to the returnUrl, for end-to-end tests in a browser.
+
 Test helpers: `complete(id)` plays the shopper paying a session or link, `notification()`
 builds a standard notification signed with the SDK's own HMAC function, and `requests`
 records what the server received.
@@ -19,6 +22,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http import HTTPStatus
@@ -77,6 +81,7 @@ class _State:
     payments: dict[str, dict[str, Any]] = field(default_factory=dict)  # pspReference -> payment
     refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
     idempotency: dict[str, tuple[str, int, dict[str, Any]]] = field(default_factory=dict)
+    webhook: tuple[str, str] | None = None  # (our notification URL, HMAC key): where the hosted page notifies
 
 
 class AdyenServer:
@@ -87,6 +92,7 @@ class AdyenServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.state = self.state  # type: ignore[attr-defined]
+        self._httpd.owner = self  # type: ignore[attr-defined]
         self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
         self.state.base_url = self.base_url
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
@@ -194,6 +200,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = body if isinstance(body, dict) else None
         with state.lock:
             state.requests.append(Received(method, url.path, parse_qs(url.query), headers, body))
+        if url.path == "/payByLink.shtml":  # the shopper's side: no API key
+            self._hosted_page(state, method, parse_qs(url.query), raw)
+            return
         try:
             if headers.get("x-api-key") != state.api_key:
                 raise ApiError(401, "000", "HTTP Status Response - Unauthorized", "security")
@@ -205,6 +214,44 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(status, answer, {"Idempotency-Key": key} if key else {})
         except ApiError as error:
             self._send(error.status, error.body(), error.headers)
+
+    def _hosted_page(self, state: _State, method: str, query: dict[str, list[str]], raw: bytes) -> None:
+        """A payment link's page, as plain as can be: pay or refuse, then Adyen's notification to the
+        configured webhook (signed with the SDK's utility) and the shopper back at the returnUrl."""
+        link_id = (query.get("d") or [""])[0]
+        link = state.links.get(link_id)
+        if link is None:
+            self._send_html(404, "<h1>Link not found</h1>")
+            return
+        if method == "GET":
+            value, currency = link["amount"]["value"], link["amount"]["currency"]
+            self._send_html(200, (
+                f'<h1>Adyen test payment link</h1><p>{currency} {value / 100:.2f} for {link.get("description", "")}</p>'
+                f'<form method="post"><button name="outcome" value="pay">Pay with test card</button>'
+                f'<button name="outcome" value="refuse">Refuse</button></form>'))
+            return
+        outcome = parse_qs(raw.decode()).get("outcome", ["pay"])[0]
+        server: AdyenServer = self.server.owner  # type: ignore[attr-defined]
+        server.complete(link_id, success=outcome == "pay")
+        if state.webhook is not None:
+            url, hmac_key = state.webhook
+            request = urllib.request.Request(url, data=server.notification(link_id, hmac_key),
+                                             headers={"Content-Type": "application/json"})
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            with opener.open(request, timeout=10) as answer:
+                assert answer.read() == b"[accepted]"
+        self.send_response(303)
+        self.send_header("Location", link["returnUrl"])
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _send_html(self, status: int, body: str) -> None:
+        data = f'<!doctype html><html lang="en"><title>Adyen</title><main>{body}</main></html>'.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html;charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _idempotent(self, state: _State, key: str, method: str, path: str,
                     body: dict[str, Any]) -> tuple[int, dict[str, Any]]:

@@ -43,6 +43,8 @@ TEST_CHECKOUT_URL = "https://checkout-test.adyen.com"
 LIVE_CHECKOUT_URL = re.compile(r"^https://(?P<prefix>[\w-]+)-checkout-live\.adyenpayments\.com/checkout$")
 HTTP_TIMEOUT_SECONDS = 20
 ADYEN_WEB_VERSION = "6.18.1"
+# Payment links' host per environment (live links are on the account's region: set payment_link_origin).
+PAYMENT_LINK_ORIGINS = {"test": "https://test.adyen.link", "live": "https://eu.adyen.link"}
 
 # Our method names and the Adyen payment method types they stand for.
 METHOD_TYPES: dict[str, tuple[str, ...]] = {
@@ -99,6 +101,7 @@ class AdyenConfig:
     environment: str = "test"  # "test" or "live"
     checkout_base_url: str | None = None
     flow: str = "session"  # "session" (Drop-in) or "link" (hosted payment link)
+    payment_link_origin: str | None = None  # where payment links live; default per environment
 
 
 class AdyenGateway(Gateway):
@@ -134,9 +137,10 @@ class AdyenGateway(Gateway):
         return f"https://checkoutshopper-{self.config.environment}.cdn.adyen.com/checkoutshopper/sdk/{ADYEN_WEB_VERSION}"
 
     def content_security(self) -> Mapping[str, tuple[str, ...]]:
-        """Adyen Web's origins (its CSP guide) for the Drop-in; nothing for the hosted payment link."""
-        if self.config.flow != "session":
-            return {}
+        """Adyen Web's origins (its CSP guide) for the Drop-in; the payment links' origin for the
+        hosted page, where the pay form's redirect leads (CSP form-action)."""
+        if self.config.flow == "link":
+            return {"form-action": (self.config.payment_link_origin or PAYMENT_LINK_ORIGINS[self.config.environment],)}
         cdn = f"https://checkoutshopper-{self.config.environment}.cdn.adyen.com"
         api = f"https://checkoutshopper-{self.config.environment}.adyen.com"
         return {"script-src": (cdn,), "style-src": (cdn,), "img-src": (cdn,), "frame-src": (api, cdn),
