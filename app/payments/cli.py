@@ -7,7 +7,9 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from app.cli import cli_transaction, creditor_or_fail
+from app.money import format_money
 from app.payments.providers import creditor_gateways, offer_gateway, pay_options, withdraw_gateway
+from app.payments.services import refunds_due
 
 
 @click.group(cls=AppGroup, help="Choose the payment providers and methods a creditor offers.")
@@ -55,3 +57,16 @@ def withdraw(slug: str, provider: str):
         if not withdraw_gateway(creditor, provider):
             raise click.ClickException(f"{creditor.slug} does not offer {provider}.")
     click.echo(f"{creditor.slug} no longer offers {provider}.")
+
+
+@payments.command("refunds-due", help="Payments with money owed back to the customer (overpaid, or paid twice).")
+@click.argument("slug")
+def refunds(slug: str):
+    creditor = creditor_or_fail(slug)
+    due = refunds_due(creditor.id)
+    if not due:
+        click.echo(f"{creditor.slug}: nothing to refund.")
+    for payment in due:
+        owed = format_money(payment.refund_due, payment.currency, "en")
+        click.echo(f"invoice {payment.invoice.number}: {owed} of a {payment.provider} payment "
+                   f"{payment.provider_payment_id} received {payment.received_at:%Y-%m-%d}")

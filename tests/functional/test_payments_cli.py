@@ -3,7 +3,7 @@
 from app.extensions import db
 from app.payments.models import CreditorGateway
 from app.payments.providers import pay_options
-from tests.factories import make_creditor
+from tests.factories import make_creditor, make_invoice
 
 
 def run(app, *args):
@@ -45,3 +45,19 @@ def test_bad_choices_are_refused_and_change_nothing(app, session):
         assert result.exit_code == 1 and problem in result.output, result.output
     assert db.session.query(CreditorGateway).filter_by(creditor_id=creditor.id).count() == 0
     assert "No creditor" in run(app, "offer", "nobody", "stripe", "card").output
+
+
+def test_refunds_due_lists_overpayments(app, session):
+    from datetime import datetime, timezone
+
+    from app.payments.services import settle
+
+    creditor = make_creditor("NO")
+    invoice = make_invoice(creditor)
+    assert "nothing to refund" in run(app, "refunds-due", creditor.slug).output
+    settle(invoice.id, provider="bank_transfer", payment_id="acct:1", amount=invoice.balance + 10_000,
+           currency=invoice.currency, method="bank_transfer", received_at=datetime(2026, 11, 2, tzinfo=timezone.utc),
+           actor="test")
+    db.session.commit()
+    output = run(app, "refunds-due", creditor.slug).output
+    assert f"invoice {invoice.number}: NOK" in output and "100.00 of a bank_transfer payment acct:1" in output
