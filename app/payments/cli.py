@@ -38,7 +38,8 @@ def list_gateways(slug: str):
 @click.argument("slug")
 @click.argument("provider")
 @click.argument("methods")
-@click.option("--flow", help="stripe: element; adyen: session (Drop-in on our page) or link (Adyen's page).")
+@click.option("--flow", help="stripe: element (Payment Element on our page) or checkout (Stripe's page); "
+                              "adyen: session (Drop-in on our page) or link (Adyen's page).")
 @click.option("--position", type=int, help="Order on the bill page (lowest first).")
 def offer(slug: str, provider: str, methods: str, flow: str | None, position: int | None):
     creditor = creditor_or_fail(slug)

@@ -28,7 +28,7 @@ from app.payments.models import CreditorGateway
 log = logging.getLogger(__name__)
 
 #: the flows a creditor may choose per provider (the first is the default)
-FLOWS = {"simulator": (None,), "stripe": ("element",), "adyen": ("session", "link")}
+FLOWS = {"simulator": (None,), "stripe": ("element", "checkout"), "adyen": ("session", "link")}
 #: what the simulator offers for a creditor that chose nothing yet (filtered by currency and country)
 DEFAULT_METHODS = ("card", "apple_pay", "google_pay", "vipps", "mobilepay", "swish", "ideal", "klarna")
 

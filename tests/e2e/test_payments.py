@@ -150,7 +150,7 @@ def test_pay_with_stripe(live_server, open_page, localstripe):
     assert not watch.page_errors and not page.evaluate("window.__cspViolations")
 
 
-def test_stripe_declined_card(live_server, open_page, localstripe):
+def test_stripe_declined_card_then_another(live_server, open_page, localstripe):
     url, invoice_id, _slug = new_bill(live_server, provider=("stripe", ("card",), {**STRIPE, "api_base": localstripe}))
     page, _watch = open_page("desktop")
     page.goto(url)
@@ -162,6 +162,24 @@ def test_stripe_declined_card(live_server, open_page, localstripe):
     assert "/checkout/" in page.url
     assert invoice_state(live_server, invoice_id)[2] == 0
     expect(page.locator("#checkout-submit")).to_be_enabled()  # the customer may try another card
+    page.locator("#payment-element input[placeholder='number']").fill("4242424242424242")
+    page.locator("#checkout-submit").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("received your payment")
+    assert invoice_state(live_server, invoice_id)[:3] == (S.PAID, 0, 1)
+
+
+def test_pay_on_stripes_hosted_checkout(live_server, open_page, localstripe):
+    settings = {**STRIPE, "api_base": localstripe, "flow": "checkout"}
+    url, invoice_id, _slug = new_bill(live_server, provider=("stripe", ("card", "klarna"), settings))
+    page, watch = open_page("mobile")
+    page.goto(url)
+    page.get_by_role("button", name=re.compile(r"^Pay ")).click()
+    page.wait_for_url(f"{localstripe}/checkout.stripe.test/**")  # Stripe's page, not ours
+    page.get_by_label("Card number").fill("4242424242424242")
+    page.get_by_role("button", name="Pay").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("received your payment")
+    assert invoice_state(live_server, invoice_id)[:3] == (S.PAID, 0, 1)
+    assert not watch.page_errors and not page.evaluate("window.__cspViolations")
 
 
 def assert_axe_clean_outside_provider(page) -> None:

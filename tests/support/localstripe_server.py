@@ -14,7 +14,9 @@ the script patches them in, in the subprocess only:
 - an `Idempotency-Key` replays the first response, and a different request with the same
   key is refused with an `idempotency_error` (localstripe ignores the header);
 - the test card 4000 0000 0000 0002 is declined when charged (localstripe declines it
-  only when it is attached to a customer).
+  only when it is attached to a customer);
+- Checkout Sessions (create, retrieve, expire) and their hosted page, which localstripe lacks;
+- the Payment Element API on its Stripe.js stand-in (`elements({clientSecret})`, `confirmPayment`).
 """
 
 from __future__ import annotations
@@ -210,6 +212,13 @@ PAYMENT_ELEMENT_SHIM = r"""
 """
 
 
+def _new_try(intent: Any) -> None:
+    """A declined intent takes another payment method, as on Stripe (localstripe keeps the failed
+    charge, and with it the status requires_payment_method, for good)."""
+    if intent.latest_charge is not None and intent.latest_charge.status == "failed":
+        intent.latest_charge = None
+
+
 def _browser_middleware() -> Callable[..., Awaitable[Any]]:
     """Serve the stand-in with the Payment Element shim, and confirm an intent the way Stripe.js
     does: with the publishable key and the intent's client secret, never the secret key."""
@@ -235,6 +244,7 @@ def _browser_middleware() -> Callable[..., Awaitable[Any]]:
                     raise UserError(401, "Unauthorized")
                 card = {k: data.get(k, "") for k in ("number", "exp_month", "exp_year", "cvc")}
                 method = resources.PaymentMethod._api_create(type="card", card=card)
+                _new_try(intent)
                 resources.PaymentIntent._api_update(intent.id, payment_method=method.id)
                 resources.PaymentIntent._api_confirm(intent.id)
             except UserError as error:
@@ -247,6 +257,112 @@ def _browser_middleware() -> Callable[..., Awaitable[Any]]:
     return browser
 
 
+CHECKOUT_PAGE = """<!doctype html><html lang="en"><title>Stripe Checkout (localstripe)</title><main>
+<h1>Pay {currency} {amount:.2f}</h1><p>{description}</p>{error}
+<form method="post"><label for="card">Card number</label>
+<input id="card" name="number" value="4242424242424242" autocomplete="off">
+<button type="submit">Pay</button></form><p><a href="{cancel_url}">Cancel</a></p></main></html>"""
+
+
+def _checkout_middleware() -> Callable[..., Awaitable[Any]]:
+    """Checkout Sessions, which localstripe lacks: create, retrieve (payment_intent expandable) and
+    expire under /v1/checkout/sessions, and the hosted page at the session's `url`, where the
+    shopper pays with a test card and is sent to the success URL (or sees the decline)."""
+    import html
+    import secrets as random
+    import time as clock
+
+    from aiohttp import web
+    from localstripe import resources
+    from localstripe.errors import UserError
+    from localstripe.server import unflatten_data
+
+    sessions: dict[str, dict[str, Any]] = {}
+
+    def exported(session: dict[str, Any], expand: list[str]) -> dict[str, Any]:
+        answer = {k: v for k, v in session.items() if not k.startswith("_")}
+        if "payment_intent" in expand:
+            answer["payment_intent"] = resources.PaymentIntent._api_retrieve(session["payment_intent"])._export()
+        return answer
+
+    def create(data: dict[str, Any], origin: str) -> dict[str, Any]:
+        items = data.get("line_items") or []
+        if data.get("mode") != "payment" or not items or not data.get("success_url"):
+            raise UserError(400, "mode=payment, line_items and success_url are required")
+        prices = [item["price_data"] for item in items]
+        amount = sum(int(p["unit_amount"]) * int(item.get("quantity", 1)) for p, item in zip(prices, items))
+        intent_data = data.get("payment_intent_data") or {}
+        intent = resources.PaymentIntent._api_create(
+            amount=amount, currency=prices[0]["currency"], metadata=intent_data.get("metadata"),
+            description=intent_data.get("description"), receipt_email=intent_data.get("receipt_email"),
+            allowed_payment_method_types=data.get("allowed_payment_method_types"),
+        )
+        session_id = "cs_test_" + random.token_hex(12)
+        session = {
+            "id": session_id, "object": "checkout.session", "mode": "payment", "status": "open",
+            "payment_status": "unpaid", "payment_intent": intent.id, "amount_total": amount,
+            "currency": prices[0]["currency"], "url": f"{origin}/checkout.stripe.test/{session_id}",
+            "success_url": data["success_url"], "cancel_url": data.get("cancel_url"),
+            "client_reference_id": data.get("client_reference_id"), "customer_email": data.get("customer_email"),
+            "metadata": data.get("metadata") or {}, "locale": data.get("locale"),
+            "expires_at": int(clock.time()) + 86400, "_description": intent_data.get("description") or "",
+        }
+        sessions[session_id] = session
+        return session
+
+    async def hosted_page(request: web.Request, session: dict[str, Any]) -> web.StreamResponse:
+        error = ""
+        if request.method == "POST" and session["status"] == "open":
+            number = (await request.post()).get("number", "")
+            try:
+                card = {"number": number, "exp_month": "12", "exp_year": "2034", "cvc": "123"}
+                method = resources.PaymentMethod._api_create(type="card", card=card)
+                _new_try(resources.PaymentIntent._api_retrieve(session["payment_intent"]))
+                resources.PaymentIntent._api_update(session["payment_intent"], payment_method=method.id)
+                resources.PaymentIntent._api_confirm(session["payment_intent"])
+            except UserError as failure:
+                error = f'<p role="alert">{html.escape(failure.body["error"].get("message", "Declined"))}</p>'
+            else:
+                session.update(status="complete", payment_status="paid")
+                raise web.HTTPSeeOther(session["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"]))
+        page = CHECKOUT_PAGE.format(
+            currency=session["currency"].upper(), amount=session["amount_total"] / 100, error=error,
+            description=html.escape(session["_description"]), cancel_url=html.escape(session["cancel_url"] or ""))
+        return web.Response(text=page, content_type="text/html", status=402 if error else 200)
+
+    @web.middleware
+    async def checkout(request: web.Request, handler: Callable[..., Awaitable[web.StreamResponse]]) -> Any:
+        path = request.path
+        if path.startswith("/checkout.stripe.test/"):
+            session = sessions.get(path.rsplit("/", 1)[1])
+            if session is None:
+                return web.Response(status=404, text="No such checkout")
+            return await hosted_page(request, session)
+        if not path.startswith("/v1/checkout/sessions"):
+            return await handler(request)
+        if not request.headers.get("Authorization", "").startswith("Bearer sk_"):
+            return web.json_response({"error": {"type": "invalid_request_error", "message": "Unauthorized"}}, status=401)
+        parts = path.split("/")[4:]  # after /v1/checkout/sessions
+        try:
+            if request.method == "POST" and not parts:
+                session = create(unflatten_data(await request.post()), f"{request.scheme}://{request.host}")
+                return web.json_response(exported(session, []))
+            session = sessions.get(parts[0]) if parts else None
+            if session is None:
+                raise UserError(404, "No such checkout.session")
+            if request.method == "POST" and parts[1:] == ["expire"]:
+                if session["status"] != "open":
+                    raise UserError(400, "Only open sessions can be expired")
+                session["status"] = "expired"
+                return web.json_response(exported(session, []))
+            expand = unflatten_data(request.query).get("expand") or []
+            return web.json_response(exported(session, expand))
+        except UserError as error:
+            return web.json_response(error.body, status=error.code)
+
+    return checkout
+
+
 def serve() -> None:
     """Serve localstripe on a free port of 127.0.0.1, printing the port first."""
     from aiohttp import web
@@ -254,7 +370,8 @@ def serve() -> None:
     _patch_localstripe()
     from localstripe import server
 
-    server.app.middlewares.insert(0, _idempotency_middleware())
+    server.app.middlewares.insert(0, _checkout_middleware())
+    server.app.middlewares.insert(0, _idempotency_middleware())  # before the sessions: keys replay them too
     server.app.middlewares.insert(0, _browser_middleware())
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))

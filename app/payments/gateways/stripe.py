@@ -1,4 +1,7 @@
-"""Stripe: a PaymentIntent per attempt, paid in the Payment Element on our own bill page.
+"""Stripe: a PaymentIntent per attempt, paid in the Payment Element on our own pay step
+(flow "element"), or a Checkout Session on Stripe's hosted page (flow "checkout", for creditors
+who prefer a redirect). `Checkout.provider_ref` is the PaymentIntent id or the session id
+(`cs_...`); status, webhooks and refunds follow whichever it is.
 
 One `stripe.StripeClient` per adapter (never the SDK's global `stripe.api_key`), so two
 creditors with their own Stripe accounts never share keys.
@@ -15,6 +18,7 @@ from urllib.parse import urlsplit
 
 import stripe
 from stripe.params import PaymentIntentCreateParams, PaymentIntentRetrieveParams
+from stripe.params.checkout import SessionCreateParams
 
 from app.payments.gateways.base import (
     Checkout, CheckoutRequest, Gateway, GatewayError, GatewayEvent, GatewayStatus, PaymentStatus,
@@ -60,12 +64,18 @@ EVENT_STATUSES: dict[str, str] = {
     "payment_intent.processing": PaymentStatus.PROCESSING,
     "payment_intent.requires_action": PaymentStatus.REQUIRES_ACTION,
     "payment_intent.amount_capturable_updated": PaymentStatus.PROCESSING,
+    "checkout.session.completed": PaymentStatus.PROCESSING,  # refined by the session's payment_status
+    "checkout.session.async_payment_succeeded": PaymentStatus.SUCCEEDED,
+    "checkout.session.async_payment_failed": PaymentStatus.FAILED,
+    "checkout.session.expired": PaymentStatus.CANCELLED,
 }
+CHECKOUT_LOCALES = {"en": "en", "nb": "nb", "de": "de"}
 
 CANCELLABLE = ("requires_payment_method", "requires_confirmation", "requires_action", "requires_capture")
 REFUND_STATUSES = {"succeeded": "succeeded", "failed": "failed", "canceled": "failed"}
 WEBHOOK_TOLERANCE = 300  # seconds
 STRIPE_JS = "https://js.stripe.com/v3/"
+STRIPE_CHECKOUT = "https://checkout.stripe.com"
 
 
 @dataclass(frozen=True)
@@ -87,8 +97,8 @@ class StripeConfig:
         return f"{self.api_base.rstrip('/')}/js.stripe.com/v3/" if self.api_base else STRIPE_JS
 
     def __post_init__(self) -> None:
-        if self.flow != "element":
-            raise ValueError(f"unsupported Stripe flow {self.flow!r}: only 'element' is implemented")
+        if self.flow not in ("element", "checkout"):
+            raise ValueError(f"unsupported Stripe flow {self.flow!r}: 'element' or 'checkout'")
 
 
 class StripeGateway(Gateway):
@@ -104,7 +114,10 @@ class StripeGateway(Gateway):
         )
 
     def content_security(self) -> Mapping[str, tuple[str, ...]]:
-        """What Stripe.js and the Payment Element need (Stripe's CSP guide), or the local stand-in's origin."""
+        """What Stripe.js and the Payment Element need (Stripe's CSP guide), or the local stand-in's origin;
+        for the hosted Checkout, where the pay form's redirect leads."""
+        if self.config.flow == "checkout":
+            return {"form-action": (_origin(self.config.api_base) if self.config.api_base else STRIPE_CHECKOUT,)}
         script = _origin(self.config.script_url)
         api = _origin(self.config.api_base) if self.config.api_base else "https://api.stripe.com"
         frames = (script, "https://hooks.stripe.com") if script == "https://js.stripe.com" else (script,)
@@ -114,6 +127,8 @@ class StripeGateway(Gateway):
         types = list(dict.fromkeys(METHOD_TYPES[m] for m in request.methods if m in METHOD_TYPES))
         if not types:
             raise GatewayError("none of the requested payment methods is offered by Stripe", code="no_methods")
+        if self.config.flow == "checkout":
+            return self._hosted_checkout(request, types)
         params: PaymentIntentCreateParams = {
             "amount": request.amount,
             "currency": request.currency.lower(),
@@ -144,7 +159,40 @@ class StripeGateway(Gateway):
             client_config=client_config,
         )
 
+    def _hosted_checkout(self, request: CheckoutRequest, types: list[str]) -> Checkout:
+        """A Checkout Session: Stripe's hosted page, back to our return page (or the bill on cancel)."""
+        metadata = {**request.metadata, "invoice_number": request.invoice_number,
+                    "payment_reference": request.payment_reference, "attempt_ref": request.attempt_ref}
+        intent_data: dict[str, Any] = {"description": request.description, "metadata": metadata}
+        params: SessionCreateParams = {
+            "mode": "payment",
+            "line_items": [{"quantity": 1, "price_data": {
+                "currency": request.currency.lower(), "unit_amount": request.amount,
+                "product_data": {"name": request.description}}}],
+            "allowed_payment_method_types": types,
+            "payment_intent_data": intent_data,  # type: ignore[typeddict-item]
+            "metadata": metadata,
+            "client_reference_id": request.attempt_ref,
+            "success_url": request.return_url,
+            "cancel_url": request.cancel_url,
+            "locale": CHECKOUT_LOCALES.get(request.locale, "auto"),  # type: ignore[typeddict-item]
+        }
+        if request.payer.email:
+            params["customer_email"] = request.payer.email
+            intent_data["receipt_email"] = request.payer.email
+        with self._errors("create the payment"):
+            session = self._client.v1.checkout.sessions.create(
+                params=params, options={"idempotency_key": request.idempotency_key}
+            ).to_dict()
+        expires = session.get("expires_at")
+        return Checkout(
+            provider=self.name, provider_ref=session["id"], status=PaymentStatus.PENDING, redirect_url=session["url"],
+            expires_at=datetime.fromtimestamp(expires, tz=timezone.utc) if expires else None,
+        )
+
     def fetch_status(self, provider_ref: str) -> GatewayStatus:
+        if provider_ref.startswith("cs_"):
+            return self._session_status(provider_ref)
         intent = self._retrieve(provider_ref, expand=["payment_method"])
         status = _intent_status(intent)
         error = intent.get("last_payment_error") or {}
@@ -157,6 +205,19 @@ class StripeGateway(Gateway):
             payment_id=_id(intent.get("latest_charge")) if succeeded else None,
             method=_method(intent),
             failure_reason=error.get("message") or error.get("code"),
+        )
+
+    def _session_status(self, session_id: str) -> GatewayStatus:
+        with self._errors("read the payment"):
+            session = self._client.v1.checkout.sessions.retrieve(
+                session_id, params={"expand": ["payment_intent"]}).to_dict()
+        status = _session_status(session)
+        intent = session.get("payment_intent") if isinstance(session.get("payment_intent"), Mapping) else {}
+        succeeded = status == PaymentStatus.SUCCEEDED
+        return GatewayStatus(
+            provider_ref=session_id, status=status, currency=(session.get("currency") or "").upper() or None,
+            amount_received=session.get("amount_total") if succeeded else None,
+            payment_id=intent.get("id") or _id(session.get("payment_intent")), method=_method(intent) if intent else None,
         )
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> list[GatewayEvent]:
@@ -172,9 +233,14 @@ class StripeGateway(Gateway):
         return [_event(event)]
 
     def refund(self, provider_ref: str, amount: int, idempotency_key: str) -> RefundResult:
+        intent_id = provider_ref
+        if provider_ref.startswith("cs_"):  # a Checkout Session: refund its PaymentIntent
+            intent_id = self._session_status(provider_ref).payment_id or ""
+            if not intent_id:
+                raise GatewayError("this Stripe Checkout was not paid", code="not_refundable")
         with self._errors("refund the payment"):
             refund = self._client.v1.refunds.create(
-                params={"payment_intent": provider_ref, "amount": amount},
+                params={"payment_intent": intent_id, "amount": amount},
                 options={"idempotency_key": idempotency_key},
             )
         return RefundResult(
@@ -185,7 +251,16 @@ class StripeGateway(Gateway):
         )
 
     def cancel(self, provider_ref: str) -> None:
-        """Cancel the PaymentIntent; a no-op when it is cancelled already, GatewayError when it is too late."""
+        """Cancel the PaymentIntent (expire the Checkout Session); a no-op when it is cancelled already,
+        GatewayError when it is too late."""
+        if provider_ref.startswith("cs_"):
+            status = self._session_status(provider_ref).status
+            if status == PaymentStatus.PENDING:
+                with self._errors("cancel the payment"):
+                    self._client.v1.checkout.sessions.expire(provider_ref)
+            elif status != PaymentStatus.CANCELLED:
+                raise GatewayError(f"a Stripe Checkout in status {status} cannot be cancelled", code="not_cancellable")
+            return
         status = self._retrieve(provider_ref)["status"]
         if status == "canceled":
             return
@@ -240,17 +315,33 @@ def _method(intent: Mapping[str, Any]) -> str | None:
     return types[0] if len(types) == 1 else None
 
 
+def _session_status(session: Mapping[str, Any]) -> str:
+    """A Checkout Session's status: paid (or needing no payment) is succeeded; complete but unpaid
+    is a delayed method still processing; expired is cancelled."""
+    if session.get("status") == "expired":
+        return PaymentStatus.CANCELLED
+    if session.get("payment_status") in ("paid", "no_payment_required"):
+        return PaymentStatus.SUCCEEDED
+    return PaymentStatus.PROCESSING if session.get("status") == "complete" else PaymentStatus.PENDING
+
+
 def _event(event: Mapping[str, Any]) -> GatewayEvent:
     obj = event["data"]["object"]
     status = EVENT_STATUSES.get(event["type"])
     kind = obj.get("object")
-    if kind == "payment_intent":
+    if kind == "checkout.session":
+        if event["type"] == "checkout.session.completed":
+            status = _session_status(obj)
+        provider_ref, payment_id = obj.get("id"), _id(obj.get("payment_intent"))
+    elif kind == "payment_intent":
         provider_ref, payment_id = obj.get("id"), _id(obj.get("latest_charge"))
     elif kind == "charge":
         provider_ref, payment_id = _id(obj.get("payment_intent")), obj.get("id")
     else:
         provider_ref, payment_id = _id(obj.get("payment_intent")), None
     amount = obj.get("amount_received") if status == PaymentStatus.SUCCEEDED else obj.get("amount")
+    if kind == "checkout.session":
+        amount = obj.get("amount_total")
     currency = obj.get("currency")
     return GatewayEvent(
         provider="stripe",

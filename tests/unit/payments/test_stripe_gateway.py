@@ -399,3 +399,69 @@ def test_no_global_api_key(gateway: StripeGateway, webhooks: StripeGateway) -> N
 
     assert stripe.api_key is None
     assert SECRET_KEY not in repr(gateway.config) and WEBHOOK_SECRET not in repr(gateway.config)
+
+
+# --- the hosted Checkout (flow "checkout") ---------------------------------------------------------
+
+
+@pytest.fixture
+def hosted(api_base: str) -> StripeGateway:
+    return StripeGateway(StripeConfig(SECRET_KEY, PUBLISHABLE_KEY, WEBHOOK_SECRET, api_base=api_base, flow="checkout"))
+
+
+def pay_on_the_hosted_page(url: str, number: str) -> int:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), NoRedirect())
+    data = urllib.parse.urlencode({"number": number}).encode()
+    try:
+        with opener.open(urllib.request.Request(url, data=data), timeout=5) as answer:
+            return answer.status
+    except urllib.error.HTTPError as answer:
+        return answer.code
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def test_hosted_checkout_session(hosted: StripeGateway, customer: stripe.StripeClient) -> None:
+    request = checkout_request()
+    checkout = hosted.create_checkout(request)
+    assert checkout.provider_ref.startswith("cs_") and checkout.redirect_url and not checkout.client_secret
+    assert hosted.create_checkout(request).provider_ref == checkout.provider_ref  # idempotency key
+    session = customer.v1.checkout.sessions.retrieve(checkout.provider_ref).to_dict()
+    assert session["amount_total"] == 125000 and session["customer_email"] == "kari@example.no"
+    assert session["success_url"] == request.return_url and session["client_reference_id"] == request.attempt_ref
+    assert session["metadata"]["invoice_number"] == "2026-10001"
+    assert hosted.fetch_status(checkout.provider_ref).status == PaymentStatus.PENDING
+    assert hosted.content_security() == {"form-action": (hosted.config.api_base,)}
+
+    assert pay_on_the_hosted_page(checkout.redirect_url, DECLINED) == 402
+    assert hosted.fetch_status(checkout.provider_ref).status == PaymentStatus.PENDING  # may try another card
+    assert pay_on_the_hosted_page(checkout.redirect_url, VISA) == 303
+    status = hosted.fetch_status(checkout.provider_ref)
+    assert status.status == PaymentStatus.SUCCEEDED and status.amount_received == 125000
+    assert status.payment_id and status.payment_id.startswith("pi_")
+    refund = hosted.refund(checkout.provider_ref, 5000, "refund-cs-1")
+    assert refund.amount == 5000
+
+
+def test_hosted_checkout_expires_when_cancelled(hosted: StripeGateway) -> None:
+    checkout = hosted.create_checkout(checkout_request())
+    hosted.cancel(checkout.provider_ref)
+    assert hosted.fetch_status(checkout.provider_ref).status == PaymentStatus.CANCELLED
+    hosted.cancel(checkout.provider_ref)  # again: nothing to do
+
+
+def test_webhook_checkout_session_events(webhooks: StripeGateway) -> None:
+    session = {"id": "cs_test_1", "object": "checkout.session", "status": "complete", "payment_status": "paid",
+               "payment_intent": "pi_9", "amount_total": 125000, "currency": "nok"}
+    body = stripe_event("checkout.session.completed", session)
+    [event] = webhooks.parse_webhook(body, sign(body))
+    assert (event.provider_ref, event.status, event.amount, event.payment_id) == ("cs_test_1", "succeeded", 125000, "pi_9")
+    delayed = stripe_event("checkout.session.completed", {**session, "payment_status": "unpaid"})
+    assert webhooks.parse_webhook(delayed, sign(delayed))[0].status == PaymentStatus.PROCESSING
+    later = stripe_event("checkout.session.async_payment_succeeded", session)
+    assert webhooks.parse_webhook(later, sign(later))[0].status == PaymentStatus.SUCCEEDED
+    expired = stripe_event("checkout.session.expired", {**session, "status": "expired", "payment_status": "unpaid"})
+    assert webhooks.parse_webhook(expired, sign(expired))[0].status == PaymentStatus.CANCELLED
