@@ -35,7 +35,8 @@ class OutboxMessage(db.Model):
     payload: Mapped[dict] = mapped_column(JSON, default=dict)  # ids and facts to render from, no secrets
     idempotency_key: Mapped[str] = mapped_column(String(120), unique=True)
     status: Mapped[str] = mapped_column(String(20), default=OutboxStatus.PENDING)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # counted when claimed (see outbox.services)
+    # When the next try is due; while a dispatcher holds the message, the end of its lease.
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

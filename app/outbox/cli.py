@@ -1,0 +1,93 @@
+"""`flask outbox run|dead|replay`: the dispatcher, and the dead letters an operator can look at and replay."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from app.cli import cli_transaction, creditor_or_fail
+from app.extensions import db
+from app.outbox.services import DispatchReport, dead_messages, replay, run_once
+
+log = logging.getLogger(__name__)
+
+
+@click.group(cls=AppGroup, help="Deliver the outbox (e-mail) and look after its dead letters.")
+def outbox():
+    pass
+
+
+@outbox.command(
+    "run",
+    help="Deliver due messages, then wait and do it again until stopped (Ctrl-C or SIGTERM finish the "
+    "message in hand first). With --once: deliver what is due now, print the counts and exit. Run one "
+    "per host or several on PostgreSQL (they share the work); one on SQLite.",
+)
+@click.option("--once", is_flag=True, help="Process what is due now and exit.")
+@click.option("--batch", type=click.IntRange(1, 1000), default=None,
+              help="Messages claimed per transaction [default: OUTBOX_BATCH_SIZE, 50].")
+@click.option("--interval", type=click.FloatRange(0.1, 3600), default=None,
+              help="Seconds to wait when nothing is due [default: OUTBOX_POLL_SECONDS, 5].")
+def run(once: bool, batch: int | None, interval: float | None):
+    if once:
+        click.echo(f"Outbox: {run_once(batch)}.")
+        return
+    interval = interval or current_app.config["OUTBOX_POLL_SECONDS"]
+    stop = _stop_on_signals()
+    total = DispatchReport()
+    click.echo(f"Outbox dispatcher running (every {interval:g} s when idle); Ctrl-C to stop.", err=True)
+    while not stop.is_set():
+        try:
+            report = run_once(batch)
+        except Exception:  # the database went away, say: log it and try again after the pause
+            log.exception("outbox run failed; trying again in %s s", interval)
+            db.session.remove()  # the next run starts on a fresh session (and connection)
+            report = DispatchReport()
+        if report.claimed:
+            click.echo(f"Outbox: {report}.")
+            total.add(report)
+        stop.wait(interval)
+    click.echo(f"Outbox dispatcher stopped: {total}.", err=True)
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event set by SIGINT or SIGTERM, so the loop ends between messages, not in the middle of one."""
+    stop = threading.Event()
+
+    def handler(_signum, _frame):
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    return stop
+
+
+@outbox.command("dead", help="List dead messages, newest first: id, created, kind, recipient, attempts, last error.")
+@click.option("--creditor", "slug", default=None, help="Only this creditor's messages.")
+@click.option("--limit", type=click.IntRange(1, 10000), default=100, show_default=True)
+def dead(slug: str | None, limit: int):
+    creditor_id = creditor_or_fail(slug).id if slug else None
+    messages = dead_messages(creditor_id=creditor_id, limit=limit)
+    if not messages:
+        click.echo("No dead messages.", err=True)
+        return
+    for message in messages:
+        click.echo("\t".join((
+            str(message.id), f"{message.created_at:%Y-%m-%d %H:%M}", message.kind, message.recipient,
+            str(message.attempts), (message.last_error or "").replace("\n", " "),
+        )))
+
+
+@outbox.command("replay", help="Put dead message ID back in the queue with a fresh set of attempts.")
+@click.argument("message_id", type=int)
+def replay_command(message_id: int):
+    with cli_transaction("Not replayed"):
+        message = replay(message_id)
+        if message is None:
+            raise click.ClickException(f"No outbox message {message_id} ('flask outbox dead' lists them).")
+    click.echo(f"Message {message_id} is queued again; 'flask outbox run' delivers it.")

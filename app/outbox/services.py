@@ -1,0 +1,293 @@
+"""The outbox: enqueue a side effect with the change that causes it; the dispatcher delivers it.
+
+`enqueue()` adds and flushes, like every service; the caller's transaction commits the message
+together with its cause, or neither. The dispatcher owns its transactions:
+
+1. **Claim** (one short transaction): due pending messages, `SELECT … FOR UPDATE SKIP LOCKED`
+   on PostgreSQL, so that concurrent dispatchers take disjoint batches without waiting for
+   each other. Each claimed row gets `attempts + 1` and a lease, `next_attempt_at = now +
+   OUTBOX_LEASE_SECONDS`, and the transaction commits: no row lock is held while we talk to an
+   SMTP server. A message is due again only when its lease runs out, which happens only if its
+   dispatcher died (or hung longer than the lease) before recording a result.
+2. **Deliver**, each message on its own: render and send through its channel.
+3. **Record** (one transaction per message): delivered, a retry after an exponential backoff
+   with jitter, or dead. The update is fenced by the attempt count read at claim time, so a
+   dispatcher that outlived its lease cannot overwrite what the next one recorded.
+
+Delivery is at least once: a crash between sending and recording sends again when the lease
+runs out. Every message carries its idempotency key to the receiver (for e-mail, a Message-ID
+derived from it and an `X-Idempotency-Key` header) so that repeats can be recognised. Counting
+the attempt at claim time means a message that kills its dispatcher every time still ends
+dead after OUTBOX_MAX_ATTEMPTS claims instead of looping forever.
+
+On SQLite, `FOR UPDATE SKIP LOCKED` is left out by SQLAlchemy: run one dispatcher there
+(SQLite has one writer anyway).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from flask import current_app
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.errors import Conflict
+from app.extensions import db
+from app.models import utcnow
+from app.outbox.models import OutboxMessage, OutboxStatus
+
+log = logging.getLogger(__name__)
+
+MAX_ERROR_LENGTH = 1000
+
+
+class DeliveryError(Exception):
+    """A delivery failed. `permanent`: trying again cannot help (the recipient was refused, the
+    data to render is gone); the message goes straight to the dead letters."""
+
+    def __init__(self, reason: str, *, permanent: bool = False):
+        super().__init__(reason)
+        self.permanent = permanent
+
+
+class Channel(Protocol):
+    """Delivers one message (rendering it first) or raises DeliveryError. May write to the
+    session (e.g. issue a link the message carries): that is committed only with its success."""
+
+    def send(self, message: OutboxMessage) -> None: ...
+
+    def close(self) -> None: ...
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+def enqueue(
+    channel: str, kind: str, recipient: str, payload: Mapping[str, Any], *, idempotency_key: str,
+    creditor_id: int | None, locale: str | None, now: datetime | None = None,
+) -> OutboxMessage:
+    """Add a message to the caller's transaction (flushed, not committed). A second call with the
+    same idempotency key returns the first message unchanged: the cause may be retried safely."""
+    existing = _by_key(idempotency_key)
+    if existing is not None:
+        return existing
+    message = OutboxMessage(
+        channel=channel, kind=kind, recipient=recipient, payload=dict(payload), idempotency_key=idempotency_key,
+        creditor_id=creditor_id, locale=locale, status=OutboxStatus.PENDING, attempts=0,
+        next_attempt_at=now or utcnow(),
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(message)
+            db.session.flush()
+    except IntegrityError:  # the same key, from a concurrent transaction that committed first
+        return _by_key(idempotency_key)
+    return message
+
+
+def _by_key(idempotency_key: str) -> OutboxMessage | None:
+    return db.session.scalar(select(OutboxMessage).where(OutboxMessage.idempotency_key == idempotency_key))
+
+
+def dead_messages(*, creditor_id: int | None = None, limit: int = 100) -> list[OutboxMessage]:
+    """Dead letters, newest first (optionally one creditor's), for an agent or operator to look at."""
+    query = select(OutboxMessage).where(OutboxMessage.status == OutboxStatus.DEAD)
+    if creditor_id is not None:
+        query = query.where(OutboxMessage.creditor_id == creditor_id)
+    return list(db.session.scalars(query.order_by(OutboxMessage.id.desc()).limit(limit)))
+
+
+def replay(message_id: int, *, now: datetime | None = None) -> OutboxMessage | None:
+    """Put a dead message back in the queue with a fresh set of attempts (flushed, not committed).
+
+    None when there is no such message; Conflict when it is not dead (pending ones are on their
+    way, delivered ones are not sent twice on purpose). The last error stays until the next try."""
+    message = db.session.get(OutboxMessage, message_id)
+    if message is None:
+        return None
+    if message.status != OutboxStatus.DEAD:
+        raise Conflict(f"outbox message {message_id} is {message.status}, not dead")
+    message.status = OutboxStatus.PENDING
+    message.attempts = 0
+    message.next_attempt_at = now or utcnow()
+    db.session.flush()
+    log.info("outbox message %s (%s) put back in the queue", message.id, message.kind)
+    return message
+
+
+# --- the dispatcher ----------------------------------------------------------------------------
+
+
+@dataclass
+class DispatchReport:
+    claimed: int = 0
+    delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+
+    def add(self, other: DispatchReport) -> None:
+        self.claimed += other.claimed
+        self.delivered += other.delivered
+        self.retried += other.retried
+        self.dead += other.dead
+
+    def __str__(self) -> str:
+        return f"{self.delivered} delivered, {self.retried} to retry, {self.dead} dead"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The dispatcher's settings, read from the app's config when it starts."""
+
+    max_attempts: int
+    retry_base: timedelta
+    retry_max: timedelta
+    lease: timedelta
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Policy:
+        return cls(
+            max_attempts=config["OUTBOX_MAX_ATTEMPTS"],
+            retry_base=timedelta(seconds=config["OUTBOX_RETRY_BASE_SECONDS"]),
+            retry_max=timedelta(seconds=config["OUTBOX_RETRY_MAX_SECONDS"]),
+            lease=timedelta(seconds=config["OUTBOX_LEASE_SECONDS"]),
+        )
+
+
+def backoff(attempts: int, policy: Policy, rng: Callable[[float, float], float] = random.uniform) -> timedelta:
+    """The wait before the next try after `attempts` failed ones: base · 2^(attempts-1), capped,
+    of which a random half ("equal jitter"), so that messages that failed together (a mail
+    server outage) do not all come back in the same second."""
+    ceiling = min(policy.retry_max.total_seconds(), policy.retry_base.total_seconds() * 2 ** max(attempts - 1, 0))
+    return timedelta(seconds=rng(ceiling / 2, ceiling))
+
+
+def open_channels(config: Mapping[str, Any]) -> dict[str, Channel]:
+    """The channels a dispatcher run delivers through; each may keep a connection for the run."""
+    from app.outbox.email import EmailChannel, SmtpSettings
+
+    return {"email": EmailChannel(SmtpSettings.from_config(config))}
+
+
+def claim(batch_size: int, *, now: datetime, policy: Policy) -> tuple[list[tuple[int, int]], int]:
+    """Take up to `batch_size` due messages and commit their lease: (id, attempts) of each taken,
+    and how many were found dead instead.
+
+    A message whose attempts are used up was claimed before and never came back (its dispatcher
+    died during the last try): it is marked dead here rather than tried beyond the limit."""
+    messages = db.session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.next_attempt_at <= now)
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .limit(batch_size)
+        .with_for_update(skip_locked=True)
+    ).all()
+    claimed, dead = [], 0
+    for message in messages:
+        if message.attempts >= policy.max_attempts:
+            message.status = OutboxStatus.DEAD
+            message.last_error = _clip(f"no result after attempt {message.attempts}; before: {message.last_error}")
+            log.error("outbox message %s (%s) is dead: its last try never finished", message.id, message.kind)
+            dead += 1
+            continue
+        message.attempts += 1
+        message.next_attempt_at = now + policy.lease
+        claimed.append((message.id, message.attempts))
+    db.session.commit()
+    return claimed, dead
+
+
+def dispatch(
+    batch_size: int | None = None, *, now: datetime | None = None, channels: Mapping[str, Channel] | None = None,
+) -> DispatchReport:
+    """Claim one batch of due messages and deliver each (see the module's docstring). Commits."""
+    config = current_app.config
+    policy = Policy.from_config(config)
+    now = now or utcnow()
+    claimed, dead = claim(batch_size or config["OUTBOX_BATCH_SIZE"], now=now, policy=policy)
+    report = DispatchReport(claimed=len(claimed) + dead, dead=dead)
+    if not claimed:
+        return report
+    own_channels = channels is None
+    channels = open_channels(config) if own_channels else channels
+    try:
+        for message_id, attempts in claimed:
+            outcome = _deliver(message_id, attempts, channels, policy, now)
+            setattr(report, outcome, getattr(report, outcome) + 1)
+    finally:
+        if own_channels:
+            for channel in channels.values():
+                channel.close()
+    return report
+
+
+def run_once(batch_size: int | None = None, *, now: datetime | None = None) -> DispatchReport:
+    """Deliver everything due now, batch after batch, then return what happened."""
+    batch_size = batch_size or current_app.config["OUTBOX_BATCH_SIZE"]
+    total = DispatchReport()
+    while True:
+        report = dispatch(batch_size, now=now)
+        total.add(report)
+        if report.claimed < batch_size:
+            return total
+
+
+def _deliver(message_id: int, attempts: int, channels: Mapping[str, Channel], policy: Policy, now: datetime) -> str:
+    """Send one claimed message and record the result: "delivered", "retried" or "dead"."""
+    message = db.session.get(OutboxMessage, message_id)
+    if message is None:  # deleted since the claim (its creditor was removed): nothing left to send
+        return "dead"
+    kind, channel = message.kind, channels.get(message.channel)
+    try:
+        if channel is None:
+            raise DeliveryError(f"no channel {message.channel!r}", permanent=True)
+        channel.send(message)
+    except Exception as exc:  # noqa: BLE001 - any failure is recorded on the message, never lost
+        db.session.rollback()  # whatever rendering wrote (a link issued for this e-mail) goes too
+        return _record_failure(message_id, attempts, exc, policy, now)
+    _mark_delivered(message_id, attempts)
+    db.session.commit()
+    log.info("outbox message %s (%s) delivered on attempt %s", message_id, kind, attempts)
+    return "delivered"
+
+
+def _fenced(message_id: int, attempts: int):
+    """An update of this message only if it is still ours: pending, and not claimed again since."""
+    return update(OutboxMessage).where(
+        OutboxMessage.id == message_id, OutboxMessage.attempts == attempts,
+        OutboxMessage.status == OutboxStatus.PENDING,
+    ).execution_options(synchronize_session=False)
+
+
+def _mark_delivered(message_id: int, attempts: int) -> None:
+    result = db.session.execute(
+        _fenced(message_id, attempts).values(status=OutboxStatus.DELIVERED, delivered_at=utcnow(), last_error=None)
+    )
+    if result.rowcount != 1:  # our lease ran out and another dispatcher took it: it may send it again
+        log.warning("outbox message %s was delivered after its lease ran out", message_id)
+
+
+def _record_failure(message_id: int, attempts: int, exc: Exception, policy: Policy, now: datetime) -> str:
+    permanent = isinstance(exc, DeliveryError) and exc.permanent
+    reason = _clip(str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}")
+    if permanent or attempts >= policy.max_attempts:
+        values, outcome = {"status": OutboxStatus.DEAD, "last_error": reason}, "dead"
+        log.error("outbox message %s is dead after attempt %s: %s", message_id, attempts, reason)
+    else:
+        retry_at = now + backoff(attempts, policy)
+        values, outcome = {"next_attempt_at": retry_at, "last_error": reason}, "retried"
+        log.warning("outbox message %s failed (attempt %s), retry at %s: %s", message_id, attempts,
+                    f"{retry_at:%Y-%m-%d %H:%M:%S}", reason, exc_info=not isinstance(exc, DeliveryError))
+    db.session.execute(_fenced(message_id, attempts).values(**values))
+    db.session.commit()
+    return outcome
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_ERROR_LENGTH else text[: MAX_ERROR_LENGTH - 1] + "…"

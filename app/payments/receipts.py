@@ -1,0 +1,189 @@
+"""Receipts: what the customer is told about a payment received, by e-mail and on the receipt page.
+
+`settle()` calls `enqueue_receipt()` in the transaction that records the payment, so the receipt
+e-mail exists exactly when the payment does. The e-mail is rendered when the dispatcher sends it,
+from the payment's id, and carries a fresh signed link to the bill (see `receipt_email`); the
+receipt page (`/b/<bill>/receipts/<public_ref>`) is reached from the bill's payment history and
+from the return page, with the same grant as the bill.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from flask import current_app, render_template
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from app.billing.models import Customer, Invoice, InvoiceEvent
+from app.creditors.models import Creditor
+from app.errors import InvalidData
+from app.extensions import db
+from app.i18n import DEFAULT_LOCALE, normalise_locale
+from app.links.services import IssuedLink, get_signer, issue_link
+from app.outbox.email import RenderedEmail
+from app.outbox.models import OutboxMessage
+from app.outbox.services import DeliveryError, enqueue
+from app.payments.models import Payment
+from app.portal.services import local_today
+
+KIND = "payment_receipt"
+ACTOR = "receipt"
+
+#: Payment methods known by their brand name, which is the same in every language.
+BRAND_METHODS = {
+    "apple_pay": "Apple Pay", "google_pay": "Google Pay", "paypal": "PayPal", "revolut_pay": "Revolut Pay",
+    "klarna": "Klarna", "trustly": "Trustly", "ideal": "iDEAL", "bancontact": "Bancontact", "eps": "EPS",
+    "p24": "Przelewy24", "blik": "BLIK", "vipps": "Vipps", "mobilepay": "MobilePay", "swish": "Swish",
+    "twint": "TWINT",
+}
+
+
+def method_label(method: str | None, provider: str) -> str:
+    """How the customer paid, in the current locale ("Card", "Vipps", "Bank transfer")."""
+    if method == "card":
+        label = _("Card")
+    elif method == "sepa_debit":
+        label = _("SEPA Direct Debit")
+    elif method == "bank_transfer" or provider == "bank_transfer":
+        label = _("Bank transfer")
+    else:
+        label = BRAND_METHODS.get(method or "") or _("Online payment")
+    if provider == "simulator":
+        return _("%(method)s (test mode)", method=label)
+    return label
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """One payment as its receipt shows it."""
+
+    payment: Payment
+    invoice: Invoice
+    creditor: Creditor
+    customer: Customer
+    received_on: date  # the creditor's local date
+    balance_after: int | None  # left to pay just after this payment; None when it was not booked on the bill
+
+    @property
+    def method(self) -> str:
+        return method_label(self.payment.method, self.payment.provider)
+
+    @property
+    def paid_in_full(self) -> bool:
+        return self.balance_after is not None and self.balance_after <= 0
+
+
+def receipt_for(payment: Payment) -> Receipt:
+    invoice = payment.invoice
+    return Receipt(
+        payment=payment, invoice=invoice, creditor=invoice.creditor, customer=invoice.customer,
+        received_on=local_today(invoice.creditor.country, payment.received_at),
+        balance_after=balance_after(invoice, payment),
+    )
+
+
+def find_receipt(invoice_id: int, public_ref: str) -> Receipt | None:
+    """The receipt of this invoice's payment with this public ref; None for any other invoice's."""
+    if not public_ref or len(public_ref) > 32:
+        return None
+    payment = db.session.scalar(
+        select(Payment).where(Payment.public_ref == public_ref, Payment.invoice_id == invoice_id)
+    )
+    return receipt_for(payment) if payment is not None else None
+
+
+def receipt_refs(invoice_id: int) -> dict[str, str]:
+    """The invoice's payments by provider payment id (the reference its "payment_recorded" events
+    carry) -> public ref, so that the bill's payment history can link each one to its receipt."""
+    rows = db.session.execute(
+        select(Payment.provider_payment_id, Payment.public_ref).where(Payment.invoice_id == invoice_id)
+    )
+    return {provider_payment_id: public_ref for provider_payment_id, public_ref in rows}
+
+
+def receipt_ref_for_attempt(attempt_id: int) -> str | None:
+    """The public ref of the payment an attempt made, for the return page's link to its receipt."""
+    return db.session.scalar(select(Payment.public_ref).where(Payment.attempt_id == attempt_id).order_by(Payment.id))
+
+
+def balance_after(invoice: Invoice, payment: Payment) -> int | None:
+    """What was left to pay right after this payment, from the invoice's timeline (append-only),
+    so a receipt says the same whenever it is shown. None for a payment the bill did not take
+    (one of a cancelled invoice: it is owed back in full)."""
+    paid = 0
+    events = db.session.scalars(
+        select(InvoiceEvent)
+        .where(InvoiceEvent.invoice_id == invoice.id, InvoiceEvent.kind == "payment_recorded")
+        .order_by(InvoiceEvent.id)
+    )
+    for event in events:
+        paid += int(event.data.get("amount") or 0)
+        if event.data.get("reference") == payment.provider_payment_id:
+            return max(invoice.total - paid, 0)
+    return None
+
+
+def receipt_locale(invoice: Invoice) -> str:
+    """The customer's language if we know it, else the creditor's."""
+    return (
+        normalise_locale(invoice.customer.preferred_locale)
+        or normalise_locale(invoice.creditor.default_locale)
+        or DEFAULT_LOCALE
+    )
+
+
+def enqueue_receipt(payment: Payment, invoice: Invoice) -> OutboxMessage | None:
+    """The receipt e-mail for a payment just recorded, in the same transaction (None without an address).
+
+    The key is the payment's random public ref, so it, and the Message-ID made from it, never
+    repeats, not even across databases."""
+    email = invoice.customer.email
+    if not email:
+        return None
+    return enqueue(
+        "email", KIND, email, {"payment_id": payment.id}, idempotency_key=f"{KIND}:{payment.public_ref}",
+        creditor_id=invoice.creditor_id, locale=receipt_locale(invoice),
+    )
+
+
+def receipt_email(message: OutboxMessage) -> RenderedEmail:
+    """The receipt e-mail (run by the dispatcher in the message's locale).
+
+    It carries a fresh signed link to the bill (purpose "bill", channel "email"), whose payment
+    history links to this receipt's page. The link is issued here, at delivery, because only its
+    hash is stored: the token cannot wait in the outbox. It is committed only if the e-mail goes
+    out. A bill that can no longer be opened (cancelled, written off) gets no link; the e-mail
+    itself is the receipt either way, and says so."""
+    payment = db.session.get(Payment, (message.payload or {}).get("payment_id") or 0)
+    if payment is None:
+        raise DeliveryError("the payment of this receipt no longer exists", permanent=True)
+    receipt = receipt_for(payment)
+    link = _bill_link(receipt.invoice)
+    context = {
+        "receipt": receipt, "payment": payment, "invoice": receipt.invoice, "creditor": receipt.creditor,
+        "link": link, "link_expires_on": local_today(receipt.creditor.country, link.link.expires_at) if link else None,
+        "locale": message.locale or DEFAULT_LOCALE,
+        "subject": _("Receipt for your payment to %(creditor)s", creditor=receipt.creditor.name),
+    }
+    return RenderedEmail(
+        subject=context["subject"],
+        text=render_template("email/payment_receipt.txt", **context),
+        html=render_template("email/payment_receipt.html", **context),
+        sender_name=receipt.creditor.name,
+        reply_to=receipt.creditor.support_email,
+    )
+
+
+def _bill_link(invoice: Invoice) -> IssuedLink | None:
+    if invoice.is_closed:
+        return None
+    config = current_app.config
+    try:
+        return issue_link(
+            invoice, channel="email", ttl_days=config["LINK_DEFAULT_TTL_DAYS"], signer=get_signer(),
+            base_url=config["PORTAL_BASE_URL"], actor=ACTOR,
+        )
+    except InvalidData:
+        return None
