@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, UniqueConstraint
+from flask_babel import gettext as _
+from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
@@ -21,6 +22,41 @@ class EntryStatus:
     OPEN = (UNMATCHED, AMBIGUOUS)
 
 
+class KeptReason:
+    """Why an entry was kept for an agent. Stored as a code with its facts (`BankEntry.details`) and
+    put into words when shown, in the reader's language (`BankEntry.note`)."""
+
+    UNKNOWN_ACCOUNT = "unknown_account"  # no creditor has the credited account
+    SHARED_ACCOUNT = "shared_account"  # several creditors have it: which one is not guessed
+    REFERENCE_NOT_FOUND = "reference_not_found"  # a structured reference no invoice of the creditor has
+    CURRENCY_MISMATCH = "currency_mismatch"  # the invoice found is in another currency
+    SEVERAL_INVOICES = "several_invoices"  # the text or amount and name fit more than one invoice
+    NO_MATCH = "no_match"  # no reference, and nothing else points at exactly one invoice
+
+    ALL = (UNKNOWN_ACCOUNT, SHARED_ACCOUNT, REFERENCE_NOT_FOUND, CURRENCY_MISMATCH, SEVERAL_INVOICES, NO_MATCH)
+
+
+def describe_reason(reason: str | None, details: dict | None) -> str:
+    """The reason an entry was kept, in words for an agent, in the current locale."""
+    d = details or {}
+    if reason == KeptReason.UNKNOWN_ACCOUNT:
+        return _("No creditor has the account %(account)s.", account=d.get("account", ""))
+    if reason == KeptReason.SHARED_ACCOUNT:
+        return _("Several creditors have the account %(account)s: %(creditors)s.",
+                 account=d.get("account", ""), creditors=", ".join(d.get("creditors", ())))
+    if reason == KeptReason.REFERENCE_NOT_FOUND:
+        return _("No invoice of this creditor has the reference %(reference)s.", reference=d.get("reference", ""))
+    if reason == KeptReason.CURRENCY_MISMATCH:
+        return _("Paid in %(currency)s, but invoice %(invoice)s is in %(invoice_currency)s.",
+                 currency=d.get("currency", ""), invoice=d.get("invoice", ""),
+                 invoice_currency=d.get("invoice_currency", ""))
+    if reason == KeptReason.SEVERAL_INVOICES:
+        return _("Several invoices fit this payment: %(invoices)s.", invoices=", ".join(d.get("invoices", ())))
+    if reason == KeptReason.NO_MATCH:
+        return _("No reference, and no single open invoice fits the amount and the payer's name.")
+    return reason or ""
+
+
 class BankImport(db.Model):
     """One imported file. Its SHA-256 is unique: importing the same file twice changes nothing."""
 
@@ -30,9 +66,10 @@ class BankImport(db.Model):
     filename: Mapped[str] = mapped_column(String(300))
     file_format: Mapped[str] = mapped_column(String(20))  # "camt.053", "camt.054", "ocr"
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    entries: Mapped[int] = mapped_column(Integer, default=0)
+    entries: Mapped[int] = mapped_column(Integer, default=0)  # credits in the file
     matched: Mapped[int] = mapped_column(Integer, default=0)
     kept: Mapped[int] = mapped_column(Integer, default=0)  # unmatched or ambiguous
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)  # credits recorded before (another file)
     imported_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -49,7 +86,9 @@ class BankEntry(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     import_id: Mapped[int] = mapped_column(ForeignKey("bank_imports.id", ondelete="CASCADE"), index=True)
     creditor_id: Mapped[int | None] = mapped_column(ForeignKey("creditors.id", ondelete="CASCADE"))
-    account: Mapped[str] = mapped_column(String(34))  # IBAN or Norwegian account number, compact
+    # Compact; a Norwegian IBAN is stored as its 11-digit account number, so that a file naming
+    # the account one way and a file naming it the other give the same key.
+    account: Mapped[str] = mapped_column(String(34))
     bank_ref: Mapped[str] = mapped_column(String(120))  # the bank's unique id of the entry
     booked_on: Mapped[date] = mapped_column(Date)
     amount: Mapped[int] = mapped_column(BigInteger)  # minor units
@@ -58,7 +97,13 @@ class BankEntry(db.Model):
     remittance: Mapped[str | None] = mapped_column(String(500))  # unstructured text
     payer_name: Mapped[str | None] = mapped_column(String(140))
     status: Mapped[str] = mapped_column(String(20))
-    note: Mapped[str | None] = mapped_column(String(300))  # why it was kept, for the agent
+    reason: Mapped[str | None] = mapped_column(String(30))  # KeptReason code: why it was kept
+    details: Mapped[dict | None] = mapped_column(JSON)  # the reason's facts (account, reference, invoice numbers)
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id", ondelete="SET NULL"))
     payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @property
+    def note(self) -> str:
+        """Why the entry was kept for an agent, in the current locale ("" when it was matched)."""
+        return describe_reason(self.reason, self.details)
