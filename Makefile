@@ -15,7 +15,7 @@ RUNTIME_DEBS := libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
 TEST_DEBS    := chromium
 BENCH_DEBS   := wrk
 
-.PHONY: demo serve test test-sqlite test-postgres install install-dev translations system-deps bench clean
+.PHONY: demo serve test test-sqlite test-postgres install install-dev translations system-deps bench bench-bank clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,9 +68,18 @@ test-sqlite:
 test-postgres:
 	$(BIN)/python -m pytest tests/unit tests/functional
 
+# The webhook benchmark creates, uses and drops its own database on this PostgreSQL server.
+BENCH_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/bench_webhooks
+
 bench: install-dev translations
 	$(call apt_install,$(RUNTIME_DEBS) $(BENCH_DEBS))
 	$(BIN)/python bench/bill_page.py
+	$(BIN)/python bench/webhook_ingest.py --database "$(BENCH_DATABASE_URL)"
+	$(BIN)/python bench/bank_reconcile.py
+
+# The bank import alone (no wrk needed): a camt.053 of 100,000 credits; BENCH_ARGS="--database postgresql://…".
+bench-bank: install-dev
+	$(BIN)/python bench/bank_reconcile.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) instance artifacts .pytest_cache

@@ -102,7 +102,8 @@ def register_cli(app: Flask) -> None:
     from app.demo import demo
     from app.links.cli import links
     from app.outbox.cli import outbox
+    from app.payments.bank.cli import bank
     from app.payments.cli import payments
 
-    for group in (translate, creditors, invoices, links, payments, outbox, demo):
+    for group in (translate, creditors, invoices, links, payments, bank, outbox, demo):
         app.cli.add_command(group)

@@ -4,6 +4,7 @@ import json
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 class ConfigError(RuntimeError):
@@ -129,7 +130,60 @@ def load_config(instance_path: str, env=None) -> dict:
         # The test-mode payment simulator: on outside production unless turned off.
         "PAYMENTS_SIMULATOR": _bool(env.get("PAYMENTS_SIMULATOR"), not production),
         "PAY_RATE_LIMIT": env.get("PAY_RATE_LIMIT", "20 per minute"),
+        # Apply a provider's notification in its request (on), or store it, answer at once and let
+        # `flask payments apply-events` apply it (off: production, where that worker runs).
+        "WEBHOOKS_APPLY_INLINE": _bool(env.get("WEBHOOKS_APPLY_INLINE"), not production),
         # Each creditor's provider credentials: {creditor slug: {"stripe": {...}, "adyen": {...}}}.
         "PAYMENT_GATEWAYS": _payment_gateways(env, instance_path),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+        **_mail_and_outbox(env, production, base_url),
     }
+
+
+# --- e-mail and the outbox dispatcher ---------------------------------------------------
+
+LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
+
+
+def _mail_and_outbox(env, production: bool, base_url: str) -> dict:
+    """SMTP settings for the outbox's e-mail channel, and the dispatcher's pace.
+
+    A local relay (127.0.0.1:25, as a Postfix or an SMTP sidecar would listen) is the default:
+    it queues mail when the provider is slow, so the dispatcher's retries cover only our side.
+    A login to a remote server must go over TLS in production: the password is never sent in clear."""
+    use_tls, use_ssl = _bool(env.get("MAIL_USE_TLS"), False), _bool(env.get("MAIL_USE_SSL"), False)
+    if use_tls and use_ssl:
+        raise ConfigError("MAIL_USE_TLS (STARTTLS) and MAIL_USE_SSL (implicit TLS) exclude each other")
+    server = env.get("MAIL_SERVER") or "127.0.0.1"
+    username, password = env.get("MAIL_USERNAME") or None, env.get("MAIL_PASSWORD") or None
+    if bool(username) != bool(password):
+        raise ConfigError("MAIL_USERNAME and MAIL_PASSWORD go together")
+    if production and username and not (use_tls or use_ssl) and server not in LOOPBACK_HOSTS:
+        raise ConfigError("an SMTP login needs MAIL_USE_TLS or MAIL_USE_SSL in production")
+    host = urlsplit(base_url).hostname
+    host = "localhost" if not host or host in LOOPBACK_HOSTS else host
+    config = {
+        "MAIL_SERVER": server,
+        "MAIL_PORT": _int(env, "MAIL_PORT", 465 if use_ssl else 587 if use_tls else 25),
+        "MAIL_USE_TLS": use_tls,
+        "MAIL_USE_SSL": use_ssl,
+        "MAIL_USERNAME": username,
+        "MAIL_PASSWORD": password,
+        # The envelope sender and From address; the From's display name is the creditor's.
+        "MAIL_FROM": env.get("MAIL_FROM") or f"no-reply@{host}",
+        "MAIL_TIMEOUT_SECONDS": _int(env, "MAIL_TIMEOUT_SECONDS", 30),
+        "OUTBOX_MAX_ATTEMPTS": _int(env, "OUTBOX_MAX_ATTEMPTS", 8),
+        "OUTBOX_RETRY_BASE_SECONDS": _int(env, "OUTBOX_RETRY_BASE_SECONDS", 30),
+        "OUTBOX_RETRY_MAX_SECONDS": _int(env, "OUTBOX_RETRY_MAX_SECONDS", 3600),
+        # How long a claimed message is left to its dispatcher before another may take it:
+        # well above the time one delivery can take (MAIL_TIMEOUT_SECONDS per SMTP step).
+        "OUTBOX_LEASE_SECONDS": _int(env, "OUTBOX_LEASE_SECONDS", 300),
+        "OUTBOX_BATCH_SIZE": _int(env, "OUTBOX_BATCH_SIZE", 50),
+        "OUTBOX_POLL_SECONDS": _int(env, "OUTBOX_POLL_SECONDS", 5),
+    }
+    for name in ("OUTBOX_MAX_ATTEMPTS", "OUTBOX_BATCH_SIZE", "OUTBOX_LEASE_SECONDS", "MAIL_TIMEOUT_SECONDS"):
+        if config[name] < 1:
+            raise ConfigError(f"{name} must be at least 1")
+    if config["OUTBOX_LEASE_SECONDS"] <= 4 * config["MAIL_TIMEOUT_SECONDS"]:
+        raise ConfigError("OUTBOX_LEASE_SECONDS must be well above MAIL_TIMEOUT_SECONDS (more than 4 times)")
+    return config

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import click
 from flask import current_app
 from flask.cli import AppGroup
@@ -9,7 +11,7 @@ from flask.cli import AppGroup
 from app.cli import cli_transaction, creditor_or_fail
 from app.money import format_money
 from app.payments.providers import creditor_gateways, offer_gateway, pay_options, withdraw_gateway
-from app.payments.services import refunds_due
+from app.payments.services import apply_received_events, refunds_due
 
 
 @click.group(cls=AppGroup, help="Choose the payment providers and methods a creditor offers.")
@@ -71,3 +73,21 @@ def refunds(slug: str):
         owed = format_money(payment.refund_due, payment.currency, "en")
         click.echo(f"invoice {payment.invoice.number}: {owed} of a {payment.provider} payment "
                    f"{payment.provider_payment_id} received {payment.received_at:%Y-%m-%d}")
+
+
+@payments.command("apply-events", help="Apply stored provider notifications (the worker when WEBHOOKS_APPLY_INLINE is off).")
+@click.option("--once", is_flag=True, help="Apply what is waiting, then exit.")
+@click.option("--batch", default=100, show_default=True, help="Events per round.")
+@click.option("--interval", default=1.0, show_default=True, help="Seconds to sleep when nothing waits.")
+def apply_events(once: bool, batch: int, interval: float):
+    total: dict[str, int] = {}
+    while True:
+        counts = apply_received_events(limit=batch)
+        for outcome, n in counts.items():
+            total[outcome] = total.get(outcome, 0) + n
+        if once and sum(counts.values()) < batch:
+            break
+        if not counts:
+            time.sleep(interval)
+    summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(total.items())) or "nothing to apply"
+    click.echo(f"Applied stored notifications: {summary}.")

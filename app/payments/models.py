@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 
 from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, ForeignKey, Index, String, UniqueConstraint, true
@@ -63,6 +64,8 @@ class Payment(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # Ours, random: the receipt page's address (/b/<bill>/receipts/<public_ref>) and the receipt's number.
+    public_ref: Mapped[str] = mapped_column(String(32), unique=True, default=lambda: secrets.token_urlsafe(16))
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="RESTRICT"))
     attempt_id: Mapped[int | None] = mapped_column(ForeignKey("payment_attempts.id", ondelete="SET NULL"))
     provider: Mapped[str] = mapped_column(String(20))  # "simulator", "stripe", "adyen", "bank_transfer", "manual"
@@ -80,19 +83,31 @@ class Payment(db.Model):
 
 
 class WebhookEvent(db.Model):
-    """Every verified notification, stored once per (provider, event id), applied at most once."""
+    """Every verified notification, stored once per (provider, event id), applied at most once.
+
+    Stored as `received` when the request only stores it (WEBHOOKS_APPLY_INLINE off): the
+    `flask payments apply-events` worker applies it later from `event`, our reading of it."""
 
     __tablename__ = "webhook_events"
-    __table_args__ = (UniqueConstraint("provider", "event_id"),)
+    __table_args__ = (
+        UniqueConstraint("provider", "event_id"),
+        Index("ix_webhook_events_outcome_id", "outcome", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     provider: Mapped[str] = mapped_column(String(20))
     event_id: Mapped[str] = mapped_column(String(200))
     event_type: Mapped[str] = mapped_column(String(100))
     provider_ref: Mapped[str | None] = mapped_column(String(100))
-    outcome: Mapped[str] = mapped_column(String(20))  # applied, unchanged, stored (type we do not act on), unknown_payment
+    # received (not applied yet), applied, unchanged, stored (a type we do not act on), unknown_payment
+    outcome: Mapped[str] = mapped_column(String(20))
     payload: Mapped[dict] = mapped_column(JSON, default=dict)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The creditor whose key verified it (it may only touch that creditor's invoices), and the
+    # event in our terms (status, amount, currency, payment id, method, when), to apply it later.
+    creditor_id: Mapped[int | None] = mapped_column(ForeignKey("creditors.id", ondelete="CASCADE"))
+    event: Mapped[dict | None] = mapped_column(JSON)
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class SimulatorRecord(db.Model):

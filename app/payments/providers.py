@@ -157,3 +157,28 @@ def withdraw_gateway(creditor: Creditor, provider: str) -> bool:
     choice.enabled = False
     db.session.flush()
     return True
+
+
+def webhook_gateway(slug: str, provider: str) -> tuple[int, Gateway] | None:
+    """(creditor id, gateway) to verify a notification sent to /webhooks/<provider>/<slug>; None when
+    this instance has no keys for it. Built from the keys alone, not from what the creditor offers
+    today: a provider it stopped offering still reports on the payments made before. Kept per
+    process (creditor ids do not change; the keys change with a deploy), so a notification, and
+    above all a duplicate, costs no query before its own."""
+    cache = current_app.extensions.setdefault("webhook_gateways", {})
+    key = (slug, provider)
+    if key not in cache:
+        creditor = db.session.scalar(select(Creditor).where(Creditor.slug == slug))
+        if creditor is None:
+            return None  # not cached: a creditor created later is found then
+        gateway: Gateway | None = None
+        settings = current_app.config["PAYMENT_GATEWAYS"].get(slug, {}).get(provider)
+        if provider == "simulator" and current_app.config["PAYMENTS_SIMULATOR"]:
+            gateway = simulator_for(creditor)
+        elif settings and provider in registry.REGISTRY:
+            try:
+                gateway = registry.build(provider, settings)
+            except (TypeError, ValueError) as exc:
+                log.error("%s settings of creditor %s are unusable: %s", provider, slug, exc)
+        cache[key] = (creditor.id, gateway) if gateway is not None else None
+    return cache[key]

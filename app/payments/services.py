@@ -8,11 +8,12 @@ whichever comes first: the webhook, the return page, a retry or a bank file.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.billing.models import Invoice, InvoiceStatus as S
@@ -24,6 +25,7 @@ from app.payments.gateways.base import (
     CheckoutRequest, Gateway, GatewayEvent, GatewayStatus, Party, PaymentStatus,
 )
 from app.payments.models import Payment, PaymentAttempt, WebhookEvent
+from app.payments.receipts import enqueue_receipt
 
 
 def payment_amount(invoice: Invoice, requested: int | None) -> int:
@@ -156,6 +158,7 @@ def settle(
                          payment_id=payment_id)
     if invoice.status == S.PAID:
         cancel_open_attempts(invoice.id, keep=attempt)
+    enqueue_receipt(payment, invoice)  # the receipt e-mail commits with the payment, or neither does
     db.session.flush()
     return payment
 
@@ -183,6 +186,14 @@ def apply_status(attempt: PaymentAttempt, update: GatewayStatus | GatewayEvent, 
     new = update.status
     if new is None or not PaymentStatus.moves_forward(attempt.status, new):
         return False
+    # Decide on the committed status, not on what the caller read: the invoice first, then the
+    # attempt, both locked. Every writer takes them in this order (settle locks the invoice, then
+    # cancels its other attempts), so two payments of one invoice cannot deadlock, and a return
+    # page that read the attempt before a webhook's success committed cannot write over it.
+    lock_invoice(attempt.invoice_id)
+    db.session.refresh(attempt, with_for_update=True)
+    if not PaymentStatus.moves_forward(attempt.status, new):
+        return False
     attempt.status = new
     attempt.method = update.method or attempt.method
     if new == PaymentStatus.FAILED:
@@ -198,38 +209,117 @@ def apply_status(attempt: PaymentAttempt, update: GatewayStatus | GatewayEvent, 
     return True
 
 
-def ingest_events(provider: str, creditor_id: int, events: Iterable[GatewayEvent]) -> list[str]:
-    """Store each verified event once and apply it at most once. One outcome per event:
-    duplicate, stored (a type we do not act on), unknown_payment, applied or unchanged.
+def ingest_events(provider: str, creditor_id: int, events: Iterable[GatewayEvent], *, apply: bool = True) -> list[str]:
+    """Store each verified event once and, with `apply`, apply it at most once. One outcome per
+    event: duplicate, received (stored, to be applied by `apply_received_events`), stored (a type
+    we do not act on), unknown_payment, applied or unchanged.
 
-    `creditor_id` is the creditor whose key verified the events: they may only touch its invoices."""
+    `creditor_id` is the creditor whose key verified the events: they may only touch its invoices.
+
+    A duplicate costs one read and no write. Providers re-send until they get a 2xx, so most
+    duplicates are of events stored long ago: their ids are looked up first and nothing is
+    inserted for them. An INSERT that fails on the unique key would still write (a dead row, a
+    sequence value, WAL) and make the commit wait for the disk. The unique key stays the
+    arbiter between two first deliveries of one event racing each other: the second INSERT
+    waits for the first to commit, then does nothing (ON CONFLICT DO NOTHING)."""
+    events = list(events)
+    connection = db.session.connection()  # Core on the session's connection: no ORM work per statement
+    insert_event, known_events = _webhook_statements(connection.dialect.name)
+    seen = set(connection.scalars(
+        known_events, {"provider": provider, "ids": list({event.event_id for event in events})}
+    )) if events else set()
     outcomes = []
     for event in events:
-        record = WebhookEvent(
-            provider=provider, event_id=event.event_id, event_type=event.event_type,
-            provider_ref=event.provider_ref, outcome="stored", payload=dict(event.payload),
-        )
-        try:
-            with db.session.begin_nested():
-                db.session.add(record)
-                db.session.flush()
-        except IntegrityError:
+        if event.event_id in seen:  # stored before, or earlier in this batch
             outcomes.append("duplicate")
             continue
-        if event.status is not None:
-            attempt = _attempt_of(provider, creditor_id, event.provider_ref)
-            if attempt is None:
-                record.outcome = "unknown_payment"
-            else:
-                record.outcome = "applied" if apply_status(attempt, event, actor=provider) else "unchanged"
-        outcomes.append(record.outcome)
+        seen.add(event.event_id)
+        outcome = "received" if event.status else "stored"
+        record_id = connection.scalar(insert_event, {
+            "provider": provider, "event_id": event.event_id, "event_type": event.event_type,
+            "creditor_id": creditor_id, "provider_ref": event.provider_ref, "outcome": outcome,
+            "payload": dict(event.payload), "event": _event_record(event), "received_at": utcnow(),
+        })
+        if record_id is None:  # a first delivery racing ours committed the same event first
+            outcomes.append("duplicate")
+            continue
+        if apply and event.status is not None:
+            record = db.session.get(WebhookEvent, record_id)
+            _apply(record, event)
+            outcome = record.outcome
+        outcomes.append(outcome)
     db.session.flush()
     return outcomes
 
 
+@functools.cache
+def _webhook_statements(dialect: str):
+    """The two statements of storing an event, built once per dialect (and then compiled once):
+    `INSERT … ON CONFLICT DO NOTHING RETURNING id`, on PostgreSQL and SQLite alike (one round trip
+    where a savepoint, an INSERT and a release took three; a lost race writes nothing), and the
+    read of the ids already stored."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    columns = ("provider", "event_id", "event_type", "creditor_id", "provider_ref", "outcome", "payload",
+               "event", "received_at")
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(WebhookEvent)
+    insert_event = (insert.values({name: bindparam(name) for name in columns})
+                    .on_conflict_do_nothing(index_elements=["provider", "event_id"]).returning(WebhookEvent.id))
+    known_events = select(WebhookEvent.event_id).where(
+        WebhookEvent.provider == bindparam("provider"), WebhookEvent.event_id.in_(bindparam("ids", expanding=True)))
+    return insert_event, known_events
+
+
+def apply_received_events(limit: int = 100) -> dict[str, int]:
+    """Apply stored events not applied yet, oldest first, each in its own transaction (this commits:
+    it is the worker's loop, `flask payments apply-events`). Several workers can run side by side on
+    PostgreSQL: each event is claimed with FOR UPDATE SKIP LOCKED. Returns outcomes counted."""
+    counts: dict[str, int] = {}
+    for _ in range(limit):
+        record = db.session.scalar(
+            select(WebhookEvent).where(WebhookEvent.outcome == "received").order_by(WebhookEvent.id)
+            .limit(1).with_for_update(skip_locked=True)
+        )
+        if record is None:
+            break
+        _apply(record, _event_from_record(record))
+        db.session.commit()
+        counts[record.outcome] = counts.get(record.outcome, 0) + 1
+    return counts
+
+
+def _apply(record: WebhookEvent, event: GatewayEvent) -> None:
+    attempt = _attempt_of(record.provider, record.creditor_id, event.provider_ref)
+    if attempt is None:
+        record.outcome = "unknown_payment"
+    else:
+        record.outcome = "applied" if apply_status(attempt, event, actor=record.provider) else "unchanged"
+    record.applied_at = utcnow()
+
+
+def _event_record(event: GatewayEvent) -> dict:
+    """The event in our terms, as JSON: what applying it needs, without the provider's payload."""
+    return {
+        "status": event.status, "amount": event.amount, "currency": event.currency, "payment_id": event.payment_id,
+        "method": event.method, "occurred_at": event.occurred_at.isoformat() if event.occurred_at else None,
+    }
+
+
+def _event_from_record(record: WebhookEvent) -> GatewayEvent:
+    data = record.event or {}
+    occurred = data.get("occurred_at")
+    return GatewayEvent(
+        provider=record.provider, event_id=record.event_id, event_type=record.event_type,
+        provider_ref=record.provider_ref, status=data.get("status"), amount=data.get("amount"),
+        currency=data.get("currency"), payment_id=data.get("payment_id"), method=data.get("method"),
+        occurred_at=datetime.fromisoformat(occurred) if occurred else None,
+    )
+
+
 def _attempt_of(provider: str, creditor_id: int, provider_ref: str | None) -> PaymentAttempt | None:
     """The attempt an event names, by the provider's id or by our own attempt ref (Adyen signs the
-    merchant reference, ours, and not its session id), among this creditor's invoices only."""
+    merchant reference, ours, and not its session id), among this creditor's invoices only.
+    Read without a lock: `apply_status` locks the invoice, then the attempt, and decides again."""
     if not provider_ref:
         return None
     return db.session.scalar(

@@ -90,6 +90,6 @@ def choose(ref: str):
     db.session.commit()
     # The notification goes through the same verification as one from a real provider. It is
     # handed over in-process: an HTTP call to ourselves could wait forever on a single worker.
-    receive("simulator", creditor, body, headers)
+    receive("simulator", creditor.id, gateway, body, headers)
     target = payment.cancel_url if payment.status == "cancelled" else payment.return_url
     return redirect(target, code=303)

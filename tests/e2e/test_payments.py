@@ -5,6 +5,7 @@ other tests read stay unpaid. axe-core checks every page we serve on the way."""
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Iterator
 
@@ -20,6 +21,7 @@ from app.payments.models import CreditorGateway, Payment
 from tests.e2e.test_bill_page import WCAG_TAGS, assert_axe_clean, assert_no_sideways_scrolling
 from tests.factories import make_creditor, make_invoice
 from tests.support.adyen_server import AdyenServer
+from tests.support.bankfiles import camt054, credit
 from tests.support.localstripe_server import LocalStripe
 
 ADYEN_KEY, ADYEN_HMAC = "e2e_api_key", "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"
@@ -27,11 +29,11 @@ STRIPE = {"secret_key": "sk_test_" + "e" * 24, "publishable_key": "pk_test_" + "
           "webhook_secret": "whsec_" + "e" * 32}
 
 
-def new_bill(live_server, kind: str = "NO", provider: tuple | None = None) -> tuple[str, int, str]:
+def new_bill(live_server, kind: str = "NO", provider: tuple | None = None, **creditor_fields) -> tuple[str, int, str]:
     """A fresh creditor and invoice in the live server's database: its link, invoice id and creditor slug."""
     app = live_server.app
     with app.test_request_context():
-        creditor = make_creditor(kind)
+        creditor = make_creditor(kind, **creditor_fields)
         if provider:
             name, methods, settings = provider
             db.session.add(CreditorGateway(creditor_id=creditor.id, provider=name, methods=list(methods)))
@@ -79,6 +81,12 @@ def test_pay_with_the_simulator(live_server, open_page, viewport):
     expect(page.get_by_role("heading", level=1)).to_contain_text("received your payment")
     assert_axe_clean(page, "the return page")
     assert invoice_state(live_server, invoice_id)[:3] == (S.PAID, 0, 1)
+
+    page.get_by_role("link", name="See your receipt").click()
+    expect(page.locator("main")).to_contain_text("Paid in full")
+    assert_axe_clean(page, "the receipt page")
+    assert_no_sideways_scrolling(page)
+    page.go_back()
 
     page.get_by_role("link", name=re.compile("Back to the bill")).click()
     expect(page.get_by_role("button", name=re.compile("test mode"))).to_have_count(0)
@@ -189,6 +197,37 @@ def assert_axe_clean_outside_provider(page) -> None:
                         options={"runOnly": {"type": "tag", "values": WCAG_TAGS}})
     violations = [f"{v['id']}: {v['help']} {[n['target'] for n in v['nodes']]}" for v in results.response["violations"]]
     assert not violations, "axe found WCAG violations on the checkout page:\n" + "\n".join(violations)
+
+
+def norwegian_account() -> str:
+    """A random valid Norwegian account number (MOD11), so the bank file names this creditor only."""
+    while True:
+        base = [random.randint(0, 9) for _ in range(10)]
+        check = 11 - sum(d * w for d, w in zip(base, (5, 4, 3, 2, 7, 6, 5, 4, 3, 2))) % 11
+        if check < 10:
+            return "".join(map(str, base)) + str(check % 11)
+
+
+def test_pay_by_bank_transfer(live_server, open_page, tmp_path):
+    """The customer copies account and KID into the bank; the bank's camt.054 is imported; the bill says paid."""
+    account = norwegian_account()
+    url, invoice_id, _slug = new_bill(live_server, kind="NO", bank_account_no=account)
+    with live_server.app.app_context():
+        invoice = db.session.get(Invoice, invoice_id)
+        reference, balance = invoice.payment_reference, invoice.balance
+        db.session.remove()
+    page, _watch = open_page("mobile")
+    page.goto(url)
+    main = page.locator("main").inner_text().replace(" ", "").replace("\u00a0", "")
+    assert reference in main and account in main.replace(".", "")
+    bank_file = tmp_path / "camt054.xml"
+    bank_file.write_bytes(camt054(account, [credit(balance, reference, payer="Kari Nordmann", ref="E2E-1")]))
+    result = live_server.app.test_cli_runner().invoke(args=["bank", "import", str(bank_file)])
+    assert result.exit_code == 0, result.output
+    assert invoice_state(live_server, invoice_id)[:3] == (S.PAID, 0, 1)
+    page.reload()
+    expect(page.get_by_role("button", name=re.compile(r"^Pay "))).to_have_count(0)
+    assert_axe_clean(page, "the paid bill")
 
 
 def test_bank_transfer_details_can_be_copied(live_server, open_page):

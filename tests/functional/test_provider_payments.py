@@ -47,6 +47,7 @@ def configure(app, monkeypatch):
     """Give a creditor a provider: its choice (a CreditorGateway row) and its credentials."""
     monkeypatch.setitem(app.config, "PAYMENT_GATEWAYS", {})
     app.extensions.pop("payment_gateways", None)
+    app.extensions.pop("webhook_gateways", None)
 
     def give(creditor, provider, methods, settings=None, flow=None):
         db.session.add(CreditorGateway(creditor_id=creditor.id, provider=provider, methods=list(methods), flow=flow))
@@ -56,6 +57,7 @@ def configure(app, monkeypatch):
 
     yield give
     app.extensions.pop("payment_gateways", None)
+    app.extensions.pop("webhook_gateways", None)
 
 
 def start(client, url, provider):
