@@ -220,8 +220,9 @@ class TestWithoutReference:
     def test_only_whole_tokens(self, session):
         creditor = no_creditor()
         invoice = invoice_for(creditor)
-        run(camt053(creditor.bank_account_no, [credit(100, ustrd=f"ref {invoice.number}9 x{invoice.number}",
-                                                      ref="T3")]))
+        # the number with one more digit, which must not happen to be its KID (the number and a check digit)
+        longer = next(invoice.number + d for d in "9876" if invoice.number + d != invoice.payment_reference)
+        run(camt053(creditor.bank_account_no, [credit(100, ustrd=f"ref {longer} x{invoice.number}", ref="T3")]))
         assert entry("T3").reason == KeptReason.NO_MATCH
 
 
