@@ -172,6 +172,8 @@ def init_security(app: Flask) -> None:
         nonce, extra = g.get("csp_nonce"), g.get("csp_extra")
         if (nonce or extra) and "Content-Security-Policy" not in response.headers:
             response.headers["Content-Security-Policy"] = content_security_policy(nonce, extra)
+        if extra and extra.get("frame-src"):  # a provider's frames may ask for Apple Pay / Google Pay
+            response.headers["Permissions-Policy"] = checkout_permissions(extra)
         if g.get("no_store"):
             response.headers["Cache-Control"] = "no-store"
         return response

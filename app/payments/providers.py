@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import current_app
 from sqlalchemy import select
 
 from app.creditors.models import Creditor
+from app.errors import InvalidData
 from app.extensions import db
 from app.payments import gateways as registry
-from app.errors import InvalidData
 from app.payments.gateways.base import METHOD_REACH, Gateway
 from app.payments.gateways.simulator import SimulatorConfig, SimulatorGateway
 from app.payments.models import CreditorGateway
@@ -35,11 +34,18 @@ DEFAULT_METHODS = ("card", "apple_pay", "google_pay", "vipps", "mobilepay", "swi
 
 @dataclass(frozen=True)
 class PayOption:
-    """One way to pay on a bill page: a provider and the methods it offers for that bill."""
+    """One way to pay on a bill page: a provider, the methods it offers for that bill, and the
+    gateway to start the payment with."""
 
     provider: str
     methods: tuple[str, ...]
+    gateway: Gateway = field(repr=False, compare=False)
     test_mode: bool = False
+
+    @property
+    def redirect_origins(self) -> tuple[str, ...]:
+        """Where the pay form may lead (a hosted page): the bill page's CSP form-action needs them."""
+        return tuple(self.gateway.content_security().get("form-action", ()))
 
 
 def simulator_secret(creditor: Creditor) -> str:
@@ -64,22 +70,21 @@ def creditor_gateways(creditor_id: int) -> list[CreditorGateway]:
     ))
 
 
-def _built(creditor: Creditor, choice: CreditorGateway) -> Gateway | None:
-    """The provider's gateway with the creditor's credentials (cached per app: SDK clients are reused)."""
-    settings = current_app.config["PAYMENT_GATEWAYS"].get(creditor.slug, {}).get(choice.provider)
-    if not settings or choice.provider not in registry.REGISTRY:
+def _keyed(slug: str, provider: str, flow: str | None = None) -> Gateway | None:
+    """The provider's gateway with the creditor's keys from PAYMENT_GATEWAYS (None without them),
+    kept per process: the keys change only with a deploy, and SDK clients are reused."""
+    settings = current_app.config["PAYMENT_GATEWAYS"].get(slug, {}).get(provider)
+    if not settings or provider not in registry.REGISTRY:
         return None
-    settings = {**settings, **({"flow": choice.flow} if choice.flow else {})}
     cache = current_app.extensions.setdefault("payment_gateways", {})
-    key = (creditor.slug, choice.provider, json.dumps(settings, sort_keys=True))
-    gateway = cache.get(key)
-    if gateway is None:
+    key = (slug, provider, flow)
+    if key not in cache:
         try:
-            gateway = cache[key] = registry.build(choice.provider, settings)
+            cache[key] = registry.build(provider, {**settings, **({"flow": flow} if flow else {})})
         except (TypeError, ValueError) as exc:  # the message names the setting, never its value
-            log.error("%s settings of creditor %s are unusable: %s", choice.provider, creditor.slug, exc)
+            log.error("%s settings of creditor %s are unusable: %s", provider, slug, exc)
             return None
-    return gateway
+    return cache[key]
 
 
 def _setup(creditor: Creditor) -> tuple[dict[str, Gateway], dict[str, tuple[str, ...]]]:
@@ -88,7 +93,7 @@ def _setup(creditor: Creditor) -> tuple[dict[str, Gateway], dict[str, tuple[str,
     gateways: dict[str, Gateway] = {}
     methods: dict[str, tuple[str, ...]] = {}
     for choice in choices:
-        gateway = _built(creditor, choice)
+        gateway = _keyed(creditor.slug, choice.provider, choice.flow)
         if gateway is not None:
             gateways[gateway.name] = gateway
             methods[gateway.name] = tuple(choice.methods or ())
@@ -112,7 +117,7 @@ def pay_options(creditor: Creditor, currency: str, country: str | None) -> list[
     for name, gateway in gateways.items():
         fitting = gateway.methods_for(currency, country, methods[name])
         if fitting:
-            options.append(PayOption(name, fitting, test_mode=name == "simulator"))
+            options.append(PayOption(name, fitting, gateway, test_mode=name == "simulator"))
     return options
 
 
@@ -159,26 +164,27 @@ def withdraw_gateway(creditor: Creditor, provider: str) -> bool:
     return True
 
 
-def webhook_gateway(slug: str, provider: str) -> tuple[int, Gateway] | None:
-    """(creditor id, gateway) to verify a notification sent to /webhooks/<provider>/<slug>; None when
-    this instance has no keys for it. Built from the keys alone, not from what the creditor offers
-    today: a provider it stopped offering still reports on the payments made before. Kept per
-    process (creditor ids do not change; the keys change with a deploy), so a notification, and
-    above all a duplicate, costs no query before its own."""
-    cache = current_app.extensions.setdefault("webhook_gateways", {})
-    key = (slug, provider)
-    if key not in cache:
+def payment_gateway(slug: str, provider: str) -> tuple[int, Gateway] | None:
+    """(creditor id, gateway) for a payment already made, or a notification about one: from the
+    keys alone, not from what the creditor offers today, since a provider it stopped offering still
+    reports on the payments made before. None when this instance has no keys for it. The creditor's
+    id is kept per process (it does not change), so a notification, and above all a duplicate,
+    costs no query before its own."""
+    ids = current_app.extensions.setdefault("creditor_ids", {})
+    if slug not in ids:
         creditor = db.session.scalar(select(Creditor).where(Creditor.slug == slug))
         if creditor is None:
-            return None  # not cached: a creditor created later is found then
-        gateway: Gateway | None = None
-        settings = current_app.config["PAYMENT_GATEWAYS"].get(slug, {}).get(provider)
-        if provider == "simulator" and current_app.config["PAYMENTS_SIMULATOR"]:
-            gateway = simulator_for(creditor)
-        elif settings and provider in registry.REGISTRY:
-            try:
-                gateway = registry.build(provider, settings)
-            except (TypeError, ValueError) as exc:
-                log.error("%s settings of creditor %s are unusable: %s", provider, slug, exc)
-        cache[key] = (creditor.id, gateway) if gateway is not None else None
-    return cache[key]
+            return None  # not kept: a creditor created later is found then
+        ids[slug] = creditor.id
+    if provider == "simulator":
+        gateway = _simulator_by_slug(slug) if current_app.config["PAYMENTS_SIMULATOR"] else None
+    else:
+        gateway = _keyed(slug, provider)
+    return (ids[slug], gateway) if gateway is not None else None
+
+
+def _simulator_by_slug(slug: str) -> SimulatorGateway:
+    cache = current_app.extensions.setdefault("payment_gateways", {})
+    if (slug, "simulator", None) not in cache:
+        cache[(slug, "simulator", None)] = simulator_for(db.session.scalar(select(Creditor).where(Creditor.slug == slug)))
+    return cache[(slug, "simulator", None)]

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 from app.extensions import csrf, db
 from app.payments.gateways.base import Gateway, WebhookError
-from app.payments.providers import webhook_gateway
+from app.payments.providers import payment_gateway
 from app.payments.services import ingest_events
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def webhook(provider: str, slug: str):
     """A provider's notification. 2xx for every genuine one, known type or not; 400 otherwise.
     Stored and applied at once, or (WEBHOOKS_APPLY_INLINE off) stored and answered at once, for
     the `flask payments apply-events` worker to apply."""
-    found = webhook_gateway(slug, provider)
+    found = payment_gateway(slug, provider)
     if found is None:
         abort(404)
     creditor_id, gateway = found

@@ -23,12 +23,12 @@ from app.portal import grants
 from app.errors import InvalidData
 from app.payments.gateways.base import GatewayError, PaymentStatus
 from app.payments.models import PaymentAttempt
-from app.payments.providers import PayOption, gateways_for, pay_options
+from app.payments.providers import PayOption, gateways_for, pay_options, payment_gateway
 from app.payments.receipts import find_receipt, receipt_ref_for_attempt, receipt_refs
 from app.payments.services import apply_status, payment_amount, start_payment
 from app.portal.forms import PayForm, StepUpForm
 from app.portal.page_cache import cached_page
-from app.security import checkout_permissions, content_security_policy, ensure_csrf_secret
+from app.security import ensure_csrf_secret
 from app.portal.services import (
     BillAccess, bill_access, check_step_up, due_state, load_bill, local_today, visible_lines,
 )
@@ -154,8 +154,8 @@ def bill(public_id: str):
         invoice = _load_bill_or_404(public_id)
         context = _bill_context(invoice, today)
         context["lines"], context["hidden_lines"] = visible_lines(invoice.lines)
-        context["pay_options"] = _pay_options(invoice) if invoice.balance > 0 else []
-        origins = _redirect_origins(invoice.creditor) if context["pay_options"] else ()
+        context["pay_options"] = options = _pay_options(invoice) if invoice.balance > 0 else []
+        origins = tuple(dict.fromkeys(origin for option in options for origin in option.redirect_origins))
         if origins:  # the pay form leads (a 303 after the POST) to a provider's hosted page
             g.csp_extra = {"form-action": origins}
         context["receipts"] = receipt_refs(invoice.id) if invoice.amount_paid else {}
@@ -192,9 +192,9 @@ def pay(public_id: str):
     invoice = _load_bill_or_404(public_id)
     form = PayForm()
     option = next((o for o in _pay_options(invoice) if o.provider == form.provider.data), None)
-    gateway = gateways_for(invoice.creditor).get(option.provider) if option else None
-    if not form.validate_on_submit() or gateway is None:
+    if not form.validate_on_submit() or option is None:
         return _payment_problem(invoice, "invalid", 422)
+    gateway = option.gateway
     try:
         amount = payment_amount(invoice, form.amount_minor(invoice.currency))
         attempt = start_payment(
@@ -215,65 +215,54 @@ def pay(public_id: str):
     return redirect(url_for("portal.checkout", public_id=public_id, attempt_ref=attempt.public_ref), code=303)
 
 
-def _redirect_origins(creditor: Creditor) -> tuple[str, ...]:
-    """Where the pay form may send the customer: CSP's form-action covers the redirect after the POST."""
-    gateways = gateways_for(creditor).values()
-    return tuple(dict.fromkeys(o for gateway in gateways for o in gateway.content_security().get("form-action", ())))
-
-
 def _pay_options(invoice: Invoice) -> list[PayOption]:
     customer = invoice.customer
     return pay_options(invoice.creditor, invoice.currency, customer.country or invoice.creditor.country)
+
+
+def _granted_attempt(public_id: str, attempt_ref: str) -> tuple[PaymentAttempt | None, Response | None]:
+    """The bill's payment attempt with this ref, for a session holding the bill's grant; else the
+    answer to give (the step-up, or the neutral page for another bill's attempt)."""
+    access, answer = _granted(public_id)
+    if answer is not None:
+        return None, answer
+    attempt = db.session.scalar(
+        select(PaymentAttempt).where(PaymentAttempt.public_ref == attempt_ref, PaymentAttempt.invoice_id == access.invoice_id)
+    )
+    return (attempt, None) if attempt is not None else (None, _unavailable())
 
 
 @bp.get("/b/<public_id>/checkout/<attempt_ref>")
 def checkout(public_id: str, attempt_ref: str):
     """Our own pay step for embedded flows: the provider's fields (Stripe's Payment Element, Adyen's
     Drop-in) in their frames on our page, so no card number ever reaches our server. The CSP lets in
-    exactly this provider's origins."""
-    access, answer = _granted(public_id)
+    exactly this provider's origins; nothing is stored (the page holds the payment's client secret)."""
+    attempt, answer = _granted_attempt(public_id, attempt_ref)
     if answer is not None:
         return answer
-    attempt = db.session.scalar(
-        select(PaymentAttempt).where(PaymentAttempt.public_ref == attempt_ref, PaymentAttempt.invoice_id == access.invoice_id)
-    )
-    if attempt is None:
-        return _unavailable()
     invoice = attempt.invoice
-    gateway = gateways_for(invoice.creditor).get(attempt.provider)
+    gateway = gateways_for(invoice.creditor).get(attempt.provider)  # the creditor's flow: the page it chose
     if gateway is None or not attempt.client_config or not attempt.is_live:
         return redirect(url_for("portal.paid", public_id=public_id, attempt_ref=attempt_ref), code=303)
-    return_url = _absolute(invoice, url_for("portal.paid", public_id=public_id, attempt_ref=attempt_ref))
-    response = Response(render_template(
+    g.csp_extra, g.no_store = gateway.content_security(), True
+    return render_template(
         f"payments/checkout_{attempt.provider}.html", invoice=invoice, creditor=invoice.creditor, attempt=attempt,
-        client=attempt.client_config, return_url=return_url,
-    ))
-    response.headers["Content-Security-Policy"] = content_security_policy(g.get("csp_nonce"), gateway.content_security())
-    response.headers["Permissions-Policy"] = checkout_permissions(gateway.content_security())
-    response.headers["Cache-Control"] = "no-store"  # holds the payment's client secret
-    return response
+        client=attempt.client_config,
+        return_url=_absolute(invoice, url_for("portal.paid", public_id=public_id, attempt_ref=attempt_ref)),
+    )
 
 
 @bp.get("/b/<public_id>/paid/<attempt_ref>")
 def paid(public_id: str, attempt_ref: str):
     """Back from the provider: ask it what happened (the query string is never trusted) and say so."""
-    access, answer = _granted(public_id)
+    attempt, answer = _granted_attempt(public_id, attempt_ref)
     if answer is not None:
         return answer
-    attempt = db.session.scalar(
-        select(PaymentAttempt).where(PaymentAttempt.public_ref == attempt_ref, PaymentAttempt.invoice_id == access.invoice_id)
-    )
-    if attempt is None:
-        return _unavailable()
     invoice = attempt.invoice
-    gateway = gateways_for(invoice.creditor).get(attempt.provider)
-    if gateway is not None and attempt.provider_ref and attempt.status not in PaymentStatus.FINAL:
-        # Adyen answers for a session only with the sessionResult it appended to the return URL;
-        # the status still comes from Adyen, never from the query string itself.
-        hints = {"session_result": request.args["sessionResult"]} if (
-            attempt.provider == "adyen" and request.args.get("sessionResult")) else {}
+    found = payment_gateway(invoice.creditor.slug, attempt.provider)  # also a provider no longer offered
+    if found is not None and attempt.provider_ref and attempt.status not in PaymentStatus.FINAL:
         try:
-            apply_status(attempt, gateway.fetch_status(attempt.provider_ref, **hints), actor="customer")
+            apply_status(attempt, found[1].status_on_return(attempt.provider_ref, request.args), actor="customer")
             db.session.commit()
         except GatewayError:
             db.session.rollback()

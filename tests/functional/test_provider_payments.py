@@ -47,7 +47,7 @@ def configure(app, monkeypatch):
     """Give a creditor a provider: its choice (a CreditorGateway row) and its credentials."""
     monkeypatch.setitem(app.config, "PAYMENT_GATEWAYS", {})
     app.extensions.pop("payment_gateways", None)
-    app.extensions.pop("webhook_gateways", None)
+    app.extensions.pop("creditor_ids", None)
 
     def give(creditor, provider, methods, settings=None, flow=None):
         db.session.add(CreditorGateway(creditor_id=creditor.id, provider=provider, methods=list(methods), flow=flow))
@@ -57,7 +57,7 @@ def configure(app, monkeypatch):
 
     yield give
     app.extensions.pop("payment_gateways", None)
-    app.extensions.pop("webhook_gateways", None)
+    app.extensions.pop("creditor_ids", None)
 
 
 def start(client, url, provider):
@@ -229,3 +229,23 @@ def test_checkout_page_of_another_bill_is_not_shown(client, app, session, config
     url = open_bill(client, app, mine)
     page = client.get(f"{url}/checkout/{other_attempt.public_ref}")
     assert page.status_code == 404 and other_attempt.client_config["client_secret"] not in page.text
+
+
+def test_a_provider_withdrawn_meanwhile_still_answers_for_its_payments(client, app, session, configure, adyen):
+    """The return page and notifications use the instance's keys, not what the creditor offers today."""
+    from app.payments.providers import withdraw_gateway
+
+    creditor = make_creditor("NO")
+    settings = {"api_key": ADYEN_KEY, "merchant_account": "FjordlysECOM", "hmac_key": ADYEN_HMAC,
+                "client_key": "test_CLIENT", "checkout_base_url": adyen.base_url}
+    configure(creditor, "adyen", ["card"], settings, flow="link")
+    invoice = make_invoice(creditor)
+    url = open_bill(client, app, invoice)
+    start(client, url, "adyen")
+    attempt = db.session.scalar(select(PaymentAttempt).where(PaymentAttempt.invoice_id == invoice.id))
+    adyen.complete(attempt.provider_ref)
+    withdraw_gateway(creditor, "adyen")
+    db.session.commit()
+    assert 'value="adyen"' not in client.get(url, headers=EN).text
+    assert "received your payment" in client.get(f"{url}/paid/{attempt.public_ref}", headers=EN).text
+    assert invoice.status == S.PAID

@@ -43,6 +43,7 @@ TEST_CHECKOUT_URL = "https://checkout-test.adyen.com"
 LIVE_CHECKOUT_URL = re.compile(r"^https://(?P<prefix>[\w-]+)-checkout-live\.adyenpayments\.com/checkout$")
 HTTP_TIMEOUT_SECONDS = 20
 ADYEN_WEB_VERSION = "6.18.1"
+LINK_ID_PREFIX = "PL"  # payment links' ids; sessions' start with "CS"
 # Payment links' host per environment (live links are on the account's region: set payment_link_origin).
 PAYMENT_LINK_ORIGINS = {"test": "https://test.adyen.link", "live": "https://eu.adyen.link"}
 
@@ -204,7 +205,7 @@ class AdyenGateway(Gateway):
             )
             return GatewayStatus(provider_ref=provider_ref,
                                  status=SESSION_STATUSES.get(result.get("status"), PaymentStatus.PENDING))
-        if self.config.flow != "link":
+        if not provider_ref.startswith(LINK_ID_PREFIX):  # a session: only its sessionResult tells
             return GatewayStatus(provider_ref=provider_ref, status=PaymentStatus.PENDING)
         link = self._call(self._checkout.payment_links_api.get_payment_link, quote(provider_ref, safe=""))
         status = LINK_STATUSES.get(link.get("status"), PaymentStatus.PENDING)
@@ -214,6 +215,10 @@ class AdyenGateway(Gateway):
             provider_ref=provider_ref, status=status, currency=amount.get("currency"),
             amount_received=amount.get("value") if succeeded else None,
         )
+
+    def status_on_return(self, provider_ref: str, query: Mapping[str, str]) -> GatewayStatus:
+        """Adyen appends `sessionId` and `sessionResult` to a session's return URL."""
+        return self.fetch_status(provider_ref, session_result=query.get("sessionResult") or None)
 
     # -- notifications ------------------------------------------------------------------------
 

@@ -194,6 +194,12 @@ class Gateway(ABC):
     def fetch_status(self, provider_ref: str) -> GatewayStatus:
         """Ask the provider for the payment's current status (the return page never trusts its query string)."""
 
+    def status_on_return(self, provider_ref: str, query: Mapping[str, str]) -> GatewayStatus:
+        """The status when the customer is back on our return page. `query` is what the provider
+        appended to the return URL: some providers answer only with a token from it (Adyen's
+        sessionResult); it is passed to the provider, never taken as the status."""
+        return self.fetch_status(provider_ref)
+
     @abstractmethod
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> list[GatewayEvent]:
         """Verify the signature (or raise WebhookError) and translate the notification."""

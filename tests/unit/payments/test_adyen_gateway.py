@@ -160,6 +160,9 @@ class TestStatus:
 
         assert status.status == P.SUCCEEDED
         assert adyen.requests[-1].query == {"sessionResult": [completion.session_result]}
+        back = {"sessionId": ref, "sessionResult": completion.session_result}  # what the return URL carries
+        assert adyens.status_on_return(ref, back).status == P.SUCCEEDED
+        assert gateway(adyen, flow="link").status_on_return(ref, back).status == P.SUCCEEDED  # by the id, not the flow
 
     def test_refused_session(self, adyen):
         adyens = gateway(adyen)
