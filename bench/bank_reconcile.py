@@ -25,7 +25,6 @@ import shutil
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -49,16 +48,13 @@ from app.payments.bank.models import BankEntry, KeptReason  # noqa: E402
 from app.payments.bank.parsers import parse_bank_file  # noqa: E402
 from app.payments.bank.services import import_bank_file  # noqa: E402
 from app.payments.models import Payment  # noqa: E402
+from bench.harness import main_in_workdir  # noqa: E402
 from tests.support.bankfiles import Entry, Tx, camt053  # noqa: E402
 
 TARGET_SECONDS = 10.0
 ACCOUNT = "15032080119"
 FIRST_NAMES = ("Kari", "Ola", "Ingrid", "Lars", "Åse", "Øystein", "Sofie", "Jonas", "Marte", "Håkon")
 LAST_NAMES = ("Nordmann", "Hansen", "Johansen", "Olsen", "Larsen", "Berg", "Dahl", "Bakken", "Strøm", "Lie")
-
-
-class SetupError(RuntimeError):
-    """The benchmark could not be set up; nothing was measured."""
 
 
 @dataclass
@@ -377,20 +373,7 @@ def run(args, workdir: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="bank-bench-"))
-    try:
-        ok = run(args, workdir)
-    except SetupError as exc:
-        print(f"bench setup failed: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        if args.keep:
-            print(f"\nkept {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    return 0 if ok else 1
-
+    return main_in_workdir(run, parse_args(argv), "bank-bench-")
 
 if __name__ == "__main__":
     sys.exit(main())

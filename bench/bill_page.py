@@ -22,12 +22,9 @@ import pstats
 import re
 import secrets
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -43,6 +40,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script from anywhere: `import app` must work
 
 from app import create_app  # noqa: E402
+from bench.harness import SetupError, Server, free_port, main_in_workdir, start_gunicorn, stop, wait_until_up  # noqa: E402,E501
 from app.billing.services import find_invoice  # noqa: E402
 from app.creditors.models import Creditor  # noqa: E402
 from app.demo import demo_invoice_numbers, load_demo  # noqa: E402
@@ -56,10 +54,6 @@ TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 MAX_BILL_STATEMENTS = 5
 SOCKET_ERRORS = ("connect", "read", "write", "timeout")
 NOISY_SPREAD = 0.15  # the floor's req/s moving more than this during a run makes its ratios doubtful
-
-
-class SetupError(RuntimeError):
-    """The benchmark could not be set up; nothing was measured."""
 
 
 # --- data ------------------------------------------------------------------------------
@@ -199,56 +193,6 @@ def count_statements(app, data: BenchData) -> list[Counted]:
 # --- servers -----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Server:
-    name: str
-    port: int
-    process: subprocess.Popen
-    log: Path
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def log_tail(self, lines: int = 20) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-
-def start_gunicorn(name: str, app_spec: str, chdir: Path, port: int, env: dict, workdir: Path) -> Server:
-    """gunicorn with 2 sync workers in its own process group, logging warnings to a file."""
-    log = workdir / f"{name}.log"
-    command = [
-        sys.executable, "-m", "gunicorn", "--workers", str(WORKERS), "--worker-class", "sync",
-        "--no-control-socket", "--bind", f"127.0.0.1:{port}", "--chdir", str(chdir),
-        "--error-logfile", str(log), "--log-level", "warning", "--graceful-timeout", "5", app_spec,
-    ]
-    process = subprocess.Popen(
-        command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    return Server(name, port, process, log)
-
-
-def stop(server: Server) -> None:
-    """SIGTERM to the server's process group, SIGKILL if it is still there after 10 s."""
-    if server.process.poll() is not None:
-        return
-    try:
-        os.killpg(server.process.pid, signal.SIGTERM)
-        server.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.process.pid, signal.SIGKILL)
-        server.process.wait(timeout=5)
-    except ProcessLookupError:
-        pass
-
-
 @dataclass
 class Answer:
     status: int
@@ -265,19 +209,6 @@ def http_get(port: int, path: str, cookie: str | None = None, timeout: float = 1
         return Answer(response.status, response.headers, response.read())
     finally:
         connection.close()
-
-
-def wait_until_up(server: Server, path: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise SetupError(f"{server.name} server exited with {server.process.returncode}:\n{server.log_tail()}")
-        try:
-            http_get(server.port, path, timeout=2)
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise SetupError(f"{server.name} server did not answer within {timeout:.0f} s:\n{server.log_tail()}")
 
 
 def session_cookie(answer: Answer) -> str:
@@ -614,9 +545,9 @@ def run(args, workdir: Path) -> None:
     load_before = load_average()
     servers: list[Server] = []
     try:
-        portal = start_gunicorn("portal", "wsgi:app", ROOT, portal_port, env, workdir)
+        portal = start_gunicorn("portal", "wsgi:app", ROOT, portal_port, env, workdir, workers=WORKERS)
         servers.append(portal)
-        floor = start_gunicorn("floor", "floor_app:create_app()", BENCH_DIR, floor_port, env, workdir)
+        floor = start_gunicorn("floor", "floor_app:create_app()", BENCH_DIR, floor_port, env, workdir, workers=WORKERS)
         servers.append(floor)
         wait_until_up(portal, "/healthz")
         wait_until_up(floor, "/")
@@ -640,20 +571,7 @@ def run(args, workdir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="portal-bench-"))
-    try:
-        run(args, workdir)
-    except SetupError as exc:
-        print(f"bench setup failed: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        if args.keep:
-            print(f"\nkept {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    return 0
-
+    return main_in_workdir(run, parse_args(argv), "portal-bench-")
 
 if __name__ == "__main__":
     sys.exit(main())

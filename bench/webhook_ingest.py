@@ -24,8 +24,6 @@ import platform
 import random
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,6 +46,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script from anywhere: `import app` must work
 
 from app import create_app  # noqa: E402
+from bench.harness import SetupError, free_port, start_gunicorn, stop, wait_until_up  # noqa: E402
 from app.billing.models import Invoice  # noqa: E402
 from app.billing.schemas import line_amounts  # noqa: E402
 from app.billing.services import import_invoice  # noqa: E402
@@ -67,12 +66,6 @@ SEED_BATCH = 250
 #: the bench creates and drops its database; one that exists already is dropped only if its name says it is a bench's
 BENCH_PREFIX = "bench_"
 
-
-class SetupError(RuntimeError):
-    """The benchmark could not be set up; nothing was measured."""
-
-
-# --- database ------------------------------------------------------------------------------
 
 
 def admin_connect(url: str) -> psycopg.Connection:
@@ -455,65 +448,6 @@ class CpuMeter:
 # --- servers -------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Server:
-    port: int
-    process: subprocess.Popen
-    log: Path
-
-    def log_tail(self, lines: int = 20) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-
-def start_gunicorn(port: int, workers: int, env: dict, workdir: Path) -> Server:
-    """gunicorn with sync workers in its own process group, logging warnings to a file."""
-    log = workdir / "portal.log"
-    command = [
-        sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "sync",
-        "--no-control-socket", "--bind", f"127.0.0.1:{port}", "--chdir", str(ROOT), "--error-logfile", str(log),
-        "--log-level", "warning", "--graceful-timeout", "5", "--backlog", "2048", "wsgi:app",
-    ]
-    process = subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.STDOUT, start_new_session=True)
-    return Server(port, process, log)
-
-
-def stop(server: Server) -> None:
-    """SIGTERM to the server's process group, SIGKILL if it is still there after 10 s."""
-    if server.process.poll() is not None:
-        return
-    try:
-        os.killpg(server.process.pid, signal.SIGTERM)
-        server.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.process.pid, signal.SIGKILL)
-        server.process.wait(timeout=5)
-    except ProcessLookupError:
-        pass
-
-
-def wait_until_up(server: Server, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise SetupError(f"the server exited with {server.process.returncode}:\n{server.log_tail()}")
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=2)
-            connection.request("GET", "/healthz")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise SetupError(f"the server did not answer within {timeout:.0f} s:\n{server.log_tail()}")
-
-
 # --- statements of one delivery, in-process -------------------------------------------------
 
 
@@ -736,9 +670,10 @@ def run(args, workdir: Path) -> None:
     warm = notifications(warmup, "processing", "warm") + notifications(warmup, "succeeded", "warm")
 
     load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
-    server = start_gunicorn(port, args.workers, env, workdir)
+    server = start_gunicorn("portal", "wsgi:app", ROOT, port, env, workdir, workers=args.workers,
+                            extra=("--backlog", "2048"))
     try:
-        wait_until_up(server)
+        wait_until_up(server, "/healthz")
         cpu = CpuMeter(server.process.pid, stats)
         deliver(port, warm + warm, args.clients, args.threads)  # each worker imports, connects, fills its caches
         if not args.inline:

@@ -171,20 +171,19 @@ def payment_gateway(slug: str, provider: str) -> tuple[int, Gateway] | None:
     id is kept per process (it does not change), so a notification, and above all a duplicate,
     costs no query before its own."""
     ids = current_app.extensions.setdefault("creditor_ids", {})
+    creditor = None
     if slug not in ids:
         creditor = db.session.scalar(select(Creditor).where(Creditor.slug == slug))
         if creditor is None:
             return None  # not kept: a creditor created later is found then
         ids[slug] = creditor.id
-    if provider == "simulator":
-        gateway = _simulator_by_slug(slug) if current_app.config["PAYMENTS_SIMULATOR"] else None
-    else:
+    if provider != "simulator":
         gateway = _keyed(slug, provider)
+    elif current_app.config["PAYMENTS_SIMULATOR"]:
+        cache, key = current_app.extensions.setdefault("payment_gateways", {}), (slug, "simulator", None)
+        if key not in cache:
+            cache[key] = simulator_for(creditor or db.session.get(Creditor, ids[slug]))
+        gateway = cache[key]
+    else:
+        gateway = None
     return (ids[slug], gateway) if gateway is not None else None
-
-
-def _simulator_by_slug(slug: str) -> SimulatorGateway:
-    cache = current_app.extensions.setdefault("payment_gateways", {})
-    if (slug, "simulator", None) not in cache:
-        cache[(slug, "simulator", None)] = simulator_for(db.session.scalar(select(Creditor).where(Creditor.slug == slug)))
-    return cache[(slug, "simulator", None)]

@@ -134,6 +134,11 @@ def receipt_locale(invoice: Invoice) -> str:
     )
 
 
+def receipt_key(payment_public_ref: str) -> str:
+    """The receipt message's idempotency key (the bank import's batch path writes the same)."""
+    return f"{KIND}:{payment_public_ref}"
+
+
 def enqueue_receipt(payment: Payment, invoice: Invoice) -> OutboxMessage | None:
     """The receipt e-mail for a payment just recorded, in the same transaction (None without an address).
 
@@ -143,7 +148,7 @@ def enqueue_receipt(payment: Payment, invoice: Invoice) -> OutboxMessage | None:
     if not email:
         return None
     return enqueue(
-        "email", KIND, email, {"payment_id": payment.id}, idempotency_key=f"{KIND}:{payment.public_ref}",
+        "email", KIND, email, {"payment_id": payment.id}, idempotency_key=receipt_key(payment.public_ref),
         creditor_id=invoice.creditor_id, locale=receipt_locale(invoice),
     )
 

@@ -45,7 +45,7 @@ from app.payments.bank.bulk import ReservedIds, insert_rows, json_text, update_r
 from app.payments.bank.matching import InvoiceState
 from app.payments.gateways.base import PaymentStatus
 from app.payments.models import Payment, PaymentAttempt
-from app.payments.receipts import KIND as RECEIPT_KIND
+from app.payments.receipts import KIND as RECEIPT_KIND, receipt_key
 
 IN_CHUNK = 500  # ids per IN (...) list: far below every database's limit on bound parameters
 PAYMENT_COLUMNS = ("id", "invoice_id", "attempt_id", "provider", "provider_payment_id", "public_ref", "amount",
@@ -104,7 +104,7 @@ class BatchSettlement:
         if invoice.customer_email:  # enqueue_receipt(): the key is the new payment's random public ref
             self.receipts.append((
                 "email", RECEIPT_KIND, invoice.customer_email, json_text({"payment_id": row_id}),
-                f"{RECEIPT_KIND}:{public_ref}", invoice.creditor_id, invoice.locale, OutboxStatus.PENDING, 0,
+                receipt_key(public_ref), invoice.creditor_id, invoice.locale, OutboxStatus.PENDING, 0,
                 self.now, self.now,
             ))
         return row_id

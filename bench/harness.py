@@ -1,0 +1,107 @@
+"""What the benchmarks share: gunicorn servers in their own process groups, and a main() that
+runs a bench in a temporary folder. Each bench stays a script; this is imported next to it."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class SetupError(RuntimeError):
+    """The benchmark could not be set up; nothing was measured."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    process: subprocess.Popen
+    log: Path
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def log_tail(self, lines: int = 20) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def start_gunicorn(name: str, app_spec: str, chdir: Path, port: int, env: dict, workdir: Path, *,
+                   workers: int, extra: Sequence[str] = ()) -> Server:
+    """gunicorn with sync workers in its own process group, logging warnings to a file."""
+    log = workdir / f"{name}.log"
+    command = [
+        sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "sync",
+        "--no-control-socket", "--bind", f"127.0.0.1:{port}", "--chdir", str(chdir),
+        "--error-logfile", str(log), "--log-level", "warning", "--graceful-timeout", "5", *extra, app_spec,
+    ]
+    process = subprocess.Popen(
+        command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return Server(name, port, process, log)
+
+
+def stop(server: Server) -> None:
+    """SIGTERM to the server's process group, SIGKILL if it is still there after 10 s."""
+    if server.process.poll() is not None:
+        return
+    try:
+        os.killpg(server.process.pid, signal.SIGTERM)
+        server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.process.pid, signal.SIGKILL)
+        server.process.wait(timeout=5)
+    except ProcessLookupError:
+        pass
+
+
+def wait_until_up(server: Server, path: str, timeout: float = 30) -> None:
+    """Until the server answers `path` (any status), or SetupError with its log's tail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise SetupError(f"{server.name} server exited with {server.process.returncode}:\n{server.log_tail()}")
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=2)
+        try:
+            connection.request("GET", path)
+            connection.getresponse().read()
+            return
+        except OSError:
+            time.sleep(0.2)
+        finally:
+            connection.close()
+    raise SetupError(f"{server.name} server did not answer within {timeout:.0f} s:\n{server.log_tail()}")
+
+
+def main_in_workdir(run: Callable[[object, Path], bool | None], args, prefix: str) -> int:
+    """Run `run(args, workdir)` in a new temporary folder, removed after unless `args.keep`.
+    Exit code: 2 when the setup failed, 1 when `run` returned False (a target missed), else 0."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        ok = run(args, workdir)
+    except SetupError as exc:
+        print(f"bench setup failed: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if args.keep:
+            print(f"\nkept {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 1 if ok is False else 0
