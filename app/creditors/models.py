@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, LargeBinary, String, Text, false as sa_false
+from sqlalchemy import (
+    BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, false as sa_false, true as sa_true,
+)
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from app.extensions import db
@@ -54,6 +56,19 @@ class Creditor(db.Model):
     # Payments: whether a customer may pay part of the balance, and the least part (minor units).
     allow_partial_payments: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
     min_partial_payment: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+    # Self-service rules (`flask resolutions rules`). A limit of 0 turns the option off.
+    # While a dispute is open, the customer may pay the part not disputed.
+    dispute_partial_payable: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
+    promise_max_days: Mapped[int] = mapped_column(Integer, default=14, server_default="14")  # from today
+    grace_days: Mapped[int] = mapped_column(Integer, default=3, server_default="3")  # after a promise or instalment
+    deferral_max_days: Mapped[int] = mapped_column(Integer, default=14, server_default="14")  # past the due date
+    deferral_max_count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    deferral_fee: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    plan_max_months: Mapped[int] = mapped_column(Integer, default=6, server_default="6")
+    plan_min_instalment: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    plan_fee: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    plan_interest_bp: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # a year; 1000 = 10 %
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -1,0 +1,1 @@
+"""Disputes, promises to pay, deferrals and instalment plans: everything that pauses dunning."""

@@ -1,0 +1,1 @@
+"""Contact requests from the bill page, their message threads and attachments."""
