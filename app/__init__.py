@@ -94,8 +94,12 @@ def _register_blueprints(app: Flask) -> None:
     from app.payments.simulator import bp as simulator_bp
     from app.payments.views import bp as payments_bp
     from app.portal.views import bp as portal_bp
+    from app.resolutions.views import bp as resolutions_bp
+    from app.support.views import bp as support_bp
 
     app.register_blueprint(portal_bp)
+    app.register_blueprint(support_bp)
+    app.register_blueprint(resolutions_bp)
     app.register_blueprint(payments_bp)
     app.register_blueprint(simulator_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")

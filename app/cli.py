@@ -104,6 +104,8 @@ def register_cli(app: Flask) -> None:
     from app.outbox.cli import outbox
     from app.payments.bank.cli import bank
     from app.payments.cli import payments
+    from app.resolutions.cli import resolutions
+    from app.support.cli import support
 
-    for group in (translate, creditors, invoices, links, payments, bank, outbox, demo):
+    for group in (translate, creditors, invoices, links, payments, bank, outbox, support, resolutions, demo):
         app.cli.add_command(group)

@@ -130,6 +130,11 @@ def load_config(instance_path: str, env=None) -> dict:
         # The test-mode payment simulator: on outside production unless turned off.
         "PAYMENTS_SIMULATOR": _bool(env.get("PAYMENTS_SIMULATOR"), not production),
         "PAY_RATE_LIMIT": env.get("PAY_RATE_LIMIT", "20 per minute"),
+        # Contact, dispute, promise, deferral and plan forms: every POST, per client address.
+        "SELF_SERVICE_RATE_LIMIT": env.get("SELF_SERVICE_RATE_LIMIT", "10 per minute; 60 per hour"),
+        # Customers' attachments: on disk, outside static/, never served inline.
+        "ATTACHMENT_DIR": env.get("ATTACHMENT_DIR") or str(Path(instance_path) / "attachments"),
+        "ATTACHMENT_MAX_BYTES": _int(env, "ATTACHMENT_MAX_BYTES", 5 * 1024 * 1024),
         # Apply a provider's notification in its request (on), or store it, answer at once and let
         # `flask payments apply-events` apply it (off: production, where that worker runs).
         "WEBHOOKS_APPLY_INLINE": _bool(env.get("WEBHOOKS_APPLY_INLINE"), not production),

@@ -115,10 +115,27 @@ DEMO_GATEWAYS = {
 }
 
 
+#: Each demo creditor's self-service rules (`flask resolutions rules`), set when it is created.
+DEMO_RULES: dict[str, dict[str, int | bool]] = {
+    # A Norwegian utility: a fee for more time and for a plan, 12 % a year on plans, kr 200 at least.
+    "fjordlys": dict(promise_max_days=14, grace_days=3, deferral_max_days=14, deferral_max_count=1,
+                     deferral_fee=3500, plan_max_months=6, plan_min_instalment=20000, plan_fee=9900,
+                     plan_interest_bp=1200),
+    # A German municipal utility: no fees, longer plans, € 25 at least; the undisputed part is held.
+    "lindenau": dict(promise_max_days=21, grace_days=5, deferral_max_days=30, deferral_max_count=2,
+                     plan_max_months=12, plan_min_instalment=2500, dispute_partial_payable=False),
+    # An Irish telecom: € 5 for more time, three months at most.
+    "shamrock": dict(promise_max_days=10, grace_days=2, deferral_max_days=7, deferral_fee=500,
+                     plan_max_months=3, plan_min_instalment=1000),
+}
+
+
 def _ensure_creditor(data: CreditorInput) -> Creditor:
     creditor = db.session.scalar(select(Creditor).where(Creditor.slug == data.slug))
     if creditor is None:
         creditor = create_creditor(data)
+        for column, value in DEMO_RULES.get(creditor.slug, {}).items():
+            setattr(creditor, column, value)
         set_logo(creditor, _logo(creditor.slug))
         for provider, methods, flow in DEMO_GATEWAYS.get(creditor.slug, []):
             offer_gateway(creditor, provider, methods, flow=flow)

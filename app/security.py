@@ -157,11 +157,25 @@ class StaticHeaders:
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
+def accepts_uploads(view):
+    """Mark a view whose form may carry an attachment: its requests may be larger than
+    MAX_CONTENT_LENGTH, up to twice ATTACHMENT_MAX_BYTES and a little more, so that a file just
+    over the limit reaches the form's own check and gets its error next to the field."""
+    view.accepts_uploads = True
+    return view
+
+
 def init_security(app: Flask) -> None:
     @app.before_request
     def check_csrf():
-        """CSRF on every form post: every unsafe method, except on exempt views (the bearer-token API)."""
-        if request.method not in SAFE_METHODS and app.config.get("WTF_CSRF_ENABLED", True):
+        """CSRF on every form post: every unsafe method, except on exempt views (the bearer-token API).
+        Reading the token reads the body, so a view's larger allowance for uploads is set first."""
+        if request.method in SAFE_METHODS:
+            return
+        view = app.view_functions.get(request.endpoint or "")
+        if getattr(view, "accepts_uploads", False):
+            request.max_content_length = 2 * app.config["ATTACHMENT_MAX_BYTES"] + 1024 * 1024
+        if app.config.get("WTF_CSRF_ENABLED", True):
             csrf.protect(apply_exemptions=True)
 
     @app.after_request

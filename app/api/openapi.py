@@ -244,10 +244,23 @@ def _response_schemas() -> dict:
                 "customer": _ref("Customer"),
                 "lines": {"type": "array", "items": _ref("InvoiceLine")},
                 "events": {"type": "array", "items": _ref("InvoiceEvent"), "description": "The timeline, oldest first"},
+                "dunning": _ref("Dunning"),
                 "created_at": {"type": "string", "format": "date-time"},
                 "updated_at": {"type": "string", "format": "date-time"},
             },
             "An invoice",
+        ),
+        "Dunning": _object(
+            {
+                "may_remind": {"type": "boolean", "description": "May a reminder go out today?"},
+                "may_hand_off": {"type": "boolean", "description": "May the invoice go to debt collection today?"},
+                "paused_by": _nullable({"type": "string", "enum": [
+                    "paid", "closed", "in_collection", "dispute", "deferral_request", "deferral", "promise", "plan",
+                    "disputed", "on_hold"]}),
+                "paused_until": _nullable({**DATE, "description": "The last day of the pause; null while it waits "
+                                                                  "for someone (a dispute, a request, a plan)"}),
+            },
+            "Whether reminders and the hand-off may go ahead today, from what the customer arranged on the bill page",
         ),
         "Customer": _object(
             {

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceLine
 from app.links.services import IssuedLink
+from app.resolutions.pause import Dunning
 
 
 def utc_iso(value: datetime) -> str:
@@ -66,8 +67,14 @@ def event_json(event: InvoiceEvent) -> dict:
     return {"kind": event.kind, "actor": event.actor, "created_at": utc_iso(event.created_at), "data": event.data}
 
 
-def invoice_json(invoice: Invoice, events: list[InvoiceEvent]) -> dict:
-    """The invoice with its customer, lines, amounts and timeline (`events`, oldest first)."""
+def dunning_json(dunning: Dunning) -> dict:
+    return {"may_remind": dunning.may_remind, "may_hand_off": dunning.may_hand_off, "paused_by": dunning.reason,
+            "paused_until": _date(dunning.until)}
+
+
+def invoice_json(invoice: Invoice, events: list[InvoiceEvent], dunning: Dunning) -> dict:
+    """The invoice with its customer, lines, amounts, timeline (`events`, oldest first) and whether
+    the creditor's reminders may go out today (`dunning`, from resolutions.pause)."""
     return {
         "number": invoice.number,
         "status": invoice.status,
@@ -86,6 +93,7 @@ def invoice_json(invoice: Invoice, events: list[InvoiceEvent]) -> dict:
         "customer": customer_json(invoice.customer),
         "lines": [line_json(line) for line in invoice.lines],
         "events": [event_json(event) for event in events],
+        "dunning": dunning_json(dunning),
         "created_at": utc_iso(invoice.created_at),
         "updated_at": utc_iso(invoice.updated_at),
     }

@@ -16,6 +16,9 @@ from app.api.serializers import invoice_json, link_json
 from app.billing import services as billing
 from app.extensions import db
 from app.links import services as links
+from app.models import utcnow
+from app.portal.services import local_today
+from app.resolutions.services import dunning_for
 
 bp = Blueprint("api", __name__)
 bp.record_once(remember_url_prefix)
@@ -34,7 +37,8 @@ def _authenticate():
 
 
 def _invoice_body(invoice) -> dict:
-    return invoice_json(invoice, billing.timeline(invoice))
+    today = local_today(invoice.creditor.country, utcnow())
+    return invoice_json(invoice, billing.timeline(invoice), dunning_for(invoice, today))
 
 
 @bp.post("/invoices")

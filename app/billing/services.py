@@ -10,11 +10,12 @@ import hashlib
 import json
 import secrets
 from datetime import date
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceLine, InvoiceStatus as S
+from app.billing.models import FEE_KINDS, Customer, Invoice, InvoiceEvent, InvoiceLine, InvoiceStatus as S
 from app.billing.schemas import CustomerIn, InvoiceIn, parse_invoice
 from app.creditors.models import Creditor
 from app.creditors.references import make_reference, reference_base
@@ -102,6 +103,44 @@ def cancel_invoice(invoice: Invoice, *, actor: str, reason: str | None = None) -
 def release(invoice: Invoice, *, actor: str, reason: str | None = None) -> InvoiceEvent:
     """End a dispute, hold or collection: back to the status the amounts give."""
     return transition(invoice, payable_status(invoice), actor=actor, reason=reason)
+
+
+def add_charge(invoice: Invoice, kind: str, description: str, amount: int, *, actor: str, **data) -> InvoiceLine:
+    """Add a fee or interest line the customer agreed to (a deferral fee, an instalment plan's fee
+    or interest): VAT-free, one unit, appended after the last line; the totals grow with it."""
+    if kind not in FEE_KINDS:
+        raise InvalidData({"kind": f"one of {', '.join(FEE_KINDS)}"})
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        raise InvalidData({"amount": "a positive amount in minor units"})
+    if invoice.is_closed:
+        raise IllegalTransition(f"invoice {invoice.number} is {invoice.status}; it takes no charges")
+    position = max((line.position for line in invoice.lines), default=0) + 1
+    line = InvoiceLine(
+        position=position, kind=kind, description=description[:300], quantity=Decimal(1), unit_price=amount,
+        vat_rate=0, net=amount, vat=0, gross=amount,
+    )
+    invoice.lines.append(line)
+    invoice.subtotal += amount
+    invoice.total += amount
+    if invoice.status == S.PAID:  # cannot happen from self-service (nothing is owed), but keep the rule whole
+        transition(invoice, payable_status(invoice), actor=actor, reason="charge")
+    record_event(invoice, "charge_added", actor, line_kind=kind, amount=amount, currency=invoice.currency, **data)
+    db.session.flush()
+    return line
+
+
+def move_due_date(invoice: Invoice, new_due: date, *, actor: str, reason: str) -> InvoiceEvent:
+    """Give the invoice a new due date (a deferral), recording the old one."""
+    if invoice.is_closed:
+        raise IllegalTransition(f"invoice {invoice.number} is {invoice.status}")
+    if new_due < invoice.issue_date:
+        raise InvalidData({"due_date": "before the issue date"})
+    old = invoice.due_date
+    invoice.due_date = new_due
+    event = record_event(invoice, "due_date_changed", actor, **{"from": old.isoformat(), "to": new_due.isoformat(),
+                                                               "reason": reason})
+    db.session.flush()
+    return event
 
 
 def payload_hash(data: InvoiceIn) -> str:

@@ -32,8 +32,9 @@ class TransferDetails:
     epc_qr: bool
 
 
-def transfer_details(creditor: Creditor, invoice: Invoice) -> TransferDetails | None:
-    """What the customer needs to pay by bank transfer today, or None when the creditor has no account."""
+def transfer_details(creditor: Creditor, invoice: Invoice, amount: int | None = None) -> TransferDetails | None:
+    """What the customer needs to pay by bank transfer today, or None when the creditor has no account.
+    `amount`: what is due now when it is not the balance (an instalment, the undisputed part)."""
     if creditor.bank_account_no and (invoice.currency == "NOK" or not creditor.iban):
         label, account, compact = "account_no", kontonr.format(creditor.bank_account_no), creditor.bank_account_no
     elif creditor.iban:
@@ -49,7 +50,7 @@ def transfer_details(creditor: Creditor, invoice: Invoice) -> TransferDetails | 
         reference=format_reference(scheme, invoice.payment_reference),
         reference_compact=invoice.payment_reference,
         reference_kind="rf" if scheme == "rf" else "kid",
-        amount=max(invoice.balance, 0),
+        amount=max(invoice.balance if amount is None else amount, 0),
         currency=invoice.currency,
         epc_qr=can_make_epc_qr(creditor, invoice),
     )
@@ -59,15 +60,16 @@ def can_make_epc_qr(creditor: Creditor, invoice: Invoice) -> bool:
     return bool(creditor.iban) and invoice.currency == "EUR" and 0 < invoice.balance <= EPC_MAX_CENTS
 
 
-def epc_payload(creditor: Creditor, invoice: Invoice) -> str:
-    """The EPC QR payload: structured RF reference when the scheme is RF, else as remittance text."""
+def epc_payload(creditor: Creditor, invoice: Invoice, amount: int | None = None) -> str:
+    """The EPC QR payload: structured RF reference when the scheme is RF, else as remittance text.
+    `amount` as in `transfer_details`."""
     if not can_make_epc_qr(creditor, invoice):
         raise ValueError("no EPC QR code for this invoice")
     name = (creditor.legal_name or creditor.name)[:70]
     structured = invoice.payment_reference if creditor.reference_scheme == "rf" else ""
     text = "" if structured else f"{invoice.number} {invoice.payment_reference}"[:140]
-    amount = f"EUR{to_decimal(invoice.balance, 'EUR'):.2f}"
-    lines = ["BCD", "002", "1", "SCT", creditor.bic or "", name, creditor.iban, amount, "", structured, text]
+    value = f"EUR{to_decimal(invoice.balance if amount is None else amount, 'EUR'):.2f}"
+    lines = ["BCD", "002", "1", "SCT", creditor.bic or "", name, creditor.iban, value, "", structured, text]
     return "\n".join(lines)
 
 

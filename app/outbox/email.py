@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib
 import smtplib
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -70,25 +71,63 @@ class RenderedEmail:
     html: str
     sender_name: str | None = None  # the From's display name: the creditor's
     reply_to: str | None = None
+    attachments: tuple[tuple[str, str, bytes], ...] = ()  # (filename, MIME type, content)
 
 
-def _payment_receipt(message: OutboxMessage) -> RenderedEmail:
-    from app.payments.receipts import receipt_email
-
-    return receipt_email(message)
-
-
-#: What each kind of e-mail message is rendered by (called inside `force_locale(message.locale)`).
-RENDERERS: dict[str, Callable[[OutboxMessage], RenderedEmail]] = {"payment_receipt": _payment_receipt}
+#: Which module renders each kind of e-mail, by the kind's first dotted part ("support.received" ->
+#: app.support.emails): its `render_email(message)`, called inside `force_locale(message.locale)`.
+#: Imported on first use, so the outbox does not import every feature.
+RENDER_MODULES: dict[str, str] = {
+    "payment_receipt": "app.payments.receipts",
+    "support": "app.support.emails",
+    "resolution": "app.resolutions.emails",
+}
 
 
 def render(message: OutboxMessage) -> RenderedEmail:
     """The message's subject and parts, in its locale. Raises a permanent DeliveryError for an unknown kind."""
-    renderer = RENDERERS.get(message.kind)
-    if renderer is None:
+    module = RENDER_MODULES.get(message.kind.split(".", 1)[0])
+    if module is None:
         raise DeliveryError(f"no e-mail template for {message.kind!r}", permanent=True)
+    renderer: Callable[[OutboxMessage], RenderedEmail] = importlib.import_module(module).render_email
     with force_locale(message.locale or DEFAULT_LOCALE):
         return renderer(message)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A short e-mail to a customer or a creditor's support desk: what happened and what comes next.
+
+    Every text is already translated (the renderer runs in the message's locale); `quote` is a
+    customer's or agent's own words, shown as plain text (escaped, line breaks kept)."""
+
+    subject: str
+    heading: str
+    paragraphs: Sequence[str]
+    facts: Sequence[tuple[str, str]] = ()
+    quote: str | None = None
+    quote_label: str | None = None
+    link_url: str | None = None
+    link_label: str | None = None
+    link_note: str | None = None
+    why: str | None = None  # the footer's "you receive this e-mail because ..."
+    attachments: tuple[tuple[str, str, bytes], ...] = ()
+    reply_to: str | None = None
+
+
+def notice_email(notice: Notice, creditor, *, locale: str) -> RenderedEmail:
+    """Render a Notice in the shared layout (templates/email/notice.html and .txt)."""
+    from flask import render_template
+
+    context = {"notice": notice, "creditor": creditor, "subject": notice.subject, "locale": locale}
+    return RenderedEmail(
+        subject=notice.subject,
+        text=render_template("email/notice.txt", **context),
+        html=render_template("email/notice.html", **context),
+        sender_name=creditor.name if creditor is not None else None,
+        reply_to=notice.reply_to,
+        attachments=notice.attachments,
+    )
 
 
 def message_id(idempotency_key: str, domain: str) -> str:
@@ -113,6 +152,10 @@ def build_email(message: OutboxMessage, rendered: RenderedEmail, settings: SmtpS
         raise DeliveryError(f"cannot address the e-mail: {exc}", permanent=True) from None
     email.set_content(rendered.text)
     email.add_alternative(rendered.html, subtype="html")
+    for filename, mime, content in rendered.attachments:
+        maintype, _slash, subtype = mime.partition("/")
+        params = {"method": "PUBLISH"} if mime == "text/calendar" else {}
+        email.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename, params=params)
     if message.locale:  # after the content: set_content() clears every Content-* header
         email["Content-Language"] = message.locale
     return email

@@ -153,6 +153,23 @@ def enqueue_receipt(payment: Payment, invoice: Invoice) -> OutboxMessage | None:
     )
 
 
+def email_bill_link(invoice: Invoice, *, actor: str) -> IssuedLink | None:
+    """A fresh signed link to the bill for an e-mail being sent (None for a closed bill).
+
+    Issued at delivery, because only a link's hash is stored: the token cannot wait in the
+    outbox. It is committed only if the e-mail goes out."""
+    if invoice.is_closed:
+        return None
+    config = current_app.config
+    try:
+        return issue_link(
+            invoice, channel="email", ttl_days=config["LINK_DEFAULT_TTL_DAYS"], signer=get_signer(),
+            base_url=config["PORTAL_BASE_URL"], actor=actor,
+        )
+    except InvalidData:
+        return None
+
+
 def receipt_email(message: OutboxMessage) -> RenderedEmail:
     """The receipt e-mail (run by the dispatcher in the message's locale).
 
@@ -181,14 +198,8 @@ def receipt_email(message: OutboxMessage) -> RenderedEmail:
     )
 
 
+render_email = receipt_email  # the outbox's e-mail channel renders "payment_receipt" messages with it
+
+
 def _bill_link(invoice: Invoice) -> IssuedLink | None:
-    if invoice.is_closed:
-        return None
-    config = current_app.config
-    try:
-        return issue_link(
-            invoice, channel="email", ttl_days=config["LINK_DEFAULT_TTL_DAYS"], signer=get_signer(),
-            base_url=config["PORTAL_BASE_URL"], actor=ACTOR,
-        )
-    except InvalidData:
-        return None
+    return email_bill_link(invoice, actor=ACTOR)

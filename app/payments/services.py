@@ -28,13 +28,19 @@ from app.payments.models import Payment, PaymentAttempt, WebhookEvent
 from app.payments.receipts import enqueue_receipt
 
 
-def payment_amount(invoice: Invoice, requested: int | None) -> int:
-    """The amount to take: the balance, or a part of it where the creditor allows it (at least its minimum)."""
+def payment_amount(invoice: Invoice, requested: int | None, *, due_now: int | None = None) -> int:
+    """The amount to take: the balance, or a part of it where the creditor allows it (at least its minimum).
+
+    `due_now` is what the customer owes now when it is less than the balance (an instalment of a
+    plan, the undisputed part of a disputed bill): the default, and allowed even where the
+    creditor takes no part payments."""
     balance = invoice.balance
     if balance <= 0:
         raise InvalidData({"amount": "nothing is owed on this invoice"})
-    if requested is None or requested == balance:
-        return balance
+    if requested is None:
+        return due_now if due_now is not None and 0 < due_now <= balance else balance
+    if requested == balance or (due_now is not None and requested == due_now and 0 < due_now <= balance):
+        return requested
     creditor = invoice.creditor
     if not isinstance(requested, int) or isinstance(requested, bool) or requested <= 0:
         raise InvalidData({"amount": "a positive amount in minor units"})

@@ -144,7 +144,7 @@ def _normalise(value: str) -> str:
     return re.sub(r"[\s.\-/]", "", value).casefold()
 
 
-def parse_birth_date(value: str) -> date | None:
+def parse_date(value: str) -> date | None:
     value = (value or "").strip()
     for pattern in (r"(\d{4})-(\d{2})-(\d{2})", r"(\d{2})[./](\d{2})[./](\d{4})"):
         m = re.fullmatch(pattern, value)
@@ -174,7 +174,7 @@ def check_step_up(mode: str, customer: Customer, answer: str) -> bool:
     if not expected:
         return False
     if mode == "date_of_birth":
-        parsed = parse_birth_date(answer)
+        parsed = parse_date(answer)
         given = parsed.isoformat() if parsed else ""
     else:
         given, expected = _normalise(answer), _normalise(expected)

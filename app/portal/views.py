@@ -28,6 +28,8 @@ from app.payments.receipts import find_receipt, receipt_ref_for_attempt, receipt
 from app.payments.services import apply_status, payment_amount, start_payment
 from app.portal.forms import PayForm, StepUpForm
 from app.portal.page_cache import cached_page
+from app.resolutions.services import self_service
+from app.support.services import threads_for
 from app.security import ensure_csrf_secret
 from app.portal.services import (
     BillAccess, bill_access, check_step_up, due_state, load_bill, local_today, visible_lines,
@@ -38,7 +40,7 @@ log = logging.getLogger(__name__)
 
 
 @bp.before_request
-def _language_switch():
+def language_switch():
     """?lang=xx is the explicit switch; it wins over every other source for this browser."""
     g.no_store = True
     lang = normalise_locale(request.args.get("lang")) if request.query_string else None
@@ -51,7 +53,7 @@ def _locales():
     return {"supported_locales": SUPPORTED_LOCALES, "locale_names": LOCALE_NAMES}
 
 
-def _unavailable(creditor: Creditor | None = None):
+def unavailable(creditor: Creditor | None = None):
     """The one neutral answer for forged, expired, revoked, unknown and closed links."""
     if creditor is not None:
         g.creditor_locale = creditor.default_locale
@@ -77,7 +79,7 @@ def open_link(token: str):
     """Check the signed link, note that it was opened, and send the browser to the bill."""
     resolution = resolve_token(token, signer=get_signer())
     if not resolution.ok:
-        return _unavailable(resolution.creditor)
+        return unavailable(resolution.creditor)
     if record_open(resolution, interval_minutes=current_app.config["LINK_OPEN_EVENT_INTERVAL_MINUTES"]):
         db.session.commit()
     grants.add(session, resolution.public_id, resolution.link_id, int(time.time()))
@@ -92,16 +94,16 @@ def _bill_path(public_id: str) -> str:
     return f"{request.script_root}/b/{public_id}"
 
 
-def _granted(public_id: str) -> tuple[BillAccess | None, Response | None]:
+def granted(public_id: str) -> tuple[BillAccess | None, Response | None]:
     """Access to the bill if this browser holds a live grant for it; else the answer to send."""
     grant = grants.find(session, public_id, int(time.time()), current_app.config["GRANT_MAX_AGE_HOURS"])
     if grant is None:
-        return None, _unavailable()
+        return None, unavailable()
     access = bill_access(public_id)
     if access is None:
-        return None, _unavailable()
+        return None, unavailable()
     if access.is_closed:
-        return None, _unavailable(db.session.get(Creditor, access.creditor_id))
+        return None, unavailable(db.session.get(Creditor, access.creditor_id))
     g.customer_locale = access.customer_locale
     g.creditor_locale = access.creditor_locale
     if access.step_up_mode != "none" and not grant.get("v"):
@@ -109,25 +111,26 @@ def _granted(public_id: str) -> tuple[BillAccess | None, Response | None]:
     return access, None
 
 
-def _granted_bill(public_id: str) -> tuple[Invoice | None, Response | None]:
+def granted_bill(public_id: str) -> tuple[Invoice | None, Response | None]:
     """The whole invoice (creditor, customer, lines) if this browser may see it; else the answer."""
-    access, answer = _granted(public_id)
+    access, answer = granted(public_id)
     if answer is not None:
         return None, answer
-    invoice = _load_bill_or_404(public_id)
+    invoice = load_bill_or_404(public_id)
     return invoice, None
 
 
-def _load_bill_or_404(public_id: str) -> Invoice:
-    """The whole invoice, after `_granted` let the browser in (gone since: the neutral 404)."""
+def load_bill_or_404(public_id: str) -> Invoice:
+    """The whole invoice, after `granted` let the browser in (gone since: the neutral 404)."""
     invoice = load_bill(public_id)
     if invoice is None:
         abort(404)
     return invoice
 
 
-def _bill_context(invoice: Invoice, today) -> dict:
-    """What the page and the PDF show: the same facts in the same words."""
+def _bill_context(invoice: Invoice, today, due_now: int | None = None) -> dict:
+    """What the page and the PDF show: the same facts in the same words. `due_now`: what the
+    customer pays now when it is not the balance (an instalment, the undisputed part)."""
     creditor = invoice.creditor
     return {
         "invoice": invoice,
@@ -138,23 +141,26 @@ def _bill_context(invoice: Invoice, today) -> dict:
         "fees": [line for line in invoice.lines if line.is_fee],
         "payments": payments_received(invoice.id) if invoice.amount_paid else [],
         "state": due_state(invoice, today),
-        "transfer": transfer_details(creditor, invoice),
+        "transfer": transfer_details(creditor, invoice, due_now),
     }
 
 
 @bp.get("/b/<public_id>")
 def bill(public_id: str):
     """The bill page (rendered once per version, language and day; see portal.page_cache)."""
-    access, answer = _granted(public_id)
+    access, answer = granted(public_id)
     if answer is not None:
         return answer
     today = local_today(access.country, utcnow())
 
     def render() -> str:
-        invoice = _load_bill_or_404(public_id)
-        context = _bill_context(invoice, today)
+        invoice = load_bill_or_404(public_id)
+        found = self_service(invoice, today)
+        context = _bill_context(invoice, today, found.payable_now)
         context["lines"], context["hidden_lines"] = visible_lines(invoice.lines)
-        context["pay_options"] = options = _pay_options(invoice) if invoice.balance > 0 else []
+        context["found"], context["threads"] = found, threads_for(invoice.id)
+        context["pay_amount"], context["pay_reason"] = found.payable_now, found.pay_reason
+        context["pay_options"] = options = _pay_options(invoice) if found.payable_now else []
         origins = tuple(dict.fromkeys(origin for option in options for origin in option.redirect_origins))
         if origins:  # the pay form leads (a 303 after the POST) to a provider's hosted page
             g.csp_extra = {"form-action": origins}
@@ -167,12 +173,12 @@ def bill(public_id: str):
 @bp.get("/b/<public_id>/lines")
 def all_lines(public_id: str):
     """Every line of a long bill (the bill page shows the first ones and every fee)."""
-    access, answer = _granted(public_id)
+    access, answer = granted(public_id)
     if answer is not None:
         return answer
 
     def render() -> str:
-        invoice = _load_bill_or_404(public_id)
+        invoice = load_bill_or_404(public_id)
         return render_template("portal/lines.html", invoice=invoice, creditor=invoice.creditor, lines=invoice.lines)
 
     return cached_page(("lines", public_id, select_locale(), access.version), render)
@@ -186,17 +192,20 @@ def _pay_limit() -> str:
 @limiter.limit(_pay_limit)
 def pay(public_id: str):
     """Start paying with the chosen provider and send the customer to it (POST-redirect-GET)."""
-    access, answer = _granted(public_id)
+    access, answer = granted(public_id)
     if answer is not None:
         return answer
-    invoice = _load_bill_or_404(public_id)
+    invoice = load_bill_or_404(public_id)
     form = PayForm()
     option = next((o for o in _pay_options(invoice) if o.provider == form.provider.data), None)
     if not form.validate_on_submit() or option is None:
         return _payment_problem(invoice, "invalid", 422)
     gateway = option.gateway
+    due_now = self_service(invoice, local_today(access.country, utcnow())).payable_now
+    if due_now is None:  # paused with nothing payable (a dispute of the whole bill, where the creditor holds it all)
+        return _payment_problem(invoice, "amount", 422)
     try:
-        amount = payment_amount(invoice, form.amount_minor(invoice.currency))
+        amount = payment_amount(invoice, form.amount_minor(invoice.currency), due_now=due_now)
         attempt = start_payment(
             invoice, gateway, amount=amount, locale=select_locale(), methods=option.methods,
             return_url=lambda ref: _absolute(invoice, url_for("portal.paid", public_id=public_id, attempt_ref=ref)),
@@ -223,13 +232,13 @@ def _pay_options(invoice: Invoice) -> list[PayOption]:
 def _granted_attempt(public_id: str, attempt_ref: str) -> tuple[PaymentAttempt | None, Response | None]:
     """The bill's payment attempt with this ref, for a session holding the bill's grant; else the
     answer to give (the step-up, or the neutral page for another bill's attempt)."""
-    access, answer = _granted(public_id)
+    access, answer = granted(public_id)
     if answer is not None:
         return None, answer
     attempt = db.session.scalar(
         select(PaymentAttempt).where(PaymentAttempt.public_ref == attempt_ref, PaymentAttempt.invoice_id == access.invoice_id)
     )
-    return (attempt, None) if attempt is not None else (None, _unavailable())
+    return (attempt, None) if attempt is not None else (None, unavailable())
 
 
 @bp.get("/b/<public_id>/checkout/<attempt_ref>")
@@ -289,7 +298,7 @@ def verify(public_id: str):
     grant = grants.find(session, public_id, int(time.time()), current_app.config["GRANT_MAX_AGE_HOURS"])
     invoice = load_bill(public_id) if grant else None
     if invoice is None or invoice.is_closed:
-        return _unavailable(invoice.creditor if invoice else None)
+        return unavailable(invoice.creditor if invoice else None)
     creditor = invoice.creditor
     g.customer_locale = invoice.customer.preferred_locale
     g.creditor_locale = creditor.default_locale
@@ -297,7 +306,7 @@ def verify(public_id: str):
         return redirect(url_for("portal.bill", public_id=public_id), code=303)
     link = db.session.get(AccessLink, grant["l"])
     if link is None or link.revoked_at is not None or link.invoice_id != invoice.id:
-        return _unavailable(creditor)
+        return unavailable(creditor)
     form = StepUpForm()
     max_attempts = current_app.config["STEP_UP_MAX_ATTEMPTS"]
     if form.validate_on_submit():
@@ -307,7 +316,7 @@ def verify(public_id: str):
         locked = record_step_up_failure(link, max_attempts=max_attempts)
         db.session.commit()
         if locked:
-            return _unavailable(creditor)
+            return unavailable(creditor)
         form.answer.errors.append(_("That does not match what %(creditor)s has on file.", creditor=creditor.name))
     status = 422 if request.method == "POST" else 200
     return render_template(
@@ -319,7 +328,7 @@ def verify(public_id: str):
 @bp.get("/b/<public_id>/invoice.pdf")
 def invoice_pdf(public_id: str):
     """The invoice as a PDF, in the same brand and language as the page."""
-    invoice, answer = _granted_bill(public_id)
+    invoice, answer = granted_bill(public_id)
     if answer is not None:
         return answer
     from app.billing.pdf import render_invoice_pdf
@@ -338,12 +347,13 @@ def invoice_pdf(public_id: str):
 
 @bp.get("/b/<public_id>/epc-qr.svg")
 def epc_qr(public_id: str):
-    """The EPC QR code for a SEPA transfer of the balance (EUR only)."""
-    invoice, answer = _granted_bill(public_id)
+    """The EPC QR code for a SEPA transfer of what is due now (EUR only)."""
+    invoice, answer = granted_bill(public_id)
     if answer is not None:
         return answer
+    due_now = self_service(invoice, local_today(invoice.creditor.country, utcnow())).payable_now
     try:
-        payload = epc_payload(invoice.creditor, invoice)
+        payload = epc_payload(invoice.creditor, invoice, due_now)
     except ValueError:
         abort(404)
     svg = epc_qr_svg(payload, title=_("QR code for a bank transfer"))
@@ -376,12 +386,12 @@ def healthz():
 @bp.get("/b/<public_id>/receipts/<payment_ref>")
 def receipt(public_id: str, payment_ref: str):
     """A printable receipt for one payment of this bill (the same grant as the bill; another bill's: 404)."""
-    access, answer = _granted(public_id)
+    access, answer = granted(public_id)
     if answer is not None:
         return answer
     found = find_receipt(access.invoice_id, payment_ref)
     if found is None:
-        return _unavailable()
+        return unavailable()
     return render_template(
         "portal/receipt.html", receipt=found, payment=found.payment, invoice=found.invoice, creditor=found.creditor,
     )

@@ -46,7 +46,7 @@ def conforms(value, schema: dict, document: dict, where: str = "$") -> list[str]
     if "enum" in schema and value not in schema["enum"]:
         return [f"{where}: {value!r} is not one of {schema['enum']}"]
     kind = schema.get("type")
-    types = {"string": str, "integer": int, "object": dict, "array": list, "null": type(None)}
+    types = {"string": str, "integer": int, "boolean": bool, "object": dict, "array": list, "null": type(None)}
     if kind and (not isinstance(value, types[kind]) or (kind == "integer" and isinstance(value, bool))):
         return [f"{where}: {value!r} is not {kind}"]
     problems = []

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from app.outbox.email import RENDERERS, RenderedEmail
+from app.outbox.email import RENDER_MODULES, RenderedEmail
 from tests.support.smtp import SmtpServer
 
 MAIL_FROM = "billing@pay.example.test"
 
 
-def note(message) -> RenderedEmail:
+def render_email(message) -> RenderedEmail:
     """A plain e-mail kind for the dispatcher's tests (receipts have their own)."""
     return RenderedEmail(subject=f"Note {message.payload['n']}", text=f"Note {message.payload['n']}",
                          html=f"<p>Note {message.payload['n']}</p>", sender_name="Acme AS", reply_to="help@acme.test")
@@ -18,7 +18,7 @@ def note(message) -> RenderedEmail:
 
 @pytest.fixture(autouse=True)
 def note_kind(monkeypatch):
-    monkeypatch.setitem(RENDERERS, "test_note", note)
+    monkeypatch.setitem(RENDER_MODULES, "test_note", __name__)  # this module's render_email
 
 
 @pytest.fixture

@@ -1,0 +1,78 @@
+"""Forms of the self-service pages. Every message is translated lazily and shown next to its field.
+
+Dates are typed or picked (`<input type="date">` sends 2026-12-31; typing 31.12.2026 works too).
+Each form carries a one-time `submission` key (a double submit finds the first record) and, where
+money or dates change, `confirm`: the first POST shows the terms, the second one carries them out."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from wtforms import HiddenField, IntegerField, RadioField, SelectMultipleField, StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from app.portal.services import parse_date
+from app.resolutions.models import DISPUTE_REASONS
+from app.resolutions.services import MESSAGE_MAX
+
+REQUIRED = _l("Please fill in this field.")
+
+
+class SelfServiceForm(FlaskForm):
+    submission = HiddenField()
+    confirm = HiddenField()
+
+    @property
+    def confirmed(self) -> bool:
+        return self.confirm.data == "yes"
+
+
+def _date_field(label) -> StringField:
+    return StringField(label, validators=[DataRequired(message=_l("Please choose a date.")), Length(max=10)])
+
+
+class DateForm(SelfServiceForm):
+    def chosen_date(self) -> date | None:
+        return parse_date(self.date.data or "")
+
+
+class PromiseForm(DateForm):
+    date = _date_field(_l("I will pay by"))
+
+
+class DeferralForm(DateForm):
+    date = _date_field(_l("New due date"))
+
+
+class PlanForm(SelfServiceForm):
+    months = IntegerField(_l("How many monthly instalments?"),
+                          validators=[InputRequired(message=_l("Please choose one of the plans."))])
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+def reason_choices() -> list[tuple[str, str]]:
+    from app.resolutions.emails import reason_label
+
+    return [(reason, reason_label(reason)) for reason in DISPUTE_REASONS]
+
+
+class DisputeForm(SelfServiceForm):
+    scope = RadioField(_l("What do you dispute?"), choices=[("invoice", _l("The whole bill")),
+                                                            ("lines", _l("One or more lines"))],
+                       default="invoice", validators=[InputRequired(message=_l("Please choose one."))])
+    lines = MultiCheckboxField(_l("Which lines?"), coerce=int, validators=[Optional()], validate_choice=False)
+    reason = RadioField(_l("Why?"), validators=[InputRequired(message=_l("Please choose a reason."))],
+                        validate_choice=False)
+    message = TextAreaField(_l("Tell us what is wrong"), validators=[
+        DataRequired(message=_l("Please tell us in a few words what is wrong.")),
+        Length(max=MESSAGE_MAX, message=_l("Please keep it under %(max)d characters.", max=MESSAGE_MAX)),
+    ])
+    attachment = FileField(_l("Proof (a receipt, a letter, a photo)"))

@@ -1,0 +1,73 @@
+"""The one rule for pausing: may this invoice be reminded, or handed to debt collection, today?
+
+Everything that sends a reminder or hands an invoice off asks `dunning()` first: the creditor API
+shows its answer with every invoice (`dunning` in the invoice JSON), and the debt-collection
+hand-off calls it before a case leaves. Whatever the customer chose on the bill page (a dispute,
+a promise, a deferral, an instalment plan) pauses every channel and the hand-off at once, and
+the pause ends by itself when its date passes (a promise's date plus the grace days, a deferral's
+new due date) or when someone acts (an agent answers a dispute or a request; a plan is broken).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from app.billing.models import Invoice, InvoiceStatus as S
+from app.resolutions.models import Kind, Resolution, Status
+
+
+@dataclass(frozen=True)
+class Dunning:
+    """The answer: whether reminders and the hand-off may go ahead, and if not, why and until when.
+
+    reason: paid, closed, in_collection, dispute, deferral_request, deferral, promise, plan,
+    disputed or on_hold (an agent's hold). until: the last day of the pause when it ends by
+    itself; None when it lasts until someone acts."""
+
+    may_remind: bool
+    may_hand_off: bool
+    reason: str | None = None
+    until: date | None = None
+
+    @property
+    def paused(self) -> bool:
+        return not (self.may_remind and self.may_hand_off)
+
+
+GO = Dunning(True, True)
+
+
+def dunning(invoice: Invoice, today: date, live: Iterable[Resolution]) -> Dunning:
+    """Decide from the invoice and its live resolutions (`services.live_resolutions`)."""
+    if invoice.is_closed:
+        return Dunning(False, False, "closed")
+    if invoice.balance <= 0 or invoice.status == S.PAID:
+        return Dunning(False, False, "paid")
+    if invoice.status == S.IN_COLLECTION:
+        return Dunning(False, False, "in_collection")
+    pauses = [pause for pause in (_pause(r, today, invoice.creditor.grace_days) for r in live) if pause]
+    if invoice.status in (S.DISPUTED, S.ON_HOLD):
+        pauses.append((invoice.status, None))
+    if not pauses:
+        return GO
+    # The longest pause wins; one that waits for someone beats any date.
+    reason, until = max(pauses, key=lambda pause: (pause[1] is None, pause[1] or date.min))
+    return Dunning(False, False, reason, until)
+
+
+def _pause(resolution: Resolution, today: date, grace_days: int) -> tuple[str, date | None] | None:
+    kind, status = resolution.kind, resolution.status
+    if kind == Kind.DISPUTE and status == Status.OPEN:
+        return "dispute", None
+    if kind == Kind.DEFERRAL and status == Status.OPEN:
+        return "deferral_request", None
+    if kind == Kind.DEFERRAL and status == Status.ACTIVE and today <= resolution.new_date:
+        return "deferral", resolution.new_date
+    if kind == Kind.PROMISE and status == Status.ACTIVE:
+        until = resolution.new_date + timedelta(days=grace_days)
+        return ("promise", until) if today <= until else None
+    if kind == Kind.PLAN and status == Status.ACTIVE:
+        return "plan", None
+    return None

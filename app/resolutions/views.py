@@ -1,0 +1,266 @@
+"""Self-service from the bill page: dispute, promise to pay, more time, instalments (and their status).
+
+Each flow: GET the form; POST checks it and, where money or dates change, shows the terms to
+confirm; the confirming POST calls the service, commits, and redirects to the resolution's page
+(POST-redirect-GET). Errors are shown next to their field, in the page's language, with 422, and
+change nothing. Every POST is rate-limited; CSRF is checked for every POST by app.security.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import date
+
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask_babel import force_locale, gettext as _
+
+from app.billing.models import Invoice
+from app.errors import InvalidData
+from app.extensions import db, limiter
+from app.security import accepts_uploads
+from app.i18n import select_locale
+from app.models import utcnow
+from app.portal.services import local_today
+from app.portal.views import granted, language_switch, load_bill_or_404, unavailable
+from app.resolutions import services
+from app.resolutions.emails import promise_ics, reason_label
+from app.resolutions.forms import DeferralForm, DisputeForm, PlanForm, PromiseForm, SelfServiceForm, reason_choices
+from app.resolutions.models import Kind
+from app.support.attachments import read_upload
+
+bp = Blueprint("resolutions", __name__)
+bp.before_request(language_switch)  # ?lang=xx, and no-store, as on every customer page
+
+
+@bp.app_context_processor
+def _words():
+    return {"reason_label": reason_label}
+
+
+def _limit() -> str:
+    return current_app.config["SELF_SERVICE_RATE_LIMIT"]
+
+
+def _bill(public_id: str) -> tuple[Invoice | None, date | None, Response | None]:
+    """The bill and the creditor's today, if this browser may see it; else the answer to give."""
+    access, answer = granted(public_id)
+    if answer is not None:
+        return None, None, answer
+    return load_bill_or_404(public_id), local_today(access.country, utcnow()), None
+
+
+def _fresh(form: SelfServiceForm) -> SelfServiceForm:
+    if not form.submission.data:
+        form.submission.data = secrets.token_urlsafe(16)
+    return form
+
+
+def _page(template: str, invoice: Invoice, form, today: date, status: int = 200, **context):
+    found = services.self_service(invoice, today)
+    return render_template(
+        f"resolutions/{template}", invoice=invoice, creditor=invoice.creditor, form=form, today=today,
+        found=found, **context,
+    ), status
+
+
+def _problem(form, errors: dict[str, str]) -> str | None:
+    """Put each service error next to its field, in words; return the page-level problem, if any."""
+    fmt = current_app.jinja_env.filters["date"]
+    words = {
+        ("date", "range"): None,  # filled by the caller, who knows the range
+        ("reason", "choose"): _("Please choose a reason."),
+        ("message", "required"): _("Please tell us in a few words what is wrong."),
+        ("message", "too_long"): _("Please keep it under %(max)d characters.", max=services.MESSAGE_MAX),
+        ("lines", "choose"): _("Please choose at least one line of the bill."),
+        ("attachment", "proof"): _("Please attach proof of your payment, such as a receipt or a bank statement."),
+        ("attachment", "type"): _("Please attach a PDF, JPEG or PNG file."),
+        ("attachment", "size"): _("The file is larger than %(size)d MB. Please attach a smaller one.",
+                                  size=current_app.config["ATTACHMENT_MAX_BYTES"] // (1024 * 1024)),
+        ("attachment", "empty"): _("The file is empty. Please attach another one."),
+        ("months", "choose"): _("Please choose one of the plans."),
+    }
+    page = None
+    for name, code in errors.items():
+        if name == "invoice":
+            page = (_("This bill is paid, so there is nothing to do here.") if code == "paid"
+                    else _("This option is not available for this bill right now."))
+            continue
+        field = getattr(form, name, None)
+        if field is None:
+            page = _("Something in the form was not right. Please try again.")
+            continue
+        if (name, code) == ("date", "range"):
+            first, last = form.range
+            message = _("Please choose a date from %(first)s to %(last)s.", first=fmt(first), last=fmt(last))
+        else:
+            message = words.get((name, code)) or _("Please check this field.")
+        field.errors = [*field.errors, message] if isinstance(field.errors, list) else [message]
+    return page
+
+
+# --- dispute -------------------------------------------------------------------------------------
+
+
+@bp.route("/b/<public_id>/dispute", methods=["GET", "POST"])
+@limiter.limit(_limit, methods=["POST"])
+@accepts_uploads
+def dispute(public_id: str):
+    """Dispute the whole bill or some of its lines, with a reason, a message and proof."""
+    invoice, today, answer = _bill(public_id)
+    if answer is not None:
+        return answer
+    form = _fresh(DisputeForm())
+    form.reason.choices = reason_choices()
+    form.lines.choices = [(line.id, line.description) for line in invoice.lines]
+    if request.method == "GET":
+        if request.args.get("line", "").isdigit():
+            form.scope.data, form.lines.data = "lines", [int(request.args["line"])]
+        return _page("dispute.html", invoice, form, today)
+    page_problem = None
+    if form.validate_on_submit():
+        try:
+            upload = read_upload(form.attachment.data, current_app.config["ATTACHMENT_MAX_BYTES"])
+            resolution, _created = services.open_dispute(
+                invoice, reason=form.reason.data, message=form.message.data,
+                line_ids=form.lines.data if form.scope.data == "lines" else None, upload=upload,
+                attachment_dir=current_app.config["ATTACHMENT_DIR"], locale=select_locale(),
+                submission_key=form.submission.data, today=today,
+            )
+        except InvalidData as exc:
+            db.session.rollback()
+            page_problem = _problem(form, exc.errors)
+        else:
+            db.session.commit()
+            return redirect(url_for(".resolution", public_id=public_id, reference=resolution.reference), code=303)
+    return _page("dispute.html", invoice, form, today, 422, page_problem=page_problem)
+
+
+# --- promise to pay, more time: a date, then the terms to confirm ----------------------------------
+
+
+@bp.route("/b/<public_id>/promise", methods=["GET", "POST"])
+@limiter.limit(_limit, methods=["POST"])
+def promise(public_id: str):
+    """Promise to pay by a date within the creditor's limit; reminders wait until then."""
+    invoice, today, answer = _bill(public_id)
+    if answer is not None:
+        return answer
+    form = _fresh(PromiseForm())
+    form.range = services.promise_window(invoice, today)
+    if request.method == "GET":
+        return _page("promise.html", invoice, form, today)
+    page_problem = None
+    if form.validate_on_submit():
+        chosen = form.chosen_date()
+        try:
+            if not form.confirmed or "change" in request.form:
+                services.check_promise(invoice, chosen, today)
+                step = "confirm" if "change" not in request.form else "form"
+                return _page("promise.html", invoice, form, today, step=step, chosen=chosen)
+            resolution, _created = services.make_promise(
+                invoice, chosen, locale=select_locale(), submission_key=form.submission.data, today=today,
+            )
+        except InvalidData as exc:
+            db.session.rollback()
+            page_problem = _problem(form, exc.errors)
+        else:
+            db.session.commit()
+            return redirect(url_for(".resolution", public_id=public_id, reference=resolution.reference), code=303)
+    return _page("promise.html", invoice, form, today, 422, page_problem=page_problem)
+
+
+@bp.route("/b/<public_id>/more-time", methods=["GET", "POST"])
+@limiter.limit(_limit, methods=["POST"])
+def deferral(public_id: str):
+    """A later due date: granted at once within the creditor's rules, else a request for an agent."""
+    invoice, today, answer = _bill(public_id)
+    if answer is not None:
+        return answer
+    form = _fresh(DeferralForm())
+    form.range = services.deferral_window(invoice, today)
+    limit = services.deferral_limit(invoice, today)
+    if request.method == "GET":
+        return _page("deferral.html", invoice, form, today, limit=limit)
+    page_problem = None
+    if form.validate_on_submit():
+        chosen = form.chosen_date()
+        try:
+            if not form.confirmed or "change" in request.form:
+                terms = services.deferral_terms(invoice, chosen, today)
+                step = "confirm" if "change" not in request.form else "form"
+                return _page("deferral.html", invoice, form, today, step=step, terms=terms, limit=limit)
+            resolution, _created = services.defer(
+                invoice, chosen, locale=select_locale(), submission_key=form.submission.data, today=today,
+            )
+        except InvalidData as exc:
+            db.session.rollback()
+            page_problem = _problem(form, exc.errors)
+        else:
+            db.session.commit()
+            return redirect(url_for(".resolution", public_id=public_id, reference=resolution.reference), code=303)
+    return _page("deferral.html", invoice, form, today, 422, page_problem=page_problem, limit=limit)
+
+
+# --- instalments ---------------------------------------------------------------------------------
+
+
+@bp.route("/b/<public_id>/instalments", methods=["GET", "POST"])
+@limiter.limit(_limit, methods=["POST"])
+def plan(public_id: str):
+    """Split the bill into monthly instalments: the offers, then the chosen plan's schedule to accept."""
+    invoice, today, answer = _bill(public_id)
+    if answer is not None:
+        return answer
+    form = _fresh(PlanForm())
+    offers = services.plan_offers(invoice, today)
+    if request.method == "GET":
+        return _page("plan.html", invoice, form, today, offers=offers)
+    page_problem = None
+    if form.validate_on_submit():
+        try:
+            if not form.confirmed or "change" in request.form:
+                offer = services.choose_offer(invoice, form.months.data, today)
+                step = "confirm" if "change" not in request.form else "form"
+                return _page("plan.html", invoice, form, today, step=step, offer=offer, offers=offers)
+            resolution, _created = services.accept_plan(
+                invoice, form.months.data, locale=select_locale(), submission_key=form.submission.data, today=today,
+            )
+        except InvalidData as exc:
+            db.session.rollback()
+            page_problem = _problem(form, exc.errors)
+        else:
+            db.session.commit()
+            return redirect(url_for(".resolution", public_id=public_id, reference=resolution.reference), code=303)
+    return _page("plan.html", invoice, form, today, 422, page_problem=page_problem, offers=offers)
+
+
+# --- a resolution's page and calendar file ---------------------------------------------------------
+
+
+@bp.get("/b/<public_id>/r/<reference>")
+def resolution(public_id: str, reference: str):
+    """What the customer chose, its status and the agent's answer (also the confirmation page)."""
+    invoice, today, answer = _bill(public_id)
+    if answer is not None:
+        return answer
+    found = services.find_resolution(invoice.id, reference)
+    if found is None:
+        return unavailable()  # the neutral page, as for any unknown id
+    progress = services.plan_progress(found, invoice, today) if found.kind == Kind.PLAN else []
+    return render_template("resolutions/resolution.html", invoice=invoice, creditor=invoice.creditor,
+                           resolution=found, progress=progress, today=today)
+
+
+@bp.get("/b/<public_id>/r/<reference>/promise.ics")
+def promise_calendar(public_id: str, reference: str):
+    """The promised date as a calendar event to download."""
+    invoice, _today, answer = _bill(public_id)
+    if answer is not None:
+        return answer
+    found = services.find_resolution(invoice.id, reference)
+    if found is None or found.kind != Kind.PROMISE:
+        return unavailable()
+    with force_locale(select_locale()):
+        body = promise_ics(found)
+    return Response(body, mimetype="text/calendar", headers={
+        "Content-Disposition": 'attachment; filename="promise-to-pay.ics"'})

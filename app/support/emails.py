@@ -1,0 +1,120 @@
+"""The e-mails of contact requests ("support.<kind>" outbox messages), in the shared notice layout.
+
+received: the customer's confirmation with the reference; notification: the creditor's support
+desk (the customer's words quoted as plain text; an attachment is named, never attached);
+reply: an agent's answer to the customer."""
+
+from __future__ import annotations
+
+from flask_babel import gettext as _
+
+from app.extensions import db
+from app.outbox.email import Notice, RenderedEmail, notice_email
+from app.outbox.models import OutboxMessage
+from app.outbox.services import DeliveryError
+from app.payments.receipts import email_bill_link
+from app.portal.services import local_today
+from app.support.models import SupportMessage, SupportRequest
+from app.templating import date_filter as fmt_date
+
+ACTOR = "support_email"
+
+
+def topic_label(topic: str) -> str:
+    return {
+        "bill_question": _("A question about the bill"),
+        "contact_details": _("New contact details"),
+        "already_paid": _("I have already paid"),
+        "other": _("Something else"),
+    }.get(topic, topic)
+
+
+def window_label(window: str | None) -> str:
+    return {"morning": _("08:00–12:00"), "afternoon": _("12:00–16:00"), "evening": _("16:00–20:00")}.get(window or "", "")
+
+
+def contact_label(request: SupportRequest) -> str:
+    if request.contact_method == "phone":
+        return _("A call to %(phone)s on %(date)s, %(window)s", phone=request.contact_phone,
+                 date=fmt_date(request.callback_date), window=window_label(request.callback_window))
+    return _("E-mail to %(email)s", email=request.contact_email)
+
+
+def render_email(message: OutboxMessage) -> RenderedEmail:
+    payload = message.payload or {}
+    request = db.session.get(SupportRequest, payload.get("request_id") or 0)
+    if request is None:
+        raise DeliveryError("the contact request of this e-mail no longer exists", permanent=True)
+    written = db.session.get(SupportMessage, payload["message_id"]) if payload.get("message_id") else request.messages[0]
+    if written is None:
+        raise DeliveryError("the message of this e-mail no longer exists", permanent=True)
+    kind = message.kind.split(".", 1)[-1]
+    builder = {"received": _received, "notification": _notification, "reply": _reply}.get(kind)
+    if builder is None:
+        raise DeliveryError(f"no e-mail template for {message.kind!r}", permanent=True)
+    return notice_email(builder(request, written), request.invoice.creditor, locale=message.locale)
+
+
+def _customer(request: SupportRequest, subject: str, heading: str, paragraphs: list[str], *, quote: str,
+              quote_label: str) -> Notice:
+    invoice, creditor = request.invoice, request.invoice.creditor
+    link = email_bill_link(invoice, actor=ACTOR)
+    return Notice(
+        subject=subject, heading=heading, paragraphs=paragraphs,
+        facts=[(_("Your reference"), request.reference), (_("Invoice number"), invoice.number),
+               (_("Topic"), topic_label(request.topic))],
+        quote=quote, quote_label=quote_label,
+        link_url=link.url if link else None, link_label=_("Open the bill and the conversation"),
+        link_note=_("The link works until %(date)s.", date=fmt_date(local_today(creditor.country, link.link.expires_at)))
+        if link else None,
+        why=_("You receive this e-mail because you wrote to %(creditor)s about a bill.", creditor=creditor.name),
+        reply_to=creditor.support_email,
+    )
+
+
+def _received(request: SupportRequest, written: SupportMessage) -> Notice:
+    creditor = request.invoice.creditor
+    if request.contact_method == "phone":
+        next_step = _("We will call you at %(phone)s on %(date)s between %(window)s.", phone=request.contact_phone,
+                      date=fmt_date(request.callback_date), window=window_label(request.callback_window))
+    else:
+        next_step = _("We will answer you by e-mail, usually within two working days.")
+    return _customer(
+        request, _("We have your message (%(reference)s)", reference=request.reference),
+        _("Thank you, we have your message"),
+        [_("%(creditor)s has received your message about invoice %(number)s.", creditor=creditor.name,
+           number=request.invoice.number), next_step,
+         _("Please quote your reference %(reference)s if you contact us again.", reference=request.reference)],
+        quote=written.body, quote_label=_("You wrote:"),
+    )
+
+
+def _reply(request: SupportRequest, written: SupportMessage) -> Notice:
+    creditor = request.invoice.creditor
+    return _customer(
+        request, _("Answer from %(creditor)s (%(reference)s)", creditor=creditor.name, reference=request.reference),
+        _("We have answered your message"),
+        [_("You can also read the answer, and write again, on the bill page.")],
+        quote=written.body, quote_label=_("%(name)s wrote:", name=written.author_name or creditor.name),
+    )
+
+
+def _notification(request: SupportRequest, written: SupportMessage) -> Notice:
+    invoice = request.invoice
+    customer = invoice.customer
+    facts = [(_("Reference"), request.reference), (_("Invoice number"), invoice.number), (_("Customer"), customer.name),
+             (_("Customer number"), customer.external_ref), (_("Topic"), topic_label(request.topic)),
+             (_("Contact"), contact_label(request))]
+    if written.attachment is not None:
+        facts.append((_("Attachment"), f"{written.attachment.filename} ({written.attachment.mime})"))
+    first = written.id == request.messages[0].id
+    return Notice(
+        subject=(_("New message %(reference)s on invoice %(number)s", reference=request.reference, number=invoice.number)
+                 if first else _("The customer wrote again (%(reference)s)", reference=request.reference)),
+        heading=_("A customer has written about a bill"),
+        paragraphs=[_("Your answer to %(reference)s reaches the customer by e-mail and on the bill page.",
+                      reference=request.reference)],
+        facts=facts, quote=written.body, quote_label=_("The customer wrote:"),
+        why=_("You receive this e-mail as the support address of %(creditor)s.", creditor=invoice.creditor.name),
+        reply_to=request.contact_email,
+    )
