@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask_babel import lazy_gettext as _l
+from flask_babel import gettext as _, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import HiddenField, IntegerField, RadioField, SelectMultipleField, StringField, TextAreaField
@@ -17,7 +17,6 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from app.portal.services import parse_date
 from app.resolutions.models import DISPUTE_REASONS
-from app.resolutions.services import MESSAGE_MAX
 
 REQUIRED = _l("Please fill in this field.")
 
@@ -58,6 +57,10 @@ class MultiCheckboxField(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
+def scope_choices() -> list[tuple[str, str]]:
+    return [("invoice", _("The whole bill")), ("lines", _("One or more lines"))]
+
+
 def reason_choices() -> list[tuple[str, str]]:
     from app.resolutions.emails import reason_label
 
@@ -65,14 +68,10 @@ def reason_choices() -> list[tuple[str, str]]:
 
 
 class DisputeForm(SelfServiceForm):
-    scope = RadioField(_l("What do you dispute?"), choices=[("invoice", _l("The whole bill")),
-                                                            ("lines", _l("One or more lines"))],
-                       default="invoice", validators=[InputRequired(message=_l("Please choose one."))])
+    # Required fields and their words are checked by the service, so that every problem shows at once.
+    scope = RadioField(_l("What do you dispute?"), default="invoice", validate_choice=False,
+                       render_kw={"required": True})
     lines = MultiCheckboxField(_l("Which lines?"), coerce=int, validators=[Optional()], validate_choice=False)
-    reason = RadioField(_l("Why?"), validators=[InputRequired(message=_l("Please choose a reason."))],
-                        validate_choice=False)
-    message = TextAreaField(_l("Tell us what is wrong"), validators=[
-        DataRequired(message=_l("Please tell us in a few words what is wrong.")),
-        Length(max=MESSAGE_MAX, message=_l("Please keep it under %(max)d characters.", max=MESSAGE_MAX)),
-    ])
+    reason = RadioField(_l("Why?"), validate_choice=False, render_kw={"required": True})
+    message = TextAreaField(_l("Tell us what is wrong"), render_kw={"required": True})
     attachment = FileField(_l("Proof (a receipt, a letter, a photo)"))

@@ -24,7 +24,9 @@ from app.portal.services import local_today
 from app.portal.views import granted, language_switch, load_bill_or_404, unavailable
 from app.resolutions import services
 from app.resolutions.emails import promise_ics, reason_label
-from app.resolutions.forms import DeferralForm, DisputeForm, PlanForm, PromiseForm, SelfServiceForm, reason_choices
+from app.resolutions.forms import (
+    DeferralForm, DisputeForm, PlanForm, PromiseForm, SelfServiceForm, reason_choices, scope_choices,
+)
 from app.resolutions.models import Kind
 from app.support.attachments import read_upload
 
@@ -110,7 +112,7 @@ def dispute(public_id: str):
     if answer is not None:
         return answer
     form = _fresh(DisputeForm())
-    form.reason.choices = reason_choices()
+    form.scope.choices, form.reason.choices = scope_choices(), reason_choices()
     form.lines.choices = [(line.id, line.description) for line in invoice.lines]
     if request.method == "GET":
         if request.args.get("line", "").isdigit():

@@ -8,26 +8,22 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import HiddenField, RadioField, StringField, TextAreaField
-from wtforms.validators import DataRequired, InputRequired, Length, Optional
+from wtforms.validators import Length, Optional
 
 from app.portal.services import parse_date
-from app.support.services import MESSAGE_MAX
 
 
 class MessageForm(FlaskForm):
     submission = HiddenField()
-    message = TextAreaField(_l("Your message"), validators=[
-        DataRequired(message=_l("Please write your message.")),
-        Length(max=MESSAGE_MAX, message=_l("Please keep it under %(max)d characters.", max=MESSAGE_MAX)),
-    ])
+    # Required fields and their words are checked by the service, so that every problem shows at once.
+    message = TextAreaField(_l("Your message"), render_kw={"required": True})
     attachment = FileField(_l("Attachment"))
 
 
 class ContactForm(MessageForm):
-    topic = RadioField(_l("What is it about?"), validators=[InputRequired(message=_l("Please choose one."))],
-                       validate_choice=False)
+    topic = RadioField(_l("What is it about?"), validate_choice=False, render_kw={"required": True})
     contact_method = RadioField(_l("How should we answer you?"), default="email", validate_choice=False,
-                                validators=[InputRequired(message=_l("Please choose one."))])
+                                render_kw={"required": True})
     email = StringField(_l("E-mail address"), validators=[Optional(), Length(max=254)])
     phone = StringField(_l("Phone number"), validators=[Optional(), Length(max=32)])
     callback_date = StringField(_l("Day for the call"), validators=[Optional(), Length(max=10)])
