@@ -463,3 +463,21 @@ def test_unknown_api_routes_and_methods_answer_json(client, session):
     assert missing.status_code == 404 and missing.is_json
     not_allowed = client.delete(f"{API}/invoices/X-1", headers=headers)
     assert not_allowed.status_code == 405 and not_allowed.is_json
+
+
+def test_the_dunning_answer_tells_the_creditors_reminders_to_wait_for_a_promise(client, app, session):
+    from app.portal.services import local_today
+    from app.resolutions.services import make_promise
+
+    creditor, headers = api_creditor("NO")
+    create(client, headers, invoice_payload("NOK", number="2026-9"))
+    assert client.get(f"{API}/invoices/2026-9", headers=headers).json["dunning"] == {
+        "may_remind": True, "may_hand_off": True, "paused_by": None, "paused_until": None}
+    invoice = stored(creditor, "2026-9")
+    today = local_today("NO", datetime.now(timezone.utc))
+    with app.test_request_context():
+        make_promise(invoice, today + timedelta(days=5), locale="nb", submission_key="k", today=today)
+    db.session.commit()
+    assert client.get(f"{API}/invoices/2026-9", headers=headers).json["dunning"] == {
+        "may_remind": False, "may_hand_off": False, "paused_by": "promise",
+        "paused_until": (today + timedelta(days=5 + creditor.grace_days)).isoformat()}
