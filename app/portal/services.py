@@ -11,13 +11,15 @@ from functools import lru_cache
 
 from babel.core import get_global
 from babel.dates import get_timezone
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import Select, bindparam, exists, func, select
 from sqlalchemy.orm import contains_eager, selectinload
 
 from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceLine, InvoiceStatus as S
 from app.creditors.models import Creditor
 from app.extensions import db
 from app.readpath import ReadQuery
+from app.resolutions.models import Resolution
+from app.support.models import SupportRequest
 
 
 MAX_PUBLIC_ID = 32
@@ -41,6 +43,8 @@ class BillAccess:
     creditor_locale: str
     step_up_mode: str
     customer_locale: str | None
+    has_resolutions: bool  # disputes, promises, deferrals or plans: the page shows them
+    has_threads: bool  # contact requests: the page shows the conversations
     version: tuple
 
     @property
@@ -52,10 +56,13 @@ def _bill_access_statement() -> Select:
     newest_event = (
         select(func.max(InvoiceEvent.id)).where(InvoiceEvent.invoice_id == Invoice.id).scalar_subquery()
     )
+    # Most bills have neither; knowing it here spares a rendered page two statements.
+    has_resolutions = exists().where(Resolution.invoice_id == Invoice.id)
+    has_threads = exists().where(SupportRequest.invoice_id == Invoice.id)
     return (
         select(
             Invoice.id, Invoice.status, Invoice.creditor_id, Creditor.country, Creditor.default_locale,
-            Creditor.step_up_mode, Customer.preferred_locale,
+            Creditor.step_up_mode, Customer.preferred_locale, has_resolutions, has_threads,
             Invoice.updated_at, Creditor.updated_at, Customer.updated_at, newest_event,
         )
         .join(Creditor, Invoice.creditor_id == Creditor.id)
@@ -74,7 +81,7 @@ def bill_access(public_id: str) -> BillAccess | None:
     row = _BILL_ACCESS.first(public_id=public_id)
     if row is None:
         return None
-    return BillAccess(*row[:7], version=tuple(row[7:]))
+    return BillAccess(*row[:7], bool(row[7]), bool(row[8]), version=tuple(row[9:]))
 
 
 def load_bill(public_id: str) -> Invoice | None:

@@ -155,10 +155,10 @@ def bill(public_id: str):
 
     def render() -> str:
         invoice = load_bill_or_404(public_id)
-        found = self_service(invoice, today)
+        found = self_service(invoice, today, None if access.has_resolutions else [])
         context = _bill_context(invoice, today, found.payable_now)
         context["lines"], context["hidden_lines"] = visible_lines(invoice.lines)
-        context["found"], context["threads"] = found, threads_for(invoice.id)
+        context["found"], context["threads"] = found, threads_for(invoice.id) if access.has_threads else []
         context["pay_amount"], context["pay_reason"] = found.payable_now, found.pay_reason
         context["pay_options"] = options = _pay_options(invoice) if found.payable_now else []
         origins = tuple(dict.fromkeys(origin for option in options for origin in option.redirect_origins))
