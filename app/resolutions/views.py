@@ -29,6 +29,7 @@ from app.resolutions.forms import (
 )
 from app.resolutions.models import Kind
 from app.support.attachments import read_upload
+from app.support.forms import attachment_problem
 
 bp = Blueprint("resolutions", __name__)
 bp.before_request(language_switch)  # ?lang=xx, and no-store, as on every customer page
@@ -57,12 +58,25 @@ def _fresh(form: SelfServiceForm) -> SelfServiceForm:
     return form
 
 
-def _page(template: str, invoice: Invoice, form, today: date, status: int = 200, **context):
-    found = services.self_service(invoice, today)
+def _page(template: str, what: str, invoice: Invoice, form, today: date, status: int = 200, **context):
+    """The flow's page; when the option is not open to this bill now (paid, a promise running...),
+    the page says so instead of showing a form that could only fail."""
+    available = services.self_service(invoice, today).can.get(what, False)
+    if not available and not context.get("page_problem"):
+        context["page_problem"] = _unavailable_words(invoice, what, today)
     return render_template(
         f"resolutions/{template}", invoice=invoice, creditor=invoice.creditor, form=form, today=today,
-        found=found, **context,
+        available=available, **context,
     ), status
+
+
+def _unavailable_words(invoice: Invoice, what: str, today: date) -> str:
+    if invoice.balance <= 0:
+        return _("This bill is paid, so there is nothing to do here.")
+    if what == "plan" and services.is_payable(invoice) and not services.plan_offers(invoice, today):
+        return _("This bill cannot be split into instalments online. Please contact us, and we will find a "
+                 "solution together.")
+    return _("This option is not available for this bill right now.")
 
 
 def _problem(form, errors: dict[str, str]) -> str | None:
@@ -75,10 +89,6 @@ def _problem(form, errors: dict[str, str]) -> str | None:
         ("message", "too_long"): _("Please keep it under %(max)d characters.", max=services.MESSAGE_MAX),
         ("lines", "choose"): _("Please choose at least one line of the bill."),
         ("attachment", "proof"): _("Please attach proof of your payment, such as a receipt or a bank statement."),
-        ("attachment", "type"): _("Please attach a PDF, JPEG or PNG file."),
-        ("attachment", "size"): _("The file is larger than %(size)d MB. Please attach a smaller one.",
-                                  size=current_app.config["ATTACHMENT_MAX_BYTES"] // (1024 * 1024)),
-        ("attachment", "empty"): _("The file is empty. Please attach another one."),
         ("months", "choose"): _("Please choose one of the plans."),
     }
     page = None
@@ -94,6 +104,8 @@ def _problem(form, errors: dict[str, str]) -> str | None:
         if (name, code) == ("date", "range"):
             first, last = form.range
             message = _("Please choose a date from %(first)s to %(last)s.", first=fmt(first), last=fmt(last))
+        elif name == "attachment" and code != "proof":
+            message = attachment_problem(code)
         else:
             message = words.get((name, code)) or _("Please check this field.")
         field.errors = [*field.errors, message] if isinstance(field.errors, list) else [message]
@@ -117,7 +129,7 @@ def dispute(public_id: str):
     if request.method == "GET":
         if request.args.get("line", "").isdigit():
             form.scope.data, form.lines.data = "lines", [int(request.args["line"])]
-        return _page("dispute.html", invoice, form, today)
+        return _page("dispute.html", "dispute", invoice, form, today)
     page_problem = None
     if form.validate_on_submit():
         try:
@@ -134,7 +146,7 @@ def dispute(public_id: str):
         else:
             db.session.commit()
             return redirect(url_for(".resolution", public_id=public_id, reference=resolution.reference), code=303)
-    return _page("dispute.html", invoice, form, today, 422, page_problem=page_problem)
+    return _page("dispute.html", "dispute", invoice, form, today, 422, page_problem=page_problem)
 
 
 # --- promise to pay, more time: a date, then the terms to confirm ----------------------------------
@@ -150,7 +162,7 @@ def promise(public_id: str):
     form = _fresh(PromiseForm())
     form.range = services.promise_window(invoice, today)
     if request.method == "GET":
-        return _page("promise.html", invoice, form, today)
+        return _page("promise.html", "promise", invoice, form, today)
     page_problem = None
     if form.validate_on_submit():
         chosen = form.chosen_date()
@@ -158,7 +170,7 @@ def promise(public_id: str):
             if not form.confirmed or "change" in request.form:
                 services.check_promise(invoice, chosen, today)
                 step = "confirm" if "change" not in request.form else "form"
-                return _page("promise.html", invoice, form, today, step=step, chosen=chosen)
+                return _page("promise.html", "promise", invoice, form, today, step=step, chosen=chosen)
             resolution, _created = services.make_promise(
                 invoice, chosen, locale=select_locale(), submission_key=form.submission.data, today=today,
             )
@@ -168,7 +180,7 @@ def promise(public_id: str):
         else:
             db.session.commit()
             return redirect(url_for(".resolution", public_id=public_id, reference=resolution.reference), code=303)
-    return _page("promise.html", invoice, form, today, 422, page_problem=page_problem)
+    return _page("promise.html", "promise", invoice, form, today, 422, page_problem=page_problem)
 
 
 @bp.route("/b/<public_id>/more-time", methods=["GET", "POST"])
@@ -182,7 +194,7 @@ def deferral(public_id: str):
     form.range = services.deferral_window(invoice, today)
     limit = services.deferral_limit(invoice, today)
     if request.method == "GET":
-        return _page("deferral.html", invoice, form, today, limit=limit)
+        return _page("deferral.html", "deferral", invoice, form, today, limit=limit)
     page_problem = None
     if form.validate_on_submit():
         chosen = form.chosen_date()
@@ -190,7 +202,7 @@ def deferral(public_id: str):
             if not form.confirmed or "change" in request.form:
                 terms = services.deferral_terms(invoice, chosen, today)
                 step = "confirm" if "change" not in request.form else "form"
-                return _page("deferral.html", invoice, form, today, step=step, terms=terms, limit=limit)
+                return _page("deferral.html", "deferral", invoice, form, today, step=step, terms=terms, limit=limit)
             resolution, _created = services.defer(
                 invoice, chosen, locale=select_locale(), submission_key=form.submission.data, today=today,
             )
@@ -200,7 +212,7 @@ def deferral(public_id: str):
         else:
             db.session.commit()
             return redirect(url_for(".resolution", public_id=public_id, reference=resolution.reference), code=303)
-    return _page("deferral.html", invoice, form, today, 422, page_problem=page_problem, limit=limit)
+    return _page("deferral.html", "deferral", invoice, form, today, 422, page_problem=page_problem, limit=limit)
 
 
 # --- instalments ---------------------------------------------------------------------------------
@@ -216,14 +228,14 @@ def plan(public_id: str):
     form = _fresh(PlanForm())
     offers = services.plan_offers(invoice, today)
     if request.method == "GET":
-        return _page("plan.html", invoice, form, today, offers=offers)
+        return _page("plan.html", "plan", invoice, form, today, offers=offers)
     page_problem = None
     if form.validate_on_submit():
         try:
             if not form.confirmed or "change" in request.form:
                 offer = services.choose_offer(invoice, form.months.data, today)
                 step = "confirm" if "change" not in request.form else "form"
-                return _page("plan.html", invoice, form, today, step=step, offer=offer, offers=offers)
+                return _page("plan.html", "plan", invoice, form, today, step=step, offer=offer, offers=offers)
             resolution, _created = services.accept_plan(
                 invoice, form.months.data, locale=select_locale(), submission_key=form.submission.data, today=today,
             )
@@ -233,7 +245,7 @@ def plan(public_id: str):
         else:
             db.session.commit()
             return redirect(url_for(".resolution", public_id=public_id, reference=resolution.reference), code=303)
-    return _page("plan.html", invoice, form, today, 422, page_problem=page_problem, offers=offers)
+    return _page("plan.html", "plan", invoice, form, today, 422, page_problem=page_problem, offers=offers)
 
 
 # --- a resolution's page and calendar file ---------------------------------------------------------

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask_babel import lazy_gettext as _l
+from flask import current_app
+from flask_babel import gettext as _, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import HiddenField, RadioField, StringField, TextAreaField
@@ -31,3 +32,13 @@ class ContactForm(MessageForm):
 
     def chosen_date(self) -> date | None:
         return parse_date(self.callback_date.data or "")
+
+
+def attachment_problem(code: str) -> str:
+    """What the customer reads next to the file field (`support.attachments.read_upload`'s codes)."""
+    if code == "size":
+        return _("The file is larger than %(size)d MB. Please attach a smaller one.",
+                 size=current_app.config["ATTACHMENT_MAX_BYTES"] // (1024 * 1024))
+    if code == "empty":
+        return _("The file is empty. Please attach another one.")
+    return _("Please attach a PDF, JPEG or PNG file.")

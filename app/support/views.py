@@ -19,7 +19,7 @@ from app.portal.views import granted, language_switch, load_bill_or_404, unavail
 from app.support import services
 from app.support.attachments import attachment_path, read_upload
 from app.support.emails import topic_label, window_label
-from app.support.forms import ContactForm, MessageForm
+from app.support.forms import ContactForm, MessageForm, attachment_problem
 from app.support.models import CALLBACK_WINDOWS, TOPICS, Attachment
 
 bp = Blueprint("support", __name__)
@@ -36,7 +36,7 @@ def _limit() -> str:
 
 
 def _field_errors(form, errors: dict[str, str]) -> None:
-    config = current_app.config
+    """Put each service error next to its field, in words."""
     words = {
         ("topic", "choose"): _("Please choose what it is about."),
         ("message", "required"): _("Please write your message."),
@@ -48,15 +48,12 @@ def _field_errors(form, errors: dict[str, str]) -> None:
         ("phone", "invalid"): _("Please enter a valid phone number, such as +47 912 34 567."),
         ("callback_date", "range"): _("Please choose a day within the next %(days)d days.", days=services.CALLBACK_DAYS),
         ("callback_window", "choose"): _("Please choose a time for the call."),
-        ("attachment", "type"): _("Please attach a PDF, JPEG or PNG file."),
-        ("attachment", "size"): _("The file is larger than %(size)d MB. Please attach a smaller one.",
-                                  size=config["ATTACHMENT_MAX_BYTES"] // (1024 * 1024)),
-        ("attachment", "empty"): _("The file is empty. Please attach another one."),
     }
     for name, code in errors.items():
         field = getattr(form, name, None)
         if field is not None:
-            field.errors = [*field.errors, words.get((name, code), _("Please check this field."))]
+            problem = attachment_problem(code) if name == "attachment" else words.get((name, code))
+            field.errors = [*field.errors, problem or _("Please check this field.")]
 
 
 def _contact_page(invoice, form, today, status=200):

@@ -235,3 +235,23 @@ def test_posts_are_rate_limited(client, app, bill):
     finally:
         app.config["SELF_SERVICE_RATE_LIMIT"] = "10 per minute; 60 per hour"
     assert codes == [422, 422, 429]
+
+
+def test_an_option_not_open_to_the_bill_says_so_instead_of_showing_a_form(client, bill):
+    invoice, url = bill
+    _page, fields = form_of(client, f"{url}/promise")
+    client.post(f"{url}/promise", data={**fields, "confirm": "yes",
+                                         "date": (today(invoice) + timedelta(days=2)).isoformat()})
+    for path in ("promise", "more-time", "instalments"):
+        page = client.get(f"{url}/{path}", headers=EN)
+        assert page.status_code == 200 and "This option is not available for this bill right now." in page.text
+        assert 'name="submission"' not in page.text
+
+
+def test_a_creditor_without_plans_is_asked_to_be_contacted(client, bill):
+    invoice, url = bill
+    invoice.creditor.plan_max_months = 0
+    db.session.commit()
+    page = client.get(f"{url}/instalments", headers=EN)
+    assert "cannot be split into instalments online" in page.text and f'href="{url}/contact"' in page.text
+    assert f'href="{url}/instalments"' not in client.get(url, headers=EN).text
