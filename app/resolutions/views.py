@@ -9,6 +9,8 @@ change nothing. Every POST is rate-limited; CSRF is checked for every POST by ap
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
@@ -27,7 +29,7 @@ from app.resolutions.emails import promise_ics, reason_label
 from app.resolutions.forms import (
     DeferralForm, DisputeForm, PlanForm, PromiseForm, SelfServiceForm, reason_choices, scope_choices,
 )
-from app.resolutions.models import Kind
+from app.resolutions.models import Kind, Resolution
 from app.support.attachments import read_upload
 from app.support.forms import attachment_problem
 
@@ -112,7 +114,44 @@ def _problem(form, errors: dict[str, str]) -> str | None:
     return page
 
 
-# --- dispute -------------------------------------------------------------------------------------
+@dataclass
+class Flow:
+    """One self-service flow on its page: which option, its template and form, what the page shows."""
+
+    what: str  # the key in SelfService.can: dispute, promise, deferral, plan
+    template: str
+    invoice: Invoice
+    today: date
+    form: SelfServiceForm
+    context: dict = field(default_factory=dict)
+
+    def page(self, status: int = 200, **more):
+        return _page(self.template, self.what, self.invoice, self.form, self.today, status, **self.context, **more)
+
+
+def _run(flow: Flow, record: Callable[[], tuple[Resolution, bool]],
+         terms: Callable[[], dict] | None = None):
+    """GET: the form. POST: with `terms`, check the choice and show what it means, to confirm (or
+    change); the confirming POST (or the only one, without `terms`) records it, commits and goes to
+    the resolution's page. A problem re-shows the form with each error next to its field (422)."""
+    if request.method == "GET":
+        return flow.page()
+    page_problem = None
+    if flow.form.validate_on_submit():
+        try:
+            changing = "change" in request.form
+            if terms is not None and (changing or not flow.form.confirmed):
+                shown = terms()
+                return flow.page(step="form" if changing else "confirm", **shown)
+            resolution, _created = record()
+        except InvalidData as exc:
+            db.session.rollback()
+            page_problem = _problem(flow.form, exc.errors)
+        else:
+            db.session.commit()
+            return redirect(url_for(".resolution", public_id=flow.invoice.public_id, reference=resolution.reference),
+                            code=303)
+    return flow.page(422, page_problem=page_problem)
 
 
 @bp.route("/b/<public_id>/dispute", methods=["GET", "POST"])
@@ -125,31 +164,19 @@ def dispute(public_id: str):
         return answer
     form = _fresh(DisputeForm())
     form.scope.choices, form.reason.choices = scope_choices(), reason_choices()
-    form.lines.choices = [(line.id, line.description) for line in invoice.lines]
-    if request.method == "GET":
-        if request.args.get("line", "").isdigit():
-            form.scope.data, form.lines.data = "lines", [int(request.args["line"])]
-        return _page("dispute.html", "dispute", invoice, form, today)
-    page_problem = None
-    if form.validate_on_submit():
-        try:
-            upload = read_upload(form.attachment.data, current_app.config["ATTACHMENT_MAX_BYTES"])
-            resolution, _created = services.open_dispute(
-                invoice, reason=form.reason.data, message=form.message.data,
-                line_ids=form.lines.data if form.scope.data == "lines" else None, upload=upload,
-                attachment_dir=current_app.config["ATTACHMENT_DIR"], locale=select_locale(),
-                submission_key=form.submission.data, today=today,
-            )
-        except InvalidData as exc:
-            db.session.rollback()
-            page_problem = _problem(form, exc.errors)
-        else:
-            db.session.commit()
-            return redirect(url_for(".resolution", public_id=public_id, reference=resolution.reference), code=303)
-    return _page("dispute.html", "dispute", invoice, form, today, 422, page_problem=page_problem)
+    if request.method == "GET" and request.args.get("line", "").isdigit():
+        form.scope.data, form.lines.data = "lines", [int(request.args["line"])]
 
+    def record():
+        upload = read_upload(form.attachment.data, current_app.config["ATTACHMENT_MAX_BYTES"])
+        return services.open_dispute(
+            invoice, reason=form.reason.data, message=form.message.data,
+            line_ids=form.lines.data if form.scope.data == "lines" else None, upload=upload,
+            attachment_dir=current_app.config["ATTACHMENT_DIR"], locale=select_locale(),
+            submission_key=form.submission.data, today=today,
+        )
 
-# --- promise to pay, more time: a date, then the terms to confirm ----------------------------------
+    return _run(Flow("dispute", "dispute.html", invoice, today, form), record)
 
 
 @bp.route("/b/<public_id>/promise", methods=["GET", "POST"])
@@ -161,26 +188,14 @@ def promise(public_id: str):
         return answer
     form = _fresh(PromiseForm())
     form.range = services.promise_window(invoice, today)
-    if request.method == "GET":
-        return _page("promise.html", "promise", invoice, form, today)
-    page_problem = None
-    if form.validate_on_submit():
-        chosen = form.chosen_date()
-        try:
-            if not form.confirmed or "change" in request.form:
-                services.check_promise(invoice, chosen, today)
-                step = "confirm" if "change" not in request.form else "form"
-                return _page("promise.html", "promise", invoice, form, today, step=step, chosen=chosen)
-            resolution, _created = services.make_promise(
-                invoice, chosen, locale=select_locale(), submission_key=form.submission.data, today=today,
-            )
-        except InvalidData as exc:
-            db.session.rollback()
-            page_problem = _problem(form, exc.errors)
-        else:
-            db.session.commit()
-            return redirect(url_for(".resolution", public_id=public_id, reference=resolution.reference), code=303)
-    return _page("promise.html", "promise", invoice, form, today, 422, page_problem=page_problem)
+
+    def terms() -> dict:
+        services.check_promise(invoice, form.chosen_date(), today)
+        return {"chosen": form.chosen_date()}
+
+    return _run(Flow("promise", "promise.html", invoice, today, form), lambda: services.make_promise(
+        invoice, form.chosen_date(), locale=select_locale(), submission_key=form.submission.data, today=today,
+    ), terms)
 
 
 @bp.route("/b/<public_id>/more-time", methods=["GET", "POST"])
@@ -192,30 +207,11 @@ def deferral(public_id: str):
         return answer
     form = _fresh(DeferralForm())
     form.range = services.deferral_window(invoice, today)
-    limit = services.deferral_limit(invoice, today)
-    if request.method == "GET":
-        return _page("deferral.html", "deferral", invoice, form, today, limit=limit)
-    page_problem = None
-    if form.validate_on_submit():
-        chosen = form.chosen_date()
-        try:
-            if not form.confirmed or "change" in request.form:
-                terms = services.deferral_terms(invoice, chosen, today)
-                step = "confirm" if "change" not in request.form else "form"
-                return _page("deferral.html", "deferral", invoice, form, today, step=step, terms=terms, limit=limit)
-            resolution, _created = services.defer(
-                invoice, chosen, locale=select_locale(), submission_key=form.submission.data, today=today,
-            )
-        except InvalidData as exc:
-            db.session.rollback()
-            page_problem = _problem(form, exc.errors)
-        else:
-            db.session.commit()
-            return redirect(url_for(".resolution", public_id=public_id, reference=resolution.reference), code=303)
-    return _page("deferral.html", "deferral", invoice, form, today, 422, page_problem=page_problem, limit=limit)
-
-
-# --- instalments ---------------------------------------------------------------------------------
+    flow = Flow("deferral", "deferral.html", invoice, today, form,
+                {"limit": services.deferral_limit(invoice, today)})
+    return _run(flow, lambda: services.defer(
+        invoice, form.chosen_date(), locale=select_locale(), submission_key=form.submission.data, today=today,
+    ), lambda: {"terms": services.deferral_terms(invoice, form.chosen_date(), today)})
 
 
 @bp.route("/b/<public_id>/instalments", methods=["GET", "POST"])
@@ -226,26 +222,10 @@ def plan(public_id: str):
     if answer is not None:
         return answer
     form = _fresh(PlanForm())
-    offers = services.plan_offers(invoice, today)
-    if request.method == "GET":
-        return _page("plan.html", "plan", invoice, form, today, offers=offers)
-    page_problem = None
-    if form.validate_on_submit():
-        try:
-            if not form.confirmed or "change" in request.form:
-                offer = services.choose_offer(invoice, form.months.data, today)
-                step = "confirm" if "change" not in request.form else "form"
-                return _page("plan.html", "plan", invoice, form, today, step=step, offer=offer, offers=offers)
-            resolution, _created = services.accept_plan(
-                invoice, form.months.data, locale=select_locale(), submission_key=form.submission.data, today=today,
-            )
-        except InvalidData as exc:
-            db.session.rollback()
-            page_problem = _problem(form, exc.errors)
-        else:
-            db.session.commit()
-            return redirect(url_for(".resolution", public_id=public_id, reference=resolution.reference), code=303)
-    return _page("plan.html", "plan", invoice, form, today, 422, page_problem=page_problem, offers=offers)
+    flow = Flow("plan", "plan.html", invoice, today, form, {"offers": services.plan_offers(invoice, today)})
+    return _run(flow, lambda: services.accept_plan(
+        invoice, form.months.data, locale=select_locale(), submission_key=form.submission.data, today=today,
+    ), lambda: {"offer": services.choose_offer(invoice, form.months.data, today)})
 
 
 # --- a resolution's page and calendar file ---------------------------------------------------------
