@@ -40,3 +40,13 @@ def init_templating(app: Flask) -> None:
     app.jinja_env.filters["fromiso"] = date.fromisoformat
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
+
+
+def compile_templates(app: Flask) -> int:
+    """Compile every template now (Jinja caches them), so that a server can move them out of the
+    garbage collector's reach with the rest of what loading made (wsgi.py's gc.freeze()); else the
+    templates compiled by the first requests make every later full collection walk them."""
+    names = [name for name in app.jinja_env.list_templates() if name.endswith((".html", ".txt", ".svg", ".xml"))]
+    for name in names:
+        app.jinja_env.get_template(name)
+    return len(names)
