@@ -1,6 +1,21 @@
 // Progressive enhancement only: the page works without it.
 (function () {
   "use strict";
+  // A part of a form shown only for one choice of a radio group: data-shown-when="name=value".
+  document.querySelectorAll("[data-shown-when]").forEach(function (part) {
+    var rule = part.getAttribute("data-shown-when").split("=");
+    var radios = document.querySelectorAll('input[type=radio][name="' + rule[0] + '"]');
+    function update() {
+      var chosen = document.querySelector('input[type=radio][name="' + rule[0] + '"]:checked');
+      part.hidden = !(chosen && chosen.value === rule[1]) && !part.querySelector("[aria-invalid=true]");
+    }
+    radios.forEach(function (radio) { radio.addEventListener("change", update); });
+    update();
+  });
+})();
+
+(function () {
+  "use strict";
   var label = document.documentElement.getAttribute("data-copy-label") || "Copy";
   var done = document.documentElement.getAttribute("data-copied-label") || "Copied";
   if (!navigator.clipboard) return;
