@@ -111,6 +111,7 @@ def _create_live_app(tmp: Path) -> Flask:
                 # The limiter is one shared object: raise the limit rather than disable it,
                 # which would flip it off for every other app in this process.
                 "LINK_RATE_LIMIT": "10000 per minute",
+                "SELF_SERVICE_RATE_LIMIT": "10000 per minute",
                 "RATELIMIT_STORAGE_URI": "memory://",
                 "SERVER_NAME": None,
             }
