@@ -590,7 +590,7 @@ class RunReport:
 
     def __str__(self) -> str:
         return (f"{self.kept} kept, {self.broken} broken, {self.ended} ended, "
-                f"{self.reminded} reminder e-mails written")
+                f"{self.reminded} day-before e-mails due (each is written once)")
 
 
 def run_due(today_for: Callable[[str], date], *, creditor_id: int | None = None) -> RunReport:

@@ -66,7 +66,7 @@ def test_the_daily_run_reports_what_it_did(app, session):
         services.make_promise(invoice, today + timedelta(days=1), locale="nb", submission_key="p", today=today)
     db.session.commit()
     result = run(app, "resolutions", "run", "--creditor", creditor.slug)
-    assert result.exit_code == 0 and "1 reminder e-mails written" in result.output
+    assert result.exit_code == 0 and "1 day-before e-mails due" in result.output
 
 
 def test_support_list_and_reply(app, session, tmp_path):
