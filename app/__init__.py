@@ -9,7 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import load_config
-from app.extensions import babel, csrf, db, limiter, migrate
+from app.extensions import babel, csrf, db, limiter, login_manager, migrate
 from app.sessions import CachedSerializerSessionInterface
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -57,6 +57,7 @@ def _init_extensions(app: Flask) -> None:
         default_translation_directories=os.path.join(ROOT, "app", "translations"),
     )
     limiter.init_app(app)
+    login_manager.init_app(app)
     _configure_sqlite(app)
 
     # Import the models so that Alembic and the ORM see every table.
@@ -91,6 +92,7 @@ def _configure_sqlite(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from app.api.views import bp as api_bp
+    from app.backoffice.views import bp as backoffice_bp
     from app.payments.simulator import bp as simulator_bp
     from app.payments.views import bp as payments_bp
     from app.portal.views import bp as portal_bp
@@ -100,6 +102,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(portal_bp)
     app.register_blueprint(support_bp)
     app.register_blueprint(resolutions_bp)
+    app.register_blueprint(backoffice_bp, url_prefix="/backoffice")
     app.register_blueprint(payments_bp)
     app.register_blueprint(simulator_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")

@@ -97,6 +97,7 @@ def extract():
 
 
 def register_cli(app: Flask) -> None:
+    from app.backoffice.cli import agents
     from app.billing.cli import invoices
     from app.creditors.cli import creditors
     from app.demo import demo
@@ -107,5 +108,5 @@ def register_cli(app: Flask) -> None:
     from app.resolutions.cli import resolutions
     from app.support.cli import support
 
-    for group in (translate, creditors, invoices, links, payments, bank, outbox, support, resolutions, demo):
+    for group in (translate, creditors, invoices, links, payments, bank, outbox, support, resolutions, agents, demo):
         app.cli.add_command(group)

@@ -135,6 +135,10 @@ def load_config(instance_path: str, env=None) -> dict:
         # Customers' attachments: on disk, outside static/, never served inline.
         "ATTACHMENT_DIR": env.get("ATTACHMENT_DIR") or str(Path(instance_path) / "attachments"),
         "ATTACHMENT_MAX_BYTES": _int(env, "ATTACHMENT_MAX_BYTES", 5 * 1024 * 1024),
+        # Back office: sign-in attempts per client address, and how long an agent's session lasts.
+        "BACKOFFICE_SIGN_IN_RATE_LIMIT": env.get("BACKOFFICE_SIGN_IN_RATE_LIMIT", "10 per minute"),
+        "BACKOFFICE_IDLE_MINUTES": _int(env, "BACKOFFICE_IDLE_MINUTES", 30),
+        "BACKOFFICE_SESSION_HOURS": _int(env, "BACKOFFICE_SESSION_HOURS", 12),
         # Apply a provider's notification in its request (on), or store it, answer at once and let
         # `flask payments apply-events` apply it (off: production, where that worker runs).
         "WEBHOOKS_APPLY_INLINE": _bool(env.get("WEBHOOKS_APPLY_INLINE"), not production),

@@ -1,6 +1,7 @@
 """Flask extensions, created unbound; create_app() binds them."""
 
 from flask_babel import Babel
+from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
@@ -27,3 +28,4 @@ migrate = Migrate()
 csrf = CSRFProtect()
 babel = Babel()
 limiter = RateLimiter()
+login_manager = LoginManager()

@@ -8,3 +8,4 @@ from app.outbox import models as outbox_models  # noqa: F401
 from app.payments.bank import models as bank_models  # noqa: F401
 from app.support import models as support_models  # noqa: F401
 from app.resolutions import models as resolution_models  # noqa: F401
+from app.backoffice import models as backoffice_models  # noqa: F401

@@ -1,0 +1,15 @@
+"""Forms of the back office's sign-in."""
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, StringField
+from wtforms.validators import DataRequired, Length
+
+
+class SignInForm(FlaskForm):
+    email = StringField(_l("E-mail address"), validators=[DataRequired(), Length(max=254)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200)])
+
+
+class CodeForm(FlaskForm):
+    code = StringField(_l("Code from your authenticator app"), validators=[DataRequired(), Length(max=12)])

@@ -1,0 +1,221 @@
+"""The back office's sign-in (password, then a second factor, enrolled at the first sign-in), its
+sessions (idle and absolute timeouts, sign-out everywhere), and the agent's start page.
+
+Everything here is no-store, rate-limited where a password or code is typed, and recorded in the
+audit log: every sign-in and refusal, and every page that shows a customer's data."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required, login_user, logout_user
+
+from app.backoffice import services
+from app.backoffice.forms import CodeForm, SignInForm
+from app.backoffice.models import Agent
+from app.extensions import db, limiter, login_manager
+from app.models import utcnow
+from app.resolutions.models import Resolution, Status
+from app.support.models import RequestStatus, SupportRequest
+
+bp = Blueprint("backoffice", __name__)
+PENDING = "bo_pending"  # {a: agent id, v: session version, t: time}: the password was right
+ENROL = "bo_enrol"  # the secret being enrolled (the agent's own, shown to them on the page)
+PENDING_SECONDS = 300
+
+
+@login_manager.user_loader
+def _load_agent(user_id: str) -> Agent | None:
+    """The session's agent, unless it was signed out everywhere (the version moved) or disabled."""
+    agent_id, _sep, version = (user_id or "").partition(":")
+    if not agent_id.isdigit() or not version.isdigit():
+        return None
+    agent = db.session.get(Agent, int(agent_id))
+    if agent is None or agent.session_version != int(version) or not agent.is_active:
+        return None
+    return agent
+
+
+@login_manager.unauthorized_handler
+def _unauthorized():
+    return redirect(url_for("backoffice.sign_in"))
+
+
+@bp.before_request
+def _session_limits():
+    """No caching anywhere; an agent's session ends after BACKOFFICE_IDLE_MINUTES without a request
+    and BACKOFFICE_SESSION_HOURS after signing in, whatever happens in between."""
+    g.no_store = True
+    g.creditor_locale = "en"
+    if not current_user.is_authenticated:
+        return None
+    now, config = int(time.time()), current_app.config
+    since, seen = session.get("bo_since", 0), session.get("bo_seen", 0)
+    if now - seen > config["BACKOFFICE_IDLE_MINUTES"] * 60 or now - since > config["BACKOFFICE_SESSION_HOURS"] * 3600:
+        _end_session()
+        return redirect(url_for("backoffice.sign_in", expired=1))
+    session["bo_seen"] = now
+    return None
+
+
+def _end_session() -> None:
+    logout_user()
+    for key in ("bo_since", "bo_seen", PENDING, ENROL):
+        session.pop(key, None)
+
+
+def _limit() -> str:
+    return current_app.config["BACKOFFICE_SIGN_IN_RATE_LIMIT"]
+
+
+def _ip() -> str | None:
+    return request.remote_addr
+
+
+def _pending_agent() -> Agent | None:
+    pending = session.get(PENDING) or {}
+    if int(time.time()) - pending.get("t", 0) > PENDING_SECONDS:
+        return None
+    agent = db.session.get(Agent, pending.get("a") or 0)
+    if agent is None or agent.session_version != pending.get("v") or not agent.is_active:
+        return None
+    return agent
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+@limiter.limit(_limit, methods=["POST"])
+def sign_in():
+    """E-mail and password; then the second factor."""
+    if current_user.is_authenticated:
+        return redirect(url_for(".home"))
+    form = SignInForm()
+    problem = None
+    if form.validate_on_submit():
+        now = utcnow()
+        try:
+            agent = services.check_credentials(form.email.data, form.password.data, now)
+        except services.SignInRefused as refused:
+            services.audit(refused.agent, "sign_in_refused", ip=_ip(), reason=refused.reason)
+            db.session.commit()
+            problem = (_("Too many failed attempts. Please try again in %(minutes)d minutes.",
+                         minutes=services.LOCK_MINUTES) if refused.reason == "locked"
+                       else _("That e-mail address and password do not match."))
+        else:
+            db.session.commit()
+            session[PENDING] = {"a": agent.id, "v": agent.session_version, "t": int(time.time())}
+            target = ".code" if agent.totp_secret else ".enrol"
+            return redirect(url_for(target), code=303)
+    elif request.method == "POST":
+        problem = _("Please enter your e-mail address and password.")
+    expired = request.args.get("expired") == "1"
+    return render_template("backoffice/sign_in.html", form=form, problem=problem, expired=expired), (
+        422 if problem else 200)
+
+
+def _signed_in(agent: Agent, action: str):
+    session.pop(PENDING, None)
+    session.pop(ENROL, None)
+    login_user(agent)
+    now = int(time.time())
+    session["bo_since"] = session["bo_seen"] = now
+    services.audit(agent, action, ip=_ip())
+    db.session.commit()
+    return redirect(url_for(".home"), code=303)
+
+
+@bp.route("/sign-in/code", methods=["GET", "POST"])
+@limiter.limit(_limit, methods=["POST"])
+def code():
+    """The six-digit code from the agent's authenticator app."""
+    agent = _pending_agent()
+    if agent is None or not agent.totp_secret:
+        return redirect(url_for(".sign_in"))
+    form = CodeForm()
+    problem = None
+    if form.validate_on_submit():
+        try:
+            services.check_code(agent, form.code.data, utcnow())
+        except services.SignInRefused as refused:
+            services.audit(agent, "sign_in_refused", ip=_ip(), reason=refused.reason)
+            db.session.commit()
+            problem = _("That code is not right. Please try the current one.")
+            if refused.reason == "locked" or services.is_locked(agent, utcnow()):
+                session.pop(PENDING, None)
+                return redirect(url_for(".sign_in"), code=303)
+        else:
+            return _signed_in(agent, "sign_in")
+    return render_template("backoffice/code.html", form=form, problem=problem), 422 if problem else 200
+
+
+@bp.route("/sign-in/enrol", methods=["GET", "POST"])
+@limiter.limit(_limit, methods=["POST"])
+def enrol():
+    """First sign-in: add the account to an authenticator app (QR code or key), confirm with a code."""
+    agent = _pending_agent()
+    if agent is None:
+        return redirect(url_for(".sign_in"))
+    if agent.totp_secret:
+        return redirect(url_for(".code"))
+    secret = session.get(ENROL) or services.new_totp_secret()
+    session[ENROL] = secret
+    form = CodeForm()
+    problem = None
+    if form.validate_on_submit():
+        try:
+            services.check_code(agent, form.code.data, utcnow(), secret=secret)
+        except services.SignInRefused:
+            services.audit(agent, "mfa_enrolment_refused", ip=_ip())
+            db.session.commit()
+            problem = _("That code is not right. Please try the current one.")
+        else:
+            services.audit(agent, "mfa_enrolled", ip=_ip())
+            return _signed_in(agent, "sign_in")
+    uri = services.provisioning_uri(agent, secret)
+    qr = services.provisioning_qr_svg(uri, _("QR code for your authenticator app"))
+    return render_template("backoffice/enrol.html", form=form, problem=problem, qr=qr, secret=secret), (
+        422 if problem else 200)
+
+
+@bp.post("/sign-out")
+@login_required
+def sign_out():
+    """End this session."""
+    services.audit(current_user, "sign_out", ip=_ip())
+    db.session.commit()
+    _end_session()
+    return redirect(url_for(".sign_in"), code=303)
+
+
+@bp.post("/sign-out-everywhere")
+@login_required
+def sign_out_everywhere():
+    """End every session of this agent, on every device."""
+    agent = current_user._get_current_object()
+    services.sign_out_everywhere(agent)
+    services.audit(agent, "sign_out_everywhere", ip=_ip())
+    db.session.commit()
+    _end_session()
+    return redirect(url_for(".sign_in"), code=303)
+
+
+@bp.get("/")
+@login_required
+def home():
+    """What waits for the agent's creditors: open contact requests, disputes and requests."""
+    agent = current_user._get_current_object()
+    scope = services.scope_of(agent)
+    requests = db.session.scalars(
+        scope.select(SupportRequest).where(SupportRequest.status == RequestStatus.OPEN)
+        .order_by(SupportRequest.created_at).limit(200)
+    ).all()
+    waiting = db.session.scalars(
+        scope.select(Resolution).where(Resolution.status == Status.OPEN).order_by(Resolution.created_at).limit(200)
+    ).all()
+    services.audit(agent, "inbox_viewed", ip=_ip(), requests=len(requests), resolutions=len(waiting))
+    db.session.commit()
+    creditors = {role.creditor_id: role for role in agent.roles}
+    return render_template("backoffice/home.html", agent=agent, requests=requests, waiting=waiting,
+                           creditors=creditors, now=utcnow())
+

@@ -1,0 +1,191 @@
+"""The back office's sign-in: password, then a TOTP second factor (enrolled at the first sign-in),
+lockout, timeouts, sign-out everywhere, creditor isolation on the start page, and the audit log."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import timedelta
+
+import pyotp
+import pytest
+from sqlalchemy import select
+
+from app.backoffice.models import Agent, AuditEntry
+from app.backoffice.services import LOCK_MINUTES, MAX_FAILURES
+from app.extensions import db
+from app.models import utcnow
+from app.support.services import open_request
+from tests.factories import make_creditor, make_invoice
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+KEY = re.compile(r'<span class="mono">([A-Z2-7]+)</span>')
+PASSWORD = "correct horse battery staple"
+EN = {"Accept-Language": "en"}
+
+
+def cli(app, *args, input=None):
+    return app.test_cli_runner().invoke(args=["agents", *args], input=input)
+
+
+@pytest.fixture
+def creditor(app, session):
+    creditor = make_creditor("NO")
+    db.session.commit()
+    return creditor
+
+
+@pytest.fixture
+def agent(app, creditor):
+    result = cli(app, "create", "Ola@Example.test", "--creditor", creditor.slug, "--name", "Ola Nordmann",
+                 "--password", PASSWORD)
+    assert result.exit_code == 0, result.output
+    return db.session.scalar(select(Agent).where(Agent.email == "ola@example.test"))
+
+
+def token(client, path) -> str:
+    return CSRF.search(client.get(path, headers=EN).text).group(1)
+
+
+def password_step(client, email="ola@example.test", password=PASSWORD):
+    return client.post("/backoffice/sign-in", data={"csrf_token": token(client, "/backoffice/sign-in"),
+                                                    "email": email, "password": password}, headers=EN)
+
+
+def enrol(client) -> str:
+    """First sign-in: the password, then the key from the enrolment page and a code from it."""
+    assert password_step(client).headers["Location"].endswith("/backoffice/sign-in/enrol")
+    page = client.get("/backoffice/sign-in/enrol", headers=EN)
+    secret = KEY.search(page.text).group(1)
+    assert "<svg" in page.text
+    done = client.post("/backoffice/sign-in/enrol", data={"csrf_token": CSRF.search(page.text).group(1),
+                                                          "code": pyotp.TOTP(secret).now()})
+    assert done.status_code == 303 and done.headers["Location"].endswith("/backoffice/")
+    return secret
+
+
+def code_step(client, code):
+    return client.post("/backoffice/sign-in/code", data={"csrf_token": token(client, "/backoffice/sign-in/code"),
+                                                         "code": code}, headers=EN)
+
+
+def actions(agent) -> list[str]:
+    return list(db.session.scalars(select(AuditEntry.action).where(AuditEntry.agent_id == agent.id)
+                                   .order_by(AuditEntry.id)))
+
+
+def test_the_first_sign_in_enrols_the_second_factor_and_later_ones_ask_for_a_code(app, client, agent):
+    assert client.get("/backoffice/").headers["Location"].endswith("/backoffice/sign-in")
+    secret = enrol(client)
+    assert agent.totp_secret == secret and client.get("/backoffice/", headers=EN).status_code == 200
+    client.post("/backoffice/sign-out", data={"csrf_token": token(client, "/backoffice/")})
+    assert client.get("/backoffice/").status_code == 302
+
+    assert password_step(client).headers["Location"].endswith("/backoffice/sign-in/code")
+    used = pyotp.TOTP(secret).at(utcnow())
+    assert code_step(client, used).status_code == 422  # the enrolment used this step's code already
+    later = pyotp.TOTP(secret).at(utcnow() + timedelta(seconds=30))
+    assert code_step(client, later).status_code == 303
+    assert client.get("/backoffice/", headers=EN).status_code == 200
+    assert actions(agent) == ["mfa_enrolled", "sign_in", "inbox_viewed", "sign_out", "sign_in_refused", "sign_in",
+                              "inbox_viewed"]
+
+
+def test_the_password_alone_does_not_sign_in(client, agent):
+    enrol(client)
+    client.post("/backoffice/sign-out", data={"csrf_token": token(client, "/backoffice/")})
+    password_step(client)
+    assert client.get("/backoffice/").status_code == 302  # still asked for the code
+
+
+def test_wrong_passwords_and_unknown_addresses_get_the_same_answer_and_lock_the_account(client, agent):
+    unknown = password_step(client, email="nobody@example.test")
+    wrong = password_step(client, password="wrong password!")
+    assert unknown.status_code == wrong.status_code == 422
+    assert "do not match" in unknown.text and "do not match" in wrong.text
+    for _attempt in range(MAX_FAILURES - 1):
+        password_step(client, password="wrong password!")
+    locked = password_step(client)  # the right password, too late
+    assert locked.status_code == 422 and f"{LOCK_MINUTES} minutes" in locked.text
+    assert agent.locked_until is not None and agent.locked_until > utcnow()
+
+
+def test_wrong_codes_lock_the_account_too(client, agent):
+    secret = enrol(client)
+    client.post("/backoffice/sign-out", data={"csrf_token": token(client, "/backoffice/")})
+    password_step(client)
+    for _attempt in range(MAX_FAILURES):
+        code_step(client, "000000")
+    assert agent.locked_until is not None
+    password_step(client)
+    assert client.get("/backoffice/sign-in/code").status_code == 302
+    assert pyotp.TOTP(secret)  # the secret itself is unchanged
+
+
+def test_an_idle_session_ends(app, client, agent):
+    enrol(client)
+    with client.session_transaction() as cookie:
+        cookie["bo_seen"] = int(time.time()) - app.config["BACKOFFICE_IDLE_MINUTES"] * 60 - 1
+    answer = client.get("/backoffice/")
+    assert answer.status_code == 302 and "expired=1" in answer.headers["Location"]
+    assert client.get("/backoffice/").status_code == 302
+
+
+def test_a_session_ends_after_its_hours_even_when_used(app, client, agent):
+    enrol(client)
+    with client.session_transaction() as cookie:
+        cookie["bo_since"] = int(time.time()) - app.config["BACKOFFICE_SESSION_HOURS"] * 3600 - 1
+    assert "expired=1" in client.get("/backoffice/").headers["Location"]
+
+
+def test_sign_out_everywhere_ends_the_other_sessions(app, agent):
+    first, second = app.test_client(), app.test_client()
+    secret = enrol(first)
+    password_step(second)
+    assert code_step(second, pyotp.TOTP(secret).at(utcnow() + timedelta(seconds=30))).status_code == 303
+    assert second.get("/backoffice/").status_code == 200
+    first.post("/backoffice/sign-out-everywhere", data={"csrf_token": token(first, "/backoffice/")})
+    assert second.get("/backoffice/").status_code == 302
+    assert first.get("/backoffice/").status_code == 302
+
+
+def test_the_start_page_shows_only_the_agents_creditors_and_is_audited(app, client, agent, creditor, tmp_path):
+    other = make_creditor("DE")
+    today = utcnow().date()
+    with app.test_request_context():
+        mine, _ = open_request(make_invoice(creditor), topic="other", message="<script>x()</script>",
+                               contact_method="email", contact_email=None, contact_phone=None, callback_date=None,
+                               callback_window=None, upload=None, locale="nb", submission_key="a",
+                               attachment_dir=str(tmp_path), today=today)
+        theirs, _ = open_request(make_invoice(other), topic="other", message="Hallo", contact_method="email",
+                                 contact_email=None, contact_phone=None, callback_date=None, callback_window=None,
+                                 upload=None, locale="de", submission_key="b", attachment_dir=str(tmp_path),
+                                 today=today)
+    db.session.commit()
+    enrol(client)
+    page = client.get("/backoffice/", headers=EN)
+    assert mine.reference in page.text and theirs.reference not in page.text
+    assert "inbox_viewed" in actions(agent)
+
+
+def test_forms_need_csrf_and_sign_in_is_rate_limited(app, client, agent):
+    assert client.post("/backoffice/sign-in", data={"email": "ola@example.test", "password": PASSWORD}).status_code == 400
+    app.config["BACKOFFICE_SIGN_IN_RATE_LIMIT"] = "2 per minute"
+    try:
+        codes = [password_step(client, password="wrong password!").status_code for _ in range(3)]
+    finally:
+        app.config["BACKOFFICE_SIGN_IN_RATE_LIMIT"] = "10 per minute"
+    assert codes == [422, 422, 429]
+
+
+def test_the_cli_refuses_weak_passwords_and_unknown_roles(app, creditor):
+    weak = cli(app, "create", "kari@example.test", "--creditor", creditor.slug, "--name", "Kari", "--password", "short")
+    assert weak.exit_code == 1 and "at least 12 characters" in weak.output
+    assert cli(app, "create", "kari@example.test", "--creditor", creditor.slug, "--name", "Kari", "--role", "boss",
+               "--password", PASSWORD).exit_code == 2
+    asked = cli(app, "create", "kari@example.test", "--creditor", creditor.slug, "--name", "Kari",
+                input=f"{PASSWORD}\n{PASSWORD}\n")
+    assert asked.exit_code == 0, asked.output
+    agent = db.session.scalar(select(Agent).where(Agent.email == "kari@example.test"))
+    assert agent.password_hash.startswith("$argon2id$") and PASSWORD not in agent.password_hash
+    assert cli(app, "sign-out", "kari@example.test").exit_code == 0 and agent.session_version == 2
