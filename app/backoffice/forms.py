@@ -2,7 +2,7 @@
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField
+from wtforms import PasswordField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 
@@ -13,3 +13,7 @@ class SignInForm(FlaskForm):
 
 class CodeForm(FlaskForm):
     code = StringField(_l("Code from your authenticator app"), validators=[DataRequired(), Length(max=12)])
+
+
+class ReplyForm(FlaskForm):
+    message = TextAreaField(_l("Your answer"), validators=[DataRequired(), Length(max=4000)])

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
 from app.backoffice import services
-from app.backoffice.forms import CodeForm, SignInForm
+from app.backoffice.forms import CodeForm, ReplyForm, SignInForm
 from app.backoffice.models import Agent
+from app.errors import IllegalTransition, InvalidData
 from app.extensions import db, limiter, login_manager
 from app.models import utcnow
 from app.resolutions.models import Resolution, Status
 from app.support.models import RequestStatus, SupportRequest
+from app.support.services import reply as reply_to_customer
 
 bp = Blueprint("backoffice", __name__)
 PENDING = "bo_pending"  # {a: agent id, v: session version, t: time}: the password was right
@@ -219,3 +221,48 @@ def home():
     return render_template("backoffice/home.html", agent=agent, requests=requests, waiting=waiting,
                            creditors=creditors, now=utcnow())
 
+
+
+def _scoped_request(reference: str) -> SupportRequest:
+    """The contact request with this reference among the agent's creditors', or 404."""
+    scope = services.scope_of(current_user._get_current_object())
+    found = db.session.scalar(scope.select(SupportRequest).where(SupportRequest.reference == reference))
+    if found is None:
+        abort(404)
+    return found
+
+
+@bp.get("/requests/<reference>")
+@login_required
+def support_request(reference: str):
+    """A customer's conversation about a bill, and the form to answer it."""
+    found = _scoped_request(reference)
+    services.audit(current_user, "request_viewed", creditor_id=found.creditor_id, record_type="support_request",
+                   record_id=found.reference, ip=_ip())
+    db.session.commit()
+    return render_template("backoffice/request.html", request_=found, form=ReplyForm(), invoice=found.invoice)
+
+
+@bp.post("/requests/<reference>/reply")
+@login_required
+def reply(reference: str):
+    """Answer the customer: in the thread on the bill page and by e-mail, in the customer's language."""
+    found = _scoped_request(reference)
+    form = ReplyForm()
+    problem = None
+    if form.validate_on_submit():
+        agent = current_user._get_current_object()
+        try:
+            reply_to_customer(found, form.message.data, agent_name=agent.name, actor=f"agent:{agent.id}")
+        except (InvalidData, IllegalTransition):
+            db.session.rollback()
+            problem = _("The answer could not be sent: it is empty, or the conversation is closed.")
+        else:
+            services.audit(agent, "request_replied", creditor_id=found.creditor_id, record_type="support_request",
+                           record_id=found.reference, ip=_ip())
+            db.session.commit()
+            return redirect(url_for(".support_request", reference=reference), code=303)
+    else:
+        problem = _("Please write your answer.")
+    return render_template("backoffice/request.html", request_=found, form=form, invoice=found.invoice,
+                           problem=problem), 422

@@ -190,3 +190,42 @@ def test_the_cli_refuses_weak_passwords_and_unknown_roles(app, creditor):
     agent = db.session.scalar(select(Agent).where(Agent.email == "kari@example.test"))
     assert agent.password_hash.startswith("$argon2id$") and PASSWORD not in agent.password_hash
     assert cli(app, "sign-out", "kari@example.test").exit_code == 0 and agent.session_version == 2
+
+
+def test_an_agent_answers_a_request_and_the_customer_sees_it_on_the_bill(app, client, agent, creditor, tmp_path):
+    from tests.functional.helpers import open_bill
+
+    invoice = make_invoice(creditor)
+    with app.test_request_context():
+        request, _ = open_request(invoice, topic="bill_question", message="<script>x()</script> Why?",
+                                  contact_method="email", contact_email=None, contact_phone=None, callback_date=None,
+                                  callback_window=None, upload=None, locale="nb", submission_key="a",
+                                  attachment_dir=str(tmp_path), today=utcnow().date())
+    db.session.commit()
+    enrol(client)
+    page = client.get(f"/backoffice/requests/{request.reference}", headers=EN)
+    assert page.status_code == 200 and "&lt;script&gt;x()&lt;/script&gt; Why?" in page.text
+    empty = client.post(f"/backoffice/requests/{request.reference}/reply",
+                        data={"csrf_token": CSRF.search(page.text).group(1), "message": ""}, headers=EN)
+    assert empty.status_code == 422 and len(request.messages) == 1
+    sent = client.post(f"/backoffice/requests/{request.reference}/reply",
+                       data={"csrf_token": CSRF.search(page.text).group(1), "message": "The reading was estimated."})
+    assert sent.status_code == 303 and request.status == "answered"
+    assert actions(agent)[-2:] == ["request_viewed", "request_replied"]
+    customer = app.test_client()
+    bill = customer.get(open_bill(customer, app, invoice), headers=EN)
+    assert "The reading was estimated." in bill.text and "Ola Nordmann" in bill.text
+
+
+def test_another_creditors_request_is_not_found(app, client, agent, tmp_path):
+    other = make_invoice(make_creditor("DE"))
+    with app.test_request_context():
+        theirs, _ = open_request(other, topic="other", message="Hallo", contact_method="email", contact_email=None,
+                                 contact_phone=None, callback_date=None, callback_window=None, upload=None,
+                                 locale="de", submission_key="b", attachment_dir=str(tmp_path), today=utcnow().date())
+    db.session.commit()
+    enrol(client)
+    assert client.get(f"/backoffice/requests/{theirs.reference}").status_code == 404
+    answer = client.post(f"/backoffice/requests/{theirs.reference}/reply",
+                         data={"csrf_token": token(client, "/backoffice/"), "message": "Hi"})
+    assert answer.status_code == 404 and theirs.messages[-1].author == "customer"
