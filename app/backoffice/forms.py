@@ -2,7 +2,7 @@
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField, TextAreaField
+from wtforms import PasswordField, RadioField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 
@@ -17,3 +17,12 @@ class CodeForm(FlaskForm):
 
 class ReplyForm(FlaskForm):
     message = TextAreaField(_l("Your answer"), validators=[DataRequired(), Length(max=4000)])
+
+
+#: The decisions open to each kind of resolution waiting for an agent.
+DECISIONS = {"dispute": ("rejected", "upheld"), "deferral": ("grant", "decline")}
+
+
+class DecisionForm(FlaskForm):
+    outcome = RadioField(_l("Decision"), validate_choice=False, validators=[DataRequired()])
+    message = TextAreaField(_l("Words for the customer"), validators=[DataRequired(), Length(max=4000)])

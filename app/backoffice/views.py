@@ -13,12 +13,13 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
 from app.backoffice import services
-from app.backoffice.forms import CodeForm, ReplyForm, SignInForm
+from app.backoffice.forms import DECISIONS, CodeForm, DecisionForm, ReplyForm, SignInForm
 from app.backoffice.models import Agent
 from app.errors import IllegalTransition, InvalidData
 from app.extensions import db, limiter, login_manager
 from app.models import utcnow
-from app.resolutions.models import Resolution, Status
+from app.resolutions.models import Kind, Resolution, Status
+from app.resolutions.services import answer_dispute, decide_deferral
 from app.support.models import RequestStatus, SupportRequest
 from app.support.services import reply as reply_to_customer
 
@@ -266,3 +267,52 @@ def reply(reference: str):
         problem = _("Please write your answer.")
     return render_template("backoffice/request.html", request_=found, form=form, invoice=found.invoice,
                            problem=problem), 422
+
+
+def _scoped_resolution(reference: str) -> Resolution:
+    scope = services.scope_of(current_user._get_current_object())
+    found = db.session.scalar(scope.select(Resolution).where(Resolution.reference == reference))
+    if found is None:
+        abort(404)
+    return found
+
+
+def _resolution_page(found: Resolution, form: DecisionForm, problem: str | None = None, status: int = 200):
+    return render_template("backoffice/resolution.html", resolution=found, invoice=found.invoice, form=form,
+                           problem=problem), status
+
+
+@bp.get("/resolutions/<reference>")
+@login_required
+def resolution(reference: str):
+    """A dispute or a request for more time, with what the customer wrote and sent."""
+    found = _scoped_resolution(reference)
+    services.audit(current_user, "resolution_viewed", creditor_id=found.creditor_id, record_type="resolution",
+                   record_id=found.reference, ip=_ip())
+    db.session.commit()
+    return _resolution_page(found, DecisionForm())
+
+
+@bp.post("/resolutions/<reference>/decide")
+@login_required
+def decide(reference: str):
+    """Answer a dispute (upheld or rejected) or a deferral request (granted or declined), with words
+    the customer reads on the bill page and by e-mail."""
+    found = _scoped_resolution(reference)
+    form = DecisionForm()
+    agent = current_user._get_current_object()
+    if not form.validate_on_submit() or form.outcome.data not in DECISIONS.get(found.kind, ()):
+        return _resolution_page(found, form, _("Please choose a decision and write a few words for the customer."),
+                                422)
+    try:
+        if found.kind == Kind.DISPUTE:
+            answer_dispute(found, form.outcome.data, form.message.data, actor=f"agent:{agent.id}")
+        else:
+            decide_deferral(found, form.outcome.data == "grant", form.message.data, actor=f"agent:{agent.id}")
+    except (InvalidData, IllegalTransition):
+        db.session.rollback()
+        return _resolution_page(found, form, _("This has been decided already, or the bill has changed."), 409)
+    services.audit(agent, "resolution_decided", creditor_id=found.creditor_id, record_type="resolution",
+                   record_id=found.reference, ip=_ip(), outcome=form.outcome.data)
+    db.session.commit()
+    return redirect(url_for(".resolution", reference=reference), code=303)

@@ -229,3 +229,73 @@ def test_another_creditors_request_is_not_found(app, client, agent, tmp_path):
     answer = client.post(f"/backoffice/requests/{theirs.reference}/reply",
                          data={"csrf_token": token(client, "/backoffice/"), "message": "Hi"})
     assert answer.status_code == 404 and theirs.messages[-1].author == "customer"
+
+
+def test_an_agent_rejects_a_dispute_and_grants_a_request(app, client, agent, creditor, tmp_path):
+    from app.billing.models import InvoiceStatus
+    from app.portal.services import local_today
+    from app.resolutions import services as resolutions
+
+    invoice = make_invoice(creditor)
+    today = local_today("NO", utcnow())
+    with app.test_request_context():
+        dispute, _ = resolutions.open_dispute(invoice, reason="wrong_amount", message="Too high", line_ids=None,
+                                              upload=None, attachment_dir=str(tmp_path), locale="nb",
+                                              submission_key="d", today=today)
+    db.session.commit()
+    enrol(client)
+    home = client.get("/backoffice/", headers=EN)
+    assert dispute.reference in home.text
+    page = client.get(f"/backoffice/resolutions/{dispute.reference}", headers=EN)
+    csrf = CSRF.search(page.text).group(1)
+    bad = client.post(f"/backoffice/resolutions/{dispute.reference}/decide",
+                      data={"csrf_token": csrf, "outcome": "grant", "message": "x"})
+    assert bad.status_code == 422 and dispute.status == "open"
+    done = client.post(f"/backoffice/resolutions/{dispute.reference}/decide",
+                       data={"csrf_token": csrf, "outcome": "rejected", "message": "The meter reading is right."})
+    assert done.status_code == 303 and (dispute.status, invoice.status) == ("rejected", InvoiceStatus.OPEN)
+    again = client.post(f"/backoffice/resolutions/{dispute.reference}/decide",
+                        data={"csrf_token": csrf, "outcome": "upheld", "message": "Sorry"})
+    assert again.status_code == 409 and dispute.status == "rejected"
+    with app.test_request_context():
+        request, _ = resolutions.defer(invoice, invoice.due_date + timedelta(days=60), locale="nb",
+                                       submission_key="f", today=today)
+    db.session.commit()
+    client.post(f"/backoffice/resolutions/{request.reference}/decide",
+                data={"csrf_token": csrf, "outcome": "grant", "message": "Granted, good luck."})
+    assert request.status == "active" and invoice.due_date == request.new_date
+    assert actions(agent).count("resolution_decided") == 2
+
+
+def test_the_isolation_walk_every_route_with_a_record_is_404_for_another_creditors_record(app, client, agent,
+                                                                                           tmp_path):
+    """Every back-office route that names a record, as an agent of creditor A, with creditor B's records."""
+    from app.portal.services import local_today
+    from app.resolutions import services as resolutions
+
+    other = make_invoice(make_creditor("DE"))
+    today = local_today("DE", utcnow())
+    with app.test_request_context():
+        theirs, _ = open_request(other, topic="other", message="Hallo", contact_method="email", contact_email=None,
+                                 contact_phone=None, callback_date=None, callback_window=None, upload=None,
+                                 locale="de", submission_key="b", attachment_dir=str(tmp_path), today=today)
+        dispute, _ = resolutions.open_dispute(other, reason="other", message="?", line_ids=None, upload=None,
+                                              attachment_dir=str(tmp_path), locale="de", submission_key="d",
+                                              today=today)
+    db.session.commit()
+    enrol(client)
+    records = {"backoffice.support_request": theirs.reference, "backoffice.reply": theirs.reference,
+               "backoffice.resolution": dispute.reference, "backoffice.decide": dispute.reference}
+    csrf = token(client, "/backoffice/")
+    walked = 0
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("backoffice.") or not rule.arguments:
+            continue
+        assert rule.endpoint in records, f"{rule.rule} is not in the isolation walk: add it"
+        url = rule.build({name: records[rule.endpoint] for name in rule.arguments})[1]
+        method = "POST" if "POST" in rule.methods else "GET"
+        answer = client.open(url, method=method, data={"csrf_token": csrf, "outcome": "upheld", "message": "x"})
+        assert answer.status_code == 404, f"{method} {url} answered {answer.status_code}"
+        walked += 1
+    assert walked == len(records)
+    assert theirs.status == "open" and dispute.status == "open"
