@@ -224,5 +224,24 @@ class Scope:
         return db.session.scalar(self.select(model).where(model.id == ident))
 
 
-def scope_of(agent: Agent) -> Scope:
-    return Scope(tuple(agent.creditor_ids()))
+def scope_of(agent: Agent, roles: tuple[str, ...] = ROLES) -> Scope:
+    """The creditors where the agent holds one of `roles` (any role by default)."""
+    return Scope(tuple(sorted(role.creditor_id for role in agent.roles if role.role in roles)))
+
+
+SUPERVISING = ("supervisor", "admin")
+
+
+def audit_entries(scope: Scope, *, before_id: int | None = None, limit: int = 100) -> list[AuditEntry]:
+    """The audit log a supervisor may read, newest first: what happened at their creditors, and
+    what the agents working there did (their sign-ins carry no creditor)."""
+    agents_here = select(AgentRole.agent_id).where(AgentRole.creditor_id.in_(scope.creditor_ids))
+    query = (
+        select(AuditEntry)
+        .where(AuditEntry.creditor_id.in_(scope.creditor_ids)
+               | (AuditEntry.creditor_id.is_(None) & AuditEntry.agent_id.in_(agents_here)))
+        .order_by(AuditEntry.id.desc()).limit(limit)
+    )
+    if before_id is not None:
+        query = query.where(AuditEntry.id < before_id)
+    return list(db.session.scalars(query))

@@ -11,6 +11,7 @@ import time
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy import select
 
 from app.backoffice import services
 from app.backoffice.forms import DECISIONS, CodeForm, DecisionForm, ReplyForm, SignInForm
@@ -316,3 +317,20 @@ def decide(reference: str):
                    record_id=found.reference, ip=_ip(), outcome=form.outcome.data)
     db.session.commit()
     return redirect(url_for(".resolution", reference=reference), code=303)
+
+
+@bp.get("/audit")
+@login_required
+def audit_log():
+    """The audit log, for supervisors and admins of a creditor (reading it is recorded too)."""
+    agent = current_user._get_current_object()
+    scope = services.scope_of(agent, services.SUPERVISING)
+    if not scope.creditor_ids:
+        abort(404)
+    before = request.args.get("before", "")
+    entries = services.audit_entries(scope, before_id=int(before) if before.isdigit() else None)
+    services.audit(agent, "audit_viewed", ip=_ip(), before=before or None)
+    db.session.commit()
+    names = {a.id: a.email for a in db.session.scalars(
+        select(Agent).where(Agent.id.in_({e.agent_id for e in entries if e.agent_id})))}
+    return render_template("backoffice/audit.html", entries=entries, names=names)

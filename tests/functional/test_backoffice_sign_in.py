@@ -299,3 +299,18 @@ def test_the_isolation_walk_every_route_with_a_record_is_404_for_another_credito
         walked += 1
     assert walked == len(records)
     assert theirs.status == "open" and dispute.status == "open"
+
+
+def test_supervisors_read_the_audit_log_of_their_creditors_and_agents_cannot(app, client, agent, creditor):
+    enrol(client)
+    assert client.get("/backoffice/audit").status_code == 404  # a plain agent
+    from app.backoffice.services import audit, grant_role
+
+    grant_role(agent, creditor, "supervisor")
+    outsider = make_creditor("DE")
+    audit(None, "agent_created", creditor_id=outsider.id, record_type="agent", record_id=999)
+    db.session.commit()
+    page = client.get("/backoffice/audit", headers=EN)
+    assert page.status_code == 200 and "sign_in" in page.text and "mfa_enrolled" in page.text
+    assert "999" not in page.text  # another creditor's entry
+    assert actions(agent)[-1] == "audit_viewed"
