@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, session, url_for
-from flask_babel import gettext as _
+from flask_babel import force_locale, gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 
@@ -18,6 +18,7 @@ from app.backoffice.forms import DECISIONS, CodeForm, DecisionForm, ReplyForm, S
 from app.backoffice.models import Agent
 from app.errors import IllegalTransition, InvalidData
 from app.extensions import db, limiter, login_manager
+from app.i18n import normalise_locale
 from app.models import utcnow
 from app.resolutions.models import Kind, Resolution, Status
 from app.resolutions.services import answer_dispute, decide_deferral
@@ -334,3 +335,24 @@ def audit_log():
     names = {a.id: a.email for a in db.session.scalars(
         select(Agent).where(Agent.id.in_({e.agent_id for e in entries if e.agent_id})))}
     return render_template("backoffice/audit.html", entries=entries, names=names)
+
+
+@bp.get("/invoices/<int:invoice_id>/preview")
+@login_required
+def preview(invoice_id: int):
+    """The customer's bill page, read-only, in the customer's language, as it looks today."""
+    from app.billing.models import Invoice
+    from app.portal.services import local_today
+    from app.portal.views import bill_page_context
+
+    agent = current_user._get_current_object()
+    invoice = services.scope_of(agent).get(Invoice, invoice_id)
+    if invoice is None:
+        abort(404)
+    services.audit(agent, "bill_previewed", creditor_id=invoice.creditor_id, record_type="invoice",
+                   record_id=invoice.number, ip=_ip())
+    db.session.commit()
+    locale = normalise_locale(invoice.customer.preferred_locale) or invoice.creditor.default_locale
+    with force_locale(locale):
+        context = bill_page_context(invoice, local_today(invoice.creditor.country, utcnow()))
+        return render_template("portal/bill.html", preview=True, **context)

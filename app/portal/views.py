@@ -155,19 +155,27 @@ def bill(public_id: str):
 
     def render() -> str:
         invoice = load_bill_or_404(public_id)
-        found = self_service(invoice, today, None if access.has_resolutions else [])
-        context = _bill_context(invoice, today, found.payable_now)
-        context["lines"], context["hidden_lines"] = visible_lines(invoice.lines)
-        context["found"], context["threads"] = found, threads_for(invoice.id) if access.has_threads else []
-        context["pay_amount"], context["pay_reason"] = found.payable_now, found.pay_reason
-        context["pay_options"] = options = _pay_options(invoice) if found.payable_now else []
-        origins = tuple(dict.fromkeys(origin for option in options for origin in option.redirect_origins))
+        context = bill_page_context(invoice, today, has_resolutions=access.has_resolutions,
+                                    has_threads=access.has_threads)
+        origins = tuple(dict.fromkeys(origin for option in context["pay_options"]
+                                      for origin in option.redirect_origins))
         if origins:  # the pay form leads (a 303 after the POST) to a provider's hosted page
             g.csp_extra = {"form-action": origins}
-        context["receipts"] = receipt_refs(invoice.id) if invoice.amount_paid else {}
         return render_template("portal/bill.html", **context)
 
     return cached_page(("bill", public_id, select_locale(), today, access.version), render)
+
+
+def bill_page_context(invoice: Invoice, today, *, has_resolutions: bool = True, has_threads: bool = True) -> dict:
+    """Everything the bill page shows (also for the back office's preview of it)."""
+    found = self_service(invoice, today, None if has_resolutions else [])
+    context = _bill_context(invoice, today, found.payable_now)
+    context["lines"], context["hidden_lines"] = visible_lines(invoice.lines)
+    context["found"], context["threads"] = found, threads_for(invoice.id) if has_threads else []
+    context["pay_amount"], context["pay_reason"] = found.payable_now, found.pay_reason
+    context["pay_options"] = _pay_options(invoice) if found.payable_now else []
+    context["receipts"] = receipt_refs(invoice.id) if invoice.amount_paid else {}
+    return context
 
 
 @bp.get("/b/<public_id>/lines")

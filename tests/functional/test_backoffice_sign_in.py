@@ -285,7 +285,8 @@ def test_the_isolation_walk_every_route_with_a_record_is_404_for_another_credito
     db.session.commit()
     enrol(client)
     records = {"backoffice.support_request": theirs.reference, "backoffice.reply": theirs.reference,
-               "backoffice.resolution": dispute.reference, "backoffice.decide": dispute.reference}
+               "backoffice.resolution": dispute.reference, "backoffice.decide": dispute.reference,
+               "backoffice.preview": other.id}
     csrf = token(client, "/backoffice/")
     walked = 0
     for rule in app.url_map.iter_rules():
@@ -314,3 +315,13 @@ def test_supervisors_read_the_audit_log_of_their_creditors_and_agents_cannot(app
     assert page.status_code == 200 and "sign_in" in page.text and "mfa_enrolled" in page.text
     assert "999" not in page.text  # another creditor's entry
     assert actions(agent)[-1] == "audit_viewed"
+
+
+def test_the_agent_previews_the_bill_as_the_customer_sees_it(app, client, agent, creditor):
+    invoice = make_invoice(creditor)  # a Norwegian creditor: the customer reads Norwegian
+    db.session.commit()
+    enrol(client)
+    page = client.get(f"/backoffice/invoices/{invoice.id}/preview", headers=EN)
+    assert page.status_code == 200 and '<html lang="nb"' in page.text
+    assert 'action="/b/' not in page.text  # no pay form
+    assert invoice.number in page.text and actions(agent)[-1] == "bill_previewed"
