@@ -82,9 +82,9 @@ def test_the_first_sign_in_enrols_the_second_factor_and_later_ones_ask_for_a_cod
     assert client.get("/backoffice/").status_code == 302
 
     assert password_step(client).headers["Location"].endswith("/backoffice/sign-in/code")
-    used = pyotp.TOTP(secret).at(utcnow())
-    assert code_step(client, used).status_code == 422  # the enrolment used this step's code already
-    later = pyotp.TOTP(secret).at(utcnow() + timedelta(seconds=30))
+    used = pyotp.TOTP(secret).generate_otp(agent.totp_last_step)
+    assert code_step(client, used).status_code == 422  # the enrolment used this code already
+    later = pyotp.TOTP(secret).generate_otp(agent.totp_last_step + 1)
     assert code_step(client, later).status_code == 303
     assert client.get("/backoffice/", headers=EN).status_code == 200
     # every look at the start page counts (the sign-out form's token was read from it)
