@@ -226,10 +226,10 @@ def home():
 
 
 
-def _scoped_request(reference: str) -> SupportRequest:
-    """The contact request with this reference among the agent's creditors', or 404."""
+def _scoped(model, reference: str):
+    """The record of `model` with this reference among the agent's creditors', or 404."""
     scope = services.scope_of(current_user._get_current_object())
-    found = db.session.scalar(scope.select(SupportRequest).where(SupportRequest.reference == reference))
+    found = db.session.scalar(scope.select(model).where(model.reference == reference))
     if found is None:
         abort(404)
     return found
@@ -239,7 +239,7 @@ def _scoped_request(reference: str) -> SupportRequest:
 @login_required
 def support_request(reference: str):
     """A customer's conversation about a bill, and the form to answer it."""
-    found = _scoped_request(reference)
+    found = _scoped(SupportRequest, reference)
     services.audit(current_user, "request_viewed", creditor_id=found.creditor_id, record_type="support_request",
                    record_id=found.reference, ip=_ip())
     db.session.commit()
@@ -250,7 +250,7 @@ def support_request(reference: str):
 @login_required
 def reply(reference: str):
     """Answer the customer: in the thread on the bill page and by e-mail, in the customer's language."""
-    found = _scoped_request(reference)
+    found = _scoped(SupportRequest, reference)
     form = ReplyForm()
     problem = None
     if form.validate_on_submit():
@@ -271,14 +271,6 @@ def reply(reference: str):
                            problem=problem), 422
 
 
-def _scoped_resolution(reference: str) -> Resolution:
-    scope = services.scope_of(current_user._get_current_object())
-    found = db.session.scalar(scope.select(Resolution).where(Resolution.reference == reference))
-    if found is None:
-        abort(404)
-    return found
-
-
 def _resolution_page(found: Resolution, form: DecisionForm, problem: str | None = None, status: int = 200):
     return render_template("backoffice/resolution.html", resolution=found, invoice=found.invoice, form=form,
                            problem=problem), status
@@ -288,7 +280,7 @@ def _resolution_page(found: Resolution, form: DecisionForm, problem: str | None 
 @login_required
 def resolution(reference: str):
     """A dispute or a request for more time, with what the customer wrote and sent."""
-    found = _scoped_resolution(reference)
+    found = _scoped(Resolution, reference)
     services.audit(current_user, "resolution_viewed", creditor_id=found.creditor_id, record_type="resolution",
                    record_id=found.reference, ip=_ip())
     db.session.commit()
@@ -300,7 +292,7 @@ def resolution(reference: str):
 def decide(reference: str):
     """Answer a dispute (upheld or rejected) or a deferral request (granted or declined), with words
     the customer reads on the bill page and by e-mail."""
-    found = _scoped_resolution(reference)
+    found = _scoped(Resolution, reference)
     form = DecisionForm()
     agent = current_user._get_current_object()
     if not form.validate_on_submit() or form.outcome.data not in DECISIONS.get(found.kind, ()):
