@@ -75,7 +75,7 @@ def test_promise_asks_to_confirm_then_records_once_and_pauses(client, bill):
 @pytest.mark.parametrize(("offset", "lang", "words"), [
     (0, "en", "Please choose a date from"),
     (15, "nb", "Velg en dato fra"),
-    (30, "de", "Bitte wählen Sie ein Datum zwischen"),
+    (30, "de", "Bitte wählen Sie ein Datum vom"),
 ])
 def test_a_promised_date_out_of_range_is_an_error_next_to_the_field(client, bill, offset, lang, words):
     invoice, url = bill
