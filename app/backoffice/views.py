@@ -1,5 +1,7 @@
-"""The back office's sign-in (password, then a second factor, enrolled at the first sign-in), its
-sessions (idle and absolute timeouts, sign-out everywhere), and the agent's start page.
+"""The back office: sign-in (password, then a second factor, enrolled at the first sign-in),
+sessions (idle and absolute timeouts, sign-out everywhere), the start page of what waits, a
+customer's conversation and its answer, disputes and deferral requests and their decisions, the
+preview of a customer's bill, and the audit log for supervisors.
 
 Everything here is no-store, rate-limited where a password or code is typed, and recorded in the
 audit log: every sign-in and refusal, and every page that shows a customer's data."""
@@ -223,7 +225,6 @@ def home():
     creditors = {role.creditor_id: role for role in agent.roles}
     return render_template("backoffice/home.html", agent=agent, requests=requests, waiting=waiting,
                            creditors=creditors, now=utcnow())
-
 
 
 def _scoped(model, reference: str):
