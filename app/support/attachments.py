@@ -10,7 +10,7 @@ import io
 import os
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from PIL import Image
 from werkzeug.utils import secure_filename
@@ -45,13 +45,14 @@ def sniff(content: bytes) -> str | None:
             if image.format != fmt:
                 return None
             image.verify()
-    except Exception:  # Pillow raises many kinds for a broken file
+    except Exception:  # noqa: BLE001 - Pillow raises many kinds (OSError, SyntaxError, struct.error ...)
         return None
     return kind
 
 
 def clean_filename(name: str, mime: str) -> str:
-    stem = Path(secure_filename(name or "")).stem[:150] or "attachment"
+    """The customer's name for the file, safe anywhere (no path, ASCII), with the extension of its real type."""
+    stem = secure_filename(PurePath((name or "").replace("\\", "/")).stem)[:150] or "attachment"
     return f"{stem}.{EXTENSIONS[mime]}"
 
 
@@ -71,6 +72,7 @@ def read_upload(storage, max_bytes: int) -> Upload | None:
 
 
 def attachment_path(attachment: Attachment, directory: str) -> Path:
+    """Where the attachment's bytes are: named by the random storage key, never by the customer."""
     return Path(directory) / str(attachment.creditor_id) / attachment.storage_key
 
 
@@ -81,11 +83,11 @@ def store_attachment(upload: Upload, invoice: Invoice, directory: str) -> Attach
         filename=upload.filename, mime=upload.mime, size=len(upload.content),
         sha256=hashlib.sha256(upload.content).hexdigest(), storage_key=secrets.token_hex(16),
     )
+    db.session.add(attachment)
+    db.session.flush()  # first: a row that cannot be added leaves no file behind
     path = attachment_path(attachment, directory)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(upload.content)
-    db.session.add(attachment)
-    db.session.flush()
     return attachment

@@ -1,4 +1,4 @@
-"""`flask support`: customers' contact requests, and an agent's reply (until the back office has its screens)."""
+"""`flask support`: customers' contact requests, and an agent's reply from the command line."""
 
 from __future__ import annotations
 

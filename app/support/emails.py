@@ -14,13 +14,14 @@ from app.outbox.models import OutboxMessage
 from app.outbox.services import DeliveryError
 from app.payments.receipts import email_bill_link
 from app.portal.services import local_today
-from app.support.models import SupportMessage, SupportRequest
+from app.support.models import RequestStatus, SupportMessage, SupportRequest
 from app.templating import date_filter as fmt_date
 
 ACTOR = "support_email"
 
 
 def topic_label(topic: str) -> str:
+    """The topic in words (the form's choices, the thread, the e-mails)."""
     return {
         "bill_question": _("A question about the bill"),
         "contact_details": _("New contact details"),
@@ -30,10 +31,20 @@ def topic_label(topic: str) -> str:
 
 
 def window_label(window: str | None) -> str:
+    """A call-back window in the creditor's local hours."""
     return {"morning": _("08:00–12:00"), "afternoon": _("12:00–16:00"), "evening": _("16:00–20:00")}.get(window or "", "")
 
 
+def status_label(status: str) -> str:
+    """Where the conversation stands, as the customer reads it."""
+    return {
+        RequestStatus.OPEN: _("Waiting for our answer"), RequestStatus.ANSWERED: _("Answered"),
+        RequestStatus.CLOSED: _("Closed"),
+    }.get(status, status)
+
+
 def contact_label(request: SupportRequest) -> str:
+    """How the customer wants to be answered, for the support desk."""
     if request.contact_method == "phone":
         return _("A call to %(phone)s on %(date)s, %(window)s", phone=request.contact_phone,
                  date=fmt_date(request.callback_date), window=window_label(request.callback_window))
@@ -41,6 +52,7 @@ def contact_label(request: SupportRequest) -> str:
 
 
 def render_email(message: OutboxMessage) -> RenderedEmail:
+    """The e-mail of a "support.<kind>" outbox message (run by the dispatcher in the message's locale)."""
     payload = message.payload or {}
     request = db.session.get(SupportRequest, payload.get("request_id") or 0)
     if request is None:
@@ -102,7 +114,7 @@ def _reply(request: SupportRequest, written: SupportMessage) -> Notice:
 def _notification(request: SupportRequest, written: SupportMessage) -> Notice:
     invoice = request.invoice
     customer = invoice.customer
-    facts = [(_("Reference"), request.reference), (_("Invoice number"), invoice.number), (_("Customer"), customer.name),
+    facts = [(_("Case reference"), request.reference), (_("Invoice number"), invoice.number), (_("Customer"), customer.name),
              (_("Customer number"), customer.external_ref), (_("Topic"), topic_label(request.topic)),
              (_("Contact"), contact_label(request))]
     if written.attachment is not None:

@@ -1,4 +1,9 @@
-"""Forms of the contact pages. Labels and messages are translated lazily; errors show next to their field."""
+"""Forms of the contact pages. Labels and messages are translated lazily; errors show next to their field.
+
+The rules themselves live in support.services (one place for the pages, the CLI and the back
+office), which names each problem by field and code; `show_problems` puts them into words here,
+so that every problem shows at once. The day of a call is typed or picked (`<input type="date">`
+sends 2026-12-31; 31.12.2026 works too)."""
 
 from __future__ import annotations
 
@@ -9,14 +14,18 @@ from flask_babel import gettext as _, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import HiddenField, RadioField, StringField, TextAreaField
-from wtforms.validators import Length, Optional
+from wtforms.validators import DataRequired, Length
 
 from app.portal.services import parse_date
+from app.support.emails import topic_label, window_label
+from app.support.models import CALLBACK_WINDOWS, TOPICS
+from app.support.services import CALLBACK_DAYS, MESSAGE_MAX, SUBMISSION_KEY_MAX
 
 
 class MessageForm(FlaskForm):
-    submission = HiddenField()
-    # Required fields and their words are checked by the service, so that every problem shows at once.
+    # The form's one-time key (a double submit finds what the first one made): only a tampered
+    # form lacks it, and gets the same 400 as one without its CSRF token.
+    submission = HiddenField(validators=[DataRequired(), Length(max=SUBMISSION_KEY_MAX)])
     message = TextAreaField(_l("Your message"), render_kw={"required": True})
     attachment = FileField(_l("Attachment"))
 
@@ -25,20 +34,62 @@ class ContactForm(MessageForm):
     topic = RadioField(_l("What is it about?"), validate_choice=False, render_kw={"required": True})
     contact_method = RadioField(_l("How should we answer you?"), default="email", validate_choice=False,
                                 render_kw={"required": True})
-    email = StringField(_l("E-mail address"), validators=[Optional(), Length(max=254)])
-    phone = StringField(_l("Phone number"), validators=[Optional(), Length(max=32)])
-    callback_date = StringField(_l("Day for the call"), validators=[Optional(), Length(max=10)])
-    callback_window = RadioField(_l("Time for the call"), validators=[Optional()], validate_choice=False)
+    # Each is needed for one way of answering (the services check which): no "(optional)" next to them.
+    email = StringField(_l("E-mail address"), render_kw={"required": True})
+    phone = StringField(_l("Phone number"), render_kw={"required": True})
+    callback_date = StringField(_l("Day for the call"), render_kw={"required": True})
+    callback_window = RadioField(_l("Time for the call"), validate_choice=False)
+
+    def with_choices(self) -> ContactForm:
+        """The radio buttons' words, in the page's language."""
+        self.topic.choices = [(topic, topic_label(topic)) for topic in TOPICS]
+        self.contact_method.choices = [("email", _("By e-mail")), ("phone", _("Call me back"))]
+        self.callback_window.choices = [(window, window_label(window)) for window in CALLBACK_WINDOWS]
+        return self
 
     def chosen_date(self) -> date | None:
         return parse_date(self.callback_date.data or "")
 
+    def request_fields(self) -> dict:
+        """The fields as support.services.open_request and request_problems take them."""
+        return {
+            "topic": self.topic.data, "message": self.message.data, "contact_method": self.contact_method.data,
+            "contact_email": self.email.data, "contact_phone": self.phone.data, "callback_date": self.chosen_date(),
+            "callback_window": self.callback_window.data,
+        }
+
+
+def problem_words(field: str, code: str) -> str:
+    """What the customer reads next to the field for a service's problem code."""
+    if field == "attachment":
+        return attachment_problem(code)
+    words = {
+        ("topic", "choose"): _("Please choose what it is about."),
+        ("message", "required"): _("Please write your message."),
+        ("message", "too_long"): _("Please keep it under %(max)d characters.", max=MESSAGE_MAX),
+        ("contact_method", "choose"): _("Please choose how we should answer you."),
+        ("email", "required"): _("Please enter your e-mail address."),
+        ("email", "invalid"): _("Please enter a valid e-mail address, such as name@example.com."),
+        ("phone", "required"): _("Please enter the number we should call."),
+        ("phone", "invalid"): _("Please enter a valid phone number, such as +47 912 34 567."),
+        ("callback_date", "range"): _("Please choose a day within the next %(days)d days.", days=CALLBACK_DAYS),
+        ("callback_window", "choose"): _("Please choose a time for the call."),
+    }
+    return words.get((field, code)) or _("Please check this field.")
+
 
 def attachment_problem(code: str) -> str:
-    """What the customer reads next to the file field (`support.attachments.read_upload`'s codes)."""
+    """The words for `support.attachments.read_upload`'s codes (size, empty, type)."""
     if code == "size":
         return _("The file is larger than %(size)d MB. Please attach a smaller one.",
                  size=current_app.config["ATTACHMENT_MAX_BYTES"] // (1024 * 1024))
     if code == "empty":
         return _("The file is empty. Please attach another one.")
     return _("Please attach a PDF, JPEG or PNG file.")
+
+
+def show_problems(form: FlaskForm, problems: dict[str, str]) -> None:
+    """Put each problem next to its field, in words (one without a field of its own: next to the message)."""
+    for name, code in problems.items():
+        field = getattr(form, name, None) or form.message
+        field.errors = [*field.errors, problem_words(name, code)]

@@ -4,7 +4,11 @@ Opening a request or writing in it records an invoice event (the bill page, whic
 thread, is cached by the newest one) and writes the e-mails to the outbox in the same
 transaction: a confirmation to the customer and a notification to the creditor's support
 address; an agent's reply goes to the customer. A double submit (the same form's
-`submission_key`) returns what the first one made."""
+`submission_key`) returns what the first one made, also when both arrive at once: the unique
+key decides, inside a savepoint.
+
+Problems are reported as InvalidData({field: code}), every field's at once; the pages put them
+into words (support.forms)."""
 
 from __future__ import annotations
 
@@ -22,17 +26,21 @@ from app.billing.models import Invoice
 from app.billing.services import record_event
 from app.errors import IllegalTransition, InvalidData
 from app.extensions import db
+from app.models import utcnow
 from app.outbox.services import enqueue
+from app.portal.services import local_today
 from app.support.attachments import Upload, store_attachment
 from app.support.models import (
     CALLBACK_WINDOWS, CONTACT_METHODS, TOPICS, RequestStatus, SupportMessage, SupportRequest,
 )
 
-REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read out on the phone
 MESSAGE_MAX = 4000
 CALLBACK_DAYS = 14
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+EMAIL_MAX = 254
 PHONE = re.compile(r"^\+?[0-9]{6,15}$")
+SUBMISSION_KEY_MAX = 64
 T = TypeVar("T")
 
 
@@ -51,11 +59,69 @@ def threads_for(invoice_id: int) -> list[SupportRequest]:
 
 
 def find_request(invoice_id: int, reference: str) -> SupportRequest | None:
+    """The conversation with this reference, if it is about this invoice."""
     if not reference or len(reference) > 16:
         return None
     return db.session.scalar(
         select(SupportRequest).where(SupportRequest.invoice_id == invoice_id, SupportRequest.reference == reference)
     )
+
+
+def clean_email(value: str | None) -> str | None:
+    return (value or "").strip() or None
+
+
+def clean_phone(value: str | None) -> str | None:
+    """The number without spaces, dashes, dots and brackets: +47 (912) 34-567 -> +4791234567."""
+    return re.sub(r"[\s\-().]", "", value or "") or None
+
+
+def message_problems(body: str | None) -> dict[str, str]:
+    """What is wrong with a message's text (empty when nothing is)."""
+    body = (body or "").strip()
+    if not body:
+        return {"message": "required"}
+    if len(body) > MESSAGE_MAX:
+        return {"message": "too_long"}
+    return {}
+
+
+def request_problems(
+    invoice: Invoice, *, topic: str | None, message: str | None, contact_method: str | None,
+    contact_email: str | None, contact_phone: str | None, callback_date: date | None, callback_window: str | None,
+    today: date,
+) -> dict[str, str]:
+    """What is wrong with a new request about `invoice`, field by field (empty when nothing is).
+
+    An answer by e-mail needs an address, typed or on file; a call back needs a number, a day
+    from today to CALLBACK_DAYS ahead (the creditor's dates) and a window. An address typed
+    with a call back is checked too: the confirmation goes there."""
+    problems: dict[str, str] = {}
+    if topic not in TOPICS:
+        problems["topic"] = "choose"
+    problems.update(message_problems(message))
+    email, phone = clean_email(contact_email), clean_phone(contact_phone)
+    if email and (len(email) > EMAIL_MAX or not EMAIL.match(email)):
+        problems["email"] = "invalid"
+    if contact_method not in CONTACT_METHODS:
+        problems["contact_method"] = "choose"
+    elif contact_method == "email" and not (email or invoice.customer.email):
+        problems["email"] = "required"
+    elif contact_method == "phone":
+        if not phone:
+            problems["phone"] = "required"
+        elif not PHONE.match(phone):
+            problems["phone"] = "invalid"
+        if callback_date is None or not 0 <= (callback_date - today).days <= CALLBACK_DAYS:
+            problems["callback_date"] = "range"
+        if callback_window not in CALLBACK_WINDOWS:
+            problems["callback_window"] = "choose"
+    return problems
+
+
+def _check_submission_key(submission_key: str | None) -> None:
+    if not submission_key or len(submission_key) > SUBMISSION_KEY_MAX:
+        raise InvalidData({"submission": "missing"})
 
 
 def _once(find: Callable[[], T | None], add: Callable[[], T]) -> tuple[T, bool]:
@@ -75,50 +141,23 @@ def _once(find: Callable[[], T | None], add: Callable[[], T]) -> tuple[T, bool]:
     return made, True
 
 
-def _check_message(body: str) -> str:
-    body = (body or "").strip()
-    if not body:
-        raise InvalidData({"message": "required"})
-    if len(body) > MESSAGE_MAX:
-        raise InvalidData({"message": "too_long"})
-    return body
-
-
 def open_request(
     invoice: Invoice, *, topic: str, message: str, contact_method: str, contact_email: str | None,
     contact_phone: str | None, callback_date: date | None, callback_window: str | None, upload: Upload | None,
-    locale: str, submission_key: str, attachment_dir: str, today: date,
+    locale: str, submission_key: str, attachment_dir: str, today: date | None = None,
 ) -> tuple[SupportRequest, bool]:
-    """A new conversation about the bill, with the customer's first message."""
-    if not submission_key or len(submission_key) > 64:
-        raise InvalidData({"submission": "missing"})
-    errors: dict[str, str] = {}
-    if topic not in TOPICS:
-        errors["topic"] = "choose"
-    try:
-        body = _check_message(message)
-    except InvalidData as exc:
-        errors.update(exc.errors)
-    contact_email = (contact_email or "").strip() or None
-    contact_phone = re.sub(r"[\s\-().]", "", contact_phone or "") or None
-    if contact_email and not EMAIL.match(contact_email):
-        errors["email"] = "invalid"
-    if contact_phone and not PHONE.match(contact_phone):
-        errors["phone"] = "invalid"
-    if contact_method not in CONTACT_METHODS:
-        errors["contact_method"] = "choose"
-    elif contact_method == "email" and not (contact_email or invoice.customer.email):
-        errors.setdefault("email", "required")
-    elif contact_method == "phone":
-        if not contact_phone:
-            errors.setdefault("phone", "required")
-        if callback_date is None or not 0 <= (callback_date - today).days <= CALLBACK_DAYS:
-            errors["callback_date"] = "range"
-        if callback_window not in CALLBACK_WINDOWS:
-            errors["callback_window"] = "choose"
-    if errors:
-        raise InvalidData(errors)
-    phone = contact_method == "phone"
+    """A new conversation about the bill with the customer's first message: (request, created).
+
+    `today` is the creditor's date (by default: now, where the creditor is)."""
+    _check_submission_key(submission_key)
+    today = today or local_today(invoice.creditor.country, utcnow())
+    problems = request_problems(
+        invoice, topic=topic, message=message, contact_method=contact_method, contact_email=contact_email,
+        contact_phone=contact_phone, callback_date=callback_date, callback_window=callback_window, today=today,
+    )
+    if problems:
+        raise InvalidData(problems)
+    by_phone = contact_method == "phone"
 
     def find() -> SupportRequest | None:
         return db.session.scalar(select(SupportRequest).where(
@@ -128,17 +167,19 @@ def open_request(
         request = SupportRequest(
             reference=new_reference(), creditor_id=invoice.creditor_id, invoice=invoice, topic=topic,
             status=RequestStatus.OPEN, contact_method=contact_method,
-            contact_email=contact_email or invoice.customer.email,
-            contact_phone=contact_phone if phone else None, callback_date=callback_date if phone else None,
-            callback_window=callback_window if phone else None, locale=locale, submission_key=submission_key,
+            contact_email=clean_email(contact_email) or invoice.customer.email,
+            contact_phone=clean_phone(contact_phone) if by_phone else None,
+            callback_date=callback_date if by_phone else None, callback_window=callback_window if by_phone else None,
+            locale=locale, submission_key=submission_key,
         )
-        attachment = store_attachment(upload, invoice, attachment_dir) if upload else None
-        request.messages.append(SupportMessage(author="customer", body=body, attachment=attachment))
+        request.messages.append(SupportMessage(author="customer", body=message.strip()))
         db.session.add(request)
         return request
 
     request, created = _once(find, add)
     if created:
+        if upload is not None:  # written once the request is ours: a losing double submit leaves no file
+            request.messages[0].attachment = store_attachment(upload, invoice, attachment_dir)
         record_event(invoice, "support_request_opened", "customer", reference=request.reference, topic=topic)
         _to_customer(request, "received", key=request.reference)
         _to_desk(request, key=request.reference)
@@ -146,14 +187,16 @@ def open_request(
     return request, created
 
 
-def add_customer_message(support_request: SupportRequest, body: str, upload: Upload | None, *,
-                         submission_key: str, attachment_dir: str) -> tuple[SupportMessage, bool]:
+def add_customer_message(
+    support_request: SupportRequest, body: str, upload: Upload | None, submission_key: str, attachment_dir: str,
+) -> tuple[SupportMessage, bool]:
     """The customer writes again in the thread: it is open again, and the support desk is told."""
-    if not submission_key or len(submission_key) > 64:
-        raise InvalidData({"submission": "missing"})
+    _check_submission_key(submission_key)
     if support_request.status == RequestStatus.CLOSED:
         raise IllegalTransition(f"{support_request.reference} is closed")
-    body = _check_message(body)
+    problems = message_problems(body)
+    if problems:
+        raise InvalidData(problems)
     invoice = support_request.invoice
 
     def find() -> SupportMessage | None:
@@ -161,14 +204,15 @@ def add_customer_message(support_request: SupportRequest, body: str, upload: Upl
             SupportMessage.request_id == support_request.id, SupportMessage.submission_key == submission_key))
 
     def add() -> SupportMessage:
-        attachment = store_attachment(upload, invoice, attachment_dir) if upload else None
-        message = SupportMessage(request=support_request, author="customer", body=body, attachment=attachment,
+        message = SupportMessage(request=support_request, author="customer", body=body.strip(),
                                  submission_key=submission_key)
         db.session.add(message)
         return message
 
     message, created = _once(find, add)
     if created:
+        if upload is not None:
+            message.attachment = store_attachment(upload, invoice, attachment_dir)
         support_request.status = RequestStatus.OPEN
         record_event(invoice, "support_message", "customer", reference=support_request.reference)
         _to_desk(support_request, key=f"{support_request.reference}:{message.id}", message_id=message.id)
@@ -180,9 +224,11 @@ def reply(support_request: SupportRequest, body: str, *, agent_name: str, actor:
     """An agent's answer: shown in the thread on the bill page and e-mailed to the customer."""
     if support_request.status == RequestStatus.CLOSED:
         raise IllegalTransition(f"{support_request.reference} is closed")
-    body = _check_message(body)
+    problems = message_problems(body)
+    if problems:
+        raise InvalidData(problems)
     message = SupportMessage(request=support_request, author="agent", author_name=(agent_name or "")[:100] or None,
-                             body=body)
+                             body=body.strip())
     db.session.add(message)
     support_request.status = RequestStatus.ANSWERED
     db.session.flush()

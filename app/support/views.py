@@ -1,68 +1,59 @@
-"""Contact support from the bill page: the form, the confirmation and thread, attachments."""
+"""Contact support from the bill page: the form, the confirmation and thread, attachments.
+
+Every page needs the bill's grant (app.portal.views.granted: the step-up, and the neutral page
+for closed bills); a reference or attachment of another bill gets the neutral page too. Forms
+post with CSRF, are rate limited per client, and may carry a file larger than the app's
+MAX_CONTENT_LENGTH (security.accepts_uploads), so that one just over ATTACHMENT_MAX_BYTES gets
+its error next to the field."""
 
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import date, timedelta
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
-from flask_babel import gettext as _
+from flask import Blueprint, abort, current_app, redirect, render_template, request, send_file, url_for
 from sqlalchemy import select
 
+from app.billing.models import Invoice
 from app.errors import IllegalTransition, InvalidData
 from app.extensions import db, limiter
-from app.security import accepts_uploads
 from app.i18n import select_locale
 from app.models import utcnow
 from app.portal.services import local_today
 from app.portal.views import granted, language_switch, load_bill_or_404, unavailable
+from app.security import accepts_uploads
 from app.support import services
 from app.support.attachments import attachment_path, read_upload
-from app.support.emails import topic_label, window_label
-from app.support.forms import ContactForm, MessageForm, attachment_problem
-from app.support.models import CALLBACK_WINDOWS, TOPICS, Attachment
+from app.support.emails import status_label, topic_label, window_label
+from app.support.forms import ContactForm, MessageForm, show_problems
+from app.support.models import TOPICS, Attachment, SupportRequest
 
 bp = Blueprint("support", __name__)
 bp.before_request(language_switch)  # ?lang=xx, and no-store, as on every customer page
+# The words of a thread, which the bill page and the back office show too.
+bp.add_app_template_global(topic_label)
+bp.add_app_template_global(window_label)
+bp.add_app_template_global(status_label)
 
 
-@bp.app_context_processor
-def _words():
-    return {"topic_label": topic_label, "window_label": window_label}
+@bp.app_template_global()
+def local_day(moment, country: str) -> date:
+    """The creditor's date of a moment stored in UTC (when a message was written)."""
+    return local_today(country, moment)
 
 
 def _limit() -> str:
     return current_app.config["SELF_SERVICE_RATE_LIMIT"]
 
 
-def _field_errors(form, errors: dict[str, str]) -> None:
-    """Put each service error next to its field, in words."""
-    words = {
-        ("topic", "choose"): _("Please choose what it is about."),
-        ("message", "required"): _("Please write your message."),
-        ("message", "too_long"): _("Please keep it under %(max)d characters.", max=services.MESSAGE_MAX),
-        ("contact_method", "choose"): _("Please choose how we should answer you."),
-        ("email", "required"): _("Please enter your e-mail address."),
-        ("email", "invalid"): _("Please enter a valid e-mail address, such as name@example.com."),
-        ("phone", "required"): _("Please enter the number we should call."),
-        ("phone", "invalid"): _("Please enter a valid phone number, such as +47 912 34 567."),
-        ("callback_date", "range"): _("Please choose a day within the next %(days)d days.", days=services.CALLBACK_DAYS),
-        ("callback_window", "choose"): _("Please choose a time for the call."),
-    }
-    for name, code in errors.items():
-        field = getattr(form, name, None)
-        if field is not None:
-            problem = attachment_problem(code) if name == "attachment" else words.get((name, code))
-            field.errors = [*field.errors, problem or _("Please check this field.")]
+def _upload_settings() -> tuple[int, str]:
+    return current_app.config["ATTACHMENT_MAX_BYTES"], current_app.config["ATTACHMENT_DIR"]
 
 
-def _contact_page(invoice, form, today, status=200):
-    form.topic.choices = [(topic, topic_label(topic)) for topic in TOPICS]
-    form.contact_method.choices = [("email", _("By e-mail")), ("phone", _("Call me back"))]
-    form.callback_window.choices = [(window, window_label(window)) for window in CALLBACK_WINDOWS]
+def _contact_page(invoice: Invoice, form: ContactForm, today: date, status: int = 200):
     return render_template(
-        "support/contact.html", invoice=invoice, creditor=invoice.creditor, form=form,
-        first_day=today, last_day=today + timedelta(days=services.CALLBACK_DAYS),
+        "support/contact.html", invoice=invoice, creditor=invoice.creditor, form=form.with_choices(),
+        first_day=today, last_day=today + timedelta(days=services.CALLBACK_DAYS), message_max=services.MESSAGE_MAX,
     ), status
 
 
@@ -82,92 +73,92 @@ def contact(public_id: str):
         form.topic.data = request.args.get("topic") if request.args.get("topic") in TOPICS else None
         form.email.data, form.phone.data = invoice.customer.email, invoice.customer.phone
         return _contact_page(invoice, form, today)
-    if form.validate_on_submit():
-        try:
-            upload = read_upload(form.attachment.data, current_app.config["ATTACHMENT_MAX_BYTES"])
-            found, _created = services.open_request(
-                invoice, topic=form.topic.data, message=form.message.data, contact_method=form.contact_method.data,
-                contact_email=form.email.data, contact_phone=form.phone.data, callback_date=form.chosen_date(),
-                callback_window=form.callback_window.data, upload=upload, locale=select_locale(),
-                submission_key=form.submission.data, attachment_dir=current_app.config["ATTACHMENT_DIR"], today=today,
-            )
-        except InvalidData as exc:
-            db.session.rollback()
-            _field_errors(form, exc.errors)
-        else:
-            db.session.commit()
-            return redirect(url_for(".thread", public_id=public_id, reference=found.reference), code=303)
-    return _contact_page(invoice, form, today, 422)
+    if not form.validate_on_submit():
+        abort(400)
+    max_bytes, directory = _upload_settings()
+    fields = form.request_fields()
+    try:
+        upload = read_upload(form.attachment.data, max_bytes)
+        found, _created = services.open_request(
+            invoice, **fields, upload=upload, locale=select_locale(), submission_key=form.submission.data,
+            attachment_dir=directory, today=today,
+        )
+    except InvalidData as exc:  # every field's problem at once: the file's with the others'
+        db.session.rollback()
+        show_problems(form, exc.errors | services.request_problems(invoice, **fields, today=today))
+        return _contact_page(invoice, form, today, 422)
+    db.session.commit()
+    return redirect(url_for(".request", public_id=public_id, reference=found.reference), code=303)
 
 
-def _thread_page(invoice, found, form, status=200, **context):
-    return render_template("support/thread.html", invoice=invoice, creditor=invoice.creditor, request_=found,
-                           form=form, **context), status
+def _request_page(invoice: Invoice, found: SupportRequest, form: MessageForm, status: int = 200, **context):
+    return render_template("support/request.html", invoice=invoice, creditor=invoice.creditor, req=found,
+                           form=form, message_max=services.MESSAGE_MAX, **context), status
 
 
-@bp.get("/b/<public_id>/contact/<reference>")
-def thread(public_id: str, reference: str):
-    """The confirmation (with the reference) and the whole conversation, with a form to write again."""
+def _granted_request(public_id: str, reference: str):
+    """(invoice, request, None) for this bill's own conversation; else (None, None, the answer)."""
     access, answer = granted(public_id)
     if answer is not None:
-        return answer
-    invoice = load_bill_or_404(public_id)
-    found = services.find_request(invoice.id, reference)
+        return None, None, answer
+    found = services.find_request(access.invoice_id, reference)
     if found is None:
-        return unavailable()
+        return None, None, unavailable()
+    return load_bill_or_404(public_id), found, None
+
+
+@bp.get("/b/<public_id>/contact/<reference>", endpoint="request")
+def conversation(public_id: str, reference: str):
+    """The confirmation (with the reference) and the whole conversation, with a form to write again."""
+    invoice, found, answer = _granted_request(public_id, reference)
+    if answer is not None:
+        return answer
     form = MessageForm()
     form.submission.data = secrets.token_urlsafe(16)
-    return _thread_page(invoice, found, form, just_sent=request.args.get("sent") == "1")
+    return _request_page(invoice, found, form, just_sent=request.args.get("sent") == "1")
 
 
-@bp.post("/b/<public_id>/contact/<reference>/messages")
+@bp.post("/b/<public_id>/contact/<reference>/messages", endpoint="message")
 @limiter.limit(_limit)
 @accepts_uploads
 def write_again(public_id: str, reference: str):
     """The customer writes again in the conversation."""
-    access, answer = granted(public_id)
+    invoice, found, answer = _granted_request(public_id, reference)
     if answer is not None:
         return answer
-    invoice = load_bill_or_404(public_id)
-    found = services.find_request(invoice.id, reference)
-    if found is None:
-        return unavailable()
     form = MessageForm()
-    if form.validate_on_submit():
-        try:
-            upload = read_upload(form.attachment.data, current_app.config["ATTACHMENT_MAX_BYTES"])
-            services.add_customer_message(found, form.message.data, upload, submission_key=form.submission.data,
-                                          attachment_dir=current_app.config["ATTACHMENT_DIR"])
-        except InvalidData as exc:
-            db.session.rollback()
-            _field_errors(form, exc.errors)
-        except IllegalTransition:
-            db.session.rollback()
-            return _thread_page(invoice, found, form, 409, closed=True)
-        else:
-            db.session.commit()
-            return redirect(url_for(".thread", public_id=public_id, reference=reference, sent="1") + "#latest",
-                            code=303)
-    return _thread_page(invoice, found, form, 422)
+    if not form.validate_on_submit():
+        abort(400)
+    max_bytes, directory = _upload_settings()
+    try:
+        upload = read_upload(form.attachment.data, max_bytes)
+        services.add_customer_message(found, form.message.data, upload, form.submission.data, directory)
+    except InvalidData as exc:
+        db.session.rollback()
+        show_problems(form, exc.errors | services.message_problems(form.message.data))
+        return _request_page(invoice, found, form, 422)
+    except IllegalTransition:  # closed by an agent since the page was shown
+        db.session.rollback()
+        return _request_page(invoice, found, form, 409)
+    db.session.commit()
+    return redirect(url_for(".request", public_id=public_id, reference=reference, sent="1", _anchor="latest"),
+                    code=303)
 
 
-@bp.get("/b/<public_id>/attachments/<ref>")
-def attachment(public_id: str, ref: str):
-    """A file the customer sent with this bill: always a download, never shown inline."""
+@bp.get("/b/<public_id>/attachments/<public_ref>")
+def attachment(public_id: str, public_ref: str):
+    """A file sent with this bill: always a download, never shown inline."""
     access, answer = granted(public_id)
     if answer is not None:
         return answer
     found = db.session.scalar(
-        select(Attachment).where(Attachment.public_ref == ref, Attachment.invoice_id == access.invoice_id)
-    ) if ref and len(ref) <= 24 else None
-    if found is None:
+        select(Attachment).where(Attachment.public_ref == public_ref, Attachment.invoice_id == access.invoice_id)
+    ) if len(public_ref) <= 24 else None
+    path = attachment_path(found, current_app.config["ATTACHMENT_DIR"]) if found else None
+    if path is None or not path.is_file():
         return unavailable()
-    path = attachment_path(found, current_app.config["ATTACHMENT_DIR"])
-    if not path.is_file():
-        return unavailable()
-    return Response(path.read_bytes(), mimetype="application/octet-stream", headers={
-        "Content-Disposition": f'attachment; filename="{found.filename}"',
-        "X-Content-Type-Options": "nosniff",
-        "Content-Security-Policy": "default-src 'none'; sandbox",
-    })
-
+    response = send_file(path, mimetype="application/octet-stream", as_attachment=True,
+                         download_name=found.filename, conditional=False, etag=False, max_age=0)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
