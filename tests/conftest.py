@@ -15,6 +15,7 @@ from sqlalchemy.orm import scoped_session, sessionmaker
 from app import create_app
 from app.config import normalise_database_url
 from app.extensions import db, limiter
+from tests.support.smtp import SmtpServer
 
 class TestSession(scoped_session):
     """One session for the whole test: request teardowns call remove(), which must not
@@ -91,3 +92,13 @@ def session(app):
 def client(app, session):
     limiter.reset(app)
     return app.test_client()
+
+
+@pytest.fixture
+def smtp(app, monkeypatch):
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that the app's e-mails go to for this test."""
+    with SmtpServer() as server:
+        for key, value in server.config().items():
+            monkeypatch.setitem(app.config, key, value)
+        monkeypatch.setitem(app.config, "MAIL_FROM", "billing@pay.example.test")
+        yield server

@@ -18,10 +18,13 @@ from sqlalchemy import select
 from app.backoffice import services
 from app.backoffice.forms import DECISIONS, CodeForm, DecisionForm, ReplyForm, SignInForm
 from app.backoffice.models import Agent
+from app.billing.models import Invoice
 from app.errors import IllegalTransition, InvalidData
 from app.extensions import db, limiter, login_manager
 from app.i18n import normalise_locale
 from app.models import utcnow
+from app.portal.services import local_today
+from app.portal.views import bill_page_context
 from app.resolutions.models import Kind, Resolution, Status
 from app.resolutions.services import answer_dispute, decide_deferral
 from app.support.models import RequestStatus, SupportRequest
@@ -334,10 +337,6 @@ def audit_log():
 @login_required
 def preview(invoice_id: int):
     """The customer's bill page, read-only, in the customer's language, as it looks today."""
-    from app.billing.models import Invoice
-    from app.portal.services import local_today
-    from app.portal.views import bill_page_context
-
     agent = current_user._get_current_object()
     invoice = services.scope_of(agent).get(Invoice, invoice_id)
     if invoice is None:

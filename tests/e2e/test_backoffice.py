@@ -17,7 +17,7 @@ from app.portal.services import local_today
 from app.resolutions import services as resolutions
 from app.support.services import open_request
 from tests.e2e.test_payments import new_bill
-from tests.e2e.test_resolutions import checked
+from tests.e2e.flows import checked
 
 PASSWORD = "correct horse battery staple"
 

@@ -11,33 +11,21 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from flask_babel import force_locale, gettext
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from app.billing.models import Invoice
 from app.extensions import db
 from app.models import utcnow
-from app.outbox.services import run_once
 from app.portal.services import local_today
 from app.support.models import SupportRequest
-from tests.e2e.test_bill_page import assert_axe_clean, assert_no_sideways_scrolling
+from tests.e2e.flows import PDF, checked, deliver, t
 from tests.e2e.test_payments import new_bill
-from tests.support.smtp import SmtpServer
 
-PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 CASES = [(locale, viewport) for viewport in ("mobile", "desktop") for locale in ("en", "nb", "de")]
 
 
-def t(app, locale: str, text: str, **values) -> str:
-    """The sentence as the page shows it in `locale`."""
-    with app.test_request_context(), force_locale(locale):
-        return gettext(text, **values)
 
 
-def checked(page, what: str) -> None:
-    assert_axe_clean(page, what)
-    assert_no_sideways_scrolling(page)
 
 
 def open_contact(live_server, open_page, locale: str, viewport: str, *, javascript: bool = True):
@@ -64,23 +52,6 @@ def request_of(live_server, invoice_id: int) -> tuple[str, list[tuple[str, str |
     return found
 
 
-def deliver(live_server, invoice_id: int) -> list:
-    """Run the outbox dispatcher against a real SMTP server; what arrived about this invoice (other
-    tests on this live server may have left e-mails of their own)."""
-    app = live_server.app
-    with app.app_context():
-        number = db.session.get(Invoice, invoice_id).number
-        db.session.remove()
-    with SmtpServer() as smtp:
-        saved = {key: app.config.get(key) for key in smtp.config()}
-        app.config.update(smtp.config())
-        try:
-            with app.app_context():
-                run_once()
-                db.session.remove()
-        finally:
-            app.config.update(saved)
-        return [m for m in smtp.messages if number in m.get_body(("plain",)).get_content()]
 
 
 @pytest.mark.parametrize(("locale", "viewport"), CASES)

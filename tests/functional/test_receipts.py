@@ -3,7 +3,6 @@ a real SMTP server; the receipt page, linked from the return page and the bill, 
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import select
 
 from app.extensions import db
@@ -15,18 +14,10 @@ from app.payments.models import Payment
 from tests.factories import make_creditor, make_invoice
 from tests.functional.helpers import open_bill
 from tests.functional.test_payments import choose, start
-from tests.support.smtp import SmtpServer
 
 EN = {"Accept-Language": "en"}
 
 
-@pytest.fixture
-def smtp(app, monkeypatch):
-    with SmtpServer() as server:
-        for key, value in server.config().items():
-            monkeypatch.setitem(app.config, key, value)
-        monkeypatch.setitem(app.config, "MAIL_FROM", "billing@pay.example.test")
-        yield server
 
 
 def local(app, url: str) -> str:

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import delete, func, select
 
-from app import create_app
 from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceStatus as S
 from app.creditors.models import Creditor
 from app.extensions import db
@@ -34,27 +33,17 @@ from app.payments.gateways.simulator import SIGNATURE_HEADER, sign
 from app.payments.models import Payment, PaymentAttempt, SimulatorRecord, WebhookEvent
 from app.payments.providers import simulator_for, simulator_secret
 from app.payments.services import apply_status, new_attempt, start_payment
+from tests.support.races import racing_app
 from tests.factories import make_creditor, make_invoice
 
 THREADS = 50
 WORKERS = 8
-COPIED_SETTINGS = ("TESTING", "PORTAL_ENV", "SECRET_KEY", "LINK_SIGNING_KEYS", "SQLALCHEMY_DATABASE_URI",
-                   "PORTAL_BASE_URL", "RATELIMIT_STORAGE_URI", "SERVER_NAME")
 
 
 @pytest.fixture(scope="module")
 def race_app(app):
     """The test app's settings and database (migrated by `app`), with a pool for 50 parallel connections."""
-    with app.app_context():
-        if db.engine.dialect.name != "postgresql":
-            pytest.skip("races are tested on PostgreSQL: SQLite serialises writers (set TEST_DATABASE_URL)")
-    racing = create_app({
-        **{name: app.config[name] for name in COPIED_SETTINGS},
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": THREADS + 5, "max_overflow": 0, "pool_timeout": 30},
-    })
-    yield racing
-    with racing.app_context():
-        db.engine.dispose()
+    yield from racing_app(app, THREADS + 5)
 
 
 @contextmanager

@@ -10,16 +10,9 @@ from flask_babel import force_locale, gettext
 from app.outbox.services import run_once
 from app.resolutions import services
 from app.resolutions.calendar import event_ics
-from tests.support.smtp import SmtpServer
 from tests.unit.resolutions.conftest import TODAY
 
 
-@pytest.fixture
-def smtp(app, monkeypatch):
-    with SmtpServer() as server:
-        for key, value in server.config().items():
-            monkeypatch.setitem(app.config, key, value)
-        yield server
 
 
 def text_of(mail) -> str:

@@ -12,7 +12,6 @@ from app.extensions import db
 from app.outbox.models import OutboxMessage
 from app.support import services
 from tests.factories import make_creditor, make_invoice
-from tests.support.smtp import SmtpServer
 
 TODAY = date(2026, 11, 23)
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
@@ -45,12 +44,6 @@ def ask(tmp_path):
     return _ask
 
 
-@pytest.fixture
-def smtp(app, monkeypatch):
-    with SmtpServer() as server:
-        for key, value in server.config().items():
-            monkeypatch.setitem(app.config, key, value)
-        yield server
 
 
 def outbox() -> list[OutboxMessage]:

@@ -10,33 +10,22 @@ import threading
 import pytest
 from sqlalchemy import delete, func, select
 
-from app import create_app
 from app.billing.models import Customer, Invoice
 from app.creditors.models import Creditor
 from app.extensions import db
 from app.outbox.models import OutboxMessage
 from app.support import services
 from app.support.models import SupportRequest
+from tests.support.races import racing_app
 from tests.factories import make_creditor, make_invoice
 from tests.unit.support.conftest import TODAY
 
 THREADS = 12
-COPIED_SETTINGS = ("TESTING", "PORTAL_ENV", "SECRET_KEY", "LINK_SIGNING_KEYS", "SQLALCHEMY_DATABASE_URI",
-                   "PORTAL_BASE_URL", "RATELIMIT_STORAGE_URI", "SERVER_NAME")
 
 
 @pytest.fixture
 def race_app(app):
-    with app.app_context():
-        if db.engine.dialect.name != "postgresql":
-            pytest.skip("races are tested on PostgreSQL: SQLite serialises writers (set TEST_DATABASE_URL)")
-    racing = create_app({
-        **{name: app.config[name] for name in COPIED_SETTINGS},
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": THREADS + 2, "max_overflow": 0, "pool_timeout": 30},
-    })
-    yield racing
-    with racing.app_context():
-        db.engine.dispose()
+    yield from racing_app(app, THREADS + 2)
 
 
 @pytest.fixture
