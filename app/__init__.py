@@ -25,6 +25,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(load_config(app.instance_path))
     app.config.update(config or {})
     logging.basicConfig(level=app.config["LOG_LEVEL"])
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)  # a line per request, at INFO
     app.session_interface = CachedSerializerSessionInterface()
 
     if app.config["PROXY_FIX_COUNT"]:

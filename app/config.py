@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -96,7 +97,7 @@ def load_config(instance_path: str, env=None) -> dict:
     if production and not base_url.startswith("https://"):
         raise ConfigError("PORTAL_BASE_URL must be an https:// URL in production")
 
-    return {
+    config = {
         "PORTAL_ENV": portal_env,
         "TESTING": portal_env == "testing",
         "SECRET_KEY": secret_key,
@@ -146,7 +147,11 @@ def load_config(instance_path: str, env=None) -> dict:
         "PAYMENT_GATEWAYS": _payment_gateways(env, instance_path),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
         **_mail_and_outbox(env, production, base_url),
+        **_sms(env, production),
     }
+    if config["OUTBOX_LEASE_SECONDS"] <= 4 * config["SMS_TIMEOUT_SECONDS"]:
+        raise ConfigError("OUTBOX_LEASE_SECONDS must be well above SMS_TIMEOUT_SECONDS (more than 4 times)")
+    return config
 
 
 # --- e-mail and the outbox dispatcher ---------------------------------------------------
@@ -195,4 +200,49 @@ def _mail_and_outbox(env, production: bool, base_url: str) -> dict:
             raise ConfigError(f"{name} must be at least 1")
     if config["OUTBOX_LEASE_SECONDS"] <= 4 * config["MAIL_TIMEOUT_SECONDS"]:
         raise ConfigError("OUTBOX_LEASE_SECONDS must be well above MAIL_TIMEOUT_SECONDS (more than 4 times)")
+    return config
+
+
+# --- SMS (the outbox's "sms" channel) ----------------------------------------------------
+
+SMS_PROVIDERS = {"", "twilio"}
+#: An E.164 number, or Twilio's alphanumeric sender id: up to 11 of A-Z a-z 0-9 space + - _ &, one letter at least.
+SMS_SENDER = re.compile(r"\+[1-9][0-9]{7,14}|(?=.*[A-Za-z])[A-Za-z0-9 +\-_&]{1,11}")
+TWILIO_ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
+
+
+def _sms(env, production: bool) -> dict:
+    """The SMS channel: off unless SMS_PROVIDER names a provider, then its credentials are required.
+
+    TWILIO_BASE_URL points the SDK at another API host (the tests' local server); in production it
+    must be https, since the auth token goes with every request."""
+    provider = (env.get("SMS_PROVIDER") or "").strip().lower()
+    if provider not in SMS_PROVIDERS:
+        raise ConfigError('SMS_PROVIDER must be empty (no SMS) or "twilio"')
+    config = {
+        "SMS_PROVIDER": provider,
+        "TWILIO_ACCOUNT_SID": (env.get("TWILIO_ACCOUNT_SID") or "").strip(),
+        "TWILIO_AUTH_TOKEN": (env.get("TWILIO_AUTH_TOKEN") or "").strip(),
+        "SMS_FROM": (env.get("SMS_FROM") or "").strip(),
+        "TWILIO_BASE_URL": (env.get("TWILIO_BASE_URL") or "").strip().rstrip("/") or None,
+        "SMS_TIMEOUT_SECONDS": _int(env, "SMS_TIMEOUT_SECONDS", 15),
+    }
+    if config["SMS_TIMEOUT_SECONDS"] < 1:
+        raise ConfigError("SMS_TIMEOUT_SECONDS must be at least 1")
+    if provider == "twilio":
+        missing = [name for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "SMS_FROM") if not config[name]]
+        if missing:
+            raise ConfigError(f"SMS_PROVIDER=twilio needs {', '.join(missing)}")
+        if not TWILIO_ACCOUNT_SID.fullmatch(config["TWILIO_ACCOUNT_SID"]):
+            raise ConfigError("TWILIO_ACCOUNT_SID must be an account SID: AC and 32 hex digits")
+        if not SMS_SENDER.fullmatch(config["SMS_FROM"]):
+            raise ConfigError("SMS_FROM must be an E.164 number (+4791234567) or an alphanumeric sender id "
+                              "(up to 11 letters, digits, spaces or + - _ &, one letter at least)")
+    base_url = config["TWILIO_BASE_URL"]
+    if base_url:
+        parts = urlsplit(base_url)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ConfigError("TWILIO_BASE_URL must be an http(s):// URL")
+        if production and parts.scheme != "https":
+            raise ConfigError("TWILIO_BASE_URL must be an https:// URL in production")
     return config

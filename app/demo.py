@@ -508,6 +508,48 @@ def load_demo(today: date | None = None) -> list[DemoLink]:
     return links
 
 
+# --- the back office's demo ------------------------------------------------------------------
+
+DEMO_AGENT_EMAIL = "agent@demo.example"
+DEMO_AGENT_PASSWORD = "demo back office"  # development only: `flask demo` makes no agent in production
+
+
+def load_back_office_demo(today_for: Callable[[str], date] | None = None) -> bool:
+    """An admin agent for the three demo creditors, a customer's question on a Fjordlys bill and a
+    dispute of a line on a Shamrock bill, so that the inbox has something to answer. Idempotent;
+    does nothing in production. Returns whether the agent was created now."""
+    from app.backoffice.services import create_agent, find_agent, grant_role
+    from app.resolutions.services import open_dispute
+    from app.support.services import open_request
+
+    if current_app.config["PORTAL_ENV"] == "production":
+        return False
+    creditors = {c.slug: c for c in db.session.scalars(select(Creditor).where(
+        Creditor.slug.in_({spec.creditor_slug for spec in DEMO_INVOICES})))}
+    agent, created = find_agent(DEMO_AGENT_EMAIL), False
+    if agent is None:
+        agent = create_agent(DEMO_AGENT_EMAIL, "Demo Agent", DEMO_AGENT_PASSWORD, creditors["fjordlys"], "admin")
+        created = True
+    for creditor in creditors.values():
+        grant_role(agent, creditor, "admin")
+    numbers = demo_invoice_numbers()
+    attachments = current_app.config["ATTACHMENT_DIR"]
+    question = find_invoice(creditors["fjordlys"], numbers["overdue"][1])
+    today_for = today_for or (lambda country: local_today(country, utcnow()))
+    if question is not None and not question.is_closed:
+        open_request(question, topic="bill_question", message="Hvorfor er regningen så mye høyere enn i fjor? "
+                     "Vi har ikke brukt mer strøm.", contact_method="email", contact_email=None, contact_phone=None,
+                     callback_date=None, callback_window=None, upload=None, locale="nb",
+                     submission_key="demo-question", attachment_dir=attachments, today=today_for("NO"))
+    disputed = find_invoice(creditors["shamrock"], numbers["overdue_en"][1])
+    if disputed is not None and disputed.status in ("open", "partially_paid"):
+        calls = next((line for line in disputed.lines if "international" in line.description), disputed.lines[0])
+        open_dispute(disputed, reason="wrong_amount", message="I never called international numbers last month.",
+                     line_ids=[calls.id], upload=None, attachment_dir=attachments, locale="en",
+                     submission_key="demo-dispute", today=today_for("IE"))
+    return created
+
+
 # --- flask demo --------------------------------------------------------------------------
 
 
@@ -536,6 +578,7 @@ def demo():
     with cli_transaction("Demo data not loaded"):
         before = _row_counts()
         links = load_demo()
+        load_back_office_demo()
         after = _row_counts()
     new_creditors, new_invoices = after[0] - before[0], after[1] - before[1]
     if new_creditors or new_invoices:
@@ -545,3 +588,10 @@ def demo():
     ttl = current_app.config["LINK_DEFAULT_TTL_DAYS"]
     click.echo(f"{len(links)} fresh links, valid for {ttl} days (the step-up check is off for every demo creditor).")
     _print_links(links)
+    if current_app.config["PORTAL_ENV"] != "production":
+        base = current_app.config["PORTAL_BASE_URL"]
+        click.echo("")
+        click.secho("Back office", bold=True)
+        click.echo(f"  {base}/backoffice/  as {DEMO_AGENT_EMAIL}, password \"{DEMO_AGENT_PASSWORD}\" (admin of the three "
+                   "creditors);")
+        click.echo("  at the first sign-in, add the account to an authenticator app (QR code or key).")

@@ -50,7 +50,8 @@ def register_error_handlers(app: Flask) -> None:
         if _wants_json():
             body = {"error": (exc.name or "error").lower().replace(" ", "_"), "message": exc.description}
             return jsonify(body), exc.code
-        kind = {404: "not_found", 405: "not_allowed", 413: "too_large", 429: "too_many"}.get(exc.code, "generic")
+        kind = {403: "forbidden", 404: "not_found", 405: "not_allowed", 413: "too_large", 429: "too_many"}.get(
+            exc.code, "generic")
         headers = {"Retry-After": str(exc.retry_after)} if getattr(exc, "retry_after", None) else {}
         return render_template("errors/error.html", code=exc.code, kind=kind), exc.code, headers
 

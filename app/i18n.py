@@ -4,6 +4,10 @@ Order: an explicit switch on the page > the customer's language > Accept-Languag
 the creditor's default > English.
 """
 
+from functools import lru_cache
+
+from babel.core import get_global
+from babel.dates import get_timezone
 from flask import g, request, session
 
 SUPPORTED_LOCALES = ("en", "nb", "de")
@@ -52,3 +56,10 @@ def select_locale() -> str:
 
 def format_locale(locale: str) -> str:
     return FORMAT_LOCALES.get(str(locale), "en_GB")
+
+
+@lru_cache(maxsize=64)
+def country_zone(country: str):
+    """The time zone of a creditor's country (its first, as Babel lists them): local days and times."""
+    zones = get_global("territory_zones").get((country or "").upper()) or ["UTC"]
+    return get_timezone(zones[0])

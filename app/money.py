@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
@@ -48,6 +49,24 @@ def format_quantity(quantity: Decimal, locale: str) -> str:
 def format_rate(basis_points: int, locale: str) -> str:
     """A VAT or interest rate given in basis points, as a percentage ('25 %', '7 %')."""
     return format_decimal(Decimal(basis_points) / 100, format="#,##0.##", locale=locale) + "\u00a0%"
+
+
+AMOUNT_TYPED = re.compile(r"\d{1,12}([.,]\d{1,3})?")
+
+
+def parse_amount(text: str | None, currency: str) -> int | None:
+    """An amount typed by a person (`1 250,50`, `1250.50`, `1250`) in minor units; None when empty.
+    Raises ValueError("not an amount" or "too many decimals") for anything else."""
+    text = (text or "").replace("\u00a0", "").replace("\u202f", "").replace(" ", "")
+    if not text:
+        return None
+    if not AMOUNT_TYPED.fullmatch(text):
+        raise ValueError("not an amount")
+    value = Decimal(text.replace(",", "."))
+    minor = from_decimal(value, currency)
+    if to_decimal(minor, currency) != value:
+        raise ValueError("too many decimals")
+    return minor
 
 
 def round_half_up(value: Decimal) -> int:

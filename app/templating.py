@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timezone
 from functools import lru_cache
 
-from babel.dates import format_date as babel_format_date
+from babel.dates import format_date as babel_format_date, format_datetime as babel_format_datetime
 from flask import Flask
 from flask_babel import get_locale
 
-from app.i18n import format_locale
+from app.i18n import country_zone, format_locale
 from app.money import format_money, format_quantity, format_rate, to_decimal
 
 
@@ -30,10 +30,19 @@ def date_filter(value: date | None, fmt: str = "long") -> str:
     return "" if value is None else _date(value, fmt, current_format_locale())
 
 
+def datetime_filter(value: datetime | None, fmt: str = "short", country: str | None = None) -> str:
+    """A moment (stored in UTC) as the clock read where the creditor is (`country`), else in UTC."""
+    if value is None:
+        return ""
+    zone = country_zone(country) if country else timezone.utc
+    return babel_format_datetime(value, format=fmt, tzinfo=zone, locale=current_format_locale())
+
+
 def init_templating(app: Flask) -> None:
     app.jinja_env.globals["get_locale"] = get_locale
     app.jinja_env.filters["money"] = money
     app.jinja_env.filters["date"] = date_filter
+    app.jinja_env.filters["datetime"] = datetime_filter
     app.jinja_env.filters["quantity"] = lambda q: format_quantity(q, current_format_locale())
     app.jinja_env.filters["rate"] = lambda bp: format_rate(bp, current_format_locale())
     app.jinja_env.filters["plain_amount"] = lambda amount, currency: str(to_decimal(amount, currency))

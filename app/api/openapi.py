@@ -256,7 +256,7 @@ def _response_schemas() -> dict:
                 "may_hand_off": {"type": "boolean", "description": "May the invoice go to debt collection today?"},
                 "paused_by": _nullable({"type": "string", "enum": [
                     "paid", "closed", "in_collection", "dispute", "deferral_request", "deferral", "promise", "plan",
-                    "disputed", "on_hold"]}),
+                    "plan_request", "disputed", "on_hold"]}),
                 "paused_until": _nullable({**DATE, "description": "The last day of the pause; null while it waits "
                                                                   "for someone (a dispute, a request, a plan)"}),
             },

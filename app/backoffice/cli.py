@@ -20,7 +20,8 @@ def agents():
 @click.argument("email")
 @click.option("--creditor", "slug", required=True, help="The creditor the agent works for.")
 @click.option("--role", type=click.Choice(ROLES), default="agent", show_default=True)
-@click.option("--name", required=True, help="The agent's name, as customers and the audit log show it.")
+@click.option("--name", prompt="The agent's name", help="The agent's name, as customers and the audit log show it "
+                                                        "(asked for when not given).")
 @click.password_option(help="At least 12 characters (asked for when not given).")
 def create(email: str, slug: str, role: str, name: str, password: str):
     creditor = creditor_or_fail(slug)

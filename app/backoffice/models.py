@@ -1,10 +1,11 @@
-"""Agent (a person at a creditor's support desk), their roles per creditor, and the audit log."""
+"""Agent (a person at a creditor's support desk), their roles per creditor, the audit log, and
+what agents keep for themselves: marks on inbox items, internal notes, reply templates."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -83,3 +84,56 @@ class AuditEntry(db.Model):
     record_id: Mapped[str | None] = mapped_column(String(64))
     ip: Mapped[str | None] = mapped_column(String(45))
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class InboxMark(db.Model):
+    """An agent's hand on one inbox item: who took it ("assign to me"), and since when we wait on
+    the customer. The item itself (a contact request, a dispute, a bank entry...) stays the truth
+    of whether it is done; see `backoffice.inbox`."""
+
+    __tablename__ = "inbox_marks"
+    __table_args__ = (
+        UniqueConstraint("kind", "record_id"),
+        Index("ix_inbox_marks_creditor_id_assignee_id", "creditor_id", "assignee_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    creditor_id: Mapped[int] = mapped_column(ForeignKey("creditors.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # backoffice.inbox.KINDS
+    record_id: Mapped[int] = mapped_column(Integer)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    waiting_since: Mapped[datetime | None] = mapped_column(UTCDateTime())  # set: waiting on the customer
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Note(db.Model):
+    """An agent's internal note on a customer (and maybe one of their bills). Never shown to customers."""
+
+    __tablename__ = "agent_notes"
+    __table_args__ = (Index("ix_agent_notes_customer_id_created_at", "customer_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    creditor_id: Mapped[int] = mapped_column(ForeignKey("creditors.id", ondelete="CASCADE"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    agent: Mapped[Agent | None] = relationship()
+
+
+class ReplyTemplate(db.Model):
+    """A saved answer in one language, with placeholders filled from the bill ({customer}, {invoice},
+    {balance}, {due_date}, {creditor}) when an agent picks it."""
+
+    __tablename__ = "reply_templates"
+    __table_args__ = (UniqueConstraint("creditor_id", "locale", "title"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    creditor_id: Mapped[int] = mapped_column(ForeignKey("creditors.id", ondelete="CASCADE"))
+    locale: Mapped[str] = mapped_column(String(8))
+    title: Mapped[str] = mapped_column(String(100))
+    body: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -1,5 +1,6 @@
-"""Agents: creation, passwords (argon2id), the second factor (TOTP), lockout, the audit log, and
-the one helper that scopes every back-office query to the agent's creditors.
+"""Agents: creation, passwords (argon2id), the second factor (TOTP), lockout, the audit log, the
+one helper that scopes every back-office query to the agent's creditors, internal notes, reply
+templates, and what admins change about agents.
 
 Plain functions: they add and flush; the view or command commits."""
 
@@ -19,7 +20,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import Select, select
 
-from app.backoffice.models import ROLES, Agent, AgentRole, AuditEntry
+from app.backoffice.models import ROLES, Agent, AgentRole, AuditEntry, Note, ReplyTemplate
+from app.billing.models import Invoice
 from app.creditors.models import Creditor
 from app.errors import InvalidData
 from app.extensions import db
@@ -215,13 +217,22 @@ class Scope:
 
     creditor_ids: tuple[int, ...]
 
-    def select(self, model) -> Select:
-        """`select(model)` limited to the agent's creditors (the model has a creditor_id column)."""
-        return select(model).where(model.creditor_id.in_(self.creditor_ids))
+    def select(self, model, *columns) -> Select:
+        """`select(model)` (or of `columns` from it) limited to the agent's creditors: by the model's
+        creditor_id, or, for a model that has none (a payment), by its invoice's."""
+        query = select(*columns).select_from(model) if columns else select(model)
+        if "creditor_id" in model.__table__.c:
+            return query.where(model.creditor_id.in_(self.creditor_ids))
+        return query.join(Invoice, model.invoice_id == Invoice.id).where(Invoice.creditor_id.in_(self.creditor_ids))
 
     def get(self, model, ident) -> Any:
         """One record by id, or None when it belongs to another creditor (the caller answers 404)."""
+        if not isinstance(ident, int) or isinstance(ident, bool):
+            return None
         return db.session.scalar(self.select(model).where(model.id == ident))
+
+    def allows(self, creditor_id: int | None) -> bool:
+        return creditor_id in self.creditor_ids
 
 
 def scope_of(agent: Agent, roles: tuple[str, ...] = ROLES) -> Scope:
@@ -245,3 +256,124 @@ def audit_entries(scope: Scope, *, before_id: int | None = None, limit: int = 10
     if before_id is not None:
         query = query.where(AuditEntry.id < before_id)
     return list(db.session.scalars(query))
+
+
+# --- what agents keep: internal notes, reply templates ---------------------------------------------
+
+NOTE_MAX = 4000
+
+
+def add_note(agent: Agent, customer, body: str, *, invoice=None) -> Note:
+    """An internal note on the customer (and one of their bills): agents see it, customers never."""
+    body = (body or "").strip()
+    if not body:
+        raise InvalidData({"body": "required"})
+    if len(body) > NOTE_MAX:
+        raise InvalidData({"body": "too_long"})
+    if invoice is not None and invoice.customer_id != customer.id:
+        raise InvalidData({"invoice": "other_customer"})
+    note = Note(creditor_id=customer.creditor_id, customer_id=customer.id, invoice_id=invoice.id if invoice else None,
+                agent_id=agent.id, body=body, created_at=utcnow())
+    db.session.add(note)
+    db.session.flush()
+    return note
+
+
+PLACEHOLDER = re.compile(r"\{(\w+)\}")
+BRACED = re.compile(r"\{([^{}]*)\}")  # anything in braces: each must be a known placeholder
+PLACEHOLDERS = ("customer", "invoice", "balance", "due_date", "creditor", "reference")
+TEMPLATE_TITLE_MAX = 100
+TEMPLATE_BODY_MAX = 4000
+
+
+def save_template(agent: Agent, creditor_id: int, *, locale: str, title: str, body: str,
+                  template: ReplyTemplate | None = None) -> ReplyTemplate:
+    """A new saved answer, or changes to one. Placeholders other than PLACEHOLDERS are refused, so
+    that an agent sees a typo before a customer does."""
+    from app.i18n import SUPPORTED_LOCALES
+
+    title, body = (title or "").strip(), (body or "").strip()
+    errors = {}
+    if locale not in SUPPORTED_LOCALES:
+        errors["locale"] = "choose"
+    if not title:
+        errors["title"] = "required"
+    elif len(title) > TEMPLATE_TITLE_MAX:
+        errors["title"] = "too_long"
+    if not body:
+        errors["body"] = "required"
+    elif len(body) > TEMPLATE_BODY_MAX:
+        errors["body"] = "too_long"
+    elif any(name not in PLACEHOLDERS for name in BRACED.findall(body)):
+        errors["body"] = "placeholder"
+    if not errors:
+        clash = db.session.scalar(select(ReplyTemplate.id).where(
+            ReplyTemplate.creditor_id == creditor_id, ReplyTemplate.locale == locale, ReplyTemplate.title == title))
+        if clash is not None and (template is None or clash != template.id):
+            errors["title"] = "taken"
+    if errors:
+        raise InvalidData(errors)
+    if template is None:
+        template = ReplyTemplate(creditor_id=creditor_id)
+        db.session.add(template)
+    template.locale, template.title, template.body, template.updated_by = locale, title, body, agent.id
+    template.updated_at = utcnow()
+    db.session.flush()
+    return template
+
+
+def templates_for(scope: Scope, creditor_id: int, locale: str | None = None) -> list[ReplyTemplate]:
+    query = scope.select(ReplyTemplate).where(ReplyTemplate.creditor_id == creditor_id)
+    if locale:
+        query = query.where(ReplyTemplate.locale == locale)
+    return list(db.session.scalars(query.order_by(ReplyTemplate.locale, ReplyTemplate.title)))
+
+
+def fill_template(template: ReplyTemplate, invoice, *, reference: str | None = None) -> str:
+    """The template's text with the bill's facts, formatted in the template's language. Only the
+    known placeholders are replaced (a template is never run as a format string)."""
+    from flask_babel import force_locale
+
+    from app.templating import date_filter, money
+
+    with force_locale(template.locale):
+        values = {
+            "customer": invoice.customer.name, "invoice": invoice.number,
+            "balance": money(max(invoice.balance, 0), invoice.currency), "due_date": date_filter(invoice.due_date),
+            "creditor": invoice.creditor.name, "reference": reference or "",
+        }
+    return PLACEHOLDER.sub(lambda match: values.get(match.group(1), match.group(0)), template.body)
+
+
+# --- admins: the agents of their creditors -------------------------------------------------------------
+
+
+def agents_of(scope: Scope) -> list[tuple[Agent, AgentRole]]:
+    """Each agent with a role at one of the scope's creditors, with that role (one row per role)."""
+    return [(agent, role) for agent, role in db.session.execute(
+        select(Agent, AgentRole).join(AgentRole, AgentRole.agent_id == Agent.id)
+        .where(AgentRole.creditor_id.in_(scope.creditor_ids)).order_by(Agent.name, AgentRole.creditor_id)
+    )]
+
+
+def set_disabled(agent: Agent, disabled: bool) -> None:
+    """Disable (every session ends at once) or enable an agent."""
+    agent.disabled_at = utcnow() if disabled else None
+    if disabled:
+        agent.session_version += 1
+    db.session.flush()
+
+
+def reset_second_factor(agent: Agent) -> None:
+    """A lost phone: the agent sets up a new authenticator at the next sign-in; every session ends."""
+    agent.totp_secret, agent.totp_last_step = None, None
+    agent.session_version += 1
+    db.session.flush()
+
+
+def remove_role(agent: Agent, creditor_id: int) -> None:
+    role = next((r for r in agent.roles if r.creditor_id == creditor_id), None)
+    if role is not None:
+        agent.roles.remove(role)
+        agent.session_version += 1
+        db.session.flush()

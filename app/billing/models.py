@@ -1,4 +1,4 @@
-"""Customer, Invoice, InvoiceLine and InvoiceEvent (the timeline)."""
+"""Customer, Invoice, InvoiceLine, InvoiceEvent (the timeline) and CreditNote."""
 
 from __future__ import annotations
 
@@ -95,6 +95,10 @@ class Invoice(db.Model):
     vat_total: Mapped[int] = mapped_column(BigInteger)
     total: Mapped[int] = mapped_column(BigInteger)  # gross
     amount_paid: Mapped[int] = mapped_column(BigInteger, default=0)
+    # What credit notes took off (gross): the lines add up to total + credited.
+    credited: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # An agent's pause of reminders (status on_hold) ends by itself after this day; None: until resumed.
+    hold_until: Mapped[date | None] = mapped_column(Date)
     payload_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
@@ -161,3 +165,48 @@ class InvoiceEvent(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     invoice: Mapped[Invoice] = relationship(back_populates="events")
+
+
+class CreditNote(db.Model):
+    """Money taken off an invoice after it was issued (a dispute upheld, a goodwill gesture): its own
+    number and lines, each crediting (part of) an invoice line. The invoice's subtotal, VAT and
+    total go down by the note's; `Invoice.credited` keeps the sum."""
+
+    __tablename__ = "credit_notes"
+    __table_args__ = (
+        UniqueConstraint("creditor_id", "number"),
+        Index("ix_credit_notes_invoice_id", "invoice_id"),
+        CheckConstraint("total > 0", name="total_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    creditor_id: Mapped[int] = mapped_column(ForeignKey("creditors.id", ondelete="CASCADE"))
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
+    number: Mapped[str] = mapped_column(String(80))
+    reason: Mapped[str] = mapped_column(String(300))  # shown to the customer
+    reference: Mapped[str | None] = mapped_column(String(16))  # the dispute it answers, if any
+    subtotal: Mapped[int] = mapped_column(BigInteger)
+    vat_total: Mapped[int] = mapped_column(BigInteger)
+    total: Mapped[int] = mapped_column(BigInteger)
+    actor: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    lines: Mapped[list[CreditNoteLine]] = relationship(
+        back_populates="credit_note", order_by="CreditNoteLine.id", cascade="all, delete-orphan"
+    )
+
+
+class CreditNoteLine(db.Model):
+    __tablename__ = "credit_note_lines"
+    __table_args__ = (Index("ix_credit_note_lines_credit_note_id", "credit_note_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    credit_note_id: Mapped[int] = mapped_column(ForeignKey("credit_notes.id", ondelete="CASCADE"))
+    invoice_line_id: Mapped[int | None] = mapped_column(ForeignKey("invoice_lines.id", ondelete="SET NULL"))
+    description: Mapped[str] = mapped_column(String(300))
+    vat_rate: Mapped[int] = mapped_column(Integer)
+    net: Mapped[int] = mapped_column(BigInteger)
+    vat: Mapped[int] = mapped_column(BigInteger)
+    gross: Mapped[int] = mapped_column(BigInteger)
+
+    credit_note: Mapped[CreditNote] = relationship(back_populates="lines")

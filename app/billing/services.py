@@ -105,6 +105,35 @@ def release(invoice: Invoice, *, actor: str, reason: str | None = None) -> Invoi
     return transition(invoice, payable_status(invoice), actor=actor, reason=reason)
 
 
+HOLDABLE = (S.OPEN, S.PARTIALLY_PAID)
+
+
+def hold(invoice: Invoice, *, until: date | None, actor: str, reason: str) -> InvoiceEvent:
+    """An agent pauses reminders (and the hand-off): status on_hold, until a day or until resumed.
+    Only a bill that is simply owed can be held; a disputed one or one in collection is paused already."""
+    if invoice.status not in HOLDABLE:
+        raise IllegalTransition(f"invoice {invoice.number} is {invoice.status}; only an open bill can be held")
+    if until is not None and until < invoice.issue_date:
+        raise InvalidData({"until": "before the issue date"})
+    transition(invoice, S.ON_HOLD, actor=actor, reason=reason)
+    invoice.hold_until = until
+    event = record_event(invoice, "reminders_paused", actor, until=until.isoformat() if until else None,
+                         reason=reason)
+    db.session.flush()
+    return event
+
+
+def resume(invoice: Invoice, *, actor: str, reason: str) -> InvoiceEvent:
+    """End an agent's hold: back to the status the amounts give, reminders may go out again."""
+    if invoice.status != S.ON_HOLD:
+        raise IllegalTransition(f"invoice {invoice.number} is {invoice.status}, not on hold")
+    invoice.hold_until = None
+    release(invoice, actor=actor, reason=reason)
+    event = record_event(invoice, "reminders_resumed", actor, reason=reason)
+    db.session.flush()
+    return event
+
+
 def add_charge(invoice: Invoice, kind: str, description: str, amount: int, *, actor: str, **data) -> InvoiceLine:
     """Add a fee or interest line the customer agreed to (a deferral fee, an instalment plan's fee
     or interest): VAT-free, one unit, appended after the last line; the totals grow with it."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,9 +17,12 @@ from app.extensions import db
 from app.links.models import CHANNELS, AccessLink
 from app.links.signer import LinkSigner, hash_key
 from app.models import utcnow
+from app.outbox.models import OutboxMessage
+from app.outbox.services import enqueue
 from app.readpath import ReadQuery
 
 MAX_TTL_DAYS = 365
+NOTICE_KIND = "link.reissued"  # rendered by app.links.notices
 
 
 def get_signer() -> LinkSigner:
@@ -154,3 +158,43 @@ def record_step_up_failure(link: AccessLink, *, max_attempts: int) -> bool:
         record_event(link.invoice, "link_locked", "customer", link_id=link.id, reason="step_up_attempts")
     db.session.flush()
     return link.revoked_at is not None
+
+
+REISSUE_CHANNELS = ("email", "sms", "letter")
+PHONE = re.compile(r"^\+[1-9][0-9]{7,14}$")
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+
+
+def reissue(invoice: Invoice, channel: str, *, to: str | None, locale: str, key: str, actor: str,
+            ttl_days: int, signer: LinkSigner, base_url: str) -> IssuedLink | None:
+    """Revoke every live link of the invoice and send a new one by `channel`: by e-mail or SMS
+    through the outbox (the link is issued when the message goes out, so the token never waits in
+    the database), or, for a letter, issued now and returned to be printed (shown once, never
+    stored). `key` (the form's one-time key) makes a double submit one message."""
+    errors = {}
+    if channel not in REISSUE_CHANNELS:
+        errors["channel"] = "choose"
+    to = (to or "").strip() or None
+    if channel == "email" and not (to and len(to) <= 254 and EMAIL.match(to)):
+        errors["to"] = "email"
+    if channel == "sms" and not (to and PHONE.match(re.sub(r"[\s\-().]", "", to))):
+        errors["to"] = "phone"
+    if invoice.is_closed:
+        errors["invoice"] = f"the invoice is {invoice.status}"
+    if not key or len(key) > 64:
+        errors["key"] = "missing"
+    if errors:
+        raise InvalidData(errors)
+    idempotency_key = f"{NOTICE_KIND}:{key}"
+    if channel != "letter" and db.session.scalar(
+            select(OutboxMessage.id).where(OutboxMessage.idempotency_key == idempotency_key)):
+        return None  # this submit was done already
+    revoke_links(invoice, actor=actor)
+    if channel == "letter":
+        return issue_link(invoice, channel="letter", ttl_days=ttl_days, signer=signer, base_url=base_url, actor=actor)
+    recipient = to if channel == "email" else re.sub(r"[\s\-().]", "", to)
+    enqueue(channel, NOTICE_KIND, recipient, {"invoice_id": invoice.id}, idempotency_key=idempotency_key,
+            creditor_id=invoice.creditor_id, locale=locale)
+    record_event(invoice, "link_sent", actor, channel=channel)
+    db.session.flush()
+    return None

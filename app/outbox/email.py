@@ -81,6 +81,7 @@ RENDER_MODULES: dict[str, str] = {
     "payment_receipt": "app.payments.receipts",
     "support": "app.support.emails",
     "resolution": "app.resolutions.emails",
+    "link": "app.links.notices",
 }
 
 

@@ -115,7 +115,7 @@ def replay(message_id: int, *, now: datetime | None = None) -> OutboxMessage | N
         raise Conflict(f"outbox message {message_id} is {message.status}, not dead")
     message.status = OutboxStatus.PENDING
     message.attempts = 0
-    message.next_attempt_at = now or utcnow()
+    message.next_attempt_at = message.replayed_at = now or utcnow()
     db.session.flush()
     log.info("outbox message %s (%s) put back in the queue", message.id, message.kind)
     return message
@@ -169,10 +169,16 @@ def backoff(attempts: int, policy: Policy, rng: Callable[[float, float], float] 
 
 
 def open_channels(config: Mapping[str, Any]) -> dict[str, Channel]:
-    """The channels a dispatcher run delivers through; each may keep a connection for the run."""
+    """The channels a dispatcher run delivers through; each may keep a connection for the run.
+    SMS only when SMS_PROVIDER is set: otherwise an "sms" message is dead as an unknown channel."""
     from app.outbox.email import EmailChannel, SmtpSettings
 
-    return {"email": EmailChannel(SmtpSettings.from_config(config))}
+    channels: dict[str, Channel] = {"email": EmailChannel(SmtpSettings.from_config(config))}
+    if config["SMS_PROVIDER"]:
+        from app.outbox.sms import SmsChannel, SmsSettings
+
+        channels["sms"] = SmsChannel(SmsSettings.from_config(config))
+    return channels
 
 
 def claim(batch_size: int, *, now: datetime, policy: Policy) -> tuple[list[tuple[int, int]], int]:

@@ -1,4 +1,5 @@
-"""PaymentAttempt (one try at a provider), Payment (money received), WebhookEvent (every notification)."""
+"""PaymentAttempt (one try at a provider), Payment (money received), Refund (money paid back),
+WebhookEvent (every notification)."""
 
 from __future__ import annotations
 
@@ -76,10 +77,37 @@ class Payment(db.Model):
     # What was paid beyond the balance (an overpayment, or a payment of a paid invoice):
     # settled, and owed back to the customer. Agents see it until it is refunded.
     refund_due: Mapped[int] = mapped_column(BigInteger, default=0)
+    refunded: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # paid back so far
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     invoice: Mapped[Invoice] = relationship()
+    attempt: Mapped[PaymentAttempt | None] = relationship()
+
+
+class Refund(db.Model):
+    """Money paid back to a customer: through the provider that took it, or by the creditor's bank
+    (recorded by an agent). Its idempotency key makes a second click one refund."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (
+        Index("ix_refunds_payment_id", "payment_id"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id", ondelete="RESTRICT"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    channel: Mapped[str] = mapped_column(String(20))  # "provider" or "bank_transfer"
+    provider_refund_id: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20))  # pending | succeeded | failed (RefundResult's)
+    idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
+    note: Mapped[str | None] = mapped_column(String(500))
+    actor: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    payment: Mapped[Payment] = relationship()
 
 
 class WebhookEvent(db.Model):

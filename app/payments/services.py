@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import secrets
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 
 from sqlalchemy import bindparam, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -22,9 +22,9 @@ from app.errors import InvalidData
 from app.extensions import db
 from app.models import utcnow
 from app.payments.gateways.base import (
-    CheckoutRequest, Gateway, GatewayEvent, GatewayStatus, Party, PaymentStatus,
+    CheckoutRequest, Gateway, GatewayError, GatewayEvent, GatewayStatus, Party, PaymentStatus,
 )
-from app.payments.models import Payment, PaymentAttempt, WebhookEvent
+from app.payments.models import Payment, PaymentAttempt, Refund, WebhookEvent
 from app.payments.receipts import enqueue_receipt
 
 
@@ -349,3 +349,89 @@ def refunds_due(creditor_id: int) -> list[Payment]:
             .order_by(Payment.id)
         )
     )
+
+
+# --- by hand: payments an agent records, refunds, bank entries an agent decides -------------------------
+
+MANUAL_METHODS = ("bank_transfer", "cash", "card_terminal", "cheque", "other")
+
+
+def record_manual_payment(invoice: Invoice, amount: int, *, received_on: date, method: str, key: str,
+                          actor: str, note: str | None = None) -> Payment:
+    """A payment the creditor received outside the portal's providers and files (at the counter, a
+    transfer to another account), recorded by an agent. Settled like any payment (receipt e-mail,
+    refund due beyond the balance); `key` (the form's one-time key) makes a double submit one
+    payment. Returns the payment, the first one for a repeated key."""
+    errors = {}
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        errors["amount"] = "not_positive"
+    if method not in MANUAL_METHODS:
+        errors["method"] = "choose"
+    if received_on > utcnow().date() + timedelta(days=1):
+        errors["received_on"] = "future"
+    if not key or len(key) > 64:
+        errors["key"] = "missing"
+    if errors:
+        raise InvalidData(errors)
+    payment_id = f"manual:{key}"
+    payment = settle(invoice.id, provider="manual", payment_id=payment_id, amount=amount, currency=invoice.currency,
+                     method=method, received_at=datetime.combine(received_on, time(12), tzinfo=timezone.utc),
+                     actor=actor)
+    if payment is None:  # this key recorded it already
+        return db.session.scalar(select(Payment).where(Payment.provider == "manual",
+                                                       Payment.provider_payment_id == payment_id))
+    if note:
+        record_event(invoice, "payment_note", actor, payment_id=payment_id, note=note[:500])
+    return payment
+
+
+REFUND_CHANNELS = ("provider", "bank_transfer")
+
+
+def refund_payment(payment: Payment, amount: int, *, channel: str, key: str, actor: str,
+                   gateway: Gateway | None = None, note: str | None = None) -> Refund:
+    """Pay back what is owed on a payment (`refund_due`): through the provider that took it
+    (`gateway`, idempotent on `key`), or record that the creditor's bank sent it. The invoice keeps
+    only what it keeps: its amount paid goes down by the refund. Raises GatewayError when the
+    provider refuses (nothing is recorded then; the same key is safe to try again)."""
+    existing = db.session.scalar(select(Refund).where(Refund.idempotency_key == key)) if key else None
+    if existing is not None:
+        return existing
+    invoice = lock_invoice(payment.invoice_id)
+    db.session.refresh(payment, with_for_update=True)
+    errors = {}
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        errors["amount"] = "not_positive"
+    elif amount > payment.refund_due:
+        errors["amount"] = "more_than_due"
+    if channel not in REFUND_CHANNELS:
+        errors["channel"] = "choose"
+    elif channel == "provider" and (gateway is None or payment.provider in ("manual", "bank_transfer")):
+        errors["channel"] = "no_provider"
+    if not key or len(key) > 100:
+        errors["key"] = "missing"
+    if errors:
+        raise InvalidData(errors)
+    refund = Refund(payment_id=payment.id, amount=amount, currency=payment.currency, channel=channel,
+                    idempotency_key=key, actor=actor, note=(note or "").strip()[:500] or None, status="succeeded")
+    if channel == "provider":
+        result = gateway.refund(payment.provider_payment_id, amount, f"refund-{key}")
+        refund.provider_refund_id, refund.status = result.refund_id, result.status
+    if refund.status == "failed":
+        raise GatewayError("the provider refused the refund", code="refund_failed")
+    db.session.add(refund)
+    payment.refund_due -= amount
+    payment.refunded += amount
+    if not invoice.is_closed:  # a payment to a closed invoice was never counted in its amount paid
+        invoice.amount_paid -= amount
+    record_event(invoice, "refund_sent", actor, amount=amount, currency=payment.currency, channel=channel,
+                 payment_id=payment.provider_payment_id, refund_id=refund.provider_refund_id)
+    db.session.flush()
+    return refund
+
+
+def refunds_of(payment_ids: Iterable[int]) -> list[Refund]:
+    ids = list(payment_ids)
+    if not ids:
+        return []
+    return list(db.session.scalars(select(Refund).where(Refund.payment_id.in_(ids)).order_by(Refund.id)))

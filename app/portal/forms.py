@@ -1,15 +1,12 @@
 """Forms of the customer pages. Labels and messages are translated lazily."""
 
-import re
-from decimal import Decimal
-
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length, Optional
 
 from app.errors import InvalidData
-from app.money import from_decimal, to_decimal
+from app.money import parse_amount
 
 
 class StepUpForm(FlaskForm):
@@ -27,13 +24,7 @@ class PayForm(FlaskForm):
 
     def amount_minor(self, currency: str) -> int | None:
         """The amount typed, in minor units (`1 250,50` or `1250.50`), None for the whole balance."""
-        text = (self.amount.data or "").replace("\u00a0", "").replace(" ", "")
-        if not text:
-            return None
-        if not re.fullmatch(r"\d{1,12}([.,]\d{1,3})?", text):
-            raise InvalidData({"amount": "not an amount"})
-        value = Decimal(text.replace(",", "."))
-        minor = from_decimal(value, currency)
-        if to_decimal(minor, currency) != value:
-            raise InvalidData({"amount": "too many decimals"})
-        return minor
+        try:
+            return parse_amount(self.amount.data, currency)
+        except ValueError as exc:
+            raise InvalidData({"amount": str(exc)}) from None

@@ -7,16 +7,14 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import lru_cache
 
-from babel.core import get_global
-from babel.dates import get_timezone
 from sqlalchemy import Select, bindparam, exists, func, select
 from sqlalchemy.orm import contains_eager, selectinload
 
 from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceLine, InvoiceStatus as S
 from app.creditors.models import Creditor
 from app.extensions import db
+from app.i18n import country_zone
 from app.readpath import ReadQuery
 from app.resolutions.models import Resolution
 from app.support.models import SupportRequest
@@ -111,15 +109,9 @@ def visible_lines(lines: list[InvoiceLine]) -> tuple[list[InvoiceLine], int]:
     return shown, len(lines) - len(shown)
 
 
-@lru_cache(maxsize=64)
-def _zone(country: str):
-    zones = get_global("territory_zones").get(country.upper()) or ["UTC"]
-    return get_timezone(zones[0])
-
-
 def local_today(country: str, now: datetime) -> date:
     """Today's date where the creditor is: due dates are local dates."""
-    return now.astimezone(_zone(country)).date()
+    return now.astimezone(country_zone(country)).date()
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select, text
 from sqlalchemy.orm import undefer
 
+from app.billing.corrections import credit_notes
 from app.billing.models import Invoice
 from app.billing.services import payments_received
 from app.billing.transfer import epc_payload, epc_qr_svg, transfer_details
@@ -140,6 +141,7 @@ def _bill_context(invoice: Invoice, today, due_now: int | None = None) -> dict:
         "hidden_lines": 0,
         "fees": [line for line in invoice.lines if line.is_fee],
         "payments": payments_received(invoice.id) if invoice.amount_paid else [],
+        "credit_notes": credit_notes(invoice.id) if invoice.credited else [],
         "state": due_state(invoice, today),
         "transfer": transfer_details(creditor, invoice, due_now),
     }

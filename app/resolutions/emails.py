@@ -120,16 +120,32 @@ def dispute_notification(dispute: Resolution, payload: dict) -> Notice:
 
 
 def dispute_answered(dispute: Resolution, payload: dict) -> Notice:
-    creditor = dispute.invoice.creditor
-    if dispute.status == "upheld":
+    invoice = dispute.invoice
+    creditor = invoice.creditor
+    facts = _dispute_facts(dispute)
+    if dispute.status in ("upheld", "partial"):
+        facts = facts[:2] + [(_("Left to pay now"), money(max(invoice.balance, 0), invoice.currency))]
+    if dispute.status == "upheld" and invoice.is_closed:
         heading = _("We agree with your dispute")
-        paragraphs = [_("%(creditor)s agrees with you and will correct the bill. You do not need to pay the disputed "
+        paragraphs = [_("%(creditor)s agrees with you and has cancelled the bill. You do not need to pay it.",
+                        creditor=creditor.name)]
+    elif dispute.status == "upheld":
+        heading = _("We agree with your dispute")
+        paragraphs = [_("%(creditor)s agrees with you and has corrected the bill. You do not need to pay the disputed "
                         "amount.", creditor=creditor.name)]
+    elif dispute.status == "partial":
+        heading = _("We agree with part of your dispute")
+        paragraphs = [_("%(creditor)s agrees with you in part and has corrected the bill. The rest of the bill "
+                        "stands; the bill page shows what is left to pay.", creditor=creditor.name)]
     else:
         heading = _("Answer to your dispute")
         paragraphs = [_("%(creditor)s has looked into your dispute and finds the bill correct. Please pay it, or "
                         "choose another option on the bill page.", creditor=creditor.name)]
-    return _customer(dispute, heading, heading, paragraphs, facts=_dispute_facts(dispute), quote=dispute.answer,
+    if dispute.status in ("upheld", "partial") and invoice.amount_paid > invoice.total and not invoice.is_closed:
+        paragraphs.append(_("You have paid %(amount)s more than the bill now asks for. %(creditor)s will pay it back "
+                            "to you.", amount=money(invoice.amount_paid - invoice.total, invoice.currency),
+                            creditor=creditor.name))
+    return _customer(dispute, heading, heading, paragraphs, facts=facts, quote=dispute.answer,
                      quote_label=_("Our answer:"))
 
 
@@ -251,8 +267,36 @@ def plan_accepted(plan: Resolution, payload: dict) -> Notice:
            "We send no reminders while the plan runs, and we remind you by e-mail the day before each instalment."),
          _("If an instalment is more than %(days)d days late, the plan ends and the usual reminders resume.",
            days=plan.invoice.creditor.grace_days)],
-        facts=facts,
+        facts=facts, quote=plan.answer, quote_label=_("Our answer:") if plan.answer else None,
     )
+
+
+def _request_facts(plan: Resolution) -> list[tuple[str, str]]:
+    return [(_("Instalments asked for"), str(plan.months or "")),
+            (_("Left to pay"), money(plan.amount or 0, _cur(plan)))]
+
+
+def plan_requested(plan: Resolution, payload: dict) -> Notice:
+    return _customer(plan, _("We have received your request for an instalment plan"),
+                     _("We have received your request for an instalment plan"),
+                     [_("Someone from our team will look at your request and answer you by e-mail. We send no "
+                        "reminders for this bill until then.")], facts=_request_facts(plan),
+                     quote=plan.message, quote_label=_("You wrote:"))
+
+
+def plan_request_notification(plan: Resolution, payload: dict) -> Notice:
+    return _desk(plan, _("Request for an instalment plan on invoice %(number)s", number=plan.invoice.number),
+                 _("A customer asks for an instalment plan"),
+                 [_("The plan asked for is beyond what the bill page offers."),
+                  _("Reminders and the hand-off are paused until the request is answered.")], _request_facts(plan))
+
+
+def plan_declined(plan: Resolution, payload: dict) -> Notice:
+    return _customer(plan, _("Answer to your request for an instalment plan"),
+                     _("Answer to your request for an instalment plan"),
+                     [_("We cannot offer that plan this time. If you cannot pay it all now, the bill page shows what "
+                        "else you can do.")],
+                     quote=plan.answer, quote_label=_("Our answer:") if plan.answer else None)
 
 
 def instalment_due(plan: Resolution, payload: dict) -> Notice:
@@ -295,4 +339,7 @@ BUILDERS: dict[str, Callable[[Resolution, dict], Notice]] = {
     "plan_accepted": plan_accepted,
     "instalment_due": instalment_due,
     "plan_broken": plan_broken,
+    "plan_requested": plan_requested,
+    "plan_request_notification": plan_request_notification,
+    "plan_declined": plan_declined,
 }

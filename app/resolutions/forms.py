@@ -52,6 +52,13 @@ class PlanForm(SelfServiceForm):
                           validators=[InputRequired(message=_l("Please choose one of the plans."))])
 
 
+class PlanRequestForm(SelfServiceForm):
+    # Checked by the service, so that every problem shows at once.
+    months = IntegerField(_l("How many monthly instalments would you need?"), validators=[Optional()],
+                          render_kw={"required": True, "inputmode": "numeric", "min": 2, "max": 24})
+    message = TextAreaField(_l("Tell us a little about your situation"), render_kw={"required": True})
+
+
 class MultiCheckboxField(SelectMultipleField):
     widget = ListWidget(prefix_label=False)
     option_widget = CheckboxInput()

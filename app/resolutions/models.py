@@ -7,7 +7,8 @@ all of them in one query. Columns a kind does not use stay NULL.
 - dispute: reason, message, attachment, line_ids (None: the whole invoice), amount (disputed)
 - promise: new_date (the promised date), amount (what was owed then)
 - deferral: old_date -> new_date (due dates), fee; granted at once or requested from an agent
-- plan: amount (total of the instalments), fee, interest, paid_before, instalments
+- plan: amount (total of the instalments), fee, interest, paid_before, instalments; a request beyond
+  the rules (status open) has months and the customer's message, and its schedule once granted
 """
 
 from __future__ import annotations
@@ -38,12 +39,13 @@ class Status:
     KEPT = "kept"  # a promise or plan paid in full
     BROKEN = "broken"  # a promise or plan not kept: the process resumes
     UPHELD = "upheld"  # a dispute the creditor agreed with
+    PARTIAL = "partial"  # a dispute the creditor agreed with in part (a credit or correction, the rest stands)
     REJECTED = "rejected"  # a dispute the creditor did not agree with
     DECLINED = "declined"  # a deferral request an agent refused
     CANCELLED = "cancelled"  # ended because the invoice was settled otherwise
 
     LIVE = (OPEN, ACTIVE)
-    ALL = (OPEN, ACTIVE, KEPT, BROKEN, UPHELD, REJECTED, DECLINED, CANCELLED)
+    ALL = (OPEN, ACTIVE, KEPT, BROKEN, UPHELD, PARTIAL, REJECTED, DECLINED, CANCELLED)
 
 
 DISPUTE_REASONS = ("not_received", "wrong_amount", "already_paid", "contract_cancelled", "other")
@@ -71,6 +73,7 @@ class Resolution(db.Model):
     fee: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     interest: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     paid_before: Mapped[int | None] = mapped_column(BigInteger)
+    months: Mapped[int | None] = mapped_column(Integer)  # a plan: its number of monthly instalments
     old_date: Mapped[date | None] = mapped_column(Date)
     new_date: Mapped[date | None] = mapped_column(Date)
     answer: Mapped[str | None] = mapped_column(Text)  # the agent's words to the customer

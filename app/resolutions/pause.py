@@ -5,7 +5,8 @@ shows its answer with every invoice (`dunning` in the invoice JSON), and the deb
 hand-off calls it before a case leaves. Whatever the customer chose on the bill page (a dispute,
 a promise, a deferral, an instalment plan) pauses every channel and the hand-off at once, and
 the pause ends by itself when its date passes (a promise's date plus the grace days, a deferral's
-new due date) or when someone acts (an agent answers a dispute or a request; a plan is broken).
+new due date, an agent's hold until a day) or when someone acts (an agent answers a dispute or a
+request, or resumes reminders; a plan is broken).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ class Dunning:
     """The answer: whether reminders and the hand-off may go ahead, and if not, why and until when.
 
     reason: paid, closed, in_collection, dispute, deferral_request, deferral, promise, plan,
-    disputed or on_hold (an agent's hold). until: the last day of the pause when it ends by
-    itself; None when it lasts until someone acts."""
+    plan_request, disputed or on_hold (an agent's hold). until: the last day of the pause when it
+    ends by itself; None when it lasts until someone acts."""
 
     may_remind: bool
     may_hand_off: bool
@@ -48,8 +49,10 @@ def dunning(invoice: Invoice, today: date, live: Iterable[Resolution]) -> Dunnin
     if invoice.status == S.IN_COLLECTION:
         return Dunning(False, False, "in_collection")
     pauses = [pause for pause in (_pause(r, today, invoice.creditor.grace_days) for r in live) if pause]
-    if invoice.status in (S.DISPUTED, S.ON_HOLD):
-        pauses.append((invoice.status, None))
+    if invoice.status == S.DISPUTED:
+        pauses.append((S.DISPUTED, None))
+    elif invoice.status == S.ON_HOLD and (invoice.hold_until is None or today <= invoice.hold_until):
+        pauses.append((S.ON_HOLD, invoice.hold_until))  # an agent's hold with a day ends by itself
     if not pauses:
         return GO
     # The longest pause wins; one that waits for someone beats any date.
@@ -70,4 +73,6 @@ def _pause(resolution: Resolution, today: date, grace_days: int) -> tuple[str, d
         return ("promise", until) if today <= until else None
     if kind == Kind.PLAN and status == Status.ACTIVE:
         return "plan", None
+    if kind == Kind.PLAN and status == Status.OPEN:
+        return "plan_request", None
     return None

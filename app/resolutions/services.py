@@ -24,8 +24,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
+from app.billing.corrections import LineCorrection, LineCredit, correct_lines, creditable, issue_credit_note
 from app.billing.models import Invoice, InvoiceStatus as S
-from app.billing.services import add_charge, cancel_invoice, move_due_date, record_event, release, transition
+from app.billing.services import (
+    add_charge, cancel_invoice, move_due_date, record_event, release, resume, transition,
+)
 from app.errors import IllegalTransition, InvalidData
 from app.extensions import db
 from app.money import round_half_up
@@ -108,24 +111,36 @@ def plan_interest(principal: int, annual_bp: int, months: int) -> int:
     return round_half_up(Decimal(principal) * annual_bp * (months + 1) / (10000 * 24))
 
 
+def plan_first_due(invoice: Invoice, today: date) -> date:
+    return max(invoice.due_date, today + timedelta(days=PLAN_FIRST_DUE_DAYS))
+
+
+def plan_offer(invoice: Invoice, months: int, today: date) -> PlanOffer:
+    """The plan of `months` monthly instalments for the balance today, with the creditor's fee and
+    interest; the first instalment carries the remainder of the division."""
+    creditor = invoice.creditor
+    principal = invoice.balance
+    interest = plan_interest(principal, creditor.plan_interest_bp, months)
+    total = principal + creditor.plan_fee + interest
+    part, remainder = divmod(total, months)
+    amounts = [part + remainder] + [part] * (months - 1)
+    first_due = plan_first_due(invoice, today)
+    schedule = tuple((add_months(first_due, k), amount) for k, amount in enumerate(amounts))
+    return PlanOffer(months, principal, creditor.plan_fee, interest, schedule)
+
+
 def plan_offers(invoice: Invoice, today: date) -> list[PlanOffer]:
     """The plans the creditor's rules allow for this balance: 2 to plan_max_months monthly
     instalments, none below plan_min_instalment."""
     creditor = invoice.creditor
-    principal = invoice.balance
-    if principal <= 0 or creditor.plan_max_months < 2:
+    if invoice.balance <= 0 or creditor.plan_max_months < 2:
         return []
-    first_due = max(invoice.due_date, today + timedelta(days=PLAN_FIRST_DUE_DAYS))
     offers = []
     for months in range(2, creditor.plan_max_months + 1):
-        interest = plan_interest(principal, creditor.plan_interest_bp, months)
-        total = principal + creditor.plan_fee + interest
-        part, remainder = divmod(total, months)
-        if part < max(creditor.plan_min_instalment, 1):
+        offer = plan_offer(invoice, months, today)
+        if offer.instalment < max(creditor.plan_min_instalment, 1):
             break  # more months only make the instalments smaller
-        amounts = [part + remainder] + [part] * (months - 1)
-        schedule = tuple((add_months(first_due, k), amount) for k, amount in enumerate(amounts))
-        offers.append(PlanOffer(months, principal, creditor.plan_fee, interest, schedule))
+        offers.append(offer)
     return offers
 
 
@@ -184,9 +199,10 @@ class SelfService:
     open_dispute: Resolution | None = None
     promise: Resolution | None = None
     deferral: Resolution | None = None  # an open request or a deferral granted that still runs
-    plan: Resolution | None = None
+    plan: Resolution | None = None  # a plan running
+    plan_request: Resolution | None = None  # a plan asked for beyond the rules, waiting for an agent
     progress: list[InstalmentState] = field(default_factory=list)
-    can: dict[str, bool] = field(default_factory=dict)  # dispute, promise, deferral, plan
+    can: dict[str, bool] = field(default_factory=dict)  # dispute, promise, deferral, plan, plan_request
 
     @property
     def disputes(self) -> list[Resolution]:
@@ -211,6 +227,8 @@ def self_service(invoice: Invoice, today: date, resolutions: list[Resolution] | 
             found.open_dispute = r
         elif r.kind == Kind.PROMISE:
             found.promise = r
+        elif r.kind == Kind.PLAN and r.status == Status.OPEN:
+            found.plan_request = r
         elif r.kind == Kind.PLAN:
             found.plan = r
         elif r.kind == Kind.DEFERRAL and (r.status == Status.OPEN or today <= r.new_date):
@@ -227,15 +245,16 @@ def self_service(invoice: Invoice, today: date, resolutions: list[Resolution] | 
             undisputed = invoice.balance - (found.open_dispute.amount or 0)
             held = not creditor.dispute_partial_payable or undisputed <= 0
             found.payable_now, found.pay_reason = (None, None) if held else (undisputed, "undisputed")
-    busy = found.open_dispute is not None or found.plan is not None
+    busy = found.open_dispute is not None or found.plan is not None or found.plan_request is not None
+    settled_otherwise = found.promise is not None or found.deferral is not None
     found.can = {
         "dispute": payable and found.open_dispute is None,
         "promise": payable and not busy and found.promise is None and found.deferral is None
         and creditor.promise_max_days > 0,
         "deferral": payable and not busy and found.promise is None and found.deferral is None
         and creditor.deferral_max_days > 0,
-        "plan": payable and not busy and found.promise is None and found.deferral is None
-        and bool(plan_offers(invoice, today)),
+        "plan": payable and not busy and not settled_otherwise and bool(plan_offers(invoice, today)),
+        "plan_request": payable and not busy and not settled_otherwise,
     }
     return found
 
@@ -364,13 +383,23 @@ def open_dispute(
     return _create(invoice, submission_key, build, after)
 
 
-DISPUTE_OUTCOMES = (Status.UPHELD, Status.REJECTED)
+DISPUTE_OUTCOMES = (Status.UPHELD, Status.PARTIAL, Status.REJECTED)
 
 
-def answer_dispute(dispute: Resolution, outcome: str, answer: str, *, actor: str) -> Resolution:
-    """An agent's decision, told to the customer. Rejected: the invoice is payable again and the
-    process resumes. Upheld: an invoice disputed whole with nothing paid is cancelled; otherwise it
-    stays on hold until the creditor corrects it (a credit note, in the back office)."""
+def answer_dispute(dispute: Resolution, outcome: str, answer: str, *, actor: str,
+                   credits: Sequence[LineCredit] = (), corrections: Sequence[LineCorrection] = ()) -> Resolution:
+    """An agent's decision, told to the customer, and the bill made right in the same step:
+
+    - rejected: the bill stands; it is payable again and the process resumes;
+    - upheld: the customer is right about what they disputed. A bill disputed whole with nothing
+      paid is cancelled; otherwise a credit note takes off what was disputed (the chosen lines, or
+      everything still owed), unless the agent gives the credits or corrections to make instead;
+    - partial: the customer is right in part: the agent's credits and/or line corrections (at
+      least one) are made, the rest stands.
+
+    Then the dispute no longer holds the bill (unless another one is open), and whatever was paid
+    beyond the new total is owed back. Raises InvalidData (nothing changes) for a bad credit or
+    correction, keyed as `billing.corrections` keys them."""
     if dispute.kind != Kind.DISPUTE or dispute.status != Status.OPEN:
         raise IllegalTransition(f"{dispute.reference} is not an open dispute")
     if outcome not in DISPUTE_OUTCOMES:
@@ -378,17 +407,40 @@ def answer_dispute(dispute: Resolution, outcome: str, answer: str, *, actor: str
     answer = (answer or "").strip()
     if not answer:
         raise InvalidData({"answer": "required: the customer reads it"})
+    if outcome == Status.REJECTED and (credits or corrections):
+        raise InvalidData({"outcome": "a rejected dispute changes nothing on the bill"})
+    if outcome == Status.PARTIAL and not (credits or corrections):
+        raise InvalidData({"credits": "none"})
     invoice = dispute.invoice
-    dispute.status, dispute.answer, dispute.answered_by, dispute.closed_at = outcome, answer, actor, utcnow()
     others = [r for r in live_resolutions(invoice.id) if r.kind == Kind.DISPUTE and r.id != dispute.id]
-    if outcome == Status.REJECTED and invoice.status == S.DISPUTED and not others:
-        release(invoice, actor=actor, reason="dispute rejected")
-    elif outcome == Status.UPHELD and not others and not invoice.is_closed:
-        if not dispute.line_ids and invoice.amount_paid == 0:
+    if outcome == Status.UPHELD and not (credits or corrections):
+        if not dispute.line_ids and invoice.amount_paid == 0 and not others:
+            dispute.status, dispute.answer, dispute.answered_by, dispute.closed_at = outcome, answer, actor, utcnow()
             cancel_invoice(invoice, actor=actor, reason="dispute upheld")
-        elif invoice.status != S.ON_HOLD:
-            transition(invoice, S.ON_HOLD, actor=actor, reason="dispute upheld: correction pending")
-    record_event(invoice, "dispute_answered", actor, reference=dispute.reference, outcome=outcome)
+            return _dispute_answered(dispute, outcome, actor)
+        credits = _credits_for(dispute)
+    with force_locale(dispute.locale):
+        label = _("After your dispute %(reference)s", reference=dispute.reference)
+    if corrections:
+        correct_lines(invoice, corrections, reason=label, actor=actor, reference=dispute.reference)
+    if credits:
+        issue_credit_note(invoice, credits, reason=label, actor=actor, reference=dispute.reference)
+    dispute.status, dispute.answer, dispute.answered_by, dispute.closed_at = outcome, answer, actor, utcnow()
+    if invoice.status == S.DISPUTED and not others:
+        release(invoice, actor=actor, reason=f"dispute {outcome}")
+    return _dispute_answered(dispute, outcome, actor)
+
+
+def _credits_for(dispute: Resolution) -> list[LineCredit]:
+    """What upholding a dispute takes off: the disputed lines' gross still open to a credit, or,
+    for the whole bill, every line's (so that the customer owes nothing and gets back what they paid)."""
+    open_to_credit = creditable(dispute.invoice)
+    chosen = dispute.line_ids or list(open_to_credit)
+    return [LineCredit(line_id, open_to_credit[line_id]) for line_id in chosen if open_to_credit.get(line_id, 0) > 0]
+
+
+def _dispute_answered(dispute: Resolution, outcome: str, actor: str) -> Resolution:
+    record_event(dispute.invoice, "dispute_answered", actor, reference=dispute.reference, outcome=outcome)
     _to_customer(dispute, "dispute_answered")
     db.session.flush()
     return dispute
@@ -557,25 +609,95 @@ def accept_plan(invoice: Invoice, months: int | None, *, locale: str, submission
     def build() -> Resolution:
         plan = Resolution(
             kind=Kind.PLAN, status=Status.ACTIVE, amount=offer.total, fee=offer.fee, interest=offer.interest,
-            paid_before=invoice.amount_paid, locale=locale,
+            paid_before=invoice.amount_paid, months=offer.months, locale=locale,
         )
         plan.instalments = [Instalment(seq=n, due_date=day, amount=amount)
                             for n, (day, amount) in enumerate(offer.schedule, start=1)]
         return plan
 
     def after(plan: Resolution) -> None:
-        with force_locale(locale):
-            if offer.fee:
-                add_charge(invoice, "other_fee", _("Instalment plan fee"), offer.fee, actor=ACTOR,
-                           reference=plan.reference)
-            if offer.interest:
-                add_charge(invoice, "interest", _("Interest for the instalment plan"), offer.interest,
-                           actor=ACTOR, reference=plan.reference)
+        _plan_charges(invoice, offer, plan, ACTOR)
         record_event(invoice, "plan_accepted", ACTOR, reference=plan.reference, months=offer.months,
                      total=offer.total)
         _to_customer(plan, "plan_accepted")
 
     return _create(invoice, submission_key, build, after)
+
+
+PLAN_REQUEST_MAX_MONTHS = 24
+
+
+def check_plan_request(invoice: Invoice, months: int | None, message: str | None, today: date) -> str:
+    """The customer's words, cleaned; InvalidData with every problem of the request at once."""
+    _require(invoice, "plan_request", today)
+    errors = {}
+    if not isinstance(months, int) or isinstance(months, bool) or not 2 <= months <= PLAN_REQUEST_MAX_MONTHS:
+        errors["months"] = "range"
+    message = (message or "").strip()
+    if not message:
+        errors["message"] = "required"
+    elif len(message) > MESSAGE_MAX:
+        errors["message"] = "too_long"
+    if errors:
+        raise InvalidData(errors)
+    return message
+
+
+def request_plan(invoice: Invoice, months: int | None, message: str | None, *, locale: str, submission_key: str,
+                 today: date) -> tuple[Resolution, bool]:
+    """A plan the rules do not offer (more months, smaller instalments), asked of an agent with a
+    few words of why. Reminders pause until it is decided; nothing on the bill changes before."""
+    existing = _existing(invoice, submission_key) if submission_key else None
+    if existing is not None:
+        return existing, False
+    message = check_plan_request(invoice, months, message, today)
+
+    def after(request: Resolution) -> None:
+        record_event(invoice, "plan_requested", ACTOR, reference=request.reference, months=months)
+        _to_customer(request, "plan_requested")
+        _to_creditor(request, "plan_request_notification")
+
+    return _create(invoice, submission_key, lambda: Resolution(
+        kind=Kind.PLAN, status=Status.OPEN, months=months, message=message, amount=invoice.balance, locale=locale,
+    ), after)
+
+
+def decide_plan(request: Resolution, grant: bool, answer: str | None, *, actor: str, today: date) -> Resolution:
+    """An agent's decision on a plan asked for beyond the rules, told to the customer. Granted: the
+    plan of the months asked for, with the creditor's fee and interest, runs from today like one
+    the customer chose on the bill page."""
+    if request.kind != Kind.PLAN or request.status != Status.OPEN:
+        raise IllegalTransition(f"{request.reference} is not an open plan request")
+    invoice = request.invoice
+    if not is_payable(invoice):
+        raise IllegalTransition(f"invoice {invoice.number} is {invoice.status}; nothing to split")
+    request.answer, request.answered_by = (answer or "").strip() or None, actor
+    if not grant:
+        request.status, request.closed_at = Status.DECLINED, utcnow()
+        record_event(invoice, "plan_declined", actor, reference=request.reference)
+        _to_customer(request, "plan_declined")
+        db.session.flush()
+        return request
+    offer = plan_offer(invoice, request.months, today)
+    request.status, request.amount, request.fee, request.interest = Status.ACTIVE, offer.total, offer.fee, offer.interest
+    request.paid_before = invoice.amount_paid
+    request.instalments = [Instalment(seq=n, due_date=day, amount=amount)
+                           for n, (day, amount) in enumerate(offer.schedule, start=1)]
+    _plan_charges(invoice, offer, request, actor)
+    record_event(invoice, "plan_granted", actor, reference=request.reference, months=offer.months, total=offer.total)
+    _to_customer(request, "plan_accepted")
+    db.session.flush()
+    return request
+
+
+def _plan_charges(invoice: Invoice, offer: PlanOffer, plan: Resolution, actor: str) -> None:
+    """The plan's fee and interest join the bill as lines, in the customer's language."""
+    with force_locale(plan.locale):
+        if offer.fee:
+            add_charge(invoice, "other_fee", _("Instalment plan fee"), offer.fee, actor=actor, reference=plan.reference)
+        if offer.interest:
+            add_charge(invoice, "interest", _("Interest for the instalment plan"), offer.interest, actor=actor,
+                       reference=plan.reference)
 
 
 # --- the daily run -----------------------------------------------------------------------------------
@@ -587,10 +709,11 @@ class RunReport:
     broken: int = 0
     ended: int = 0
     reminded: int = 0
+    resumed: int = 0
 
     def __str__(self) -> str:
         return (f"{self.kept} kept, {self.broken} broken, {self.ended} ended, "
-                f"{self.reminded} day-before e-mails due (each is written once)")
+                f"{self.reminded} day-before e-mails due (each is written once), {self.resumed} holds ended")
 
 
 def run_due(today_for: Callable[[str], date], *, creditor_id: int | None = None) -> RunReport:
@@ -601,7 +724,8 @@ def run_due(today_for: Callable[[str], date], *, creditor_id: int | None = None)
     - a promise not paid by its date plus the grace days is broken, and so is a plan with an
       instalment unpaid past its date plus the grace days: the customer is told and the process
       resumes (`pause.dunning` no longer pauses);
-    - a deferral whose new due date has passed ends (kept when paid).
+    - a deferral whose new due date has passed ends (kept when paid);
+    - an agent's hold of reminders until a day that has passed ends: reminders may go out again.
 
     `today_for(country)` gives the local date in the creditor's country."""
     report = RunReport()
@@ -627,6 +751,13 @@ def run_due(today_for: Callable[[str], date], *, creditor_id: int | None = None)
         elif resolution.kind == Kind.DEFERRAL and today > resolution.new_date:
             _close(resolution, Status.BROKEN, "new due date passed")
             report.ended += 1
+    held = select(Invoice).where(Invoice.status == S.ON_HOLD, Invoice.hold_until.is_not(None)).order_by(Invoice.id)
+    if creditor_id is not None:
+        held = held.where(Invoice.creditor_id == creditor_id)
+    for invoice in db.session.scalars(held).all():
+        if today_for(invoice.creditor.country) > invoice.hold_until:
+            resume(invoice, actor="scheduler", reason="hold ended")
+            report.resumed += 1
     db.session.flush()
     return report
 

@@ -27,7 +27,7 @@ from app.portal.views import granted, language_switch, load_bill_or_404, unavail
 from app.resolutions import services
 from app.resolutions.emails import promise_ics, reason_label
 from app.resolutions.forms import (
-    DeferralForm, DisputeForm, PlanForm, PromiseForm, SelfServiceForm, reason_choices, scope_choices,
+    DeferralForm, DisputeForm, PlanForm, PlanRequestForm, PromiseForm, SelfServiceForm, reason_choices, scope_choices,
 )
 from app.resolutions.models import Kind, Resolution
 from app.support.attachments import read_upload
@@ -78,6 +78,8 @@ def _unavailable_words(invoice: Invoice, what: str, today: date) -> str:
     if what == "plan" and services.is_payable(invoice) and not services.plan_offers(invoice, today):
         return _("This bill cannot be split into instalments online. Please contact us, and we will find a "
                  "solution together.")
+    if what == "plan_request" and services.self_service(invoice, today).plan_request is not None:
+        return _("We are looking at your request for an instalment plan already. We will answer you by e-mail.")
     return _("This option is not available for this bill right now.")
 
 
@@ -92,6 +94,8 @@ def _problem(form, errors: dict[str, str]) -> str | None:
         ("lines", "choose"): _("Please choose at least one line of the bill."),
         ("attachment", "proof"): _("Please attach proof of your payment, such as a receipt or a bank statement."),
         ("months", "choose"): _("Please choose one of the plans."),
+        ("months", "range"): _("Please enter a number of months from 2 to %(max)d.",
+                               max=services.PLAN_REQUEST_MAX_MONTHS),
     }
     page = None
     for name, code in errors.items():
@@ -226,6 +230,20 @@ def plan(public_id: str):
     return _run(flow, lambda: services.accept_plan(
         invoice, form.months.data, locale=select_locale(), submission_key=form.submission.data, today=today,
     ), lambda: {"offer": services.choose_offer(invoice, form.months.data, today)})
+
+
+@bp.route("/b/<public_id>/instalments/request", methods=["GET", "POST"])
+@limiter.limit(_limit, methods=["POST"])
+def plan_request(public_id: str):
+    """Ask for a plan the bill page does not offer (more months, smaller instalments): an agent decides."""
+    invoice, today, answer = _bill(public_id)
+    if answer is not None:
+        return answer
+    form = _fresh(PlanRequestForm())
+    return _run(Flow("plan_request", "plan_request.html", invoice, today, form), lambda: services.request_plan(
+        invoice, form.months.data, form.message.data, locale=select_locale(), submission_key=form.submission.data,
+        today=today,
+    ))
 
 
 # --- a resolution's page and calendar file ---------------------------------------------------------

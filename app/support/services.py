@@ -251,3 +251,22 @@ def _to_desk(request: SupportRequest, *, key: str, **payload) -> None:
         enqueue("email", "support.notification", creditor.support_email, {"request_id": request.id, **payload},
                 idempotency_key=f"support.notification:{key}", creditor_id=request.creditor_id,
                 locale=creditor.default_locale)
+
+
+def close_request(support_request: SupportRequest, *, actor: str) -> None:
+    """An agent closes the conversation (resolved). The customer sees it closed on the bill page
+    and starts a new one to write about something else."""
+    if support_request.status == RequestStatus.CLOSED:
+        raise IllegalTransition(f"{support_request.reference} is closed already")
+    support_request.status = RequestStatus.CLOSED
+    record_event(support_request.invoice, "support_request_closed", actor, reference=support_request.reference)
+    db.session.flush()
+
+
+def reopen_request(support_request: SupportRequest, *, actor: str) -> None:
+    """An agent opens a closed conversation again: it waits for our answer, and the customer may write."""
+    if support_request.status != RequestStatus.CLOSED:
+        raise IllegalTransition(f"{support_request.reference} is not closed")
+    support_request.status = RequestStatus.OPEN
+    record_event(support_request.invoice, "support_request_reopened", actor, reference=support_request.reference)
+    db.session.flush()

@@ -1,6 +1,8 @@
 """The back office in Chromium: an agent signs in with a password and an authenticator code (set
-up on the spot), answers a customer's message and rejects a dispute; the customer then sees both
-on the bill page. Every page axe-clean at 360 and 1280 px."""
+up on the spot), finds the customer's message and dispute in the inbox, answers the message and
+decides the dispute (on a desktop: upheld in part with a credit on the disputed line; on a phone:
+rejected); the customer then sees the answer, the decision and the credit note on the bill page.
+Every page axe-clean at 360 and 1280 px."""
 
 from __future__ import annotations
 
@@ -59,26 +61,104 @@ def test_an_agent_answers_and_the_customer_sees_it(live_server, open_page, viewp
     secret = page.locator("span.mono").inner_text()
     page.fill("#code", pyotp.TOTP(secret).now())
     page.get_by_role("button", name="Confirm and sign in").click()
-    expect(page.locator("h1")).to_have_text("Waiting for an answer")
-    checked(page, f"back-office start page ({viewport})")
+    expect(page.locator("h1")).to_have_text("Inbox")
+    checked(page, f"the inbox ({viewport})")
 
-    page.get_by_role("link", name=request_ref).click()  # its accessible name starts with the reference
+    page.get_by_role("link", name=request_ref).click()
     checked(page, f"a customer's message ({viewport})")
+    page.get_by_role("button", name="Assign to me").click()
+    expect(page.get_by_text("Assigned to Ola Nordmann")).to_be_visible()
     page.fill("#message", "Your meter reading was estimated; we have corrected it.")
     page.get_by_role("button", name="Send the answer").click()
+    expect(page.get_by_text("Your answer is sent.")).to_be_visible()
     expect(page.get_by_text("Your meter reading was estimated; we have corrected it.")).to_be_visible()
 
-    page.goto(live_server.url + "/backoffice/")
+    page.get_by_role("link", name="Inbox").first.click()
     page.get_by_role("link", name=dispute_ref).click()
     expect(page.get_by_text("<b>Too high</b>")).to_be_visible()  # the customer's words, as text
     checked(page, f"a dispute ({viewport})")
-    page.get_by_label("Reject: the bill is correct, reminders resume").check()
-    page.fill("#message", "The meter reading of 1 November is right.")
+    if viewport == "desktop":
+        page.get_by_label("Partly: credit or correct the lines below, the rest stands").check()
+        page.get_by_label("Credit for Service 1").fill("25,00")
+        decision = "You are right about the first line; we have credited 25.00."
+    else:
+        page.get_by_label("Reject: the bill is correct, reminders resume").check()
+        decision = "The meter reading of 1 November is right."
+    page.fill("#message", decision)
     page.get_by_role("button", name="Send the decision").click()
-    expect(page.get_by_text("The meter reading of 1 November is right.")).to_be_visible()
+    expect(page.get_by_text("The decision is sent to the customer.")).to_be_visible()
+    page.get_by_role("link", name="Kari Nordmann").first.click()
+    expect(page.get_by_role("heading", name="Timeline")).to_be_visible()
+    checked(page, f"the customer's case ({viewport})")
 
     customer, _watch = open_page(viewport)
     customer.goto(link)
     expect(customer.get_by_text("Your meter reading was estimated; we have corrected it.")).to_be_visible()
-    expect(customer.get_by_text("The meter reading of 1 November is right.")).to_be_visible()
+    expect(customer.get_by_text(decision)).to_be_visible()
+    if viewport == "desktop":
+        expect(customer.get_by_text("Credit note", exact=False).first).to_be_visible()
     checked(customer, f"the bill with the agent's answers ({viewport})")
+
+
+def sign_in(page, live_server, email: str) -> None:
+    page.goto(live_server.url + "/backoffice/sign-in")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.get_by_role("button", name="Continue").click()
+    secret = page.locator("span.mono").inner_text()
+    page.fill("#code", pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="Confirm and sign in").click()
+    expect(page.locator("h1")).to_have_text("Inbox")
+
+
+@pytest.mark.parametrize("viewport", ["desktop", "mobile"])
+def test_every_back_office_page_is_clear_at_both_widths(live_server, open_page, viewport, tmp_path):
+    """An admin's tour of every page with a customer's data, and the letter with a new link."""
+    from tests.functional.backoffice_data import every_kind
+
+    app = live_server.app
+    email = f"admin-{viewport}@example.test"
+    with app.test_request_context():
+        from tests.factories import make_creditor
+
+        creditor = make_creditor("NO")
+        db.session.commit()
+    records = every_kind(app, creditor, tmp_path, message="<img src=x onerror=alert(1)> Hva er dette?")
+    with app.test_request_context():
+        create_agent(email, "Ada Admin", PASSWORD, db.session.get(Creditor, records.customer.creditor_id), "admin")
+        db.session.commit()
+        paths = {
+            "the case": f"/backoffice/customers/{records.customer.id}",
+            "a bill": f"/backoffice/invoices/{records.invoice.id}",
+            "a conversation": f"/backoffice/requests/{records.request.reference}",
+            "a deferral request": f"/backoffice/resolutions/{records.deferral.reference}",
+            "a plan request": f"/backoffice/resolutions/{records.plan.reference}",
+            "a bank credit": f"/backoffice/bank/{records.entry.id}",
+            "money to pay back": f"/backoffice/payments/{records.overpayment.id}",
+            "a dead letter": f"/backoffice/outbox/{records.dead.id}",
+            "the overview": "/backoffice/overview",
+            "saved answers": "/backoffice/templates",
+            "agents": "/backoffice/agents",
+            "the audit log": "/backoffice/audit",
+            "search": "/backoffice/search?q=Kari",
+        }
+        db.session.remove()
+    page, _watch = open_page(viewport)
+    sign_in(page, live_server, email)
+    checked(page, f"the inbox with every kind ({viewport})")
+    for what, path in paths.items():
+        page.goto(live_server.url + path)
+        checked(page, f"{what} ({viewport})")
+    page.goto(live_server.url + paths["a conversation"])
+    expect(page.get_by_text("<img src=x onerror=alert(1)> Hva er dette?")).to_be_visible()  # text, not markup
+    page.goto(live_server.url + paths["a bill"])
+    page.get_by_text("Send a new link").click()
+    page.get_by_label("Letter (print it here)").check()
+    page.get_by_role("button", name="Send the new link").click()
+    expect(page.get_by_text("Print this letter now")).to_be_visible()
+    checked(page, f"a letter with a new link ({viewport})")
+    letter_link = page.locator(".link-out").inner_text()
+    customer, _watch = open_page(viewport)
+    customer.goto(letter_link)
+    expect(customer.locator("#h-amount")).to_be_visible()  # the letter's link opens the bill
+    expect(customer.get_by_text(records.invoice.number).first).to_be_visible()

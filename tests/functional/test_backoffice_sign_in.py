@@ -3,7 +3,6 @@ lockout, timeouts, sign-out everywhere, creditor isolation on the start page, an
 
 from __future__ import annotations
 
-import re
 import time
 from datetime import timedelta
 
@@ -11,21 +10,15 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from app.backoffice.models import Agent, AuditEntry
+from app.backoffice.models import Agent
 from app.backoffice.services import LOCK_MINUTES, MAX_FAILURES
 from app.extensions import db
 from app.models import utcnow
 from app.support.services import open_request
 from tests.factories import make_creditor, make_invoice
-
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-KEY = re.compile(r'<span class="mono">([A-Z2-7]+)</span>')
-PASSWORD = "correct horse battery staple"
-EN = {"Accept-Language": "en"}
-
-
-def cli(app, *args, input=None):
-    return app.test_cli_runner().invoke(args=["agents", *args], input=input)
+from tests.functional.agents import (
+    CSRF, EN, PASSWORD, actions, cli, code_step, enrol, make_agent, password_step, token,
+)
 
 
 @pytest.fixture
@@ -37,41 +30,7 @@ def creditor(app, session):
 
 @pytest.fixture
 def agent(app, creditor):
-    result = cli(app, "create", "Ola@Example.test", "--creditor", creditor.slug, "--name", "Ola Nordmann",
-                 "--password", PASSWORD)
-    assert result.exit_code == 0, result.output
-    return db.session.scalar(select(Agent).where(Agent.email == "ola@example.test"))
-
-
-def token(client, path) -> str:
-    return CSRF.search(client.get(path, headers=EN).text).group(1)
-
-
-def password_step(client, email="ola@example.test", password=PASSWORD):
-    return client.post("/backoffice/sign-in", data={"csrf_token": token(client, "/backoffice/sign-in"),
-                                                    "email": email, "password": password}, headers=EN)
-
-
-def enrol(client) -> str:
-    """First sign-in: the password, then the key from the enrolment page and a code from it."""
-    assert password_step(client).headers["Location"].endswith("/backoffice/sign-in/enrol")
-    page = client.get("/backoffice/sign-in/enrol", headers=EN)
-    secret = KEY.search(page.text).group(1)
-    assert "<svg" in page.text
-    done = client.post("/backoffice/sign-in/enrol", data={"csrf_token": CSRF.search(page.text).group(1),
-                                                          "code": pyotp.TOTP(secret).now()})
-    assert done.status_code == 303 and done.headers["Location"].endswith("/backoffice/")
-    return secret
-
-
-def code_step(client, code):
-    return client.post("/backoffice/sign-in/code", data={"csrf_token": token(client, "/backoffice/sign-in/code"),
-                                                         "code": code}, headers=EN)
-
-
-def actions(agent) -> list[str]:
-    return list(db.session.scalars(select(AuditEntry.action).where(AuditEntry.agent_id == agent.id)
-                                   .order_by(AuditEntry.id)))
+    return make_agent(app, creditor, "Ola@Example.test")
 
 
 def test_the_first_sign_in_enrols_the_second_factor_and_later_ones_ask_for_a_code(app, client, agent):
@@ -265,41 +224,6 @@ def test_an_agent_rejects_a_dispute_and_grants_a_request(app, client, agent, cre
                 data={"csrf_token": csrf, "outcome": "grant", "message": "Granted, good luck."})
     assert request.status == "active" and invoice.due_date == request.new_date
     assert actions(agent).count("resolution_decided") == 2
-
-
-def test_the_isolation_walk_every_route_with_a_record_is_404_for_another_creditors_record(app, client, agent,
-                                                                                           tmp_path):
-    """Every back-office route that names a record, as an agent of creditor A, with creditor B's records."""
-    from app.portal.services import local_today
-    from app.resolutions import services as resolutions
-
-    other = make_invoice(make_creditor("DE"))
-    today = local_today("DE", utcnow())
-    with app.test_request_context():
-        theirs, _ = open_request(other, topic="other", message="Hallo", contact_method="email", contact_email=None,
-                                 contact_phone=None, callback_date=None, callback_window=None, upload=None,
-                                 locale="de", submission_key="b", attachment_dir=str(tmp_path), today=today)
-        dispute, _ = resolutions.open_dispute(other, reason="other", message="?", line_ids=None, upload=None,
-                                              attachment_dir=str(tmp_path), locale="de", submission_key="d",
-                                              today=today)
-    db.session.commit()
-    enrol(client)
-    records = {"backoffice.support_request": theirs.reference, "backoffice.reply": theirs.reference,
-               "backoffice.resolution": dispute.reference, "backoffice.decide": dispute.reference,
-               "backoffice.preview": other.id}
-    csrf = token(client, "/backoffice/")
-    walked = 0
-    for rule in app.url_map.iter_rules():
-        if not rule.endpoint.startswith("backoffice.") or not rule.arguments:
-            continue
-        assert rule.endpoint in records, f"{rule.rule} is not in the isolation walk: add it"
-        url = rule.build({name: records[rule.endpoint] for name in rule.arguments})[1]
-        method = "POST" if "POST" in rule.methods else "GET"
-        answer = client.open(url, method=method, data={"csrf_token": csrf, "outcome": "upheld", "message": "x"})
-        assert answer.status_code == 404, f"{method} {url} answered {answer.status_code}"
-        walked += 1
-    assert walked == len(records)
-    assert theirs.status == "open" and dispute.status == "open"
 
 
 def test_supervisors_read_the_audit_log_of_their_creditors_and_agents_cannot(app, client, agent, creditor):

@@ -11,6 +11,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from app.backoffice.services import find_agent
 from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceLine
 from app.billing.services import find_invoice
 from app.creditors.models import Creditor
@@ -20,6 +21,8 @@ from app.extensions import db
 from app.links.models import AccessLink
 from app.links.services import get_signer, resolve_token
 from app.models import utcnow
+from app.resolutions.models import Resolution
+from app.support.models import SupportRequest
 from tests.factories import invoice_payload, make_creditor, make_invoice
 
 TABLES = (Creditor, Customer, Invoice, InvoiceLine, InvoiceEvent, AccessLink)
@@ -360,9 +363,18 @@ def test_demo_twice(cli):
                  "Shamrock Mobile Ltd (shamrock)"):
         assert name in first.output
 
+    assert "/backoffice/  as agent@demo.example" in first.output
+    agent = find_agent("agent@demo.example")
+    assert sorted(role.role for role in agent.roles) == ["admin"] * 3
+    waiting = (db.session.scalar(select(func.count()).select_from(SupportRequest)),
+               db.session.scalar(select(func.count()).select_from(Resolution)))
+    assert waiting == (1, 1)
+
     second = cli("demo")
     assert second.exit_code == 0, second.output
     assert "nothing new" in second.output
+    assert (db.session.scalar(select(func.count()).select_from(SupportRequest)),
+            db.session.scalar(select(func.count()).select_from(Resolution))) == waiting
     after_second = counts()
     for table in ("creditors", "customers", "invoices", "invoice_lines"):
         assert after_second[table] == after_first[table], table

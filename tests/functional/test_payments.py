@@ -72,7 +72,7 @@ def test_declined_then_paid(client, app, session):
 def test_the_return_page_asks_the_provider_not_the_query_string(client, app, session):
     invoice = make_invoice(make_creditor("NO"))
     url = open_bill(client, app, invoice)
-    hosted = start(client, url).headers["Location"].replace(app.config["PORTAL_BASE_URL"], "")
+    start(client, url).headers["Location"].replace(app.config["PORTAL_BASE_URL"], "")
     attempt = db.session.scalar(select(PaymentAttempt).where(PaymentAttempt.invoice_id == invoice.id))
     page = client.get(f"{url}/paid/{attempt.public_ref}?status=succeeded&redirect_status=succeeded")
     assert page.status_code == 200 and invoice.status == S.OPEN and attempt.status == "pending"
@@ -100,7 +100,7 @@ def test_webhook_signature_is_verified(client, app, session):
     again = client.post(endpoint, data=body, headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body)})
     assert again.status_code == 200 and again.json["outcomes"] == ["duplicate"]
     assert invoice.status == S.PAID
-    assert client.post(f"/webhooks/simulator/no-such-creditor", data=body).status_code == 404
+    assert client.post("/webhooks/simulator/no-such-creditor", data=body).status_code == 404
 
 
 def test_pay_needs_the_grant_and_csrf(client, app, session):

@@ -66,3 +66,56 @@ def test_request_logging_never_shows_tokens(client, app, session, caplog):
     logging.getLogger("werkzeug").info('"GET /l/%s HTTP/1.1" 303', issued.token)
     client.get(f"/l/{issued.token}")
     assert issued.token not in caplog.text
+
+
+# --- SMS ------------------------------------------------------------------------------------
+
+TWILIO = {"SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC" + "0123456789abcdef" * 2,
+          "TWILIO_AUTH_TOKEN": "t" * 32, "SMS_FROM": "+4759440000"}
+PRODUCTION = {"PORTAL_ENV": "production", "SECRET_KEY": STRONG, "LINK_SIGNING_KEYS": STRONG,
+              "PORTAL_BASE_URL": "https://pay.example.com"}
+
+
+def test_sms_is_off_by_default(tmp_path):
+    cfg = load_config(str(tmp_path), {})
+    assert cfg["SMS_PROVIDER"] == "" and cfg["TWILIO_BASE_URL"] is None and cfg["SMS_TIMEOUT_SECONDS"] == 15
+    assert load_config(str(tmp_path), PRODUCTION)["SMS_PROVIDER"] == ""  # production does not need SMS
+
+
+def test_twilio_settings(tmp_path):
+    cfg = load_config(str(tmp_path), {**TWILIO, "SMS_PROVIDER": " Twilio ", "TWILIO_BASE_URL": "http://127.0.0.1:8080/",
+                                      "SMS_TIMEOUT_SECONDS": "5"})
+    assert cfg["SMS_PROVIDER"] == "twilio" and cfg["TWILIO_ACCOUNT_SID"] == TWILIO["TWILIO_ACCOUNT_SID"]
+    assert cfg["TWILIO_BASE_URL"] == "http://127.0.0.1:8080" and cfg["SMS_TIMEOUT_SECONDS"] == 5
+    assert load_config(str(tmp_path), {**TWILIO, "SMS_FROM": "Acme AS"})["SMS_FROM"] == "Acme AS"
+
+
+@pytest.mark.parametrize("env, problem", [
+    ({"SMS_PROVIDER": "nexmo"}, "SMS_PROVIDER"),
+    ({**TWILIO, "TWILIO_AUTH_TOKEN": ""}, "needs TWILIO_AUTH_TOKEN"),
+    ({"SMS_PROVIDER": "twilio"}, "needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, SMS_FROM"),
+    ({**TWILIO, "TWILIO_ACCOUNT_SID": "SK" + "0" * 32}, "TWILIO_ACCOUNT_SID"),
+    ({**TWILIO, "SMS_FROM": "004759440000"}, "SMS_FROM"),
+    ({**TWILIO, "SMS_FROM": "Acme Collect AS"}, "SMS_FROM"),  # an alphanumeric sender id has 11 characters at most
+    ({**TWILIO, "SMS_FROM": "12345"}, "SMS_FROM"),  # ... and one letter at least
+    ({**TWILIO, "TWILIO_BASE_URL": "api.twilio.com"}, "TWILIO_BASE_URL"),
+    ({**TWILIO, "SMS_TIMEOUT_SECONDS": "0"}, "SMS_TIMEOUT_SECONDS"),
+])
+def test_bad_sms_settings_are_refused(tmp_path, env, problem):
+    with pytest.raises(ConfigError, match=problem):
+        load_config(str(tmp_path), env)
+
+
+def test_production_talks_to_twilio_over_https_only(tmp_path):
+    with pytest.raises(ConfigError, match="https"):
+        load_config(str(tmp_path), {**PRODUCTION, **TWILIO, "TWILIO_BASE_URL": "http://twilio.internal"})
+    cfg = load_config(str(tmp_path), {**PRODUCTION, **TWILIO, "TWILIO_BASE_URL": "https://api.dublin.ie1.twilio.com"})
+    assert cfg["TWILIO_BASE_URL"] == "https://api.dublin.ie1.twilio.com"
+    assert load_config(str(tmp_path), {**PRODUCTION, **TWILIO})["TWILIO_BASE_URL"] is None
+
+
+def test_the_auth_token_is_not_in_the_sms_settings_repr(tmp_path):
+    from app.outbox.sms import SmsSettings
+
+    settings = SmsSettings.from_config(load_config(str(tmp_path), TWILIO))
+    assert TWILIO["TWILIO_AUTH_TOKEN"] not in repr(settings) and "+4759440000" in repr(settings)

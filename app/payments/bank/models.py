@@ -102,6 +102,11 @@ class BankEntry(db.Model):
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id", ondelete="SET NULL"))
     payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Set when an agent settles a kept entry against an invoice, or records that it was sent back.
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resolved_by: Mapped[str | None] = mapped_column(String(64))
+    resolution: Mapped[str | None] = mapped_column(String(12))  # matched | returned
+    resolution_note: Mapped[str | None] = mapped_column(String(500))
 
     @property
     def note(self) -> str:

@@ -37,13 +37,14 @@ import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time, timezone
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.billing.models import Customer, Invoice
 from app.creditors.models import Creditor
+from app.errors import IllegalTransition, InvalidData
 from app.extensions import db
 from app.models import utcnow
 from app.payments.bank.bulk import insert_rows, json_text, large_page_cache
@@ -55,6 +56,7 @@ from app.payments.bank.models import BankEntry, BankImport, EntryStatus, KeptRea
 from app.payments.bank.parsers import Credit, open_bank_file, paused_gc
 from app.payments.bank.reader import FORK_ABOVE, credit_chunks
 from app.payments.bank.settlement import BatchSettlement, receipt_locale
+from app.payments.services import settle
 
 PROVIDER = "bank_transfer"
 METHOD = "bank_transfer"
@@ -349,3 +351,43 @@ def open_entries(creditor_id: int | None = None, *, limit: int | None = None) ->
         query = query.limit(limit)
     return list(db.session.scalars(query))
 
+
+
+# --- what an agent decides about a kept entry -------------------------------------------------------
+
+
+def match_entry(entry: BankEntry, invoice: Invoice, *, actor: str, note: str | None = None):
+    """Settle a kept credit against the invoice an agent found for it, exactly as the import would
+    have (the same payment id, so a later file with the same entry cannot pay twice)."""
+    if entry.status not in EntryStatus.OPEN:
+        raise IllegalTransition(f"bank entry {entry.id} is {entry.status}")
+    if invoice.creditor_id != entry.creditor_id:
+        raise InvalidData({"invoice": "other_creditor"})
+    if invoice.currency != entry.currency:
+        raise InvalidData({"invoice": "currency"})
+    payment = settle(invoice.id, provider=PROVIDER, payment_id=f"{entry.account}:{entry.bank_ref}", amount=entry.amount,
+                     currency=entry.currency, method=METHOD,
+                     received_at=datetime.combine(entry.booked_on, time(0), tzinfo=timezone.utc), actor=actor)
+    if payment is None:
+        raise IllegalTransition(f"bank entry {entry.id} was settled already")
+    _resolve(entry, "matched", actor, note)
+    entry.invoice_id, entry.payment_id = invoice.id, payment.id
+    db.session.flush()
+    return payment
+
+
+def return_entry(entry: BankEntry, *, actor: str, note: str) -> BankEntry:
+    """Record that the creditor's bank sent a kept credit back to the payer (it belongs to no bill)."""
+    if entry.status not in EntryStatus.OPEN:
+        raise IllegalTransition(f"bank entry {entry.id} is {entry.status}")
+    if not (note or "").strip():
+        raise InvalidData({"note": "required"})
+    _resolve(entry, "returned", actor, note)
+    db.session.flush()
+    return entry
+
+
+def _resolve(entry: BankEntry, how: str, actor: str, note: str | None) -> None:
+    entry.status, entry.resolution = EntryStatus.RESOLVED, how
+    entry.resolved_at, entry.resolved_by = utcnow(), actor
+    entry.resolution_note = (note or "").strip()[:500] or None

@@ -49,7 +49,7 @@ from app.payments.receipts import KIND as RECEIPT_KIND, receipt_key
 
 IN_CHUNK = 500  # ids per IN (...) list: far below every database's limit on bound parameters
 PAYMENT_COLUMNS = ("id", "invoice_id", "attempt_id", "provider", "provider_payment_id", "public_ref", "amount",
-                   "currency", "method", "refund_due", "received_at", "created_at")
+                   "currency", "method", "refund_due", "refunded", "received_at", "created_at")
 EVENT_COLUMNS = ("invoice_id", "kind", "actor", "data", "created_at")
 RECEIPT_COLUMNS = ("channel", "kind", "recipient", "payload", "idempotency_key", "creditor_id", "locale", "status",
                    "attempts", "next_attempt_at", "created_at")
@@ -91,7 +91,7 @@ class BatchSettlement:
         refund_due = max(amount - owed, 0)
         row_id, public_ref = next(self.payment_ids), secrets.token_urlsafe(16)
         self.payments.append((row_id, invoice.id, None, self.provider, payment_id, public_ref, amount, currency,
-                              self.method, refund_due, received_at, self.now))
+                              self.method, refund_due, 0, received_at, self.now))
         if invoice.is_closed:
             self._event(invoice, "payment_to_refund", amount=amount, currency=currency, payment_id=payment_id,
                         reason=f"invoice is {invoice.status}")

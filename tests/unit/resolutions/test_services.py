@@ -306,7 +306,7 @@ def test_a_rejected_dispute_makes_the_bill_payable_and_the_process_resumes(invoi
         services.answer_dispute(dispute, Status.UPHELD, "again", actor="agent:ola")
 
 
-def test_an_upheld_dispute_of_the_whole_unpaid_bill_cancels_it_and_of_lines_holds_it(invoice, creditor, tmp_path):
+def test_an_upheld_dispute_of_the_whole_unpaid_bill_cancels_it_and_of_lines_credits_them(invoice, creditor, tmp_path):
     dispute, _ = services.open_dispute(invoice, reason="other", message="?", line_ids=None, upload=None,
                                        attachment_dir=str(tmp_path), locale="en", submission_key="k", today=TODAY)
     services.answer_dispute(dispute, Status.UPHELD, "Sorry, our mistake.", actor="agent:ola")
@@ -316,13 +316,16 @@ def test_an_upheld_dispute_of_the_whole_unpaid_bill_cancels_it_and_of_lines_hold
     other = make_invoice(creditor, lines=2)
     part, _ = services.open_dispute(other, reason="other", message="?", line_ids=[other.lines[0].id], upload=None,
                                     attachment_dir=str(tmp_path), locale="en", submission_key="k", today=TODAY)
-    services.answer_dispute(part, Status.UPHELD, "We will credit line 1.", actor="agent:ola")
-    assert other.status == S.ON_HOLD
-    assert services.dunning_for(other, TODAY).reason == S.ON_HOLD
+    line_1, line_2 = other.lines
+    services.answer_dispute(part, Status.UPHELD, "We have credited line 1.", actor="agent:ola")
+    # the disputed line is credited in full, the rest stands, and the process resumes
+    assert (other.status, other.total, other.credited) == (S.OPEN, line_2.gross, line_1.gross)
+    assert services.dunning_for(other, TODAY).may_remind
 
 
 def test_what_the_bill_page_offers_follows_what_is_arranged(invoice, tmp_path):
-    assert services.self_service(invoice, TODAY).can == {"dispute": True, "promise": True, "deferral": True, "plan": True}
+    assert services.self_service(invoice, TODAY).can == {"dispute": True, "promise": True, "deferral": True, "plan": True,
+                                                         "plan_request": True}
     services.make_promise(invoice, days(3), locale="en", submission_key="k", today=TODAY)
     assert services.self_service(invoice, TODAY).can == {"dispute": True, "promise": False, "deferral": False,
-                                                         "plan": False}
+                                                         "plan": False, "plan_request": False}

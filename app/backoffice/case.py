@@ -1,0 +1,202 @@
+"""A customer's whole story with one creditor, on one screen: their bills, and one timeline of what
+happened to any of them, newest first.
+
+The timeline is read from the records each feature keeps (no copy to drift): the invoices' own
+events (links issued and opened, payments, disputes, promises, plans, hand-off...), the messages
+of their conversations (with the words), payment attempts that failed, refunds, and the agents'
+internal notes. Each entry is put into words here, in the agent's language."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from app.backoffice.models import Agent, AgentRole, Note
+from app.billing.models import Customer, Invoice, InvoiceEvent
+from app.extensions import db
+from app.payments.gateways.base import PaymentStatus
+from app.payments.models import PaymentAttempt
+from app.support.models import SupportMessage, SupportRequest
+from app.templating import date_filter, money
+
+TIMELINE_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class Entry:
+    at: datetime
+    kind: str  # a CSS class: event, message, note, attempt
+    title: str
+    invoice: Invoice | None = None
+    detail: str | None = None
+    body: str | None = None  # someone's own words: shown as text, never as markup
+    who: str | None = None
+
+
+def customer_invoices(customer: Customer) -> list[Invoice]:
+    return list(db.session.scalars(
+        select(Invoice).where(Invoice.customer_id == customer.id, Invoice.creditor_id == customer.creditor_id)
+        .order_by(Invoice.issue_date.desc(), Invoice.id.desc())
+    ))
+
+
+def timeline(customer: Customer, invoices: list[Invoice], *, limit: int = TIMELINE_LIMIT) -> list[Entry]:
+    """Everything about the customer's bills, newest first (at most `limit` entries)."""
+    by_id = {invoice.id: invoice for invoice in invoices}
+    ids = list(by_id)
+    agents = _agents(customer.creditor_id)
+    entries: list[Entry] = []
+    if ids:
+        for event in db.session.scalars(
+            select(InvoiceEvent).where(InvoiceEvent.invoice_id.in_(ids), InvoiceEvent.kind.not_in(SHOWN_ELSEWHERE))
+            .order_by(InvoiceEvent.id.desc()).limit(limit)
+        ):
+            invoice = by_id[event.invoice_id]
+            title, detail = describe(event, invoice)
+            entries.append(Entry(event.created_at, "event", title, invoice, detail, who=actor_label(event.actor, agents)))
+        for message in db.session.scalars(
+            select(SupportMessage).join(SupportRequest).options(selectinload(SupportMessage.request))
+            .where(SupportRequest.invoice_id.in_(ids)).order_by(SupportMessage.id.desc()).limit(limit)
+        ):
+            request = message.request
+            by_customer = message.author == "customer"
+            title = (_("The customer wrote (%(reference)s)", reference=request.reference) if by_customer
+                     else _("We answered (%(reference)s)", reference=request.reference))
+            who = customer.name if by_customer else message.author_name
+            entries.append(Entry(message.created_at, "message", title, by_id[request.invoice_id], body=message.body,
+                                 who=who))
+        for attempt in db.session.scalars(
+            select(PaymentAttempt).where(PaymentAttempt.invoice_id.in_(ids),
+                                         PaymentAttempt.status == PaymentStatus.FAILED)
+            .order_by(PaymentAttempt.id.desc()).limit(limit)
+        ):
+            entries.append(Entry(attempt.updated_at, "attempt", _("A payment attempt failed"), by_id[attempt.invoice_id],
+                                 _("%(amount)s with %(provider)s: %(reason)s", amount=money(attempt.amount, attempt.currency),
+                                   provider=attempt.provider, reason=attempt.failure_reason or _("declined"))))
+    for note in db.session.scalars(
+        select(Note).where(Note.customer_id == customer.id, Note.creditor_id == customer.creditor_id)
+        .order_by(Note.id.desc()).limit(limit)
+    ):
+        entries.append(Entry(note.created_at, "note", _("Internal note"), by_id.get(note.invoice_id), body=note.body,
+                             who=agents.get(note.agent_id)))
+    entries.sort(key=lambda entry: entry.at, reverse=True)
+    return entries[:limit]
+
+
+def _agents(creditor_id: int) -> dict[int, str]:
+    """The names of the agents who work (or worked, while they had a role) for the creditor."""
+    return {agent_id: name for agent_id, name in db.session.execute(
+        select(Agent.id, Agent.name).join(AgentRole, AgentRole.agent_id == Agent.id)
+        .where(AgentRole.creditor_id == creditor_id))}
+
+
+#: Events whose story the timeline tells from the record itself (the message with its words).
+SHOWN_ELSEWHERE = ("support_message", "support_reply")
+
+
+def actor_label(actor: str | None, agents: dict[int, str]) -> str | None:
+    """Who did it, in words: the customer, an agent by name, or the system part that acted."""
+    if not actor:
+        return None
+    if actor.startswith("agent:"):
+        agent_id = actor.partition(":")[2]
+        return agents.get(int(agent_id), _("an agent")) if agent_id.isdigit() else _("an agent")
+    return {
+        "customer": _("the customer"), "api": _("the creditor's system (API)"), "scheduler": _("the daily run"),
+        "bank_import": _("the bank file import"), "test": _("a test"), "cli": _("the command line"),
+    }.get(actor, actor)
+
+
+def status_label(status: str) -> str:
+    return {
+        "open": _("open"), "partially_paid": _("partly paid"), "paid": _("paid"), "disputed": _("disputed"),
+        "on_hold": _("on hold"), "in_collection": _("in debt collection"), "cancelled": _("cancelled"),
+        "written_off": _("written off"),
+    }.get(status, status)
+
+
+def channel_label(channel: str | None) -> str:
+    return {"sms": _("SMS"), "email": _("e-mail"), "letter": _("letter"), "api": _("the creditor's system"),
+            "provider": _("the payment provider"), "bank_transfer": _("bank transfer")}.get(channel or "", channel or "")
+
+
+def describe(event: InvoiceEvent, invoice: Invoice) -> tuple[str, str | None]:
+    """An event as a title and a detail, in the agent's language."""
+    d, cur = event.data or {}, invoice.currency
+
+    def amount(key: str = "amount") -> str:
+        return money(int(d.get(key) or 0), d.get("currency") or cur)
+
+    def day(key: str) -> str:
+        value = d.get(key)
+        return date_filter(datetime.fromisoformat(value).date()) if value else ""
+
+    kind = event.kind
+    words = {
+        "created": lambda: (_("Bill %(number)s created", number=invoice.number), amount("total")),
+        "link_issued": lambda: (_("Link issued"), _("by %(channel)s, until %(date)s", channel=channel_label(d.get("channel")),
+                                                    date=day("expires_at"))),
+        "link_opened": lambda: (_("The customer opened the bill"), _("from the %(channel)s link",
+                                                                     channel=channel_label(d.get("channel")))),
+        "link_sent": lambda: (_("New link sent"), _("by %(channel)s", channel=channel_label(d.get("channel")))),
+        "links_revoked": lambda: (_("Links revoked"), _("%(count)s links", count=d.get("count", 0))),
+        "link_locked": lambda: (_("Link locked after wrong answers to the check"), None),
+        "payment_started": lambda: (_("The customer started a payment"), _("%(amount)s with %(provider)s",
+                                                                           amount=amount(), provider=d.get("provider"))),
+        "payment_recorded": lambda: (_("Payment received"), _("%(amount)s by %(method)s on %(date)s", amount=amount(),
+                                                              method=d.get("method"), date=day("paid_on"))),
+        "payment_note": lambda: (_("Note on the payment"), d.get("note")),
+        "payment_to_refund": lambda: (_("Payment to a closed bill, owed back"), amount()),
+        "refund_due": lambda: (_("Money owed back to the customer"), amount()),
+        "refund_sent": lambda: (_("Refund sent"), _("%(amount)s by %(channel)s", amount=amount(),
+                                                    channel=channel_label(d.get("channel")))),
+        "status_changed": lambda: (_("Status: %(status)s", status=status_label(d.get("to", ""))),
+                                   _("was %(status)s", status=status_label(d.get("from", "")))),
+        "charge_added": lambda: (_("Charge added"), amount()),
+        "due_date_changed": lambda: (_("New due date: %(date)s", date=day("to")), _("was %(date)s", date=day("from"))),
+        "credit_note_issued": lambda: (_("Credit note %(number)s", number=d.get("number")),
+                                       f"− {amount()} · {d.get('reason') or ''}"),
+        "line_corrected": lambda: (_("Line corrected: %(line)s", line=d.get("description", "")),
+                                   _("%(before)s → %(after)s", before=money(int((d.get("before") or {}).get("gross", 0)), cur),
+                                     after=money(int((d.get("after") or {}).get("gross", 0)), cur))),
+        "reminders_paused": lambda: (_("Reminders paused"), (_("until %(date)s", date=day("until")) if d.get("until")
+                                                             else _("until resumed")) + f" · {d.get('reason') or ''}"),
+        "reminders_resumed": lambda: (_("Reminders resumed"), d.get("reason")),
+        "dispute_opened": lambda: (_("Dispute %(reference)s opened", reference=d.get("reference")), amount()),
+        "dispute_answered": lambda: (_("Dispute %(reference)s answered", reference=d.get("reference")),
+                                     outcome_label(d.get("outcome"))),
+        "promise_made": lambda: (_("Promise to pay by %(date)s", date=day("date")), d.get("reference")),
+        "deferral_requested": lambda: (_("More time asked for, to %(date)s", date=day("date")), d.get("reference")),
+        "deferral_granted": lambda: (_("More time granted, to %(date)s", date=day("date")), d.get("reference")),
+        "deferral_declined": lambda: (_("Request for more time declined"), d.get("reference")),
+        "plan_accepted": lambda: (_("Instalment plan of %(months)s months", months=d.get("months")), amount("total")),
+        "plan_requested": lambda: (_("Instalment plan of %(months)s months asked for", months=d.get("months")),
+                                   d.get("reference")),
+        "plan_granted": lambda: (_("Instalment plan of %(months)s months granted", months=d.get("months")),
+                                 amount("total")),
+        "plan_declined": lambda: (_("Instalment plan request declined"), d.get("reference")),
+        "support_request_opened": lambda: (_("Conversation %(reference)s started", reference=d.get("reference")), None),
+        "support_request_closed": lambda: (_("Conversation %(reference)s closed", reference=d.get("reference")), None),
+        "support_request_reopened": lambda: (_("Conversation %(reference)s opened again", reference=d.get("reference")),
+                                             None),
+        "reminder_sent": lambda: (_("Reminder sent"), _("by %(channel)s", channel=channel_label(d.get("channel")))),
+        "handed_off": lambda: (_("Handed to debt collection"), d.get("partner")),
+        "hand_off_recalled": lambda: (_("Recalled from debt collection"), d.get("partner")),
+    }
+    if kind in words:
+        return words[kind]()
+    subject, _sep, outcome = kind.partition("_")
+    if subject in ("promise", "plan", "deferral", "dispute") and outcome:  # the daily run closed it
+        return _("%(what)s: %(outcome)s", what=d.get("reference") or subject, outcome=outcome_label(outcome)), d.get("why")
+    return kind.replace("_", " "), None
+
+
+def outcome_label(outcome: str | None) -> str:
+    return {
+        "upheld": _("upheld"), "partial": _("partly upheld"), "rejected": _("rejected"), "kept": _("kept"),
+        "broken": _("broken"), "cancelled": _("ended"), "declined": _("declined"),
+    }.get(outcome or "", outcome or "")

@@ -1,0 +1,102 @@
+"""The back office's pages, one module per part, all on one blueprint (`bp`):
+
+- auth: sign-in (password, then a second factor enrolled at the first sign-in), sessions;
+- inbox: the one inbox, assigning and marking items, search, CSV export;
+- cases: a customer's whole story, notes, a bill's page and what an agent does to it;
+- answers: conversations (reply, close) and decisions (disputes, requests for time or a plan);
+- money: payments recorded by hand, refunds, kept bank credits, dead letters;
+- admin: the overview, reply templates, agents, the audit log.
+
+Everything here is no-store, limited to the agent's creditors through one `Scope`, and recorded
+in the audit log: every sign-in and refusal, every page that shows a customer's data, every
+action. Actions need a role where it matters (`need`); a record of another creditor is a 404.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, abort, current_app, g, redirect, request, session, url_for
+from flask_login import current_user
+
+from app.backoffice import services, words
+from app.backoffice.models import ROLES, Agent
+from app.extensions import db
+from app.portal.views import language_switch
+
+bp = Blueprint("backoffice", __name__)
+bp.context_processor(words.template_words)
+
+SUPERVISING = services.SUPERVISING
+ADMIN = ("admin",)
+
+
+@bp.before_request
+def _session_limits():
+    """No caching anywhere; an agent's session ends after BACKOFFICE_IDLE_MINUTES without a request
+    and BACKOFFICE_SESSION_HOURS after signing in, whatever happens in between."""
+    language_switch()  # ?lang=xx, as on the customer pages; sets no-store
+    g.creditor_locale = "en"
+    if not current_user.is_authenticated:
+        return None
+    now, config = int(time.time()), current_app.config
+    since, seen = session.get("bo_since", 0), session.get("bo_seen", 0)
+    if now - seen > config["BACKOFFICE_IDLE_MINUTES"] * 60 or now - since > config["BACKOFFICE_SESSION_HOURS"] * 3600:
+        from app.backoffice.views.auth import end_session
+
+        end_session()
+        return redirect(url_for("backoffice.sign_in", expired=1))
+    session["bo_seen"] = now
+    return None
+
+
+def me() -> Agent:
+    return current_user._get_current_object()
+
+
+def scope(roles: tuple[str, ...] = ROLES) -> services.Scope:
+    """The creditors the signed-in agent may see (with one of `roles`)."""
+    return services.scope_of(me(), roles)
+
+
+def need(creditor_id: int, roles: tuple[str, ...]) -> None:
+    """403 unless the agent holds one of `roles` at this creditor (they can see it: a 404 came first)."""
+    if me().role_for(creditor_id) not in roles:
+        abort(403)
+
+
+def may(creditor_id: int, roles: tuple[str, ...]) -> bool:
+    return me().role_for(creditor_id) in roles
+
+
+def client_ip() -> str | None:
+    return request.remote_addr
+
+
+def record(action: str, *, creditor_id: int | None = None, record_type: str | None = None, record_id: Any = None,
+           **detail) -> None:
+    """An audit entry for what the signed-in agent looked at or did, from this request's address."""
+    services.audit(me(), action, creditor_id=creditor_id, record_type=record_type, record_id=record_id,
+                   ip=client_ip(), **detail)
+
+
+def scoped(model, ident):
+    """The record of `model` with this id among the agent's creditors', or 404."""
+    found = scope().get(model, ident)
+    if found is None:
+        abort(404)
+    return found
+
+
+def by_reference(model, reference: str):
+    """The record of `model` with this reference among the agent's creditors', or 404."""
+    if not reference or len(reference) > 16:
+        abort(404)
+    found = db.session.scalar(scope().select(model).where(model.reference == reference))
+    if found is None:
+        abort(404)
+    return found
+
+
+from app.backoffice.views import admin, answers, auth, cases, inbox, money  # noqa: E402,F401  (their routes)

@@ -1,0 +1,271 @@
+"""A customer's case (their bills and one timeline), internal notes, and one bill's page with what an
+agent does to it: pause or resume reminders, send a new link, record a payment, credit it, preview it.
+
+Each action calls the service the customer side uses, records an audit entry, commits once and
+redirects back (a letter's link is the one exception: it is shown once, on the page it makes)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import current_app, flash, redirect, render_template, request, url_for
+from flask_babel import force_locale, gettext as _
+from flask_login import login_required
+from sqlalchemy import select
+
+from app.backoffice import case, services
+from app.backoffice.letters import letter_context
+from app.backoffice.forms import CreditForm, HoldForm, LinkForm, NoteForm, PaymentForm, ResumeForm, line_changes
+from app.backoffice.views import SUPERVISING, bp, may, me, need, record, scoped
+from app.backoffice.words import problems
+from app.billing.corrections import credit_notes, creditable, issue_credit_note
+from app.billing.models import Customer, Invoice
+from app.billing.services import hold as hold_reminders, resume as resume_reminders
+from app.errors import IllegalTransition, InvalidData
+from app.extensions import db
+from app.i18n import normalise_locale
+from app.links import services as links
+from app.links.models import AccessLink
+from app.models import utcnow
+from app.money import parse_amount
+from app.payments.models import Payment
+from app.payments.services import MANUAL_METHODS, lock_invoice, record_manual_payment, refunds_of
+from app.portal.services import local_today, parse_date
+from app.portal.views import bill_page_context
+from app.resolutions.services import dunning_for, resolutions_for
+from app.support.services import threads_for
+
+
+@bp.get("/customers/<int:customer_id>")
+@login_required
+def customer(customer_id: int):
+    """The customer's whole story with this creditor: details, every bill, one timeline, notes."""
+    found = scoped(Customer, customer_id)
+    invoices = case.customer_invoices(found)
+    entries = case.timeline(found, invoices)
+    record("customer_viewed", creditor_id=found.creditor_id, record_type="customer", record_id=found.external_ref)
+    db.session.commit()
+    return render_template("backoffice/customer.html", customer=found, invoices=invoices, entries=entries,
+                           form=NoteForm())
+
+
+@bp.post("/customers/<int:customer_id>/notes")
+@login_required
+def add_note(customer_id: int):
+    """An internal note on the customer (or one of their bills); never shown to the customer."""
+    found = scoped(Customer, customer_id)
+    form = NoteForm()
+    invoice = None
+    if form.invoice_id.data:
+        invoice = scoped(Invoice, form.invoice_id.data)
+    try:
+        if not form.validate_on_submit():
+            raise InvalidData({"body": "required"})
+        note = services.add_note(me(), found, form.body.data, invoice=invoice)
+    except InvalidData as exc:
+        db.session.rollback()
+        for words in problems(exc.errors):
+            flash(words, "problem")
+        return redirect(_after_note(found, invoice), code=303)
+    record("note_added", creditor_id=found.creditor_id, record_type="customer", record_id=found.external_ref,
+           note=note.id)
+    db.session.commit()
+    flash(_("The note is saved."), "done")
+    return redirect(_after_note(found, invoice), code=303)
+
+
+def _after_note(customer: Customer, invoice: Invoice | None) -> str:
+    if invoice is not None and request.form.get("from") == "invoice":
+        return url_for(".invoice", invoice_id=invoice.id)
+    return url_for(".customer", customer_id=customer.id)
+
+
+# --- one bill ------------------------------------------------------------------------------------------
+
+
+def _invoice_page(invoice: Invoice, status: int = 200, **forms):
+    today = local_today(invoice.creditor.country, utcnow())
+    payments = list(db.session.scalars(select(Payment).where(Payment.invoice_id == invoice.id).order_by(Payment.id)))
+    customer = invoice.customer
+    context = {
+        "invoice": invoice, "creditor": invoice.creditor, "customer": customer, "today": today, "now": utcnow(),
+        "dunning": dunning_for(invoice, today), "notes_form": NoteForm(),
+        "credit_notes": credit_notes(invoice.id) if invoice.credited else [],
+        "creditable": creditable(invoice), "payments": payments, "refunds": refunds_of(p.id for p in payments),
+        "links": list(db.session.scalars(select(AccessLink).where(AccessLink.invoice_id == invoice.id)
+                                         .order_by(AccessLink.id.desc()).limit(20))),
+        "resolutions": resolutions_for(invoice.id), "threads": threads_for(invoice.id),
+        "supervising": may(invoice.creditor_id, SUPERVISING), "methods": MANUAL_METHODS,
+        "hold_form": forms.get("hold_form") or HoldForm(), "resume_form": ResumeForm(),
+        "link_form": forms.get("link_form") or LinkForm(data={"to": customer.email, "channel": "email"}).fresh(),
+        "payment_form": forms.get("payment_form") or PaymentForm(data={"received_on": today.isoformat()}).fresh(),
+        "credit_form": forms.get("credit_form") or CreditForm(),
+        "problems": forms.get("problems") or [], "problem_for": forms.get("problem_for"),
+    }
+    return render_template("backoffice/invoice.html", **context), status
+
+
+@bp.get("/invoices/<int:invoice_id>")
+@login_required
+def invoice(invoice_id: int):
+    """One bill as the back office sees it: amounts, lines, credits, payments, links, and the actions."""
+    found = scoped(Invoice, invoice_id)
+    record("invoice_viewed", creditor_id=found.creditor_id, record_type="invoice", record_id=found.number)
+    db.session.commit()
+    return _invoice_page(found)
+
+
+def _failed(invoice: Invoice, exc: Exception, what: str, **forms):
+    """The bill's page again with what went wrong next to the action, nothing changed."""
+    db.session.rollback()
+    if isinstance(exc, InvalidData):
+        words, status = problems(exc.errors), 422
+    else:
+        words, status = [_("This cannot be done to the bill as it is now. Reload the page to see why.")], 409
+    return _invoice_page(db.session.get(Invoice, invoice.id), status, problems=words, problem_for=what, **forms)
+
+
+def _act(invoice: Invoice, what: str, do: Callable[[], tuple[str, str, dict]], **forms):
+    """Run one action on the bill: `do()` validates, calls the service and returns (audit action,
+    the words that confirm it, the audit entry's details). A problem shows the bill's page again
+    with the words next to the action, and changes nothing."""
+    try:
+        action, words, detail = do()
+    except (InvalidData, IllegalTransition) as exc:
+        return _failed(invoice, exc, what, **forms)
+    record(action, creditor_id=invoice.creditor_id, record_type="invoice", record_id=invoice.number, **detail)
+    db.session.commit()
+    flash(words, "done")
+    return redirect(url_for(".invoice", invoice_id=invoice.id), code=303)
+
+
+def _actor() -> str:
+    return f"agent:{me().id}"
+
+
+@bp.post("/invoices/<int:invoice_id>/hold")
+@login_required
+def hold(invoice_id: int):
+    """Pause reminders (and the hand-off) until a day, or until resumed."""
+    found = scoped(Invoice, invoice_id)
+    form = HoldForm()
+
+    def do():
+        if not form.validate_on_submit():
+            raise InvalidData({"reason": "required"})
+        until = form.until_date()
+        if form.until.data and until is None:
+            raise InvalidData({"until": "range"})
+        lock_invoice(found.id)
+        hold_reminders(found, until=until, actor=_actor(), reason=form.reason.data.strip())
+        return "reminders_paused", _("Reminders are paused."), {"until": form.until.data or None}
+
+    return _act(found, "hold", do, hold_form=form)
+
+
+@bp.post("/invoices/<int:invoice_id>/resume")
+@login_required
+def resume(invoice_id: int):
+    """Resume reminders paused by an agent."""
+    found = scoped(Invoice, invoice_id)
+    form = ResumeForm()
+
+    def do():
+        if not form.validate_on_submit():
+            raise InvalidData({"reason": "too_long"})
+        lock_invoice(found.id)
+        resume_reminders(found, actor=_actor(), reason=(form.reason.data or "").strip() or "resumed")
+        return "reminders_resumed", _("Reminders are resumed."), {}
+
+    return _act(found, "hold", do)
+
+
+@bp.post("/invoices/<int:invoice_id>/link")
+@login_required
+def send_link(invoice_id: int):
+    """Revoke the bill's links and send a new one by e-mail or SMS, or print it in a letter."""
+    found = scoped(Invoice, invoice_id)
+    form = LinkForm()
+    config = current_app.config
+    customer = found.customer
+    locale = normalise_locale(customer.preferred_locale) or found.creditor.default_locale
+    try:
+        if not form.validate_on_submit():
+            raise InvalidData({"channel": "choose"})
+        issued = links.reissue(
+            found, form.channel.data, to=form.to.data, locale=locale, key=form.submission.data,
+            actor=_actor(), ttl_days=config["LINK_DEFAULT_TTL_DAYS"], signer=links.get_signer(),
+            base_url=config["PORTAL_BASE_URL"],
+        )
+    except (InvalidData, IllegalTransition) as exc:
+        return _failed(found, exc, "link", link_form=form)
+    record("link_reissued", creditor_id=found.creditor_id, record_type="invoice", record_id=found.number,
+           channel=form.channel.data)
+    db.session.commit()
+    if issued is not None:  # a letter: the link is shown once, here, to be printed
+        with force_locale(locale):
+            return render_template("backoffice/letter.html", **letter_context(found, issued))
+    flash(_("A new link is on its way by %(channel)s.", channel=case.channel_label(form.channel.data)), "done")
+    return redirect(url_for(".invoice", invoice_id=found.id), code=303)
+
+
+@bp.post("/invoices/<int:invoice_id>/payments")
+@login_required
+def record_payment(invoice_id: int):
+    """Record a payment the creditor received elsewhere (supervisors and admins)."""
+    found = scoped(Invoice, invoice_id)
+    need(found.creditor_id, SUPERVISING)
+    form = PaymentForm()
+
+    def do():
+        if not form.validate_on_submit():
+            raise InvalidData({"amount": "required"})
+        try:
+            amount = parse_amount(form.amount.data, found.currency)
+        except ValueError:
+            raise InvalidData({"amount": "not_an_amount"}) from None
+        received_on = parse_date(form.received_on.data or "")
+        if received_on is None:
+            raise InvalidData({"received_on": "range"})
+        payment = record_manual_payment(found, amount or 0, received_on=received_on, method=form.method.data,
+                                        key=form.submission.data, actor=_actor(), note=form.note.data)
+        return ("payment_recorded", _("The payment is recorded; the customer gets a receipt."),
+                {"amount": payment.amount, "method": payment.method})
+
+    return _act(found, "payment", do, payment_form=form)
+
+
+@bp.post("/invoices/<int:invoice_id>/credit-note")
+@login_required
+def credit_note(invoice_id: int):
+    """A credit note outside a dispute (a goodwill gesture, a price error): supervisors and admins."""
+    found = scoped(Invoice, invoice_id)
+    need(found.creditor_id, SUPERVISING)
+    form = CreditForm()
+
+    def do():
+        credits, _corrections, errors = line_changes(request.form, found, corrections=False)
+        if errors:
+            raise InvalidData(errors)
+        if not form.validate_on_submit():
+            raise InvalidData({"reason": "required"})
+        lock_invoice(found.id)
+        note = issue_credit_note(found, credits, reason=form.reason.data.strip(), actor=_actor())
+        return ("credit_note_issued", _("Credit note %(number)s is issued.", number=note.number),
+                {"number": note.number, "amount": note.total})
+
+    return _act(found, "credit", do, credit_form=form)
+
+
+@bp.get("/invoices/<int:invoice_id>/preview")
+@login_required
+def preview(invoice_id: int):
+    """The customer's bill page, read-only, in the customer's language, as it looks today."""
+    found = scoped(Invoice, invoice_id)
+    record("bill_previewed", creditor_id=found.creditor_id, record_type="invoice", record_id=found.number)
+    db.session.commit()
+    locale = normalise_locale(found.customer.preferred_locale) or found.creditor.default_locale
+    with force_locale(locale):
+        context = bill_page_context(found, local_today(found.creditor.country, utcnow()))
+        return render_template("portal/bill.html", preview=True, **context)
+

@@ -1,0 +1,98 @@
+"""The back office's words for codes: inbox kinds and statuses, roles, methods, and the problems the
+services report (InvalidData codes), in the agent's language."""
+
+from __future__ import annotations
+
+from flask_babel import gettext as _
+
+from app.backoffice.case import channel_label, outcome_label, status_label
+
+
+def kind_label(kind: str) -> str:
+    return {
+        "request": _("Message"), "dispute": _("Dispute"), "deferral": _("More time"), "plan": _("Instalment plan"),
+        "bank": _("Bank payment to match"), "refund": _("Money to pay back"), "outbox": _("Undelivered message"),
+    }.get(kind, kind)
+
+
+def item_status_label(status: str) -> str:
+    return {"new": _("New"), "waiting": _("Waiting on the customer"), "resolved": _("Resolved"),
+            "open": _("Open")}.get(status, status)
+
+
+def role_label(role: str | None) -> str:
+    return {"agent": _("Agent"), "supervisor": _("Supervisor"), "admin": _("Admin")}.get(role or "", role or "")
+
+
+def method_label(method: str) -> str:
+    return {"bank_transfer": _("Bank transfer"), "cash": _("Cash"), "card_terminal": _("Card terminal"),
+            "cheque": _("Cheque"), "other": _("Other")}.get(method, method)
+
+
+def pause_label(reason: str | None) -> str:
+    """Why reminders (and the hand-off) wait, from `resolutions.pause.dunning`."""
+    return {
+        "paid": _("the bill is paid"), "closed": _("the bill is closed"), "in_collection": _("it is in debt collection"),
+        "dispute": _("a dispute is open"), "disputed": _("the bill is disputed"),
+        "deferral_request": _("a request for more time waits"), "deferral": _("more time was granted"),
+        "promise": _("the customer promised a date"), "plan": _("an instalment plan runs"),
+        "plan_request": _("a request for a plan waits"), "on_hold": _("an agent paused them"),
+    }.get(reason or "", reason or "")
+
+
+def resolution_status_label(status: str) -> str:
+    return {"open": _("waiting for a decision"), "active": _("running"), "kept": _("kept"), "broken": _("broken"),
+            "upheld": _("upheld"), "partial": _("partly upheld"), "rejected": _("rejected"),
+            "declined": _("declined"), "cancelled": _("ended")}.get(status, status)
+
+
+def locale_label(locale: str) -> str:
+    from app.i18n import LOCALE_NAMES
+
+    return LOCALE_NAMES.get(locale, locale)
+
+
+PROBLEMS = {
+    "not_positive": lambda: _("Please enter an amount above zero."),
+    "not_an_amount": lambda: _("Please enter an amount, such as 125.50."),
+    "too many decimals": lambda: _("Please enter an amount, such as 125.50."),
+    "not an amount": lambda: _("Please enter an amount, such as 125.50."),
+    "more_than_line": lambda: _("That is more than is left of the line to credit."),
+    "more_than_due": lambda: _("That is more than is owed back on this payment."),
+    "unknown_line": lambda: _("That line is not on this bill."),
+    "credited": lambda: _("This line has a credit note already; credit it again instead of correcting it."),
+    "quantity": lambda: _("Please enter a quantity of zero or more, with at most three decimals."),
+    "unit_price": lambda: _("Please enter a unit price of zero or more."),
+    "none": lambda: _("Please enter at least one credit or correction."),
+    "required": lambda: _("Please fill this in."),
+    "too_long": lambda: _("That is too long."),
+    "choose": lambda: _("Please choose one."),
+    "future": lambda: _("That date is in the future."),
+    "email": lambda: _("Please enter an e-mail address."),
+    "phone": lambda: _("Please enter a mobile number with its country code, such as +47 912 34 567."),
+    "no_provider": lambda: _("This payment was not made through a payment provider; record a bank transfer instead."),
+    "other_creditor": lambda: _("That bill belongs to another creditor."),
+    "currency": lambda: _("That bill is in another currency."),
+    "placeholder": lambda: _("Use only the placeholders listed below, in curly brackets."),
+    "taken": lambda: _("A template with this title exists already in this language."),
+    "other_customer": lambda: _("That bill is not this customer's."),
+    "range": lambda: _("Please check the number or date."),
+}
+
+
+def problems(errors: dict[str, str]) -> list[str]:
+    """Every problem of a service's InvalidData in words, once each, in a stable order."""
+    said = []
+    for _field, code in errors.items():
+        words = PROBLEMS.get(code, lambda: _("Something in the form was not right."))()
+        if words not in said:
+            said.append(words)
+    return said
+
+
+def template_words() -> dict:
+    """For the back office's templates (a context processor of its blueprint)."""
+    return {"kind_label": kind_label, "item_status_label": item_status_label, "role_label": role_label,
+            "method_label": method_label, "invoice_status_label": status_label, "channel_label": channel_label,
+            "outcome_label": outcome_label, "locale_label": locale_label, "pause_label": pause_label,
+            "resolution_status_label": resolution_status_label}
