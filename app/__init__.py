@@ -34,6 +34,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     _init_extensions(app)
     _register_blueprints(app)
+    _connect_signals()
 
     from app.errors import register_error_handlers
     from app.security import init_security
@@ -94,6 +95,8 @@ def _configure_sqlite(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from app.api.views import bp as api_bp
     from app.backoffice.views import bp as backoffice_bp
+    from app.debt_collection.api import bp as partner_api_bp
+    from app.debt_collection.pdf import bp as debt_collection_bp
     from app.payments.simulator import bp as simulator_bp
     from app.payments.views import bp as payments_bp
     from app.portal.views import bp as portal_bp
@@ -108,6 +111,17 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(simulator_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     csrf.exempt(api_bp)  # bearer-token API: no cookies, no CSRF
+    app.register_blueprint(debt_collection_bp)
+    app.register_blueprint(partner_api_bp, url_prefix="/api/partner/v1")
+    csrf.exempt(partner_api_bp)
+
+
+def _connect_signals() -> None:
+    """What one feature hears of another: a payment of a bill in collection goes to the partner."""
+    from app.debt_collection.services import on_payment_settled
+    from app.payments.services import payment_settled
+
+    payment_settled.connect(on_payment_settled)
 
 
 def _register_cli(app: Flask) -> None:

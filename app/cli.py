@@ -100,6 +100,7 @@ def register_cli(app: Flask) -> None:
     from app.backoffice.cli import agents
     from app.billing.cli import invoices
     from app.creditors.cli import creditors
+    from app.debt_collection.cli import collection
     from app.demo import demo
     from app.links.cli import links
     from app.outbox.cli import outbox
@@ -108,5 +109,6 @@ def register_cli(app: Flask) -> None:
     from app.resolutions.cli import resolutions
     from app.support.cli import support
 
-    for group in (translate, creditors, invoices, links, payments, bank, outbox, support, resolutions, agents, demo):
+    for group in (translate, creditors, invoices, links, payments, bank, outbox, support, resolutions, agents,
+                  collection, demo):
         app.cli.add_command(group)

@@ -91,6 +91,14 @@ def load_config(instance_path: str, env=None) -> dict:
     if production and any(len(k) < 32 for k in signing_keys):
         raise ConfigError("every LINK_SIGNING_KEYS entry must be at least 32 characters")
 
+    data_keys = [k.strip() for k in env.get("DATA_ENCRYPTION_KEYS", "").split(",") if k.strip()]
+    if not data_keys:
+        if production:
+            raise ConfigError("DATA_ENCRYPTION_KEYS must be set in production")
+        data_keys = ["data:" + secret_key]
+    if production and any(len(k) < 32 for k in data_keys):
+        raise ConfigError("every DATA_ENCRYPTION_KEYS entry must be at least 32 characters")
+
     default_db = "sqlite:///" + str(Path(instance_path) / "portal.db")
     database_url = normalise_database_url(env.get("DATABASE_URL", default_db))
     base_url = env.get("PORTAL_BASE_URL", "http://127.0.0.1:5000").rstrip("/")
@@ -102,6 +110,8 @@ def load_config(instance_path: str, env=None) -> dict:
         "TESTING": portal_env == "testing",
         "SECRET_KEY": secret_key,
         "LINK_SIGNING_KEYS": signing_keys,
+        # Encrypt secrets kept in the database that we must read back (partners' signing secrets).
+        "DATA_ENCRYPTION_KEYS": data_keys,
         "SQLALCHEMY_DATABASE_URI": database_url,
         # A server connection can die between requests; an SQLite file cannot.
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": not database_url.startswith("sqlite")},
@@ -148,6 +158,7 @@ def load_config(instance_path: str, env=None) -> dict:
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
         **_mail_and_outbox(env, production, base_url),
         **_sms(env, production),
+        **_collection(env, production),
     }
     if config["OUTBOX_LEASE_SECONDS"] <= 4 * config["SMS_TIMEOUT_SECONDS"]:
         raise ConfigError("OUTBOX_LEASE_SECONDS must be well above SMS_TIMEOUT_SECONDS (more than 4 times)")
@@ -245,4 +256,32 @@ def _sms(env, production: bool) -> dict:
             raise ConfigError("TWILIO_BASE_URL must be an http(s):// URL")
         if production and parts.scheme != "https":
             raise ConfigError("TWILIO_BASE_URL must be an https:// URL in production")
+    return config
+
+
+# --- debt collection -------------------------------------------------------------------------
+
+
+def _collection(env, production: bool) -> dict:
+    """Where partners' deliveries may go, and how long the outbox keeps trying them.
+
+    COLLECTION_ENDPOINT_HOSTS is the allowlist of partner hosts ("api.inkasso.example,
+    *.collect.example"); empty in production means no endpoint is accepted. Outside production an
+    empty list allows any host, http and loopback included (the tests' receiver, a local demo)."""
+    hosts = tuple(h.strip().lower() for h in env.get("COLLECTION_ENDPOINT_HOSTS", "").split(",") if h.strip())
+    config = {
+        "COLLECTION_ENDPOINT_HOSTS": hosts,
+        "COLLECTION_ALLOW_PRIVATE_ENDPOINTS": not production,
+        "COLLECTION_PDF_URL_DAYS": _int(env, "COLLECTION_PDF_URL_DAYS", 30),
+        "PARTNER_API_RATE_LIMIT": env.get("PARTNER_API_RATE_LIMIT", "300 per minute"),
+        "WEBHOOK_TIMEOUT_SECONDS": _int(env, "WEBHOOK_TIMEOUT_SECONDS", 15),
+        # Partners' deliveries are retried for about three days (backoff with jitter, capped), then dead.
+        "WEBHOOK_RETRY_BASE_SECONDS": _int(env, "WEBHOOK_RETRY_BASE_SECONDS", 60),
+        "WEBHOOK_RETRY_MAX_SECONDS": _int(env, "WEBHOOK_RETRY_MAX_SECONDS", 6 * 3600),
+        "WEBHOOK_DEADLINE_HOURS": _int(env, "WEBHOOK_DEADLINE_HOURS", 72),
+    }
+    for name in ("COLLECTION_PDF_URL_DAYS", "WEBHOOK_TIMEOUT_SECONDS", "WEBHOOK_RETRY_BASE_SECONDS",
+                 "WEBHOOK_DEADLINE_HOURS"):
+        if config[name] < 1:
+            raise ConfigError(f"{name} must be at least 1")
     return config

@@ -550,6 +550,36 @@ def load_back_office_demo(today_for: Callable[[str], date] | None = None) -> boo
     return created
 
 
+DEMO_PARTNER = "nordcollect-demo"
+DEMO_PARTNER_ENDPOINT = "http://127.0.0.1:5055/cases"
+
+
+def load_collection_demo() -> bool:
+    """A demo collection partner (its receiver: `flask collection demo-partner`) for Fjordlys, whose
+    overdue bill had its final reminder eight days ago, so `flask collection run` hands it off.
+    Idempotent; nothing in production. Returns whether the partner was created now."""
+    from app.billing.services import record_reminder
+    from app.debt_collection.partners import add_partner, find_partner, set_policy
+
+    if current_app.config["PORTAL_ENV"] == "production":
+        return False
+    partner, created = find_partner(DEMO_PARTNER), False
+    if partner is None:
+        partner = add_partner(DEMO_PARTNER, "Nord Collect AS (demo)", DEMO_PARTNER_ENDPOINT, phone="+47 21 00 00 00",
+                              email="kundeservice@nordcollect.example", website="https://nordcollect.example",
+                              case_page_url="https://nordcollect.example/sak/{reference}").partner
+        created = True
+    fjordlys = db.session.scalar(select(Creditor).where(Creditor.slug == "fjordlys"))
+    set_policy(fjordlys, partner, min_balance=10000, days_past_due=14, days_after_final_reminder=7)
+    overdue = find_invoice(fjordlys, demo_invoice_numbers()["overdue"][1])
+    if overdue is not None and not overdue.is_closed:
+        record_reminder(overdue, channel="sms", sent_at=utcnow() - timedelta(days=14), final=False, actor=ACTOR,
+                        external_ref="demo-reminder-1")
+        record_reminder(overdue, channel="letter", sent_at=utcnow() - timedelta(days=8), final=True, actor=ACTOR,
+                        external_ref="demo-final-reminder")
+    return created
+
+
 # --- flask demo --------------------------------------------------------------------------
 
 
@@ -579,6 +609,7 @@ def demo():
         before = _row_counts()
         links = load_demo()
         load_back_office_demo()
+        load_collection_demo()
         after = _row_counts()
     new_creditors, new_invoices = after[0] - before[0], after[1] - before[1]
     if new_creditors or new_invoices:
@@ -595,3 +626,9 @@ def demo():
         click.echo(f"  {base}/backoffice/  as {DEMO_AGENT_EMAIL}, password \"{DEMO_AGENT_PASSWORD}\" (admin of the three "
                    "creditors);")
         click.echo("  at the first sign-in, add the account to an authenticator app (QR code or key).")
+        click.echo("")
+        click.secho("Debt collection", bold=True)
+        click.echo(f"  Fjordlys bill {demo_invoice_numbers()['overdue'][1]} is past its final reminder. In other terminals: "
+                   "`flask collection demo-partner` (a partner's receiver),")
+        click.echo("  then `flask collection run` and `flask outbox run --once`: the case arrives, is acknowledged and "
+                   "paid through the partner API.")

@@ -9,3 +9,4 @@ from app.payments.bank import models as bank_models  # noqa: F401
 from app.support import models as support_models  # noqa: F401
 from app.resolutions import models as resolution_models  # noqa: F401
 from app.backoffice import models as backoffice_models  # noqa: F401
+from app.debt_collection import models as debt_collection_models  # noqa: F401

@@ -58,6 +58,7 @@ def app(tmp_path_factory):
             "PORTAL_ENV": "testing",
             "SECRET_KEY": "test-secret-" + "x" * 40,
             "LINK_SIGNING_KEYS": list(TEST_KEYS),
+            "DATA_ENCRYPTION_KEYS": ["test-data-key-" + "d" * 40],
             "SQLALCHEMY_DATABASE_URI": database_url(tmp_path_factory),
             "PORTAL_BASE_URL": "https://pay.example.test",
             "RATELIMIT_STORAGE_URI": "memory://",

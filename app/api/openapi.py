@@ -11,7 +11,7 @@ import json
 from flask import Response, current_app
 from flask.blueprints import BlueprintSetupState
 
-from app.api.schemas import CancelIn, LinkIn
+from app.api.schemas import CancelIn, LinkIn, ReminderIn
 from app.billing.models import CUSTOMER_KINDS, LINE_KINDS, InvoiceStatus
 from app.billing.schemas import InvoiceIn
 from app.i18n import SUPPORTED_LOCALES
@@ -155,6 +155,17 @@ def _paths() -> dict:
                 {"200": _json(_ref("RevokedLinks"), "How many links were revoked")}, errors=(404,),
             ),
         },
+        "/invoices/{number}/reminders": {
+            "post": _operation(
+                "record_reminder", "Record a reminder your dunning system sent",
+                {"201": _json(_ref("Reminder"), "The reminder, recorded"),
+                 "200": _json(_ref("Reminder"), "The same id was recorded before: nothing new")},
+                body={"required": True, **_json(_ref("ReminderIn"), "The reminder",
+                                                {"channel": "sms", "final": True, "id": "rem-2026-11-0042",
+                                                 "sent_at": "2026-11-20T08:00:00Z"})},
+                errors=(400, 404, 413, 415, 422),
+            ),
+        },
         "/invoices/{number}/cancel": {
             "post": _operation(
                 "cancel_invoice", "Cancel an invoice that has no payments",
@@ -178,7 +189,7 @@ def _paths() -> dict:
 def _request_schemas() -> dict:
     """The pydantic models' JSON schemas (draft 2020-12, as OpenAPI 3.1 uses), nested models included."""
     schemas: dict = {}
-    for model in (InvoiceIn, LinkIn, CancelIn):
+    for model in (InvoiceIn, LinkIn, ReminderIn, CancelIn):
         schema = model.model_json_schema(ref_template=REF)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -240,6 +251,7 @@ def _response_schemas() -> dict:
                 "vat_total": {**AMOUNT, "description": "Sum of the lines' VAT, minor units"},
                 "total": {**AMOUNT, "description": "Gross total, minor units"},
                 "amount_paid": AMOUNT,
+                "credited": {**AMOUNT, "description": "What credit notes took off the total"},
                 "balance": {"type": "integer", "description": "total - amount_paid, minor units"},
                 "customer": _ref("Customer"),
                 "lines": {"type": "array", "items": _ref("InvoiceLine")},
@@ -311,6 +323,15 @@ def _response_schemas() -> dict:
                 "expires_at": {"type": "string", "format": "date-time", "description": "UTC"},
             },
             "A signed link to the bill page",
+        ),
+        "Reminder": _object(
+            {
+                "id": _nullable({"type": "string", "description": "Your id of the reminder, as you sent it"}),
+                "channel": {"type": "string", "enum": ["sms", "email", "letter"]},
+                "sent_at": {"type": "string", "format": "date-time", "description": "UTC"},
+                "final": {"type": "boolean"},
+            },
+            "A reminder the creditor sent",
         ),
         "RevokedLinks": _object({"revoked": {"type": "integer", "minimum": 0}}, "How many links were revoked"),
         "Error": {

@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Annotated, Literal, TypeVar
 
 from flask import request
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 from werkzeug.exceptions import BadRequest
 
 from app.api.errors import ApiError
+from app.billing.models import REMINDER_CHANNELS
 from app.billing.schemas import validation_errors
 from app.errors import InvalidData
 from app.links.models import CHANNELS
@@ -27,6 +28,14 @@ class LinkIn(_Strict):
     ttl_days: Annotated[StrictInt, Field(ge=1, le=MAX_TTL_DAYS)] | None = Field(
         None, description="Days until the link expires; the server's default (LINK_DEFAULT_TTL_DAYS) when left out"
     )
+
+
+class ReminderIn(_Strict):
+    channel: Literal[REMINDER_CHANNELS] = Field(description="How the reminder reached the customer")  # type: ignore[valid-type]
+    sent_at: AwareDatetime | None = Field(None, description="When it was sent, with its offset; now when left out")
+    final: StrictBool = Field(False, description="The last reminder before the bill may go to debt collection")
+    id: str | None = Field(None, min_length=1, max_length=64,
+                           description="Your own id of the reminder: the same id again records nothing new")
 
 
 class CancelIn(_Strict):

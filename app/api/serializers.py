@@ -89,6 +89,7 @@ def invoice_json(invoice: Invoice, events: list[InvoiceEvent], dunning: Dunning)
         "vat_total": invoice.vat_total,
         "total": invoice.total,
         "amount_paid": invoice.amount_paid,
+        "credited": invoice.credited,
         "balance": invoice.balance,
         "customer": customer_json(invoice.customer),
         "lines": [line_json(line) for line in invoice.lines],
@@ -97,6 +98,11 @@ def invoice_json(invoice: Invoice, events: list[InvoiceEvent], dunning: Dunning)
         "created_at": utc_iso(invoice.created_at),
         "updated_at": utc_iso(invoice.updated_at),
     }
+
+
+def reminder_json(reminder) -> dict:
+    return {"id": reminder.external_ref, "channel": reminder.channel, "sent_at": utc_iso(reminder.sent_at),
+            "final": reminder.final}
 
 
 def link_json(issued: IssuedLink) -> dict:

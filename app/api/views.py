@@ -11,8 +11,8 @@ from flask import Blueprint, current_app, g, request, url_for
 from app.api.access import authenticate, current_creditor, invoice_or_404
 from app.api.errors import register_error_handlers
 from app.api.openapi import openapi_document, remember_url_prefix
-from app.api.schemas import CancelIn, LinkIn, parse_body, read_json
-from app.api.serializers import invoice_json, link_json
+from app.api.schemas import CancelIn, LinkIn, ReminderIn, parse_body, read_json
+from app.api.serializers import invoice_json, link_json, reminder_json
 from app.billing import services as billing
 from app.extensions import db
 from app.links import services as links
@@ -81,6 +81,18 @@ def revoke_links(number: str):
     revoked = links.revoke_links(invoice_or_404(number), actor=ACTOR)
     db.session.commit()
     return {"revoked": revoked}
+
+
+@bp.post("/invoices/<path:number>/reminders")
+def record_reminder(number: str):
+    """Record a reminder your dunning system sent (the final one starts the count to debt collection)."""
+    invoice = invoice_or_404(number)
+    data = parse_body(ReminderIn, read_json())
+    reminder, created = billing.record_reminder(invoice, channel=data.channel, sent_at=data.sent_at, final=data.final,
+                                                actor=ACTOR, external_ref=data.id)
+    body = reminder_json(reminder)
+    db.session.commit()
+    return body, 201 if created else 200
 
 
 @bp.post("/invoices/<path:number>/cancel")

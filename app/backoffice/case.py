@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask_babel import gettext as _
+from flask_babel import gettext as _, ngettext
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -20,6 +20,7 @@ from app.billing.models import Customer, Invoice, InvoiceEvent
 from app.extensions import db
 from app.payments.gateways.base import PaymentStatus
 from app.payments.models import PaymentAttempt
+from app.payments.receipts import method_label as payment_method_label
 from app.support.models import SupportMessage, SupportRequest
 from app.templating import date_filter, money
 
@@ -102,6 +103,8 @@ def actor_label(actor: str | None, agents: dict[int, str]) -> str | None:
     """Who did it, in words: the customer, an agent by name, or the system part that acted."""
     if not actor:
         return None
+    if actor.startswith("partner:"):
+        return _("the collection partner (%(partner)s)", partner=actor.partition(":")[2])
     if actor.startswith("agent:"):
         agent_id = actor.partition(":")[2]
         return agents.get(int(agent_id), _("an agent")) if agent_id.isdigit() else _("an agent")
@@ -140,15 +143,16 @@ def describe(event: InvoiceEvent, invoice: Invoice) -> tuple[str, str | None]:
         "created": lambda: (_("Bill %(number)s created", number=invoice.number), amount("total")),
         "link_issued": lambda: (_("Link issued"), _("by %(channel)s, until %(date)s", channel=channel_label(d.get("channel")),
                                                     date=day("expires_at"))),
-        "link_opened": lambda: (_("The customer opened the bill"), _("from the %(channel)s link",
+        "link_opened": lambda: (_("The customer opened the bill"), _("link sent by %(channel)s",
                                                                      channel=channel_label(d.get("channel")))),
         "link_sent": lambda: (_("New link sent"), _("by %(channel)s", channel=channel_label(d.get("channel")))),
-        "links_revoked": lambda: (_("Links revoked"), _("%(count)s links", count=d.get("count", 0))),
+        "links_revoked": lambda: (_("Links revoked"), ngettext("%(num)d link", "%(num)d links", int(d.get("count") or 0))),
         "link_locked": lambda: (_("Link locked after wrong answers to the check"), None),
         "payment_started": lambda: (_("The customer started a payment"), _("%(amount)s with %(provider)s",
                                                                            amount=amount(), provider=d.get("provider"))),
-        "payment_recorded": lambda: (_("Payment received"), _("%(amount)s by %(method)s on %(date)s", amount=amount(),
-                                                              method=d.get("method"), date=day("paid_on"))),
+        "payment_recorded": lambda: (_("Payment received"), _("%(amount)s on %(date)s, %(method)s", amount=amount(),
+                                                              method=payment_method_label(d.get("method"), ""),
+                                                              date=day("paid_on"))),
         "payment_note": lambda: (_("Note on the payment"), d.get("note")),
         "payment_to_refund": lambda: (_("Payment to a closed bill, owed back"), amount()),
         "refund_due": lambda: (_("Money owed back to the customer"), amount()),
@@ -183,15 +187,22 @@ def describe(event: InvoiceEvent, invoice: Invoice) -> tuple[str, str | None]:
         "support_request_closed": lambda: (_("Conversation %(reference)s closed", reference=d.get("reference")), None),
         "support_request_reopened": lambda: (_("Conversation %(reference)s opened again", reference=d.get("reference")),
                                              None),
-        "reminder_sent": lambda: (_("Reminder sent"), _("by %(channel)s", channel=channel_label(d.get("channel")))),
-        "handed_off": lambda: (_("Handed to debt collection"), d.get("partner")),
-        "hand_off_recalled": lambda: (_("Recalled from debt collection"), d.get("partner")),
+        "reminder_sent": lambda: (_("Final reminder sent") if d.get("final") else _("Reminder sent"),
+                                  _("by %(channel)s", channel=channel_label(d.get("channel")))),
+        "handed_off": lambda: (_("Handed to debt collection"), f"{d.get('partner')} · {amount()}"),
+        "hand_off_recalled": lambda: (_("Recalled from debt collection"), d.get("reason") or d.get("partner")),
+        "collection_acknowledged": lambda: (_("The collection partner has the case"), d.get("reference")),
+        "collection_closed": lambda: (_("The collection partner closed the case"), d.get("outcome")),
+        "collection_recall_confirmed": lambda: (_("The collection partner confirmed the recall"), d.get("case")),
     }
     if kind in words:
         return words[kind]()
     subject, _sep, outcome = kind.partition("_")
-    if subject in ("promise", "plan", "deferral", "dispute") and outcome:  # the daily run closed it
-        return _("%(what)s: %(outcome)s", what=d.get("reference") or subject, outcome=outcome_label(outcome)), d.get("why")
+    subjects = {"promise": _("Promise to pay"), "plan": _("Instalment plan"), "deferral": _("More time"),
+                "dispute": _("Dispute")}
+    if subject in subjects and outcome:  # the daily run closed it
+        return _("%(what)s %(reference)s: %(outcome)s", what=subjects[subject], reference=d.get("reference") or "",
+                 outcome=outcome_label(outcome)), d.get("why")
     return kind.replace("_", " "), None
 
 

@@ -46,6 +46,12 @@ def resolution_status_label(status: str) -> str:
             "declined": _("declined"), "cancelled": _("ended")}.get(status, status)
 
 
+def case_status_label(status: str) -> str:
+    return {"sent": _("sent, not acknowledged yet"), "acknowledged": _("with the partner"),
+            "recall_requested": _("recalled, waiting for the partner's confirmation"), "recalled": _("recalled"),
+            "closed_paid": _("closed: paid"), "closed_uncollectable": _("closed: uncollectable")}.get(status, status)
+
+
 def locale_label(locale: str) -> str:
     from app.i18n import LOCALE_NAMES
 
@@ -80,10 +86,35 @@ PROBLEMS = {
 }
 
 
+def hand_off_reason(code: str) -> str:
+    """Why a bill is not handed to debt collection (debt_collection.services.Eligibility)."""
+    kind, _sep, value = code.partition(":")
+    if kind == "status":
+        return _("The bill is %(status)s.", status=status_label(value))
+    if kind == "paused":
+        return _("Not handed off yet: %(why)s.", why=pause_label(value))
+    return {
+        "no_policy": _("The creditor has no debt collection policy (flask collection policy)."),
+        "partner_disabled": _("The creditor's collection partner is disabled."),
+        "open_case": _("The bill is with a collection partner already."),
+        "nothing_owed": _("Nothing is owed."),
+        "below_minimum": _("Less is owed than the policy's minimum."),
+        "not_overdue_enough": _("It is not overdue long enough yet."),
+        "no_final_reminder": _("No final reminder has been sent."),
+        "final_reminder_too_recent": _("The final reminder was sent too recently."),
+        "busy": _("Another hand-off of this bill is running."),
+    }.get(code, code)
+
+
 def problems(errors: dict[str, str]) -> list[str]:
     """Every problem of a service's InvalidData in words, once each, in a stable order."""
     said = []
     for _field, code in errors.items():
+        if code.startswith("hand_off:"):
+            words = hand_off_reason(code.removeprefix("hand_off:"))
+            if words not in said:
+                said.append(words)
+            continue
         words = PROBLEMS.get(code, lambda: _("Something in the form was not right."))()
         if words not in said:
             said.append(words)
@@ -95,4 +126,5 @@ def template_words() -> dict:
     return {"kind_label": kind_label, "item_status_label": item_status_label, "role_label": role_label,
             "method_label": method_label, "invoice_status_label": status_label, "channel_label": channel_label,
             "outcome_label": outcome_label, "locale_label": locale_label, "pause_label": pause_label,
-            "resolution_status_label": resolution_status_label}
+            "resolution_status_label": resolution_status_label, "hand_off_reason": hand_off_reason,
+            "case_status_label": case_status_label}

@@ -1,4 +1,5 @@
-"""`flask invoices import`: load invoices from a JSON Lines file, all or nothing.
+"""`flask invoices import`: load invoices from a JSON Lines file, all or nothing; `flask invoices
+remind`: record a reminder the creditor sent.
 
 Every line is tried, each in its own savepoint, so that one run reports every bad line;
 if any line is bad the whole file is rolled back and nothing is written.
@@ -9,13 +10,15 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
+from datetime import timezone
 from pathlib import Path
 
 import click
 from flask.cli import AppGroup
 
-from app.billing.services import import_invoice
-from app.cli import creditor_or_fail, format_errors
+from app.billing.models import REMINDER_CHANNELS
+from app.billing.services import find_invoice, import_invoice, record_reminder
+from app.cli import cli_transaction, creditor_or_fail, format_errors
 from app.creditors.models import Creditor
 from app.errors import Conflict, InvalidData
 from app.extensions import db
@@ -89,7 +92,7 @@ def import_rows(creditor: Creditor, rows: list[tuple[int, bytes]], label: str) -
     return report
 
 
-@click.group(cls=AppGroup, help="Import invoices.")
+@click.group(cls=AppGroup, help="Import invoices; record the reminders sent for them.")
 def invoices():
     pass
 
@@ -122,3 +125,25 @@ def import_invoices(file: Path, slug: str):
         )
     db.session.commit()
     click.echo(f"{file.name}: created {report.created}, unchanged {report.unchanged}.")
+
+
+@invoices.command("remind", help="Record a reminder your dunning system sent for invoice NUMBER (the API's "
+                                 "POST /invoices/{number}/reminders). --final marks the last one before debt "
+                                 "collection.")
+@click.argument("number")
+@click.option("--creditor", "slug", required=True)
+@click.option("--channel", type=click.Choice(REMINDER_CHANNELS), required=True)
+@click.option("--final", is_flag=True, help="The final reminder: the count of days to the hand-off starts.")
+@click.option("--sent-at", "sent_at", type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
+              help="When it was sent, in UTC (default: now).")
+def remind(number: str, slug: str, channel: str, final: bool, sent_at):
+    creditor = creditor_or_fail(slug)
+    invoice = find_invoice(creditor, number)
+    if invoice is None:
+        raise click.ClickException(f"{creditor.slug} has no invoice {number!r}.")
+    with cli_transaction("Reminder not recorded"):
+        reminder, _created = record_reminder(
+            invoice, channel=channel, final=final, actor=ACTOR,
+            sent_at=sent_at.replace(tzinfo=timezone.utc) if sent_at else None)
+    click.echo(f"{'Final reminder' if reminder.final else 'Reminder'} of {number} by {channel} recorded "
+               f"({reminder.sent_at:%Y-%m-%d %H:%M} UTC).")

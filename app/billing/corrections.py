@@ -180,14 +180,14 @@ def correct_lines(invoice: Invoice, corrections: Sequence[LineCorrection], *, re
         raise InvalidData(errors)
     for line, correction in changes:
         net, vat, gross = line_amounts(correction.quantity, correction.unit_price, line.vat_rate)
-        before = {"quantity": _quantity(line.quantity), "unit_price": line.unit_price, "gross": line.gross}
+        before = {"quantity": quantity_text(line.quantity), "unit_price": line.unit_price, "gross": line.gross}
         invoice.subtotal += net - line.net
         invoice.vat_total += vat - line.vat
         invoice.total += gross - line.gross
         line.quantity, line.unit_price, line.net, line.vat, line.gross = (
             correction.quantity, correction.unit_price, net, vat, gross)
         record_event(invoice, "line_corrected", actor, line_id=line.id, description=line.description,
-                     before=before, after={"quantity": _quantity(line.quantity), "unit_price": line.unit_price,
+                     before=before, after={"quantity": quantity_text(line.quantity), "unit_price": line.unit_price,
                                            "gross": gross}, currency=invoice.currency, reference=reference,
                      reason=reason)
     db.session.flush()
@@ -195,7 +195,7 @@ def correct_lines(invoice: Invoice, corrections: Sequence[LineCorrection], *, re
     return [line for line, _correction in changes]
 
 
-def _quantity(value: Decimal) -> str:
+def quantity_text(value: Decimal) -> str:
     """A quantity for the timeline, the same on both databases: '2', '2.5', '10'."""
     return format(Decimal(value).quantize(Decimal("0.001")).normalize(), "f")
 

@@ -1,4 +1,4 @@
-"""Customer, Invoice, InvoiceLine, InvoiceEvent (the timeline) and CreditNote."""
+"""Customer, Invoice, InvoiceLine, InvoiceEvent (the timeline), CreditNote and Reminder."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     JSON,
     CheckConstraint,
     Date,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Numeric,
     String,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -210,3 +212,26 @@ class CreditNoteLine(db.Model):
     gross: Mapped[int] = mapped_column(BigInteger)
 
     credit_note: Mapped[CreditNote] = relationship(back_populates="lines")
+
+
+REMINDER_CHANNELS = ("sms", "email", "letter")
+
+
+class Reminder(db.Model):
+    """A payment reminder the creditor sent (its own dunning system reports each one through the
+    API): the timeline shows it, the case file lists it, and the hand-off to debt collection
+    counts the days since the final one."""
+
+    __tablename__ = "reminders"
+    __table_args__ = (
+        Index("ix_reminders_invoice_id_sent_at", "invoice_id", "sent_at"),
+        UniqueConstraint("invoice_id", "external_ref"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(10))
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    final: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    external_ref: Mapped[str | None] = mapped_column(String(64))  # the creditor's id: the same report twice is one
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -16,6 +16,7 @@ from flask import current_app, render_template
 from flask_babel import gettext as _
 from markupsafe import Markup
 
+from app.billing.corrections import credit_notes
 from app.billing.models import Invoice, InvoiceEvent
 from app.billing.transfer import TransferDetails, epc_payload, epc_qr_svg
 from app.creditors.models import Creditor
@@ -50,6 +51,7 @@ def invoice_html(
         state=state,
         transfer=transfer,
         reference=_reference(invoice, creditor, transfer),
+        credit_notes=credit_notes(invoice.id) if invoice.credited else [],
         logo_src=_logo_data_uri(creditor),
         qr_src=_qr_data_uri(invoice, transfer),
         footer_left=css_string(_footer_text(creditor)),

@@ -9,13 +9,15 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app.billing.models import FEE_KINDS, Customer, Invoice, InvoiceEvent, InvoiceLine, InvoiceStatus as S
+from app.billing.models import (
+    FEE_KINDS, REMINDER_CHANNELS, Customer, Invoice, InvoiceEvent, InvoiceLine, InvoiceStatus as S, Reminder,
+)
 from app.billing.schemas import CustomerIn, InvoiceIn, parse_invoice
 from app.creditors.models import Creditor
 from app.creditors.references import make_reference, reference_base
@@ -170,6 +172,51 @@ def move_due_date(invoice: Invoice, new_due: date, *, actor: str, reason: str) -
                                                                "reason": reason})
     db.session.flush()
     return event
+
+
+REMINDER_CLOCK_SKEW = timedelta(minutes=5)
+
+
+def record_reminder(invoice: Invoice, *, channel: str, sent_at: datetime | None, final: bool, actor: str,
+                    external_ref: str | None = None) -> tuple[Reminder, bool]:
+    """A reminder the creditor sent (its own dunning system reports it): (reminder, created). The
+    same `external_ref` again returns the first one. A reminder of a closed bill, or one sent in
+    the future, is refused."""
+    errors = {}
+    if channel not in REMINDER_CHANNELS:
+        errors["channel"] = f"one of {', '.join(REMINDER_CHANNELS)}"
+    now = utcnow()
+    sent_at = sent_at or now
+    if sent_at.tzinfo is None:
+        errors["sent_at"] = "a time with its offset (UTC: ...Z)"
+    elif sent_at > now + REMINDER_CLOCK_SKEW:
+        errors["sent_at"] = "in the future"
+    if invoice.is_closed:
+        errors["invoice"] = f"the invoice is {invoice.status}"
+    if errors:
+        raise InvalidData(errors)
+    if external_ref:
+        existing = db.session.scalar(select(Reminder).where(Reminder.invoice_id == invoice.id,
+                                                           Reminder.external_ref == external_ref))
+        if existing is not None:
+            return existing, False
+    reminder = Reminder(invoice_id=invoice.id, channel=channel, sent_at=sent_at, final=bool(final),
+                        external_ref=external_ref, created_at=now)
+    try:
+        with db.session.begin_nested():
+            db.session.add(reminder)
+            db.session.flush()
+    except IntegrityError:  # the same report, in a request that committed in between
+        return db.session.scalar(select(Reminder).where(Reminder.invoice_id == invoice.id,
+                                                       Reminder.external_ref == external_ref)), False
+    record_event(invoice, "reminder_sent", actor, channel=channel, final=bool(final), sent_at=sent_at.isoformat())
+    db.session.flush()
+    return reminder, True
+
+
+def reminders_of(invoice_id: int) -> list[Reminder]:
+    return list(db.session.scalars(select(Reminder).where(Reminder.invoice_id == invoice_id)
+                                   .order_by(Reminder.sent_at, Reminder.id)))
 
 
 def payload_hash(data: InvoiceIn) -> str:

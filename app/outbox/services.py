@@ -49,11 +49,17 @@ MAX_ERROR_LENGTH = 1000
 
 class DeliveryError(Exception):
     """A delivery failed. `permanent`: trying again cannot help (the recipient was refused, the
-    data to render is gone); the message goes straight to the dead letters."""
+    data to render is gone); the message goes straight to the dead letters. `retry_after`: the
+    receiver asked us to wait at least this long (HTTP Retry-After). `after`: a change to record
+    with the failure, in its transaction (what the channel's own work wrote is rolled back), such
+    as disabling an endpoint that answered 410 Gone."""
 
-    def __init__(self, reason: str, *, permanent: bool = False):
+    def __init__(self, reason: str, *, permanent: bool = False, retry_after: timedelta | None = None,
+                 after: Callable[[], None] | None = None):
         super().__init__(reason)
         self.permanent = permanent
+        self.retry_after = retry_after
+        self.after = after
 
 
 class Channel(Protocol):
@@ -143,12 +149,15 @@ class DispatchReport:
 
 @dataclass(frozen=True)
 class Policy:
-    """The dispatcher's settings, read from the app's config when it starts."""
+    """The dispatcher's settings, read from the app's config when it starts. `deadline`: a
+    message is dead once it has been failing this long (since it was written or replayed),
+    whatever its number of attempts; partners' webhooks are retried for about three days so."""
 
     max_attempts: int
     retry_base: timedelta
     retry_max: timedelta
     lease: timedelta
+    deadline: timedelta | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Policy:
@@ -158,6 +167,25 @@ class Policy:
             retry_max=timedelta(seconds=config["OUTBOX_RETRY_MAX_SECONDS"]),
             lease=timedelta(seconds=config["OUTBOX_LEASE_SECONDS"]),
         )
+
+    @classmethod
+    def for_webhooks(cls, config: Mapping[str, Any]) -> Policy:
+        return cls(
+            max_attempts=WEBHOOK_MAX_ATTEMPTS,
+            retry_base=timedelta(seconds=config["WEBHOOK_RETRY_BASE_SECONDS"]),
+            retry_max=timedelta(seconds=config["WEBHOOK_RETRY_MAX_SECONDS"]),
+            lease=timedelta(seconds=config["OUTBOX_LEASE_SECONDS"]),
+            deadline=timedelta(hours=config["WEBHOOK_DEADLINE_HOURS"]),
+        )
+
+
+WEBHOOK_MAX_ATTEMPTS = 60  # a bound on claims, for a message that kills its dispatcher every time
+
+
+def policies(config: Mapping[str, Any]) -> dict[str, Policy]:
+    """Each channel's policy: e-mail and SMS by OUTBOX_*, webhooks by WEBHOOK_* (a deadline)."""
+    default = Policy.from_config(config)
+    return {"email": default, "sms": default, "webhook": Policy.for_webhooks(config)}
 
 
 def backoff(attempts: int, policy: Policy, rng: Callable[[float, float], float] = random.uniform) -> timedelta:
@@ -172,8 +200,10 @@ def open_channels(config: Mapping[str, Any]) -> dict[str, Channel]:
     """The channels a dispatcher run delivers through; each may keep a connection for the run.
     SMS only when SMS_PROVIDER is set: otherwise an "sms" message is dead as an unknown channel."""
     from app.outbox.email import EmailChannel, SmtpSettings
+    from app.outbox.webhooks import WebhookChannel
 
-    channels: dict[str, Channel] = {"email": EmailChannel(SmtpSettings.from_config(config))}
+    channels: dict[str, Channel] = {"email": EmailChannel(SmtpSettings.from_config(config)),
+                                    "webhook": WebhookChannel.from_config(config)}
     if config["SMS_PROVIDER"]:
         from app.outbox.sms import SmsChannel, SmsSettings
 
@@ -181,7 +211,8 @@ def open_channels(config: Mapping[str, Any]) -> dict[str, Channel]:
     return channels
 
 
-def claim(batch_size: int, *, now: datetime, policy: Policy) -> tuple[list[tuple[int, int]], int]:
+def claim(batch_size: int, *, now: datetime, policy: Policy,
+          by_channel: Mapping[str, Policy] | None = None) -> tuple[list[tuple[int, int]], int]:
     """Take up to `batch_size` due messages and commit their lease: (id, attempts) of each taken,
     and how many were found dead instead.
 
@@ -196,14 +227,15 @@ def claim(batch_size: int, *, now: datetime, policy: Policy) -> tuple[list[tuple
     ).all()
     claimed, dead = [], 0
     for message in messages:
-        if message.attempts >= policy.max_attempts:
+        channel_policy = (by_channel or {}).get(message.channel, policy)
+        if message.attempts >= channel_policy.max_attempts:
             message.status = OutboxStatus.DEAD
             message.last_error = _clip(f"no result after attempt {message.attempts}; before: {message.last_error}")
             log.error("outbox message %s (%s) is dead: its last try never finished", message.id, message.kind)
             dead += 1
             continue
         message.attempts += 1
-        message.next_attempt_at = now + policy.lease
+        message.next_attempt_at = now + channel_policy.lease
         claimed.append((message.id, message.attempts))
     db.session.commit()
     return claimed, dead
@@ -214,9 +246,10 @@ def dispatch(
 ) -> DispatchReport:
     """Claim one batch of due messages and deliver each (see the module's docstring). Commits."""
     config = current_app.config
+    by_channel = policies(config)
     policy = Policy.from_config(config)
     now = now or utcnow()
-    claimed, dead = claim(batch_size or config["OUTBOX_BATCH_SIZE"], now=now, policy=policy)
+    claimed, dead = claim(batch_size or config["OUTBOX_BATCH_SIZE"], now=now, policy=policy, by_channel=by_channel)
     report = DispatchReport(claimed=len(claimed) + dead, dead=dead)
     if not claimed:
         return report
@@ -224,7 +257,7 @@ def dispatch(
     channels = open_channels(config) if own_channels else channels
     try:
         for message_id, attempts in claimed:
-            outcome = _deliver(message_id, attempts, channels, policy, now)
+            outcome = _deliver(message_id, attempts, channels, by_channel, policy, now)
             setattr(report, outcome, getattr(report, outcome) + 1)
     finally:
         if own_channels:
@@ -244,19 +277,22 @@ def run_once(batch_size: int | None = None, *, now: datetime | None = None) -> D
             return total
 
 
-def _deliver(message_id: int, attempts: int, channels: Mapping[str, Channel], policy: Policy, now: datetime) -> str:
+def _deliver(message_id: int, attempts: int, channels: Mapping[str, Channel], by_channel: Mapping[str, Policy],
+             policy: Policy, now: datetime) -> str:
     """Send one claimed message and record the result: "delivered", "retried" or "dead"."""
     message = db.session.get(OutboxMessage, message_id)
     if message is None:  # deleted since the claim (its creditor was removed): nothing left to send
         return "dead"
     kind, channel = message.kind, channels.get(message.channel)
+    policy = by_channel.get(message.channel, policy)
+    began = message.replayed_at or message.created_at
     try:
         if channel is None:
             raise DeliveryError(f"no channel {message.channel!r}", permanent=True)
         channel.send(message)
     except Exception as exc:  # noqa: BLE001 - any failure is recorded on the message, never lost
         db.session.rollback()  # whatever rendering wrote (a link issued for this e-mail) goes too
-        return _record_failure(message_id, attempts, exc, policy, now)
+        return _record_failure(message_id, attempts, exc, policy, now, began)
     _mark_delivered(message_id, attempts)
     db.session.commit()
     log.info("outbox message %s (%s) delivered on attempt %s", message_id, kind, attempts)
@@ -279,18 +315,26 @@ def _mark_delivered(message_id: int, attempts: int) -> None:
         log.warning("outbox message %s was delivered after its lease ran out", message_id)
 
 
-def _record_failure(message_id: int, attempts: int, exc: Exception, policy: Policy, now: datetime) -> str:
+def _record_failure(message_id: int, attempts: int, exc: Exception, policy: Policy, now: datetime,
+                    began: datetime | None = None) -> str:
     permanent = isinstance(exc, DeliveryError) and exc.permanent
     reason = _clip(str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}")
-    if permanent or attempts >= policy.max_attempts:
+    overdue = policy.deadline is not None and began is not None and now - began >= policy.deadline
+    if permanent or attempts >= policy.max_attempts or overdue:
         values, outcome = {"status": OutboxStatus.DEAD, "last_error": reason}, "dead"
         log.error("outbox message %s is dead after attempt %s: %s", message_id, attempts, reason)
     else:
-        retry_at = now + backoff(attempts, policy)
+        wait = backoff(attempts, policy)
+        asked = exc.retry_after if isinstance(exc, DeliveryError) else None
+        if asked is not None and asked > wait:  # the receiver's Retry-After, within the retry cap
+            wait = min(asked, max(policy.retry_max, wait))
+        retry_at = now + wait
         values, outcome = {"next_attempt_at": retry_at, "last_error": reason}, "retried"
         log.warning("outbox message %s failed (attempt %s), retry at %s: %s", message_id, attempts,
                     f"{retry_at:%Y-%m-%d %H:%M:%S}", reason, exc_info=not isinstance(exc, DeliveryError))
     db.session.execute(_fenced(message_id, attempts).values(**values))
+    if isinstance(exc, DeliveryError) and exc.after is not None:
+        exc.after()
     db.session.commit()
     return outcome
 

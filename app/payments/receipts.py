@@ -48,6 +48,9 @@ def method_label(method: str | None, provider: str) -> str:
         label = _("SEPA Direct Debit")
     elif method == "bank_transfer" or provider == "bank_transfer":
         label = _("Bank transfer")
+    elif method in ("cash", "card_terminal", "cheque", "debt_collection", "other"):  # recorded by hand, or by a partner
+        label = {"cash": _("Cash"), "card_terminal": _("Card terminal"), "cheque": _("Cheque"),
+                 "debt_collection": _("Through the debt collection agency"), "other": _("Other")}[method]
     else:
         label = BRAND_METHODS.get(method or "") or _("Online payment")
     if provider == "simulator":

@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, time, timedelta, timezone
 
+from blinker import signal
 from sqlalchemy import bindparam, or_, select
 from sqlalchemy.exc import IntegrityError
 
@@ -26,6 +27,11 @@ from app.payments.gateways.base import (
 )
 from app.payments.models import Payment, PaymentAttempt, Refund, WebhookEvent
 from app.payments.receipts import enqueue_receipt
+
+
+#: Sent with every payment recorded (the Payment is the sender), in its transaction: debt
+#: collection reports a payment of a bill in collection to the partner. Connected in create_app.
+payment_settled = signal("payment-settled")
 
 
 def payment_amount(invoice: Invoice, requested: int | None, *, due_now: int | None = None) -> int:
@@ -165,6 +171,7 @@ def settle(
     if invoice.status == S.PAID:
         cancel_open_attempts(invoice.id, keep=attempt)
     enqueue_receipt(payment, invoice)  # the receipt e-mail commits with the payment, or neither does
+    payment_settled.send(payment)
     db.session.flush()
     return payment
 

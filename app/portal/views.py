@@ -11,9 +11,10 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import undefer
 
 from app.billing.corrections import credit_notes
-from app.billing.models import Invoice
+from app.billing.models import Invoice, InvoiceStatus
 from app.billing.services import payments_received
 from app.billing.transfer import epc_payload, epc_qr_svg, transfer_details
+from app.debt_collection.services import active_case
 from app.creditors.models import Creditor
 from app.extensions import db, limiter
 from app.i18n import LOCALE_NAMES, SUPPORTED_LOCALES, normalise_locale, select_locale
@@ -168,15 +169,22 @@ def bill(public_id: str):
     return cached_page(("bill", public_id, select_locale(), today, access.version), render)
 
 
+def _self_service(invoice: Invoice, today, resolutions=None):
+    """The bill's self-service state, and its collection case when it is in collection."""
+    case = active_case(invoice.id) if invoice.status == InvoiceStatus.IN_COLLECTION else None
+    return self_service(invoice, today, resolutions, collection_payable=bool(case and case.keep_payments)), case
+
+
 def bill_page_context(invoice: Invoice, today, *, has_resolutions: bool = True, has_threads: bool = True) -> dict:
     """Everything the bill page shows (also for the back office's preview of it)."""
-    found = self_service(invoice, today, None if has_resolutions else [])
+    found, case = _self_service(invoice, today, None if has_resolutions else [])
     context = _bill_context(invoice, today, found.payable_now)
     context["lines"], context["hidden_lines"] = visible_lines(invoice.lines)
     context["found"], context["threads"] = found, threads_for(invoice.id) if has_threads else []
     context["pay_amount"], context["pay_reason"] = found.payable_now, found.pay_reason
     context["pay_options"] = _pay_options(invoice) if found.payable_now else []
     context["receipts"] = receipt_refs(invoice.id) if invoice.amount_paid else {}
+    context["collection"] = case
     return context
 
 
@@ -211,7 +219,7 @@ def pay(public_id: str):
     if not form.validate_on_submit() or option is None:
         return _payment_problem(invoice, "invalid", 422)
     gateway = option.gateway
-    due_now = self_service(invoice, local_today(access.country, utcnow())).payable_now
+    due_now = _self_service(invoice, local_today(access.country, utcnow()))[0].payable_now
     if due_now is None:  # paused with nothing payable (a dispute of the whole bill, where the creditor holds it all)
         return _payment_problem(invoice, "amount", 422)
     try:

@@ -213,11 +213,18 @@ class SelfService:
         return next((s for s in self.progress if s.state != "paid"), None)
 
 
-def is_payable(invoice: Invoice) -> bool:
-    return not invoice.is_closed and invoice.balance > 0 and invoice.status not in (S.PAID, S.IN_COLLECTION)
+def is_payable(invoice: Invoice, *, in_collection: bool = False) -> bool:
+    """Something is owed and the bill page takes it. A bill in collection is the partner's to
+    collect, unless the creditor keeps taking payments then (`in_collection`)."""
+    if invoice.status == S.IN_COLLECTION:
+        return in_collection and invoice.balance > 0
+    return not invoice.is_closed and invoice.balance > 0 and invoice.status != S.PAID
 
 
-def self_service(invoice: Invoice, today: date, resolutions: list[Resolution] | None = None) -> SelfService:
+def self_service(invoice: Invoice, today: date, resolutions: list[Resolution] | None = None, *,
+                 collection_payable: bool = False) -> SelfService:
+    """The bill page's self-service state. `collection_payable`: the bill is in collection and its
+    creditor keeps taking payments (then only paying is offered, nothing else)."""
     resolutions = resolutions_for(invoice.id) if resolutions is None else resolutions
     live = [r for r in resolutions if r.is_live]
     creditor = invoice.creditor
@@ -233,6 +240,10 @@ def self_service(invoice: Invoice, today: date, resolutions: list[Resolution] | 
             found.plan = r
         elif r.kind == Kind.DEFERRAL and (r.status == Status.OPEN or today <= r.new_date):
             found.deferral = r
+    if invoice.status == S.IN_COLLECTION:
+        found.payable_now = invoice.balance if is_payable(invoice, in_collection=collection_payable) else None
+        found.can = dict.fromkeys(("dispute", "promise", "deferral", "plan", "plan_request"), False)
+        return found
     payable = is_payable(invoice)
     if payable:
         found.payable_now = invoice.balance

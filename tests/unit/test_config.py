@@ -15,14 +15,19 @@ def test_production_requires_secrets(tmp_path):
         load_config(str(tmp_path), {"PORTAL_ENV": "production", "SECRET_KEY": STRONG})
     with pytest.raises(ConfigError, match="at least 32"):
         load_config(str(tmp_path), {"PORTAL_ENV": "production", "SECRET_KEY": "short"})
+    with pytest.raises(ConfigError, match="DATA_ENCRYPTION_KEYS"):
+        load_config(str(tmp_path), {"PORTAL_ENV": "production", "SECRET_KEY": STRONG, "LINK_SIGNING_KEYS": STRONG})
+    with pytest.raises(ConfigError, match="DATA_ENCRYPTION_KEYS entry must be at least 32"):
+        load_config(str(tmp_path), {"PORTAL_ENV": "production", "SECRET_KEY": STRONG, "LINK_SIGNING_KEYS": STRONG,
+                                    "DATA_ENCRYPTION_KEYS": "short"})
     with pytest.raises(ConfigError, match="https"):
         load_config(str(tmp_path), {"PORTAL_ENV": "production", "SECRET_KEY": STRONG, "LINK_SIGNING_KEYS": STRONG,
-                                    "PORTAL_BASE_URL": "http://pay.example.com"})
+                                    "DATA_ENCRYPTION_KEYS": STRONG, "PORTAL_BASE_URL": "http://pay.example.com"})
 
 
 def test_production_settings(tmp_path):
     cfg = load_config(str(tmp_path), {"PORTAL_ENV": "production", "SECRET_KEY": STRONG,
-                                      "LINK_SIGNING_KEYS": f"{'n' * 40}, {'o' * 40}",
+                                      "LINK_SIGNING_KEYS": f"{'n' * 40}, {'o' * 40}", "DATA_ENCRYPTION_KEYS": STRONG,
                                       "PORTAL_BASE_URL": "https://pay.example.com/"})
     assert cfg["SESSION_COOKIE_SECURE"] and cfg["HSTS_ENABLED"]
     assert cfg["LINK_SIGNING_KEYS"] == ["n" * 40, "o" * 40]
@@ -73,7 +78,7 @@ def test_request_logging_never_shows_tokens(client, app, session, caplog):
 TWILIO = {"SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC" + "0123456789abcdef" * 2,
           "TWILIO_AUTH_TOKEN": "t" * 32, "SMS_FROM": "+4759440000"}
 PRODUCTION = {"PORTAL_ENV": "production", "SECRET_KEY": STRONG, "LINK_SIGNING_KEYS": STRONG,
-              "PORTAL_BASE_URL": "https://pay.example.com"}
+              "DATA_ENCRYPTION_KEYS": STRONG, "PORTAL_BASE_URL": "https://pay.example.com"}
 
 
 def test_sms_is_off_by_default(tmp_path):

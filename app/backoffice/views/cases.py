@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import force_locale, gettext as _
+from markupsafe import Markup
 from flask_login import login_required
 from sqlalchemy import select
 
@@ -20,7 +21,10 @@ from app.backoffice.views import SUPERVISING, bp, may, me, need, record, scoped
 from app.backoffice.words import problems
 from app.billing.corrections import credit_notes, creditable, issue_credit_note
 from app.billing.models import Customer, Invoice
-from app.billing.services import hold as hold_reminders, resume as resume_reminders
+from app.billing.services import hold as hold_reminders, reminders_of, resume as resume_reminders
+from app.debt_collection.models import Case
+from app.debt_collection.partners import policy_of
+from app.debt_collection.services import NotEligible, active_case, check as hand_off_check, hand_off, recall
 from app.errors import IllegalTransition, InvalidData
 from app.extensions import db
 from app.i18n import normalise_locale
@@ -95,6 +99,9 @@ def _invoice_page(invoice: Invoice, status: int = 200, **forms):
         "links": list(db.session.scalars(select(AccessLink).where(AccessLink.invoice_id == invoice.id)
                                          .order_by(AccessLink.id.desc()).limit(20))),
         "resolutions": resolutions_for(invoice.id), "threads": threads_for(invoice.id),
+        "reminders": reminders_of(invoice.id), "cases": _cases(invoice),
+        "collection_policy": policy_of(invoice.creditor_id),
+        "hand_off": hand_off_check(invoice, policy_of(invoice.creditor_id), today),
         "supervising": may(invoice.creditor_id, SUPERVISING), "methods": MANUAL_METHODS,
         "hold_form": forms.get("hold_form") or HoldForm(), "resume_form": ResumeForm(),
         "link_form": forms.get("link_form") or LinkForm(data={"to": customer.email, "channel": "email"}).fresh(),
@@ -103,6 +110,10 @@ def _invoice_page(invoice: Invoice, status: int = 200, **forms):
         "problems": forms.get("problems") or [], "problem_for": forms.get("problem_for"),
     }
     return render_template("backoffice/invoice.html", **context), status
+
+
+def _cases(invoice: Invoice) -> list[Case]:
+    return list(db.session.scalars(select(Case).where(Case.invoice_id == invoice.id).order_by(Case.id.desc())))
 
 
 @bp.get("/invoices/<int:invoice_id>")
@@ -203,8 +214,10 @@ def send_link(invoice_id: int):
            channel=form.channel.data)
     db.session.commit()
     if issued is not None:  # a letter: the link is shown once, here, to be printed
-        with force_locale(locale):
-            return render_template("backoffice/letter.html", **letter_context(found, issued))
+        context = letter_context(found, issued)
+        with force_locale(locale):  # the letter in the customer's language, the page around it in the agent's
+            letter = Markup(render_template("backoffice/_letter.html", letter_locale=locale, **context))
+        return render_template("backoffice/letter.html", letter=letter, **context)
     flash(_("A new link is on its way by %(channel)s.", channel=case.channel_label(form.channel.data)), "done")
     return redirect(url_for(".invoice", invoice_id=found.id), code=303)
 
@@ -255,6 +268,45 @@ def credit_note(invoice_id: int):
                 {"number": note.number, "amount": note.total})
 
     return _act(found, "credit", do, credit_form=form)
+
+
+@bp.post("/invoices/<int:invoice_id>/hand-off")
+@login_required
+def hand_off_now(invoice_id: int):
+    """Hand the bill to the creditor's collection partner now, without waiting for the policy's days
+    (the pause rule still applies: a bill with an open dispute or a plan is not handed off)."""
+    found = scoped(Invoice, invoice_id)
+
+    def do():
+        try:
+            case = hand_off(found.id, actor=_actor(), manual=True,
+                            today_for=lambda country: local_today(country, utcnow()))
+        except NotEligible as exc:
+            raise InvalidData({f"hand_off_{i}": f"hand_off:{reason}" for i, reason in enumerate(exc.reasons)}) from None
+        return ("handed_off", _("The bill is handed to %(partner)s.", partner=case.partner.name),
+                {"case": case.public_id, "partner": case.partner.slug})
+
+    return _act(found, "collection", do)
+
+
+@bp.post("/invoices/<int:invoice_id>/recall")
+@login_required
+def recall_case(invoice_id: int):
+    """Take the bill back from the collection partner: the partner is told, the bill page is ours again."""
+    found = scoped(Invoice, invoice_id)
+    reason = (request.form.get("reason") or "").strip()[:300]
+
+    def do():
+        case = active_case(found.id)
+        if case is None:
+            raise IllegalTransition("no case to recall")
+        if not reason:
+            raise InvalidData({"reason": "required"})
+        recall(case, actor=_actor(), reason=reason)
+        return "hand_off_recalled", _("The bill is recalled; %(partner)s is told.", partner=case.partner.name), {
+            "case": case.public_id}
+
+    return _act(found, "collection", do)
 
 
 @bp.get("/invoices/<int:invoice_id>/preview")

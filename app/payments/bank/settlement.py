@@ -46,6 +46,7 @@ from app.payments.bank.matching import InvoiceState
 from app.payments.gateways.base import PaymentStatus
 from app.payments.models import Payment, PaymentAttempt
 from app.payments.receipts import KIND as RECEIPT_KIND, receipt_key
+from app.payments.services import payment_settled
 
 IN_CHUNK = 500  # ids per IN (...) list: far below every database's limit on bound parameters
 PAYMENT_COLUMNS = ("id", "invoice_id", "attempt_id", "provider", "provider_payment_id", "public_ref", "amount",
@@ -77,6 +78,7 @@ class BatchSettlement:
     receipts: list[tuple] = field(default_factory=list)
     changed: dict[int, InvoiceState] = field(default_factory=dict)
     paid: set[int] = field(default_factory=set)
+    collected: list[int] = field(default_factory=list)  # payments of bills in collection, announced after write()
 
     def expect(self, count: int) -> None:
         """Reserve ids for up to `count` payments (those of a chunk of credits)."""
@@ -90,6 +92,8 @@ class BatchSettlement:
         owed = 0 if invoice.is_closed else max(invoice.balance, 0)
         refund_due = max(amount - owed, 0)
         row_id, public_ref = next(self.payment_ids), secrets.token_urlsafe(16)
+        if invoice.status == S.IN_COLLECTION:
+            self.collected.append(row_id)
         self.payments.append((row_id, invoice.id, None, self.provider, payment_id, public_ref, amount, currency,
                               self.method, refund_due, 0, received_at, self.now))
         if invoice.is_closed:
@@ -145,6 +149,9 @@ class BatchSettlement:
         insert_rows(OutboxMessage.__table__, RECEIPT_COLUMNS, self.receipts, serialized=("payload",))
         _expire(Invoice, set(self.changed) | self.paid)
         _expire(PaymentAttempt, None)
+        for payment_id in self.collected:  # as settle() does: the partner hears of it
+            payment_settled.send(db.session.get(Payment, payment_id))
+        self.collected.clear()
 
     def _update_invoices(self) -> None:
         update_rows(Invoice.__table__, ("id", "amount_paid", "status", "updated_at"),

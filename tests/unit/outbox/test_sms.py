@@ -296,11 +296,11 @@ class TestAtLeastOnce:
 class TestChannels:
     def test_sms_is_opened_only_when_a_provider_is_set(self, app, twilio, monkeypatch):
         channels = open_channels(app.config)
-        assert set(channels) == {"email", "sms"} and isinstance(channels["sms"], SmsChannel)
+        assert set(channels) == {"email", "sms", "webhook"} and isinstance(channels["sms"], SmsChannel)
         for channel in channels.values():
             channel.close()
         monkeypatch.setitem(app.config, "SMS_PROVIDER", "")
-        assert set(open_channels(app.config)) == {"email"}
+        assert set(open_channels(app.config)) == {"email", "webhook"}
 
     def test_the_client_is_the_channels_own(self, twilio, app):
         first, second = SmsChannel(SmsSettings.from_config(app.config)), SmsChannel(SmsSettings.from_config(app.config))

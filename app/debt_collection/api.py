@@ -1,0 +1,160 @@
+"""The partner API (`/api/partner/v1`): a collection partner lists the cases handed to it, fetches
+a case file and the invoice's PDF, acknowledges a case, and reports what happens (a payment, the
+case closed paid or uncollectable, a recall confirmed). A payment reported here settles the bill
+through the payments services, like any other payment.
+
+Bearer key per partner (`flask collection partners api-key`). Every lookup goes through
+`case_or_404`, limited to the calling partner's cases: another partner's case is as unknown as one
+that does not exist. JSON errors in the shape of the creditor API; nothing is cached.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import Blueprint, Response, current_app, g, request
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from sqlalchemy import select
+
+from app.api.access import bearer_key
+from app.api.errors import ApiError, register_error_handlers
+from app.api.schemas import parse_body, read_json
+from app.debt_collection.models import Case, CaseStatus, Partner
+from app.debt_collection.partners import partner_for_api_key
+from app.debt_collection.pdf import case_pdf_response
+from app.debt_collection.services import EVENT_KINDS, PartnerEvent, acknowledge, apply_event
+from app.extensions import db, limiter
+
+bp = Blueprint("partner_api", __name__)
+register_error_handlers(bp)
+PAGE_MAX = 100
+
+
+def _limit() -> str:
+    return current_app.config["PARTNER_API_RATE_LIMIT"]
+
+
+@bp.before_request
+def _authenticate():
+    g.no_store = True
+    partner = partner_for_api_key(bearer_key() or "")
+    if partner is None:
+        raise ApiError(401, "unauthorized", "Send your partner API key in the header 'Authorization: Bearer <key>'.",
+                       headers={"WWW-Authenticate": "Bearer"})
+    g.partner = partner
+
+
+def current_partner() -> Partner:
+    return g.partner
+
+
+def case_or_404(case_id: str, *, for_update: bool = False) -> Case:
+    query = select(Case).where(Case.public_id == case_id, Case.partner_id == current_partner().id)
+    if for_update:
+        query = query.with_for_update()
+    case = db.session.scalar(query) if case_id and len(case_id) <= 40 else None
+    if case is None:
+        raise ApiError(404, "not_found", "There is no case with this id.")
+    return case
+
+
+def case_json(case: Case) -> dict:
+    invoice = case.invoice
+    return {
+        "case_id": case.public_id, "status": case.status, "partner_reference": case.partner_reference,
+        "creditor": invoice.creditor.slug, "invoice_number": invoice.number, "currency": case.currency,
+        "handed_off": {"principal": case.principal, "fees": case.fees, "interest": case.interest,
+                       "total": case.total},
+        "outstanding": max(invoice.balance, 0),
+        "handed_off_at": case.handed_off_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "acknowledged_at": case.acknowledged_at.strftime("%Y-%m-%dT%H:%M:%SZ") if case.acknowledged_at else None,
+    }
+
+
+@bp.get("/cases")
+@limiter.limit(_limit)
+def list_cases():
+    """The partner's cases, oldest first: `status=new` (the default: not acknowledged yet), `open`
+    or `all`; `after=<case id>` for the next page."""
+    status = request.args.get("status", "new")
+    query = select(Case).where(Case.partner_id == current_partner().id)
+    if status == "new":
+        query = query.where(Case.status == CaseStatus.SENT)
+    elif status == "open":
+        query = query.where(Case.status.in_(CaseStatus.OPEN))
+    elif status != "all":
+        raise ApiError(400, "bad_status", "status is one of new, open, all.")
+    after = request.args.get("after")
+    if after:
+        query = query.where(Case.id > case_or_404(after).id)
+    limit = request.args.get("limit", "50")
+    size = min(int(limit), PAGE_MAX) if limit.isdigit() and int(limit) > 0 else 50
+    cases = list(db.session.scalars(query.order_by(Case.id).limit(size + 1)))
+    body = {"cases": [case_json(c) for c in cases[:size]],
+            "next": cases[size - 1].public_id if len(cases) > size else None}
+    db.session.commit()  # keeps the key's last use
+    return body
+
+
+@bp.get("/cases/<case_id>")
+@limiter.limit(_limit)
+def get_case(case_id: str):
+    """A case with its case file as it was sent."""
+    case = case_or_404(case_id)
+    body = {**case_json(case), "case_file": case.case_file}
+    db.session.commit()
+    return body
+
+
+class AckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    reference: str | None = Field(None, max_length=64, description="Your own reference of the case")
+
+
+@bp.post("/cases/<case_id>/ack")
+@limiter.limit(_limit)
+def ack(case_id: str):
+    """You have the case: it is yours now (the same call again changes nothing)."""
+    case = case_or_404(case_id, for_update=True)
+    data = parse_body(AckIn, read_json(optional=True))
+    acknowledge(case, reference=data.reference)
+    body = case_json(case)
+    db.session.commit()
+    return body
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    id: str = Field(min_length=1, max_length=100, description="Your id of the event: the same id is applied once")
+    type: str = Field(description=f"One of {', '.join(EVENT_KINDS)}")
+    amount: StrictInt | None = Field(None, gt=0, description="Minor units; required for payment_received")
+    currency: str | None = Field(None, min_length=3, max_length=3)
+    occurred_on: date | None = Field(None, description="The day the payment was received (default: today)")
+    note: str | None = Field(None, max_length=500)
+
+
+@bp.post("/cases/<case_id>/events")
+@limiter.limit(_limit)
+def post_event(case_id: str):
+    """Report what happened: payment_received (settles the bill), closed_paid, closed_uncollectable,
+    recall_acknowledged. 201 when new, 200 when this event id was applied before."""
+    case = case_or_404(case_id)
+    data = parse_body(EventIn, read_json())
+    recorded, created = apply_event(case, PartnerEvent(
+        event_id=data.id, kind=data.type, amount=data.amount, currency=data.currency, occurred_on=data.occurred_on,
+        note=data.note))
+    body = {"event": {"id": recorded.event_id, "type": recorded.kind, "amount": recorded.amount,
+                      "currency": recorded.currency, "occurred_on": recorded.occurred_on},
+            "case": case_json(case)}
+    db.session.commit()
+    return body, 201 if created else 200
+
+
+@bp.get("/cases/<case_id>/invoice.pdf")
+@limiter.limit(_limit)
+def invoice_pdf(case_id: str) -> Response:
+    """The invoice as the customer has it, as a PDF."""
+    case = case_or_404(case_id)
+    response = case_pdf_response(case)
+    db.session.commit()
+    return response

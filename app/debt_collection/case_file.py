@@ -1,0 +1,170 @@
+"""The standard case file: one JSON document with everything a collection partner needs to continue
+kindly, the same for every partner. Versioned (`schema_version`); described in
+docs/debt-collection.md and by the JSON Schema docs/case-file-v1.schema.json, which the tests
+validate every built file against.
+
+Only what the partner needs about the debtor: who they are and how to reach them (name, address,
+e-mail, phone, language, date of birth where the creditor has it, to tell namesakes apart), no
+internal notes, no agents' names. Amounts are integer minor units with the currency; the
+outstanding amount is split into principal, fees and interest, payments covering fees first,
+then interest, then principal (the order Norway's and most collection laws prescribe).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+from flask import current_app
+
+from app.billing.corrections import credit_notes, credited_by_line, quantity_text
+from app.billing.models import Invoice, InvoiceLine
+from app.billing.services import payments_received, reminders_of
+from app.debt_collection.models import Case
+from app.links.signer import LinkSigner
+from app.models import utcnow
+from app.resolutions.models import Kind, Resolution
+from app.resolutions.services import resolutions_for
+from app.support.services import threads_for
+
+SCHEMA_VERSION = "1.0"
+PDF_PURPOSE = "case_pdf"
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _utc(value: datetime | None) -> str | None:
+    """A stored (UTC) moment as RFC 3339 with Z."""
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
+
+
+def pdf_signer() -> LinkSigner:
+    """Signs the case file's PDF address (the case id, salted for this purpose, with an age limit)."""
+    days = current_app.config["COLLECTION_PDF_URL_DAYS"]
+    return LinkSigner(current_app.config["LINK_SIGNING_KEYS"], days * 86400)
+
+
+def pdf_url(case: Case) -> tuple[str, datetime]:
+    """A signed URL of the invoice's PDF that works for COLLECTION_PDF_URL_DAYS, and when it stops."""
+    token = pdf_signer().sign(case.public_id, PDF_PURPOSE)
+    base = (case.invoice.creditor.portal_base_url or current_app.config["PORTAL_BASE_URL"]).rstrip("/")
+    path = f"/collection/cases/{token}/invoice.pdf"  # debt_collection.pdf.case_pdf; built without a request (cron)
+    expires = utcnow() + timedelta(days=current_app.config["COLLECTION_PDF_URL_DAYS"])
+    return base + path, expires
+
+
+def case_of_pdf_token(token: str) -> str | None:
+    """The case id a PDF address was signed for, if the signature is genuine and not too old."""
+    return pdf_signer().unsign(token, PDF_PURPOSE)
+
+
+def split_amounts(invoice: Invoice) -> dict:
+    """What the bill asks for (after credit notes) and what is still owed, as principal, fees and
+    interest; payments cover fees, then interest, then principal."""
+    credited = credited_by_line(invoice.id)
+    billed = {"principal": 0, "fees": 0, "interest": 0}
+    for line in invoice.lines:
+        remaining = line.gross - (credited[line.id].gross if line.id in credited else 0)
+        billed[_part(line)] += remaining
+    paid = max(invoice.amount_paid, 0)
+    outstanding = dict(billed)
+    for part in ("fees", "interest", "principal"):
+        covered = min(paid, outstanding[part])
+        outstanding[part] -= covered
+        paid -= covered
+    return {
+        "currency": invoice.currency,
+        "billed": {**billed, "total": sum(billed.values())},
+        "paid": invoice.amount_paid,
+        "outstanding": {**outstanding, "total": sum(outstanding.values())},
+    }
+
+
+def _part(line: InvoiceLine) -> str:
+    if line.kind == "interest":
+        return "interest"
+    return "fees" if line.kind in ("reminder_fee", "other_fee") else "principal"
+
+
+def _line(line: InvoiceLine, credited: dict) -> dict:
+    return {
+        "description": line.description, "kind": line.kind, "quantity": quantity_text(line.quantity), "unit": line.unit,
+        "unit_price": line.unit_price, "vat_rate": line.vat_rate, "net": line.net, "vat": line.vat,
+        "gross": line.gross, "credited": credited[line.id].gross if line.id in credited else 0,
+        "period": {"start": _iso(line.period_start), "end": _iso(line.period_end)}
+        if line.period_start and line.period_end else None,
+    }
+
+
+def _interaction(r: Resolution) -> dict:
+    base = {"reference": r.reference, "status": r.status, "created_at": _utc(r.created_at),
+            "closed_at": _utc(r.closed_at)}
+    if r.kind == Kind.DISPUTE:
+        return {**base, "reason": r.reason, "amount": r.amount or 0, "customer_message": r.message,
+                "answer": r.answer, "whole_invoice": not r.line_ids}
+    if r.kind == Kind.PROMISE:
+        return {**base, "promised_date": _iso(r.new_date), "amount": r.amount or 0}
+    if r.kind == Kind.DEFERRAL:
+        return {**base, "old_due_date": _iso(r.old_date), "new_due_date": _iso(r.new_date)}
+    return {**base, "months": r.months or len(r.instalments), "total": r.amount or 0,
+            "customer_message": r.message,
+            "instalments": [{"due_date": _iso(i.due_date), "amount": i.amount} for i in r.instalments]}
+
+
+def build_case_file(case: Case, *, created_at: datetime | None = None) -> dict:
+    """The case file of `case` (its invoice as it is now). Called once, at hand-off; the stored
+    document is what every delivery sends."""
+    invoice, creditor, customer = case.invoice, case.invoice.creditor, case.invoice.customer
+    credited = credited_by_line(invoice.id)
+    resolutions = resolutions_for(invoice.id)
+    url, expires = pdf_url(case)
+    by_kind = {kind: [_interaction(r) for r in resolutions if r.kind == kind] for kind in Kind.ALL}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "case_id": case.public_id,
+        "created_at": _utc(created_at or utcnow()),
+        "creditor": {
+            "id": creditor.slug, "name": creditor.name, "legal_name": creditor.legal_name or creditor.name,
+            "org_number": creditor.org_number, "country": creditor.country,
+            "contact": {"email": creditor.support_email, "phone": creditor.support_phone},
+            "bank_account": {"iban": creditor.iban, "bic": creditor.bic, "account_number": creditor.bank_account_no},
+        },
+        "debtor": {
+            "kind": customer.kind, "customer_number": customer.external_ref, "name": customer.name,
+            "address": {"line1": customer.address_line1, "line2": customer.address_line2,
+                        "postcode": customer.postcode, "city": customer.city, "country": customer.country}
+            if customer.address_line1 else None,
+            "email": customer.email, "phone": customer.phone, "date_of_birth": _iso(customer.date_of_birth),
+            "language": customer.preferred_locale or creditor.default_locale,
+        },
+        "invoice": {
+            "number": invoice.number, "issue_date": _iso(invoice.issue_date), "due_date": _iso(invoice.due_date),
+            "period": {"start": _iso(invoice.period_start), "end": _iso(invoice.period_end)}
+            if invoice.period_start and invoice.period_end else None,
+            "currency": invoice.currency, "payment_reference": invoice.payment_reference, "summary": invoice.summary,
+            "lines": [_line(line, credited) for line in invoice.lines],
+            "subtotal": invoice.subtotal, "vat_total": invoice.vat_total, "total": invoice.total,
+            "credit_notes": [{"number": n.number, "date": _iso(n.created_at.date()), "amount": n.total,
+                              "reason": n.reason} for n in credit_notes(invoice.id)],
+        },
+        "amounts": split_amounts(invoice),
+        "payments": [{"date": e.data.get("paid_on"), "amount": e.data.get("amount"),
+                      "method": e.data.get("method") or "other"} for e in payments_received(invoice.id)],
+        "reminders": [{"sent_at": _utc(r.sent_at), "channel": r.channel, "final": r.final}
+                      for r in reminders_of(invoice.id)],
+        "interactions": {
+            "disputes": by_kind[Kind.DISPUTE],
+            "promises": by_kind[Kind.PROMISE],
+            "deferrals": by_kind[Kind.DEFERRAL],
+            "plans": by_kind[Kind.PLAN],
+            "conversations": [
+                {"reference": t.reference, "topic": t.topic, "opened_at": _utc(t.created_at), "status": t.status,
+                 "messages": [{"from": "customer" if m.author == "customer" else "creditor",
+                               "at": _utc(m.created_at), "text": m.body} for m in t.messages]}
+                for t in threads_for(invoice.id)
+            ],
+        },
+        "documents": {"invoice_pdf": {"url": url, "expires_at": _utc(expires)}},
+    }
+

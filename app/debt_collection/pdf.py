@@ -1,0 +1,47 @@
+"""The invoice's PDF for a collection partner: through the partner API, or the signed, expiring
+address in the case file (which needs no key, so that the partner's staff can open it from the
+case). In the customer's language, as the customer has it."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, g
+from flask_babel import force_locale
+from sqlalchemy import select
+
+from app.billing.pdf import render_invoice_pdf
+from app.billing.services import payments_received
+from app.billing.transfer import transfer_details
+from app.debt_collection.case_file import case_of_pdf_token
+from app.debt_collection.models import Case
+from app.extensions import db
+from app.i18n import normalise_locale
+from app.models import utcnow
+from app.portal.services import due_state, local_today
+
+bp = Blueprint("debt_collection", __name__)
+
+
+def case_pdf_response(case: Case) -> Response:
+    invoice = case.invoice
+    creditor = invoice.creditor
+    locale = normalise_locale(invoice.customer.preferred_locale) or creditor.default_locale
+    with force_locale(locale):
+        pdf = render_invoice_pdf(
+            invoice, payments=payments_received(invoice.id) if invoice.amount_paid else [],
+            state=due_state(invoice, local_today(creditor.country, utcnow())),
+            transfer=transfer_details(creditor, invoice),
+        )
+    filename = f"invoice-{invoice.number}.pdf".replace("/", "-")
+    return Response(pdf, mimetype="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
+
+
+@bp.get("/collection/cases/<token>/invoice.pdf")
+def case_pdf(token: str):
+    """The invoice's PDF by the signed address of a case file (404 once it expired or for a forgery)."""
+    g.no_store = True
+    case_id = case_of_pdf_token(token)
+    case = db.session.scalar(select(Case).where(Case.public_id == case_id)) if case_id else None
+    if case is None:
+        abort(404)
+    return case_pdf_response(case)

@@ -1,0 +1,365 @@
+"""The hand-off: which bills may go to the creditor's collection partner, handing one off (the case,
+its case file and its delivery, in one transaction), the partner's reports (acknowledged, paid,
+uncollectable, recall confirmed), a recall, and payments made meanwhile, reported to the partner.
+
+Never twice, never lost: `hand_off` locks the invoice row and decides again under the lock (a
+dispute opened a second ago stops it), a partial unique index allows one open case per invoice,
+and the case's delivery is written to the outbox in the same transaction as the case, so it is
+sent at least once with a stable `webhook-id` and an `Idempotency-Key` equal to the case id.
+
+Plain functions that add and flush, except `run`, which is the cron job's loop: it commits each
+hand-off on its own, as the outbox dispatcher does, so that one bill's problem holds back no other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+
+from sqlalchemy import and_, exists, select
+from sqlalchemy.exc import IntegrityError
+
+from app.billing.models import Invoice, InvoiceStatus as S, Reminder
+from app.billing.services import record_event, release, transition
+from app.debt_collection.case_file import build_case_file, split_amounts
+from app.debt_collection.models import Case, CaseEvent, CaseStatus, Partner, Policy
+from app.errors import Conflict, IllegalTransition, InvalidData
+from app.extensions import db
+from app.i18n import country_zone
+from app.models import utcnow
+from app.outbox.services import enqueue
+from app.payments.models import Payment
+from app.payments.services import lock_invoice, settle
+from app.resolutions.services import dunning_for
+
+log = logging.getLogger(__name__)
+
+HANDABLE = (S.OPEN, S.PARTIALLY_PAID)
+PROVIDER = "collection"  # the payments partners report
+EVENT_KINDS = ("payment_received", "closed_paid", "closed_uncollectable", "recall_acknowledged")
+
+
+# --- may this bill go? -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    """Whether the bill may be handed off today, and if not every reason why (codes:
+    no_policy, partner_disabled, status:<status>, open_case, nothing_owed, below_minimum,
+    not_overdue_enough, no_final_reminder, final_reminder_too_recent, paused:<dunning reason>)."""
+
+    reasons: tuple[str, ...] = ()
+    final_reminder: Reminder | None = None
+
+    @property
+    def eligible(self) -> bool:
+        return not self.reasons
+
+
+def final_reminder(invoice_id: int) -> Reminder | None:
+    return db.session.scalar(select(Reminder).where(Reminder.invoice_id == invoice_id, Reminder.final.is_(True))
+                             .order_by(Reminder.sent_at.desc()).limit(1))
+
+
+def open_case(invoice_id: int) -> Case | None:
+    """The invoice's case that is not over (handled by the partner, or a recall not confirmed yet)."""
+    return db.session.scalar(select(Case).where(Case.invoice_id == invoice_id, Case.status.in_(CaseStatus.OPEN)))
+
+
+def active_case(invoice_id: int) -> Case | None:
+    """The invoice's case the partner handles now (sent or acknowledged), if any."""
+    return db.session.scalar(select(Case).where(Case.invoice_id == invoice_id, Case.status.in_(CaseStatus.ACTIVE)))
+
+
+def check(invoice: Invoice, policy: Policy | None, today: date, *, manual: bool = False) -> Eligibility:
+    """Decide for `invoice` under the creditor's `policy`. `manual`: an agent hands off now, so
+    the policy's amounts and days do not apply; the pause rule and everything else does."""
+    reasons = []
+    if policy is None or not policy.enabled:
+        reasons.append("no_policy")
+    elif not policy.partner.enabled:
+        reasons.append("partner_disabled")
+    if invoice.status not in HANDABLE:
+        reasons.append(f"status:{invoice.status}")
+    if open_case(invoice.id) is not None:
+        reasons.append("open_case")
+    if invoice.balance <= 0:
+        reasons.append("nothing_owed")
+    final = final_reminder(invoice.id)
+    if not manual and policy is not None:
+        if invoice.balance < policy.min_balance:
+            reasons.append("below_minimum")
+        if today < invoice.due_date + timedelta(days=policy.days_past_due):
+            reasons.append("not_overdue_enough")
+        if final is None:
+            reasons.append("no_final_reminder")
+        elif today < _local_date(final.sent_at, invoice.creditor.country) + timedelta(
+                days=policy.days_after_final_reminder):
+            reasons.append("final_reminder_too_recent")
+    dunning = dunning_for(invoice, today)
+    if not dunning.may_hand_off and f"status:{invoice.status}" not in reasons:
+        reasons.append(f"paused:{dunning.reason}")
+    return Eligibility(tuple(reasons), final)
+
+
+def _local_date(moment: datetime, country: str) -> date:
+    return moment.astimezone(country_zone(country)).date()
+
+
+def candidates(*, creditor_id: int | None = None, limit: int = 1000) -> list[int]:
+    """Ids of invoices that may be due for hand-off, roughly (the exact rule is `check`, under a
+    lock): creditors with a policy and an enabled partner, bills open or part paid, past due, with a
+    final reminder, and no open case. Oldest due first."""
+    query = (
+        select(Invoice.id)
+        .join(Policy, and_(Policy.creditor_id == Invoice.creditor_id, Policy.enabled.is_(True)))
+        .join(Partner, and_(Partner.id == Policy.partner_id, Partner.enabled.is_(True)))
+        .where(Invoice.status.in_(HANDABLE), Invoice.total > Invoice.amount_paid,
+               Invoice.due_date < utcnow().date(),
+               exists().where(Reminder.invoice_id == Invoice.id, Reminder.final.is_(True)),
+               ~exists().where(Case.invoice_id == Invoice.id, Case.status.in_(CaseStatus.OPEN)))
+        .order_by(Invoice.due_date, Invoice.id).limit(limit)
+    )
+    if creditor_id is not None:
+        query = query.where(Invoice.creditor_id == creditor_id)
+    return list(db.session.scalars(query))
+
+
+# --- handing off -------------------------------------------------------------------------------------
+
+
+class NotEligible(Exception):
+    def __init__(self, reasons: tuple[str, ...]):
+        super().__init__(", ".join(reasons))
+        self.reasons = reasons
+
+
+def _policy(creditor_id: int) -> Policy | None:
+    return db.session.scalar(select(Policy).where(Policy.creditor_id == creditor_id))
+
+
+def hand_off(invoice_id: int, *, actor: str, today_for: Callable[[str], date], manual: bool = False,
+             skip_locked: bool = False) -> Case:
+    """Hand the invoice to its creditor's partner: lock it, decide again, make the case with its
+    case file, move the invoice to in_collection and write the delivery to the outbox. Raises
+    NotEligible (nothing changes) with the reasons; `skip_locked`: a bill another run holds is
+    skipped (NotEligible(("busy",))) instead of waited for."""
+    query = select(Invoice).where(Invoice.id == invoice_id).with_for_update(skip_locked=skip_locked) \
+        .execution_options(populate_existing=True)
+    invoice = db.session.scalar(query)
+    if invoice is None:
+        raise NotEligible(("busy",) if skip_locked else ("gone",))
+    policy = _policy(invoice.creditor_id)
+    decision = check(invoice, policy, today_for(invoice.creditor.country), manual=manual)
+    if not decision.eligible:
+        raise NotEligible(decision.reasons)
+    partner = policy.partner
+    amounts = split_amounts(invoice)["outstanding"]
+    now = utcnow()
+    case = Case(public_id="case_" + secrets.token_urlsafe(16), creditor_id=invoice.creditor_id, invoice=invoice,
+                partner=partner, status=CaseStatus.SENT, currency=invoice.currency, principal=amounts["principal"],
+                fees=amounts["fees"], interest=amounts["interest"], keep_payments=policy.keep_payments,
+                case_file={}, handed_off_by=actor, handed_off_at=now)
+    try:
+        with db.session.begin_nested():
+            db.session.add(case)
+            db.session.flush()
+    except IntegrityError:  # another hand-off of this invoice committed first
+        raise NotEligible(("open_case",)) from None
+    case.case_file = build_case_file(case, created_at=now)
+    transition(invoice, S.IN_COLLECTION, actor=actor, reason=f"handed off to {partner.slug}")
+    record_event(invoice, "handed_off", actor, partner=partner.name, case=case.public_id,
+                 amount=amounts["total"], currency=invoice.currency)
+    _deliver(case, "case_created", f"collection.case_created:{case.public_id}")
+    db.session.flush()
+    return case
+
+
+def _deliver(case: Case, kind: str, key: str, **payload) -> None:
+    """A delivery of this case to its partner, through the outbox (the partner's current endpoint
+    and secrets are read when it is sent)."""
+    enqueue("webhook", f"collection.{kind}", case.partner.slug, {"case_id": case.id, **payload},
+            idempotency_key=key, creditor_id=case.creditor_id, locale=None)
+
+
+@dataclass
+class RunReport:
+    handed_off: list[tuple[str, str]] = field(default_factory=list)  # (invoice number, case id)
+    eligible: list[str] = field(default_factory=list)  # dry run: invoice numbers
+    skipped: dict[str, tuple[str, ...]] = field(default_factory=dict)  # invoice number: reasons
+    failed: list[str] = field(default_factory=list)
+
+
+def run(today_for: Callable[[str], date], *, dry_run: bool = False, creditor_id: int | None = None,
+        actor: str = "scheduler") -> RunReport:
+    """Hand off every eligible bill (each in its own transaction; this commits), or with `dry_run`
+    list them and change nothing. Safe from cron every few minutes and in parallel: a bill another
+    run holds is skipped, and one it handed off meanwhile is found in collection under the lock."""
+    report = RunReport()
+    for invoice_id in candidates(creditor_id=creditor_id):
+        if dry_run:
+            invoice = db.session.get(Invoice, invoice_id)
+            decision = check(invoice, _policy(invoice.creditor_id), today_for(invoice.creditor.country))
+            (report.eligible.append(invoice.number) if decision.eligible
+             else report.skipped.__setitem__(invoice.number, decision.reasons))
+            continue
+        try:
+            case = hand_off(invoice_id, actor=actor, today_for=today_for, skip_locked=True)
+        except NotEligible as exc:
+            db.session.rollback()
+            number = db.session.scalar(select(Invoice.number).where(Invoice.id == invoice_id))
+            report.skipped[number] = exc.reasons
+            continue
+        except Exception:  # noqa: BLE001 - one bill's failure is logged; the others go on
+            db.session.rollback()
+            log.exception("hand-off of invoice %s failed", invoice_id)
+            report.failed.append(str(invoice_id))
+            continue
+        number = case.invoice.number
+        db.session.commit()
+        report.handed_off.append((number, case.public_id))
+    if dry_run:
+        db.session.rollback()
+    return report
+
+
+# --- recall ------------------------------------------------------------------------------------------
+
+
+def recall(case: Case, *, actor: str, reason: str) -> Case:
+    """The creditor takes the case back: the partner is told, the bill page is the creditor's
+    again (payable, and reminders may resume), the case waits for the partner's confirmation."""
+    if case.status not in CaseStatus.ACTIVE:
+        raise IllegalTransition(f"case {case.public_id} is {case.status}")
+    lock_invoice(case.invoice_id)
+    case.status, case.recalled_at = CaseStatus.RECALL_REQUESTED, utcnow()
+    invoice = case.invoice
+    if invoice.status == S.IN_COLLECTION:
+        release(invoice, actor=actor, reason="recalled from debt collection")
+    record_event(invoice, "hand_off_recalled", actor, partner=case.partner.name, case=case.public_id,
+                 reason=(reason or "")[:300] or None)
+    _deliver(case, "case_recalled", f"collection.case_recalled:{case.public_id}:{case.recalled_at:%Y%m%d%H%M%S}",
+             reason=(reason or "")[:300] or None)
+    db.session.flush()
+    return case
+
+
+# --- what the partner reports ------------------------------------------------------------------------
+
+
+def acknowledge(case: Case, *, reference: str | None) -> Case:
+    """The partner has the case (again: nothing changes). Its own reference is kept and shown."""
+    if case.status == CaseStatus.SENT:
+        case.status, case.acknowledged_at = CaseStatus.ACKNOWLEDGED, utcnow()
+        case.partner_reference = (reference or "").strip()[:64] or None
+        record_event(case.invoice, "collection_acknowledged", f"partner:{case.partner.slug}", case=case.public_id,
+                     reference=case.partner_reference)
+        db.session.flush()
+    elif case.status not in (CaseStatus.ACKNOWLEDGED,):
+        raise IllegalTransition(f"case {case.public_id} is {case.status}")
+    return case
+
+
+@dataclass(frozen=True)
+class PartnerEvent:
+    event_id: str
+    kind: str
+    amount: int | None = None
+    currency: str | None = None
+    occurred_on: date | None = None
+    note: str | None = None
+
+    def digest(self) -> str:
+        body = {"kind": self.kind, "amount": self.amount, "currency": self.currency,
+                "occurred_on": self.occurred_on.isoformat() if self.occurred_on else None, "note": self.note}
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def apply_event(case: Case, event: PartnerEvent) -> tuple[CaseEvent, bool]:
+    """Record and carry out what the partner reports, once per its event id: (the event, created).
+    The same id with other content is a Conflict. A payment settles the bill like any payment (the
+    receipt e-mail included), keyed by the partner and its event id."""
+    partner = case.partner
+    existing = db.session.scalar(select(CaseEvent).where(CaseEvent.partner_id == partner.id,
+                                                         CaseEvent.event_id == event.event_id))
+    if existing is not None:
+        if existing.payload_hash != event.digest() or existing.case_id != case.id:
+            raise Conflict(f"event {event.event_id} was reported before with other content")
+        return existing, False
+    invoice = lock_invoice(case.invoice_id)
+    _check_event(case, invoice, event)
+    recorded = CaseEvent(case_id=case.id, partner_id=partner.id, event_id=event.event_id, kind=event.kind,
+                         amount=event.amount, currency=event.currency,
+                         occurred_on=event.occurred_on.isoformat() if event.occurred_on else None,
+                         note=(event.note or "")[:500] or None, payload_hash=event.digest())
+    try:
+        with db.session.begin_nested():
+            db.session.add(recorded)
+            db.session.flush()
+    except IntegrityError:  # the same event, in a request that committed in between
+        return db.session.scalar(select(CaseEvent).where(CaseEvent.partner_id == partner.id,
+                                                         CaseEvent.event_id == event.event_id)), False
+    actor = f"partner:{partner.slug}"
+    if event.amount:
+        settle(invoice.id, provider=PROVIDER, payment_id=f"{partner.slug}:{event.event_id}", amount=event.amount,
+               currency=event.currency or invoice.currency, method="debt_collection",
+               received_at=datetime.combine(event.occurred_on or utcnow().date(), time(12), tzinfo=timezone.utc),
+               actor=actor)
+    if event.kind == "closed_paid":
+        _close(case, CaseStatus.CLOSED_PAID, actor)
+    elif event.kind == "closed_uncollectable":
+        _close(case, CaseStatus.CLOSED_UNCOLLECTABLE, actor)
+        if invoice.status == S.IN_COLLECTION:
+            transition(invoice, S.WRITTEN_OFF, actor=actor, reason="uncollectable")
+    elif event.kind == "recall_acknowledged":
+        case.status = CaseStatus.RECALLED
+        record_event(invoice, "collection_recall_confirmed", actor, case=case.public_id)
+    db.session.flush()
+    return recorded, True
+
+
+def _check_event(case: Case, invoice: Invoice, event: PartnerEvent) -> None:
+    errors = {}
+    if event.kind not in EVENT_KINDS:
+        errors["type"] = f"one of {', '.join(EVENT_KINDS)}"
+    if event.kind == "payment_received" and not event.amount:
+        errors["amount"] = "required for a payment"
+    if event.amount is not None and (not isinstance(event.amount, int) or event.amount <= 0):
+        errors["amount"] = "a positive amount in minor units"
+    if event.amount and event.currency not in (None, invoice.currency):
+        errors["currency"] = f"the invoice is in {invoice.currency}"
+    if event.occurred_on and event.occurred_on > utcnow().date() + timedelta(days=1):
+        errors["occurred_on"] = "in the future"
+    if event.kind == "recall_acknowledged" and case.status != CaseStatus.RECALL_REQUESTED:
+        errors["type"] = "no recall is waiting for this case"
+    if event.kind in ("closed_paid", "closed_uncollectable") and case.status not in CaseStatus.ACTIVE:
+        errors["type"] = f"the case is {case.status}"
+    if event.kind == "closed_paid" and invoice.balance - (event.amount or 0) > 0:
+        errors["amount"] = "the bill still has a balance: report the payments first (or with this event)"
+    if errors:
+        raise InvalidData(errors)
+
+
+def _close(case: Case, status: str, actor: str) -> None:
+    case.status, case.closed_at = status, utcnow()
+    record_event(case.invoice, "collection_closed", actor, case=case.public_id, outcome=status)
+
+
+# --- payments made meanwhile ---------------------------------------------------------------------------
+
+
+def on_payment_settled(payment: Payment, **_ignored) -> None:
+    """A payment of a bill in collection (by card on the bill page, a bank transfer with the KID,
+    recorded by an agent) is reported to the partner, who must not chase what is paid. Payments
+    the partner reported itself are not echoed back."""
+    if payment.provider == PROVIDER:
+        return
+    case = active_case(payment.invoice_id)
+    if case is None:
+        return
+    _deliver(case, "payment_received", f"collection.payment_received:{payment.public_ref}", payment_id=payment.id)

@@ -1,0 +1,199 @@
+"""The webhook channel: deliver a message as a signed HTTP POST, following Standard Webhooks.
+
+A renderer (`WEBHOOK_RENDER_MODULES`, by the kind's first dotted part) turns the outbox message
+into a `WebhookRequest`: where to, the body, the secrets to sign with, the Idempotency-Key and
+what to do if the endpoint is gone. The channel adds the Standard Webhooks headers, signed with
+the `standardwebhooks` package:
+
+- `webhook-id`: derived from the message's idempotency key, so it is the same on every try and
+  after a crash between sending and recording (the receiver can tell a repeat);
+- `webhook-timestamp`: the time of this try (receivers refuse stale ones);
+- `webhook-signature`: `v1,<base64 HMAC-SHA256>` for every live secret, space-separated, so the
+  receiver verifies with either secret during a rotation.
+
+Only a 2xx answer is a success. 410 Gone is permanent: the renderer's `on_gone` (disabling the
+endpoint) is recorded with the dead letter. 429 and 503 are retried no sooner than their
+Retry-After; everything else (other answers, refused connections, timeouts) is retried with the
+outbox's backoff until the webhook deadline. Redirects are not followed.
+
+Before every request the endpoint is checked again (`check_endpoint`): https and an allowed host
+in production, and every address the host resolves to must be public, so that a partner's
+endpoint cannot be turned against our own network (a host that later resolves to 10.0.0.1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import ipaddress
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from standardwebhooks import Webhook
+
+from app.models import utcnow
+from app.outbox.models import OutboxMessage
+from app.outbox.services import DeliveryError
+
+USER_AGENT = "payment-portal-webhooks/1.0"
+MAX_RETRY_AFTER = timedelta(hours=6)
+
+#: Which module turns each kind of webhook message into a request: its `render_webhook(message)`.
+WEBHOOK_RENDER_MODULES: dict[str, str] = {
+    "collection": "app.debt_collection.deliveries",
+}
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    url: str
+    body: bytes  # JSON, the same on every try
+    secrets: Sequence[str] = field(repr=False)  # whsec_… (base64 of at least 24 bytes)
+    idempotency_key: str
+    on_gone: Callable[[], None] | None = None  # the endpoint answered 410: disable it (recorded with the failure)
+
+
+@dataclass(frozen=True)
+class EndpointRules:
+    """Where webhooks may go: COLLECTION_ENDPOINT_HOSTS (empty: any host, outside production only)
+    and whether private, loopback and link-local addresses are allowed (outside production)."""
+
+    allowed_hosts: tuple[str, ...] = ()
+    allow_private: bool = False
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> EndpointRules:
+        return cls(tuple(config["COLLECTION_ENDPOINT_HOSTS"]), bool(config["COLLECTION_ALLOW_PRIVATE_ENDPOINTS"]))
+
+
+class EndpointRefused(ValueError):
+    """An endpoint we will not send to; the message says why, in English for operators."""
+
+
+def _host_allowed(host: str, allowed: Sequence[str]) -> bool:
+    for pattern in allowed:
+        if pattern.startswith("*.") and host.endswith(pattern[1:]) and host != pattern[2:]:
+            return True
+        if host == pattern:
+            return True
+    return False
+
+
+def check_endpoint(url: str, rules: EndpointRules, *, resolve: bool = True) -> None:
+    """Raise EndpointRefused unless `url` is one we may POST to (see the module's docstring)."""
+    parts = urlsplit(url or "")
+    host = (parts.hostname or "").lower()
+    if not host or parts.scheme not in ("https", "http"):
+        raise EndpointRefused("the endpoint must be an http(s):// URL with a host")
+    if parts.username or parts.password:
+        raise EndpointRefused("the endpoint may not carry a user name or password")
+    if not rules.allow_private:
+        if parts.scheme != "https":
+            raise EndpointRefused("the endpoint must be https://")
+        if not _host_allowed(host, rules.allowed_hosts):
+            raise EndpointRefused(f"{host} is not in COLLECTION_ENDPOINT_HOSTS")
+    elif rules.allowed_hosts and not _host_allowed(host, rules.allowed_hosts):
+        raise EndpointRefused(f"{host} is not in COLLECTION_ENDPOINT_HOSTS")
+    if rules.allow_private or not resolve:
+        return
+    try:
+        infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
+    except OSError as exc:
+        raise EndpointRefused(f"{host} does not resolve: {exc}") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global:
+            raise EndpointRefused(f"{host} resolves to {address}, which is not a public address")
+
+
+def webhook_id(idempotency_key: str) -> str:
+    """The message's Standard Webhooks id: stable across tries, without showing the key itself."""
+    return "msg_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+
+
+def sign(request: WebhookRequest, msg_id: str, at: datetime) -> dict[str, str]:
+    """The Standard Webhooks headers of one try, signed with every live secret."""
+    text = request.body.decode()
+    signatures = " ".join(Webhook(secret).sign(msg_id, at, text) for secret in request.secrets)
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": signatures,
+        "Idempotency-Key": request.idempotency_key,
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+    }
+
+
+def render(message: OutboxMessage) -> WebhookRequest:
+    module = WEBHOOK_RENDER_MODULES.get(message.kind.split(".", 1)[0])
+    if module is None:
+        raise DeliveryError(f"no webhook for {message.kind!r}", permanent=True)
+    return importlib.import_module(module).render_webhook(message)
+
+
+def retry_after(value: str | None, now: datetime) -> timedelta | None:
+    """An HTTP Retry-After (seconds or a date) as a wait, at most MAX_RETRY_AFTER; None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(timedelta(seconds=int(value)), MAX_RETRY_AFTER)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return min(max(when - now, timedelta(0)), MAX_RETRY_AFTER)
+
+
+class WebhookChannel:
+    """Posts with one HTTP session per dispatcher run (kept-alive connections)."""
+
+    def __init__(self, rules: EndpointRules, timeout: float):
+        self.rules = rules
+        self.timeout = timeout
+        self._session: requests.Session | None = None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> WebhookChannel:
+        return cls(EndpointRules.from_config(config), config["WEBHOOK_TIMEOUT_SECONDS"])
+
+    def send(self, message: OutboxMessage) -> None:
+        request = render(message)
+        try:
+            check_endpoint(request.url, self.rules)
+        except EndpointRefused as exc:
+            raise DeliveryError(f"endpoint refused: {exc}", permanent=True) from None
+        if not request.secrets:
+            raise DeliveryError("no signing secret for this endpoint", permanent=True)
+        now = utcnow()
+        headers = sign(request, webhook_id(message.idempotency_key), now)
+        if self._session is None:
+            self._session = requests.Session()
+        try:
+            answer = self._session.post(request.url, data=request.body, headers=headers, timeout=self.timeout,
+                                        allow_redirects=False)
+        except requests.RequestException as exc:
+            raise DeliveryError(f"{type(exc).__name__}: could not reach {urlsplit(request.url).hostname}") from None
+        status = answer.status_code
+        answer.close()
+        if 200 <= status < 300:
+            return
+        if status == 410:
+            raise DeliveryError("410 Gone: the endpoint is disabled until it is enabled again", permanent=True,
+                                after=request.on_gone)
+        wait = retry_after(answer.headers.get("Retry-After"), now) if status in (429, 503) else None
+        raise DeliveryError(f"the endpoint answered {status}", retry_after=wait)
+
+    def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            session.close()
