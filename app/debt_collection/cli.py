@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from app.cli import cli_transaction, creditor_or_fail
 from app.debt_collection import partners as service
-from app.debt_collection.models import Partner
+from app.creditors.models import Creditor
+from app.debt_collection.models import Partner, Policy
 from app.debt_collection.services import run as run_hand_off
 from app.extensions import db
 from app.models import utcnow
@@ -67,12 +68,19 @@ def add(slug, name, endpoint, page_url, phone, email, website):
     click.echo("Both are shown only now.", err=True)
 
 
-@partners.command("list", help="Every partner, its endpoint and state.")
+@partners.command("list", help="Every partner, its endpoint, its state and the creditors whose bills go to it.")
 def list_partners():
+    users: dict[int, list[str]] = {}
+    for partner_id, slug, enabled in db.session.execute(
+            select(Policy.partner_id, Creditor.slug, Policy.enabled).join(Creditor, Creditor.id == Policy.creditor_id)
+            .order_by(Creditor.slug)):
+        users.setdefault(partner_id, []).append(slug if enabled else f"{slug} (off)")
     for partner in db.session.scalars(select(Partner).order_by(Partner.slug)):
         state = "enabled" if partner.enabled else f"disabled: {partner.disabled_reason}"
         live = sum(1 for s in partner.secrets if s.retired_at is None)
-        click.echo(f"{partner.slug:16} {partner.name:30} {partner.endpoint_url}  [{state}; {live} live secret(s)]")
+        creditors = ", ".join(users.get(partner.id, [])) or "no creditor"
+        click.echo(f"{partner.slug:16} {partner.name:30} {partner.endpoint_url}  [{state}; {live} live secret(s); "
+                   f"{creditors}]")
 
 
 @partners.command("api-key", help="A new API key for the partner (the old ones keep working until revoked).")

@@ -371,6 +371,8 @@ def test_the_cli_adds_a_partner_sets_a_policy_and_runs(app, session, receiver):
     receiver.secrets.append(secret)
     deliver(app)
     assert receiver.deliveries and not receiver.refused
+    listed = cli(app, "collection", "partners", "list")
+    assert "inkasso-nord" in listed.output and creditor.slug in listed.output and "1 live secret" in listed.output
     bad = cli(app, "collection", "partners", "add", "x", "--name", "X", "--endpoint", "ftp://nope")
     assert bad.exit_code == 1 and "--endpoint" in bad.output
 
