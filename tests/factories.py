@@ -7,6 +7,8 @@ from datetime import date, timedelta
 
 from app.billing.services import import_invoice
 from app.creditors.services import CreditorInput, create_creditor
+from app.models import utcnow
+from app.portal.services import local_today
 
 _seq = itertools.count(1)
 
@@ -31,8 +33,15 @@ def make_creditor(kind: str = "NO", **overrides):
     return create_creditor(CreditorInput(**fields))
 
 
-def invoice_payload(currency: str = "NOK", lines: int = 1, number: str | None = None, **overrides) -> dict:
-    today = date.today()
+def creditor_today(country: str) -> date:
+    """Today where a creditor of this country is: the bill pages count days from it (near midnight
+    UTC the server's date and Oslo's differ)."""
+    return local_today(country, utcnow())
+
+
+def invoice_payload(currency: str = "NOK", lines: int = 1, number: str | None = None, *, today: date | None = None,
+                    **overrides) -> dict:
+    today = today or date.today()
     body_lines = [
         {"description": f"Service {i}", "quantity": "1", "unit_price": 10000 + i, "vat_rate": 2500}
         for i in range(1, lines + 1)
@@ -57,5 +66,7 @@ def invoice_payload(currency: str = "NOK", lines: int = 1, number: str | None = 
 
 
 def make_invoice(creditor, lines: int = 1, **overrides):
-    invoice, _created = import_invoice(creditor, invoice_payload(creditor.currency, lines, **overrides), actor="test")
+    """An invoice of `creditor`, issued ten days ago and due in five, counted from its local date."""
+    payload = invoice_payload(creditor.currency, lines, today=creditor_today(creditor.country), **overrides)
+    invoice, _created = import_invoice(creditor, payload, actor="test")
     return invoice

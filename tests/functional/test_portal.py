@@ -7,7 +7,7 @@ from app.billing.models import InvoiceStatus as S
 from app.billing.services import record_payment, transition
 from app.links.services import revoke_links
 from app.money import format_money
-from tests.factories import invoice_payload, make_creditor, make_invoice
+from tests.factories import creditor_today, invoice_payload, make_creditor, make_invoice
 from tests.functional.helpers import issue, open_bill
 
 
@@ -109,8 +109,8 @@ def test_cancelled_invoice_link_is_neutral(client, app, session):
 
 def test_overdue_with_fees_explained(client, app, session):
     creditor = make_creditor("IE")
-    today = date.today()
-    payload = invoice_payload("EUR", issue_date=(today - timedelta(days=40)).isoformat(), due_date=(today - timedelta(days=12)).isoformat())
+    today = creditor_today("IE")
+    payload = invoice_payload("EUR", today=today, issue_date=(today - timedelta(days=40)).isoformat(), due_date=(today - timedelta(days=12)).isoformat())
     payload["lines"] += [
         {"kind": "reminder_fee", "description": "Reminder fee", "unit_price": 1000, "vat_rate": 0},
         {"kind": "interest", "description": "Late-payment interest", "unit_price": 87, "vat_rate": 0,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import re
 import stat
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,7 @@ from app.extensions import db
 from app.outbox.models import OutboxMessage
 from app.support.models import Attachment, RequestStatus, SupportMessage, SupportRequest
 from app.support.services import reply
-from tests.factories import make_creditor, make_invoice
+from tests.factories import creditor_today, make_creditor, make_invoice
 from tests.functional.helpers import open_bill
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -103,7 +103,7 @@ def test_contact_gives_a_reference_and_the_thread_shows_on_the_bill(client, bill
 
 def test_a_call_back_is_confirmed_with_its_day_and_window(client, bill):
     _invoice, url = bill
-    day = date.today() + timedelta(days=3)
+    day = creditor_today("NO") + timedelta(days=3)
     done = send(client, url, form_fields(client, f"{url}/contact"), contact_method="phone", phone="912 34 567",
                 callback_date=day.strftime("%d.%m.%Y"), callback_window="afternoon", email="")
     assert done.status_code == 303
@@ -135,11 +135,11 @@ ERRORS = {
     "phone": ({"contact_method": "phone", "phone": "", "callback_date": "", "callback_window": "morning"}, {
         "en": "Please enter the number we should call.", "nb": "Skriv inn nummeret vi skal ringe.",
         "de": "Bitte geben Sie die Nummer ein, unter der wir Sie anrufen sollen."}),
-    "callback_date": ({"contact_method": "phone", "callback_date": (date.today() + timedelta(days=15)).isoformat(),
+    "callback_date": ({"contact_method": "phone", "callback_date": (creditor_today("NO") + timedelta(days=15)).isoformat(),
                        "callback_window": "morning"}, {
         "en": "Please choose a day within the next 14 days.", "nb": "Velg en dag innen de neste 14 dagene.",
         "de": "Bitte wählen Sie einen Tag innerhalb der nächsten 14 Tage."}),
-    "callback_window": ({"contact_method": "phone", "callback_date": date.today().isoformat()}, {
+    "callback_window": ({"contact_method": "phone", "callback_date": creditor_today("NO").isoformat()}, {
         "en": "Please choose a time for the call.", "nb": "Velg et tidspunkt for samtalen.",
         "de": "Bitte wählen Sie eine Zeit für den Rückruf."}),
     "attachment": ({"attachment": (EXECUTABLE, "invoice.pdf")}, {

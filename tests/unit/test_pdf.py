@@ -24,7 +24,7 @@ from app.i18n import FORMAT_LOCALES
 from app.models import utcnow
 from app.money import format_money
 from app.portal.services import due_state, local_today
-from tests.factories import invoice_payload, make_creditor, make_invoice
+from tests.factories import creditor_today, invoice_payload, make_creditor, make_invoice
 
 
 def bill_args(invoice, *, transfer="auto"):
@@ -140,7 +140,7 @@ def test_without_logo_the_name_stands_in(app, session):
 
 def test_fees_and_interest_are_marked_and_explained(app, session):
     creditor = make_creditor("IE")
-    start, end = date.today() - timedelta(days=30), date.today() - timedelta(days=1)
+    start, end = creditor_today("IE") - timedelta(days=30), creditor_today("IE") - timedelta(days=1)
     invoice = invoice_with_lines(creditor, [
         {"description": "Broadband", "unit_price": 4000, "vat_rate": 2300, "unit": "month"},
         {"kind": "reminder_fee", "description": "Reminder fee", "unit_price": 850},
@@ -175,7 +175,7 @@ def test_paid_invoice_says_so_and_asks_for_nothing(app, session):
 
 
 def test_overdue_invoice_says_by_how_much(app, session):
-    today = date.today()
+    today = creditor_today("IE")
     invoice = make_invoice(make_creditor("IE"), issue_date=(today - timedelta(days=40)).isoformat(),
                            due_date=(today - timedelta(days=3)).isoformat())
     text = " ".join(read(render(app, invoice))[1])
