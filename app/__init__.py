@@ -118,10 +118,10 @@ def _register_blueprints(app: Flask) -> None:
 
 def _connect_signals() -> None:
     """What one feature hears of another: a payment of a bill in collection goes to the partner."""
-    from app.debt_collection.services import on_payment_settled
-    from app.payments.services import payment_settled
+    from app.debt_collection.services import report_payment
+    from app.payments.services import paid_during_collection
 
-    payment_settled.connect(on_payment_settled)
+    paid_during_collection.connect(report_payment)
 
 
 def _register_cli(app: Flask) -> None:

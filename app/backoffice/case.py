@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from app.backoffice.models import Agent, AgentRole, Note
-from app.billing.models import Customer, Invoice, InvoiceEvent
+from app.billing.models import Customer, Invoice, InvoiceEvent, status_label
 from app.extensions import db
 from app.payments.gateways.base import PaymentStatus
 from app.payments.models import PaymentAttempt
@@ -114,14 +114,6 @@ def actor_label(actor: str | None, agents: dict[int, str]) -> str | None:
     }.get(actor, actor)
 
 
-def status_label(status: str) -> str:
-    return {
-        "open": _("open"), "partially_paid": _("partly paid"), "paid": _("paid"), "disputed": _("disputed"),
-        "on_hold": _("on hold"), "in_collection": _("in debt collection"), "cancelled": _("cancelled"),
-        "written_off": _("written off"),
-    }.get(status, status)
-
-
 def channel_label(channel: str | None) -> str:
     return {"sms": _("SMS"), "email": _("e-mail"), "letter": _("letter"), "api": _("the creditor's system"),
             "provider": _("the payment provider"), "bank_transfer": _("bank transfer")}.get(channel or "", channel or "")
@@ -172,7 +164,7 @@ def describe(event: InvoiceEvent, invoice: Invoice) -> tuple[str, str | None]:
         "reminders_resumed": lambda: (_("Reminders resumed"), d.get("reason")),
         "dispute_opened": lambda: (_("Dispute %(reference)s opened", reference=d.get("reference")), amount()),
         "dispute_answered": lambda: (_("Dispute %(reference)s answered", reference=d.get("reference")),
-                                     outcome_label(d.get("outcome"))),
+                                     resolution_status_label(d.get("outcome"))),
         "promise_made": lambda: (_("Promise to pay by %(date)s", date=day("date")), d.get("reference")),
         "deferral_requested": lambda: (_("More time asked for, to %(date)s", date=day("date")), d.get("reference")),
         "deferral_granted": lambda: (_("More time granted, to %(date)s", date=day("date")), d.get("reference")),
@@ -202,12 +194,12 @@ def describe(event: InvoiceEvent, invoice: Invoice) -> tuple[str, str | None]:
                 "dispute": _("Dispute")}
     if subject in subjects and outcome:  # the daily run closed it
         return _("%(what)s %(reference)s: %(outcome)s", what=subjects[subject], reference=d.get("reference") or "",
-                 outcome=outcome_label(outcome)), d.get("why")
+                 outcome=resolution_status_label(outcome)), d.get("why")
     return kind.replace("_", " "), None
 
 
-def outcome_label(outcome: str | None) -> str:
-    return {
-        "upheld": _("upheld"), "partial": _("partly upheld"), "rejected": _("rejected"), "kept": _("kept"),
-        "broken": _("broken"), "cancelled": _("ended"), "declined": _("declined"),
-    }.get(outcome or "", outcome or "")
+def resolution_status_label(status: str | None) -> str:
+    """Where a dispute, promise, deferral or plan stands (or how it ended), for agents."""
+    return {"open": _("waiting for a decision"), "active": _("running"), "kept": _("kept"), "broken": _("broken"),
+            "upheld": _("upheld"), "partial": _("partly upheld"), "rejected": _("rejected"),
+            "declined": _("declined"), "cancelled": _("ended")}.get(status or "", status or "")

@@ -12,6 +12,7 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, IntegerField, PasswordField, RadioField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
+from app.billing.corrections import LineCorrection, LineCredit
 from app.money import parse_amount
 from app.portal.services import parse_date
 
@@ -116,8 +117,6 @@ def line_changes(data, invoice, *, credits: bool = True, corrections: bool = Tru
     """The per-line inputs of a credit or correction form: `credit-<id>` (an amount), and
     `quantity-<id>` with `price-<id>` (a line's new quantity and unit price, net). Returns
     (credits, corrections, errors keyed like the billing services key theirs)."""
-    from app.billing.corrections import LineCorrection, LineCredit
-
     found_credits, found_corrections, errors = [], [], {}
     for line in invoice.lines:
         if credits:

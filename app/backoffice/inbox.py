@@ -38,7 +38,6 @@ from app.resolutions.models import Kind, Resolution, Status
 from app.support.models import RequestStatus, SupportMessage, SupportRequest
 
 KINDS = ("request", "dispute", "deferral", "plan", "bank", "refund", "outbox")
-STATUSES = ("new", "waiting", "resolved")
 VIEWS = ("open", "new", "waiting", "resolved")  # open: new and waiting
 ASSIGNEES = ("any", "me", "nobody")
 PAGE_SIZE = 50
@@ -146,7 +145,8 @@ def _sources(scope: Scope) -> list:
 
 
 def _query(scope: Scope, filters: Filters, agent_id: int):
-    """The items' rows (union, marks, invoice and customer for the search) and their status."""
+    """The filtered items' rows (union, marks, invoice and customer for the search), for counting,
+    and the same limited to the view and in its order: oldest waiting first, resolved newest first."""
     items = union_all(*_sources(scope)).subquery("items")
     status = case(
         (items.c.natural == "resolved", "resolved"),
@@ -175,13 +175,21 @@ def _query(scope: Scope, filters: Filters, agent_id: int):
             Customer.name.icontains(q, autoescape=True), Customer.email.icontains(q, autoescape=True),
             Customer.external_ref.icontains(q, autoescape=True),
         ))
-    return items, base, status
+    listed = base.where(status != "resolved") if filters.view == "open" else base.where(status == filters.view)
+    order = items.c.since.desc() if filters.view == "resolved" else items.c.since
+    return base, listed.order_by(order, items.c.kind, items.c.record_id)
+
+
+def _items(rows) -> list[Item]:
+    return [Item(kind=row.kind, record_id=row.record_id, creditor_id=row.creditor_id, invoice_id=row.invoice_id,
+                 reference=row.reference, since=row.since, status=row.status, assignee_id=row.assignee_id)
+            for row in rows]
 
 
 def inbox_page(scope: Scope, filters: Filters, agent_id: int) -> Page:
-    """One page of the inbox (oldest waiting first; resolved ones newest first), with the counts
-    per view and per kind for the filters around it, and each item's record loaded."""
-    items, base, status = _query(scope, filters, agent_id)
+    """One page of the inbox, with the counts per view and per kind for the filters around it, and
+    each item's record loaded."""
+    base, listed = _query(scope, filters, agent_id)
     counted = base.subquery("counted")
     counts = dict.fromkeys(VIEWS, 0)
     kinds = dict.fromkeys(KINDS, 0)
@@ -192,19 +200,8 @@ def inbox_page(scope: Scope, filters: Filters, agent_id: int) -> Page:
         if item_status != "resolved":
             counts["open"] += count
             kinds[kind] += count
-    listed = base
-    if filters.view == "open":
-        listed = listed.where(status != "resolved")
-    else:
-        listed = listed.where(status == filters.view)
-    order = (items.c.since.desc(),) if filters.view == "resolved" else (items.c.since,)
-    rows = db.session.execute(
-        listed.order_by(*order, items.c.kind, items.c.record_id)
-        .offset((filters.page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)
-    ).all()
-    found = [Item(kind=row.kind, record_id=row.record_id, creditor_id=row.creditor_id, invoice_id=row.invoice_id,
-                  reference=row.reference, since=row.since, status=row.status, assignee_id=row.assignee_id)
-             for row in rows[:PAGE_SIZE]]
+    rows = db.session.execute(listed.offset((filters.page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)).all()
+    found = _items(rows[:PAGE_SIZE])
     _load(scope, found)
     return Page(found, counts, kinds, more=len(rows) > PAGE_SIZE, filters=filters)
 
@@ -231,13 +228,8 @@ def _load(scope: Scope, items: list[Item]) -> None:
 
 
 def export_rows(scope: Scope, filters: Filters, agent_id: int, limit: int = 10_000) -> list[Item]:
-    """The items of the filters for a CSV export, without paging (up to `limit`)."""
-    items, base, status = _query(scope, filters, agent_id)
-    listed = base.where(status != "resolved") if filters.view == "open" else base.where(status == filters.view)
-    rows = db.session.execute(listed.order_by(items.c.since, items.c.kind, items.c.record_id).limit(limit)).all()
-    found = [Item(kind=row.kind, record_id=row.record_id, creditor_id=row.creditor_id, invoice_id=row.invoice_id,
-                  reference=row.reference, since=row.since, status=row.status, assignee_id=row.assignee_id)
-             for row in rows]
+    """The items of the filters for a CSV export, in the inbox's order, without paging (up to `limit`)."""
+    found = _items(db.session.execute(_query(scope, filters, agent_id)[1].limit(limit)))
     for chunk in range(0, len(found), 500):
         _load(scope, found[chunk:chunk + 500])
     return found

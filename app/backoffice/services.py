@@ -18,6 +18,7 @@ import pyotp
 import segno
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from flask_babel import force_locale
 from sqlalchemy import Select, select
 
 from app.backoffice.models import ROLES, Agent, AgentRole, AuditEntry, Note, ReplyTemplate
@@ -25,7 +26,9 @@ from app.billing.models import Invoice
 from app.creditors.models import Creditor
 from app.errors import InvalidData
 from app.extensions import db
+from app.i18n import SUPPORTED_LOCALES
 from app.models import utcnow
+from app.templating import date_filter, money
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 12
@@ -151,7 +154,8 @@ def provisioning_uri(agent: Agent, secret: str) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=agent.email, issuer_name=ISSUER)
 
 
-def provisioning_qr_svg(uri: str, title: str) -> str:
+def qr_svg(uri: str, title: str) -> str:
+    """A QR code of `uri` as inline SVG: an authenticator's enrolment, a letter's link."""
     qr = segno.make(uri, error="m")
     out = io.BytesIO()
     qr.save(out, kind="svg", scale=5, border=4, title=title, xmldecl=False, svgns=True, nl=False)
@@ -290,8 +294,6 @@ def save_template(agent: Agent, creditor_id: int, *, locale: str, title: str, bo
                   template: ReplyTemplate | None = None) -> ReplyTemplate:
     """A new saved answer, or changes to one. Placeholders other than PLACEHOLDERS are refused, so
     that an agent sees a typo before a customer does."""
-    from app.i18n import SUPPORTED_LOCALES
-
     title, body = (title or "").strip(), (body or "").strip()
     errors = {}
     if locale not in SUPPORTED_LOCALES:
@@ -332,10 +334,6 @@ def templates_for(scope: Scope, creditor_id: int, locale: str | None = None) -> 
 def fill_template(template: ReplyTemplate, invoice, *, reference: str | None = None) -> str:
     """The template's text with the bill's facts, formatted in the template's language. Only the
     known placeholders are replaced (a template is never run as a format string)."""
-    from flask_babel import force_locale
-
-    from app.templating import date_filter, money
-
     with force_locale(template.locale):
         values = {
             "customer": invoice.customer.name, "invoice": invoice.number,

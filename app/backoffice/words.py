@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from flask_babel import gettext as _
 
-from app.backoffice.case import channel_label, outcome_label, status_label
+from app.backoffice.case import channel_label, resolution_status_label
+from app.billing.models import status_label
+from app.debt_collection.services import reason_words as hand_off_reason
+from app.i18n import LOCALE_NAMES
+from app.resolutions.pause import pause_words as pause_label
 
 
 def kind_label(kind: str) -> str:
@@ -29,23 +33,6 @@ def method_label(method: str) -> str:
             "cheque": _("Cheque"), "other": _("Other")}.get(method, method)
 
 
-def pause_label(reason: str | None) -> str:
-    """Why reminders (and the hand-off) wait, from `resolutions.pause.dunning`."""
-    return {
-        "paid": _("the bill is paid"), "closed": _("the bill is closed"), "in_collection": _("it is in debt collection"),
-        "dispute": _("a dispute is open"), "disputed": _("the bill is disputed"),
-        "deferral_request": _("a request for more time waits"), "deferral": _("more time was granted"),
-        "promise": _("the customer promised a date"), "plan": _("an instalment plan runs"),
-        "plan_request": _("a request for a plan waits"), "on_hold": _("an agent paused them"),
-    }.get(reason or "", reason or "")
-
-
-def resolution_status_label(status: str) -> str:
-    return {"open": _("waiting for a decision"), "active": _("running"), "kept": _("kept"), "broken": _("broken"),
-            "upheld": _("upheld"), "partial": _("partly upheld"), "rejected": _("rejected"),
-            "declined": _("declined"), "cancelled": _("ended")}.get(status, status)
-
-
 def case_status_label(status: str) -> str:
     return {"sent": _("sent, not acknowledged yet"), "acknowledged": _("with the partner"),
             "recall_requested": _("recalled, waiting for the partner's confirmation"), "recalled": _("recalled"),
@@ -53,8 +40,6 @@ def case_status_label(status: str) -> str:
 
 
 def locale_label(locale: str) -> str:
-    from app.i18n import LOCALE_NAMES
-
     return LOCALE_NAMES.get(locale, locale)
 
 
@@ -86,26 +71,6 @@ PROBLEMS = {
 }
 
 
-def hand_off_reason(code: str) -> str:
-    """Why a bill is not handed to debt collection (debt_collection.services.Eligibility)."""
-    kind, _sep, value = code.partition(":")
-    if kind == "status":
-        return _("The bill is %(status)s.", status=status_label(value))
-    if kind == "paused":
-        return _("Not handed off yet: %(why)s.", why=pause_label(value))
-    return {
-        "no_policy": _("The creditor has no debt collection policy (flask collection policy)."),
-        "partner_disabled": _("The creditor's collection partner is disabled."),
-        "open_case": _("The bill is with a collection partner already."),
-        "nothing_owed": _("Nothing is owed."),
-        "below_minimum": _("Less is owed than the policy's minimum."),
-        "not_overdue_enough": _("It is not overdue long enough yet."),
-        "no_final_reminder": _("No final reminder has been sent."),
-        "final_reminder_too_recent": _("The final reminder was sent too recently."),
-        "busy": _("Another hand-off of this bill is running."),
-    }.get(code, code)
-
-
 def problems(errors: dict[str, str]) -> list[str]:
     """Every problem of a service's InvalidData in words, once each, in a stable order."""
     said = []
@@ -125,6 +90,6 @@ def template_words() -> dict:
     """For the back office's templates (a context processor of its blueprint)."""
     return {"kind_label": kind_label, "item_status_label": item_status_label, "role_label": role_label,
             "method_label": method_label, "invoice_status_label": status_label, "channel_label": channel_label,
-            "outcome_label": outcome_label, "locale_label": locale_label, "pause_label": pause_label,
+            "locale_label": locale_label, "pause_label": pause_label,
             "resolution_status_label": resolution_status_label, "hand_off_reason": hand_off_reason,
             "case_status_label": case_status_label}

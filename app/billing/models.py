@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
+from flask_babel import gettext as _
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
-    JSON,
     CheckConstraint,
     Date,
     ForeignKey,
@@ -43,6 +44,15 @@ class InvoiceStatus:
 
     ALL = (OPEN, PARTIALLY_PAID, PAID, DISPUTED, ON_HOLD, IN_COLLECTION, CANCELLED, WRITTEN_OFF)
     CLOSED = (CANCELLED, WRITTEN_OFF)
+
+
+def status_label(status: str) -> str:
+    """An invoice's status in words, in the current locale (the back office, its reasons)."""
+    return {
+        "open": _("open"), "partially_paid": _("partly paid"), "paid": _("paid"), "disputed": _("disputed"),
+        "on_hold": _("on hold"), "in_collection": _("in debt collection"), "cancelled": _("cancelled"),
+        "written_off": _("written off"),
+    }.get(status, status)
 
 
 class Customer(db.Model):

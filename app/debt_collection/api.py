@@ -19,6 +19,7 @@ from sqlalchemy import select
 from app.api.access import bearer_key
 from app.api.errors import ApiError, register_error_handlers
 from app.api.schemas import parse_body, read_json
+from app.api.serializers import utc_iso
 from app.debt_collection.models import Case, CaseStatus, Partner
 from app.debt_collection.partners import partner_for_api_key
 from app.debt_collection.pdf import case_pdf_response
@@ -66,8 +67,8 @@ def case_json(case: Case) -> dict:
         "handed_off": {"principal": case.principal, "fees": case.fees, "interest": case.interest,
                        "total": case.total},
         "outstanding": max(invoice.balance, 0),
-        "handed_off_at": case.handed_off_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "acknowledged_at": case.acknowledged_at.strftime("%Y-%m-%dT%H:%M:%SZ") if case.acknowledged_at else None,
+        "handed_off_at": utc_iso(case.handed_off_at),
+        "acknowledged_at": utc_iso(case.acknowledged_at) if case.acknowledged_at else None,
     }
 
 

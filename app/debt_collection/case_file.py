@@ -12,10 +12,11 @@ then interest, then principal (the order Norway's and most collection laws presc
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 from flask import current_app
 
+from app.api.serializers import utc_iso
 from app.billing.corrections import credit_notes, credited_by_line, quantity_text
 from app.billing.models import Invoice, InvoiceLine
 from app.billing.services import payments_received, reminders_of
@@ -35,8 +36,7 @@ def _iso(value: date | None) -> str | None:
 
 
 def _utc(value: datetime | None) -> str | None:
-    """A stored (UTC) moment as RFC 3339 with Z."""
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
+    return utc_iso(value) if value is not None else None
 
 
 def pdf_signer() -> LinkSigner:
@@ -112,9 +112,9 @@ def _interaction(r: Resolution) -> dict:
             "instalments": [{"due_date": _iso(i.due_date), "amount": i.amount} for i in r.instalments]}
 
 
-def build_case_file(case: Case, *, created_at: datetime | None = None) -> dict:
-    """The case file of `case` (its invoice as it is now). Called once, at hand-off; the stored
-    document is what every delivery sends."""
+def build_case_file(case: Case, amounts: dict, *, created_at: datetime | None = None) -> dict:
+    """The case file of `case` (its invoice as it is now, `amounts` its `split_amounts`). Called
+    once, at hand-off; the stored document is what every delivery sends."""
     invoice, creditor, customer = case.invoice, case.invoice.creditor, case.invoice.customer
     credited = credited_by_line(invoice.id)
     resolutions = resolutions_for(invoice.id)
@@ -148,7 +148,7 @@ def build_case_file(case: Case, *, created_at: datetime | None = None) -> dict:
             "credit_notes": [{"number": n.number, "date": _iso(n.created_at.date()), "amount": n.total,
                               "reason": n.reason} for n in credit_notes(invoice.id)],
         },
-        "amounts": split_amounts(invoice),
+        "amounts": amounts,
         "payments": [{"date": e.data.get("paid_on"), "amount": e.data.get("amount"),
                       "method": e.data.get("method") or "other"} for e in payments_received(invoice.id)],
         "reminders": [{"sent_at": _utc(r.sent_at), "channel": r.channel, "final": r.final}

@@ -8,29 +8,13 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from app.cli import cli_transaction, creditor_or_fail
-from app.debt_collection import partners as service
 from app.creditors.models import Creditor
+from app.debt_collection import partners as service
 from app.debt_collection.models import Partner, Policy
-from app.debt_collection.services import run as run_hand_off
+from app.debt_collection.services import reason_words, run as run_hand_off
 from app.extensions import db
 from app.models import utcnow
 from app.portal.services import local_today
-
-REASONS = {
-    "no_policy": "no policy", "partner_disabled": "the partner is disabled", "open_case": "already handed off",
-    "nothing_owed": "nothing owed", "below_minimum": "below the minimum balance",
-    "not_overdue_enough": "not overdue long enough", "no_final_reminder": "no final reminder",
-    "final_reminder_too_recent": "final reminder too recent", "busy": "being handed off by another run",
-}
-
-
-def reason_text(code: str) -> str:
-    kind, _sep, value = code.partition(":")
-    if kind == "status":
-        return f"the bill is {value.replace('_', ' ')}"
-    if kind == "paused":
-        return f"paused ({value.replace('_', ' ')})"
-    return REASONS.get(code, code)
 
 
 def partner_or_fail(slug: str) -> Partner:
@@ -164,7 +148,7 @@ def run(dry_run, slug):
     for number, case_id in report.handed_off:
         click.echo(f"handed off {number} as {case_id}")
     for number, reasons in report.skipped.items():
-        click.echo(f"kept {number}: {', '.join(reason_text(r) for r in reasons)}")
+        click.echo(f"kept {number}: {' '.join(reason_words(r) for r in reasons)}")
     verb = "would be handed off" if dry_run else "handed off"
     click.echo(f"{len(report.eligible) if dry_run else len(report.handed_off)} {verb}, {len(report.skipped)} kept, "
                f"{len(report.failed)} failed.")

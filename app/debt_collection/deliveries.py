@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 
+from app.api.serializers import utc_iso
 from app.debt_collection.models import Case, Partner
 from app.debt_collection.partners import live_secrets, set_enabled
 from app.extensions import db
@@ -24,10 +25,6 @@ from app.payments.models import Payment
 
 TYPES = {"collection.case_created": "case.created", "collection.payment_received": "case.payment_received",
          "collection.case_recalled": "case.recalled"}
-
-
-def _utc(moment) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def event_body(message: OutboxMessage, case: Case) -> dict:
@@ -47,8 +44,8 @@ def event_body(message: OutboxMessage, case: Case) -> dict:
                 "outstanding": max(case.invoice.balance, 0)}
     else:
         data = {"case_id": case.public_id, "partner_reference": case.partner_reference,
-                "recalled_at": _utc(case.recalled_at), "reason": payload.get("reason")}
-    return {"type": kind, "timestamp": _utc(message.created_at), "data": data}
+                "recalled_at": utc_iso(case.recalled_at), "reason": payload.get("reason")}
+    return {"type": kind, "timestamp": utc_iso(message.created_at), "data": data}
 
 
 def render_webhook(message: OutboxMessage) -> WebhookRequest:

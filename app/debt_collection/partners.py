@@ -7,7 +7,6 @@ Plain functions: they add and flush; the CLI commits."""
 from __future__ import annotations
 
 import base64
-import hashlib
 import re
 import secrets
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.creditors.models import Creditor
+from app.creditors.services import hash_api_key
 from app.crypto import decrypt, encrypt
 from app.debt_collection.models import Partner, PartnerApiKey, PartnerSecret, Policy
 from app.errors import InvalidData
@@ -123,19 +123,15 @@ def finish_rotation(partner: Partner) -> int:
 def issue_api_key(partner: Partner) -> str:
     """A new key to the partner API (256 bits); only its SHA-256 is kept."""
     key = API_KEY_PREFIX + secrets.token_urlsafe(32)
-    db.session.add(PartnerApiKey(partner_id=partner.id, key_hash=_hash(key), prefix=key[:16]))
+    db.session.add(PartnerApiKey(partner_id=partner.id, key_hash=hash_api_key(key), prefix=key[:16]))
     db.session.flush()
     return key
-
-
-def _hash(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def partner_for_api_key(key: str) -> Partner | None:
     if not key or not key.startswith(API_KEY_PREFIX) or len(key) > 100:
         return None
-    found = db.session.scalar(select(PartnerApiKey).where(PartnerApiKey.key_hash == _hash(key),
+    found = db.session.scalar(select(PartnerApiKey).where(PartnerApiKey.key_hash == hash_api_key(key),
                                                           PartnerApiKey.revoked_at.is_(None)))
     if found is None or not found.partner.enabled:
         return None

@@ -8,32 +8,23 @@ from flask import Blueprint, Response, abort, g
 from flask_babel import force_locale
 from sqlalchemy import select
 
-from app.billing.pdf import render_invoice_pdf
-from app.billing.services import payments_received
-from app.billing.transfer import transfer_details
 from app.debt_collection.case_file import case_of_pdf_token
 from app.debt_collection.models import Case
 from app.extensions import db
 from app.i18n import normalise_locale
 from app.models import utcnow
-from app.portal.services import due_state, local_today
+from app.portal.services import local_today
+from app.portal.views import invoice_pdf_response
 
 bp = Blueprint("debt_collection", __name__)
 
 
 def case_pdf_response(case: Case) -> Response:
+    """The bill page's PDF of the case's invoice, in the customer's language."""
     invoice = case.invoice
     creditor = invoice.creditor
-    locale = normalise_locale(invoice.customer.preferred_locale) or creditor.default_locale
-    with force_locale(locale):
-        pdf = render_invoice_pdf(
-            invoice, payments=payments_received(invoice.id) if invoice.amount_paid else [],
-            state=due_state(invoice, local_today(creditor.country, utcnow())),
-            transfer=transfer_details(creditor, invoice),
-        )
-    filename = f"invoice-{invoice.number}.pdf".replace("/", "-")
-    return Response(pdf, mimetype="application/pdf", headers={
-        "Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
+    with force_locale(normalise_locale(invoice.customer.preferred_locale) or creditor.default_locale):
+        return invoice_pdf_response(invoice, local_today(creditor.country, utcnow()))
 
 
 @bp.get("/collection/cases/<token>/invoice.pdf")

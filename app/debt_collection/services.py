@@ -21,20 +21,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
+from flask_babel import gettext as _
 from sqlalchemy import and_, exists, select
 from sqlalchemy.exc import IntegrityError
 
-from app.billing.models import Invoice, InvoiceStatus as S, Reminder
+from app.billing.models import Invoice, InvoiceStatus as S, Reminder, status_label
 from app.billing.services import record_event, release, transition
 from app.debt_collection.case_file import build_case_file, split_amounts
 from app.debt_collection.models import Case, CaseEvent, CaseStatus, Partner, Policy
+from app.debt_collection.partners import policy_of
 from app.errors import Conflict, IllegalTransition, InvalidData
 from app.extensions import db
-from app.i18n import country_zone
 from app.models import utcnow
 from app.outbox.services import enqueue
 from app.payments.models import Payment
 from app.payments.services import lock_invoice, settle
+from app.portal.services import local_today
+from app.resolutions.pause import pause_words
 from app.resolutions.services import dunning_for
 
 log = logging.getLogger(__name__)
@@ -54,11 +57,31 @@ class Eligibility:
     not_overdue_enough, no_final_reminder, final_reminder_too_recent, paused:<dunning reason>)."""
 
     reasons: tuple[str, ...] = ()
-    final_reminder: Reminder | None = None
 
     @property
     def eligible(self) -> bool:
         return not self.reasons
+
+
+def reason_words(code: str) -> str:
+    """An Eligibility reason in words, in the current locale (English on the command line)."""
+    kind, _sep, value = code.partition(":")
+    if kind == "status":
+        return _("The bill is %(status)s.", status=status_label(value))
+    if kind == "paused":
+        return _("Not handed off yet: %(why)s.", why=pause_words(value))
+    return {
+        "no_policy": _("The creditor has no debt collection policy (flask collection policy)."),
+        "partner_disabled": _("The creditor's collection partner is disabled."),
+        "open_case": _("The bill is with a collection partner already."),
+        "nothing_owed": _("Nothing is owed."),
+        "below_minimum": _("Less is owed than the policy's minimum."),
+        "not_overdue_enough": _("It is not overdue long enough yet."),
+        "no_final_reminder": _("No final reminder has been sent."),
+        "final_reminder_too_recent": _("The final reminder was sent too recently."),
+        "busy": _("Another hand-off of this bill is running."),
+        "gone": _("The bill no longer exists."),
+    }.get(code, code)
 
 
 def final_reminder(invoice_id: int) -> Reminder | None:
@@ -98,17 +121,13 @@ def check(invoice: Invoice, policy: Policy | None, today: date, *, manual: bool 
             reasons.append("not_overdue_enough")
         if final is None:
             reasons.append("no_final_reminder")
-        elif today < _local_date(final.sent_at, invoice.creditor.country) + timedelta(
+        elif today < local_today(invoice.creditor.country, final.sent_at) + timedelta(
                 days=policy.days_after_final_reminder):
             reasons.append("final_reminder_too_recent")
     dunning = dunning_for(invoice, today)
     if not dunning.may_hand_off and f"status:{invoice.status}" not in reasons:
         reasons.append(f"paused:{dunning.reason}")
-    return Eligibility(tuple(reasons), final)
-
-
-def _local_date(moment: datetime, country: str) -> date:
-    return moment.astimezone(country_zone(country)).date()
+    return Eligibility(tuple(reasons))
 
 
 def candidates(*, creditor_id: int | None = None, limit: int = 1000) -> list[int]:
@@ -139,10 +158,6 @@ class NotEligible(Exception):
         self.reasons = reasons
 
 
-def _policy(creditor_id: int) -> Policy | None:
-    return db.session.scalar(select(Policy).where(Policy.creditor_id == creditor_id))
-
-
 def hand_off(invoice_id: int, *, actor: str, today_for: Callable[[str], date], manual: bool = False,
              skip_locked: bool = False) -> Case:
     """Hand the invoice to its creditor's partner: lock it, decide again, make the case with its
@@ -154,12 +169,13 @@ def hand_off(invoice_id: int, *, actor: str, today_for: Callable[[str], date], m
     invoice = db.session.scalar(query)
     if invoice is None:
         raise NotEligible(("busy",) if skip_locked else ("gone",))
-    policy = _policy(invoice.creditor_id)
+    policy = policy_of(invoice.creditor_id)
     decision = check(invoice, policy, today_for(invoice.creditor.country), manual=manual)
     if not decision.eligible:
         raise NotEligible(decision.reasons)
     partner = policy.partner
-    amounts = split_amounts(invoice)["outstanding"]
+    split = split_amounts(invoice)
+    amounts = split["outstanding"]
     now = utcnow()
     case = Case(public_id="case_" + secrets.token_urlsafe(16), creditor_id=invoice.creditor_id, invoice=invoice,
                 partner=partner, status=CaseStatus.SENT, currency=invoice.currency, principal=amounts["principal"],
@@ -171,7 +187,7 @@ def hand_off(invoice_id: int, *, actor: str, today_for: Callable[[str], date], m
             db.session.flush()
     except IntegrityError:  # another hand-off of this invoice committed first
         raise NotEligible(("open_case",)) from None
-    case.case_file = build_case_file(case, created_at=now)
+    case.case_file = build_case_file(case, split, created_at=now)
     transition(invoice, S.IN_COLLECTION, actor=actor, reason=f"handed off to {partner.slug}")
     record_event(invoice, "handed_off", actor, partner=partner.name, case=case.public_id,
                  amount=amounts["total"], currency=invoice.currency)
@@ -204,9 +220,11 @@ def run(today_for: Callable[[str], date], *, dry_run: bool = False, creditor_id:
     for invoice_id in candidates(creditor_id=creditor_id):
         if dry_run:
             invoice = db.session.get(Invoice, invoice_id)
-            decision = check(invoice, _policy(invoice.creditor_id), today_for(invoice.creditor.country))
-            (report.eligible.append(invoice.number) if decision.eligible
-             else report.skipped.__setitem__(invoice.number, decision.reasons))
+            decision = check(invoice, policy_of(invoice.creditor_id), today_for(invoice.creditor.country))
+            if decision.eligible:
+                report.eligible.append(invoice.number)
+            else:
+                report.skipped[invoice.number] = decision.reasons
             continue
         try:
             case = hand_off(invoice_id, actor=actor, today_for=today_for, skip_locked=True)
@@ -353,7 +371,7 @@ def _close(case: Case, status: str, actor: str) -> None:
 # --- payments made meanwhile ---------------------------------------------------------------------------
 
 
-def on_payment_settled(payment: Payment, **_ignored) -> None:
+def report_payment(payment: Payment, **_ignored) -> None:
     """A payment of a bill in collection (by card on the bill page, a bank transfer with the KID,
     recorded by an agent) is reported to the partner, who must not chase what is paid. Payments
     the partner reported itself are not echoed back."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,8 +17,9 @@ from app.links.models import CHANNELS, AccessLink
 from app.links.signer import LinkSigner, hash_key
 from app.models import utcnow
 from app.outbox.models import OutboxMessage
-from app.outbox.services import enqueue
+from app.outbox.services import E164, enqueue
 from app.readpath import ReadQuery
+from app.support.services import EMAIL, EMAIL_MAX, clean_phone
 
 MAX_TTL_DAYS = 365
 NOTICE_KIND = "link.reissued"  # rendered by app.links.notices
@@ -161,8 +161,6 @@ def record_step_up_failure(link: AccessLink, *, max_attempts: int) -> bool:
 
 
 REISSUE_CHANNELS = ("email", "sms", "letter")
-PHONE = re.compile(r"^\+[1-9][0-9]{7,14}$")
-EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 
 
 def reissue(invoice: Invoice, channel: str, *, to: str | None, locale: str, key: str, actor: str,
@@ -175,10 +173,12 @@ def reissue(invoice: Invoice, channel: str, *, to: str | None, locale: str, key:
     if channel not in REISSUE_CHANNELS:
         errors["channel"] = "choose"
     to = (to or "").strip() or None
-    if channel == "email" and not (to and len(to) <= 254 and EMAIL.match(to)):
+    if channel == "email" and not (to and len(to) <= EMAIL_MAX and EMAIL.match(to)):
         errors["to"] = "email"
-    if channel == "sms" and not (to and PHONE.match(re.sub(r"[\s\-().]", "", to))):
-        errors["to"] = "phone"
+    if channel == "sms":
+        to = clean_phone(to)
+        if not (to and E164.fullmatch(to)):
+            errors["to"] = "phone"
     if invoice.is_closed:
         errors["invoice"] = f"the invoice is {invoice.status}"
     if not key or len(key) > 64:
@@ -192,8 +192,7 @@ def reissue(invoice: Invoice, channel: str, *, to: str | None, locale: str, key:
     revoke_links(invoice, actor=actor)
     if channel == "letter":
         return issue_link(invoice, channel="letter", ttl_days=ttl_days, signer=signer, base_url=base_url, actor=actor)
-    recipient = to if channel == "email" else re.sub(r"[\s\-().]", "", to)
-    enqueue(channel, NOTICE_KIND, recipient, {"invoice_id": invoice.id}, idempotency_key=idempotency_key,
+    enqueue(channel, NOTICE_KIND, to, {"invoice_id": invoice.id}, idempotency_key=idempotency_key,
             creditor_id=invoice.creditor_id, locale=locale)
     record_event(invoice, "link_sent", actor, channel=channel)
     db.session.flush()

@@ -15,22 +15,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib
 import smtplib
 import ssl
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from typing import Any
 
-from flask_babel import force_locale
-
-from app.i18n import DEFAULT_LOCALE
 from app.models import utcnow
 from app.outbox.models import OutboxMessage
-from app.outbox.services import DeliveryError
+from app.outbox.services import DeliveryError, render_with
 
 
 @dataclass(frozen=True)
@@ -87,12 +83,7 @@ RENDER_MODULES: dict[str, str] = {
 
 def render(message: OutboxMessage) -> RenderedEmail:
     """The message's subject and parts, in its locale. Raises a permanent DeliveryError for an unknown kind."""
-    module = RENDER_MODULES.get(message.kind.split(".", 1)[0])
-    if module is None:
-        raise DeliveryError(f"no e-mail template for {message.kind!r}", permanent=True)
-    renderer: Callable[[OutboxMessage], RenderedEmail] = importlib.import_module(module).render_email
-    with force_locale(message.locale or DEFAULT_LOCALE):
-        return renderer(message)
+    return render_with(RENDER_MODULES, "render_email", message, what="e-mail template")
 
 
 @dataclass(frozen=True)

@@ -26,19 +26,23 @@ On SQLite, `FOR UPDATE SKIP LOCKED` is left out by SQLAlchemy: run one dispatche
 
 from __future__ import annotations
 
+import importlib
 import logging
 import random
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from flask import current_app
+from flask_babel import force_locale
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.errors import Conflict
 from app.extensions import db
+from app.i18n import DEFAULT_LOCALE
 from app.models import utcnow
 from app.outbox.models import OutboxMessage, OutboxStatus
 
@@ -69,6 +73,22 @@ class Channel(Protocol):
     def send(self, message: OutboxMessage) -> None: ...
 
     def close(self) -> None: ...
+
+
+def render_with(modules: Mapping[str, str], function: str, message: OutboxMessage, *, what: str) -> Any:
+    """Render `message` with `function` of the module its kind's first dotted part names in
+    `modules` ("support.reply" -> app.support.emails), imported on first use so that the outbox
+    does not import every feature, and run in the message's locale. A kind without one is a
+    permanent DeliveryError ("no {what} for ...")."""
+    module = modules.get(message.kind.split(".", 1)[0])
+    if module is None:
+        raise DeliveryError(f"no {what} for {message.kind!r}", permanent=True)
+    with force_locale(message.locale or DEFAULT_LOCALE):
+        return getattr(importlib.import_module(module), function)(message)
+
+
+#: "+", then 8 to 15 digits, the first not 0: a number an SMS can go to (E.164).
+E164 = re.compile(r"\+[1-9][0-9]{7,14}")
 
 
 # --- writing -----------------------------------------------------------------------------------
@@ -179,13 +199,27 @@ class Policy:
         )
 
 
+    def for_channel(self, _channel: str) -> Policy:
+        return self
+
+
 WEBHOOK_MAX_ATTEMPTS = 60  # a bound on claims, for a message that kills its dispatcher every time
 
 
-def policies(config: Mapping[str, Any]) -> dict[str, Policy]:
-    """Each channel's policy: e-mail and SMS by OUTBOX_*, webhooks by WEBHOOK_* (a deadline)."""
-    default = Policy.from_config(config)
-    return {"email": default, "sms": default, "webhook": Policy.for_webhooks(config)}
+@dataclass(frozen=True)
+class Policies:
+    """The dispatcher's policy per channel: e-mail and SMS by OUTBOX_*, webhooks by WEBHOOK_* (a
+    deadline). Answers `for_channel` like a single Policy, so either can be given to `claim`."""
+
+    default: Policy
+    webhook: Policy
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Policies:
+        return cls(Policy.from_config(config), Policy.for_webhooks(config))
+
+    def for_channel(self, channel: str) -> Policy:
+        return self.webhook if channel == "webhook" else self.default
 
 
 def backoff(attempts: int, policy: Policy, rng: Callable[[float, float], float] = random.uniform) -> timedelta:
@@ -211,8 +245,7 @@ def open_channels(config: Mapping[str, Any]) -> dict[str, Channel]:
     return channels
 
 
-def claim(batch_size: int, *, now: datetime, policy: Policy,
-          by_channel: Mapping[str, Policy] | None = None) -> tuple[list[tuple[int, int]], int]:
+def claim(batch_size: int, *, now: datetime, policy: Policy | Policies) -> tuple[list[tuple[int, int]], int]:
     """Take up to `batch_size` due messages and commit their lease: (id, attempts) of each taken,
     and how many were found dead instead.
 
@@ -227,7 +260,7 @@ def claim(batch_size: int, *, now: datetime, policy: Policy,
     ).all()
     claimed, dead = [], 0
     for message in messages:
-        channel_policy = (by_channel or {}).get(message.channel, policy)
+        channel_policy = policy.for_channel(message.channel)
         if message.attempts >= channel_policy.max_attempts:
             message.status = OutboxStatus.DEAD
             message.last_error = _clip(f"no result after attempt {message.attempts}; before: {message.last_error}")
@@ -246,10 +279,9 @@ def dispatch(
 ) -> DispatchReport:
     """Claim one batch of due messages and deliver each (see the module's docstring). Commits."""
     config = current_app.config
-    by_channel = policies(config)
-    policy = Policy.from_config(config)
+    policy = Policies.from_config(config)
     now = now or utcnow()
-    claimed, dead = claim(batch_size or config["OUTBOX_BATCH_SIZE"], now=now, policy=policy, by_channel=by_channel)
+    claimed, dead = claim(batch_size or config["OUTBOX_BATCH_SIZE"], now=now, policy=policy)
     report = DispatchReport(claimed=len(claimed) + dead, dead=dead)
     if not claimed:
         return report
@@ -257,7 +289,7 @@ def dispatch(
     channels = open_channels(config) if own_channels else channels
     try:
         for message_id, attempts in claimed:
-            outcome = _deliver(message_id, attempts, channels, by_channel, policy, now)
+            outcome = _deliver(message_id, attempts, channels, policy, now)
             setattr(report, outcome, getattr(report, outcome) + 1)
     finally:
         if own_channels:
@@ -277,14 +309,14 @@ def run_once(batch_size: int | None = None, *, now: datetime | None = None) -> D
             return total
 
 
-def _deliver(message_id: int, attempts: int, channels: Mapping[str, Channel], by_channel: Mapping[str, Policy],
-             policy: Policy, now: datetime) -> str:
+def _deliver(message_id: int, attempts: int, channels: Mapping[str, Channel], policies: Policy | Policies,
+             now: datetime) -> str:
     """Send one claimed message and record the result: "delivered", "retried" or "dead"."""
     message = db.session.get(OutboxMessage, message_id)
     if message is None:  # deleted since the claim (its creditor was removed): nothing left to send
         return "dead"
     kind, channel = message.kind, channels.get(message.channel)
-    policy = by_channel.get(message.channel, policy)
+    policy = policies.for_channel(message.channel)
     began = message.replayed_at or message.created_at
     try:
         if channel is None:

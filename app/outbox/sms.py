@@ -24,27 +24,21 @@ error text. See `twilio_failure` for which answers are permanent.
 from __future__ import annotations
 
 import base64
-import importlib
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
-from flask_babel import force_locale
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from app.i18n import DEFAULT_LOCALE
 from app.outbox.models import OutboxMessage
-from app.outbox.services import DeliveryError
+from app.outbox.services import E164, DeliveryError, render_with
 
 #: Twilio's limit on a message body (error 21617 above it).
 MAX_TEXT_LENGTH = 1600
-#: "+", then 8 to 15 digits, the first not 0 (E.164 has no country code starting with 0).
-E164 = re.compile(r"\+[1-9][0-9]{7,14}")
 IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
 
 #: Twilio error codes that refuse this recipient or this text for good: retrying cannot help.
@@ -93,12 +87,7 @@ SMS_RENDER_MODULES: dict[str, str] = {
 
 def render(message: OutboxMessage) -> str:
     """The message's text, in its locale. Raises a permanent DeliveryError for an unknown kind."""
-    module = SMS_RENDER_MODULES.get(message.kind.split(".", 1)[0])
-    if module is None:
-        raise DeliveryError(f"no SMS text for {message.kind!r}", permanent=True)
-    renderer: Callable[[OutboxMessage], str] = importlib.import_module(module).render_sms
-    with force_locale(message.locale or DEFAULT_LOCALE):
-        return renderer(message)
+    return render_with(SMS_RENDER_MODULES, "render_sms", message, what="SMS text")
 
 
 def check_recipient(recipient: str) -> None:

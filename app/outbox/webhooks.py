@@ -24,7 +24,6 @@ endpoint cannot be turned against our own network (a host that later resolves to
 from __future__ import annotations
 
 import hashlib
-import importlib
 import ipaddress
 import socket
 from collections.abc import Callable, Mapping, Sequence
@@ -39,7 +38,7 @@ from standardwebhooks import Webhook
 
 from app.models import utcnow
 from app.outbox.models import OutboxMessage
-from app.outbox.services import DeliveryError
+from app.outbox.services import DeliveryError, render_with
 
 USER_AGENT = "payment-portal-webhooks/1.0"
 MAX_RETRY_AFTER = timedelta(hours=6)
@@ -132,10 +131,7 @@ def sign(request: WebhookRequest, msg_id: str, at: datetime) -> dict[str, str]:
 
 
 def render(message: OutboxMessage) -> WebhookRequest:
-    module = WEBHOOK_RENDER_MODULES.get(message.kind.split(".", 1)[0])
-    if module is None:
-        raise DeliveryError(f"no webhook for {message.kind!r}", permanent=True)
-    return importlib.import_module(module).render_webhook(message)
+    return render_with(WEBHOOK_RENDER_MODULES, "render_webhook", message, what="webhook")
 
 
 def retry_after(value: str | None, now: datetime) -> timedelta | None:

@@ -23,15 +23,21 @@ from app.errors import InvalidData
 from app.extensions import db
 from app.models import utcnow
 from app.payments.gateways.base import (
-    CheckoutRequest, Gateway, GatewayError, GatewayEvent, GatewayStatus, Party, PaymentStatus,
+    CheckoutRequest,
+    Gateway,
+    GatewayError,
+    GatewayEvent,
+    GatewayStatus,
+    Party,
+    PaymentStatus,
 )
 from app.payments.models import Payment, PaymentAttempt, Refund, WebhookEvent
 from app.payments.receipts import enqueue_receipt
 
-
-#: Sent with every payment recorded (the Payment is the sender), in its transaction: debt
-#: collection reports a payment of a bill in collection to the partner. Connected in create_app.
-payment_settled = signal("payment-settled")
+#: Sent, in its transaction, with every payment recorded for a bill that was in debt collection
+#: (the Payment is the sender), by `settle()` and by the bank import's batch path alike: debt
+#: collection reports it to the partner. Connected in create_app.
+paid_during_collection = signal("paid-during-collection")
 
 
 def payment_amount(invoice: Invoice, requested: int | None, *, due_now: int | None = None) -> int:
@@ -145,6 +151,7 @@ def settle(
         select(Payment.id).where(Payment.provider == provider, Payment.provider_payment_id == payment_id)
     ):
         return None
+    in_collection = invoice.status == S.IN_COLLECTION
     if currency != invoice.currency:
         raise InvalidData({"currency": f"the invoice is in {invoice.currency}"})
     owed = 0 if invoice.is_closed else max(invoice.balance, 0)
@@ -171,7 +178,8 @@ def settle(
     if invoice.status == S.PAID:
         cancel_open_attempts(invoice.id, keep=attempt)
     enqueue_receipt(payment, invoice)  # the receipt e-mail commits with the payment, or neither does
-    payment_settled.send(payment)
+    if in_collection:
+        paid_during_collection.send(payment)
     db.session.flush()
     return payment
 
@@ -395,6 +403,12 @@ def record_manual_payment(invoice: Invoice, amount: int, *, received_on: date, m
 REFUND_CHANNELS = ("provider", "bank_transfer")
 
 
+def refund_channels(payment: Payment) -> tuple[str, ...]:
+    """How a payment can be paid back: through the provider that took it, or by the creditor's
+    bank; money that came by bank (a file, an agent's record) only by bank."""
+    return ("bank_transfer",) if payment.provider in ("manual", "bank_transfer") else REFUND_CHANNELS
+
+
 def refund_payment(payment: Payment, amount: int, *, channel: str, key: str, actor: str,
                    gateway: Gateway | None = None, note: str | None = None) -> Refund:
     """Pay back what is owed on a payment (`refund_due`): through the provider that took it
@@ -413,7 +427,7 @@ def refund_payment(payment: Payment, amount: int, *, channel: str, key: str, act
         errors["amount"] = "more_than_due"
     if channel not in REFUND_CHANNELS:
         errors["channel"] = "choose"
-    elif channel == "provider" and (gateway is None or payment.provider in ("manual", "bank_transfer")):
+    elif channel not in refund_channels(payment) or (channel == "provider" and gateway is None):
         errors["channel"] = "no_provider"
     if not key or len(key) > 100:
         errors["key"] = "missing"

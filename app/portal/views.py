@@ -14,28 +14,26 @@ from app.billing.corrections import credit_notes
 from app.billing.models import Invoice, InvoiceStatus
 from app.billing.services import payments_received
 from app.billing.transfer import epc_payload, epc_qr_svg, transfer_details
-from app.debt_collection.services import active_case
 from app.creditors.models import Creditor
+from app.debt_collection.services import active_case
+from app.errors import InvalidData
 from app.extensions import db, limiter
 from app.i18n import LOCALE_NAMES, SUPPORTED_LOCALES, normalise_locale, select_locale
 from app.links.models import AccessLink
 from app.links.services import get_signer, record_open, record_step_up_failure, resolve_token
 from app.models import utcnow
-from app.portal import grants
-from app.errors import InvalidData
 from app.payments.gateways.base import GatewayError, PaymentStatus
 from app.payments.models import PaymentAttempt
 from app.payments.providers import PayOption, gateways_for, pay_options, payment_gateway
 from app.payments.receipts import find_receipt, receipt_ref_for_attempt, receipt_refs
 from app.payments.services import apply_status, payment_amount, start_payment
+from app.portal import grants
 from app.portal.forms import PayForm, StepUpForm
 from app.portal.page_cache import cached_page
+from app.portal.services import BillAccess, bill_access, check_step_up, due_state, load_bill, local_today, visible_lines
 from app.resolutions.services import self_service
-from app.support.services import threads_for
 from app.security import ensure_csrf_secret
-from app.portal.services import (
-    BillAccess, bill_access, check_step_up, due_state, load_bill, local_today, visible_lines,
-)
+from app.support.services import threads_for
 
 bp = Blueprint("portal", __name__)
 log = logging.getLogger(__name__)
@@ -349,9 +347,14 @@ def invoice_pdf(public_id: str):
     invoice, answer = granted_bill(public_id)
     if answer is not None:
         return answer
+    return invoice_pdf_response(invoice, local_today(invoice.creditor.country, utcnow()))
+
+
+def invoice_pdf_response(invoice: Invoice, today) -> Response:
+    """The invoice's PDF as a download, in the current locale (also for collection partners)."""
     from app.billing.pdf import render_invoice_pdf
 
-    context = _bill_context(invoice, local_today(invoice.creditor.country, utcnow()))
+    context = _bill_context(invoice, today)
     pdf = render_invoice_pdf(
         invoice, payments=context["payments"], state=context["state"], transfer=context["transfer"]
     )

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from flask_babel import gettext as _
+
 from app.billing.models import Invoice, InvoiceStatus as S
 from app.resolutions.models import Kind, Resolution, Status
 
@@ -38,6 +40,17 @@ class Dunning:
 
 
 GO = Dunning(True, True)
+
+
+def pause_words(reason: str | None) -> str:
+    """Why reminders (and the hand-off) wait, in words, in the current locale."""
+    return {
+        "paid": _("the bill is paid"), "closed": _("the bill is closed"), "in_collection": _("it is in debt collection"),
+        "dispute": _("a dispute is open"), "disputed": _("the bill is disputed"),
+        "deferral_request": _("a request for more time waits"), "deferral": _("more time was granted"),
+        "promise": _("the customer promised a date"), "plan": _("an instalment plan runs"),
+        "plan_request": _("a request for a plan waits"), "on_hold": _("an agent paused them"),
+    }.get(reason or "", reason or "")
 
 
 def dunning(invoice: Invoice, today: date, live: Iterable[Resolution]) -> Dunning:

@@ -60,6 +60,14 @@ def scope(roles: tuple[str, ...] = ROLES) -> services.Scope:
     return services.scope_of(me(), roles)
 
 
+def scope_needing(roles: tuple[str, ...], refusal: int = 403) -> services.Scope:
+    """The creditors where the agent holds one of `roles`; `refusal` (403) when there are none."""
+    found = scope(roles)
+    if not found.creditor_ids:
+        abort(refusal)
+    return found
+
+
 def need(creditor_id: int, roles: tuple[str, ...]) -> None:
     """403 unless the agent holds one of `roles` at this creditor (they can see it: a 404 came first)."""
     if me().role_for(creditor_id) not in roles:

@@ -13,7 +13,7 @@ from app.backoffice import overview, services
 from app.backoffice.export import csv_response
 from app.backoffice.forms import AgentAdminForm, TemplateForm
 from app.backoffice.models import ROLES, Agent, ReplyTemplate
-from app.backoffice.views import ADMIN, SUPERVISING, bp, me, need, record, scope
+from app.backoffice.views import ADMIN, SUPERVISING, bp, me, need, record, scope, scope_needing
 from app.backoffice.words import problems
 from app.creditors.models import Creditor
 from app.errors import InvalidData
@@ -51,9 +51,7 @@ def overview_page():
 @login_required
 def templates():
     """The saved answers of the creditors the agent supervises, and a form to add one."""
-    visible = scope(SUPERVISING)
-    if not visible.creditor_ids:
-        abort(403)
+    visible = scope_needing(SUPERVISING)
     saved = list(db.session.scalars(visible.select(ReplyTemplate).order_by(
         ReplyTemplate.creditor_id, ReplyTemplate.locale, ReplyTemplate.title)))
     editing = None
@@ -74,9 +72,7 @@ def _templates_page(visible, saved, editing, form: TemplateForm | None = None, p
 @login_required
 def save_template():
     """Add a saved answer, or change one (`id` in the form)."""
-    visible = scope(SUPERVISING)
-    if not visible.creditor_ids:
-        abort(403)
+    visible = scope_needing(SUPERVISING)
     form = TemplateForm()
     editing = None
     if request.form.get("id", "").isdigit():
@@ -122,9 +118,7 @@ def delete_template(template_id: int):
 @login_required
 def agents():
     """The agents of the creditors this agent is an admin of, with their roles."""
-    visible = scope(ADMIN)
-    if not visible.creditor_ids:
-        abort(403)
+    visible = scope_needing(ADMIN)
     record("agents_viewed")
     db.session.commit()
     creditors = {c.id: c for c in _creditors(visible.creditor_ids)}
@@ -173,10 +167,7 @@ def change_agent(agent_id: int):
 
 
 def _audit_scope():
-    visible = scope(SUPERVISING)
-    if not visible.creditor_ids:
-        abort(404)
-    return visible
+    return scope_needing(SUPERVISING, 404)  # a plain agent is not told the log exists
 
 
 @bp.get("/audit")

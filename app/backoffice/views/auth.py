@@ -150,7 +150,7 @@ def enrol():
             services.audit(agent, "mfa_enrolled", ip=client_ip())
             return _signed_in(agent, "sign_in")
     uri = services.provisioning_uri(agent, secret)
-    qr = services.provisioning_qr_svg(uri, _("QR code for your authenticator app"))
+    qr = services.qr_svg(uri, _("QR code for your authenticator app"))
     return render_template("backoffice/enrol.html", form=form, problem=problem, qr=qr, secret=secret), (
         422 if problem else 200)
 

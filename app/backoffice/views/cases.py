@@ -10,12 +10,11 @@ from collections.abc import Callable
 
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import force_locale, gettext as _
-from markupsafe import Markup
 from flask_login import login_required
+from markupsafe import Markup
 from sqlalchemy import select
 
 from app.backoffice import case, services
-from app.backoffice.letters import letter_context
 from app.backoffice.forms import CreditForm, HoldForm, LinkForm, NoteForm, PaymentForm, ResumeForm, line_changes
 from app.backoffice.views import SUPERVISING, bp, may, me, need, record, scoped
 from app.backoffice.words import problems
@@ -91,6 +90,7 @@ def _invoice_page(invoice: Invoice, status: int = 200, **forms):
     today = local_today(invoice.creditor.country, utcnow())
     payments = list(db.session.scalars(select(Payment).where(Payment.invoice_id == invoice.id).order_by(Payment.id)))
     customer = invoice.customer
+    policy = policy_of(invoice.creditor_id)
     context = {
         "invoice": invoice, "creditor": invoice.creditor, "customer": customer, "today": today, "now": utcnow(),
         "dunning": dunning_for(invoice, today), "notes_form": NoteForm(),
@@ -100,8 +100,7 @@ def _invoice_page(invoice: Invoice, status: int = 200, **forms):
                                          .order_by(AccessLink.id.desc()).limit(20))),
         "resolutions": resolutions_for(invoice.id), "threads": threads_for(invoice.id),
         "reminders": reminders_of(invoice.id), "cases": _cases(invoice),
-        "collection_policy": policy_of(invoice.creditor_id),
-        "hand_off": hand_off_check(invoice, policy_of(invoice.creditor_id), today),
+        "collection_policy": policy, "hand_off": hand_off_check(invoice, policy, today),
         "supervising": may(invoice.creditor_id, SUPERVISING), "methods": MANUAL_METHODS,
         "hold_form": forms.get("hold_form") or HoldForm(), "resume_form": ResumeForm(),
         "link_form": forms.get("link_form") or LinkForm(data={"to": customer.email, "channel": "email"}).fresh(),
@@ -214,7 +213,12 @@ def send_link(invoice_id: int):
            channel=form.channel.data)
     db.session.commit()
     if issued is not None:  # a letter: the link is shown once, here, to be printed
-        context = letter_context(found, issued)
+        creditor = found.creditor
+        context = {  # the token is in this page only: shown once (no-store), never stored
+            "invoice": found, "creditor": creditor, "customer": found.customer, "url": issued.url,
+            "qr": services.qr_svg(issued.url, found.number), "today": local_today(creditor.country, utcnow()),
+            "expires": local_today(creditor.country, issued.link.expires_at),
+        }
         with force_locale(locale):  # the letter in the customer's language, the page around it in the agent's
             letter = Markup(render_template("backoffice/_letter.html", letter_locale=locale, **context))
         return render_template("backoffice/letter.html", letter=letter, **context)

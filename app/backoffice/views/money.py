@@ -25,22 +25,15 @@ from app.payments.bank.services import match_entry, return_entry
 from app.payments.gateways.base import GatewayError
 from app.payments.models import Payment
 from app.payments.providers import payment_gateway
-from app.payments.services import REFUND_CHANNELS, refund_payment, refunds_of
+from app.payments.services import refund_channels, refund_payment, refunds_of
 
 
 def _refund_page(payment: Payment, form: RefundForm, problem_list: list[str] | None = None, status: int = 200):
     return render_template(
         "backoffice/refund.html", payment=payment, invoice=payment.invoice, form=form, problems=problem_list or [],
-        refunds=refunds_of([payment.id]), channels=_channels(payment),
+        refunds=refunds_of([payment.id]), channels=refund_channels(payment),
         supervising=may(payment.invoice.creditor_id, SUPERVISING), mark=items.mark_of("refund", payment.id),
     ), status
-
-
-def _channels(payment: Payment) -> tuple[str, ...]:
-    """Through the provider where one took the money, else only by the creditor's bank."""
-    if payment.provider in ("manual", "bank_transfer"):
-        return ("bank_transfer",)
-    return REFUND_CHANNELS
 
 
 @bp.get("/payments/<int:payment_id>")
@@ -50,7 +43,7 @@ def payment(payment_id: int):
     found = scoped(Payment, payment_id)
     record("payment_viewed", creditor_id=found.invoice.creditor_id, record_type="payment", record_id=found.public_ref)
     db.session.commit()
-    form = RefundForm(data={"channel": _channels(found)[0]}).fresh()
+    form = RefundForm(data={"channel": refund_channels(found)[0]}).fresh()
     if found.refund_due:
         form.amount.data = format(to_decimal(found.refund_due, found.currency), "f")
     return _refund_page(found, form)

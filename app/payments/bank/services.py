@@ -49,7 +49,15 @@ from app.extensions import db
 from app.models import utcnow
 from app.payments.bank.bulk import insert_rows, json_text, large_page_cache
 from app.payments.bank.matching import (
-    NOT_OPEN, Decision, InvoiceBook, InvoiceState, account_key, decide, decide_by_amount, kept, number_tokens,
+    NOT_OPEN,
+    Decision,
+    InvoiceBook,
+    InvoiceState,
+    account_key,
+    decide,
+    decide_by_amount,
+    kept,
+    number_tokens,
     reference_key,
 )
 from app.payments.bank.models import BankEntry, BankImport, EntryStatus, KeptReason, describe_reason
@@ -62,6 +70,11 @@ PROVIDER = "bank_transfer"
 METHOD = "bank_transfer"
 ACTOR = "bank_import"
 LOOKUP_CHUNK = 2000  # values per IN (...) list when looking up many at once
+
+
+def payment_id_of(account: str, bank_ref: str) -> str:
+    """The payment id of a credit, by the import or by an agent alike: one credit, one payment."""
+    return f"{account}:{bank_ref}"
 
 
 @dataclass(frozen=True)
@@ -184,7 +197,7 @@ def _record(import_id: int, credit: Credit, account: str, creditor_id: int | Non
     """Settle a matched credit, count it; its BankEntry row."""
     invoice, payment_id = decision.invoice, None
     if invoice is not None:
-        payment_id = batch.settle(invoice, payment_id=f"{account}:{credit.bank_ref}", amount=credit.amount,
+        payment_id = batch.settle(invoice, payment_id=payment_id_of(account, credit.bank_ref), amount=credit.amount,
                                   currency=credit.currency, received_at=credit.booked_at)
         if invoice.is_open:  # still owes: may be found by its new balance
             book.reindex(invoice)
@@ -365,8 +378,8 @@ def match_entry(entry: BankEntry, invoice: Invoice, *, actor: str, note: str | N
         raise InvalidData({"invoice": "other_creditor"})
     if invoice.currency != entry.currency:
         raise InvalidData({"invoice": "currency"})
-    payment = settle(invoice.id, provider=PROVIDER, payment_id=f"{entry.account}:{entry.bank_ref}", amount=entry.amount,
-                     currency=entry.currency, method=METHOD,
+    payment = settle(invoice.id, provider=PROVIDER, payment_id=payment_id_of(entry.account, entry.bank_ref),
+                     amount=entry.amount, currency=entry.currency, method=METHOD,
                      received_at=datetime.combine(entry.booked_on, time(0), tzinfo=timezone.utc), actor=actor)
     if payment is None:
         raise IllegalTransition(f"bank entry {entry.id} was settled already")

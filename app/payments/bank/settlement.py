@@ -46,7 +46,7 @@ from app.payments.bank.matching import InvoiceState
 from app.payments.gateways.base import PaymentStatus
 from app.payments.models import Payment, PaymentAttempt
 from app.payments.receipts import KIND as RECEIPT_KIND, receipt_key
-from app.payments.services import payment_settled
+from app.payments.services import paid_during_collection
 
 IN_CHUNK = 500  # ids per IN (...) list: far below every database's limit on bound parameters
 PAYMENT_COLUMNS = ("id", "invoice_id", "attempt_id", "provider", "provider_payment_id", "public_ref", "amount",
@@ -150,7 +150,7 @@ class BatchSettlement:
         _expire(Invoice, set(self.changed) | self.paid)
         _expire(PaymentAttempt, None)
         for payment_id in self.collected:  # as settle() does: the partner hears of it
-            payment_settled.send(db.session.get(Payment, payment_id))
+            paid_during_collection.send(db.session.get(Payment, payment_id))
         self.collected.clear()
 
     def _update_invoices(self) -> None:
