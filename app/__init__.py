@@ -8,11 +8,9 @@ import os
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app.config import load_config
+from app.config import ROOT, load_config
 from app.extensions import babel, csrf, db, limiter, login_manager, migrate
 from app.sessions import CachedSerializerSessionInterface
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -34,6 +32,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     _init_extensions(app)
     _register_blueprints(app)
+    _register_renderers()
     _connect_signals()
 
     from app.errors import register_error_handlers
@@ -95,10 +94,10 @@ def _configure_sqlite(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from app.api.views import bp as api_bp
     from app.backoffice.views import bp as backoffice_bp
-    from app.debt_collection.api import bp as partner_api_bp
-    from app.debt_collection.pdf import bp as debt_collection_bp
-    from app.payments.simulator import bp as simulator_bp
-    from app.payments.views import bp as payments_bp
+    from app.debt_collection.views.api import bp as partner_api_bp
+    from app.debt_collection.views.pdf import bp as debt_collection_bp
+    from app.payments.views.simulator import bp as simulator_bp
+    from app.payments.views.webhooks import bp as payments_bp
     from app.portal.views import bp as portal_bp
     from app.resolutions.views import bp as resolutions_bp
     from app.support.views import bp as support_bp
@@ -116,12 +115,35 @@ def _register_blueprints(app: Flask) -> None:
     csrf.exempt(partner_api_bp)
 
 
+def _register_renderers() -> None:
+    """Each kind of outbox message with the function that renders it, by channel and kind prefix."""
+    from app.debt_collection.deliveries import render_webhook as collection_webhook
+    from app.links import notices as link_notices
+    from app.outbox.base import renderers as registry
+    from app.payments.receipts import KIND as RECEIPT
+    from app.payments.receipts import receipt_email
+    from app.resolutions.emails import render_email as resolution_email
+    from app.support.emails import render_email as support_email
+
+    renderers = registry()
+    renderers.register("email", RECEIPT, receipt_email)
+    renderers.register("email", "support", support_email)
+    renderers.register("email", "resolution", resolution_email)
+    renderers.register("email", "link", link_notices.render_email)
+    renderers.register("sms", "link", link_notices.render_sms)
+    renderers.register("webhook", "collection", collection_webhook)
+
+
 def _connect_signals() -> None:
-    """What one feature hears of another: a payment of a bill in collection goes to the partner."""
+    """What one feature hears of another: a payment of a bill in collection goes to the partner;
+    a bill's total lowered below what was paid makes money owed back."""
+    from app.billing.services import total_changed
     from app.debt_collection.services import report_payment
+    from app.payments.refunds import owe_back_excess
     from app.payments.services import paid_during_collection
 
     paid_during_collection.connect(report_payment)
+    total_changed.connect(owe_back_excess)
 
 
 def _register_cli(app: Flask) -> None:

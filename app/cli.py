@@ -1,23 +1,16 @@
-"""Registers every command group on the app (`flask --app wsgi --help`), the `translate`
-group, and the helpers every group shares: `cli_transaction()` (commit once, or roll back and
-exit non-zero with every problem listed), `creditor_or_fail()` and `format_errors()`."""
+"""Registers every command group on the app (`flask --app wsgi --help`) and holds the `translate`
+group. What the groups share is in `app.commands`, which they import (never this module)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import click
 from flask import Flask
-from sqlalchemy import select
 
-from app import ROOT
-from app.creditors.models import Creditor
-from app.errors import Conflict, IllegalTransition, InvalidData
-from app.extensions import db
+from app.config import ROOT
 
 TRANSLATIONS = os.path.join(ROOT, "app", "translations")
 POT = os.path.join(ROOT, "messages.pot")
@@ -32,40 +25,6 @@ def _pybabel(*args: str) -> None:
 def extract_messages(output: str = POT) -> None:
     _pybabel("extract", "-F", "babel.cfg", "-k", "_l", "--no-location", "--sort-output",
              "--project", "portal", "--omit-header", "-o", output, ".")
-
-
-def format_errors(errors: dict[str, str], options: dict[str, str] | None = None, indent: str = "  ") -> str:
-    """One problem per line, `field: problem`; `options` renames fields to the options the user typed."""
-    options = options or {}
-    return "\n".join(f"{indent}{options.get(name, name)}: {problem}" for name, problem in errors.items())
-
-
-@contextmanager
-def cli_transaction(failure: str, options: dict[str, str] | None = None) -> Iterator[None]:
-    """Commit once when the block succeeds; otherwise roll back and exit non-zero.
-
-    `failure` heads the message, e.g. "Creditor not created"; invalid input lists every
-    problem, one per line, named by its option when `options` maps the field to one."""
-    try:
-        yield
-        db.session.commit()
-    except InvalidData as exc:
-        db.session.rollback()
-        raise click.ClickException(f"{failure}:\n{format_errors(exc.errors, options)}") from None
-    except (Conflict, IllegalTransition) as exc:
-        db.session.rollback()
-        raise click.ClickException(f"{failure}: {exc}") from None
-    except BaseException:
-        db.session.rollback()
-        raise
-
-
-def creditor_or_fail(slug: str) -> Creditor:
-    """The creditor with this slug, or a ClickException naming the command that lists them."""
-    creditor = db.session.scalar(select(Creditor).where(Creditor.slug == slug))
-    if creditor is None:
-        raise click.ClickException(f"No creditor with slug {slug!r} ('flask creditors list' shows them).")
-    return creditor
 
 
 @click.group(help="Extract, update and compile the translations (en, nb, de).")

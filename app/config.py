@@ -7,6 +7,9 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
+#: The checkout: templates/, static/, migrations/ and app/translations/ are found from here.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 class ConfigError(RuntimeError):
     """A required setting is missing or invalid."""

@@ -25,17 +25,18 @@ from sqlalchemy import func, select
 
 from app.billing.models import Invoice
 from app.billing.schemas import line_amounts
-from app.billing.services import find_invoice, import_invoice, record_payment
-from app.cli import cli_transaction
+from app.billing.services import due_state, find_invoice, import_invoice, record_payment
+from app.commands import cli_transaction
+from app.core.dates import local_today
 from app.creditors.models import Creditor
 from app.creditors.services import CreditorInput, create_creditor, set_logo
+from app.debt_collection.demo_partner import DEMO_PARTNER, DEMO_PARTNER_ENDPOINT
 from app.extensions import db
 from app.links.cli import plural
 from app.links.services import get_signer, issue_link
 from app.models import utcnow
 from app.money import round_half_up
 from app.payments.providers import offer_gateway
-from app.portal.services import due_state, local_today
 
 ACTOR = "demo"
 LINK_CHANNEL = "sms"
@@ -548,10 +549,6 @@ def load_back_office_demo(today_for: Callable[[str], date] | None = None) -> boo
                      line_ids=[calls.id], upload=None, attachment_dir=attachments, locale="en",
                      submission_key="demo-dispute", today=today_for("IE"))
     return created
-
-
-DEMO_PARTNER = "nordcollect-demo"
-DEMO_PARTNER_ENDPOINT = "http://127.0.0.1:5055/cases"
 
 
 def load_collection_demo() -> bool:

@@ -54,6 +54,15 @@ def select_locale() -> str:
     )
 
 
+def language_switch() -> None:
+    """Every customer and back-office page: ?lang=xx is the explicit switch, kept for this browser
+    (it wins over every other source); and the page is not stored by caches (no-store)."""
+    g.no_store = True
+    lang = normalise_locale(request.args.get("lang")) if request.query_string else None
+    if lang:
+        session["locale"] = lang
+
+
 def format_locale(locale: str) -> str:
     return FORMAT_LOCALES.get(str(locale), "en_GB")
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from functools import lru_cache
 
-from babel.dates import format_date as babel_format_date, format_datetime as babel_format_datetime
+from babel.dates import format_date as babel_format_date
+from babel.dates import format_datetime as babel_format_datetime
 from flask import Flask
 from flask_babel import get_locale
 
@@ -34,7 +35,7 @@ def datetime_filter(value: datetime | None, fmt: str = "short", country: str | N
     """A moment (stored in UTC) as the clock read where the creditor is (`country`), else in UTC."""
     if value is None:
         return ""
-    zone = country_zone(country) if country else timezone.utc
+    zone = country_zone(country) if country else UTC
     return babel_format_datetime(value, format=fmt, tzinfo=zone, locale=current_format_locale())
 
 

@@ -40,12 +40,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script from anywhere: `import app` must work
 
 from app import create_app  # noqa: E402
-from bench.harness import SetupError, Server, free_port, main_in_workdir, start_gunicorn, stop, wait_until_up  # noqa: E402,E501
 from app.billing.services import find_invoice  # noqa: E402
 from app.creditors.models import Creditor  # noqa: E402
 from app.demo import demo_invoice_numbers, load_demo  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.links.services import get_signer, issue_link  # noqa: E402
+from bench.harness import Server, SetupError, free_port, main_in_workdir, start_gunicorn, stop, wait_until_up  # noqa: E402
 
 BENCH_DIR = ROOT / "bench"
 WORKERS = 2

@@ -46,7 +46,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script from anywhere: `import app` must work
 
 from app import create_app  # noqa: E402
-from bench.harness import SetupError, free_port, start_gunicorn, stop, wait_until_up  # noqa: E402
 from app.billing.models import Invoice  # noqa: E402
 from app.billing.schemas import line_amounts  # noqa: E402
 from app.billing.services import import_invoice  # noqa: E402
@@ -58,6 +57,7 @@ from app.payments.gateways.simulator import SIGNATURE_HEADER, sign  # noqa: E402
 from app.payments.models import Payment, WebhookEvent  # noqa: E402
 from app.payments.providers import simulator_for, simulator_secret  # noqa: E402
 from app.payments.services import start_payment  # noqa: E402
+from bench.harness import SetupError, free_port, start_gunicorn, stop, wait_until_up  # noqa: E402
 
 DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/bench_webhooks"
 TARGET_EVENTS_PER_SECOND = 500
@@ -487,7 +487,7 @@ def count_statements(app, payment: Seeded) -> dict[str, list[str]]:
 
 def _apply_worker(app, results) -> None:
     """One worker: what `flask payments apply-events --once` runs, in a forked process of its own."""
-    from app.payments.services import apply_received_events
+    from app.payments.worker import apply_received_events
 
     outcomes: Counter = Counter()
     try:

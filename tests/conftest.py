@@ -17,6 +17,7 @@ from app.config import normalise_database_url
 from app.extensions import db, limiter
 from tests.support.smtp import SmtpServer
 
+
 class TestSession(scoped_session):
     """One session for the whole test: request teardowns call remove(), which must not
     close it (that would roll back the test's data and detach its objects)."""

@@ -6,9 +6,9 @@ import itertools
 from datetime import date, timedelta
 
 from app.billing.services import import_invoice
+from app.core.dates import local_today
 from app.creditors.services import CreditorInput, create_creditor
 from app.models import utcnow
-from app.portal.services import local_today
 
 _seq = itertools.count(1)
 

@@ -4,17 +4,13 @@ units; times are ISO 8601 in UTC."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date
 from decimal import Decimal
 
 from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceLine
+from app.core.dates import utc_iso
 from app.links.services import IssuedLink
 from app.resolutions.pause import Dunning
-
-
-def utc_iso(value: datetime) -> str:
-    """'2026-10-01T08:30:00Z'."""
-    return value.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _date(value: date | None) -> str | None:

@@ -14,10 +14,10 @@ from app.api.openapi import openapi_document, remember_url_prefix
 from app.api.schemas import CancelIn, LinkIn, ReminderIn, parse_body, read_json
 from app.api.serializers import invoice_json, link_json, reminder_json
 from app.billing import services as billing
+from app.core.dates import local_today
 from app.extensions import db
 from app.links import services as links
 from app.models import utcnow
-from app.portal.services import local_today
 from app.resolutions.services import dunning_for
 
 bp = Blueprint("api", __name__)

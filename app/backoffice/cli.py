@@ -7,7 +7,7 @@ from flask.cli import AppGroup
 
 from app.backoffice import services
 from app.backoffice.models import ROLES
-from app.cli import cli_transaction, creditor_or_fail
+from app.commands import cli_transaction, creditor_or_fail
 
 
 @click.group(cls=AppGroup, help="Back-office agents: who may sign in, for which creditors, in which role.")

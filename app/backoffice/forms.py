@@ -13,8 +13,8 @@ from wtforms import HiddenField, IntegerField, PasswordField, RadioField, String
 from wtforms.validators import DataRequired, Length, Optional
 
 from app.billing.corrections import LineCorrection, LineCredit
+from app.core.dates import parse_date
 from app.money import parse_amount
-from app.portal.services import parse_date
 
 
 class SignInForm(FlaskForm):

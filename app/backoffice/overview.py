@@ -19,7 +19,7 @@ import re
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from babel.dates import format_interval, format_skeleton
 from babel.numbers import format_decimal
@@ -90,7 +90,7 @@ def _day_starts(day: date, zone: tzinfo) -> datetime:
     is installed) need `localize`; zoneinfo zones take the tzinfo directly."""
     midnight = datetime.combine(day, time())
     local = zone.localize(midnight) if hasattr(zone, "localize") else midnight.replace(tzinfo=zone)
-    return local.astimezone(timezone.utc)
+    return local.astimezone(UTC)
 
 
 def _median(values: list[float]) -> float | None:

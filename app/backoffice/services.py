@@ -23,6 +23,7 @@ from sqlalchemy import Select, select
 
 from app.backoffice.models import ROLES, Agent, AgentRole, AuditEntry, Note, ReplyTemplate
 from app.billing.models import Invoice
+from app.core.validation import is_email
 from app.creditors.models import Creditor
 from app.errors import InvalidData
 from app.extensions import db
@@ -30,7 +31,6 @@ from app.i18n import SUPPORTED_LOCALES
 from app.models import utcnow
 from app.templating import date_filter, money
 
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 12
 MAX_FAILURES = 5  # wrong passwords or codes in a row before the account locks
 LOCK_MINUTES = 15
@@ -65,7 +65,7 @@ def create_agent(email: str, name: str, password: str, creditor: Creditor, role:
     up at the first sign-in."""
     errors = {}
     email = (email or "").strip().lower()
-    if not EMAIL.match(email):
+    if not is_email(email):
         errors["email"] = "not an e-mail address"
     elif find_agent(email) is not None:
         errors["email"] = "an agent with this e-mail address exists"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 
 import click
@@ -18,7 +18,7 @@ from flask.cli import AppGroup
 
 from app.billing.models import REMINDER_CHANNELS
 from app.billing.services import find_invoice, import_invoice, record_reminder
-from app.cli import cli_transaction, creditor_or_fail, format_errors
+from app.commands import cli_transaction, creditor_or_fail, format_errors
 from app.creditors.models import Creditor
 from app.errors import Conflict, InvalidData
 from app.extensions import db
@@ -144,6 +144,6 @@ def remind(number: str, slug: str, channel: str, final: bool, sent_at):
     with cli_transaction("Reminder not recorded"):
         reminder, _created = record_reminder(
             invoice, channel=channel, final=final, actor=ACTOR,
-            sent_at=sent_at.replace(tzinfo=timezone.utc) if sent_at else None)
+            sent_at=sent_at.replace(tzinfo=UTC) if sent_at else None)
     click.echo(f"{'Final reminder' if reminder.final else 'Reminder'} of {number} by {channel} recorded "
                f"({reminder.sent_at:%Y-%m-%d %H:%M} UTC).")

@@ -2,9 +2,9 @@
 
 Both are how an agent answers a dispute the creditor agrees with (wholly or in part), and a
 credit note is also a goodwill gesture. Each one records an invoice event, moves the status the
-amounts give (a bill credited down to what was paid is paid), and, when the customer has now
-paid more than the bill asks, marks the difference as owed back on the newest payments
-(`Payment.refund_due`): the inbox shows it until it is refunded.
+amounts give (a bill credited down to what was paid is paid), and sends `total_changed`: when
+the customer has now paid more than the bill asks, payments marks the difference as owed back
+on the newest payments (`Payment.refund_due`), and the inbox shows it until it is refunded.
 
 Plain functions: they add and flush; the caller locks the invoice (`payments.services.lock_invoice`)
 and commits. Amounts are integer minor units; VAT of a credit follows the line's rate.
@@ -18,14 +18,14 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
-from app.billing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoiceStatus as S
+from app.billing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
+from app.billing.models import InvoiceStatus as S
 from app.billing.schemas import line_amounts
-from app.billing.services import PAUSED, payable_status, record_event, transition
+from app.billing.services import PAUSED, payable_status, record_event, total_changed, transition
 from app.errors import IllegalTransition, InvalidData
 from app.extensions import db
-from app.money import round_half_up
 from app.models import utcnow
-from app.payments.models import Payment
+from app.money import round_half_up
 
 REASON_MAX = 300
 MAX_QUANTITY = Decimal("1000000000")
@@ -202,34 +202,12 @@ def quantity_text(value: Decimal) -> str:
 
 def amounts_changed(invoice: Invoice, *, actor: str, reason: str) -> None:
     """After the invoice's total moved: the status the amounts give (a pause ends only when the
-    bill is paid, as with a payment), and what the customer paid beyond it owed back."""
+    bill is paid, as with a payment); payments hears `total_changed` and owes back what the
+    customer paid beyond the new total."""
     target = payable_status(invoice)
     if invoice.status in PAUSED and target != S.PAID:
         target = invoice.status
     if target != invoice.status:
         transition(invoice, target, actor=actor, reason=reason)
-    owe_back_excess(invoice, actor=actor)
     db.session.flush()
-
-
-def owe_back_excess(invoice: Invoice, *, actor: str) -> int:
-    """Make the payments' `refund_due` add up to what was paid beyond the total, newest payment
-    first, each at most what it brought in and was not paid back. Returns what was added."""
-    excess = invoice.amount_paid - invoice.total
-    payments = list(db.session.scalars(
-        select(Payment).where(Payment.invoice_id == invoice.id).order_by(Payment.received_at.desc(), Payment.id.desc())
-    ))
-    missing = excess - sum(p.refund_due for p in payments)
-    added = 0
-    for payment in payments:
-        if missing <= 0:
-            break
-        room = payment.amount - payment.refunded - payment.refund_due
-        share = min(room, missing)
-        if share > 0:
-            payment.refund_due += share
-            missing -= share
-            added += share
-    if added:
-        record_event(invoice, "refund_due", actor, amount=added, currency=invoice.currency, reason="credited")
-    return added
+    total_changed.send(invoice, actor=actor)

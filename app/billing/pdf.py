@@ -10,22 +10,32 @@ from __future__ import annotations
 import base64
 import os
 import re
-from typing import TYPE_CHECKING
+from datetime import date
 
-from flask import current_app, render_template
+from flask import Response, current_app, render_template
 from flask_babel import gettext as _
 from markupsafe import Markup
 
 from app.billing.corrections import credit_notes
 from app.billing.models import Invoice, InvoiceEvent
-from app.billing.transfer import TransferDetails, epc_payload, epc_qr_svg
+from app.billing.services import DueState, due_state, payments_received
+from app.billing.transfer import TransferDetails, epc_payload, epc_qr_svg, transfer_details
 from app.creditors.models import Creditor
 from app.creditors.references import format_reference
 
-if TYPE_CHECKING:
-    from app.portal.services import DueState
-
 _PLACEHOLDER = re.compile(r"%\((page|pages)\)s")
+
+
+def invoice_pdf_response(invoice: Invoice, today: date) -> Response:
+    """The invoice's PDF as a download, in the current locale (the bill page's, and the collection
+    partner's copy of it)."""
+    pdf = render_invoice_pdf(
+        invoice, payments=payments_received(invoice.id) if invoice.amount_paid else [],
+        state=due_state(invoice, today), transfer=transfer_details(invoice.creditor, invoice, None),
+    )
+    filename = f"invoice-{invoice.number}.pdf".replace("/", "-")
+    return Response(pdf, mimetype="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 def render_invoice_pdf(

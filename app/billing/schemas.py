@@ -6,7 +6,6 @@ net of VAT. Every problem is collected and reported by field path.
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -14,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, ValidationInfo, field_validator
 
 from app.billing.models import CUSTOMER_KINDS, LINE_KINDS
+from app.core.validation import E164, is_email
 from app.creditors.references import is_valid_reference
 from app.errors import InvalidData
 from app.i18n import normalise_locale
@@ -21,8 +21,6 @@ from app.money import is_currency, round_half_up
 
 MAX_AMOUNT = 10**13
 Amount = Annotated[StrictInt, Field(ge=0, lt=MAX_AMOUNT)]
-E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def _period_end_after_start(cls, end: date | None, info: ValidationInfo) -> date | None:
@@ -58,14 +56,14 @@ class CustomerIn(_Strict):
     @field_validator("email")
     @classmethod
     def _email(cls, v):
-        if v and not EMAIL.match(v):
+        if v and not is_email(v):
             raise ValueError("not an e-mail address")
         return v or None
 
     @field_validator("phone")
     @classmethod
     def _phone(cls, v):
-        if v and not E164.match(v):
+        if v and not E164.fullmatch(v):
             raise ValueError("not an E.164 phone number (e.g. +4791234567)")
         return v or None
 

@@ -9,14 +9,25 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from blinker import signal
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.billing.models import (
-    FEE_KINDS, REMINDER_CHANNELS, Customer, Invoice, InvoiceEvent, InvoiceLine, InvoiceStatus as S, Reminder,
+    FEE_KINDS,
+    REMINDER_CHANNELS,
+    Customer,
+    Invoice,
+    InvoiceEvent,
+    InvoiceLine,
+    Reminder,
+)
+from app.billing.models import (
+    InvoiceStatus as S,
 )
 from app.billing.schemas import CustomerIn, InvoiceIn, parse_invoice
 from app.creditors.models import Creditor
@@ -38,6 +49,10 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     S.WRITTEN_OFF: frozenset(),
 }
 # Statuses in which a payment does not change the status unless it clears the balance.
+#: Sent (sender: the invoice; `actor`) after an invoice's total moved: a credit note, corrected
+#: lines. Payments hears it and owes back what was paid beyond the new total.
+total_changed = signal("invoice-total-changed")
+
 PAUSED = (S.DISPUTED, S.ON_HOLD, S.IN_COLLECTION)
 
 
@@ -344,3 +359,23 @@ def payments_received(invoice_id: int) -> list[InvoiceEvent]:
         )
     )
 
+
+@dataclass(frozen=True)
+class DueState:
+    """What the status line says: kind is due, due_today, overdue, paid, disputed, on_hold or in_collection."""
+
+    kind: str
+    days: int = 0
+
+
+def due_state(invoice: Invoice, today: date) -> DueState:
+    if invoice.status == S.PAID or invoice.balance <= 0:
+        return DueState("paid")
+    if invoice.status in (S.DISPUTED, S.ON_HOLD, S.IN_COLLECTION):
+        return DueState(invoice.status)
+    days = (invoice.due_date - today).days
+    if days > 0:
+        return DueState("due", days)
+    if days == 0:
+        return DueState("due_today")
+    return DueState("overdue", -days)

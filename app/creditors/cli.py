@@ -9,6 +9,7 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from app.commands import cli_transaction, creditor_or_fail
 from app.creditors.models import REFERENCE_SCHEMES, STEP_UP_MODES, Creditor
 from app.creditors.services import (
     CreditorInput,
@@ -18,7 +19,6 @@ from app.creditors.services import (
     sniff_logo,
     update_creditor,
 )
-from app.cli import cli_transaction, creditor_or_fail
 from app.errors import InvalidData
 from app.extensions import db
 

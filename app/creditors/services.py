@@ -12,6 +12,7 @@ from stdnum import bic as stdnum_bic
 from stdnum import iban as stdnum_iban
 from stdnum.no import kontonr
 
+from app.core.validation import E164, is_email
 from app.creditors.brand import contrast_ratio, ensure_contrast, parse_hex, to_hex
 from app.creditors.models import REFERENCE_SCHEMES, STEP_UP_MODES, ApiKey, Creditor
 from app.errors import InvalidData
@@ -21,8 +22,6 @@ from app.models import utcnow
 from app.money import is_currency
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 API_KEY_PREFIX = "pk_"
 API_KEY_LABEL_MAX = 100
 LOGO_MAX_BYTES = 200 * 1024
@@ -84,10 +83,10 @@ def validate_creditor(data: CreditorInput) -> CreditorInput:
     if data.support_url and not re.match(r"^https://[^\s]+$", data.support_url):
         errors["support_url"] = "an https:// address"
     data.support_email = _clean(data.support_email)
-    if data.support_email and not EMAIL.match(data.support_email):
+    if data.support_email and not is_email(data.support_email):
         errors["support_email"] = "not an e-mail address"
     data.support_phone = _clean(data.support_phone)
-    if data.support_phone and not E164.match(data.support_phone.replace(" ", "")):
+    if data.support_phone and not E164.fullmatch(data.support_phone.replace(" ", "")):
         errors["support_phone"] = "an E.164 number such as +4722334455"
     data.iban = _clean(data.iban)
     if data.iban:

@@ -16,10 +16,10 @@ from datetime import date, datetime, timedelta
 
 from flask import current_app
 
-from app.api.serializers import utc_iso
 from app.billing.corrections import credit_notes, credited_by_line, quantity_text
 from app.billing.models import Invoice, InvoiceLine
 from app.billing.services import payments_received, reminders_of
+from app.core.dates import utc_iso
 from app.debt_collection.models import Case
 from app.links.signer import LinkSigner
 from app.models import utcnow
@@ -49,7 +49,7 @@ def pdf_url(case: Case) -> tuple[str, datetime]:
     """A signed URL of the invoice's PDF that works for COLLECTION_PDF_URL_DAYS, and when it stops."""
     token = pdf_signer().sign(case.public_id, PDF_PURPOSE)
     base = (case.invoice.creditor.portal_base_url or current_app.config["PORTAL_BASE_URL"]).rstrip("/")
-    path = f"/collection/cases/{token}/invoice.pdf"  # debt_collection.pdf.case_pdf; built without a request (cron)
+    path = f"/collection/cases/{token}/invoice.pdf"  # debt_collection.views.pdf.case_pdf; built without a request (cron)
     expires = utcnow() + timedelta(days=current_app.config["COLLECTION_PDF_URL_DAYS"])
     return base + path, expires
 

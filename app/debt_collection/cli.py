@@ -7,14 +7,15 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from app.cli import cli_transaction, creditor_or_fail
+from app.commands import cli_transaction, creditor_or_fail
+from app.core.dates import local_today
 from app.creditors.models import Creditor
 from app.debt_collection import partners as service
 from app.debt_collection.models import Partner, Policy
-from app.debt_collection.services import reason_words, run as run_hand_off
+from app.debt_collection.services import reason_words
+from app.debt_collection.worker import run as run_hand_off
 from app.extensions import db
 from app.models import utcnow
-from app.portal.services import local_today
 
 
 def partner_or_fail(slug: str) -> Partner:
@@ -163,8 +164,7 @@ def run(dry_run, slug):
 def demo_partner(pay):
     from flask import current_app
 
-    from app.debt_collection.demo_partner import serve
-    from app.demo import DEMO_PARTNER
+    from app.debt_collection.demo_partner import DEMO_PARTNER, serve
 
     if current_app.config["PORTAL_ENV"] == "production":
         raise click.ClickException("The demo partner does not run in production.")

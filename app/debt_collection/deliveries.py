@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 
-from app.api.serializers import utc_iso
+from app.core.dates import utc_iso
 from app.debt_collection.models import Case, Partner
 from app.debt_collection.partners import live_secrets, set_enabled
 from app.extensions import db
+from app.outbox.base import DeliveryError
 from app.outbox.models import OutboxMessage
-from app.outbox.services import DeliveryError
 from app.outbox.webhooks import WebhookRequest
 from app.payments.models import Payment
 

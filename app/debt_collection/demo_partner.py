@@ -16,6 +16,9 @@ from urllib.parse import urlsplit
 import requests
 from standardwebhooks import Webhook, WebhookVerificationError
 
+DEMO_PARTNER = "nordcollect-demo"
+DEMO_PARTNER_ENDPOINT = "http://127.0.0.1:5055/cases"
+
 
 def make_handler(secrets: list[str], act: Callable[[dict], None], say: Callable[[str], None]):
     class Handler(BaseHTTPRequestHandler):

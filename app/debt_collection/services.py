@@ -7,8 +7,8 @@ dispute opened a second ago stops it), a partial unique index allows one open ca
 and the case's delivery is written to the outbox in the same transaction as the case, so it is
 sent at least once with a stable `webhook-id` and an `Idempotency-Key` equal to the case id.
 
-Plain functions that add and flush, except `run`, which is the cron job's loop: it commits each
-hand-off on its own, as the outbox dispatcher does, so that one bill's problem holds back no other.
+Plain functions that add and flush. The cron job's loop, which commits each hand-off on its own,
+is `debt_collection.worker.run`.
 """
 
 from __future__ import annotations
@@ -18,15 +18,17 @@ import json
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 
 from flask_babel import gettext as _
 from sqlalchemy import and_, exists, select
 from sqlalchemy.exc import IntegrityError
 
-from app.billing.models import Invoice, InvoiceStatus as S, Reminder, status_label
+from app.billing.models import Invoice, Reminder, status_label
+from app.billing.models import InvoiceStatus as S
 from app.billing.services import record_event, release, transition
+from app.core.dates import local_today
 from app.debt_collection.case_file import build_case_file, split_amounts
 from app.debt_collection.models import Case, CaseEvent, CaseStatus, Partner, Policy
 from app.debt_collection.partners import policy_of
@@ -36,7 +38,6 @@ from app.models import utcnow
 from app.outbox.services import enqueue
 from app.payments.models import Payment
 from app.payments.services import lock_invoice, settle
-from app.portal.services import local_today
 from app.resolutions.pause import pause_words
 from app.resolutions.services import dunning_for
 
@@ -203,49 +204,6 @@ def _deliver(case: Case, kind: str, key: str, **payload) -> None:
             idempotency_key=key, creditor_id=case.creditor_id, locale=None)
 
 
-@dataclass
-class RunReport:
-    handed_off: list[tuple[str, str]] = field(default_factory=list)  # (invoice number, case id)
-    eligible: list[str] = field(default_factory=list)  # dry run: invoice numbers
-    skipped: dict[str, tuple[str, ...]] = field(default_factory=dict)  # invoice number: reasons
-    failed: list[str] = field(default_factory=list)
-
-
-def run(today_for: Callable[[str], date], *, dry_run: bool = False, creditor_id: int | None = None,
-        actor: str = "scheduler") -> RunReport:
-    """Hand off every eligible bill (each in its own transaction; this commits), or with `dry_run`
-    list them and change nothing. Safe from cron every few minutes and in parallel: a bill another
-    run holds is skipped, and one it handed off meanwhile is found in collection under the lock."""
-    report = RunReport()
-    for invoice_id in candidates(creditor_id=creditor_id):
-        if dry_run:
-            invoice = db.session.get(Invoice, invoice_id)
-            decision = check(invoice, policy_of(invoice.creditor_id), today_for(invoice.creditor.country))
-            if decision.eligible:
-                report.eligible.append(invoice.number)
-            else:
-                report.skipped[invoice.number] = decision.reasons
-            continue
-        try:
-            case = hand_off(invoice_id, actor=actor, today_for=today_for, skip_locked=True)
-        except NotEligible as exc:
-            db.session.rollback()
-            number = db.session.scalar(select(Invoice.number).where(Invoice.id == invoice_id))
-            report.skipped[number] = exc.reasons
-            continue
-        except Exception:  # noqa: BLE001 - one bill's failure is logged; the others go on
-            db.session.rollback()
-            log.exception("hand-off of invoice %s failed", invoice_id)
-            report.failed.append(str(invoice_id))
-            continue
-        number = case.invoice.number
-        db.session.commit()
-        report.handed_off.append((number, case.public_id))
-    if dry_run:
-        db.session.rollback()
-    return report
-
-
 # --- recall ------------------------------------------------------------------------------------------
 
 
@@ -326,7 +284,7 @@ def apply_event(case: Case, event: PartnerEvent) -> tuple[CaseEvent, bool]:
     if event.amount:
         settle(invoice.id, provider=PROVIDER, payment_id=f"{partner.slug}:{event.event_id}", amount=event.amount,
                currency=event.currency or invoice.currency, method="debt_collection",
-               received_at=datetime.combine(event.occurred_on or utcnow().date(), time(12), tzinfo=timezone.utc),
+               received_at=datetime.combine(event.occurred_on or utcnow().date(), time(12), tzinfo=UTC),
                actor=actor)
     if event.kind == "closed_paid":
         _close(case, CaseStatus.CLOSED_PAID, actor)

@@ -11,14 +11,16 @@ from flask import current_app
 from flask_babel import gettext as _
 
 from app.billing.models import Invoice
+from app.core.dates import local_today
 from app.errors import InvalidData
 from app.extensions import db
-from app.links.services import NOTICE_KIND as KIND, IssuedLink, get_signer, issue_link
+from app.links.services import NOTICE_KIND as KIND
+from app.links.services import IssuedLink, get_signer, issue_link
+from app.outbox.base import DeliveryError
 from app.outbox.email import Notice, RenderedEmail, notice_email
 from app.outbox.models import OutboxMessage
-from app.outbox.services import DeliveryError
-from app.portal.services import local_today
-from app.templating import date_filter as fmt_date, money
+from app.templating import date_filter as fmt_date
+from app.templating import money
 
 ACTOR = "link_notice"
 

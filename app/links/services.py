@@ -10,6 +10,7 @@ from sqlalchemy import Select, bindparam, select, update
 
 from app.billing.models import Invoice, InvoiceStatus
 from app.billing.services import record_event
+from app.core.validation import clean_phone, is_e164, is_email
 from app.creditors.models import Creditor
 from app.errors import InvalidData
 from app.extensions import db
@@ -17,9 +18,8 @@ from app.links.models import CHANNELS, AccessLink
 from app.links.signer import LinkSigner, hash_key
 from app.models import utcnow
 from app.outbox.models import OutboxMessage
-from app.outbox.services import E164, enqueue
+from app.outbox.services import enqueue
 from app.readpath import ReadQuery
-from app.support.services import EMAIL, EMAIL_MAX, clean_phone
 
 MAX_TTL_DAYS = 365
 NOTICE_KIND = "link.reissued"  # rendered by app.links.notices
@@ -173,11 +173,11 @@ def reissue(invoice: Invoice, channel: str, *, to: str | None, locale: str, key:
     if channel not in REISSUE_CHANNELS:
         errors["channel"] = "choose"
     to = (to or "").strip() or None
-    if channel == "email" and not (to and len(to) <= EMAIL_MAX and EMAIL.match(to)):
+    if channel == "email" and not is_email(to):
         errors["to"] = "email"
     if channel == "sms":
         to = clean_phone(to)
-        if not (to and E164.fullmatch(to)):
+        if not is_e164(to):
             errors["to"] = "phone"
     if invoice.is_closed:
         errors["invoice"] = f"the invoice is {invoice.status}"

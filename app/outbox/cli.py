@@ -10,9 +10,10 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from app.cli import cli_transaction, creditor_or_fail
+from app.commands import cli_transaction, creditor_or_fail
 from app.extensions import db
-from app.outbox.services import DispatchReport, dead_messages, replay, run_once
+from app.outbox.dispatcher import DispatchReport, run_once
+from app.outbox.services import dead_messages, replay
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,9 @@ from email.utils import format_datetime, parseaddr
 from typing import Any
 
 from app.models import utcnow
+from app.outbox.base import DeliveryError
+from app.outbox.base import render as render_message
 from app.outbox.models import OutboxMessage
-from app.outbox.services import DeliveryError, render_with
 
 
 @dataclass(frozen=True)
@@ -70,20 +71,10 @@ class RenderedEmail:
     attachments: tuple[tuple[str, str, bytes], ...] = ()  # (filename, MIME type, content)
 
 
-#: Which module renders each kind of e-mail, by the kind's first dotted part ("support.received" ->
-#: app.support.emails): its `render_email(message)`, called inside `force_locale(message.locale)`.
-#: Imported on first use, so the outbox does not import every feature.
-RENDER_MODULES: dict[str, str] = {
-    "payment_receipt": "app.payments.receipts",
-    "support": "app.support.emails",
-    "resolution": "app.resolutions.emails",
-    "link": "app.links.notices",
-}
-
-
 def render(message: OutboxMessage) -> RenderedEmail:
-    """The message's subject and parts, in its locale. Raises a permanent DeliveryError for an unknown kind."""
-    return render_with(RENDER_MODULES, "render_email", message, what="e-mail template")
+    """The message's subject and parts, in its locale (its kind's registered renderer). Raises a
+    permanent DeliveryError for a kind without one."""
+    return render_message(message)
 
 
 @dataclass(frozen=True)

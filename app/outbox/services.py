@@ -1,95 +1,27 @@
-"""The outbox: enqueue a side effect with the change that causes it; the dispatcher delivers it.
+"""The outbox: enqueue a side effect with the change that causes it; the dispatcher
+(`outbox.dispatcher`) delivers it.
 
 `enqueue()` adds and flushes, like every service; the caller's transaction commits the message
-together with its cause, or neither. The dispatcher owns its transactions:
-
-1. **Claim** (one short transaction): due pending messages, `SELECT … FOR UPDATE SKIP LOCKED`
-   on PostgreSQL, so that concurrent dispatchers take disjoint batches without waiting for
-   each other. Each claimed row gets `attempts + 1` and a lease, `next_attempt_at = now +
-   OUTBOX_LEASE_SECONDS`, and the transaction commits: no row lock is held while we talk to an
-   SMTP server. A message is due again only when its lease runs out, which happens only if its
-   dispatcher died (or hung longer than the lease) before recording a result.
-2. **Deliver**, each message on its own: render and send through its channel.
-3. **Record** (one transaction per message): delivered, a retry after an exponential backoff
-   with jitter, or dead. The update is fenced by the attempt count read at claim time, so a
-   dispatcher that outlived its lease cannot overwrite what the next one recorded.
-
-Delivery is at least once: a crash between sending and recording sends again when the lease
-runs out. Every message carries its idempotency key to the receiver (for e-mail, a Message-ID
-derived from it and an `X-Idempotency-Key` header) so that repeats can be recognised. Counting
-the attempt at claim time means a message that kills its dispatcher every time still ends
-dead after OUTBOX_MAX_ATTEMPTS claims instead of looping forever.
-
-On SQLite, `FOR UPDATE SKIP LOCKED` is left out by SQLAlchemy: run one dispatcher there
-(SQLite has one writer anyway).
+together with its cause, or neither. An agent or operator looks at dead letters and replays them.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
-import random
-import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, Protocol
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
 
-from flask import current_app
-from flask_babel import force_locale
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.errors import Conflict
 from app.extensions import db
-from app.i18n import DEFAULT_LOCALE
 from app.models import utcnow
+from app.outbox.base import renderers
 from app.outbox.models import OutboxMessage, OutboxStatus
 
 log = logging.getLogger(__name__)
-
-MAX_ERROR_LENGTH = 1000
-
-
-class DeliveryError(Exception):
-    """A delivery failed. `permanent`: trying again cannot help (the recipient was refused, the
-    data to render is gone); the message goes straight to the dead letters. `retry_after`: the
-    receiver asked us to wait at least this long (HTTP Retry-After). `after`: a change to record
-    with the failure, in its transaction (what the channel's own work wrote is rolled back), such
-    as disabling an endpoint that answered 410 Gone."""
-
-    def __init__(self, reason: str, *, permanent: bool = False, retry_after: timedelta | None = None,
-                 after: Callable[[], None] | None = None):
-        super().__init__(reason)
-        self.permanent = permanent
-        self.retry_after = retry_after
-        self.after = after
-
-
-class Channel(Protocol):
-    """Delivers one message (rendering it first) or raises DeliveryError. May write to the
-    session (e.g. issue a link the message carries): that is committed only with its success."""
-
-    def send(self, message: OutboxMessage) -> None: ...
-
-    def close(self) -> None: ...
-
-
-def render_with(modules: Mapping[str, str], function: str, message: OutboxMessage, *, what: str) -> Any:
-    """Render `message` with `function` of the module its kind's first dotted part names in
-    `modules` ("support.reply" -> app.support.emails), imported on first use so that the outbox
-    does not import every feature, and run in the message's locale. A kind without one is a
-    permanent DeliveryError ("no {what} for ...")."""
-    module = modules.get(message.kind.split(".", 1)[0])
-    if module is None:
-        raise DeliveryError(f"no {what} for {message.kind!r}", permanent=True)
-    with force_locale(message.locale or DEFAULT_LOCALE):
-        return getattr(importlib.import_module(module), function)(message)
-
-
-#: "+", then 8 to 15 digits, the first not 0: a number an SMS can go to (E.164).
-E164 = re.compile(r"\+[1-9][0-9]{7,14}")
-
 
 # --- writing -----------------------------------------------------------------------------------
 
@@ -99,7 +31,10 @@ def enqueue(
     creditor_id: int | None, locale: str | None, now: datetime | None = None,
 ) -> OutboxMessage:
     """Add a message to the caller's transaction (flushed, not committed). A second call with the
-    same idempotency key returns the first message unchanged: the cause may be retried safely."""
+    same idempotency key returns the first message unchanged: the cause may be retried safely.
+    A kind nothing renders on this channel is a programming error (LookupError), never a message."""
+    if renderers().find(channel, kind) is None:
+        raise LookupError(f"no renderer registered for {channel} {kind!r}")
     existing = _by_key(idempotency_key)
     if existing is not None:
         return existing
@@ -145,231 +80,3 @@ def replay(message_id: int, *, now: datetime | None = None) -> OutboxMessage | N
     db.session.flush()
     log.info("outbox message %s (%s) put back in the queue", message.id, message.kind)
     return message
-
-
-# --- the dispatcher ----------------------------------------------------------------------------
-
-
-@dataclass
-class DispatchReport:
-    claimed: int = 0
-    delivered: int = 0
-    retried: int = 0
-    dead: int = 0
-
-    def add(self, other: DispatchReport) -> None:
-        self.claimed += other.claimed
-        self.delivered += other.delivered
-        self.retried += other.retried
-        self.dead += other.dead
-
-    def __str__(self) -> str:
-        return f"{self.delivered} delivered, {self.retried} to retry, {self.dead} dead"
-
-
-@dataclass(frozen=True)
-class Policy:
-    """The dispatcher's settings, read from the app's config when it starts. `deadline`: a
-    message is dead once it has been failing this long (since it was written or replayed),
-    whatever its number of attempts; partners' webhooks are retried for about three days so."""
-
-    max_attempts: int
-    retry_base: timedelta
-    retry_max: timedelta
-    lease: timedelta
-    deadline: timedelta | None = None
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> Policy:
-        return cls(
-            max_attempts=config["OUTBOX_MAX_ATTEMPTS"],
-            retry_base=timedelta(seconds=config["OUTBOX_RETRY_BASE_SECONDS"]),
-            retry_max=timedelta(seconds=config["OUTBOX_RETRY_MAX_SECONDS"]),
-            lease=timedelta(seconds=config["OUTBOX_LEASE_SECONDS"]),
-        )
-
-    @classmethod
-    def for_webhooks(cls, config: Mapping[str, Any]) -> Policy:
-        return cls(
-            max_attempts=WEBHOOK_MAX_ATTEMPTS,
-            retry_base=timedelta(seconds=config["WEBHOOK_RETRY_BASE_SECONDS"]),
-            retry_max=timedelta(seconds=config["WEBHOOK_RETRY_MAX_SECONDS"]),
-            lease=timedelta(seconds=config["OUTBOX_LEASE_SECONDS"]),
-            deadline=timedelta(hours=config["WEBHOOK_DEADLINE_HOURS"]),
-        )
-
-
-    def for_channel(self, _channel: str) -> Policy:
-        return self
-
-
-WEBHOOK_MAX_ATTEMPTS = 60  # a bound on claims, for a message that kills its dispatcher every time
-
-
-@dataclass(frozen=True)
-class Policies:
-    """The dispatcher's policy per channel: e-mail and SMS by OUTBOX_*, webhooks by WEBHOOK_* (a
-    deadline). Answers `for_channel` like a single Policy, so either can be given to `claim`."""
-
-    default: Policy
-    webhook: Policy
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> Policies:
-        return cls(Policy.from_config(config), Policy.for_webhooks(config))
-
-    def for_channel(self, channel: str) -> Policy:
-        return self.webhook if channel == "webhook" else self.default
-
-
-def backoff(attempts: int, policy: Policy, rng: Callable[[float, float], float] = random.uniform) -> timedelta:
-    """The wait before the next try after `attempts` failed ones: base · 2^(attempts-1), capped,
-    of which a random half ("equal jitter"), so that messages that failed together (a mail
-    server outage) do not all come back in the same second."""
-    ceiling = min(policy.retry_max.total_seconds(), policy.retry_base.total_seconds() * 2 ** max(attempts - 1, 0))
-    return timedelta(seconds=rng(ceiling / 2, ceiling))
-
-
-def open_channels(config: Mapping[str, Any]) -> dict[str, Channel]:
-    """The channels a dispatcher run delivers through; each may keep a connection for the run.
-    SMS only when SMS_PROVIDER is set: otherwise an "sms" message is dead as an unknown channel."""
-    from app.outbox.email import EmailChannel, SmtpSettings
-    from app.outbox.webhooks import WebhookChannel
-
-    channels: dict[str, Channel] = {"email": EmailChannel(SmtpSettings.from_config(config)),
-                                    "webhook": WebhookChannel.from_config(config)}
-    if config["SMS_PROVIDER"]:
-        from app.outbox.sms import SmsChannel, SmsSettings
-
-        channels["sms"] = SmsChannel(SmsSettings.from_config(config))
-    return channels
-
-
-def claim(batch_size: int, *, now: datetime, policy: Policy | Policies) -> tuple[list[tuple[int, int]], int]:
-    """Take up to `batch_size` due messages and commit their lease: (id, attempts) of each taken,
-    and how many were found dead instead.
-
-    A message whose attempts are used up was claimed before and never came back (its dispatcher
-    died during the last try): it is marked dead here rather than tried beyond the limit."""
-    messages = db.session.scalars(
-        select(OutboxMessage)
-        .where(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.next_attempt_at <= now)
-        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-        .limit(batch_size)
-        .with_for_update(skip_locked=True)
-    ).all()
-    claimed, dead = [], 0
-    for message in messages:
-        channel_policy = policy.for_channel(message.channel)
-        if message.attempts >= channel_policy.max_attempts:
-            message.status = OutboxStatus.DEAD
-            message.last_error = _clip(f"no result after attempt {message.attempts}; before: {message.last_error}")
-            log.error("outbox message %s (%s) is dead: its last try never finished", message.id, message.kind)
-            dead += 1
-            continue
-        message.attempts += 1
-        message.next_attempt_at = now + channel_policy.lease
-        claimed.append((message.id, message.attempts))
-    db.session.commit()
-    return claimed, dead
-
-
-def dispatch(
-    batch_size: int | None = None, *, now: datetime | None = None, channels: Mapping[str, Channel] | None = None,
-) -> DispatchReport:
-    """Claim one batch of due messages and deliver each (see the module's docstring). Commits."""
-    config = current_app.config
-    policy = Policies.from_config(config)
-    now = now or utcnow()
-    claimed, dead = claim(batch_size or config["OUTBOX_BATCH_SIZE"], now=now, policy=policy)
-    report = DispatchReport(claimed=len(claimed) + dead, dead=dead)
-    if not claimed:
-        return report
-    own_channels = channels is None
-    channels = open_channels(config) if own_channels else channels
-    try:
-        for message_id, attempts in claimed:
-            outcome = _deliver(message_id, attempts, channels, policy, now)
-            setattr(report, outcome, getattr(report, outcome) + 1)
-    finally:
-        if own_channels:
-            for channel in channels.values():
-                channel.close()
-    return report
-
-
-def run_once(batch_size: int | None = None, *, now: datetime | None = None) -> DispatchReport:
-    """Deliver everything due now, batch after batch, then return what happened."""
-    batch_size = batch_size or current_app.config["OUTBOX_BATCH_SIZE"]
-    total = DispatchReport()
-    while True:
-        report = dispatch(batch_size, now=now)
-        total.add(report)
-        if report.claimed < batch_size:
-            return total
-
-
-def _deliver(message_id: int, attempts: int, channels: Mapping[str, Channel], policies: Policy | Policies,
-             now: datetime) -> str:
-    """Send one claimed message and record the result: "delivered", "retried" or "dead"."""
-    message = db.session.get(OutboxMessage, message_id)
-    if message is None:  # deleted since the claim (its creditor was removed): nothing left to send
-        return "dead"
-    kind, channel = message.kind, channels.get(message.channel)
-    policy = policies.for_channel(message.channel)
-    began = message.replayed_at or message.created_at
-    try:
-        if channel is None:
-            raise DeliveryError(f"no channel {message.channel!r}", permanent=True)
-        channel.send(message)
-    except Exception as exc:  # noqa: BLE001 - any failure is recorded on the message, never lost
-        db.session.rollback()  # whatever rendering wrote (a link issued for this e-mail) goes too
-        return _record_failure(message_id, attempts, exc, policy, now, began)
-    _mark_delivered(message_id, attempts)
-    db.session.commit()
-    log.info("outbox message %s (%s) delivered on attempt %s", message_id, kind, attempts)
-    return "delivered"
-
-
-def _fenced(message_id: int, attempts: int):
-    """An update of this message only if it is still ours: pending, and not claimed again since."""
-    return update(OutboxMessage).where(
-        OutboxMessage.id == message_id, OutboxMessage.attempts == attempts,
-        OutboxMessage.status == OutboxStatus.PENDING,
-    ).execution_options(synchronize_session=False)
-
-
-def _mark_delivered(message_id: int, attempts: int) -> None:
-    result = db.session.execute(
-        _fenced(message_id, attempts).values(status=OutboxStatus.DELIVERED, delivered_at=utcnow(), last_error=None)
-    )
-    if result.rowcount != 1:  # our lease ran out and another dispatcher took it: it may send it again
-        log.warning("outbox message %s was delivered after its lease ran out", message_id)
-
-
-def _record_failure(message_id: int, attempts: int, exc: Exception, policy: Policy, now: datetime,
-                    began: datetime | None = None) -> str:
-    permanent = isinstance(exc, DeliveryError) and exc.permanent
-    reason = _clip(str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}")
-    overdue = policy.deadline is not None and began is not None and now - began >= policy.deadline
-    if permanent or attempts >= policy.max_attempts or overdue:
-        values, outcome = {"status": OutboxStatus.DEAD, "last_error": reason}, "dead"
-        log.error("outbox message %s is dead after attempt %s: %s", message_id, attempts, reason)
-    else:
-        wait = backoff(attempts, policy)
-        asked = exc.retry_after if isinstance(exc, DeliveryError) else None
-        if asked is not None and asked > wait:  # the receiver's Retry-After, within the retry cap
-            wait = min(asked, max(policy.retry_max, wait))
-        retry_at = now + wait
-        values, outcome = {"next_attempt_at": retry_at, "last_error": reason}, "retried"
-        log.warning("outbox message %s failed (attempt %s), retry at %s: %s", message_id, attempts,
-                    f"{retry_at:%Y-%m-%d %H:%M:%S}", reason, exc_info=not isinstance(exc, DeliveryError))
-    db.session.execute(_fenced(message_id, attempts).values(**values))
-    if isinstance(exc, DeliveryError) and exc.after is not None:
-        exc.after()
-    db.session.commit()
-    return outcome
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_ERROR_LENGTH else text[: MAX_ERROR_LENGTH - 1] + "…"

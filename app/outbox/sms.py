@@ -1,7 +1,7 @@
 """The SMS channel: render a message to a short text in its language, send it through Twilio.
 
-Rendering happens at delivery time, like e-mail: `SMS_RENDER_MODULES` names the module whose
-`render_sms(message)` returns the text, called inside `force_locale(message.locale)`. The text is
+Rendering happens at delivery time, like e-mail: the kind's registered renderer (`outbox.base`)
+returns the text, called inside `force_locale(message.locale)`. The text is
 sent with Twilio's Programmable Messaging API (`client.messages.create`) from SMS_FROM.
 
 Before any network call, a recipient that is not E.164 and a text that is empty or longer than
@@ -34,8 +34,10 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
+from app.core.validation import E164
+from app.outbox.base import DeliveryError
+from app.outbox.base import render as render_message
 from app.outbox.models import OutboxMessage
-from app.outbox.services import E164, DeliveryError, render_with
 
 #: Twilio's limit on a message body (error 21617 above it).
 MAX_TEXT_LENGTH = 1600
@@ -77,17 +79,10 @@ class SmsSettings:
         return [self.auth_token, basic]
 
 
-#: Which module writes the text of each kind of SMS, by the kind's first dotted part ("link.reminder"
-#: -> its module): its `render_sms(message) -> str`, called inside `force_locale(message.locale)`.
-#: Features register their kinds here; imported on first use, so the outbox does not import them.
-SMS_RENDER_MODULES: dict[str, str] = {
-    "link": "app.links.notices",
-}
-
-
 def render(message: OutboxMessage) -> str:
-    """The message's text, in its locale. Raises a permanent DeliveryError for an unknown kind."""
-    return render_with(SMS_RENDER_MODULES, "render_sms", message, what="SMS text")
+    """The message's text, in its locale (its kind's registered renderer). Raises a permanent
+    DeliveryError for a kind without one."""
+    return render_message(message)
 
 
 def check_recipient(recipient: str) -> None:

@@ -1,6 +1,6 @@
 """The webhook channel: deliver a message as a signed HTTP POST, following Standard Webhooks.
 
-A renderer (`WEBHOOK_RENDER_MODULES`, by the kind's first dotted part) turns the outbox message
+A renderer (registered for the kind's first dotted part, see `outbox.base`) turns the outbox message
 into a `WebhookRequest`: where to, the body, the secrets to sign with, the Idempotency-Key and
 what to do if the endpoint is gone. The channel adds the Standard Webhooks headers, signed with
 the `standardwebhooks` package:
@@ -28,7 +28,7 @@ import ipaddress
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,17 +37,12 @@ import requests
 from standardwebhooks import Webhook
 
 from app.models import utcnow
+from app.outbox.base import DeliveryError
+from app.outbox.base import render as render_message
 from app.outbox.models import OutboxMessage
-from app.outbox.services import DeliveryError, render_with
 
 USER_AGENT = "payment-portal-webhooks/1.0"
 MAX_RETRY_AFTER = timedelta(hours=6)
-
-#: Which module turns each kind of webhook message into a request: its `render_webhook(message)`.
-WEBHOOK_RENDER_MODULES: dict[str, str] = {
-    "collection": "app.debt_collection.deliveries",
-}
-
 
 @dataclass(frozen=True)
 class WebhookRequest:
@@ -131,7 +126,8 @@ def sign(request: WebhookRequest, msg_id: str, at: datetime) -> dict[str, str]:
 
 
 def render(message: OutboxMessage) -> WebhookRequest:
-    return render_with(WEBHOOK_RENDER_MODULES, "render_webhook", message, what="webhook")
+    """The request for this message (its kind's registered renderer)."""
+    return render_message(message)
 
 
 def retry_after(value: str | None, now: datetime) -> timedelta | None:
@@ -146,7 +142,7 @@ def retry_after(value: str | None, now: datetime) -> timedelta | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     return min(max(when - now, timedelta(0)), MAX_RETRY_AFTER)
 
 

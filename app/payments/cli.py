@@ -8,10 +8,11 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from app.cli import cli_transaction, creditor_or_fail
+from app.commands import cli_transaction, creditor_or_fail
 from app.money import format_money
 from app.payments.providers import creditor_gateways, offer_gateway, pay_options, withdraw_gateway
-from app.payments.services import apply_received_events, refunds_due
+from app.payments.refunds import refunds_due
+from app.payments.worker import apply_received_events
 
 
 @click.group(cls=AppGroup, help="Choose the payment providers and methods a creditor offers.")

@@ -23,6 +23,7 @@ from app.payments import gateways as registry
 from app.payments.gateways.base import METHOD_REACH, Gateway
 from app.payments.gateways.simulator import SimulatorConfig, SimulatorGateway
 from app.payments.models import CreditorGateway
+from app.payments.simulator_store import DatabaseSimulatorStore
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,6 @@ def simulator_secret(creditor: Creditor) -> str:
 
 
 def simulator_for(creditor: Creditor) -> SimulatorGateway:
-    from app.payments.simulator import DatabaseSimulatorStore
-
     base = creditor.portal_base_url or current_app.config["PORTAL_BASE_URL"]
     return SimulatorGateway(SimulatorConfig(secret=simulator_secret(creditor), page_base_url=base), DatabaseSimulatorStore())
 

@@ -17,16 +17,17 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from app.billing.models import Customer, Invoice, InvoiceEvent
+from app.core.dates import local_today
 from app.creditors.models import Creditor
 from app.errors import InvalidData
 from app.extensions import db
 from app.i18n import DEFAULT_LOCALE, normalise_locale
 from app.links.services import IssuedLink, get_signer, issue_link
+from app.outbox.base import DeliveryError
 from app.outbox.email import RenderedEmail
 from app.outbox.models import OutboxMessage
-from app.outbox.services import DeliveryError, enqueue
+from app.outbox.services import enqueue
 from app.payments.models import Payment
-from app.portal.services import local_today
 
 KIND = "payment_receipt"
 ACTOR = "receipt"
@@ -199,9 +200,6 @@ def receipt_email(message: OutboxMessage) -> RenderedEmail:
         sender_name=receipt.creditor.name,
         reply_to=receipt.creditor.support_email,
     )
-
-
-render_email = receipt_email  # the outbox's e-mail channel renders "payment_receipt" messages with it
 
 
 def _bill_link(invoice: Invoice) -> IssuedLink | None:

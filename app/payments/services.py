@@ -8,16 +8,16 @@ whichever comes first: the webhook, the return page, a retry or a bank file.
 
 from __future__ import annotations
 
-import functools
 import secrets
-from collections.abc import Callable, Iterable
-from datetime import date, datetime, time, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
 
 from blinker import signal
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app.billing.models import Invoice, InvoiceStatus as S
+from app.billing.models import Invoice
+from app.billing.models import InvoiceStatus as S
 from app.billing.services import record_event, record_payment
 from app.errors import InvalidData
 from app.extensions import db
@@ -25,13 +25,12 @@ from app.models import utcnow
 from app.payments.gateways.base import (
     CheckoutRequest,
     Gateway,
-    GatewayError,
     GatewayEvent,
     GatewayStatus,
     Party,
     PaymentStatus,
 )
-from app.payments.models import Payment, PaymentAttempt, Refund, WebhookEvent
+from app.payments.models import Payment, PaymentAttempt
 from app.payments.receipts import enqueue_receipt
 
 #: Sent, in its transaction, with every payment recorded for a bill that was in debt collection
@@ -230,142 +229,6 @@ def apply_status(attempt: PaymentAttempt, update: GatewayStatus | GatewayEvent, 
     return True
 
 
-def ingest_events(provider: str, creditor_id: int, events: Iterable[GatewayEvent], *, apply: bool = True) -> list[str]:
-    """Store each verified event once and, with `apply`, apply it at most once. One outcome per
-    event: duplicate, received (stored, to be applied by `apply_received_events`), stored (a type
-    we do not act on), unknown_payment, applied or unchanged.
-
-    `creditor_id` is the creditor whose key verified the events: they may only touch its invoices.
-
-    A duplicate costs one read and no write. Providers re-send until they get a 2xx, so most
-    duplicates are of events stored long ago: their ids are looked up first and nothing is
-    inserted for them. An INSERT that fails on the unique key would still write (a dead row, a
-    sequence value, WAL) and make the commit wait for the disk. The unique key stays the
-    arbiter between two first deliveries of one event racing each other: the second INSERT
-    waits for the first to commit, then does nothing (ON CONFLICT DO NOTHING)."""
-    events = list(events)
-    connection = db.session.connection()  # Core on the session's connection: no ORM work per statement
-    insert_event, known_events = _webhook_statements(connection.dialect.name)
-    seen = set(connection.scalars(
-        known_events, {"provider": provider, "ids": list({event.event_id for event in events})}
-    )) if events else set()
-    outcomes = []
-    for event in events:
-        if event.event_id in seen:  # stored before, or earlier in this batch
-            outcomes.append("duplicate")
-            continue
-        seen.add(event.event_id)
-        outcome = "received" if event.status else "stored"
-        record_id = connection.scalar(insert_event, {
-            "provider": provider, "event_id": event.event_id, "event_type": event.event_type,
-            "creditor_id": creditor_id, "provider_ref": event.provider_ref, "outcome": outcome,
-            "payload": dict(event.payload), "event": _event_record(event), "received_at": utcnow(),
-        })
-        if record_id is None:  # a first delivery racing ours committed the same event first
-            outcomes.append("duplicate")
-            continue
-        if apply and event.status is not None:
-            record = db.session.get(WebhookEvent, record_id)
-            _apply(record, event)
-            outcome = record.outcome
-        outcomes.append(outcome)
-    db.session.flush()
-    return outcomes
-
-
-@functools.cache
-def _webhook_statements(dialect: str):
-    """The two statements of storing an event, built once per dialect (and then compiled once):
-    `INSERT … ON CONFLICT DO NOTHING RETURNING id`, on PostgreSQL and SQLite alike (one round trip
-    where a savepoint, an INSERT and a release took three; a lost race writes nothing), and the
-    read of the ids already stored."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    columns = ("provider", "event_id", "event_type", "creditor_id", "provider_ref", "outcome", "payload",
-               "event", "received_at")
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(WebhookEvent)
-    insert_event = (insert.values({name: bindparam(name) for name in columns})
-                    .on_conflict_do_nothing(index_elements=["provider", "event_id"]).returning(WebhookEvent.id))
-    known_events = select(WebhookEvent.event_id).where(
-        WebhookEvent.provider == bindparam("provider"), WebhookEvent.event_id.in_(bindparam("ids", expanding=True)))
-    return insert_event, known_events
-
-
-def apply_received_events(limit: int = 100) -> dict[str, int]:
-    """Apply stored events not applied yet, oldest first, each in its own transaction (this commits:
-    it is the worker's loop, `flask payments apply-events`). Several workers can run side by side on
-    PostgreSQL: each event is claimed with FOR UPDATE SKIP LOCKED. Returns outcomes counted."""
-    counts: dict[str, int] = {}
-    for _ in range(limit):
-        record = db.session.scalar(
-            select(WebhookEvent).where(WebhookEvent.outcome == "received").order_by(WebhookEvent.id)
-            .limit(1).with_for_update(skip_locked=True)
-        )
-        if record is None:
-            break
-        _apply(record, _event_from_record(record))
-        db.session.commit()
-        counts[record.outcome] = counts.get(record.outcome, 0) + 1
-    return counts
-
-
-def _apply(record: WebhookEvent, event: GatewayEvent) -> None:
-    attempt = _attempt_of(record.provider, record.creditor_id, event.provider_ref)
-    if attempt is None:
-        record.outcome = "unknown_payment"
-    else:
-        record.outcome = "applied" if apply_status(attempt, event, actor=record.provider) else "unchanged"
-    record.applied_at = utcnow()
-
-
-def _event_record(event: GatewayEvent) -> dict:
-    """The event in our terms, as JSON: what applying it needs, without the provider's payload."""
-    return {
-        "status": event.status, "amount": event.amount, "currency": event.currency, "payment_id": event.payment_id,
-        "method": event.method, "occurred_at": event.occurred_at.isoformat() if event.occurred_at else None,
-    }
-
-
-def _event_from_record(record: WebhookEvent) -> GatewayEvent:
-    data = record.event or {}
-    occurred = data.get("occurred_at")
-    return GatewayEvent(
-        provider=record.provider, event_id=record.event_id, event_type=record.event_type,
-        provider_ref=record.provider_ref, status=data.get("status"), amount=data.get("amount"),
-        currency=data.get("currency"), payment_id=data.get("payment_id"), method=data.get("method"),
-        occurred_at=datetime.fromisoformat(occurred) if occurred else None,
-    )
-
-
-def _attempt_of(provider: str, creditor_id: int, provider_ref: str | None) -> PaymentAttempt | None:
-    """The attempt an event names, by the provider's id or by our own attempt ref (Adyen signs the
-    merchant reference, ours, and not its session id), among this creditor's invoices only.
-    Read without a lock: `apply_status` locks the invoice, then the attempt, and decides again."""
-    if not provider_ref:
-        return None
-    return db.session.scalar(
-        select(PaymentAttempt)
-        .join(Invoice, PaymentAttempt.invoice_id == Invoice.id)
-        .where(
-            PaymentAttempt.provider == provider,
-            or_(PaymentAttempt.provider_ref == provider_ref, PaymentAttempt.public_ref == provider_ref),
-            Invoice.creditor_id == creditor_id,
-        )
-    )
-
-
-def refunds_due(creditor_id: int) -> list[Payment]:
-    """Payments with money owed back to the customer, for the agents' inbox."""
-    return list(
-        db.session.scalars(
-            select(Payment)
-            .join(Invoice, Payment.invoice_id == Invoice.id)
-            .where(Invoice.creditor_id == creditor_id, Payment.refund_due > 0)
-            .order_by(Payment.id)
-        )
-    )
-
-
 # --- by hand: payments an agent records, refunds, bank entries an agent decides -------------------------
 
 MANUAL_METHODS = ("bank_transfer", "cash", "card_terminal", "cheque", "other")
@@ -390,7 +253,7 @@ def record_manual_payment(invoice: Invoice, amount: int, *, received_on: date, m
         raise InvalidData(errors)
     payment_id = f"manual:{key}"
     payment = settle(invoice.id, provider="manual", payment_id=payment_id, amount=amount, currency=invoice.currency,
-                     method=method, received_at=datetime.combine(received_on, time(12), tzinfo=timezone.utc),
+                     method=method, received_at=datetime.combine(received_on, time(12), tzinfo=UTC),
                      actor=actor)
     if payment is None:  # this key recorded it already
         return db.session.scalar(select(Payment).where(Payment.provider == "manual",
@@ -398,61 +261,3 @@ def record_manual_payment(invoice: Invoice, amount: int, *, received_on: date, m
     if note:
         record_event(invoice, "payment_note", actor, payment_id=payment_id, note=note[:500])
     return payment
-
-
-REFUND_CHANNELS = ("provider", "bank_transfer")
-
-
-def refund_channels(payment: Payment) -> tuple[str, ...]:
-    """How a payment can be paid back: through the provider that took it, or by the creditor's
-    bank; money that came by bank (a file, an agent's record) only by bank."""
-    return ("bank_transfer",) if payment.provider in ("manual", "bank_transfer") else REFUND_CHANNELS
-
-
-def refund_payment(payment: Payment, amount: int, *, channel: str, key: str, actor: str,
-                   gateway: Gateway | None = None, note: str | None = None) -> Refund:
-    """Pay back what is owed on a payment (`refund_due`): through the provider that took it
-    (`gateway`, idempotent on `key`), or record that the creditor's bank sent it. The invoice keeps
-    only what it keeps: its amount paid goes down by the refund. Raises GatewayError when the
-    provider refuses (nothing is recorded then; the same key is safe to try again)."""
-    existing = db.session.scalar(select(Refund).where(Refund.idempotency_key == key)) if key else None
-    if existing is not None:
-        return existing
-    invoice = lock_invoice(payment.invoice_id)
-    db.session.refresh(payment, with_for_update=True)
-    errors = {}
-    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
-        errors["amount"] = "not_positive"
-    elif amount > payment.refund_due:
-        errors["amount"] = "more_than_due"
-    if channel not in REFUND_CHANNELS:
-        errors["channel"] = "choose"
-    elif channel not in refund_channels(payment) or (channel == "provider" and gateway is None):
-        errors["channel"] = "no_provider"
-    if not key or len(key) > 100:
-        errors["key"] = "missing"
-    if errors:
-        raise InvalidData(errors)
-    refund = Refund(payment_id=payment.id, amount=amount, currency=payment.currency, channel=channel,
-                    idempotency_key=key, actor=actor, note=(note or "").strip()[:500] or None, status="succeeded")
-    if channel == "provider":
-        result = gateway.refund(payment.provider_payment_id, amount, f"refund-{key}")
-        refund.provider_refund_id, refund.status = result.refund_id, result.status
-    if refund.status == "failed":
-        raise GatewayError("the provider refused the refund", code="refund_failed")
-    db.session.add(refund)
-    payment.refund_due -= amount
-    payment.refunded += amount
-    if not invoice.is_closed:  # a payment to a closed invoice was never counted in its amount paid
-        invoice.amount_paid -= amount
-    record_event(invoice, "refund_sent", actor, amount=amount, currency=payment.currency, channel=channel,
-                 payment_id=payment.provider_payment_id, refund_id=refund.provider_refund_id)
-    db.session.flush()
-    return refund
-
-
-def refunds_of(payment_ids: Iterable[int]) -> list[Refund]:
-    ids = list(payment_ids)
-    if not ids:
-        return []
-    return list(db.session.scalars(select(Refund).where(Refund.payment_id.in_(ids)).order_by(Refund.id)))

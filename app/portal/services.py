@@ -6,19 +6,18 @@ import hmac
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date, datetime
 
 from sqlalchemy import Select, bindparam, exists, func, select
 from sqlalchemy.orm import contains_eager, selectinload
 
-from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceLine, InvoiceStatus as S
+from app.billing.models import Customer, Invoice, InvoiceEvent
+from app.billing.models import InvoiceStatus as S
+from app.core.dates import parse_date
 from app.creditors.models import Creditor
 from app.extensions import db
-from app.i18n import country_zone
 from app.readpath import ReadQuery
 from app.resolutions.models import Resolution
 from app.support.models import SupportRequest
-
 
 MAX_PUBLIC_ID = 32
 
@@ -95,66 +94,12 @@ def load_bill(public_id: str) -> Invoice | None:
     )
 
 
-# A bill page lists at most this many ordinary lines (plus every fee); longer bills link to
-# the full list, so the page stays small and readable on a phone.
-LINES_SHOWN = 50
-LINES_FOLD_AFTER = 60
-
-
-def visible_lines(lines: list[InvoiceLine]) -> tuple[list[InvoiceLine], int]:
-    """The lines the bill page shows, and how many it leaves for the full list."""
-    if len(lines) <= LINES_FOLD_AFTER:
-        return lines, 0
-    shown = [line for i, line in enumerate(lines) if i < LINES_SHOWN or line.is_fee]
-    return shown, len(lines) - len(shown)
-
-
-def local_today(country: str, now: datetime) -> date:
-    """Today's date where the creditor is: due dates are local dates."""
-    return now.astimezone(country_zone(country)).date()
-
-
-@dataclass(frozen=True)
-class DueState:
-    """What the status line says: kind is due, due_today, overdue, paid, disputed, on_hold or in_collection."""
-
-    kind: str
-    days: int = 0
-
-
-def due_state(invoice: Invoice, today: date) -> DueState:
-    if invoice.status == S.PAID or invoice.balance <= 0:
-        return DueState("paid")
-    if invoice.status in (S.DISPUTED, S.ON_HOLD, S.IN_COLLECTION):
-        return DueState(invoice.status)
-    days = (invoice.due_date - today).days
-    if days > 0:
-        return DueState("due", days)
-    if days == 0:
-        return DueState("due_today")
-    return DueState("overdue", -days)
-
-
 # --- step-up -----------------------------------------------------------------------
 
 
 def _normalise(value: str) -> str:
     value = unicodedata.normalize("NFKC", value or "")
     return re.sub(r"[\s.\-/]", "", value).casefold()
-
-
-def parse_date(value: str) -> date | None:
-    value = (value or "").strip()
-    for pattern in (r"(\d{4})-(\d{2})-(\d{2})", r"(\d{2})[./](\d{2})[./](\d{4})"):
-        m = re.fullmatch(pattern, value)
-        if m:
-            parts = m.groups()
-            y, mo, d = (parts if len(parts[0]) == 4 else (parts[2], parts[1], parts[0]))
-            try:
-                return date(int(y), int(mo), int(d))
-            except ValueError:
-                return None
-    return None
 
 
 def expected_answer(mode: str, customer: Customer) -> str | None:

@@ -7,11 +7,11 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from app.cli import cli_transaction, creditor_or_fail
+from app.commands import cli_transaction, creditor_or_fail
+from app.core.dates import local_today
 from app.extensions import db
 from app.models import utcnow
 from app.money import format_money
-from app.portal.services import local_today
 from app.resolutions import services
 from app.resolutions.models import Resolution, Status
 

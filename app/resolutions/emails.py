@@ -11,15 +11,16 @@ from datetime import timedelta
 
 from flask_babel import gettext as _
 
+from app.core.dates import local_today
 from app.extensions import db
+from app.outbox.base import DeliveryError
 from app.outbox.email import Notice, RenderedEmail, notice_email
 from app.outbox.models import OutboxMessage
-from app.outbox.services import DeliveryError
 from app.payments.receipts import email_bill_link
-from app.portal.services import local_today
 from app.resolutions.calendar import event_ics
 from app.resolutions.models import Resolution
-from app.templating import date_filter as fmt_date, money
+from app.templating import date_filter as fmt_date
+from app.templating import money
 
 ACTOR = "resolution_email"
 

@@ -17,7 +17,8 @@ from datetime import date, timedelta
 
 from flask_babel import gettext as _
 
-from app.billing.models import Invoice, InvoiceStatus as S
+from app.billing.models import Invoice
+from app.billing.models import InvoiceStatus as S
 from app.resolutions.models import Kind, Resolution, Status
 
 

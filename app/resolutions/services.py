@@ -19,20 +19,28 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
-from flask_babel import force_locale, gettext as _
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from app.billing.corrections import LineCorrection, LineCredit, correct_lines, creditable, issue_credit_note
-from app.billing.models import Invoice, InvoiceStatus as S
+from app.billing.models import Invoice
+from app.billing.models import InvoiceStatus as S
 from app.billing.services import (
-    add_charge, cancel_invoice, move_due_date, record_event, release, resume, transition,
+    add_charge,
+    cancel_invoice,
+    move_due_date,
+    record_event,
+    release,
+    resume,
+    transition,
 )
 from app.errors import IllegalTransition, InvalidData
 from app.extensions import db
-from app.money import round_half_up
 from app.models import utcnow
+from app.money import round_half_up
 from app.outbox.services import enqueue
 from app.resolutions.models import DISPUTE_REASONS, Instalment, Kind, Resolution, Status
 from app.resolutions.pause import Dunning, dunning

@@ -14,22 +14,31 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
-from flask_babel import force_locale, gettext as _
+from flask_babel import force_locale
+from flask_babel import gettext as _
 
 from app.billing.models import Invoice
+from app.core.dates import local_today
 from app.errors import InvalidData
 from app.extensions import db, limiter
-from app.security import accepts_uploads
-from app.i18n import select_locale
+from app.i18n import language_switch, select_locale
 from app.models import utcnow
-from app.portal.services import local_today
-from app.portal.views import granted, language_switch, load_bill_or_404, unavailable
+from app.portal.access import bill_required, load_bill_or_404, unavailable
+from app.portal.services import BillAccess
 from app.resolutions import services
 from app.resolutions.emails import promise_ics, reason_label
 from app.resolutions.forms import (
-    DeferralForm, DisputeForm, PlanForm, PlanRequestForm, PromiseForm, SelfServiceForm, reason_choices, scope_choices,
+    DeferralForm,
+    DisputeForm,
+    PlanForm,
+    PlanRequestForm,
+    PromiseForm,
+    SelfServiceForm,
+    reason_choices,
+    scope_choices,
 )
 from app.resolutions.models import Kind, Resolution
+from app.security import accepts_uploads
 from app.support.attachments import read_upload
 from app.support.forms import attachment_problem
 
@@ -46,12 +55,9 @@ def _limit() -> str:
     return current_app.config["SELF_SERVICE_RATE_LIMIT"]
 
 
-def _bill(public_id: str) -> tuple[Invoice | None, date | None, Response | None]:
-    """The bill and the creditor's today, if this browser may see it; else the answer to give."""
-    access, answer = granted(public_id)
-    if answer is not None:
-        return None, None, answer
-    return load_bill_or_404(public_id), local_today(access.country, utcnow()), None
+def _bill(public_id: str, access: BillAccess) -> tuple[Invoice, date]:
+    """The bill (its grant checked by `bill_required`) and the creditor's today."""
+    return load_bill_or_404(public_id), local_today(access.country, utcnow())
 
 
 def _fresh(form: SelfServiceForm) -> SelfServiceForm:
@@ -161,11 +167,10 @@ def _run(flow: Flow, record: Callable[[], tuple[Resolution, bool]],
 @bp.route("/b/<public_id>/dispute", methods=["GET", "POST"])
 @limiter.limit(_limit, methods=["POST"])
 @accepts_uploads
-def dispute(public_id: str):
+@bill_required
+def dispute(public_id: str, access: BillAccess):
     """Dispute the whole bill or some of its lines, with a reason, a message and proof."""
-    invoice, today, answer = _bill(public_id)
-    if answer is not None:
-        return answer
+    invoice, today = _bill(public_id, access)
     form = _fresh(DisputeForm())
     form.scope.choices, form.reason.choices = scope_choices(), reason_choices()
     if request.method == "GET" and request.args.get("line", "").isdigit():
@@ -185,11 +190,10 @@ def dispute(public_id: str):
 
 @bp.route("/b/<public_id>/promise", methods=["GET", "POST"])
 @limiter.limit(_limit, methods=["POST"])
-def promise(public_id: str):
+@bill_required
+def promise(public_id: str, access: BillAccess):
     """Promise to pay by a date within the creditor's limit; reminders wait until then."""
-    invoice, today, answer = _bill(public_id)
-    if answer is not None:
-        return answer
+    invoice, today = _bill(public_id, access)
     form = _fresh(PromiseForm())
     form.range = services.promise_window(invoice, today)
 
@@ -204,11 +208,10 @@ def promise(public_id: str):
 
 @bp.route("/b/<public_id>/more-time", methods=["GET", "POST"])
 @limiter.limit(_limit, methods=["POST"])
-def deferral(public_id: str):
+@bill_required
+def deferral(public_id: str, access: BillAccess):
     """A later due date: granted at once within the creditor's rules, else a request for an agent."""
-    invoice, today, answer = _bill(public_id)
-    if answer is not None:
-        return answer
+    invoice, today = _bill(public_id, access)
     form = _fresh(DeferralForm())
     form.range = services.deferral_window(invoice, today)
     flow = Flow("deferral", "deferral.html", invoice, today, form,
@@ -220,11 +223,10 @@ def deferral(public_id: str):
 
 @bp.route("/b/<public_id>/instalments", methods=["GET", "POST"])
 @limiter.limit(_limit, methods=["POST"])
-def plan(public_id: str):
+@bill_required
+def plan(public_id: str, access: BillAccess):
     """Split the bill into monthly instalments: the offers, then the chosen plan's schedule to accept."""
-    invoice, today, answer = _bill(public_id)
-    if answer is not None:
-        return answer
+    invoice, today = _bill(public_id, access)
     form = _fresh(PlanForm())
     flow = Flow("plan", "plan.html", invoice, today, form, {"offers": services.plan_offers(invoice, today)})
     return _run(flow, lambda: services.accept_plan(
@@ -234,11 +236,10 @@ def plan(public_id: str):
 
 @bp.route("/b/<public_id>/instalments/request", methods=["GET", "POST"])
 @limiter.limit(_limit, methods=["POST"])
-def plan_request(public_id: str):
+@bill_required
+def plan_request(public_id: str, access: BillAccess):
     """Ask for a plan the bill page does not offer (more months, smaller instalments): an agent decides."""
-    invoice, today, answer = _bill(public_id)
-    if answer is not None:
-        return answer
+    invoice, today = _bill(public_id, access)
     form = _fresh(PlanRequestForm())
     return _run(Flow("plan_request", "plan_request.html", invoice, today, form), lambda: services.request_plan(
         invoice, form.months.data, form.message.data, locale=select_locale(), submission_key=form.submission.data,
@@ -250,11 +251,10 @@ def plan_request(public_id: str):
 
 
 @bp.get("/b/<public_id>/r/<reference>")
-def resolution(public_id: str, reference: str):
+@bill_required
+def resolution(public_id: str, access: BillAccess, reference: str):
     """What the customer chose, its status and the agent's answer (also the confirmation page)."""
-    invoice, today, answer = _bill(public_id)
-    if answer is not None:
-        return answer
+    invoice, today = _bill(public_id, access)
     found = services.find_resolution(invoice.id, reference)
     if found is None:
         return unavailable()  # the neutral page, as for any unknown id
@@ -264,11 +264,10 @@ def resolution(public_id: str, reference: str):
 
 
 @bp.get("/b/<public_id>/r/<reference>/promise.ics")
-def promise_calendar(public_id: str, reference: str):
+@bill_required
+def promise_calendar(public_id: str, access: BillAccess, reference: str):
     """The promised date as a calendar event to download."""
-    invoice, _today, answer = _bill(public_id)
-    if answer is not None:
-        return answer
+    invoice, _today = _bill(public_id, access)
     found = services.find_resolution(invoice.id, reference)
     if found is None or found.kind != Kind.PROMISE:
         return unavailable()

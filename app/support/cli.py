@@ -6,7 +6,7 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from app.cli import cli_transaction, creditor_or_fail
+from app.commands import cli_transaction, creditor_or_fail
 from app.extensions import db
 from app.support import services
 from app.support.models import RequestStatus, SupportRequest

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from flask_babel import gettext as _
 
+from app.core.dates import local_today
 from app.extensions import db
+from app.outbox.base import DeliveryError
 from app.outbox.email import Notice, RenderedEmail, notice_email
 from app.outbox.models import OutboxMessage
-from app.outbox.services import DeliveryError
 from app.payments.receipts import email_bill_link
-from app.portal.services import local_today
 from app.support.models import RequestStatus, SupportMessage, SupportRequest
 from app.templating import date_filter as fmt_date
 

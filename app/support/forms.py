@@ -10,13 +10,14 @@ from __future__ import annotations
 from datetime import date
 
 from flask import current_app
-from flask_babel import gettext as _, lazy_gettext as _l
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import HiddenField, RadioField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from app.portal.services import parse_date
+from app.core.dates import parse_date
 from app.support.emails import topic_label, window_label
 from app.support.models import CALLBACK_WINDOWS, TOPICS
 from app.support.services import CALLBACK_DAYS, MESSAGE_MAX, SUBMISSION_KEY_MAX

@@ -12,7 +12,6 @@ into words (support.forms)."""
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Callable
 from datetime import date
@@ -24,22 +23,25 @@ from sqlalchemy.orm import selectinload
 
 from app.billing.models import Invoice
 from app.billing.services import record_event
+from app.core.dates import local_today
+from app.core.validation import PHONE, clean_email, clean_phone, is_email
 from app.errors import IllegalTransition, InvalidData
 from app.extensions import db
 from app.models import utcnow
 from app.outbox.services import enqueue
-from app.portal.services import local_today
 from app.support.attachments import Upload, store_attachment
 from app.support.models import (
-    CALLBACK_WINDOWS, CONTACT_METHODS, TOPICS, RequestStatus, SupportMessage, SupportRequest,
+    CALLBACK_WINDOWS,
+    CONTACT_METHODS,
+    TOPICS,
+    RequestStatus,
+    SupportMessage,
+    SupportRequest,
 )
 
 REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read out on the phone
 MESSAGE_MAX = 4000
 CALLBACK_DAYS = 14
-EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
-EMAIL_MAX = 254
-PHONE = re.compile(r"^\+?[0-9]{6,15}$")
 SUBMISSION_KEY_MAX = 64
 T = TypeVar("T")
 
@@ -67,15 +69,6 @@ def find_request(invoice_id: int, reference: str) -> SupportRequest | None:
     )
 
 
-def clean_email(value: str | None) -> str | None:
-    return (value or "").strip() or None
-
-
-def clean_phone(value: str | None) -> str | None:
-    """The number without spaces, dashes, dots and brackets: +47 (912) 34-567 -> +4791234567."""
-    return re.sub(r"[\s\-().]", "", value or "") or None
-
-
 def message_problems(body: str | None) -> dict[str, str]:
     """What is wrong with a message's text (empty when nothing is)."""
     body = (body or "").strip()
@@ -101,7 +94,7 @@ def request_problems(
         problems["topic"] = "choose"
     problems.update(message_problems(message))
     email, phone = clean_email(contact_email), clean_phone(contact_phone)
-    if email and (len(email) > EMAIL_MAX or not EMAIL.match(email)):
+    if email and not is_email(email):
         problems["email"] = "invalid"
     if contact_method not in CONTACT_METHODS:
         problems["contact_method"] = "choose"

@@ -1,7 +1,7 @@
 """Contact support from the bill page: the form, the confirmation and thread, attachments.
 
-Every page needs the bill's grant (app.portal.views.granted: the step-up, and the neutral page
-for closed bills); a reference or attachment of another bill gets the neutral page too. Forms
+Every page needs the bill's grant (`portal.access.bill_required`: the step-up, and the neutral
+page for closed bills); a reference or attachment of another bill gets the neutral page too. Forms
 post with CSRF, are rate limited per client, and may carry a file larger than the app's
 MAX_CONTENT_LENGTH (security.accepts_uploads), so that one just over ATTACHMENT_MAX_BYTES gets
 its error next to the field."""
@@ -15,12 +15,13 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from sqlalchemy import select
 
 from app.billing.models import Invoice
+from app.core.dates import local_today
 from app.errors import IllegalTransition, InvalidData
 from app.extensions import db, limiter
-from app.i18n import select_locale
+from app.i18n import language_switch, select_locale
 from app.models import utcnow
-from app.portal.services import local_today
-from app.portal.views import granted, language_switch, load_bill_or_404, unavailable
+from app.portal.access import bill_required, load_bill_or_404, unavailable
+from app.portal.services import BillAccess
 from app.security import accepts_uploads
 from app.support import services
 from app.support.attachments import attachment_path, read_upload
@@ -60,11 +61,9 @@ def _contact_page(invoice: Invoice, form: ContactForm, today: date, status: int 
 @bp.route("/b/<public_id>/contact", methods=["GET", "POST"])
 @limiter.limit(_limit, methods=["POST"])
 @accepts_uploads
-def contact(public_id: str):
+@bill_required
+def contact(public_id: str, access: BillAccess):
     """Write to the creditor about this bill: a topic, a message, how to answer, a file."""
-    access, answer = granted(public_id)
-    if answer is not None:
-        return answer
     invoice = load_bill_or_404(public_id)
     today = local_today(access.country, utcnow())
     form = ContactForm()
@@ -96,11 +95,8 @@ def _request_page(invoice: Invoice, found: SupportRequest, form: MessageForm, st
                            form=form, message_max=services.MESSAGE_MAX, **context), status
 
 
-def _granted_request(public_id: str, reference: str):
-    """(invoice, request, None) for this bill's own conversation; else (None, None, the answer)."""
-    access, answer = granted(public_id)
-    if answer is not None:
-        return None, None, answer
+def _request_of(public_id: str, access: BillAccess, reference: str):
+    """(invoice, request, None) for this bill's own conversation; else (None, None, the neutral page)."""
     found = services.find_request(access.invoice_id, reference)
     if found is None:
         return None, None, unavailable()
@@ -108,9 +104,10 @@ def _granted_request(public_id: str, reference: str):
 
 
 @bp.get("/b/<public_id>/contact/<reference>", endpoint="request")
-def conversation(public_id: str, reference: str):
+@bill_required
+def conversation(public_id: str, access: BillAccess, reference: str):
     """The confirmation (with the reference) and the whole conversation, with a form to write again."""
-    invoice, found, answer = _granted_request(public_id, reference)
+    invoice, found, answer = _request_of(public_id, access, reference)
     if answer is not None:
         return answer
     form = MessageForm()
@@ -121,9 +118,10 @@ def conversation(public_id: str, reference: str):
 @bp.post("/b/<public_id>/contact/<reference>/messages", endpoint="message")
 @limiter.limit(_limit)
 @accepts_uploads
-def write_again(public_id: str, reference: str):
+@bill_required
+def write_again(public_id: str, access: BillAccess, reference: str):
     """The customer writes again in the conversation."""
-    invoice, found, answer = _granted_request(public_id, reference)
+    invoice, found, answer = _request_of(public_id, access, reference)
     if answer is not None:
         return answer
     form = MessageForm()
@@ -146,11 +144,9 @@ def write_again(public_id: str, reference: str):
 
 
 @bp.get("/b/<public_id>/attachments/<public_ref>")
-def attachment(public_id: str, public_ref: str):
+@bill_required
+def attachment(public_id: str, access: BillAccess, public_ref: str):
     """A file sent with this bill: always a download, never shown inline."""
-    access, answer = granted(public_id)
-    if answer is not None:
-        return answer
     found = db.session.scalar(
         select(Attachment).where(Attachment.public_ref == public_ref, Attachment.invoice_id == access.invoice_id)
     ) if len(public_ref) <= 24 else None

@@ -8,7 +8,7 @@ Create Date: 2026-11-22
 from alembic import op
 import sqlalchemy as sa
 
-import app.models  # noqa: F401  (custom column types)
+import app.models
 
 
 # revision identifiers, used by Alembic.

@@ -8,7 +8,7 @@ Create Date: 2026-11-23 10:18:25.984558
 from alembic import op
 import sqlalchemy as sa
 
-import app.models  # noqa: F401  (custom column types)
+import app.models
 
 
 # revision identifiers, used by Alembic.

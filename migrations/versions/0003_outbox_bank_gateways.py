@@ -10,7 +10,7 @@ import secrets
 from alembic import op
 import sqlalchemy as sa
 
-import app.models  # noqa: F401  (custom column types)
+import app.models
 
 
 # revision identifiers, used by Alembic.

@@ -9,7 +9,7 @@ Create Date: 2026-12-01
 from alembic import op
 import sqlalchemy as sa
 
-import app.models  # noqa: F401  (custom column types)
+import app.models
 
 
 # revision identifiers, used by Alembic.

@@ -7,7 +7,7 @@ from flask_babel import force_locale, gettext
 
 from app.billing.models import Invoice
 from app.extensions import db
-from app.outbox.services import run_once
+from app.outbox.dispatcher import run_once
 from tests.e2e.test_bill_page import assert_axe_clean, assert_no_sideways_scrolling
 from tests.support.smtp import SmtpServer
 

@@ -12,14 +12,14 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from app.backoffice.services import create_agent
+from app.core.dates import local_today
 from app.creditors.models import Creditor
 from app.extensions import db
 from app.models import utcnow
-from app.portal.services import local_today
 from app.resolutions import services as resolutions
 from app.support.services import open_request
-from tests.e2e.test_payments import new_bill
 from tests.e2e.flows import checked
+from tests.e2e.test_payments import new_bill
 
 PASSWORD = "correct horse battery staple"
 

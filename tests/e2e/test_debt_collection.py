@@ -12,12 +12,12 @@ from sqlalchemy import select
 
 from app.billing.models import Invoice
 from app.billing.services import record_reminder
+from app.core.dates import local_today
 from app.debt_collection.models import Case
 from app.debt_collection.partners import add_partner, set_policy
 from app.debt_collection.services import acknowledge, hand_off, recall
 from app.extensions import db
 from app.models import utcnow
-from app.portal.services import local_today
 from tests.e2e.flows import checked
 from tests.e2e.test_payments import new_bill
 

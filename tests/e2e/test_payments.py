@@ -14,7 +14,8 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from app.billing.models import Invoice, InvoiceStatus as S
+from app.billing.models import Invoice
+from app.billing.models import InvoiceStatus as S
 from app.extensions import db
 from app.links.services import get_signer, issue_link
 from app.payments.models import CreditorGateway, Payment

@@ -11,14 +11,13 @@ from datetime import timedelta
 
 import pytest
 from playwright.sync_api import expect
-
 from sqlalchemy import select
 
 from app.billing.models import Invoice
+from app.core.dates import local_today
 from app.creditors.models import Creditor
 from app.extensions import db
 from app.models import utcnow
-from app.portal.services import local_today
 from app.resolutions.models import Resolution
 from app.resolutions.services import dunning_for, resolutions_for
 from tests.e2e.flows import PDF, checked, deliver, t

@@ -14,9 +14,9 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
+from app.core.dates import local_today
 from app.extensions import db
 from app.models import utcnow
-from app.portal.services import local_today
 from app.support.models import SupportRequest
 from tests.e2e.flows import PDF, checked, deliver, t
 from tests.e2e.test_payments import new_bill

@@ -13,6 +13,7 @@ from sqlalchemy import inspect
 from app.backoffice.models import Agent, Note, ReplyTemplate
 from app.backoffice.services import create_agent
 from app.billing.models import Customer, Invoice
+from app.core.dates import local_today
 from app.creditors.models import Creditor
 from app.extensions import db
 from app.models import utcnow
@@ -21,7 +22,6 @@ from app.outbox.services import enqueue
 from app.payments.bank.models import BankEntry, BankImport, EntryStatus
 from app.payments.models import Payment
 from app.payments.services import settle
-from app.portal.services import local_today
 from app.resolutions import services as resolutions
 from app.resolutions.models import Resolution
 from app.support.models import SupportRequest

@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from app.billing.services import record_reminder
+from app.core.dates import local_today
 from app.debt_collection.partners import add_partner, set_policy
 from app.extensions import db
 from app.models import utcnow
-from app.outbox.services import run_once
-from app.portal.services import local_today
+from app.outbox.dispatcher import run_once
 from tests.factories import make_creditor, make_invoice
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -172,7 +172,7 @@ def test_links_open_the_bill_until_revoked(client, app, session):
     token = url.rsplit("/", 1)[1]
     assert len(token) < 80 and "2026-5" not in url
     expires = datetime.fromisoformat(response.json["expires_at"])
-    assert timedelta(days=7) - timedelta(minutes=1) < expires - datetime.now(timezone.utc) <= timedelta(days=7)
+    assert timedelta(days=7) - timedelta(minutes=1) < expires - datetime.now(UTC) <= timedelta(days=7)
 
     assert client.get(urlsplit(url).path).status_code == 303
     revoked = client.post(f"{API}/invoices/2026-5/links/revoke", headers=headers)
@@ -190,7 +190,7 @@ def test_link_lifetime_defaults_to_the_configured_days(client, app, session):
     response = client.post(f"{API}/invoices/2026-6/links", json={"channel": "letter"}, headers=headers)
     assert response.status_code == 201
     days = app.config["LINK_DEFAULT_TTL_DAYS"]
-    left = datetime.fromisoformat(response.json["expires_at"]) - datetime.now(timezone.utc)
+    left = datetime.fromisoformat(response.json["expires_at"]) - datetime.now(UTC)
     assert timedelta(days=days) - timedelta(minutes=1) < left <= timedelta(days=days)
 
 
@@ -466,7 +466,7 @@ def test_unknown_api_routes_and_methods_answer_json(client, session):
 
 
 def test_the_dunning_answer_tells_the_creditors_reminders_to_wait_for_a_promise(client, app, session):
-    from app.portal.services import local_today
+    from app.core.dates import local_today
     from app.resolutions.services import make_promise
 
     creditor, headers = api_creditor("NO")
@@ -474,7 +474,7 @@ def test_the_dunning_answer_tells_the_creditors_reminders_to_wait_for_a_promise(
     assert client.get(f"{API}/invoices/2026-9", headers=headers).json["dunning"] == {
         "may_remind": True, "may_hand_off": True, "paused_by": None, "paused_until": None}
     invoice = stored(creditor, "2026-9")
-    today = local_today("NO", datetime.now(timezone.utc))
+    today = local_today("NO", datetime.now(UTC))
     with app.test_request_context():
         make_promise(invoice, today + timedelta(days=5), locale="nb", submission_key="k", today=today)
     db.session.commit()

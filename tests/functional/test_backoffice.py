@@ -302,7 +302,7 @@ def test_pause_and_resume_reminders(app, client, mine, agent):
 
 
 def test_a_new_link_by_e_mail_revokes_the_old_ones_and_arrives_working(app, client, mine, agent, smtp):
-    from app.outbox.services import run_once
+    from app.outbox.dispatcher import run_once
 
     old = issue(app, mine.invoice)
     assert app.test_client().get(f"/l/{old.token}").status_code == 303
@@ -453,13 +453,11 @@ def test_csv_exports_are_safe_in_a_spreadsheet(app, client, creditor, tmp_path, 
 def test_the_audit_log_cannot_be_changed_or_deleted(app, client, mine, agent):
     client.get(f"/backoffice/customers/{mine.customer.id}", headers=EN)
     entry_id = db.session.scalar(select(func.max(AuditEntry.id)))
-    with pytest.raises(Exception) as refused:
-        with db.session.begin_nested():
-            db.session.execute(update(AuditEntry).where(AuditEntry.id == entry_id).values(action="nothing"))
+    with pytest.raises(Exception) as refused, db.session.begin_nested():
+        db.session.execute(update(AuditEntry).where(AuditEntry.id == entry_id).values(action="nothing"))
     assert "append-only" in str(refused.value)
-    with pytest.raises(Exception):
-        with db.session.begin_nested():
-            db.session.execute(AuditEntry.__table__.delete().where(AuditEntry.id == entry_id))
+    with pytest.raises(Exception), db.session.begin_nested():
+        db.session.execute(AuditEntry.__table__.delete().where(AuditEntry.id == entry_id))
     assert db.session.get(AuditEntry, entry_id).action == "customer_viewed"
 
 

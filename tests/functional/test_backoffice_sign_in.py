@@ -17,7 +17,16 @@ from app.models import utcnow
 from app.support.services import open_request
 from tests.factories import make_creditor, make_invoice
 from tests.functional.agents import (
-    CSRF, EN, PASSWORD, actions, cli, code_step, enrol, make_agent, password_step, token,
+    CSRF,
+    EN,
+    PASSWORD,
+    actions,
+    cli,
+    code_step,
+    enrol,
+    make_agent,
+    password_step,
+    token,
 )
 
 
@@ -192,7 +201,7 @@ def test_another_creditors_request_is_not_found(app, client, agent, tmp_path):
 
 def test_an_agent_rejects_a_dispute_and_grants_a_request(app, client, agent, creditor, tmp_path):
     from app.billing.models import InvoiceStatus
-    from app.portal.services import local_today
+    from app.core.dates import local_today
     from app.resolutions import services as resolutions
 
     invoice = make_invoice(creditor)

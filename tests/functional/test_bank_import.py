@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from app.billing.models import InvoiceEvent, InvoiceStatus as S
+from app.billing.models import InvoiceEvent
+from app.billing.models import InvoiceStatus as S
 from app.extensions import db
 from app.outbox.models import OutboxMessage
 from app.payments.bank.models import BankEntry, BankImport

@@ -18,14 +18,14 @@ from flask_migrate import upgrade
 from sqlalchemy import func, select
 
 from app import create_app
+from app.billing.services import record_reminder
 from app.debt_collection.models import Case
+from app.debt_collection.partners import add_partner, set_policy
+from app.debt_collection.worker import run
 from app.extensions import db
 from app.models import utcnow
+from app.outbox.dispatcher import dispatch
 from app.outbox.models import OutboxMessage, OutboxStatus
-from app.outbox.services import dispatch
-from app.billing.services import record_reminder
-from app.debt_collection.partners import add_partner, set_policy
-from app.debt_collection.services import run
 from tests.factories import make_creditor, make_invoice
 from tests.functional.collection_helpers import today_for
 from tests.support.partner_receiver import PartnerReceiver
@@ -33,7 +33,7 @@ from tests.support.partner_receiver import PartnerReceiver
 ROOT = Path(__file__).parents[2]
 SECRET = "crash-test-" + "s" * 40
 DISPATCH_ONCE = "from app import create_app\napp = create_app()\nwith app.app_context():\n" \
-                "    from app.outbox.services import run_once\n    run_once()\n"
+                "    from app.outbox.dispatcher import run_once\n    run_once()\n"
 
 
 @pytest.fixture

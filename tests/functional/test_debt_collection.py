@@ -18,7 +18,8 @@ from sqlalchemy import func, select
 from app.billing.models import InvoiceStatus as S
 from app.debt_collection.models import Case, CaseStatus
 from app.debt_collection.partners import finish_rotation, policy_of, rotate_secret, set_enabled
-from app.debt_collection.services import NotEligible, check, hand_off, recall, run
+from app.debt_collection.services import NotEligible, check, hand_off, recall
+from app.debt_collection.worker import run
 from app.extensions import db
 from app.models import utcnow
 from app.outbox.models import OutboxMessage, OutboxStatus
@@ -112,9 +113,8 @@ def test_a_dispute_opened_after_the_bill_became_eligible_stops_the_hand_off(app,
                                  line_ids=None, upload=None, attachment_dir=str(tmp_path), locale="nb",
                                  submission_key="d", today=today_for("NO"))
         db.session.commit()
-    with pytest.raises(NotEligible) as kept:
-        with app.app_context():
-            hand_off(invoice.id, actor="scheduler", today_for=today_for)
+    with pytest.raises(NotEligible) as kept, app.app_context():
+        hand_off(invoice.id, actor="scheduler", today_for=today_for)
     assert "status:disputed" in kept.value.reasons
     assert invoice.status == S.DISPUTED and not db.session.scalars(select(Case)).all() and not webhooks()
 

@@ -1,5 +1,7 @@
 """`flask payments`: a creditor's choice of providers and methods, and what its bills then show."""
 
+from datetime import UTC
+
 from app.extensions import db
 from app.payments.models import CreditorGateway
 from app.payments.providers import pay_options
@@ -48,7 +50,7 @@ def test_bad_choices_are_refused_and_change_nothing(app, session):
 
 
 def test_refunds_due_lists_overpayments(app, session):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from app.payments.services import settle
 
@@ -56,7 +58,7 @@ def test_refunds_due_lists_overpayments(app, session):
     invoice = make_invoice(creditor)
     assert "nothing to refund" in run(app, "refunds-due", creditor.slug).output
     settle(invoice.id, provider="bank_transfer", payment_id="acct:1", amount=invoice.balance + 10_000,
-           currency=invoice.currency, method="bank_transfer", received_at=datetime(2026, 11, 2, tzinfo=timezone.utc),
+           currency=invoice.currency, method="bank_transfer", received_at=datetime(2026, 11, 2, tzinfo=UTC),
            actor="test")
     db.session.commit()
     output = run(app, "refunds-due", creditor.slug).output

@@ -26,7 +26,7 @@ def test_link_redirects_to_bill_without_token_in_url(client, app, session):
 def test_link_redirect_path_is_the_bill_route(app):
     from flask import url_for
 
-    from app.portal.views import _bill_path
+    from app.portal.views.bill import _bill_path
 
     for script_root in ("", "/pay"):
         with app.test_request_context("/l/x", environ_base={"SCRIPT_NAME": script_root}):

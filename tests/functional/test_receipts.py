@@ -8,8 +8,8 @@ from sqlalchemy import select
 from app.extensions import db
 from app.i18n import format_locale
 from app.money import format_money
+from app.outbox.dispatcher import run_once
 from app.outbox.models import OutboxMessage, OutboxStatus
-from app.outbox.services import run_once
 from app.payments.models import Payment
 from tests.factories import make_creditor, make_invoice
 from tests.functional.helpers import open_bill

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import func, select
 
 from app.billing.models import InvoiceStatus as S
+from app.core.dates import local_today
 from app.extensions import db
 from app.models import utcnow
 from app.outbox.models import OutboxMessage
-from app.portal.services import local_today
 from app.resolutions.models import Resolution, Status
 from tests.factories import make_creditor, make_invoice
 from tests.functional.helpers import open_bill

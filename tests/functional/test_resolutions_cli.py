@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from app.billing.models import InvoiceStatus as S
+from app.core.dates import local_today
 from app.extensions import db
 from app.models import utcnow
-from app.portal.services import local_today
 from app.resolutions import services
 from app.resolutions.models import Status
 from app.support.models import RequestStatus

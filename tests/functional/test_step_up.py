@@ -78,8 +78,8 @@ def test_empty_answer_is_a_field_error(client, app, guarded):
 
 def test_customer_without_the_data_cannot_pass(client, app, session):
     creditor = make_creditor("NO", step_up_mode="postcode")
-    from tests.factories import invoice_payload
     from app.billing.services import import_invoice
+    from tests.factories import invoice_payload
 
     payload = invoice_payload("NOK")
     payload["customer"].pop("address")

@@ -24,7 +24,7 @@ import secrets
 import threading
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -148,7 +148,7 @@ class AdyenServer:
         item: dict[str, Any] = {
             "eventCode": event_code,
             "success": "true" if (payment["success"] if success is None else success) else "false",
-            "eventDate": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "eventDate": datetime.now(UTC).isoformat(timespec="seconds"),
             "merchantAccountCode": payment["merchantAccount"],
             "merchantReference": payment["merchantReference"],
             "amount": dict(payment["amount"]),
@@ -321,7 +321,7 @@ def _create_session(state: _State, body: dict[str, Any]) -> dict[str, Any]:
     session_id = "CS" + secrets.token_hex(8).upper()
     session = {
         **body, "id": session_id, "sessionData": "Ab02b4c0!" + secrets.token_urlsafe(48),
-        "expiresAt": _iso(datetime.now(timezone.utc) + SESSION_LIFETIME), "mode": "embedded",
+        "expiresAt": _iso(datetime.now(UTC) + SESSION_LIFETIME), "mode": "embedded",
         "status": "active", "pspReferences": [], "sessionResult": None,
     }
     with state.lock:
@@ -345,7 +345,7 @@ def _create_link(state: _State, body: dict[str, Any]) -> dict[str, Any]:
     link_id = "PL" + secrets.token_hex(8).upper()
     link = {
         **body, "id": link_id, "url": f"{state.base_url}/payByLink.shtml?d={link_id}",
-        "expiresAt": _iso(datetime.now(timezone.utc) + LINK_LIFETIME), "status": "active",
+        "expiresAt": _iso(datetime.now(UTC) + LINK_LIFETIME), "status": "active",
         "reusable": False, "pspReferences": [],
     }
     with state.lock:

@@ -224,11 +224,10 @@ def _browser_middleware() -> Callable[..., Awaitable[Any]]:
     does: with the publishable key and the intent's client secret, never the secret key."""
     from pathlib import Path
 
+    import localstripe
     from aiohttp import web
     from localstripe import resources
     from localstripe.errors import UserError
-
-    import localstripe
 
     script = (Path(localstripe.__file__).parent / "localstripe-v3.js").read_text() + PAYMENT_ELEMENT_SHIM
 

@@ -31,7 +31,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -264,7 +264,7 @@ def _create_message(state: _State, form: dict[str, str], token: str | None) -> d
     if to in state.opted_out:
         raise TwilioError(400, 21610)
     sid = "SM" + secrets.token_hex(16)
-    now = format_datetime(datetime.now(timezone.utc), usegmt=True)
+    now = format_datetime(datetime.now(UTC), usegmt=True)
     uri = f"/{API_VERSION}/Accounts/{state.account_sid}/Messages/{sid}.json"
     message = {
         "account_sid": state.account_sid, "api_version": API_VERSION, "body": body, "date_created": now,

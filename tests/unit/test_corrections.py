@@ -8,7 +8,12 @@ from decimal import Decimal
 import pytest
 
 from app.billing.corrections import (
-    LineCorrection, LineCredit, correct_lines, credit_notes, creditable, issue_credit_note,
+    LineCorrection,
+    LineCredit,
+    correct_lines,
+    credit_notes,
+    creditable,
+    issue_credit_note,
 )
 from app.billing.models import InvoiceStatus as S
 from app.billing.services import hold, resume

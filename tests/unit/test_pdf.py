@@ -17,13 +17,13 @@ from pypdf import PdfReader
 
 from app.billing.pdf import css_string, invoice_html, offline_url_fetcher, page_label_css, render_invoice_pdf
 from app.billing.schemas import line_amounts
-from app.billing.services import import_invoice, payments_received, record_payment
+from app.billing.services import due_state, import_invoice, payments_received, record_payment
 from app.billing.transfer import transfer_details
+from app.core.dates import local_today
 from app.creditors.services import set_logo
 from app.i18n import FORMAT_LOCALES
 from app.models import utcnow
 from app.money import format_money
-from app.portal.services import due_state, local_today
 from tests.factories import creditor_today, invoice_payload, make_creditor, make_invoice
 
 

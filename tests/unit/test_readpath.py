@@ -2,7 +2,8 @@
 
 from sqlalchemy import delete, update
 
-from app.billing.models import Customer, Invoice, InvoiceStatus as S
+from app.billing.models import Customer, Invoice
+from app.billing.models import InvoiceStatus as S
 from app.creditors.models import Creditor
 from app.extensions import db
 from app.portal.services import bill_access

@@ -2,7 +2,8 @@ from datetime import date
 
 import pytest
 
-from app.billing.models import InvoiceEvent, InvoiceStatus as S
+from app.billing.models import InvoiceEvent
+from app.billing.models import InvoiceStatus as S
 from app.billing.services import (
     TRANSITIONS,
     cancel_invoice,

@@ -23,7 +23,7 @@ from flask_login import current_user
 from app.backoffice import services, words
 from app.backoffice.models import ROLES, Agent
 from app.extensions import db
-from app.portal.views import language_switch
+from app.i18n import language_switch
 
 bp = Blueprint("backoffice", __name__)
 bp.context_processor(words.template_words)

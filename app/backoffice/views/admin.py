@@ -5,7 +5,8 @@ admins; reading it is recorded too, and nobody can change it)."""
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from flask_babel import get_locale, gettext as _
+from flask_babel import get_locale
+from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy import select
 
@@ -15,12 +16,12 @@ from app.backoffice.forms import AgentAdminForm, TemplateForm
 from app.backoffice.models import ROLES, Agent, ReplyTemplate
 from app.backoffice.views import ADMIN, SUPERVISING, bp, me, need, record, scope, scope_needing
 from app.backoffice.words import problems
+from app.core.dates import local_today
 from app.creditors.models import Creditor
 from app.errors import InvalidData
 from app.extensions import db
 from app.i18n import SUPPORTED_LOCALES, format_locale
 from app.models import utcnow
-from app.portal.services import local_today
 
 
 def _creditors(ids) -> list[Creditor]:

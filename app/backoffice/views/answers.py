@@ -8,20 +8,22 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
 
-from app.backoffice import inbox as items, services
+from app.backoffice import inbox as items
+from app.backoffice import services
 from app.backoffice.forms import DECISIONS, DecisionForm, ReplyForm, line_changes
 from app.backoffice.views import bp, by_reference, me, record, scope
 from app.backoffice.words import problems
 from app.billing.corrections import creditable
+from app.core.dates import local_today
 from app.errors import IllegalTransition, InvalidData
 from app.extensions import db
 from app.models import utcnow
 from app.payments.services import lock_invoice
-from app.portal.services import local_today
 from app.resolutions.models import Kind, Resolution
 from app.resolutions.services import answer_dispute, decide_deferral, decide_plan, plan_offer
 from app.support.models import SupportRequest
-from app.support.services import close_request, reopen_request, reply as reply_to_customer
+from app.support.services import close_request, reopen_request
+from app.support.services import reply as reply_to_customer
 
 
 def _request_page(found: SupportRequest, form: ReplyForm, problem: str | None = None, status: int = 200):

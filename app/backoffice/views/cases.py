@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask import current_app, flash, redirect, render_template, request, url_for
-from flask_babel import force_locale, gettext as _
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from flask_login import login_required
 from markupsafe import Markup
 from sqlalchemy import select
@@ -18,12 +19,17 @@ from app.backoffice import case, services
 from app.backoffice.forms import CreditForm, HoldForm, LinkForm, NoteForm, PaymentForm, ResumeForm, line_changes
 from app.backoffice.views import SUPERVISING, bp, may, me, need, record, scoped
 from app.backoffice.words import problems
+from app.bill_page import bill_page_context
 from app.billing.corrections import credit_notes, creditable, issue_credit_note
 from app.billing.models import Customer, Invoice
-from app.billing.services import hold as hold_reminders, reminders_of, resume as resume_reminders
+from app.billing.services import hold as hold_reminders
+from app.billing.services import reminders_of
+from app.billing.services import resume as resume_reminders
+from app.core.dates import local_today, parse_date
 from app.debt_collection.models import Case
 from app.debt_collection.partners import policy_of
-from app.debt_collection.services import NotEligible, active_case, check as hand_off_check, hand_off, recall
+from app.debt_collection.services import NotEligible, active_case, hand_off, recall
+from app.debt_collection.services import check as hand_off_check
 from app.errors import IllegalTransition, InvalidData
 from app.extensions import db
 from app.i18n import normalise_locale
@@ -32,9 +38,8 @@ from app.links.models import AccessLink
 from app.models import utcnow
 from app.money import parse_amount
 from app.payments.models import Payment
-from app.payments.services import MANUAL_METHODS, lock_invoice, record_manual_payment, refunds_of
-from app.portal.services import local_today, parse_date
-from app.portal.views import bill_page_context
+from app.payments.refunds import refunds_of
+from app.payments.services import MANUAL_METHODS, lock_invoice, record_manual_payment
 from app.resolutions.services import dunning_for, resolutions_for
 from app.support.services import threads_for
 

@@ -25,7 +25,7 @@ from app.payments.bank.services import match_entry, return_entry
 from app.payments.gateways.base import GatewayError
 from app.payments.models import Payment
 from app.payments.providers import payment_gateway
-from app.payments.services import refund_channels, refund_payment, refunds_of
+from app.payments.refunds import refund_channels, refund_payment, refunds_of
 
 
 def _refund_page(payment: Payment, form: RefundForm, problem_list: list[str] | None = None, status: int = 200):

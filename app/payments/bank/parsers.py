@@ -45,7 +45,7 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from functools import lru_cache
 from xml.etree.ElementTree import Element, ParseError, iterparse
@@ -53,7 +53,8 @@ from xml.etree.ElementTree import Element, ParseError, iterparse
 import netsgiro
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import XMLParser as DefusedXMLParser
-from netsgiro.records import TransmissionEnd, parse as parse_records
+from netsgiro.records import TransmissionEnd
+from netsgiro.records import parse as parse_records
 
 from app.money import exponent, is_currency
 
@@ -443,7 +444,7 @@ def _day(text: str) -> tuple[date, datetime]:
         day = date.fromisoformat(text[:10])
     except ValueError:
         raise BankFileError(f"not a date: {text!r}") from None
-    return day, datetime.combine(day, time(0), timezone.utc)
+    return day, datetime.combine(day, time(0), UTC)
 
 
 @lru_cache(maxsize=1024)
@@ -453,8 +454,8 @@ def _moment(text: str) -> tuple[date, datetime]:
     except ValueError:
         raise BankFileError(f"not a date and time: {text!r}") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.date(), moment.astimezone(timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
+    return moment.date(), moment.astimezone(UTC)
 
 
 def compact_account(value: str) -> str:

@@ -37,7 +37,7 @@ import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -380,7 +380,7 @@ def match_entry(entry: BankEntry, invoice: Invoice, *, actor: str, note: str | N
         raise InvalidData({"invoice": "currency"})
     payment = settle(invoice.id, provider=PROVIDER, payment_id=payment_id_of(entry.account, entry.bank_ref),
                      amount=entry.amount, currency=entry.currency, method=METHOD,
-                     received_at=datetime.combine(entry.booked_on, time(0), tzinfo=timezone.utc), actor=actor)
+                     received_at=datetime.combine(entry.booked_on, time(0), tzinfo=UTC), actor=actor)
     if payment is None:
         raise IllegalTransition(f"bank entry {entry.id} was settled already")
     _resolve(entry, "matched", actor, note)

@@ -35,7 +35,8 @@ from operator import itemgetter
 
 from sqlalchemy import update
 
-from app.billing.models import Invoice, InvoiceEvent, InvoiceStatus as S
+from app.billing.models import Invoice, InvoiceEvent
+from app.billing.models import InvoiceStatus as S
 from app.billing.services import PAUSED, can_transition, payable_status
 from app.errors import IllegalTransition, InvalidData
 from app.extensions import db
@@ -45,7 +46,8 @@ from app.payments.bank.bulk import ReservedIds, insert_rows, json_text, update_r
 from app.payments.bank.matching import InvoiceState
 from app.payments.gateways.base import PaymentStatus
 from app.payments.models import Payment, PaymentAttempt
-from app.payments.receipts import KIND as RECEIPT_KIND, receipt_key
+from app.payments.receipts import KIND as RECEIPT_KIND
+from app.payments.receipts import receipt_key
 from app.payments.services import paid_during_collection
 
 IN_CHUNK = 500  # ids per IN (...) list: far below every database's limit on bound parameters

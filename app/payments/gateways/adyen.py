@@ -34,7 +34,14 @@ from Adyen import AdyenCheckoutApi, AdyenClient, util
 from Adyen.exceptions import AdyenAPIResponseError, AdyenError
 
 from app.payments.gateways.base import (
-    Checkout, CheckoutRequest, Gateway, GatewayError, GatewayEvent, GatewayStatus, PaymentStatus, RefundResult,
+    Checkout,
+    CheckoutRequest,
+    Gateway,
+    GatewayError,
+    GatewayEvent,
+    GatewayStatus,
+    PaymentStatus,
+    RefundResult,
     WebhookError,
 )
 

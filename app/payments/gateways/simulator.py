@@ -19,12 +19,20 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol
 
 from app.payments.gateways.base import (
-    METHOD_REACH, Checkout, CheckoutRequest, Gateway, GatewayError, GatewayEvent, GatewayStatus, PaymentStatus,
-    RefundResult, WebhookError,
+    METHOD_REACH,
+    Checkout,
+    CheckoutRequest,
+    Gateway,
+    GatewayError,
+    GatewayEvent,
+    GatewayStatus,
+    PaymentStatus,
+    RefundResult,
+    WebhookError,
 )
 
 SIGNATURE_HEADER = "Simulator-Signature"
@@ -134,7 +142,7 @@ class SimulatorGateway(Gateway):
                     provider_ref=data.get("ref"), status=data.get("status") if data.get("status") in PaymentStatus.ALL else None,
                     amount=data.get("amount"), currency=data.get("currency"), payment_id=data.get("ref"),
                     method=data.get("method"),
-                    occurred_at=datetime.fromtimestamp(int(event.get("created", timestamp)), timezone.utc),
+                    occurred_at=datetime.fromtimestamp(int(event.get("created", timestamp)), UTC),
                     payload=event,
                 )
             ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,8 +21,15 @@ from stripe.params import PaymentIntentCreateParams, PaymentIntentRetrieveParams
 from stripe.params.checkout import SessionCreateParams
 
 from app.payments.gateways.base import (
-    Checkout, CheckoutRequest, Gateway, GatewayError, GatewayEvent, GatewayStatus, PaymentStatus,
-    RefundResult, WebhookError,
+    Checkout,
+    CheckoutRequest,
+    Gateway,
+    GatewayError,
+    GatewayEvent,
+    GatewayStatus,
+    PaymentStatus,
+    RefundResult,
+    WebhookError,
 )
 
 #: our method name -> Stripe's payment method type (Apple Pay and Google Pay ride on "card")
@@ -187,7 +194,7 @@ class StripeGateway(Gateway):
         expires = session.get("expires_at")
         return Checkout(
             provider=self.name, provider_ref=session["id"], status=PaymentStatus.PENDING, redirect_url=session["url"],
-            expires_at=datetime.fromtimestamp(expires, tz=timezone.utc) if expires else None,
+            expires_at=datetime.fromtimestamp(expires, tz=UTC) if expires else None,
         )
 
     def fetch_status(self, provider_ref: str) -> GatewayStatus:
@@ -353,6 +360,6 @@ def _event(event: Mapping[str, Any]) -> GatewayEvent:
         currency=currency.upper() if currency else None,
         payment_id=payment_id,
         method=_method(obj) if kind == "payment_intent" else None,
-        occurred_at=datetime.fromtimestamp(event["created"], tz=timezone.utc) if event.get("created") else None,
+        occurred_at=datetime.fromtimestamp(event["created"], tz=UTC) if event.get("created") else None,
         payload=event,
     )

@@ -8,13 +8,20 @@ from __future__ import annotations
 import itertools
 import re
 import xml.etree.ElementTree as ET
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import event, insert, select
 
 from app.backoffice.overview import (
-    DISPUTES_COLOUR, LINKS_COLOUR, PAYMENTS_COLOUR, DayFigures, Overview, Totals, chart_svg, creditor_overview,
+    DISPUTES_COLOUR,
+    LINKS_COLOUR,
+    PAYMENTS_COLOUR,
+    DayFigures,
+    Overview,
+    Totals,
+    chart_svg,
+    creditor_overview,
 )
 from app.billing.models import InvoiceEvent
 from app.billing.services import import_invoice
@@ -38,7 +45,7 @@ _seq = itertools.count(1)
 
 
 def utc(month: int, day: int, hour: int = 12, minute: int = 0, year: int = 2026) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=timezone.utc)
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 @pytest.fixture

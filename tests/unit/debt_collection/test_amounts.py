@@ -6,10 +6,9 @@ from __future__ import annotations
 import pytest
 
 from app.billing.corrections import LineCredit, issue_credit_note
-from app.billing.services import record_payment
+from app.billing.services import import_invoice, record_payment
 from app.debt_collection.case_file import split_amounts
 from app.models import utcnow
-from app.billing.services import import_invoice
 from tests.factories import invoice_payload, make_creditor
 
 

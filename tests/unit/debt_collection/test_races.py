@@ -9,16 +9,17 @@ import threading
 import pytest
 from sqlalchemy import delete, func, select
 
-from app.billing.models import Customer, Invoice, InvoiceStatus as S
+from app.billing.models import Customer, Invoice
+from app.billing.models import InvoiceStatus as S
 from app.creditors.models import Creditor
 from app.debt_collection.models import Case, Partner
 from app.debt_collection.partners import add_partner, set_policy
-from app.debt_collection.services import run
+from app.debt_collection.worker import run
 from app.extensions import db
 from app.outbox.models import OutboxMessage
+from tests.factories import make_creditor
 from tests.functional.collection_helpers import overdue, today_for
 from tests.support.races import racing_app
-from tests.factories import make_creditor
 
 RUNS = 2
 BILLS = 12

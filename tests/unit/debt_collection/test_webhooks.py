@@ -3,14 +3,22 @@ Standard Webhooks headers (a stable id, every live secret signing), and Retry-Af
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from standardwebhooks import Webhook
 
 from app.debt_collection.partners import MIN_SECRET_BYTES, check_secret, new_signing_secret
 from app.errors import InvalidData
-from app.outbox.webhooks import EndpointRefused, EndpointRules, WebhookRequest, check_endpoint, retry_after, sign, webhook_id
+from app.outbox.webhooks import (
+    EndpointRefused,
+    EndpointRules,
+    WebhookRequest,
+    check_endpoint,
+    retry_after,
+    sign,
+    webhook_id,
+)
 
 PRODUCTION = EndpointRules(allowed_hosts=("api.inkasso.example", "*.collect.example"), allow_private=False)
 DEVELOPMENT = EndpointRules(allowed_hosts=(), allow_private=True)
@@ -52,7 +60,7 @@ def test_a_public_address_passes_and_development_allows_loopback():
 def test_the_headers_verify_with_either_live_secret_and_the_id_is_stable():
     old, new = new_signing_secret(), new_signing_secret()
     request = WebhookRequest(url="https://x", body=b'{"type":"case.created"}', secrets=[new, old], idempotency_key="k")
-    at = datetime.now(timezone.utc)
+    at = datetime.now(UTC)
     headers = sign(request, webhook_id("collection.case_created:case_1"), at)
     assert headers["webhook-id"] == webhook_id("collection.case_created:case_1") != webhook_id("other")
     assert "case_1" not in headers["webhook-id"] and headers["Idempotency-Key"] == "k"
@@ -71,7 +79,7 @@ def test_a_partners_own_secret_must_be_long_enough():
 
 
 def test_retry_after_reads_seconds_and_dates_within_a_cap():
-    now = datetime(2026, 12, 1, 12, tzinfo=timezone.utc)
+    now = datetime(2026, 12, 1, 12, tzinfo=UTC)
     assert retry_after("120", now) == timedelta(seconds=120)
     assert retry_after("Tue, 01 Dec 2026 12:30:00 GMT", now) == timedelta(minutes=30)
     assert retry_after("999999", now) == timedelta(hours=6)

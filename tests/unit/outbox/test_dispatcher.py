@@ -17,12 +17,14 @@ from sqlalchemy import func, select
 from app.errors import Conflict
 from app.extensions import db
 from app.models import utcnow
-from app.outbox import services
+from app.outbox import dispatcher as services
+from app.outbox.dispatcher import Policy, backoff, claim, run_once
 from app.outbox.email import message_id
-from app.outbox.models import OutboxMessage, OutboxStatus as S
-from app.outbox.services import Policy, backoff, claim, enqueue, replay, run_once
+from app.outbox.models import OutboxMessage
+from app.outbox.models import OutboxStatus as S
+from app.outbox.services import enqueue, replay
 from tests.support.smtp import SmtpServer, free_port
-from tests.unit.outbox.conftest import MAIL_FROM
+from tests.unit.outbox.conftest import MAIL_FROM, orphan
 
 pytestmark = pytest.mark.usefixtures("ctx")
 
@@ -128,10 +130,14 @@ class TestDelivery:
         message = add()
         assert run_once().dead == 1 and message.status == S.DEAD and "554" in message.last_error
 
-    def test_unknown_kind_is_dead(self, smtp):
-        message = enqueue("email", "no_such_kind", "a@example.test", {}, idempotency_key="k-3", creditor_id=None,
-                          locale="en")
-        db.session.commit()
+    def test_a_kind_nothing_renders_is_refused_when_written(self, smtp):
+        with pytest.raises(LookupError, match="no_such_kind"):
+            enqueue("email", "no_such_kind", "a@example.test", {}, idempotency_key="k-3", creditor_id=None,
+                    locale="en")
+        assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+
+    def test_a_kind_no_longer_rendered_is_dead(self, smtp):
+        message = orphan("email", "a@example.test", "k-3")
         run_once()
         assert message.status == S.DEAD and "no_such_kind" in message.last_error and not smtp.messages
 

@@ -14,9 +14,10 @@ import pytest
 from sqlalchemy import delete, select
 
 from app.extensions import db
+from app.outbox.dispatcher import DispatchReport, dispatch
 from app.outbox.email import message_id
 from app.outbox.models import OutboxMessage, OutboxStatus
-from app.outbox.services import DispatchReport, dispatch, enqueue
+from app.outbox.services import enqueue
 
 pytestmark = pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"), reason="concurrency test: PostgreSQL only")
 

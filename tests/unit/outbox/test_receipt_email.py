@@ -14,19 +14,20 @@ from babel.messages.extract import extract_from_file
 from flask_babel import force_locale, gettext
 from sqlalchemy import func, select
 
-from app import ROOT
+from app.config import ROOT
+from app.core.dates import local_today
 from app.extensions import db
 from app.i18n import format_locale
 from app.links.models import AccessLink
 from app.links.services import get_signer, resolve_token
 from app.models import utcnow
 from app.money import format_money
+from app.outbox.dispatcher import run_once
 from app.outbox.email import message_id
-from app.outbox.models import OutboxMessage, OutboxStatus as S
-from app.outbox.services import run_once
+from app.outbox.models import OutboxMessage
+from app.outbox.models import OutboxStatus as S
 from app.payments.receipts import receipt_for
 from app.payments.services import settle
-from app.portal.services import local_today
 from tests.factories import make_creditor, make_invoice
 
 pytestmark = pytest.mark.usefixtures("ctx")

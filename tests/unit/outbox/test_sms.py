@@ -21,11 +21,15 @@ from flask_babel import format_decimal, gettext
 
 from app.extensions import db
 from app.models import utcnow
-from app.outbox import services
-from app.outbox.models import OutboxMessage, OutboxStatus as S
-from app.outbox.services import enqueue, open_channels, run_once
-from app.outbox.sms import SMS_RENDER_MODULES, SmsChannel, SmsSettings
+from app.outbox import dispatcher as services
+from app.outbox.base import renderers
+from app.outbox.dispatcher import open_channels, run_once
+from app.outbox.models import OutboxMessage
+from app.outbox.models import OutboxStatus as S
+from app.outbox.services import enqueue
+from app.outbox.sms import SmsChannel, SmsSettings
 from tests.support.twilio_server import TwilioServer
+from tests.unit.outbox.conftest import orphan
 
 pytestmark = pytest.mark.usefixtures("ctx")
 
@@ -40,8 +44,8 @@ def render_sms(message) -> str:
 
 
 @pytest.fixture(autouse=True)
-def sms_kind(monkeypatch):
-    monkeypatch.setitem(SMS_RENDER_MODULES, "test_sms", __name__)  # this module's render_sms
+def sms_kind(app):
+    renderers().register("sms", "test_sms", render_sms)
 
 
 @pytest.fixture
@@ -157,10 +161,8 @@ class TestRefusedForGood:
         message = add(text="  ")
         assert run_once().dead == 1 and "empty" in message.last_error and twilio.requests == []
 
-    def test_unknown_kind_is_dead(self, twilio):
-        message = enqueue("sms", "no_such_kind", NUMBER, {}, idempotency_key="sms:unknown", creditor_id=None,
-                          locale="en")
-        db.session.commit()
+    def test_a_kind_no_longer_rendered_is_dead(self, twilio):
+        message = orphan("sms", NUMBER, "sms:unknown")
         assert run_once().dead == 1
         assert "no SMS text" in message.last_error and "no_such_kind" in message.last_error and twilio.requests == []
 

@@ -8,7 +8,8 @@ import socket
 import pytest
 
 from app.payments.gateways.adyen import ADYEN_WEB_VERSION, AdyenConfig, AdyenGateway
-from app.payments.gateways.base import CheckoutRequest, GatewayError, Party, PaymentStatus as P, WebhookError
+from app.payments.gateways.base import CheckoutRequest, GatewayError, Party, WebhookError
+from app.payments.gateways.base import PaymentStatus as P
 from tests.support.adyen_server import AdyenServer, notification_body
 
 API_KEY = "AQE_test_key_" + "s" * 40

@@ -2,13 +2,14 @@
 amount and payer's name; never across creditors, never a guess; every entry once, every file once."""
 
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import delete, func, select
 from stdnum import iban as stdnum_iban
 
-from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceStatus as S
+from app.billing.models import Customer, Invoice, InvoiceEvent
+from app.billing.models import InvoiceStatus as S
 from app.billing.services import cancel_invoice, transition
 from app.creditors.models import Creditor
 from app.creditors.references import make_reference
@@ -24,7 +25,7 @@ from tests.support.bankfiles import camt053, camt054, credit
 
 NO_ACCOUNTS = ("15032080127", "15032080135", "15032080143")
 DE_IBAN = "DE62370400440532013001"
-BOOKED = datetime(2026, 11, 20, tzinfo=timezone.utc)
+BOOKED = datetime(2026, 11, 20, tzinfo=UTC)
 
 
 def no_creditor(account: str = NO_ACCOUNTS[0], **overrides):

@@ -1,19 +1,32 @@
 """Bank file parsers: camt.053 and camt.054 of every version, batch bookings, what is not a
 credit, exact amounts, bank references, OCR giro through netsgiro, and hostile XML refused."""
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
 from app.payments.bank.parsers import (
-    BankFileError, Credit, detect_format, minor_units, parse_bank_file,
+    BankFileError,
+    Credit,
+    detect_format,
+    minor_units,
+    parse_bank_file,
 )
 from tests.support.bankfiles import (
-    BILLION_LAUGHS, EXTERNAL_ENTITY, Entry, OcrPayment, Tx, camt, camt053, camt054, credit, ocr_giro,
+    BILLION_LAUGHS,
+    EXTERNAL_ENTITY,
+    Entry,
+    OcrPayment,
+    Tx,
+    camt,
+    camt053,
+    camt054,
+    credit,
+    ocr_giro,
 )
 
 IBAN = "NO9386011117947"
-MIDNIGHT = datetime(2026, 11, 20, tzinfo=timezone.utc)
+MIDNIGHT = datetime(2026, 11, 20, tzinfo=UTC)
 
 
 def credits(data: bytes, file_format: str | None = None) -> list[Credit]:
@@ -61,7 +74,7 @@ class TestCamt053:
     def test_booking_time_in_utc(self):
         data = camt053(IBAN, [credit(1, "42", ref="A", booked_at="2026-11-20T09:30:00+01:00")])
         (found,) = credits(data)
-        assert found.booked_at == datetime(2026, 11, 20, 8, 30, tzinfo=timezone.utc)
+        assert found.booked_at == datetime(2026, 11, 20, 8, 30, tzinfo=UTC)
         assert found.booked_on == date(2026, 11, 20)
 
 

@@ -8,12 +8,13 @@ one side only. A change to settle() that `app/payments/bank/settlement.py` does 
 
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
 
-from app.billing.models import InvoiceEvent, InvoiceStatus as S
+from app.billing.models import InvoiceEvent
+from app.billing.models import InvoiceStatus as S
 from app.billing.services import cancel_invoice, transition
 from app.extensions import db
 from app.outbox.models import OutboxMessage
@@ -23,7 +24,7 @@ from app.payments.services import new_attempt, settle
 from tests.factories import invoice_payload, make_creditor, make_invoice
 from tests.support.bankfiles import camt053, credit
 
-BOOKED = datetime(2026, 11, 20, tzinfo=timezone.utc)
+BOOKED = datetime(2026, 11, 20, tzinfo=UTC)
 BANK_ONLY = {"bank_imports", "bank_entries"}
 
 

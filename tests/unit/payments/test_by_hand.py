@@ -19,7 +19,8 @@ from app.payments.bank.services import match_entry, return_entry
 from app.payments.gateways.base import CheckoutRequest, GatewayError, Party
 from app.payments.models import Payment, Refund
 from app.payments.providers import simulator_for
-from app.payments.services import record_manual_payment, refund_payment, settle
+from app.payments.refunds import refund_payment
+from app.payments.services import record_manual_payment, settle
 from tests.factories import make_creditor, make_invoice
 
 

@@ -25,7 +25,9 @@ import pytest
 import stripe
 
 from app.payments import gateways as registry
-from app.payments.gateways import adyen as adyen_module, simulator as simulator_module, stripe as stripe_module
+from app.payments.gateways import adyen as adyen_module
+from app.payments.gateways import simulator as simulator_module
+from app.payments.gateways import stripe as stripe_module
 from app.payments.gateways.adyen import AdyenConfig, AdyenGateway
 from app.payments.gateways.base import Checkout, CheckoutRequest, Gateway, Party, PaymentStatus, WebhookError
 from app.payments.gateways.simulator import SimulatedPayment, SimulatorConfig, SimulatorGateway

@@ -24,17 +24,19 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import delete, func, select
 
-from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceStatus as S
+from app.billing.models import Customer, Invoice, InvoiceEvent
+from app.billing.models import InvoiceStatus as S
 from app.creditors.models import Creditor
 from app.extensions import db
 from app.outbox.models import OutboxMessage
-from app.payments.gateways.base import Checkout, CheckoutRequest, Gateway, PaymentStatus as P
+from app.payments.gateways.base import Checkout, CheckoutRequest, Gateway
+from app.payments.gateways.base import PaymentStatus as P
 from app.payments.gateways.simulator import SIGNATURE_HEADER, sign
 from app.payments.models import Payment, PaymentAttempt, SimulatorRecord, WebhookEvent
 from app.payments.providers import simulator_for, simulator_secret
 from app.payments.services import apply_status, new_attempt, start_payment
-from tests.support.races import racing_app
 from tests.factories import make_creditor, make_invoice
+from tests.support.races import racing_app
 
 THREADS = 50
 WORKERS = 8

@@ -6,16 +6,18 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import delete, func, select
 
-from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceStatus as S
+from app.billing.models import Customer, Invoice, InvoiceEvent
+from app.billing.models import InvoiceStatus as S
 from app.creditors.models import Creditor
 from app.errors import InvalidData
 from app.extensions import db
 from app.models import utcnow
-from app.payments.gateways.base import GatewayEvent, GatewayStatus, PaymentStatus as P
+from app.payments.gateways.base import GatewayEvent, GatewayStatus
+from app.payments.gateways.base import PaymentStatus as P
+from app.payments.ingest import ingest_events
 from app.payments.models import Payment, PaymentAttempt, WebhookEvent
-from app.payments.services import (
-    apply_status, ingest_events, live_attempt, new_attempt, payment_amount, refunds_due, settle,
-)
+from app.payments.refunds import refunds_due
+from app.payments.services import apply_status, live_attempt, new_attempt, payment_amount, settle
 from tests.factories import make_creditor, make_invoice
 
 

@@ -25,7 +25,12 @@ import pytest
 import stripe
 
 from app.payments.gateways.base import (
-    CheckoutRequest, GatewayError, GatewayEvent, Party, PaymentStatus, WebhookError,
+    CheckoutRequest,
+    GatewayError,
+    GatewayEvent,
+    Party,
+    PaymentStatus,
+    WebhookError,
 )
 from app.payments.gateways.stripe import StripeConfig, StripeGateway
 from tests.support.localstripe_server import LocalStripe
@@ -354,7 +359,7 @@ def test_webhook_within_tolerance_is_accepted(webhooks: StripeGateway) -> None:
 class _Receiver(BaseHTTPRequestHandler):
     deliveries: queue.Queue[tuple[bytes, dict[str, str]]]
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.deliveries.put((body, dict(self.headers.items())))
         self.send_response(200)

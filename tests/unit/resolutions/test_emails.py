@@ -7,12 +7,10 @@ from datetime import timedelta
 import pytest
 from flask_babel import force_locale, gettext
 
-from app.outbox.services import run_once
+from app.outbox.dispatcher import run_once
 from app.resolutions import services
 from app.resolutions.calendar import event_ics
 from tests.unit.resolutions.conftest import TODAY
-
-
 
 
 def text_of(mail) -> str:

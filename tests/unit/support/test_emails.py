@@ -8,9 +8,10 @@ from datetime import timedelta
 import pytest
 
 from app.extensions import db
+from app.outbox.base import DeliveryError
+from app.outbox.dispatcher import run_once
 from app.outbox.email import render
 from app.outbox.models import OutboxStatus
-from app.outbox.services import DeliveryError, run_once
 from app.support import services
 from app.support.attachments import Upload
 from tests.factories import make_creditor, make_invoice

@@ -16,8 +16,8 @@ from app.extensions import db
 from app.outbox.models import OutboxMessage
 from app.support import services
 from app.support.models import SupportRequest
-from tests.support.races import racing_app
 from tests.factories import make_creditor, make_invoice
+from tests.support.races import racing_app
 from tests.unit.support.conftest import TODAY
 
 THREADS = 12

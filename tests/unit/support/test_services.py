@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import select
 
 from app.billing.models import InvoiceEvent
+from app.core.dates import local_today
 from app.errors import IllegalTransition, InvalidData
 from app.extensions import db
 from app.models import utcnow
-from app.portal.services import local_today
 from app.support import services
 from app.support.attachments import Upload
 from app.support.models import Attachment, RequestStatus

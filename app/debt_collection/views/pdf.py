@@ -8,13 +8,13 @@ from flask import Blueprint, Response, abort, g
 from flask_babel import force_locale
 from sqlalchemy import select
 
+from app.billing.pdf import invoice_pdf_response
+from app.core.dates import local_today
 from app.debt_collection.case_file import case_of_pdf_token
 from app.debt_collection.models import Case
 from app.extensions import db
 from app.i18n import normalise_locale
 from app.models import utcnow
-from app.portal.services import local_today
-from app.portal.views import invoice_pdf_response
 
 bp = Blueprint("debt_collection", __name__)
 

@@ -19,11 +19,11 @@ from sqlalchemy import select
 from app.api.access import bearer_key
 from app.api.errors import ApiError, register_error_handlers
 from app.api.schemas import parse_body, read_json
-from app.api.serializers import utc_iso
+from app.core.dates import utc_iso
 from app.debt_collection.models import Case, CaseStatus, Partner
 from app.debt_collection.partners import partner_for_api_key
-from app.debt_collection.pdf import case_pdf_response
 from app.debt_collection.services import EVENT_KINDS, PartnerEvent, acknowledge, apply_event
+from app.debt_collection.views.pdf import case_pdf_response
 from app.extensions import db, limiter
 
 bp = Blueprint("partner_api", __name__)

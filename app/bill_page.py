@@ -1,0 +1,76 @@
+"""What a bill page shows, built in one place for the customer's page (`portal`) and the agents'
+preview of it (`backoffice`): the bill's facts, what the customer may do now (pay, and how much;
+the self-service options), the conversations, receipts and a collection case. Neither blueprint
+imports the other; both import this."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from app.billing.corrections import credit_notes
+from app.billing.models import Invoice, InvoiceLine, InvoiceStatus
+from app.billing.services import due_state, payments_received
+from app.billing.transfer import transfer_details
+from app.debt_collection.models import Case
+from app.debt_collection.services import active_case
+from app.payments.providers import PayOption, pay_options
+from app.payments.receipts import receipt_refs
+from app.resolutions.services import SelfService, self_service
+from app.support.services import threads_for
+
+# A bill page lists at most this many ordinary lines (plus every fee); longer bills link to
+# the full list, so the page stays small and readable on a phone.
+LINES_SHOWN = 50
+LINES_FOLD_AFTER = 60
+
+
+def visible_lines(lines: list[InvoiceLine]) -> tuple[list[InvoiceLine], int]:
+    """The lines the bill page shows, and how many it leaves for the full list."""
+    if len(lines) <= LINES_FOLD_AFTER:
+        return lines, 0
+    shown = [line for i, line in enumerate(lines) if i < LINES_SHOWN or line.is_fee]
+    return shown, len(lines) - len(shown)
+
+
+def bill_facts(invoice: Invoice, today: date, due_now: int | None = None) -> dict:
+    """What the page says of the bill itself. `due_now`: what the customer pays now when it is not
+    the balance (an instalment, the undisputed part)."""
+    creditor = invoice.creditor
+    return {
+        "invoice": invoice,
+        "creditor": creditor,
+        "customer": invoice.customer,
+        "lines": invoice.lines,
+        "hidden_lines": 0,
+        "fees": [line for line in invoice.lines if line.is_fee],
+        "payments": payments_received(invoice.id) if invoice.amount_paid else [],
+        "credit_notes": credit_notes(invoice.id) if invoice.credited else [],
+        "state": due_state(invoice, today),
+        "transfer": transfer_details(creditor, invoice, due_now),
+    }
+
+
+def self_service_now(invoice: Invoice, today: date, resolutions=None) -> tuple[SelfService, Case | None]:
+    """The bill's self-service state, and its collection case when it is in collection."""
+    case = active_case(invoice.id) if invoice.status == InvoiceStatus.IN_COLLECTION else None
+    return self_service(invoice, today, resolutions, collection_payable=bool(case and case.keep_payments)), case
+
+
+def pay_options_for(invoice: Invoice) -> list[PayOption]:
+    """The ways to pay this bill: its creditor's providers, for its currency and the payer's country."""
+    customer = invoice.customer
+    return pay_options(invoice.creditor, invoice.currency, customer.country or invoice.creditor.country)
+
+
+def bill_page_context(invoice: Invoice, today: date, *, has_resolutions: bool = True,
+                      has_threads: bool = True) -> dict:
+    """Everything the bill page shows (also for the back office's preview of it)."""
+    found, case = self_service_now(invoice, today, None if has_resolutions else [])
+    context = bill_facts(invoice, today, found.payable_now)
+    context["lines"], context["hidden_lines"] = visible_lines(invoice.lines)
+    context["found"], context["threads"] = found, threads_for(invoice.id) if has_threads else []
+    context["pay_amount"], context["pay_reason"] = found.payable_now, found.pay_reason
+    context["pay_options"] = pay_options_for(invoice) if found.payable_now else []
+    context["receipts"] = receipt_refs(invoice.id) if invoice.amount_paid else {}
+    context["collection"] = case
+    return context

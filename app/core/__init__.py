@@ -1,0 +1,2 @@
+"""What several features share and nothing else: dates in a creditor's zone and date parsing,
+the validation of e-mail addresses and phone numbers. The lowest layer: it imports no feature."""

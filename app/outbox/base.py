@@ -1,0 +1,90 @@
+"""What the outbox's service and its channels share: the failure a channel reports, the channel's
+interface, and the renderers that turn a message into what its channel sends.
+
+Renderers are registered when the app is created (`app._register_renderers`), each kind's by the
+first dotted part of its name ("support.reply" -> support's e-mail renderer), one function per
+channel and kind. So a misspelt renderer fails at start-up, and `enqueue` refuses a kind nothing
+renders instead of leaving a dead letter to find later. The registry is one per process (like a
+blinker signal's receivers): renderers are code, the same for every app the process creates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, Protocol
+
+from flask_babel import force_locale
+
+from app.i18n import DEFAULT_LOCALE
+from app.outbox.models import OutboxMessage
+
+
+class DeliveryError(Exception):
+    """A delivery failed. `permanent`: trying again cannot help (the recipient was refused, the
+    data to render is gone); the message goes straight to the dead letters. `retry_after`: the
+    receiver asked us to wait at least this long (HTTP Retry-After). `after`: a change to record
+    with the failure, in its transaction (what the channel's own work wrote is rolled back), such
+    as disabling an endpoint that answered 410 Gone."""
+
+    def __init__(self, reason: str, *, permanent: bool = False, retry_after: timedelta | None = None,
+                 after: Callable[[], None] | None = None):
+        super().__init__(reason)
+        self.permanent = permanent
+        self.retry_after = retry_after
+        self.after = after
+
+
+class Channel(Protocol):
+    """Delivers one message (rendering it first) or raises DeliveryError. May write to the
+    session (e.g. issue a link the message carries): that is committed only with its success."""
+
+    def send(self, message: OutboxMessage) -> None: ...
+
+    def close(self) -> None: ...
+
+
+Renderer = Callable[[OutboxMessage], Any]
+
+#: What each channel's renderers return, for the error of a kind without one.
+WHAT = {"email": "e-mail template", "sms": "SMS text", "webhook": "webhook"}
+
+
+class Renderers:
+    """Channel and kind prefix -> the function that renders such a message."""
+
+    def __init__(self) -> None:
+        self._by: dict[tuple[str, str], Renderer] = {}
+
+    def register(self, channel: str, prefix: str, renderer: Renderer) -> None:
+        if not callable(renderer):
+            raise TypeError(f"the renderer of {channel} {prefix!r} is not a function")
+        known = self._by.get((channel, prefix))
+        if known is not None and known is not renderer:
+            raise ValueError(f"{channel} {prefix!r} has a renderer already ({known.__module__}.{known.__name__})")
+        self._by[(channel, prefix)] = renderer
+
+    def find(self, channel: str, kind: str) -> Renderer | None:
+        return self._by.get((channel, kind.split(".", 1)[0]))
+
+    def render(self, message: OutboxMessage) -> Any:
+        """The message rendered in its locale. A kind without a renderer (written by a release that
+        had one) is a permanent DeliveryError ("no e-mail template for ...")."""
+        renderer = self.find(message.channel, message.kind)
+        if renderer is None:
+            raise DeliveryError(f"no {WHAT.get(message.channel, 'renderer')} for {message.kind!r}", permanent=True)
+        with force_locale(message.locale or DEFAULT_LOCALE):
+            return renderer(message)
+
+
+_RENDERERS = Renderers()
+
+
+def renderers() -> Renderers:
+    """The process's renderers (filled by the app factory)."""
+    return _RENDERERS
+
+
+def render(message: OutboxMessage) -> Any:
+    """Render `message` with the renderer registered for its channel and kind."""
+    return _RENDERERS.render(message)

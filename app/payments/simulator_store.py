@@ -1,0 +1,46 @@
+"""The simulator's provider side: its records in our database (`simulator_payments`)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.payments.gateways.simulator import SimulatedPayment
+from app.payments.models import SimulatorRecord
+
+
+class DatabaseSimulatorStore:
+    """`SimulatorStore` on the `simulator_payments` table (the session of the current request or job)."""
+
+    def _record(self, **where) -> SimulatorRecord | None:
+        column, value = next(iter(where.items()))
+        return db.session.scalar(select(SimulatorRecord).where(getattr(SimulatorRecord, column) == value))
+
+    @staticmethod
+    def _payment(record: SimulatorRecord | None) -> SimulatedPayment | None:
+        if record is None:
+            return None
+        return SimulatedPayment(
+            ref=record.ref, idempotency_key=record.idempotency_key, amount=record.amount, currency=record.currency,
+            description=record.description, return_url=record.return_url, cancel_url=record.cancel_url,
+            status=record.status, method=record.method, refunded=record.refunded,
+        )
+
+    def by_idempotency_key(self, key: str) -> SimulatedPayment | None:
+        return self._payment(self._record(idempotency_key=key))
+
+    def get(self, ref: str) -> SimulatedPayment | None:
+        return self._payment(self._record(ref=ref))
+
+    def create(self, payment: SimulatedPayment) -> None:
+        db.session.add(SimulatorRecord(**vars(replace(payment))))
+        db.session.flush()
+
+    def update(self, ref: str, *, status=None, method=None, refunded=None) -> None:
+        record = self._record(ref=ref)
+        for name, value in (("status", status), ("method", method), ("refunded", refunded)):
+            if value is not None:
+                setattr(record, name, value)
+        db.session.flush()

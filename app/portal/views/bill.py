@@ -1,0 +1,178 @@
+"""The link, the step-up, the bill page and what hangs off it: its lines, PDF, QR code and receipts."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Response, abort, current_app, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from sqlalchemy import select, text
+from sqlalchemy.orm import undefer
+
+from app.bill_page import bill_page_context
+from app.billing.pdf import invoice_pdf_response
+from app.billing.transfer import epc_payload, epc_qr_svg
+from app.core.dates import local_today
+from app.creditors.models import Creditor
+from app.extensions import db, limiter
+from app.i18n import select_locale
+from app.links.models import AccessLink
+from app.links.services import get_signer, record_open, record_step_up_failure, resolve_token
+from app.models import utcnow
+from app.payments.receipts import find_receipt
+from app.portal import grants
+from app.portal.access import bill_required, load_bill_or_404, unavailable
+from app.portal.forms import StepUpForm
+from app.portal.page_cache import cached_page
+from app.portal.services import BillAccess, check_step_up, load_bill
+from app.portal.views import bp
+from app.resolutions.services import self_service
+from app.security import ensure_csrf_secret
+
+
+def _link_limit() -> str:
+    return current_app.config["LINK_RATE_LIMIT"]
+
+
+def _step_up_limit() -> str:
+    return current_app.config["STEP_UP_RATE_LIMIT"]
+
+
+@bp.get("/l/<token>")
+@limiter.limit(_link_limit)
+def open_link(token: str):
+    """Check the signed link, note that it was opened, and send the browser to the bill."""
+    resolution = resolve_token(token, signer=get_signer())
+    if not resolution.ok:
+        return unavailable(resolution.creditor)
+    if record_open(resolution, interval_minutes=current_app.config["LINK_OPEN_EVENT_INTERVAL_MINUTES"]):
+        db.session.commit()
+    grants.add(session, resolution.public_id, resolution.link_id, int(time.time()))
+    ensure_csrf_secret()  # this response writes the cookie anyway; the bill's pay form needs it
+    # A bare 303: browsers follow Location and never show redirect()'s HTML body.
+    return Response(status=303, headers={"Location": _bill_path(resolution.public_id)})
+
+
+def _bill_path(public_id: str) -> str:
+    """`url_for("portal.bill", public_id=...)` for the link's redirect, without url_for's generic
+    work (a tenth of the request); public ids are URL-safe base64. A test pins the two together."""
+    return f"{request.script_root}/b/{public_id}"
+
+
+@bp.get("/b/<public_id>")
+@bill_required
+def bill(public_id: str, access: BillAccess):
+    """The bill page (rendered once per version, language and day; see portal.page_cache)."""
+    today = local_today(access.country, utcnow())
+
+    def render() -> str:
+        invoice = load_bill_or_404(public_id)
+        context = bill_page_context(invoice, today, has_resolutions=access.has_resolutions,
+                                    has_threads=access.has_threads)
+        origins = tuple(dict.fromkeys(origin for option in context["pay_options"]
+                                      for origin in option.redirect_origins))
+        if origins:  # the pay form leads (a 303 after the POST) to a provider's hosted page
+            g.csp_extra = {"form-action": origins}
+        return render_template("portal/bill.html", **context)
+
+    return cached_page(("bill", public_id, select_locale(), today, access.version), render)
+
+
+@bp.get("/b/<public_id>/lines")
+@bill_required
+def all_lines(public_id: str, access: BillAccess):
+    """Every line of a long bill (the bill page shows the first ones and every fee)."""
+
+    def render() -> str:
+        invoice = load_bill_or_404(public_id)
+        return render_template("portal/lines.html", invoice=invoice, creditor=invoice.creditor, lines=invoice.lines)
+
+    return cached_page(("lines", public_id, select_locale(), access.version), render)
+
+
+@bp.route("/b/<public_id>/verify", methods=["GET", "POST"])
+@limiter.limit(_step_up_limit, methods=["POST"])
+def verify(public_id: str):
+    """The light step-up some creditors ask for before the bill is shown."""
+    grant = grants.find(session, public_id, int(time.time()), current_app.config["GRANT_MAX_AGE_HOURS"])
+    invoice = load_bill(public_id) if grant else None
+    if invoice is None or invoice.is_closed:
+        return unavailable(invoice.creditor if invoice else None)
+    creditor = invoice.creditor
+    g.customer_locale = invoice.customer.preferred_locale
+    g.creditor_locale = creditor.default_locale
+    if creditor.step_up_mode == "none" or grant.get("v"):
+        return redirect(url_for("portal.bill", public_id=public_id), code=303)
+    link = db.session.get(AccessLink, grant["l"])
+    if link is None or link.revoked_at is not None or link.invoice_id != invoice.id:
+        return unavailable(creditor)
+    form = StepUpForm()
+    max_attempts = current_app.config["STEP_UP_MAX_ATTEMPTS"]
+    if form.validate_on_submit():
+        if check_step_up(creditor.step_up_mode, invoice.customer, form.answer.data):
+            grants.mark_verified(session, public_id)
+            return redirect(url_for("portal.bill", public_id=public_id), code=303)
+        locked = record_step_up_failure(link, max_attempts=max_attempts)
+        db.session.commit()
+        if locked:
+            return unavailable(creditor)
+        form.answer.errors.append(_("That does not match what %(creditor)s has on file.", creditor=creditor.name))
+    status = 422 if request.method == "POST" else 200
+    return render_template(
+        "portal/verify.html", invoice=invoice, creditor=creditor, form=form, mode=creditor.step_up_mode,
+        attempts_left=max_attempts - link.step_up_failures,
+    ), status
+
+
+@bp.get("/b/<public_id>/invoice.pdf")
+@bill_required
+def invoice_pdf(public_id: str, access: BillAccess):
+    """The invoice as a PDF, in the same brand and language as the page."""
+    invoice = load_bill_or_404(public_id)
+    return invoice_pdf_response(invoice, local_today(invoice.creditor.country, utcnow()))
+
+
+@bp.get("/b/<public_id>/epc-qr.svg")
+@bill_required
+def epc_qr(public_id: str, access: BillAccess):
+    """The EPC QR code for a SEPA transfer of what is due now (EUR only)."""
+    invoice = load_bill_or_404(public_id)
+    due_now = self_service(invoice, local_today(invoice.creditor.country, utcnow())).payable_now
+    try:
+        payload = epc_payload(invoice.creditor, invoice, due_now)
+    except ValueError:
+        abort(404)
+    svg = epc_qr_svg(payload, title=_("QR code for a bank transfer"))
+    return Response(svg, mimetype="image/svg+xml")
+
+
+@bp.get("/b/<public_id>/receipts/<payment_ref>")
+@bill_required
+def receipt(public_id: str, access: BillAccess, payment_ref: str):
+    """A printable receipt for one payment of this bill (the same grant as the bill; another bill's: 404)."""
+    found = find_receipt(access.invoice_id, payment_ref)
+    if found is None:
+        return unavailable()
+    return render_template(
+        "portal/receipt.html", receipt=found, payment=found.payment, invoice=found.invoice, creditor=found.creditor,
+    )
+
+
+@bp.get("/brand/<slug>/logo")
+def logo(slug: str):
+    """A creditor's logo, from our own origin, cacheable for a year (the URL carries its version)."""
+    creditor = db.session.scalar(select(Creditor).options(undefer(Creditor.logo)).where(Creditor.slug == slug))
+    if creditor is None or not creditor.logo:
+        abort(404)
+    g.no_store = False
+    response = Response(creditor.logo, mimetype=creditor.logo_mime)
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+    return response
+
+
+@bp.get("/healthz")
+def healthz():
+    """Liveness and database check for the load balancer."""
+    db.session.execute(text("SELECT 1"))
+    return {"status": "ok"}

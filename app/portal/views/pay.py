@@ -1,0 +1,127 @@
+"""Paying a bill: start an attempt with the chosen provider, our own pay step for embedded flows,
+and the return from the provider (whose answer is asked for, never read from the query string)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import current_app, g, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from app.bill_page import pay_options_for, self_service_now
+from app.billing.models import Invoice
+from app.core.dates import local_today
+from app.errors import InvalidData
+from app.extensions import db, limiter
+from app.i18n import select_locale
+from app.models import utcnow
+from app.payments.gateways.base import GatewayError, PaymentStatus
+from app.payments.models import PaymentAttempt
+from app.payments.providers import gateways_for, payment_gateway
+from app.payments.receipts import receipt_ref_for_attempt
+from app.payments.services import apply_status, payment_amount, start_payment
+from app.portal.access import bill_required, load_bill_or_404, unavailable
+from app.portal.forms import PayForm
+from app.portal.services import BillAccess
+from app.portal.views import bp
+
+log = logging.getLogger(__name__)
+
+
+def _pay_limit() -> str:
+    return current_app.config["PAY_RATE_LIMIT"]
+
+
+@bp.post("/b/<public_id>/pay")
+@limiter.limit(_pay_limit)
+@bill_required
+def pay(public_id: str, access: BillAccess):
+    """Start paying with the chosen provider and send the customer to it (POST-redirect-GET)."""
+    invoice = load_bill_or_404(public_id)
+    form = PayForm()
+    option = next((o for o in pay_options_for(invoice) if o.provider == form.provider.data), None)
+    if not form.validate_on_submit() or option is None:
+        return _payment_problem(invoice, "invalid", 422)
+    gateway = option.gateway
+    due_now = self_service_now(invoice, local_today(access.country, utcnow()))[0].payable_now
+    if due_now is None:  # paused with nothing payable (a dispute of the whole bill, where the creditor holds it all)
+        return _payment_problem(invoice, "amount", 422)
+    try:
+        amount = payment_amount(invoice, form.amount_minor(invoice.currency), due_now=due_now)
+        attempt = start_payment(
+            invoice, gateway, amount=amount, locale=select_locale(), methods=option.methods,
+            return_url=lambda ref: _absolute(invoice, url_for("portal.paid", public_id=public_id, attempt_ref=ref)),
+            cancel_url=_absolute(invoice, url_for("portal.bill", public_id=public_id)),
+        )
+    except InvalidData:
+        db.session.rollback()
+        return _payment_problem(invoice, "amount", 422)
+    except GatewayError:
+        db.session.rollback()
+        log.warning("payment could not start for invoice %s at %s", invoice.id, gateway.name, exc_info=True)
+        return _payment_problem(invoice, "unavailable", 503)
+    db.session.commit()
+    if attempt.redirect_url:  # a hosted page: the simulator, an Adyen payment link
+        return redirect(attempt.redirect_url, code=303)
+    return redirect(url_for("portal.checkout", public_id=public_id, attempt_ref=attempt.public_ref), code=303)
+
+
+def _attempt_of(access: BillAccess, attempt_ref: str) -> PaymentAttempt | None:
+    """The bill's payment attempt with this ref (another bill's: None)."""
+    return db.session.scalar(
+        select(PaymentAttempt).where(PaymentAttempt.public_ref == attempt_ref, PaymentAttempt.invoice_id == access.invoice_id)
+    )
+
+
+@bp.get("/b/<public_id>/checkout/<attempt_ref>")
+@bill_required
+def checkout(public_id: str, access: BillAccess, attempt_ref: str):
+    """Our own pay step for embedded flows: the provider's fields (Stripe's Payment Element, Adyen's
+    Drop-in) in their frames on our page, so no card number ever reaches our server. The CSP lets in
+    exactly this provider's origins; nothing is stored (the page holds the payment's client secret)."""
+    attempt = _attempt_of(access, attempt_ref)
+    if attempt is None:
+        return unavailable()
+    invoice = attempt.invoice
+    gateway = gateways_for(invoice.creditor).get(attempt.provider)  # the creditor's flow: the page it chose
+    if gateway is None or not attempt.client_config or not attempt.is_live:
+        return redirect(url_for("portal.paid", public_id=public_id, attempt_ref=attempt_ref), code=303)
+    g.csp_extra, g.no_store = gateway.content_security(), True
+    return render_template(
+        f"payments/checkout_{attempt.provider}.html", invoice=invoice, creditor=invoice.creditor, attempt=attempt,
+        client=attempt.client_config,
+        return_url=_absolute(invoice, url_for("portal.paid", public_id=public_id, attempt_ref=attempt_ref)),
+    )
+
+
+@bp.get("/b/<public_id>/paid/<attempt_ref>")
+@bill_required
+def paid(public_id: str, access: BillAccess, attempt_ref: str):
+    """Back from the provider: ask it what happened (the query string is never trusted) and say so."""
+    attempt = _attempt_of(access, attempt_ref)
+    if attempt is None:
+        return unavailable()
+    invoice = attempt.invoice
+    found = payment_gateway(invoice.creditor.slug, attempt.provider)  # also a provider no longer offered
+    if found is not None and attempt.provider_ref and attempt.status not in PaymentStatus.FINAL:
+        try:
+            apply_status(attempt, found[1].status_on_return(attempt.provider_ref, request.args), actor="customer")
+            db.session.commit()
+        except GatewayError:
+            db.session.rollback()
+            log.warning("status of attempt %s unavailable", attempt.id, exc_info=True)
+    receipt_ref = receipt_ref_for_attempt(attempt.id) if attempt.status == PaymentStatus.SUCCEEDED else None
+    return render_template("payments/return.html", invoice=invoice, creditor=invoice.creditor, attempt=attempt,
+                           receipt_ref=receipt_ref)
+
+
+def _payment_problem(invoice: Invoice, kind: str, status: int) -> tuple[str, int]:
+    return render_template("payments/return.html", invoice=invoice, creditor=invoice.creditor, attempt=None,
+                           problem=kind), status
+
+
+def _absolute(invoice: Invoice, path: str) -> str:
+    """A URL on the creditor's portal domain or PORTAL_BASE_URL, never from the Host header."""
+    return f"{(invoice.creditor.portal_base_url or current_app.config['PORTAL_BASE_URL']).rstrip('/')}{path}"
+
+
