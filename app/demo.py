@@ -520,7 +520,7 @@ def load_back_office_demo(today_for: Callable[[str], date] | None = None) -> boo
     dispute of a line on a Shamrock bill, so that the inbox has something to answer. Idempotent;
     does nothing in production. Returns whether the agent was created now."""
     from app.backoffice.services import create_agent, find_agent, grant_role
-    from app.resolutions.services import open_dispute
+    from app.resolutions.disputes import open_dispute
     from app.support.services import open_request
 
     if current_app.config["PORTAL_ENV"] == "production":

@@ -12,7 +12,7 @@ from app.core.dates import local_today
 from app.extensions import db
 from app.models import utcnow
 from app.money import format_money
-from app.resolutions import services
+from app.resolutions import daily, deferrals, disputes
 from app.resolutions.models import Resolution, Status
 
 #: option -> (Creditor column, help). Money in minor units (øre, cent).
@@ -73,7 +73,7 @@ def run(slug: str | None):
     creditor_id = creditor_or_fail(slug).id if slug else None
     now = utcnow()
     with cli_transaction("Run failed"):
-        report = services.run_due(lambda country: local_today(country, now), creditor_id=creditor_id)
+        report = daily.run_due(lambda country: local_today(country, now), creditor_id=creditor_id)
     click.echo(str(report))
 
 
@@ -108,7 +108,7 @@ def _find(reference: str) -> Resolution:
 def answer_dispute(reference: str, upheld: bool, message: str, agent: str):
     dispute = _find(reference)
     with cli_transaction("Dispute not answered"):
-        services.answer_dispute(dispute, Status.UPHELD if upheld else Status.REJECTED, message, actor=agent)
+        disputes.answer_dispute(dispute, Status.UPHELD if upheld else Status.REJECTED, message, actor=agent)
     click.echo(f"{reference}: {dispute.status}; invoice {dispute.invoice.number} is {dispute.invoice.status}.")
 
 
@@ -120,5 +120,5 @@ def answer_dispute(reference: str, upheld: bool, message: str, agent: str):
 def decide_deferral(reference: str, grant: bool, message: str | None, agent: str):
     deferral = _find(reference)
     with cli_transaction("Request not decided"):
-        services.decide_deferral(deferral, grant, message, actor=agent)
+        deferrals.decide_deferral(deferral, grant, message, actor=agent)
     click.echo(f"{reference}: {deferral.status}; invoice {deferral.invoice.number} is due {deferral.invoice.due_date}.")

@@ -25,7 +25,7 @@ from app.i18n import language_switch, select_locale
 from app.models import utcnow
 from app.portal.access import bill_required, load_bill_or_404, unavailable
 from app.portal.services import BillAccess
-from app.resolutions import services
+from app.resolutions import deferrals, disputes, instalments, plans, promises, services
 from app.resolutions.emails import promise_ics, reason_label
 from app.resolutions.forms import (
     DeferralForm,
@@ -81,7 +81,7 @@ def _page(template: str, what: str, invoice: Invoice, form, today: date, status:
 def _unavailable_words(invoice: Invoice, what: str, today: date) -> str:
     if invoice.balance <= 0:
         return _("This bill is paid, so there is nothing to do here.")
-    if what == "plan" and services.is_payable(invoice) and not services.plan_offers(invoice, today):
+    if what == "plan" and services.is_payable(invoice) and not instalments.plan_offers(invoice, today):
         return _("This bill cannot be split into instalments online. Please contact us, and we will find a "
                  "solution together.")
     if what == "plan_request" and services.self_service(invoice, today).plan_request is not None:
@@ -101,7 +101,7 @@ def _problem(form, errors: dict[str, str]) -> str | None:
         ("attachment", "proof"): _("Please attach proof of your payment, such as a receipt or a bank statement."),
         ("months", "choose"): _("Please choose one of the plans."),
         ("months", "range"): _("Please enter a number of months from 2 to %(max)d.",
-                               max=services.PLAN_REQUEST_MAX_MONTHS),
+                               max=plans.PLAN_REQUEST_MAX_MONTHS),
     }
     page = None
     for name, code in errors.items():
@@ -178,7 +178,7 @@ def dispute(public_id: str, access: BillAccess):
 
     def record():
         upload = read_upload(form.attachment.data, current_app.config["ATTACHMENT_MAX_BYTES"])
-        return services.open_dispute(
+        return disputes.open_dispute(
             invoice, reason=form.reason.data, message=form.message.data,
             line_ids=form.lines.data if form.scope.data == "lines" else None, upload=upload,
             attachment_dir=current_app.config["ATTACHMENT_DIR"], locale=select_locale(),
@@ -195,13 +195,13 @@ def promise(public_id: str, access: BillAccess):
     """Promise to pay by a date within the creditor's limit; reminders wait until then."""
     invoice, today = _bill(public_id, access)
     form = _fresh(PromiseForm())
-    form.range = services.promise_window(invoice, today)
+    form.range = promises.promise_window(invoice, today)
 
     def terms() -> dict:
-        services.check_promise(invoice, form.chosen_date(), today)
+        promises.check_promise(invoice, form.chosen_date(), today)
         return {"chosen": form.chosen_date()}
 
-    return _run(Flow("promise", "promise.html", invoice, today, form), lambda: services.make_promise(
+    return _run(Flow("promise", "promise.html", invoice, today, form), lambda: promises.make_promise(
         invoice, form.chosen_date(), locale=select_locale(), submission_key=form.submission.data, today=today,
     ), terms)
 
@@ -213,12 +213,12 @@ def deferral(public_id: str, access: BillAccess):
     """A later due date: granted at once within the creditor's rules, else a request for an agent."""
     invoice, today = _bill(public_id, access)
     form = _fresh(DeferralForm())
-    form.range = services.deferral_window(invoice, today)
+    form.range = deferrals.deferral_window(invoice, today)
     flow = Flow("deferral", "deferral.html", invoice, today, form,
-                {"limit": services.deferral_limit(invoice, today)})
-    return _run(flow, lambda: services.defer(
+                {"limit": deferrals.deferral_limit(invoice, today)})
+    return _run(flow, lambda: deferrals.defer(
         invoice, form.chosen_date(), locale=select_locale(), submission_key=form.submission.data, today=today,
-    ), lambda: {"terms": services.deferral_terms(invoice, form.chosen_date(), today)})
+    ), lambda: {"terms": deferrals.deferral_terms(invoice, form.chosen_date(), today)})
 
 
 @bp.route("/b/<public_id>/instalments", methods=["GET", "POST"])
@@ -228,10 +228,10 @@ def plan(public_id: str, access: BillAccess):
     """Split the bill into monthly instalments: the offers, then the chosen plan's schedule to accept."""
     invoice, today = _bill(public_id, access)
     form = _fresh(PlanForm())
-    flow = Flow("plan", "plan.html", invoice, today, form, {"offers": services.plan_offers(invoice, today)})
-    return _run(flow, lambda: services.accept_plan(
+    flow = Flow("plan", "plan.html", invoice, today, form, {"offers": instalments.plan_offers(invoice, today)})
+    return _run(flow, lambda: plans.accept_plan(
         invoice, form.months.data, locale=select_locale(), submission_key=form.submission.data, today=today,
-    ), lambda: {"offer": services.choose_offer(invoice, form.months.data, today)})
+    ), lambda: {"offer": plans.choose_offer(invoice, form.months.data, today)})
 
 
 @bp.route("/b/<public_id>/instalments/request", methods=["GET", "POST"])
@@ -241,7 +241,7 @@ def plan_request(public_id: str, access: BillAccess):
     """Ask for a plan the bill page does not offer (more months, smaller instalments): an agent decides."""
     invoice, today = _bill(public_id, access)
     form = _fresh(PlanRequestForm())
-    return _run(Flow("plan_request", "plan_request.html", invoice, today, form), lambda: services.request_plan(
+    return _run(Flow("plan_request", "plan_request.html", invoice, today, form), lambda: plans.request_plan(
         invoice, form.months.data, form.message.data, locale=select_locale(), submission_key=form.submission.data,
         today=today,
     ))
@@ -258,7 +258,7 @@ def resolution(public_id: str, access: BillAccess, reference: str):
     found = services.find_resolution(invoice.id, reference)
     if found is None:
         return unavailable()  # the neutral page, as for any unknown id
-    progress = services.plan_progress(found, invoice, today) if found.kind == Kind.PLAN else []
+    progress = instalments.plan_progress(found, invoice, today) if found.kind == Kind.PLAN else []
     return render_template("resolutions/resolution.html", invoice=invoice, creditor=invoice.creditor,
                            resolution=found, progress=progress, today=today)
 

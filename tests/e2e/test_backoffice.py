@@ -16,7 +16,7 @@ from app.core.dates import local_today
 from app.creditors.models import Creditor
 from app.extensions import db
 from app.models import utcnow
-from app.resolutions import services as resolutions
+from app.resolutions import disputes, services
 from app.support.services import open_request
 from tests.e2e.flows import checked
 from tests.e2e.test_payments import new_bill
@@ -30,13 +30,13 @@ def seed(live_server, tmp_path, email: str):
     app = live_server.app
     with app.test_request_context():
         creditor = db.session.scalar(select(Creditor).where(Creditor.slug == slug))
-        invoice = db.session.get(resolutions.Invoice, invoice_id)
+        invoice = db.session.get(services.Invoice, invoice_id)
         today = local_today("NO", utcnow())
         request, _ = open_request(invoice, topic="bill_question", message="Why is it higher than usual?",
                                   contact_method="email", contact_email=None, contact_phone=None,
                                   callback_date=None, callback_window=None, upload=None, locale="en",
                                   submission_key="m", attachment_dir=str(tmp_path), today=today)
-        dispute, _ = resolutions.open_dispute(invoice, reason="wrong_amount", message="<b>Too high</b>",
+        dispute, _ = disputes.open_dispute(invoice, reason="wrong_amount", message="<b>Too high</b>",
                                               line_ids=None, upload=None, attachment_dir=str(tmp_path), locale="en",
                                               submission_key="d", today=today)
         create_agent(email, "Ola Nordmann", PASSWORD, creditor, "agent")

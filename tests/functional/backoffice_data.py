@@ -22,7 +22,7 @@ from app.outbox.services import enqueue
 from app.payments.bank.models import BankEntry, BankImport, EntryStatus
 from app.payments.models import Payment
 from app.payments.services import settle
-from app.resolutions import services as resolutions
+from app.resolutions import deferrals, disputes, plans
 from app.resolutions.models import Resolution
 from app.support.models import SupportRequest
 from app.support.services import open_request
@@ -61,15 +61,15 @@ def every_kind(app, creditor, tmp_path, *, message: str = "Why is it so high?", 
                                   contact_email=None, contact_phone=None, callback_date=None, callback_window=None,
                                   upload=None, locale="nb", submission_key="a", attachment_dir=str(tmp_path),
                                   today=today)
-        dispute, _ = resolutions.open_dispute(invoice, reason="wrong_amount", message="The first line is wrong",
+        dispute, _ = disputes.open_dispute(invoice, reason="wrong_amount", message="The first line is wrong",
                                               line_ids=[invoice.lines[0].id], upload=None,
                                               attachment_dir=str(tmp_path), locale="nb", submission_key="d",
                                               today=today)
         later = make_invoice(creditor, **extra)
-        deferral, _ = resolutions.defer(later, later.due_date + timedelta(days=60), locale="nb", submission_key="f",
+        deferral, _ = deferrals.defer(later, later.due_date + timedelta(days=60), locale="nb", submission_key="f",
                                         today=today)
         split = make_invoice(creditor, **extra)
-        plan, _ = resolutions.request_plan(split, 12, "I lost my job.", locale="nb", submission_key="p", today=today)
+        plan, _ = plans.request_plan(split, 12, "I lost my job.", locale="nb", submission_key="p", today=today)
         paid = make_invoice(creditor, **extra)
         overpayment = settle(paid.id, provider="manual", payment_id=f"manual:{secrets.token_hex(4)}",
                              amount=paid.total + 5000, currency=paid.currency, method="cash", received_at=utcnow(),

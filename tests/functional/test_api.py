@@ -467,7 +467,7 @@ def test_unknown_api_routes_and_methods_answer_json(client, session):
 
 def test_the_dunning_answer_tells_the_creditors_reminders_to_wait_for_a_promise(client, app, session):
     from app.core.dates import local_today
-    from app.resolutions.services import make_promise
+    from app.resolutions.promises import make_promise
 
     creditor, headers = api_creditor("NO")
     create(client, headers, invoice_payload("NOK", number="2026-9"))

@@ -202,12 +202,11 @@ def test_another_creditors_request_is_not_found(app, client, agent, tmp_path):
 def test_an_agent_rejects_a_dispute_and_grants_a_request(app, client, agent, creditor, tmp_path):
     from app.billing.models import InvoiceStatus
     from app.core.dates import local_today
-    from app.resolutions import services as resolutions
-
+    from app.resolutions import deferrals, disputes
     invoice = make_invoice(creditor)
     today = local_today("NO", utcnow())
     with app.test_request_context():
-        dispute, _ = resolutions.open_dispute(invoice, reason="wrong_amount", message="Too high", line_ids=None,
+        dispute, _ = disputes.open_dispute(invoice, reason="wrong_amount", message="Too high", line_ids=None,
                                               upload=None, attachment_dir=str(tmp_path), locale="nb",
                                               submission_key="d", today=today)
     db.session.commit()
@@ -226,7 +225,7 @@ def test_an_agent_rejects_a_dispute_and_grants_a_request(app, client, agent, cre
                         data={"csrf_token": csrf, "outcome": "upheld", "message": "Sorry"})
     assert again.status_code == 409 and dispute.status == "rejected"
     with app.test_request_context():
-        request, _ = resolutions.defer(invoice, invoice.due_date + timedelta(days=60), locale="nb",
+        request, _ = deferrals.defer(invoice, invoice.due_date + timedelta(days=60), locale="nb",
                                        submission_key="f", today=today)
     db.session.commit()
     client.post(f"/backoffice/resolutions/{request.reference}/decide",

@@ -25,7 +25,7 @@ from app.models import utcnow
 from app.outbox.models import OutboxMessage, OutboxStatus
 from app.outbox.services import replay
 from app.payments.models import Payment
-from app.resolutions import services as resolutions
+from app.resolutions import disputes, promises
 from tests.functional.collection_helpers import creditor_with_policy, deliver, overdue, partner_for, today_for
 from tests.functional.helpers import open_bill
 from tests.support.partner_receiver import PartnerReceiver
@@ -74,7 +74,7 @@ def test_the_policy_decides_which_bills_go_and_the_pause_rule_keeps_the_others(a
     not_late = overdue(app, creditor, days_overdue=7, final_days_ago=3)
     promised = overdue(app, creditor)
     with app.test_request_context():
-        resolutions.make_promise(promised, today_for("NO") + timedelta(days=5), locale="nb", submission_key="p",
+        promises.make_promise(promised, today_for("NO") + timedelta(days=5), locale="nb", submission_key="p",
                                  today=today_for("NO"))
         db.session.commit()
     rules = policy_of(creditor.id)
@@ -109,7 +109,7 @@ def test_a_dispute_opened_after_the_bill_became_eligible_stops_the_hand_off(app,
     with app.app_context():
         assert run(today_for, dry_run=True).eligible == [invoice.number]
     with app.test_request_context():  # the customer disputes between the listing and the hand-off
-        resolutions.open_dispute(invoice, reason="wrong_amount", message="No!",
+        disputes.open_dispute(invoice, reason="wrong_amount", message="No!",
                                  line_ids=None, upload=None, attachment_dir=str(tmp_path), locale="nb",
                                  submission_key="d", today=today_for("NO"))
         db.session.commit()
@@ -125,13 +125,13 @@ def test_a_dispute_opened_after_the_bill_became_eligible_stops_the_hand_off(app,
 def test_the_case_file_is_complete_minimal_and_valid(app, client, creditor, receiver, tmp_path):
     invoice = overdue(app, creditor)
     with app.test_request_context():  # a broken promise and a rejected dispute belong in the story
-        promise, _ = resolutions.make_promise(invoice, today_for("NO") + timedelta(days=3), locale="nb",
+        promise, _ = promises.make_promise(invoice, today_for("NO") + timedelta(days=3), locale="nb",
                                               submission_key="p", today=today_for("NO"))
         promise.status = "broken"
-        dispute, _ = resolutions.open_dispute(invoice, reason="wrong_amount", message="Too high", line_ids=None,
+        dispute, _ = disputes.open_dispute(invoice, reason="wrong_amount", message="Too high", line_ids=None,
                                               upload=None, attachment_dir=str(tmp_path), locale="nb",
                                               submission_key="d", today=today_for("NO"))
-        resolutions.answer_dispute(dispute, "rejected", "The reading is right.", actor="agent:1")
+        disputes.answer_dispute(dispute, "rejected", "The reading is right.", actor="agent:1")
         db.session.commit()
     with app.app_context():
         run(today_for)

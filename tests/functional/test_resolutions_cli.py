@@ -8,7 +8,7 @@ from app.billing.models import InvoiceStatus as S
 from app.core.dates import local_today
 from app.extensions import db
 from app.models import utcnow
-from app.resolutions import services
+from app.resolutions import deferrals, disputes, promises
 from app.resolutions.models import Status
 from app.support.models import RequestStatus
 from app.support.services import open_request
@@ -37,7 +37,7 @@ def test_answer_a_dispute_and_decide_a_request(app, session, tmp_path):
     invoice = make_invoice(creditor)
     today = local_today("NO", utcnow())
     with app.test_request_context():
-        dispute, _ = services.open_dispute(invoice, reason="other", message="?", line_ids=None, upload=None,
+        dispute, _ = disputes.open_dispute(invoice, reason="other", message="?", line_ids=None, upload=None,
                                            attachment_dir=str(tmp_path), locale="nb", submission_key="d", today=today)
     db.session.commit()
     listed = run(app, "resolutions", "list")
@@ -49,7 +49,7 @@ def test_answer_a_dispute_and_decide_a_request(app, session, tmp_path):
     assert result.exit_code == 0, result.output
     assert (dispute.status, invoice.status) == (Status.REJECTED, S.OPEN)
     with app.test_request_context():
-        request, _ = services.defer(invoice, invoice.due_date + timedelta(days=60), locale="nb",
+        request, _ = deferrals.defer(invoice, invoice.due_date + timedelta(days=60), locale="nb",
                                     submission_key="f", today=today)
     db.session.commit()
     result = run(app, "resolutions", "decide-deferral", request.reference, "--grant", "--message", "OK")
@@ -63,7 +63,7 @@ def test_the_daily_run_reports_what_it_did(app, session):
     invoice = make_invoice(creditor)
     today = local_today("NO", utcnow())
     with app.test_request_context():
-        services.make_promise(invoice, today + timedelta(days=1), locale="nb", submission_key="p", today=today)
+        promises.make_promise(invoice, today + timedelta(days=1), locale="nb", submission_key="p", today=today)
     db.session.commit()
     result = run(app, "resolutions", "run", "--creditor", creditor.slug)
     assert result.exit_code == 0 and "1 day-before e-mails due" in result.output

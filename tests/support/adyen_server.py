@@ -94,16 +94,14 @@ class AdyenServer:
         self._httpd.owner = self  # type: ignore[attr-defined]
         self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
         self.state.base_url = self.base_url
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = serving_thread(self._httpd)
 
     def __enter__(self) -> AdyenServer:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join()
+        stop_serving(self._httpd, self._thread)
 
     @property
     def requests(self) -> list[Received]:

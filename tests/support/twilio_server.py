@@ -128,16 +128,12 @@ class TwilioServer:
         self._httpd = ThreadingHTTPServer((self.host, self.port), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.state = self.state  # type: ignore[attr-defined]
-        # A short poll: stop() (shutdown) waits for the loop to notice, 0.5 s by default.
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self._thread.start()
+        self._thread = serve_in_thread(self._httpd)
         return self
 
     def stop(self) -> None:
         if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._thread.join()
+            stop_serving(self._httpd, self._thread)
             self._httpd = self._thread = None
 
     def __enter__(self) -> TwilioServer:

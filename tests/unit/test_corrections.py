@@ -22,7 +22,7 @@ from app.extensions import db
 from app.models import utcnow
 from app.payments.models import Payment
 from app.payments.services import settle
-from app.resolutions import services as resolutions
+from app.resolutions import daily, services
 from tests.factories import make_creditor, make_invoice
 
 
@@ -123,18 +123,18 @@ def test_a_hold_pauses_reminders_until_its_day_and_the_daily_run_ends_it(invoice
     today = utcnow().date()
     hold(invoice, until=today + timedelta(days=3), actor="agent:1", reason="In hospital")
     assert invoice.status == S.ON_HOLD
-    paused = resolutions.dunning_for(invoice, today)
+    paused = services.dunning_for(invoice, today)
     assert (paused.may_remind, paused.reason, paused.until) == (False, S.ON_HOLD, today + timedelta(days=3))
-    assert resolutions.dunning_for(invoice, today + timedelta(days=4)).may_remind  # ends by itself
-    assert resolutions.run_due(lambda country: today + timedelta(days=3)).resumed == 0
-    assert resolutions.run_due(lambda country: today + timedelta(days=4)).resumed == 1
+    assert services.dunning_for(invoice, today + timedelta(days=4)).may_remind  # ends by itself
+    assert daily.run_due(lambda country: today + timedelta(days=3)).resumed == 0
+    assert daily.run_due(lambda country: today + timedelta(days=4)).resumed == 1
     assert invoice.status == S.OPEN and invoice.hold_until is None
     assert [e.kind for e in invoice.events][-2:] == ["status_changed", "reminders_resumed"]
 
 
 def test_a_hold_without_a_day_lasts_until_resumed_and_only_open_bills_are_held(invoice):
     hold(invoice, until=None, actor="agent:1", reason="Waiting for the meter reader")
-    assert resolutions.dunning_for(invoice, utcnow().date() + timedelta(days=365)).reason == S.ON_HOLD
+    assert services.dunning_for(invoice, utcnow().date() + timedelta(days=365)).reason == S.ON_HOLD
     with pytest.raises(IllegalTransition):
         hold(invoice, until=None, actor="agent:1", reason="again")
     resume(invoice, actor="agent:1", reason="Read")

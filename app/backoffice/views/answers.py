@@ -19,8 +19,11 @@ from app.errors import IllegalTransition, InvalidData
 from app.extensions import db
 from app.models import utcnow
 from app.payments.services import lock_invoice
+from app.resolutions.deferrals import decide_deferral
+from app.resolutions.disputes import answer_dispute
+from app.resolutions.instalments import plan_offer
 from app.resolutions.models import Kind, Resolution
-from app.resolutions.services import answer_dispute, decide_deferral, decide_plan, plan_offer
+from app.resolutions.plans import decide_plan
 from app.support.models import SupportRequest
 from app.support.services import close_request, reopen_request
 from app.support.services import reply as reply_to_customer

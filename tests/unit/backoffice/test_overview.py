@@ -31,8 +31,9 @@ from app.links.signer import LinkSigner
 from app.money import format_money
 from app.payments.models import Payment
 from app.payments.services import settle
+from app.resolutions.disputes import open_dispute
 from app.resolutions.models import Kind, Resolution, Status
-from app.resolutions.services import make_promise, open_dispute
+from app.resolutions.promises import make_promise
 from tests.factories import invoice_payload, make_creditor, make_invoice
 
 TODAY = date(2026, 11, 30)  # the window: 1-30 November (CET, UTC+1); before it 2-31 October (CEST until the 25th)

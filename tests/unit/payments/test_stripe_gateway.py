@@ -374,7 +374,7 @@ def test_webhook_delivered_by_localstripe(
 ) -> None:
     deliveries: queue.Queue[tuple[bytes, dict[str, str]]] = queue.Queue()
     receiver = HTTPServer(("127.0.0.1", 0), type("Receiver", (_Receiver,), {"deliveries": deliveries}))
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    thread = serve_in_thread(receiver)
     try:
         form = urllib.parse.urlencode(
             {"url": f"http://127.0.0.1:{receiver.server_port}/", "secret": WEBHOOK_SECRET,
@@ -388,8 +388,7 @@ def test_webhook_delivered_by_localstripe(
         while not any(e.provider_ref == checkout.provider_ref for e in events):
             events += gateway.parse_webhook(*deliveries.get(timeout=10))
     finally:
-        receiver.shutdown()
-        receiver.server_close()
+        stop_serving(receiver, thread)
 
     [event] = [e for e in events if e.provider_ref == checkout.provider_ref]
     assert (event.event_type, event.status, event.amount) == ("payment_intent.succeeded", "succeeded", 125000)

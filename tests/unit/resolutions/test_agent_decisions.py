@@ -15,13 +15,13 @@ from app.extensions import db
 from app.models import utcnow
 from app.outbox.models import OutboxMessage
 from app.payments.services import settle
-from app.resolutions import services
+from app.resolutions import disputes, plans, services
 from app.resolutions.models import Kind, Status
 from tests.unit.resolutions.conftest import TODAY, TOTAL
 
 
 def dispute(invoice, tmp_path, lines=None, key="d"):
-    found, _created = services.open_dispute(invoice, reason="wrong_amount", message="Too much", line_ids=lines,
+    found, _created = disputes.open_dispute(invoice, reason="wrong_amount", message="Too much", line_ids=lines,
                                             upload=None, attachment_dir=str(tmp_path), locale="nb",
                                             submission_key=key, today=TODAY)
     return found
@@ -34,7 +34,7 @@ def mail_kinds() -> list[str]:
 def test_upholding_a_line_dispute_credits_the_line_and_the_process_resumes(invoice, tmp_path):
     line = invoice.lines[1]
     found = dispute(invoice, tmp_path, [line.id])
-    services.answer_dispute(found, Status.UPHELD, "You are right.", actor="agent:7")
+    disputes.answer_dispute(found, Status.UPHELD, "You are right.", actor="agent:7")
     assert found.status == Status.UPHELD and invoice.status == S.OPEN
     assert invoice.total == TOTAL - line.gross and invoice.credited == line.gross
     note_event = next(e for e in invoice.events if e.kind == "credit_note_issued")
@@ -47,13 +47,13 @@ def test_partly_upholding_needs_a_credit_or_a_correction_and_makes_them(invoice,
     first = invoice.lines[0]
     found = dispute(invoice, tmp_path)
     with pytest.raises(InvalidData) as none:
-        services.answer_dispute(found, Status.PARTIAL, "Partly.", actor="agent:7")
+        disputes.answer_dispute(found, Status.PARTIAL, "Partly.", actor="agent:7")
     assert none.value.errors == {"credits": "none"} and found.status == Status.OPEN
     with pytest.raises(InvalidData):  # a bad credit: nothing changes
-        services.answer_dispute(found, Status.PARTIAL, "Partly.", actor="agent:7",
+        disputes.answer_dispute(found, Status.PARTIAL, "Partly.", actor="agent:7",
                                 credits=[LineCredit(first.id, first.gross + 1)])
     assert found.status == Status.OPEN and invoice.total == TOTAL
-    services.answer_dispute(found, Status.PARTIAL, "The first reading was estimated too high.", actor="agent:7",
+    disputes.answer_dispute(found, Status.PARTIAL, "The first reading was estimated too high.", actor="agent:7",
                             corrections=[LineCorrection(first.id, Decimal("0.5"), first.unit_price)],
                             credits=[LineCredit(invoice.lines[2].id, 1000)])
     assert found.status == Status.PARTIAL and invoice.status == S.OPEN
@@ -65,9 +65,9 @@ def test_partly_upholding_needs_a_credit_or_a_correction_and_makes_them(invoice,
 def test_a_rejected_dispute_changes_nothing_on_the_bill(invoice, tmp_path):
     found = dispute(invoice, tmp_path)
     with pytest.raises(InvalidData):
-        services.answer_dispute(found, Status.REJECTED, "No.", actor="agent:7",
+        disputes.answer_dispute(found, Status.REJECTED, "No.", actor="agent:7",
                                 credits=[LineCredit(invoice.lines[0].id, 100)])
-    services.answer_dispute(found, Status.REJECTED, "The reading is right.", actor="agent:7")
+    disputes.answer_dispute(found, Status.REJECTED, "The reading is right.", actor="agent:7")
     assert (invoice.status, invoice.total, invoice.credited) == (S.OPEN, TOTAL, 0)
 
 
@@ -76,18 +76,18 @@ def test_upholding_a_whole_dispute_of_a_part_paid_bill_credits_everything_and_ow
     payment = settle(invoice.id, provider="manual", payment_id="m-1", amount=10000, currency="NOK", method="cash",
                      received_at=utcnow(), actor="test")
     found = dispute(invoice, tmp_path)
-    services.answer_dispute(found, Status.UPHELD, "Our mistake entirely.", actor="agent:7")
+    disputes.answer_dispute(found, Status.UPHELD, "Our mistake entirely.", actor="agent:7")
     assert invoice.total == 0 and invoice.status == S.PAID
     assert payment.refund_due == 10000  # the inbox shows it until it is paid back
 
 
 def test_a_plan_asked_for_beyond_the_rules_pauses_reminders_until_an_agent_grants_it(invoice):
     with pytest.raises(InvalidData) as problems:
-        services.request_plan(invoice, 30, "", locale="nb", submission_key="p", today=TODAY)
+        plans.request_plan(invoice, 30, "", locale="nb", submission_key="p", today=TODAY)
     assert problems.value.errors == {"months": "range", "message": "required"}
-    request, created = services.request_plan(invoice, 12, "I lost my job; 12 months would work.", locale="nb",
+    request, created = plans.request_plan(invoice, 12, "I lost my job; 12 months would work.", locale="nb",
                                              submission_key="p", today=TODAY)
-    again, created_again = services.request_plan(invoice, 12, "twice", locale="nb", submission_key="p", today=TODAY)
+    again, created_again = plans.request_plan(invoice, 12, "twice", locale="nb", submission_key="p", today=TODAY)
     assert created and not created_again and again.id == request.id
     assert (request.kind, request.status, request.months) == (Kind.PLAN, Status.OPEN, 12)
     assert services.dunning_for(invoice, TODAY).reason == "plan_request"
@@ -95,18 +95,18 @@ def test_a_plan_asked_for_beyond_the_rules_pauses_reminders_until_an_agent_grant
     assert found.plan_request is request and found.plan is None and not found.can["plan"]
     assert mail_kinds()[-2:] == ["resolution.plan_requested", "resolution.plan_request_notification"]
 
-    services.decide_plan(request, True, "Granted: 12 months.", actor="agent:7", today=TODAY)
+    plans.decide_plan(request, True, "Granted: 12 months.", actor="agent:7", today=TODAY)
     assert request.status == Status.ACTIVE and len(request.instalments) == 12
     assert sum(i.amount for i in request.instalments) == request.amount == invoice.balance
     assert services.dunning_for(invoice, TODAY).reason == "plan"
     assert services.self_service(invoice, TODAY).plan is request
     with pytest.raises(IllegalTransition):
-        services.decide_plan(request, False, "no", actor="agent:7", today=TODAY)
+        plans.decide_plan(request, False, "no", actor="agent:7", today=TODAY)
 
 
 def test_a_declined_plan_request_lets_reminders_resume(invoice):
-    request, _created = services.request_plan(invoice, 24, "Please.", locale="nb", submission_key="p", today=TODAY)
-    services.decide_plan(request, False, "We can offer six months at most.", actor="agent:7", today=TODAY)
+    request, _created = plans.request_plan(invoice, 24, "Please.", locale="nb", submission_key="p", today=TODAY)
+    plans.decide_plan(request, False, "We can offer six months at most.", actor="agent:7", today=TODAY)
     assert request.status == Status.DECLINED and request.answer.startswith("We can offer")
     assert services.dunning_for(invoice, TODAY).may_remind
     assert services.self_service(invoice, TODAY).can["plan"]

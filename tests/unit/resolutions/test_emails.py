@@ -8,7 +8,7 @@ import pytest
 from flask_babel import force_locale, gettext
 
 from app.outbox.dispatcher import run_once
-from app.resolutions import services
+from app.resolutions import daily, disputes, plans, promises
 from app.resolutions.calendar import event_ics
 from tests.unit.resolutions.conftest import TODAY
 
@@ -23,7 +23,7 @@ def html_of(mail) -> str:
 
 @pytest.mark.parametrize("locale", ["en", "nb", "de"])
 def test_a_promise_is_confirmed_in_the_customers_language_with_a_calendar_file(invoice, smtp, locale):
-    promise, _ = services.make_promise(invoice, TODAY + timedelta(days=7), locale=locale, submission_key="k",
+    promise, _ = promises.make_promise(invoice, TODAY + timedelta(days=7), locale=locale, submission_key="k",
                                        today=TODAY)
     assert run_once().delivered == 1
     [mail] = smtp.messages
@@ -40,7 +40,7 @@ def test_a_promise_is_confirmed_in_the_customers_language_with_a_calendar_file(i
 
 
 def test_the_support_desk_reads_the_customers_words_escaped(invoice, smtp, tmp_path):
-    services.open_dispute(invoice, reason="wrong_amount", message="<script>alert(1)</script> & more",
+    disputes.open_dispute(invoice, reason="wrong_amount", message="<script>alert(1)</script> & more",
                           line_ids=None, upload=None, attachment_dir=str(tmp_path), locale="en", submission_key="k",
                           today=TODAY)
     assert run_once().delivered == 2
@@ -53,10 +53,10 @@ def test_the_support_desk_reads_the_customers_words_escaped(invoice, smtp, tmp_p
 
 def test_every_kind_renders_in_every_language(invoice, smtp, tmp_path):
     """Broken promise, plan e-mails, deferral request and answers: each one delivered, none dead."""
-    plan, _ = services.accept_plan(invoice, 2, locale="de", submission_key="plan", today=TODAY)
+    plan, _ = plans.accept_plan(invoice, 2, locale="de", submission_key="plan", today=TODAY)
     due = plan.instalments[0].due_date
-    services.run_due(lambda _c: due - timedelta(days=1))  # instalment_due
-    services.run_due(lambda _c: due + timedelta(days=10))  # plan_broken
+    daily.run_due(lambda _c: due - timedelta(days=1))  # instalment_due
+    daily.run_due(lambda _c: due + timedelta(days=10))  # plan_broken
     report = run_once()
     assert (report.delivered, report.dead) == (3, 0)
     subjects = [m["Subject"] for m in smtp.messages]
