@@ -31,6 +31,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from Adyen import util
 
+from tests.support.serving import serving_thread, stop_serving
+
 VERSION = "/v71"
 SESSION_LIFETIME = timedelta(hours=1)
 LINK_LIFETIME = timedelta(hours=24)

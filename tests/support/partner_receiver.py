@@ -25,6 +25,7 @@ from typing import Any
 
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from tests.support.serving import serve_in_thread, stop_serving
 from tests.support.smtp import HOST, free_port
 
 

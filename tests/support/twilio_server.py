@@ -37,6 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.support.serving import serve_in_thread, stop_serving
 from tests.support.smtp import free_port
 
 HOST = "127.0.0.1"

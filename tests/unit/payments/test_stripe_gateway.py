@@ -13,7 +13,6 @@ import json
 import queue
 import secrets
 import socket
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -34,6 +33,7 @@ from app.payments.gateways.base import (
 )
 from app.payments.gateways.stripe import StripeConfig, StripeGateway
 from tests.support.localstripe_server import LocalStripe
+from tests.support.serving import serve_in_thread, stop_serving
 
 SECRET_KEY = "sk_test_" + "k" * 24
 PUBLISHABLE_KEY = "pk_test_" + "p" * 24
