@@ -30,7 +30,7 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	touch $@
 
 install: $(VENV)/.installed
-install-dev: $(VENV)/.installed-dev
+install-dev: $(VENV)/.installed-dev translations
 
 # Installs missing Debian packages when we may (root, or sudo without a password).
 define apt_install
@@ -46,8 +46,14 @@ endef
 system-deps:
 	$(call apt_install,$(RUNTIME_DEBS))
 
-translations: $(VENV)/.installed
-	$(BIN)/flask translate compile
+# The compiled catalogs (.mo, git-ignored) the app reads: each is made from its .po, and made
+# again when the .po changes (the same as `flask translate compile`, one catalog at a time).
+MO_FILES := $(patsubst %.po,%.mo,$(wildcard app/translations/*/LC_MESSAGES/messages.po))
+
+translations: $(MO_FILES)
+
+app/translations/%/LC_MESSAGES/messages.mo: app/translations/%/LC_MESSAGES/messages.po | $(VENV)/.installed
+	$(BIN)/pybabel compile --use-fuzzy -i $< -o $@
 
 demo: system-deps install translations
 	mkdir -p "$(PORTAL_INSTANCE_PATH)"
