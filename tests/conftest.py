@@ -9,7 +9,7 @@ import os
 
 import pytest
 from flask_migrate import upgrade
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.orm import scoped_session, sessionmaker
 
 from app import create_app
@@ -32,10 +32,21 @@ class TestSession(scoped_session):
 TEST_KEYS = ["k-new-" + "n" * 40, "k-old-" + "o" * 40]
 
 
+def worker_schema() -> str:
+    """The PostgreSQL schema this process tests in: pytest-xdist's workers share the database, so
+    each has a schema of its own (`test_gw0`...); a run without workers uses `public`."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    return f"test_{worker}" if worker else "public"
+
+
 def database_url(tmp_path_factory) -> str:
     url = os.environ.get("TEST_DATABASE_URL")
     if url:
-        return normalise_database_url(url)
+        url = normalise_database_url(url)
+        if worker_schema() != "public":  # every connection (the app's, the race tests', the drivers') works there
+            url = make_url(url).update_query_dict({"options": f"-csearch_path={worker_schema()}"})
+            url = url.render_as_string(hide_password=False)
+        return url
     return "sqlite:///" + str(tmp_path_factory.mktemp("db") / "test.db")
 
 
@@ -44,8 +55,8 @@ def reset_database(app) -> None:
     with app.app_context():
         if db.engine.dialect.name == "postgresql":
             with db.engine.begin() as conn:
-                conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-                conn.execute(text("CREATE SCHEMA public"))
+                conn.execute(text(f"DROP SCHEMA IF EXISTS {worker_schema()} CASCADE"))
+                conn.execute(text(f"CREATE SCHEMA {worker_schema()}"))
         upgrade()
 
 
