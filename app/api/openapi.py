@@ -239,7 +239,7 @@ def _response_schemas() -> dict:
         "Invoice": _object(
             {
                 "number": STRING,
-                "status": {"type": "string", "enum": list(InvoiceStatus.ALL)},
+                "status": {"type": "string", "enum": list(InvoiceStatus.values())},
                 "currency": {"type": "string", "description": "ISO 4217"},
                 "issue_date": DATE,
                 "due_date": DATE,

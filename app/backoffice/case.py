@@ -17,11 +17,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from app.backoffice.models import Agent, AgentRole, Note
-from app.billing.models import Customer, Invoice, InvoiceEvent, status_label
+from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceStatus
 from app.extensions import db
 from app.payments.gateways.base import PaymentStatus
 from app.payments.models import PaymentAttempt
 from app.payments.receipts import method_label as payment_method_label
+from app.resolutions.models import Kind, Status
 from app.support.models import SupportMessage, SupportRequest
 from app.templating import date_filter, money
 
@@ -151,8 +152,8 @@ def describe(event: InvoiceEvent, invoice: Invoice) -> tuple[str, str | None]:
         "refund_due": lambda: (_("Money owed back to the customer"), amount()),
         "refund_sent": lambda: (_("Refund sent"), _("%(amount)s by %(channel)s", amount=amount(),
                                                     channel=channel_label(d.get("channel")))),
-        "status_changed": lambda: (_("Status: %(status)s", status=status_label(d.get("to", ""))),
-                                   _("was %(status)s", status=status_label(d.get("from", "")))),
+        "status_changed": lambda: (_("Status: %(status)s", status=InvoiceStatus.label_of(d.get("to", ""))),
+                                   _("was %(status)s", status=InvoiceStatus.label_of(d.get("from", "")))),
         "charge_added": lambda: (_("Charge added"), amount()),
         "due_date_changed": lambda: (_("New due date: %(date)s", date=day("to")), _("was %(date)s", date=day("from"))),
         "credit_note_issued": lambda: (_("Credit note %(number)s", number=d.get("number")),
@@ -165,7 +166,7 @@ def describe(event: InvoiceEvent, invoice: Invoice) -> tuple[str, str | None]:
         "reminders_resumed": lambda: (_("Reminders resumed"), d.get("reason")),
         "dispute_opened": lambda: (_("Dispute %(reference)s opened", reference=d.get("reference")), amount()),
         "dispute_answered": lambda: (_("Dispute %(reference)s answered", reference=d.get("reference")),
-                                     resolution_status_label(d.get("outcome"))),
+                                     Status.label_of(d.get("outcome"))),
         "promise_made": lambda: (_("Promise to pay by %(date)s", date=day("date")), d.get("reference")),
         "deferral_requested": lambda: (_("More time asked for, to %(date)s", date=day("date")), d.get("reference")),
         "deferral_granted": lambda: (_("More time granted, to %(date)s", date=day("date")), d.get("reference")),
@@ -191,16 +192,7 @@ def describe(event: InvoiceEvent, invoice: Invoice) -> tuple[str, str | None]:
     if kind in words:
         return words[kind]()
     subject, _sep, outcome = kind.partition("_")
-    subjects = {"promise": _("Promise to pay"), "plan": _("Instalment plan"), "deferral": _("More time"),
-                "dispute": _("Dispute")}
-    if subject in subjects and outcome:  # the daily run closed it
-        return _("%(what)s %(reference)s: %(outcome)s", what=subjects[subject], reference=d.get("reference") or "",
-                 outcome=resolution_status_label(outcome)), d.get("why")
+    if subject in Kind.values() and outcome:  # the daily run closed it
+        return _("%(what)s %(reference)s: %(outcome)s", what=Kind(subject).label, reference=d.get("reference") or "",
+                 outcome=Status.label_of(outcome)), d.get("why")
     return kind.replace("_", " "), None
-
-
-def resolution_status_label(status: str | None) -> str:
-    """Where a dispute, promise, deferral or plan stands (or how it ended), for agents."""
-    return {"open": _("waiting for a decision"), "active": _("running"), "kept": _("kept"), "broken": _("broken"),
-            "upheld": _("upheld"), "partial": _("partly upheld"), "rejected": _("rejected"),
-            "declined": _("declined"), "cancelled": _("ended")}.get(status or "", status or "")

@@ -6,7 +6,7 @@ import click
 from flask.cli import AppGroup
 
 from app.backoffice import services
-from app.backoffice.models import ROLES
+from app.backoffice.models import Role
 from app.commands import cli_transaction, creditor_or_fail
 
 
@@ -19,7 +19,7 @@ def agents():
                                "the second factor is set up at the first sign-in.")
 @click.argument("email")
 @click.option("--creditor", "slug", required=True, help="The creditor the agent works for.")
-@click.option("--role", type=click.Choice(ROLES), default="agent", show_default=True)
+@click.option("--role", type=click.Choice(Role.values()), default=Role.AGENT.value, show_default=True)
 @click.option("--name", prompt="The agent's name", help="The agent's name, as customers and the audit log show it "
                                                         "(asked for when not given).")
 @click.password_option(help="At least 12 characters (asked for when not given).")
@@ -36,7 +36,7 @@ def create(email: str, slug: str, role: str, name: str, password: str):
 @agents.command("grant", help="Give an agent a role at another creditor (or change it there).")
 @click.argument("email")
 @click.option("--creditor", "slug", required=True)
-@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.option("--role", type=click.Choice(Role.values()), required=True)
 def grant(email: str, slug: str, role: str):
     creditor = creditor_or_fail(slug)
     agent = services.find_agent(email)

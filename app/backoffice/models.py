@@ -5,13 +5,25 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.core.enums import Labelled
 from app.extensions import db
 from app.models import UTCDateTime, utcnow
 
-ROLES = ("agent", "supervisor", "admin")
+
+class Role(Labelled):
+    """An agent's role at one creditor."""
+
+    AGENT = "agent"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+
+    @classmethod
+    def words(cls) -> dict[str, str]:
+        return {cls.AGENT: _("Agent"), cls.SUPERVISOR: _("Supervisor"), cls.ADMIN: _("Admin")}
 
 
 class Agent(db.Model):

@@ -21,7 +21,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from flask_babel import force_locale
 from sqlalchemy import Select, select
 
-from app.backoffice.models import ROLES, Agent, AgentRole, AuditEntry, Note, ReplyTemplate
+from app.backoffice.models import Agent, AgentRole, AuditEntry, Note, ReplyTemplate, Role
 from app.billing.models import Invoice
 from app.core.validation import is_email
 from app.creditors.models import Creditor
@@ -75,8 +75,8 @@ def create_agent(email: str, name: str, password: str, creditor: Creditor, role:
         check_password(password)
     except InvalidData as exc:
         errors.update(exc.errors)
-    if role not in ROLES:
-        errors["role"] = f"one of {', '.join(ROLES)}"
+    if role not in Role.values():
+        errors["role"] = f"one of {', '.join(Role)}"
     if errors:
         raise InvalidData(errors)
     agent = Agent(email=email, name=name.strip()[:100], password_hash=_hasher().hash(password))
@@ -87,8 +87,8 @@ def create_agent(email: str, name: str, password: str, creditor: Creditor, role:
 
 
 def grant_role(agent: Agent, creditor: Creditor, role: str) -> AgentRole:
-    if role not in ROLES:
-        raise InvalidData({"role": f"one of {', '.join(ROLES)}"})
+    if role not in Role.values():
+        raise InvalidData({"role": f"one of {', '.join(Role)}"})
     existing = next((r for r in agent.roles if r.creditor_id == creditor.id), None)
     if existing is not None:
         existing.role = role
@@ -239,12 +239,12 @@ class Scope:
         return creditor_id in self.creditor_ids
 
 
-def scope_of(agent: Agent, roles: tuple[str, ...] = ROLES) -> Scope:
+def scope_of(agent: Agent, roles: tuple[str, ...] = tuple(Role)) -> Scope:
     """The creditors where the agent holds one of `roles` (any role by default)."""
     return Scope(tuple(sorted(role.creditor_id for role in agent.roles if role.role in roles)))
 
 
-SUPERVISING = ("supervisor", "admin")
+SUPERVISING = (Role.SUPERVISOR, Role.ADMIN)
 
 
 def audit_entries(scope: Scope, *, before_id: int | None = None, limit: int = 100) -> list[AuditEntry]:

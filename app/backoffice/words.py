@@ -1,14 +1,19 @@
-"""The back office's words for codes: inbox kinds and statuses, roles, methods, and the problems the
-services report (InvalidData codes), in the agent's language."""
+"""The back office's words for codes: inbox kinds and statuses, methods, and the problems the
+services report (InvalidData codes), in the agent's language. Stored statuses and roles have their
+words on their enums (`label`); the templates get those enums' `label_of`."""
 
 from __future__ import annotations
 
 from flask_babel import gettext as _
 
-from app.backoffice.case import channel_label, resolution_status_label
-from app.billing.models import status_label
+from app.backoffice.case import channel_label
+from app.backoffice.models import Role
+from app.billing.models import InvoiceStatus
+from app.debt_collection.models import CaseStatus
 from app.debt_collection.services import reason_words as hand_off_reason
 from app.i18n import LOCALE_NAMES
+from app.outbox.models import OutboxStatus
+from app.resolutions.models import Status
 from app.resolutions.pause import pause_words as pause_label
 
 
@@ -24,19 +29,9 @@ def item_status_label(status: str) -> str:
             "open": _("Open")}.get(status, status)
 
 
-def role_label(role: str | None) -> str:
-    return {"agent": _("Agent"), "supervisor": _("Supervisor"), "admin": _("Admin")}.get(role or "", role or "")
-
-
 def method_label(method: str) -> str:
     return {"bank_transfer": _("Bank transfer"), "cash": _("Cash"), "card_terminal": _("Card terminal"),
             "cheque": _("Cheque"), "other": _("Other")}.get(method, method)
-
-
-def case_status_label(status: str) -> str:
-    return {"sent": _("sent, not acknowledged yet"), "acknowledged": _("with the partner"),
-            "recall_requested": _("recalled, waiting for the partner's confirmation"), "recalled": _("recalled"),
-            "closed_paid": _("closed: paid"), "closed_uncollectable": _("closed: uncollectable")}.get(status, status)
 
 
 def locale_label(locale: str) -> str:
@@ -88,8 +83,8 @@ def problems(errors: dict[str, str]) -> list[str]:
 
 def template_words() -> dict:
     """For the back office's templates (a context processor of its blueprint)."""
-    return {"kind_label": kind_label, "item_status_label": item_status_label, "role_label": role_label,
-            "method_label": method_label, "invoice_status_label": status_label, "channel_label": channel_label,
-            "locale_label": locale_label, "pause_label": pause_label,
-            "resolution_status_label": resolution_status_label, "hand_off_reason": hand_off_reason,
-            "case_status_label": case_status_label}
+    return {"kind_label": kind_label, "item_status_label": item_status_label, "role_label": Role.label_of,
+            "method_label": method_label, "invoice_status_label": InvoiceStatus.label_of,
+            "channel_label": channel_label, "locale_label": locale_label, "pause_label": pause_label,
+            "resolution_status_label": Status.label_of, "hand_off_reason": hand_off_reason,
+            "case_status_label": CaseStatus.label_of, "outbox_status_label": OutboxStatus.label_of}

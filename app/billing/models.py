@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from enum import nonmember
 
 from flask_babel import gettext as _
 from sqlalchemy import (
@@ -23,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.core.enums import Labelled
 from app.creditors.models import Creditor
 from app.extensions import db
 from app.models import UTCDateTime, utcnow
@@ -32,7 +34,7 @@ LINE_KINDS = ("product", "reminder_fee", "interest", "other_fee")
 FEE_KINDS = ("reminder_fee", "interest", "other_fee")
 
 
-class InvoiceStatus:
+class InvoiceStatus(Labelled):
     OPEN = "open"
     PARTIALLY_PAID = "partially_paid"
     PAID = "paid"
@@ -42,17 +44,16 @@ class InvoiceStatus:
     CANCELLED = "cancelled"
     WRITTEN_OFF = "written_off"
 
-    ALL = (OPEN, PARTIALLY_PAID, PAID, DISPUTED, ON_HOLD, IN_COLLECTION, CANCELLED, WRITTEN_OFF)
-    CLOSED = (CANCELLED, WRITTEN_OFF)
+    CLOSED = nonmember((CANCELLED, WRITTEN_OFF))
 
-
-def status_label(status: str) -> str:
-    """An invoice's status in words, in the current locale (the back office, its reasons)."""
-    return {
-        "open": _("open"), "partially_paid": _("partly paid"), "paid": _("paid"), "disputed": _("disputed"),
-        "on_hold": _("on hold"), "in_collection": _("in debt collection"), "cancelled": _("cancelled"),
-        "written_off": _("written off"),
-    }.get(status, status)
+    @classmethod
+    def words(cls) -> dict[str, str]:
+        """An invoice's status in words, in the current locale (the back office, its reasons)."""
+        return {
+            cls.OPEN: _("open"), cls.PARTIALLY_PAID: _("partly paid"), cls.PAID: _("paid"), cls.DISPUTED: _("disputed"),
+            cls.ON_HOLD: _("on hold"), cls.IN_COLLECTION: _("in debt collection"), cls.CANCELLED: _("cancelled"),
+            cls.WRITTEN_OFF: _("written off"),
+        }
 
 
 class Customer(db.Model):

@@ -119,7 +119,7 @@ def build_case_file(case: Case, amounts: dict, *, created_at: datetime | None = 
     credited = credited_by_line(invoice.id)
     resolutions = resolutions_for(invoice.id)
     url, expires = pdf_url(case)
-    by_kind = {kind: [_interaction(r) for r in resolutions if r.kind == kind] for kind in Kind.ALL}
+    by_kind = {kind: [_interaction(r) for r in resolutions if r.kind == kind] for kind in Kind.values()}
     return {
         "schema_version": SCHEMA_VERSION,
         "case_id": case.public_id,

@@ -8,7 +8,9 @@ moment cannot both make one. Events the partner reports are kept once each (its 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import nonmember
 
+from flask_babel import gettext as _
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -25,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.billing.models import Invoice
+from app.core.enums import Labelled
 from app.extensions import db
 from app.models import UTCDateTime, utcnow
 
@@ -108,7 +111,7 @@ class Policy(db.Model):
     partner: Mapped[Partner] = relationship()
 
 
-class CaseStatus:
+class CaseStatus(Labelled):
     SENT = "sent"  # handed off, not acknowledged yet
     ACKNOWLEDGED = "acknowledged"
     RECALL_REQUESTED = "recall_requested"  # the creditor took it back; waiting for the partner to confirm
@@ -116,12 +119,20 @@ class CaseStatus:
     CLOSED_PAID = "closed_paid"
     CLOSED_UNCOLLECTABLE = "closed_uncollectable"
 
-    ACTIVE = (SENT, ACKNOWLEDGED)  # the partner handles the bill
-    OPEN = (SENT, ACKNOWLEDGED, RECALL_REQUESTED)  # not over: at most one per invoice
-    ALL = (SENT, ACKNOWLEDGED, RECALL_REQUESTED, RECALLED, CLOSED_PAID, CLOSED_UNCOLLECTABLE)
+    ACTIVE = nonmember((SENT, ACKNOWLEDGED))  # the partner handles the bill
+    OPEN = nonmember((SENT, ACKNOWLEDGED, RECALL_REQUESTED))  # not over: at most one per invoice
+
+    @classmethod
+    def words(cls) -> dict[str, str]:
+        """Where the case stands, for agents."""
+        return {cls.SENT: _("sent, not acknowledged yet"), cls.ACKNOWLEDGED: _("with the partner"),
+                cls.RECALL_REQUESTED: _("recalled, waiting for the partner's confirmation"),
+                cls.RECALLED: _("recalled"), cls.CLOSED_PAID: _("closed: paid"),
+                cls.CLOSED_UNCOLLECTABLE: _("closed: uncollectable")}
 
 
-OPEN_CASES = "status IN ('sent', 'acknowledged', 'recall_requested')"  # CaseStatus.OPEN, for the index
+# "status IN ('sent', 'acknowledged', 'recall_requested')": the partial unique index's condition (migration 0007)
+OPEN_CASES = CaseStatus.sql_in("status", CaseStatus.OPEN)
 
 
 class Case(db.Model):

@@ -25,8 +25,7 @@ from flask_babel import gettext as _
 from sqlalchemy import and_, exists, select
 from sqlalchemy.exc import IntegrityError
 
-from app.billing.models import Invoice, Reminder, status_label
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import Invoice, InvoiceStatus, Reminder
 from app.billing.services import record_event, release, transition
 from app.core.dates import local_today
 from app.debt_collection.case_file import build_case_file, split_amounts
@@ -43,7 +42,7 @@ from app.resolutions.services import dunning_for
 
 log = logging.getLogger(__name__)
 
-HANDABLE = (S.OPEN, S.PARTIALLY_PAID)
+HANDABLE = (InvoiceStatus.OPEN, InvoiceStatus.PARTIALLY_PAID)
 PROVIDER = "collection"  # the payments partners report
 EVENT_KINDS = ("payment_received", "closed_paid", "closed_uncollectable", "recall_acknowledged")
 
@@ -68,7 +67,7 @@ def reason_words(code: str) -> str:
     """An Eligibility reason in words, in the current locale (English on the command line)."""
     kind, _sep, value = code.partition(":")
     if kind == "status":
-        return _("The bill is %(status)s.", status=status_label(value))
+        return _("The bill is %(status)s.", status=InvoiceStatus.label_of(value))
     if kind == "paused":
         return _("Not handed off yet: %(why)s.", why=pause_words(value))
     return {
@@ -189,7 +188,7 @@ def hand_off(invoice_id: int, *, actor: str, today_for: Callable[[str], date], m
     except IntegrityError:  # another hand-off of this invoice committed first
         raise NotEligible(("open_case",)) from None
     case.case_file = build_case_file(case, split, created_at=now)
-    transition(invoice, S.IN_COLLECTION, actor=actor, reason=f"handed off to {partner.slug}")
+    transition(invoice, InvoiceStatus.IN_COLLECTION, actor=actor, reason=f"handed off to {partner.slug}")
     record_event(invoice, "handed_off", actor, partner=partner.name, case=case.public_id,
                  amount=amounts["total"], currency=invoice.currency)
     _deliver(case, "case_created", f"collection.case_created:{case.public_id}")
@@ -215,7 +214,7 @@ def recall(case: Case, *, actor: str, reason: str) -> Case:
     lock_invoice(case.invoice_id)
     case.status, case.recalled_at = CaseStatus.RECALL_REQUESTED, utcnow()
     invoice = case.invoice
-    if invoice.status == S.IN_COLLECTION:
+    if invoice.status == InvoiceStatus.IN_COLLECTION:
         release(invoice, actor=actor, reason="recalled from debt collection")
     record_event(invoice, "hand_off_recalled", actor, partner=case.partner.name, case=case.public_id,
                  reason=(reason or "")[:300] or None)
@@ -290,8 +289,8 @@ def apply_event(case: Case, event: PartnerEvent) -> tuple[CaseEvent, bool]:
         _close(case, CaseStatus.CLOSED_PAID, actor)
     elif event.kind == "closed_uncollectable":
         _close(case, CaseStatus.CLOSED_UNCOLLECTABLE, actor)
-        if invoice.status == S.IN_COLLECTION:
-            transition(invoice, S.WRITTEN_OFF, actor=actor, reason="uncollectable")
+        if invoice.status == InvoiceStatus.IN_COLLECTION:
+            transition(invoice, InvoiceStatus.WRITTEN_OFF, actor=actor, reason="uncollectable")
     elif event.kind == "recall_acknowledged":
         case.status = CaseStatus.RECALLED
         record_event(invoice, "collection_recall_confirmed", actor, case=case.public_id)

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.core.enums import Labelled
 from app.extensions import db
 from app.models import UTCDateTime, utcnow
 
 
-class OutboxStatus:
+class OutboxStatus(Labelled):
     PENDING = "pending"  # waiting for its next try (the first, or a retry after backoff)
     DELIVERED = "delivered"
     DEAD = "dead"  # out of tries, or refused for good: an agent sees it and may replay it
 
-    ALL = (PENDING, DELIVERED, DEAD)
+    @classmethod
+    def words(cls) -> dict[str, str]:
+        """For agents (the dead letters)."""
+        return {cls.PENDING: _("Queued"), cls.DELIVERED: _("Delivered"), cls.DEAD: _("Not delivered")}
 
 
 class OutboxMessage(db.Model):

@@ -14,26 +14,32 @@ all of them in one query. Columns a kind does not use stay NULL.
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import nonmember
 
+from flask_babel import gettext as _
 from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.billing.models import Invoice
+from app.core.enums import Labelled
 from app.extensions import db
 from app.models import UTCDateTime, utcnow
 from app.support.models import Attachment
 
 
-class Kind:
+class Kind(Labelled):
     DISPUTE = "dispute"
     PROMISE = "promise"
     DEFERRAL = "deferral"
     PLAN = "plan"
 
-    ALL = (DISPUTE, PROMISE, DEFERRAL, PLAN)
+    @classmethod
+    def words(cls) -> dict[str, str]:
+        return {cls.DISPUTE: _("Dispute"), cls.PROMISE: _("Promise to pay"), cls.DEFERRAL: _("More time"),
+                cls.PLAN: _("Instalment plan")}
 
 
-class Status:
+class Status(Labelled):
     OPEN = "open"  # a dispute under review, a deferral request waiting for an agent
     ACTIVE = "active"  # a promise or plan running, a deferral granted
     KEPT = "kept"  # a promise or plan paid in full
@@ -44,8 +50,14 @@ class Status:
     DECLINED = "declined"  # a deferral request an agent refused
     CANCELLED = "cancelled"  # ended because the invoice was settled otherwise
 
-    LIVE = (OPEN, ACTIVE)
-    ALL = (OPEN, ACTIVE, KEPT, BROKEN, UPHELD, PARTIAL, REJECTED, DECLINED, CANCELLED)
+    LIVE = nonmember((OPEN, ACTIVE))
+
+    @classmethod
+    def words(cls) -> dict[str, str]:
+        """Where a dispute, promise, deferral or plan stands (or how it ended), for agents."""
+        return {cls.OPEN: _("waiting for a decision"), cls.ACTIVE: _("running"), cls.KEPT: _("kept"),
+                cls.BROKEN: _("broken"), cls.UPHELD: _("upheld"), cls.PARTIAL: _("partly upheld"),
+                cls.REJECTED: _("rejected"), cls.DECLINED: _("declined"), cls.CANCELLED: _("ended")}
 
 
 DISPUTE_REASONS = ("not_received", "wrong_amount", "already_paid", "contract_cancelled", "other")

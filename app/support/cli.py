@@ -19,7 +19,8 @@ def support():
 
 @support.command("list", help="List contact requests, newest first (open ones unless --status says otherwise).")
 @click.option("--creditor", "slug", help="Only this creditor's.")
-@click.option("--status", type=click.Choice(RequestStatus.ALL), default=RequestStatus.OPEN, show_default=True)
+@click.option("--status", type=click.Choice(RequestStatus.values()), default=RequestStatus.OPEN.value,
+              show_default=True)
 def list_requests(slug: str | None, status: str):
     query = select(SupportRequest).where(SupportRequest.status == status).order_by(SupportRequest.id.desc())
     if slug:

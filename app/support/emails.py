@@ -14,7 +14,7 @@ from app.outbox.base import DeliveryError
 from app.outbox.email import Notice, RenderedEmail, notice_email
 from app.outbox.models import OutboxMessage
 from app.payments.receipts import email_bill_link
-from app.support.models import RequestStatus, SupportMessage, SupportRequest
+from app.support.models import SupportMessage, SupportRequest
 from app.templating import date_filter as fmt_date
 
 ACTOR = "support_email"
@@ -33,14 +33,6 @@ def topic_label(topic: str) -> str:
 def window_label(window: str | None) -> str:
     """A call-back window in the creditor's local hours."""
     return {"morning": _("08:00–12:00"), "afternoon": _("12:00–16:00"), "evening": _("16:00–20:00")}.get(window or "", "")
-
-
-def status_label(status: str) -> str:
-    """Where the conversation stands, as the customer reads it."""
-    return {
-        RequestStatus.OPEN: _("Waiting for our answer"), RequestStatus.ANSWERED: _("Answered"),
-        RequestStatus.CLOSED: _("Closed"),
-    }.get(status, status)
 
 
 def contact_label(request: SupportRequest) -> str:

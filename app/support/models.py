@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.billing.models import Invoice
+from app.core.enums import Labelled
 from app.extensions import db
 from app.models import UTCDateTime, utcnow
 
@@ -16,12 +18,15 @@ CONTACT_METHODS = ("email", "phone")
 CALLBACK_WINDOWS = ("morning", "afternoon", "evening")  # 08-12, 12-16, 16-20 in the creditor's time zone
 
 
-class RequestStatus:
+class RequestStatus(Labelled):
     OPEN = "open"  # waiting for an agent
     ANSWERED = "answered"  # an agent replied; the customer may write again
     CLOSED = "closed"
 
-    ALL = (OPEN, ANSWERED, CLOSED)
+    @classmethod
+    def words(cls) -> dict[str, str]:
+        """Where the conversation stands, as the customer reads it."""
+        return {cls.OPEN: _("Waiting for our answer"), cls.ANSWERED: _("Answered"), cls.CLOSED: _("Closed")}
 
 
 class Attachment(db.Model):

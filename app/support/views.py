@@ -25,16 +25,16 @@ from app.portal.services import BillAccess
 from app.security import accepts_uploads
 from app.support import services
 from app.support.attachments import attachment_path, read_upload
-from app.support.emails import status_label, topic_label, window_label
+from app.support.emails import topic_label, window_label
 from app.support.forms import ContactForm, MessageForm, show_problems
-from app.support.models import TOPICS, Attachment, SupportRequest
+from app.support.models import TOPICS, Attachment, RequestStatus, SupportRequest
 
 bp = Blueprint("support", __name__)
 bp.before_request(language_switch)  # ?lang=xx, and no-store, as on every customer page
 # The words of a thread, which the bill page and the back office show too.
 bp.add_app_template_global(topic_label)
 bp.add_app_template_global(window_label)
-bp.add_app_template_global(status_label)
+bp.add_app_template_global(RequestStatus.label_of, "request_status_label")
 
 
 @bp.app_template_global()

@@ -21,7 +21,7 @@ from flask import Blueprint, abort, current_app, g, redirect, request, session, 
 from flask_login import current_user
 
 from app.backoffice import services, words
-from app.backoffice.models import ROLES, Agent
+from app.backoffice.models import Agent, Role
 from app.extensions import db
 from app.i18n import language_switch
 
@@ -29,7 +29,7 @@ bp = Blueprint("backoffice", __name__)
 bp.context_processor(words.template_words)
 
 SUPERVISING = services.SUPERVISING
-ADMIN = ("admin",)
+ADMIN = (Role.ADMIN,)
 
 
 @bp.before_request
@@ -55,7 +55,7 @@ def me() -> Agent:
     return current_user._get_current_object()
 
 
-def scope(roles: tuple[str, ...] = ROLES) -> services.Scope:
+def scope(roles: tuple[str, ...] = tuple(Role)) -> services.Scope:
     """The creditors the signed-in agent may see (with one of `roles`)."""
     return services.scope_of(me(), roles)
 

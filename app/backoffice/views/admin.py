@@ -13,7 +13,7 @@ from sqlalchemy import select
 from app.backoffice import overview, services
 from app.backoffice.export import csv_response
 from app.backoffice.forms import AgentAdminForm, TemplateForm
-from app.backoffice.models import ROLES, Agent, ReplyTemplate
+from app.backoffice.models import Agent, ReplyTemplate, Role
 from app.backoffice.views import ADMIN, SUPERVISING, bp, me, need, record, scope, scope_needing
 from app.backoffice.words import problems
 from app.core.dates import local_today
@@ -124,7 +124,7 @@ def agents():
     db.session.commit()
     creditors = {c.id: c for c in _creditors(visible.creditor_ids)}
     return render_template("backoffice/agents.html", rows=services.agents_of(visible), creditors=creditors,
-                           roles=ROLES, form=AgentAdminForm())
+                           roles=Role.values(), form=AgentAdminForm())
 
 
 @bp.post("/agents/<int:agent_id>")
@@ -146,7 +146,7 @@ def change_agent(agent_id: int):
         flash(_("You cannot change your own access here; ask another admin."), "problem")
         return redirect(url_for(".agents"), code=303)
     action, _sep, role = form.action.data.partition(":")
-    if action == "role" and role in ROLES:
+    if action == "role" and role in Role.values():
         creditor = db.session.get(Creditor, creditor_id)
         services.grant_role(agent, creditor, role)
         agent.session_version += 1  # the new role applies from the next sign-in

@@ -3,26 +3,27 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import nonmember
 
 from flask_babel import gettext as _
 from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.core.enums import Codes
 from app.extensions import db
 from app.models import UTCDateTime, utcnow
 
 
-class EntryStatus:
+class EntryStatus(Codes):
     MATCHED = "matched"  # settled against an invoice
     UNMATCHED = "unmatched"  # no invoice found: an agent decides
     AMBIGUOUS = "ambiguous"  # several invoices fit: an agent decides, nothing is guessed
     RESOLVED = "resolved"  # an agent settled or returned it by hand
 
-    ALL = (MATCHED, UNMATCHED, AMBIGUOUS, RESOLVED)
-    OPEN = (UNMATCHED, AMBIGUOUS)
+    OPEN = nonmember((UNMATCHED, AMBIGUOUS))  # waiting for an agent
 
 
-class KeptReason:
+class KeptReason(Codes):
     """Why an entry was kept for an agent. Stored as a code with its facts (`BankEntry.details`) and
     put into words when shown, in the reader's language (`BankEntry.note`)."""
 
@@ -32,8 +33,6 @@ class KeptReason:
     CURRENCY_MISMATCH = "currency_mismatch"  # the invoice found is in another currency
     SEVERAL_INVOICES = "several_invoices"  # the text or amount and name fit more than one invoice
     NO_MATCH = "no_match"  # no reference, and nothing else points at exactly one invoice
-
-    ALL = (UNKNOWN_ACCOUNT, SHARED_ACCOUNT, REFERENCE_NOT_FOUND, CURRENCY_MISMATCH, SEVERAL_INVOICES, NO_MATCH)
 
 
 def describe_reason(reason: str | None, details: dict | None) -> str:

@@ -15,10 +15,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import nonmember
+
+from app.core.enums import Codes
 
 
-class PaymentStatus:
-    """Our status of a payment attempt, whatever the provider calls it."""
+class PaymentStatus(Codes):
+    """Our status of a payment attempt, whatever the provider calls it. No words here (adapters are
+    pure): a page that shows a status says it in its own words."""
 
     PENDING = "pending"  # created, the customer has not finished
     REQUIRES_ACTION = "requires_action"  # 3-D Secure, app confirmation, bank redirect...
@@ -27,11 +31,10 @@ class PaymentStatus:
     FAILED = "failed"  # declined or errored; the customer may try again
     CANCELLED = "cancelled"  # abandoned, expired or cancelled by us
 
-    ALL = (PENDING, REQUIRES_ACTION, PROCESSING, SUCCEEDED, FAILED, CANCELLED)
-    FINAL = (SUCCEEDED, FAILED, CANCELLED)
+    FINAL = nonmember((SUCCEEDED, FAILED, CANCELLED))
     # A status never moves backwards: an update is applied only when its rank is higher.
     # A "failed" or "cancelled" after "succeeded" changes nothing (refunds are their own records).
-    RANK = {PENDING: 0, REQUIRES_ACTION: 1, PROCESSING: 2, FAILED: 3, CANCELLED: 3, SUCCEEDED: 4}
+    RANK = nonmember({PENDING: 0, REQUIRES_ACTION: 1, PROCESSING: 2, FAILED: 3, CANCELLED: 3, SUCCEEDED: 4})
 
     @classmethod
     def moves_forward(cls, current: str, new: str) -> bool:

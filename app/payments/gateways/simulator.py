@@ -139,7 +139,8 @@ class SimulatorGateway(Gateway):
             return [
                 GatewayEvent(
                     provider=self.name, event_id=str(event["id"]), event_type=str(event["type"]),
-                    provider_ref=data.get("ref"), status=data.get("status") if data.get("status") in PaymentStatus.ALL else None,
+                    provider_ref=data.get("ref"),
+                    status=data.get("status") if data.get("status") in PaymentStatus.values() else None,
                     amount=data.get("amount"), currency=data.get("currency"), payment_id=data.get("ref"),
                     method=data.get("method"),
                     occurred_at=datetime.fromtimestamp(int(event.get("created", timestamp)), UTC),
