@@ -18,8 +18,7 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
-from app.billing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoiceStatus
 from app.billing.schemas import line_amounts
 from app.billing.services import PAUSED, payable_status, record_event, total_changed, transition
 from app.errors import IllegalTransition, InvalidData
@@ -205,7 +204,7 @@ def amounts_changed(invoice: Invoice, *, actor: str, reason: str) -> None:
     bill is paid, as with a payment); payments hears `total_changed` and owes back what the
     customer paid beyond the new total."""
     target = payable_status(invoice)
-    if invoice.status in PAUSED and target != S.PAID:
+    if invoice.status in PAUSED and target != InvoiceStatus.PAID:
         target = invoice.status
     if target != invoice.status:
         transition(invoice, target, actor=actor, reason=reason)

@@ -24,10 +24,8 @@ from app.billing.models import (
     Invoice,
     InvoiceEvent,
     InvoiceLine,
+    InvoiceStatus,
     Reminder,
-)
-from app.billing.models import (
-    InvoiceStatus as S,
 )
 from app.billing.schemas import CustomerIn, InvoiceIn, parse_invoice
 from app.creditors.models import Creditor
@@ -38,22 +36,36 @@ from app.models import utcnow
 
 # Which status may follow which. Anything else raises IllegalTransition.
 TRANSITIONS: dict[str, frozenset[str]] = {
-    S.OPEN: frozenset({S.PARTIALLY_PAID, S.PAID, S.DISPUTED, S.ON_HOLD, S.IN_COLLECTION, S.CANCELLED, S.WRITTEN_OFF}),
-    S.PARTIALLY_PAID: frozenset({S.OPEN, S.PAID, S.DISPUTED, S.ON_HOLD, S.IN_COLLECTION, S.WRITTEN_OFF}),
-    S.DISPUTED: frozenset({S.OPEN, S.PARTIALLY_PAID, S.PAID, S.ON_HOLD, S.CANCELLED, S.WRITTEN_OFF}),
-    S.ON_HOLD: frozenset({S.OPEN, S.PARTIALLY_PAID, S.PAID, S.DISPUTED, S.CANCELLED, S.WRITTEN_OFF}),
-    S.IN_COLLECTION: frozenset({S.OPEN, S.PARTIALLY_PAID, S.PAID, S.WRITTEN_OFF}),
+    InvoiceStatus.OPEN: frozenset({
+        InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.PAID, InvoiceStatus.DISPUTED, InvoiceStatus.ON_HOLD,
+        InvoiceStatus.IN_COLLECTION, InvoiceStatus.CANCELLED, InvoiceStatus.WRITTEN_OFF,
+    }),
+    InvoiceStatus.PARTIALLY_PAID: frozenset({
+        InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.DISPUTED, InvoiceStatus.ON_HOLD,
+        InvoiceStatus.IN_COLLECTION, InvoiceStatus.WRITTEN_OFF,
+    }),
+    InvoiceStatus.DISPUTED: frozenset({
+        InvoiceStatus.OPEN, InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.PAID, InvoiceStatus.ON_HOLD,
+        InvoiceStatus.CANCELLED, InvoiceStatus.WRITTEN_OFF,
+    }),
+    InvoiceStatus.ON_HOLD: frozenset({
+        InvoiceStatus.OPEN, InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.PAID, InvoiceStatus.DISPUTED,
+        InvoiceStatus.CANCELLED, InvoiceStatus.WRITTEN_OFF,
+    }),
+    InvoiceStatus.IN_COLLECTION: frozenset({
+        InvoiceStatus.OPEN, InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.PAID, InvoiceStatus.WRITTEN_OFF,
+    }),
     # A refund or a chargeback reopens a paid invoice.
-    S.PAID: frozenset({S.OPEN, S.PARTIALLY_PAID}),
-    S.CANCELLED: frozenset(),
-    S.WRITTEN_OFF: frozenset(),
+    InvoiceStatus.PAID: frozenset({InvoiceStatus.OPEN, InvoiceStatus.PARTIALLY_PAID}),
+    InvoiceStatus.CANCELLED: frozenset(),
+    InvoiceStatus.WRITTEN_OFF: frozenset(),
 }
 # Statuses in which a payment does not change the status unless it clears the balance.
 #: Sent (sender: the invoice; `actor`) after an invoice's total moved: a credit note, corrected
 #: lines. Payments hears it and owes back what was paid beyond the new total.
 total_changed = signal("invoice-total-changed")
 
-PAUSED = (S.DISPUTED, S.ON_HOLD, S.IN_COLLECTION)
+PAUSED = (InvoiceStatus.DISPUTED, InvoiceStatus.ON_HOLD, InvoiceStatus.IN_COLLECTION)
 
 
 def record_event(invoice: Invoice, kind: str, actor: str, **data) -> InvoiceEvent:
@@ -82,8 +94,8 @@ def transition(invoice: Invoice, new: str, *, actor: str, reason: str | None = N
 def payable_status(invoice: Invoice) -> str:
     """The status that the amounts alone give: open, partially paid or paid."""
     if invoice.balance <= 0:
-        return S.PAID
-    return S.PARTIALLY_PAID if invoice.amount_paid > 0 else S.OPEN
+        return InvoiceStatus.PAID
+    return InvoiceStatus.PARTIALLY_PAID if invoice.amount_paid > 0 else InvoiceStatus.OPEN
 
 
 def record_payment(
@@ -103,7 +115,7 @@ def record_payment(
         amount=amount, currency=invoice.currency, paid_on=paid_on.isoformat(), method=method, reference=reference,
     )
     target = payable_status(invoice)
-    if invoice.status in PAUSED and target != S.PAID:
+    if invoice.status in PAUSED and target != InvoiceStatus.PAID:
         target = invoice.status
     if target != invoice.status:
         transition(invoice, target, actor=actor, reason="payment")
@@ -114,7 +126,7 @@ def record_payment(
 def cancel_invoice(invoice: Invoice, *, actor: str, reason: str | None = None) -> InvoiceEvent:
     if invoice.amount_paid > 0:
         raise IllegalTransition(f"invoice {invoice.number} has payments; refund them before cancelling")
-    return transition(invoice, S.CANCELLED, actor=actor, reason=reason)
+    return transition(invoice, InvoiceStatus.CANCELLED, actor=actor, reason=reason)
 
 
 def release(invoice: Invoice, *, actor: str, reason: str | None = None) -> InvoiceEvent:
@@ -122,7 +134,7 @@ def release(invoice: Invoice, *, actor: str, reason: str | None = None) -> Invoi
     return transition(invoice, payable_status(invoice), actor=actor, reason=reason)
 
 
-HOLDABLE = (S.OPEN, S.PARTIALLY_PAID)
+HOLDABLE = (InvoiceStatus.OPEN, InvoiceStatus.PARTIALLY_PAID)
 
 
 def hold(invoice: Invoice, *, until: date | None, actor: str, reason: str) -> InvoiceEvent:
@@ -132,7 +144,7 @@ def hold(invoice: Invoice, *, until: date | None, actor: str, reason: str) -> In
         raise IllegalTransition(f"invoice {invoice.number} is {invoice.status}; only an open bill can be held")
     if until is not None and until < invoice.issue_date:
         raise InvalidData({"until": "before the issue date"})
-    transition(invoice, S.ON_HOLD, actor=actor, reason=reason)
+    transition(invoice, InvoiceStatus.ON_HOLD, actor=actor, reason=reason)
     invoice.hold_until = until
     event = record_event(invoice, "reminders_paused", actor, until=until.isoformat() if until else None,
                          reason=reason)
@@ -142,7 +154,7 @@ def hold(invoice: Invoice, *, until: date | None, actor: str, reason: str) -> In
 
 def resume(invoice: Invoice, *, actor: str, reason: str) -> InvoiceEvent:
     """End an agent's hold: back to the status the amounts give, reminders may go out again."""
-    if invoice.status != S.ON_HOLD:
+    if invoice.status != InvoiceStatus.ON_HOLD:
         raise IllegalTransition(f"invoice {invoice.number} is {invoice.status}, not on hold")
     invoice.hold_until = None
     release(invoice, actor=actor, reason=reason)
@@ -168,7 +180,8 @@ def add_charge(invoice: Invoice, kind: str, description: str, amount: int, *, ac
     invoice.lines.append(line)
     invoice.subtotal += amount
     invoice.total += amount
-    if invoice.status == S.PAID:  # cannot happen from self-service (nothing is owed), but keep the rule whole
+    # A paid invoice cannot get a charge from self-service (nothing is owed), but keep the rule whole.
+    if invoice.status == InvoiceStatus.PAID:
         transition(invoice, payable_status(invoice), actor=actor, reason="charge")
     record_event(invoice, "charge_added", actor, line_kind=kind, amount=amount, currency=invoice.currency, **data)
     db.session.flush()
@@ -316,7 +329,7 @@ def _create(creditor: Creditor, data: InvoiceIn, digest: str, actor: str) -> Inv
         period_end=data.period_end,
         currency=data.currency,
         summary=data.summary,
-        status=S.OPEN,
+        status=InvoiceStatus.OPEN,
         subtotal=sum(a[0] for a in amounts),
         vat_total=sum(a[1] for a in amounts),
         total=sum(a[2] for a in amounts),
@@ -369,9 +382,9 @@ class DueState:
 
 
 def due_state(invoice: Invoice, today: date) -> DueState:
-    if invoice.status == S.PAID or invoice.balance <= 0:
+    if invoice.status == InvoiceStatus.PAID or invoice.balance <= 0:
         return DueState("paid")
-    if invoice.status in (S.DISPUTED, S.ON_HOLD, S.IN_COLLECTION):
+    if invoice.status in (InvoiceStatus.DISPUTED, InvoiceStatus.ON_HOLD, InvoiceStatus.IN_COLLECTION):
         return DueState(invoice.status)
     days = (invoice.due_date - today).days
     if days > 0:

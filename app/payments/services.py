@@ -16,8 +16,7 @@ from blinker import signal
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app.billing.models import Invoice
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import Invoice, InvoiceStatus
 from app.billing.services import record_event, record_payment
 from app.errors import InvalidData
 from app.extensions import db
@@ -150,7 +149,7 @@ def settle(
         select(Payment.id).where(Payment.provider == provider, Payment.provider_payment_id == payment_id)
     ):
         return None
-    in_collection = invoice.status == S.IN_COLLECTION
+    in_collection = invoice.status == InvoiceStatus.IN_COLLECTION
     if currency != invoice.currency:
         raise InvalidData({"currency": f"the invoice is in {invoice.currency}"})
     owed = 0 if invoice.is_closed else max(invoice.balance, 0)
@@ -174,7 +173,7 @@ def settle(
         if payment.refund_due:
             record_event(invoice, "refund_due", actor, amount=payment.refund_due, currency=currency,
                          payment_id=payment_id)
-    if invoice.status == S.PAID:
+    if invoice.status == InvoiceStatus.PAID:
         cancel_open_attempts(invoice.id, keep=attempt)
     enqueue_receipt(payment, invoice)  # the receipt e-mail commits with the payment, or neither does
     if in_collection:

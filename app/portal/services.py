@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import Select, bindparam, exists, func, select
 from sqlalchemy.orm import contains_eager, selectinload
 
-from app.billing.models import Customer, Invoice, InvoiceEvent
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceStatus
 from app.core.dates import parse_date
 from app.creditors.models import Creditor
 from app.extensions import db
@@ -46,7 +45,7 @@ class BillAccess:
 
     @property
     def is_closed(self) -> bool:
-        return self.status in S.CLOSED
+        return self.status in InvoiceStatus.CLOSED
 
 
 def _bill_access_statement() -> Select:

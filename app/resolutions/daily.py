@@ -10,8 +10,7 @@ from datetime import date, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from app.billing.models import Invoice
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import Invoice, InvoiceStatus
 from app.billing.services import record_event, resume
 from app.extensions import db
 from app.models import utcnow
@@ -68,7 +67,8 @@ def run_due(today_for: Callable[[str], date], *, creditor_id: int | None = None)
         elif resolution.kind == Kind.DEFERRAL and today > resolution.new_date:
             _close(resolution, Status.BROKEN, "new due date passed")
             report.ended += 1
-    held = select(Invoice).where(Invoice.status == S.ON_HOLD, Invoice.hold_until.is_not(None)).order_by(Invoice.id)
+    held = select(Invoice).where(Invoice.status == InvoiceStatus.ON_HOLD, Invoice.hold_until.is_not(None))
+    held = held.order_by(Invoice.id)
     if creditor_id is not None:
         held = held.where(Invoice.creditor_id == creditor_id)
     for invoice in db.session.scalars(held).all():

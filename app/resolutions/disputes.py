@@ -10,8 +10,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 
 from app.billing.corrections import LineCorrection, LineCredit, correct_lines, creditable, issue_credit_note
-from app.billing.models import Invoice
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import Invoice, InvoiceStatus
 from app.billing.services import cancel_invoice, record_event, release, transition
 from app.errors import IllegalTransition, InvalidData
 from app.extensions import db
@@ -75,8 +74,8 @@ def open_dispute(
         )
 
     def after(dispute: Resolution) -> None:
-        if invoice.status != S.DISPUTED:
-            transition(invoice, S.DISPUTED, actor=ACTOR, reason="dispute")
+        if invoice.status != InvoiceStatus.DISPUTED:
+            transition(invoice, InvoiceStatus.DISPUTED, actor=ACTOR, reason="dispute")
         record_event(invoice, "dispute_opened", ACTOR, reference=dispute.reference, reason=reason,
                      amount=dispute.amount, lines=dispute.line_ids)
         to_customer(dispute, "dispute_received")
@@ -128,7 +127,7 @@ def answer_dispute(dispute: Resolution, outcome: str, answer: str, *, actor: str
     if credits:
         issue_credit_note(invoice, credits, reason=label, actor=actor, reference=dispute.reference)
     dispute.status, dispute.answer, dispute.answered_by, dispute.closed_at = outcome, answer, actor, utcnow()
-    if invoice.status == S.DISPUTED and not others:
+    if invoice.status == InvoiceStatus.DISPUTED and not others:
         release(invoice, actor=actor, reason=f"dispute {outcome}")
     return _dispute_answered(dispute, outcome, actor)
 

@@ -17,8 +17,7 @@ from datetime import date, timedelta
 
 from flask_babel import gettext as _
 
-from app.billing.models import Invoice
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import Invoice, InvoiceStatus
 from app.resolutions.models import Kind, Resolution, Status
 
 
@@ -58,15 +57,15 @@ def dunning(invoice: Invoice, today: date, live: Iterable[Resolution]) -> Dunnin
     """Decide from the invoice and its live resolutions (`services.live_resolutions`)."""
     if invoice.is_closed:
         return Dunning(False, False, "closed")
-    if invoice.balance <= 0 or invoice.status == S.PAID:
+    if invoice.balance <= 0 or invoice.status == InvoiceStatus.PAID:
         return Dunning(False, False, "paid")
-    if invoice.status == S.IN_COLLECTION:
+    if invoice.status == InvoiceStatus.IN_COLLECTION:
         return Dunning(False, False, "in_collection")
     pauses = [pause for pause in (_pause(r, today, invoice.creditor.grace_days) for r in live) if pause]
-    if invoice.status == S.DISPUTED:
-        pauses.append((S.DISPUTED, None))
-    elif invoice.status == S.ON_HOLD and (invoice.hold_until is None or today <= invoice.hold_until):
-        pauses.append((S.ON_HOLD, invoice.hold_until))  # an agent's hold with a day ends by itself
+    if invoice.status == InvoiceStatus.DISPUTED:
+        pauses.append((InvoiceStatus.DISPUTED, None))
+    elif invoice.status == InvoiceStatus.ON_HOLD and (invoice.hold_until is None or today <= invoice.hold_until):
+        pauses.append((InvoiceStatus.ON_HOLD, invoice.hold_until))  # an agent's hold with a day ends by itself
     if not pauses:
         return GO
     # The longest pause wins; one that waits for someone beats any date.

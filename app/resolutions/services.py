@@ -23,8 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from app.billing.models import Invoice
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import Invoice, InvoiceStatus
 from app.errors import InvalidData
 from app.extensions import db
 from app.outbox.services import enqueue
@@ -94,9 +93,9 @@ class SelfService:
 def is_payable(invoice: Invoice, *, in_collection: bool = False) -> bool:
     """Something is owed and the bill page takes it. A bill in collection is the partner's to
     collect, unless the creditor keeps taking payments then (`in_collection`)."""
-    if invoice.status == S.IN_COLLECTION:
+    if invoice.status == InvoiceStatus.IN_COLLECTION:
         return in_collection and invoice.balance > 0
-    return not invoice.is_closed and invoice.balance > 0 and invoice.status != S.PAID
+    return not invoice.is_closed and invoice.balance > 0 and invoice.status != InvoiceStatus.PAID
 
 
 def self_service(invoice: Invoice, today: date, resolutions: list[Resolution] | None = None, *,
@@ -118,7 +117,7 @@ def self_service(invoice: Invoice, today: date, resolutions: list[Resolution] | 
             found.plan = r
         elif r.kind == Kind.DEFERRAL and (r.status == Status.OPEN or today <= r.new_date):
             found.deferral = r
-    if invoice.status == S.IN_COLLECTION:
+    if invoice.status == InvoiceStatus.IN_COLLECTION:
         found.payable_now = invoice.balance if is_payable(invoice, in_collection=collection_payable) else None
         found.can = dict.fromkeys(("dispute", "promise", "deferral", "plan", "plan_request"), False)
         return found
@@ -152,7 +151,7 @@ def require(invoice: Invoice, what: str, today: date) -> SelfService:
     """The self-service state, or InvalidData when `what` is not open to this invoice now."""
     found = self_service(invoice, today)
     if not found.can.get(what):
-        if invoice.balance <= 0 or invoice.status == S.PAID:
+        if invoice.balance <= 0 or invoice.status == InvoiceStatus.PAID:
             raise InvalidData({"invoice": "paid"})
         raise InvalidData({"invoice": "unavailable"})
     return found

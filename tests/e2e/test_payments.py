@@ -14,8 +14,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from app.billing.models import Invoice
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import Invoice, InvoiceStatus
 from app.extensions import db
 from app.links.services import get_signer, issue_link
 from app.payments.models import CreditorGateway, Payment
@@ -81,7 +80,7 @@ def test_pay_with_the_simulator(live_server, open_page, viewport):
 
     expect(page.get_by_role("heading", level=1)).to_contain_text("received your payment")
     assert_axe_clean(page, "the return page")
-    assert invoice_state(live_server, invoice_id)[:3] == (S.PAID, 0, 1)
+    assert invoice_state(live_server, invoice_id)[:3] == (InvoiceStatus.PAID, 0, 1)
 
     page.get_by_role("link", name="See your receipt").click()
     expect(page.locator("main")).to_contain_text("Paid in full")
@@ -109,7 +108,7 @@ def test_simulator_decline_then_retry(live_server, open_page):
     page.get_by_role("button", name=re.compile("test mode")).click()
     page.get_by_role("button", name="Pay successfully").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("received your payment")
-    assert invoice_state(live_server, invoice_id)[:3] == (S.PAID, 0, 1)
+    assert invoice_state(live_server, invoice_id)[:3] == (InvoiceStatus.PAID, 0, 1)
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +131,7 @@ def test_pay_with_an_adyen_payment_link(live_server, open_page, adyen):
     page.get_by_role("button", name="Pay with test card").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("received your payment")
     assert_axe_clean(page, "the return page after Adyen")
-    assert invoice_state(live_server, invoice_id)[:3] == (S.PAID, 0, 1)
+    assert invoice_state(live_server, invoice_id)[:3] == (InvoiceStatus.PAID, 0, 1)
     assert not watch.page_errors and not page.evaluate("window.__cspViolations")
 
 
@@ -155,7 +154,7 @@ def test_pay_with_stripe(live_server, open_page, localstripe):
     fill_card(page, "4242424242424242")
     page.locator("#checkout-submit").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("received your payment")
-    assert invoice_state(live_server, invoice_id)[:3] == (S.PAID, 0, 1)
+    assert invoice_state(live_server, invoice_id)[:3] == (InvoiceStatus.PAID, 0, 1)
     assert not watch.page_errors and not page.evaluate("window.__cspViolations")
 
 
@@ -174,7 +173,7 @@ def test_stripe_declined_card_then_another(live_server, open_page, localstripe):
     page.locator("#payment-element input[placeholder='number']").fill("4242424242424242")
     page.locator("#checkout-submit").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("received your payment")
-    assert invoice_state(live_server, invoice_id)[:3] == (S.PAID, 0, 1)
+    assert invoice_state(live_server, invoice_id)[:3] == (InvoiceStatus.PAID, 0, 1)
 
 
 def test_pay_on_stripes_hosted_checkout(live_server, open_page, localstripe):
@@ -187,7 +186,7 @@ def test_pay_on_stripes_hosted_checkout(live_server, open_page, localstripe):
     page.get_by_label("Card number").fill("4242424242424242")
     page.get_by_role("button", name="Pay").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("received your payment")
-    assert invoice_state(live_server, invoice_id)[:3] == (S.PAID, 0, 1)
+    assert invoice_state(live_server, invoice_id)[:3] == (InvoiceStatus.PAID, 0, 1)
     assert not watch.page_errors and not page.evaluate("window.__cspViolations")
 
 
@@ -225,7 +224,7 @@ def test_pay_by_bank_transfer(live_server, open_page, tmp_path):
     bank_file.write_bytes(camt054(account, [credit(balance, reference, payer="Kari Nordmann", ref="E2E-1")]))
     result = live_server.app.test_cli_runner().invoke(args=["bank", "import", str(bank_file)])
     assert result.exit_code == 0, result.output
-    assert invoice_state(live_server, invoice_id)[:3] == (S.PAID, 0, 1)
+    assert invoice_state(live_server, invoice_id)[:3] == (InvoiceStatus.PAID, 0, 1)
     page.reload()
     expect(page.get_by_role("button", name=re.compile(r"^Pay "))).to_have_count(0)
     assert_axe_clean(page, "the paid bill")

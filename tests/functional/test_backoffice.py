@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from app.backoffice.models import AuditEntry, InboxMark, Note, ReplyTemplate
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import InvoiceStatus
 from app.extensions import db
 from app.links.models import AccessLink
 from app.models import utcnow
@@ -262,7 +262,7 @@ def test_a_dispute_upheld_in_part_with_a_credit_and_a_correction(app, client, mi
     done = post(client, f"{page}/decide", {"outcome": "partial", "message": "The first reading was too high.",
                                            f"credit-{first.id}": "25,00", f"quantity-{second.id}": "0.5"}, page=page)
     assert done.status_code == 303
-    assert mine.dispute.status == Status.PARTIAL and mine.invoice.status == S.OPEN
+    assert mine.dispute.status == Status.PARTIAL and mine.invoice.status == InvoiceStatus.OPEN
     assert mine.invoice.credited == 2500 and second.quantity == 0.5
     customer = app.test_client()
     bill = customer.get(open_bill(customer, app, mine.invoice), headers=EN).text
@@ -289,15 +289,15 @@ def test_a_deferral_request_declined(client, mine, agent):
 def test_pause_and_resume_reminders(app, client, mine, agent):
     page = f"/backoffice/invoices/{mine.paid.id}"
     refused = post(client, f"{page}/hold", {"reason": "Hospital"}, page=page)  # paid: nothing to pause
-    assert refused.status_code == 409 and mine.paid.status == S.PAID
+    assert refused.status_code == 409 and mine.paid.status == InvoiceStatus.PAID
     target = mine.deferral.invoice
     page = f"/backoffice/invoices/{target.id}"
     until = (utcnow().date() + timedelta(days=20)).isoformat()
     done = post(client, f"{page}/hold", {"reason": "In hospital", "until": until}, page=page)
-    assert done.status_code == 303 and target.status == S.ON_HOLD and target.hold_until.isoformat() == until
+    assert done.status_code == 303 and target.status == InvoiceStatus.ON_HOLD and target.hold_until.isoformat() == until
     assert "Reminders are paused." in client.get(page, headers=EN).text
     post(client, f"{page}/resume", {"reason": "Home again"}, page=page)
-    assert target.status == S.OPEN and target.hold_until is None
+    assert target.status == InvoiceStatus.OPEN and target.hold_until is None
     assert {"reminders_paused", "reminders_resumed"} <= set(actions(agent))
 
 
@@ -478,5 +478,5 @@ def test_every_look_at_a_customers_data_is_in_the_audit_log(app, client, mine, a
 
 def test_forms_without_csrf_are_refused(client, mine, agent):
     answer = client.post(f"/backoffice/invoices/{mine.invoice.id}/hold", data={"reason": "x"})
-    assert answer.status_code == 400 and mine.invoice.status != S.ON_HOLD
+    assert answer.status_code == 400 and mine.invoice.status != InvoiceStatus.ON_HOLD
     assert CSRF  # the helpers read tokens from the pages for every other post

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from app.billing.models import InvoiceEvent
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import InvoiceEvent, InvoiceStatus
 from app.extensions import db
 from app.outbox.models import OutboxMessage
 from app.payments.bank.models import BankEntry, BankImport
@@ -77,7 +76,7 @@ def test_import_settles_and_reports(cli, creditor, tmp_path):
     assert ("2026-11-20 NOK 42.00 Per Person ref 99999999: "
             "No invoice of this creditor has the reference 99999999.") in out
     db.session.expire_all()
-    assert paid.status == by_name.status == S.PAID
+    assert paid.status == by_name.status == InvoiceStatus.PAID
     assert counts()["payments"] == 2 and counts()["bank_entries"] == 3
 
 
@@ -114,7 +113,7 @@ def test_invalid_entry_late_in_the_file_changes_nothing(cli, creditor, tmp_path)
     result = cli("bank", "import", write(tmp_path, data))
     assert result.exit_code == 1 and "decimals" in result.stderr and counts() == before
     db.session.expire_all()
-    assert invoice.status == S.OPEN
+    assert invoice.status == InvoiceStatus.OPEN
 
 
 def test_ocr_giro_file_and_format_option(cli, creditor, tmp_path):
@@ -127,7 +126,7 @@ def test_ocr_giro_file_and_format_option(cli, creditor, tmp_path):
     assert result.exit_code == 0, result.output
     assert "ocr.txt (ocr): 1 credit." in result.stdout and "ignored (debits, reversals, not booked): 1" in result.stdout
     db.session.expire_all()
-    assert invoice.status == S.PAID
+    assert invoice.status == InvoiceStatus.PAID
 
 
 def test_bad_format_option(cli, creditor, tmp_path):

@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 from sqlalchemy import func, select
 
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import InvoiceStatus
 from app.debt_collection.models import Case, CaseStatus
 from app.debt_collection.partners import finish_rotation, policy_of, rotate_secret, set_enabled
 from app.debt_collection.services import NotEligible, check, hand_off, recall
@@ -87,7 +87,7 @@ def test_the_policy_decides_which_bills_go_and_the_pause_rule_keeps_the_others(a
     assert decide(promised) == ("paused:promise",)
     with app.app_context():
         report = run(today_for, dry_run=True)
-    assert report.eligible == [ready.number] and ready.status == S.OPEN and not webhooks()
+    assert report.eligible == [ready.number] and ready.status == InvoiceStatus.OPEN and not webhooks()
 
 
 def test_a_run_hands_off_once_and_a_second_run_changes_nothing(app, creditor):
@@ -97,7 +97,7 @@ def test_a_run_hands_off_once_and_a_second_run_changes_nothing(app, creditor):
         second = run(today_for)
     assert [number for number, _case in first.handed_off] == [invoice.number] and not second.handed_off
     case = db.session.scalar(select(Case).where(Case.invoice_id == invoice.id))
-    assert invoice.status == S.IN_COLLECTION and case.status == CaseStatus.SENT
+    assert invoice.status == InvoiceStatus.IN_COLLECTION and case.status == CaseStatus.SENT
     assert case.principal + case.fees + case.interest == invoice.balance
     (message,) = webhooks()
     assert (message.kind, message.recipient) == ("collection.case_created", "nordcollect")
@@ -116,7 +116,7 @@ def test_a_dispute_opened_after_the_bill_became_eligible_stops_the_hand_off(app,
     with pytest.raises(NotEligible) as kept, app.app_context():
         hand_off(invoice.id, actor="scheduler", today_for=today_for)
     assert "status:disputed" in kept.value.reasons
-    assert invoice.status == S.DISPUTED and not db.session.scalars(select(Case)).all() and not webhooks()
+    assert invoice.status == InvoiceStatus.DISPUTED and not db.session.scalars(select(Case)).all() and not webhooks()
 
 
 # --- the case file and its delivery ------------------------------------------------------------------------
@@ -264,7 +264,7 @@ def test_the_partner_acknowledges_reports_a_payment_and_the_bill_settles_with_ea
     closed = api(client, partner, "POST", f"/cases/{case_id}/events",
                  {"id": "ev-3", "type": "closed_paid", "amount": rest})
     assert closed.status_code == 201 and closed.json["case"]["status"] == "closed_paid"
-    assert invoice.status == S.PAID and invoice.balance == 0
+    assert invoice.status == InvoiceStatus.PAID and invoice.balance == 0
     payments = db.session.scalars(select(Payment).where(Payment.invoice_id == invoice.id)).all()
     assert {p.provider for p in payments} == {"collection"} and len(payments) == 2
     deliver(app)
@@ -319,7 +319,7 @@ def test_a_recall_tells_the_partner_and_gives_the_bill_page_back(app, client, cr
     with app.test_request_context():
         recall(case, actor="agent:1", reason="Paid to us directly")
         db.session.commit()
-    assert invoice.status == S.OPEN and case.status == CaseStatus.RECALL_REQUESTED
+    assert invoice.status == InvoiceStatus.OPEN and case.status == CaseStatus.RECALL_REQUESTED
     customer = app.test_client()
     assert "now handles this bill" not in customer.get(open_bill(customer, app, invoice), headers=EN).text
     deliver(app)
@@ -337,7 +337,7 @@ def test_closed_uncollectable_writes_the_bill_off(app, client, creditor, partner
     case_id = db.session.scalar(select(Case.public_id))
     answer = api(client, partner, "POST", f"/cases/{case_id}/events",
                  {"id": "u1", "type": "closed_uncollectable", "note": "Debtor emigrated"})
-    assert answer.status_code == 201 and invoice.status == S.WRITTEN_OFF
+    assert answer.status_code == 201 and invoice.status == InvoiceStatus.WRITTEN_OFF
 
 
 # --- the CLI and the creditor API -----------------------------------------------------------------------
@@ -365,7 +365,7 @@ def test_the_cli_adds_a_partner_sets_a_policy_and_runs(app, session, receiver):
     remind = cli(app, "invoices", "remind", invoice.number, "--creditor", creditor.slug, "--channel", "email")
     assert remind.exit_code == 0 and "Reminder of" in remind.output
     dry = cli(app, "collection", "run", "--dry-run")
-    assert f"would hand off {invoice.number}" in dry.output and invoice.status == S.OPEN
+    assert f"would hand off {invoice.number}" in dry.output and invoice.status == InvoiceStatus.OPEN
     done = cli(app, "collection", "run")
     assert done.exit_code == 0 and f"handed off {invoice.number} as case_" in done.output
     receiver.secrets.append(secret)
@@ -414,14 +414,14 @@ def test_an_agent_hands_off_now_and_recalls_from_the_bill_page(app, client, cred
     shown = client.get(page, headers=EN).text
     assert "No final reminder has been sent." in shown and "Hand off to Nord Collect AS now" in shown
     done = post(client, f"{page}/hand-off", page=page)
-    assert done.status_code == 303 and early.status == S.IN_COLLECTION
+    assert done.status_code == 303 and early.status == InvoiceStatus.IN_COLLECTION
     case = db.session.scalar(select(Case).where(Case.invoice_id == early.id))
     assert case.handed_off_by.startswith("agent:")
     again = post(client, f"{page}/hand-off", page=page)
     assert again.status_code == 422 and "with a collection partner already" in again.text
     assert post(client, f"{page}/recall", {"reason": ""}, page=page).status_code == 422
     post(client, f"{page}/recall", {"reason": "The customer called: paid last week"}, page=page)
-    assert case.status == CaseStatus.RECALL_REQUESTED and early.status == S.OPEN
+    assert case.status == CaseStatus.RECALL_REQUESTED and early.status == InvoiceStatus.OPEN
     timeline = client.get(f"/backoffice/customers/{early.customer_id}", headers=EN).text
     assert "Handed to debt collection" in timeline and "Recalled from debt collection" in timeline
     assert "Final reminder sent" not in timeline and "Reminder sent" in timeline

@@ -5,7 +5,7 @@ from datetime import date
 
 from flask import render_template_string
 
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import InvoiceStatus
 from app.billing.services import record_payment, transition
 from app.creditors.models import Creditor
 from app.extensions import db
@@ -47,7 +47,7 @@ def test_a_status_change_and_a_brand_change_show_at_the_next_request(client, app
     invoice = make_invoice(creditor, lines=1)
     url = open_bill(client, app, invoice)
     client.get(url)
-    transition(invoice, S.DISPUTED, actor="test", reason="customer wrote")
+    transition(invoice, InvoiceStatus.DISPUTED, actor="test", reason="customer wrote")
     db.session.commit()
     assert "disputed" in client.get(url, headers={"Accept-Language": "en"}).text.lower()
 
@@ -60,7 +60,7 @@ def test_a_cancelled_invoice_is_not_served_from_the_cache(client, app, session):
     invoice = make_invoice(make_creditor("NO"))
     url = open_bill(client, app, invoice)
     assert client.get(url).status_code == 200
-    transition(invoice, S.CANCELLED, actor="test")
+    transition(invoice, InvoiceStatus.CANCELLED, actor="test")
     db.session.commit()
     page = client.get(url)
     assert page.status_code == 404 and invoice.number not in page.text

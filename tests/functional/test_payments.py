@@ -6,7 +6,7 @@ import time
 
 from sqlalchemy import func, select
 
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import InvoiceStatus
 from app.extensions import db
 from app.payments.gateways.simulator import SIGNATURE_HEADER, sign
 from app.payments.models import Payment, PaymentAttempt, WebhookEvent
@@ -40,7 +40,7 @@ def test_pay_with_the_simulator_end_to_end(client, app, session):
     assert back.status_code == 303 and "/paid/" in back.headers["Location"]
     result = client.get(back.headers["Location"].replace(app.config["PORTAL_BASE_URL"], ""), headers={"Accept-Language": "en"})
     assert result.status_code == 200 and "received your payment" in result.text
-    assert invoice.status == S.PAID and invoice.balance == 0
+    assert invoice.status == InvoiceStatus.PAID and invoice.balance == 0
     # the notification and the return page both said "succeeded": one payment
     assert db.session.scalar(select(func.count(Payment.id)).where(Payment.invoice_id == invoice.id)) == 1
     assert db.session.scalar(select(WebhookEvent.outcome).where(WebhookEvent.provider_ref == hosted.rsplit("/", 1)[1])) in ("applied", "unchanged")
@@ -62,11 +62,11 @@ def test_declined_then_paid(client, app, session):
     hosted = start(client, url).headers["Location"].replace(app.config["PORTAL_BASE_URL"], "")
     back = choose(client, hosted, "decline")
     result = client.get(back.headers["Location"].replace(app.config["PORTAL_BASE_URL"], ""), headers={"Accept-Language": "en"})
-    assert "not completed" in result.text and invoice.status == S.OPEN
+    assert "not completed" in result.text and invoice.status == InvoiceStatus.OPEN
     again = start(client, url).headers["Location"].replace(app.config["PORTAL_BASE_URL"], "")
     assert again != hosted  # a failed attempt is not reused
     choose(client, again, "succeed")
-    assert invoice.status == S.PAID
+    assert invoice.status == InvoiceStatus.PAID
 
 
 def test_the_return_page_asks_the_provider_not_the_query_string(client, app, session):
@@ -75,7 +75,7 @@ def test_the_return_page_asks_the_provider_not_the_query_string(client, app, ses
     start(client, url).headers["Location"].replace(app.config["PORTAL_BASE_URL"], "")
     attempt = db.session.scalar(select(PaymentAttempt).where(PaymentAttempt.invoice_id == invoice.id))
     page = client.get(f"{url}/paid/{attempt.public_ref}?status=succeeded&redirect_status=succeeded")
-    assert page.status_code == 200 and invoice.status == S.OPEN and attempt.status == "pending"
+    assert page.status_code == 200 and invoice.status == InvoiceStatus.OPEN and attempt.status == "pending"
     assert client.get(f"{url}/paid/not-an-attempt").status_code == 404
 
 
@@ -94,12 +94,12 @@ def test_webhook_signature_is_verified(client, app, session):
                     {SIGNATURE_HEADER: sign(secret, body + b" ")}):
         answer = client.post(endpoint, data=body, headers={"Content-Type": "application/json", **headers})
         assert answer.status_code == 400
-    assert invoice.status == S.OPEN
+    assert invoice.status == InvoiceStatus.OPEN
     good = client.post(endpoint, data=body, headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body)})
     assert good.status_code == 200 and good.json["outcomes"] == ["applied"]
     again = client.post(endpoint, data=body, headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body)})
     assert again.status_code == 200 and again.json["outcomes"] == ["duplicate"]
-    assert invoice.status == S.PAID
+    assert invoice.status == InvoiceStatus.PAID
     assert client.post("/webhooks/simulator/no-such-creditor", data=body).status_code == 404
 
 
@@ -108,7 +108,7 @@ def test_pay_needs_the_grant_and_csrf(client, app, session):
     assert client.post(f"/b/{invoice.public_id}/pay", data={"provider": "simulator"}).status_code in (400, 404)
     url = open_bill(client, app, invoice)
     assert client.post(f"{url}/pay", data={"provider": "simulator"}).status_code == 400  # no CSRF token
-    assert invoice.status == S.OPEN
+    assert invoice.status == InvoiceStatus.OPEN
 
 
 def test_unknown_provider_or_bad_amount_changes_nothing(client, app, session):

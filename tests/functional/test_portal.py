@@ -3,7 +3,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import InvoiceStatus
 from app.billing.services import record_payment, transition
 from app.links.services import revoke_links
 from app.money import format_money
@@ -102,7 +102,7 @@ def test_partly_paid_shows_payments_and_balance(client, app, session):
 def test_cancelled_invoice_link_is_neutral(client, app, session):
     invoice = make_invoice(make_creditor("NO"))
     url = open_bill(client, app, invoice)
-    transition(invoice, S.CANCELLED, actor="test")
+    transition(invoice, InvoiceStatus.CANCELLED, actor="test")
     session.commit()
     assert client.get(url).status_code == 404
 

@@ -16,7 +16,7 @@ import pytest
 import stripe
 from sqlalchemy import func, select
 
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import InvoiceStatus
 from app.extensions import db
 from app.payments.models import CreditorGateway, Payment, PaymentAttempt
 from tests.factories import make_creditor, make_invoice
@@ -115,7 +115,7 @@ def test_stripe_payment_element_flow(client, app, session, configure, localstrip
 
     back = client.get(f"{url}/paid/{attempt.public_ref}?redirect_status=failed", headers=EN)  # query not trusted
     assert "received your payment" in back.text
-    assert invoice.status == S.PAID and invoice.balance == 0
+    assert invoice.status == InvoiceStatus.PAID and invoice.balance == 0
 
     intent = browser.v1.payment_intents.retrieve(attempt.provider_ref).to_dict()
     body, headers = stripe_notification(intent, STRIPE["webhook_secret"])
@@ -142,7 +142,7 @@ def test_stripe_declined_card_leaves_the_bill_open(client, app, session, configu
         browser.v1.payment_intents.confirm(attempt.provider_ref)
     back = client.get(f"{url}/paid/{attempt.public_ref}", headers=EN)
     assert "was not completed" in back.text
-    assert invoice.status != S.PAID and invoice.amount_paid == 0
+    assert invoice.status != InvoiceStatus.PAID and invoice.amount_paid == 0
     again = start(client, url, "stripe")  # a new try gets a new attempt
     assert again.status_code == 303 and attempt.public_ref not in again.headers["Location"]
 
@@ -170,7 +170,7 @@ def test_adyen_payment_link_flow(client, app, session, configure, adyen):
     body = adyen.notification(attempt.provider_ref, ADYEN_HMAC)
     answer = client.post(f"/webhooks/adyen/{creditor.slug}", data=body, content_type="application/json")
     assert answer.status_code == 200 and answer.text == "[accepted]"
-    assert invoice.status == S.PAID
+    assert invoice.status == InvoiceStatus.PAID
     again = client.post(f"/webhooks/adyen/{creditor.slug}", data=body, content_type="application/json")
     assert again.text == "[accepted]"
     assert db.session.scalar(select(func.count(Payment.id)).where(Payment.invoice_id == invoice.id)) == 1
@@ -248,4 +248,4 @@ def test_a_provider_withdrawn_meanwhile_still_answers_for_its_payments(client, a
     db.session.commit()
     assert 'value="adyen"' not in client.get(url, headers=EN).text
     assert "received your payment" in client.get(f"{url}/paid/{attempt.public_ref}", headers=EN).text
-    assert invoice.status == S.PAID
+    assert invoice.status == InvoiceStatus.PAID

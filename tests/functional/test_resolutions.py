@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import InvoiceStatus
 from app.core.dates import local_today
 from app.extensions import db
 from app.models import utcnow
@@ -162,7 +162,7 @@ def test_dispute_of_a_line_with_proof_holds_that_part_and_leaves_the_rest_payabl
         "attachment": (__import__("io").BytesIO(PDF), "proof.pdf"),
     }, content_type="multipart/form-data")
     assert answer.status_code == 303
-    assert invoice.status == S.DISPUTED
+    assert invoice.status == InvoiceStatus.DISPUTED
     page = client.get(url, headers=EN)
     assert "The part of the bill you do not dispute" in page.text
     assert db.session.scalar(select(func.count()).select_from(OutboxMessage).where(
@@ -178,7 +178,7 @@ def test_an_executable_renamed_pdf_is_refused_next_to_the_field(client, bill):
     }, content_type="multipart/form-data", headers=EN)
     assert answer.status_code == 422 and 'id="attachment-error"' in answer.text
     assert "Please attach a PDF, JPEG or PNG file." in answer.text
-    assert count() == 0 and invoice.status == S.OPEN
+    assert count() == 0 and invoice.status == InvoiceStatus.OPEN
 
 
 def test_a_6_mb_upload_is_refused_next_to_the_field(client, bill):

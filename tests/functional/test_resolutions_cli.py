@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import InvoiceStatus
 from app.core.dates import local_today
 from app.extensions import db
 from app.models import utcnow
@@ -47,7 +47,7 @@ def test_answer_a_dispute_and_decide_a_request(app, session, tmp_path):
     result = run(app, "resolutions", "answer-dispute", dispute.reference, "--rejected", "--message",
                  "The reading is right.", "--agent", "agent:ola")
     assert result.exit_code == 0, result.output
-    assert (dispute.status, invoice.status) == (Status.REJECTED, S.OPEN)
+    assert (dispute.status, invoice.status) == (Status.REJECTED, InvoiceStatus.OPEN)
     with app.test_request_context():
         request, _ = deferrals.defer(invoice, invoice.due_date + timedelta(days=60), locale="nb",
                                     submission_key="f", today=today)

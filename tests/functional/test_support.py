@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import InvoiceStatus
 from app.billing.services import transition
 from app.extensions import db
 from app.outbox.models import OutboxMessage
@@ -270,7 +270,7 @@ def test_without_the_bills_grant_the_pages_are_neutral(client, app, bill):
 def test_a_cancelled_bill_takes_no_more_messages(client, bill, session):
     invoice, url = bill
     fields = form_fields(client, f"{url}/contact")
-    transition(invoice, S.CANCELLED, actor="test")
+    transition(invoice, InvoiceStatus.CANCELLED, actor="test")
     session.commit()
     assert client.get(f"{url}/contact").status_code == 404
     assert send(client, url, fields).status_code == 404 and count(SupportRequest) == 0

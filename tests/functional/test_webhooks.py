@@ -15,9 +15,9 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import InvoiceStatus
 from app.extensions import db
-from app.payments.gateways.base import PaymentStatus as P
+from app.payments.gateways.base import PaymentStatus
 from app.payments.gateways.simulator import SIGNATURE_HEADER, TOLERANCE_SECONDS, sign
 from app.payments.models import Payment, PaymentAttempt, WebhookEvent
 from app.payments.providers import simulator_for, simulator_secret
@@ -41,7 +41,8 @@ class Bill:
         self.ref, self.total = self.attempt.provider_ref, self.invoice.total
         self.endpoint = f"/webhooks/simulator/{self.creditor.slug}"
 
-    def body(self, event_id: str, status: str = P.SUCCEEDED, event_type: str | None = None, **data) -> bytes:
+    def body(self, event_id: str, status: str = PaymentStatus.SUCCEEDED, event_type: str | None = None,
+             **data) -> bytes:
         return json.dumps({
             "id": event_id, "type": event_type or f"payment.{status}", "created": int(time.time()),
             "data": {"ref": self.ref, "status": status, "amount": self.total, "currency": self.invoice.currency,
@@ -114,7 +115,8 @@ class TestRefused:
             assert_no_secret(answer, bill.secret, app.config["SECRET_KEY"], *([signature] if signature else []))
         assert stored_events() == before
         assert bill.payments() == 0
-        assert (bill.invoice.status, bill.invoice.balance, bill.attempt.status) == (S.OPEN, bill.total, P.PENDING)
+        assert (bill.invoice.status, bill.invoice.balance, bill.attempt.status) == (
+            InvoiceStatus.OPEN, bill.total, PaymentStatus.PENDING)
         assert bill.secret not in caplog.text and app.config["SECRET_KEY"] not in caplog.text
 
     def test_the_real_thing_after_all_that_is_applied(self, client, app, bill):
@@ -124,7 +126,7 @@ class TestRefused:
         body = bill.body("evt_refused")
         answer = post(client, bill.endpoint, body, sign(bill.secret, body))
         assert answer.status_code == 200 and answer.json["outcomes"] == ["applied"]
-        assert bill.invoice.status == S.PAID and bill.payments() == 1
+        assert bill.invoice.status == InvoiceStatus.PAID and bill.payments() == 1
 
     def test_unknown_creditor_or_provider_is_404(self, client, bill):
         body = bill.body("evt_404")
@@ -150,15 +152,16 @@ class TestAnotherCreditorsPayment:
         stored = db.session.scalars(select(WebhookEvent).where(WebhookEvent.event_id.like("evt_cross_%"))).all()
         assert [e.outcome for e in stored] == ["unknown_payment", "unknown_payment"]
         assert other.payments() == 0 and bill.payments() == 0
-        assert (other.invoice.status, other.invoice.balance, other.attempt.status) == (S.OPEN, other.total, P.PENDING)
-        assert (bill.invoice.status, bill.attempt.status) == (S.OPEN, P.PENDING)
+        assert (other.invoice.status, other.invoice.balance, other.attempt.status) == (
+            InvoiceStatus.OPEN, other.total, PaymentStatus.PENDING)
+        assert (bill.invoice.status, bill.attempt.status) == (InvoiceStatus.OPEN, PaymentStatus.PENDING)
 
     def test_the_same_body_at_the_right_creditor_applies(self, client, app, bill):
         other = Bill(app, "NO")
         body = other.body("evt_right_place")
         answer = post(client, other.endpoint, body, sign(other.secret, body))
         assert answer.status_code == 200 and answer.json["outcomes"] == ["applied"]
-        assert other.invoice.status == S.PAID and bill.invoice.status == S.OPEN
+        assert other.invoice.status == InvoiceStatus.PAID and bill.invoice.status == InvoiceStatus.OPEN
 
 
 class TestGenuine:
@@ -169,7 +172,7 @@ class TestGenuine:
         event = db.session.scalar(select(WebhookEvent).where(WebhookEvent.event_id == "evt_note"))
         assert (event.event_type, event.outcome, event.provider_ref) == ("payment.note_added", "stored", bill.ref)
         assert event.payload["type"] == "payment.note_added"
-        assert bill.invoice.status == S.OPEN and bill.attempt.status == P.PENDING
+        assert bill.invoice.status == InvoiceStatus.OPEN and bill.attempt.status == PaymentStatus.PENDING
 
     def test_the_same_event_three_times_is_one_payment(self, client, app, bill):
         body = bill.body("evt_thrice")
@@ -181,35 +184,38 @@ class TestGenuine:
             outcomes += answer.json["outcomes"]
         assert outcomes == ["applied", "duplicate", "duplicate"]
         assert bill.payments() == 1
-        assert (bill.invoice.status, bill.invoice.balance, bill.attempt.status) == (S.PAID, 0, P.SUCCEEDED)
+        assert (bill.invoice.status, bill.invoice.balance, bill.attempt.status) == (
+            InvoiceStatus.PAID, 0, PaymentStatus.SUCCEEDED)
         assert db.session.scalar(select(func.count(WebhookEvent.id)).where(WebhookEvent.event_id == "evt_thrice")) == 1
         recorded = [e.kind for e in bill.invoice.events].count("payment_recorded")
         assert recorded == 1
 
     def test_the_same_event_id_with_another_body_is_still_a_duplicate(self, client, bill):
         """The event id is the provider's promise of identity: a re-sent event is not re-read."""
-        first, second = bill.body("evt_same_id", status=P.PROCESSING), bill.body("evt_same_id")
+        first, second = bill.body("evt_same_id", status=PaymentStatus.PROCESSING), bill.body("evt_same_id")
         assert post(client, bill.endpoint, first, sign(bill.secret, first)).json["outcomes"] == ["applied"]
         assert post(client, bill.endpoint, second, sign(bill.secret, second)).json["outcomes"] == ["duplicate"]
-        assert bill.attempt.status == P.PROCESSING and bill.payments() == 0
+        assert bill.attempt.status == PaymentStatus.PROCESSING and bill.payments() == 0
 
     def test_out_of_order_succeeded_then_processing_stays_succeeded(self, client, bill):
-        late_steps = [("evt_ooo_1", P.SUCCEEDED), ("evt_ooo_2", P.PROCESSING), ("evt_ooo_3", P.REQUIRES_ACTION),
-                      ("evt_ooo_4", P.FAILED), ("evt_ooo_5", P.CANCELLED)]
+        late_steps = [("evt_ooo_1", PaymentStatus.SUCCEEDED), ("evt_ooo_2", PaymentStatus.PROCESSING),
+                      ("evt_ooo_3", PaymentStatus.REQUIRES_ACTION), ("evt_ooo_4", PaymentStatus.FAILED),
+                      ("evt_ooo_5", PaymentStatus.CANCELLED)]
         outcomes = []
         for event_id, status in late_steps:
             body = bill.body(event_id, status=status)
             outcomes += post(client, bill.endpoint, body, sign(bill.secret, body)).json["outcomes"]
         assert outcomes == ["applied", "unchanged", "unchanged", "unchanged", "unchanged"]
-        assert (bill.attempt.status, bill.invoice.status, bill.invoice.balance) == (P.SUCCEEDED, S.PAID, 0)
+        assert (bill.attempt.status, bill.invoice.status, bill.invoice.balance) == (
+            PaymentStatus.SUCCEEDED, InvoiceStatus.PAID, 0)
         assert bill.payments() == 1
 
     def test_processing_then_succeeded_in_order(self, client, bill):
         outcomes = []
-        for event_id, status in (("evt_io_1", P.PROCESSING), ("evt_io_2", P.SUCCEEDED)):
+        for event_id, status in (("evt_io_1", PaymentStatus.PROCESSING), ("evt_io_2", PaymentStatus.SUCCEEDED)):
             body = bill.body(event_id, status=status)
             outcomes += post(client, bill.endpoint, body, sign(bill.secret, body)).json["outcomes"]
-        assert outcomes == ["applied", "applied"] and bill.invoice.status == S.PAID and bill.payments() == 1
+        assert outcomes == ["applied", "applied"] and bill.invoice.status == InvoiceStatus.PAID and bill.payments() == 1
 
     def test_other_open_attempts_of_a_paid_invoice_are_cancelled(self, client, app, bill):
         bill.creditor.allow_partial_payments, bill.creditor.min_partial_payment = True, 100
@@ -219,10 +225,10 @@ class TestGenuine:
                                   cancel_url="https://pay.example.test/b")
         body = bill.body("evt_pay_all")
         assert post(client, bill.endpoint, body, sign(bill.secret, body)).json["outcomes"] == ["applied"]
-        assert db.session.get(PaymentAttempt, other.id).status == P.CANCELLED
-        body = bill.body("evt_other_late", status=P.REQUIRES_ACTION, ref=other.provider_ref)
+        assert db.session.get(PaymentAttempt, other.id).status == PaymentStatus.CANCELLED
+        body = bill.body("evt_other_late", status=PaymentStatus.REQUIRES_ACTION, ref=other.provider_ref)
         assert post(client, bill.endpoint, body, sign(bill.secret, body)).json["outcomes"] == ["unchanged"]
-        assert db.session.get(PaymentAttempt, other.id).status == P.CANCELLED
+        assert db.session.get(PaymentAttempt, other.id).status == PaymentStatus.CANCELLED
 
 
 def test_stored_now_applied_by_the_worker(app, client, session, monkeypatch):
@@ -235,11 +241,11 @@ def test_stored_now_applied_by_the_worker(app, client, session, monkeypatch):
     again = post(client, bill.endpoint, body, sign(bill.secret, body))
     assert first.status_code == again.status_code == 200
     assert first.json["outcomes"] == ["received"] and again.json["outcomes"] == ["duplicate"]
-    assert bill.payments() == 0 and bill.invoice.status != S.PAID  # stored, not applied yet
+    assert bill.payments() == 0 and bill.invoice.status != InvoiceStatus.PAID  # stored, not applied yet
 
     result = app.test_cli_runner().invoke(args=["payments", "apply-events", "--once"])
     assert result.exit_code == 0 and "1 applied" in result.output, result.output
-    assert bill.payments() == 1 and bill.invoice.status == S.PAID
+    assert bill.payments() == 1 and bill.invoice.status == InvoiceStatus.PAID
     record = db.session.scalar(select(WebhookEvent).where(WebhookEvent.event_id == "evt_later_1"))
     assert record.outcome == "applied" and record.applied_at is not None
     assert "nothing to apply" in app.test_cli_runner().invoke(args=["payments", "apply-events", "--once"]).output

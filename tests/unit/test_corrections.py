@@ -15,7 +15,7 @@ from app.billing.corrections import (
     creditable,
     issue_credit_note,
 )
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import InvoiceStatus
 from app.billing.services import hold, resume
 from app.errors import IllegalTransition, InvalidData
 from app.extensions import db
@@ -79,7 +79,7 @@ def test_crediting_below_what_was_paid_owes_the_difference_back_newest_payment_f
     newer = pay(invoice, 10000, "p-2")
     issue_credit_note(invoice, [LineCredit(first.id, first.gross)], reason="Wrong", actor="agent:1")
     # total is now second.gross (125.03); 200.00 was paid: 74.97 is owed back, all of it from the newer payment
-    assert invoice.status == S.PAID
+    assert invoice.status == InvoiceStatus.PAID
     assert (newer.refund_due, older.refund_due) == (20000 - second.gross, 0)
     issue_credit_note(invoice, [LineCredit(second.id, second.gross)], reason="Both", actor="agent:1")
     assert (newer.refund_due, older.refund_due) == (10000, 10000)  # everything paid comes back
@@ -105,40 +105,40 @@ def test_a_credited_line_is_not_corrected_and_a_cancelled_bill_not_at_all(invoic
                                 LineCorrection(second.id, Decimal("-1"), 1)], reason="x", actor="agent:1")
     assert problems.value.errors == {f"line-{first.id}": "credited", f"line-{second.id}": "quantity"}
     other = make_invoice(invoice.creditor)
-    other.status = S.CANCELLED
+    other.status = InvoiceStatus.CANCELLED
     with pytest.raises(IllegalTransition):
         issue_credit_note(other, [LineCredit(other.lines[0].id, 100)], reason="x", actor="agent:1")
 
 
 def test_a_paid_bill_corrected_upwards_is_owed_again(invoice):
     pay(invoice, invoice.total, "p-1")
-    assert invoice.status == S.PAID
+    assert invoice.status == InvoiceStatus.PAID
     line = invoice.lines[0]
     correct_lines(invoice, [LineCorrection(line.id, Decimal("3"), line.unit_price)], reason="3 units",
                   actor="agent:1")
-    assert invoice.status == S.PARTIALLY_PAID and invoice.balance > 0
+    assert invoice.status == InvoiceStatus.PARTIALLY_PAID and invoice.balance > 0
 
 
 def test_a_hold_pauses_reminders_until_its_day_and_the_daily_run_ends_it(invoice):
     today = utcnow().date()
     hold(invoice, until=today + timedelta(days=3), actor="agent:1", reason="In hospital")
-    assert invoice.status == S.ON_HOLD
+    assert invoice.status == InvoiceStatus.ON_HOLD
     paused = services.dunning_for(invoice, today)
-    assert (paused.may_remind, paused.reason, paused.until) == (False, S.ON_HOLD, today + timedelta(days=3))
+    assert (paused.may_remind, paused.reason, paused.until) == (False, InvoiceStatus.ON_HOLD, today + timedelta(days=3))
     assert services.dunning_for(invoice, today + timedelta(days=4)).may_remind  # ends by itself
     assert daily.run_due(lambda country: today + timedelta(days=3)).resumed == 0
     assert daily.run_due(lambda country: today + timedelta(days=4)).resumed == 1
-    assert invoice.status == S.OPEN and invoice.hold_until is None
+    assert invoice.status == InvoiceStatus.OPEN and invoice.hold_until is None
     assert [e.kind for e in invoice.events][-2:] == ["status_changed", "reminders_resumed"]
 
 
 def test_a_hold_without_a_day_lasts_until_resumed_and_only_open_bills_are_held(invoice):
     hold(invoice, until=None, actor="agent:1", reason="Waiting for the meter reader")
-    assert services.dunning_for(invoice, utcnow().date() + timedelta(days=365)).reason == S.ON_HOLD
+    assert services.dunning_for(invoice, utcnow().date() + timedelta(days=365)).reason == InvoiceStatus.ON_HOLD
     with pytest.raises(IllegalTransition):
         hold(invoice, until=None, actor="agent:1", reason="again")
     resume(invoice, actor="agent:1", reason="Read")
-    assert invoice.status == S.OPEN
+    assert invoice.status == InvoiceStatus.OPEN
     with pytest.raises(IllegalTransition):
         resume(invoice, actor="agent:1", reason="again")
     pay(invoice, invoice.total, "p-1")

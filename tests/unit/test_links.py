@@ -3,7 +3,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event
 
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import InvoiceStatus
 from app.billing.services import transition
 from app.extensions import db
 from app.links.services import issue_link, record_open, resolve_token, revoke_links
@@ -102,7 +102,7 @@ def test_expired_revoked_and_closed_give_the_creditor_only(invoice, signer):
     assert not res.ok and res.creditor is not None
 
     fresh = issue(invoice, signer)
-    transition(invoice, S.CANCELLED, actor="test")
+    transition(invoice, InvoiceStatus.CANCELLED, actor="test")
     assert not resolve_token(fresh.token, signer=signer).ok
 
 

@@ -2,8 +2,7 @@
 
 from sqlalchemy import delete, update
 
-from app.billing.models import Customer, Invoice
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import Customer, Invoice, InvoiceStatus
 from app.creditors.models import Creditor
 from app.extensions import db
 from app.portal.services import bill_access
@@ -22,15 +21,15 @@ def test_reads_without_a_session_see_every_commit(app):
         with app.app_context():
             assert not db.session.registry.has()  # the read below makes no Session
             access = bill_access(public_id)
-            assert access is not None and access.invoice_id == invoice_id and access.status == S.OPEN
+            assert access is not None and access.invoice_id == invoice_id and access.status == InvoiceStatus.OPEN
             assert access.version[0].tzinfo is not None  # UTCDateTime's own processing, as the ORM gives
             assert not db.session.registry.has()
             assert bill_access("no-such-bill") is None
         with app.app_context(), db.engine.begin() as conn:  # another connection changes the row
-            conn.execute(update(Invoice).where(Invoice.id == invoice_id).values(status=S.DISPUTED))
+            conn.execute(update(Invoice).where(Invoice.id == invoice_id).values(status=InvoiceStatus.DISPUTED))
         with app.app_context():
             changed = bill_access(public_id)  # the same thread's held connection sees it at once
-            assert changed.status == S.DISPUTED and changed.version != access.version
+            assert changed.status == InvoiceStatus.DISPUTED and changed.version != access.version
     finally:
         with app.app_context(), db.engine.begin() as conn:
             conn.execute(delete(Invoice).where(Invoice.id == invoice_id))

@@ -31,13 +31,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import InvoiceStatus
 from app.payments.bank.models import EntryStatus, KeptReason
 from app.payments.bank.parsers import Credit
 
 # Letters that Unicode does not decompose into a base letter and an accent, as banks spell them.
 TRANSLITERATE = str.maketrans({"ø": "o", "æ": "ae", "đ": "d", "ł": "l", "þ": "th", "ð": "d", "œ": "oe"})
-NOT_OPEN = (S.PAID, *S.CLOSED)
+NOT_OPEN = (InvoiceStatus.PAID, *InvoiceStatus.CLOSED)
 TOKEN_SPLIT = re.compile(r"[\s,;:]+")
 TOKEN_TRIM = ".()[]{}'\"#*"
 
@@ -97,7 +97,7 @@ class InvoiceState:
 
     @property
     def is_closed(self) -> bool:
-        return self.status in S.CLOSED
+        return self.status in InvoiceStatus.CLOSED
 
     @property
     def is_open(self) -> bool:

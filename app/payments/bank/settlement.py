@@ -35,8 +35,7 @@ from operator import itemgetter
 
 from sqlalchemy import update
 
-from app.billing.models import Invoice, InvoiceEvent
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import Invoice, InvoiceEvent, InvoiceStatus
 from app.billing.services import PAUSED, can_transition, payable_status
 from app.errors import IllegalTransition, InvalidData
 from app.extensions import db
@@ -94,7 +93,7 @@ class BatchSettlement:
         owed = 0 if invoice.is_closed else max(invoice.balance, 0)
         refund_due = max(amount - owed, 0)
         row_id, public_ref = next(self.payment_ids), secrets.token_urlsafe(16)
-        if invoice.status == S.IN_COLLECTION:
+        if invoice.status == InvoiceStatus.IN_COLLECTION:
             self.collected.append(row_id)
         self.payments.append((row_id, invoice.id, None, self.provider, payment_id, public_ref, amount, currency,
                               self.method, refund_due, 0, received_at, self.now))
@@ -105,7 +104,7 @@ class BatchSettlement:
             self._record_payment(invoice, amount, paid_on=received_at.date().isoformat(), reference=payment_id)
             if refund_due:
                 self._event(invoice, "refund_due", amount=refund_due, currency=currency, payment_id=payment_id)
-        if invoice.status == S.PAID:
+        if invoice.status == InvoiceStatus.PAID:
             self.paid.add(invoice.id)
         if invoice.customer_email:  # enqueue_receipt(): the key is the new payment's random public ref
             self.receipts.append((
@@ -124,7 +123,7 @@ class BatchSettlement:
         self._event(invoice, "payment_recorded", amount=amount, currency=invoice.currency, paid_on=paid_on,
                     method=self.method, reference=reference)
         target = payable_status(invoice)
-        if invoice.status in PAUSED and target != S.PAID:
+        if invoice.status in PAUSED and target != InvoiceStatus.PAID:
             target = invoice.status
         if target != invoice.status:
             if not can_transition(invoice.status, target):

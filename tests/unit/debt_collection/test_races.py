@@ -9,8 +9,7 @@ import threading
 import pytest
 from sqlalchemy import delete, func, select
 
-from app.billing.models import Customer, Invoice
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import Customer, Invoice, InvoiceStatus
 from app.creditors.models import Creditor
 from app.debt_collection.models import Case, Partner
 from app.debt_collection.partners import add_partner, set_policy
@@ -85,4 +84,4 @@ def test_two_runs_at_once_hand_each_bill_off_once(race_app, eligible_bills):
             OutboxMessage.creditor_id == creditor_id, OutboxMessage.channel == "webhook"))
         statuses = set(db.session.scalars(select(Invoice.status).where(Invoice.id.in_(ids))))
         db.session.remove()
-    assert deliveries == BILLS and statuses == {S.IN_COLLECTION}
+    assert deliveries == BILLS and statuses == {InvoiceStatus.IN_COLLECTION}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.extensions import db
-from app.outbox.models import OutboxStatus as S
+from app.outbox.models import OutboxStatus
 from app.outbox.services import enqueue
 from tests.factories import make_creditor
 
@@ -36,14 +36,14 @@ def test_dead_lists_and_replay_requeues(cli, smtp):
     other = add("nobody@example.test", None, key="cli:2")
     smtp.refuse["nobody@example.test"] = "550 5.1.1 No such user"
     cli("run", "--once")
-    assert message.status == other.status == S.DEAD
+    assert message.status == other.status == OutboxStatus.DEAD
     listed = cli("dead", "--creditor", creditor.slug)
     assert listed.exit_code == 0
     assert len(listed.stdout.splitlines()) == 1 and listed.stdout.startswith(f"{message.id}\t")
     assert "550 5.1.1 No such user" in listed.stdout and "nobody@example.test" in listed.stdout
     assert len(cli("dead").stdout.splitlines()) == 2
     replayed = cli("replay", message.id)
-    assert replayed.exit_code == 0 and message.status == S.PENDING
+    assert replayed.exit_code == 0 and message.status == OutboxStatus.PENDING
     again = cli("replay", message.id)
     assert again.exit_code == 1 and "pending, not dead" in again.output
     assert cli("replay", 10**9).exit_code == 1

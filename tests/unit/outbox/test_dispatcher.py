@@ -20,8 +20,7 @@ from app.models import utcnow
 from app.outbox import dispatcher as services
 from app.outbox.dispatcher import Policy, backoff, claim, run_once
 from app.outbox.email import message_id
-from app.outbox.models import OutboxMessage
-from app.outbox.models import OutboxStatus as S
+from app.outbox.models import OutboxMessage, OutboxStatus
 from app.outbox.services import enqueue, replay
 from tests.support.smtp import SmtpServer, free_port
 from tests.unit.outbox.conftest import MAIL_FROM, orphan
@@ -67,7 +66,7 @@ class TestDelivery:
         message = add(7, key="note:7")
         report = run_once()
         assert (report.delivered, report.retried, report.dead) == (1, 0, 0)
-        assert message.status == S.DELIVERED and message.delivered_at is not None and message.attempts == 1
+        assert message.status == OutboxStatus.DELIVERED and message.delivered_at is not None and message.attempts == 1
         assert run_once().claimed == 0
         assert len(smtp.messages) == 1
         sent = smtp.messages[0]
@@ -91,13 +90,13 @@ class TestDelivery:
         message = add()
         t0 = utcnow()
         assert run_once(now=t0).retried == 1
-        assert message.status == S.PENDING and message.attempts == 1
+        assert message.status == OutboxStatus.PENDING and message.attempts == 1
         assert t0 + timedelta(seconds=15) <= message.next_attempt_at <= t0 + timedelta(seconds=30)
         assert "ConnectionRefusedError" in message.last_error
         assert run_once(now=t0 + timedelta(seconds=10)).claimed == 0  # not due yet
         with server:
             assert run_once(now=t0 + timedelta(seconds=31)).delivered == 1
-        assert message.status == S.DELIVERED and message.attempts == 2 and message.last_error is None
+        assert message.status == OutboxStatus.DELIVERED and message.attempts == 2 and message.last_error is None
         assert len(server.messages) == 1
 
     def test_dead_after_the_last_attempt(self, app, mail_settings, monkeypatch):
@@ -111,11 +110,12 @@ class TestDelivery:
             outcomes.append((report.retried, report.dead))
             now += timedelta(hours=2)
         assert outcomes == [(1, 0), (1, 0), (0, 1), (0, 0)]
-        assert message.status == S.DEAD and message.attempts == 3 and "ConnectionRefusedError" in message.last_error
+        assert message.status == OutboxStatus.DEAD and message.attempts == 3
+        assert "ConnectionRefusedError" in message.last_error
 
     @pytest.mark.parametrize("refusal, status", [
-        ("550 5.1.1 No such user here", S.DEAD),
-        ("450 4.2.1 Mailbox busy, try later", S.PENDING),
+        ("550 5.1.1 No such user here", OutboxStatus.DEAD),
+        ("450 4.2.1 Mailbox busy, try later", OutboxStatus.PENDING),
     ])
     def test_a_refused_recipient_is_dead_at_once_only_for_good(self, smtp, refusal, status):
         message = add(recipient="nobody@example.test")
@@ -123,12 +123,12 @@ class TestDelivery:
         other = add(2)
         report = run_once()
         assert message.status == status and message.attempts == 1 and refusal[:3] in message.last_error
-        assert other.status == S.DELIVERED and report.delivered == 1  # the connection survives a refusal
+        assert other.status == OutboxStatus.DELIVERED and report.delivered == 1  # the connection survives a refusal
 
     def test_message_refused_at_data_with_5xx_is_dead(self, smtp):
         smtp.data_answer = "554 5.7.1 Message rejected"
         message = add()
-        assert run_once().dead == 1 and message.status == S.DEAD and "554" in message.last_error
+        assert run_once().dead == 1 and message.status == OutboxStatus.DEAD and "554" in message.last_error
 
     def test_a_kind_nothing_renders_is_refused_when_written(self, smtp):
         with pytest.raises(LookupError, match="no_such_kind"):
@@ -139,7 +139,7 @@ class TestDelivery:
     def test_a_kind_no_longer_rendered_is_dead(self, smtp):
         message = orphan("email", "a@example.test", "k-3")
         run_once()
-        assert message.status == S.DEAD and "no_such_kind" in message.last_error and not smtp.messages
+        assert message.status == OutboxStatus.DEAD and "no_such_kind" in message.last_error and not smtp.messages
 
 
 class TestAtLeastOnce:
@@ -156,11 +156,11 @@ class TestAtLeastOnce:
             run_once(now=t0)
         db.session.rollback()
         monkeypatch.setattr(services, "_mark_delivered", mark_delivered)
-        assert message.status == S.PENDING and message.attempts == 1
+        assert message.status == OutboxStatus.PENDING and message.attempts == 1
         assert run_once(now=t0 + timedelta(minutes=1)).claimed == 0  # its lease still holds
         lease = timedelta(seconds=app.config["OUTBOX_LEASE_SECONDS"])
         assert run_once(now=t0 + lease + timedelta(seconds=1)).delivered == 1
-        assert message.status == S.DELIVERED and message.attempts == 2
+        assert message.status == OutboxStatus.DELIVERED and message.attempts == 2
         assert smtp.message_ids() == [message_id("note:crash", "pay.example.test")] * 2
 
     def test_a_claimed_message_is_not_claimed_again_within_its_lease(self, app):
@@ -177,17 +177,17 @@ class TestAtLeastOnce:
         assert claim(10, now=later, policy=policy(app)) == ([(message.id, 2)], 0)
         services._mark_delivered(message.id, 1)  # the first dispatcher, late
         db.session.commit()
-        assert message.status == S.PENDING
+        assert message.status == OutboxStatus.PENDING
         services._mark_delivered(message.id, 2)
         db.session.commit()
-        assert message.status == S.DELIVERED
+        assert message.status == OutboxStatus.DELIVERED
 
     def test_a_message_whose_last_try_never_finished_is_dead(self, app):
         message = add()
         message.attempts, message.last_error = app.config["OUTBOX_MAX_ATTEMPTS"], "timed out"
         db.session.commit()
         assert claim(10, now=utcnow(), policy=policy(app)) == ([], 1)
-        assert message.status == S.DEAD and "timed out" in message.last_error
+        assert message.status == OutboxStatus.DEAD and "timed out" in message.last_error
 
 
 class TestReplay:
@@ -195,12 +195,12 @@ class TestReplay:
         message = add(recipient="nobody@example.test")
         smtp.refuse["nobody@example.test"] = "550 5.1.1 No such user"
         run_once()
-        assert message.status == S.DEAD
+        assert message.status == OutboxStatus.DEAD
         del smtp.refuse["nobody@example.test"]  # the customer's address was fixed at their provider
         assert replay(message.id) is message
         db.session.commit()
-        assert message.status == S.PENDING and message.attempts == 0
-        assert run_once().delivered == 1 and message.status == S.DELIVERED
+        assert message.status == OutboxStatus.PENDING and message.attempts == 0
+        assert run_once().delivered == 1 and message.status == OutboxStatus.DELIVERED
 
     def test_only_dead_messages_are_replayed(self, smtp):
         message = add()

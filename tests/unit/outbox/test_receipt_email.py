@@ -24,8 +24,7 @@ from app.models import utcnow
 from app.money import format_money
 from app.outbox.dispatcher import run_once
 from app.outbox.email import message_id
-from app.outbox.models import OutboxMessage
-from app.outbox.models import OutboxStatus as S
+from app.outbox.models import OutboxMessage, OutboxStatus
 from app.payments.receipts import receipt_for
 from app.payments.services import settle
 from tests.factories import make_creditor, make_invoice
@@ -58,7 +57,7 @@ class TestEnqueued:
         [message] = receipts_of(invoice)
         assert message.channel == "email" and message.recipient == "kari@example.test" and message.locale == "nb"
         assert message.idempotency_key == f"payment_receipt:{payment.public_ref}"
-        assert message.payload == {"payment_id": payment.id} and message.status == S.PENDING
+        assert message.payload == {"payment_id": payment.id} and message.status == OutboxStatus.PENDING
         assert pay(invoice) is None  # the same payment again: no payment, no second receipt
         assert len(receipts_of(invoice)) == 1
 

@@ -24,8 +24,7 @@ from app.models import utcnow
 from app.outbox import dispatcher as services
 from app.outbox.base import renderers
 from app.outbox.dispatcher import open_channels, run_once
-from app.outbox.models import OutboxMessage
-from app.outbox.models import OutboxStatus as S
+from app.outbox.models import OutboxMessage, OutboxStatus
 from app.outbox.services import enqueue
 from app.outbox.sms import SmsChannel, SmsSettings
 from tests.support.twilio_server import TwilioServer
@@ -82,7 +81,7 @@ class TestDelivery:
         message = add(key="sms:7")
         report = run_once()
         assert (report.delivered, report.retried, report.dead) == (1, 0, 0)
-        assert message.status == S.DELIVERED and message.attempts == 1 and message.last_error is None
+        assert message.status == OutboxStatus.DELIVERED and message.attempts == 1 and message.last_error is None
         assert run_once().claimed == 0
         [sent] = twilio.messages
         assert (sent["to"], sent["from"], sent["body"]) == (NUMBER, "+15005550006", "Amount due: 1,234.5")
@@ -125,7 +124,7 @@ class TestRefusedForGood:
         monkeypatch.setattr(sys.modules[__name__], "render_sms", not_rendered)
         message = add(recipient=recipient)
         assert run_once().dead == 1
-        assert message.status == S.DEAD and message.attempts == 1 and "E.164" in message.last_error
+        assert message.status == OutboxStatus.DEAD and message.attempts == 1 and "E.164" in message.last_error
         assert twilio.requests == []
 
     def test_a_number_twilio_calls_invalid_is_dead_at_once(self, twilio):
@@ -133,9 +132,9 @@ class TestRefusedForGood:
         message = add(recipient="+4790000000")
         other = add()
         report = run_once()
-        assert message.status == S.DEAD and message.attempts == 1
+        assert message.status == OutboxStatus.DEAD and message.attempts == 1
         assert "400" in message.last_error and "21211" in message.last_error
-        assert other.status == S.DELIVERED and report.delivered == 1  # the client is still good
+        assert other.status == OutboxStatus.DELIVERED and report.delivered == 1  # the client is still good
 
     def test_an_unsubscribed_recipient_is_dead_at_once(self, twilio):
         twilio.opted_out.add(NUMBER)
@@ -151,7 +150,8 @@ class TestRefusedForGood:
     def test_a_text_longer_than_twilio_takes_is_dead_before_any_request(self, twilio, text, length):
         message = add(text=text)
         assert run_once().dead == 1
-        assert message.status == S.DEAD and f"{length} characters" in message.last_error and twilio.requests == []
+        assert message.status == OutboxStatus.DEAD and f"{length} characters" in message.last_error
+        assert twilio.requests == []
 
     def test_a_text_of_1600_characters_goes(self, twilio):
         add(text="x" * 1600)
@@ -178,12 +178,12 @@ class TestRetried:
         message = add(key="sms:500")
         t0 = utcnow()
         assert run_once(now=t0).retried == 1
-        assert message.status == S.PENDING and message.attempts == 1
+        assert message.status == OutboxStatus.PENDING and message.attempts == 1
         assert t0 + timedelta(seconds=15) <= message.next_attempt_at <= t0 + timedelta(seconds=30)
         assert "500" in message.last_error and "20500" in message.last_error
         assert run_once(now=t0 + timedelta(seconds=10)).claimed == 0  # not due yet
         assert run_once(now=t0 + timedelta(seconds=31)).delivered == 1
-        assert message.status == S.DELIVERED and message.attempts == 2 and message.last_error is None
+        assert message.status == OutboxStatus.DELIVERED and message.attempts == 2 and message.last_error is None
         assert len(twilio.messages) == 1
         assert tokens(twilio) == ["sms:500", "sms:500"]  # the same token on every try
 
@@ -199,7 +199,7 @@ class TestRetried:
         message = add(key="sms:down")
         t0 = utcnow()
         assert run_once(now=t0).retried == 1
-        assert message.status == S.PENDING and "ConnectionError" in message.last_error
+        assert message.status == OutboxStatus.PENDING and "ConnectionError" in message.last_error
         with server:
             assert run_once(now=t0 + timedelta(seconds=31)).delivered == 1
             server.stop()  # an outage after one was sent ...
@@ -207,7 +207,8 @@ class TestRetried:
             assert run_once(now=t0 + timedelta(seconds=40)).retried == 1
             server.start()  # ... and back, on the same port
             assert run_once(now=t0 + timedelta(minutes=5)).delivered == 1
-        assert message.status == S.DELIVERED and later.status == S.DELIVERED and later.attempts == 2
+        assert message.status == OutboxStatus.DELIVERED
+        assert later.status == OutboxStatus.DELIVERED and later.attempts == 2
         assert [m["idempotency_token"] for m in server.messages] == ["sms:down", later.idempotency_key]
 
     def test_a_timeout_is_retried_and_not_sent_twice(self, twilio, point_at):
@@ -233,7 +234,7 @@ class TestRetried:
             outcomes.append((report.retried, report.dead))
             now += timedelta(hours=2)
         assert outcomes == [(1, 0), (1, 0), (0, 1), (0, 0)]
-        assert message.status == S.DEAD and message.attempts == 3 and "503" in message.last_error
+        assert message.status == OutboxStatus.DEAD and message.attempts == 3 and "503" in message.last_error
 
 
 class TestCredentials:
@@ -243,7 +244,7 @@ class TestCredentials:
         message = add()
         with caplog.at_level(logging.DEBUG):
             assert run_once().retried == 1
-        assert message.status == S.PENDING and "401" in message.last_error and "20003" in message.last_error
+        assert message.status == OutboxStatus.PENDING and "401" in message.last_error and "20003" in message.last_error
         basic = base64.b64encode(f"{twilio.account_sid}:{wrong}".encode()).decode()
         for secret in (wrong, basic):
             assert secret not in message.last_error and secret not in caplog.text
@@ -287,10 +288,10 @@ class TestAtLeastOnce:
             run_once(now=t0)
         db.session.rollback()
         monkeypatch.setattr(services, "_mark_delivered", mark_delivered)
-        assert message.status == S.PENDING and message.attempts == 1
+        assert message.status == OutboxStatus.PENDING and message.attempts == 1
         lease = timedelta(seconds=app.config["OUTBOX_LEASE_SECONDS"])
         assert run_once(now=t0 + lease + timedelta(seconds=1)).delivered == 1
-        assert message.status == S.DELIVERED and message.attempts == 2
+        assert message.status == OutboxStatus.DELIVERED and message.attempts == 2
         assert tokens(twilio) == ["sms:crash", "sms:crash"]
         assert len(twilio.messages) == 1  # the second request got the first message back
 

@@ -8,8 +8,7 @@ import socket
 import pytest
 
 from app.payments.gateways.adyen import ADYEN_WEB_VERSION, AdyenConfig, AdyenGateway
-from app.payments.gateways.base import CheckoutRequest, GatewayError, Party, WebhookError
-from app.payments.gateways.base import PaymentStatus as P
+from app.payments.gateways.base import CheckoutRequest, GatewayError, Party, PaymentStatus, WebhookError
 from tests.support.adyen_server import AdyenServer, notification_body
 
 API_KEY = "AQE_test_key_" + "s" * 40
@@ -68,7 +67,7 @@ class TestCreate:
         assert sent.body["shopperStatement"] == "Invoice 2026-10001"
 
         session = adyen.sessions[checkout.provider_ref]
-        assert checkout.provider == "adyen" and checkout.status == P.PENDING
+        assert checkout.provider == "adyen" and checkout.status == PaymentStatus.PENDING
         assert checkout.provider_ref.startswith("CS") and checkout.redirect_url is None
         assert checkout.client_config == {
             "client_key": "test_CLIENTKEY", "session_id": checkout.provider_ref,
@@ -143,12 +142,12 @@ class TestStatus:
     def test_link_paid(self, adyen):
         adyens = gateway(adyen, flow="link")
         ref = adyens.create_checkout(checkout_request()).provider_ref
-        assert adyens.fetch_status(ref).status == P.PENDING
+        assert adyens.fetch_status(ref).status == PaymentStatus.PENDING
 
         adyen.complete(ref)
         status = adyens.fetch_status(ref)
 
-        assert status.status == P.SUCCEEDED
+        assert status.status == PaymentStatus.SUCCEEDED
         assert (status.amount_received, status.currency) == (125050, "NOK")
         assert [r.path for r in adyen.requests if r.method == "GET"] == [f"/v71/paymentLinks/{ref}"] * 2
 
@@ -159,17 +158,18 @@ class TestStatus:
 
         status = adyens.fetch_status(ref, session_result=completion.session_result)
 
-        assert status.status == P.SUCCEEDED
+        assert status.status == PaymentStatus.SUCCEEDED
         assert adyen.requests[-1].query == {"sessionResult": [completion.session_result]}
         back = {"sessionId": ref, "sessionResult": completion.session_result}  # what the return URL carries
-        assert adyens.status_on_return(ref, back).status == P.SUCCEEDED
-        assert gateway(adyen, flow="link").status_on_return(ref, back).status == P.SUCCEEDED  # by the id, not the flow
+        assert adyens.status_on_return(ref, back).status == PaymentStatus.SUCCEEDED
+        # by the id, not the flow
+        assert gateway(adyen, flow="link").status_on_return(ref, back).status == PaymentStatus.SUCCEEDED
 
     def test_refused_session(self, adyen):
         adyens = gateway(adyen)
         ref = adyens.create_checkout(checkout_request()).provider_ref
         completion = adyen.complete(ref, success=False)
-        assert adyens.fetch_status(ref, session_result=completion.session_result).status == P.FAILED
+        assert adyens.fetch_status(ref, session_result=completion.session_result).status == PaymentStatus.FAILED
 
     def test_session_without_session_result_waits_for_the_notification(self, adyen):
         adyens = gateway(adyen)
@@ -177,7 +177,7 @@ class TestStatus:
         adyen.complete(ref)
         requests_before = len(adyen.requests)
 
-        assert adyens.fetch_status(ref).status == P.PENDING
+        assert adyens.fetch_status(ref).status == PaymentStatus.PENDING
         assert len(adyen.requests) == requests_before
 
 
@@ -196,7 +196,7 @@ class TestWebhook:
         assert event.provider == "adyen" and event.event_type == "AUTHORISATION"
         assert event.event_id == f"{completion.psp_reference}:AUTHORISATION:true"
         assert event.provider_ref == "att_7QK2M9"  # our attempt ref, echoed as merchantReference
-        assert event.status == P.SUCCEEDED
+        assert event.status == PaymentStatus.SUCCEEDED
         assert (event.amount, event.currency) == (125050, "NOK")
         assert event.payment_id == completion.psp_reference
         assert event.method == "card"
@@ -208,7 +208,7 @@ class TestWebhook:
         ref = adyens.create_checkout(checkout_request()).provider_ref
         completion = adyen.complete(ref, success=False)
         [event] = adyens.parse_webhook(adyen.notification(ref, HMAC_KEY), {})
-        assert event.status == P.FAILED
+        assert event.status == PaymentStatus.FAILED
         assert event.event_id == f"{completion.psp_reference}:AUTHORISATION:false"
 
     def test_several_items_cancellation_and_codes_we_only_store(self, adyen, paid):
@@ -222,7 +222,8 @@ class TestWebhook:
         events = adyens.parse_webhook(body, {})
 
         assert [(e.event_type, e.status) for e in events] == [
-            ("AUTHORISATION", P.SUCCEEDED), ("CANCELLATION", P.CANCELLED), ("REFUND", None), ("SOMETHING_NEW", None),
+            ("AUTHORISATION", PaymentStatus.SUCCEEDED), ("CANCELLATION", PaymentStatus.CANCELLED), ("REFUND", None),
+            ("SOMETHING_NEW", None),
         ]
         assert events[2].payment_id == completion.psp_reference  # a refund names the payment as originalReference
         assert len({e.event_id for e in events}) == 4

@@ -8,8 +8,7 @@ import pytest
 from sqlalchemy import delete, func, select
 from stdnum import iban as stdnum_iban
 
-from app.billing.models import Customer, Invoice, InvoiceEvent
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceStatus
 from app.billing.services import cancel_invoice, transition
 from app.creditors.models import Creditor
 from app.creditors.references import make_reference
@@ -84,7 +83,7 @@ class TestByReference:
         summary = run(camt053(creditor.bank_account_no, [credit(total, invoice.payment_reference, ref="T1")]))
         assert (summary.matched, summary.kept, summary.duplicates) == (1, [], 0)
         assert summary.matched_amounts == {"NOK": total}
-        assert invoice.status == S.PAID and invoice.balance == 0
+        assert invoice.status == InvoiceStatus.PAID and invoice.balance == 0
         (payment,) = payments_of(invoice)
         assert (payment.provider, payment.provider_payment_id, payment.method, payment.amount, payment.refund_due) == (
             "bank_transfer", f"{creditor.bank_account_no}:T1", "bank_transfer", total, 0)
@@ -102,7 +101,7 @@ class TestByReference:
         spaced = stdnum_iban.format(invoice.payment_reference).lower()  # "rf18 5390 …"
         data = camt053(stdnum_iban.format(DE_IBAN), [credit(invoice.balance, spaced, ref="R1", currency="EUR")],
                        currency="EUR")
-        assert run(data).matched == 1 and invoice.status == S.PAID
+        assert run(data).matched == 1 and invoice.status == InvoiceStatus.PAID
 
     def test_a_kid_is_not_an_rf_reference(self, session):
         creditor = no_creditor()
@@ -110,7 +109,7 @@ class TestByReference:
         wrapped = make_reference("rf", invoice.payment_reference)  # the KID inside an RF: not the invoice's reference
         summary = run(camt053(creditor.bank_account_no, [credit(invoice.balance, wrapped, ref="R2")]))
         assert summary.matched == 0 and [k.reason for k in summary.kept] == [KeptReason.REFERENCE_NOT_FOUND]
-        assert invoice.status == S.OPEN
+        assert invoice.status == InvoiceStatus.OPEN
 
     def test_unknown_reference_is_kept_even_when_amount_and_name_fit(self, session):
         creditor = no_creditor()
@@ -118,7 +117,7 @@ class TestByReference:
         data = camt053(creditor.bank_account_no, [credit(invoice.balance, "99999999", payer="Kari Nordmann", ref="U")])
         summary = run(data)
         kept = entry("U")
-        assert summary.matched == 0 and invoice.status == S.OPEN
+        assert summary.matched == 0 and invoice.status == InvoiceStatus.OPEN
         assert (kept.status, kept.reason, kept.details) == (EntryStatus.UNMATCHED, KeptReason.REFERENCE_NOT_FOUND,
                                                             {"reference": "99999999"})
         assert "99999999" in kept.note
@@ -127,7 +126,7 @@ class TestByReference:
         first, second = no_creditor(NO_ACCOUNTS[0]), no_creditor(NO_ACCOUNTS[1])
         theirs = invoice_for(first)
         summary = run(camt053(second.bank_account_no, [credit(theirs.balance, theirs.payment_reference, ref="X")]))
-        assert summary.matched == 0 and theirs.status == S.OPEN
+        assert summary.matched == 0 and theirs.status == InvoiceStatus.OPEN
         assert (entry("X").creditor_id, entry("X").reason) == (second.id, KeptReason.REFERENCE_NOT_FOUND)
 
     def test_unknown_account(self, session):
@@ -143,7 +142,7 @@ class TestByReference:
         run(camt053(first.bank_account_no, [credit(invoice.balance, invoice.payment_reference, ref="S")]))
         kept = entry("S")
         assert kept.reason == KeptReason.SHARED_ACCOUNT and kept.details["creditors"] == ["shared-a", "shared-b"]
-        assert invoice.status == S.OPEN and second.id
+        assert invoice.status == InvoiceStatus.OPEN and second.id
 
     def test_currency_mismatch_is_kept(self, session):
         creditor = no_creditor()
@@ -151,7 +150,7 @@ class TestByReference:
         run(camt053(creditor.bank_account_no, [credit(invoice.balance, invoice.payment_reference, ref="C",
                                                       currency="EUR")]))
         kept = entry("C")
-        assert kept.reason == KeptReason.CURRENCY_MISMATCH and invoice.status == S.OPEN
+        assert kept.reason == KeptReason.CURRENCY_MISMATCH and invoice.status == InvoiceStatus.OPEN
         assert kept.details == {"currency": "EUR", "invoice": invoice.number, "invoice_currency": "NOK"}
 
     def test_a_norwegian_iban_is_the_same_account(self, session):
@@ -168,7 +167,7 @@ class TestWithoutReference:
         invoice = invoice_for(creditor, name="Øyvind Åsen")
         invoice_for(creditor, name="Kari Nordmann", lines=2)
         summary = run(camt053(creditor.bank_account_no, [credit(invoice.balance, payer="ASEN, OYVIND", ref="N")]))
-        assert summary.matched == 1 and invoice.status == S.PAID and entry("N").invoice_id == invoice.id
+        assert summary.matched == 1 and invoice.status == InvoiceStatus.PAID and entry("N").invoice_id == invoice.id
 
     def test_two_invoices_fit_ambiguous(self, session):
         creditor = no_creditor()
@@ -179,7 +178,7 @@ class TestWithoutReference:
         assert summary.matched == 0 and kept.status == EntryStatus.AMBIGUOUS
         assert kept.details == {"invoices": [first.number, second.number]}
         assert first.number in kept.note and second.number in kept.note
-        assert first.status == second.status == S.OPEN
+        assert first.status == second.status == InvoiceStatus.OPEN
 
     @pytest.mark.parametrize(("amount_delta", "payer"), [(0, "Ola Nordmann"), (1, "Kari Nordmann"), (0, None)])
     def test_no_single_fit(self, session, amount_delta, payer):
@@ -187,7 +186,7 @@ class TestWithoutReference:
         invoice = invoice_for(creditor)
         run(camt053(creditor.bank_account_no, [credit(invoice.balance + amount_delta, payer=payer, ref="M")]))
         assert (entry("M").status, entry("M").reason) == (EntryStatus.UNMATCHED, KeptReason.NO_MATCH)
-        assert invoice.status == S.OPEN
+        assert invoice.status == InvoiceStatus.OPEN
 
     def test_paid_invoices_are_not_candidates(self, session):
         creditor = no_creditor()
@@ -202,14 +201,14 @@ class TestWithoutReference:
         invoice = invoice_for(creditor)
         text = f"Faktura {invoice.number}"
         run(camt053(creditor.bank_account_no, [credit(100, ustrd=text, payer="Someone", ref="T")]))
-        assert entry("T").invoice_id == invoice.id and invoice.status == S.PARTIALLY_PAID
+        assert entry("T").invoice_id == invoice.id and invoice.status == InvoiceStatus.PARTIALLY_PAID
 
     def test_kid_in_the_text(self, session):
         creditor = no_creditor()
         invoice = invoice_for(creditor)
         run(camt053(creditor.bank_account_no, [credit(invoice.balance, ustrd=f"KID {invoice.payment_reference}",
                                                       ref="K")]))
-        assert entry("K").status == EntryStatus.MATCHED and invoice.status == S.PAID
+        assert entry("K").status == EntryStatus.MATCHED and invoice.status == InvoiceStatus.PAID
 
     def test_two_numbers_in_the_text_ambiguous(self, session):
         creditor = no_creditor()
@@ -270,7 +269,7 @@ class TestSettlement:
         run(camt053(creditor.bank_account_no, [credit(total + 5000, invoice.payment_reference, ref="O")]))
         (payment,) = payments_of(invoice)
         assert entry("O").status == EntryStatus.MATCHED and payment.refund_due == 5000
-        assert invoice.status == S.PAID and "refund_due" in [e.kind for e in invoice.events]
+        assert invoice.status == InvoiceStatus.PAID and "refund_due" in [e.kind for e in invoice.events]
 
     def test_two_payments_of_one_invoice_in_one_file(self, session):
         creditor = no_creditor()
@@ -279,7 +278,7 @@ class TestSettlement:
         run(camt053(creditor.bank_account_no, [credit(total, invoice.payment_reference, ref="D1"),
                                                credit(total, invoice.payment_reference, ref="D2")]))
         assert [p.refund_due for p in payments_of(invoice)] == [0, total]
-        assert invoice.amount_paid == 2 * total and invoice.status == S.PAID
+        assert invoice.amount_paid == 2 * total and invoice.status == InvoiceStatus.PAID
 
     def test_a_part_by_reference_then_the_rest_by_amount_and_name(self, session):
         creditor = no_creditor()
@@ -287,7 +286,7 @@ class TestSettlement:
         total = invoice.balance
         run(camt053(creditor.bank_account_no, [credit(1000, invoice.payment_reference, ref="H1"),
                                                credit(total - 1000, payer="Kari Nordmann", ref="H2")]))
-        assert entry("H2").invoice_id == invoice.id and invoice.status == S.PAID
+        assert entry("H2").invoice_id == invoice.id and invoice.status == InvoiceStatus.PAID
 
     def test_a_cancelled_invoice_is_owed_back_in_full(self, session):
         creditor = no_creditor()
@@ -295,15 +294,15 @@ class TestSettlement:
         cancel_invoice(invoice, actor="test")
         run(camt053(creditor.bank_account_no, [credit(700, invoice.payment_reference, ref="X1")]))
         (payment,) = payments_of(invoice)
-        assert payment.refund_due == 700 and invoice.amount_paid == 0 and invoice.status == S.CANCELLED
+        assert payment.refund_due == 700 and invoice.amount_paid == 0 and invoice.status == InvoiceStatus.CANCELLED
         assert "payment_to_refund" in [e.kind for e in invoice.events]
 
     def test_a_disputed_invoice_stays_disputed_until_paid(self, session):
         creditor = no_creditor()
         invoice = invoice_for(creditor)
-        transition(invoice, S.DISPUTED, actor="test")
+        transition(invoice, InvoiceStatus.DISPUTED, actor="test")
         run(camt053(creditor.bank_account_no, [credit(1000, invoice.payment_reference, ref="Q1")]))
-        assert invoice.status == S.DISPUTED and invoice.amount_paid == 1000
+        assert invoice.status == InvoiceStatus.DISPUTED and invoice.amount_paid == 1000
 
     def test_receipt_and_open_attempts(self, session):
         creditor = no_creditor()
@@ -366,7 +365,7 @@ def test_parallel_imports_of_one_payment_settle_it_once(app):
         with app.app_context():
             payments = db.session.scalars(select(Payment).where(Payment.invoice_id == invoice_id)).all()
             invoice = db.session.get(Invoice, invoice_id)
-            assert len(payments) == 1 and invoice.amount_paid == total and invoice.status == S.PAID
+            assert len(payments) == 1 and invoice.amount_paid == total and invoice.status == InvoiceStatus.PAID
             assert all("IntegrityError" in e or "deadlock" in e.lower() for e in errors), errors
     finally:
         with app.app_context(), db.engine.begin() as conn:

@@ -7,7 +7,7 @@ import sys
 import pytest
 from sqlalchemy import select
 
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import InvoiceStatus
 from app.extensions import db
 from app.payments.bank import reader
 from app.payments.bank.models import BankEntry
@@ -76,6 +76,6 @@ def test_an_import_read_by_a_child(session, monkeypatch):
                    + [credit(5, "999", ref="F9"), credit(7, "1", ref="F8", credit=False)])
     summary = import_bank_file(data, filename="large.xml", fork_above=0)
     assert (summary.entries, summary.matched, len(summary.kept), summary.ignored) == (4, 3, 1, 1)
-    assert all(i.status == S.PAID for i in invoices)
+    assert all(i.status == InvoiceStatus.PAID for i in invoices)
     assert len(db.session.scalars(select(BankEntry)).all()) == 4
     assert multiprocessing.active_children() == []

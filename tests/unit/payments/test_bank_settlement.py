@@ -13,8 +13,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
-from app.billing.models import InvoiceEvent
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import InvoiceEvent, InvoiceStatus
 from app.billing.services import cancel_invoice, transition
 from app.extensions import db
 from app.outbox.models import OutboxMessage
@@ -34,7 +33,7 @@ def twin_invoice(creditor, number: str, email: str | None):
 
 
 def dispute(invoice):
-    transition(invoice, S.DISPUTED, actor="test")
+    transition(invoice, InvoiceStatus.DISPUTED, actor="test")
 
 
 def with_attempt(invoice):

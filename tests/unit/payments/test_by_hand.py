@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import InvoiceStatus
 from app.errors import IllegalTransition, InvalidData
 from app.extensions import db
 from app.models import utcnow
@@ -45,7 +45,7 @@ def test_a_manual_payment_settles_once_per_key_with_a_receipt(invoice):
     payment = record_manual_payment(invoice, 10000, received_on=yesterday, method="cash", key="k1", actor="agent:1",
                                     note="Paid at the office")
     again = record_manual_payment(invoice, 10000, received_on=yesterday, method="cash", key="k1", actor="agent:1")
-    assert again.id == payment.id and invoice.amount_paid == 10000 and invoice.status == S.PARTIALLY_PAID
+    assert again.id == payment.id and invoice.amount_paid == 10000 and invoice.status == InvoiceStatus.PARTIALLY_PAID
     assert (payment.provider, payment.method, payment.received_at.date()) == ("manual", "cash", yesterday)
     assert receipts(invoice) == 1
     assert [e.kind for e in invoice.events][-1] == "payment_note"
@@ -77,7 +77,7 @@ def test_an_overpayment_is_refunded_through_the_provider_once_per_key(invoice):
     again = refund_payment(payment, 5000, channel="provider", key="r1", actor="agent:1", gateway=gateway)
     assert again.id == refund.id and refund.status == "succeeded" and refund.provider_refund_id
     assert (payment.refund_due, payment.refunded) == (0, 5000)
-    assert invoice.balance == 0 and invoice.status == S.PAID  # the bill keeps what it was owed
+    assert invoice.balance == 0 and invoice.status == InvoiceStatus.PAID  # the bill keeps what it was owed
     assert gateway.store.get(checkout.provider_ref).refunded == 5000
     assert db.session.scalar(select(func.count()).select_from(Refund)) == 1
 
@@ -118,7 +118,8 @@ def kept_entry(invoice, *, amount=None, currency="NOK", creditor_id=None, bank_r
 def test_a_kept_credit_matched_by_an_agent_settles_like_the_import_would(invoice):
     entry = kept_entry(invoice)
     payment = match_entry(entry, invoice, actor="agent:1", note="Paid by her husband")
-    assert invoice.status == S.PAID and entry.status == EntryStatus.RESOLVED and entry.resolution == "matched"
+    assert invoice.status == InvoiceStatus.PAID
+    assert entry.status == EntryStatus.RESOLVED and entry.resolution == "matched"
     assert payment.provider_payment_id == "15032080119:REF-1" and entry.payment_id == payment.id
     assert payment.received_at.date() == date(2026, 11, 30)
     with pytest.raises(IllegalTransition):

@@ -24,13 +24,11 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import delete, func, select
 
-from app.billing.models import Customer, Invoice, InvoiceEvent
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceStatus
 from app.creditors.models import Creditor
 from app.extensions import db
 from app.outbox.models import OutboxMessage
-from app.payments.gateways.base import Checkout, CheckoutRequest, Gateway
-from app.payments.gateways.base import PaymentStatus as P
+from app.payments.gateways.base import Checkout, CheckoutRequest, Gateway, PaymentStatus
 from app.payments.gateways.simulator import SIGNATURE_HEADER, sign
 from app.payments.models import Payment, PaymentAttempt, SimulatorRecord, WebhookEvent
 from app.payments.providers import simulator_for, simulator_secret
@@ -144,13 +142,14 @@ def test_fifty_parallel_deliveries_of_one_payment_settle_it_once(race_app):
                       new_attempt(invoice, "stripe", invoice.balance)]
             for other in others:
                 other.provider_ref = f"race_{secrets.token_hex(8)}"
-            gateway.store.update(attempt.provider_ref, status=P.SUCCEEDED, method="card")  # the customer paid there
+            # the customer paid there
+            gateway.store.update(attempt.provider_ref, status=PaymentStatus.SUCCEEDED, method="card")
             db.session.commit()
             invoice_id, total, ref, attempt_id = invoice.id, invoice.total, attempt.provider_ref, attempt.id
             other_ids = [other.id for other in others]
 
         run_id = secrets.token_hex(4)
-        same = notification(f"evt_same_{run_id}", "payment.succeeded", ref, P.SUCCEEDED, total, "NOK")
+        same = notification(f"evt_same_{run_id}", "payment.succeeded", ref, PaymentStatus.SUCCEEDED, total, "NOK")
 
         def webhook(body: bytes) -> Callable[[], object]:
             def deliver():
@@ -164,7 +163,7 @@ def test_fifty_parallel_deliveries_of_one_payment_settle_it_once(race_app):
             with race_app.app_context():
                 try:
                     attempt = db.session.get(PaymentAttempt, attempt_id)
-                    if attempt.status not in P.FINAL:
+                    if attempt.status not in PaymentStatus.FINAL:
                         creditor = db.session.get(Creditor, creditor_id)
                         apply_status(attempt, simulator_for(creditor).fetch_status(ref), actor="customer")
                         db.session.commit()
@@ -174,7 +173,7 @@ def test_fifty_parallel_deliveries_of_one_payment_settle_it_once(race_app):
 
         jobs: list[Callable[[], object]] = []
         jobs += [webhook(same) for _ in range(20)]  # one event, delivered and re-sent
-        jobs += [webhook(notification(f"evt_{i}_{run_id}", kind, ref, P.SUCCEEDED, total, "NOK"))
+        jobs += [webhook(notification(f"evt_{i}_{run_id}", kind, ref, PaymentStatus.SUCCEEDED, total, "NOK"))
                  for i, kind in enumerate(["payment.succeeded", "charge.succeeded", "payment.updated"] * 5)]
         jobs += [return_page for _ in range(15)]  # the return page, and the customer reloading it
         random.Random(50).shuffle(jobs)
@@ -191,11 +190,11 @@ def test_fifty_parallel_deliveries_of_one_payment_settle_it_once(race_app):
             invoice = db.session.get(Invoice, invoice_id)
             payments = db.session.scalars(select(Payment).where(Payment.invoice_id == invoice_id)).all()
             assert [(p.amount, p.attempt_id, p.refund_due) for p in payments] == [(total, attempt_id, 0)]
-            assert (invoice.status, invoice.balance, invoice.amount_paid) == (S.PAID, 0, total)
+            assert (invoice.status, invoice.balance, invoice.amount_paid) == (InvoiceStatus.PAID, 0, total)
             kinds = Counter(db.session.scalars(select(InvoiceEvent.kind).where(InvoiceEvent.invoice_id == invoice_id)))
             assert kinds["payment_recorded"] == 1 and kinds["payment_to_refund"] == 0 and kinds["refund_due"] == 0
-            assert db.session.get(PaymentAttempt, attempt_id).status == P.SUCCEEDED
-            assert [db.session.get(PaymentAttempt, i).status for i in other_ids] == [P.CANCELLED, P.CANCELLED]
+            assert db.session.get(PaymentAttempt, attempt_id).status == PaymentStatus.SUCCEEDED
+            assert [db.session.get(PaymentAttempt, i).status for i in other_ids] == [PaymentStatus.CANCELLED] * 2
             stored = db.session.scalars(select(WebhookEvent.outcome).where(WebhookEvent.provider_ref == ref)).all()
             assert len(stored) == 16 and set(stored) <= {"applied", "unchanged"} and stored.count("applied") <= 1
             assert receipts(creditor_id) == 1  # the receipt e-mail goes out once, with the one payment
@@ -215,16 +214,17 @@ def test_a_stale_return_page_never_moves_a_succeeded_attempt_back(race_app):
             attempt = start_payment(invoice, gateway, amount=invoice.balance, locale="en", methods=("card",),
                                     return_url=lambda ref: f"https://pay.example.test/r/{ref}",
                                     cancel_url="https://pay.example.test/b")
-            gateway.store.update(attempt.provider_ref, status=P.REQUIRES_ACTION, method="card")
+            gateway.store.update(attempt.provider_ref, status=PaymentStatus.REQUIRES_ACTION, method="card")
             db.session.commit()
             invoice_id, total, ref, attempt_id = invoice.id, invoice.total, attempt.provider_ref, attempt.id
-        body = notification(f"evt_stale_{secrets.token_hex(4)}", "payment.succeeded", ref, P.SUCCEEDED, total, "NOK")
+        body = notification(f"evt_stale_{secrets.token_hex(4)}", "payment.succeeded", ref, PaymentStatus.SUCCEEDED,
+                            total, "NOK")
 
         with race_app.app_context():
             try:
                 attempt = db.session.get(PaymentAttempt, attempt_id)
                 said = simulator_for(db.session.get(Creditor, creditor_id)).fetch_status(ref)
-                assert (attempt.status, said.status) == (P.PENDING, P.REQUIRES_ACTION)
+                assert (attempt.status, said.status) == (PaymentStatus.PENDING, PaymentStatus.REQUIRES_ACTION)
                 # the webhook, in its own thread, app context and transaction, commits meanwhile
                 (outcomes,), errors = race([lambda: post_signed(race_app.test_client(), slug, secret, body).json])
                 assert errors == [] and outcomes["outcomes"] == ["applied"]
@@ -234,24 +234,29 @@ def test_a_stale_return_page_never_moves_a_succeeded_attempt_back(race_app):
                 db.session.remove()
 
         with race_app.app_context():
-            assert db.session.get(PaymentAttempt, attempt_id).status == P.SUCCEEDED
-            assert db.session.get(Invoice, invoice_id).status == S.PAID
+            assert db.session.get(PaymentAttempt, attempt_id).status == PaymentStatus.SUCCEEDED
+            assert db.session.get(Invoice, invoice_id).status == InvoiceStatus.PAID
 
 
 # --- (b) a thousand events, duplicated and shuffled ------------------------------------------------------
 
 # What happens to each payment, as the provider would notify it, in order. None: a type we only store.
 SCENARIOS: dict[str, list[tuple[str, str | None]]] = {
-    "ok": [("payment.requires_action", P.REQUIRES_ACTION), ("payment.processing", P.PROCESSING),
-           ("payment.succeeded", P.SUCCEEDED), ("charge.succeeded", P.SUCCEEDED), ("payment.updated", P.SUCCEEDED)],
-    "fail_then_ok": [("payment.failed", P.FAILED), ("charge.failed", P.FAILED), ("payment.processing", P.PROCESSING),
-                     ("payment.succeeded", P.SUCCEEDED), ("charge.succeeded", P.SUCCEEDED)],
-    "ok_then_fail": [("payment.processing", P.PROCESSING), ("payment.succeeded", P.SUCCEEDED),
-                     ("payment.failed", P.FAILED), ("charge.failed", P.FAILED), ("payment.cancelled", P.CANCELLED)],
-    "failed": [("payment.requires_action", P.REQUIRES_ACTION), ("payment.failed", P.FAILED),
-               ("charge.failed", P.FAILED)],
-    "open": [("payment.requires_action", P.REQUIRES_ACTION), ("payment.processing", P.PROCESSING)],
-    "abandoned": [("payment.requires_action", P.REQUIRES_ACTION), ("payment.cancelled", P.CANCELLED)],
+    "ok": [("payment.requires_action", PaymentStatus.REQUIRES_ACTION), ("payment.processing", PaymentStatus.PROCESSING),
+           ("payment.succeeded", PaymentStatus.SUCCEEDED), ("charge.succeeded", PaymentStatus.SUCCEEDED),
+           ("payment.updated", PaymentStatus.SUCCEEDED)],
+    "fail_then_ok": [("payment.failed", PaymentStatus.FAILED), ("charge.failed", PaymentStatus.FAILED),
+                     ("payment.processing", PaymentStatus.PROCESSING), ("payment.succeeded", PaymentStatus.SUCCEEDED),
+                     ("charge.succeeded", PaymentStatus.SUCCEEDED)],
+    "ok_then_fail": [("payment.processing", PaymentStatus.PROCESSING), ("payment.succeeded", PaymentStatus.SUCCEEDED),
+                     ("payment.failed", PaymentStatus.FAILED), ("charge.failed", PaymentStatus.FAILED),
+                     ("payment.cancelled", PaymentStatus.CANCELLED)],
+    "failed": [("payment.requires_action", PaymentStatus.REQUIRES_ACTION), ("payment.failed", PaymentStatus.FAILED),
+               ("charge.failed", PaymentStatus.FAILED)],
+    "open": [("payment.requires_action", PaymentStatus.REQUIRES_ACTION),
+             ("payment.processing", PaymentStatus.PROCESSING)],
+    "abandoned": [("payment.requires_action", PaymentStatus.REQUIRES_ACTION),
+                  ("payment.cancelled", PaymentStatus.CANCELLED)],
 }
 EVENTS_PER_PAYMENT = 12  # the scenario's events, then types we only store ("payment.note")
 # Invoices by what happens to them: their payments (scenario, share of the total; None: what the
@@ -286,25 +291,27 @@ class Sent:
 def expected_ledger(totals: dict[int, int], planned: list[Planned], unique: list[Sent]) -> dict:
     """The ledger the unique events give applied one by one, in order, by the rules of
     `PaymentStatus.moves_forward` and settlement: success settles once; paid in full cancels the rest."""
-    status = {p.ref: P.PENDING for p in planned}
+    status = {p.ref: PaymentStatus.PENDING for p in planned}
     by_ref = {p.ref: p for p in planned}
     paid = dict.fromkeys(totals, 0)
     payments: dict[int, list[int]] = {invoice_id: [] for invoice_id in totals}
     for sent in unique:
-        if sent.status is None or not P.moves_forward(status[sent.ref], sent.status):
+        if sent.status is None or not PaymentStatus.moves_forward(status[sent.ref], sent.status):
             continue
         status[sent.ref] = sent.status
-        if sent.status == P.SUCCEEDED:
+        if sent.status == PaymentStatus.SUCCEEDED:
             invoice_id = by_ref[sent.ref].invoice_id
             paid[invoice_id] += sent.amount
             payments[invoice_id].append(sent.amount)
             if paid[invoice_id] >= totals[invoice_id]:
                 for other in planned:
-                    if other.invoice_id == invoice_id and status[other.ref] not in P.FINAL:
-                        status[other.ref] = P.CANCELLED
+                    if other.invoice_id == invoice_id and status[other.ref] not in PaymentStatus.FINAL:
+                        status[other.ref] = PaymentStatus.CANCELLED
 
     def invoice_status(invoice_id: int) -> str:
-        return S.PAID if paid[invoice_id] >= totals[invoice_id] else S.PARTIALLY_PAID if paid[invoice_id] else S.OPEN
+        if paid[invoice_id] >= totals[invoice_id]:
+            return InvoiceStatus.PAID
+        return InvoiceStatus.PARTIALLY_PAID if paid[invoice_id] else InvoiceStatus.OPEN
 
     return {
         "invoices": {i: (invoice_status(i), paid[i], totals[i] - paid[i], sorted(payments[i])) for i in totals},
@@ -400,7 +407,8 @@ def test_a_thousand_duplicated_shuffled_events_give_the_ledger_of_the_unique_one
         assert outcomes["stored"] == sum(1 for s in unique if s.status is None)
         expected = expected_ledger(totals, planned, unique)
         assert actual_ledger(race_app, totals, planned) == expected
-        assert [state for state, *_ in expected["invoices"].values()].count(S.PAID) == 6  # the plans are exercised
+        # the plans are exercised
+        assert [state for state, *_ in expected["invoices"].values()].count(InvoiceStatus.PAID) == 6
         with race_app.app_context():
             refs = [p.ref for p in planned]
             stored = db.session.scalar(select(func.count(WebhookEvent.id)).where(WebhookEvent.provider_ref.in_(refs)))
@@ -412,7 +420,7 @@ def test_a_thousand_duplicated_shuffled_events_give_the_ledger_of_the_unique_one
 
         # a "failed" after "succeeded", arriving late and fresh, changes nothing
         late = next(p for p in planned if p.scenario == "ok")
-        body = notification(f"evt_{run_id}_late", "payment.failed", late.ref, P.FAILED, late.amount, "NOK")
+        body = notification(f"evt_{run_id}_late", "payment.failed", late.ref, PaymentStatus.FAILED, late.amount, "NOK")
         answer = post_signed(race_app.test_client(), slug, secret, body)
         assert answer.status_code == 200 and answer.json["outcomes"] == ["unchanged"]
         assert actual_ledger(race_app, totals, planned) == expected

@@ -6,14 +6,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import delete, func, select
 
-from app.billing.models import Customer, Invoice, InvoiceEvent
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceStatus
 from app.creditors.models import Creditor
 from app.errors import InvalidData
 from app.extensions import db
 from app.models import utcnow
-from app.payments.gateways.base import GatewayEvent, GatewayStatus
-from app.payments.gateways.base import PaymentStatus as P
+from app.payments.gateways.base import GatewayEvent, GatewayStatus, PaymentStatus
 from app.payments.ingest import ingest_events
 from app.payments.models import Payment, PaymentAttempt, WebhookEvent
 from app.payments.refunds import refunds_due
@@ -29,7 +27,7 @@ def attempt_for(invoice, provider="simulator", amount=None, ref=None):
 
 
 def succeeded(attempt, amount=None):
-    return GatewayStatus(provider_ref=attempt.provider_ref, status=P.SUCCEEDED,
+    return GatewayStatus(provider_ref=attempt.provider_ref, status=PaymentStatus.SUCCEEDED,
                          amount_received=amount or attempt.amount, currency=attempt.currency, method="card")
 
 
@@ -70,40 +68,42 @@ class TestSettlement:
         total = invoice.balance
         assert apply_status(attempt, succeeded(attempt), actor="return_page")
         assert not apply_status(attempt, succeeded(attempt), actor="return_page")
-        assert ingest_events("simulator", invoice.creditor_id, [event(attempt, "evt_1", P.SUCCEEDED)]) == ["unchanged"]
+        assert ingest_events("simulator", invoice.creditor_id,
+                             [event(attempt, "evt_1", PaymentStatus.SUCCEEDED)]) == ["unchanged"]
         assert settle(invoice.id, provider="simulator", payment_id=attempt.provider_ref, amount=total,
                       currency="NOK", method="card", received_at=utcnow(), actor="retry") is None
         payments = db.session.scalars(select(Payment).where(Payment.invoice_id == invoice.id)).all()
         assert len(payments) == 1 and payments[0].amount == total and payments[0].refund_due == 0
-        assert invoice.status == S.PAID and invoice.balance == 0 and invoice.amount_paid == total
+        assert invoice.status == InvoiceStatus.PAID and invoice.balance == 0 and invoice.amount_paid == total
 
     def test_status_never_moves_backwards(self, invoice):
         attempt = attempt_for(invoice)
-        apply_status(attempt, GatewayStatus(attempt.provider_ref, P.REQUIRES_ACTION), actor="t")
-        assert not apply_status(attempt, GatewayStatus(attempt.provider_ref, P.PENDING), actor="t")
+        apply_status(attempt, GatewayStatus(attempt.provider_ref, PaymentStatus.REQUIRES_ACTION), actor="t")
+        assert not apply_status(attempt, GatewayStatus(attempt.provider_ref, PaymentStatus.PENDING), actor="t")
         apply_status(attempt, succeeded(attempt), actor="t")
-        for late in (P.FAILED, P.CANCELLED, P.PROCESSING, P.PENDING):
+        for late in (PaymentStatus.FAILED, PaymentStatus.CANCELLED, PaymentStatus.PROCESSING, PaymentStatus.PENDING):
             assert not apply_status(attempt, GatewayStatus(attempt.provider_ref, late), actor="t")
-        assert attempt.status == P.SUCCEEDED and invoice.status == S.PAID
+        assert attempt.status == PaymentStatus.SUCCEEDED and invoice.status == InvoiceStatus.PAID
 
     def test_a_late_success_after_a_failure_still_counts(self, invoice):
         attempt = attempt_for(invoice)
-        apply_status(attempt, GatewayStatus(attempt.provider_ref, P.FAILED, failure_reason="timeout"), actor="t")
-        assert attempt.status == P.FAILED and attempt.failure_reason == "timeout"
-        assert apply_status(attempt, succeeded(attempt), actor="t") and invoice.status == S.PAID
+        apply_status(attempt, GatewayStatus(attempt.provider_ref, PaymentStatus.FAILED, failure_reason="timeout"),
+                     actor="t")
+        assert attempt.status == PaymentStatus.FAILED and attempt.failure_reason == "timeout"
+        assert apply_status(attempt, succeeded(attempt), actor="t") and invoice.status == InvoiceStatus.PAID
 
     def test_overpayment_is_settled_and_flagged_for_refund(self, invoice):
         attempt = attempt_for(invoice)
         apply_status(attempt, succeeded(attempt, amount=invoice.balance + 5000), actor="t")
         payment = db.session.scalar(select(Payment).where(Payment.invoice_id == invoice.id))
-        assert payment.refund_due == 5000 and invoice.status == S.PAID
+        assert payment.refund_due == 5000 and invoice.status == InvoiceStatus.PAID
         assert "refund_due" in [e.kind for e in invoice.events]
         assert refunds_due(invoice.creditor_id) == [payment]
 
     def test_second_payment_of_a_paid_invoice_is_owed_back_in_full(self, invoice):
         first, second = attempt_for(invoice), attempt_for(invoice)
         apply_status(first, succeeded(first), actor="t")
-        assert second.status == P.CANCELLED  # other attempts stop when the invoice is paid
+        assert second.status == PaymentStatus.CANCELLED  # other attempts stop when the invoice is paid
         apply_status(second, succeeded(second), actor="t")  # the customer paid in another tab anyway
         payments = db.session.scalars(select(Payment).where(Payment.invoice_id == invoice.id).order_by(Payment.id)).all()
         assert [p.refund_due for p in payments] == [0, second.amount]
@@ -112,7 +112,7 @@ class TestSettlement:
         invoice.creditor.allow_partial_payments = True
         attempt = attempt_for(invoice, amount=3000)
         apply_status(attempt, succeeded(attempt), actor="t")
-        assert invoice.status == S.PARTIALLY_PAID and invoice.amount_paid == 3000
+        assert invoice.status == InvoiceStatus.PARTIALLY_PAID and invoice.amount_paid == 3000
 
     def test_currency_must_match(self, invoice):
         with pytest.raises(InvalidData):
@@ -134,9 +134,10 @@ class TestEvents:
     def test_duplicates_unknown_types_and_unknown_payments(self, invoice):
         attempt = attempt_for(invoice)
         stored = GatewayEvent("simulator", "evt_x", "payment.note", attempt.provider_ref, None)
-        unknown = GatewayEvent("simulator", "evt_y", "payment.updated", "sim_nobody", P.SUCCEEDED, amount=1, currency="NOK")
-        outcomes = ingest_events("simulator", invoice.creditor_id,
-                                 [event(attempt, "evt_1", P.SUCCEEDED), event(attempt, "evt_1", P.SUCCEEDED), stored, unknown])
+        unknown = GatewayEvent("simulator", "evt_y", "payment.updated", "sim_nobody", PaymentStatus.SUCCEEDED,
+                               amount=1, currency="NOK")
+        first, repeat = (event(attempt, "evt_1", PaymentStatus.SUCCEEDED) for _ in range(2))
+        outcomes = ingest_events("simulator", invoice.creditor_id, [first, repeat, stored, unknown])
         assert outcomes == ["applied", "duplicate", "stored", "unknown_payment"]
         assert db.session.scalar(select(func.count(WebhookEvent.id)).where(WebhookEvent.provider == "simulator",
                                  WebhookEvent.event_id.in_(["evt_1", "evt_x", "evt_y"]))) == 3
@@ -144,8 +145,9 @@ class TestEvents:
     def test_events_verified_for_one_creditor_never_touch_another(self, invoice):
         other = make_invoice(make_creditor("DE"))
         attempt = attempt_for(other)
-        assert ingest_events("simulator", invoice.creditor_id, [event(attempt, "evt_2", P.SUCCEEDED)]) == ["unknown_payment"]
-        assert other.status == S.OPEN and attempt.status == P.PENDING
+        assert ingest_events("simulator", invoice.creditor_id,
+                             [event(attempt, "evt_2", PaymentStatus.SUCCEEDED)]) == ["unknown_payment"]
+        assert other.status == InvoiceStatus.OPEN and attempt.status == PaymentStatus.PENDING
 
     def test_shuffled_duplicated_events_give_the_exact_ledger(self, invoice):
         import random
@@ -154,12 +156,13 @@ class TestEvents:
         invoice.creditor.allow_partial_payments = True
         stream = []
         for i, a in enumerate(attempts):
-            stream += [event(a, f"e{i}p", P.PROCESSING), event(a, f"e{i}s", P.SUCCEEDED), event(a, f"e{i}f", P.FAILED)]
+            stream += [event(a, f"e{i}p", PaymentStatus.PROCESSING), event(a, f"e{i}s", PaymentStatus.SUCCEEDED),
+                       event(a, f"e{i}f", PaymentStatus.FAILED)]
         stream = stream * 3
         random.Random(7).shuffle(stream)
         ingest_events("simulator", invoice.creditor_id, stream)
         assert invoice.amount_paid == sum(a.amount for a in attempts)
-        assert all(a.status == P.SUCCEEDED for a in attempts)
+        assert all(a.status == PaymentStatus.SUCCEEDED for a in attempts)
 
 
 def test_parallel_settlements_make_one_payment(app):
@@ -182,10 +185,12 @@ def test_parallel_settlements_make_one_payment(app):
                 barrier.wait(timeout=10)
                 attempt = db.session.get(PaymentAttempt, attempt_id)
                 if i % 2:
-                    ingest_events("simulator", creditor_id, [GatewayEvent("simulator", f"evt_par_{i % 4}", "payment.updated",
-                                                                         ref, P.SUCCEEDED, amount=total, currency="NOK")])
+                    ingest_events("simulator", creditor_id, [GatewayEvent(
+                        "simulator", f"evt_par_{i % 4}", "payment.updated", ref, PaymentStatus.SUCCEEDED, amount=total,
+                        currency="NOK")])
                 else:
-                    apply_status(attempt, GatewayStatus(ref, P.SUCCEEDED, amount_received=total, currency="NOK"), actor="return_page")
+                    apply_status(attempt, GatewayStatus(ref, PaymentStatus.SUCCEEDED, amount_received=total, currency="NOK"),
+                                 actor="return_page")
                 db.session.commit()
         except Exception as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(repr(exc))
@@ -204,7 +209,7 @@ def test_parallel_settlements_make_one_payment(app):
             invoice = db.session.get(Invoice, invoice_id)
             # a transaction that lost the race on the unique key may fail; none may double-settle
             assert len(payments) == 1 and payments[0].amount == total
-            assert invoice.amount_paid == total and invoice.status == S.PAID
+            assert invoice.amount_paid == total and invoice.status == InvoiceStatus.PAID
             assert all("IntegrityError" in e or "could not serialize" in e or "deadlock" in e.lower() for e in errors), errors
     finally:
         with app.app_context(), db.engine.begin() as conn:

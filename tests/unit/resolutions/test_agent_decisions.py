@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from app.billing.corrections import LineCorrection, LineCredit
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import InvoiceStatus
 from app.errors import IllegalTransition, InvalidData
 from app.extensions import db
 from app.models import utcnow
@@ -35,7 +35,7 @@ def test_upholding_a_line_dispute_credits_the_line_and_the_process_resumes(invoi
     line = invoice.lines[1]
     found = dispute(invoice, tmp_path, [line.id])
     disputes.answer_dispute(found, Status.UPHELD, "You are right.", actor="agent:7")
-    assert found.status == Status.UPHELD and invoice.status == S.OPEN
+    assert found.status == Status.UPHELD and invoice.status == InvoiceStatus.OPEN
     assert invoice.total == TOTAL - line.gross and invoice.credited == line.gross
     note_event = next(e for e in invoice.events if e.kind == "credit_note_issued")
     assert note_event.data["reference"] == found.reference and "R-" in note_event.data["reason"]
@@ -56,7 +56,7 @@ def test_partly_upholding_needs_a_credit_or_a_correction_and_makes_them(invoice,
     disputes.answer_dispute(found, Status.PARTIAL, "The first reading was estimated too high.", actor="agent:7",
                             corrections=[LineCorrection(first.id, Decimal("0.5"), first.unit_price)],
                             credits=[LineCredit(invoice.lines[2].id, 1000)])
-    assert found.status == Status.PARTIAL and invoice.status == S.OPEN
+    assert found.status == Status.PARTIAL and invoice.status == InvoiceStatus.OPEN
     # 0.5 × 100.01 = 50.01 net + 12.50 VAT = 62.51, was 125.01; and 10.00 credited off the third line
     assert first.gross == 6251 and invoice.total == TOTAL - 12501 + 6251 - 1000
     assert invoice.total == sum(line.gross for line in invoice.lines) - invoice.credited
@@ -68,7 +68,7 @@ def test_a_rejected_dispute_changes_nothing_on_the_bill(invoice, tmp_path):
         disputes.answer_dispute(found, Status.REJECTED, "No.", actor="agent:7",
                                 credits=[LineCredit(invoice.lines[0].id, 100)])
     disputes.answer_dispute(found, Status.REJECTED, "The reading is right.", actor="agent:7")
-    assert (invoice.status, invoice.total, invoice.credited) == (S.OPEN, TOTAL, 0)
+    assert (invoice.status, invoice.total, invoice.credited) == (InvoiceStatus.OPEN, TOTAL, 0)
 
 
 def test_upholding_a_whole_dispute_of_a_part_paid_bill_credits_everything_and_owes_the_payment_back(invoice,
@@ -77,7 +77,7 @@ def test_upholding_a_whole_dispute_of_a_part_paid_bill_credits_everything_and_ow
                      received_at=utcnow(), actor="test")
     found = dispute(invoice, tmp_path)
     disputes.answer_dispute(found, Status.UPHELD, "Our mistake entirely.", actor="agent:7")
-    assert invoice.total == 0 and invoice.status == S.PAID
+    assert invoice.total == 0 and invoice.status == InvoiceStatus.PAID
     assert payment.refund_due == 10000  # the inbox shows it until it is paid back
 
 

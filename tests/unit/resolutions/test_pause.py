@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import InvoiceStatus
 from app.billing.services import cancel_invoice, record_payment, transition
 from app.resolutions.models import Kind, Resolution, Status
 from app.resolutions.pause import GO, dunning
@@ -55,10 +55,10 @@ def test_the_longest_pause_wins_and_an_open_ended_one_beats_any_date(invoice):
 
 
 def test_an_agents_hold_pauses_and_collection_stops_reminders_and_a_second_hand_off(invoice):
-    transition(invoice, S.ON_HOLD, actor="agent")
-    assert dunning(invoice, TODAY, []).reason == S.ON_HOLD
-    transition(invoice, S.OPEN, actor="agent")
-    transition(invoice, S.IN_COLLECTION, actor="collector")
+    transition(invoice, InvoiceStatus.ON_HOLD, actor="agent")
+    assert dunning(invoice, TODAY, []).reason == InvoiceStatus.ON_HOLD
+    transition(invoice, InvoiceStatus.OPEN, actor="agent")
+    transition(invoice, InvoiceStatus.IN_COLLECTION, actor="collector")
     answer = dunning(invoice, TODAY, [])
     assert (answer.may_remind, answer.may_hand_off, answer.reason) == (False, False, "in_collection")
 

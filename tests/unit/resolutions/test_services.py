@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select
 
-from app.billing.models import InvoiceStatus as S
+from app.billing.models import InvoiceStatus
 from app.billing.services import record_payment
 from app.errors import IllegalTransition, InvalidData
 from app.extensions import db
@@ -232,7 +232,7 @@ def test_disputing_the_whole_bill_holds_all_of_it(invoice, tmp_path):
         invoice, reason="not_received", message="Never got it", line_ids=None, upload=None,
         attachment_dir=str(tmp_path), locale="en", submission_key="k", today=TODAY,
     )
-    assert (invoice.status, dispute.amount, dispute.line_ids) == (S.DISPUTED, TOTAL, None)
+    assert (invoice.status, dispute.amount, dispute.line_ids) == (InvoiceStatus.DISPUTED, TOTAL, None)
     assert services.self_service(invoice, TODAY).payable_now is None
     assert services.dunning_for(invoice, TODAY).reason == "dispute"
     assert [m.recipient for m in mails()] == ["kari@example.test", "help@example.test"]
@@ -272,7 +272,7 @@ def test_a_dispute_with_bad_input_changes_nothing(invoice, tmp_path, fields, err
     with pytest.raises(InvalidData) as error:
         disputes.open_dispute(invoice, **arguments)
     assert error.value.errors == errors
-    assert invoice.status == S.OPEN and services.resolutions_for(invoice.id) == [] and mails() == []
+    assert invoice.status == InvoiceStatus.OPEN and services.resolutions_for(invoice.id) == [] and mails() == []
 
 
 def test_already_paid_with_proof_stores_the_file_outside_static(invoice, tmp_path):
@@ -299,7 +299,8 @@ def test_a_rejected_dispute_makes_the_bill_payable_and_the_process_resumes(invoi
     with pytest.raises(InvalidData):
         disputes.answer_dispute(dispute, Status.REJECTED, " ", actor="agent:ola")
     disputes.answer_dispute(dispute, Status.REJECTED, "The meter reading is right.", actor="agent:ola")
-    assert (dispute.status, invoice.status, dispute.answer) == (Status.REJECTED, S.OPEN, "The meter reading is right.")
+    assert (dispute.status, invoice.status, dispute.answer) == (
+        Status.REJECTED, InvoiceStatus.OPEN, "The meter reading is right.")
     assert services.dunning_for(invoice, TODAY) == GO
     assert len(mails("dispute_answered")) == 1
     with pytest.raises(IllegalTransition):
@@ -310,7 +311,7 @@ def test_an_upheld_dispute_of_the_whole_unpaid_bill_cancels_it_and_of_lines_cred
     dispute, _ = disputes.open_dispute(invoice, reason="other", message="?", line_ids=None, upload=None,
                                        attachment_dir=str(tmp_path), locale="en", submission_key="k", today=TODAY)
     disputes.answer_dispute(dispute, Status.UPHELD, "Sorry, our mistake.", actor="agent:ola")
-    assert invoice.status == S.CANCELLED
+    assert invoice.status == InvoiceStatus.CANCELLED
     from tests.factories import make_invoice
 
     other = make_invoice(creditor, lines=2)
@@ -319,7 +320,7 @@ def test_an_upheld_dispute_of_the_whole_unpaid_bill_cancels_it_and_of_lines_cred
     line_1, line_2 = other.lines
     disputes.answer_dispute(part, Status.UPHELD, "We have credited line 1.", actor="agent:ola")
     # the disputed line is credited in full, the rest stands, and the process resumes
-    assert (other.status, other.total, other.credited) == (S.OPEN, line_2.gross, line_1.gross)
+    assert (other.status, other.total, other.credited) == (InvoiceStatus.OPEN, line_2.gross, line_1.gross)
     assert services.dunning_for(other, TODAY).may_remind
 
 
