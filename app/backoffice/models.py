@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.enums import Labelled
@@ -68,7 +68,10 @@ class Agent(db.Model):
 
 class AgentRole(db.Model):
     __tablename__ = "agent_roles"
-    __table_args__ = (UniqueConstraint("agent_id", "creditor_id"),)
+    __table_args__ = (
+        UniqueConstraint("agent_id", "creditor_id"),
+        CheckConstraint(Role.sql_in("role"), name="role"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))

@@ -89,6 +89,7 @@ class Invoice(db.Model):
         CheckConstraint("total >= 0", name="total_not_negative"),
         CheckConstraint("amount_paid >= 0", name="paid_not_negative"),
         CheckConstraint("due_date >= issue_date", name="due_after_issue"),
+        CheckConstraint(InvoiceStatus.sql_in("status"), name="status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     ForeignKey,
     Index,
     Integer,
@@ -143,6 +144,7 @@ class Case(db.Model):
               postgresql_where=text(OPEN_CASES), sqlite_where=text(OPEN_CASES)),
         Index("ix_collection_cases_partner_id_status", "partner_id", "status"),
         Index("ix_collection_cases_creditor_id", "creditor_id"),
+        CheckConstraint(CaseStatus.sql_in("status"), name="status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -23,6 +23,7 @@ class PaymentAttempt(db.Model):
         UniqueConstraint("provider", "provider_ref"),
         Index("ix_payment_attempts_invoice_id_status", "invoice_id", "status"),
         CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint(PaymentStatus.sql_in("status"), name="status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -142,6 +143,7 @@ class SimulatorRecord(db.Model):
     """The test-mode simulator's own records: what a real provider keeps on its side."""
 
     __tablename__ = "simulator_payments"
+    __table_args__ = (CheckConstraint(PaymentStatus.sql_in("status"), name="status"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ref: Mapped[str] = mapped_column(String(40), unique=True)

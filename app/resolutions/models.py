@@ -17,7 +17,18 @@ from datetime import date, datetime
 from enum import nonmember
 
 from flask_babel import gettext as _
-from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.billing.models import Invoice
@@ -69,6 +80,8 @@ class Resolution(db.Model):
         UniqueConstraint("invoice_id", "submission_key"),
         Index("ix_resolutions_invoice_status", "invoice_id", "status"),
         Index("ix_resolutions_creditor_status", "creditor_id", "status"),
+        CheckConstraint(Kind.sql_in("kind"), name="kind"),
+        CheckConstraint(Status.sql_in("status"), name="status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

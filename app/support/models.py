@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.billing.models import Invoice
@@ -54,6 +54,7 @@ class SupportRequest(db.Model):
         UniqueConstraint("invoice_id", "submission_key"),
         Index("ix_support_requests_invoice_id", "invoice_id"),
         Index("ix_support_requests_creditor_status", "creditor_id", "status"),
+        CheckConstraint(RequestStatus.sql_in("status"), name="status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,9 +1,51 @@
-"""The migrated schema equals the models, on SQLite and on PostgreSQL."""
+"""The migrated schema equals the models, on SQLite and on PostgreSQL; the columns that hold a code
+of an enum (a status, a kind, a role) take nothing else, and the migration that says so goes down
+and up again."""
 
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from datetime import date
+from decimal import Decimal
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from flask_migrate import downgrade, upgrade
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    Integer,
+    LargeBinary,
+    Numeric,
+    String,
+    Table,
+    func,
+    insert,
+    inspect,
+    make_url,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
 
+from app import create_app
+from app.backoffice.models import Role
+from app.billing.models import InvoiceLine, InvoiceStatus
+from app.debt_collection.models import CaseStatus
 from app.extensions import db
+from app.models import UTCDateTime, utcnow
+from app.outbox.models import OutboxStatus
+from app.payments.bank.models import EntryStatus, KeptReason
+from app.payments.gateways.base import PaymentStatus
+from app.resolutions.models import Kind, Status
+from app.support.models import RequestStatus
+from tests.factories import make_creditor, make_invoice
 
 
 def test_migrations_match_models(app):
@@ -14,8 +56,199 @@ def test_migrations_match_models(app):
 
 
 def test_every_model_table_is_migrated(app):
-    from sqlalchemy import inspect
-
     with app.app_context():
         tables = set(inspect(db.engine).get_table_names())
     assert set(db.metadata.tables) <= tables
+
+
+# --- CHECK constraints ----------------------------------------------------------------------------
+
+#: Every column that holds a code, and the enum of its codes. Migration 0008 wrote their values out.
+ENUM_COLUMNS = {
+    ("invoices", "status"): InvoiceStatus,
+    ("support_requests", "status"): RequestStatus,
+    ("resolutions", "kind"): Kind,
+    ("resolutions", "status"): Status,
+    ("outbox_messages", "status"): OutboxStatus,
+    ("bank_entries", "status"): EntryStatus,
+    ("bank_entries", "reason"): KeptReason,
+    ("payment_attempts", "status"): PaymentStatus,
+    ("simulator_payments", "status"): PaymentStatus,
+    ("collection_cases", "status"): CaseStatus,
+    ("agent_roles", "role"): Role,
+}
+CODE_COLUMNS = sorted(ENUM_COLUMNS)
+BEFORE_CHECKS = "0007"  # the revision before 0008, which added the CHECKs of codes
+
+
+def quoted(sql: str) -> set[str]:
+    """The string literals of a condition: the codes of `status IN ('a', 'b')`, also as PostgreSQL
+    gives it back (`(status)::text = ANY (ARRAY['a'::character varying, ...])`)."""
+    return set(re.findall(r"'([^']*)'", sql))
+
+
+def checks_of(table: Table) -> dict[str, str]:
+    """A model's CHECK constraints: {name (after the naming convention): condition}."""
+    return {c.name: str(c.sqltext) for c in table.constraints if isinstance(c, CheckConstraint)}
+
+
+def model_checks(table: Table) -> dict[str, set[str]]:
+    return {name: quoted(sql) for name, sql in checks_of(table).items()}
+
+
+def test_every_code_column_has_the_check_of_its_enum(app):  # app: every model imported
+    for (table, column), enum in ENUM_COLUMNS.items():
+        assert checks_of(db.metadata.tables[table]).get(f"ck_{table}_{column}") == enum.sql_in(column)
+    lists = {(table.name, name.removeprefix(f"ck_{table.name}_")) for table in db.metadata.tables.values()
+             for name, sql in checks_of(table).items() if " IN (" in sql}
+    assert lists == set(ENUM_COLUMNS), "a CHECK of codes without its enum here, or the other way round"
+
+
+def test_the_migrated_checks_match_the_models(app):
+    """Names and codes alike: adding a code to an enum needs a migration that widens its CHECK."""
+    with app.app_context():
+        inspector = inspect(db.engine)
+        for table in db.metadata.tables.values():
+            migrated = {c["name"]: quoted(c["sqltext"]) for c in inspector.get_check_constraints(table.name)}
+            assert migrated == model_checks(table), table.name
+
+
+_unique = itertools.count(1)
+
+
+def _value(column):
+    """A value the column takes, unique where that matters (short: some strings have two characters)."""
+    kind = column.type
+    if isinstance(kind, String):
+        return str(next(_unique))[: kind.length or None]
+    if isinstance(kind, Boolean):
+        return False
+    if isinstance(kind, Integer | Numeric):
+        return 1 if isinstance(kind, Integer) else Decimal(1)
+    if isinstance(kind, UTCDateTime):
+        return utcnow()
+    if isinstance(kind, Date):
+        return date.today()
+    if isinstance(kind, JSON):
+        return {}
+    if isinstance(kind, LargeBinary):
+        return b""
+    raise AssertionError(f"no test value for {column}")
+
+
+def make_row(table: Table, made: dict[str, int], **given) -> int:
+    """One row of `table` with its required columns filled (valid codes, the first of their enums),
+    and the rows it refers to made first (once each, kept in `made` by table)."""
+    values = {}
+    for column in table.columns:
+        if column.name in given:
+            values[column.name] = given[column.name]
+        elif (table.name, column.name) in ENUM_COLUMNS:
+            values[column.name] = ENUM_COLUMNS[table.name, column.name].values()[0]
+        elif column.primary_key or column.nullable or column.default is not None or column.server_default is not None:
+            continue
+        elif column.foreign_keys:
+            parent = next(iter(column.foreign_keys)).column.table
+            if parent.name not in made:
+                made[parent.name] = make_row(parent, made)
+            values[column.name] = made[parent.name]
+        else:
+            values[column.name] = _value(column)
+    return db.session.execute(insert(table).values(values)).inserted_primary_key[0]
+
+
+@pytest.mark.parametrize(("table_name", "column"), CODE_COLUMNS, ids=[f"{t}.{c}" for t, c in CODE_COLUMNS])
+def test_the_database_refuses_a_code_its_enum_lacks(session, table_name, column):
+    table, made, constraint = db.metadata.tables[table_name], {}, f"ck_{table_name}_{column}"
+    row_id = make_row(table, made)
+    with pytest.raises(IntegrityError, match=constraint), session.begin_nested():
+        make_row(table, made, **{column: "bogus"})
+    with pytest.raises(IntegrityError, match=constraint), session.begin_nested():
+        session.execute(update(table).where(table.c.id == row_id).values({column: "bogus"}))
+    for code in ENUM_COLUMNS[table_name, column]:  # every code is taken
+        session.execute(update(table).where(table.c.id == row_id).values({column: code}))
+    assert session.scalar(select(table.c[column]).where(table.c.id == row_id)) == code
+
+
+# --- the migration, down and up -------------------------------------------------------------------
+
+@pytest.fixture
+def fresh_app(app, tmp_path):
+    """An app on a database of its own (SQLite: a new file; PostgreSQL: a new schema), not migrated."""
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    schema = None
+    if url.startswith("postgresql"):
+        schema = f"migrations_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+        with app.app_context(), db.engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        url = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False)
+    else:
+        url = f"sqlite:///{tmp_path}/migrations.db"
+    settings = ("TESTING", "PORTAL_ENV", "SECRET_KEY", "LINK_SIGNING_KEYS", "DATA_ENCRYPTION_KEYS", "PORTAL_BASE_URL",
+                "RATELIMIT_STORAGE_URI", "SERVER_NAME")
+    fresh = create_app({**{name: app.config[name] for name in settings}, "SQLALCHEMY_DATABASE_URI": url})
+    yield fresh
+    with fresh.app_context():
+        db.session.remove()
+        db.engine.dispose()
+    if schema:
+        with app.app_context(), db.engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+
+
+def _enum_checks() -> set[str]:
+    names = set()
+    for table in {table for table, _column in ENUM_COLUMNS}:
+        names |= {c["name"] for c in inspect(db.engine).get_check_constraints(table)}
+    return names & {f"ck_{table}_{column}" for table, column in ENUM_COLUMNS}
+
+
+def _rows() -> dict[str, int]:
+    with db.engine.connect() as conn:
+        return {table: conn.scalar(select(func.count()).select_from(db.metadata.tables[table]))
+                for table in ("creditors", "customers", "invoices", "invoice_lines", "invoice_events")}
+
+
+def _bogus_status_taken(invoice_id: int) -> bool:
+    """Whether the database takes a status no enum has (the attempt is rolled back either way)."""
+    invoices = db.metadata.tables["invoices"]
+    with db.engine.connect() as conn:
+        try:
+            conn.execute(update(invoices).where(invoices.c.id == invoice_id).values(status="bogus"))
+        except IntegrityError:
+            return False
+        finally:
+            conn.rollback()
+    return True
+
+
+def test_the_check_migration_goes_down_and_up_and_keeps_the_rows(fresh_app):
+    """On SQLite, batch mode copies each table; foreign keys are off meanwhile (migrations/env.py),
+    else dropping the old invoices table would delete every invoice's lines and events."""
+    everything = {f"ck_{table}_{column}" for table, column in ENUM_COLUMNS}
+    with fresh_app.app_context():
+        upgrade(revision=BEFORE_CHECKS)
+        with fresh_app.test_request_context():
+            invoice = make_invoice(make_creditor("NO"), lines=3)
+            invoice_id = invoice.id
+            db.session.commit()
+            db.session.remove()
+        rows = _rows()
+        assert rows["invoice_lines"] == 3 and rows["invoice_events"] >= 1
+        assert _enum_checks() == set() and _bogus_status_taken(invoice_id)
+
+        upgrade()
+        assert _enum_checks() == everything and _rows() == rows and not _bogus_status_taken(invoice_id)
+
+        downgrade(revision=BEFORE_CHECKS)
+        assert _enum_checks() == set() and _rows() == rows and _bogus_status_taken(invoice_id)
+
+        upgrade()
+        assert _enum_checks() == everything and _rows() == rows and not _bogus_status_taken(invoice_id)
+        with db.engine.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(InvoiceLine.__table__)) == 3
+            if conn.dialect.name == "sqlite":  # the connections go back to the pool with foreign keys on
+                assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+

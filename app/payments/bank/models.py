@@ -6,7 +6,7 @@ from datetime import date, datetime
 from enum import nonmember
 
 from flask_babel import gettext as _
-from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Date, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.enums import Codes
@@ -80,6 +80,8 @@ class BankEntry(db.Model):
     __table_args__ = (
         UniqueConstraint("account", "bank_ref"),
         Index("ix_bank_entries_creditor_id_status", "creditor_id", "status"),
+        CheckConstraint(EntryStatus.sql_in("status"), name="status"),
+        CheckConstraint(KeptReason.sql_in("reason"), name="reason"),  # NULL when matched
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
