@@ -119,15 +119,15 @@ DEMO_GATEWAYS = {
 #: Each demo creditor's self-service rules (`flask resolutions rules`), set when it is created.
 DEMO_RULES: dict[str, dict[str, int | bool]] = {
     # A Norwegian utility: a fee for more time and for a plan, 12 % a year on plans, kr 200 at least.
-    "fjordlys": dict(promise_max_days=14, grace_days=3, deferral_max_days=14, deferral_max_count=1,
-                     deferral_fee=3500, plan_max_months=6, plan_min_instalment=20000, plan_fee=9900,
-                     plan_interest_bp=1200),
+    "fjordlys": {"promise_max_days": 14, "grace_days": 3, "deferral_max_days": 14, "deferral_max_count": 1,
+                 "deferral_fee": 3500, "plan_max_months": 6, "plan_min_instalment": 20000, "plan_fee": 9900,
+                 "plan_interest_bp": 1200},
     # A German municipal utility: no fees, longer plans, € 25 at least; the undisputed part is held.
-    "lindenau": dict(promise_max_days=21, grace_days=5, deferral_max_days=30, deferral_max_count=2,
-                     plan_max_months=12, plan_min_instalment=2500, dispute_partial_payable=False),
+    "lindenau": {"promise_max_days": 21, "grace_days": 5, "deferral_max_days": 30, "deferral_max_count": 2,
+                 "plan_max_months": 12, "plan_min_instalment": 2500, "dispute_partial_payable": False},
     # An Irish telecom: € 5 for more time, three months at most.
-    "shamrock": dict(promise_max_days=10, grace_days=2, deferral_max_days=7, deferral_fee=500,
-                     plan_max_months=3, plan_min_instalment=1000),
+    "shamrock": {"promise_max_days": 10, "grace_days": 2, "deferral_max_days": 7, "deferral_fee": 500,
+                 "plan_max_months": 3, "plan_min_instalment": 1000},
 }
 
 
@@ -327,7 +327,8 @@ def lindenau_overdue(number: str, today: date) -> dict:
     due = today - timedelta(days=18)
     issued = due - timedelta(days=14)
     period = _month_before(issued)
-    lines = _lindenau_household("301.750", "11.2", period) + [
+    lines = [
+        *_lindenau_household("301.750", "11.2", period),
         _line("Mahngebühr", 250, ZERO_VAT, kind="reminder_fee",
               note="Pauschale für die Zahlungserinnerung, die wir nach Ablauf der Zahlungsfrist gesendet haben."),
     ]
@@ -512,7 +513,7 @@ def load_demo(today: date | None = None) -> list[DemoLink]:
 # --- the back office's demo ------------------------------------------------------------------
 
 DEMO_AGENT_EMAIL = "agent@demo.example"
-DEMO_AGENT_PASSWORD = "demo back office"  # development only: `flask demo` makes no agent in production
+DEMO_AGENT_PASSWORD = "demo back office"  # noqa: S105  development only: `flask demo` makes no agent in production
 
 
 def load_back_office_demo(today_for: Callable[[str], date] | None = None) -> bool:
@@ -620,12 +621,12 @@ def demo():
         base = current_app.config["PORTAL_BASE_URL"]
         click.echo("")
         click.secho("Back office", bold=True)
-        click.echo(f"  {base}/backoffice/  as {DEMO_AGENT_EMAIL}, password \"{DEMO_AGENT_PASSWORD}\" (admin of the three "
-                   "creditors);")
+        click.echo(f"  {base}/backoffice/  as {DEMO_AGENT_EMAIL}, password \"{DEMO_AGENT_PASSWORD}\" "
+                   "(admin of the three creditors);")
         click.echo("  at the first sign-in, add the account to an authenticator app (QR code or key).")
         click.echo("")
         click.secho("Debt collection", bold=True)
-        click.echo(f"  Fjordlys bill {demo_invoice_numbers()['overdue'][1]} is past its final reminder. In other terminals: "
-                   "`flask collection demo-partner` (a partner's receiver),")
+        click.echo(f"  Fjordlys bill {demo_invoice_numbers()['overdue'][1]} is past its final reminder. "
+                   "In other terminals: `flask collection demo-partner` (a partner's receiver),")
         click.echo("  then `flask collection run` and `flask outbox run --once`: the case arrives, is acknowledged and "
                    "paid through the partner API.")

@@ -58,7 +58,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unhandled(exc: Exception):
         db.session.rollback()
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
         if _wants_json():
             return jsonify(error="internal_error", message="Something went wrong on our side."), 500
         return render_template("errors/error.html", code=500, kind="generic"), 500

@@ -50,7 +50,8 @@ class _Plan:
             cursor.close()
         if row is None:
             return None
-        return tuple(process(value) if process else value for process, value in zip(self.result_processors, row))
+        return tuple(process(value) if process else value
+                     for process, value in zip(self.result_processors, row, strict=True))
 
 
 class ReadQuery:

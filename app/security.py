@@ -8,6 +8,7 @@ import os
 import re
 import secrets
 from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
 from flask import Flask, current_app, g, request, session
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer, want_bytes
@@ -22,7 +23,7 @@ class KeyCachingSigner(TimestampSigner):
     every sign and verify (a serializer makes a new signer for every cookie it reads or
     writes). Used by the session cookie and the signed links."""
 
-    _derived: dict[tuple, bytes] = {}
+    _derived: ClassVar[dict[tuple, bytes]] = {}  # one cache for every signer in the process
 
     def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
         secret = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)
@@ -47,7 +48,7 @@ def ensure_csrf_secret() -> None:
     that the pages after this one sign tokens without rewriting the session cookie."""
     field = _csrf_field()
     if field not in session:
-        session[field] = hashlib.sha1(os.urandom(64)).hexdigest()
+        session[field] = hashlib.sha1(os.urandom(64)).hexdigest()  # noqa: S324  Flask-WTF's recipe: random bytes as hex
 
 
 def csrf_token() -> str:

@@ -60,7 +60,8 @@ def timeline(customer: Customer, invoices: list[Invoice], *, limit: int = TIMELI
         ):
             invoice = by_id[event.invoice_id]
             title, detail = describe(event, invoice)
-            entries.append(Entry(event.created_at, "event", title, invoice, detail, who=actor_label(event.actor, agents)))
+            entries.append(Entry(event.created_at, "event", title, invoice, detail,
+                                 who=actor_label(event.actor, agents)))
         for message in db.session.scalars(
             select(SupportMessage).join(SupportRequest).options(selectinload(SupportMessage.request))
             .where(SupportRequest.invoice_id.in_(ids)).order_by(SupportMessage.id.desc()).limit(limit)
@@ -77,9 +78,10 @@ def timeline(customer: Customer, invoices: list[Invoice], *, limit: int = TIMELI
                                          PaymentAttempt.status == PaymentStatus.FAILED)
             .order_by(PaymentAttempt.id.desc()).limit(limit)
         ):
-            entries.append(Entry(attempt.updated_at, "attempt", _("A payment attempt failed"), by_id[attempt.invoice_id],
-                                 _("%(amount)s with %(provider)s: %(reason)s", amount=money(attempt.amount, attempt.currency),
-                                   provider=attempt.provider, reason=attempt.failure_reason or _("declined"))))
+            detail = _("%(amount)s with %(provider)s: %(reason)s", amount=money(attempt.amount, attempt.currency),
+                       provider=attempt.provider, reason=attempt.failure_reason or _("declined"))
+            entries.append(Entry(attempt.updated_at, "attempt", _("A payment attempt failed"),
+                                 by_id[attempt.invoice_id], detail))
     for note in db.session.scalars(
         select(Note).where(Note.customer_id == customer.id, Note.creditor_id == customer.creditor_id)
         .order_by(Note.id.desc()).limit(limit)
@@ -92,9 +94,9 @@ def timeline(customer: Customer, invoices: list[Invoice], *, limit: int = TIMELI
 
 def _agents(creditor_id: int) -> dict[int, str]:
     """The names of the agents who work (or worked, while they had a role) for the creditor."""
-    return {agent_id: name for agent_id, name in db.session.execute(
+    return dict(db.session.execute(
         select(Agent.id, Agent.name).join(AgentRole, AgentRole.agent_id == Agent.id)
-        .where(AgentRole.creditor_id == creditor_id))}
+        .where(AgentRole.creditor_id == creditor_id)).all())
 
 
 #: Events whose story the timeline tells from the record itself (the message with its words).
@@ -117,8 +119,9 @@ def actor_label(actor: str | None, agents: dict[int, str]) -> str | None:
 
 
 def channel_label(channel: str | None) -> str:
-    return {"sms": _("SMS"), "email": _("e-mail"), "letter": _("letter"), "api": _("the creditor's system"),
-            "provider": _("the payment provider"), "bank_transfer": _("bank transfer")}.get(channel or "", channel or "")
+    labels = {"sms": _("SMS"), "email": _("e-mail"), "letter": _("letter"), "api": _("the creditor's system"),
+              "provider": _("the payment provider"), "bank_transfer": _("bank transfer")}
+    return labels.get(channel or "", channel or "")
 
 
 def describe(event: InvoiceEvent, invoice: Invoice) -> tuple[str, str | None]:
@@ -132,21 +135,25 @@ def describe(event: InvoiceEvent, invoice: Invoice) -> tuple[str, str | None]:
         value = d.get(key)
         return date_filter(datetime.fromisoformat(value).date()) if value else ""
 
+    def gross(key: str) -> int:  # a corrected line's gross amount, before or after
+        return int((d.get(key) or {}).get("gross", 0))
+
     kind = event.kind
     words = {
         "created": lambda: (_("Bill %(number)s created", number=invoice.number), amount("total")),
-        "link_issued": lambda: (_("Link issued"), _("by %(channel)s, until %(date)s", channel=channel_label(d.get("channel")),
-                                                    date=day("expires_at"))),
+        "link_issued": lambda: (_("Link issued"), _("by %(channel)s, until %(date)s",
+                                                    channel=channel_label(d.get("channel")), date=day("expires_at"))),
         "link_opened": lambda: (_("The customer opened the bill"), _("link sent by %(channel)s",
                                                                      channel=channel_label(d.get("channel")))),
         "link_sent": lambda: (_("New link sent"), _("by %(channel)s", channel=channel_label(d.get("channel")))),
-        "links_revoked": lambda: (_("Links revoked"), ngettext("%(num)d link", "%(num)d links", int(d.get("count") or 0))),
+        "links_revoked": lambda: (_("Links revoked"),
+                                  ngettext("%(num)d link", "%(num)d links", int(d.get("count") or 0))),
         "link_locked": lambda: (_("Link locked after wrong answers to the check"), None),
-        "payment_started": lambda: (_("The customer started a payment"), _("%(amount)s with %(provider)s",
-                                                                           amount=amount(), provider=d.get("provider"))),
-        "payment_recorded": lambda: (_("Payment received"), _("%(amount)s on %(date)s, %(method)s", amount=amount(),
-                                                              method=payment_method_label(d.get("method"), ""),
-                                                              date=day("paid_on"))),
+        "payment_started": lambda: (_("The customer started a payment"),
+                                    _("%(amount)s with %(provider)s", amount=amount(), provider=d.get("provider"))),
+        "payment_recorded": lambda: (_("Payment received"),
+                                     _("%(amount)s on %(date)s, %(method)s", amount=amount(),
+                                       method=payment_method_label(d.get("method"), ""), date=day("paid_on"))),
         "payment_note": lambda: (_("Note on the payment"), d.get("note")),
         "payment_to_refund": lambda: (_("Payment to a closed bill, owed back"), amount()),
         "refund_due": lambda: (_("Money owed back to the customer"), amount()),
@@ -159,8 +166,8 @@ def describe(event: InvoiceEvent, invoice: Invoice) -> tuple[str, str | None]:
         "credit_note_issued": lambda: (_("Credit note %(number)s", number=d.get("number")),
                                        f"− {amount()} · {d.get('reason') or ''}"),
         "line_corrected": lambda: (_("Line corrected: %(line)s", line=d.get("description", "")),
-                                   _("%(before)s → %(after)s", before=money(int((d.get("before") or {}).get("gross", 0)), cur),
-                                     after=money(int((d.get("after") or {}).get("gross", 0)), cur))),
+                                   _("%(before)s → %(after)s", before=money(gross("before"), cur),
+                                     after=money(gross("after"), cur))),
         "reminders_paused": lambda: (_("Reminders paused"), (_("until %(date)s", date=day("until")) if d.get("until")
                                                              else _("until resumed")) + f" · {d.get('reason') or ''}"),
         "reminders_resumed": lambda: (_("Reminders resumed"), d.get("reason")),

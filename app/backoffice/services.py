@@ -6,6 +6,7 @@ Plain functions: they add and flush; the view or command commits."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import secrets
@@ -127,10 +128,8 @@ def check_credentials(email: str, password: str, now: datetime) -> Agent:
     """The first step: the agent whose password this is, or SignInRefused (counted on the agent)."""
     agent = find_agent(email)
     if agent is None:
-        try:
+        with contextlib.suppress(VerificationError, InvalidHashError):  # the same work as a known agent's
             _hasher().verify(_dummy_hash(), password or "")
-        except (VerificationError, InvalidHashError):
-            pass
         raise SignInRefused("unknown")
     if agent.disabled_at is not None:
         raise SignInRefused("disabled", agent)

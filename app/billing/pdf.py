@@ -126,7 +126,7 @@ def css_string(text: str) -> Markup:
     escaped = "".join(
         f"\\{ord(char):x} " if char in '"\\<>&' or ord(char) < 0x20 or ord(char) == 0x7F else char for char in text
     )
-    return Markup(f'"{escaped}"')
+    return Markup(f'"{escaped}"')  # noqa: S704  quotes, backslashes, <, >, & and controls escaped above
 
 
 def page_label_css(label: str) -> Markup:
@@ -135,4 +135,4 @@ def page_label_css(label: str) -> Markup:
     The translation may put the placeholders in any order, or leave one out."""
     parts = _PLACEHOLDER.split(label)
     values = [f"counter({part})" if i % 2 else css_string(part) for i, part in enumerate(parts) if part]
-    return Markup(" ".join(values))
+    return Markup(" ".join(values))  # noqa: S704  css_string's Markup and counter(page|pages)

@@ -103,7 +103,8 @@ class LineIn(_Strict):
         d = info.data
         if v is None or not all(k in d for k in ("quantity", "unit_price", "vat_rate")):
             return v
-        expected = dict(zip(("net", "vat", "gross"), line_amounts(d["quantity"], d["unit_price"], d["vat_rate"])))
+        amounts = line_amounts(d["quantity"], d["unit_price"], d["vat_rate"])
+        expected = dict(zip(("net", "vat", "gross"), amounts, strict=True))
         if v != expected[info.field_name]:
             raise ValueError(
                 f"{info.field_name} is {v} but quantity × unit_price and vat_rate give {expected[info.field_name]}"

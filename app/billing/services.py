@@ -337,7 +337,7 @@ def _create(creditor: Creditor, data: InvoiceIn, digest: str, actor: str) -> Inv
         payload_hash=digest,
         payment_reference=data.payment_reference or "",
     )
-    for position, (line, (net, vat, gross)) in enumerate(zip(data.lines, amounts), start=1):
+    for position, (line, (net, vat, gross)) in enumerate(zip(data.lines, amounts, strict=True), start=1):
         invoice.lines.append(
             InvoiceLine(
                 position=position, kind=line.kind, description=line.description, note=line.note,

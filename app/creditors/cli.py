@@ -159,7 +159,7 @@ def list_creditors():
     table = [("SLUG", "NAME", "COUNTRY", "CURRENCY"), *rows]
     widths = [max(len(row[i]) for row in table) for i in range(4)]
     for row in table:
-        click.echo("  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip())
+        click.echo("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip())
 
 
 @creditors.command(

@@ -49,7 +49,8 @@ def pdf_url(case: Case) -> tuple[str, datetime]:
     """A signed URL of the invoice's PDF that works for COLLECTION_PDF_URL_DAYS, and when it stops."""
     token = pdf_signer().sign(case.public_id, PDF_PURPOSE)
     base = (case.invoice.creditor.portal_base_url or current_app.config["PORTAL_BASE_URL"]).rstrip("/")
-    path = f"/collection/cases/{token}/invoice.pdf"  # debt_collection.views.pdf.case_pdf; built without a request (cron)
+    # debt_collection.views.pdf.case_pdf's path, built without a request (cron)
+    path = f"/collection/cases/{token}/invoice.pdf"
     expires = utcnow() + timedelta(days=current_app.config["COLLECTION_PDF_URL_DAYS"])
     return base + path, expires
 

@@ -149,9 +149,9 @@ def find_partner(slug: str) -> Partner | None:
     return db.session.scalar(select(Partner).where(Partner.slug == (slug or "").strip().lower()))
 
 
-def set_policy(creditor: Creditor, partner: Partner, *, min_balance: int | None = None, days_past_due: int | None = None,
-               days_after_final_reminder: int | None = None, keep_payments: bool | None = None,
-               enabled: bool | None = None) -> Policy:
+def set_policy(creditor: Creditor, partner: Partner, *, min_balance: int | None = None,
+               days_past_due: int | None = None, days_after_final_reminder: int | None = None,
+               keep_payments: bool | None = None, enabled: bool | None = None) -> Policy:
     """The creditor's hand-off policy (created with defaults on first use; given values change it)."""
     errors = {}
     for name, value in (("min_balance", min_balance), ("days_past_due", days_past_due),

@@ -52,7 +52,8 @@ def render_email(message: OutboxMessage) -> RenderedEmail:
                (_("Amount due"), money(max(invoice.balance, 0), invoice.currency)),
                (_("Due date"), fmt_date(invoice.due_date))],
         link_url=link.url, link_label=_("Open the bill"),
-        link_note=_("The link works until %(date)s.", date=fmt_date(local_today(creditor.country, link.link.expires_at))),
+        link_note=_("The link works until %(date)s.",
+                    date=fmt_date(local_today(creditor.country, link.link.expires_at))),
         why=_("You receive this e-mail because of your bill from %(creditor)s.", creditor=creditor.name),
         reply_to=creditor.support_email,
     )

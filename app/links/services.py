@@ -69,7 +69,8 @@ def issue_link(
     )
     db.session.add(link)
     db.session.flush()
-    record_event(invoice, "link_issued", actor, link_id=link.id, channel=channel, expires_at=link.expires_at.isoformat())
+    record_event(invoice, "link_issued", actor, link_id=link.id, channel=channel,
+                 expires_at=link.expires_at.isoformat())
     token = signer.sign(key, purpose)
     return IssuedLink(url=link_url(invoice.creditor, token, base_url), token=token, link=link)
 

@@ -76,7 +76,8 @@ def refunds(slug: str):
                    f"{payment.provider_payment_id} received {payment.received_at:%Y-%m-%d}")
 
 
-@payments.command("apply-events", help="Apply stored provider notifications (the worker when WEBHOOKS_APPLY_INLINE is off).")
+@payments.command("apply-events",
+                  help="Apply stored provider notifications (the worker when WEBHOOKS_APPLY_INLINE is off).")
 @click.option("--once", is_flag=True, help="Apply what is waiting, then exit.")
 @click.option("--batch", default=100, show_default=True, help="Events per round.")
 @click.option("--interval", default=1.0, show_default=True, help="Seconds to sleep when nothing waits.")

@@ -57,7 +57,8 @@ def simulator_secret(creditor: Creditor) -> str:
 
 def simulator_for(creditor: Creditor) -> SimulatorGateway:
     base = creditor.portal_base_url or current_app.config["PORTAL_BASE_URL"]
-    return SimulatorGateway(SimulatorConfig(secret=simulator_secret(creditor), page_base_url=base), DatabaseSimulatorStore())
+    config = SimulatorConfig(secret=simulator_secret(creditor), page_base_url=base)
+    return SimulatorGateway(config, DatabaseSimulatorStore())
 
 
 def creditor_gateways(creditor_id: int) -> list[CreditorGateway]:

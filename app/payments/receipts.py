@@ -104,7 +104,7 @@ def receipt_refs(invoice_id: int) -> dict[str, str]:
     rows = db.session.execute(
         select(Payment.provider_payment_id, Payment.public_ref).where(Payment.invoice_id == invoice_id)
     )
-    return {provider_payment_id: public_ref for provider_payment_id, public_ref in rows}
+    return dict(rows.all())
 
 
 def receipt_ref_for_attempt(attempt_id: int) -> str | None:

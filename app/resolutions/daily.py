@@ -103,7 +103,8 @@ def _run_plan(plan: Resolution, invoice: Invoice, today: date, report: RunReport
         report.broken += 1
         return
     upcoming = next_instalment(plan, invoice, today)
-    if upcoming is not None and upcoming.instalment.due_date - timedelta(days=1) <= today <= upcoming.instalment.due_date:
+    if upcoming is not None and (upcoming.instalment.due_date - timedelta(days=1)
+                                 <= today <= upcoming.instalment.due_date):
         to_customer(plan, "instalment_due", key_suffix=f":{upcoming.instalment.seq}", seq=upcoming.instalment.seq,
                      left=upcoming.left)
         report.reminded += 1

@@ -55,8 +55,8 @@ def _customer(resolution: Resolution, subject: str, heading: str, paragraphs: li
     return Notice(
         subject=subject, heading=heading, paragraphs=paragraphs, facts=facts, quote=quote, quote_label=quote_label,
         link_url=link.url if link else None, link_label=_("Open the bill"),
-        link_note=_("The link works until %(date)s.", date=fmt_date(local_today(creditor.country, link.link.expires_at)))
-        if link else None,
+        link_note=_("The link works until %(date)s.",
+                    date=fmt_date(local_today(creditor.country, link.link.expires_at))) if link else None,
         why=_("You receive this e-mail because of your bill from %(creditor)s.", creditor=creditor.name),
         attachments=attachments, reply_to=creditor.support_email,
     )
@@ -70,7 +70,8 @@ def _desk(resolution: Resolution, subject: str, heading: str, paragraphs: list[s
     return Notice(
         subject=subject, heading=heading, paragraphs=paragraphs,
         facts=[(_("Invoice number"), invoice.number), (_("Customer"), customer.name),
-               (_("Customer number"), customer.external_ref), *([(_("Contact"), ", ".join(contact))] if contact else []),
+               (_("Customer number"), customer.external_ref),
+               *([(_("Contact"), ", ".join(contact))] if contact else []),
                (_("Reference"), resolution.reference), *facts],
         quote=resolution.message, quote_label=_("The customer wrote:") if resolution.message else None,
         why=_("You receive this e-mail as the support address of %(creditor)s.", creditor=invoice.creditor.name),
@@ -125,7 +126,7 @@ def dispute_answered(dispute: Resolution, payload: dict) -> Notice:
     creditor = invoice.creditor
     facts = _dispute_facts(dispute)
     if dispute.status in ("upheld", "partial"):
-        facts = facts[:2] + [(_("Left to pay now"), money(max(invoice.balance, 0), invoice.currency))]
+        facts = [*facts[:2], (_("Left to pay now"), money(max(invoice.balance, 0), invoice.currency))]
     if dispute.status == "upheld" and invoice.is_closed:
         heading = _("We agree with your dispute")
         paragraphs = [_("%(creditor)s agrees with you and has cancelled the bill. You do not need to pay it.",
@@ -170,13 +171,15 @@ def promise_confirmed(promise: Resolution, payload: dict) -> Notice:
     invoice = promise.invoice
     grace_end = promise.new_date + timedelta(days=invoice.creditor.grace_days)
     return _customer(
-        promise, _("Your promise to pay by %(date)s", date=fmt_date(promise.new_date)), _("Thank you for letting us know"),
+        promise, _("Your promise to pay by %(date)s", date=fmt_date(promise.new_date)),
+        _("Thank you for letting us know"),
         [_("You have promised to pay %(amount)s by %(date)s. We send no reminders until then.",
            amount=money(promise.amount or 0, invoice.currency), date=fmt_date(promise.new_date)),
          _("We will remind you by e-mail the day before. If the payment has not arrived by %(date)s, the usual "
            "reminders resume.", date=fmt_date(grace_end)),
          _("The attached calendar file adds the date to your calendar.")],
-        facts=[(_("Promised date"), fmt_date(promise.new_date)), (_("Amount"), money(promise.amount or 0, _cur(promise)))],
+        facts=[(_("Promised date"), fmt_date(promise.new_date)),
+               (_("Amount"), money(promise.amount or 0, _cur(promise)))],
         attachments=(("promise-to-pay.ics", "text/calendar", promise_ics(promise)),),
     )
 
@@ -257,7 +260,7 @@ def _schedule_facts(plan: Resolution) -> list[tuple[str, str]]:
 
 def plan_accepted(plan: Resolution, payload: dict) -> Notice:
     cur = _cur(plan)
-    facts = _schedule_facts(plan) + [(_("Total"), money(plan.amount or 0, cur))]
+    facts = [*_schedule_facts(plan), (_("Total"), money(plan.amount or 0, cur))]
     if plan.fee:
         facts.append((_("Of which the plan fee"), money(plan.fee, cur)))
     if plan.interest:

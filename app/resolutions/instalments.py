@@ -115,6 +115,7 @@ def missed_instalment(plan: Resolution, invoice: Invoice, today: date) -> Instal
     """The first instalment still unpaid after its due date plus the creditor's grace days."""
     grace = timedelta(days=invoice.creditor.grace_days)
     return next(
-        (s for s in plan_progress(plan, invoice, today) if s.state == "overdue" and s.instalment.due_date + grace < today),
+        (s for s in plan_progress(plan, invoice, today)
+         if s.state == "overdue" and s.instalment.due_date + grace < today),
         None,
     )

@@ -45,7 +45,8 @@ GO = Dunning(True, True)
 def pause_words(reason: str | None) -> str:
     """Why reminders (and the hand-off) wait, in words, in the current locale."""
     return {
-        "paid": _("the bill is paid"), "closed": _("the bill is closed"), "in_collection": _("it is in debt collection"),
+        "paid": _("the bill is paid"), "closed": _("the bill is closed"),
+        "in_collection": _("it is in debt collection"),
         "dispute": _("a dispute is open"), "disputed": _("the bill is disputed"),
         "deferral_request": _("a request for more time waits"), "deferral": _("more time was granted"),
         "promise": _("the customer promised a date"), "plan": _("an instalment plan runs"),

@@ -117,7 +117,8 @@ def decide_plan(request: Resolution, grant: bool, answer: str | None, *, actor: 
         db.session.flush()
         return request
     offer = plan_offer(invoice, request.months, today)
-    request.status, request.amount, request.fee, request.interest = Status.ACTIVE, offer.total, offer.fee, offer.interest
+    request.status = Status.ACTIVE
+    request.amount, request.fee, request.interest = offer.total, offer.fee, offer.interest
     request.paid_before = invoice.amount_paid
     request.instalments = [Instalment(seq=n, due_date=day, amount=amount)
                            for n, (day, amount) in enumerate(offer.schedule, start=1)]

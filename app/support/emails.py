@@ -32,7 +32,8 @@ def topic_label(topic: str) -> str:
 
 def window_label(window: str | None) -> str:
     """A call-back window in the creditor's local hours."""
-    return {"morning": _("08:00–12:00"), "afternoon": _("12:00–16:00"), "evening": _("16:00–20:00")}.get(window or "", "")
+    labels = {"morning": _("08:00–12:00"), "afternoon": _("12:00–16:00"), "evening": _("16:00–20:00")}
+    return labels.get(window or "", "")
 
 
 def contact_label(request: SupportRequest) -> str:
@@ -49,7 +50,10 @@ def render_email(message: OutboxMessage) -> RenderedEmail:
     request = db.session.get(SupportRequest, payload.get("request_id") or 0)
     if request is None:
         raise DeliveryError("the contact request of this e-mail no longer exists", permanent=True)
-    written = db.session.get(SupportMessage, payload["message_id"]) if payload.get("message_id") else request.messages[0]
+    if payload.get("message_id"):
+        written = db.session.get(SupportMessage, payload["message_id"])
+    else:
+        written = request.messages[0]
     if written is None:
         raise DeliveryError("the message of this e-mail no longer exists", permanent=True)
     kind = message.kind.split(".", 1)[-1]
@@ -69,8 +73,8 @@ def _customer(request: SupportRequest, subject: str, heading: str, paragraphs: l
                (_("Topic"), topic_label(request.topic))],
         quote=quote, quote_label=quote_label,
         link_url=link.url if link else None, link_label=_("Open the bill and the conversation"),
-        link_note=_("The link works until %(date)s.", date=fmt_date(local_today(creditor.country, link.link.expires_at)))
-        if link else None,
+        link_note=_("The link works until %(date)s.",
+                    date=fmt_date(local_today(creditor.country, link.link.expires_at))) if link else None,
         why=_("You receive this e-mail because you wrote to %(creditor)s about a bill.", creditor=creditor.name),
         reply_to=creditor.support_email,
     )
@@ -106,14 +110,16 @@ def _reply(request: SupportRequest, written: SupportMessage) -> Notice:
 def _notification(request: SupportRequest, written: SupportMessage) -> Notice:
     invoice = request.invoice
     customer = invoice.customer
-    facts = [(_("Case reference"), request.reference), (_("Invoice number"), invoice.number), (_("Customer"), customer.name),
-             (_("Customer number"), customer.external_ref), (_("Topic"), topic_label(request.topic)),
+    facts = [(_("Case reference"), request.reference), (_("Invoice number"), invoice.number),
+             (_("Customer"), customer.name), (_("Customer number"), customer.external_ref),
+             (_("Topic"), topic_label(request.topic)),
              (_("Contact"), contact_label(request))]
     if written.attachment is not None:
         facts.append((_("Attachment"), f"{written.attachment.filename} ({written.attachment.mime})"))
     first = written.id == request.messages[0].id
     return Notice(
-        subject=(_("New message %(reference)s on invoice %(number)s", reference=request.reference, number=invoice.number)
+        subject=(_("New message %(reference)s on invoice %(number)s", reference=request.reference,
+                   number=invoice.number)
                  if first else _("The customer wrote again (%(reference)s)", reference=request.reference)),
         heading=_("A customer has written about a bill"),
         paragraphs=[_("Your answer to %(reference)s reaches the customer by e-mail and on the bill page.",

@@ -17,7 +17,8 @@ from app.extensions import db
 
 def _creditors() -> dict[int, Creditor]:
     ids = scope().creditor_ids
-    return {c.id: c for c in db.session.scalars(db.select(Creditor).where(Creditor.id.in_(ids)).order_by(Creditor.name))}
+    found = db.session.scalars(db.select(Creditor).where(Creditor.id.in_(ids)).order_by(Creditor.name))
+    return {c.id: c for c in found}
 
 
 @bp.get("/")

@@ -59,10 +59,12 @@ def update_rows(table: Table, columns: Sequence[str], rows: Sequence[tuple]) -> 
     listed = ", ".join(quote(name) for name in columns)
     assignments = ", ".join(f"{quote(name)} = u.{quote(name)}" for name in values)
     driver = connection.connection.driver_connection
+    # S608: every name below is the table's or a column's, quoted by the dialect; no value is in the text.
     with _driver_errors(connection.dialect, f"UPDATE {target}"):
-        driver.execute(f"CREATE TEMPORARY TABLE {scratch} ON COMMIT DROP AS SELECT {listed} FROM {target} WITH NO DATA")
+        driver.execute(f"CREATE TEMPORARY TABLE {scratch} ON COMMIT DROP "  # noqa: S608
+                       f"AS SELECT {listed} FROM {target} WITH NO DATA")
         _copy(table, columns, rows, (), into=scratch)
-        driver.execute(f"UPDATE {target} SET {assignments} FROM {scratch} AS u "
+        driver.execute(f"UPDATE {target} SET {assignments} FROM {scratch} AS u "  # noqa: S608
                        f"WHERE {target}.{quote(key)} = u.{quote(key)}")
         driver.execute(f"DROP TABLE {scratch}")
 
@@ -111,7 +113,7 @@ def execute_many(statement: Insert | Update, names: Sequence[str], rows: Sequenc
             for start in range(0, len(rows), BATCH):
                 params = _parameters(rows[start:start + BATCH], order, processors)
                 if not compiled.positional:
-                    params = [dict(zip(wanted, values)) for values in params]
+                    params = [dict(zip(wanted, values, strict=True)) for values in params]
                 cursor.executemany(compiled.string, params)
     finally:
         cursor.close()
@@ -133,9 +135,9 @@ def _parameters(rows: Sequence[tuple], order: list[int], processors: list[Callab
     dates and times); one with JSON documents, once per value."""
     if order == list(range(len(order))) and not any(processors):
         return rows
-    columns = list(zip(*rows))
+    columns = list(zip(*rows, strict=True))
     out = []
-    for position, process in zip(order, processors):
+    for position, process in zip(order, processors, strict=True):
         column = columns[position]
         if process is not None:
             try:
@@ -146,7 +148,7 @@ def _parameters(rows: Sequence[tuple], order: list[int], processors: list[Callab
             else:
                 column = list(map(done.__getitem__, column))
         out.append(column)
-    return list(zip(*out))
+    return list(zip(*out, strict=True))
 
 
 def json_text(data: dict) -> str:

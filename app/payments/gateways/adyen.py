@@ -73,7 +73,8 @@ METHOD_TYPES: dict[str, tuple[str, ...]] = {
     "blik": ("blik",),
 }
 # Card brands Adyen reports as `paymentMethod` in notifications.
-CARD_BRANDS = frozenset({"visa", "mc", "amex", "maestro", "diners", "discover", "jcb", "cup", "cartebancaire", "dankort"})
+CARD_BRANDS = frozenset({"visa", "mc", "amex", "maestro", "diners", "discover", "jcb", "cup", "cartebancaire",
+                         "dankort"})
 LOCALES = {"en": "en-GB", "nb": "nb-NO", "de": "de-DE"}
 
 SESSION_STATUSES = {

@@ -69,7 +69,8 @@ class SimulatorStore(Protocol):
 
     def create(self, payment: SimulatedPayment) -> None: ...
 
-    def update(self, ref: str, *, status: str | None = None, method: str | None = None, refunded: int | None = None) -> None: ...
+    def update(self, ref: str, *, status: str | None = None, method: str | None = None,
+               refunded: int | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,8 @@ class SimulatorGateway(Gateway):
         if amount <= 0 or payment.refunded + amount > payment.amount:
             raise GatewayError("refund exceeds the payment", code="amount_too_large")
         self.store.update(provider_ref, refunded=payment.refunded + amount)
-        return RefundResult(provider_ref=provider_ref, refund_id=f"re_{idempotency_key}", amount=amount, status="succeeded")
+        return RefundResult(provider_ref=provider_ref, refund_id=f"re_{idempotency_key}", amount=amount,
+                            status="succeeded")
 
     # --- the hosted page's side ---------------------------------------------------
 

@@ -224,7 +224,8 @@ class StripeGateway(Gateway):
         return GatewayStatus(
             provider_ref=session_id, status=status, currency=(session.get("currency") or "").upper() or None,
             amount_received=session.get("amount_total") if succeeded else None,
-            payment_id=intent.get("id") or _id(session.get("payment_intent")), method=_method(intent) if intent else None,
+            payment_id=intent.get("id") or _id(session.get("payment_intent")),
+            method=_method(intent) if intent else None,
         )
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> list[GatewayEvent]:

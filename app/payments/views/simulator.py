@@ -29,7 +29,7 @@ def _attempt_and_creditor(ref: str) -> tuple[PaymentAttempt, Creditor]:
 def page(ref: str):
     """The simulator's hosted payment page, clearly marked as test mode."""
     g.no_store = True
-    attempt, creditor = _attempt_and_creditor(ref)
+    _attempt, creditor = _attempt_and_creditor(ref)
     payment = simulator_for(creditor).store.get(ref)
     if payment is None:
         abort(404)
@@ -41,7 +41,7 @@ def page(ref: str):
 @limiter.limit("60 per minute")
 def choose(ref: str):
     """The customer's choice: the simulator records it, notifies us (signed), and sends the customer back."""
-    attempt, creditor = _attempt_and_creditor(ref)
+    _attempt, creditor = _attempt_and_creditor(ref)
     gateway = simulator_for(creditor)
     try:
         payment, body, headers = gateway.choose(ref, request.form.get("outcome", ""))

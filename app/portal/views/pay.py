@@ -69,7 +69,8 @@ def pay(public_id: str, access: BillAccess):
 def _attempt_of(access: BillAccess, attempt_ref: str) -> PaymentAttempt | None:
     """The bill's payment attempt with this ref (another bill's: None)."""
     return db.session.scalar(
-        select(PaymentAttempt).where(PaymentAttempt.public_ref == attempt_ref, PaymentAttempt.invoice_id == access.invoice_id)
+        select(PaymentAttempt).where(PaymentAttempt.public_ref == attempt_ref,
+                                     PaymentAttempt.invoice_id == access.invoice_id)
     )
 
 
