@@ -174,14 +174,14 @@ def statement(plan: Plan, invoices: list[tuple[str, str, int, str]]) -> bytes:
     def entry(amount: int, **tx) -> None:
         entries.append(Entry([Tx(amount, ref=f"BANK{len(entries):09d}", **tx)]))
 
-    for number, kid, total, name in invoices[:plan.by_reference]:
+    for _number, kid, total, name in invoices[:plan.by_reference]:
         entry(total, reference=kid, payer=name)
     i = plan.by_reference
-    for number, kid, total, name in invoices[i:i + plan.by_name]:
+    for _number, _kid, total, name in invoices[i:i + plan.by_name]:
         first, last, serial = name.split(" ")
         entry(total, payer=f"{last.upper()} {first.upper()} {serial}")  # another order and case: the same name
     i += plan.by_name
-    for number, kid, total, name in invoices[i:i + plan.by_text]:
+    for number, _kid, total, _name in invoices[i:i + plan.by_text]:
         entry(total, ustrd=f"Faktura {number}, takk", payer="Someone Else")
     for n in range(plan.unknown_reference):
         entry(5000 + n, reference=make_reference("kid_mod10", str(900000 + n)), payer="Nobody Known")
@@ -267,7 +267,8 @@ def report(plan: Plan, outcomes: list[Outcome], parse_alone: float, database: st
     print(f"  statement: camt.053.001.08, {plan.entries} credits, {size / 1e6:.1f} MB; {plan.invoices} open invoices")
     print(f"  plan: {plan.by_reference} by KID, {plan.by_name} by amount and name, {plan.by_text} by number in "
           f"the text, {plan.unknown_reference} unknown KIDs, {plan.no_match} matching nothing")
-    copies = "each on a fresh copy of the seeded database" if database.startswith("SQLite") else "on the seeded database"
+    fresh = database.startswith("SQLite")
+    copies = "each on a fresh copy of the seeded database" if fresh else "on the seeded database"
     print(f"  runs: {len(outcomes)}, {copies}\n")
     print(f"import (read, parse, match, settle, write, commit), median  {median:6.2f} s  "
           f"{plan.entries / median:8.0f} entries/s")

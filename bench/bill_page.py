@@ -311,7 +311,7 @@ def parse_wrk(output: str, expect_error_status: bool) -> Load:
         p50_ms=_duration_ms(find(r"^\s+50%\s+(\S+)")),
         p99_ms=_duration_ms(find(r"^\s+99%\s+(\S+)")),
         unexpected=requests - bad if expect_error_status else bad,
-        socket_errors=dict(zip(SOCKET_ERRORS, map(int, errors.groups())))
+        socket_errors=dict(zip(SOCKET_ERRORS, map(int, errors.groups()), strict=True))
         if errors else {},
     )
 
@@ -456,7 +456,8 @@ def print_profile(app, data: BenchData, requests: int) -> None:
         client.get(path)
     profiler.disable()
     elapsed = time.perf_counter() - start
-    print(f"\n{requests} in-process requests to /b/<id> 10-line: {elapsed / requests * 1000:.2f} ms each under cProfile")
+    print(f"\n{requests} in-process requests to /b/<id> 10-line: {elapsed / requests * 1000:.2f} ms each "
+          "under cProfile")
     stats = pstats.Stats(profiler, stream=sys.stdout).strip_dirs()
     stats.sort_stats("cumulative").print_stats(30)
     stats.sort_stats("tottime").print_stats(20)

@@ -740,7 +740,8 @@ def run(args, workdir: Path) -> None:
         print(f"\nApplied afterwards by {args.appliers} `flask payments apply-events` workers (each event in its own"
               " transaction: attempt, settlement, ledger, receipt)")
         print(f"  {applied.events} events in {applied.seconds:.2f} s: {applied.rate:.0f} events/s,"
-              f" {applied.per_event_ms(applied.app_cpu):.2f} ms worker CPU per event; outcomes {dict(applied.outcomes)}")
+              f" {applied.per_event_ms(applied.app_cpu):.2f} ms worker CPU per event;"
+              f" outcomes {dict(applied.outcomes)}")
     print(f"\nWrites during the duplicate phase ({len(duplicates)} duplicates; pg_stat_* read with the app's"
           " connections ended, so every backend has reported)")
     print_writes(delta, len(duplicates), background, duplicate_load.seconds, per_unique, unique.events, records)

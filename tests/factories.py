@@ -13,12 +13,12 @@ from app.models import utcnow
 _seq = itertools.count(1)
 
 CREDITORS = {
-    "NO": dict(country="NO", default_locale="nb", currency="NOK", reference_scheme="kid_mod10",
-               bank_account_no="15032080119", name="Fjordkraft Test AS", org_number="987 654 321"),
-    "DE": dict(country="DE", default_locale="de", currency="EUR", reference_scheme="rf",
-               iban="DE89370400440532013000", bic="COBADEFFXXX", name="Stadtwerke Test GmbH"),
-    "IE": dict(country="IE", default_locale="en", currency="EUR", reference_scheme="rf",
-               iban="IE29AIBK93115212345678", bic="AIBKIE2D", name="Shamrock Telecom Ltd"),
+    "NO": {"country": "NO", "default_locale": "nb", "currency": "NOK", "reference_scheme": "kid_mod10",
+           "bank_account_no": "15032080119", "name": "Fjordkraft Test AS", "org_number": "987 654 321"},
+    "DE": {"country": "DE", "default_locale": "de", "currency": "EUR", "reference_scheme": "rf",
+           "iban": "DE89370400440532013000", "bic": "COBADEFFXXX", "name": "Stadtwerke Test GmbH"},
+    "IE": {"country": "IE", "default_locale": "en", "currency": "EUR", "reference_scheme": "rf",
+           "iban": "IE29AIBK93115212345678", "bic": "AIBKIE2D", "name": "Shamrock Telecom Ltd"},
 }
 
 

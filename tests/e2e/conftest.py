@@ -93,7 +93,8 @@ class LiveServer:
 @pytest.fixture(scope="session", autouse=True)
 def _chromium_installed() -> None:
     if not CHROMIUM.exists():
-        pytest.skip(f"end-to-end tests need Chromium at {CHROMIUM} (Debian package 'chromium'; `make test` installs it)")
+        pytest.skip(f"end-to-end tests need Chromium at {CHROMIUM} "
+                    "(Debian package 'chromium'; `make test` installs it)")
 
 
 def _create_live_app(tmp: Path) -> Flask:

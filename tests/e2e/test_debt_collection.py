@@ -28,7 +28,7 @@ def today_for(country):
 
 @pytest.mark.parametrize("viewport", ["desktop", "mobile"])
 def test_the_bill_page_through_hand_off_acknowledgement_and_recall(live_server, open_page, viewport):
-    link, invoice_id, slug = new_bill(live_server, "NO", default_locale="en")
+    link, invoice_id, _slug = new_bill(live_server, "NO", default_locale="en")
     app = live_server.app
     with app.test_request_context():
         invoice = db.session.get(Invoice, invoice_id)

@@ -203,7 +203,7 @@ def norwegian_account() -> str:
     """A random valid Norwegian account number (MOD11), so the bank file names this creditor only."""
     while True:
         base = [random.randint(0, 9) for _ in range(10)]
-        check = 11 - sum(d * w for d, w in zip(base, (5, 4, 3, 2, 7, 6, 5, 4, 3, 2))) % 11
+        check = 11 - sum(d * w for d, w in zip(base, (5, 4, 3, 2, 7, 6, 5, 4, 3, 2), strict=True)) % 11
         if check < 10:
             return "".join(map(str, base)) + str(check % 11)
 

@@ -24,7 +24,7 @@ from tests.e2e.flows import PDF, checked, deliver, t
 from tests.e2e.test_payments import new_bill
 
 CASES = [("en", "mobile"), ("nb", "mobile"), ("de", "mobile"), ("en", "desktop")]
-RULES = dict(deferral_fee=4900, plan_fee=9900, plan_interest_bp=1200, plan_min_instalment=5000)
+RULES = {"deferral_fee": 4900, "plan_fee": 9900, "plan_interest_bp": 1200, "plan_min_instalment": 5000}
 
 
 
@@ -49,8 +49,8 @@ def state(live_server, invoice_id: int):
     with live_server.app.test_request_context():
         invoice = db.session.get(Invoice, invoice_id)
         today = local_today(invoice.creditor.country, utcnow())
-        found = (invoice.status, invoice.due_date, invoice.total, [(r.kind, r.status) for r in resolutions_for(invoice_id)],
-                 dunning_for(invoice, today))
+        found = (invoice.status, invoice.due_date, invoice.total,
+                 [(r.kind, r.status) for r in resolutions_for(invoice_id)], dunning_for(invoice, today))
         db.session.remove()
     return found
 
@@ -80,7 +80,7 @@ def test_promise_to_pay(live_server, open_page, locale, viewport):
     page.get_by_role("button", name=t(live_server.app, locale, "Confirm my promise")).click()
     expect(page.locator("h1")).to_have_text(t(live_server.app, locale, "Your promise to pay"))
     checked(page, f"promise page ({locale}, {viewport})")
-    status, _due, _total, resolutions, dunning = state(live_server, invoice_id)
+    _status, _due, _total, resolutions, dunning = state(live_server, invoice_id)
     assert resolutions == [("promise", "active")] and dunning.reason == "promise"
     assert dunning.until == promised + timedelta(days=3)
     with page.expect_download() as download:
@@ -170,7 +170,8 @@ def test_dispute(live_server, open_page, locale, viewport, tmp_path):
     status, _due, _total, resolutions, dunning = state(live_server, invoice_id)
     assert (status, resolutions, dunning.reason) == ("disputed", [("dispute", "open")], "dispute")
     page.get_by_role("link", name=t(live_server.app, locale, "Back to the bill")).first.click()
-    expect(page.get_by_text(t(live_server.app, locale, "The part of the bill you do not dispute: %(amount)s.", amount="")[:30])).to_be_visible()
+    undisputed = t(live_server.app, locale, "The part of the bill you do not dispute: %(amount)s.", amount="")
+    expect(page.get_by_text(undisputed[:30])).to_be_visible()
     checked(page, f"bill with a dispute ({locale}, {viewport})")
     mails = deliver(live_server, invoice_id)
     assert sorted(m["To"] for m in mails) == ["help@example.test", "kari@example.test"]

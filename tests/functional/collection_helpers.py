@@ -39,10 +39,11 @@ def overdue(app, creditor, *, days_overdue: int = 30, final_days_ago: int | None
     """A bill due `days_overdue` days ago, with a final reminder `final_days_ago` days ago (None: none)."""
     today = local_today(creditor.country, utcnow())
     with app.test_request_context():
-        invoice = make_invoice(creditor, lines=lines, issue_date=(today - timedelta(days=days_overdue + 14)).isoformat(),
+        invoice = make_invoice(creditor, lines=lines,
+                               issue_date=(today - timedelta(days=days_overdue + 14)).isoformat(),
                                due_date=(today - timedelta(days=days_overdue)).isoformat(), **fields)
-        record_reminder(invoice, channel="sms", sent_at=utcnow() - timedelta(days=max(days_overdue - 5, 0)), final=False,
-                        actor="api")
+        record_reminder(invoice, channel="sms", sent_at=utcnow() - timedelta(days=max(days_overdue - 5, 0)),
+                        final=False, actor="api")
         if final_days_ago is not None:
             record_reminder(invoice, channel="letter", sent_at=utcnow() - timedelta(days=final_days_ago), final=True,
                             actor="api")

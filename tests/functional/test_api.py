@@ -82,7 +82,7 @@ def test_create_answers_201_with_the_invoice(client, session):
 
 
 def test_repeating_the_same_request_answers_200_with_the_same_invoice(client, session):
-    creditor, headers = api_creditor("NO")
+    _creditor, headers = api_creditor("NO")
     payload = invoice_payload("NOK", lines=2, number="2026-2")
     first = create(client, headers, payload)
     before = counts()
@@ -108,7 +108,7 @@ def test_same_number_with_other_content_answers_409_and_changes_nothing(client, 
 
 
 def test_a_reference_already_used_answers_422_and_writes_no_customer(client, session):
-    creditor, headers = api_creditor("DE")
+    _creditor, headers = api_creditor("DE")
     first = create(client, headers, invoice_payload("EUR", number="A-1", payment_reference="RF18539007547034"))
     assert first.status_code == 201, first.text
     before = counts()
@@ -163,7 +163,7 @@ def test_unknown_number_answers_404(client, session):
 
 
 def test_links_open_the_bill_until_revoked(client, app, session):
-    creditor, headers = api_creditor("NO")
+    _creditor, headers = api_creditor("NO")
     create(client, headers, invoice_payload("NOK", number="2026-5"))
     response = client.post(f"{API}/invoices/2026-5/links", json={"channel": "sms", "ttl_days": 7}, headers=headers)
     assert response.status_code == 201, response.text
@@ -232,7 +232,7 @@ def test_no_link_for_a_closed_invoice(client, session):
 
 
 def test_cancel_with_a_reason_then_again_is_409(client, session):
-    creditor, headers = api_creditor("NO")
+    _creditor, headers = api_creditor("NO")
     create(client, headers, invoice_payload("NOK", number="2026-9"))
     response = client.post(f"{API}/invoices/2026-9/cancel", json={"reason": "Sent in error"}, headers=headers)
     assert response.status_code == 200, response.text
@@ -333,7 +333,7 @@ def _api_requests(app):
     ],
 )
 def test_every_route_but_the_document_needs_a_valid_key(client, app, session, authorization, challenge):
-    creditor, _headers = api_creditor("NO")
+    _creditor, _headers = api_creditor("NO")
     headers = {"Authorization": authorization} if authorization else {}
     before = counts()
     requests = list(_api_requests(app))

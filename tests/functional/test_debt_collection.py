@@ -246,7 +246,8 @@ def test_the_partner_acknowledges_reports_a_payment_and_the_bill_settles_with_ea
 
     listed = api(client, partner, "GET", "/cases")
     assert [c["case_id"] for c in listed.json["cases"]] == [case_id]
-    assert api(client, partner, "POST", f"/cases/{case_id}/ack", {"reference": "NC-77"}).json["status"] == "acknowledged"
+    acknowledged = api(client, partner, "POST", f"/cases/{case_id}/ack", {"reference": "NC-77"})
+    assert acknowledged.json["status"] == "acknowledged"
     assert api(client, partner, "GET", "/cases").json["cases"] == []  # not new any more
     assert "NC-77" in customer.get(bill, headers=EN).text
 

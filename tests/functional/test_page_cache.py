@@ -23,7 +23,7 @@ def test_each_response_has_its_own_nonce_matching_its_csp(client, app, session):
     first, second = client.get(url), client.get(url)
     nonces = [set(NONCE.findall(page.text)) for page in (first, second)]
     assert all(len(n) == 1 for n in nonces) and nonces[0] != nonces[1]
-    for page, (nonce,) in zip((first, second), nonces):
+    for page, (nonce,) in zip((first, second), nonces, strict=True):
         assert f"'nonce-{nonce}'" in page.headers["Content-Security-Policy"]
     with app.app_context():
         stand_in = get_page_cache().nonce_stand_in

@@ -38,12 +38,14 @@ def test_pay_with_the_simulator_end_to_end(client, app, session):
     assert hosted.startswith("/simulator/sim_")
     back = choose(client, hosted, "succeed")
     assert back.status_code == 303 and "/paid/" in back.headers["Location"]
-    result = client.get(back.headers["Location"].replace(app.config["PORTAL_BASE_URL"], ""), headers={"Accept-Language": "en"})
+    result = client.get(back.headers["Location"].replace(app.config["PORTAL_BASE_URL"], ""),
+                        headers={"Accept-Language": "en"})
     assert result.status_code == 200 and "received your payment" in result.text
     assert invoice.status == InvoiceStatus.PAID and invoice.balance == 0
     # the notification and the return page both said "succeeded": one payment
     assert db.session.scalar(select(func.count(Payment.id)).where(Payment.invoice_id == invoice.id)) == 1
-    assert db.session.scalar(select(WebhookEvent.outcome).where(WebhookEvent.provider_ref == hosted.rsplit("/", 1)[1])) in ("applied", "unchanged")
+    outcome = select(WebhookEvent.outcome).where(WebhookEvent.provider_ref == hosted.rsplit("/", 1)[1])
+    assert db.session.scalar(outcome) in ("applied", "unchanged")
     page = client.get(url, headers={"Accept-Language": "en"})
     assert "Pay now" not in page.text
 
@@ -61,7 +63,8 @@ def test_declined_then_paid(client, app, session):
     url = open_bill(client, app, invoice)
     hosted = start(client, url).headers["Location"].replace(app.config["PORTAL_BASE_URL"], "")
     back = choose(client, hosted, "decline")
-    result = client.get(back.headers["Location"].replace(app.config["PORTAL_BASE_URL"], ""), headers={"Accept-Language": "en"})
+    result = client.get(back.headers["Location"].replace(app.config["PORTAL_BASE_URL"], ""),
+                        headers={"Accept-Language": "en"})
     assert "not completed" in result.text and invoice.status == InvoiceStatus.OPEN
     again = start(client, url).headers["Location"].replace(app.config["PORTAL_BASE_URL"], "")
     assert again != hosted  # a failed attempt is not reused
@@ -86,18 +89,21 @@ def test_webhook_signature_is_verified(client, app, session):
     hosted = start(client, url).headers["Location"]
     ref = hosted.rsplit("/", 1)[1]
     body = json.dumps({"id": "evt_forged", "type": "payment.succeeded", "created": int(time.time()),
-                       "data": {"ref": ref, "status": "succeeded", "amount": invoice.balance, "currency": "NOK"}}).encode()
+                       "data": {"ref": ref, "status": "succeeded", "amount": invoice.balance,
+                                "currency": "NOK"}}).encode()
     endpoint = f"/webhooks/simulator/{creditor.slug}"
     with app.app_context():
         secret = simulator_secret(creditor)
-    for headers in ({}, {SIGNATURE_HEADER: sign("wrong-secret", body)}, {SIGNATURE_HEADER: sign(secret, body, int(time.time()) - 600)},
+    for headers in ({}, {SIGNATURE_HEADER: sign("wrong-secret", body)},
+                    {SIGNATURE_HEADER: sign(secret, body, int(time.time()) - 600)},
                     {SIGNATURE_HEADER: sign(secret, body + b" ")}):
         answer = client.post(endpoint, data=body, headers={"Content-Type": "application/json", **headers})
         assert answer.status_code == 400
     assert invoice.status == InvoiceStatus.OPEN
-    good = client.post(endpoint, data=body, headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body)})
+    signed = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body)}
+    good = client.post(endpoint, data=body, headers=signed)
     assert good.status_code == 200 and good.json["outcomes"] == ["applied"]
-    again = client.post(endpoint, data=body, headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body)})
+    again = client.post(endpoint, data=body, headers=signed)
     assert again.status_code == 200 and again.json["outcomes"] == ["duplicate"]
     assert invoice.status == InvoiceStatus.PAID
     assert client.post("/webhooks/simulator/no-such-creditor", data=body).status_code == 404

@@ -110,7 +110,8 @@ def test_cancelled_invoice_link_is_neutral(client, app, session):
 def test_overdue_with_fees_explained(client, app, session):
     creditor = make_creditor("IE")
     today = creditor_today("IE")
-    payload = invoice_payload("EUR", today=today, issue_date=(today - timedelta(days=40)).isoformat(), due_date=(today - timedelta(days=12)).isoformat())
+    payload = invoice_payload("EUR", today=today, issue_date=(today - timedelta(days=40)).isoformat(),
+                              due_date=(today - timedelta(days=12)).isoformat())
     payload["lines"] += [
         {"kind": "reminder_fee", "description": "Reminder fee", "unit_price": 1000, "vat_rate": 0},
         {"kind": "interest", "description": "Late-payment interest", "unit_price": 87, "vat_rate": 0,

@@ -25,7 +25,8 @@ from tests.support.adyen_server import AdyenServer
 from tests.support.localstripe_server import LocalStripe
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-STRIPE = {"secret_key": "sk_test_" + "f" * 24, "publishable_key": "pk_test_" + "f" * 24, "webhook_secret": "whsec_" + "f" * 32}
+STRIPE = {"secret_key": "sk_test_" + "f" * 24, "publishable_key": "pk_test_" + "f" * 24,
+          "webhook_secret": "whsec_" + "f" * 32}
 ADYEN_KEY, ADYEN_HMAC = "functional_api_key", "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"
 EN = {"Accept-Language": "en"}
 

@@ -46,7 +46,7 @@ def count(model=Resolution) -> int:
 
 
 def test_the_bill_page_offers_every_option_and_links_to_each_form(client, bill):
-    invoice, url = bill
+    _invoice, url = bill
     page = client.get(url, headers=EN)
     for path in ("/promise", "/more-time", "/instalments", "/dispute", "/contact"):
         assert f'href="{url}{path}"' in page.text
@@ -80,8 +80,8 @@ def test_promise_asks_to_confirm_then_records_once_and_pauses(client, bill):
 def test_a_promised_date_out_of_range_is_an_error_next_to_the_field(client, bill, offset, lang, words):
     invoice, url = bill
     _page, fields = form_of(client, f"{url}/promise?lang={lang}", headers={})
-    answer = client.post(f"{url}/promise", data={**fields, "date": (today(invoice) + timedelta(days=offset)).isoformat(),
-                                                  "confirm": "yes"})
+    promised = (today(invoice) + timedelta(days=offset)).isoformat()
+    answer = client.post(f"{url}/promise", data={**fields, "date": promised, "confirm": "yes"})
     assert answer.status_code == 422
     assert 'id="date-error"' in answer.text and words in answer.text and 'aria-invalid="true"' in answer.text
     assert count() == 0
@@ -147,7 +147,7 @@ def test_instalments_show_the_schedule_before_accepting_and_each_is_payable(clie
 
 
 def test_a_plan_that_is_not_offered_is_refused(client, bill):
-    invoice, url = bill
+    _invoice, url = bill
     _page, fields = form_of(client, f"{url}/instalments")
     answer = client.post(f"{url}/instalments", data={**fields, "months": "60", "confirm": "yes"}, headers=EN)
     assert answer.status_code == 422 and "Please choose one of the plans." in answer.text and count() == 0
@@ -182,7 +182,7 @@ def test_an_executable_renamed_pdf_is_refused_next_to_the_field(client, bill):
 
 
 def test_a_6_mb_upload_is_refused_next_to_the_field(client, bill):
-    invoice, url = bill
+    _invoice, url = bill
     _page, fields = form_of(client, f"{url}/dispute")
     big = PDF[:-7] + b"\0" * (6 * 1024 * 1024) + b"%%EOF\n"
     answer = client.post(f"{url}/dispute", data={
@@ -206,7 +206,7 @@ def test_a_paid_bill_cannot_be_disputed(client, app, bill):
 
 
 def test_script_in_a_dispute_message_is_shown_as_text(client, bill):
-    invoice, url = bill
+    _invoice, url = bill
     _page, fields = form_of(client, f"{url}/dispute")
     done = client.post(f"{url}/dispute", data={**fields, "scope": "invoice", "reason": "other",
                                                 "message": "<script>alert(1)</script>"})
@@ -227,7 +227,7 @@ def test_another_bills_resolution_is_the_neutral_page(client, app, bill):
 
 
 def test_posts_are_rate_limited(client, app, bill):
-    invoice, url = bill
+    _invoice, url = bill
     app.config["SELF_SERVICE_RATE_LIMIT"] = "2 per minute"
     try:
         _page, fields = form_of(client, f"{url}/promise")

@@ -32,7 +32,8 @@ def start(client, app, invoice):
 
 @pytest.mark.parametrize(
     ("mode", "answer"),
-    [("postcode", " 0150 "), ("customer_number", "c-1"), ("date_of_birth", "31.12.1980"), ("date_of_birth", "1980-12-31")],
+    [("postcode", " 0150 "), ("customer_number", "c-1"), ("date_of_birth", "31.12.1980"),
+     ("date_of_birth", "1980-12-31")],
 )
 def test_correct_answer_shows_the_bill(client, app, guarded, mode, answer):
     invoice = guarded(mode)

@@ -127,7 +127,8 @@ ERRORS = {
     "message": ({"message": " "}, {
         "en": "Please write your message.", "nb": "Skriv meldingen din.", "de": "Bitte schreiben Sie Ihre Nachricht."}),
     "topic": ({"topic": ""}, {
-        "en": "Please choose what it is about.", "nb": "Velg hva det gjelder.", "de": "Bitte wählen Sie, worum es geht."}),
+        "en": "Please choose what it is about.", "nb": "Velg hva det gjelder.",
+        "de": "Bitte wählen Sie, worum es geht."}),
     "email": ({"email": "kari@"}, {
         "en": "Please enter a valid e-mail address, such as name@example.com.",
         "nb": "Skriv inn en gyldig e-postadresse, for eksempel navn@eksempel.no.",
@@ -135,7 +136,8 @@ ERRORS = {
     "phone": ({"contact_method": "phone", "phone": "", "callback_date": "", "callback_window": "morning"}, {
         "en": "Please enter the number we should call.", "nb": "Skriv inn nummeret vi skal ringe.",
         "de": "Bitte geben Sie die Nummer ein, unter der wir Sie anrufen sollen."}),
-    "callback_date": ({"contact_method": "phone", "callback_date": (creditor_today("NO") + timedelta(days=15)).isoformat(),
+    "callback_date": ({"contact_method": "phone",
+                       "callback_date": (creditor_today("NO") + timedelta(days=15)).isoformat(),
                        "callback_window": "morning"}, {
         "en": "Please choose a day within the next 14 days.", "nb": "Velg en dag innen de neste 14 dagene.",
         "de": "Bitte wählen Sie einen Tag innerhalb der nächsten 14 Tage."}),

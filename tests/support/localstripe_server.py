@@ -43,7 +43,7 @@ class LocalStripe:
         self.startup_timeout = startup_timeout
         self.api_base = ""
         self._process: subprocess.Popen[bytes] | None = None
-        self._log = tempfile.TemporaryFile()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115  the server's stderr while it runs; stop() closes it
 
     def start(self) -> str:
         """Launch the server, wait until it answers an API call, and return its base URL."""
@@ -289,7 +289,8 @@ def _checkout_middleware() -> Callable[..., Awaitable[Any]]:
         if data.get("mode") != "payment" or not items or not data.get("success_url"):
             raise UserError(400, "mode=payment, line_items and success_url are required")
         prices = [item["price_data"] for item in items]
-        amount = sum(int(p["unit_amount"]) * int(item.get("quantity", 1)) for p, item in zip(prices, items))
+        amount = sum(int(price["unit_amount"]) * int(item.get("quantity", 1))
+                     for price, item in zip(prices, items, strict=True))
         intent_data = data.get("payment_intent_data") or {}
         intent = resources.PaymentIntent._api_create(
             amount=amount, currency=prices[0]["currency"], metadata=intent_data.get("metadata"),
@@ -340,7 +341,8 @@ def _checkout_middleware() -> Callable[..., Awaitable[Any]]:
         if not path.startswith("/v1/checkout/sessions"):
             return await handler(request)
         if not request.headers.get("Authorization", "").startswith("Bearer sk_"):
-            return web.json_response({"error": {"type": "invalid_request_error", "message": "Unauthorized"}}, status=401)
+            refused = {"error": {"type": "invalid_request_error", "message": "Unauthorized"}}
+            return web.json_response(refused, status=401)
         parts = path.split("/")[4:]  # after /v1/checkout/sessions
         try:
             if request.method == "POST" and not parts:

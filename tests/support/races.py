@@ -11,8 +11,8 @@ from flask import Flask
 from app import create_app
 from app.extensions import db
 
-COPIED_SETTINGS = ("TESTING", "PORTAL_ENV", "SECRET_KEY", "LINK_SIGNING_KEYS", "DATA_ENCRYPTION_KEYS", "SQLALCHEMY_DATABASE_URI",
-                   "PORTAL_BASE_URL", "RATELIMIT_STORAGE_URI", "SERVER_NAME")
+COPIED_SETTINGS = ("TESTING", "PORTAL_ENV", "SECRET_KEY", "LINK_SIGNING_KEYS", "DATA_ENCRYPTION_KEYS",
+                   "SQLALCHEMY_DATABASE_URI", "PORTAL_BASE_URL", "RATELIMIT_STORAGE_URI", "SERVER_NAME")
 
 
 def racing_app(app: Flask, connections: int) -> Iterator[Flask]:

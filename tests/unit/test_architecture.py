@@ -10,6 +10,7 @@ modules the blueprints share sit in the web layer with the web halves.
 from __future__ import annotations
 
 import ast
+import itertools
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,7 +166,7 @@ def test_no_circle_between_packages():
     described = []
     for circle in circles:
         path = shortest_cycle(edges, set(circle))
-        arrows = [_where(witness[(a, b)]) for a, b in zip(path, path[1:])]
+        arrows = [_where(witness[(a, b)]) for a, b in itertools.pairwise(path)]
         described.append(" -> ".join(f"{p}.{h}" for p, h in path) + "\n    " + "\n    ".join(arrows))
     assert not circles, "import circles (one shortest round each):\n  " + "\n  ".join(described)
 

@@ -16,8 +16,8 @@ from tests.factories import make_creditor
 
 
 def base(**kw):
-    fields = dict(slug="acme", name="Acme", country="no", default_locale="nb", currency="nok",
-                  reference_scheme="kid_mod11", bank_account_no="1503 20 80119")
+    fields = {"slug": "acme", "name": "Acme", "country": "no", "default_locale": "nb", "currency": "nok",
+              "reference_scheme": "kid_mod11", "bank_account_no": "1503 20 80119"}
     fields.update(kw)
     return CreditorInput(**fields)
 
@@ -32,8 +32,9 @@ def test_every_problem_is_reported_and_nothing_written(session):
         create_creditor(base(slug="A!", country="Norway", default_locale="fr", currency="XXQ", iban="DE00 1234",
                              bic="nope", bank_account_no="12345678901", brand_primary="red", support_email="x@",
                              support_phone="12345", reference_scheme="ocr", step_up_mode="face"))
-    assert set(info.value.errors) >= {"slug", "country", "default_locale", "currency", "iban", "bic", "bank_account_no",
-                                      "brand_primary", "support_email", "support_phone", "reference_scheme", "step_up_mode"}
+    assert set(info.value.errors) >= {"slug", "country", "default_locale", "currency", "iban", "bic",
+                                      "bank_account_no", "brand_primary", "support_email", "support_phone",
+                                      "reference_scheme", "step_up_mode"}
     assert session.scalar(select(func.count()).select_from(Creditor)) == 0
 
 

@@ -16,8 +16,8 @@ def test_import_creates_invoice_customer_lines_and_reference(session):
     creditor = make_creditor("NO")
     invoice, created = import_invoice(creditor, invoice_payload("NOK", lines=3, number="20260001"), actor="test")
     assert created
-    assert len(invoice.lines) == 3 and [l.position for l in invoice.lines] == [1, 2, 3]
-    assert invoice.total == sum(l.gross for l in invoice.lines)
+    assert len(invoice.lines) == 3 and [line.position for line in invoice.lines] == [1, 2, 3]
+    assert invoice.total == sum(line.gross for line in invoice.lines)
     assert invoice.subtotal + invoice.vat_total == invoice.total
     assert invoice.payment_reference.startswith("20260001")
     assert is_valid_reference("kid_mod10", invoice.payment_reference)
@@ -91,7 +91,8 @@ def test_reference_taken_by_another_invoice(session):
 def test_rounding_of_fractional_quantities(session):
     creditor = make_creditor("NO")
     payload = invoice_payload("NOK")
-    payload["lines"] = [{"description": "Energy", "quantity": "523.417", "unit": "kWh", "unit_price": 129, "vat_rate": 2500}]
+    payload["lines"] = [{"description": "Energy", "quantity": "523.417", "unit": "kWh", "unit_price": 129,
+                         "vat_rate": 2500}]
     # 523.417 * 129 = 67520.793 -> 67521; VAT 25 % = 16880.25 -> 16880
     payload["total"] = 67521 + 16880
     invoice, _ = import_invoice(creditor, payload, actor="test")

@@ -32,7 +32,10 @@ def test_kid_mod11_remainder_cases():
     # a base whose weighted sum is a multiple of 11 gets 0
     assert kid_mod11_check_digit("0") == "0"
     # find a base that gives check value 10 and expect '-'
-    base = next(str(n) for n in range(1, 1000) if (11 - sum(int(d) * (2 + i % 6) for i, d in enumerate(reversed(str(n)))) % 11) == 10)
+    def check_value(n: int) -> int:  # MOD11: weights 2..7 from the right
+        return 11 - sum(int(d) * (2 + i % 6) for i, d in enumerate(reversed(str(n)))) % 11
+
+    base = next(str(n) for n in range(1, 1000) if check_value(n) == 10)
     assert kid_mod11_check_digit(base) == "-"
     assert is_valid_reference("kid_mod11", base + "-")
 
@@ -51,7 +54,9 @@ def test_rf_accepts_letters_and_strips_separators():
     assert is_valid_reference("rf", ref)
 
 
-@pytest.mark.parametrize(("scheme", "base"), [("kid_mod10", "12a"), ("kid_mod10", ""), ("kid_mod10", "1" * 25), ("rf", "x" * 22), ("rf", "--"), ("xyz", "1")])
+@pytest.mark.parametrize(("scheme", "base"), [
+    ("kid_mod10", "12a"), ("kid_mod10", ""), ("kid_mod10", "1" * 25), ("rf", "x" * 22), ("rf", "--"), ("xyz", "1"),
+])
 def test_bad_bases_are_refused(scheme, base):
     with pytest.raises(ReferenceError):
         make_reference(scheme, base)

@@ -19,7 +19,8 @@ def test_set_cookie_header_is_werkzeugs(secure):
     app = make_app(secure)
     interface = app.session_interface
     with app.test_request_context("/"):
-        session = interface.session_class({"grants": {"aB3-_x": {"l": 12, "t": 1763890000, "v": False}}, "locale": "nb"})
+        session = interface.session_class({"grants": {"aB3-_x": {"l": 12, "t": 1763890000, "v": False}},
+                                           "locale": "nb"})
         session.modified = True
         ours = Response()
         interface.save_session(app, session, ours)

@@ -35,12 +35,17 @@ def test_every_message_is_translated(locale):
         if not message.id:
             continue
         translated = catalog.get(message.id)
-        if translated is None or not all(translated.string if isinstance(translated.string, tuple) else [translated.string]):
+        if translated is None or not all(_forms(translated.string)):
             missing.append(message.id)
         elif translated.fuzzy:
             fuzzy.append(message.id)
     assert not missing, f"{locale}: {len(missing)} untranslated, e.g. {missing[:5]}"
     assert not fuzzy, f"{locale}: fuzzy translations to review: {fuzzy[:5]}"
+
+
+def _forms(string: str | tuple[str, ...]) -> tuple[str, ...]:
+    """A translation's forms: a plural's each, or the one string."""
+    return string if isinstance(string, tuple) else (string,)
 
 
 def test_placeholders_survive_translation():

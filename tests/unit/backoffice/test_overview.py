@@ -257,7 +257,7 @@ def test_a_fixed_number_of_statements_whatever_the_data(app, creditor, tmp_path)
 
     assert len(few) == len(many) == 3
     both = lambda totals: (totals.links_opened, totals.payments, totals.disputes)  # noqa: E731
-    assert tuple(a + b for a, b in zip(both(large.totals), both(large.previous))) == (5001, 1001, 201)
+    assert tuple(a + b for a, b in zip(both(large.totals), both(large.previous), strict=True)) == (5001, 1001, 201)
     assert sum(d.links_opened for d in large.series) == large.totals.links_opened > 2000
     assert large.median_days_to_payment is not None  # the bulk payments follow invoices[0]'s link
 
@@ -389,7 +389,7 @@ def test_ids_are_unique_per_chart():
     ids = [[el.get("id") for el in root.iter() if el.get("id")] for root in (first, second, again)]
     assert all(len(found) == len(set(found)) == 2 for found in ids)
     assert len(set().union(*ids)) == 6
-    for root, found in zip((first, second, again), ids):
+    for root, found in zip((first, second, again), ids, strict=True):
         assert root.get("aria-labelledby").split() == found
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from standardwebhooks import Webhook
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from app.debt_collection.partners import MIN_SECRET_BYTES, check_secret, new_signing_secret
 from app.errors import InvalidData
@@ -66,7 +66,7 @@ def test_the_headers_verify_with_either_live_secret_and_the_id_is_stable():
     assert "case_1" not in headers["webhook-id"] and headers["Idempotency-Key"] == "k"
     for secret in (old, new):
         assert Webhook(secret).verify(request.body, headers) == {"type": "case.created"}
-    with pytest.raises(Exception):
+    with pytest.raises(WebhookVerificationError):
         Webhook(new_signing_secret()).verify(request.body, headers)
 
 

@@ -5,8 +5,8 @@ import pytest
 from app.config import ConfigError, load_config
 
 STRONG = "s" * 40
-PRODUCTION = {"PORTAL_ENV": "production", "SECRET_KEY": STRONG, "LINK_SIGNING_KEYS": STRONG, "DATA_ENCRYPTION_KEYS": STRONG,
-              "PORTAL_BASE_URL": "https://pay.example.com"}
+PRODUCTION = {"PORTAL_ENV": "production", "SECRET_KEY": STRONG, "LINK_SIGNING_KEYS": STRONG,
+              "DATA_ENCRYPTION_KEYS": STRONG, "PORTAL_BASE_URL": "https://pay.example.com"}
 
 
 def test_defaults(tmp_path):

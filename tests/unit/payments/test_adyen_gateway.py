@@ -30,15 +30,15 @@ def gateway(server: AdyenServer, flow: str = "session", api_key: str = API_KEY, 
 
 
 def checkout_request(**overrides) -> CheckoutRequest:
-    fields = dict(
-        attempt_ref="att_7QK2M9", amount=125050, currency="NOK", invoice_number="2026-10001",
-        payment_reference="1234567890128", description="2026-10001 · Fjordlys Energi AS",
-        payer=Party(name="Kari Nordmann", email="kari@example.no", phone="+4791234567", country="NO"),
-        methods=("card", "vipps", "klarna", "bank_transfer"), locale="nb",
-        return_url="https://portal.example/pay/return/att_7QK2M9", cancel_url="https://portal.example/b/x",
-        idempotency_key="attempt-att_7QK2M9",
-        metadata={"invoice_number": "2026-10001", "payment_reference": "1234567890128"},
-    )
+    fields = {
+        "attempt_ref": "att_7QK2M9", "amount": 125050, "currency": "NOK", "invoice_number": "2026-10001",
+        "payment_reference": "1234567890128", "description": "2026-10001 · Fjordlys Energi AS",
+        "payer": Party(name="Kari Nordmann", email="kari@example.no", phone="+4791234567", country="NO"),
+        "methods": ("card", "vipps", "klarna", "bank_transfer"), "locale": "nb",
+        "return_url": "https://portal.example/pay/return/att_7QK2M9", "cancel_url": "https://portal.example/b/x",
+        "idempotency_key": "attempt-att_7QK2M9",
+        "metadata": {"invoice_number": "2026-10001", "payment_reference": "1234567890128"},
+    }
     return CheckoutRequest(**{**fields, **overrides})
 
 

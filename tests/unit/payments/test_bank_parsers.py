@@ -216,7 +216,7 @@ class TestOcrGiro:
 
     def test_incomplete_file_is_refused(self):
         lines = ocr_giro("15032080119", [OcrPayment(100, "1234567", serial=1)]).decode().splitlines()
-        for broken in (lines[:-1], lines[:2] + lines[4:], [lines[0][:70]] + lines[1:]):
+        for broken in (lines[:-1], lines[:2] + lines[4:], [lines[0][:70], *lines[1:]]):
             with pytest.raises(BankFileError):
                 parse_bank_file("\n".join(broken).encode())
 

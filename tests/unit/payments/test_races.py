@@ -359,7 +359,7 @@ def deliver_in_parallel(
                 else:
                     outcomes[f"http {answer.status_code}"] += 1
 
-    results, errors = race([worker] * workers, timeout=300)
+    _results, errors = race([worker] * workers, timeout=300)
     assert errors == []
     return outcomes, retried
 

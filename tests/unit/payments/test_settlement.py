@@ -105,7 +105,8 @@ class TestSettlement:
         apply_status(first, succeeded(first), actor="t")
         assert second.status == PaymentStatus.CANCELLED  # other attempts stop when the invoice is paid
         apply_status(second, succeeded(second), actor="t")  # the customer paid in another tab anyway
-        payments = db.session.scalars(select(Payment).where(Payment.invoice_id == invoice.id).order_by(Payment.id)).all()
+        payments = db.session.scalars(
+            select(Payment).where(Payment.invoice_id == invoice.id).order_by(Payment.id)).all()
         assert [p.refund_due for p in payments] == [0, second.amount]
 
     def test_partial_payment_leaves_the_rest(self, invoice):
@@ -189,8 +190,8 @@ def test_parallel_settlements_make_one_payment(app):
                         "simulator", f"evt_par_{i % 4}", "payment.updated", ref, PaymentStatus.SUCCEEDED, amount=total,
                         currency="NOK")])
                 else:
-                    apply_status(attempt, GatewayStatus(ref, PaymentStatus.SUCCEEDED, amount_received=total, currency="NOK"),
-                                 actor="return_page")
+                    status = GatewayStatus(ref, PaymentStatus.SUCCEEDED, amount_received=total, currency="NOK")
+                    apply_status(attempt, status, actor="return_page")
                 db.session.commit()
         except Exception as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(repr(exc))
@@ -210,7 +211,8 @@ def test_parallel_settlements_make_one_payment(app):
             # a transaction that lost the race on the unique key may fail; none may double-settle
             assert len(payments) == 1 and payments[0].amount == total
             assert invoice.amount_paid == total and invoice.status == InvoiceStatus.PAID
-            assert all("IntegrityError" in e or "could not serialize" in e or "deadlock" in e.lower() for e in errors), errors
+            assert all("IntegrityError" in e or "could not serialize" in e or "deadlock" in e.lower()
+                       for e in errors), errors
     finally:
         with app.app_context(), db.engine.begin() as conn:
             conn.execute(delete(WebhookEvent).where(WebhookEvent.event_id.like("evt_par_%")))

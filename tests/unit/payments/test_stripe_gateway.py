@@ -462,7 +462,8 @@ def test_webhook_checkout_session_events(webhooks: StripeGateway) -> None:
                "payment_intent": "pi_9", "amount_total": 125000, "currency": "nok"}
     body = stripe_event("checkout.session.completed", session)
     [event] = webhooks.parse_webhook(body, sign(body))
-    assert (event.provider_ref, event.status, event.amount, event.payment_id) == ("cs_test_1", "succeeded", 125000, "pi_9")
+    assert (event.provider_ref, event.status, event.amount, event.payment_id) == (
+        "cs_test_1", "succeeded", 125000, "pi_9")
     delayed = stripe_event("checkout.session.completed", {**session, "payment_status": "unpaid"})
     assert webhooks.parse_webhook(delayed, sign(delayed))[0].status == PaymentStatus.PROCESSING
     later = stripe_event("checkout.session.async_payment_succeeded", session)

@@ -24,7 +24,8 @@ def creditor(ctx):
     creditor = make_creditor("NO")
     creditor.promise_max_days, creditor.grace_days = 14, 3
     creditor.deferral_max_days, creditor.deferral_max_count, creditor.deferral_fee = 14, 1, 5000
-    creditor.plan_max_months, creditor.plan_min_instalment, creditor.plan_fee, creditor.plan_interest_bp = 6, 10000, 9900, 1200
+    creditor.plan_max_months, creditor.plan_min_instalment = 6, 10000
+    creditor.plan_fee, creditor.plan_interest_bp = 9900, 1200
     return creditor
 
 

@@ -35,7 +35,8 @@ def test_a_promise_is_confirmed_in_the_customers_language_with_a_calendar_file(i
     assert ics.get_content_type() == "text/calendar" and ics.get_filename() == "promise-to-pay.ics"
     body = ics.get_content()
     body = body.decode() if isinstance(body, bytes) else body
-    assert f"UID:{promise.reference}@" in body and "DTSTART;VALUE=DATE:" + (TODAY + timedelta(days=7)).strftime("%Y%m%d") in body
+    start = "DTSTART;VALUE=DATE:" + (TODAY + timedelta(days=7)).strftime("%Y%m%d")
+    assert f"UID:{promise.reference}@" in body and start in body
     assert "https://pay.example.test/l/" in text_of(mail)  # a fresh link to the bill
 
 

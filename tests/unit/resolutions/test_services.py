@@ -60,7 +60,8 @@ def test_offers_follow_the_rules_and_stop_at_the_smallest_instalment(invoice):
         assert sum(amount for _day, amount in offer.schedule) == offer.total == TOTAL + 9900 + offer.interest
         assert all(amount >= 10000 for _day, amount in offer.schedule)
         assert offer.schedule[0][0] == days(14)  # two weeks from today (later than the due date)
-        assert [d for d, _a in offer.schedule][1:] == [instalments.add_months(days(14), k) for k in range(1, offer.months)]
+        assert [d for d, _a in offer.schedule][1:] == [instalments.add_months(days(14), k)
+                                                       for k in range(1, offer.months)]
     three = offers[1]
     assert [a for _d, a in three.schedule] == [16054, 16052, 16052]  # the first carries the remainder
 
@@ -78,7 +79,8 @@ def test_accepting_a_plan_adds_fee_and_interest_to_the_bill_once(invoice):
     plan, created = plans.accept_plan(invoice, 3, locale="nb", submission_key="once", today=TODAY)
     again, created_again = plans.accept_plan(invoice, 3, locale="nb", submission_key="once", today=TODAY)
     assert (created, created_again, again.id) == (True, False, plan.id)
-    assert (plan.kind, plan.status, plan.fee, plan.interest, plan.paid_before) == (Kind.PLAN, Status.ACTIVE, 9900, 750, 0)
+    assert (plan.kind, plan.status, plan.fee, plan.interest, plan.paid_before) == (
+        Kind.PLAN, Status.ACTIVE, 9900, 750, 0)
     assert [(i.seq, i.amount) for i in plan.instalments] == [(1, 16054), (2, 16052), (3, 16052)]
     assert invoice.total == TOTAL + 9900 + 750 == plan.amount
     fee, interest = invoice.lines[-2:]
@@ -267,8 +269,8 @@ def test_a_dispute_of_every_line_is_a_dispute_of_the_bill(invoice, tmp_path):
     ({"reason": "already_paid"}, {"attachment": "proof"}),
 ])
 def test_a_dispute_with_bad_input_changes_nothing(invoice, tmp_path, fields, errors):
-    arguments = dict(reason="other", message="Wrong", line_ids=None, upload=None, attachment_dir=str(tmp_path),
-                     locale="en", submission_key="k", today=TODAY) | fields
+    arguments = {"reason": "other", "message": "Wrong", "line_ids": None, "upload": None,
+                 "attachment_dir": str(tmp_path), "locale": "en", "submission_key": "k", "today": TODAY} | fields
     with pytest.raises(InvalidData) as error:
         disputes.open_dispute(invoice, **arguments)
     assert error.value.errors == errors
@@ -325,8 +327,8 @@ def test_an_upheld_dispute_of_the_whole_unpaid_bill_cancels_it_and_of_lines_cred
 
 
 def test_what_the_bill_page_offers_follows_what_is_arranged(invoice, tmp_path):
-    assert services.self_service(invoice, TODAY).can == {"dispute": True, "promise": True, "deferral": True, "plan": True,
-                                                         "plan_request": True}
+    assert services.self_service(invoice, TODAY).can == {"dispute": True, "promise": True, "deferral": True,
+                                                         "plan": True, "plan_request": True}
     promises.make_promise(invoice, days(3), locale="en", submission_key="k", today=TODAY)
     assert services.self_service(invoice, TODAY).can == {"dispute": True, "promise": False, "deferral": False,
                                                          "plan": False, "plan_request": False}

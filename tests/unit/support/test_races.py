@@ -79,6 +79,7 @@ def test_the_same_form_sent_many_times_at_once_makes_one_request(race_app, commi
         requests = db.session.scalar(select(func.count()).select_from(SupportRequest)
                                      .where(SupportRequest.invoice_id == committed_invoice))
         confirmations = db.session.scalar(select(func.count()).select_from(OutboxMessage).where(
-            OutboxMessage.kind == "support.received", OutboxMessage.idempotency_key == f"support.received:{results[0][0]}"))
+            OutboxMessage.kind == "support.received",
+            OutboxMessage.idempotency_key == f"support.received:{results[0][0]}"))
         db.session.remove()
     assert (requests, confirmations) == (1, 1)
