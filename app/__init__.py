@@ -28,7 +28,8 @@ def create_app(config: dict | None = None) -> Flask:
 
     if app.config["PROXY_FIX_COUNT"]:
         n = app.config["PROXY_FIX_COUNT"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=0)
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]  # WSGI middleware, as Flask documents it
+            app.wsgi_app, x_for=n, x_proto=n, x_host=0)
 
     _init_extensions(app)
     _register_blueprints(app)

@@ -5,6 +5,7 @@ import os
 import re
 import secrets
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 #: The checkout: templates/, static/, migrations/ and app/translations/ are found from here.
@@ -60,8 +61,10 @@ def _payment_gateways(env, instance_path: str) -> dict:
         return {}
     try:
         data = json.loads(path.read_text())
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise ConfigError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    except ValueError as exc:  # not UTF-8
+        raise ConfigError(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict) or not all(
         isinstance(providers, dict) and all(isinstance(v, dict) for v in providers.values())
         for providers in data.values()
@@ -108,7 +111,7 @@ def load_config(instance_path: str, env=None) -> dict:
     if production and not base_url.startswith("https://"):
         raise ConfigError("PORTAL_BASE_URL must be an https:// URL in production")
 
-    config = {
+    config: dict[str, Any] = {
         "PORTAL_ENV": portal_env,
         "TESTING": portal_env == "testing",
         "SECRET_KEY": secret_key,
@@ -190,7 +193,7 @@ def _mail_and_outbox(env, production: bool, base_url: str) -> dict:
         raise ConfigError("an SMTP login needs MAIL_USE_TLS or MAIL_USE_SSL in production")
     host = urlsplit(base_url).hostname
     host = "localhost" if not host or host in LOOPBACK_HOSTS else host
-    config = {
+    config: dict[str, Any] = {
         "MAIL_SERVER": server,
         "MAIL_PORT": _int(env, "MAIL_PORT", 465 if use_ssl else 587 if use_tls else 25),
         "MAIL_USE_TLS": use_tls,
@@ -233,7 +236,7 @@ def _sms(env, production: bool) -> dict:
     provider = (env.get("SMS_PROVIDER") or "").strip().lower()
     if provider not in SMS_PROVIDERS:
         raise ConfigError('SMS_PROVIDER must be empty (no SMS) or "twilio"')
-    config = {
+    config: dict[str, Any] = {
         "SMS_PROVIDER": provider,
         "TWILIO_ACCOUNT_SID": (env.get("TWILIO_ACCOUNT_SID") or "").strip(),
         "TWILIO_AUTH_TOKEN": (env.get("TWILIO_AUTH_TOKEN") or "").strip(),
@@ -272,7 +275,7 @@ def _collection(env, production: bool) -> dict:
     *.collect.example"); empty in production means no endpoint is accepted. Outside production an
     empty list allows any host, http and loopback included (the tests' receiver, a local demo)."""
     hosts = tuple(h.strip().lower() for h in env.get("COLLECTION_ENDPOINT_HOSTS", "").split(",") if h.strip())
-    config = {
+    config: dict[str, Any] = {
         "COLLECTION_ENDPOINT_HOSTS": hosts,
         "COLLECTION_ALLOW_PRIVATE_ENDPOINTS": not production,
         "COLLECTION_PDF_URL_DAYS": _int(env, "COLLECTION_PDF_URL_DAYS", 30),

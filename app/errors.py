@@ -51,8 +51,9 @@ def register_error_handlers(app: Flask) -> None:
             body = {"error": (exc.name or "error").lower().replace(" ", "_"), "message": exc.description}
             return jsonify(body), exc.code
         kind = {403: "forbidden", 404: "not_found", 405: "not_allowed", 413: "too_large", 429: "too_many"}.get(
-            exc.code, "generic")
-        headers = {"Retry-After": str(exc.retry_after)} if getattr(exc, "retry_after", None) else {}
+            exc.code or 0, "generic")
+        retry_after = getattr(exc, "retry_after", None)  # werkzeug's TooManyRequests and ServiceUnavailable
+        headers = {"Retry-After": str(retry_after)} if retry_after else {}
         return render_template("errors/error.html", code=exc.code, kind=kind), exc.code, headers
 
     @app.errorhandler(Exception)

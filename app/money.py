@@ -78,7 +78,7 @@ class Money:
     amount: int
     currency: str
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not isinstance(self.amount, int) or isinstance(self.amount, bool):
             raise TypeError("Money amounts are integer minor units")
         if not is_currency(self.currency):

@@ -70,7 +70,7 @@ class ReadQuery:
                 compiled = statement.compile(dialect=dialect)
                 plan = _Plan(
                     sql=compiled.string,
-                    positional=tuple(compiled.positiontup) if compiled.positional else None,
+                    positional=tuple(compiled.positiontup or ()) if compiled.positional else None,
                     bind_processors={
                         name: bind.type.dialect_impl(dialect).bind_processor(dialect)
                         for name, bind in compiled.binds.items()

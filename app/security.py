@@ -61,6 +61,7 @@ def csrf_token() -> str:
         serializer = current_app.extensions.get("csrf_serializer")
         if serializer is None:
             secret = current_app.config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key
+            assert secret is not None  # load_config always sets SECRET_KEY
             serializer = current_app.extensions["csrf_serializer"] = URLSafeTimedSerializer(secret, salt=CSRF_SALT)
         token = serializer.dumps(session[field])
         setattr(g, field, token)
@@ -193,7 +194,7 @@ def init_security(app: Flask) -> None:
             response.headers["Cache-Control"] = "no-store"
         return response
 
-    app.wsgi_app = StaticHeaders(
+    app.wsgi_app = StaticHeaders(  # type: ignore[method-assign]  # WSGI middleware, as Flask documents it
         app.wsgi_app, hsts=app.config["HSTS_ENABLED"], always_https=app.config["PREFERRED_URL_SCHEME"] == "https"
     )
     app.jinja_env.globals["csp_nonce"] = csp_nonce

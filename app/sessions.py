@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
@@ -58,7 +59,8 @@ class _UncompressedSerializer(URLSafeTimedSerializer):
 
 
 class CachedSerializerSessionInterface(SecureCookieSessionInterface):
-    serializer = _CompactJSON()
+    # Plain JSON where Flask has its tagged JSON: another class, with the same dumps and loads.
+    serializer = _CompactJSON()  # type: ignore[assignment]  # see the line above
     # Flask's default is a lazy wrapper around SHA-1, a Python function, which sends every
     # HMAC down the standard library's pure-Python path; hashlib's own constructor takes
     # OpenSSL's. The same algorithm, so the same signatures.
@@ -96,7 +98,9 @@ class CachedSerializerSessionInterface(SecureCookieSessionInterface):
                 _vary_on_cookie(response)
             return
         name, options, suffix = self._cookie_options(app)
-        value = self.get_signing_serializer(app).dumps(dict(session))
+        serializer = self.get_signing_serializer(app)
+        assert serializer is not None  # without a secret key the session is a NullSession, never saved
+        value = serializer.dumps(dict(session))
         expires = self.get_expiration_time(app, session)
         if expires is None:
             # The signed value is URL-safe base64 and dots: nothing to quote. The attributes
@@ -112,7 +116,7 @@ class CachedSerializerSessionInterface(SecureCookieSessionInterface):
         cached = app.extensions.get("session_cookie_options")
         if cached is None:
             name = self.get_cookie_name(app)
-            options = {
+            options: dict[str, Any] = {
                 "httponly": self.get_cookie_httponly(app),
                 "domain": self.get_cookie_domain(app),
                 "path": self.get_cookie_path(app),

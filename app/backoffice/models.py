@@ -10,7 +10,7 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.enums import Labelled
-from app.extensions import db
+from app.extensions import Model
 from app.models import UTCDateTime, utcnow
 
 
@@ -26,7 +26,7 @@ class Role(Labelled):
         return {cls.AGENT: _("Agent"), cls.SUPERVISOR: _("Supervisor"), cls.ADMIN: _("Admin")}
 
 
-class Agent(db.Model):
+class Agent(Model):
     __tablename__ = "agents"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -66,7 +66,7 @@ class Agent(db.Model):
         return next((role.role for role in self.roles if role.creditor_id == creditor_id), None)
 
 
-class AgentRole(db.Model):
+class AgentRole(Model):
     __tablename__ = "agent_roles"
     __table_args__ = (
         UniqueConstraint("agent_id", "creditor_id"),
@@ -81,7 +81,7 @@ class AgentRole(db.Model):
     agent: Mapped[Agent] = relationship(back_populates="roles")
 
 
-class AuditEntry(db.Model):
+class AuditEntry(Model):
     """One thing an agent did or looked at. Append-only: nothing updates or deletes these rows."""
 
     __tablename__ = "audit_entries"
@@ -101,7 +101,7 @@ class AuditEntry(db.Model):
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
 
 
-class InboxMark(db.Model):
+class InboxMark(Model):
     """An agent's hand on one inbox item: who took it ("assign to me"), and since when we wait on
     the customer. The item itself (a contact request, a dispute, a bank entry...) stays the truth
     of whether it is done; see `backoffice.inbox`."""
@@ -121,7 +121,7 @@ class InboxMark(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
-class Note(db.Model):
+class Note(Model):
     """An agent's internal note on a customer (and maybe one of their bills). Never shown to customers."""
 
     __tablename__ = "agent_notes"
@@ -138,7 +138,7 @@ class Note(db.Model):
     agent: Mapped[Agent | None] = relationship()
 
 
-class ReplyTemplate(db.Model):
+class ReplyTemplate(Model):
     """A saved answer in one language, with placeholders filled from the bill ({customer}, {invoice},
     {balance}, {due_date}, {creditor}) when an agent picks it."""
 

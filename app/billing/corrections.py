@@ -65,7 +65,8 @@ def credited_by_line(invoice_id: int) -> dict[int, Credited]:
         .where(CreditNote.invoice_id == invoice_id, CreditNoteLine.invoice_line_id.is_not(None))
         .group_by(CreditNoteLine.invoice_line_id)
     )
-    return {line_id: Credited(int(net), int(vat), int(gross)) for line_id, net, vat, gross in rows}
+    return {line_id: Credited(int(net), int(vat), int(gross))
+            for line_id, net, vat, gross in rows if line_id is not None}  # none is: see the WHERE
 
 
 def credit_notes(invoice_id: int) -> list[CreditNote]:
@@ -145,7 +146,8 @@ def issue_credit_note(invoice: Invoice, credits: Sequence[LineCredit], *, reason
 
 
 def _next_number(invoice: Invoice) -> str:
-    count = db.session.scalar(select(func.count()).select_from(CreditNote).where(CreditNote.invoice_id == invoice.id))
+    count = db.session.scalar(
+        select(func.count()).select_from(CreditNote).where(CreditNote.invoice_id == invoice.id)) or 0
     return f"{invoice.number}-CN{count + 1}"
 
 

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.enums import Labelled
 from app.creditors.models import Creditor
-from app.extensions import db
+from app.extensions import Model
 from app.models import UTCDateTime, utcnow
 
 CUSTOMER_KINDS = ("consumer", "business")
@@ -56,7 +56,7 @@ class InvoiceStatus(Labelled):
         }
 
 
-class Customer(db.Model):
+class Customer(Model):
     __tablename__ = "customers"
     __table_args__ = (UniqueConstraint("creditor_id", "external_ref"),)
 
@@ -80,7 +80,7 @@ class Customer(db.Model):
     creditor: Mapped[Creditor] = relationship()
 
 
-class Invoice(db.Model):
+class Invoice(Model):
     __tablename__ = "invoices"
     __table_args__ = (
         UniqueConstraint("creditor_id", "number"),
@@ -138,7 +138,7 @@ class Invoice(db.Model):
         return f"<Invoice {self.number} {self.status}>"
 
 
-class InvoiceLine(db.Model):
+class InvoiceLine(Model):
     __tablename__ = "invoice_lines"
     __table_args__ = (Index("ix_invoice_lines_invoice_id", "invoice_id"),)
 
@@ -165,7 +165,7 @@ class InvoiceLine(db.Model):
         return self.kind in FEE_KINDS
 
 
-class InvoiceEvent(db.Model):
+class InvoiceEvent(Model):
     """One entry of an invoice's timeline. Append-only."""
 
     __tablename__ = "invoice_events"
@@ -181,7 +181,7 @@ class InvoiceEvent(db.Model):
     invoice: Mapped[Invoice] = relationship(back_populates="events")
 
 
-class CreditNote(db.Model):
+class CreditNote(Model):
     """Money taken off an invoice after it was issued (a dispute upheld, a goodwill gesture): its own
     number and lines, each crediting (part of) an invoice line. The invoice's subtotal, VAT and
     total go down by the note's; `Invoice.credited` keeps the sum."""
@@ -210,7 +210,7 @@ class CreditNote(db.Model):
     )
 
 
-class CreditNoteLine(db.Model):
+class CreditNoteLine(Model):
     __tablename__ = "credit_note_lines"
     __table_args__ = (Index("ix_credit_note_lines_credit_note_id", "credit_note_id"),)
 
@@ -229,7 +229,7 @@ class CreditNoteLine(db.Model):
 REMINDER_CHANNELS = ("sms", "email", "letter")
 
 
-class Reminder(db.Model):
+class Reminder(Model):
     """A payment reminder the creditor sent (its own dunning system reports each one through the
     API): the timeline shows it, the case file lists it, and the hand-off to debt collection
     counts the days since the final one."""

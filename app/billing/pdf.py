@@ -74,6 +74,7 @@ def html_to_pdf(html: str) -> bytes:
     from weasyprint import CSS, HTML  # slow to import: only when a PDF is asked for
 
     fetcher = offline_url_fetcher()
+    assert current_app.static_folder is not None  # create_app gives the app its static folder
     with open(os.path.join(current_app.static_folder, "css", "pdf.css"), encoding="utf-8") as f:
         stylesheet = CSS(string=f.read(), base_url=None, url_fetcher=fetcher)
     return HTML(string=html, base_url=None, url_fetcher=fetcher).write_pdf(stylesheets=[stylesheet], pdf_tags=True)

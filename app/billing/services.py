@@ -235,8 +235,10 @@ def record_reminder(invoice: Invoice, *, channel: str, sent_at: datetime | None,
             db.session.add(reminder)
             db.session.flush()
     except IntegrityError:  # the same report, in a request that committed in between
-        return db.session.scalar(select(Reminder).where(Reminder.invoice_id == invoice.id,
-                                                       Reminder.external_ref == external_ref)), False
+        winner = db.session.scalar(select(Reminder).where(Reminder.invoice_id == invoice.id,
+                                                         Reminder.external_ref == external_ref))
+        assert winner is not None
+        return winner, False
     record_event(invoice, "reminder_sent", actor, channel=channel, final=bool(final), sent_at=sent_at.isoformat())
     db.session.flush()
     return reminder, True

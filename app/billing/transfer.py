@@ -69,7 +69,7 @@ def epc_payload(creditor: Creditor, invoice: Invoice, amount: int | None = None)
     structured = invoice.payment_reference if creditor.reference_scheme == "rf" else ""
     text = "" if structured else f"{invoice.number} {invoice.payment_reference}"[:140]
     value = f"EUR{to_decimal(invoice.balance if amount is None else amount, 'EUR'):.2f}"
-    lines = ["BCD", "002", "1", "SCT", creditor.bic or "", name, creditor.iban, value, "", structured, text]
+    lines = ["BCD", "002", "1", "SCT", creditor.bic or "", name, creditor.iban or "", value, "", structured, text]
     return "\n".join(lines)
 
 

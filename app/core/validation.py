@@ -26,8 +26,12 @@ def clean_phone(value: str | None) -> str | None:
 
 
 def is_email(value: str | None) -> bool:
-    return bool(value) and len(value) <= EMAIL_MAX and EMAIL.match(value) is not None
+    if not value:
+        return False
+    return len(value) <= EMAIL_MAX and EMAIL.match(value) is not None
 
 
 def is_e164(value: str | None) -> bool:
-    return bool(value) and E164.fullmatch(value) is not None
+    if not value:
+        return False
+    return E164.fullmatch(value) is not None

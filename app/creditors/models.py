@@ -22,14 +22,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
-from app.extensions import db
+from app.extensions import Model
 from app.models import UTCDateTime, utcnow
 
 REFERENCE_SCHEMES = ("kid_mod10", "kid_mod11", "rf")
 STEP_UP_MODES = ("none", "postcode", "customer_number", "date_of_birth")
 
 
-class Creditor(db.Model):
+class Creditor(Model):
     __tablename__ = "creditors"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -92,7 +92,7 @@ class Creditor(db.Model):
         return f"<Creditor {self.slug}>"
 
 
-class ApiKey(db.Model):
+class ApiKey(Model):
     """A creditor's API key. Only a SHA-256 digest is stored: keys are 256-bit random strings."""
 
     __tablename__ = "api_keys"

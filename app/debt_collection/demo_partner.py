@@ -73,7 +73,7 @@ def serve(endpoint_url: str, secrets: list[str], api_base: str, api_key: str, *,
             say(f"  paid in full and closed: {answer.status_code} {json.dumps(answer.json().get('case', {}))}")
 
     parts = urlsplit(endpoint_url)
-    server = ThreadingHTTPServer((parts.hostname, parts.port or 80), make_handler(secrets, act, say))
+    server = ThreadingHTTPServer((parts.hostname or "", parts.port or 80), make_handler(secrets, act, say))
     say(f"Listening at {endpoint_url} (Ctrl-C to stop).")
     try:
         server.serve_forever()

@@ -29,11 +29,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.billing.models import Invoice
 from app.core.enums import Labelled
-from app.extensions import db
+from app.extensions import Model
 from app.models import UTCDateTime, utcnow
 
 
-class Partner(db.Model):
+class Partner(Model):
     """A collection agency. It receives cases at `endpoint_url` (signed deliveries through the
     outbox) and calls the partner API with its own key."""
 
@@ -58,7 +58,7 @@ class Partner(db.Model):
         back_populates="partner", order_by="PartnerSecret.id", cascade="all, delete-orphan")
 
 
-class PartnerSecret(db.Model):
+class PartnerSecret(Model):
     """A signing secret of a partner's deliveries, encrypted at rest (`app.crypto`). Every live
     secret signs (two during a rotation), so the partner may verify with either."""
 
@@ -74,7 +74,7 @@ class PartnerSecret(db.Model):
     partner: Mapped[Partner] = relationship(back_populates="secrets")
 
 
-class PartnerApiKey(db.Model):
+class PartnerApiKey(Model):
     """A partner's key to the partner API; only its SHA-256 is stored."""
 
     __tablename__ = "collection_partner_api_keys"
@@ -91,7 +91,7 @@ class PartnerApiKey(db.Model):
     partner: Mapped[Partner] = relationship()
 
 
-class Policy(db.Model):
+class Policy(Model):
     """When a creditor's unpaid bills go to its partner: at least `min_balance` owed, at least
     `days_past_due` after the due date and `days_after_final_reminder` after the final reminder,
     and nothing that pauses dunning (`resolutions.pause`). `keep_payments`: the bill page still
@@ -136,7 +136,7 @@ class CaseStatus(Labelled):
 OPEN_CASES = CaseStatus.sql_in("status", CaseStatus.OPEN)
 
 
-class Case(db.Model):
+class Case(Model):
     __tablename__ = "collection_cases"
     __table_args__ = (
         # At most one case per invoice that is not over: the last guard against a double hand-off.
@@ -175,7 +175,7 @@ class Case(db.Model):
         return self.principal + self.fees + self.interest
 
 
-class CaseEvent(db.Model):
+class CaseEvent(Model):
     """What a partner reported about a case, once per partner event id."""
 
     __tablename__ = "collection_case_events"

@@ -8,14 +8,14 @@ from sqlalchemy import ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.billing.models import Invoice
-from app.extensions import db
+from app.extensions import Model
 from app.models import UTCDateTime, utcnow
 
 CHANNELS = ("sms", "email", "letter", "api")
 PURPOSES = ("bill",)
 
 
-class AccessLink(db.Model):
+class AccessLink(Model):
     __tablename__ = "access_links"
     __table_args__ = (Index("ix_access_links_invoice_id", "invoice_id"),)
 

@@ -29,10 +29,10 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 
 from app.extensions import db
 from app.models import utcnow
@@ -180,14 +180,14 @@ def dispatch(
     if not claimed:
         return report
     own_channels = channels is None
-    channels = open_channels(config) if own_channels else channels
+    open_now = open_channels(config) if channels is None else channels
     try:
         for message_id, attempts in claimed:
-            outcome = _deliver(message_id, attempts, channels, policy, now)
+            outcome = _deliver(message_id, attempts, open_now, policy, now)
             setattr(report, outcome, getattr(report, outcome) + 1)
     finally:
         if own_channels:
-            for channel in channels.values():
+            for channel in open_now.values():
                 channel.close()
     return report
 
@@ -234,9 +234,9 @@ def _fenced(message_id: int, attempts: int):
 
 
 def _mark_delivered(message_id: int, attempts: int) -> None:
-    result = db.session.execute(
+    result = cast(CursorResult[Any], db.session.execute(  # an UPDATE's result: it has a rowcount
         _fenced(message_id, attempts).values(status=OutboxStatus.DELIVERED, delivered_at=utcnow(), last_error=None)
-    )
+    ))
     if result.rowcount != 1:  # our lease ran out and another dispatcher took it: it may send it again
         log.warning("outbox message %s was delivered after its lease ran out", message_id)
 
@@ -247,7 +247,8 @@ def _record_failure(message_id: int, attempts: int, exc: Exception, policy: Poli
     reason = _clip(str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}")
     overdue = policy.deadline is not None and began is not None and now - began >= policy.deadline
     if permanent or attempts >= policy.max_attempts or overdue:
-        values, outcome = {"status": OutboxStatus.DEAD, "last_error": reason}, "dead"
+        values: dict[str, object] = {"status": OutboxStatus.DEAD, "last_error": reason}
+        outcome = "dead"
         log.error("outbox message %s is dead after attempt %s: %s", message_id, attempts, reason)
     else:
         wait = backoff(attempts, policy)

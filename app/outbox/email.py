@@ -183,6 +183,7 @@ class EmailChannel:
         if self._connection is not None:
             return self._connection
         s = self.settings
+        connection: smtplib.SMTP
         if s.use_ssl:
             connection = smtplib.SMTP_SSL(s.host, s.port, local_hostname=s.domain, timeout=s.timeout,
                                           context=ssl.create_default_context())

@@ -9,7 +9,7 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.enums import Labelled
-from app.extensions import db
+from app.extensions import Model
 from app.models import UTCDateTime, utcnow
 
 
@@ -24,7 +24,7 @@ class OutboxStatus(Labelled):
         return {cls.PENDING: _("Queued"), cls.DELIVERED: _("Delivered"), cls.DEAD: _("Not delivered")}
 
 
-class OutboxMessage(db.Model):
+class OutboxMessage(Model):
     """Written in the same transaction as the change that causes it; delivered at least once
     by the dispatcher, which sends `idempotency_key` along so the receiver can drop repeats."""
 

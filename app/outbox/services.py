@@ -48,7 +48,9 @@ def enqueue(
             db.session.add(message)
             db.session.flush()
     except IntegrityError:  # the same key, from a concurrent transaction that committed first
-        return _by_key(idempotency_key)
+        winner = _by_key(idempotency_key)
+        assert winner is not None
+        return winner
     return message
 
 

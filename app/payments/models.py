@@ -10,12 +10,12 @@ from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, ForeignKey, I
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.billing.models import Invoice
-from app.extensions import db
+from app.extensions import Model
 from app.models import UTCDateTime, utcnow
 from app.payments.gateways.base import PaymentStatus
 
 
-class PaymentAttempt(db.Model):
+class PaymentAttempt(Model):
     """One try to pay an invoice at one provider. Live attempts are reused, not duplicated."""
 
     __tablename__ = "payment_attempts"
@@ -54,7 +54,7 @@ class PaymentAttempt(db.Model):
         return self.expires_at is None or self.expires_at > utcnow()
 
 
-class Payment(db.Model):
+class Payment(Model):
     """Money received for an invoice. The unique key on the provider's payment id makes it once."""
 
     __tablename__ = "payments"
@@ -86,7 +86,7 @@ class Payment(db.Model):
     attempt: Mapped[PaymentAttempt | None] = relationship()
 
 
-class Refund(db.Model):
+class Refund(Model):
     """Money paid back to a customer: through the provider that took it, or by the creditor's bank
     (recorded by an agent). Its idempotency key makes a second click one refund."""
 
@@ -111,7 +111,7 @@ class Refund(db.Model):
     payment: Mapped[Payment] = relationship()
 
 
-class WebhookEvent(db.Model):
+class WebhookEvent(Model):
     """Every verified notification, stored once per (provider, event id), applied at most once.
 
     Stored as `received` when the request only stores it (WEBHOOKS_APPLY_INLINE off): the
@@ -139,7 +139,7 @@ class WebhookEvent(db.Model):
     applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-class SimulatorRecord(db.Model):
+class SimulatorRecord(Model):
     """The test-mode simulator's own records: what a real provider keeps on its side."""
 
     __tablename__ = "simulator_payments"
@@ -159,7 +159,7 @@ class SimulatorRecord(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class CreditorGateway(db.Model):
+class CreditorGateway(Model):
     """A gateway a creditor offers on its bill pages, with the methods it chose, in its order.
 
     Credentials are not stored here: they come from the instance's configuration

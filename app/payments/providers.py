@@ -182,7 +182,9 @@ def payment_gateway(slug: str, provider: str) -> tuple[int, Gateway] | None:
     elif current_app.config["PAYMENTS_SIMULATOR"]:
         cache, key = current_app.extensions.setdefault("payment_gateways", {}), (slug, "simulator", None)
         if key not in cache:
-            cache[key] = simulator_for(creditor or db.session.get(Creditor, ids[slug]))
+            found = creditor or db.session.get(Creditor, ids[slug])
+            assert found is not None  # its id was read a moment ago
+            cache[key] = simulator_for(found)
         gateway = cache[key]
     else:
         gateway = None

@@ -8,7 +8,8 @@ import functools
 import time
 from collections.abc import Callable
 
-from flask import Response, abort, current_app, g, redirect, render_template, session, url_for
+from flask import abort, current_app, g, redirect, render_template, session, url_for
+from flask.typing import ResponseReturnValue
 
 from app.billing.models import Invoice
 from app.creditors.models import Creditor
@@ -31,7 +32,7 @@ def unavailable(creditor: Creditor | None = None):
     return html, 404
 
 
-def granted(public_id: str) -> tuple[BillAccess | None, Response | None]:
+def granted(public_id: str) -> tuple[BillAccess | None, ResponseReturnValue | None]:
     """Access to the bill if this browser holds a live grant for it; else the answer to send."""
     grant = grants.find(session, public_id, int(time.time()), current_app.config["GRANT_MAX_AGE_HOURS"])
     if grant is None:

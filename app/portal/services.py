@@ -77,7 +77,9 @@ def bill_access(public_id: str) -> BillAccess | None:
     row = _BILL_ACCESS.first(public_id=public_id)
     if row is None:
         return None
-    return BillAccess(*row[:7], bool(row[7]), bool(row[8]), version=tuple(row[9:]))
+    invoice_id, status, creditor_id, country, creditor_locale, step_up_mode, customer_locale = row[:7]
+    return BillAccess(invoice_id, status, creditor_id, country, creditor_locale, step_up_mode, customer_locale,
+                      bool(row[7]), bool(row[8]), version=tuple(row[9:]))
 
 
 def load_bill(public_id: str) -> Invoice | None:

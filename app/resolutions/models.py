@@ -33,7 +33,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.billing.models import Invoice
 from app.core.enums import Labelled
-from app.extensions import db
+from app.extensions import Model
 from app.models import UTCDateTime, utcnow
 from app.support.models import Attachment
 
@@ -74,7 +74,7 @@ class Status(Labelled):
 DISPUTE_REASONS = ("not_received", "wrong_amount", "already_paid", "contract_cancelled", "other")
 
 
-class Resolution(db.Model):
+class Resolution(Model):
     __tablename__ = "resolutions"
     __table_args__ = (
         UniqueConstraint("invoice_id", "submission_key"),
@@ -120,7 +120,7 @@ class Resolution(db.Model):
         return self.status in Status.LIVE
 
 
-class Instalment(db.Model):
+class Instalment(Model):
     __tablename__ = "instalments"
     __table_args__ = (UniqueConstraint("plan_id", "seq"),)
 

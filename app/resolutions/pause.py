@@ -80,9 +80,11 @@ def _pause(resolution: Resolution, today: date, grace_days: int) -> tuple[str, d
         return "dispute", None
     if kind == Kind.DEFERRAL and status == Status.OPEN:
         return "deferral_request", None
-    if kind == Kind.DEFERRAL and status == Status.ACTIVE and today <= resolution.new_date:
-        return "deferral", resolution.new_date
+    if kind == Kind.DEFERRAL and status == Status.ACTIVE:
+        assert resolution.new_date is not None  # a granted deferral has its date
+        return ("deferral", resolution.new_date) if today <= resolution.new_date else None
     if kind == Kind.PROMISE and status == Status.ACTIVE:
+        assert resolution.new_date is not None  # a promise has its date
         until = resolution.new_date + timedelta(days=grace_days)
         return ("promise", until) if today <= until else None
     if kind == Kind.PLAN and status == Status.ACTIVE:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.billing.models import Invoice
 from app.core.enums import Labelled
-from app.extensions import db
+from app.extensions import Model
 from app.models import UTCDateTime, utcnow
 
 TOPICS = ("bill_question", "contact_details", "already_paid", "other")
@@ -29,7 +29,7 @@ class RequestStatus(Labelled):
         return {cls.OPEN: _("Waiting for our answer"), cls.ANSWERED: _("Answered"), cls.CLOSED: _("Closed")}
 
 
-class Attachment(db.Model):
+class Attachment(Model):
     """A file a customer sent (proof of payment, a photo of a meter). The bytes live on disk under
     ATTACHMENT_DIR, outside static/, by a random storage key; only agents open them."""
 
@@ -48,7 +48,7 @@ class Attachment(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class SupportRequest(db.Model):
+class SupportRequest(Model):
     __tablename__ = "support_requests"
     __table_args__ = (
         UniqueConstraint("invoice_id", "submission_key"),
@@ -80,7 +80,7 @@ class SupportRequest(db.Model):
     )
 
 
-class SupportMessage(db.Model):
+class SupportMessage(Model):
     """One message of a thread, by the customer or an agent. Plain text: shown escaped everywhere."""
 
     __tablename__ = "support_messages"

@@ -100,7 +100,7 @@ def execute_many(statement: Insert | Update, names: Sequence[str], rows: Sequenc
     connection = db.session.connection()
     dialect = connection.dialect
     compiled = statement.compile(dialect=dialect, column_keys=column_keys)
-    wanted = list(compiled.positiontup) if compiled.positional else list(compiled.binds)
+    wanted = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
     index = {name: i for i, name in enumerate(names)}
     order = [index[name] for name in wanted]
     processors: list[Callable | None] = [

@@ -10,7 +10,7 @@ from sqlalchemy import JSON, BigInteger, CheckConstraint, Date, ForeignKey, Inde
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.enums import Codes
-from app.extensions import db
+from app.extensions import Model
 from app.models import UTCDateTime, utcnow
 
 
@@ -56,7 +56,7 @@ def describe_reason(reason: str | None, details: dict | None) -> str:
     return reason or ""
 
 
-class BankImport(db.Model):
+class BankImport(Model):
     """One imported file. Its SHA-256 is unique: importing the same file twice changes nothing."""
 
     __tablename__ = "bank_imports"
@@ -72,7 +72,7 @@ class BankImport(db.Model):
     imported_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class BankEntry(db.Model):
+class BankEntry(Model):
     """One credit to a creditor's account. (account, bank reference) is unique: an entry seen in
     a camt.054 notification and again in the day's camt.053 is recorded once."""
 

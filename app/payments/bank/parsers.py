@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from functools import lru_cache
+from typing import Any
 from xml.etree.ElementTree import Element, ParseError, iterparse
 
 import netsgiro
@@ -496,7 +497,7 @@ def parse_ocr(data: bytes) -> ParsedFile:
     if not data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(OCR_START):
         raise BankFileError("not an OCR giro file: it does not start with a transmission start record (NY000010)")
     try:
-        records = parse_records(data.decode("iso-8859-1"))
+        records: list[Any] = parse_records(data.decode("iso-8859-1"))
         end = records[-1] if records else None
         if not isinstance(end, TransmissionEnd) or end.num_records != len(records):
             raise BankFileError("an incomplete OCR giro file: its end record does not count the records it has")
@@ -510,6 +511,7 @@ def parse_ocr(data: bytes) -> ParsedFile:
         if assignment.service_code != netsgiro.ServiceCode.OCR_GIRO:
             continue  # AvtaleGiro agreements and payment requests: not money received
         for tx in assignment.transactions:
+            assert isinstance(tx, netsgiro.Transaction)  # an OCR giro assignment's are
             credit = _ocr_credit(assignment.account, tx)
             if credit is None:
                 parsed.ignored += 1

@@ -212,11 +212,11 @@ class AdyenGateway(Gateway):
                 query_parameters={"sessionResult": quote(session_result, safe="")},
             )
             return GatewayStatus(provider_ref=provider_ref,
-                                 status=SESSION_STATUSES.get(result.get("status"), PaymentStatus.PENDING))
+                                 status=SESSION_STATUSES.get(result.get("status", ""), PaymentStatus.PENDING))
         if not provider_ref.startswith(LINK_ID_PREFIX):  # a session: only its sessionResult tells
             return GatewayStatus(provider_ref=provider_ref, status=PaymentStatus.PENDING)
         link = self._call(self._checkout.payment_links_api.get_payment_link, quote(provider_ref, safe=""))
-        status = LINK_STATUSES.get(link.get("status"), PaymentStatus.PENDING)
+        status = LINK_STATUSES.get(link.get("status", ""), PaymentStatus.PENDING)
         amount = link.get("amount") or {}
         succeeded = status == PaymentStatus.SUCCEEDED
         return GatewayStatus(

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import nonmember
+from typing import Any
 
 from app.core.enums import Codes
 
@@ -148,7 +149,7 @@ class GatewayEvent:
     payment_id: str | None = None
     method: str | None = None
     occurred_at: datetime | None = None
-    payload: Mapping = field(default_factory=dict)  # the provider's event, for the record
+    payload: Mapping[str, Any] = field(default_factory=dict)  # the provider's event, for the record
 
 
 @dataclass(frozen=True)

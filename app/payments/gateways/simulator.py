@@ -125,9 +125,14 @@ class SimulatorGateway(Gateway):
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> list[GatewayEvent]:
         header = _header(headers, SIGNATURE_HEADER)
         try:
-            parts = dict(item.split("=", 1) for item in header.split(","))
+            if header is None:
+                raise KeyError(SIGNATURE_HEADER)
+            parts: dict[str, str] = {}
+            for item in header.split(","):
+                key, value = item.split("=", 1)  # ValueError without "="
+                parts[key] = value
             timestamp, given = int(parts["t"]), parts["v1"]
-        except (AttributeError, KeyError, ValueError) as exc:
+        except (KeyError, ValueError) as exc:
             raise WebhookError("missing or malformed signature header") from exc
         if abs(time.time() - timestamp) > TOLERANCE_SECONDS:
             raise WebhookError("notification timestamp outside the tolerance")
@@ -171,6 +176,7 @@ class SimulatorGateway(Gateway):
         if payment.status not in PaymentStatus.FINAL:
             self.store.update(provider_ref, status=OUTCOMES[outcome], method="card")
             payment = self.store.get(provider_ref)
+            assert payment is not None  # updated a moment ago
         body = json.dumps({
             "id": "evt_" + secrets.token_urlsafe(12), "type": "payment." + payment.status, "created": int(time.time()),
             "data": {"ref": payment.ref, "status": payment.status, "amount": payment.amount,

@@ -182,7 +182,7 @@ class StripeGateway(Gateway):
             "client_reference_id": request.attempt_ref,
             "success_url": request.return_url,
             "cancel_url": request.cancel_url,
-            "locale": CHECKOUT_LOCALES.get(request.locale, "auto"),  # type: ignore[typeddict-item]
+            "locale": CHECKOUT_LOCALES.get(request.locale, "auto"),
         }
         if request.payer.email:
             params["customer_email"] = request.payer.email
@@ -219,7 +219,8 @@ class StripeGateway(Gateway):
             session = self._client.v1.checkout.sessions.retrieve(
                 session_id, params={"expand": ["payment_intent"]}).to_dict()
         status = _session_status(session)
-        intent = session.get("payment_intent") if isinstance(session.get("payment_intent"), Mapping) else {}
+        expanded = session.get("payment_intent")
+        intent: Mapping[str, Any] = expanded if isinstance(expanded, Mapping) else {}
         succeeded = status == PaymentStatus.SUCCEEDED
         return GatewayStatus(
             provider_ref=session_id, status=status, currency=(session.get("currency") or "").upper() or None,
