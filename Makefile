@@ -15,7 +15,7 @@ RUNTIME_DEBS := libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
 TEST_DEBS    := chromium
 BENCH_DEBS   := wrk
 
-.PHONY: demo serve test test-sqlite test-postgres install install-dev translations system-deps bench bench-bank clean
+.PHONY: demo serve lint test test-sqlite test-postgres install install-dev translations system-deps bench bench-bank clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,14 +61,22 @@ demo: system-deps install translations
 	$(BIN)/flask demo
 	$(BIN)/flask run --host $(HOST) --port $(PORT)
 
+# ruff's rules and mypy's settings are in pyproject.toml; mypy checks app/ (strict where it says).
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
 test: install-dev translations
+	$(MAKE) --no-print-directory lint
 	$(call apt_install,$(RUNTIME_DEBS) $(TEST_DEBS))
 	$(MAKE) --no-print-directory test-sqlite
 	@if [ -n "$$TEST_DATABASE_URL" ]; then $(MAKE) --no-print-directory test-postgres; \
 	else echo "TEST_DATABASE_URL not set: PostgreSQL run skipped"; fi
 
+# The unit and functional tests in two processes (pytest-xdist); the end-to-end tests then in one.
 test-sqlite:
-	env -u TEST_DATABASE_URL $(BIN)/python -m pytest
+	env -u TEST_DATABASE_URL $(BIN)/python -m pytest -n 2 --ignore=tests/e2e
+	env -u TEST_DATABASE_URL $(BIN)/python -m pytest tests/e2e
 
 # The end-to-end tests drive a live server with its own SQLite file; they run once, above.
 test-postgres:
@@ -88,4 +96,4 @@ bench-bank: install-dev
 	$(BIN)/python bench/bank_reconcile.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) instance artifacts .pytest_cache
+	rm -rf $(VENV) instance artifacts .pytest_cache .mypy_cache .ruff_cache
