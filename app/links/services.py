@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy import CursorResult, Select, bindparam, select, update
 
 from app.billing.models import Invoice, InvoiceStatus
 from app.billing.services import record_event
@@ -77,11 +78,11 @@ def issue_link(
 
 def revoke_links(invoice: Invoice, *, actor: str, now: datetime | None = None) -> int:
     now = now or utcnow()
-    result = db.session.execute(
+    result = cast(CursorResult[Any], db.session.execute(  # an UPDATE's result: it has a rowcount
         update(AccessLink)
         .where(AccessLink.invoice_id == invoice.id, AccessLink.revoked_at.is_(None))
         .values(revoked_at=now)
-    )
+    ))
     record_event(invoice, "links_revoked", actor, count=result.rowcount)
     db.session.flush()
     return result.rowcount
@@ -142,6 +143,7 @@ def record_open(resolution: Resolution, *, interval_minutes: int, now: datetime 
     if resolution.last_opened_at is not None and now - resolution.last_opened_at < interval:
         return False  # decided on the row already read: a reopened link loads and writes nothing
     link = db.session.get(AccessLink, resolution.link_id)
+    assert link is not None  # the link the customer has just opened
     if link.last_opened_at is not None and now - link.last_opened_at < interval:
         return False
     link.last_opened_at = now
@@ -193,6 +195,7 @@ def reissue(invoice: Invoice, channel: str, *, to: str | None, locale: str, key:
     revoke_links(invoice, actor=actor)
     if channel == "letter":
         return issue_link(invoice, channel="letter", ttl_days=ttl_days, signer=signer, base_url=base_url, actor=actor)
+    assert to is not None  # an e-mail address or a number, checked above
     enqueue(channel, NOTICE_KIND, to, {"invoice_id": invoice.id}, idempotency_key=idempotency_key,
             creditor_id=invoice.creditor_id, locale=locale)
     record_event(invoice, "link_sent", actor, channel=channel)

@@ -98,7 +98,7 @@ class Notice:
     reply_to: str | None = None
 
 
-def notice_email(notice: Notice, creditor, *, locale: str) -> RenderedEmail:
+def notice_email(notice: Notice, creditor, *, locale: str | None) -> RenderedEmail:
     """Render a Notice in the shared layout (templates/email/notice.html and .txt)."""
     from flask import render_template
 

@@ -74,6 +74,7 @@ def ingest_events(provider: str, creditor_id: int, events: Iterable[GatewayEvent
             continue
         if apply and event.status is not None:
             record = db.session.get(WebhookEvent, record_id)
+            assert record is not None  # inserted a moment ago
             apply_event(record, event)
             outcome = record.outcome
         outcomes.append(outcome)
@@ -127,7 +128,7 @@ def event_from_record(record: WebhookEvent) -> GatewayEvent:
     )
 
 
-def _attempt_of(provider: str, creditor_id: int, provider_ref: str | None) -> PaymentAttempt | None:
+def _attempt_of(provider: str, creditor_id: int | None, provider_ref: str | None) -> PaymentAttempt | None:
     """The attempt an event names, by the provider's id or by our own attempt ref (Adyen signs the
     merchant reference, ours, and not its session id), among this creditor's invoices only.
     Read without a lock: `apply_status` locks the invoice, then the attempt, and decides again."""

@@ -64,6 +64,7 @@ def refund_payment(payment: Payment, amount: int, *, channel: str, key: str, act
     refund = Refund(payment_id=payment.id, amount=amount, currency=payment.currency, channel=channel,
                     idempotency_key=key, actor=actor, note=(note or "").strip()[:500] or None, status="succeeded")
     if channel == "provider":
+        assert gateway is not None  # checked above
         result = gateway.refund(payment.provider_payment_id, amount, f"refund-{key}")
         refund.provider_refund_id, refund.status = result.refund_id, result.status
     if refund.status == "failed":

@@ -65,9 +65,11 @@ def payment_amount(invoice: Invoice, requested: int | None, *, due_now: int | No
 
 def lock_invoice(invoice_id: int) -> Invoice:
     """The invoice, locked for this transaction and re-read from the database."""
-    return db.session.scalar(
+    invoice = db.session.scalar(
         select(Invoice).where(Invoice.id == invoice_id).with_for_update().execution_options(populate_existing=True)
     )
+    assert invoice is not None  # callers pass the id of an invoice they hold
+    return invoice
 
 
 def live_attempt(invoice_id: int, provider: str, amount: int) -> PaymentAttempt | None:
@@ -219,6 +221,7 @@ def apply_status(attempt: PaymentAttempt, update: GatewayStatus | GatewayEvent, 
         attempt.failure_reason = (getattr(update, "failure_reason", None) or "declined")[:200]
     if new == PaymentStatus.SUCCEEDED:
         amount = getattr(update, "amount_received", None) or getattr(update, "amount", None) or attempt.amount
+        assert attempt.provider_ref is not None  # the provider has answered about this attempt
         settle(
             attempt.invoice_id, provider=attempt.provider, payment_id=attempt.provider_ref, amount=amount,
             currency=getattr(update, "currency", None) or attempt.currency, method=attempt.method,
@@ -255,8 +258,9 @@ def record_manual_payment(invoice: Invoice, amount: int, *, received_on: date, m
                      method=method, received_at=datetime.combine(received_on, time(12), tzinfo=UTC),
                      actor=actor)
     if payment is None:  # this key recorded it already
-        return db.session.scalar(select(Payment).where(Payment.provider == "manual",
-                                                       Payment.provider_payment_id == payment_id))
+        payment = db.session.scalar(select(Payment).where(Payment.provider == "manual",
+                                                          Payment.provider_payment_id == payment_id))
+        assert payment is not None
     if note:
         record_event(invoice, "payment_note", actor, payment_id=payment_id, note=note[:500])
     return payment
