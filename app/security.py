@@ -14,7 +14,8 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer, want_bytes
 
 from app.extensions import csrf
 
-LINK_PATH = re.compile(r"/l/[^\s?\"'/]+")
+#: The secret part of the addresses that carry one: a signed link, a case file's PDF address.
+TOKEN_PATHS = re.compile(r"(/l/|/collection/cases/)[^\s?#\"'/<>]+")
 
 
 class KeyCachingSigner(TimestampSigner):
@@ -102,22 +103,60 @@ def checkout_permissions(extra: Mapping[str, Sequence[str]]) -> str:
 CSP_WITHOUT_INLINE_CODE = ("Content-Security-Policy", content_security_policy(None))
 
 
+def redact_tokens(text: str) -> str:
+    """`text` with every secret token in an address replaced: the signed link's (`/l/<token>`) and the
+    case file's PDF address (`/collection/cases/<token>/invoice.pdf`), wherever they stand (a request
+    line, a Referer, a full URL, a traceback)."""
+    if "/l/" in text or "/collection/cases/" in text:
+        return TOKEN_PATHS.sub(r"\1[redacted]", text)
+    return text
+
+
+def redact_record(record: logging.LogRecord) -> logging.LogRecord:
+    """Redact tokens from a log record: its message (with its args), its exception's text and its
+    stack. The exception is formatted now only where there is one, and kept as text (exc_info
+    dropped) only when it held a token, so that no handler can format the token again."""
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - a bad format string is the handler's to report, as logging does
+        message = None
+    if message is not None:
+        redacted = redact_tokens(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+    if record.exc_info or record.exc_text:
+        text = record.exc_text or logging.Formatter().formatException(record.exc_info)
+        redacted = redact_tokens(text)
+        if redacted != text:
+            record.exc_text, record.exc_info = redacted, None
+    if record.stack_info:
+        record.stack_info = redact_tokens(record.stack_info)
+    return record
+
+
 class RedactLinkTokens(logging.Filter):
-    """Replace signed link tokens in log lines (`/l/<token>` -> `/l/[redacted]`)."""
+    """A logging filter that redacts tokens (see redact_record), for a handler of one's own."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "/l/" in message:
-            record.msg, record.args = LINK_PATH.sub("/l/[redacted]", message), None
+        redact_record(record)
         return True
 
 
 def install_log_redaction() -> None:
-    redactor = RedactLinkTokens()
-    for name in ("werkzeug", "gunicorn.access", "gunicorn.error", "app", ""):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactLinkTokens) for f in logger.filters):
-            logger.addFilter(redactor)
+    """Redact tokens from every log record this process makes, whichever logger makes it and
+    whichever handler writes it (the app's, werkzeug's, gunicorn's access and error logs, a
+    library's): at the record's making, through the log record factory. A filter on a logger
+    would see only the records of that very logger, not its children's (`app` is not `app.errors`),
+    and a filter on a handler only that handler's."""
+    factory = logging.getLogRecordFactory()
+    if getattr(factory, "redacts_tokens", False):
+        return
+
+    def make_record(*args, **kwargs) -> logging.LogRecord:
+        return redact_record(factory(*args, **kwargs))
+
+    make_record.redacts_tokens = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(make_record)
 
 
 # The same on every response: added once per response at the WSGI layer (see StaticHeaders).
