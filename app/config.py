@@ -128,6 +128,9 @@ def load_config(instance_path: str, env=None) -> dict:
         # Flask-WTF's own hook runs on every request, GETs included; app.security checks
         # CSRF on every unsafe method instead (POST, PUT, PATCH, DELETE).
         "WTF_CSRF_CHECK_DEFAULT": False,
+        # Flask-WTF's referrer check on HTTPS (a same-origin Referer required) is replaced by
+        # app.security.OriginCheck, which reads Origin first: see docs/decisions.md.
+        "WTF_CSRF_SSL_STRICT": False,
         "PROXY_FIX_COUNT": _int(env, "PROXY_FIX_COUNT", 0),
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), True),

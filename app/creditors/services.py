@@ -216,3 +216,9 @@ def revoke_api_keys(creditor: Creditor) -> int:
         k.revoked_at = now
     db.session.flush()
     return len(keys)
+
+
+def portal_origins() -> list[str]:
+    """Every creditor's own portal base URL (the hosts its links and forms are on, besides PORTAL_BASE_URL)."""
+    return list(db.session.scalars(select(Creditor.portal_base_url).where(Creditor.portal_base_url.is_not(None))
+                                   .distinct()))
