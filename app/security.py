@@ -206,6 +206,9 @@ class StaticHeaders:
 
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+#: The methods that show a form's page rather than submit it: HEAD is a GET without the body
+#: (a view that tests `method == "GET"` took a HEAD for a submission, and answered 400).
+SHOWING = frozenset({"GET", "HEAD"})
 
 
 def accepts_uploads(view):
