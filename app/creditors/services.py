@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from flask import current_app
+from flask import current_app, has_app_context
 from sqlalchemy import select
 from stdnum import bic as stdnum_bic
 from stdnum import iban as stdnum_iban
@@ -115,7 +115,8 @@ def validate_creditor(data: CreditorInput) -> CreditorInput:
         errors.setdefault("iban", "an RF reference needs an IBAN")
     data.portal_base_url = _clean(data.portal_base_url)
     if data.portal_base_url:
-        allow_http = current_app.config["PORTAL_ENV"] != "production"
+        # http:// only in an app outside production (a development server); https:// otherwise
+        allow_http = has_app_context() and current_app.config["PORTAL_ENV"] != "production"
         problem = web_address_problem(data.portal_base_url, allow_http=allow_http)
         parts = urlsplit(data.portal_base_url.rstrip("/"))
         if problem or parts.path or parts.query or parts.fragment or "?" in data.portal_base_url:
