@@ -7,7 +7,6 @@ net of VAT. Every problem is collected and reported by field path.
 from __future__ import annotations
 
 import re
-
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal

@@ -12,7 +12,6 @@ from app import create_app
 from tests.support.keys import PRODUCTION_ENV
 
 
-
 def production_app(tmp_path, monkeypatch, **extra):
     monkeypatch.setenv("PORTAL_INSTANCE_PATH", str(tmp_path))
     for key, value in PRODUCTION_ENV.items():
