@@ -10,9 +10,10 @@ export PORTAL_INSTANCE_PATH ?= $(CURDIR)/instance
 export PORTAL_BASE_URL ?= http://$(HOST):$(PORT)
 
 # Debian packages the project needs: WeasyPrint's Pango and fonts; Chromium for the
-# end-to-end tests; wrk for the benchmarks.
+# end-to-end tests, and certutil (libnss3-tools) to make it trust the HTTPS test's CA;
+# wrk for the benchmarks.
 RUNTIME_DEBS := libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
-TEST_DEBS    := chromium
+TEST_DEBS    := chromium libnss3-tools
 BENCH_DEBS   := wrk
 
 .PHONY: demo serve lint test test-sqlite test-postgres install install-dev translations system-deps bench bench-bank clean
@@ -74,9 +75,13 @@ test: install-dev translations
 	else echo "TEST_DATABASE_URL not set: PostgreSQL run skipped"; fi
 
 # The unit and functional tests in two processes (pytest-xdist); the end-to-end tests then in one.
+# The production-shape HTTPS test among them (tests/e2e/test_production_https.py) needs PostgreSQL,
+# and gets TEST_DATABASE_URL as PRODUCTION_TEST_DATABASE_URL (it works in a schema of its own;
+# skipped when neither is set).
 test-sqlite:
 	env -u TEST_DATABASE_URL $(BIN)/python -m pytest -n 2 --ignore=tests/e2e
-	env -u TEST_DATABASE_URL $(BIN)/python -m pytest tests/e2e
+	PRODUCTION_TEST_DATABASE_URL="$${PRODUCTION_TEST_DATABASE_URL:-$$TEST_DATABASE_URL}" \
+	  env -u TEST_DATABASE_URL $(BIN)/python -m pytest tests/e2e
 
 # The end-to-end tests drive a live server with its own SQLite file; they run once, above.
 test-postgres:

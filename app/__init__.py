@@ -36,12 +36,13 @@ def create_app(config: dict | None = None) -> Flask:
     _register_renderers()
     _connect_signals()
 
+    from app.creditors.services import portal_origins
     from app.errors import register_error_handlers
     from app.security import init_security
     from app.templating import init_templating
 
     register_error_handlers(app)
-    init_security(app)
+    init_security(app, portal_origins)
     init_templating(app)
     _register_cli(app)
     return app

@@ -1,9 +1,11 @@
 """Settings, read from environment variables when the app is created (never at import)."""
 
 import json
+import math
 import os
 import re
 import secrets
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -86,24 +88,20 @@ def load_config(instance_path: str, env=None) -> dict:
         if production:
             raise ConfigError("SECRET_KEY must be set in production")
         secret_key = _dev_secret(instance_path)
-    if production and len(secret_key) < 32:
-        raise ConfigError("SECRET_KEY must be at least 32 characters in production")
 
     signing_keys = [k.strip() for k in env.get("LINK_SIGNING_KEYS", "").split(",") if k.strip()]
     if not signing_keys:
         if production:
             raise ConfigError("LINK_SIGNING_KEYS must be set in production")
         signing_keys = [secret_key]
-    if production and any(len(k) < 32 for k in signing_keys):
-        raise ConfigError("every LINK_SIGNING_KEYS entry must be at least 32 characters")
 
     data_keys = [k.strip() for k in env.get("DATA_ENCRYPTION_KEYS", "").split(",") if k.strip()]
     if not data_keys:
         if production:
             raise ConfigError("DATA_ENCRYPTION_KEYS must be set in production")
         data_keys = ["data:" + secret_key]
-    if production and any(len(k) < 32 for k in data_keys):
-        raise ConfigError("every DATA_ENCRYPTION_KEYS entry must be at least 32 characters")
+    if production:
+        _check_secrets(secret_key, signing_keys, data_keys)
 
     default_db = "sqlite:///" + str(Path(instance_path) / "portal.db")
     database_url = normalise_database_url(env.get("DATABASE_URL", default_db))
@@ -133,6 +131,9 @@ def load_config(instance_path: str, env=None) -> dict:
         # Flask-WTF's own hook runs on every request, GETs included; app.security checks
         # CSRF on every unsafe method instead (POST, PUT, PATCH, DELETE).
         "WTF_CSRF_CHECK_DEFAULT": False,
+        # Flask-WTF's referrer check on HTTPS (a same-origin Referer required) is replaced by
+        # app.security.OriginCheck, which reads Origin first: see docs/decisions.md.
+        "WTF_CSRF_SSL_STRICT": False,
         "PROXY_FIX_COUNT": _int(env, "PROXY_FIX_COUNT", 0),
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), True),
@@ -168,7 +169,77 @@ def load_config(instance_path: str, env=None) -> dict:
     }
     if config["OUTBOX_LEASE_SECONDS"] <= 4 * config["SMS_TIMEOUT_SECONDS"]:
         raise ConfigError("OUTBOX_LEASE_SECONDS must be well above SMS_TIMEOUT_SECONDS (more than 4 times)")
+    if production:
+        _check_production_switches(config)
     return config
+
+
+# --- what production refuses --------------------------------------------------------------
+
+#: A secret's least length, and the least entropy estimated from its own characters (see key_strength_problem).
+KEY_MIN_LENGTH = 32
+KEY_MIN_BITS = 128
+KEY_ADVICE = 'make one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
+
+
+def estimated_bits(key: str) -> float:
+    """The key's length times the Shannon entropy of its characters' frequencies: what the key
+    itself shows of its randomness. "k" * 40 has 0 bits, "abcd" * 10 has 80, a 43-character
+    `secrets.token_urlsafe(32)` about 200. An estimate from one sample: it underrates short keys
+    from a small alphabet (32 hex digits, 128 random bits, show about 116), so give such keys longer."""
+    counts = Counter(key)
+    return -sum(n * math.log2(n / len(key)) for n in counts.values())
+
+
+def _repeats_a_block(key: str) -> bool:
+    """True when the key is a shorter block written again and again ("0123456789" * 4)."""
+    return any(len(key) % size == 0 and key == key[:size] * (len(key) // size) for size in range(1, len(key) // 2 + 1))
+
+
+def key_strength_problem(key: str) -> str | None:
+    """Why `key` is too weak for production, or None: at least KEY_MIN_LENGTH characters, at least
+    KEY_MIN_BITS bits by `estimated_bits`, and not a block repeated."""
+    if len(key) < KEY_MIN_LENGTH:
+        return f"must be at least {KEY_MIN_LENGTH} characters"
+    if estimated_bits(key) < KEY_MIN_BITS or _repeats_a_block(key):
+        return (f"is too predictable: it needs at least {KEY_MIN_BITS} bits of entropy estimated from its characters "
+                f"(length x Shannon entropy) and must not repeat a shorter block; {KEY_ADVICE}")
+    return None
+
+
+def _check_secrets(secret_key: str, signing_keys: list[str], data_keys: list[str]) -> None:
+    """Production's secrets: each strong (key_strength_problem), and no value used twice, in one
+    setting or across the three (a leak of one must not give away what another protects). The
+    message names the setting, never the value."""
+    named = [("SECRET_KEY", secret_key)]
+    named += [(f"LINK_SIGNING_KEYS entry {i}" if len(signing_keys) > 1 else "LINK_SIGNING_KEYS", key)
+              for i, key in enumerate(signing_keys, 1)]
+    named += [(f"DATA_ENCRYPTION_KEYS entry {i}" if len(data_keys) > 1 else "DATA_ENCRYPTION_KEYS", key)
+              for i, key in enumerate(data_keys, 1)]
+    seen: dict[str, str] = {}
+    for name, key in named:
+        problem = key_strength_problem(key)
+        if problem:
+            raise ConfigError(f"{name} {problem}")
+        if key in seen:
+            raise ConfigError(f"{name} is the same as {seen[key]}: SECRET_KEY, LINK_SIGNING_KEYS and "
+                              "DATA_ENCRYPTION_KEYS must each be a different secret")
+        seen[key] = name
+
+
+#: Settings production runs with one value only: (setting, the value it must have, why).
+PRODUCTION_SWITCHES = (
+    ("RATELIMIT_ENABLED", True, "rate limits guard links, step-up answers, sign-in and forms"),
+    ("SESSION_COOKIE_SECURE", True, "the session cookie must never travel over plain HTTP"),
+    ("HSTS_ENABLED", True, "browsers must keep to HTTPS"),
+    ("PAYMENTS_SIMULATOR", False, "its test page marks bills paid without any money"),
+)
+
+
+def _check_production_switches(config: dict) -> None:
+    for name, required, why in PRODUCTION_SWITCHES:
+        if config[name] is not required:
+            raise ConfigError(f"{name} must be {str(required).lower()} in production: {why}")
 
 
 # --- e-mail and the outbox dispatcher ---------------------------------------------------

@@ -36,6 +36,12 @@ def _wants_json() -> bool:
     return False
 
 
+def _headers_of(exc: HTTPException) -> list[tuple[str, str]]:
+    """The headers the exception itself carries (405's Allow, 429's Retry-After, 401's
+    WWW-Authenticate), without its Content-Type: the page or JSON made here has its own."""
+    return [(name, value) for name, value in exc.get_headers() if name.lower() != "content-type"]
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
@@ -49,12 +55,10 @@ def register_error_handlers(app: Flask) -> None:
             db.session.rollback()
         if _wants_json():
             body = {"error": (exc.name or "error").lower().replace(" ", "_"), "message": exc.description}
-            return jsonify(body), exc.code
+            return jsonify(body), exc.code, _headers_of(exc)
         kind = {403: "forbidden", 404: "not_found", 405: "not_allowed", 413: "too_large", 429: "too_many"}.get(
             exc.code or 0, "generic")
-        retry_after = getattr(exc, "retry_after", None)  # werkzeug's TooManyRequests and ServiceUnavailable
-        headers = {"Retry-After": str(retry_after)} if retry_after else {}
-        return render_template("errors/error.html", code=exc.code, kind=kind), exc.code, headers
+        return render_template("errors/error.html", code=exc.code, kind=kind), exc.code, _headers_of(exc)
 
     @app.errorhandler(Exception)
     def unhandled(exc: Exception):

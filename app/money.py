@@ -4,19 +4,45 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 
-from babel.numbers import format_currency, format_decimal, get_currency_precision, list_currencies
+from babel import Locale
+from babel.numbers import (
+    format_currency,
+    format_decimal,
+    get_currency_precision,
+    get_territory_currencies,
+    list_currencies,
+)
 
 
 @lru_cache(maxsize=1)
 def known_currencies() -> frozenset[str]:
+    """Every ISO 4217 code Babel (CLDR) knows, withdrawn ones, funds, metals and test codes included."""
     return frozenset(list_currencies())
 
 
 def is_currency(code: str) -> bool:
+    """Any code Babel knows: for what others report (a bank file's entries)."""
     return isinstance(code, str) and code in known_currencies()
+
+
+@lru_cache(maxsize=1)
+def current_currencies() -> frozenset[str]:
+    """The ISO 4217 codes of the currencies in use: legal tender in at least one territory today, by
+    CLDR's data as Babel has it (about 155). Not withdrawn currencies (DEM, HRK), funds (CLF, BOV),
+    metals (XAU), special drawing rights (XDR), nor the codes for testing and for no currency (XTS,
+    XXX), which Babel also knows. Worked out once per process."""
+    today = date.today()
+    return frozenset(code for territory in Locale("en").territories
+                     for code in get_territory_currencies(str(territory), start_date=today, tender=True))
+
+
+def is_current_currency(code: str) -> bool:
+    """A currency a bill can be in (see current_currencies): for invoices and creditors."""
+    return isinstance(code, str) and code in current_currencies()
 
 
 @lru_cache(maxsize=256)

@@ -1,4 +1,5 @@
-"""Response headers (CSP with nonces, HSTS, nosniff, referrer policy, no-store) and log redaction."""
+"""Response headers (CSP with nonces, HSTS, nosniff, referrer policy, no-store), CSRF (Flask-WTF's token and
+our own origin check) and log redaction."""
 
 from __future__ import annotations
 
@@ -7,15 +8,20 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import ClassVar
+from urllib.parse import urlsplit
 
 from flask import Flask, current_app, g, request, session
+from flask_wtf.csrf import CSRFError
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer, want_bytes
 
 from app.extensions import csrf
 
-LINK_PATH = re.compile(r"/l/[^\s?\"'/]+")
+log = logging.getLogger(__name__)
+
+#: The secret part of the addresses that carry one: a signed link, a case file's PDF address.
+TOKEN_PATHS = re.compile(r"(/l/|/collection/cases/)[^\s?#\"'/<>]+")
 
 
 class KeyCachingSigner(TimestampSigner):
@@ -104,32 +110,76 @@ def checkout_permissions(extra: Mapping[str, Sequence[str]]) -> str:
 CSP_WITHOUT_INLINE_CODE = ("Content-Security-Policy", content_security_policy(None))
 
 
+def redact_tokens(text: str) -> str:
+    """`text` with every secret token in an address replaced: the signed link's (`/l/<token>`) and the
+    case file's PDF address (`/collection/cases/<token>/invoice.pdf`), wherever they stand (a request
+    line, a Referer, a full URL, a traceback)."""
+    if "/l/" in text or "/collection/cases/" in text:
+        return TOKEN_PATHS.sub(r"\1[redacted]", text)
+    return text
+
+
+def redact_record(record: logging.LogRecord) -> logging.LogRecord:
+    """Redact tokens from a log record: its message (with its args), its exception's text and its
+    stack. The exception is formatted now only where there is one, and kept as text (exc_info
+    dropped) only when it held a token, so that no handler can format the token again."""
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - a bad format string is the handler's to report, as logging does
+        message = None
+    if message is not None:
+        redacted = redact_tokens(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+    if record.exc_info or record.exc_text:
+        text = record.exc_text or (logging.Formatter().formatException(record.exc_info) if record.exc_info else "")
+        redacted = redact_tokens(text)
+        if redacted != text:
+            record.exc_text, record.exc_info = redacted, None
+    if record.stack_info:
+        record.stack_info = redact_tokens(record.stack_info)
+    return record
+
+
 class RedactLinkTokens(logging.Filter):
-    """Replace signed link tokens in log lines (`/l/<token>` -> `/l/[redacted]`)."""
+    """A logging filter that redacts tokens (see redact_record), for a handler of one's own."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "/l/" in message:
-            record.msg, record.args = LINK_PATH.sub("/l/[redacted]", message), None
+        redact_record(record)
         return True
 
 
 def install_log_redaction() -> None:
-    redactor = RedactLinkTokens()
-    for name in ("werkzeug", "gunicorn.access", "gunicorn.error", "app", ""):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactLinkTokens) for f in logger.filters):
-            logger.addFilter(redactor)
+    """Redact tokens from every log record this process makes, whichever logger makes it and
+    whichever handler writes it (the app's, werkzeug's, gunicorn's access and error logs, a
+    library's): at the record's making, through the log record factory. A filter on a logger
+    would see only the records of that very logger, not its children's (`app` is not `app.errors`),
+    and a filter on a handler only that handler's."""
+    factory = logging.getLogRecordFactory()
+    if getattr(factory, "redacts_tokens", False):
+        return
+
+    def make_record(*args, **kwargs) -> logging.LogRecord:
+        return redact_record(factory(*args, **kwargs))
+
+    make_record.redacts_tokens = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(make_record)
 
 
 # The same on every response: added once per response at the WSGI layer (see StaticHeaders).
+# The referrer policy is same-origin: our own pages send their address to us (the CSRF origin check
+# reads Origin, or the Referer without it) and to no one else. The signed link's answers (/l/...)
+# send none at all, not even to us: see docs/decisions.md ("Referrer policy and the CSRF origin check").
 STATIC_HEADERS = (
     ("X-Content-Type-Options", "nosniff"),
     ("X-Frame-Options", "DENY"),
-    ("Referrer-Policy", "no-referrer"),
+    ("Referrer-Policy", "same-origin"),
     ("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=(self)"),
     ("Cross-Origin-Opener-Policy", "same-origin"),
 )
+LINK_PREFIX = "/l/"
+LINK_STATIC_HEADERS = tuple(("Referrer-Policy", "no-referrer") if name == "Referrer-Policy" else (name, value)
+                            for name, value in STATIC_HEADERS)
 HSTS = ("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
 
 
@@ -146,7 +196,8 @@ class StaticHeaders:
     def __call__(self, environ, start_response):
         def start(status, headers, exc_info=None):
             present = {name.lower() for name, _value in headers}
-            headers.extend(h for h in STATIC_HEADERS if h[0].lower() not in present)
+            static = LINK_STATIC_HEADERS if environ.get("PATH_INFO", "").startswith(LINK_PREFIX) else STATIC_HEADERS
+            headers.extend(h for h in static if h[0].lower() not in present)
             if "content-security-policy" not in present:  # pages with inline code set their own
                 headers.append(CSP_WITHOUT_INLINE_CODE)
             if self.hsts and (self.always_https or environ.get("wsgi.url_scheme") == "https"):
@@ -157,6 +208,9 @@ class StaticHeaders:
 
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+#: The methods that show a form's page rather than submit it: HEAD is a GET without the body
+#: (a view that tests `method == "GET"` took a HEAD for a submission, and answered 400).
+SHOWING = frozenset({"GET", "HEAD"})
 
 
 def accepts_uploads(view):
@@ -167,11 +221,79 @@ def accepts_uploads(view):
     return view
 
 
-def init_security(app: Flask) -> None:
+def origin_of(url: str | None) -> str | None:
+    """The origin of an http(s) URL as browsers write it in `Origin` (scheme://host[:port], the
+    default port left out, lower case), or None for anything else ("null", a relative path)."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme, host = parts.scheme.lower(), parts.hostname
+    if scheme not in ("http", "https") or not host:
+        return None
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}" if port in (None, 443 if scheme == "https" else 80) else f"{scheme}://{host}:{port}"
+
+
+class OriginCheck:
+    """Our half of CSRF, next to Flask-WTF's token: an unsafe request must come from one of our own
+    origins, the origin of PORTAL_BASE_URL or of a creditor's own portal_base_url (`more_origins`,
+    asked only when the first does not match). The browser's `Origin` decides; without one, the
+    origin of a `Referer`; `Origin: null` (a page that sends no referrer, a sandbox, a redirect
+    from another site) is refused. A request that names neither is refused where it matters, over
+    HTTPS and in production (browsers send Origin on every POST); outside production, over plain
+    HTTP, it passes, for tools and the test client. Outside production the address the request
+    came to (its Host) counts as ours too, so that a development server works under any name."""
+
+    def __init__(self, app: Flask, more_origins: Callable[[], Iterable[str | None]] | None = None):
+        self.app = app
+        self.more_origins = more_origins
+        self.production = app.config["PORTAL_ENV"] == "production"
+
+    def ours(self, origin: str) -> bool:
+        if origin == origin_of(self.app.config["PORTAL_BASE_URL"]):
+            return True
+        if not self.production and origin == origin_of(request.host_url):
+            return True
+        return self.more_origins is not None and origin in {origin_of(url) for url in self.more_origins()}
+
+    def problem(self) -> str | None:
+        """Why this request's origin is not ours, or None."""
+        claimed = request.headers.get("Origin")
+        if claimed is not None:
+            what = "Origin"
+        else:
+            claimed, what = request.headers.get("Referer"), "Referer"
+            if claimed is None:
+                if self.production or request.is_secure:
+                    return "The request names no origin (neither Origin nor Referer)."
+                return None
+        origin = origin_of(claimed)
+        if origin is None or not self.ours(origin):
+            return f"The {what} is not one of this portal's origins."
+        return None
+
+    def __call__(self) -> None:
+        problem = self.problem()
+        if problem:
+            log.info("CSRF: %s", problem)
+            raise CSRFError(problem)
+
+
+def init_security(app: Flask, portal_origins: Callable[[], Iterable[str | None]] | None = None) -> None:
+    """Headers, CSRF and log redaction. `portal_origins` gives the creditors' own portal base URLs
+    (the origins besides PORTAL_BASE_URL that forms are posted from)."""
+    check_origin = OriginCheck(app, portal_origins)
+
     @app.before_request
     def check_csrf():
-        """CSRF on every form post: every unsafe method, except on exempt views (the bearer-token API).
-        Reading the token reads the body, so a view's larger allowance for uploads is set first."""
+        """CSRF on every form post: every unsafe method, except on exempt views (the bearer-token API,
+        providers' webhooks): Flask-WTF's token, then our origin check (Flask-WTF's own referrer check,
+        WTF_CSRF_SSL_STRICT, is off: see OriginCheck). Reading the token reads the body, so a view's
+        larger allowance for uploads is set first."""
         if request.method in SAFE_METHODS:
             return
         view = app.view_functions.get(request.endpoint or "")
@@ -179,6 +301,8 @@ def init_security(app: Flask) -> None:
             request.max_content_length = 2 * app.config["ATTACHMENT_MAX_BYTES"] + 1024 * 1024
         if app.config.get("WTF_CSRF_ENABLED", True):
             csrf.protect(apply_exemptions=True)
+            if g.get("csrf_valid"):  # checked, not exempt
+                check_origin()
 
     @app.after_request
     def set_headers(response):

@@ -10,6 +10,7 @@ from babel.dates import format_datetime as babel_format_datetime
 from flask import Flask
 from flask_babel import get_locale
 
+from app.core.validation import safe_web_address
 from app.i18n import country_zone, format_locale
 from app.money import format_money, format_quantity, format_rate, to_decimal
 
@@ -48,6 +49,7 @@ def init_templating(app: Flask) -> None:
     app.jinja_env.filters["rate"] = lambda bp: format_rate(bp, current_format_locale())
     app.jinja_env.filters["plain_amount"] = lambda amount, currency: str(to_decimal(amount, currency))
     app.jinja_env.filters["fromiso"] = date.fromisoformat
+    app.jinja_env.filters["web_address"] = safe_web_address
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
 

@@ -13,7 +13,7 @@ from flask.blueprints import BlueprintSetupState
 
 from app.api.schemas import CancelIn, LinkIn, ReminderIn
 from app.billing.models import CUSTOMER_KINDS, LINE_KINDS, InvoiceStatus
-from app.billing.schemas import InvoiceIn
+from app.billing.schemas import INVOICE_NUMBER, InvoiceIn
 from app.i18n import SUPPORTED_LOCALES
 
 REF = "#/components/schemas/{model}"
@@ -43,7 +43,7 @@ _NUMBER_PARAMETER = {
     "in": "path",
     "required": True,
     "description": "The invoice number as sent when the invoice was created; it may contain '/'.",
-    "schema": {"type": "string"},
+    "schema": {"type": "string", "pattern": INVOICE_NUMBER},
 }
 
 

@@ -6,6 +6,7 @@ net of VAT. Every problem is collected and reported by field path.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -17,7 +18,7 @@ from app.core.validation import E164, is_email
 from app.creditors.references import is_valid_reference
 from app.errors import InvalidData
 from app.i18n import normalise_locale
-from app.money import is_currency, round_half_up
+from app.money import is_current_currency, round_half_up
 
 MAX_AMOUNT = 10**13
 Amount = Annotated[StrictInt, Field(ge=0, lt=MAX_AMOUNT)]
@@ -118,11 +119,21 @@ def line_amounts(quantity: Decimal, unit_price: int, vat_rate: int) -> tuple[int
     return net, vat, net + vat
 
 
+#: An invoice number: letters, digits and . _ / -, a letter or digit first and after every "/", so that
+#: as a path (/api/v1/invoices/<number>) it has no empty, "." or ".." part that a client or proxy
+#: would fold away (a/../b is b on the way), and no "/" at the end.
+INVOICE_NUMBER = r"^[0-9A-Za-z][0-9A-Za-z._-]*(?:/[0-9A-Za-z][0-9A-Za-z._-]*)*$"
+INVOICE_NUMBER_RULE = ("1-64 letters, digits and . _ / -, starting with a letter or digit; each / is followed by a "
+                       "letter or digit (2026/10/7, not a/../b, a//b or a/)")
+
+
 class InvoiceIn(_Strict):
-    number: str = Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z][0-9A-Za-z._/-]*$")
+    number: str = Field(min_length=1, max_length=64, description=INVOICE_NUMBER_RULE,
+                        json_schema_extra={"pattern": INVOICE_NUMBER})
     issue_date: date
     due_date: date
-    currency: str = Field(min_length=3, max_length=3)
+    currency: str = Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$",
+                          description="ISO 4217 code of a currency in use today (upper case): NOK, EUR, SEK...")
     summary: str | None = Field(None, max_length=300)
     period_start: date | None = None
     period_end: date | None = None
@@ -133,10 +144,17 @@ class InvoiceIn(_Strict):
     vat_total: Amount | None = None
     total: Amount
 
+    @field_validator("number")
+    @classmethod
+    def _number(cls, v):
+        if not re.fullmatch(INVOICE_NUMBER, v):
+            raise ValueError("letters, digits and . _ / -, a letter or digit first and after every /")
+        return v
+
     @field_validator("currency")
     @classmethod
     def _currency(cls, v):
-        if not is_currency(v):
+        if not is_current_currency(v):
             raise ValueError("unknown ISO 4217 currency")
         return v
 

@@ -6,20 +6,22 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
+from flask import current_app, has_app_context
 from sqlalchemy import select
 from stdnum import bic as stdnum_bic
 from stdnum import iban as stdnum_iban
 from stdnum.no import kontonr
 
-from app.core.validation import E164, is_email
+from app.core.validation import E164, is_email, web_address_problem
 from app.creditors.brand import contrast_ratio, ensure_contrast, parse_hex, to_hex
 from app.creditors.models import REFERENCE_SCHEMES, STEP_UP_MODES, ApiKey, Creditor
 from app.errors import InvalidData
 from app.extensions import db
 from app.i18n import SUPPORTED_LOCALES
 from app.models import utcnow
-from app.money import is_currency
+from app.money import is_current_currency
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 API_KEY_PREFIX = "pk_"
@@ -72,7 +74,7 @@ def validate_creditor(data: CreditorInput) -> CreditorInput:
     if data.default_locale not in SUPPORTED_LOCALES:
         errors["default_locale"] = f"one of {', '.join(SUPPORTED_LOCALES)}"
     data.currency = (data.currency or "").strip().upper()
-    if not is_currency(data.currency):
+    if not is_current_currency(data.currency):
         errors["currency"] = "an ISO 4217 currency code"
     if data.reference_scheme not in REFERENCE_SCHEMES:
         errors["reference_scheme"] = f"one of {', '.join(REFERENCE_SCHEMES)}"
@@ -80,8 +82,9 @@ def validate_creditor(data: CreditorInput) -> CreditorInput:
         errors["step_up_mode"] = f"one of {', '.join(STEP_UP_MODES)}"
     for name in ("legal_name", "support_hours", "support_url", "org_number", "address"):
         setattr(data, name, _clean(getattr(data, name)))
-    if data.support_url and not re.match(r"^https://[^\s]+$", data.support_url):
-        errors["support_url"] = "an https:// address"
+    problem = web_address_problem(data.support_url) if data.support_url else None
+    if problem:
+        errors["support_url"] = problem
     data.support_email = _clean(data.support_email)
     if data.support_email and not is_email(data.support_email):
         errors["support_email"] = "not an e-mail address"
@@ -111,8 +114,14 @@ def validate_creditor(data: CreditorInput) -> CreditorInput:
     if data.reference_scheme == "rf" and not data.iban:
         errors.setdefault("iban", "an RF reference needs an IBAN")
     data.portal_base_url = _clean(data.portal_base_url)
-    if data.portal_base_url and not re.match(r"^https?://[^/\s]+$", data.portal_base_url.rstrip("/")):
-        errors["portal_base_url"] = "a scheme and host, such as https://pay.example.com"
+    if data.portal_base_url:
+        # http:// only in an app outside production (a development server); https:// otherwise
+        allow_http = has_app_context() and current_app.config["PORTAL_ENV"] != "production"
+        problem = web_address_problem(data.portal_base_url, allow_http=allow_http)
+        parts = urlsplit(data.portal_base_url.rstrip("/"))
+        if problem or parts.path or parts.query or parts.fragment or "?" in data.portal_base_url:
+            errors["portal_base_url"] = (f"a scheme and host, such as https://pay.example.com"
+                                         f"{'' if allow_http else ' (https:// in production)'}")
     for name in ("brand_primary", "brand_accent"):
         value = getattr(data, name)
         try:
@@ -216,3 +225,9 @@ def revoke_api_keys(creditor: Creditor) -> int:
         k.revoked_at = now
     db.session.flush()
     return len(keys)
+
+
+def portal_origins() -> list[str]:
+    """Every creditor's own portal base URL (the hosts its links and forms are on, besides PORTAL_BASE_URL)."""
+    return list(db.session.scalars(select(Creditor.portal_base_url).where(Creditor.portal_base_url.is_not(None))
+                                   .distinct()))

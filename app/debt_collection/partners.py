@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import select
 
+from app.core.validation import web_address_problem
 from app.creditors.models import Creditor
 from app.creditors.services import hash_api_key
 from app.crypto import decrypt, encrypt
@@ -75,11 +76,17 @@ def add_partner(slug: str, name: str, endpoint_url: str, *, case_page_url: str |
     problem = endpoint_problem(endpoint_url)
     if problem:
         errors["endpoint"] = problem
+    allow_http = current_app.config["PORTAL_ENV"] != "production"
+    case_page_url, website = (case_page_url or "").strip() or None, (website or "").strip() or None
     if case_page_url and "{reference}" not in case_page_url:
         errors["case_page_url"] = "must contain {reference}"
-    elif case_page_url and not case_page_url.startswith("https://") and not current_app.config[
-            "COLLECTION_ALLOW_PRIVATE_ENDPOINTS"]:
-        errors["case_page_url"] = "must be https://"
+    elif case_page_url:
+        problem = web_address_problem(case_page_url.replace("{reference}", "REF"), allow_http=allow_http)
+        if problem:
+            errors["case_page_url"] = problem
+    problem = web_address_problem(website, allow_http=allow_http) if website else None
+    if problem:
+        errors["website"] = problem
     if signing_secret:
         try:
             check_secret(signing_secret)

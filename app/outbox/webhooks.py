@@ -19,6 +19,9 @@ outbox's backoff until the webhook deadline. Redirects are not followed.
 Before every request the endpoint is checked again (`check_endpoint`): https and an allowed host
 in production, and every address the host resolves to must be public, so that a partner's
 endpoint cannot be turned against our own network (a host that later resolves to 10.0.0.1).
+The request then goes to the very address that was checked (`PinnedAddressAdapter`), the host's
+name kept for TLS (SNI and the certificate's name) and the Host header: the name is resolved once,
+so a DNS answer that changes between the check and the connection (DNS rebinding) cannot move it.
 """
 
 from __future__ import annotations
@@ -31,9 +34,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 from standardwebhooks import Webhook
 
 from app.models import utcnow
@@ -79,8 +83,10 @@ def _host_allowed(host: str, allowed: Sequence[str]) -> bool:
     return False
 
 
-def check_endpoint(url: str, rules: EndpointRules, *, resolve: bool = True) -> None:
-    """Raise EndpointRefused unless `url` is one we may POST to (see the module's docstring)."""
+def check_endpoint(url: str, rules: EndpointRules, *, resolve: bool = True) -> tuple[str, ...]:
+    """Raise EndpointRefused unless `url` is one we may POST to (see the module's docstring). Returns
+    the addresses the host resolved to, every one checked, in the resolver's order; () where nothing
+    was resolved (outside production, where private addresses are allowed, or `resolve=False`)."""
     parts = urlsplit(url or "")
     host = (parts.hostname or "").lower()
     if not host or parts.scheme not in ("https", "http"):
@@ -95,15 +101,56 @@ def check_endpoint(url: str, rules: EndpointRules, *, resolve: bool = True) -> N
     elif rules.allowed_hosts and not _host_allowed(host, rules.allowed_hosts):
         raise EndpointRefused(f"{host} is not in COLLECTION_ENDPOINT_HOSTS")
     if rules.allow_private or not resolve:
-        return
+        return ()
     try:
         infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
     except OSError as exc:
         raise EndpointRefused(f"{host} does not resolve: {exc}") from None
+    addresses = []
     for info in infos:
-        address = ipaddress.ip_address(info[4][0])
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
         if not address.is_global:
             raise EndpointRefused(f"{host} resolves to {address}, which is not a public address")
+        addresses.append(str(address))
+    if not addresses:
+        raise EndpointRefused(f"{host} does not resolve")
+    return tuple(dict.fromkeys(addresses))
+
+
+def pinned(url: str, address: str) -> tuple[str, str]:
+    """(the URL with its host replaced by `address`, the Host header naming the original host):
+    what PinnedAddressAdapter sends to connect to `address` and speak TLS and HTTP to the name."""
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    literal = f"[{address}]" if ":" in address else address
+    name = parts.hostname or ""
+    name = f"[{name}]" if ":" in name else name
+    return urlunsplit((parts.scheme, literal + port, parts.path, parts.query, "")), name + port
+
+
+def _host_of(header: str) -> str:
+    """The name in a Host header, without its port ("[::1]:8443" -> "::1")."""
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class PinnedAddressAdapter(HTTPAdapter):
+    """requests' adapter for a URL whose host is an address (see `pinned`) and whose Host header
+    names the real host: connects to the address, and sends that name for SNI and checks the
+    server's certificate against it (urllib3's server_hostname and assert_hostname), as a plain
+    request to the name would. Connection pools are kept per address and name. Other requests
+    (no Host header, or the URL's own host in it) go as with requests' own adapter."""
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        header = request.headers.get("Host")
+        if header and host_params["scheme"] == "https":
+            name = _host_of(header)
+            if name.lower() != (host_params.get("host") or "").strip("[]").lower():
+                pool_kwargs["server_hostname"] = name
+                pool_kwargs["assert_hostname"] = name
+        return host_params, pool_kwargs
 
 
 def webhook_id(idempotency_key: str) -> str:
@@ -161,17 +208,23 @@ class WebhookChannel:
     def send(self, message: OutboxMessage) -> None:
         request = render(message)
         try:
-            check_endpoint(request.url, self.rules)
+            addresses = check_endpoint(request.url, self.rules)
         except EndpointRefused as exc:
             raise DeliveryError(f"endpoint refused: {exc}", permanent=True) from None
         if not request.secrets:
             raise DeliveryError("no signing secret for this endpoint", permanent=True)
         now = utcnow()
         headers = sign(request, webhook_id(message.idempotency_key), now)
+        url = request.url
+        if addresses:  # to the address just checked, not to what the name resolves to a moment later
+            url, headers["Host"] = pinned(request.url, addresses[0])
         if self._session is None:
             self._session = requests.Session()
+            adapter = PinnedAddressAdapter()
+            self._session.mount("https://", adapter)
+            self._session.mount("http://", adapter)
         try:
-            answer = self._session.post(request.url, data=request.body, headers=headers, timeout=self.timeout,
+            answer = self._session.post(url, data=request.body, headers=headers, timeout=self.timeout,
                                         allow_redirects=False)
         except requests.RequestException as exc:
             raise DeliveryError(f"{type(exc).__name__}: could not reach {urlsplit(request.url).hostname}") from None

@@ -38,7 +38,7 @@ from app.resolutions.forms import (
     scope_choices,
 )
 from app.resolutions.models import Kind, Resolution
-from app.security import accepts_uploads
+from app.security import SHOWING, accepts_uploads
 from app.support.attachments import read_upload
 from app.support.forms import attachment_problem
 
@@ -144,7 +144,7 @@ def _run(flow: Flow, record: Callable[[], tuple[Resolution, bool]],
     """GET: the form. POST: with `terms`, check the choice and show what it means, to confirm (or
     change); the confirming POST (or the only one, without `terms`) records it, commits and goes to
     the resolution's page. A problem re-shows the form with each error next to its field (422)."""
-    if request.method == "GET":
+    if request.method in SHOWING:
         return flow.page()
     page_problem = None
     if flow.form.validate_on_submit():
@@ -173,7 +173,7 @@ def dispute(public_id: str, access: BillAccess):
     invoice, today = _bill(public_id, access)
     form = _fresh(DisputeForm())
     form.scope.choices, form.reason.choices = scope_choices(), reason_choices()
-    if request.method == "GET" and request.args.get("line", "").isdigit():
+    if request.method in SHOWING and request.args.get("line", "").isdigit():
         form.scope.data, form.lines.data = "lines", [int(request.args["line"])]
 
     def record():

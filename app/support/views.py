@@ -22,7 +22,7 @@ from app.i18n import language_switch, select_locale
 from app.models import utcnow
 from app.portal.access import bill_required, load_bill_or_404, unavailable
 from app.portal.services import BillAccess
-from app.security import accepts_uploads
+from app.security import SHOWING, accepts_uploads
 from app.support import services
 from app.support.attachments import attachment_path, read_upload
 from app.support.emails import topic_label, window_label
@@ -67,7 +67,7 @@ def contact(public_id: str, access: BillAccess):
     invoice = load_bill_or_404(public_id)
     today = local_today(access.country, utcnow())
     form = ContactForm()
-    if request.method == "GET":
+    if request.method in SHOWING:
         form.submission.data = secrets.token_urlsafe(16)
         form.topic.data = request.args.get("topic") if request.args.get("topic") in TOPICS else None
         form.email.data, form.phone.data = invoice.customer.email, invoice.customer.phone

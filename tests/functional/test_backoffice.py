@@ -346,6 +346,22 @@ def test_a_new_link_by_sms_needs_a_mobile_number(client, mine, agent):
     assert (sms.recipient, sms.kind, sms.locale) == ("+4791234567", "link.reissued", "nb")
 
 
+def test_a_new_link_is_audited_with_its_channel_and_a_masked_destination(client, mine, agent):
+    page = f"/backoffice/invoices/{mine.invoice.id}"
+    for form in ({"channel": "email", "to": "kari.nordmann@example.test", "submission": "a1"},
+                 {"channel": "sms", "to": "+47 912 34 567", "submission": "a2"},
+                 {"channel": "letter", "submission": "a3"}):
+        assert post(client, f"{page}/link", form, page=page).status_code in (200, 303)
+    entries = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "link_reissued")
+                                 .order_by(AuditEntry.id)).all()
+    assert [entry.detail for entry in entries] == [
+        {"channel": "email", "destination": "ka***@example.test"},
+        {"channel": "sms", "destination": "+47*****567"},
+        {"channel": "letter", "destination": None},  # printed by the agent: sent nowhere
+    ]
+    assert all(entry.record_id == mine.invoice.number for entry in entries)
+
+
 def test_a_supervisor_records_a_payment_once_and_the_customer_gets_a_receipt(client, mine, supervisor):
     page = f"/backoffice/invoices/{mine.invoice.id}"
     form = client.get(page, headers=EN).text

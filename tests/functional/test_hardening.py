@@ -9,17 +9,13 @@ import uuid
 import pytest
 
 from app import create_app
-
-STRONG = "p" * 40
+from tests.support.keys import PRODUCTION_ENV
 
 
 def production_app(tmp_path, monkeypatch, **extra):
     monkeypatch.setenv("PORTAL_INSTANCE_PATH", str(tmp_path))
-    monkeypatch.setenv("PORTAL_ENV", "production")
-    monkeypatch.setenv("SECRET_KEY", STRONG)
-    monkeypatch.setenv("LINK_SIGNING_KEYS", STRONG)
-    monkeypatch.setenv("DATA_ENCRYPTION_KEYS", STRONG)
-    monkeypatch.setenv("PORTAL_BASE_URL", "https://pay.example.com")
+    for key, value in PRODUCTION_ENV.items():
+        monkeypatch.setenv(key, value)
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/prod.db")
     for key, value in extra.items():
         monkeypatch.setenv(key, value)
@@ -56,6 +52,7 @@ def redis_up() -> bool:
 INSTANCE = """
 import sys
 from app import create_app
+from tests.support.keys import PRODUCTION_ENV
 app = create_app()
 client = app.test_client()
 codes = [client.get("/l/forged", base_url="https://pay.example.com",
@@ -67,8 +64,7 @@ print(",".join(map(str, codes)))
 @pytest.mark.skipif(not redis_up(), reason="Redis is not running on 127.0.0.1:6379")
 def test_rate_limits_are_shared_between_instances_through_redis(tmp_path):
     """Two app processes (as behind a load balancer) count the same client together in Redis."""
-    env = dict(os.environ, PORTAL_INSTANCE_PATH=str(tmp_path), PORTAL_ENV="production", SECRET_KEY=STRONG,
-               LINK_SIGNING_KEYS=STRONG, DATA_ENCRYPTION_KEYS=STRONG, PORTAL_BASE_URL="https://pay.example.com",
+    env = dict(os.environ, PORTAL_INSTANCE_PATH=str(tmp_path), **PRODUCTION_ENV,
                DATABASE_URL=f"sqlite:///{tmp_path}/prod.db", RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379/0",
                LINK_RATE_LIMIT="4 per minute")
     client_ip = f"198.51.100.{uuid.uuid4().int % 250 + 1}"

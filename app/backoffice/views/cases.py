@@ -26,6 +26,7 @@ from app.billing.services import hold as hold_reminders
 from app.billing.services import reminders_of
 from app.billing.services import resume as resume_reminders
 from app.core.dates import local_today, parse_date
+from app.core.validation import mask_email, mask_phone
 from app.debt_collection.models import Case
 from app.debt_collection.partners import policy_of
 from app.debt_collection.services import NotEligible, active_case, hand_off, recall
@@ -195,6 +196,16 @@ def resume(invoice_id: int):
     return _act(found, "hold", do)
 
 
+def _masked_destination(channel: str, to: str | None) -> str | None:
+    """Where a new link went, for the audit log: the address or number masked (ka***@example.com,
+    +47*****567); a printed letter goes nowhere but into the agent's hands."""
+    if channel == "email" and to:
+        return mask_email(to)
+    if channel == "sms" and to:
+        return mask_phone(to)
+    return None
+
+
 @bp.post("/invoices/<int:invoice_id>/link")
 @login_required
 def send_link(invoice_id: int):
@@ -215,7 +226,7 @@ def send_link(invoice_id: int):
     except (InvalidData, IllegalTransition) as exc:
         return _failed(found, exc, "link", link_form=form)
     record("link_reissued", creditor_id=found.creditor_id, record_type="invoice", record_id=found.number,
-           channel=form.channel.data)
+           channel=form.channel.data, destination=_masked_destination(form.channel.data, form.to.data))
     db.session.commit()
     if issued is not None:  # a letter: the link is shown once, here, to be printed
         creditor = found.creditor

@@ -3,10 +3,9 @@
 import pytest
 
 from app.config import ConfigError, load_config
+from tests.support.keys import PRODUCTION_ENV as PRODUCTION
 
-STRONG = "s" * 40
-PRODUCTION = {"PORTAL_ENV": "production", "SECRET_KEY": STRONG, "LINK_SIGNING_KEYS": STRONG,
-              "DATA_ENCRYPTION_KEYS": STRONG, "PORTAL_BASE_URL": "https://pay.example.com"}
+STRONG = "s" * 40  # an SMTP password
 
 
 def test_defaults(tmp_path):
