@@ -11,12 +11,17 @@ from sqlalchemy import select
 from app.billing.pdf import invoice_pdf_response
 from app.core.dates import local_today
 from app.debt_collection.case_file import case_of_pdf_token
-from app.debt_collection.models import Case
+from app.debt_collection.models import Case, CaseStatus
 from app.extensions import db
 from app.i18n import normalise_locale
 from app.models import utcnow
 
 bp = Blueprint("debt_collection", __name__)
+
+
+def recalled(case: Case) -> bool:
+    """The creditor took the case back (asked or confirmed): the partner's access to it has ended."""
+    return case.status in (CaseStatus.RECALL_REQUESTED, CaseStatus.RECALLED)
 
 
 def case_pdf_response(case: Case) -> Response:
@@ -29,10 +34,11 @@ def case_pdf_response(case: Case) -> Response:
 
 @bp.get("/collection/cases/<token>/invoice.pdf")
 def case_pdf(token: str):
-    """The invoice's PDF by the signed address of a case file (404 once it expired or for a forgery)."""
+    """The invoice's PDF by the signed address of a case file (404 once it expired, for a forgery, and
+    once the case is recalled)."""
     g.no_store = True
     case_id = case_of_pdf_token(token)
     case = db.session.scalar(select(Case).where(Case.public_id == case_id)) if case_id else None
-    if case is None:
+    if case is None or recalled(case):
         abort(404)
     return case_pdf_response(case)
