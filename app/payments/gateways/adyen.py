@@ -243,7 +243,10 @@ class AdyenGateway(Gateway):
         for item in items:
             if not self._signed(item):
                 raise WebhookError("invalid HMAC signature")
-        return [self._event(item) for item in items]
+        try:
+            return [self._event(item) for item in items]
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise WebhookError("a notification item is not one of a payment") from exc
 
     def _signed(self, item: dict[str, Any]) -> bool:
         """The SDK's own check of one NotificationRequestItem; anything malformed is unsigned."""

@@ -136,9 +136,11 @@ class SimulatorGateway(Gateway):
         try:
             event = json.loads(body)
             data = event["data"]
+            if not isinstance(event["id"], str) or not isinstance(event["type"], str) or not isinstance(data, dict):
+                raise TypeError("the event's id and type are strings, its data an object")
             return [
                 GatewayEvent(
-                    provider=self.name, event_id=str(event["id"]), event_type=str(event["type"]),
+                    provider=self.name, event_id=event["id"], event_type=event["type"],
                     provider_ref=data.get("ref"),
                     status=data.get("status") if data.get("status") in PaymentStatus.values() else None,
                     amount=data.get("amount"), currency=data.get("currency"), payment_id=data.get("ref"),
@@ -147,7 +149,7 @@ class SimulatorGateway(Gateway):
                     payload=event,
                 )
             ]
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError, OSError) as exc:
             raise WebhookError("notification body is not a simulator event") from exc
 
     def refund(self, provider_ref: str, amount: int, idempotency_key: str) -> RefundResult:

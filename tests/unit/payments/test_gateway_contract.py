@@ -29,7 +29,15 @@ from app.payments.gateways import adyen as adyen_module
 from app.payments.gateways import simulator as simulator_module
 from app.payments.gateways import stripe as stripe_module
 from app.payments.gateways.adyen import AdyenConfig, AdyenGateway
-from app.payments.gateways.base import Checkout, CheckoutRequest, Gateway, Party, PaymentStatus, WebhookError
+from app.payments.gateways.base import (
+    Checkout,
+    CheckoutRequest,
+    Gateway,
+    Party,
+    PaymentStatus,
+    WebhookError,
+    check_event,
+)
 from app.payments.gateways.simulator import SimulatedPayment, SimulatorConfig, SimulatorGateway
 from app.payments.gateways.stripe import StripeConfig, StripeGateway
 from tests.support.adyen_server import AdyenServer
@@ -189,6 +197,8 @@ def test_signed_notification_names_the_payment(provider: Provider):
     assert event.provider == provider.gateway.name and event.event_id
     assert event.provider_ref in (checkout.provider_ref, request.attempt_ref)  # how the app finds the attempt
     assert (event.amount, event.currency) == (request.amount, request.currency)
+    for each in events:  # what the app checks before it stores an event: a genuine one passes
+        check_event(each)
 
 
 def test_anything_not_genuine_is_refused(provider: Provider):
