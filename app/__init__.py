@@ -186,14 +186,16 @@ def _register_renderers() -> None:
 
 def _connect_signals() -> None:
     """What one feature hears of another: a payment of a bill in collection goes to the partner;
-    a bill's total lowered below what was paid makes money owed back."""
-    from app.billing.services import total_changed
+    a bill's total lowered below what was paid makes money owed back; a bill closed (cancelled,
+    written off) stops its open payments."""
+    from app.billing.services import invoice_closed, total_changed
     from app.debt_collection.services import report_payment
     from app.payments.refunds import owe_back_excess
-    from app.payments.services import paid_during_collection
+    from app.payments.services import paid_during_collection, stop_open_attempts
 
     paid_during_collection.connect(report_payment)
     total_changed.connect(owe_back_excess)
+    invoice_closed.connect(stop_open_attempts)
 
 
 def _register_cli(app: Flask) -> None:

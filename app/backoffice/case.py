@@ -149,6 +149,8 @@ def describe(event: InvoiceEvent, invoice: Invoice) -> tuple[str, str | None]:
                                                               date=day("paid_on"))),
         "payment_note": lambda: (_("Note on the payment"), d.get("note")),
         "payment_to_refund": lambda: (_("Payment to a closed bill, owed back"), amount()),
+        "payments_stopped": lambda: (_("Payments under way stopped, the bill being closed"),
+                                     ngettext("%(num)d payment", "%(num)d payments", int(d.get("count") or 0))),
         "payment_mismatch": lambda: (_("Payment of %(what)s, owed back",
                                        what=PaymentMismatch.label_of(d.get("mismatch"))),
                                      _("%(amount)s received, %(expected)s asked for", amount=amount(),

@@ -25,6 +25,7 @@ from app.models import utcnow
 from app.payments.gateways.base import (
     CheckoutRequest,
     Gateway,
+    GatewayError,
     GatewayEvent,
     GatewayStatus,
     Party,
@@ -32,6 +33,7 @@ from app.payments.gateways.base import (
     valid_amount,
 )
 from app.payments.models import Payment, PaymentAttempt, PaymentMismatch
+from app.payments.providers import payment_gateway
 from app.payments.receipts import enqueue_receipt
 
 #: Sent, in its transaction, with every payment recorded for a bill that was in debt collection
@@ -189,6 +191,41 @@ def settle(
         paid_during_collection.send(payment)
     db.session.flush()
     return payment
+
+
+def stop_open_attempts(invoice: Invoice, *, actor: str, **_ignored) -> int:
+    """An invoice closed (cancelled, written off): its open attempts are cancelled here, and at their
+    providers, so that nobody can pay them any more. The provider is asked in this transaction, at
+    most once per attempt; a provider that cannot be reached, or where the payment is already under
+    way, is logged and left: a success it reports later is recorded and owed back in full (`settle`
+    takes no payment on a closed invoice). Returns how many attempts were stopped."""
+    attempts = list(db.session.scalars(
+        select(PaymentAttempt).where(PaymentAttempt.invoice_id == invoice.id,
+                                     PaymentAttempt.status.not_in(PaymentStatus.FINAL))
+        .order_by(PaymentAttempt.id).with_for_update()
+    ))
+    for attempt in attempts:
+        attempt.status, attempt.failure_reason = PaymentStatus.CANCELLED, f"invoice {invoice.status}"
+        if attempt.provider_ref:
+            _cancel_at_provider(invoice, attempt)
+    if attempts:
+        record_event(invoice, "payments_stopped", actor, count=len(attempts),
+                     providers=sorted({a.provider for a in attempts}))
+        db.session.flush()
+    return len(attempts)
+
+
+def _cancel_at_provider(invoice: Invoice, attempt: PaymentAttempt) -> None:
+    found = payment_gateway(invoice.creditor.slug, attempt.provider)
+    if found is None:
+        log.warning("no %s keys on this instance: attempt %s stays payable at the provider until it expires",
+                    attempt.provider, attempt.id)
+        return
+    try:
+        found[1].cancel(attempt.provider_ref)
+    except GatewayError as exc:
+        log.warning("%s could not cancel attempt %s (%s): a payment it takes is owed back", attempt.provider,
+                    attempt.id, exc)
 
 
 def cancel_open_attempts(invoice_id: int, *, keep: PaymentAttempt | None = None) -> int:

@@ -248,5 +248,9 @@ class Gateway(ABC):
     def refund(self, provider_ref: str, amount: int, idempotency_key: str) -> RefundResult:
         """Refund part or all of a succeeded payment (idempotent on `idempotency_key`)."""
 
-    def cancel(self, provider_ref: str) -> None:  # noqa: B027 - optional for providers without it
-        """Cancel a payment that has not succeeded, where the provider allows it."""
+    @abstractmethod
+    def cancel(self, provider_ref: str) -> None:
+        """Stop a payment that has not succeeded, so that the customer can no longer pay it (our
+        invoice was cancelled or written off). Nothing to do when it is over already (cancelled,
+        expired, failed); GatewayError with code "not_cancellable" when it succeeded or is being
+        paid. A provider that cannot end a payment before its own expiry says so in its adapter."""

@@ -161,6 +161,15 @@ class SimulatorGateway(Gateway):
         self.store.update(provider_ref, refunded=payment.refunded + amount)
         return RefundResult(provider_ref=provider_ref, refund_id=f"re_{idempotency_key}", amount=amount, status="succeeded")
 
+    def cancel(self, provider_ref: str) -> None:
+        payment = self.store.get(provider_ref)
+        if payment is None:
+            raise GatewayError("no such simulated payment", code="not_found")
+        if payment.status == PaymentStatus.SUCCEEDED:
+            raise GatewayError("a succeeded payment cannot be cancelled", code="not_cancellable")
+        if payment.status not in PaymentStatus.FINAL:
+            self.store.update(provider_ref, status=PaymentStatus.CANCELLED)
+
     # --- the hosted page's side ---------------------------------------------------
 
     def choose(self, provider_ref: str, outcome: str) -> tuple[SimulatedPayment, bytes, dict[str, str]]:

@@ -33,6 +33,7 @@ from app.payments.gateways.base import (
     Checkout,
     CheckoutRequest,
     Gateway,
+    GatewayError,
     Party,
     PaymentStatus,
     WebhookError,
@@ -232,3 +233,18 @@ def test_adapter_is_pure(provider: Provider):
     forbidden = {"flask", "sqlalchemy", "flask_sqlalchemy", "app.extensions", "app.models"}
     assert not {name for name in imported if name.split(".")[0] in forbidden or name in forbidden}
     assert all(name.startswith("app.payments.gateways") for name in imported if name.startswith("app"))
+
+
+def test_cancel_stops_a_payment_not_yet_made(provider: Provider):
+    """Our invoice was cancelled: the payment can no longer be made; again changes nothing; a payment
+    already made cannot be cancelled (it is refunded instead)."""
+    checkout = provider.gateway.create_checkout(checkout_request())
+    provider.gateway.cancel(checkout.provider_ref)
+    provider.gateway.cancel(checkout.provider_ref)  # cancelled already: nothing to do
+    assert provider.gateway.fetch_status(checkout.provider_ref).status == PaymentStatus.CANCELLED
+    paid = provider.gateway.create_checkout(checkout_request())
+    provider.pay(paid)
+    with pytest.raises(GatewayError) as error:
+        provider.gateway.cancel(paid.provider_ref)
+    assert error.value.code == "not_cancellable"
+    assert provider.gateway.fetch_status(paid.provider_ref).status == PaymentStatus.SUCCEEDED
