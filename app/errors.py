@@ -59,12 +59,12 @@ def register_error_handlers(app: Flask) -> None:
     def http_error(exc: HTTPException):
         if exc.code and exc.code >= 500:
             db.session.rollback()
+        headers = {"Retry-After": str(exc.retry_after)} if getattr(exc, "retry_after", None) else {}
         if _wants_json():
             body = {"error": (exc.name or "error").lower().replace(" ", "_"), "message": exc.description}
-            return jsonify(body), exc.code
+            return jsonify(body), exc.code, headers
         kind = {403: "forbidden", 404: "not_found", 405: "not_allowed", 413: "too_large", 429: "too_many"}.get(
             exc.code, "generic")
-        headers = {"Retry-After": str(exc.retry_after)} if getattr(exc, "retry_after", None) else {}
         return render_template("errors/error.html", code=exc.code, kind=kind), exc.code, headers
 
     @app.errorhandler(OperationalError)

@@ -24,7 +24,7 @@ from app.core.dates import utc_iso
 from app.debt_collection.models import Case, CaseStatus, Partner
 from app.debt_collection.partners import partner_for_api_key
 from app.debt_collection.services import EVENT_KINDS, PartnerEvent, acknowledge, apply_event, outstanding
-from app.debt_collection.views.pdf import case_pdf_response, recalled
+from app.debt_collection.views.pdf import case_pdf_response, pdf_limit, recalled
 from app.errors import InvalidData
 from app.extensions import db, limiter
 
@@ -185,6 +185,7 @@ def post_event(case_id: str):
 
 @bp.get("/cases/<case_id>/invoice.pdf")
 @limiter.limit(_limit)
+@limiter.limit(pdf_limit)
 def invoice_pdf(case_id: str) -> Response:
     """The invoice as the customer has it, as a PDF (404 once the case is recalled)."""
     case = case_or_404(case_id)

@@ -4,7 +4,7 @@ case). In the customer's language, as the customer has it."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, g
+from flask import Blueprint, Response, abort, current_app, g
 from flask_babel import force_locale
 from sqlalchemy import select
 
@@ -12,11 +12,15 @@ from app.billing.pdf import invoice_pdf_response
 from app.core.dates import local_today
 from app.debt_collection.case_file import case_of_pdf_token
 from app.debt_collection.models import Case, CaseStatus
-from app.extensions import db
+from app.extensions import db, limiter
 from app.i18n import normalise_locale
 from app.models import utcnow
 
 bp = Blueprint("debt_collection", __name__)
+
+
+def pdf_limit() -> str:
+    return current_app.config["PDF_RATE_LIMIT"]
 
 
 def recalled(case: Case) -> bool:
@@ -25,7 +29,7 @@ def recalled(case: Case) -> bool:
 
 
 def case_pdf_response(case: Case) -> Response:
-    """The bill page's PDF of the case's invoice, in the customer's language."""
+    """The bill page's PDF of the case's invoice, in the customer's language (the same cached PDF)."""
     invoice = case.invoice
     creditor = invoice.creditor
     with force_locale(normalise_locale(invoice.customer.preferred_locale) or creditor.default_locale):
@@ -33,6 +37,7 @@ def case_pdf_response(case: Case) -> Response:
 
 
 @bp.get("/collection/cases/<token>/invoice.pdf")
+@limiter.limit(pdf_limit)
 def case_pdf(token: str):
     """The invoice's PDF by the signed address of a case file (404 once it expired, for a forgery, and
     once the case is recalled)."""
