@@ -28,12 +28,12 @@ class Portal(Flask):
     retry_busy_reads = False
 
     def dispatch_request(self):
-        if not self.retry_busy_reads or request.method not in READ_METHODS:
+        if not self.retry_busy_reads:
             return super().dispatch_request()
-        try:
+        try:  # free in the common case (Python 3.11's zero-cost try): the method is read on failure only
             return super().dispatch_request()
         except OperationalError as exc:
-            if not database_busy(exc) or g.get("sqlite_write_lock"):
+            if request.method not in READ_METHODS or not database_busy(exc) or g.get("sqlite_write_lock"):
                 raise
         log.info("database busy on %s %s: running it again with the write lock", request.method, request.path)
         db.session.rollback()
