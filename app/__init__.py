@@ -5,16 +5,44 @@ from __future__ import annotations
 import logging
 import os
 
-from flask import Flask
+from flask import Flask, g, has_request_context, request
+from sqlalchemy.exc import OperationalError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import ROOT, load_config
+from app.errors import database_busy
 from app.extensions import babel, csrf, db, limiter, login_manager, migrate
 from app.sessions import CachedSerializerSessionInterface
 
+log = logging.getLogger(__name__)
+
+#: Methods whose requests read: on SQLite their transactions start deferred (no write lock).
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class Portal(Flask):
+    """Flask, with one addition on SQLite: a reading request (GET, HEAD) that needed to write and
+    found the database busy runs once more, in a transaction that takes the write lock at its
+    start (see `_configure_sqlite` and docs/decisions.md, "SQLite under concurrency")."""
+
+    retry_busy_reads = False
+
+    def dispatch_request(self):
+        if not self.retry_busy_reads:
+            return super().dispatch_request()
+        try:  # free in the common case (Python 3.11's zero-cost try): the method is read on failure only
+            return super().dispatch_request()
+        except OperationalError as exc:
+            if request.method not in READ_METHODS or not database_busy(exc) or g.get("sqlite_write_lock"):
+                raise
+        log.info("database busy on %s %s: running it again with the write lock", request.method, request.path)
+        db.session.rollback()
+        g.sqlite_write_lock = True
+        return super().dispatch_request()
+
 
 def create_app(config: dict | None = None) -> Flask:
-    app = Flask(
+    app = Portal(
         __name__,
         instance_path=os.environ.get("PORTAL_INSTANCE_PATH", os.path.join(ROOT, "instance")),
         template_folder=os.path.join(ROOT, "templates"),
@@ -48,7 +76,7 @@ def create_app(config: dict | None = None) -> Flask:
     return app
 
 
-def _init_extensions(app: Flask) -> None:
+def _init_extensions(app: Portal) -> None:
     from app.i18n import select_locale
 
     db.init_app(app)
@@ -67,11 +95,20 @@ def _init_extensions(app: Flask) -> None:
     from app import model_registry  # noqa: F401
 
 
-def _configure_sqlite(app: Flask) -> None:
+def _configure_sqlite(app: Portal) -> None:
+    """WAL, a busy timeout, and transactions that take the write lock at their start where they
+    may write: every request but a reading one (GET, HEAD), and all work outside a request (the
+    CLI, the workers). In WAL a deferred transaction that has read cannot wait for the write
+    lock: SQLite answers SQLITE_BUSY at once when it asks for it while another connection
+    writes, or has committed since the read began (the busy handler is not called then). A
+    BEGIN IMMEDIATE waits for the lock (up to the busy timeout) before it reads anything. A
+    reading request that writes all the same (a link's first open, the return from paying) and
+    finds the database busy runs again with the lock (`Portal.dispatch_request`)."""
     if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         return
     from sqlalchemy import event
 
+    app.retry_busy_reads = True
     with app.app_context():
         engine = db.engine
 
@@ -83,14 +120,27 @@ def _configure_sqlite(app: Flask) -> None:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cursor.close()
 
         @event.listens_for(engine, "begin")
         def _begin(connection):
             # Straight to the driver: every request's transaction starts here, and the
             # statement machinery would cost more than the BEGIN itself.
-            connection.connection.driver_connection.execute("BEGIN")
+            connection.connection.driver_connection.execute("BEGIN IMMEDIATE" if _may_write() else "BEGIN")
+
+
+#: How long a connection waits for SQLite's write lock (or a checkpoint) before "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def _may_write() -> bool:
+    """Whether this transaction should take SQLite's write lock at its start: not in a reading
+    request (the bill page, the back office's lists: they stay cheap and never wait for a writer)
+    unless it is being run again after it found the database busy."""
+    if not has_request_context():
+        return True
+    return request.method not in READ_METHODS or g.get("sqlite_write_lock", False)
 
 
 def _register_blueprints(app: Flask) -> None:
@@ -138,14 +188,16 @@ def _register_renderers() -> None:
 
 def _connect_signals() -> None:
     """What one feature hears of another: a payment of a bill in collection goes to the partner;
-    a bill's total lowered below what was paid makes money owed back."""
-    from app.billing.services import total_changed
+    a bill's total lowered below what was paid makes money owed back; a bill closed (cancelled,
+    written off) stops its open payments."""
+    from app.billing.services import invoice_closed, total_changed
     from app.debt_collection.services import report_payment
     from app.payments.refunds import owe_back_excess
-    from app.payments.services import paid_during_collection
+    from app.payments.services import paid_during_collection, stop_open_attempts
 
     paid_during_collection.connect(report_payment)
     total_changed.connect(owe_back_excess)
+    invoice_closed.connect(stop_open_attempts)
 
 
 def _register_cli(app: Flask) -> None:

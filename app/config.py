@@ -145,6 +145,10 @@ def load_config(instance_path: str, env=None) -> dict:
         "LINK_OPEN_EVENT_INTERVAL_MINUTES": _int(env, "LINK_OPEN_EVENT_INTERVAL_MINUTES", 30),
         "GRANT_MAX_AGE_HOURS": _int(env, "GRANT_MAX_AGE_HOURS", 12),
         "PAGE_CACHE_ENTRIES": _int(env, "PAGE_CACHE_ENTRIES", 1000),
+        # Invoice PDFs: rendered once per invoice version, language and day, kept in each process up
+        # to this many megabytes (0: none kept); downloads per client address.
+        "PDF_CACHE_MB": _int(env, "PDF_CACHE_MB", 64),
+        "PDF_RATE_LIMIT": env.get("PDF_RATE_LIMIT", "20 per minute; 200 per hour"),
         # The test-mode payment simulator: on outside production unless turned off.
         "PAYMENTS_SIMULATOR": _bool(env.get("PAYMENTS_SIMULATOR"), not production),
         "PAY_RATE_LIMIT": env.get("PAY_RATE_LIMIT", "20 per minute"),

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 
 from flask import Flask, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from app.extensions import db
 
 log = logging.getLogger(__name__)
+
+
+SQLITE_BUSY = 5
+
+
+def database_busy(exc: BaseException) -> bool:
+    """Whether `exc` is SQLite's "database is locked" (SQLITE_BUSY and its extended codes), from the
+    driver or wrapped by SQLAlchemy."""
+    code = getattr(getattr(exc, "orig", exc), "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == SQLITE_BUSY
 
 
 class InvalidData(ValueError):
@@ -59,6 +71,20 @@ def register_error_handlers(app: Flask) -> None:
         kind = {403: "forbidden", 404: "not_found", 405: "not_allowed", 413: "too_large", 429: "too_many"}.get(
             exc.code or 0, "generic")
         return render_template("errors/error.html", code=exc.code, kind=kind), exc.code, _headers_of(exc)
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(sqlite3.OperationalError)  # a BEGIN IMMEDIATE, sent straight to the driver
+    def database_error(exc: Exception):
+        if not database_busy(exc):
+            return unhandled(exc)
+        # SQLite's write lock was not free within the busy timeout: nothing was written (rolled
+        # back), and the client may simply try again.
+        db.session.rollback()
+        log.warning("database busy on %s %s: answered 503", request.method, request.path)
+        headers = {"Retry-After": "2"}
+        if _wants_json():
+            return jsonify(error="busy", message="The service is busy; try again in a moment."), 503, headers
+        return render_template("errors/error.html", code=503, kind="generic"), 503, headers
 
     @app.errorhandler(Exception)
     def unhandled(exc: Exception):

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from functools import lru_cache, wraps
 
 from flask import Flask, current_app, request
-from limits import RateLimitItem, parse
+from limits import RateLimitItem, parse_many
 from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 from werkzeug.exceptions import TooManyRequests
@@ -34,8 +34,9 @@ EXTENSION = "rate_limiter"
 
 
 @lru_cache(maxsize=64)
-def _parse(limit: str) -> RateLimitItem:
-    return parse(limit)
+def _parse(limit: str) -> tuple[RateLimitItem, ...]:
+    """Every window of `limit` ("10 per minute; 60 per hour"), the shortest first."""
+    return tuple(sorted(parse_many(limit), key=lambda item: item.get_expiry()))
 
 
 class ProcessMemory(Storage):
@@ -102,7 +103,9 @@ class RateLimiter:
         strategy = None
         if enabled:
             uri = app.config.get("RATELIMIT_STORAGE_URI", "memory://")
-            storage = ProcessMemory() if uri.startswith("memory://") else storage_from_string(uri)
+            # RATELIMIT_STORAGE_OPTIONS: the storage's own options (Redis: key_prefix), not an environment variable
+            options = app.config.get("RATELIMIT_STORAGE_OPTIONS") or {}
+            storage = ProcessMemory() if uri.startswith("memory://") else storage_from_string(uri, **options)
             strategy = FixedWindowRateLimiter(storage)
         app.extensions[EXTENSION] = strategy
 
@@ -111,8 +114,8 @@ class RateLimiter:
         return current_app.extensions.get(EXTENSION)
 
     def limit(self, limit: str | Callable[[], str], methods: tuple[str, ...] | list[str] | None = None):
-        """Decorate a view: at most `limit` (e.g. "60 per minute", or a callable returning it)
-        requests per client address, counted for the methods given (all when None)."""
+        """Decorate a view: at most `limit` (e.g. "60 per minute", "10 per minute; 60 per hour", or a
+        callable returning it) requests per client address, counted for the methods given (all when None)."""
         counted = {m.upper() for m in methods} if methods else None
 
         def decorate(view):
@@ -129,20 +132,25 @@ class RateLimiter:
         return decorate
 
     def hit(self, limit: str, scope: str) -> None:
-        """Count one request of this client against `limit`; raise 429 when it is over."""
+        """Count one request of this client against every window of `limit`; raise 429 when one is over.
+
+        The windows are counted shortest first, and a request one refuses is not counted in the
+        longer ones: a burst stopped by "10 per minute" does not use up "60 per hour"."""
         strategy = self._strategy()
         if strategy is None:
             return
-        item = _parse(limit)
         client = request.remote_addr or "unknown"
         try:
-            allowed = strategy.hit(item, scope, client)
+            for item in _parse(limit):
+                if not strategy.hit(item, scope, client):
+                    reset_at = strategy.get_window_stats(item, scope, client).reset_time
+                    break
+            else:
+                return
         except Exception:  # storage unreachable: let the request through, say so in the log
             log.exception("rate limit storage failed; request allowed")
             return
-        if not allowed:
-            reset_at = strategy.get_window_stats(item, scope, client).reset_time
-            raise TooManyRequests(retry_after=max(1, math.ceil(reset_at - time.time())))
+        raise TooManyRequests(retry_after=max(1, math.ceil(reset_at - time.time())))
 
     def reset(self, app: Flask | None = None) -> None:
         """Forget every count (tests)."""

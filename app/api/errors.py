@@ -23,7 +23,8 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra) -> Response:
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None,
+                   **extra: object) -> Response:
     """Roll back whatever the request did and answer with the JSON error shape."""
     db.session.rollback()
     response = jsonify(error=code, message=message, **extra)

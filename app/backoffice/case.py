@@ -20,7 +20,7 @@ from app.backoffice.models import Agent, AgentRole, Note
 from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceStatus
 from app.extensions import db
 from app.payments.gateways.base import PaymentStatus
-from app.payments.models import PaymentAttempt
+from app.payments.models import PaymentAttempt, PaymentMismatch
 from app.payments.receipts import method_label as payment_method_label
 from app.resolutions.models import Kind, Status
 from app.support.models import SupportMessage, SupportRequest
@@ -156,6 +156,13 @@ def describe(event: InvoiceEvent, invoice: Invoice) -> tuple[str, str | None]:
                                        method=payment_method_label(d.get("method"), ""), date=day("paid_on"))),
         "payment_note": lambda: (_("Note on the payment"), d.get("note")),
         "payment_to_refund": lambda: (_("Payment to a closed bill, owed back"), amount()),
+        "payments_stopped": lambda: (_("Payments under way stopped, the bill being closed"),
+                                     ngettext("%(num)d payment", "%(num)d payments", int(d.get("count") or 0))),
+        "payment_mismatch": lambda: (_("Payment of %(what)s, owed back",
+                                       what=PaymentMismatch.label_of(d.get("mismatch"))),
+                                     _("%(amount)s received, %(expected)s asked for", amount=amount(),
+                                       expected=money(int(d.get("expected_amount") or 0),
+                                                      d.get("expected_currency") or cur))),
         "refund_due": lambda: (_("Money owed back to the customer"), amount()),
         "refund_sent": lambda: (_("Refund sent"), _("%(amount)s by %(channel)s", amount=amount(),
                                                     channel=channel_label(d.get("channel")))),

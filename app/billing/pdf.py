@@ -3,6 +3,12 @@
 Rendering happens inside a request: the page's locale (flask_babel) picks the language and the
 number formats. Nothing is fetched over the network: images are embedded as data: URIs and the
 URL fetcher refuses every other scheme.
+
+Rendering is slow (a 1,000-line invoice takes seconds of CPU), so each process keeps the PDFs it
+rendered (`PdfCache`), keyed like the bill page's cache: the invoice, its version (what the bill
+page's `BillAccess.version` holds: the invoice's, creditor's and customer's `updated_at` and the
+newest event), the language and the creditor's local day. Bounded by PDF_CACHE_MB, least recently
+used out first; one render at a time per key, so a double click renders once.
 """
 
 from __future__ import annotations
@@ -10,11 +16,16 @@ from __future__ import annotations
 import base64
 import os
 import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from datetime import date
 
 from flask import Response, current_app, render_template
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from markupsafe import Markup
+from sqlalchemy import func, select
 
 from app.billing.corrections import credit_notes
 from app.billing.models import Invoice, InvoiceEvent
@@ -22,17 +33,84 @@ from app.billing.services import DueState, due_state, payments_received
 from app.billing.transfer import TransferDetails, epc_payload, epc_qr_svg, transfer_details
 from app.creditors.models import Creditor
 from app.creditors.references import format_reference
+from app.extensions import db
 
 _PLACEHOLDER = re.compile(r"%\((page|pages)\)s")
+EXTENSION = "invoice_pdf_cache"
 
 
-def invoice_pdf_response(invoice: Invoice, today: date) -> Response:
+class PdfCache:
+    """Rendered PDFs by key, at most `max_bytes` of them (least recently used out first), shared by
+    the threads of one process. A PDF larger than the whole cache is served, not kept."""
+
+    STRIPES = 64  # locks for renders in progress, by the key's hash: one render per key at a time
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._pdfs: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+        self._rendering = [threading.Lock() for _ in range(self.STRIPES)]
+
+    def get(self, key: Hashable) -> bytes | None:
+        with self._lock:
+            pdf = self._pdfs.get(key)
+            if pdf is not None:
+                self._pdfs.move_to_end(key)
+            return pdf
+
+    def put(self, key: Hashable, pdf: bytes) -> None:
+        if len(pdf) > self.max_bytes:
+            return
+        with self._lock:
+            old = self._pdfs.pop(key, None)
+            self.size += len(pdf) - (len(old) if old is not None else 0)
+            self._pdfs[key] = pdf
+            while self.size > self.max_bytes:
+                _key, evicted = self._pdfs.popitem(last=False)
+                self.size -= len(evicted)
+
+    def get_or_render(self, key: Hashable, render: Callable[[], bytes]) -> bytes:
+        """The PDF for `key`; rendered by `render()` when missing, once however many ask at once."""
+        pdf = self.get(key)
+        if pdf is not None:
+            return pdf
+        with self._rendering[hash(key) % self.STRIPES]:
+            pdf = self.get(key)  # rendered by the request this one waited for
+            if pdf is None:
+                pdf = render()
+                self.put(key, pdf)
+        return pdf
+
+    def __len__(self) -> int:
+        return len(self._pdfs)
+
+
+def get_pdf_cache() -> PdfCache:
+    """The app's PDF cache, made on first use from PDF_CACHE_MB."""
+    cache = current_app.extensions.get(EXTENSION)
+    if cache is None:
+        cache = current_app.extensions[EXTENSION] = PdfCache(current_app.config["PDF_CACHE_MB"] * 1024 * 1024)
+    return cache
+
+
+def invoice_version(invoice: Invoice) -> tuple:
+    """The version of what the invoice's documents show, as `portal.services.BillAccess.version` reads
+    it in the bill page's access statement (the same values, so both share a cached PDF): the invoice's,
+    creditor's and customer's `updated_at` and the invoice's newest event. One statement."""
+    newest_event = db.session.scalar(select(func.max(InvoiceEvent.id)).where(InvoiceEvent.invoice_id == invoice.id))
+    return invoice.updated_at, invoice.creditor.updated_at, invoice.customer.updated_at, newest_event
+
+
+def invoice_pdf_response(invoice: Invoice, today: date, version: tuple | None = None) -> Response:
     """The invoice's PDF as a download, in the current locale (the bill page's, and the collection
-    partner's copy of it)."""
-    pdf = render_invoice_pdf(
+    partner's copy of it): from the cache when this version was rendered in this language today.
+    `version`: the bill page's `BillAccess.version` when the caller has it (else read here)."""
+    key = ("invoice", invoice.public_id, str(get_locale()), today, version or invoice_version(invoice))
+    pdf = get_pdf_cache().get_or_render(key, lambda: render_invoice_pdf(
         invoice, payments=payments_received(invoice.id) if invoice.amount_paid else [],
         state=due_state(invoice, today), transfer=transfer_details(invoice.creditor, invoice, None),
-    )
+    ))
     filename = f"invoice-{invoice.number}.pdf".replace("/", "-")
     return Response(pdf, mimetype="application/pdf",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})

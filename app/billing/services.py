@@ -64,6 +64,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 #: Sent (sender: the invoice; `actor`) after an invoice's total moved: a credit note, corrected
 #: lines. Payments hears it and owes back what was paid beyond the new total.
 total_changed = signal("invoice-total-changed")
+#: Sent (sender: the invoice; `actor`) when an invoice is closed (cancelled, written off), in its
+#: transaction. Payments hears it and stops the invoice's open payment attempts, at the provider too.
+invoice_closed = signal("invoice-closed")
 
 PAUSED = (InvoiceStatus.DISPUTED, InvoiceStatus.ON_HOLD, InvoiceStatus.IN_COLLECTION)
 
@@ -88,6 +91,8 @@ def transition(invoice: Invoice, new: str, *, actor: str, reason: str | None = N
     invoice.status = new
     event = record_event(invoice, "status_changed", actor, **{"from": old, "to": new, "reason": reason})
     db.session.flush()
+    if new in InvoiceStatus.CLOSED:
+        invoice_closed.send(invoice, actor=actor)
     return event
 
 

@@ -267,6 +267,7 @@ def apply_event(case: Case, event: PartnerEvent) -> tuple[CaseEvent, bool]:
             raise Conflict(f"event {event.event_id} was reported before with other content")
         return existing, False
     invoice = lock_invoice(case.invoice_id)
+    db.session.refresh(case)  # as committed before the lock: a recall changes the case under the invoice's lock
     _check_event(case, invoice, event)
     recorded = CaseEvent(case_id=case.id, partner_id=partner.id, event_id=event.event_id, kind=event.kind,
                          amount=event.amount, currency=event.currency,
@@ -298,24 +299,50 @@ def apply_event(case: Case, event: PartnerEvent) -> tuple[CaseEvent, bool]:
     return recorded, True
 
 
+#: What a partner may report on a case, by the case's status: the bill while it handles it; once the
+#: creditor recalled it, only the confirmation (with any money collected before the recall); nothing
+#: once the case is over.
+EVENTS_BY_STATUS = {
+    CaseStatus.SENT: ("payment_received", "closed_paid", "closed_uncollectable"),
+    CaseStatus.ACKNOWLEDGED: ("payment_received", "closed_paid", "closed_uncollectable"),
+    CaseStatus.RECALL_REQUESTED: ("recall_acknowledged",),
+}
+
+
+def outstanding(invoice: Invoice) -> int:
+    """What the case can still collect: the bill's balance (never below zero)."""
+    return max(invoice.balance, 0)
+
+
 def _check_event(case: Case, invoice: Invoice, event: PartnerEvent) -> None:
+    """Every reason the event cannot be taken, at once (InvalidData), before anything is written."""
     errors = {}
+    allowed = EVENTS_BY_STATUS.get(case.status, ())
     if event.kind not in EVENT_KINDS:
         errors["type"] = f"one of {', '.join(EVENT_KINDS)}"
+    elif event.kind not in allowed:
+        if event.kind == "recall_acknowledged":
+            errors["type"] = "no recall is waiting for this case"
+        elif case.status == CaseStatus.RECALL_REQUESTED:
+            errors["type"] = ("the case was recalled: confirm with recall_acknowledged, with the amount of any "
+                              "payment collected before the recall")
+        else:
+            errors["type"] = f"the case is {case.status}"
     if event.kind == "payment_received" and not event.amount:
         errors["amount"] = "required for a payment"
     if event.amount is not None and (not isinstance(event.amount, int) or event.amount <= 0):
         errors["amount"] = "a positive amount in minor units"
-    if event.amount and event.currency not in (None, invoice.currency):
+    elif event.amount and event.amount > outstanding(invoice):
+        errors["amount"] = (f"at most what the case owes now ({outstanding(invoice)} minor units): a payment beyond "
+                            "it is yours to return to the debtor")
+    if event.currency is not None and event.currency != invoice.currency:
         errors["currency"] = f"the invoice is in {invoice.currency}"
     if event.occurred_on and event.occurred_on > utcnow().date() + timedelta(days=1):
         errors["occurred_on"] = "in the future"
-    if event.kind == "recall_acknowledged" and case.status != CaseStatus.RECALL_REQUESTED:
-        errors["type"] = "no recall is waiting for this case"
-    if event.kind in ("closed_paid", "closed_uncollectable") and case.status not in CaseStatus.ACTIVE:
-        errors["type"] = f"the case is {case.status}"
+    elif event.occurred_on and event.occurred_on < case.handed_off_at.date() - timedelta(days=1):
+        errors["occurred_on"] = "before the case was handed off"
     if event.kind == "closed_paid" and invoice.balance - (event.amount or 0) > 0:
-        errors["amount"] = "the bill still has a balance: report the payments first (or with this event)"
+        errors.setdefault("amount", "the bill still has a balance: report the payments first (or with this event)")
     if errors:
         raise InvalidData(errors)
 

@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, or_, select
 from app.billing.models import Invoice
 from app.extensions import db
 from app.models import utcnow
-from app.payments.gateways.base import Gateway, GatewayEvent, WebhookError
+from app.payments.gateways.base import Gateway, GatewayEvent, WebhookError, check_event
 from app.payments.models import PaymentAttempt, WebhookEvent
 from app.payments.services import apply_status
 
@@ -29,9 +29,12 @@ log = logging.getLogger(__name__)
 def receive(provider: str, creditor_id: int, gateway: Gateway, body: bytes, headers: Mapping[str, str],
             *, apply: bool = True) -> list[str] | None:
     """Verify and store one notification, and apply it unless a worker will (flushed, not
-    committed). None when it is not genuine: nothing is stored."""
+    committed). None when it is not genuine, or genuine but malformed (an amount that is not one, an
+    id that is not a string...): nothing is stored."""
     try:
         events = gateway.parse_webhook(body, headers)
+        for event in events:
+            check_event(event)
     except WebhookError as exc:
         log.warning("refused %s notification for creditor %s: %s", provider, creditor_id, exc)
         return None

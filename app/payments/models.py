@@ -6,10 +6,12 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, ForeignKey, Index, String, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.billing.models import Invoice
+from app.core.enums import Labelled
 from app.extensions import Model
 from app.models import UTCDateTime, utcnow
 from app.payments.gateways.base import PaymentStatus
@@ -54,6 +56,19 @@ class PaymentAttempt(Model):
         return self.expires_at is None or self.expires_at > utcnow()
 
 
+class PaymentMismatch(Labelled):
+    """How money a provider reported differs from the attempt it paid: such a payment is recorded as
+    received, not booked on the bill, and owed back in full (an agent decides)."""
+
+    AMOUNT = "amount"
+    CURRENCY = "currency"
+
+    @classmethod
+    def words(cls) -> dict[str, str]:
+        return {cls.AMOUNT: _("another amount than the payment asked for"),
+                cls.CURRENCY: _("another currency than the bill's")}
+
+
 class Payment(Model):
     """Money received for an invoice. The unique key on the provider's payment id makes it once."""
 
@@ -63,6 +78,7 @@ class Payment(Model):
         Index("ix_payments_invoice_id", "invoice_id"),
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("refund_due >= 0", name="refund_due_not_negative"),
+        CheckConstraint(PaymentMismatch.sql_in("mismatch"), name="mismatch"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -79,6 +95,9 @@ class Payment(Model):
     # settled, and owed back to the customer. Agents see it until it is refunded.
     refund_due: Mapped[int] = mapped_column(BigInteger, default=0)
     refunded: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # paid back so far
+    # Set when the provider reported another amount or currency than its attempt asked for: the
+    # payment is then not counted in the invoice's amount paid, and all of it is owed back.
+    mismatch: Mapped[str | None] = mapped_column(String(16))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

@@ -107,9 +107,9 @@ def receipt_refs(invoice_id: int) -> dict[str, str]:
     return dict(rows.all())
 
 
-def receipt_ref_for_attempt(attempt_id: int) -> str | None:
-    """The public ref of the payment an attempt made, for the return page's link to its receipt."""
-    return db.session.scalar(select(Payment.public_ref).where(Payment.attempt_id == attempt_id).order_by(Payment.id))
+def payment_for_attempt(attempt_id: int) -> Payment | None:
+    """The payment an attempt made, for the return page (its receipt, and whether the bill took it)."""
+    return db.session.scalar(select(Payment).where(Payment.attempt_id == attempt_id).order_by(Payment.id).limit(1))
 
 
 def balance_after(invoice: Invoice, payment: Payment) -> int | None:

@@ -72,7 +72,8 @@ def refund_payment(payment: Payment, amount: int, *, channel: str, key: str, act
     db.session.add(refund)
     payment.refund_due -= amount
     payment.refunded += amount
-    if not invoice.is_closed:  # a payment to a closed invoice was never counted in its amount paid
+    if not invoice.is_closed and payment.mismatch is None:  # a payment to a closed invoice, or not what its
+        # attempt asked for, was never counted in the invoice's amount paid
         invoice.amount_paid -= amount
     record_event(invoice, "refund_sent", actor, amount=amount, currency=payment.currency, channel=channel,
                  payment_id=payment.provider_payment_id, refund_id=refund.provider_refund_id)

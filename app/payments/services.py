@@ -8,6 +8,7 @@ whichever comes first: the webhook, the return page, a retry or a bank file.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
@@ -24,18 +25,22 @@ from app.models import utcnow
 from app.payments.gateways.base import (
     CheckoutRequest,
     Gateway,
+    GatewayError,
     GatewayEvent,
     GatewayStatus,
     Party,
     PaymentStatus,
+    valid_amount,
 )
-from app.payments.models import Payment, PaymentAttempt
+from app.payments.models import Payment, PaymentAttempt, PaymentMismatch
+from app.payments.providers import payment_gateway
 from app.payments.receipts import enqueue_receipt
 
 #: Sent, in its transaction, with every payment recorded for a bill that was in debt collection
 #: (the Payment is the sender), by `settle()` and by the bank import's batch path alike: debt
 #: collection reports it to the partner. Connected in create_app.
 paid_during_collection = signal("paid-during-collection")
+log = logging.getLogger(__name__)
 
 
 def payment_amount(invoice: Invoice, requested: int | None, *, due_now: int | None = None) -> int:
@@ -140,25 +145,27 @@ def start_payment(
 
 def settle(
     invoice_id: int, *, provider: str, payment_id: str, amount: int, currency: str, method: str | None,
-    received_at: datetime, actor: str, attempt: PaymentAttempt | None = None,
+    received_at: datetime, actor: str, attempt: PaymentAttempt | None = None, mismatch: str | None = None,
 ) -> Payment | None:
     """Record money received, exactly once per (provider, payment id). None if it was already recorded.
 
     An overpayment, a payment of a paid invoice or of a closed one is still recorded: the
-    part beyond the balance is `refund_due`, an event says so, and agents see it."""
+    part beyond the balance is `refund_due`, an event says so, and agents see it. A payment that is
+    not what its attempt asked for (`mismatch`, a `PaymentMismatch`: another amount or currency) is
+    recorded as received, not booked on the bill, and owed back in full."""
     invoice = lock_invoice(invoice_id)
     if db.session.scalar(
         select(Payment.id).where(Payment.provider == provider, Payment.provider_payment_id == payment_id)
     ):
         return None
-    in_collection = invoice.status == InvoiceStatus.IN_COLLECTION
-    if currency != invoice.currency:
+    in_collection = invoice.status == InvoiceStatus.IN_COLLECTION and mismatch is None
+    if currency != invoice.currency and mismatch is None:
         raise InvalidData({"currency": f"the invoice is in {invoice.currency}"})
-    owed = 0 if invoice.is_closed else max(invoice.balance, 0)
+    owed = 0 if invoice.is_closed or mismatch else max(invoice.balance, 0)
     payment = Payment(
         invoice_id=invoice.id, attempt_id=attempt.id if attempt else None, provider=provider,
         provider_payment_id=payment_id, amount=amount, currency=currency, method=method,
-        refund_due=max(amount - owed, 0), received_at=received_at,
+        refund_due=max(amount - owed, 0), received_at=received_at, mismatch=mismatch,
     )
     try:
         with db.session.begin_nested():
@@ -166,7 +173,11 @@ def settle(
             db.session.flush()
     except IntegrityError:  # recorded by a concurrent transaction that committed first
         return None
-    if invoice.is_closed:
+    if mismatch:
+        record_event(invoice, "payment_mismatch", actor, amount=amount, currency=currency, payment_id=payment_id,
+                     mismatch=mismatch, expected_amount=attempt.amount if attempt else None,
+                     expected_currency=attempt.currency if attempt else None)
+    elif invoice.is_closed:
         record_event(invoice, "payment_to_refund", actor, amount=amount, currency=currency, payment_id=payment_id,
                      reason=f"invoice is {invoice.status}")
     else:
@@ -182,6 +193,43 @@ def settle(
         paid_during_collection.send(payment)
     db.session.flush()
     return payment
+
+
+def stop_open_attempts(invoice: Invoice, *, actor: str, **_ignored) -> int:
+    """An invoice closed (cancelled, written off): its open attempts are cancelled here, and at their
+    providers, so that nobody can pay them any more. The provider is asked in this transaction, at
+    most once per attempt; a provider that cannot be reached, or where the payment is already under
+    way, is logged and left: a success it reports later is recorded and owed back in full (`settle`
+    takes no payment on a closed invoice). Returns how many attempts were stopped."""
+    attempts = list(db.session.scalars(
+        select(PaymentAttempt).where(PaymentAttempt.invoice_id == invoice.id,
+                                     PaymentAttempt.status.not_in(PaymentStatus.FINAL))
+        .order_by(PaymentAttempt.id).with_for_update()
+    ))
+    for attempt in attempts:
+        attempt.status, attempt.failure_reason = PaymentStatus.CANCELLED, f"invoice {invoice.status}"
+        if attempt.provider_ref:
+            _cancel_at_provider(invoice, attempt)
+    if attempts:
+        record_event(invoice, "payments_stopped", actor, count=len(attempts),
+                     providers=sorted({a.provider for a in attempts}))
+        db.session.flush()
+    return len(attempts)
+
+
+def _cancel_at_provider(invoice: Invoice, attempt: PaymentAttempt) -> None:
+    found = payment_gateway(invoice.creditor.slug, attempt.provider)
+    if found is None:
+        log.warning("no %s keys on this instance: attempt %s stays payable at the provider until it expires",
+                    attempt.provider, attempt.id)
+        return
+    if attempt.provider_ref is None:  # never reached the provider: nothing to end there
+        return
+    try:
+        found[1].cancel(attempt.provider_ref)
+    except GatewayError as exc:
+        log.warning("%s could not cancel attempt %s (%s): a payment it takes is owed back", attempt.provider,
+                    attempt.id, exc)
 
 
 def cancel_open_attempts(invoice_id: int, *, keep: PaymentAttempt | None = None) -> int:
@@ -215,20 +263,46 @@ def apply_status(attempt: PaymentAttempt, update: GatewayStatus | GatewayEvent, 
     db.session.refresh(attempt, with_for_update=True)
     if not PaymentStatus.moves_forward(attempt.status, new):
         return False
+    received = received_money(attempt, update) if new == PaymentStatus.SUCCEEDED else None
+    if new == PaymentStatus.SUCCEEDED and received is None:
+        log.warning("%s reported attempt %s succeeded with an amount that is not one: not applied",
+                    attempt.provider, attempt.id)
+        return False
     attempt.status = new
-    attempt.method = update.method or attempt.method
+    attempt.method = _method_name(update.method) or attempt.method
     if new == PaymentStatus.FAILED:
         attempt.failure_reason = (getattr(update, "failure_reason", None) or "declined")[:200]
-    if new == PaymentStatus.SUCCEEDED:
-        amount = getattr(update, "amount_received", None) or getattr(update, "amount", None) or attempt.amount
+    if received is not None:
+        amount, currency = received
+        mismatch = (PaymentMismatch.CURRENCY if currency != attempt.currency
+                    else PaymentMismatch.AMOUNT if amount != attempt.amount else None)
+        if mismatch:
+            log.warning("%s reported attempt %s paid with %s %s, not %s %s: recorded, owed back", attempt.provider,
+                        attempt.id, amount, currency, attempt.amount, attempt.currency)
         assert attempt.provider_ref is not None  # the provider has answered about this attempt
         settle(
             attempt.invoice_id, provider=attempt.provider, payment_id=attempt.provider_ref, amount=amount,
-            currency=getattr(update, "currency", None) or attempt.currency, method=attempt.method,
-            received_at=getattr(update, "occurred_at", None) or utcnow(), actor=actor, attempt=attempt,
+            currency=currency, method=attempt.method, received_at=getattr(update, "occurred_at", None) or utcnow(),
+            actor=actor, attempt=attempt, mismatch=mismatch,
         )
     db.session.flush()
     return True
+
+
+def received_money(attempt: PaymentAttempt, update: GatewayStatus | GatewayEvent) -> tuple[int, str] | None:
+    """What a provider says it received for the attempt: (amount, currency), each the attempt's where
+    the provider names none (an answer that only says "succeeded" confirms the payment we created, for
+    the amount we asked). None when the amount it names is not one (zero, negative, not an integer)."""
+    amount = update.amount_received if isinstance(update, GatewayStatus) else update.amount
+    currency = update.currency if isinstance(update.currency, str) and update.currency else attempt.currency
+    if amount is None:
+        return attempt.amount, currency.upper()
+    return (amount, currency.upper()) if valid_amount(amount) and len(currency) == 3 else None
+
+
+def _method_name(method: object) -> str | None:
+    """A method name a provider reported, if it fits our column (our names, or a provider's short code)."""
+    return method if isinstance(method, str) and 0 < len(method) <= 30 and method.isprintable() else None
 
 
 # --- by hand: payments an agent records, refunds, bank entries an agent decides -------------------------

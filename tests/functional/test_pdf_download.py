@@ -3,9 +3,11 @@
 import io
 import re
 
+import pytest
 from pypdf import PdfReader
+from sqlalchemy import select
 
-from app.billing.services import cancel_invoice
+from app.billing.services import cancel_invoice, record_payment
 from app.money import format_money
 from tests.factories import make_creditor, make_invoice
 from tests.functional.helpers import open_bill
@@ -66,3 +68,89 @@ def test_pdf_waits_for_the_step_up(client, app, session):
     response = client.get(f"{bill_url}/invoice.pdf")
     assert response.status_code == 303
     assert response.headers["Location"].endswith(f"/b/{invoice.public_id}/verify")
+
+
+# --- rendered once per version and language, bounded, rate-limited -------------------------------------------
+
+
+@pytest.fixture
+def renders(monkeypatch):
+    """Count the PDFs actually rendered (WeasyPrint's work), whatever serves them."""
+    import app.billing.pdf as pdf_module
+
+    counted = []
+    real = pdf_module.html_to_pdf
+
+    def counting(html):
+        counted.append(1)
+        return real(html)
+
+    monkeypatch.setattr(pdf_module, "html_to_pdf", counting)
+    return counted
+
+
+def test_the_pdf_is_rendered_once_per_version_and_language(client, app, session, renders):
+    invoice = make_invoice(make_creditor("DE"), lines=2)
+    bill_url = open_bill(client, app, invoice)
+    first = client.get(f"{bill_url}/invoice.pdf").data
+    assert client.get(f"{bill_url}/invoice.pdf").data == first and len(renders) == 1  # served from the cache
+    client.get(f"{bill_url}?lang=en")
+    english = client.get(f"{bill_url}/invoice.pdf").data
+    assert english != first and len(renders) == 2  # another language, another PDF
+    assert client.get(f"{bill_url}/invoice.pdf").data == english and len(renders) == 2
+
+    record_payment(invoice, 1000, actor="test", paid_on=invoice.issue_date, method="bank_transfer")
+    session.commit()  # a new version of the bill: rendered again, with the payment on it
+    paid = client.get(f"{bill_url}/invoice.pdf").data
+    assert len(renders) == 3 and paid != english
+    assert format_money(1000, "EUR", "en_GB") in pdf_text(paid)[1]
+
+
+def test_the_partners_copy_is_the_customers_cached_pdf(client, app, session, renders):
+    from app.debt_collection.models import Case
+    from app.debt_collection.worker import run
+    from tests.functional.collection_helpers import creditor_with_policy, overdue, partner_for, today_for
+
+    partner = partner_for(app, "http://127.0.0.1:9/collect")
+    creditor = creditor_with_policy(app, partner.partner)
+    invoice = overdue(app, creditor)
+    with app.app_context():
+        run(today_for)
+    case = session.scalar(select(Case).where(Case.invoice_id == invoice.id))
+    customer = app.test_client()
+    from_bill = customer.get(f"{open_bill(customer, app, invoice)}/invoice.pdf")
+    assert from_bill.status_code == 200 and len(renders) == 1
+    headers = {"Authorization": f"Bearer {partner.api_key}"}
+    for _ in range(2):
+        copy = client.get(f"/api/partner/v1/cases/{case.public_id}/invoice.pdf", headers=headers)
+        assert copy.status_code == 200 and copy.data == from_bill.data
+    signed = case.case_file["documents"]["invoice_pdf"]["url"].split("://", 1)[1].split("/", 1)[1]
+    assert client.get(f"/{signed}").data == from_bill.data
+    assert len(renders) == 1  # the customer's language, the same version: one render for all four
+
+
+@pytest.mark.parametrize("where", ["bill page", "partner API", "signed address"])
+def test_pdf_downloads_are_rate_limited_per_client(client, app, session, monkeypatch, where):
+    monkeypatch.setitem(app.config, "PDF_RATE_LIMIT", "5 per minute; 2 per hour")
+    from app.debt_collection.models import Case
+    from app.debt_collection.worker import run
+    from tests.functional.collection_helpers import creditor_with_policy, overdue, partner_for, today_for
+
+    partner = partner_for(app, "http://127.0.0.1:9/collect")
+    invoice = overdue(app, creditor_with_policy(app, partner.partner, keep_payments=True))
+    with app.app_context():
+        run(today_for)
+    case = session.scalar(select(Case).where(Case.invoice_id == invoice.id))
+    headers = {}
+    if where == "bill page":
+        url = f"{open_bill(client, app, invoice)}/invoice.pdf"
+    elif where == "partner API":
+        url = f"/api/partner/v1/cases/{case.public_id}/invoice.pdf"
+        headers = {"Authorization": f"Bearer {partner.api_key}"}
+    else:
+        url = "/" + case.case_file["documents"]["invoice_pdf"]["url"].split("://", 1)[1].split("/", 1)[1]
+    answers = [client.get(url, headers=headers) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]  # the hourly window counts too
+    assert int(answers[2].headers["Retry-After"]) > 60
+    other = client.get(url, headers=headers, environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    assert other.status_code == 200  # per client address

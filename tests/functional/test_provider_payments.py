@@ -250,3 +250,102 @@ def test_a_provider_withdrawn_meanwhile_still_answers_for_its_payments(client, a
     assert 'value="adyen"' not in client.get(url, headers=EN).text
     assert "received your payment" in client.get(f"{url}/paid/{attempt.public_ref}", headers=EN).text
     assert invoice.status == InvoiceStatus.PAID
+
+
+# --- a provider's "succeeded" is checked against the attempt it pays ---------------------------------------------
+
+
+def stripe_event(intent: dict, secret: str, **event) -> tuple[bytes, dict[str, str]]:
+    """A signed Stripe event about `intent`, with `event` overriding the envelope's fields."""
+    body = json.dumps({"id": "evt_" + secrets.token_hex(8), "object": "event", "type": "payment_intent.succeeded",
+                       "created": int(time.time()), "data": {"object": intent}, **event}, default=str).encode()
+    t = int(time.time())
+    return body, {"Stripe-Signature": f"t={t},v1=" + hmac.new(secret.encode(), f"{t}.".encode() + body,
+                                                                hashlib.sha256).hexdigest(),
+                  "Content-Type": "application/json"}
+
+
+def test_stripe_success_of_another_amount_or_currency_is_owed_back_and_malformed_is_400(
+        client, app, session, configure, localstripe):
+    creditor = make_creditor("NO")
+    configure(creditor, "stripe", ["card"], {**STRIPE, "api_base": localstripe})
+    invoices = [make_invoice(creditor) for _ in range(2)]
+    attempts = []
+    for invoice in invoices:
+        start(client, open_bill(client, app, invoice), "stripe")
+        attempts.append(db.session.scalar(select(PaymentAttempt).where(PaymentAttempt.invoice_id == invoice.id)))
+    browser = stripe.StripeClient(STRIPE["secret_key"], base_addresses={"api": localstripe})
+    endpoint = f"/webhooks/stripe/{creditor.slug}"
+
+    intent = browser.v1.payment_intents.retrieve(attempts[0].provider_ref).to_dict()
+    for name, changed in {"amount_received a string": {"amount_received": "abc"},
+                          "amount_received 2^63": {"amount_received": 2 ** 63},
+                          "currency a number": {"currency": 578},
+                          "id an object": {"id": {"pi": 1}},
+                          "id too long": {"id": "pi_" + "x" * 200}}.items():
+        body, headers = stripe_event({**intent, "status": "succeeded", **changed}, STRIPE["webhook_secret"])
+        assert client.post(endpoint, data=body, headers=headers).status_code == 400, name
+    body, headers = stripe_event({**intent, "status": "succeeded"}, STRIPE["webhook_secret"], created=10 ** 20)
+    assert client.post(endpoint, data=body, headers=headers).status_code == 400
+    assert db.session.scalar(select(func.count(Payment.id))) == 0
+
+    cent = {**intent, "status": "succeeded", "amount_received": 1}
+    body, headers = stripe_event(cent, STRIPE["webhook_secret"])
+    assert client.post(endpoint, data=body, headers=headers).json["outcomes"] == ["applied"]
+    other = browser.v1.payment_intents.retrieve(attempts[1].provider_ref).to_dict()
+    euros = {**other, "status": "succeeded", "currency": "eur", "amount_received": other["amount"]}
+    body, headers = stripe_event(euros, STRIPE["webhook_secret"])
+    assert client.post(endpoint, data=body, headers=headers).json["outcomes"] == ["applied"]
+
+    for invoice, attempt, expected in zip(invoices, attempts, [(1, "NOK", "amount"), (None, "EUR", "currency")],
+                                          strict=True):
+        payment = db.session.scalar(select(Payment).where(Payment.invoice_id == invoice.id))
+        amount = expected[0] or attempt.amount
+        recorded = (payment.amount, payment.currency, payment.mismatch, payment.refund_due)
+        assert recorded == (amount, *expected[1:], amount)
+        assert invoice.status == InvoiceStatus.OPEN and invoice.amount_paid == 0 and attempt.status == "succeeded"
+
+
+def test_adyen_success_of_another_amount_or_currency_is_owed_back_and_malformed_is_400(
+        client, app, session, configure, adyen):
+    from Adyen import util
+
+    from tests.support.adyen_server import notification_body
+
+    creditor = make_creditor("NO")
+    settings = {"api_key": ADYEN_KEY, "merchant_account": "FjordlysECOM", "hmac_key": ADYEN_HMAC,
+                "client_key": "test_CLIENT", "checkout_base_url": adyen.base_url}
+    configure(creditor, "adyen", ["card"], settings, flow="link")
+    invoices = [make_invoice(creditor) for _ in range(2)]
+    attempts = []
+    for invoice in invoices:
+        start(client, open_bill(client, app, invoice), "adyen")
+        attempt = db.session.scalar(select(PaymentAttempt).where(PaymentAttempt.invoice_id == invoice.id))
+        adyen.complete(attempt.provider_ref)
+        attempts.append(attempt)
+    endpoint = f"/webhooks/adyen/{creditor.slug}"
+
+    def signed(attempt, **changes) -> bytes:
+        item = {**adyen.notification_item(attempt.provider_ref, ADYEN_HMAC), **changes}
+        item["additionalData"] = {"hmacSignature": util.generate_notification_sig(item, ADYEN_HMAC).decode()}
+        return notification_body(item)
+
+    for name, changes in {"value a string": {"amount": {"value": "abc", "currency": "NOK"}},
+                          "value 2^63": {"amount": {"value": 2 ** 63, "currency": "NOK"}},
+                          "currency a number": {"amount": {"value": 100, "currency": 578}},
+                          "reference too long": {"merchantReference": "r" * 300}}.items():
+        answer = client.post(endpoint, data=signed(attempts[0], **changes), content_type="application/json")
+        assert answer.status_code == 400, name
+    assert db.session.scalar(select(func.count(Payment.id))) == 0
+
+    cent = signed(attempts[0], amount={"value": 1, "currency": "NOK"})
+    assert client.post(endpoint, data=cent, content_type="application/json").text == "[accepted]"
+    euros = signed(attempts[1], amount={"value": attempts[1].amount, "currency": "EUR"})
+    assert client.post(endpoint, data=euros, content_type="application/json").text == "[accepted]"
+    for invoice, attempt, expected in zip(invoices, attempts, [(1, "NOK", "amount"), (None, "EUR", "currency")],
+                                          strict=True):
+        payment = db.session.scalar(select(Payment).where(Payment.invoice_id == invoice.id))
+        amount = expected[0] or attempt.amount
+        recorded = (payment.amount, payment.currency, payment.mismatch, payment.refund_due)
+        assert recorded == (amount, *expected[1:], amount)
+        assert invoice.status == InvoiceStatus.OPEN and invoice.amount_paid == 0

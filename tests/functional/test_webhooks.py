@@ -249,3 +249,101 @@ def test_stored_now_applied_by_the_worker(app, client, session, monkeypatch):
     record = db.session.scalar(select(WebhookEvent).where(WebhookEvent.event_id == "evt_later_1"))
     assert record.outcome == "applied" and record.applied_at is not None
     assert "nothing to apply" in app.test_cli_runner().invoke(args=["payments", "apply-events", "--once"]).output
+
+
+class TestCheckedAgainstTheAttempt:
+    """A signed "succeeded" is checked against its attempt: another amount or currency is recorded as
+    what was received, not booked on the bill, owed back in full (agents see it in the inbox), and the
+    customer is told; never settled as the whole attempt."""
+
+    def test_one_cent_for_a_whole_bill_is_not_a_paid_bill(self, client, app, bill):
+        body = bill.body("evt_cent", amount=1)
+        answer = post(client, bill.endpoint, body, sign(bill.secret, body))
+        assert answer.status_code == 200 and answer.json["outcomes"] == ["applied"]
+        payment = db.session.scalar(select(Payment).where(Payment.invoice_id == bill.invoice.id))
+        assert (payment.amount, payment.currency, payment.refund_due, payment.mismatch) == (1, "NOK", 1, "amount")
+        invoice = bill.invoice
+        assert (invoice.status, invoice.balance, invoice.amount_paid) == (InvoiceStatus.OPEN, bill.total, 0)
+        assert bill.attempt.status == PaymentStatus.SUCCEEDED  # the provider's word; the money is owed back
+        kinds = [e.kind for e in invoice.events if e.kind.startswith("payment_")]
+        assert kinds == ["payment_started", "payment_mismatch"]
+        from app.payments.refunds import refunds_due
+
+        assert refunds_due(bill.creditor.id) == [payment]
+
+    def test_another_currency_is_recorded_in_it_and_owed_back(self, client, app, bill):
+        body = bill.body("evt_eur", currency="EUR")
+        answer = post(client, bill.endpoint, body, sign(bill.secret, body))
+        assert answer.status_code == 200 and answer.json["outcomes"] == ["applied"]
+        payment = db.session.scalar(select(Payment).where(Payment.invoice_id == bill.invoice.id))
+        assert (payment.amount, payment.currency, payment.refund_due, payment.mismatch) == (
+            bill.total, "EUR", bill.total, "currency")
+        assert (bill.invoice.status, bill.invoice.balance) == (InvoiceStatus.OPEN, bill.total)
+        # the right payment arriving later for the same attempt does not pay twice: the attempt has its payment
+        good = bill.body("evt_nok")
+        assert post(client, bill.endpoint, good, sign(bill.secret, good)).json["outcomes"] == ["unchanged"]
+        assert bill.payments() == 1
+
+    def test_a_success_that_names_no_amount_confirms_the_attempt(self, client, bill):
+        body = bill.body("evt_no_amount", amount=None, currency=None)
+        assert post(client, bill.endpoint, body, sign(bill.secret, body)).json["outcomes"] == ["applied"]
+        assert bill.invoice.status == InvoiceStatus.PAID and bill.payments() == 1
+
+    MALFORMED = {
+        "amount as text": {"amount": "2500"},
+        "amount as a float": {"amount": 12.5},
+        "amount as true": {"amount": True},
+        "zero": {"amount": 0},
+        "negative": {"amount": -100},
+        "2^62": {"amount": 2 ** 62},
+        "2^63": {"amount": 2 ** 63},
+        "2^64": {"amount": 2 ** 64},
+        "currency lower case": {"currency": "nok"},
+        "currency too long": {"currency": "NOKK"},
+        "currency a number": {"currency": 578},
+        "reference a number": {"ref": 12345},
+        "reference an object": {"ref": {"id": "sim_x"}},
+        "reference a list": {"ref": ["sim_x"]},
+        "reference too long": {"ref": "sim_" + "x" * 300},
+        "reference with a NUL": {"ref": "sim_\u0000x"},
+        "method an object": {"method": {"type": "card"}},
+    }
+
+    @pytest.mark.parametrize("name", list(MALFORMED))
+    def test_malformed_is_400_and_changes_nothing(self, client, bill, name):
+        body = bill.body(f"evt_bad_{len(name)}", **self.MALFORMED[name])
+        answer = post(client, bill.endpoint, body, sign(bill.secret, body))
+        assert answer.status_code == 400 and answer.json == {"error": "invalid_notification"}, name
+        assert stored_events() == 0 and bill.payments() == 0
+        assert (bill.invoice.status, bill.invoice.balance, bill.attempt.status) == (
+            InvoiceStatus.OPEN, bill.total, PaymentStatus.PENDING)
+
+    def test_malformed_envelopes_are_400(self, client, bill):
+        for name, event in {
+            "id an object": {"id": {"x": 1}, "type": "payment.succeeded", "created": int(time.time()), "data": {}},
+            "id too long": {"id": "e" * 300, "type": "payment.succeeded", "created": int(time.time()),
+                            "data": {"ref": bill.ref, "status": "succeeded"}},
+            "created far away": {"id": "evt_far", "type": "payment.succeeded", "created": 10 ** 20,
+                                 "data": {"ref": bill.ref, "status": "succeeded"}},
+            "data a list": {"id": "evt_list", "type": "payment.succeeded", "created": int(time.time()), "data": []},
+            "a list": [1, 2],
+        }.items():
+            body = json.dumps(event).encode()
+            answer = post(client, bill.endpoint, body, sign(bill.secret, body))
+            assert answer.status_code == 400, name
+        assert stored_events() == 0 and bill.payments() == 0
+
+    def test_the_return_page_says_the_payment_was_not_booked(self, client, app, session):
+        from tests.functional.helpers import open_bill
+
+        bill = Bill(app)
+        url = open_bill(client, app, bill.invoice)
+        body = bill.body("evt_cent_page", amount=1)
+        post(client, bill.endpoint, body, sign(bill.secret, body))
+        db.session.commit()
+        page = client.get(f"{url}/paid/{bill.attempt.public_ref}", headers={"Accept-Language": "en"})
+        assert page.status_code == 200 and "received your payment" not in page.text
+        assert "cannot book on this bill" in page.text and "has not changed" in page.text
+        receipt = client.get(f"{url}/receipts/{db.session.scalar(select(Payment.public_ref))}",
+                             headers={"Accept-Language": "en"})
+        assert receipt.status_code == 200 and "was not booked on the bill" in receipt.text

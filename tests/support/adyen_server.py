@@ -187,6 +187,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._handle("POST")
 
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
     def _handle(self, method: str) -> None:
         state: _State = self.server.state  # type: ignore[attr-defined]
         url = urlsplit(self.path)
@@ -221,6 +224,9 @@ class _Handler(BaseHTTPRequestHandler):
         link = state.links.get(link_id)
         if link is None:
             self._send_html(404, "<h1>Link not found</h1>")
+            return
+        if link["status"] == "expired":
+            self._send_html(410, "<h1>This payment link has expired</h1>")
             return
         if method == "GET":
             value, currency = link["amount"]["value"], link["amount"]["currency"]
@@ -298,6 +304,8 @@ def _route(state: _State, method: str, path: str, query: dict[str, list[str]],
                 if link is None:
                     raise ApiError(404, "000", "Not found", "validation")
                 return 200, _public(link)
+        case "PATCH", ["paymentLinks", link_id]:
+            return 200, _update_link(state, link_id, body)
         case "POST", ["payments", psp, "refunds"]:
             return 201, _refund(state, psp, body)
     raise ApiError(404, "404", "Not found", "validation")
@@ -351,6 +359,21 @@ def _create_link(state: _State, body: dict[str, Any]) -> dict[str, Any]:
     with state.lock:
         state.links[link_id] = link
     return _public(link)
+
+
+def _update_link(state: _State, link_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """PATCH /paymentLinks/{linkId}: the only change Adyen takes is `status: expired`, of a link that
+    was not paid."""
+    if body.get("status") != "expired":
+        raise ApiError(422, "702", "Only the status 'expired' can be set")
+    with state.lock:
+        link = state.links.get(link_id)
+        if link is None:
+            raise ApiError(404, "000", "Not found", "validation")
+        if link["status"] in ("completed", "paymentPending"):
+            raise ApiError(422, "14_030", f"Payment link in status {link['status']} cannot be expired")
+        link["status"] = "expired"
+        return _public(link)
 
 
 def _refund(state: _State, psp: str, body: dict[str, Any]) -> dict[str, Any]:

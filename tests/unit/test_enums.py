@@ -17,10 +17,11 @@ from app.i18n import SUPPORTED_LOCALES
 from app.outbox.models import OutboxStatus
 from app.payments.bank.models import EntryStatus, KeptReason
 from app.payments.gateways.base import PaymentStatus
+from app.payments.models import PaymentMismatch
 from app.resolutions.models import Kind, Status
 from app.support.models import RequestStatus
 
-LABELLED = (InvoiceStatus, RequestStatus, Kind, Status, OutboxStatus, CaseStatus, Role)
+LABELLED = (InvoiceStatus, RequestStatus, Kind, Status, OutboxStatus, CaseStatus, Role, PaymentMismatch)
 ALL = (*LABELLED, EntryStatus, KeptReason, PaymentStatus)
 
 

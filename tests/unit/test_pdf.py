@@ -251,3 +251,47 @@ def test_page_label_keeps_the_translators_order():
     assert page_label_css("Page %(page)s of %(pages)s") == '"Page " counter(page) " of " counter(pages)'
     assert page_label_css("%(page)s/%(pages)s") == 'counter(page) "/" counter(pages)'
     assert page_label_css("%(pages)s pages, this is %(page)s") == 'counter(pages) " pages, this is " counter(page)'
+
+
+# --- the cache of rendered PDFs ---------------------------------------------------------------------------
+
+
+def test_the_pdf_cache_is_bounded_by_bytes_least_recently_used_out_first():
+    from app.billing.pdf import PdfCache
+
+    cache = PdfCache(max_bytes=10)
+    cache.put("a", b"aaaa")
+    cache.put("b", b"bbbb")
+    assert cache.get("a") == b"aaaa"  # a is now the most recently used
+    cache.put("c", b"cccc")  # 12 bytes: b goes
+    assert (cache.get("b"), cache.get("a"), cache.get("c"), cache.size) == (None, b"aaaa", b"cccc", 8)
+    cache.put("huge", b"x" * 11)  # larger than the whole cache: served by the caller, never kept
+    assert cache.get("huge") is None and cache.size == 8
+    cache.put("a", b"aa")  # a key rendered again replaces its bytes
+    assert cache.size == 6 and len(cache) == 2
+    assert PdfCache(max_bytes=0).get_or_render("k", lambda: b"pdf") == b"pdf"  # 0: nothing kept
+
+
+def test_one_render_per_key_however_many_ask_at_once():
+    import threading
+
+    from app.billing.pdf import PdfCache
+
+    cache, calls, started = PdfCache(max_bytes=1000), [], threading.Barrier(8)
+
+    def render():
+        calls.append(1)
+        time.sleep(0.2)  # WeasyPrint at work: the other requests arrive meanwhile
+        return b"%PDF-1.7 one"
+
+    def ask(results):
+        started.wait()
+        results.append(cache.get_or_render(("invoice", "x", "nb"), render))
+
+    results: list[bytes] = []
+    threads = [threading.Thread(target=ask, args=(results,)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(calls) == 1 and results == [b"%PDF-1.7 one"] * 8

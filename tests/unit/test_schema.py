@@ -43,6 +43,7 @@ from app.models import UTCDateTime, utcnow
 from app.outbox.models import OutboxStatus
 from app.payments.bank.models import EntryStatus, KeptReason
 from app.payments.gateways.base import PaymentStatus
+from app.payments.models import PaymentMismatch
 from app.resolutions.models import Kind, Status
 from app.support.models import RequestStatus
 from tests.factories import make_creditor, make_invoice
@@ -76,6 +77,7 @@ ENUM_COLUMNS = {
     ("simulator_payments", "status"): PaymentStatus,
     ("collection_cases", "status"): CaseStatus,
     ("agent_roles", "role"): Role,
+    ("payments", "mismatch"): PaymentMismatch,  # migration 0010
 }
 CODE_COLUMNS = sorted(ENUM_COLUMNS)
 BEFORE_CHECKS = "0007"  # the revision before 0008, which added the CHECKs of codes

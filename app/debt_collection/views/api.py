@@ -11,19 +11,21 @@ that does not exist. JSON errors in the shape of the creditor API; nothing is ca
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated
 
 from flask import Blueprint, Response, current_app, g, request
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
 from sqlalchemy import select
 
 from app.api.access import bearer_key
-from app.api.errors import ApiError, register_error_handlers
+from app.api.errors import ApiError, error_response, register_error_handlers
 from app.api.schemas import parse_body, read_json
 from app.core.dates import utc_iso
 from app.debt_collection.models import Case, CaseStatus, Partner
 from app.debt_collection.partners import partner_for_api_key
-from app.debt_collection.services import EVENT_KINDS, PartnerEvent, acknowledge, apply_event
-from app.debt_collection.views.pdf import case_pdf_response
+from app.debt_collection.services import EVENT_KINDS, PartnerEvent, acknowledge, apply_event, outstanding
+from app.debt_collection.views.pdf import case_pdf_response, pdf_limit, recalled
+from app.errors import InvalidData
 from app.extensions import db, limiter
 
 bp = Blueprint("partner_api", __name__)
@@ -49,24 +51,30 @@ def current_partner() -> Partner:
     return g.partner
 
 
-def case_or_404(case_id: str, *, for_update: bool = False) -> Case:
+def case_or_404(case_id: str, *, for_update: bool = False, even_recalled: bool = False) -> Case:
+    """The calling partner's case. Once the creditor recalls it (requested or confirmed), the case is
+    no longer the partner's: 404, unless `even_recalled` (its events, to confirm the recall; a cursor)."""
     query = select(Case).where(Case.public_id == case_id, Case.partner_id == current_partner().id)
     if for_update:
         query = query.with_for_update()
-    case = db.session.scalar(query) if case_id and len(case_id) <= 40 else None
-    if case is None:
+    case = db.session.scalar(query) if case_id and len(case_id) <= 40 and "\x00" not in case_id else None
+    if case is None or (recalled(case) and not even_recalled):
         raise ApiError(404, "not_found", "There is no case with this id.")
     return case
 
 
 def case_json(case: Case) -> dict:
+    """The case as the partner sees it; a recalled case says only that it is (nothing of the bill)."""
+    if recalled(case):
+        assert case.recalled_at is not None  # a recall sets it
+        return {"case_id": case.public_id, "status": case.status, "recalled_at": utc_iso(case.recalled_at)}
     invoice = case.invoice
     return {
         "case_id": case.public_id, "status": case.status, "partner_reference": case.partner_reference,
         "creditor": invoice.creditor.slug, "invoice_number": invoice.number, "currency": case.currency,
         "handed_off": {"principal": case.principal, "fees": case.fees, "interest": case.interest,
                        "total": case.total},
-        "outstanding": max(invoice.balance, 0),
+        "outstanding": outstanding(invoice),
         "handed_off_at": utc_iso(case.handed_off_at),
         "acknowledged_at": utc_iso(case.acknowledged_at) if case.acknowledged_at else None,
     }
@@ -87,9 +95,9 @@ def list_cases():
         raise ApiError(400, "bad_status", "status is one of new, open, all.")
     after = request.args.get("after")
     if after:
-        query = query.where(Case.id > case_or_404(after).id)
+        query = query.where(Case.id > case_or_404(after, even_recalled=True).id)
     limit = request.args.get("limit", "50")
-    size = min(int(limit), PAGE_MAX) if limit.isdigit() and int(limit) > 0 else 50
+    size = min(int(limit), PAGE_MAX) if limit.isascii() and limit.isdigit() and int(limit) > 0 else 50
     cases = list(db.session.scalars(query.order_by(Case.id).limit(size + 1)))
     body = {"cases": [case_json(c) for c in cases[:size]],
             "next": cases[size - 1].public_id if len(cases) > size else None}
@@ -107,9 +115,25 @@ def get_case(case_id: str):
     return body
 
 
+def _no_control_characters(value: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("control characters are not allowed")
+    return value
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("NUL characters are not allowed")
+    return value
+
+
+Line = Annotated[str, AfterValidator(_no_control_characters)]
+Text = Annotated[str, AfterValidator(_no_nul)]
+
+
 class AckIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    reference: str | None = Field(None, max_length=64, description="Your own reference of the case")
+    reference: Line | None = Field(None, max_length=64, description="Your own reference of the case")
 
 
 @bp.post("/cases/<case_id>/ack")
@@ -126,24 +150,35 @@ def ack(case_id: str):
 
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    id: str = Field(min_length=1, max_length=100, description="Your id of the event: the same id is applied once")
+    id: Line = Field(min_length=1, max_length=100, description="Your id of the event: the same id is applied once")
     type: str = Field(description=f"One of {', '.join(EVENT_KINDS)}")
-    amount: StrictInt | None = Field(None, gt=0, description="Minor units; required for payment_received")
-    currency: str | None = Field(None, min_length=3, max_length=3)
+    amount: StrictInt | None = Field(
+        None, gt=0, description="Minor units, at most what the case owes (`outstanding`); required for "
+                                "payment_received. With recall_acknowledged: money collected before the recall")
+    currency: Line | None = Field(None, min_length=3, max_length=3, description="The invoice's currency")
     occurred_on: date | None = Field(None, description="The day the payment was received (default: today)")
-    note: str | None = Field(None, max_length=500)
+    note: Text | None = Field(None, max_length=500)
 
 
 @bp.post("/cases/<case_id>/events")
 @limiter.limit(_limit)
 def post_event(case_id: str):
     """Report what happened: payment_received (settles the bill), closed_paid, closed_uncollectable,
-    recall_acknowledged. 201 when new, 200 when this event id was applied before."""
-    case = case_or_404(case_id)
+    recall_acknowledged. 201 when new, 200 when this event id was applied before. A case the creditor
+    recalled takes only recall_acknowledged; a closed one, nothing. A 422 says what the case still owes
+    (`outstanding`), unless it was recalled."""
+    case = case_or_404(case_id, even_recalled=True)
     data = parse_body(EventIn, read_json())
-    recorded, created = apply_event(case, PartnerEvent(
-        event_id=data.id, kind=data.type, amount=data.amount, currency=data.currency, occurred_on=data.occurred_on,
-        note=data.note))
+    try:
+        recorded, created = apply_event(case, PartnerEvent(
+            event_id=data.id, kind=data.type, amount=data.amount, currency=data.currency,
+            occurred_on=data.occurred_on, note=data.note))
+    except InvalidData as exc:
+        if recalled(case):
+            return error_response(422, "validation_failed", "Some fields are invalid; see errors.",
+                                  errors=exc.errors)
+        return error_response(422, "validation_failed", "Some fields are invalid; see errors.", errors=exc.errors,
+                              outstanding=outstanding(case.invoice))
     body = {"event": {"id": recorded.event_id, "type": recorded.kind, "amount": recorded.amount,
                       "currency": recorded.currency, "occurred_on": recorded.occurred_on},
             "case": case_json(case)}
@@ -153,8 +188,9 @@ def post_event(case_id: str):
 
 @bp.get("/cases/<case_id>/invoice.pdf")
 @limiter.limit(_limit)
+@limiter.limit(pdf_limit)
 def invoice_pdf(case_id: str) -> Response:
-    """The invoice as the customer has it, as a PDF."""
+    """The invoice as the customer has it, as a PDF (404 once the case is recalled)."""
     case = case_or_404(case_id)
     response = case_pdf_response(case)
     db.session.commit()

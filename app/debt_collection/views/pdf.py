@@ -4,23 +4,32 @@ case). In the customer's language, as the customer has it."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, g
+from flask import Blueprint, Response, abort, current_app, g
 from flask_babel import force_locale
 from sqlalchemy import select
 
 from app.billing.pdf import invoice_pdf_response
 from app.core.dates import local_today
 from app.debt_collection.case_file import case_of_pdf_token
-from app.debt_collection.models import Case
-from app.extensions import db
+from app.debt_collection.models import Case, CaseStatus
+from app.extensions import db, limiter
 from app.i18n import normalise_locale
 from app.models import utcnow
 
 bp = Blueprint("debt_collection", __name__)
 
 
+def pdf_limit() -> str:
+    return current_app.config["PDF_RATE_LIMIT"]
+
+
+def recalled(case: Case) -> bool:
+    """The creditor took the case back (asked or confirmed): the partner's access to it has ended."""
+    return case.status in (CaseStatus.RECALL_REQUESTED, CaseStatus.RECALLED)
+
+
 def case_pdf_response(case: Case) -> Response:
-    """The bill page's PDF of the case's invoice, in the customer's language."""
+    """The bill page's PDF of the case's invoice, in the customer's language (the same cached PDF)."""
     invoice = case.invoice
     creditor = invoice.creditor
     with force_locale(normalise_locale(invoice.customer.preferred_locale) or creditor.default_locale):
@@ -28,11 +37,13 @@ def case_pdf_response(case: Case) -> Response:
 
 
 @bp.get("/collection/cases/<token>/invoice.pdf")
+@limiter.limit(pdf_limit)
 def case_pdf(token: str):
-    """The invoice's PDF by the signed address of a case file (404 once it expired or for a forgery)."""
+    """The invoice's PDF by the signed address of a case file (404 once it expired, for a forgery, and
+    once the case is recalled)."""
     g.no_store = True
     case_id = case_of_pdf_token(token)
     case = db.session.scalar(select(Case).where(Case.public_id == case_id)) if case_id else None
-    if case is None:
+    if case is None or recalled(case):
         abort(404)
     return case_pdf_response(case)

@@ -244,7 +244,10 @@ class AdyenGateway(Gateway):
         for item in items:
             if not self._signed(item):
                 raise WebhookError("invalid HMAC signature")
-        return [self._event(item) for item in items]
+        try:
+            return [self._event(item) for item in items]
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise WebhookError("a notification item is not one of a payment") from exc
 
     def _signed(self, item: dict[str, Any]) -> bool:
         """The SDK's own check of one NotificationRequestItem; anything malformed is unsigned."""
@@ -294,6 +297,25 @@ class AdyenGateway(Gateway):
                             quote(provider_ref, safe=""), idempotency_key=idempotency_key)
         return RefundResult(provider_ref=provider_ref, refund_id=result["pspReference"], amount=amount,
                             status="pending")
+
+    # -- cancelling ---------------------------------------------------------------------------
+
+    def cancel(self, provider_ref: str) -> None:
+        """Expire a payment link (PATCH /paymentLinks/{id}, status "expired"). A session cannot be
+        ended: Adyen has no call for it, and it expires by itself (an hour after it was made, Adyen's
+        default), so this is a no-op for one; a payment made in it meanwhile is still notified, and
+        recorded as owed back by the app."""
+        if not provider_ref.startswith(LINK_ID_PREFIX):
+            return
+        link = self._call(self._checkout.payment_links_api.get_payment_link, quote(provider_ref, safe=""))
+        status = LINK_STATUSES.get(str(link.get("status")), PaymentStatus.PENDING)
+        if status == PaymentStatus.CANCELLED:
+            return
+        if status != PaymentStatus.PENDING:
+            raise GatewayError(f"an Adyen payment link in status {link.get('status')} cannot be expired",
+                               code="not_cancellable")
+        self._call(self._checkout.payment_links_api.update_payment_link, {"status": "expired"},
+                   quote(provider_ref, safe=""))
 
     # -- the SDK ------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ Adding a provider means one module with a `Gateway` subclass, one entry in
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -160,6 +161,42 @@ class RefundResult:
     status: str  # "pending", "succeeded" or "failed"
 
 
+#: The largest amount in minor units a payment may have (the invoice import's bound, app.billing.schemas).
+MAX_AMOUNT = 10**13
+_CURRENCY = re.compile(r"[A-Z]{3}")
+#: The longest ids our records keep: webhook_events.event_id, event_type, provider_ref (and payments').
+ID_LENGTHS = {"event_id": 200, "event_type": 100, "provider_ref": 100, "payment_id": 200}
+
+
+def valid_amount(value: object) -> bool:
+    """A payment's amount: an integer (not a bool) of minor units, above zero and below MAX_AMOUNT."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < MAX_AMOUNT
+
+
+def check_event(event: GatewayEvent) -> None:
+    """Raise WebhookError when a verified event's fields are not what a notification can hold: ids that
+    are not short printable strings, an amount that is not a positive integer below MAX_AMOUNT (a
+    success must say one, or none at all), a currency that is not three capital letters. A provider's
+    signature says who sent it, not that it makes sense."""
+    for name, longest in ID_LENGTHS.items():
+        value = getattr(event, name)
+        if value is None and name in ("provider_ref", "payment_id"):
+            continue
+        if not isinstance(value, str) or not 0 < len(value) <= longest or not value.isprintable():
+            raise WebhookError(f"the notification's {name} is not a short printable string")
+    if event.status is not None and event.status not in PaymentStatus.values():
+        raise WebhookError("the notification's status is not one of ours")
+    if event.amount is not None and not (valid_amount(event.amount) or (
+            event.amount == 0 and event.status != PaymentStatus.SUCCEEDED and not isinstance(event.amount, bool))):
+        raise WebhookError("the notification's amount is not a positive integer of minor units")
+    if event.currency is not None and not (isinstance(event.currency, str) and _CURRENCY.fullmatch(event.currency)):
+        raise WebhookError("the notification's currency is not an ISO 4217 code")
+    if event.method is not None and not isinstance(event.method, str):
+        raise WebhookError("the notification's method is not a string")
+    if event.occurred_at is not None and not isinstance(event.occurred_at, datetime):
+        raise WebhookError("the notification's time is not a time")
+
+
 class GatewayError(Exception):
     """The provider refused the request or could not be reached. Never carries secrets."""
 
@@ -212,5 +249,9 @@ class Gateway(ABC):
     def refund(self, provider_ref: str, amount: int, idempotency_key: str) -> RefundResult:
         """Refund part or all of a succeeded payment (idempotent on `idempotency_key`)."""
 
-    def cancel(self, provider_ref: str) -> None:  # noqa: B027 - optional for providers without it
-        """Cancel a payment that has not succeeded, where the provider allows it."""
+    @abstractmethod
+    def cancel(self, provider_ref: str) -> None:
+        """Stop a payment that has not succeeded, so that the customer can no longer pay it (our
+        invoice was cancelled or written off). Nothing to do when it is over already (cancelled,
+        expired, failed); GatewayError with code "not_cancellable" when it succeeded or is being
+        paid. A provider that cannot end a payment before its own expiry says so in its adapter."""

@@ -142,9 +142,11 @@ class SimulatorGateway(Gateway):
         try:
             event = json.loads(body)
             data = event["data"]
+            if not isinstance(event["id"], str) or not isinstance(event["type"], str) or not isinstance(data, dict):
+                raise TypeError("the event's id and type are strings, its data an object")
             return [
                 GatewayEvent(
-                    provider=self.name, event_id=str(event["id"]), event_type=str(event["type"]),
+                    provider=self.name, event_id=event["id"], event_type=event["type"],
                     provider_ref=data.get("ref"),
                     status=data.get("status") if data.get("status") in PaymentStatus.values() else None,
                     amount=data.get("amount"), currency=data.get("currency"), payment_id=data.get("ref"),
@@ -153,7 +155,7 @@ class SimulatorGateway(Gateway):
                     payload=event,
                 )
             ]
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError, OSError) as exc:
             raise WebhookError("notification body is not a simulator event") from exc
 
     def refund(self, provider_ref: str, amount: int, idempotency_key: str) -> RefundResult:
@@ -165,6 +167,15 @@ class SimulatorGateway(Gateway):
         self.store.update(provider_ref, refunded=payment.refunded + amount)
         return RefundResult(provider_ref=provider_ref, refund_id=f"re_{idempotency_key}", amount=amount,
                             status="succeeded")
+
+    def cancel(self, provider_ref: str) -> None:
+        payment = self.store.get(provider_ref)
+        if payment is None:
+            raise GatewayError("no such simulated payment", code="not_found")
+        if payment.status == PaymentStatus.SUCCEEDED:
+            raise GatewayError("a succeeded payment cannot be cancelled", code="not_cancellable")
+        if payment.status not in PaymentStatus.FINAL:
+            self.store.update(provider_ref, status=PaymentStatus.CANCELLED)
 
     # --- the hosted page's side ---------------------------------------------------
 

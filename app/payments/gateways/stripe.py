@@ -239,7 +239,10 @@ class StripeGateway(Gateway):
             raise WebhookError("Stripe webhook signature is missing, invalid or too old") from error
         except ValueError as error:  # not JSON, or not a snapshot event
             raise WebhookError("Stripe webhook body is not an event") from error
-        return [_event(event)]
+        try:
+            return [_event(event)]
+        except (KeyError, TypeError, AttributeError, ValueError, OverflowError, OSError) as error:
+            raise WebhookError("Stripe webhook event is not one of a payment") from error
 
     def refund(self, provider_ref: str, amount: int, idempotency_key: str) -> RefundResult:
         intent_id = provider_ref

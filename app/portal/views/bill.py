@@ -38,6 +38,10 @@ def _step_up_limit() -> str:
     return current_app.config["STEP_UP_RATE_LIMIT"]
 
 
+def _pdf_limit() -> str:
+    return current_app.config["PDF_RATE_LIMIT"]
+
+
 @bp.get("/l/<token>")
 @limiter.limit(_link_limit)
 def open_link(token: str):
@@ -125,11 +129,12 @@ def verify(public_id: str):
 
 
 @bp.get("/b/<public_id>/invoice.pdf")
+@limiter.limit(_pdf_limit)
 @bill_required
 def invoice_pdf(public_id: str, access: BillAccess):
-    """The invoice as a PDF, in the same brand and language as the page."""
+    """The invoice as a PDF, in the same brand and language as the page (rendered once per version)."""
     invoice = load_bill_or_404(public_id)
-    return invoice_pdf_response(invoice, local_today(invoice.creditor.country, utcnow()))
+    return invoice_pdf_response(invoice, local_today(access.country, utcnow()), access.version)
 
 
 @bp.get("/b/<public_id>/epc-qr.svg")

@@ -18,7 +18,7 @@ from app.models import utcnow
 from app.payments.gateways.base import GatewayError, PaymentStatus
 from app.payments.models import PaymentAttempt
 from app.payments.providers import gateways_for, payment_gateway
-from app.payments.receipts import receipt_ref_for_attempt
+from app.payments.receipts import payment_for_attempt
 from app.payments.services import apply_status, payment_amount, start_payment
 from app.portal.access import bill_required, load_bill_or_404, unavailable
 from app.portal.forms import PayForm
@@ -111,9 +111,9 @@ def paid(public_id: str, access: BillAccess, attempt_ref: str):
         except GatewayError:
             db.session.rollback()
             log.warning("status of attempt %s unavailable", attempt.id, exc_info=True)
-    receipt_ref = receipt_ref_for_attempt(attempt.id) if attempt.status == PaymentStatus.SUCCEEDED else None
+    payment = payment_for_attempt(attempt.id) if attempt.status == PaymentStatus.SUCCEEDED else None
     return render_template("payments/return.html", invoice=invoice, creditor=invoice.creditor, attempt=attempt,
-                           receipt_ref=receipt_ref)
+                           payment=payment, receipt_ref=payment.public_ref if payment else None)
 
 
 def _payment_problem(invoice: Invoice, kind: str, status: int) -> tuple[str, int]:

@@ -296,3 +296,37 @@ class TestRefund:
             gateway(adyen).refund("ZZZZZZZZZZZZZZZZ", 5000, "refund-3")
         assert error.value.code == "currency_required"
         assert adyen.requests == []
+
+
+class TestCancel:
+    def test_a_link_is_expired_and_its_page_no_longer_pays(self, adyen):
+        import urllib.error
+        import urllib.request
+
+        links = gateway(adyen, flow="link")
+        checkout = links.create_checkout(checkout_request())
+        links.cancel(checkout.provider_ref)
+        patch = [r for r in adyen.requests if r.method == "PATCH"][-1]
+        assert patch.path.endswith(f"/paymentLinks/{checkout.provider_ref}") and patch.body == {"status": "expired"}
+        assert links.fetch_status(checkout.provider_ref).status == PaymentStatus.CANCELLED
+        links.cancel(checkout.provider_ref)  # expired already: nothing is sent
+        assert len([r for r in adyen.requests if r.method == "PATCH"]) == 1
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with pytest.raises(urllib.error.HTTPError) as gone:
+            opener.open(checkout.redirect_url, timeout=10)
+        assert gone.value.code == 410
+
+    def test_a_paid_link_is_not_cancellable(self, adyen):
+        links = gateway(adyen, flow="link")
+        checkout = links.create_checkout(checkout_request())
+        adyen.complete(checkout.provider_ref)
+        with pytest.raises(GatewayError) as error:
+            links.cancel(checkout.provider_ref)
+        assert error.value.code == "not_cancellable"
+
+    def test_a_session_cannot_be_ended_and_nothing_is_asked(self, adyen):
+        sessions = gateway(adyen)
+        checkout = sessions.create_checkout(checkout_request())
+        before = len(adyen.requests)
+        sessions.cancel(checkout.provider_ref)
+        assert len(adyen.requests) == before

@@ -29,7 +29,16 @@ from app.payments.gateways import adyen as adyen_module
 from app.payments.gateways import simulator as simulator_module
 from app.payments.gateways import stripe as stripe_module
 from app.payments.gateways.adyen import AdyenConfig, AdyenGateway
-from app.payments.gateways.base import Checkout, CheckoutRequest, Gateway, Party, PaymentStatus, WebhookError
+from app.payments.gateways.base import (
+    Checkout,
+    CheckoutRequest,
+    Gateway,
+    GatewayError,
+    Party,
+    PaymentStatus,
+    WebhookError,
+    check_event,
+)
 from app.payments.gateways.simulator import SimulatedPayment, SimulatorConfig, SimulatorGateway
 from app.payments.gateways.stripe import StripeConfig, StripeGateway
 from tests.support.adyen_server import AdyenServer
@@ -191,6 +200,8 @@ def test_signed_notification_names_the_payment(provider: Provider):
     assert event.provider == provider.gateway.name and event.event_id
     assert event.provider_ref in (checkout.provider_ref, request.attempt_ref)  # how the app finds the attempt
     assert (event.amount, event.currency) == (request.amount, request.currency)
+    for each in events:  # what the app checks before it stores an event: a genuine one passes
+        check_event(each)
 
 
 def test_anything_not_genuine_is_refused(provider: Provider):
@@ -224,3 +235,18 @@ def test_adapter_is_pure(provider: Provider):
     forbidden = {"flask", "sqlalchemy", "flask_sqlalchemy", "app.extensions", "app.models"}
     assert not {name for name in imported if name.split(".")[0] in forbidden or name in forbidden}
     assert all(name.startswith("app.payments.gateways") for name in imported if name.startswith("app"))
+
+
+def test_cancel_stops_a_payment_not_yet_made(provider: Provider):
+    """Our invoice was cancelled: the payment can no longer be made; again changes nothing; a payment
+    already made cannot be cancelled (it is refunded instead)."""
+    checkout = provider.gateway.create_checkout(checkout_request())
+    provider.gateway.cancel(checkout.provider_ref)
+    provider.gateway.cancel(checkout.provider_ref)  # cancelled already: nothing to do
+    assert provider.gateway.fetch_status(checkout.provider_ref).status == PaymentStatus.CANCELLED
+    paid = provider.gateway.create_checkout(checkout_request())
+    provider.pay(paid)
+    with pytest.raises(GatewayError) as error:
+        provider.gateway.cancel(paid.provider_ref)
+    assert error.value.code == "not_cancellable"
+    assert provider.gateway.fetch_status(paid.provider_ref).status == PaymentStatus.SUCCEEDED

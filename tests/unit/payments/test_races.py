@@ -452,6 +452,9 @@ class CountingGateway(Gateway):
     def refund(self, provider_ref, amount, idempotency_key):
         return self.inner.refund(provider_ref, amount, idempotency_key)
 
+    def cancel(self, provider_ref):
+        return self.inner.cancel(provider_ref)
+
 
 def test_twenty_parallel_starts_make_one_provider_call_and_one_live_attempt(race_app):
     with committed(race_app, "DE") as creditor_id:

@@ -11,10 +11,10 @@ from app.creditors.models import Creditor
 from app.errors import InvalidData
 from app.extensions import db
 from app.models import utcnow
-from app.payments.gateways.base import GatewayEvent, GatewayStatus, PaymentStatus
+from app.payments.gateways.base import GatewayEvent, GatewayStatus, PaymentStatus, WebhookError, check_event
 from app.payments.ingest import ingest_events
 from app.payments.models import Payment, PaymentAttempt, WebhookEvent
-from app.payments.refunds import refunds_due
+from app.payments.refunds import refund_payment, refunds_due
 from app.payments.services import apply_status, live_attempt, new_attempt, payment_amount, settle
 from tests.factories import make_creditor, make_invoice
 
@@ -92,11 +92,23 @@ class TestSettlement:
         assert attempt.status == PaymentStatus.FAILED and attempt.failure_reason == "timeout"
         assert apply_status(attempt, succeeded(attempt), actor="t") and invoice.status == InvoiceStatus.PAID
 
-    def test_overpayment_is_settled_and_flagged_for_refund(self, invoice):
+    def test_a_provider_paying_more_than_its_attempt_is_recorded_not_booked_and_owed_back(self, invoice):
         attempt = attempt_for(invoice)
-        apply_status(attempt, succeeded(attempt, amount=invoice.balance + 5000), actor="t")
+        total = invoice.balance
+        apply_status(attempt, succeeded(attempt, amount=total + 5000), actor="t")
         payment = db.session.scalar(select(Payment).where(Payment.invoice_id == invoice.id))
-        assert payment.refund_due == 5000 and invoice.status == InvoiceStatus.PAID
+        assert (payment.amount, payment.refund_due, payment.mismatch) == (total + 5000, total + 5000, "amount")
+        assert invoice.status == InvoiceStatus.OPEN and invoice.balance == total
+        assert "payment_mismatch" in [e.kind for e in invoice.events]
+        assert refunds_due(invoice.creditor_id) == [payment]
+
+    def test_an_overpayment_of_the_bill_is_settled_and_flagged_for_refund(self, invoice):
+        invoice.creditor.allow_partial_payments = True
+        first, second = attempt_for(invoice, amount=3000), attempt_for(invoice)
+        apply_status(first, succeeded(first), actor="t")
+        apply_status(second, succeeded(second), actor="t")  # the whole balance, asked before the first was paid
+        payment = db.session.scalar(select(Payment).where(Payment.attempt_id == second.id))
+        assert payment.refund_due == 3000 and payment.mismatch is None and invoice.status == InvoiceStatus.PAID
         assert "refund_due" in [e.kind for e in invoice.events]
         assert refunds_due(invoice.creditor_id) == [payment]
 
@@ -222,3 +234,63 @@ def test_parallel_settlements_make_one_payment(app):
             conn.execute(delete(Invoice).where(Invoice.id == invoice_id))
             conn.execute(delete(Customer).where(Customer.creditor_id == creditor_id))
             conn.execute(delete(Creditor).where(Creditor.id == creditor_id))
+
+
+class TestCheckedAgainstTheAttempt:
+    """What a provider reports is checked against the attempt, from a notification and from the return page."""
+
+    def test_one_cent_from_the_return_page_is_recorded_and_owed_back_not_booked(self, invoice):
+        attempt = attempt_for(invoice)
+        total = invoice.balance
+        assert apply_status(attempt, succeeded(attempt, amount=1), actor="customer")
+        payment = db.session.scalar(select(Payment).where(Payment.invoice_id == invoice.id))
+        assert (payment.amount, payment.refund_due, payment.mismatch) == (1, 1, "amount")
+        assert (invoice.status, invoice.balance, invoice.amount_paid) == (InvoiceStatus.OPEN, total, 0)
+        # paying it back leaves the bill as it is: the payment was never counted in it
+        refund_payment(payment, 1, channel="bank_transfer", key="k1", actor="agent:1")
+        assert (invoice.amount_paid, payment.refund_due, payment.refunded) == (0, 0, 1)
+
+    def test_another_currency_is_recorded_in_it(self, invoice):
+        attempt = attempt_for(invoice)
+        update = GatewayStatus(provider_ref=attempt.provider_ref, status=PaymentStatus.SUCCEEDED,
+                               amount_received=attempt.amount, currency="EUR")
+        assert apply_status(attempt, update, actor="customer")
+        payment = db.session.scalar(select(Payment).where(Payment.invoice_id == invoice.id))
+        assert (payment.currency, payment.mismatch, payment.refund_due) == ("EUR", "currency", attempt.amount)
+        assert invoice.amount_paid == 0
+
+    @pytest.mark.parametrize("amount", [0, -1, 2 ** 63, "100", 1.5, True])
+    def test_an_amount_that_is_not_one_changes_nothing(self, invoice, amount):
+        attempt = attempt_for(invoice)
+        update = GatewayStatus(provider_ref=attempt.provider_ref, status=PaymentStatus.SUCCEEDED,
+                               amount_received=amount, currency="NOK")
+        assert not apply_status(attempt, update, actor="customer")
+        assert attempt.status == PaymentStatus.PENDING and invoice.amount_paid == 0
+        assert db.session.scalar(select(func.count(Payment.id)).where(Payment.invoice_id == invoice.id)) == 0
+
+
+def _event(**changes):
+    values = {"provider": "simulator", "event_id": "evt_1", "event_type": "payment.succeeded", "provider_ref": "sim_1",
+              "status": PaymentStatus.SUCCEEDED, "amount": 100, "currency": "NOK", "payment_id": "sim_1",
+              "method": "card", "occurred_at": utcnow()}
+    return GatewayEvent(**(values | changes))
+
+
+@pytest.mark.parametrize("changes", [
+    {}, {"amount": None, "currency": None}, {"provider_ref": None, "status": None, "amount": None},
+    {"status": PaymentStatus.FAILED, "amount": 0}, {"amount": 10 ** 13 - 1},
+], ids=repr)
+def test_check_event_takes_what_our_records_hold(changes):
+    check_event(_event(**changes))
+
+
+@pytest.mark.parametrize("changes", [
+    {"amount": 0}, {"amount": -1}, {"amount": 10 ** 13}, {"amount": 2 ** 63}, {"amount": "100"}, {"amount": 1.0},
+    {"amount": True}, {"currency": "nok"}, {"currency": "NOKK"}, {"currency": 578}, {"provider_ref": 12},
+    {"provider_ref": {"id": 1}}, {"provider_ref": "x" * 101}, {"provider_ref": ""}, {"provider_ref": "a\x00b"},
+    {"event_id": None}, {"event_id": 7}, {"event_id": "e" * 201}, {"event_type": ["x"]}, {"status": "paid"},
+    {"method": {"type": "card"}}, {"occurred_at": "yesterday"},
+], ids=repr)
+def test_check_event_refuses_what_they_cannot(changes):
+    with pytest.raises(WebhookError):
+        check_event(_event(**changes))
