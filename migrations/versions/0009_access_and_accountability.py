@@ -47,10 +47,6 @@ SIGNING_IN = ('sign_in', 'sign_in_refused', 'sign_out', 'sign_out_everywhere', '
 BY_OPERATOR = ('agent_created', 'role_granted', 'sign_out_everywhere')
 
 
-def _listed(values):
-    return ', '.join(f"'{value}'" for value in values)
-
-
 def upgrade():
     with op.batch_alter_table('invoices', schema=None) as batch_op:
         batch_op.add_column(sa.Column('link_revocations', sa.Integer(), server_default='0', nullable=False))
@@ -83,13 +79,14 @@ def upgrade():
     with op.batch_alter_table('audit_entries', schema=None) as batch_op:
         batch_op.add_column(sa.Column('actor', sa.String(length=10), nullable=True))
         batch_op.add_column(sa.Column('scope', sa.String(length=10), nullable=True))
-    op.execute(
-        "UPDATE audit_entries SET "
-        "actor = CASE WHEN agent_id IS NOT NULL THEN 'agent' "
-        f"WHEN action IN ({_listed(BY_OPERATOR)}) THEN 'operator' ELSE 'anonymous' END, "
-        "scope = CASE WHEN creditor_id IS NOT NULL THEN 'creditor' "
-        f"WHEN action IN ({_listed(SIGNING_IN)}) THEN 'agent' ELSE 'creditors' END"
-    )
+    entries = sa.table('audit_entries', sa.column('agent_id'), sa.column('creditor_id'), sa.column('action'),
+                       sa.column('actor'), sa.column('scope'))
+    op.execute(entries.update().values(
+        actor=sa.case((entries.c.agent_id.is_not(None), 'agent'),
+                      (entries.c.action.in_(BY_OPERATOR), 'operator'), else_='anonymous'),
+        scope=sa.case((entries.c.creditor_id.is_not(None), 'creditor'),
+                      (entries.c.action.in_(SIGNING_IN), 'agent'), else_='creditors'),
+    ))
     with op.batch_alter_table('audit_entries', schema=None) as batch_op:
         batch_op.alter_column('actor', existing_type=sa.String(length=10), nullable=False)
         batch_op.alter_column('scope', existing_type=sa.String(length=10), nullable=False)

@@ -32,7 +32,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from app import create_app
 from app.backoffice.models import AuditActor, AuditScope, Role
@@ -303,7 +303,7 @@ def test_migration_0009_fills_in_the_audit_logs_actor_and_scope_and_closes_it(fr
             ("agent_created", "operator", "creditors"), ("sign_in_refused", "anonymous", "agent")]
         for statement in ("UPDATE audit_entries SET agent_id = NULL", "DELETE FROM audit_entries",
                           "DELETE FROM agents"):
-            with db.engine.connect() as conn, pytest.raises(Exception):  # the trigger, or RESTRICT
+            with db.engine.connect() as conn, pytest.raises(DBAPIError):  # the trigger, or RESTRICT
                 conn.execute(text(statement))
 
         downgrade(revision="0008")
