@@ -169,6 +169,7 @@ def _register_blueprints(app: Flask) -> None:
 
 def _register_renderers() -> None:
     """Each kind of outbox message with the function that renders it, by channel and kind prefix."""
+    from app.backoffice import emails as agent_emails
     from app.debt_collection.deliveries import render_webhook as collection_webhook
     from app.links import notices as link_notices
     from app.outbox.base import renderers as registry
@@ -183,6 +184,7 @@ def _register_renderers() -> None:
     renderers.register("email", "resolution", resolution_email)
     renderers.register("email", "link", link_notices.render_email)
     renderers.register("sms", "link", link_notices.render_sms)
+    renderers.register("email", "agent", agent_emails.render_email)
     renderers.register("webhook", "collection", collection_webhook)
 
 

@@ -21,6 +21,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache, wraps
 
 from flask import Flask, current_app, request
@@ -95,6 +96,17 @@ class ProcessMemory(Storage):
             self._counters.pop(key, None)
 
 
+@dataclass(frozen=True)
+class Backoff:
+    """Failures let through (`free`) within `window` seconds before each costs a wait that doubles
+    from `base` seconds up to `cap`."""
+
+    free: int
+    base: int
+    cap: int
+    window: int
+
+
 class RateLimiter:
     """Created unbound in app.extensions; `init_app` connects it to the configured storage."""
 
@@ -151,6 +163,47 @@ class RateLimiter:
             log.exception("rate limit storage failed; request allowed")
             return
         raise TooManyRequests(retry_after=max(1, math.ceil(reset_at - time.time())))
+
+    # --- growing delays after failures (the back office's sign-in) ---------------------------------
+
+    def backoff_wait(self, key: str) -> int:
+        """Seconds left before `key` may try again (0: now). A failing storage answers 0."""
+        strategy = self._strategy()
+        if strategy is None:
+            return 0
+        try:
+            if strategy.storage.get(f"backoff/{key}/wait") <= 0:
+                return 0
+            return max(1, math.ceil(strategy.storage.get_expiry(f"backoff/{key}/wait") - time.time()))
+        except Exception:
+            log.exception("rate limit storage failed; attempt allowed")
+            return 0
+
+    def backoff_failed(self, key: str, backoff: Backoff) -> None:
+        """Count a failure of `key`. Beyond `backoff.free` failures within `backoff.window` seconds
+        (counted from the first), each failure makes `key` wait, twice as long each time (from
+        `backoff.base` up to `backoff.cap` seconds)."""
+        strategy = self._strategy()
+        if strategy is None:
+            return
+        try:
+            failures = strategy.storage.incr(f"backoff/{key}/failures", backoff.window)
+            if failures >= backoff.free:
+                delay = min(backoff.base * 2 ** (failures - backoff.free), backoff.cap)
+                strategy.storage.incr(f"backoff/{key}/wait", delay)
+        except Exception:
+            log.exception("rate limit storage failed; failure not counted")
+
+    def backoff_clear(self, key: str) -> None:
+        """Forget `key`'s failures (it succeeded)."""
+        strategy = self._strategy()
+        if strategy is None:
+            return
+        try:
+            strategy.storage.clear(f"backoff/{key}/failures")
+            strategy.storage.clear(f"backoff/{key}/wait")
+        except Exception:
+            log.exception("rate limit storage failed; failures not cleared")
 
     def reset(self, app: Flask | None = None) -> None:
         """Forget every count (tests)."""

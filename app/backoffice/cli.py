@@ -1,4 +1,6 @@
-"""`flask agents`: create agents and give them roles; sign an agent out everywhere."""
+"""`flask agents`: create agents and give them roles; sign an agent out everywhere; what changes an
+agent at every creditor (disable, enable, reset the second factor with a one-time enrolment code,
+shown here once); encrypt second-factor secrets stored in clear before migration 0009."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from flask.cli import AppGroup
 from app.backoffice import services
 from app.backoffice.models import Role
 from app.commands import cli_transaction, creditor_or_fail
+from app.models import utcnow
 
 
 @click.group(cls=AppGroup, help="Back-office agents: who may sign in, for which creditors, in which role.")
@@ -27,8 +30,8 @@ def create(email: str, slug: str, role: str, name: str, password: str):
     creditor = creditor_or_fail(slug)
     with cli_transaction("Agent not created"):
         agent = services.create_agent(email, name, password, creditor, role)
-        services.audit(None, "agent_created", creditor_id=creditor.id, record_type="agent", record_id=agent.id,
-                       role=role, by="cli")
+        services.audit(None, "agent_created", operator=True, creditor_id=creditor.id, record_type="agent",
+                       record_id=agent.id, role=role, by="cli")
     click.echo(f"Agent {agent.email} created: {role} at {creditor.slug}. They set up the second factor at "
                f"their first sign-in.")
 
@@ -44,18 +47,72 @@ def grant(email: str, slug: str, role: str):
         raise click.ClickException(f"No agent {email!r}.")
     with cli_transaction("Role not granted"):
         services.grant_role(agent, creditor, role)
-        services.audit(None, "role_granted", creditor_id=creditor.id, record_type="agent", record_id=agent.id,
-                       role=role, by="cli")
+        services.audit(None, "role_granted", operator=True, creditor_id=creditor.id, record_type="agent",
+                       record_id=agent.id, role=role, by="cli")
     click.echo(f"{agent.email}: {role} at {creditor.slug}.")
+
+
+def _agent_or_fail(email: str):
+    agent = services.find_agent(email)
+    if agent is None:
+        raise click.ClickException(f"No agent {email!r}.")
+    return agent
+
+
+def _record(agent, action: str) -> None:
+    """An operator's change to an agent: the business of every creditor the agent works for."""
+    services.audit(None, action, operator=True, creditor_ids=agent.creditor_ids(), record_type="agent",
+                   record_id=agent.id, by="cli")
 
 
 @agents.command("sign-out", help="End every session of an agent (a lost laptop, someone leaving).")
 @click.argument("email")
 def sign_out(email: str):
-    agent = services.find_agent(email)
-    if agent is None:
-        raise click.ClickException(f"No agent {email!r}.")
+    agent = _agent_or_fail(email)
     with cli_transaction("Not signed out"):
         services.sign_out_everywhere(agent)
-        services.audit(None, "sign_out_everywhere", record_type="agent", record_id=agent.id, by="cli")
+        _record(agent, "sign_out_everywhere")
     click.echo(f"{agent.email} is signed out everywhere.")
+
+
+@agents.command("disable", help="Disable an agent at every creditor (every session ends at once).")
+@click.argument("email")
+def disable(email: str):
+    agent = _agent_or_fail(email)
+    with cli_transaction("Not disabled"):
+        services.set_disabled(agent, True)
+        _record(agent, "agent_disable")
+    click.echo(f"{agent.email} is disabled.")
+
+
+@agents.command("enable", help="Enable a disabled agent again.")
+@click.argument("email")
+def enable(email: str):
+    agent = _agent_or_fail(email)
+    with cli_transaction("Not enabled"):
+        services.set_disabled(agent, False)
+        _record(agent, "agent_enable")
+    click.echo(f"{agent.email} is enabled.")
+
+
+@agents.command("reset-second-factor",
+                help="A lost phone: remove the agent's second factor, end their sessions, and print a one-time "
+                     "enrolment code (shown once, for you to give the agent) that their next sign-in asks for "
+                     "before a new factor is set up.")
+@click.argument("email")
+def reset_second_factor(email: str):
+    agent = _agent_or_fail(email)
+    with cli_transaction("Not reset"):
+        services.reset_second_factor(agent)
+        code = services.issue_enrolment_code(agent, utcnow())
+        _record(agent, "agent_reset_mfa")
+    click.echo(f"{agent.email}: the second factor is reset and every session ended.")
+    click.echo(f"One-time enrolment code (valid {services.ENROLMENT_CODE_HOURS} hours, shown only now): {code}")
+
+
+@agents.command("encrypt-secrets", help="Encrypt every second-factor secret still stored in clear (from before "
+                                        "migration 0009) with DATA_ENCRYPTION_KEYS. Run once after upgrading.")
+def encrypt_secrets():
+    with cli_transaction("Nothing encrypted"):
+        count = services.encrypt_clear_secrets()
+    click.echo(f"{count} second-factor secret(s) encrypted.")

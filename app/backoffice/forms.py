@@ -26,6 +26,10 @@ class CodeForm(FlaskForm):
     code = StringField(_l("Code from your authenticator app"), validators=[DataRequired(), Length(max=12)])
 
 
+class EnrolmentCodeForm(FlaskForm):
+    code = StringField(_l("One-time code"), validators=[DataRequired(), Length(max=32)])
+
+
 class ReplyForm(FlaskForm):
     message = TextAreaField(_l("Your answer"), validators=[DataRequired(), Length(max=4000)])
 

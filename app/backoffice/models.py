@@ -6,10 +6,21 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.core.enums import Labelled
+from app.core.enums import Codes, Labelled
 from app.extensions import Model
 from app.models import UTCDateTime, utcnow
 
@@ -33,8 +44,20 @@ class Agent(Model):
     email: Mapped[str] = mapped_column(String(254), unique=True)  # stored lower-case
     name: Mapped[str] = mapped_column(String(100))
     password_hash: Mapped[str] = mapped_column(String(200))  # argon2id
-    totp_secret: Mapped[str | None] = mapped_column(String(64))  # set once enrolment is confirmed
+    # The TOTP secret, encrypted with DATA_ENCRYPTION_KEYS (app.crypto), set once enrolment is confirmed.
+    totp_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    # Before migration 0009 the secret was stored in clear here; it is encrypted (and this emptied) at
+    # the agent's next sign-in or by `flask agents encrypt-secrets`. Nothing writes it any more.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # The secret being enrolled (shown on the enrolment page, never put in the session cookie), encrypted.
+    totp_pending_encrypted: Mapped[str | None] = mapped_column(Text)
     totp_last_step: Mapped[int | None] = mapped_column(Integer)  # a code is accepted once
+    # After a reset of the second factor, a new one is enrolled only with a one-time code sent to the
+    # agent (or shown to the operator): its argon2 hash, single use, until it expires.
+    enrolment_code_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    enrolment_code_hash: Mapped[str | None] = mapped_column(String(200))
+    enrolment_code_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Wrong second-factor codes in a row (reached only with the right password), and the lock they set.
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Part of the session's identity: raising it signs the agent out everywhere.
@@ -55,6 +78,10 @@ class Agent(Model):
     @property
     def is_active(self) -> bool:
         return self.disabled_at is None
+
+    @property
+    def has_second_factor(self) -> bool:
+        return bool(self.totp_secret_encrypted or self.totp_secret)
 
     def get_id(self) -> str:
         return f"{self.id}:{self.session_version}"
@@ -81,24 +108,76 @@ class AgentRole(Model):
     agent: Mapped[Agent] = relationship(back_populates="roles")
 
 
+class AgentSession(Model):
+    """One signed-in session of an agent, known to the server: the session cookie carries its random
+    key (only the key's SHA-256 is stored), and every back-office request finds it here, open and
+    younger than BACKOFFICE_SESSION_HOURS. Signing out closes it, so a copy of the cookie is worthless."""
+
+    __tablename__ = "agent_sessions"
+    __table_args__ = (Index("ix_agent_sessions_agent_id", "agent_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AuditActor(Codes):
+    """Who made an audit entry."""
+
+    AGENT = "agent"  # a signed-in agent (agent_id)
+    OPERATOR = "operator"  # someone at the command line (flask agents ...)
+    ANONYMOUS = "anonymous"  # a sign-in attempt with an address no agent has
+
+
+class AuditScope(Codes):
+    """Whose the facts of an audit entry are, and so who may read it."""
+
+    CREDITOR = "creditor"  # one creditor's (creditor_id): its supervisors and admins
+    CREDITORS = "creditors"  # several creditors' (audit_entry_creditors): only whoever may read every one
+    AGENT = "agent"  # the agent's own signing in and out: the supervisors of any creditor the agent works for
+
+
 class AuditEntry(Model):
-    """One thing an agent did or looked at. Append-only: nothing updates or deletes these rows."""
+    """One thing an agent did or looked at. Append-only: nothing updates or deletes these rows (the
+    database refuses it), and neither its agent nor its creditors can be deleted while it exists."""
 
     __tablename__ = "audit_entries"
     __table_args__ = (
         Index("ix_audit_entries_creditor_id_at", "creditor_id", "at"),
         Index("ix_audit_entries_agent_id_at", "agent_id", "at"),
+        CheckConstraint(AuditActor.sql_in("actor"), name="actor"),
+        CheckConstraint(AuditScope.sql_in("scope"), name="scope"),
+        # An agent's entry names the agent, and an entry of one creditor names it: never NULL there.
+        CheckConstraint("(actor = 'agent') = (agent_id IS NOT NULL)", name="agent_of_actor"),
+        CheckConstraint("(scope = 'creditor') = (creditor_id IS NOT NULL)", name="creditor_of_scope"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
-    creditor_id: Mapped[int | None] = mapped_column(ForeignKey("creditors.id", ondelete="SET NULL"))
+    actor: Mapped[str] = mapped_column(String(10))
+    scope: Mapped[str] = mapped_column(String(10))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="RESTRICT"))
+    creditor_id: Mapped[int | None] = mapped_column(ForeignKey("creditors.id", ondelete="RESTRICT"))
     action: Mapped[str] = mapped_column(String(48))
     record_type: Mapped[str | None] = mapped_column(String(32))
     record_id: Mapped[str | None] = mapped_column(String(64))
     ip: Mapped[str | None] = mapped_column(String(45))
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+    creditors: Mapped[list[AuditEntryCreditor]] = relationship()
+
+
+class AuditEntryCreditor(Model):
+    """A creditor an entry of scope "creditors" concerns (an inbox viewed, a search, across several).
+    Append-only like the entries."""
+
+    __tablename__ = "audit_entry_creditors"
+    __table_args__ = (Index("ix_audit_entry_creditors_creditor_id", "creditor_id"),)
+
+    entry_id: Mapped[int] = mapped_column(ForeignKey("audit_entries.id", ondelete="RESTRICT"), primary_key=True)
+    creditor_id: Mapped[int] = mapped_column(ForeignKey("creditors.id", ondelete="RESTRICT"), primary_key=True)
 
 
 class InboxMark(Model):

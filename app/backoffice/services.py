@@ -6,8 +6,9 @@ Plain functions: they add and flush; the view or command commits."""
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
 import io
+import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -18,22 +19,38 @@ from typing import Any
 import pyotp
 import segno
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from argon2.exceptions import InvalidHashError, VerificationError
 from flask_babel import force_locale
-from sqlalchemy import Select, select
+from sqlalchemy import Select, and_, delete, exists, or_, select, update
 
-from app.backoffice.models import Agent, AgentRole, AuditEntry, Note, ReplyTemplate, Role
+from app.backoffice.models import (
+    Agent,
+    AgentRole,
+    AgentSession,
+    AuditActor,
+    AuditEntry,
+    AuditEntryCreditor,
+    AuditScope,
+    Note,
+    ReplyTemplate,
+    Role,
+)
 from app.billing.models import Invoice
 from app.core.validation import is_email
 from app.creditors.models import Creditor
+from app.crypto import SecretUnreadable, decrypt, encrypt
 from app.errors import InvalidData
-from app.extensions import db
+from app.extensions import db, limiter
 from app.i18n import SUPPORTED_LOCALES
 from app.models import utcnow
+from app.outbox.services import enqueue
+from app.ratelimit import Backoff
 from app.templating import date_filter, money
 
+log = logging.getLogger(__name__)
+
 MIN_PASSWORD = 12
-MAX_FAILURES = 5  # wrong passwords or codes in a row before the account locks
+MAX_FAILURES = 5  # wrong second-factor (or enrolment) codes in a row before the account locks
 LOCK_MINUTES = 15
 ISSUER = "Payment portal back office"
 
@@ -104,12 +121,46 @@ def grant_role(agent: Agent, creditor: Creditor, role: str) -> AgentRole:
 
 
 class SignInRefused(Exception):
-    """Wrong e-mail, password or code, or a locked or disabled account: the same words for all."""
+    """Wrong e-mail, password or code, or a locked, throttled or disabled account. An unknown
+    address, a wrong password and a disabled account get the same words and take as long."""
 
     def __init__(self, reason: str, agent: Agent | None = None):
         super().__init__(reason)
-        self.reason = reason  # unknown | password | code | locked | disabled
+        # unknown | password | disabled | throttled | locked | code | enrolment_code | unreadable
+        self.reason = reason
         self.agent = agent
+
+
+#: Wrong passwords per (typed address, client address): five free, then a wait from 30 s doubling to
+#: 15 min; the count starts again a day after the first failure, or at a right password.
+ACCOUNT_BACKOFF = Backoff(free=5, base=30, cap=900, window=86400)
+#: Wrong passwords per client address, whatever the address typed: more room (an office behind one
+#: address), the same growing waits.
+CLIENT_BACKOFF = Backoff(free=20, base=30, cap=900, window=86400)
+
+
+def _backoff_keys(email: str, ip: str | None) -> tuple[str, str]:
+    account = hashlib.sha256((email or "").strip().lower().encode()).hexdigest()[:32]
+    client = ip or "unknown"
+    return f"bo-sign-in/{account}/{client}", f"bo-sign-in/*/{client}"
+
+
+def sign_in_wait(email: str, ip: str | None) -> int:
+    """Seconds this client must wait before trying a password for this address (0: now). Counted by
+    the address typed, known or not: the answer says nothing of whether an agent has it."""
+    return max(limiter.backoff_wait(key) for key in _backoff_keys(email, ip))
+
+
+def sign_in_failed(email: str, ip: str | None) -> None:
+    account, client = _backoff_keys(email, ip)
+    limiter.backoff_failed(account, ACCOUNT_BACKOFF)
+    limiter.backoff_failed(client, CLIENT_BACKOFF)
+
+
+def sign_in_succeeded(email: str, ip: str | None) -> None:
+    """The right password from this client: its failures for this address are forgotten (the
+    client's own count stays, so an attacker cannot clear it with an account of their own)."""
+    limiter.backoff_clear(_backoff_keys(email, ip)[0])
 
 
 def is_locked(agent: Agent, now: datetime) -> bool:
@@ -117,6 +168,8 @@ def is_locked(agent: Agent, now: datetime) -> bool:
 
 
 def _failed(agent: Agent, now: datetime) -> None:
+    """A wrong second-factor or enrolment code: reached only with the right password, so counting
+    it on the agent (and locking) cannot be done by someone who merely knows the address."""
     agent.failed_attempts += 1
     if agent.failed_attempts >= MAX_FAILURES:
         agent.locked_until = now + timedelta(minutes=LOCK_MINUTES)
@@ -125,28 +178,81 @@ def _failed(agent: Agent, now: datetime) -> None:
 
 
 def check_credentials(email: str, password: str, now: datetime) -> Agent:
-    """The first step: the agent whose password this is, or SignInRefused (counted on the agent)."""
+    """The first step: the agent whose password this is, or SignInRefused.
+
+    Every attempt verifies one argon2 hash, the agent's or a dummy one, before anything is decided,
+    so an unknown address, a wrong password and a disabled account take as long, and get the same
+    answer. Nothing is counted on the agent: wrong passwords slow the client down instead
+    (`sign_in_failed`), so nobody can lock an agent out by typing their address."""
     agent = find_agent(email)
+    right: bool
+    try:
+        right = _hasher().verify(agent.password_hash if agent is not None else _dummy_hash(), password or "")
+    except (VerificationError, InvalidHashError):
+        right = False
     if agent is None:
-        with contextlib.suppress(VerificationError, InvalidHashError):  # the same work as a known agent's
-            _hasher().verify(_dummy_hash(), password or "")
         raise SignInRefused("unknown")
+    if not right:
+        raise SignInRefused("password", agent)
     if agent.disabled_at is not None:
         raise SignInRefused("disabled", agent)
-    if is_locked(agent, now):
+    if is_locked(agent, now):  # wrong codes: only someone with the password gets this far
         raise SignInRefused("locked", agent)
-    try:
-        _hasher().verify(agent.password_hash, password or "")
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        _failed(agent, now)
-        raise SignInRefused("password", agent) from None
     if _hasher().check_needs_rehash(agent.password_hash):
         agent.password_hash = _hasher().hash(password)
     return agent
 
 
-def new_totp_secret() -> str:
-    return pyotp.random_base32()
+# --- sessions -------------------------------------------------------------------------------------------
+
+
+def _key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def start_session(agent: Agent, now: datetime, *, max_hours: int) -> str:
+    """A new session of the agent: its key (for the session cookie; only its hash is stored). The
+    agent's sessions that ended or are past `max_hours` are forgotten meanwhile."""
+    db.session.execute(delete(AgentSession).where(
+        AgentSession.agent_id == agent.id,
+        AgentSession.ended_at.is_not(None) | (AgentSession.created_at < now - timedelta(hours=max_hours)),
+    ))
+    key = secrets.token_urlsafe(32)
+    db.session.add(AgentSession(agent_id=agent.id, key_hash=_key_hash(key), created_at=now))
+    db.session.flush()
+    return key
+
+
+def session_agent(agent_id: int, version: int, key: str, now: datetime, *, max_hours: int) -> Agent | None:
+    """The agent of a session cookie, in one statement: enabled, not signed out everywhere since
+    (the version), and the session itself open on the server and younger than `max_hours`."""
+    if not key or len(key) > 64:
+        return None
+    return db.session.scalar(
+        select(Agent).join(AgentSession, AgentSession.agent_id == Agent.id).where(
+            Agent.id == agent_id, Agent.session_version == version, Agent.disabled_at.is_(None),
+            AgentSession.key_hash == _key_hash(key), AgentSession.ended_at.is_(None),
+            AgentSession.created_at > now - timedelta(hours=max_hours),
+        )
+    )
+
+
+def end_session(key: str, now: datetime) -> None:
+    """This session is over, on the server: a copy of its cookie no longer signs anyone in."""
+    db.session.execute(update(AgentSession).where(AgentSession.key_hash == _key_hash(key),
+                                                   AgentSession.ended_at.is_(None)).values(ended_at=now))
+    db.session.flush()
+
+
+def sign_out_everywhere(agent: Agent, now: datetime | None = None) -> None:
+    """Every session of the agent ends: closed on the server, and the session version moves."""
+    agent.session_version += 1
+    db.session.execute(update(AgentSession).where(AgentSession.agent_id == agent.id,
+                                                   AgentSession.ended_at.is_(None)).values(ended_at=now or utcnow()))
+    db.session.flush()
+
+
+# --- the second factor -----------------------------------------------------------------------------------
 
 
 def provisioning_uri(agent: Agent, secret: str) -> str:
@@ -177,39 +283,151 @@ def _code_step(secret: str, code: str, now: datetime, last_step: int | None) -> 
     return None
 
 
-def check_code(agent: Agent, code: str, now: datetime, *, secret: str | None = None) -> None:
-    """The second step: the code from the agent's app (or, while enrolling, from `secret`)."""
+def second_factor_secret(agent: Agent) -> str | None:
+    """The agent's TOTP secret: decrypted, or (set before migration 0009, not yet encrypted) as stored."""
+    if agent.totp_secret_encrypted:
+        return decrypt(agent.totp_secret_encrypted)
+    return agent.totp_secret
+
+
+def pending_secret(agent: Agent) -> str:
+    """The secret the agent is enrolling: kept on the agent's row, encrypted, until confirmed (never in
+    the session cookie); a new one when there is none, or none readable."""
+    if agent.totp_pending_encrypted:
+        try:
+            return decrypt(agent.totp_pending_encrypted)
+        except SecretUnreadable:
+            pass
+    secret = pyotp.random_base32()
+    agent.totp_pending_encrypted = encrypt(secret)
+    db.session.flush()
+    return secret
+
+
+def check_code(agent: Agent, code: str, now: datetime, *, enrolling: bool = False) -> None:
+    """The second step: the code from the agent's app, or, while enrolling, from the pending secret
+    (which becomes the agent's on success, and any enrolment code is used up)."""
     if is_locked(agent, now):
         raise SignInRefused("locked", agent)
-    key = secret or agent.totp_secret
-    step = _code_step(key, code, now, None if secret else agent.totp_last_step) if key else None
+    try:
+        key = pending_secret(agent) if enrolling else second_factor_secret(agent)
+    except SecretUnreadable:  # a key dropped from DATA_ENCRYPTION_KEYS too early: an operator resets
+        log.error("agent %s: no DATA_ENCRYPTION_KEYS key decrypts the second factor's secret", agent.id)
+        raise SignInRefused("unreadable", agent) from None
+    step = _code_step(key, code, now, None if enrolling else agent.totp_last_step) if key else None
     if step is None:
         _failed(agent, now)
         raise SignInRefused("code", agent)
-    if secret:
-        agent.totp_secret = secret
+    if enrolling:
+        agent.totp_secret_encrypted, agent.totp_pending_encrypted = agent.totp_pending_encrypted, None
+        agent.enrolment_code_required = False
+        agent.enrolment_code_hash = agent.enrolment_code_expires_at = None
+        agent.totp_secret = None
+    elif agent.totp_secret:  # in clear since before migration 0009: encrypted from now on
+        agent.totp_secret_encrypted, agent.totp_secret = encrypt(agent.totp_secret), None
     agent.totp_last_step = step
     agent.failed_attempts = 0
     agent.last_sign_in_at = now
     db.session.flush()
 
 
-def sign_out_everywhere(agent: Agent) -> None:
-    """Every session of the agent ends at its next request (the session carries the version)."""
-    agent.session_version += 1
+def encrypt_clear_secrets() -> int:
+    """Encrypt every second-factor secret still stored in clear (from before migration 0009); the
+    number encrypted. `flask agents encrypt-secrets` runs it once after the upgrade."""
+    agents = list(db.session.scalars(select(Agent).where(Agent.totp_secret.is_not(None))))
+    for agent in agents:
+        if not agent.totp_secret_encrypted and agent.totp_secret is not None:
+            agent.totp_secret_encrypted = encrypt(agent.totp_secret)
+        agent.totp_secret = None
     db.session.flush()
+    return len(agents)
+
+
+# --- resetting the second factor: a one-time enrolment code -------------------------------------------
+
+ENROLMENT_CODE_HOURS = 72
+ENROLMENT_KIND = "agent.enrolment_code"  # rendered by app.backoffice.emails
+_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read from a screen or a phone call
+
+
+def _normalised_code(code: str) -> str:
+    return re.sub(r"[\s-]", "", code or "").upper()
+
+
+def reset_second_factor(agent: Agent, now: datetime | None = None) -> None:
+    """A lost phone: the second factor is gone, every session ends, and the next sign-in asks for a
+    one-time enrolment code (`issue_enrolment_code`) before a new factor can be set up. The
+    password alone never enrols one."""
+    agent.totp_secret = agent.totp_secret_encrypted = agent.totp_pending_encrypted = None
+    agent.totp_last_step = None
+    agent.enrolment_code_required = True
+    agent.enrolment_code_hash = agent.enrolment_code_expires_at = None
+    sign_out_everywhere(agent, now)
+
+
+def issue_enrolment_code(agent: Agent, now: datetime) -> str:
+    """A new one-time enrolment code for an agent whose factor was reset (an earlier one stops
+    working): shown once, stored as an argon2 hash, valid ENROLMENT_CODE_HOURS, used up by the
+    enrolment it allows. Raises InvalidData when no reset waits for one."""
+    if not agent.enrolment_code_required or agent.has_second_factor:
+        raise InvalidData({"agent": "no reset of the second factor waits for a code"})
+    code = "".join(secrets.choice(_CODE_ALPHABET) for _i in range(12))  # 60 bits
+    agent.enrolment_code_hash = _hasher().hash(code)
+    agent.enrolment_code_expires_at = now + timedelta(hours=ENROLMENT_CODE_HOURS)
+    db.session.flush()
+    return "-".join(code[i:i + 4] for i in range(0, len(code), 4))
+
+
+def send_enrolment_code(agent: Agent, *, creditor_id: int | None, locale: str) -> None:
+    """The enrolment code by e-mail to the agent's own address, through the outbox. The code is
+    made when the e-mail goes out (only its hash is stored, so it cannot wait in the outbox)."""
+    enqueue("email", ENROLMENT_KIND, agent.email, {"agent_id": agent.id},
+            idempotency_key=f"{ENROLMENT_KIND}:{agent.id}:{agent.session_version}", creditor_id=creditor_id,
+            locale=locale)
+
+
+def check_enrolment_code(agent: Agent, code: str, now: datetime) -> None:
+    """The code that lets an agent whose factor was reset enrol a new one; wrong codes count like
+    wrong second-factor codes (and lock the account after MAX_FAILURES)."""
+    if is_locked(agent, now):
+        raise SignInRefused("locked", agent)
+    valid = False
+    if agent.enrolment_code_hash and agent.enrolment_code_expires_at and agent.enrolment_code_expires_at > now:
+        try:
+            valid = _hasher().verify(agent.enrolment_code_hash, _normalised_code(code))
+        except (VerificationError, InvalidHashError):
+            valid = False
+    if not valid:
+        _failed(agent, now)
+        raise SignInRefused("enrolment_code", agent)
 
 
 # --- the audit log and the scope of every query ------------------------------------------------------
 
 
-def audit(agent: Agent | None, action: str, *, creditor_id: int | None = None, record_type: str | None = None,
-          record_id: Any = None, ip: str | None = None, **detail) -> AuditEntry:
+def audit(agent: Agent | None, action: str, *, creditor_id: int | None = None, creditor_ids: Any = None,
+          operator: bool = False, record_type: str | None = None, record_id: Any = None, ip: str | None = None,
+          **detail) -> AuditEntry:
+    """An audit entry: by `agent` (or, without one, an operator at the command line, or an anonymous
+    sign-in attempt), about one creditor (`creditor_id`), several (`creditor_ids`: the scope an agent
+    worked in, an inbox or a search across creditors), or neither (the agent's own signing in and
+    out). Who may read it follows from that (`audit_entries`)."""
+    ids = (creditor_id,) if creditor_id is not None else (
+        tuple(sorted(set(creditor_ids))) if creditor_ids is not None else None)
+    if ids is None:
+        scope = AuditScope.AGENT
+    elif len(ids) == 1:
+        scope, creditor_id = AuditScope.CREDITOR, ids[0]
+    else:
+        scope, creditor_id = AuditScope.CREDITORS, None
+    actor = AuditActor.AGENT if agent is not None else AuditActor.OPERATOR if operator else AuditActor.ANONYMOUS
     entry = AuditEntry(
-        at=utcnow(), agent_id=agent.id if agent else None, creditor_id=creditor_id, action=action,
-        record_type=record_type, record_id=str(record_id) if record_id is not None else None,
+        at=utcnow(), actor=actor, scope=scope, agent_id=agent.id if agent else None, creditor_id=creditor_id,
+        action=action, record_type=record_type, record_id=str(record_id) if record_id is not None else None,
         ip=(ip or "")[:45] or None, detail=detail,
     )
+    if scope == AuditScope.CREDITORS and ids is not None:
+        entry.creditors = [AuditEntryCreditor(creditor_id=one) for one in ids]
     db.session.add(entry)
     return entry
 
@@ -237,6 +455,10 @@ class Scope:
     def allows(self, creditor_id: int | None) -> bool:
         return creditor_id in self.creditor_ids
 
+    def covers(self, creditor_ids) -> bool:
+        """Whether every one of `creditor_ids` is in the scope."""
+        return set(creditor_ids) <= set(self.creditor_ids)
+
 
 def scope_of(agent: Agent, roles: tuple[str, ...] = tuple(Role)) -> Scope:
     """The creditors where the agent holds one of `roles` (any role by default)."""
@@ -247,18 +469,39 @@ SUPERVISING = (Role.SUPERVISOR, Role.ADMIN)
 
 
 def audit_entries(scope: Scope, *, before_id: int | None = None, limit: int = 100) -> list[AuditEntry]:
-    """The audit log a supervisor may read, newest first: what happened at their creditors, and
-    what the agents working there did (their sign-ins carry no creditor)."""
-    agents_here = select(AgentRole.agent_id).where(AgentRole.creditor_id.in_(scope.creditor_ids))
+    """The audit log a supervisor may read, newest first: the entries of one of their creditors; the
+    entries of several creditors only when they may read every one of them (a search across another
+    creditor's customers is that creditor's business too); and the signing in and out of the agents
+    who work at one of their creditors (those carry no customer's data)."""
+    ids = scope.creditor_ids
+    agents_here = select(AgentRole.agent_id).where(AgentRole.creditor_id.in_(ids))
+    listed = exists().where(AuditEntryCreditor.entry_id == AuditEntry.id)
+    outside = exists().where(AuditEntryCreditor.entry_id == AuditEntry.id, AuditEntryCreditor.creditor_id.not_in(ids))
     query = (
         select(AuditEntry)
-        .where(AuditEntry.creditor_id.in_(scope.creditor_ids)
-               | (AuditEntry.creditor_id.is_(None) & AuditEntry.agent_id.in_(agents_here)))
+        .where(or_(
+            and_(AuditEntry.scope == AuditScope.CREDITOR, AuditEntry.creditor_id.in_(ids)),
+            and_(AuditEntry.scope == AuditScope.CREDITORS, listed, ~outside),
+            and_(AuditEntry.scope == AuditScope.AGENT, AuditEntry.agent_id.in_(agents_here)),
+        ))
         .order_by(AuditEntry.id.desc()).limit(limit)
     )
     if before_id is not None:
         query = query.where(AuditEntry.id < before_id)
     return list(db.session.scalars(query))
+
+
+def entry_creditors(entries: list[AuditEntry]) -> dict[int, tuple[int, ...]]:
+    """The creditors each entry concerns, by entry id (one query for the entries of several)."""
+    several = [entry.id for entry in entries if entry.scope == AuditScope.CREDITORS]
+    found: dict[int, list[int]] = {}
+    if several:
+        for entry_id, creditor_id in db.session.execute(
+                select(AuditEntryCreditor.entry_id, AuditEntryCreditor.creditor_id)
+                .where(AuditEntryCreditor.entry_id.in_(several)).order_by(AuditEntryCreditor.creditor_id)):
+            found.setdefault(entry_id, []).append(creditor_id)
+    return {entry.id: (tuple(found.get(entry.id, ())) if entry.scope == AuditScope.CREDITORS
+                       else (entry.creditor_id,) if entry.creditor_id is not None else ()) for entry in entries}
 
 
 # --- what agents keep: internal notes, reply templates ---------------------------------------------
@@ -357,14 +600,7 @@ def set_disabled(agent: Agent, disabled: bool) -> None:
     """Disable (every session ends at once) or enable an agent."""
     agent.disabled_at = utcnow() if disabled else None
     if disabled:
-        agent.session_version += 1
-    db.session.flush()
-
-
-def reset_second_factor(agent: Agent) -> None:
-    """A lost phone: the agent sets up a new authenticator at the next sign-in; every session ends."""
-    agent.totp_secret, agent.totp_last_step = None, None
-    agent.session_version += 1
+        sign_out_everywhere(agent)
     db.session.flush()
 
 
@@ -372,5 +608,4 @@ def remove_role(agent: Agent, creditor_id: int) -> None:
     role = next((r for r in agent.roles if r.creditor_id == creditor_id), None)
     if role is not None:
         agent.roles.remove(role)
-        agent.session_version += 1
-        db.session.flush()
+        sign_out_everywhere(agent)

@@ -114,6 +114,9 @@ class Invoice(Model):
     # An agent's pause of reminders (status on_hold) ends by itself after this day; None: until resumed.
     hold_until: Mapped[date | None] = mapped_column(Date)
     payload_hash: Mapped[str | None] = mapped_column(String(64))
+    # Raised by every revocation of the invoice's links (links.services): a browser's grant carries
+    # the value it was given under and ends when it moves (portal.grants).
+    link_revocations: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

@@ -97,9 +97,11 @@ def get_pdf_cache() -> PdfCache:
 def invoice_version(invoice: Invoice) -> tuple:
     """The version of what the invoice's documents show, as `portal.services.BillAccess.version` reads
     it in the bill page's access statement (the same values, so both share a cached PDF): the invoice's,
-    creditor's and customer's `updated_at` and the invoice's newest event. One statement."""
+    creditor's and customer's `updated_at`, the invoice's newest event and its count of link
+    revocations. One statement."""
     newest_event = db.session.scalar(select(func.max(InvoiceEvent.id)).where(InvoiceEvent.invoice_id == invoice.id))
-    return invoice.updated_at, invoice.creditor.updated_at, invoice.customer.updated_at, newest_event
+    return (invoice.updated_at, invoice.creditor.updated_at, invoice.customer.updated_at, newest_event,
+            invoice.link_revocations)
 
 
 def invoice_pdf_response(invoice: Invoice, today: date, version: tuple | None = None) -> Response:

@@ -76,13 +76,22 @@ def issue_link(
     return IssuedLink(url=link_url(invoice.creditor, token, base_url), token=token, link=link)
 
 
+def end_grants(invoice: Invoice) -> None:
+    """Every browser's grant to this bill ends at its next request: a grant carries the invoice's
+    `link_revocations` it was given under (portal.grants), and the bill's access read compares it.
+    Raised in SQL, so two revocations at once both count."""
+    invoice.link_revocations = Invoice.link_revocations + 1
+
+
 def revoke_links(invoice: Invoice, *, actor: str, now: datetime | None = None) -> int:
+    """Revoke every live link of the invoice; every grant a link of it gave ends too."""
     now = now or utcnow()
     result = cast(CursorResult[Any], db.session.execute(  # an UPDATE's result: it has a rowcount
         update(AccessLink)
         .where(AccessLink.invoice_id == invoice.id, AccessLink.revoked_at.is_(None))
         .values(revoked_at=now)
     ))
+    end_grants(invoice)
     record_event(invoice, "links_revoked", actor, count=result.rowcount)
     db.session.flush()
     return result.rowcount
@@ -101,6 +110,7 @@ class Resolution:
     invoice_id: int | None = None
     public_id: str | None = None
     creditor: Creditor | None = None
+    link_revocations: int | None = None  # the invoice's, for the grant (portal.grants)
 
 
 def _resolve_statement() -> Select:
@@ -108,6 +118,7 @@ def _resolve_statement() -> Select:
         select(
             AccessLink.id, AccessLink.channel, AccessLink.expires_at, AccessLink.last_opened_at,
             AccessLink.revoked_at, Invoice.id, Invoice.public_id, Invoice.status, Invoice.creditor_id,
+            Invoice.link_revocations,
         )
         .join(Invoice, AccessLink.invoice_id == Invoice.id)
         .where(AccessLink.key_hash == bindparam("key_hash"), AccessLink.purpose == bindparam("purpose"))
@@ -125,13 +136,14 @@ def resolve_token(token: str, *, signer: LinkSigner, purpose: str = "bill", now:
     row = _RESOLVE.first(key_hash=hash_key(key), purpose=purpose)
     if row is None:
         return Resolution(ok=False)
-    link_id, channel, expires_at, last_opened_at, revoked_at, invoice_id, public_id, status, creditor_id = row
+    (link_id, channel, expires_at, last_opened_at, revoked_at, invoice_id, public_id, status, creditor_id,
+     link_revocations) = row
     now = now or utcnow()
     if revoked_at is not None or expires_at <= now or status in InvoiceStatus.CLOSED:
         return Resolution(ok=False, creditor=db.session.get(Creditor, creditor_id))
     return Resolution(
         ok=True, link_id=link_id, channel=channel, expires_at=expires_at, last_opened_at=last_opened_at,
-        invoice_id=invoice_id, public_id=public_id,
+        invoice_id=invoice_id, public_id=public_id, link_revocations=link_revocations,
     )
 
 
@@ -154,10 +166,12 @@ def record_open(resolution: Resolution, *, interval_minutes: int, now: datetime 
 
 
 def record_step_up_failure(link: AccessLink, *, max_attempts: int) -> bool:
-    """Count a failed step-up; returns True when the link is now locked."""
+    """Count a failed step-up; returns True when the link is now locked (revoked: the grants of the
+    invoice's links end with it, the one being answered included)."""
     link.step_up_failures += 1
     if link.step_up_failures >= max_attempts and link.revoked_at is None:
         link.revoked_at = utcnow()
+        end_grants(link.invoice)
         record_event(link.invoice, "link_locked", "customer", link_id=link.id, reason="step_up_attempts")
     db.session.flush()
     return link.revoked_at is not None

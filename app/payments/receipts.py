@@ -9,7 +9,7 @@ from the return page, with the same grant as the bill.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from flask import current_app, render_template
@@ -24,10 +24,11 @@ from app.extensions import db
 from app.i18n import DEFAULT_LOCALE, normalise_locale
 from app.links.services import IssuedLink, get_signer, issue_link
 from app.outbox.base import DeliveryError
-from app.outbox.email import RenderedEmail
+from app.outbox.email import Notice, RenderedEmail
 from app.outbox.models import OutboxMessage
 from app.outbox.services import enqueue
 from app.payments.models import Payment
+from app.templating import date_filter
 
 KIND = "payment_receipt"
 ACTOR = "receipt"
@@ -157,12 +158,21 @@ def enqueue_receipt(payment: Payment, invoice: Invoice) -> OutboxMessage | None:
     )
 
 
-def email_bill_link(invoice: Invoice, *, actor: str) -> IssuedLink | None:
-    """A fresh signed link to the bill for an e-mail being sent (None for a closed bill).
+def on_file(invoice: Invoice, recipient: str | None) -> bool:
+    """Whether `recipient` is the customer's e-mail address as the creditor gave it to us (case and
+    spaces aside). Only such an address gets a link to the bill: an address typed into one of the
+    bill's forms is anyone's, and a link there would outlive every revocation of the links before."""
+    on_record = (invoice.customer.email or "").strip().lower()
+    return bool(on_record) and on_record == (recipient or "").strip().lower()
+
+
+def email_bill_link(invoice: Invoice, *, actor: str, recipient: str | None) -> IssuedLink | None:
+    """A fresh signed link to the bill for an e-mail being sent to `recipient`: None for a closed
+    bill, and None unless `recipient` is the customer's address on file (`on_file`).
 
     Issued at delivery, because only a link's hash is stored: the token cannot wait in the
     outbox. It is committed only if the e-mail goes out."""
-    if invoice.is_closed:
+    if invoice.is_closed or not on_file(invoice, recipient):
         return None
     config = current_app.config
     try:
@@ -186,7 +196,7 @@ def receipt_email(message: OutboxMessage) -> RenderedEmail:
     if payment is None:
         raise DeliveryError("the payment of this receipt no longer exists", permanent=True)
     receipt = receipt_for(payment)
-    link = _bill_link(receipt.invoice)
+    link = email_bill_link(receipt.invoice, actor=ACTOR, recipient=message.recipient)
     context = {
         "receipt": receipt, "payment": payment, "invoice": receipt.invoice, "creditor": receipt.creditor,
         "link": link, "link_expires_on": local_today(receipt.creditor.country, link.link.expires_at) if link else None,
@@ -202,5 +212,20 @@ def receipt_email(message: OutboxMessage) -> RenderedEmail:
     )
 
 
-def _bill_link(invoice: Invoice) -> IssuedLink | None:
-    return email_bill_link(invoice, actor=ACTOR)
+def with_bill_link(notice: Notice, invoice: Invoice, *, recipient: str | None, actor: str) -> Notice:
+    """A customer's notice (support, self-service) with a fresh link to the bill where the address
+    is the one on file; otherwise without a link, saying why and how to reach the bill (the notice
+    carries the reference). A closed bill gets no link and no words about it."""
+    link = email_bill_link(invoice, actor=actor, recipient=recipient)
+    if link is not None:
+        expires = local_today(invoice.creditor.country, link.link.expires_at)
+        note = _("The link works until %(date)s.", date=date_filter(expires))
+        return replace(notice, link_url=link.url, link_note=note)
+    if invoice.is_closed:
+        return replace(notice, link_url=None, link_label=None, link_note=None)
+    return replace(notice, link_url=None, link_label=None, link_note=None, paragraphs=[
+        *notice.paragraphs,
+        _("For your security, this e-mail carries no link to the bill: %(creditor)s does not have this address on "
+          "file. Open the bill with the link in the messages %(creditor)s sends you, and quote your reference if you "
+          "contact us.", creditor=invoice.creditor.name),
+    ])

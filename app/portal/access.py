@@ -33,14 +33,17 @@ def unavailable(creditor: Creditor | None = None):
 
 
 def granted(public_id: str) -> tuple[BillAccess | None, ResponseReturnValue | None]:
-    """Access to the bill if this browser holds a live grant for it; else the answer to send."""
+    """Access to the bill if this browser holds a live grant for it; else the answer to send.
+
+    A live grant is young enough, its link has not expired, and no link of the bill was revoked
+    since it was given (compared with what the one access read gives: no query of its own)."""
     grant = grants.find(session, public_id, int(time.time()), current_app.config["GRANT_MAX_AGE_HOURS"])
     if grant is None:
         return None, unavailable()
     access = bill_access(public_id)
     if access is None:
         return None, unavailable()
-    if access.is_closed:
+    if access.is_closed or not grants.current(grant, access.link_revocations):
         return None, unavailable(db.session.get(Creditor, access.creditor_id))
     g.customer_locale = access.customer_locale
     g.creditor_locale = access.creditor_locale

@@ -41,6 +41,7 @@ class BillAccess:
     customer_locale: str | None
     has_resolutions: bool  # disputes, promises, deferrals or plans: the page shows them
     has_threads: bool  # contact requests: the page shows the conversations
+    link_revocations: int  # raised by every revocation of the bill's links: a grant given before is over
     version: tuple
 
     @property
@@ -59,7 +60,7 @@ def _bill_access_statement() -> Select:
         select(
             Invoice.id, Invoice.status, Invoice.creditor_id, Creditor.country, Creditor.default_locale,
             Creditor.step_up_mode, Customer.preferred_locale, has_resolutions, has_threads,
-            Invoice.updated_at, Creditor.updated_at, Customer.updated_at, newest_event,
+            Invoice.updated_at, Creditor.updated_at, Customer.updated_at, newest_event, Invoice.link_revocations,
         )
         .join(Creditor, Invoice.creditor_id == Creditor.id)
         .join(Customer, Invoice.customer_id == Customer.id)
@@ -77,9 +78,11 @@ def bill_access(public_id: str) -> BillAccess | None:
     row = _BILL_ACCESS.first(public_id=public_id)
     if row is None:
         return None
+    # The version holds the revocation count too: a page cached under it is never one a revoked
+    # grant could reach, even if the grant check were ever skipped.
     invoice_id, status, creditor_id, country, creditor_locale, step_up_mode, customer_locale = row[:7]
     return BillAccess(invoice_id, status, creditor_id, country, creditor_locale, step_up_mode, customer_locale,
-                      bool(row[7]), bool(row[8]), version=tuple(row[9:]))
+                      bool(row[7]), bool(row[8]), row[-1], version=tuple(row[9:]))
 
 
 def load_bill(public_id: str) -> Invoice | None:

@@ -11,12 +11,11 @@ from datetime import timedelta
 
 from flask_babel import gettext as _
 
-from app.core.dates import local_today
 from app.extensions import db
 from app.outbox.base import DeliveryError
 from app.outbox.email import Notice, RenderedEmail, notice_email
 from app.outbox.models import OutboxMessage
-from app.payments.receipts import email_bill_link
+from app.payments.receipts import with_bill_link
 from app.resolutions.calendar import event_ics
 from app.resolutions.models import Resolution
 from app.templating import date_filter as fmt_date
@@ -43,6 +42,8 @@ def render_email(message: OutboxMessage) -> RenderedEmail:
     if builder is None:
         raise DeliveryError(f"no e-mail template for {message.kind!r}", permanent=True)
     notice = builder(resolution, message.payload or {})
+    if notice.link_label:  # the customer's: a link to the bill only to the address on file
+        notice = with_bill_link(notice, resolution.invoice, recipient=message.recipient, actor=ACTOR)
     return notice_email(notice, resolution.invoice.creditor, locale=message.locale)
 
 
@@ -50,13 +51,10 @@ def _customer(resolution: Resolution, subject: str, heading: str, paragraphs: li
               facts: list[tuple[str, str]] | None = None, quote: str | None = None, quote_label: str | None = None,
               attachments: tuple = ()) -> Notice:
     invoice, creditor = resolution.invoice, resolution.invoice.creditor
-    link = email_bill_link(invoice, actor=ACTOR)
     facts = [(_("Invoice number"), invoice.number), (_("Your reference"), resolution.reference), *(facts or [])]
     return Notice(
         subject=subject, heading=heading, paragraphs=paragraphs, facts=facts, quote=quote, quote_label=quote_label,
-        link_url=link.url if link else None, link_label=_("Open the bill"),
-        link_note=_("The link works until %(date)s.",
-                    date=fmt_date(local_today(creditor.country, link.link.expires_at))) if link else None,
+        link_label=_("Open the bill"),
         why=_("You receive this e-mail because of your bill from %(creditor)s.", creditor=creditor.name),
         attachments=attachments, reply_to=creditor.support_email,
     )

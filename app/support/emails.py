@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from flask_babel import gettext as _
 
-from app.core.dates import local_today
 from app.extensions import db
 from app.outbox.base import DeliveryError
 from app.outbox.email import Notice, RenderedEmail, notice_email
 from app.outbox.models import OutboxMessage
-from app.payments.receipts import email_bill_link
+from app.payments.receipts import with_bill_link
 from app.support.models import SupportMessage, SupportRequest
 from app.templating import date_filter as fmt_date
 
@@ -60,21 +59,20 @@ def render_email(message: OutboxMessage) -> RenderedEmail:
     builder = {"received": _received, "notification": _notification, "reply": _reply}.get(kind)
     if builder is None:
         raise DeliveryError(f"no e-mail template for {message.kind!r}", permanent=True)
-    return notice_email(builder(request, written), request.invoice.creditor, locale=message.locale)
+    notice = builder(request, written)
+    if notice.link_label:  # the customer's: a link to the bill only to the address on file
+        notice = with_bill_link(notice, request.invoice, recipient=message.recipient, actor=ACTOR)
+    return notice_email(notice, request.invoice.creditor, locale=message.locale)
 
 
 def _customer(request: SupportRequest, subject: str, heading: str, paragraphs: list[str], *, quote: str,
               quote_label: str) -> Notice:
     invoice, creditor = request.invoice, request.invoice.creditor
-    link = email_bill_link(invoice, actor=ACTOR)
     return Notice(
         subject=subject, heading=heading, paragraphs=paragraphs,
         facts=[(_("Your reference"), request.reference), (_("Invoice number"), invoice.number),
                (_("Topic"), topic_label(request.topic))],
-        quote=quote, quote_label=quote_label,
-        link_url=link.url if link else None, link_label=_("Open the bill and the conversation"),
-        link_note=_("The link works until %(date)s.",
-                    date=fmt_date(local_today(creditor.country, link.link.expires_at))) if link else None,
+        quote=quote, quote_label=quote_label, link_label=_("Open the bill and the conversation"),
         why=_("You receive this e-mail because you wrote to %(creditor)s about a bill.", creditor=creditor.name),
         reply_to=creditor.support_email,
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from flask_babel import force_locale, gettext
 
-from app.backoffice.models import Role
+from app.backoffice.models import AuditActor, AuditScope, Role
 from app.billing.models import InvoiceStatus
 from app.core.enums import Codes, Labelled
 from app.debt_collection.models import OPEN_CASES, CaseStatus
@@ -22,12 +22,12 @@ from app.resolutions.models import Kind, Status
 from app.support.models import RequestStatus
 
 LABELLED = (InvoiceStatus, RequestStatus, Kind, Status, OutboxStatus, CaseStatus, Role, PaymentMismatch)
-ALL = (*LABELLED, EntryStatus, KeptReason, PaymentStatus)
+ALL = (*LABELLED, EntryStatus, KeptReason, PaymentStatus, AuditActor, AuditScope)
 
 
 def test_every_enum_of_codes_is_tested_here():
     assert set(Labelled.__subclasses__()) == set(LABELLED)
-    assert set(Codes.__subclasses__()) - {Labelled} == {EntryStatus, KeptReason, PaymentStatus}
+    assert set(Codes.__subclasses__()) - {Labelled} == {EntryStatus, KeptReason, PaymentStatus, AuditActor, AuditScope}
 
 
 @pytest.mark.parametrize("enum", ALL, ids=lambda enum: enum.__name__)

@@ -32,10 +32,10 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from app import create_app
-from app.backoffice.models import Role
+from app.backoffice.models import AuditActor, AuditScope, Role
 from app.billing.models import InvoiceLine, InvoiceStatus
 from app.debt_collection.models import CaseStatus
 from app.extensions import db
@@ -78,8 +78,12 @@ ENUM_COLUMNS = {
     ("collection_cases", "status"): CaseStatus,
     ("agent_roles", "role"): Role,
     ("payments", "mismatch"): PaymentMismatch,  # migration 0010
+    ("audit_entries", "actor"): AuditActor,
+    ("audit_entries", "scope"): AuditScope,
 }
-CODE_COLUMNS = sorted(ENUM_COLUMNS)
+#: Tables the database refuses to UPDATE (append-only): their codes are tested on INSERT alone.
+APPEND_ONLY = {"audit_entries"}
+CODE_COLUMNS = sorted(column for column in ENUM_COLUMNS if column[0] not in APPEND_ONLY)
 BEFORE_CHECKS = "0007"  # the revision before 0008, which added the CHECKs of codes
 
 
@@ -172,6 +176,19 @@ def test_the_database_refuses_a_code_its_enum_lacks(session, table_name, column)
     assert session.scalar(select(table.c[column]).where(table.c.id == row_id)) == code
 
 
+@pytest.mark.parametrize("column", ["actor", "scope"])
+def test_the_audit_log_refuses_a_code_its_enum_lacks(session, column):
+    """The audit log refuses every UPDATE (append-only), so its codes are tried on INSERT."""
+    table, constraint = db.metadata.tables["audit_entries"], f"ck_audit_entries_{column}"
+    creditor = make_creditor("NO")
+    row = {"at": utcnow(), "actor": "operator", "scope": "creditor", "creditor_id": creditor.id, "action": "x",
+           "detail": {}}
+    session.execute(insert(table).values(row))
+    bogus = {**row, column: "bogus"} | ({"creditor_id": None} if column == "scope" else {})  # no other CHECK fails
+    with pytest.raises(IntegrityError, match=constraint), session.begin_nested():
+        session.execute(insert(table).values(bogus))
+
+
 # --- the migration, down and up -------------------------------------------------------------------
 
 @pytest.fixture
@@ -231,7 +248,9 @@ def test_the_check_migration_goes_down_and_up_and_keeps_the_rows(fresh_app):
     else dropping the old invoices table would delete every invoice's lines and events."""
     everything = {f"ck_{table}_{column}" for table, column in ENUM_COLUMNS}
     with fresh_app.app_context():
-        upgrade(revision=BEFORE_CHECKS)
+        # The rows are made with today's models, so at the head; the way down takes them to the
+        # revision before the checks, and the way up goes through 0008 (and every later one) with them.
+        upgrade()
         with fresh_app.test_request_context():
             invoice = make_invoice(make_creditor("NO"), lines=3)
             invoice_id = invoice.id
@@ -239,7 +258,10 @@ def test_the_check_migration_goes_down_and_up_and_keeps_the_rows(fresh_app):
             db.session.remove()
         rows = _rows()
         assert rows["invoice_lines"] == 3 and rows["invoice_events"] >= 1
-        assert _enum_checks() == set() and _bogus_status_taken(invoice_id)
+        assert _enum_checks() == everything and not _bogus_status_taken(invoice_id)
+
+        downgrade(revision=BEFORE_CHECKS)
+        assert _enum_checks() == set() and _rows() == rows and _bogus_status_taken(invoice_id)
 
         upgrade()
         assert _enum_checks() == everything and _rows() == rows and not _bogus_status_taken(invoice_id)
@@ -254,3 +276,44 @@ def test_the_check_migration_goes_down_and_up_and_keeps_the_rows(fresh_app):
             if conn.dialect.name == "sqlite":  # the connections go back to the pool with foreign keys on
                 assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
+
+
+def test_migration_0009_fills_in_the_audit_logs_actor_and_scope_and_closes_it(fresh_app):
+    """Entries written before 0009 get an actor and a scope from what they hold; after it, no UPDATE gets
+    through (0006 let a SET NULL of the agent through); down again, 0006's trigger is back."""
+    def entry(conn, action, agent_id):
+        conn.execute(text("INSERT INTO audit_entries (at, agent_id, creditor_id, action, detail) "
+                          "VALUES ('2026-11-30 12:00:00+00:00', :agent, NULL, :action, '{}')"),
+                     {"agent": agent_id, "action": action})
+
+    with fresh_app.app_context():
+        upgrade(revision="0008")
+        with db.engine.begin() as conn:
+            conn.execute(text("INSERT INTO agents (email, name, password_hash, created_at) "
+                              "VALUES ('ola@example.test', 'Ola', 'x', '2026-11-30 12:00:00+00:00')"))
+            agent_id = conn.scalar(text("SELECT id FROM agents"))
+            entry(conn, "sign_in", agent_id)
+            entry(conn, "customers_searched", agent_id)
+            entry(conn, "agent_created", None)
+            entry(conn, "sign_in_refused", None)
+
+        upgrade(revision="0009")
+        with db.engine.connect() as conn:
+            rows = conn.execute(text("SELECT action, actor, scope FROM audit_entries ORDER BY id")).all()
+        assert [tuple(row) for row in rows] == [
+            ("sign_in", "agent", "agent"), ("customers_searched", "agent", "creditors"),
+            ("agent_created", "operator", "creditors"), ("sign_in_refused", "anonymous", "agent")]
+        for statement in ("UPDATE audit_entries SET agent_id = NULL", "DELETE FROM audit_entries",
+                          "DELETE FROM agents"):
+            with db.engine.connect() as conn, pytest.raises(DBAPIError):  # the trigger, or RESTRICT
+                conn.execute(text(statement))
+
+        downgrade(revision="0008")
+        with db.engine.connect() as conn:
+            assert "actor" not in {c["name"] for c in inspect(conn).get_columns("audit_entries")}
+            with pytest.raises(Exception, match="append-only"):
+                conn.execute(text("UPDATE audit_entries SET action = 'nothing'"))
+            conn.rollback()
+            conn.execute(text("UPDATE audit_entries SET agent_id = NULL"))  # 0006's SET NULL, let through again
+            conn.rollback()
+        upgrade()

@@ -46,6 +46,7 @@ def _session_limits():
         from app.backoffice.views.auth import end_session
 
         end_session()
+        db.session.commit()
         return redirect(url_for("backoffice.sign_in", expired=1))
     session["bo_seen"] = now
     return None
@@ -82,11 +83,16 @@ def client_ip() -> str | None:
     return request.remote_addr
 
 
-def record(action: str, *, creditor_id: int | None = None, record_type: str | None = None, record_id: Any = None,
-           **detail) -> None:
-    """An audit entry for what the signed-in agent looked at or did, from this request's address."""
-    services.audit(me(), action, creditor_id=creditor_id, record_type=record_type, record_id=record_id,
-                   ip=client_ip(), **detail)
+def record(action: str, *, creditor_id: int | None = None, creditor_ids: Any = None, record_type: str | None = None,
+           record_id: Any = None, **detail) -> None:
+    """An audit entry for what the signed-in agent looked at or did, from this request's address: about
+    one creditor (`creditor_id`), or several (`creditor_ids`: by default every creditor the agent may
+    see, where an inbox, a search or an overview looked). Only a reader who may see every one of them
+    reads it (`services.audit_entries`)."""
+    if creditor_id is None and creditor_ids is None:
+        creditor_ids = scope().creditor_ids
+    services.audit(me(), action, creditor_id=creditor_id, creditor_ids=creditor_ids, record_type=record_type,
+                   record_id=record_id, ip=client_ip(), **detail)
 
 
 def scoped(model, ident):

@@ -40,7 +40,7 @@ def overview_page():
         chart = overview.chart_svg(figures, title=_("The last 30 days at %(creditor)s", creditor=creditor.name),
                                    labels=labels, locale=format_locale(str(get_locale())))
         cards.append((creditor, figures, chart))
-    record("overview_viewed", creditors=len(cards))
+    record("overview_viewed", creditor_ids=[creditor.id for creditor, _figures, _chart in cards], creditors=len(cards))
     db.session.commit()
     return render_template("backoffice/overview.html", cards=cards)
 
@@ -120,23 +120,32 @@ def delete_template(template_id: int):
 def agents():
     """The agents of the creditors this agent is an admin of, with their roles."""
     visible = scope_needing(ADMIN)
-    record("agents_viewed")
+    record("agents_viewed", creditor_ids=visible.creditor_ids)
     db.session.commit()
     creditors = {c.id: c for c in _creditors(visible.creditor_ids)}
     return render_template("backoffice/agents.html", rows=services.agents_of(visible), creditors=creditors,
-                           roles=Role.values(), form=AgentAdminForm())
+                           roles=Role.values(), form=AgentAdminForm(), admin_of=visible)
+
+
+#: What changes the agent everywhere (every creditor's back office): only an admin of every creditor the
+#: agent works for, or an operator (`flask agents ...`).
+GLOBAL_ACTIONS = ("disable", "enable", "reset_mfa")
 
 
 @bp.post("/agents/<int:agent_id>")
 @login_required
 def change_agent(agent_id: int):
-    """An admin changes another agent's role at one of the admin's creditors, removes it, disables
-    or enables the agent, or resets their second factor (every session of theirs ends)."""
+    """An admin changes another agent's role at one of the admin's creditors or removes it there
+    (every session of theirs ends). Disabling or enabling the agent and resetting their second
+    factor change them at every creditor, so they need an admin of every creditor the agent works
+    for; otherwise an operator does it (`flask agents disable|enable|reset-second-factor`). A reset
+    sends the agent a one-time enrolment code by e-mail; the new factor is set up only with it."""
     form = AgentAdminForm()
     if not form.validate_on_submit():
         abort(400)
     creditor_id = form.creditor_id.data
-    if not scope(ADMIN).allows(creditor_id):
+    admin_of = scope(ADMIN)
+    if not admin_of.allows(creditor_id):
         abort(404)
     need(creditor_id, ADMIN)
     agent = db.session.get(Agent, agent_id)
@@ -146,21 +155,36 @@ def change_agent(agent_id: int):
         flash(_("You cannot change your own access here; ask another admin."), "problem")
         return redirect(url_for(".agents"), code=303)
     action, _sep, role = form.action.data.partition(":")
+    if action in GLOBAL_ACTIONS and not admin_of.covers(agent.creditor_ids()):
+        record("agent_change_refused", creditor_ids=agent.creditor_ids(), record_type="agent", record_id=agent.id,
+               change=action)
+        db.session.commit()
+        flash(_("%(name)s also works for creditors you are not an admin of, so this change is not yours to make. "
+                "Ask an operator, or an admin of all of them.", name=agent.name), "problem")
+        return redirect(url_for(".agents"), code=303)
     if action == "role" and role in Role.values():
         creditor = db.session.get(Creditor, creditor_id)
         services.grant_role(agent, creditor, role)
-        agent.session_version += 1  # the new role applies from the next sign-in
+        services.sign_out_everywhere(agent)  # the new role applies from the next sign-in
     elif action == "remove":
         services.remove_role(agent, creditor_id)
     elif action in ("disable", "enable"):
         services.set_disabled(agent, action == "disable")
     elif action == "reset_mfa":
         services.reset_second_factor(agent)
+        services.send_enrolment_code(agent, creditor_id=creditor_id, locale=str(get_locale() or "en"))
     else:
         abort(400)
-    record(f"agent_{action}", creditor_id=creditor_id, record_type="agent", record_id=agent.id, role=role or None)
+    if action in GLOBAL_ACTIONS:  # the agent's business at every creditor they work for
+        record(f"agent_{action}", creditor_ids=agent.creditor_ids(), record_type="agent", record_id=agent.id)
+    else:
+        record(f"agent_{action}", creditor_id=creditor_id, record_type="agent", record_id=agent.id, role=role or None)
     db.session.commit()
-    flash(_("The change is saved for %(name)s.", name=agent.name), "done")
+    if action == "reset_mfa":
+        flash(_("The second factor of %(name)s is reset. A one-time code to set up a new one is on its way to "
+                "%(email)s.", name=agent.name, email=agent.email), "done")
+    else:
+        flash(_("The change is saved for %(name)s.", name=agent.name), "done")
     return redirect(url_for(".agents"), code=303)
 
 
@@ -178,11 +202,14 @@ def audit_log():
     visible = _audit_scope()
     before = request.args.get("before", "")
     entries = services.audit_entries(visible, before_id=int(before) if before.isdigit() else None)
-    record("audit_viewed", before=before or None)
+    record("audit_viewed", creditor_ids=visible.creditor_ids, before=before or None)
     db.session.commit()
     names = {a.id: a.email for a in db.session.scalars(
         select(Agent).where(Agent.id.in_({e.agent_id for e in entries if e.agent_id})))}
-    return render_template("backoffice/audit.html", entries=entries, names=names)
+    slugs = {c.id: c.slug for c in _creditors(visible.creditor_ids)}
+    concerns = {entry_id: " ".join(slugs.get(one, str(one)) for one in ids)
+                for entry_id, ids in services.entry_creditors(entries).items()}
+    return render_template("backoffice/audit.html", entries=entries, names=names, concerns=concerns)
 
 
 @bp.get("/audit.csv")
@@ -191,13 +218,15 @@ def audit_export():
     """The audit log as CSV, newest first (up to 10,000 entries; recorded)."""
     visible = _audit_scope()
     entries = services.audit_entries(visible, limit=10_000)
-    record("audit_exported", rows=len(entries))
+    record("audit_exported", creditor_ids=visible.creditor_ids, rows=len(entries))
     db.session.commit()
     names = {a.id: a.email for a in db.session.scalars(
         select(Agent).where(Agent.id.in_({e.agent_id for e in entries if e.agent_id})))}
     slugs = {c.id: c.slug for c in _creditors(visible.creditor_ids)}
+    concerns = services.entry_creditors(entries)
     return csv_response("audit.csv", ["at_utc", "agent", "action", "creditor", "record_type", "record_id", "ip",
                                       "detail"], (
-        [e.at.isoformat(), names.get(e.agent_id, ""), e.action, slugs.get(e.creditor_id, ""), e.record_type or "",
-         e.record_id or "", e.ip or "", ", ".join(f"{k}={v}" for k, v in sorted((e.detail or {}).items()))]
+        [e.at.isoformat(), names.get(e.agent_id, e.actor if e.agent_id is None else ""), e.action,
+         " ".join(slugs.get(one, "") for one in concerns[e.id]), e.record_type or "", e.record_id or "", e.ip or "",
+         ", ".join(f"{k}={v}" for k, v in sorted((e.detail or {}).items()))]
         for e in entries))

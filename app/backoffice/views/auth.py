@@ -1,39 +1,47 @@
 """Signing in to the back office: e-mail and password, then the six-digit code of a second factor
-(enrolled at the first sign-in, with a QR code or the key); signing out, here or everywhere.
+(enrolled at the first sign-in, with a QR code or the key; after a reset, only with a one-time
+enrolment code sent to the agent); signing out, here or everywhere.
 
-Every sign-in and refusal is recorded in the audit log; the password and code steps are
-rate-limited per client address, and five wrong answers in a row lock the account."""
+Every sign-in and refusal is recorded in the audit log. Wrong passwords slow the client down, per
+address typed and per client address, the same way for every address, known or not; wrong codes
+(reached only with the right password) lock the account. A session is known to the server
+(`AgentSession`): signing out ends it there, so a copy of the cookie is worthless after."""
 
 from __future__ import annotations
 
+import math
 import time
 
 from flask import current_app, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, login_required, login_user, logout_user
 
 from app.backoffice import services
-from app.backoffice.forms import CodeForm, SignInForm
+from app.backoffice.forms import CodeForm, EnrolmentCodeForm, SignInForm
 from app.backoffice.models import Agent
 from app.backoffice.views import bp, client_ip
 from app.extensions import db, limiter, login_manager
 from app.models import utcnow
 
-PENDING = "bo_pending"  # {a: agent id, v: session version, t: time}: the password was right
-ENROL = "bo_enrol"  # the secret being enrolled (the agent's own, shown to them on the page)
+PENDING = "bo_pending"  # {a: agent id, v: session version, t: time, c: the enrolment code was right}
+SESSION_KEY = "bo_session"  # the key of the server's AgentSession row
 PENDING_SECONDS = 300
+
+
+def _session_hours() -> int:
+    return current_app.config["BACKOFFICE_SESSION_HOURS"]
 
 
 @login_manager.user_loader
 def _load_agent(user_id: str) -> Agent | None:
-    """The session's agent, unless it was signed out everywhere (the version moved) or disabled."""
+    """The session's agent, in one statement: the session open on the server, the agent enabled and
+    not signed out everywhere since (the version)."""
     agent_id, _sep, version = (user_id or "").partition(":")
-    if not agent_id.isdigit() or not version.isdigit():
+    key = session.get(SESSION_KEY)
+    if not agent_id.isdigit() or not version.isdigit() or not isinstance(key, str):
         return None
-    agent = db.session.get(Agent, int(agent_id))
-    if agent is None or agent.session_version != int(version) or not agent.is_active:
-        return None
-    return agent
+    return services.session_agent(int(agent_id), int(version), key, utcnow(), max_hours=_session_hours())
 
 
 @login_manager.unauthorized_handler
@@ -42,9 +50,13 @@ def _unauthorized():
 
 
 def end_session() -> None:
+    """This browser's session ends, on the server too (the caller commits)."""
+    key = session.pop(SESSION_KEY, None)
+    if isinstance(key, str):
+        services.end_session(key, utcnow())
     logout_user()
-    for key in ("bo_since", "bo_seen", PENDING, ENROL):
-        session.pop(key, None)
+    for name in ("bo_since", "bo_seen", PENDING):
+        session.pop(name, None)
 
 
 def _limit() -> str:
@@ -61,6 +73,14 @@ def _pending_agent() -> Agent | None:
     return agent
 
 
+def _next_step(agent: Agent) -> str:
+    if agent.has_second_factor:
+        return ".code"
+    if agent.enrolment_code_required and not (session.get(PENDING) or {}).get("c"):
+        return ".enrolment_code"
+    return ".enrol"
+
+
 @bp.route("/sign-in", methods=["GET", "POST"])
 @limiter.limit(_limit, methods=["POST"])
 def sign_in():
@@ -68,33 +88,46 @@ def sign_in():
     if current_user.is_authenticated:
         return redirect(url_for(".home"))
     form = SignInForm()
-    problem = None
+    problem, status, headers = None, 200, {}
     if form.validate_on_submit():
-        now = utcnow()
+        email, ip, now = form.email.data, client_ip(), utcnow()
+        wait = services.sign_in_wait(email, ip)
         try:
-            agent = services.check_credentials(form.email.data, form.password.data, now)
+            if wait:  # the same path for every address, known or not: no hash verified, nothing counted
+                raise services.SignInRefused("throttled", services.find_agent(email))
+            agent = services.check_credentials(email, form.password.data, now)
         except services.SignInRefused as refused:
-            services.audit(refused.agent, "sign_in_refused", ip=client_ip(), reason=refused.reason)
+            if refused.reason in ("unknown", "password", "disabled"):
+                services.sign_in_failed(email, ip)
+            services.audit(refused.agent, "sign_in_refused", ip=ip, reason=refused.reason)
             db.session.commit()
-            problem = (_("Too many failed attempts. Please try again in %(minutes)d minutes.",
-                         minutes=services.LOCK_MINUTES) if refused.reason == "locked"
-                       else _("That e-mail address and password do not match."))
+            status = 422
+            if refused.reason == "throttled":
+                minutes = math.ceil(wait / 60)
+                problem = ngettext("Too many failed attempts. Please try again in %(num)d minute.",
+                                   "Too many failed attempts. Please try again in %(num)d minutes.", minutes)
+                status, headers = 429, {"Retry-After": str(wait)}
+            elif refused.reason == "locked":
+                problem = _("Too many failed attempts. Please try again in %(minutes)d minutes.",
+                            minutes=services.LOCK_MINUTES)
+            else:
+                problem = _("That e-mail address and password do not match.")
         else:
+            services.sign_in_succeeded(email, ip)
             db.session.commit()
             session[PENDING] = {"a": agent.id, "v": agent.session_version, "t": int(time.time())}
-            target = ".code" if agent.totp_secret else ".enrol"
-            return redirect(url_for(target), code=303)
+            return redirect(url_for(_next_step(agent)), code=303)
     elif request.method == "POST":
-        problem = _("Please enter your e-mail address and password.")
+        problem, status = _("Please enter your e-mail address and password."), 422
     expired = request.args.get("expired") == "1"
-    return render_template("backoffice/sign_in.html", form=form, problem=problem, expired=expired), (
-        422 if problem else 200)
+    return render_template("backoffice/sign_in.html", form=form, problem=problem, expired=expired), status, headers
 
 
 def _signed_in(agent: Agent, action: str):
     session.pop(PENDING, None)
-    session.pop(ENROL, None)
+    key = services.start_session(agent, utcnow(), max_hours=_session_hours())
     login_user(agent)
+    session[SESSION_KEY] = key
     now = int(time.time())
     session["bo_since"] = session["bo_seen"] = now
     services.audit(agent, action, ip=client_ip())
@@ -102,12 +135,17 @@ def _signed_in(agent: Agent, action: str):
     return redirect(url_for(".home"), code=303)
 
 
+def _locked_out():
+    session.pop(PENDING, None)
+    return redirect(url_for(".sign_in"), code=303)
+
+
 @bp.route("/sign-in/code", methods=["GET", "POST"])
 @limiter.limit(_limit, methods=["POST"])
 def code():
     """The six-digit code from the agent's authenticator app."""
     agent = _pending_agent()
-    if agent is None or not agent.totp_secret:
+    if agent is None or not agent.has_second_factor:
         return redirect(url_for(".sign_in"))
     form = CodeForm()
     problem = None
@@ -119,33 +157,65 @@ def code():
             db.session.commit()
             problem = _("That code is not right. Please try the current one.")
             if refused.reason == "locked" or services.is_locked(agent, utcnow()):
-                session.pop(PENDING, None)
-                return redirect(url_for(".sign_in"), code=303)
+                return _locked_out()
         else:
             return _signed_in(agent, "sign_in")
     return render_template("backoffice/code.html", form=form, problem=problem), 422 if problem else 200
 
 
-@bp.route("/sign-in/enrol", methods=["GET", "POST"])
+@bp.route("/sign-in/enrolment-code", methods=["GET", "POST"])
 @limiter.limit(_limit, methods=["POST"])
-def enrol():
-    """First sign-in: add the account to an authenticator app (QR code or key), confirm with a code."""
+def enrolment_code():
+    """After a reset of the second factor: the one-time code the agent received, before a new
+    factor can be set up (the password alone is not enough)."""
     agent = _pending_agent()
     if agent is None:
         return redirect(url_for(".sign_in"))
-    if agent.totp_secret:
-        return redirect(url_for(".code"))
-    secret = session.get(ENROL) or services.new_totp_secret()
-    session[ENROL] = secret
+    if _next_step(agent) != ".enrolment_code":
+        return redirect(url_for(_next_step(agent)))
+    form = EnrolmentCodeForm()
+    problem = None
+    if form.validate_on_submit():
+        try:
+            services.check_enrolment_code(agent, form.code.data, utcnow())
+        except services.SignInRefused as refused:
+            services.audit(agent, "enrolment_code_refused", ip=client_ip(), reason=refused.reason)
+            db.session.commit()
+            problem = _("That code is not right, or no longer valid. Ask your admin for a new one if it has "
+                        "expired.")
+            if refused.reason == "locked" or services.is_locked(agent, utcnow()):
+                return _locked_out()
+        else:
+            services.audit(agent, "enrolment_code_accepted", ip=client_ip())
+            db.session.commit()
+            session[PENDING] = {**session[PENDING], "c": True}
+            return redirect(url_for(".enrol"), code=303)
+    return render_template("backoffice/enrolment_code.html", form=form, problem=problem), 422 if problem else 200
+
+
+@bp.route("/sign-in/enrol", methods=["GET", "POST"])
+@limiter.limit(_limit, methods=["POST"])
+def enrol():
+    """First sign-in (or after a reset and its code): add the account to an authenticator app (QR
+    code or key), confirm with a code. The secret waits on the agent's row, encrypted."""
+    agent = _pending_agent()
+    if agent is None:
+        return redirect(url_for(".sign_in"))
+    if _next_step(agent) != ".enrol":
+        return redirect(url_for(_next_step(agent)))
+    secret = services.pending_secret(agent)
+    db.session.commit()
     form = CodeForm()
     problem = None
     if form.validate_on_submit():
         try:
-            services.check_code(agent, form.code.data, utcnow(), secret=secret)
-        except services.SignInRefused:
+            services.check_code(agent, form.code.data, utcnow(), enrolling=True)
+        except services.SignInRefused as refused:
             services.audit(agent, "mfa_enrolment_refused", ip=client_ip())
             db.session.commit()
             problem = _("That code is not right. Please try the current one.")
+            if refused.reason == "locked" or services.is_locked(agent, utcnow()):
+                return _locked_out()
         else:
             services.audit(agent, "mfa_enrolled", ip=client_ip())
             return _signed_in(agent, "sign_in")
@@ -158,10 +228,10 @@ def enrol():
 @bp.post("/sign-out")
 @login_required
 def sign_out():
-    """End this session."""
+    """End this session, on the server too."""
     services.audit(current_user, "sign_out", ip=client_ip())
-    db.session.commit()
     end_session()
+    db.session.commit()
     return redirect(url_for(".sign_in"), code=303)
 
 
@@ -172,6 +242,6 @@ def sign_out_everywhere():
     agent = current_user._get_current_object()
     services.sign_out_everywhere(agent)
     services.audit(agent, "sign_out_everywhere", ip=client_ip())
-    db.session.commit()
     end_session()
+    db.session.commit()
     return redirect(url_for(".sign_in"), code=303)

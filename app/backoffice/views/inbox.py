@@ -9,6 +9,7 @@ from sqlalchemy import or_
 
 from app.backoffice import inbox as items
 from app.backoffice.export import csv_response
+from app.backoffice.services import Scope
 from app.backoffice.views import SUPERVISING, bp, me, record, scope, scope_needing
 from app.billing.models import Customer, Invoice
 from app.creditors.models import Creditor
@@ -28,11 +29,17 @@ def home():
     agent, visible = me(), scope()
     filters = items.Filters.from_args(request.args, visible)
     page = items.inbox_page(visible, filters, agent.id)
-    record("inbox_viewed", view=filters.view, kind=filters.kind, q=filters.q or None, shown=len(page.items))
+    record("inbox_viewed", creditor_ids=_looked_at(visible, filters), view=filters.view, kind=filters.kind,
+           q=filters.q or None, shown=len(page.items))
     db.session.commit()
     supervising = any(agent.role_for(cid) in SUPERVISING for cid in visible.creditor_ids)
     return render_template("backoffice/inbox.html", page=page, filters=filters, creditors=_creditors(),
                            supervising=supervising)
+
+
+def _looked_at(visible, filters: items.Filters) -> tuple[int, ...]:
+    """The creditors an inbox view or export looked at: the one filtered on, else every one in scope."""
+    return (filters.creditor_id,) if filters.creditor_id is not None else visible.creditor_ids
 
 
 def _item(kind: str, record_id: int):
@@ -84,7 +91,8 @@ def export():
     visible = scope_needing(SUPERVISING)
     filters = items.Filters.from_args(request.args, visible)
     rows = items.export_rows(visible, filters, agent.id)
-    record("inbox_exported", view=filters.view, kind=filters.kind, rows=len(rows))
+    record("inbox_exported", creditor_ids=_looked_at(visible, filters), view=filters.view, kind=filters.kind,
+           rows=len(rows))
     db.session.commit()
     creditors = _creditors()
     return csv_response("inbox.csv", ["kind", "reference", "creditor", "invoice", "customer", "status", "since",
@@ -100,9 +108,12 @@ def export():
 def search():
     """Find customers by name, e-mail, phone, customer number or invoice number."""
     q = (request.args.get("q") or "").strip()[:100]
+    visible = scope()
+    creditor = request.args.get("creditor", "")
+    if creditor.isdigit() and visible.allows(int(creditor)):  # one creditor's customers only
+        visible = Scope((int(creditor),))
     found: list[Customer] = []
     if len(q) >= 2:
-        visible = scope()
         by_invoice = visible.select(Invoice, Invoice.customer_id).where(
             or_(Invoice.number.icontains(q, autoescape=True), Invoice.payment_reference.icontains(q, autoescape=True)))
         found = list(db.session.scalars(
@@ -112,7 +123,9 @@ def search():
                 Customer.external_ref.icontains(q, autoescape=True), Customer.id.in_(by_invoice),
             )).order_by(Customer.name).limit(50)
         ))
-    record("customers_searched", q=q, found=len(found))
+    # The words typed are the business of every creditor searched: only a reader of all of them sees them.
+    record("customers_searched", creditor_ids=visible.creditor_ids, q=q, found=len(found))
     db.session.commit()
-    return render_template("backoffice/search.html", q=q, customers=found, creditors=_creditors())
+    return render_template("backoffice/search.html", q=q, customers=found, creditors=_creditors(),
+                           searched=visible.creditor_ids if len(visible.creditor_ids) == 1 else None)
 

@@ -51,7 +51,8 @@ def open_link(token: str):
         return unavailable(resolution.creditor)
     if record_open(resolution, interval_minutes=current_app.config["LINK_OPEN_EVENT_INTERVAL_MINUTES"]):
         db.session.commit()
-    grants.add(session, resolution.public_id, resolution.link_id, int(time.time()))
+    grants.add(session, resolution.public_id, resolution.link_id, int(time.time()),
+               link_revocations=resolution.link_revocations, expires_ts=int(resolution.expires_at.timestamp()))
     ensure_csrf_secret()  # this response writes the cookie anyway; the bill's pay form needs it
     # A bare 303: browsers follow Location and never show redirect()'s HTML body.
     return Response(status=303, headers={"Location": _bill_path(resolution.public_id)})
@@ -100,7 +101,7 @@ def verify(public_id: str):
     """The light step-up some creditors ask for before the bill is shown."""
     grant = grants.find(session, public_id, int(time.time()), current_app.config["GRANT_MAX_AGE_HOURS"])
     invoice = load_bill(public_id) if grant else None
-    if invoice is None or invoice.is_closed:
+    if invoice is None or invoice.is_closed or not grants.current(grant, invoice.link_revocations):
         return unavailable(invoice.creditor if invoice else None)
     creditor = invoice.creditor
     g.customer_locale = invoice.customer.preferred_locale

@@ -114,3 +114,31 @@ def test_the_dispatcher_delivers_every_support_e_mail_over_smtp(invoice, ask, sm
     html = first.get_body(("html",)).get_content()
     assert "&lt;script&gt;" in html and "<script" not in html
     assert run_once().delivered == 0  # each once
+
+
+def test_an_address_typed_into_the_form_gets_the_reference_but_no_link(invoice, ask):
+    """Anyone holding the bill for a moment could type their own address: what goes there carries no
+    link (it would outlive every revocation); the customer's address on file gets one."""
+    from sqlalchemy import func, select
+
+    from app.links.models import AccessLink
+
+    links_before = db.session.scalar(select(func.count()).select_from(AccessLink))
+    request, _ = ask(invoice, contact_email="someone.else@example.test")
+    services.reply(request, "Sendt.", agent_name="Ola", actor="agent:ola")
+    for kind in ("support.received", "support.reply"):
+        message = next(m for m in outbox() if m.kind == kind)
+        assert message.recipient == "someone.else@example.test"
+        mail = render(message)
+        for part in (mail.text, mail.html):
+            assert "/l/" not in part and request.reference in part
+            assert "ikke denne adressen registrert" in part  # why there is no link, in Norwegian
+    assert db.session.scalar(select(func.count()).select_from(AccessLink)) == links_before
+
+    on_file, _ = ask(invoice, contact_email=" Kari@Example.test ", submission_key="k2")
+    assert "https://pay.example.test/l/" in rendered_for(on_file.reference, "support.received").text
+
+
+def rendered_for(reference: str, kind: str):
+    message = next(m for m in outbox() if m.kind == kind and m.idempotency_key.endswith(reference))
+    return render(message)
