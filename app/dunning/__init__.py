@@ -1,0 +1,1 @@
+"""Dunning: the portal sends the reminders itself (placeholder docstring, rewritten below)."""
