@@ -118,6 +118,7 @@ def _register_blueprints(app: Flask) -> None:
 def _register_renderers() -> None:
     """Each kind of outbox message with the function that renders it, by channel and kind prefix."""
     from app.debt_collection.deliveries import render_webhook as collection_webhook
+    from app.dunning import messages as dunning_messages
     from app.links import notices as link_notices
     from app.outbox.base import renderers as registry
     from app.payments.receipts import KIND as RECEIPT
@@ -132,6 +133,8 @@ def _register_renderers() -> None:
     renderers.register("email", "link", link_notices.render_email)
     renderers.register("sms", "link", link_notices.render_sms)
     renderers.register("webhook", "collection", collection_webhook)
+    renderers.register("email", "dunning", dunning_messages.render_email)
+    renderers.register("sms", "dunning", dunning_messages.render_sms)
 
 
 def _connect_signals() -> None:
