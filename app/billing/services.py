@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from blinker import signal
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.billing.models import (
@@ -30,6 +30,7 @@ from app.billing.models import (
     Reminder,
 )
 from app.billing.schemas import CustomerIn, InvoiceIn, parse_invoice
+from app.core.bulk import in_ids, insert_rows, update_rows
 from app.creditors.models import Creditor
 from app.creditors.references import make_reference, reference_base
 from app.errors import Conflict, IllegalTransition, InvalidData
@@ -217,7 +218,8 @@ def add_charges(charges: Sequence[Charge], *, actor: str, now: datetime | None =
     now = now or utcnow()
     ids = sorted({charge.invoice_id for charge in charges})
     invoices = {row.id: row for row in db.session.execute(
-        select(Invoice.id, Invoice.number, Invoice.status, Invoice.currency).where(Invoice.id.in_(ids)))}
+        select(Invoice.id, Invoice.number, Invoice.status, Invoice.currency)
+        .where(in_ids(db.session, Invoice.id, ids)))}
     for invoice_id in ids:
         row = invoices.get(invoice_id)
         if row is None or row.status not in (InvoiceStatus.OPEN, InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.ON_HOLD,
@@ -225,7 +227,8 @@ def add_charges(charges: Sequence[Charge], *, actor: str, now: datetime | None =
             raise IllegalTransition(f"invoice {row.number if row else invoice_id} is "
                                     f"{row.status if row else 'gone'}; it takes no charges here")
     last = dict(db.session.execute(select(InvoiceLine.invoice_id, func.max(InvoiceLine.position))
-                                   .where(InvoiceLine.invoice_id.in_(ids)).group_by(InvoiceLine.invoice_id)).all())
+                                   .where(in_ids(db.session, InvoiceLine.invoice_id, ids))
+                                   .group_by(InvoiceLine.invoice_id)).all())
     lines, events, added = [], [], defaultdict(int)
     for charge in charges:
         position = last.get(charge.invoice_id, 0) + 1
@@ -239,13 +242,10 @@ def add_charges(charges: Sequence[Charge], *, actor: str, now: datetime | None =
                        "data": {"line_kind": charge.kind, "amount": amount,
                                 "currency": invoices[charge.invoice_id].currency, **charge.data}})
         added[charge.invoice_id] += amount
-    db.session.execute(insert(InvoiceLine), lines)
-    db.session.execute(
-        update(Invoice.__table__).where(Invoice.__table__.c.id == bindparam("invoice_id"))
-        .values(subtotal=Invoice.__table__.c.subtotal + bindparam("added"),
-                total=Invoice.__table__.c.total + bindparam("added"), updated_at=now),
-        [{"invoice_id": invoice_id, "added": amount} for invoice_id, amount in added.items()])
-    db.session.execute(insert(InvoiceEvent), events)
+    insert_rows(db.session, InvoiceLine.__table__, lines, returning=False)
+    update_rows(db.session, Invoice.__table__, [{"id": invoice_id, "subtotal": amount, "total": amount}
+                                                for invoice_id, amount in added.items()], add=("subtotal", "total"))
+    insert_rows(db.session, InvoiceEvent.__table__, events, returning=False)
     for held in list(db.session.identity_map.values()):
         if isinstance(held, Invoice) and held.id in added:
             db.session.expire(held)

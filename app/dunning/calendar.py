@@ -47,13 +47,15 @@ def next_working_day(day: date, country: str) -> date:
 
 @lru_cache(maxsize=512)
 def zone(time_zone: str | None, country: str) -> tzinfo:
-    """The customer's zone: their own (an IANA name) when it is valid, else their creditor's country's."""
-    if time_zone:
-        try:
-            return ZoneInfo(time_zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            pass
-    return country_zone(country)
+    """The customer's zone: their own (an IANA name) when it is valid, else their creditor's country's
+    (a `ZoneInfo` either way: `datetime.replace(tzinfo=...)` is right with it across DST, not with pytz)."""
+    for name in (time_zone, str(country_zone(country))):
+        if name:
+            try:
+                return ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+    return ZoneInfo("UTC")
 
 
 def is_quiet(moment: datetime, zone_: tzinfo, *, quiet_from: int = 21, quiet_until: int = 8) -> bool:

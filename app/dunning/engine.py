@@ -25,14 +25,16 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from types import SimpleNamespace
 
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import Select, bindparam, func, insert, select, update
+from sqlalchemy import Select, func, select
 
 from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceStatus, Reminder
 from app.billing.services import Charge, add_charges
+from app.core.bulk import in_ids, insert_rows, update_rows
 from app.core.validation import is_e164, is_email
 from app.creditors.models import Creditor
 from app.dunning import calendar
@@ -80,7 +82,7 @@ class Clock:
         if on is None:
             now = real_now or utcnow()
             return cls(now.astimezone(country_zone(country)).date(), now)
-        local = datetime.combine(on, at).replace(tzinfo=country_zone(country))
+        local = datetime.combine(on, at).replace(tzinfo=calendar.zone(None, country))
         return cls(on, local.astimezone(UTC))
 
 
@@ -188,20 +190,16 @@ def enrol(ctx: Context, today: date, *, limit: int = 5000) -> int:
     updates = []
     for invoice_id, due_date in rows:
         first = first_position(plan, due_date, today)
-        updates.append({"b_id": invoice_id, "b_plan": plan.id, "b_position": first[0] if first else None,
-                        "b_on": first[1] if first else None})
-    _update_invoices(updates, plan=True)
+        updates.append({"id": invoice_id, "dunning_plan_id": plan.id,
+                        "dunning_next_position": first[0] if first else None,
+                        "dunning_next_on": first[1] if first else None})
+    _update_invoices(updates)
     return len(updates)
 
 
-def _update_invoices(rows: list[dict], *, plan: bool = False) -> None:
-    if not rows:
-        return
-    table = Invoice.__table__
-    values = {"dunning_next_on": bindparam("b_on"), "dunning_next_position": bindparam("b_position")}
-    if plan:
-        values["dunning_plan_id"] = bindparam("b_plan")
-    db.session.execute(update(table).where(table.c.id == bindparam("b_id")).values(values), rows)
+def _update_invoices(rows: list[dict]) -> None:
+    """Each bill's next step: rows of id, dunning_next_on, dunning_next_position (and dunning_plan_id)."""
+    update_rows(db.session, Invoice.__table__, rows)
 
 
 # --- a batch: who, and what we know of them -------------------------------------------------------------------
@@ -250,7 +248,7 @@ class Batch:
 def claim(ctx: Context, customer_ids: Sequence[int], today: date, *, lock: bool) -> Batch:
     """Read a batch. `lock` (the run): the customers' rows FOR UPDATE SKIP LOCKED (those another runner
     holds are left to it) and their due bills FOR UPDATE; the preview reads without locks."""
-    query: Select = select(*CUSTOMER_COLUMNS).where(Customer.id.in_(customer_ids),
+    query: Select = select(*CUSTOMER_COLUMNS).where(in_ids(db.session, Customer.id, customer_ids),
                                                     Customer.creditor_id == ctx.creditor_id).order_by(Customer.id)
     if lock:
         query = query.with_for_update(skip_locked=True)
@@ -258,7 +256,7 @@ def claim(ctx: Context, customer_ids: Sequence[int], today: date, *, lock: bool)
     if not customers:
         return Batch({}, {}, {}, set(), {}, set())
     bills_query: Select = select(*INVOICE_COLUMNS).where(
-        Invoice.customer_id.in_(customers), Invoice.creditor_id == ctx.creditor_id,
+        in_ids(db.session, Invoice.customer_id, list(customers)), Invoice.creditor_id == ctx.creditor_id,
         Invoice.dunning_next_on.is_not(None), Invoice.dunning_next_on <= today,
     ).order_by(Invoice.customer_id, Invoice.due_date, Invoice.id)
     if lock:
@@ -274,16 +272,17 @@ def claim(ctx: Context, customer_ids: Sequence[int], today: date, *, lock: bool)
     if invoice_ids:
         for row in db.session.execute(select(Resolution.invoice_id, Resolution.kind, Resolution.status,
                                              Resolution.new_date)
-                                      .where(Resolution.invoice_id.in_(invoice_ids),
+                                      .where(in_ids(db.session, Resolution.invoice_id, invoice_ids),
                                              Resolution.status.in_(Status.LIVE))):
             live[row.invoice_id].append(SimpleNamespace(kind=row.kind, status=row.status, new_date=row.new_date))
         questions = set(db.session.scalars(select(SupportRequest.invoice_id).where(
-            SupportRequest.invoice_id.in_(invoice_ids), SupportRequest.status == RequestStatus.OPEN)))
+            in_ids(db.session, SupportRequest.invoice_id, invoice_ids), SupportRequest.status == RequestStatus.OPEN)))
         sent = {tuple(row) for row in db.session.execute(
             select(Notice.invoice_id, Notice.plan_id, Notice.position).where(Notice.invoice_id.in_(invoice_ids)))}
     last_message = dict(db.session.execute(
-        select(Message.customer_id, func.max(Message.created_at)).where(Message.customer_id.in_(list(bills)))
-        .group_by(Message.customer_id)).all()) if bills else {}
+        select(Message.customer_id, func.max(Message.created_at))
+        .where(in_ids(db.session, Message.customer_id, list(bills))).group_by(Message.customer_id)).all()) \
+        if bills else {}
     return Batch(customers, dict(bills), dict(live), questions, last_message, sent)
 
 
@@ -485,7 +484,9 @@ class Written:
     by_channel: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
+@lru_cache(maxsize=64)
 def _fee_words(kind: str, locale: str) -> str:
+    """A fee line's description in the customer's language (cached: switching locales costs)."""
     with force_locale(locale):
         return {"reminder_fee": _("Reminder fee"), "other_fee": _("Flat fee for late payment (§ 288(5) BGB)"),
                 "interest": _("Default interest")}[kind]
@@ -496,7 +497,7 @@ def write(ctx: Context, decisions: Iterable[Decision], clock: Clock) -> Written:
     written = Written()
     real_now = utcnow()
     sending = [d for d in decisions if d.channel is not None and d.sending]
-    next_steps = [{"b_id": o.bill.id, "b_on": o.next_on, "b_position": o.next_position}
+    next_steps = [{"id": o.bill.id, "dunning_next_on": o.next_on, "dunning_next_position": o.next_position}
                   for d in decisions for o in d.outcomes]
     if sending:
         message_ids = _insert_messages(ctx, sending, clock)
@@ -508,13 +509,11 @@ def write(ctx: Context, decisions: Iterable[Decision], clock: Clock) -> Written:
 
 
 def _insert_messages(ctx: Context, sending: list[Decision], clock: Clock) -> list[int]:
-    table = Message.__table__
     rows = [{"creditor_id": ctx.creditor_id, "customer_id": d.customer.id, "channel": d.channel,
              "recipient": d.recipient, "locale": d.locale, "outbox_message_id": None, "replaces_id": None,
              "status": MessageStatus.QUEUED, "failure": None, "subject": None, "body": None,
              "created_at": clock.now, "status_at": None} for d in sending]
-    return [row.id for row in db.session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True),
-                                                 rows)]
+    return insert_rows(db.session, Message.__table__, rows)
 
 
 def _insert_outbox_and_letters(ctx: Context, sending: list[Decision], message_ids: list[int], real_now: datetime,
@@ -524,17 +523,13 @@ def _insert_outbox_and_letters(ctx: Context, sending: list[Decision], message_id
                                 "payload": {"message_id": mid}, "idempotency_key": f"{KIND}:{mid}",
                                 "creditor_id": ctx.creditor_id, "locale": d.locale} for d, mid in electronic],
                               now=real_now)
-    if outbox_ids:
-        table = Message.__table__
-        db.session.execute(update(table).where(table.c.id == bindparam("m_id"))
-                           .values(outbox_message_id=bindparam("o_id")),
-                           [{"m_id": mid, "o_id": oid} for (_d, mid), oid in zip(electronic, outbox_ids, strict=True)])
+    update_rows(db.session, Message.__table__, [{"id": mid, "outbox_message_id": oid}
+                                                for (_d, mid), oid in zip(electronic, outbox_ids, strict=True)])
     letters = [{"creditor_id": ctx.creditor_id, "customer_id": d.customer.id, "message_id": mid,
                 "status": LetterStatus.PENDING, "address": postal_address(d.customer), "batch": None, "pages": None,
                 "sha256": None, "created_at": real_now, "printed_at": None}
                for d, mid in zip(sending, message_ids, strict=True) if d.channel == Channel.LETTER]
-    if letters:
-        db.session.execute(insert(Letter.__table__), letters)
+    insert_rows(db.session, Letter.__table__, letters, returning=False)
     written.letters += len(letters)
     for d in sending:
         written.by_channel[d.channel] += 1
@@ -592,9 +587,9 @@ def _insert_notices(ctx: Context, sending: list[Decision], message_ids: list[int
                                     "step": step.position, "step_kind": step.kind, "plan": outcome.plan.name,
                                     "version": outcome.plan.version, "message": message_id,
                                     "deadline": deadline.isoformat() if deadline else None}})
-    db.session.execute(insert(Notice.__table__), notices)
-    db.session.execute(insert(Reminder.__table__), reminders)
-    db.session.execute(insert(InvoiceEvent.__table__), events)
+    insert_rows(db.session, Notice.__table__, notices, returning=False)
+    insert_rows(db.session, Reminder.__table__, reminders, returning=False)
+    insert_rows(db.session, InvoiceEvent.__table__, events, returning=False)
     written.fees += add_charges(charges, actor=ACTOR, now=clock.now)
     written.notices += len(notices)
 

@@ -129,7 +129,8 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
          "sent after the due date, or 30 days after the due date where the creditor's invoices tell "
          "consumers so"),
     Rule("DE-flat-fee", "BGB § 288(5)",
-         "the EUR 40 flat fee is owed by business customers only (the run charges it to them alone)"),
+         "the EUR 40 flat fee is owed once per claim, by business customers only (the run charges it to them "
+         "alone)"),
     Rule("DE-only", "BGB §§ 288(1), 288(5)",
          "default interest and the EUR 40 flat fee are German rules: only in a plan for Germany"),
 )}
@@ -245,6 +246,9 @@ def check_germany(steps: Sequence[StepRule], *, currency: str, day: date,
     if currency != "EUR":
         found.append(Violation("DE-currency", "jurisdiction", f"the creditor's currency is {currency}"))
     cap = int(in_force(DE_REMINDER_COST_CAP, day).value)
+    flat = [i for i, step in enumerate(steps) if step.flat_fee]
+    for i in flat[1:]:
+        found.append(Violation("DE-flat-fee", f"steps[{i + 1}].flat_fee", f"step {flat[0] + 1} charges it already"))
     for i, step in enumerate(steps):
         where = f"steps[{i + 1}]"
         if step.fee > cap:

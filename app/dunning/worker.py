@@ -31,7 +31,7 @@ from app.extensions import db
 log = logging.getLogger(__name__)
 
 DEFAULT_AT = time(10, 0)  # --date D is D at this time, local: the clock quiet hours are read at
-BATCH_SIZE = 500  # customers per transaction
+BATCH_SIZE = 1000  # customers per transaction
 
 
 @dataclass

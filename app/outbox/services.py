@@ -12,9 +12,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from app.core.bulk import insert_rows
 from app.errors import Conflict
 from app.extensions import db
 from app.models import utcnow
@@ -57,7 +58,8 @@ def enqueue_many(messages: Sequence[Mapping[str, Any]], *, now: datetime | None 
     thousands in a batch; their ids in the order given. Each mapping has channel, kind, recipient,
     payload, idempotency_key, creditor_id and locale. For keys that are new by construction (derived
     from a row the same transaction made): a key that exists fails the whole statement
-    (IntegrityError) rather than being looked up. A kind nothing renders is refused (LookupError)."""
+    (IntegrityError) rather than being looked up. A kind nothing renders is refused (LookupError).
+    On PostgreSQL the rows go in by COPY (`core.bulk`)."""
     if not messages:
         return []
     for channel, kind in {(m["channel"], m["kind"]) for m in messages}:
@@ -68,9 +70,7 @@ def enqueue_many(messages: Sequence[Mapping[str, Any]], *, now: datetime | None 
              "idempotency_key": m["idempotency_key"], "creditor_id": m["creditor_id"], "locale": m["locale"],
              "status": OutboxStatus.PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now}
             for m in messages]
-    table = OutboxMessage.__table__
-    result = db.session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
-    return [row.id for row in result]
+    return insert_rows(db.session, OutboxMessage.__table__, rows)
 
 
 def _by_key(idempotency_key: str) -> OutboxMessage | None:
