@@ -23,7 +23,7 @@ import platform
 import subprocess
 import sys
 import time
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import psycopg
@@ -73,8 +73,9 @@ from app.dunning import services
 from app.dunning.settings import save_settings
 app = create_app()
 with app.test_request_context():
-    creditor = create_creditor(CreditorInput(slug="bench", name="Bench Energi AS", country="NO", default_locale="nb",
-        currency="NOK", reference_scheme="kid_mod10", bank_account_no="15032080119", support_email="help@bench.example"))
+    creditor = create_creditor(CreditorInput(
+        slug="bench", name="Bench Energi AS", country="NO", default_locale="nb", currency="NOK",
+        reference_scheme="kid_mod10", bank_account_no="15032080119", support_email="help@bench.example"))
     save_settings(creditor, languages=["nb", "en", "de"])
     plan = services.save_plan(creditor, services.shipped_plan("NO"), actor="bench")
     db.session.commit()
@@ -130,7 +131,7 @@ def counts(conn: psycopg.Connection) -> dict[str, int]:
     found = {}
     for table in ("dunning_notices", "dunning_messages", "outbox_messages", "letters", "reminders", "invoice_lines",
                   "invoice_events"):
-        found[table] = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608  our table names
+        found[table] = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     conn.commit()
     return found
 
