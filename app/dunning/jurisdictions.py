@@ -98,8 +98,8 @@ class Rule:
 
 
 RULES: dict[str, Rule] = {rule.id: rule for rule in (
-    Rule("NO-currency", "inkassoloven § 1",
-         "a Norwegian plan charges its fees in NOK: the creditor's currency must be NOK"),
+    Rule("NO-currency", "inkassoforskriften § 1-1",
+         "the inkassosats, and the fees tied to it, are in NOK: the creditor's currency must be NOK"),
     Rule("NO-fee-cap", "inkassoforskriften § 1-2",
          "a reminder fee (purregebyr) is at most 1/20 of the inkassosats"),
     Rule("NO-fee-after-14-days", "inkassoforskriften § 1-2",
@@ -120,8 +120,8 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
          "{deadline} and {consequences}"),
     Rule("NO-hand-off", "inkassoloven § 9",
          "collection starts only after the inkassovarsel's deadline: only the inkassovarsel starts the hand-off"),
-    Rule("DE-currency", "BGB § 288",
-         "a German plan charges its fees and interest in EUR: the creditor's currency must be EUR"),
+    Rule("DE-currency", "BGB § 288(5)",
+         "the flat fee and the cost cap are in EUR: the creditor's currency must be EUR"),
     Rule("DE-fee-actual-costs", "BGB §§ 280(2), 286",
          "a reminder fee is only the actual cost of the reminder"),
     Rule("DE-fee-in-default", "BGB § 286(1) and (3)",
