@@ -2,7 +2,7 @@
 app factory.
 
 Rendered at delivery, in the message's language, from the step's text and the bills as they are
-then: a bill paid, cancelled or paused since the run decided is left out (its notice becomes
+then: a bill paid, cancelled, paused or asked about since the run decided is left out (its notice becomes
 `paid_before`); when none is left the message is not sent at all (a permanent DeliveryError whose
 `after` records why). A fresh signed link is issued here, for the message's channel, to the oldest
 bill of the message (a later change makes that page list the customer's other bills): only its
@@ -34,6 +34,7 @@ from app.outbox.email import Notice as EmailNotice
 from app.outbox.email import RenderedEmail, notice_email
 from app.outbox.models import OutboxMessage
 from app.resolutions.services import dunning_for
+from app.support.models import RequestStatus, SupportRequest
 from app.templating import date_filter, money
 
 ACTOR = "dunning"
@@ -54,10 +55,14 @@ class Content:
 def _notices_left(message: Message, now: datetime) -> tuple[list[tuple[Notice, Invoice]], list[Notice]]:
     pairs = db.session.execute(select(Notice, Invoice).join(Invoice, Invoice.id == Notice.invoice_id)
                                .where(Notice.message_id == message.id).order_by(Invoice.due_date, Invoice.id)).all()
+    asked = set(db.session.scalars(select(SupportRequest.invoice_id).where(
+        SupportRequest.invoice_id.in_([invoice.id for _notice, invoice in pairs]),
+        SupportRequest.status == RequestStatus.OPEN)))
     left, gone = [], []
     for notice, invoice in pairs:
         today = local_today(invoice.creditor.country, now)
-        (left if dunning_for(invoice, today).may_remind else gone).append((notice, invoice))
+        remind = dunning_for(invoice, today).may_remind and invoice.id not in asked
+        (left if remind else gone).append((notice, invoice))
     return left, [notice for notice, _invoice in gone]
 
 

@@ -299,11 +299,12 @@ def test_an_email_is_rendered_in_the_customers_language_with_a_fresh_link(norway
     assert message.status == MessageStatus.SENT and "[link]" in message.body
 
 
-def test_a_bill_paid_before_its_message_goes_out_is_left_out(norway):
+@pytest.mark.parametrize("meanwhile", [pay, question, dispute])
+def test_a_bill_paid_or_asked_about_before_its_message_goes_out_is_left_out(norway, meanwhile):
     creditor, plan = norway
     invoice = bill(creditor, plan, due=TODAY - timedelta(days=14))
     run(creditor, TODAY)
-    pay(invoice)
+    meanwhile(invoice)
     (sms,) = outbox_of(invoice.customer_id)
     with pytest.raises(DeliveryError) as caught:
         render(sms)
