@@ -25,7 +25,7 @@ from app.core.validation import clean_email, clean_phone, is_e164, is_email
 from app.creditors.models import Creditor
 from app.dunning import engine, jurisdictions, templates
 from app.dunning.engine import reachable
-from app.dunning.jurisdictions import StepRule, earliest_days, gap_after
+from app.dunning.jurisdictions import StepRule, earliest_days
 from app.dunning.models import (
     Anchor,
     Channel,
@@ -304,13 +304,11 @@ def plan_as_data(plan: Plan) -> dict:
 
 def step_date(step: Step | StepDraft, due_date: date, previous: tuple[date, int] | None) -> date:
     """The day a step is due: its offset from the due date or from the day the previous step went,
-    never before the previous step's deadline has passed (`previous`: the day it went, its deadline days)."""
+    never before the previous step's deadline has passed (`previous`: the day it went, its deadline
+    days). The run's rule (`engine.step_day`), for a saved or drafted step."""
     if previous is None:
         return due_date + timedelta(days=step.offset_days)
-    sent_on, deadline_days = previous
-    planned = due_date + timedelta(days=step.offset_days) if step.anchor == Anchor.DUE_DATE \
-        else sent_on + timedelta(days=step.offset_days)
-    return max(planned, sent_on + timedelta(days=gap_after(deadline_days)))
+    return engine.step_day(step, due_date, *previous)
 
 
 def first_step(steps: Sequence[Step], due_date: date, today: date) -> tuple[int, date] | None:
@@ -319,7 +317,7 @@ def first_step(steps: Sequence[Step], due_date: date, today: date) -> tuple[int,
         day = step_date(step, due_date, None)
         if step.kind == StepKind.PRE_DUE and day < today:
             continue
-        return step.position, max(day, today) if step.kind != StepKind.PRE_DUE else day
+        return step.position, max(day, today)
     return None
 
 

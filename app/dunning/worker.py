@@ -154,16 +154,18 @@ def preview(creditor: Creditor, *, on: date | None = None, at: time = DEFAULT_AT
                 if decision.channel:
                     report.messages += 1
                     report.by_channel[decision.channel] += 1
-                for o in decision.outcomes:
-                    step = o.step or (o.bill and ctx.plans.get(o.bill.dunning_plan_id) and
-                                      ctx.plans[o.bill.dunning_plan_id].steps.get(o.bill.dunning_next_position))
-                    lines.append(PreviewLine(
-                        o.bill.number, decision.customer.name, o.action,
-                        f"{step.position} {step.kind}" if step else "", decision.channel or "" if o.action == "send"
-                        else "", (step.fee if step and o.action == "send" else 0), o.reason,
-                        o.next_on if o.action != "send" else None))
-                    if o.action == "send":
-                        report.notices += 1
+                lines += [_line(ctx, decision, outcome) for outcome in decision.outcomes]
+            report.notices += sum(len(decision.sending) for decision in decisions if decision.channel)
     finally:
         db.session.rollback()
     return report, lines
+
+
+def _line(ctx: engine.Context, decision: Decision, outcome: engine.Outcome) -> PreviewLine:
+    bill = outcome.bill
+    plan = ctx.plans.get(bill.dunning_plan_id)
+    step = outcome.step or (plan.steps.get(bill.dunning_next_position) if plan else None)
+    sending = outcome.action == "send"
+    return PreviewLine(bill.number, decision.customer.name, outcome.action,
+                       f"{step.position} {step.kind}" if step else "", decision.channel or "" if sending else "",
+                       step.fee if step and sending else 0, outcome.reason, None if sending else outcome.next_on)
