@@ -95,6 +95,7 @@ bench: install-dev translations
 	$(BIN)/python bench/bill_page.py
 	$(BIN)/python bench/webhook_ingest.py --database "$(BENCH_DATABASE_URL)"
 	$(BIN)/python bench/bank_reconcile.py
+	$(BIN)/python bench/dunning_run.py
 
 # The bank import alone (no wrk needed): a camt.053 of 100,000 credits; BENCH_ARGS="--database postgresql://…".
 bench-bank: install-dev

@@ -171,6 +171,7 @@ def _register_renderers() -> None:
     """Each kind of outbox message with the function that renders it, by channel and kind prefix."""
     from app.backoffice import emails as agent_emails
     from app.debt_collection.deliveries import render_webhook as collection_webhook
+    from app.dunning import messages as dunning_messages
     from app.links import notices as link_notices
     from app.outbox.base import renderers as registry
     from app.payments.receipts import KIND as RECEIPT
@@ -186,6 +187,8 @@ def _register_renderers() -> None:
     renderers.register("sms", "link", link_notices.render_sms)
     renderers.register("email", "agent", agent_emails.render_email)
     renderers.register("webhook", "collection", collection_webhook)
+    renderers.register("email", "dunning", dunning_messages.render_email)
+    renderers.register("sms", "dunning", dunning_messages.render_sms)
 
 
 def _connect_signals() -> None:

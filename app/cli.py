@@ -61,6 +61,7 @@ def register_cli(app: Flask) -> None:
     from app.creditors.cli import creditors
     from app.debt_collection.cli import collection
     from app.demo import demo
+    from app.dunning.cli import dunning
     from app.links.cli import links
     from app.outbox.cli import outbox
     from app.payments.bank.cli import bank
@@ -69,5 +70,5 @@ def register_cli(app: Flask) -> None:
     from app.support.cli import support
 
     for group in (translate, creditors, invoices, links, payments, bank, outbox, support, resolutions, agents,
-                  collection, demo):
+                  collection, dunning, demo):
         app.cli.add_command(group)

@@ -20,6 +20,8 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     false,
+    text,
+    true,
 )
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -32,6 +34,20 @@ from app.models import UTCDateTime, utcnow
 CUSTOMER_KINDS = ("consumer", "business")
 LINE_KINDS = ("product", "reminder_fee", "interest", "other_fee")
 FEE_KINDS = ("reminder_fee", "interest", "other_fee")
+
+
+class ReminderChannel(Labelled):
+    """How a reminder reaches a customer (a reminder reported, a dunning message, a preference)."""
+
+    SMS = "sms"
+    EMAIL = "email"
+    LETTER = "letter"
+
+    ELECTRONIC = nonmember((SMS, EMAIL))
+
+    @classmethod
+    def words(cls) -> dict[str, str]:
+        return {cls.SMS: _("SMS"), cls.EMAIL: _("E-mail"), cls.LETTER: _("Letter")}
 
 
 class InvoiceStatus(Labelled):
@@ -58,7 +74,10 @@ class InvoiceStatus(Labelled):
 
 class Customer(Model):
     __tablename__ = "customers"
-    __table_args__ = (UniqueConstraint("creditor_id", "external_ref"),)
+    __table_args__ = (
+        UniqueConstraint("creditor_id", "external_ref"),
+        CheckConstraint(ReminderChannel.sql_in("preferred_channel"), name="preferred_channel"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     creditor_id: Mapped[int] = mapped_column(ForeignKey("creditors.id", ondelete="CASCADE"))
@@ -77,7 +96,21 @@ class Customer(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
+    # Reminders (app.dunning): how the customer wants them and what they agreed to. Letters are
+    # always allowed; legally required notices go by letter unless electronic notices are allowed.
+    preferred_channel: Mapped[str | None] = mapped_column(String(8))
+    email_allowed: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    sms_allowed: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    electronic_notices_allowed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    email_unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sms_stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    dunning_excluded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    time_zone: Mapped[str | None] = mapped_column(String(40))  # IANA; None: the creditor's country's
+
     creditor: Mapped[Creditor] = relationship()
+
+
+UNPLANNED = "dunning_plan_id IS NULL AND NOT dunning_excluded AND status IN ('open', 'partially_paid')"
 
 
 class Invoice(Model):
@@ -90,6 +123,12 @@ class Invoice(Model):
         CheckConstraint("amount_paid >= 0", name="paid_not_negative"),
         CheckConstraint("due_date >= issue_date", name="due_after_issue"),
         CheckConstraint(InvoiceStatus.sql_in("status"), name="status"),
+        # The dunning run's candidates: one range scan (app.dunning.worker).
+        Index("ix_invoices_dunning_next_on", "creditor_id", "dunning_next_on", "customer_id",
+              postgresql_where=text("dunning_next_on IS NOT NULL"), sqlite_where=text("dunning_next_on IS NOT NULL")),
+        # Open bills without a plan: enrolled in the creditor's default plan by the run.
+        Index("ix_invoices_dunning_unplanned", "creditor_id",
+              postgresql_where=text(UNPLANNED), sqlite_where=text(UNPLANNED)),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -113,6 +152,12 @@ class Invoice(Model):
     credited: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # An agent's pause of reminders (status on_hold) ends by itself after this day; None: until resumed.
     hold_until: Mapped[date | None] = mapped_column(Date)
+    # Dunning (app.dunning): the plan version the invoice started with (None: not reminded by us),
+    # excluded by the creditor, and the next step: its position and the day to look at it again.
+    dunning_plan_id: Mapped[int | None] = mapped_column(ForeignKey("dunning_plans.id", ondelete="RESTRICT"))
+    dunning_excluded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    dunning_next_on: Mapped[date | None] = mapped_column(Date)
+    dunning_next_position: Mapped[int | None] = mapped_column(Integer)
     payload_hash: Mapped[str | None] = mapped_column(String(64))
     # Raised by every revocation of the invoice's links (links.services): a browser's grant carries
     # the value it was given under and ends when it moves (portal.grants).

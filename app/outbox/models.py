@@ -50,3 +50,8 @@ class OutboxMessage(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     replayed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # last put back from the dead letters
+    # What the provider said after accepting it (an SMS's delivery status callback, a bounce): its id
+    # for the message (Twilio's SID) and the last status it reported.
+    provider_ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    provider_status: Mapped[str | None] = mapped_column(String(32))
+    provider_status_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -10,9 +10,18 @@ import pytest
 from flask_babel import force_locale, gettext
 
 from app.backoffice.models import AuditActor, AuditScope, Role
-from app.billing.models import InvoiceStatus
+from app.billing.models import InvoiceStatus, ReminderChannel
 from app.core.enums import Codes, Labelled
 from app.debt_collection.models import OPEN_CASES, CaseStatus
+from app.dunning.models import (
+    Anchor,
+    ContactKind,
+    Jurisdiction,
+    LetterStatus,
+    MessageStatus,
+    NoticeStatus,
+    StepKind,
+)
 from app.i18n import SUPPORTED_LOCALES
 from app.outbox.models import OutboxStatus
 from app.payments.bank.models import EntryStatus, KeptReason
@@ -21,13 +30,15 @@ from app.payments.models import PaymentMismatch
 from app.resolutions.models import Kind, Status
 from app.support.models import RequestStatus
 
-LABELLED = (InvoiceStatus, RequestStatus, Kind, Status, OutboxStatus, CaseStatus, Role, PaymentMismatch)
-ALL = (*LABELLED, EntryStatus, KeptReason, PaymentStatus, AuditActor, AuditScope)
+LABELLED = (InvoiceStatus, RequestStatus, Kind, Status, OutboxStatus, CaseStatus, Role, PaymentMismatch,
+            ReminderChannel, StepKind, Jurisdiction, NoticeStatus, MessageStatus)
+PLAIN = (EntryStatus, KeptReason, PaymentStatus, AuditActor, AuditScope, Anchor, LetterStatus, ContactKind)
+ALL = (*LABELLED, *PLAIN)
 
 
 def test_every_enum_of_codes_is_tested_here():
     assert set(Labelled.__subclasses__()) == set(LABELLED)
-    assert set(Codes.__subclasses__()) - {Labelled} == {EntryStatus, KeptReason, PaymentStatus, AuditActor, AuditScope}
+    assert set(Codes.__subclasses__()) - {Labelled} == set(PLAIN)
 
 
 @pytest.mark.parametrize("enum", ALL, ids=lambda enum: enum.__name__)
@@ -44,7 +55,8 @@ def test_members_are_their_strings(enum):
 def test_groups_are_not_members():
     groups = [(InvoiceStatus, InvoiceStatus.CLOSED), (Status, Status.LIVE), (EntryStatus, EntryStatus.OPEN),
               (CaseStatus, CaseStatus.ACTIVE), (CaseStatus, CaseStatus.OPEN), (PaymentStatus, PaymentStatus.FINAL),
-              (PaymentStatus, tuple(PaymentStatus.RANK))]
+              (PaymentStatus, tuple(PaymentStatus.RANK)), (StepKind, StepKind.FINAL), (StepKind, StepKind.AFTER_DUE),
+              (ReminderChannel, ReminderChannel.ELECTRONIC), (MessageStatus, MessageStatus.UNDELIVERED)]
     for enum, group in groups:
         assert isinstance(group, tuple) and set(group) <= set(enum.values()), (enum, group)
     assert set(PaymentStatus.RANK) == set(PaymentStatus)
