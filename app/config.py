@@ -31,6 +31,20 @@ def _int(env, name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer") from exc
 
 
+def _choice(env, name: str, choices: tuple[str, ...], default: str) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}")
+    return value
+
+
+def _metrics_token(env, production: bool) -> str:
+    token = (env.get("METRICS_TOKEN") or "").strip()
+    if token and production and len(token) < 32:
+        raise ConfigError("METRICS_TOKEN must be at least 32 characters in production")
+    return token
+
+
 def normalise_database_url(url: str) -> str:
     """Use psycopg 3 for PostgreSQL URLs given in the common short form."""
     for prefix in ("postgres://", "postgresql://"):
@@ -159,6 +173,10 @@ def load_config(instance_path: str, env=None) -> dict:
         # Each creditor's provider credentials: {creditor slug: {"stripe": {...}, "adyen": {...}}}.
         "PAYMENT_GATEWAYS": _payment_gateways(env, instance_path),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+        # One JSON object per line (production's default), or plain text lines.
+        "LOG_FORMAT": _choice(env, "LOG_FORMAT", ("json", "text"), "json" if production else "text"),
+        # /metrics answers only a request bearing this token; empty: /metrics is off (404).
+        "METRICS_TOKEN": _metrics_token(env, production),
         **_mail_and_outbox(env, production, base_url),
         **_sms(env, production),
         **_collection(env, production),

@@ -19,6 +19,7 @@ from sqlalchemy import bindparam, or_, select
 from app.billing.models import Invoice
 from app.extensions import db
 from app.models import utcnow
+from app.ops import metrics
 from app.payments.gateways.base import Gateway, GatewayEvent, WebhookError
 from app.payments.models import PaymentAttempt, WebhookEvent
 from app.payments.services import apply_status
@@ -34,6 +35,7 @@ def receive(provider: str, creditor_id: int, gateway: Gateway, body: bytes, head
         events = gateway.parse_webhook(body, headers)
     except WebhookError as exc:
         log.warning("refused %s notification for creditor %s: %s", provider, creditor_id, exc)
+        metrics.notifications_refused().labels(provider).inc()
         return None
     return ingest_events(provider, creditor_id, events, apply=apply)
 

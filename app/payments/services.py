@@ -22,6 +22,7 @@ from app.billing.services import record_event, record_payment
 from app.errors import InvalidData
 from app.extensions import db
 from app.models import utcnow
+from app.ops import metrics
 from app.payments.gateways.base import (
     CheckoutRequest,
     Gateway,
@@ -180,7 +181,13 @@ def settle(
     if in_collection:
         paid_during_collection.send(payment)
     db.session.flush()
+    _count(provider, PaymentStatus.SUCCEEDED)
     return payment
+
+
+def _count(provider: str, outcome: str) -> None:
+    """A payment's outcome for /metrics (`portal_payments_total`), counted if this transaction commits."""
+    metrics.count_on_commit(db.session, metrics.payments().labels(provider, outcome))
 
 
 def cancel_open_attempts(invoice_id: int, *, keep: PaymentAttempt | None = None) -> int:
@@ -194,6 +201,7 @@ def cancel_open_attempts(invoice_id: int, *, keep: PaymentAttempt | None = None)
         if keep is None or other.id != keep.id:
             other.status = PaymentStatus.CANCELLED
             other.failure_reason = "invoice paid"
+            _count(other.provider, PaymentStatus.CANCELLED)
             count += 1
     return count
 
@@ -218,6 +226,8 @@ def apply_status(attempt: PaymentAttempt, update: GatewayStatus | GatewayEvent, 
     attempt.method = update.method or attempt.method
     if new == PaymentStatus.FAILED:
         attempt.failure_reason = (getattr(update, "failure_reason", None) or "declined")[:200]
+    if new in (PaymentStatus.FAILED, PaymentStatus.CANCELLED):
+        _count(attempt.provider, new)  # a success is counted where it is recorded: settle()
     if new == PaymentStatus.SUCCEEDED:
         amount = getattr(update, "amount_received", None) or getattr(update, "amount", None) or attempt.amount
         settle(
