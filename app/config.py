@@ -100,6 +100,9 @@ def load_config(instance_path: str, env=None) -> dict:
     if production and len(secret_key) < 32:
         raise ConfigError("SECRET_KEY must be at least 32 characters in production")
 
+    # Old session keys, still accepted on the session cookie while SECRET_KEY rotates (Flask's fallbacks).
+    secret_fallbacks = [k.strip() for k in env.get("SECRET_KEY_FALLBACKS", "").split(",") if k.strip()]
+
     signing_keys = [k.strip() for k in env.get("LINK_SIGNING_KEYS", "").split(",") if k.strip()]
     if not signing_keys:
         if production:
@@ -126,6 +129,7 @@ def load_config(instance_path: str, env=None) -> dict:
         "PORTAL_ENV": portal_env,
         "TESTING": portal_env == "testing",
         "SECRET_KEY": secret_key,
+        "SECRET_KEY_FALLBACKS": secret_fallbacks,
         "LINK_SIGNING_KEYS": signing_keys,
         # Encrypt secrets kept in the database that we must read back (partners' signing secrets).
         "DATA_ENCRYPTION_KEYS": data_keys,

@@ -90,7 +90,26 @@ def _unavailable_response(exc: BaseException):
     return render_template("errors/error.html", code=503, kind="unavailable"), 503, headers
 
 
+def close_session_quietly(_exc: BaseException | None = None) -> None:
+    """The request's session, closed at the end of the app context before Flask-SQLAlchemy's own
+    teardown (registered later, so run first). Closing rolls back; on a connection the server has just
+    dropped (a restart) the rollback fails, and an exception out of a teardown would reach gunicorn as a
+    bare 500 after the answer was made. Such a session is invalidated (its connections thrown away, not
+    rolled back) and forgotten; any other failure is raised as before."""
+    try:
+        db.session.remove()
+    except Exception as exc:
+        if not database_unavailable(exc):
+            raise
+        log.warning("closing the session after the database went away: %s", type(exc).__name__)
+        with contextlib.suppress(Exception):
+            db.session.invalidate()
+        db.session.registry.clear()
+
+
 def register_error_handlers(app: Flask) -> None:
+    app.teardown_appcontext(close_session_quietly)
+
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
         if _wants_json():

@@ -271,3 +271,54 @@ def test_gunicorn_logs_are_json_and_redacted_and_its_hooks_keep_the_metrics_fold
 def test_the_json_formatter_alone():
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "a %s", ("b",), None)
     assert json.loads(JsonFormatter().format(record))["message"] == "a b"
+
+
+def test_a_session_of_the_previous_secret_key_survives_its_rotation(app, monkeypatch):
+    old, new = "old-secret-" + "o" * 40, "new-secret-" + "n" * 40
+    monkeypatch.setitem(app.config, "SECRET_KEY", old)
+    cookie = app.session_interface.get_signing_serializer(app).dumps({"grants": "kept"})
+    monkeypatch.setitem(app.config, "SECRET_KEY", new)
+    monkeypatch.setitem(app.config, "SECRET_KEY_FALLBACKS", [old])
+    assert app.session_interface.get_signing_serializer(app).loads(cookie) == {"grants": "kept"}
+    monkeypatch.setitem(app.config, "SECRET_KEY_FALLBACKS", [])
+    with pytest.raises(Exception, match="Signature"):
+        app.session_interface.get_signing_serializer(app).loads(cookie)
+
+
+def test_ops_settings(tmp_path):
+    from app.config import ConfigError, load_config
+
+    production = {"PORTAL_ENV": "production", "SECRET_KEY": "s" * 40, "LINK_SIGNING_KEYS": "l" * 40,
+                  "DATA_ENCRYPTION_KEYS": "d" * 40, "PORTAL_BASE_URL": "https://pay.example"}
+    config = load_config(str(tmp_path), production)
+    assert config["LOG_FORMAT"] == "json" and config["METRICS_TOKEN"] == ""
+    assert load_config(str(tmp_path), {})["LOG_FORMAT"] == "text"
+    assert load_config(str(tmp_path), {"SECRET_KEY_FALLBACKS": "a, b"})["SECRET_KEY_FALLBACKS"] == ["a", "b"]
+    with pytest.raises(ConfigError, match="METRICS_TOKEN"):
+        load_config(str(tmp_path), {**production, "METRICS_TOKEN": "short"})
+    with pytest.raises(ConfigError, match="LOG_FORMAT"):
+        load_config(str(tmp_path), {"LOG_FORMAT": "xml"})
+
+
+def test_a_session_the_restarting_database_dropped_closes_without_a_500(app, monkeypatch):
+    """At the end of a request, closing the session rolls back; when PostgreSQL has just dropped the
+    connection (a restart), that rollback fails: the answer already made must still go out."""
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+
+    real_remove, calls = db.session.remove, []
+
+    def remove():
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("ROLLBACK", {}, psycopg.errors.AdminShutdown("terminating connection due to "
+                                                                               "administrator command"))
+        real_remove()
+
+    monkeypatch.setattr(db.session, "remove", remove)
+    assert app.test_client().get("/healthz").status_code == 200
+    assert calls  # the failing close was met, and passed over
+
+    monkeypatch.setattr(db.session, "remove", lambda: (_ for _ in ()).throw(ValueError("a bug, not an outage")))
+    with pytest.raises(ValueError):
+        app.test_client().get("/healthz")
