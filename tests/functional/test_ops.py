@@ -322,3 +322,32 @@ def test_a_session_the_restarting_database_dropped_closes_without_a_500(app, mon
     monkeypatch.setattr(db.session, "remove", lambda: (_ for _ in ()).throw(ValueError("a bug, not an outage")))
     with pytest.raises(ValueError):
         app.test_client().get("/healthz")
+
+
+def test_the_notification_worker_outlives_an_outage_and_stops_on_sigterm(app, session, monkeypatch):
+    import signal
+
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+
+    import app.payments.cli as payments_cli
+
+    rounds = []
+
+    def apply(limit):
+        rounds.append(limit)
+        if len(rounds) == 1:
+            raise OperationalError("SELECT", {}, psycopg.OperationalError("connection refused"))
+        os.kill(os.getpid(), signal.SIGTERM)  # what systemd sends to stop it: the round in hand finishes
+        return {"applied": 2}
+
+    monkeypatch.setattr(payments_cli, "apply_received_events", apply)
+    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    try:
+        result = app.test_cli_runner().invoke(args=["payments", "apply-events", "--interval", "0.05"])
+    finally:
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
+    assert result.exit_code == 0, result.output
+    assert len(rounds) == 2 and "2 applied" in result.output
+    assert db.session.get(JobRun, "payments_apply_events") is not None
