@@ -35,8 +35,24 @@ TEST_KEYS = ["k-new-" + "n" * 40, "k-old-" + "o" * 40]
 def database_url(tmp_path_factory) -> str:
     url = os.environ.get("TEST_DATABASE_URL")
     if url:
-        return normalise_database_url(url)
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        return worker_database(normalise_database_url(url), worker) if worker else normalise_database_url(url)
     return "sqlite:///" + str(tmp_path_factory.mktemp("db") / "test.db")
+
+
+def worker_database(url: str, worker: str) -> str:
+    """Under pytest-xdist (`-n 2`), each worker resets and migrates a database of its own, `<name>_<worker>`
+    (made when missing), next to TEST_DATABASE_URL's: two workers resetting one schema at once collide."""
+    import psycopg
+    from sqlalchemy import make_url
+
+    parsed = make_url(url)
+    name = f"{parsed.database}_{worker}"
+    with psycopg.connect(host=parsed.host or "127.0.0.1", port=parsed.port or 5432, user=parsed.username,
+                         password=parsed.password, dbname="postgres", autocommit=True) as admin:
+        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            admin.execute(f'CREATE DATABASE "{name}"')
+    return parsed.set(database=name).render_as_string(hide_password=False)
 
 
 def reset_database(app) -> None:
