@@ -213,6 +213,7 @@ def test_json_logs_one_object_per_line_with_the_request_id_and_tokens_redacted(a
 
     handler = Keep()
     root = logging.getLogger()
+    saved = [(h, h.formatter, list(h.filters)) for h in root.handlers]  # pytest's own handlers, as they were
     root.addHandler(handler)
     try:
         configure_logging({"LOG_LEVEL": "INFO", "LOG_FORMAT": "json"})
@@ -221,6 +222,9 @@ def test_json_logs_one_object_per_line_with_the_request_id_and_tokens_redacted(a
             logging.getLogger("app").error("failed", exc_info=ValueError("boom"))
     finally:
         root.removeHandler(handler)
+        for kept, formatter, filters in saved:
+            kept.setFormatter(formatter)
+            kept.filters[:] = filters
     first, second = (json.loads(line) for line in stream_records)
     assert first["message"] == "opened /l/[redacted] now" and first["level"] == "WARNING"
     assert first["logger"] == "app.deep.child" and re.fullmatch(r"\d{4}-.*Z", first["time"])
