@@ -863,6 +863,9 @@ def run(args, workdir: Path) -> bool:
         "OUTBOX_RETRY_BASE_SECONDS": "2", "OUTBOX_RETRY_MAX_SECONDS": "8", "OUTBOX_MAX_ATTEMPTS": "30",
         "OUTBOX_POLL_SECONDS": "1", "METRICS_TOKEN": "soak-" + secrets.token_hex(20),
         # the limits are on (Redis counts every request) at production's settings per client address
+        # A small page cache, full before the steady run, so a worker's memory growth there is not the
+        # cache filling up (1000 pages, about 10 MB, would still be filling at the end of a minute).
+        "PAGE_CACHE_ENTRIES": "50",
     }
     os.environ.update(env)
     from app import create_app
@@ -975,6 +978,7 @@ def run(args, workdir: Path) -> bool:
                                                f"{counts.delivered} of {counts.receipts}"),
         })
         results.update(judge_repeats(counts, faults if not args.no_faults else None))
+        results.update(judge_metrics([port_a, port_b], env["METRICS_TOKEN"], counts))
         print(f"\nload average after: {loadavg()}")
         print("\ntargets")
         for name, (ok, figure) in results.items():
@@ -1004,6 +1008,48 @@ def run(args, workdir: Path) -> bool:
 
 
 LEASE_SECONDS = 10  # OUTBOX_LEASE_SECONDS of the run
+
+
+def scrape(port: int, token: str) -> dict[tuple[str, tuple], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", "/metrics", headers={"Authorization": f"Bearer {token}"})
+    response = connection.getresponse()
+    text = response.read().decode()
+    connection.close()
+    if response.status != 200:
+        return {}
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def judge_metrics(ports: list[int], token: str, counts: Tally) -> dict[str, tuple[bool, str]]:
+    """Each instance's /metrics adds up what every process of its "host" counted (its gunicorn workers,
+    its dispatcher and its notification worker, the killed ones included): together they must say what
+    the database says."""
+    scraped = [scrape(port, token) for port in ports]
+
+    def total(name: str, **labels) -> float:
+        want = set(labels.items())
+        return sum(v for samples in scraped for (n, ls), v in samples.items() if n == name and want <= set(ls))
+
+    succeeded = total("portal_payments_total", outcome="succeeded")
+    delivered = total("portal_outbox_deliveries_total", channel="email", result="delivered")
+    retried = total("portal_outbox_deliveries_total", channel="email", result="retry")
+    now = time.time()
+    ages = {job: now - max((v for samples in scraped for (n, ls), v in samples.items()
+                            if n == "portal_job_last_success_timestamp_seconds" and ("job", job) in ls), default=0)
+            for job in ("outbox", "payments_apply_events")}
+    requests = total("portal_request_duration_seconds_count")
+    print(f"  /metrics of both instances: {requests:.0f} requests timed, payments succeeded {succeeded:.0f}, "
+          f"e-mails delivered {delivered:.0f} (tries to retry {retried:.0f}), last success of the dispatchers "
+          f"{ages['outbox']:.0f} s ago, of the notification workers {ages['payments_apply_events']:.0f} s ago")
+    return {
+        "the metrics agree with the database (payments succeeded, e-mails delivered, across processes)":
+            (scraped[0] != {} and succeeded == counts.payments and delivered == counts.delivered,
+             f"{succeeded:.0f} = {counts.payments} payments, {delivered:.0f} = {counts.delivered} delivered"),
+    }
 
 
 def judge_repeats(counts: Tally, faults: Faults | None) -> dict[str, tuple[bool, str]]:
