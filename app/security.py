@@ -9,7 +9,7 @@ import re
 import secrets
 from collections.abc import Mapping, Sequence
 
-from flask import Flask, current_app, g, request, session
+from flask import Flask, abort, current_app, g, request, session
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer, want_bytes
 
 from app.extensions import csrf
@@ -165,7 +165,21 @@ def accepts_uploads(view):
     return view
 
 
+NUL = "\x00"
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+
 def init_security(app: Flask) -> None:
+    @app.before_request
+    def refuse_nul_in_the_address():
+        """A NUL character (`%00`) in the path or the query string is answered before any view: 404 for a
+        path (no record has it), 400 for a query. PostgreSQL's text cannot hold one, and a query with it
+        would fail as a server error. Two substring tests, no parsing."""
+        if NUL in request.path:
+            abort(404)
+        if b"%00" in request.query_string or b"\x00" in request.query_string:
+            abort(400)
+
     @app.before_request
     def check_csrf():
         """CSRF on every form post: every unsafe method, except on exempt views (the bearer-token API).
@@ -177,6 +191,15 @@ def init_security(app: Flask) -> None:
             request.max_content_length = 2 * app.config["ATTACHMENT_MAX_BYTES"] + 1024 * 1024
         if app.config.get("WTF_CSRF_ENABLED", True):
             csrf.protect(apply_exemptions=True)
+
+    @app.before_request
+    def refuse_nul_in_forms():
+        """No form field may hold a NUL character (PostgreSQL's text cannot): 400 before any view (the
+        form, read for the CSRF check above, is parsed already)."""
+        if request.method in SAFE_METHODS or request.mimetype not in FORM_TYPES:
+            return
+        if any(NUL in key or NUL in value for key, values in request.form.lists() for value in values):
+            abort(400)
 
     @app.after_request
     def set_headers(response):
