@@ -917,7 +917,17 @@ def run(args, workdir: Path) -> bool:
         describe_run(f"\n1. maximum throughput ({args.connections} connections, closed loop)", probe)
         target = probe.rate * args.load
         rss_before = worker_rss(masters)
+        samples: list[dict[int, float]] = []
+        sampling = threading.Event()
+
+        def sample_rss() -> None:  # every tenth of the run: growth that goes on, or a step (a PDF's peak)
+            while not sampling.wait(args.duration / 10):
+                samples.append(worker_rss(masters))
+
+        sampler = threading.Thread(target=sample_rss, daemon=True)
+        sampler.start()
         steady = load.run(args.duration, target)
+        sampling.set()
         rss_after = worker_rss(masters)
         describe_run(f"\n2. {args.duration:.0f} s at {args.load * 100:.0f} % = {target:.0f} req/s (open loop)", steady)
         interactive = sorted(r.ms for r in steady.records if r.kind != "pdf")
@@ -926,6 +936,9 @@ def run(args, workdir: Path) -> bool:
         print(f"  worker RSS MB at start: {', '.join(f'{v:.0f}' for v in rss_before.values())}")
         at_end = [rss_after.get(pid, float("nan")) for pid in rss_before]
         print(f"  worker RSS MB at end:   {', '.join(f'{v:.0f}' for v in at_end)}")
+        for pid in rss_before:
+            series = [rss_before[pid], *(sample.get(pid, float("nan")) for sample in samples), rss_after.get(pid)]
+            print(f"    worker {pid}: " + " ".join(f"{v:.0f}" for v in series if v is not None))
         flat = bool(grown) and max(grown) < 10 and len(rss_after) == len(rss_before)
         results = {
             "errors during the steady run = 0": (not errors, f"{len(errors)}"),
