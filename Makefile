@@ -11,12 +11,13 @@ export PORTAL_BASE_URL ?= http://$(HOST):$(PORT)
 
 # Debian packages the project needs: WeasyPrint's Pango and fonts; Chromium for the
 # end-to-end tests, and certutil (libnss3-tools) to make it trust the HTTPS test's CA;
-# wrk for the benchmarks.
+# wrk for the benchmarks; nginx for the soak (the reverse proxy in front of two instances).
 RUNTIME_DEBS := libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
 TEST_DEBS    := chromium libnss3-tools
 BENCH_DEBS   := wrk
+SOAK_DEBS    := nginx
 
-.PHONY: demo serve lint test test-sqlite test-postgres install install-dev translations system-deps bench bench-bank clean
+.PHONY: demo serve lint test test-sqlite test-postgres install install-dev translations system-deps bench bench-bank soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -100,6 +101,14 @@ bench: install-dev translations
 # The bank import alone (no wrk needed): a camt.053 of 100,000 credits; BENCH_ARGS="--database postgresql://…".
 bench-bank: install-dev
 	$(BIN)/python bench/bank_reconcile.py $(BENCH_ARGS)
+
+# Two instances behind nginx under load, then faults (PostgreSQL restarted, Redis and SMTP stopped, workers
+# killed); its own database on this server, created and dropped. Not part of `make test`. See bench/README.md.
+SOAK_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/bench_soak
+
+soak: install-dev translations
+	$(call apt_install,$(RUNTIME_DEBS) $(SOAK_DEBS))
+	$(BIN)/python bench/soak.py --database "$(SOAK_DATABASE_URL)" $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) instance artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -12,6 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from app.config import ROOT, load_config
 from app.errors import database_busy
 from app.extensions import babel, csrf, db, limiter, login_manager, migrate
+from app.ops.logs import configure_logging
 from app.sessions import CachedSerializerSessionInterface
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def create_app(config: dict | None = None) -> Flask:
     )
     app.config.update(load_config(app.instance_path))
     app.config.update(config or {})
-    logging.basicConfig(level=app.config["LOG_LEVEL"])
+    configure_logging(app.config)
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)  # a line per request, at INFO
     app.session_interface = CachedSerializerSessionInterface()
 
@@ -72,8 +73,19 @@ def create_app(config: dict | None = None) -> Flask:
     register_error_handlers(app)
     init_security(app, portal_origins)
     init_templating(app)
+    _init_metrics(app)
     _register_cli(app)
     return app
+
+
+def _init_metrics(app: Portal) -> None:
+    """Time every request (outermost, so error pages and the security headers count too), and count
+    what services count when their transaction commits."""
+    from app.ops.metrics import RequestTimer, listen_for_commits, note_endpoint
+
+    app.before_request_funcs.setdefault(None, []).insert(0, note_endpoint)
+    app.wsgi_app = RequestTimer(app.wsgi_app)  # type: ignore[method-assign]  # WSGI middleware, as Flask documents it
+    listen_for_commits()
 
 
 def _init_extensions(app: Portal) -> None:
@@ -148,12 +160,14 @@ def _register_blueprints(app: Flask) -> None:
     from app.backoffice.views import bp as backoffice_bp
     from app.debt_collection.views.api import bp as partner_api_bp
     from app.debt_collection.views.pdf import bp as debt_collection_bp
+    from app.ops.views import bp as ops_bp
     from app.payments.views.simulator import bp as simulator_bp
     from app.payments.views.webhooks import bp as payments_bp
     from app.portal.views import bp as portal_bp
     from app.resolutions.views import bp as resolutions_bp
     from app.support.views import bp as support_bp
 
+    app.register_blueprint(ops_bp)
     app.register_blueprint(portal_bp)
     app.register_blueprint(support_bp)
     app.register_blueprint(resolutions_bp)

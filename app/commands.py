@@ -1,9 +1,12 @@
 """What every command group shares: `cli_transaction()` (commit once, or roll back and exit
-non-zero with every problem listed), `creditor_or_fail()` and `format_errors()`. The groups
+non-zero with every problem listed), `creditor_or_fail()`, `format_errors()` and the workers'
+`stop_on_signals()`. The groups
 import this module; `app.cli` registers the groups."""
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -47,3 +50,16 @@ def creditor_or_fail(slug: str) -> Creditor:
     if creditor is None:
         raise click.ClickException(f"No creditor with slug {slug!r} ('flask creditors list' shows them).")
     return creditor
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGINT or SIGTERM, so a worker's loop ends between two pieces of work, not in the
+    middle of one."""
+    stop = threading.Event()
+
+    def handler(_signum, _frame):
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    return stop

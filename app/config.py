@@ -34,6 +34,20 @@ def _int(env, name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer") from exc
 
 
+def _choice(env, name: str, choices: tuple[str, ...], default: str) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}")
+    return value
+
+
+def _metrics_token(env, production: bool) -> str:
+    token = (env.get("METRICS_TOKEN") or "").strip()
+    if token and production and len(token) < 32:
+        raise ConfigError("METRICS_TOKEN must be at least 32 characters in production")
+    return token
+
+
 def normalise_database_url(url: str) -> str:
     """Use psycopg 3 for PostgreSQL URLs given in the common short form."""
     for prefix in ("postgres://", "postgresql://"):
@@ -89,6 +103,9 @@ def load_config(instance_path: str, env=None) -> dict:
             raise ConfigError("SECRET_KEY must be set in production")
         secret_key = _dev_secret(instance_path)
 
+    # Old session keys, still accepted on the session cookie while SECRET_KEY rotates (Flask's fallbacks).
+    secret_fallbacks = [k.strip() for k in env.get("SECRET_KEY_FALLBACKS", "").split(",") if k.strip()]
+
     signing_keys = [k.strip() for k in env.get("LINK_SIGNING_KEYS", "").split(",") if k.strip()]
     if not signing_keys:
         if production:
@@ -113,6 +130,7 @@ def load_config(instance_path: str, env=None) -> dict:
         "PORTAL_ENV": portal_env,
         "TESTING": portal_env == "testing",
         "SECRET_KEY": secret_key,
+        "SECRET_KEY_FALLBACKS": secret_fallbacks,
         "LINK_SIGNING_KEYS": signing_keys,
         # Encrypt secrets kept in the database that we must read back (partners' signing secrets).
         "DATA_ENCRYPTION_KEYS": data_keys,
@@ -167,6 +185,10 @@ def load_config(instance_path: str, env=None) -> dict:
         # Each creditor's provider credentials: {creditor slug: {"stripe": {...}, "adyen": {...}}}.
         "PAYMENT_GATEWAYS": _payment_gateways(env, instance_path),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+        # One JSON object per line (production's default), or plain text lines.
+        "LOG_FORMAT": _choice(env, "LOG_FORMAT", ("json", "text"), "json" if production else "text"),
+        # /metrics answers only a request bearing this token; empty: /metrics is off (404).
+        "METRICS_TOKEN": _metrics_token(env, production),
         **_mail_and_outbox(env, production, base_url),
         **_sms(env, production),
         **_collection(env, production),

@@ -1,13 +1,19 @@
-"""Domain errors, error pages (translated HTML) and JSON errors for the API. Rollback on 500."""
+"""Domain errors, error pages (translated HTML) and JSON errors for the API. Rollback on 500.
+
+A database that does not answer (down, restarting, unreachable) is a 503 with Retry-After, never a
+500: the translated "try again in a moment" page, or `{"error": "unavailable"}` for the APIs and the
+providers' webhooks; logged as a warning with the driver's one-line reason, without a traceback.
+SQLite's write lock not freed within the busy timeout is a 503 too ("busy")."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 
 from flask import Flask, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from app.extensions import db
@@ -54,7 +60,71 @@ def _headers_of(exc: HTTPException) -> list[tuple[str, str]]:
     return [(name, value) for name, value in exc.get_headers() if name.lower() != "content-type"]
 
 
+#: SQLite's words for a database it cannot use now (locked by a writer, file gone); other SQLite
+#: "operational" errors (no such table...) are bugs, and stay 500s.
+SQLITE_UNAVAILABLE = ("database is locked", "unable to open database", "disk i/o error")
+RETRY_AFTER_SECONDS = 5
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached or used right now, rather than that a query is
+    wrong: a lost or refused connection, a server shutting down or starting up (psycopg's
+    OperationalError), SQLite's lock and file errors. Raised through SQLAlchemy or straight from the
+    driver (the hot reads of app/readpath.py run on the driver's connection)."""
+    if isinstance(exc, DisconnectionError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig if exc.orig is not None else exc
+        if isinstance(exc, InterfaceError):
+            return True
+    import psycopg
+
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return True
+    import sqlite3
+
+    if isinstance(exc, sqlite3.OperationalError):
+        return any(words in str(exc).lower() for words in SQLITE_UNAVAILABLE)
+    return False
+
+
+def _unavailable_response(exc: BaseException):
+    with contextlib.suppress(Exception):  # the connection is gone: nothing to roll back
+        db.session.rollback()
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    log.warning("database unavailable on %s %s: %s: %s", request.method, request.path, type(exc).__name__,
+                reason[0] if reason else "")
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if _wants_json() or request.path.startswith("/webhooks/"):
+        g.no_store = True
+        return jsonify(error="unavailable", message="The service is unavailable for a moment; try again."), 503, \
+            headers
+    g.no_store = True
+    return render_template("errors/error.html", code=503, kind="unavailable"), 503, headers
+
+
+def close_session_quietly(_exc: BaseException | None = None) -> None:
+    """The request's session, closed at the end of the app context before Flask-SQLAlchemy's own
+    teardown (registered later, so run first). Closing rolls back; on a connection the server has just
+    dropped (a restart) the rollback fails, and an exception out of a teardown would reach gunicorn as a
+    bare 500 after the answer was made. Such a session is invalidated (its connections thrown away, not
+    rolled back) and forgotten; any other failure is raised as before."""
+    try:
+        db.session.remove()
+    except Exception as exc:
+        if not database_unavailable(exc):
+            raise
+        log.warning("closing the session after the database went away: %s", type(exc).__name__)
+        with contextlib.suppress(Exception):
+            db.session().invalidate()
+        db.session.registry.clear()
+
+
 def register_error_handlers(app: Flask) -> None:
+    app.teardown_appcontext(close_session_quietly)
+
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
         if _wants_json():
@@ -74,8 +144,12 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(sqlite3.OperationalError)  # a BEGIN IMMEDIATE, sent straight to the driver
+    @app.errorhandler(DBAPIError)
+    @app.errorhandler(DisconnectionError)
     def database_error(exc: Exception):
         if not database_busy(exc):
+            if database_unavailable(exc):
+                return _unavailable_response(exc)
             return unhandled(exc)
         # SQLite's write lock was not free within the busy timeout: nothing was written (rolled
         # back), and the client may simply try again.
@@ -88,6 +162,8 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unhandled(exc: Exception):
+        if database_unavailable(exc):  # straight from the driver (app/readpath.py)
+            return _unavailable_response(exc)
         db.session.rollback()
         log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
         if _wants_json():

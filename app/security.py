@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import ClassVar
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app, g, request, session
+from flask import Flask, abort, current_app, g, request, session
 from flask_wtf.csrf import CSRFError
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer, want_bytes
 
@@ -283,10 +283,23 @@ class OriginCheck:
             raise CSRFError(problem)
 
 
+NUL = "\x00"
+
+
 def init_security(app: Flask, portal_origins: Callable[[], Iterable[str | None]] | None = None) -> None:
     """Headers, CSRF and log redaction. `portal_origins` gives the creditors' own portal base URLs
     (the origins besides PORTAL_BASE_URL that forms are posted from)."""
     check_origin = OriginCheck(app, portal_origins)
+
+    @app.before_request
+    def refuse_nul_in_the_address():
+        """A NUL character (`%00`) in the path or the query string is answered before any view: 404 for a
+        path (no record has it), 400 for a query. PostgreSQL's text cannot hold one, and a query with it
+        would fail as a server error. Two substring tests, no parsing."""
+        if NUL in request.path:
+            abort(404)
+        if b"%00" in request.query_string or b"\x00" in request.query_string:
+            abort(400)
 
     @app.before_request
     def check_csrf():
@@ -303,6 +316,16 @@ def init_security(app: Flask, portal_origins: Callable[[], Iterable[str | None]]
             csrf.protect(apply_exemptions=True)
             if g.get("csrf_valid"):  # checked, not exempt
                 check_origin()
+
+    @app.before_request
+    def refuse_nul_in_forms():
+        """No form field may hold a NUL character (PostgreSQL's text cannot): 400 before any view. Only a
+        form the CSRF check above has read already: a view exempt from it (the bearer-token APIs) reads
+        its body itself, and reading it here would leave the view an empty stream."""
+        if request.method in SAFE_METHODS or "form" not in request.__dict__:
+            return
+        if any(NUL in key or NUL in value for key, values in request.form.lists() for value in values):
+            abort(400)
 
     @app.after_request
     def set_headers(response):

@@ -288,7 +288,7 @@ def report(plan: Plan, outcomes: list[Outcome], parse_alone: float, database: st
     print(f"{'outcome (every run)':<24} {'found':>8} {'generated':>10}")
     ok = True
     for label, name, wanted in expected:
-        found = {o.kept_by_reason.get(name, 0) if name in KeptReason.ALL else getattr(o, name) for o in outcomes}
+        found = {o.kept_by_reason.get(name, 0) if name in KeptReason.values() else getattr(o, name) for o in outcomes}
         right = found == {wanted}
         ok &= right
         shown = "/".join(str(f) for f in sorted(found))

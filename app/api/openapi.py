@@ -44,6 +44,7 @@ _NUMBER_PARAMETER = {
     "required": True,
     "description": "The invoice number as sent when the invoice was created; it may contain '/'.",
     "schema": {"type": "string", "pattern": INVOICE_NUMBER},
+    "example": EXAMPLE_INVOICE["number"],
 }
 
 

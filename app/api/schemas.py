@@ -50,9 +50,28 @@ def read_json(*, optional: bool = False):
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type", "Send a JSON body with 'Content-Type: application/json'.")
     try:
-        return request.get_json()
+        data = request.get_json()
     except (BadRequest, RecursionError):
         raise ApiError(400, "invalid_json", "The body is not valid JSON.") from None
+    if _holds_nul(data):
+        raise ApiError(400, "invalid_json", "The body holds a NUL character (\\u0000), which no field takes.")
+    return data
+
+
+def _holds_nul(value) -> bool:
+    """Whether a NUL character is in any key or string of decoded JSON (PostgreSQL's text cannot hold one)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def parse_body(model: type[Model], payload) -> Model:

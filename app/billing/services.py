@@ -377,6 +377,20 @@ def import_invoice(creditor: Creditor, payload, *, actor: str) -> tuple[Invoice,
     return invoice, True
 
 
+def _new_reference(creditor: Creditor, invoice: Invoice) -> str:
+    """The invoice's generated reference: from its number when that fits the scheme and no other invoice
+    of the creditor has that reference yet (numbers that differ only in punctuation, `A-12` and `A1-2`,
+    make the same RF reference; a reference a creditor sent may equal a KID made from another number);
+    else from the invoice's id, which no other invoice has."""
+    scheme = creditor.reference_scheme
+    reference = make_reference(scheme, reference_base(invoice.number, invoice.id, scheme))
+    width = 8
+    while _reference_taken(creditor, reference):  # from the id: zero-padded wider until free
+        reference = make_reference(scheme, str(invoice.id).zfill(width))
+        width += 1
+    return reference
+
+
 def _reference_taken(creditor: Creditor, reference: str) -> bool:
     return db.session.scalar(
         select(Invoice.id).where(Invoice.creditor_id == creditor.id, Invoice.payment_reference == reference)
@@ -424,8 +438,7 @@ def _create(creditor: Creditor, data: InvoiceIn, digest: str, actor: str) -> Inv
         # The reference may need the row id: flush once with a unique placeholder, then set it.
         invoice.payment_reference = "tmp-" + invoice.public_id[:30]
         db.session.flush()
-        base = reference_base(invoice.number, invoice.id, creditor.reference_scheme)
-        invoice.payment_reference = make_reference(creditor.reference_scheme, base)
+        invoice.payment_reference = _new_reference(creditor, invoice)
     record_event(invoice, "created", actor, total=invoice.total, currency=invoice.currency)
     db.session.flush()
     return invoice

@@ -16,6 +16,7 @@ from app.debt_collection.services import reason_words
 from app.debt_collection.worker import run as run_hand_off
 from app.extensions import db
 from app.models import utcnow
+from app.ops.jobs import record_success
 
 
 def partner_or_fail(slug: str) -> Partner:
@@ -155,6 +156,9 @@ def run(dry_run, slug):
                f"{len(report.failed)} failed.")
     if report.failed:
         raise SystemExit(1)
+    if not dry_run and slug is None:  # a whole run succeeded: its time, for /metrics
+        record_success("collection")
+        db.session.commit()
 
 
 @collection.command("demo-partner", help="Play the demo collection partner on this machine (development only): "

@@ -26,6 +26,7 @@ from app.errors import InvalidData
 from app.extensions import db
 from app.models import utcnow
 from app.money import format_money
+from app.ops.jobs import record_success
 
 ACTOR = "cli"
 
@@ -70,6 +71,9 @@ def run_command(on: str | None, at: str, slug: str | None, batch_size: int):
         click.echo(f"  waiting, {count}: {reason_words(reason)}")
     if report.failed_batches:
         raise click.ClickException(f"{report.failed_batches} batches failed (see the log); run again")
+    if slug is None and on is None:  # a whole run of today succeeded: its time, for /metrics
+        record_success("dunning")
+        db.session.commit()
 
 
 @dunning.command("preview", help="What a run would send now for a creditor, and why the rest waits.")

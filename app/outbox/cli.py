@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from app.commands import cli_transaction, creditor_or_fail
+from app.commands import cli_transaction, creditor_or_fail, stop_on_signals
 from app.extensions import db
+from app.ops.jobs import Heartbeat, record_success
 from app.outbox.dispatcher import DispatchReport, run_once
 from app.outbox.services import dead_messages, replay
 
@@ -36,15 +35,21 @@ def outbox():
               help="Seconds to wait when nothing is due [default: OUTBOX_POLL_SECONDS, 5].")
 def run(once: bool, batch: int | None, interval: float | None):
     if once:
-        click.echo(f"Outbox: {run_once(batch)}.")
+        report = run_once(batch)
+        record_success("outbox")
+        db.session.commit()
+        click.echo(f"Outbox: {report}.")
         return
     interval = interval or current_app.config["OUTBOX_POLL_SECONDS"]
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     total = DispatchReport()
+    heartbeat = Heartbeat("outbox")
     click.echo(f"Outbox dispatcher running (every {interval:g} s when idle); Ctrl-C to stop.", err=True)
     while not stop.is_set():
         try:
             report = run_once(batch)
+            if heartbeat.beat():  # its last success, for /metrics
+                db.session.commit()
         except Exception:  # the database went away, say: log it and try again after the pause
             log.exception("outbox run failed; trying again in %s s", interval)
             db.session.remove()  # the next run starts on a fresh session (and connection)
@@ -54,18 +59,6 @@ def run(once: bool, batch: int | None, interval: float | None):
             total.add(report)
         stop.wait(interval)
     click.echo(f"Outbox dispatcher stopped: {total}.", err=True)
-
-
-def _stop_on_signals() -> threading.Event:
-    """An event set by SIGINT or SIGTERM, so the loop ends between messages, not in the middle of one."""
-    stop = threading.Event()
-
-    def handler(_signum, _frame):
-        stop.set()
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-    return stop
 
 
 @outbox.command("dead", help="List dead messages, newest first: id, created, kind, recipient, attempts, last error.")

@@ -36,6 +36,7 @@ from sqlalchemy import CursorResult, select, update
 
 from app.extensions import db
 from app.models import utcnow
+from app.ops import metrics
 from app.outbox.base import Channel, DeliveryError
 from app.outbox.models import OutboxMessage, OutboxStatus
 
@@ -209,8 +210,9 @@ def _deliver(message_id: int, attempts: int, channels: Mapping[str, Channel], po
     message = db.session.get(OutboxMessage, message_id)
     if message is None:  # deleted since the claim (its creditor was removed): nothing left to send
         return "dead"
-    kind, channel = message.kind, channels.get(message.channel)
-    policy = policies.for_channel(message.channel)
+    kind, channel_name = message.kind, message.channel
+    channel = channels.get(channel_name)
+    policy = policies.for_channel(channel_name)
     began = message.replayed_at or message.created_at
     try:
         if channel is None:
@@ -218,9 +220,12 @@ def _deliver(message_id: int, attempts: int, channels: Mapping[str, Channel], po
         channel.send(message)
     except Exception as exc:  # noqa: BLE001 - any failure is recorded on the message, never lost
         db.session.rollback()  # whatever rendering wrote (a link issued for this e-mail) goes too
-        return _record_failure(message_id, attempts, exc, policy, now, began)
+        outcome = _record_failure(message_id, attempts, exc, policy, now, began)
+        metrics.outbox_deliveries().labels(channel_name, "retry" if outcome == "retried" else "dead").inc()
+        return outcome
     _mark_delivered(message_id, attempts)
     db.session.commit()
+    metrics.outbox_deliveries().labels(channel_name, "delivered").inc()
     log.info("outbox message %s (%s) delivered on attempt %s", message_id, kind, attempts)
     return "delivered"
 

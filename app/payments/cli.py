@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import time
+import logging
+import threading
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from app.commands import cli_transaction, creditor_or_fail
+from app.commands import cli_transaction, creditor_or_fail, stop_on_signals
+from app.extensions import db
 from app.money import format_money
+from app.ops.jobs import Heartbeat
 from app.payments.providers import creditor_gateways, offer_gateway, pay_options, withdraw_gateway
 from app.payments.refunds import refunds_due
 from app.payments.worker import apply_received_events
+
+log = logging.getLogger(__name__)
 
 
 @click.group(cls=AppGroup, help="Choose the payment providers and methods a creditor offers.")
@@ -83,13 +88,25 @@ def refunds(slug: str):
 @click.option("--interval", default=1.0, show_default=True, help="Seconds to sleep when nothing waits.")
 def apply_events(once: bool, batch: int, interval: float):
     total: dict[str, int] = {}
-    while True:
-        counts = apply_received_events(limit=batch)
+    heartbeat = Heartbeat("payments_apply_events")
+    stop = threading.Event() if once else stop_on_signals()
+    while not stop.is_set():
+        try:
+            counts = apply_received_events(limit=batch)
+            if heartbeat.beat():  # its last success, for /metrics
+                db.session.commit()
+        except Exception:  # the database went away, say: log it and try again after the pause
+            if once:
+                raise
+            log.exception("applying notifications failed; trying again in %s s", max(interval, 1.0))
+            db.session.remove()  # the next round starts on a fresh session (and connection)
+            stop.wait(max(interval, 1.0))
+            continue
         for outcome, n in counts.items():
             total[outcome] = total.get(outcome, 0) + n
         if once and sum(counts.values()) < batch:
             break
         if not counts:
-            time.sleep(interval)
+            stop.wait(interval)
     summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(total.items())) or "nothing to apply"
     click.echo(f"Applied stored notifications: {summary}.")

@@ -19,6 +19,7 @@ from sqlalchemy import bindparam, or_, select
 from app.billing.models import Invoice
 from app.extensions import db
 from app.models import utcnow
+from app.ops import metrics
 from app.payments.gateways.base import Gateway, GatewayEvent, WebhookError, check_event
 from app.payments.models import PaymentAttempt, WebhookEvent
 from app.payments.services import apply_status
@@ -37,6 +38,7 @@ def receive(provider: str, creditor_id: int, gateway: Gateway, body: bytes, head
             check_event(event)
     except WebhookError as exc:
         log.warning("refused %s notification for creditor %s: %s", provider, creditor_id, exc)
+        metrics.notifications_refused().labels(provider).inc()
         return None
     return ingest_events(provider, creditor_id, events, apply=apply)
 

@@ -22,6 +22,7 @@ from app.billing.services import record_event, record_payment
 from app.errors import InvalidData
 from app.extensions import db
 from app.models import utcnow
+from app.ops import metrics
 from app.payments.gateways.base import (
     CheckoutRequest,
     Gateway,
@@ -192,6 +193,7 @@ def settle(
     if in_collection:
         paid_during_collection.send(payment)
     db.session.flush()
+    _count(provider, PaymentStatus.SUCCEEDED)
     return payment
 
 
@@ -232,6 +234,11 @@ def _cancel_at_provider(invoice: Invoice, attempt: PaymentAttempt) -> None:
                     attempt.id, exc)
 
 
+def _count(provider: str, outcome: str) -> None:
+    """A payment's outcome for /metrics (`portal_payments_total`), counted if this transaction commits."""
+    metrics.count_on_commit(db.session, metrics.payments().labels(provider, outcome))
+
+
 def cancel_open_attempts(invoice_id: int, *, keep: PaymentAttempt | None = None) -> int:
     """When an invoice is paid, its other attempts stop being payable."""
     count = 0
@@ -243,6 +250,7 @@ def cancel_open_attempts(invoice_id: int, *, keep: PaymentAttempt | None = None)
         if keep is None or other.id != keep.id:
             other.status = PaymentStatus.CANCELLED
             other.failure_reason = "invoice paid"
+            _count(other.provider, PaymentStatus.CANCELLED)
             count += 1
     return count
 
@@ -272,6 +280,8 @@ def apply_status(attempt: PaymentAttempt, update: GatewayStatus | GatewayEvent, 
     attempt.method = _method_name(update.method) or attempt.method
     if new == PaymentStatus.FAILED:
         attempt.failure_reason = (getattr(update, "failure_reason", None) or "declined")[:200]
+    if new in (PaymentStatus.FAILED, PaymentStatus.CANCELLED):
+        _count(attempt.provider, new)  # a success is counted where it is recorded: settle()
     if received is not None:
         amount, currency = received
         mismatch = (PaymentMismatch.CURRENCY if currency != attempt.currency

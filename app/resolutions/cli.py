@@ -12,6 +12,7 @@ from app.core.dates import local_today
 from app.extensions import db
 from app.models import utcnow
 from app.money import format_money
+from app.ops.jobs import record_success
 from app.resolutions import daily, deferrals, disputes
 from app.resolutions.models import Resolution, Status
 
@@ -74,6 +75,8 @@ def run(slug: str | None):
     now = utcnow()
     with cli_transaction("Run failed"):
         report = daily.run_due(lambda country: local_today(country, now), creditor_id=creditor_id)
+        if creditor_id is None:  # a whole run: its time, for /metrics (committed with the run)
+            record_success("resolutions")
     click.echo(str(report))
 
 

@@ -22,7 +22,7 @@ APP = Path(__file__).resolve().parents[2] / "app"
 #: Layers, lowest first: a domain half may import its own layer and those below, never above.
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("foundation", frozenset({"core", "money", "config", "extensions", "errors", "i18n", "models", "crypto",
-                              "readpath", "ratelimit", "security", "sessions", "templating"})),
+                              "readpath", "ratelimit", "security", "sessions", "templating", "ops"})),
     ("records and delivery", frozenset({"creditors", "outbox"})),
     ("bills and links", frozenset({"billing", "links"})),
     ("payments", frozenset({"payments"})),

@@ -31,6 +31,23 @@ def test_rf_reference_generated_for_rf_creditors(session):
     assert invoice.payment_reference.startswith("RF") and is_valid_reference("rf", invoice.payment_reference)
 
 
+def test_a_reference_another_invoice_has_is_made_from_the_id_instead(session):
+    """Numbers that differ only in punctuation make the same RF reference; a reference a creditor sent
+    may equal the KID made from another number. Found by the soak (bench/soak.py): the second invoice
+    was refused with a Conflict saying to retry, which could never succeed."""
+    rf = make_creditor("DE")
+    first, _ = import_invoice(rf, invoice_payload("EUR", number="API-2-31"), actor="test")
+    second, created = import_invoice(rf, invoice_payload("EUR", number="API-23-1"), actor="test")
+    assert created and first.payment_reference != second.payment_reference
+    assert is_valid_reference("rf", second.payment_reference) and second.payment_reference.endswith(
+        str(second.id).zfill(8))
+    kid = make_creditor("NO")
+    sent, _ = import_invoice(kid, invoice_payload("NOK", number="K-1", payment_reference="123455"), actor="test")
+    made, created = import_invoice(kid, invoice_payload("NOK", number="12345"), actor="test")
+    assert created and sent.payment_reference == "123455" != made.payment_reference
+    assert is_valid_reference("kid_mod10", made.payment_reference)
+
+
 def test_same_payload_is_idempotent_other_payload_conflicts(session):
     creditor = make_creditor("NO")
     payload = invoice_payload("NOK", lines=2, number="555")

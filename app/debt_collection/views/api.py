@@ -24,13 +24,16 @@ from app.core.dates import utc_iso
 from app.debt_collection.models import Case, CaseStatus, Partner
 from app.debt_collection.partners import partner_for_api_key
 from app.debt_collection.services import EVENT_KINDS, PartnerEvent, acknowledge, apply_event, outstanding
+from app.debt_collection.views.openapi import openapi_document, remember_url_prefix
 from app.debt_collection.views.pdf import case_pdf_response, pdf_limit, recalled
 from app.errors import InvalidData
 from app.extensions import db, limiter
 
 bp = Blueprint("partner_api", __name__)
+bp.record_once(remember_url_prefix)
 register_error_handlers(bp)
 PAGE_MAX = 100
+PUBLIC_ENDPOINTS = frozenset({"partner_api.openapi"})
 
 
 def _limit() -> str:
@@ -40,6 +43,8 @@ def _limit() -> str:
 @bp.before_request
 def _authenticate():
     g.no_store = True
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return
     partner = partner_for_api_key(bearer_key() or "")
     if partner is None:
         raise ApiError(401, "unauthorized", "Send your partner API key in the header 'Authorization: Bearer <key>'.",
@@ -184,6 +189,12 @@ def post_event(case_id: str):
             "case": case_json(case)}
     db.session.commit()
     return body, 201 if created else 200
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI 3.1 description of this API (no key needed)."""
+    return openapi_document()
 
 
 @bp.get("/cases/<case_id>/invoice.pdf")

@@ -6,7 +6,7 @@ import time
 
 from flask import Response, abort, current_app, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import undefer
 
 from app.bill_page import bill_page_context
@@ -175,10 +175,3 @@ def logo(slug: str):
     response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
     response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
     return response
-
-
-@bp.get("/healthz")
-def healthz():
-    """Liveness and database check for the load balancer."""
-    db.session.execute(text("SELECT 1"))
-    return {"status": "ok"}
