@@ -31,6 +31,7 @@ from app.debt_collection.models import Case
 from app.debt_collection.partners import policy_of
 from app.debt_collection.services import NotEligible, active_case, hand_off, recall
 from app.debt_collection.services import check as hand_off_check
+from app.dunning.letters.batch import letters_of
 from app.errors import IllegalTransition, InvalidData
 from app.extensions import db
 from app.i18n import normalise_locale
@@ -55,7 +56,8 @@ def customer(customer_id: int):
     record("customer_viewed", creditor_id=found.creditor_id, record_type="customer", record_id=found.external_ref)
     db.session.commit()
     return render_template("backoffice/customer.html", customer=found, invoices=invoices, entries=entries,
-                           form=NoteForm())
+                           form=NoteForm(), letters=letters_of(found), may_download_letters=may(found.creditor_id,
+                                                                                                  SUPERVISING))
 
 
 @bp.post("/customers/<int:customer_id>/notes")

@@ -70,7 +70,7 @@ def letters_group():
 @letters_group.command("batch", help="Print the day's letters (one PDF each) with a manifest CSV, and mark them "
                                      "printed. Idempotent: a second run prints only letters due since.")
 @click.option("--date", "on", required=True, help="The batch's day: the letters' date (2026-12-31).")
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
               help="The folder for the PDFs and the manifest (made if missing).")
 @click.option("--creditor", "slug", help="Only this creditor's letters.")
 @click.option("--reprint-batch", "again", is_flag=True,

@@ -71,7 +71,7 @@ DIN = Window("DIN 5008 B", left=20, top=45, width=85, height=45, inset=5, return
 #: (15 mm, 44 mm, 105 × 35 mm): the field lies inside both, 46 mm from the top, 85 × 22 mm, its text
 #: 5 mm inside the window's left edge. The return address is in the letterhead, not in the window.
 NORDIC = Window("Nordic C5/E65", left=20, top=46, width=85, height=22, inset=0, return_line=False,
-                fold_marks=(), text_top=84)
+                fold_marks=(), text_top=78)
 NORDIC_COUNTRIES = frozenset({"NO", "SE", "DK", "FI", "IS"})
 
 PAGE_MARGIN = {"top": 20.0, "right": 20.0, "bottom": 22.0, "left": 25.0}  # mm; letter.css says the same
