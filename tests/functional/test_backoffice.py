@@ -331,9 +331,12 @@ def test_a_new_link_in_a_letter_is_shown_once_with_a_qr_code(app, client, mine, 
     page = f"/backoffice/invoices/{mine.invoice.id}"
     letter = post(client, f"{page}/link", {"channel": "letter", "submission": "l1"}, page=page)
     assert letter.status_code == 200 and "<svg" in letter.text and letter.headers["Cache-Control"] == "no-store"
-    url = re.search(r'<p class="link-out">https://pay\.example\.test(/l/[^<]+)</p>', letter.text).group(1)
+    # Typed from paper: a short address (pay.example.test/k/XXXXX-XXXXX), and the bank details to pay without it.
+    url = re.search(r'<p class="link-out" data-url="https://pay\.example\.test(/k/[^"]+)">pay\.example\.test/k/'
+                    r'[0-9A-Z]{5}-[0-9A-Z]{5}</p>', letter.text).group(1)
     assert app.test_client().get(url).status_code == 303
     assert "Storgata 1" in letter.text and mine.invoice.number in letter.text
+    assert "1503.20.80119" in letter.text and mine.invoice.payment_reference in letter.text
 
 
 def test_a_new_link_by_sms_needs_a_mobile_number(client, mine, agent):

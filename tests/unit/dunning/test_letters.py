@@ -87,7 +87,8 @@ def test_a_norwegian_letter_says_what_is_owed_and_how_to_pay_it_without_a_smartp
     assert "Purring: faktura " + invoice.number in text  # the step's subject, in Norwegian
     assert "Purregebyr" in text and "35,00 kr" in text  # the step's fee as a line of its own
     assert "160,01 kr" in text  # what is left to pay: the bill and the fee
-    assert "22. desember 2026" in text  # the deadline: 14 days from the letter's date
+    assert "Betal innen 22. desember 2026" in text  # the deadline: 14 days from the letter's date
+    assert "Dette skylder du" in text and "Slik betaler du" in text and "På nett" in text  # the letter's words in nb
     assert "1503.20.80119" in text and invoice.payment_reference in text  # the account number and the KID
     assert "Kontonummer" in text and "KID" in text
     assert typed in text  # the short address, typed
@@ -128,6 +129,7 @@ def test_a_german_letter_has_the_din_window_the_iban_and_an_epc_code(germany):
     final = next(p for p in printed if p.print.facts["kind"] == "final_reminder")
     pdf, text = final.pdf, plain(final.pdf)
     assert final.print.facts["locale"] == "de"
+    assert "Ihr offener Betrag" in text and "Bei Ihrer Bank oder per Überweisung" in text
     assert "Mahngebühr" in text and "2,50 €" in text and "Verzugszinsen" in text  # the fee and the interest as lines
     assert "DE89 3704 0044 0532 0130 00" in text and "COBADEFFXXX" in text and "IBAN" in text
     assert invoice.payment_reference[:4] in text.replace(" ", "")
@@ -178,7 +180,7 @@ def test_one_letter_for_several_bills_lists_each_with_its_reference(norway):
     assert [bill["number"] for bill in printed.print.facts["bills"]] == [i.number for i in reversed(invoices)]
     for invoice in invoices:
         assert invoice.number in text and invoice.payment_reference in text
-    assert "Totalt å betale" in text or "Total to pay" in text
+    assert "Totalt å betale" in text and "Betal hver regning med sin egen referanse" in text
     total = sum(i.balance for i in invoices)
     assert printed.print.facts["total"] == total
     link = db.session.get(AccessLink, printed.print.link_id)
