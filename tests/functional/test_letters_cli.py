@@ -52,8 +52,8 @@ def listing(folder):
 
 
 def test_a_batch_writes_each_letter_and_a_manifest_marks_them_printed_and_runs_once(app, session, tmp_path):
-    creditor, plan, first = decide(app)
-    _c, _p, second = decide(app, creditor, plan, count=2, ref="C-2")
+    creditor, plan, _first = decide(app)
+    _c, _p, _second = decide(app, creditor, plan, count=2, ref="C-2")
     out = tmp_path / "print" / "2026-12-08"  # made when missing
     result = cli(app, "batch", "--date", DAY, "--out", str(out))
     assert result.exit_code == 0, result.output
@@ -81,7 +81,7 @@ def test_a_batch_writes_each_letter_and_a_manifest_marks_them_printed_and_runs_o
 
     decide(app, creditor, plan, ref="C-3")  # decided later the same day: the batch's second part
     later = cli(app, "batch", "--date", DAY, "--out", str(out))
-    assert later.exit_code == 0 and f"part 2: 1 letter(s) printed" in later.output
+    assert later.exit_code == 0 and "part 2: 1 letter(s) printed" in later.output
     assert [row["customer"] for row in manifest_rows(out, 2)] == ["C-3"]
     assert all(listing(out)[name] == mtime for name, mtime in before.items())  # part 1 untouched
 

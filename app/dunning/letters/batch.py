@@ -111,13 +111,14 @@ def take_lock() -> None:
 
 def _still_due(message: Message, on: date) -> tuple[list[tuple[Notice, Invoice]], list[Notice]]:
     """The message's notices whose bills are still to remind (oldest bill first), and the others."""
-    pairs = [tuple(row) for row in db.session.execute(
+    pairs: list[tuple[Notice, Invoice]] = [(row[0], row[1]) for row in db.session.execute(
         select(Notice, Invoice).join(Invoice, Invoice.id == Notice.invoice_id)
         .where(Notice.message_id == message.id).order_by(Invoice.due_date, Invoice.id))]
     asked = set(db.session.scalars(select(SupportRequest.invoice_id).where(
         SupportRequest.invoice_id.in_([invoice.id for _notice, invoice in pairs]),
         SupportRequest.status == RequestStatus.OPEN))) if pairs else set()
-    left, gone = [], []
+    left: list[tuple[Notice, Invoice]] = []
+    gone: list[Notice] = []
     for notice, invoice in pairs:
         if notice.status == NoticeStatus.PAID_BEFORE or invoice.id in asked \
                 or not dunning_for(invoice, on).may_remind:
@@ -288,7 +289,8 @@ def letters_of(customer: Customer) -> list[LetterRow]:
     for message_id, number in db.session.execute(
             select(Notice.message_id, Invoice.number).join(Invoice, Invoice.id == Notice.invoice_id)
             .where(Notice.message_id.in_(message_ids)).order_by(Invoice.due_date, Invoice.id)):
-        numbers.setdefault(message_id, []).append(number)
+        if message_id is not None:
+            numbers.setdefault(message_id, []).append(number)
     letter_ids = [letter.id for letter, _at in letters]
     prints = dict(db.session.execute(
         select(LetterPrint.letter_id, func.count()).where(LetterPrint.letter_id.in_(letter_ids))

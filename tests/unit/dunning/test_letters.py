@@ -251,7 +251,8 @@ def test_deadlines_count_from_the_letters_date_and_the_next_step_waits(norway):
     assert notice.deadline == TODAY + timedelta(days=14)
     later = TODAY + timedelta(days=3)  # printed three days after the run decided it
     (printed,) = print_day(later)
-    assert notice.deadline == later + timedelta(days=14) and printed.print.facts["deadline"] == notice.deadline.isoformat()
+    assert notice.deadline == later + timedelta(days=14)
+    assert printed.print.facts["deadline"] == notice.deadline.isoformat()
     assert invoice.dunning_next_on > notice.deadline
 
 
