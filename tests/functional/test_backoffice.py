@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app.backoffice.models import AuditEntry, InboxMark, Note, ReplyTemplate
 from app.billing.models import InvoiceStatus
+from app.dunning.models import Letter
 from app.extensions import db
 from app.links.models import AccessLink
 from app.models import utcnow
@@ -29,6 +30,8 @@ from tests.factories import make_creditor, make_invoice
 from tests.functional.agents import CSRF, EN, actions, enrol, make_agent, post, token
 from tests.functional.backoffice_data import every_kind
 from tests.functional.helpers import issue, open_bill
+from tests.unit.dunning.conftest import creditor_with_plan
+from tests.unit.dunning.letters import letter_bills
 
 
 @pytest.fixture
@@ -124,10 +127,15 @@ def test_the_isolation_walk_every_route_with_a_record_is_404_for_another_credito
     records; and the forms that carry a record's id. Nothing of B's changes or shows."""
     sign_in(app, client, creditor, "admin")
     theirs = every_kind(app, make_creditor("DE"), tmp_path, name="Brigitte Bauer")
+    with app.test_request_context():  # a letter of another creditor's customer too
+        lettered, plan = creditor_with_plan("NO", "NO")
+        letter_bills(lettered, plan)
+        db.session.commit()
     args = {
         "customer_id": theirs.customer.id, "invoice_id": theirs.invoice.id, "payment_id": theirs.overpayment.id,
         "entry_id": theirs.entry.id, "message_id": theirs.dead.id, "template_id": theirs.template.id,
-        "agent_id": theirs.agent.id,
+        "agent_id": theirs.agent.id, "letter_id": db.session.scalar(select(Letter.id).where(Letter.creditor_id ==
+                                                                                            lettered.id)),
     }
     references = {"backoffice.support_request": theirs.request.reference, "backoffice.reply": theirs.request.reference,
                   "backoffice.request_status": theirs.request.reference}
