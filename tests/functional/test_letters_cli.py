@@ -156,3 +156,16 @@ def test_one_creditors_letters(app, session, tmp_path, slug_of):
     assert result.exit_code == 0 and "1 letter(s) printed" in result.output
     assert [row["creditor"] for row in manifest_rows(tmp_path)] == [creditor.slug]
     assert db.session.scalar(select(Letter.status).where(Letter.creditor_id == other.id)) == LetterStatus.PENDING
+
+
+def test_a_batch_written_again_after_a_letter_was_printed_again_says_which_copy_not_to_post(app, session, tmp_path):
+    decide(app)
+    assert cli(app, "batch", "--date", DAY, "--out", str(tmp_path / "first")).exit_code == 0
+    with app.test_request_context():
+        batch_module.request_reprint(db.session.scalars(select(Letter)).one(), actor="agent:1")
+        db.session.commit()
+    tomorrow = (TODAY + timedelta(days=1)).isoformat()
+    assert cli(app, "batch", "--date", tomorrow, "--out", str(tmp_path / "second")).exit_code == 0
+    again = cli(app, "batch", "--date", DAY, "--out", str(tmp_path / "again"), "--reprint-batch")
+    assert again.exit_code == 0 and "1 with the checksum they were printed with" in again.output
+    assert "1 of them carry an address that no longer opens the bill" in again.output

@@ -36,6 +36,7 @@ from app.billing.models import Customer, Invoice
 from app.billing.services import record_event
 from app.core.dates import local_today
 from app.creditors.models import Creditor
+from app.dunning.engine import postal_address
 from app.dunning.letters.document import LetterLink, facts_for, kept_text, logo_of, render_letter
 from app.dunning.letters.models import LetterPrint
 from app.dunning.models import Letter, LetterStatus, Message, MessageStatus, Notice, NoticeStatus, Step
@@ -173,6 +174,10 @@ def print_letter(letter: Letter, *, on: date, part: int, base_url: str, ttl_days
     _count_deadlines_from(on, left)
     for link in _earlier_links(letter):
         revoke_link(link, actor=ACTOR, reason="letter_printed_again", now=now)
+    customer = db.session.get(Customer, letter.customer_id)
+    address = postal_address(customer) if customer is not None else None
+    if address is not None:  # where the customer lives now (an agent may have corrected it before a reprint)
+        letter.address = address
     oldest = left[0][1]
     issued = issue_code_link(oldest, ttl_days=ttl_days, actor=ACTOR, base_url=base_url, now=now)
     creditor = oldest.creditor
@@ -221,6 +226,7 @@ class Copy:
     print: LetterPrint
     pdf: bytes | None  # None: its link is gone or its key no longer listed: it cannot be made again
     same: bool  # the same bytes as when it was printed (its SHA-256)
+    live: bool = False  # its link still opens the bill (not revoked, e.g. by a print since, nor expired)
 
 
 def copy_of(printed: LetterPrint, base_url: str) -> Copy:
@@ -233,7 +239,8 @@ def copy_of(printed: LetterPrint, base_url: str) -> Copy:
     creditor = db.session.get(Creditor, printed.creditor_id)
     assert creditor is not None
     pdf = render_letter(printed.facts, LetterLink(issued.url, issued.typed), logo_src=logo_of(creditor)).pdf
-    return Copy(printed, pdf, checksum(pdf) == printed.sha256)
+    live = link is not None and link.revoked_at is None and link.expires_at > utcnow()
+    return Copy(printed, pdf, checksum(pdf) == printed.sha256, live)
 
 
 def reprint_batch(on: date, *, base_url: str, creditor_id: int | None = None) -> Iterator[Copy]:

@@ -134,13 +134,14 @@ def _print(day: date, folder: Path, creditor_id: int | None) -> None:
 def _reprint(day: date, folder: Path, creditor_id: int | None) -> None:
     base_url = current_app.config["PORTAL_BASE_URL"]
     by_part: dict[int, list[tuple[LetterPrint, str]]] = {}
-    same = changed = missing = 0
+    same = changed = missing = dead = 0
     for copy in letters.reprint_batch(day, base_url=base_url, creditor_id=creditor_id):
         if copy.pdf is None:
             missing += 1
             click.echo(f"  letter {copy.print.letter_id}: cannot be made again (its link or its signing key is gone).")
             continue
         (folder / copy.print.file_name).write_bytes(copy.pdf)
+        dead += not copy.live
         checksum = copy.print.sha256 if copy.same else letters.checksum(copy.pdf)
         by_part.setdefault(copy.print.part, []).append((copy.print, checksum))
         if copy.same:
@@ -157,5 +158,8 @@ def _reprint(day: date, folder: Path, creditor_id: int | None) -> None:
     click.echo(f"Batch {day.isoformat()} written again to {folder}: {same + changed} letter(s) in "
                f"{len(by_part)} part(s), {same} with the checksum they were printed with, {changed} changed, "
                f"{missing} could not be made.")
+    if dead:
+        click.echo(f"{dead} of them carry an address that no longer opens the bill (printed again since, revoked "
+                   "or expired): do not post those.")
     if missing:
         raise SystemExit(1)

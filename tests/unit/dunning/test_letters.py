@@ -12,7 +12,9 @@ import pypdf
 import pytest
 from sqlalchemy import select
 
+from app.billing.models import Customer
 from app.billing.services import record_payment
+from app.dunning import services
 from app.dunning.letters import batch, document
 from app.dunning.letters.document import DIN, NORDIC, LetterLink, render_letter
 from app.dunning.models import Letter, LetterStatus, Message, MessageStatus, Notice, NoticeStatus
@@ -265,7 +267,12 @@ def test_a_letter_printed_again_gets_a_new_link_and_the_old_one_stops_working(no
     assert letter.status == LetterStatus.PENDING and letter.reprint_requested_by == "agent:1"
     with pytest.raises(Exception, match="pending"):
         batch.request_reprint(letter, actor="agent:1")
+    customer = db.session.get(Customer, letter.customer_id)  # the first did not arrive: the address was wrong
+    services.update_contact_points(customer, {"address": {"line1": "Kirkegata 2", "postcode": "0153", "city": "Oslo",
+                                                          "country": "NO"}})
     (second,) = print_day(TODAY + timedelta(days=1))
+    assert second.print.facts["address"]["line1"] == "Kirkegata 2" and "Kirkegata 2" in plain(second.pdf)
+    assert first.print.facts["address"]["line1"] == "Storgata 1"  # what the first said stays with it
     old, new = db.session.get(AccessLink, first.print.link_id), db.session.get(AccessLink, second.print.link_id)
     assert old.revoked_at is not None and new.revoked_at is None and old.id != new.id
     assert not codes.resolve_code(codes.code_of(old)).ok and codes.resolve_code(codes.code_of(new)).ok
