@@ -62,6 +62,7 @@ def register_cli(app: Flask) -> None:
     from app.debt_collection.cli import collection
     from app.demo import demo
     from app.dunning.cli import dunning
+    from app.dunning.letters.cli import letters_group
     from app.links.cli import links
     from app.outbox.cli import outbox
     from app.payments.bank.cli import bank
@@ -70,5 +71,5 @@ def register_cli(app: Flask) -> None:
     from app.support.cli import support
 
     for group in (translate, creditors, invoices, links, payments, bank, outbox, support, resolutions, agents,
-                  collection, dunning, demo):
+                  collection, dunning, letters_group, demo):
         app.cli.add_command(group)

@@ -156,6 +156,8 @@ def load_config(instance_path: str, env=None) -> dict:
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), True),
         "LINK_RATE_LIMIT": env.get("LINK_RATE_LIMIT", "60 per minute"),
+        # A letter's short code (/k/<code>): 50 bits, typed by hand, so guessed at more than a link.
+        "CODE_RATE_LIMIT": env.get("CODE_RATE_LIMIT", "10 per minute; 100 per day"),
         "STEP_UP_RATE_LIMIT": env.get("STEP_UP_RATE_LIMIT", "10 per minute"),
         "STEP_UP_MAX_ATTEMPTS": _int(env, "STEP_UP_MAX_ATTEMPTS", 5),
         "LINK_MAX_AGE_DAYS": _int(env, "LINK_MAX_AGE_DAYS", 400),

@@ -21,7 +21,7 @@ from app.extensions import csrf
 log = logging.getLogger(__name__)
 
 #: The secret part of the addresses that carry one: a signed link, a case file's PDF address.
-TOKEN_PATHS = re.compile(r"(/l/|/collection/cases/)[^\s?#\"'/<>]+")
+TOKEN_PATHS = re.compile(r"(/l/|/k/|/collection/cases/)[^\s?#\"'/<>]+")
 
 
 class KeyCachingSigner(TimestampSigner):
@@ -111,10 +111,11 @@ CSP_WITHOUT_INLINE_CODE = ("Content-Security-Policy", content_security_policy(No
 
 
 def redact_tokens(text: str) -> str:
-    """`text` with every secret token in an address replaced: the signed link's (`/l/<token>`) and the
-    case file's PDF address (`/collection/cases/<token>/invoice.pdf`), wherever they stand (a request
-    line, a Referer, a full URL, a traceback)."""
-    if "/l/" in text or "/collection/cases/" in text:
+    """`text` with every secret token in an address replaced: the signed link's (`/l/<token>`), a
+    letter's short code (`/k/<code>`) and the case file's PDF address
+    (`/collection/cases/<token>/invoice.pdf`), wherever they stand (a request line, a Referer, a full
+    URL, a traceback)."""
+    if "/l/" in text or "/k/" in text or "/collection/cases/" in text:
         return TOKEN_PATHS.sub(r"\1[redacted]", text)
     return text
 
@@ -177,7 +178,7 @@ STATIC_HEADERS = (
     ("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=(self)"),
     ("Cross-Origin-Opener-Policy", "same-origin"),
 )
-LINK_PREFIX = "/l/"
+LINK_PREFIX = ("/l/", "/k/")  # a signed link and a letter's short code
 LINK_STATIC_HEADERS = tuple(("Referrer-Policy", "no-referrer") if name == "Referrer-Policy" else (name, value)
                             for name, value in STATIC_HEADERS)
 HSTS = ("Strict-Transport-Security", "max-age=63072000; includeSubDomains")

@@ -41,12 +41,15 @@ Modules and what each offers the features built on them:
 - `messages`: the outbox renderers of "dunning.message" (e-mail, SMS), registered by the factory;
   each issues a fresh signed link at delivery and keeps the text as sent on the `Message`.
 - `cli`: `flask dunning run | preview | plans … | exclude | settings`.
+- `letters/`: the letter PDF (`document`: what it says, the envelope window, the deterministic PDF), the
+  print run (`batch`: `print_batch`, `reprint_batch`, `request_reprint`, `copy_of`, `letters_of`),
+  `LetterPrint` (each printing), `flask letters batch`. Its docstring and docs/dunning/letters.md say more.
 
 Seams left for the next changes: the bill page's contact form and the code confirmation write
 `ContactChange` rows and call `update_contact_points`; unsubscribe links and SMS STOP set
 `email_unsubscribed_at` / `sms_stopped_at`; provider status callbacks set the outbox row's
-`provider_status` and call `fall_back`; the letter PDF and `flask letters batch` take
-`letters_pending` and fill `pages`, `sha256`, `batch`, `printed_at` (and `Message.subject/body`);
+`provider_status` and call `fall_back`; the print run (`letters`) prints
+pending letters, fills `pages`, `sha256`, `batch`, `printed_at` and `Message.subject/body`;
 the bill page, the API and the back office read `next_step`, `Notice`, `Message`,
 `consumer_default_notice`; the hand-off asks `hand_off_not_before`.
 """

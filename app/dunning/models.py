@@ -112,8 +112,9 @@ class MessageStatus(Labelled):
 
 
 class LetterStatus(Codes):
-    PENDING = "pending"  # waiting for the next print batch
+    PENDING = "pending"  # waiting for the next print batch (again, when an agent asked for it to be printed again)
     PRINTED = "printed"
+    WITHDRAWN = "withdrawn"  # not printed: every bill in it was settled or paused before the batch
 
 
 class ContactKind(Codes):
@@ -264,7 +265,9 @@ class Message(Model):
 
 class Letter(Model):
     """A letter to print and post: a message by letter. The address is kept as it was when the
-    letter was decided. The PDF and the print batch (`flask letters batch`) fill pages and sha256."""
+    letter was decided. The print batch (`flask letters batch`, `dunning.letters`) prints it: each
+    printing is a `letters.models.LetterPrint`; batch, pages, sha256 and printed_at here are the
+    latest one's. An agent may ask for it to be printed again (pending again, with who asked)."""
 
     __tablename__ = "letters"
     __table_args__ = (
@@ -283,6 +286,8 @@ class Letter(Model):
     sha256: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     printed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reprint_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reprint_requested_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class ContactChange(Model):

@@ -22,6 +22,8 @@ class AccessLink(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     # SHA-256 of the random key carried (signed) in the URL; the key itself is never stored.
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # A letter's link is typed from paper: a short code (`links.codes`), kept only as its keyed hash.
+    code_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
     purpose: Mapped[str] = mapped_column(String(16), default="bill")
     channel: Mapped[str] = mapped_column(String(10))

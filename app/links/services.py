@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from flask import current_app
 from sqlalchemy import CursorResult, Select, bindparam, select, update
@@ -21,6 +21,9 @@ from app.models import utcnow
 from app.outbox.models import OutboxMessage
 from app.outbox.services import enqueue
 from app.readpath import ReadQuery
+
+if TYPE_CHECKING:
+    from app.links.codes import CodeLink
 
 MAX_TTL_DAYS = 365
 NOTICE_KIND = "link.reissued"  # rendered by app.links.notices
@@ -181,11 +184,11 @@ REISSUE_CHANNELS = ("email", "sms", "letter")
 
 
 def reissue(invoice: Invoice, channel: str, *, to: str | None, locale: str, key: str, actor: str,
-            ttl_days: int, signer: LinkSigner, base_url: str) -> IssuedLink | None:
+            ttl_days: int, signer: LinkSigner, base_url: str) -> CodeLink | None:
     """Revoke every live link of the invoice and send a new one by `channel`: by e-mail or SMS
     through the outbox (the link is issued when the message goes out, so the token never waits in
-    the database), or, for a letter, issued now and returned to be printed (shown once, never
-    stored). `key` (the form's one-time key) makes a double submit one message."""
+    the database), or, for a letter, issued now with a short code and returned to be printed (shown
+    once, only its keyed hash stored). `key` (the form's one-time key) makes a double submit one message."""
     errors = {}
     if channel not in REISSUE_CHANNELS:
         errors["channel"] = "choose"
@@ -207,8 +210,10 @@ def reissue(invoice: Invoice, channel: str, *, to: str | None, locale: str, key:
             select(OutboxMessage.id).where(OutboxMessage.idempotency_key == idempotency_key)):
         return None  # this submit was done already
     revoke_links(invoice, actor=actor)
-    if channel == "letter":
-        return issue_link(invoice, channel="letter", ttl_days=ttl_days, signer=signer, base_url=base_url, actor=actor)
+    if channel == "letter":  # typed from paper: a short code (links.codes), not a 73-character token
+        from app.links.codes import issue_code_link  # codes builds on this module
+
+        return issue_code_link(invoice, ttl_days=ttl_days, actor=actor, base_url=base_url)
     assert to is not None  # an e-mail address or a number, checked above
     enqueue(channel, NOTICE_KIND, to, {"invoice_id": invoice.id}, idempotency_key=idempotency_key,
             creditor_id=invoice.creditor_id, locale=locale)

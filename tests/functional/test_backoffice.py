@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app.backoffice.models import AuditEntry, InboxMark, Note, ReplyTemplate
 from app.billing.models import InvoiceStatus
+from app.dunning.models import Letter
 from app.extensions import db
 from app.links.models import AccessLink
 from app.models import utcnow
@@ -29,6 +30,8 @@ from tests.factories import make_creditor, make_invoice
 from tests.functional.agents import CSRF, EN, actions, enrol, make_agent, post, token
 from tests.functional.backoffice_data import every_kind
 from tests.functional.helpers import issue, open_bill
+from tests.unit.dunning.conftest import creditor_with_plan
+from tests.unit.dunning.letters import letter_bills
 
 
 @pytest.fixture
@@ -124,10 +127,15 @@ def test_the_isolation_walk_every_route_with_a_record_is_404_for_another_credito
     records; and the forms that carry a record's id. Nothing of B's changes or shows."""
     sign_in(app, client, creditor, "admin")
     theirs = every_kind(app, make_creditor("DE"), tmp_path, name="Brigitte Bauer")
+    with app.test_request_context():  # a letter of another creditor's customer too
+        lettered, plan = creditor_with_plan("NO", "NO")
+        letter_bills(lettered, plan)
+        db.session.commit()
     args = {
         "customer_id": theirs.customer.id, "invoice_id": theirs.invoice.id, "payment_id": theirs.overpayment.id,
         "entry_id": theirs.entry.id, "message_id": theirs.dead.id, "template_id": theirs.template.id,
-        "agent_id": theirs.agent.id,
+        "agent_id": theirs.agent.id, "letter_id": db.session.scalar(select(Letter.id).where(Letter.creditor_id ==
+                                                                                            lettered.id)),
     }
     references = {"backoffice.support_request": theirs.request.reference, "backoffice.reply": theirs.request.reference,
                   "backoffice.request_status": theirs.request.reference}
@@ -331,9 +339,12 @@ def test_a_new_link_in_a_letter_is_shown_once_with_a_qr_code(app, client, mine, 
     page = f"/backoffice/invoices/{mine.invoice.id}"
     letter = post(client, f"{page}/link", {"channel": "letter", "submission": "l1"}, page=page)
     assert letter.status_code == 200 and "<svg" in letter.text and letter.headers["Cache-Control"] == "no-store"
-    url = re.search(r'<p class="link-out">https://pay\.example\.test(/l/[^<]+)</p>', letter.text).group(1)
+    # Typed from paper: a short address (pay.example.test/k/XXXXX-XXXXX), and the bank details to pay without it.
+    url = re.search(r'<p class="link-out" data-url="https://pay\.example\.test(/k/[^"]+)">pay\.example\.test/k/'
+                    r'[0-9A-Z]{5}-[0-9A-Z]{5}</p>', letter.text).group(1)
     assert app.test_client().get(url).status_code == 303
     assert "Storgata 1" in letter.text and mine.invoice.number in letter.text
+    assert "1503.20.80119" in letter.text and mine.invoice.payment_reference in letter.text
 
 
 def test_a_new_link_by_sms_needs_a_mobile_number(client, mine, agent):

@@ -3,6 +3,7 @@
 - auth: sign-in (password, then a second factor enrolled at the first sign-in), sessions;
 - inbox: the one inbox, assigning and marking items, search, CSV export;
 - cases: a customer's whole story, notes, a bill's page and what an agent does to it;
+- letters: a customer's letters: the PDF as printed, and printing one again;
 - answers: conversations (reply, close) and decisions (disputes, requests for time or a plan);
 - money: payments recorded by hand, refunds, kept bank credits, dead letters;
 - admin: the overview, reply templates, agents, the audit log.
@@ -113,4 +114,4 @@ def by_reference(model, reference: str):
     return found
 
 
-from app.backoffice.views import admin, answers, auth, cases, inbox, money  # noqa: E402,F401  (their routes)
+from app.backoffice.views import admin, answers, auth, cases, inbox, letters, money  # noqa: E402,F401  (their routes)

@@ -25,12 +25,14 @@ from app.billing.models import Customer, Invoice
 from app.billing.services import hold as hold_reminders
 from app.billing.services import reminders_of
 from app.billing.services import resume as resume_reminders
+from app.billing.transfer import can_make_epc_qr, epc_payload, epc_qr_svg, transfer_details
 from app.core.dates import local_today, parse_date
 from app.core.validation import mask_email, mask_phone
 from app.debt_collection.models import Case
 from app.debt_collection.partners import policy_of
 from app.debt_collection.services import NotEligible, active_case, hand_off, recall
 from app.debt_collection.services import check as hand_off_check
+from app.dunning.letters.batch import letters_of
 from app.errors import IllegalTransition, InvalidData
 from app.extensions import db
 from app.i18n import normalise_locale
@@ -55,7 +57,8 @@ def customer(customer_id: int):
     record("customer_viewed", creditor_id=found.creditor_id, record_type="customer", record_id=found.external_ref)
     db.session.commit()
     return render_template("backoffice/customer.html", customer=found, invoices=invoices, entries=entries,
-                           form=NoteForm())
+                           form=NoteForm(), letters=letters_of(found), may_download_letters=may(found.creditor_id,
+                                                                                                  SUPERVISING))
 
 
 @bp.post("/customers/<int:customer_id>/notes")
@@ -232,8 +235,13 @@ def send_link(invoice_id: int):
         creditor = found.creditor
         context = {  # the token is in this page only: shown once (no-store), never stored
             "invoice": found, "creditor": creditor, "customer": found.customer, "url": issued.url,
-            "qr": services.qr_svg(issued.url, found.number), "today": local_today(creditor.country, utcnow()),
+            "typed": issued.typed, "qr": services.qr_svg(issued.url, found.number),
+            "today": local_today(creditor.country, utcnow()),
             "expires": local_today(creditor.country, issued.link.expires_at),
+            # A person without a smartphone pays from the letter: the bank details, and the EPC QR code for EUR.
+            "transfer": transfer_details(creditor, found),
+            "epc_qr": (epc_qr_svg(epc_payload(creditor, found), found.number)
+                       if can_make_epc_qr(creditor, found) else None),
         }
         with force_locale(locale):  # the letter in the customer's language, the page around it in the agent's
             # S704: a template's output, autoescaped by Jinja

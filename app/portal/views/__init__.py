@@ -1,6 +1,7 @@
 """The customer pages, on one blueprint (`bp`), one module per part:
 
 - bill: the link (/l/<token>), the step-up, the bill page, its lines, PDF, QR code and receipts;
+- codes: a letter's short code (/k/<code>), opening the bill as the link does;
 - pay: starting a payment, the embedded pay step, and the return from the provider.
 
 Every page is no-store and takes ?lang=xx; every bill route is guarded by
@@ -22,4 +23,4 @@ def _locales():
     return {"supported_locales": SUPPORTED_LOCALES, "locale_names": LOCALE_NAMES}
 
 
-from app.portal.views import bill, pay  # noqa: E402,F401  (their routes)
+from app.portal.views import bill, codes, pay  # noqa: E402,F401  (their routes)
