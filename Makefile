@@ -9,10 +9,10 @@ export PORTAL_INSTANCE_PATH ?= $(CURDIR)/instance
 # Demo links point at the server `make demo` starts.
 export PORTAL_BASE_URL ?= http://$(HOST):$(PORT)
 
-# Debian packages the project needs: WeasyPrint's Pango and fonts; Chromium for the
+# Debian packages the project needs: WeasyPrint's Pango, HarfBuzz's font subsetting and fonts; Chromium for the
 # end-to-end tests, and certutil (libnss3-tools) to make it trust the HTTPS test's CA;
 # wrk for the benchmarks; nginx for the soak (the reverse proxy in front of two instances).
-RUNTIME_DEBS := libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
+RUNTIME_DEBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
 TEST_DEBS    := chromium libnss3-tools
 BENCH_DEBS   := wrk
 SOAK_DEBS    := nginx
