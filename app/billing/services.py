@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from blinker import signal
-from sqlalchemy import func, select
+from sqlalchemy import func, literal_column, select
 from sqlalchemy.exc import IntegrityError
 
 from app.billing.models import (
@@ -73,6 +73,10 @@ total_changed = signal("invoice-total-changed")
 invoice_closed = signal("invoice-closed")
 
 PAUSED = (InvoiceStatus.DISPUTED, InvoiceStatus.ON_HOLD, InvoiceStatus.IN_COLLECTION)
+#: A bill the customer still owes (its page is open to them): neither paid nor closed.
+OWING = (InvoiceStatus.OPEN, InvoiceStatus.PARTIALLY_PAID, *PAUSED)
+#: The same as SQL literals, for the precompiled reads (`app.readpath`: they take no bound lists).
+OWING_SQL = tuple(literal_column(f"'{status}'") for status in OWING)
 
 
 def record_event(invoice: Invoice, kind: str, actor: str, **data) -> InvoiceEvent:
@@ -429,6 +433,16 @@ def _create(creditor: Creditor, data: InvoiceIn, digest: str, actor: str) -> Inv
     record_event(invoice, "created", actor, total=invoice.total, currency=invoice.currency)
     db.session.flush()
     return invoice
+
+
+def other_bills_owed(invoice: Invoice, *, limit: int = 20) -> list[Invoice]:
+    """The customer's other bills they still owe the creditor (customers are per creditor), the
+    earliest due first: the bill page lists them, and a link to one bill opens them all."""
+    return list(db.session.scalars(
+        select(Invoice).where(Invoice.customer_id == invoice.customer_id, Invoice.creditor_id == invoice.creditor_id,
+                              Invoice.id != invoice.id, Invoice.status.in_(OWING),
+                              Invoice.total > Invoice.amount_paid)
+        .order_by(Invoice.due_date, Invoice.id).limit(limit)))
 
 
 def timeline(invoice: Invoice) -> list[InvoiceEvent]:

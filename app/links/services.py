@@ -7,10 +7,11 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import CursorResult, Select, bindparam, select, update
+from sqlalchemy import CursorResult, Select, bindparam, func, select, update
+from sqlalchemy.orm import aliased
 
 from app.billing.models import Invoice, InvoiceStatus
-from app.billing.services import record_event
+from app.billing.services import OWING_SQL, record_event
 from app.core.validation import clean_phone, is_e164, is_email
 from app.creditors.models import Creditor
 from app.errors import InvalidData
@@ -111,14 +112,20 @@ class Resolution:
     public_id: str | None = None
     creditor: Creditor | None = None
     link_revocations: int | None = None  # the invoice's, for the grant (portal.grants)
+    customer_id: int | None = None
+    other_bills: int = 0  # the customer's other bills owed to the creditor: the grant covers them too
 
 
 def _resolve_statement() -> Select:
+    other = aliased(Invoice)
+    other_bills = select(func.count(other.id)).where(
+        other.customer_id == Invoice.customer_id, other.id != Invoice.id, other.status.in_(OWING_SQL),
+        other.total > other.amount_paid).scalar_subquery()
     return (
         select(
             AccessLink.id, AccessLink.channel, AccessLink.expires_at, AccessLink.last_opened_at,
             AccessLink.revoked_at, Invoice.id, Invoice.public_id, Invoice.status, Invoice.creditor_id,
-            Invoice.link_revocations,
+            Invoice.link_revocations, Invoice.customer_id, other_bills,
         )
         .join(Invoice, AccessLink.invoice_id == Invoice.id)
         .where(AccessLink.key_hash == bindparam("key_hash"), AccessLink.purpose == bindparam("purpose"))
@@ -137,13 +144,14 @@ def resolve_token(token: str, *, signer: LinkSigner, purpose: str = "bill", now:
     if row is None:
         return Resolution(ok=False)
     (link_id, channel, expires_at, last_opened_at, revoked_at, invoice_id, public_id, status, creditor_id,
-     link_revocations) = row
+     link_revocations, customer_id, other_bills) = row
     now = now or utcnow()
     if revoked_at is not None or expires_at <= now or status in InvoiceStatus.CLOSED:
         return Resolution(ok=False, creditor=db.session.get(Creditor, creditor_id))
     return Resolution(
         ok=True, link_id=link_id, channel=channel, expires_at=expires_at, last_opened_at=last_opened_at,
-        invoice_id=invoice_id, public_id=public_id, link_revocations=link_revocations,
+        invoice_id=invoice_id, public_id=public_id, link_revocations=link_revocations, customer_id=customer_id,
+        other_bills=int(other_bills or 0),
     )
 
 

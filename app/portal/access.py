@@ -40,10 +40,10 @@ def granted(public_id: str) -> tuple[BillAccess | None, ResponseReturnValue | No
     grant = grants.find(session, public_id, int(time.time()), current_app.config["GRANT_MAX_AGE_HOURS"])
     if grant is None:
         return None, unavailable()
-    access = bill_access(public_id)
+    access = bill_access(public_id, grants.source_of(grant))
     if access is None:
         return None, unavailable()
-    if access.is_closed or not grants.current(grant, access.link_revocations):
+    if access.is_closed or not grants.current(grant, access.link_revocations, access.source_revocations):
         return None, unavailable(db.session.get(Creditor, access.creditor_id))
     g.customer_locale = access.customer_locale
     g.creditor_locale = access.creditor_locale

@@ -10,10 +10,12 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import undefer
 
 from app.bill_page import bill_page_context
+from app.billing.models import Invoice
 from app.billing.pdf import invoice_pdf_response
 from app.billing.transfer import epc_payload, epc_qr_svg
 from app.core.dates import local_today
 from app.creditors.models import Creditor
+from app.dunning.outlook import default_notice_date
 from app.extensions import db, limiter
 from app.i18n import select_locale
 from app.links.models import AccessLink
@@ -24,7 +26,7 @@ from app.portal import grants
 from app.portal.access import bill_required, load_bill_or_404, unavailable
 from app.portal.forms import StepUpForm
 from app.portal.page_cache import cached_page
-from app.portal.services import BillAccess, check_step_up, load_bill
+from app.portal.services import BillAccess, check_step_up, load_bill, other_grants
 from app.portal.views import bp
 from app.resolutions.services import self_service
 from app.security import ensure_csrf_secret
@@ -51,8 +53,12 @@ def open_link(token: str):
         return unavailable(resolution.creditor)
     if record_open(resolution, interval_minutes=current_app.config["LINK_OPEN_EVENT_INTERVAL_MINUTES"]):
         db.session.commit()
+    # The customer's other bills owed to the creditor open with it (a reminder about several carries one link).
+    others = other_grants(resolution.customer_id, resolution.invoice_id, grants.MAX_OTHERS) \
+        if resolution.other_bills else []
     grants.add(session, resolution.public_id, resolution.link_id, int(time.time()),
-               link_revocations=resolution.link_revocations, expires_ts=int(resolution.expires_at.timestamp()))
+               link_revocations=resolution.link_revocations, expires_ts=int(resolution.expires_at.timestamp()),
+               others=others, source=(resolution.invoice_id, resolution.link_revocations))
     ensure_csrf_secret()  # this response writes the cookie anyway; the bill's pay form needs it
     # A bare 303: browsers follow Location and never show redirect()'s HTML body.
     return Response(status=303, headers={"Location": _bill_path(resolution.public_id)})
@@ -73,7 +79,7 @@ def bill(public_id: str, access: BillAccess):
     def render() -> str:
         invoice = load_bill_or_404(public_id)
         context = bill_page_context(invoice, today, has_resolutions=access.has_resolutions,
-                                    has_threads=access.has_threads)
+                                    has_threads=access.has_threads, other_bills=access.other_bills > 0)
         origins = tuple(dict.fromkeys(origin for option in context["pay_options"]
                                       for origin in option.redirect_origins))
         if origins:  # the pay form leads (a 303 after the POST) to a provider's hosted page
@@ -101,7 +107,12 @@ def verify(public_id: str):
     """The light step-up some creditors ask for before the bill is shown."""
     grant = grants.find(session, public_id, int(time.time()), current_app.config["GRANT_MAX_AGE_HOURS"])
     invoice = load_bill(public_id) if grant else None
-    if invoice is None or invoice.is_closed or not grants.current(grant, invoice.link_revocations):
+    source_id = grants.source_of(grant) if grant else None
+    source = db.session.get(Invoice, source_id) if source_id is not None else None
+    source_revocations = source.link_revocations if source is not None and invoice is not None \
+        and source.customer_id == invoice.customer_id else None
+    if invoice is None or invoice.is_closed or not grants.current(grant, invoice.link_revocations,
+                                                                  source_revocations):
         return unavailable(invoice.creditor if invoice else None)
     creditor = invoice.creditor
     g.customer_locale = invoice.customer.preferred_locale
@@ -109,7 +120,7 @@ def verify(public_id: str):
     if creditor.step_up_mode == "none" or grant.get("v"):
         return redirect(url_for("portal.bill", public_id=public_id), code=303)
     link = db.session.get(AccessLink, grant["l"])
-    if link is None or link.revoked_at is not None or link.invoice_id != invoice.id:
+    if link is None or link.revoked_at is not None or link.invoice_id != (source_id or invoice.id):
         return unavailable(creditor)
     form = StepUpForm()
     max_attempts = current_app.config["STEP_UP_MAX_ATTEMPTS"]
@@ -135,7 +146,8 @@ def verify(public_id: str):
 def invoice_pdf(public_id: str, access: BillAccess):
     """The invoice as a PDF, in the same brand and language as the page (rendered once per version)."""
     invoice = load_bill_or_404(public_id)
-    return invoice_pdf_response(invoice, local_today(access.country, utcnow()), access.version)
+    return invoice_pdf_response(invoice, local_today(access.country, utcnow()), access.version,
+                                default_notice=default_notice_date(invoice))
 
 
 @bp.get("/b/<public_id>/epc-qr.svg")
