@@ -112,14 +112,26 @@ def outlook(invoice: Invoice, today: date, pause: Dunning, *, open_question: boo
                    deadline, deadline_kind, hand_off_from, waits if waits in TOLD else None, until)
 
 
-def _next_step(invoice: Invoice, plan: Plan, steps: dict[int, Step], today: date) -> NextStep | None:
-    """The invoice's next step that is not a nudge, with the day it is due by the plan when every step
-    before it goes on its day."""
+def next_step(invoice: Invoice, today: date) -> NextStep | None:
+    """The invoice's next step by its plan, a nudge included (the creditor API), or None: no plan runs
+    it, or no step is left."""
+    if invoice.dunning_plan_id is None or invoice.dunning_excluded or invoice.customer.dunning_excluded:
+        return None
+    plan = db.session.get(Plan, invoice.dunning_plan_id)
+    if plan is None:
+        return None
+    return _next_step(invoice, plan, {step.position: step for step in plan.steps}, today, skip_nudges=False)
+
+
+def _next_step(invoice: Invoice, plan: Plan, steps: dict[int, Step], today: date, *,
+               skip_nudges: bool = True) -> NextStep | None:
+    """The invoice's next step (that is not a nudge, with `skip_nudges`), with the day it is due by the
+    plan when every step before it goes on its day."""
     position, on = invoice.dunning_next_position, invoice.dunning_next_on
     if position is None or on is None:
         return None
     step = steps.get(position)
-    while step is not None and step.kind == StepKind.PRE_DUE:
+    while skip_nudges and step is not None and step.kind == StepKind.PRE_DUE:
         following = steps.get(step.position + 1)
         if following is None:
             return None
