@@ -114,6 +114,9 @@ class Resolution:
     link_revocations: int | None = None  # the invoice's, for the grant (portal.grants)
     customer_id: int | None = None
     other_bills: int = 0  # the customer's other bills owed to the creditor: the grant covers them too
+    # The invoice a genuine link names, whatever the link's state: set with `creditor` when access is
+    # refused (expired, revoked, closed), for the neutral page's "send me a new link".
+    named_invoice_id: int | None = None
 
 
 def _resolve_statement() -> Select:
@@ -147,7 +150,7 @@ def resolve_token(token: str, *, signer: LinkSigner, purpose: str = "bill", now:
      link_revocations, customer_id, other_bills) = row
     now = now or utcnow()
     if revoked_at is not None or expires_at <= now or status in InvoiceStatus.CLOSED:
-        return Resolution(ok=False, creditor=db.session.get(Creditor, creditor_id))
+        return Resolution(ok=False, creditor=db.session.get(Creditor, creditor_id), named_invoice_id=invoice_id)
     return Resolution(
         ok=True, link_id=link_id, channel=channel, expires_at=expires_at, last_opened_at=last_opened_at,
         invoice_id=invoice_id, public_id=public_id, link_revocations=link_revocations, customer_id=customer_id,
@@ -189,11 +192,13 @@ REISSUE_CHANNELS = ("email", "sms", "letter")
 
 
 def reissue(invoice: Invoice, channel: str, *, to: str | None, locale: str, key: str, actor: str,
-            ttl_days: int, signer: LinkSigner, base_url: str) -> IssuedLink | None:
+            ttl_days: int, signer: LinkSigner, base_url: str, revoke: bool = True) -> IssuedLink | None:
     """Revoke every live link of the invoice and send a new one by `channel`: by e-mail or SMS
     through the outbox (the link is issued when the message goes out, so the token never waits in
     the database), or, for a letter, issued now and returned to be printed (shown once, never
-    stored). `key` (the form's one-time key) makes a double submit one message."""
+    stored). `key` (the form's one-time key) makes a double submit one message. `revoke=False`
+    sends a new link and leaves the live ones (the customer asked for one: whoever asks cannot end
+    the customer's links)."""
     errors = {}
     if channel not in REISSUE_CHANNELS:
         errors["channel"] = "choose"
@@ -214,7 +219,8 @@ def reissue(invoice: Invoice, channel: str, *, to: str | None, locale: str, key:
     if channel != "letter" and db.session.scalar(
             select(OutboxMessage.id).where(OutboxMessage.idempotency_key == idempotency_key)):
         return None  # this submit was done already
-    revoke_links(invoice, actor=actor)
+    if revoke:
+        revoke_links(invoice, actor=actor)
     if channel == "letter":
         return issue_link(invoice, channel="letter", ttl_days=ttl_days, signer=signer, base_url=base_url, actor=actor)
     assert to is not None  # an e-mail address or a number, checked above

@@ -16,6 +16,7 @@ from app.billing.transfer import epc_payload, epc_qr_svg
 from app.core.dates import local_today
 from app.creditors.models import Creditor
 from app.dunning.outlook import default_notice_date
+from app.dunning.renewal import send_new_link
 from app.extensions import db, limiter
 from app.i18n import select_locale
 from app.links.models import AccessLink
@@ -23,7 +24,7 @@ from app.links.services import get_signer, record_open, record_step_up_failure, 
 from app.models import utcnow
 from app.payments.receipts import find_receipt
 from app.portal import grants
-from app.portal.access import bill_required, load_bill_or_404, unavailable
+from app.portal.access import bill_required, load_bill_or_404, renewal_invoice_id, unavailable
 from app.portal.forms import StepUpForm
 from app.portal.page_cache import cached_page
 from app.portal.services import BillAccess, check_step_up, load_bill, other_grants
@@ -44,13 +45,17 @@ def _pdf_limit() -> str:
     return current_app.config["PDF_RATE_LIMIT"]
 
 
+def _new_link_limit() -> str:
+    return current_app.config["NEW_LINK_RATE_LIMIT"]
+
+
 @bp.get("/l/<token>")
 @limiter.limit(_link_limit)
 def open_link(token: str):
     """Check the signed link, note that it was opened, and send the browser to the bill."""
     resolution = resolve_token(token, signer=get_signer())
     if not resolution.ok:
-        return unavailable(resolution.creditor)
+        return unavailable(resolution.creditor, renew_invoice_id=resolution.named_invoice_id)
     if record_open(resolution, interval_minutes=current_app.config["LINK_OPEN_EVENT_INTERVAL_MINUTES"]):
         db.session.commit()
     # The customer's other bills owed to the creditor open with it (a reminder about several carries one link).
@@ -68,6 +73,25 @@ def _bill_path(public_id: str) -> str:
     """`url_for("portal.bill", public_id=...)` for the link's redirect, without url_for's generic
     work (a tenth of the request); public ids are URL-safe base64. A test pins the two together."""
     return f"{request.script_root}/b/{public_id}"
+
+
+@bp.post("/new-link")
+@limiter.limit(_new_link_limit)
+def new_link():
+    """"Send me a new link", from the neutral page of an expired or revoked link: a new one goes to the
+    contact points on file (`dunning.renewal`), and the answer is the same whatever happened (sent,
+    nothing to send, the bill closed or unknown, the bill's daily allowance used up)."""
+    invoice_id = renewal_invoice_id()
+    invoice = db.session.get(Invoice, invoice_id) if invoice_id is not None else None
+    creditor = invoice.creditor if invoice is not None else None
+    if invoice is not None:
+        config = current_app.config
+        send_new_link(invoice, now=utcnow(), per_day=config["NEW_LINK_PER_BILL_PER_DAY"],
+                      ttl_days=config["LINK_DEFAULT_TTL_DAYS"], signer=get_signer(),
+                      base_url=config["PORTAL_BASE_URL"])
+        db.session.commit()
+        g.creditor_locale = creditor.default_locale
+    return render_template("portal/new_link.html", creditor=creditor)
 
 
 @bp.get("/b/<public_id>")
