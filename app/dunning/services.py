@@ -616,3 +616,79 @@ def shipped_plan(jurisdiction: str) -> dict:
     data to save with `save_plan` (the demo creditors get them; a creditor may start from one)."""
     path = Path(__file__).parent / "default_plans" / DEFAULT_PLANS[jurisdiction]
     return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+# --- agents: skip or postpone a bill's next step --------------------------------------------------------
+
+MAX_POSTPONE_DAYS = 180
+MAX_REASON = 200
+
+
+def _next_of(invoice: Invoice) -> Step:
+    """The bill's next step, or InvalidData when none is planned (no plan, excluded, plan done, closed)."""
+    if invoice.is_closed or invoice.status == InvoiceStatus.PAID or invoice.balance <= 0:
+        raise InvalidData({"invoice": "settled"})
+    if invoice.dunning_plan_id is None or invoice.dunning_next_position is None or invoice.dunning_next_on is None:
+        raise InvalidData({"step": "no_step"})
+    step = db.session.scalar(select(Step).where(Step.plan_id == invoice.dunning_plan_id,
+                                                Step.position == invoice.dunning_next_position))
+    if step is None:
+        raise InvalidData({"step": "no_step"})
+    return step
+
+
+def _reason(reason: str | None) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidData({"reason": "required"})
+    if len(reason) > MAX_REASON:
+        raise InvalidData({"reason": "too_long"})
+    return reason
+
+
+def skip_next_step(invoice: Invoice, *, actor: str, reason: str | None, today: date,
+                   now: datetime | None = None) -> Notice:
+    """An agent skips the bill's next step: it is recorded as a notice `skipped` (nothing sent, no fee;
+    a skipped collection warning starts no hand-off clock, so a bill whose plan needs one is not handed
+    off), and the step after it follows from today, as if this one had gone without a deadline.
+    InvalidData (nothing changed) when no step is planned or without a reason. The caller checks the
+    agent's role and writes the audit entry."""
+    reason = _reason(reason)
+    step = _next_of(invoice)
+    now = now or utcnow()
+    if db.session.scalar(select(Notice.id).where(Notice.invoice_id == invoice.id, Notice.plan_id == step.plan_id,
+                                                 Notice.position == step.position)) is not None:
+        raise Conflict(f"step {step.position} of invoice {invoice.number} went out already")
+    notice = Notice(creditor_id=invoice.creditor_id, invoice_id=invoice.id, customer_id=invoice.customer_id,
+                    plan_id=step.plan_id, step_id=step.id, position=step.position, kind=step.kind,
+                    status=NoticeStatus.SKIPPED, channel=step.channels[0], channel_index=0, message_id=None,
+                    decided_on=today, sent_at=now, deadline=None, fee=0, interest=0)
+    db.session.add(notice)
+    following = db.session.scalar(select(Step).where(Step.plan_id == step.plan_id,
+                                                     Step.position == step.position + 1))
+    if following is None:
+        invoice.dunning_next_position = invoice.dunning_next_on = None
+    else:
+        invoice.dunning_next_position = following.position
+        invoice.dunning_next_on = engine.step_day(following, invoice.due_date, today, 0)
+    record_event(invoice, "dunning_step_skipped", actor, step=step.position, step_kind=step.kind, reason=reason,
+                 next_on=invoice.dunning_next_on.isoformat() if invoice.dunning_next_on else None)
+    db.session.flush()
+    return notice
+
+
+def postpone_next_step(invoice: Invoice, until: date | None, *, actor: str, reason: str | None,
+                       today: date) -> None:
+    """An agent moves the bill's next step to a later day (after the day it is due now, at most
+    MAX_POSTPONE_DAYS from today): the run looks at it again then. InvalidData (nothing changed) when
+    no step is planned, the day is not later, or without a reason."""
+    reason = _reason(reason)
+    step = _next_of(invoice)
+    current = invoice.dunning_next_on
+    assert current is not None  # _next_of checked
+    if until is None or until <= max(current, today) or until > today + timedelta(days=MAX_POSTPONE_DAYS):
+        raise InvalidData({"until": "range"})
+    invoice.dunning_next_on = until
+    record_event(invoice, "dunning_step_postponed", actor, step=step.position, step_kind=step.kind,
+                 was=current.isoformat(), until=until.isoformat(), reason=reason)
+    db.session.flush()

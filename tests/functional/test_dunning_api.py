@@ -72,7 +72,7 @@ def test_dunning_gives_the_next_step_and_no_reminder_before_the_due_date(client,
 
 
 def test_a_plan_per_invoice_by_name_on_import_and_on_its_endpoint(client, norway):
-    creditor, headers = norway
+    _creditor, headers = norway
     made = create(client, headers, payload("P-1", dunning_plan="gentle"))
     assert made.status_code == 201 and made.json["dunning"]["plan"]["name"] == "gentle"
     assert create(client, headers, payload("P-1", dunning_plan="gentle")).status_code == 200  # the same again
@@ -120,7 +120,7 @@ def test_contact_points_and_preferences_on_import(client, norway):
 
 
 def test_the_contact_endpoint_changes_what_is_given_and_names_each_bad_field(client, norway):
-    creditor, headers = norway
+    _creditor, headers = norway
     create(client, headers, payload("K-1"))
     url = f"{API}/customers/C-1/contact"
     assert client.get(url, headers=headers).json["email"] == "kari@example.test"

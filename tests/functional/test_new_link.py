@@ -108,7 +108,7 @@ def test_a_revoked_links_grant_offers_it_too_and_a_closed_bill_answers_the_same(
 def test_at_most_a_few_a_day_per_bill_and_a_few_an_hour_per_client(client, app, session, monkeypatch):
     creditor = make_creditor("NO", default_locale="en")
     invoice = make_invoice(creditor)
-    for browser_number in range(4):  # other browsers (other clients by the per-client count: not here)
+    for _browser_number in range(4):  # other browsers (other clients by the per-client count: not here)
         browser = app.test_client()
         assert SENT in ask(browser, browser.get(f"/l/{expired_link(app, invoice).token}"))
     assert len(new_links(invoice)) == app.config["NEW_LINK_PER_BILL_PER_DAY"] == 3
