@@ -65,7 +65,8 @@ def import_row(creditor: Creditor, raw: bytes, first: bool) -> bool:
     payload = decode_row(raw, first)
     with db.session.begin_nested():
         invoice, created = import_invoice(creditor, payload, actor=ACTOR)
-        if created and (payload.get("dunning_plan") is not None or payload.get("dunning_excluded")):
+        if created and isinstance(payload, dict) and (payload.get("dunning_plan") is not None
+                                                      or payload.get("dunning_excluded")):
             # the portal's reminders: the invoice's plan by name, or kept out of them (as the API does)
             set_invoice_dunning(invoice, plan=payload.get("dunning_plan"), excluded=payload.get("dunning_excluded"),
                                 actor=ACTOR, today=local_today(creditor.country, utcnow()), prefix="dunning_")

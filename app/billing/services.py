@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from blinker import signal
-from sqlalchemy import func, literal_column, select
+from sqlalchemy import ColumnClause, func, literal_column, select
 from sqlalchemy.exc import IntegrityError
 
 from app.billing.models import (
@@ -77,7 +77,7 @@ PAUSED = (InvoiceStatus.DISPUTED, InvoiceStatus.ON_HOLD, InvoiceStatus.IN_COLLEC
 #: A bill the customer still owes (its page is open to them): neither paid nor closed.
 OWING = (InvoiceStatus.OPEN, InvoiceStatus.PARTIALLY_PAID, *PAUSED)
 #: The same as SQL literals, for the precompiled reads (`app.readpath`: they take no bound lists).
-OWING_SQL = tuple(literal_column(f"'{status}'") for status in OWING)
+OWING_SQL: tuple[ColumnClause[Any], ...] = tuple(literal_column(f"'{status}'") for status in OWING)
 
 
 def record_event(invoice: Invoice, kind: str, actor: str, **data) -> InvoiceEvent:

@@ -33,7 +33,7 @@ def principal_owed(invoice: Invoice) -> int:
     costs and interest first, § 367 BGB; interest is not charged on interest, § 289)."""
     charges = db.session.scalar(select(func.coalesce(func.sum(InvoiceLine.gross), 0))
                                 .where(InvoiceLine.invoice_id == invoice.id, InvoiceLine.kind.in_(FEE_KINDS)))
-    return max(invoice.balance - max(int(charges) - invoice.amount_paid, 0), 0)
+    return max(invoice.balance - max(int(charges or 0) - invoice.amount_paid, 0), 0)
 
 
 def default_interest(invoice: Invoice, today: date) -> jurisdictions.Interest:
@@ -51,4 +51,4 @@ def interest_due(invoice: Invoice, today: date) -> int:
     """Default interest to date less what interest lines charged already: what a step adds."""
     charged = db.session.scalar(select(func.coalesce(func.sum(InvoiceLine.gross), 0))
                                 .where(InvoiceLine.invoice_id == invoice.id, InvoiceLine.kind == "interest"))
-    return max(default_interest(invoice, today).amount - int(charged), 0)
+    return max(default_interest(invoice, today).amount - int(charged or 0), 0)

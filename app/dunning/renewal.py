@@ -31,7 +31,7 @@ KIND = "link_requested"  # the invoice event of a new link a customer asked for
 
 def channel_for(customer: Customer) -> str | None:
     """The customer's preferred channel that reaches them (e-mail or SMS), else the other one that does."""
-    order = [Channel.SMS, Channel.EMAIL]
+    order: list[str] = [Channel.SMS, Channel.EMAIL]
     if customer.preferred_channel in order:
         order.remove(customer.preferred_channel)
         order.insert(0, customer.preferred_channel)

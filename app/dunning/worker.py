@@ -95,7 +95,9 @@ def run(*, on: date | None = None, at: time = DEFAULT_AT, slug: str | None = Non
     for creditor_id, creditor_slug, country in creditors:
         report.creditors += 1
         clock = Clock.of(country, on, at)
-        ctx = engine.load_context(db.session.get(Creditor, creditor_id))
+        creditor = db.session.get(Creditor, creditor_id)
+        assert creditor is not None  # listed a moment ago; creditors are not deleted under a run
+        ctx = engine.load_context(creditor)
         while True:
             enrolled = engine.enrol(ctx, clock.today)
             db.session.commit()

@@ -45,8 +45,9 @@ def test_the_demo_creditors_get_lawful_plans_and_the_readme_walk_works(app, sess
         assert load_dunning_demo() == 0  # idempotent
         walk = dunning_walk()
     creditors = {c.slug: c for c in db.session.scalars(select(Creditor))}
-    for slug, jurisdiction, languages in (("fjordlys", "NO", ["nb", "en", "de"]), ("lindenau", "DE", ["de", "en", "nb"]),
-                                          ("shamrock", "none", ["en", "nb", "de"])):
+    expected = (("fjordlys", "NO", ["nb", "en", "de"]), ("lindenau", "DE", ["de", "en", "nb"]),
+                ("shamrock", "none", ["en", "nb", "de"]))
+    for slug, jurisdiction, languages in expected:
         plan = services.default_plan(creditors[slug].id)
         assert (plan.name, plan.jurisdiction) == ("standard", jurisdiction)
         assert languages_of(creditors[slug]) == languages
