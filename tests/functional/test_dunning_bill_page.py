@@ -243,3 +243,32 @@ def test_a_cached_bill_page_costs_one_statement_with_or_without_other_bills(clie
         assert len(selects(url)) > 3  # rendered: the bill, its plan, the other bills...
         cached = selects(url)
         assert len(cached) == 1, cached
+
+
+def test_the_link_of_a_consolidated_reminder_opens_every_bill_it_names(client, app, session):
+    """Two bills of one customer due the same day: one SMS, whose link opens the oldest bill; its page
+    lists the other, which opens without another link."""
+    from app.dunning.models import Message
+    from app.outbox.base import render
+    from app.outbox.models import OutboxMessage
+    from tests.unit.dunning.conftest import TODAY
+
+    creditor, plan = with_plan()
+    older = owed(creditor, plan, due=TODAY - timedelta(days=14))
+    newer = owed(creditor, plan, due=TODAY - timedelta(days=14))
+    for invoice in (older, newer):
+        services.reschedule(invoice, TODAY)
+    db.session.commit()
+    worker.run(on=TODAY, slug=creditor.slug)
+    db.session.expire_all()
+    (message,) = db.session.scalars(select(Message).where(Message.customer_id == older.customer_id))
+    with app.test_request_context():
+        text = render(db.session.get(OutboxMessage, message.outbox_message_id))
+        db.session.commit()
+    assert "(og 1 regning til)" in text  # the customer's language: the creditor's, Norwegian
+    path = re.search(r"/l/\S+", text).group(0)
+    opened = client.get(path)
+    assert opened.status_code == 303 and opened.headers["Location"].endswith(f"/b/{older.public_id}")
+    page = words(client.get(f"/b/{older.public_id}", headers=EN).text)
+    assert f"Invoice {newer.number}: {nok(newer.balance)}" in page
+    assert newer.number in words(client.get(f"/b/{newer.public_id}", headers=EN).text)
