@@ -54,6 +54,10 @@ class BillAccess:
     version: tuple
     other_bills: int = 0
     source_revocations: int | None = None
+    # The version of what the invoice's PDF shows (the invoice, creditor and customer rows, the newest
+    # event, the revocation count): `billing.pdf.invoice_version` reads the same, so the customer's PDF
+    # and the collection partner's copy share one cached render.
+    document_version: tuple = ()
 
     @property
     def is_closed(self) -> bool:
@@ -113,7 +117,7 @@ def bill_access(public_id: str, source_id: int | None = None) -> BillAccess | No
     invoice_id, status, creditor_id, country, creditor_locale, step_up_mode, customer_locale = row[:7]
     return BillAccess(invoice_id, status, creditor_id, country, creditor_locale, step_up_mode, customer_locale,
                       bool(row[7]), bool(row[8]), row[-1], version=tuple(row[11:]), other_bills=int(row[9] or 0),
-                      source_revocations=row[10])
+                      source_revocations=row[10], document_version=(*row[11:15], row[-1]))
 
 
 def other_grants(customer_id: int, invoice_id: int, limit: int) -> list[tuple[str, int]]:

@@ -170,7 +170,7 @@ def verify(public_id: str):
 def invoice_pdf(public_id: str, access: BillAccess):
     """The invoice as a PDF, in the same brand and language as the page (rendered once per version)."""
     invoice = load_bill_or_404(public_id)
-    return invoice_pdf_response(invoice, local_today(access.country, utcnow()), access.version,
+    return invoice_pdf_response(invoice, local_today(access.country, utcnow()), access.document_version,
                                 default_notice=default_notice_date(invoice))
 
 
