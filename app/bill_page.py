@@ -9,10 +9,11 @@ from datetime import date
 
 from app.billing.corrections import credit_notes
 from app.billing.models import Invoice, InvoiceLine, InvoiceStatus
-from app.billing.services import due_state, payments_received
+from app.billing.services import due_state, other_bills_owed, payments_received
 from app.billing.transfer import transfer_details
 from app.debt_collection.models import Case
 from app.debt_collection.services import active_case
+from app.dunning.outlook import default_notice_date, outlook
 from app.payments.providers import PayOption, pay_options
 from app.payments.receipts import receipt_refs
 from app.resolutions.services import SelfService, self_service
@@ -62,9 +63,14 @@ def pay_options_for(invoice: Invoice) -> list[PayOption]:
     return pay_options(invoice.creditor, invoice.currency, customer.country or invoice.creditor.country)
 
 
+#: The most other bills the page lists (the earliest due first); a link opens as many (`portal.grants`).
+OTHER_BILLS_SHOWN = 8
+
+
 def bill_page_context(invoice: Invoice, today: date, *, has_resolutions: bool = True,
-                      has_threads: bool = True) -> dict:
-    """Everything the bill page shows (also for the back office's preview of it)."""
+                      has_threads: bool = True, other_bills: bool = True) -> dict:
+    """Everything the bill page shows (also for the back office's preview of it). `other_bills`: whether
+    the customer owes the creditor other bills (the page lists them; the access read knows)."""
     found, case = self_service_now(invoice, today, None if has_resolutions else [])
     context = bill_facts(invoice, today, found.payable_now)
     context["lines"], context["hidden_lines"] = visible_lines(invoice.lines)
@@ -72,5 +78,9 @@ def bill_page_context(invoice: Invoice, today: date, *, has_resolutions: bool = 
     context["pay_amount"], context["pay_reason"] = found.payable_now, found.pay_reason
     context["pay_options"] = pay_options_for(invoice) if found.payable_now else []
     context["receipts"] = receipt_refs(invoice.id) if invoice.amount_paid else {}
-    context["collection"] = case
+    context["collection"], context["today"] = case, today
+    # What happens next by the bill's dunning plan, Germany's consumer default notice, the other bills.
+    context["what_next"] = outlook(invoice, today, found.dunning, open_question=None if has_threads else False)
+    context["default_notice"] = default_notice_date(invoice)
+    context["other_bills"] = other_bills_owed(invoice, limit=OTHER_BILLS_SHOWN + 1) if other_bills else []
     return context

@@ -164,6 +164,10 @@ def load_config(instance_path: str, env=None) -> dict:
         "LINK_DEFAULT_TTL_DAYS": _int(env, "LINK_DEFAULT_TTL_DAYS", 60),
         "LINK_OPEN_EVENT_INTERVAL_MINUTES": _int(env, "LINK_OPEN_EVENT_INTERVAL_MINUTES", 30),
         "GRANT_MAX_AGE_HOURS": _int(env, "GRANT_MAX_AGE_HOURS", 12),
+        # "Send me a new link" on the page of an expired or revoked link: requests per client address,
+        # and new links a bill gets this way in a day (more are not sent; the answer is the same).
+        "NEW_LINK_RATE_LIMIT": env.get("NEW_LINK_RATE_LIMIT", "5 per hour; 20 per day"),
+        "NEW_LINK_PER_BILL_PER_DAY": _int(env, "NEW_LINK_PER_BILL_PER_DAY", 3),
         "PAGE_CACHE_ENTRIES": _int(env, "PAGE_CACHE_ENTRIES", 1000),
         # Invoice PDFs: rendered once per invoice version, language and day, kept in each process up
         # to this many megabytes (0: none kept); downloads per client address.

@@ -510,6 +510,62 @@ def load_demo(today: date | None = None) -> list[DemoLink]:
     return links
 
 
+# --- reminders: each demo creditor's lawful default plan ------------------------------------------
+
+#: Each demo creditor's dunning plan (the one the portal ships for its country) and its languages.
+DEMO_DUNNING = {
+    "fjordlys": ("NO", ["nb", "en", "de"]),  # Norway: nudge, purring with the purregebyr, inkassovarsel by letter
+    "lindenau": ("DE", ["de", "en", "nb"]),  # Germany: nudge, Zahlungserinnerung, Mahnung with costs and interest
+    "shamrock": ("none", ["en", "nb", "de"]),  # Ireland: "No rules" (nothing is checked)
+}
+
+
+def load_dunning_demo() -> int:
+    """Give each demo creditor that has no dunning plan the lawful default plan of its country (texts in
+    en, nb and de); Lindenau's invoices tell consumers when they are in default (§ 286(3) BGB).
+    Idempotent. Returns how many plans were saved now. The next `flask dunning run` enrols the bills."""
+    from app.dunning.services import plans_of, save_plan, shipped_plan
+    from app.dunning.settings import save_settings
+
+    saved = 0
+    for creditor in db.session.scalars(select(Creditor).where(Creditor.slug.in_(DEMO_DUNNING))):
+        jurisdiction, languages = DEMO_DUNNING[creditor.slug]
+        if plans_of(creditor.id):
+            continue
+        save_settings(creditor, languages=languages, consumer_default_notice=creditor.country == "DE")
+        save_plan(creditor, shipped_plan(jurisdiction), actor=ACTOR)
+        saved += 1
+    return saved
+
+
+@dataclass(frozen=True)
+class DunningWalk:
+    """The days `flask dunning run --date` walks the Fjordlys demo through (see the README)."""
+
+    nudge: date  # Kari's bill (4100217): the SMS before the due date
+    other_nudge: date  # Ingrid's (4100203): her SMS; she pays after it
+    reminder: date  # Kari's: the reminder by SMS, with the purregebyr
+    warning: date  # Kari's: the inkassovarsel, by letter (no consent to electronic notices)
+    hand_off: date  # the day after the inkassovarsel's 14 days: `flask collection run --date`
+
+
+def dunning_walk() -> DunningWalk | None:
+    """The walk's days for the demo as loaded (SMS and e-mail wait for a working day), or None."""
+    from app.dunning.calendar import next_working_day
+
+    fjordlys = db.session.scalar(select(Creditor).where(Creditor.slug == "fjordlys"))
+    numbers = demo_invoice_numbers()
+    kari = find_invoice(fjordlys, numbers["ten_lines"][1]) if fjordlys else None
+    ingrid = find_invoice(fjordlys, numbers["partly_paid"][1]) if fjordlys else None
+    if kari is None or ingrid is None:
+        return None
+    nudge = next_working_day(kari.due_date - timedelta(days=3), "NO")
+    reminder = next_working_day(kari.due_date + timedelta(days=14), "NO")
+    warning = reminder + timedelta(days=15)  # 15 days after the reminder, whose deadline is 14
+    return DunningWalk(nudge, next_working_day(ingrid.due_date - timedelta(days=3), "NO"), reminder, warning,
+                       warning + timedelta(days=15))
+
+
 # --- the back office's demo ------------------------------------------------------------------
 
 DEMO_AGENT_EMAIL = "agent@demo.example"
@@ -554,9 +610,9 @@ def load_back_office_demo(today_for: Callable[[str], date] | None = None) -> boo
 
 def load_collection_demo() -> bool:
     """A demo collection partner (its receiver: `flask collection demo-partner`) for Fjordlys, whose
-    overdue bill had its final reminder eight days ago, so `flask collection run` hands it off.
-    Idempotent; nothing in production. Returns whether the partner was created now."""
-    from app.billing.services import record_reminder
+    reminders the portal sends by its dunning plan: a bill goes once its inkassovarsel's deadline has
+    passed (the README walks one there with `flask dunning run --date`). Idempotent; nothing in
+    production. Returns whether the partner was created now."""
     from app.debt_collection.partners import add_partner, find_partner, set_policy
 
     if current_app.config["PORTAL_ENV"] == "production":
@@ -569,12 +625,6 @@ def load_collection_demo() -> bool:
         created = True
     fjordlys = db.session.scalar(select(Creditor).where(Creditor.slug == "fjordlys"))
     set_policy(fjordlys, partner, min_balance=10000, days_past_due=14, days_after_final_reminder=7)
-    overdue = find_invoice(fjordlys, demo_invoice_numbers()["overdue"][1])
-    if overdue is not None and not overdue.is_closed:
-        record_reminder(overdue, channel="sms", sent_at=utcnow() - timedelta(days=14), final=False, actor=ACTOR,
-                        external_ref="demo-reminder-1")
-        record_reminder(overdue, channel="letter", sent_at=utcnow() - timedelta(days=8), final=True, actor=ACTOR,
-                        external_ref="demo-final-reminder")
     return created
 
 
@@ -606,8 +656,10 @@ def demo():
     with cli_transaction("Demo data not loaded"):
         before = _row_counts()
         links = load_demo()
+        load_dunning_demo()
         load_back_office_demo()
         load_collection_demo()
+        walk = dunning_walk()
         after = _row_counts()
     new_creditors, new_invoices = after[0] - before[0], after[1] - before[1]
     if new_creditors or new_invoices:
@@ -625,8 +677,18 @@ def demo():
                    "(admin of the three creditors);")
         click.echo("  at the first sign-in, add the account to an authenticator app (QR code or key).")
         click.echo("")
-        click.secho("Debt collection", bold=True)
-        click.echo(f"  Fjordlys bill {demo_invoice_numbers()['overdue'][1]} is past its final reminder. "
-                   "In other terminals: `flask collection demo-partner` (a partner's receiver),")
-        click.echo("  then `flask collection run` and `flask outbox run --once`: the case arrives, is acknowledged and "
-                   "paid through the partner API.")
+        click.secho("Reminders and debt collection", bold=True)
+        click.echo("  The demo creditors' reminders follow their countries' default plans (flask dunning plans list "
+                   "fjordlys).")
+        if walk is not None:
+            numbers = demo_invoice_numbers()
+            click.echo(f"  Walk Fjordlys bill {numbers['ten_lines'][1]} through them (and see "
+                       f"{numbers['partly_paid'][1]} paid after its SMS), as the README shows:")
+            for day, what in ((walk.nudge, "the SMS before the due date"), (walk.other_nudge, "Ingrid's SMS"),
+                              (walk.reminder, "the reminder by SMS, with the fee"),
+                              (walk.warning, "the inkassovarsel, by letter")):
+                click.echo(f"    flask dunning run --creditor fjordlys --date {day.isoformat()}   # {what}")
+            click.echo(f"    flask collection run --date {walk.hand_off.isoformat()}   # the hand-off, after its "
+                       "deadline")
+        click.echo("  With `flask collection demo-partner` in another terminal, `flask outbox run --once` delivers the "
+                   "case: it is acknowledged and paid through the partner API.")

@@ -1,5 +1,5 @@
 """Who is calling (bearer API key -> creditor, kept in `g.creditor`) and the one place that
-scopes what they may see: every lookup of the API goes through `invoice_or_404`."""
+scopes what they may see: every lookup of the API goes through `invoice_or_404` or `customer_or_404`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from flask import g, request
 from sqlalchemy import select
 
 from app.api.errors import ApiError
-from app.billing.models import Invoice
+from app.billing.models import Customer, Invoice
 from app.creditors.models import Creditor
 from app.creditors.services import creditor_for_api_key
 from app.extensions import db
@@ -54,3 +54,13 @@ def invoice_or_404(number: str, *, for_update: bool = False) -> Invoice:
     if invoice is None:
         raise ApiError(404, "not_found", "There is no invoice with this number.")
     return invoice
+
+
+def customer_or_404(external_ref: str) -> Customer:
+    """The calling creditor's customer with this reference (yours: `customer.external_ref`). Another
+    creditor's customer is as unknown as a reference that does not exist."""
+    customer = db.session.scalar(select(Customer).where(Customer.creditor_id == current_creditor().id,
+                                                        Customer.external_ref == external_ref))
+    if customer is None:
+        raise ApiError(404, "not_found", "There is no customer with this reference.")
+    return customer

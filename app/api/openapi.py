@@ -11,7 +11,7 @@ import json
 from flask import Response, current_app
 from flask.blueprints import BlueprintSetupState
 
-from app.api.schemas import CancelIn, LinkIn, ReminderIn
+from app.api.schemas import CancelIn, ContactIn, CustomerDunningIn, InvoiceDunningIn, LinkIn, ReminderIn
 from app.billing.models import CUSTOMER_KINDS, LINE_KINDS, InvoiceStatus
 from app.billing.schemas import INVOICE_NUMBER, InvoiceIn
 from app.i18n import SUPPORTED_LOCALES
@@ -48,6 +48,27 @@ _NUMBER_PARAMETER = {
 }
 
 
+_EXTERNAL_REF_PARAMETER = {
+    "name": "external_ref",
+    "in": "path",
+    "required": True,
+    "description": "The customer's reference as you sent it with their invoices (customer.external_ref).",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 64},
+}
+EXAMPLE_CONTACT = {
+    "email": "kari@example.com",
+    "phone": "+4791234567",
+    "address": {"line1": "Storgata 1", "postcode": "0150", "city": "Oslo", "country": "NO"},
+    "preferred_channel": "sms",
+    "preferred_locale": "nb",
+    "consents": {"email": True, "sms": True, "electronic_notices": False},
+}
+#: Why reminders (and the hand-off) wait today: the pause rule's reasons, a question of the customer
+#: waiting for an answer, and a bill not yet past its due date.
+PAUSED_BY = ["paid", "closed", "in_collection", "dispute", "deferral_request", "deferral", "promise", "plan",
+             "plan_request", "disputed", "on_hold", "open_question", "not_due"]
+
+
 def remember_url_prefix(state: BlueprintSetupState) -> None:
     """Keep the blueprint's mount point (e.g. /api/v1), for the document's server URL."""
     state.app.extensions["api_url_prefix"] = state.url_prefix or ""
@@ -71,7 +92,9 @@ def build_document(server_url: str) -> dict:
             "version": "1.0.0",
             "description": (
                 "Create invoices (customer, invoice and lines in one idempotent request), read them with "
-                "their timeline, issue and revoke signed links to the bill page, cancel. Amounts are "
+                "their timeline and what happens next by their dunning plan, issue and revoke signed links to "
+                "the bill page, cancel; keep customers' contact points and preferences, choose the dunning plan "
+                "of an invoice and exclude an invoice or a customer from the portal's reminders. Amounts are "
                 "integer minor units; VAT rates are basis points (2500 = 25 %). See docs/api.md."
             ),
         },
@@ -82,7 +105,7 @@ def build_document(server_url: str) -> dict:
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer", "description": "A creditor's API key"},
             },
-            "parameters": {"number": _NUMBER_PARAMETER},
+            "parameters": {"number": _NUMBER_PARAMETER, "external_ref": _EXTERNAL_REF_PARAMETER},
             "responses": _error_responses(),
             "schemas": {**_request_schemas(), **_response_schemas()},
         },
@@ -107,10 +130,10 @@ def _errors(*codes: int) -> dict:
 
 
 def _operation(operation_id: str, summary: str, responses: dict, body: dict | None = None,
-               number: bool = True, errors: tuple[int, ...] = ()) -> dict:
+               number: bool = True, errors: tuple[int, ...] = (), parameter: str | None = None) -> dict:
     operation = {"operationId": operation_id, "summary": summary}
-    if number:
-        operation["parameters"] = [{"$ref": "#/components/parameters/number"}]
+    if number or parameter:
+        operation["parameters"] = [{"$ref": f"#/components/parameters/{parameter or 'number'}"}]
     if body is not None:
         operation["requestBody"] = body
     operation["responses"] = {**responses, **_errors(401, *errors)}
@@ -156,9 +179,42 @@ def _paths() -> dict:
                 {"200": _json(_ref("RevokedLinks"), "How many links were revoked")}, errors=(404,),
             ),
         },
+        "/invoices/{number}/dunning": {
+            "put": _operation(
+                "set_invoice_dunning",
+                "Remind the invoice by one of your dunning plans, or exclude it from the portal's reminders",
+                {"200": _json(_ref("Dunning"), "The invoice's reminders now")},
+                body={"required": True, **_json(_ref("InvoiceDunningIn"), "The plan (by name), or the exclusion",
+                                                {"plan": "standard", "excluded": False})},
+                errors=(400, 404, 409, 413, 415, 422),
+            ),
+        },
+        "/customers/{external_ref}/contact": {
+            "get": _operation(
+                "get_contact", "A customer's contact points and preferences for reminders",
+                {"200": _json(_ref("Contact"), "The customer's contact points")}, number=False,
+                parameter="external_ref", errors=(404,),
+            ),
+            "put": _operation(
+                "update_contact",
+                "Change a customer's contact points and preferences (the fields given; null clears one)",
+                {"200": _json(_ref("Contact"), "The customer's contact points now")},
+                body={"required": True, **_json(_ref("ContactIn"), "What changes", EXAMPLE_CONTACT)},
+                number=False, parameter="external_ref", errors=(400, 404, 413, 415, 422),
+            ),
+        },
+        "/customers/{external_ref}/dunning": {
+            "put": _operation(
+                "set_customer_dunning", "Exclude every bill of a customer from the portal's reminders, or not",
+                {"200": _json(_ref("CustomerDunning"), "The customer's exclusion now")},
+                body={"required": True, **_json(_ref("CustomerDunningIn"), "Excluded or not", {"excluded": True})},
+                number=False, parameter="external_ref", errors=(400, 404, 413, 415, 422),
+            ),
+        },
         "/invoices/{number}/reminders": {
             "post": _operation(
-                "record_reminder", "Record a reminder your dunning system sent",
+                "record_reminder",
+                "Record a reminder your dunning system sent (a final one only after the due date)",
                 {"201": _json(_ref("Reminder"), "The reminder, recorded"),
                  "200": _json(_ref("Reminder"), "The same id was recorded before: nothing new")},
                 body={"required": True, **_json(_ref("ReminderIn"), "The reminder",
@@ -190,7 +246,7 @@ def _paths() -> dict:
 def _request_schemas() -> dict:
     """The pydantic models' JSON schemas (draft 2020-12, as OpenAPI 3.1 uses), nested models included."""
     schemas: dict = {}
-    for model in (InvoiceIn, LinkIn, ReminderIn, CancelIn):
+    for model in (InvoiceIn, LinkIn, ReminderIn, CancelIn, ContactIn, InvoiceDunningIn, CustomerDunningIn):
         schema = model.model_json_schema(ref_template=REF)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -201,7 +257,7 @@ def _error_responses() -> dict:
     plain = [
         ("InvalidJson", "The body is not valid JSON", "invalid_json"),
         ("Unauthorized", "No API key, or an unknown or revoked one (WWW-Authenticate: Bearer)", "unauthorized"),
-        ("NotFound", "No invoice with this number for your account", "not_found"),
+        ("NotFound", "No invoice with this number (no customer with this reference) for your account", "not_found"),
         ("Conflict", "Another invoice has this number, or the state does not allow the change",
          "conflict | illegal_transition"),
         ("PayloadTooLarge", "The body is larger than 1 MB", "payload_too_large"),
@@ -265,15 +321,77 @@ def _response_schemas() -> dict:
         ),
         "Dunning": _object(
             {
-                "may_remind": {"type": "boolean", "description": "May a reminder go out today?"},
-                "may_hand_off": {"type": "boolean", "description": "May the invoice go to debt collection today?"},
-                "paused_by": _nullable({"type": "string", "enum": [
-                    "paid", "closed", "in_collection", "dispute", "deferral_request", "deferral", "promise", "plan",
-                    "plan_request", "disputed", "on_hold"]}),
-                "paused_until": _nullable({**DATE, "description": "The last day of the pause; null while it waits "
-                                                                  "for someone (a dispute, a request, a plan)"}),
+                "may_remind": {"type": "boolean", "description": "May a reminder go out today? Not before the due date "
+                                                                 "has passed, nor while paused"},
+                "may_hand_off": {"type": "boolean", "description": "May the invoice go to debt collection today? Also "
+                                                                   "not before the plan's collection warning's "
+                                                                   "deadline has passed"},
+                "paused_by": _nullable({"type": "string", "enum": PAUSED_BY,
+                                        "description": "Why reminders wait: what the customer arranged on the bill "
+                                                       "page, an agent's hold, an open question, or not_due"}),
+                "paused_until": _nullable({**DATE, "description": "The last day of the pause (not_due: the due "
+                                                                  "date); null while it waits for someone (a "
+                                                                  "dispute, a request, a plan, a question)"}),
+                "hand_off_not_before": _nullable({**DATE, "description": "After the plan's collection warning: the "
+                                                                         "first day of a hand-off"}),
+                "plan": _nullable(_ref("DunningPlan")),
+                "excluded": {"type": "boolean", "description": "You excluded the invoice or its customer from the "
+                                                               "portal's reminders"},
+                "next_step": _nullable(_ref("DunningStep")),
             },
-            "Whether reminders and the hand-off may go ahead today, from what the customer arranged on the bill page",
+            "Whether reminders and the hand-off may go ahead today, and the portal's next step by the invoice's "
+            "dunning plan",
+        ),
+        "DunningPlan": _object(
+            {"name": STRING, "version": {"type": "integer", "minimum": 1},
+             "jurisdiction": {"type": "string", "enum": ["NO", "DE", "none"],
+                              "description": "The rules the plan was checked against (none: no rules)"}},
+            "The dunning plan (a version) the portal reminds the invoice by",
+        ),
+        "DunningStep": _object(
+            {
+                "position": {"type": "integer", "minimum": 1},
+                "kind": {"type": "string", "enum": ["pre_due", "reminder", "final_reminder", "collection_warning"]},
+                "date": {**DATE, "description": "The day it is due by the plan (it may wait for quiet hours, a "
+                                                "holiday or the cap across the customer's bills)"},
+                "channel": _nullable({"type": "string", "enum": ["sms", "email", "letter"],
+                                      "description": "How it would go today, by the customer's contact points and "
+                                                     "consents; null: no way to reach them"}),
+                "channels": {"type": "array", "items": {"type": "string", "enum": ["sms", "email", "letter"]},
+                             "description": "The step's channels, in order of preference"},
+                "fee": {**AMOUNT, "description": "The fee it adds, minor units"},
+                "deadline_days": {"type": "integer", "minimum": 0, "description": "The payment deadline it gives"},
+            },
+            "The next step of the invoice's dunning plan",
+        ),
+        "Contact": _object(
+            {
+                "external_ref": STRING,
+                "email": _nullable(STRING),
+                "phone": _nullable(STRING),
+                "address": _nullable(_ref("Address")),
+                "preferred_channel": _nullable({"type": "string", "enum": ["sms", "email", "letter"]}),
+                "preferred_locale": _nullable({"type": "string", "enum": list(SUPPORTED_LOCALES)}),
+                "time_zone": _nullable(STRING),
+                "consents": _ref("Consents"),
+                "email_unsubscribed_at": _nullable({"type": "string", "format": "date-time",
+                                                    "description": "The customer unsubscribed from reminders by "
+                                                                   "e-mail (UTC)"}),
+                "sms_stopped_at": _nullable({"type": "string", "format": "date-time",
+                                             "description": "The customer replied STOP to an SMS (UTC)"}),
+                "dunning_excluded": {"type": "boolean"},
+            },
+            "A customer's contact points and preferences for reminders",
+        ),
+        "Consents": _object(
+            {"email": {"type": "boolean"}, "sms": {"type": "boolean"},
+             "electronic_notices": {"type": "boolean", "description": "Legally required notices electronically"}},
+            "What the customer agreed to (letters are always allowed)",
+        ),
+        "CustomerDunning": _object(
+            {"external_ref": STRING, "excluded": {"type": "boolean"},
+             "invoices": {"type": "integer", "minimum": 0, "description": "How many of their bills changed"}},
+            "A customer's exclusion from the portal's reminders",
         ),
         "Customer": _object(
             {
@@ -284,6 +402,9 @@ def _response_schemas() -> dict:
                 "phone": _nullable(STRING),
                 "address": _nullable(_ref("Address")),
                 "preferred_locale": _nullable({"type": "string", "enum": list(SUPPORTED_LOCALES)}),
+                "preferred_channel": _nullable({"type": "string", "enum": ["sms", "email", "letter"]}),
+                "time_zone": _nullable(STRING),
+                "consents": _ref("Consents"),
             },
             "The invoice's customer (the date of birth is never returned)",
         ),

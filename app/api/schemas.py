@@ -11,7 +11,7 @@ from werkzeug.exceptions import BadRequest
 
 from app.api.errors import ApiError
 from app.billing.models import REMINDER_CHANNELS
-from app.billing.schemas import validation_errors
+from app.billing.schemas import ConsentsIn, validation_errors
 from app.errors import InvalidData
 from app.links.models import CHANNELS
 from app.links.services import MAX_TTL_DAYS
@@ -40,6 +40,41 @@ class ReminderIn(_Strict):
 
 class CancelIn(_Strict):
     reason: str | None = Field(None, max_length=500, description="Kept on the invoice's timeline")
+
+
+class ContactAddressIn(_Strict):
+    line1: str | None = Field(None, max_length=200)
+    line2: str | None = Field(None, max_length=200)
+    postcode: str | None = Field(None, max_length=16, description="In the country's form (0150, 04229, D02 HW77)")
+    city: str | None = Field(None, max_length=100)
+    country: str | None = Field(None, max_length=2, description="ISO 3166 code: NO, DE, IE")
+
+
+class ContactIn(_Strict):
+    """A customer's contact points and preferences for the reminders the portal sends. Only the fields
+    given change; null clears one (an address or a number no longer valid)."""
+
+    email: str | None = Field(None, max_length=254)
+    phone: str | None = Field(None, max_length=32, description="A mobile number in E.164: +4791234567")
+    address: ContactAddressIn | None = Field(None, description="The postal address letters go to")
+    preferred_channel: Literal["sms", "email", "letter"] | None = Field(
+        None, description="The channel the customer prefers, where a step offers it")
+    preferred_locale: str | None = Field(None, max_length=8, description="en, nb or de")
+    time_zone: str | None = Field(None, max_length=40, description="IANA time zone for quiet hours: Europe/Oslo")
+    consents: ConsentsIn | None = Field(None, description="What the customer agreed to (letters are always allowed)")
+
+
+class InvoiceDunningIn(_Strict):
+    """How the portal reminds one invoice: by which of your plans, or not at all."""
+
+    plan: str | None = Field(None, min_length=1, max_length=80, description="The name of one of your dunning plans")
+    version: Annotated[StrictInt, Field(ge=1)] | None = Field(
+        None, description="The plan's version (with plan); its latest when left out")
+    excluded: StrictBool | None = Field(None, description="true: no reminders for this invoice; false: again")
+
+
+class CustomerDunningIn(_Strict):
+    excluded: StrictBool = Field(description="true: no reminders for any of the customer's bills; false: again")
 
 
 def read_json(*, optional: bool = False):

@@ -4,13 +4,15 @@ units; times are ISO 8601 in UTC."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
 from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceLine
 from app.core.dates import utc_iso
+from app.dunning.models import Plan
+from app.dunning.outlook import NextStep
 from app.links.services import IssuedLink
-from app.resolutions.pause import Dunning
 
 
 def _date(value: date | None) -> str | None:
@@ -22,7 +24,7 @@ def _quantity(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
-def customer_json(customer: Customer) -> dict:
+def _address(customer: Customer) -> dict | None:
     address = {
         "line1": customer.address_line1,
         "line2": customer.address_line2,
@@ -30,14 +32,43 @@ def customer_json(customer: Customer) -> dict:
         "city": customer.city,
         "country": customer.country,
     }
+    return address if any(address.values()) else None
+
+
+def consents_json(customer: Customer) -> dict:
+    return {"email": customer.email_allowed, "sms": customer.sms_allowed,
+            "electronic_notices": customer.electronic_notices_allowed}
+
+
+def customer_json(customer: Customer) -> dict:
     return {
         "external_ref": customer.external_ref,
         "name": customer.name,
         "kind": customer.kind,
         "email": customer.email,
         "phone": customer.phone,
-        "address": address if any(address.values()) else None,
+        "address": _address(customer),
         "preferred_locale": customer.preferred_locale,
+        "preferred_channel": customer.preferred_channel,
+        "time_zone": customer.time_zone,
+        "consents": consents_json(customer),
+    }
+
+
+def contact_json(customer: Customer) -> dict:
+    """A customer's contact points and preferences for reminders, and what they turned off themselves."""
+    return {
+        "external_ref": customer.external_ref,
+        "email": customer.email,
+        "phone": customer.phone,
+        "address": _address(customer),
+        "preferred_channel": customer.preferred_channel,
+        "preferred_locale": customer.preferred_locale,
+        "time_zone": customer.time_zone,
+        "consents": consents_json(customer),
+        "email_unsubscribed_at": utc_iso(customer.email_unsubscribed_at) if customer.email_unsubscribed_at else None,
+        "sms_stopped_at": utc_iso(customer.sms_stopped_at) if customer.sms_stopped_at else None,
+        "dunning_excluded": customer.dunning_excluded,
     }
 
 
@@ -63,14 +94,38 @@ def event_json(event: InvoiceEvent) -> dict:
     return {"kind": event.kind, "actor": event.actor, "created_at": utc_iso(event.created_at), "data": event.data}
 
 
-def dunning_json(dunning: Dunning) -> dict:
-    return {"may_remind": dunning.may_remind, "may_hand_off": dunning.may_hand_off, "paused_by": dunning.reason,
-            "paused_until": _date(dunning.until)}
+@dataclass(frozen=True)
+class DunningState:
+    """What the API says of an invoice's reminders today (the view gathers it): whether reminders and
+    the hand-off may go ahead (the pause rule, an open question, the due date, the plan's collection
+    warning), and the plan the portal reminds it by, with its next step."""
+
+    may_remind: bool
+    may_hand_off: bool
+    paused_by: str | None
+    paused_until: date | None
+    hand_off_not_before: date | None
+    plan: Plan | None
+    excluded: bool
+    next_step: NextStep | None
 
 
-def invoice_json(invoice: Invoice, events: list[InvoiceEvent], dunning: Dunning) -> dict:
+def dunning_json(state: DunningState) -> dict:
+    plan, step = state.plan, state.next_step
+    return {
+        "may_remind": state.may_remind, "may_hand_off": state.may_hand_off, "paused_by": state.paused_by,
+        "paused_until": _date(state.paused_until), "hand_off_not_before": _date(state.hand_off_not_before),
+        "plan": {"name": plan.name, "version": plan.version, "jurisdiction": plan.jurisdiction} if plan else None,
+        "excluded": state.excluded,
+        "next_step": {"position": step.position, "kind": step.kind, "date": _date(step.on), "channel": step.channel,
+                      "channels": list(step.channels), "fee": step.fee, "deadline_days": step.deadline_days}
+        if step else None,
+    }
+
+
+def invoice_json(invoice: Invoice, events: list[InvoiceEvent], dunning: DunningState) -> dict:
     """The invoice with its customer, lines, amounts, timeline (`events`, oldest first) and whether
-    the creditor's reminders may go out today (`dunning`, from resolutions.pause)."""
+    reminders and the hand-off may go ahead today, with the portal's next step (`dunning`)."""
     return {
         "number": invoice.number,
         "status": invoice.status,

@@ -1,4 +1,5 @@
-"""Creditor API v1: invoices in, links out, status. Bearer key per creditor; JSON only.
+"""Creditor API v1: invoices in, links out, status; customers' contact points and preferences, and how
+the portal reminds an invoice or a customer. Bearer key per creditor; JSON only.
 
 Each view commits once on success; every error answer rolls back (app/api/errors.py).
 Every lookup is scoped to the calling creditor through app/api/access.py.
@@ -6,15 +7,33 @@ Every lookup is scoped to the calling creditor through app/api/access.py.
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask import Blueprint, current_app, g, request, url_for
 
-from app.api.access import authenticate, current_creditor, invoice_or_404
+from app.api.access import authenticate, current_creditor, customer_or_404, invoice_or_404
 from app.api.errors import register_error_handlers
 from app.api.openapi import openapi_document, remember_url_prefix
-from app.api.schemas import CancelIn, LinkIn, ReminderIn, parse_body, read_json
-from app.api.serializers import invoice_json, link_json, reminder_json
+from app.api.schemas import (
+    CancelIn,
+    ContactIn,
+    CustomerDunningIn,
+    InvoiceDunningIn,
+    LinkIn,
+    ReminderIn,
+    parse_body,
+    read_json,
+)
+from app.api.serializers import DunningState, contact_json, dunning_json, invoice_json, link_json, reminder_json
 from app.billing import services as billing
+from app.billing.models import Invoice
 from app.core.dates import local_today
+from app.debt_collection.services import plan_hand_off, portal_runs_dunning
+from app.dunning import options
+from app.dunning.engine import STOPPED
+from app.dunning.models import Plan
+from app.dunning.outlook import has_open_question, next_step
+from app.dunning.services import hand_off_not_before
 from app.extensions import db
 from app.links import services as links
 from app.models import utcnow
@@ -36,15 +55,51 @@ def _authenticate():
         authenticate()
 
 
-def _invoice_body(invoice) -> dict:
-    today = local_today(invoice.creditor.country, utcnow())
-    return invoice_json(invoice, billing.timeline(invoice), dunning_for(invoice, today))
+def _today(invoice: Invoice) -> date:
+    return local_today(invoice.creditor.country, utcnow())
+
+
+def dunning_state(invoice: Invoice, today: date) -> DunningState:
+    """Whether reminders and the hand-off may go ahead today, and the portal's plan and next step.
+
+    Neither before the due date has passed (a nudge before it is the plan's, not a reminder), nor
+    while the pause rule holds them or a question of the customer waits for an answer; the hand-off
+    also waits for the plan's collection warning and its deadline where the portal reminds the bill."""
+    pause = dunning_for(invoice, today)
+    question = invoice.status in billing.OWING and has_open_question(invoice.id)
+    not_due = today <= invoice.due_date
+    if not pause.may_remind:
+        paused_by, until = pause.reason, pause.until
+    elif question:
+        paused_by, until = "open_question", None
+    elif not_due:
+        paused_by, until = "not_due", invoice.due_date
+    else:
+        paused_by, until = None, None
+    waiting = plan_hand_off(invoice, today) if portal_runs_dunning(invoice) else None
+    plan = db.session.get(Plan, invoice.dunning_plan_id) if invoice.dunning_plan_id else None
+    return DunningState(
+        may_remind=pause.may_remind and not question and not not_due,
+        may_hand_off=pause.may_hand_off and not question and not not_due and waiting is None,
+        paused_by=paused_by, paused_until=until, hand_off_not_before=hand_off_not_before(invoice.id), plan=plan,
+        excluded=invoice.dunning_excluded or invoice.customer.dunning_excluded,
+        next_step=next_step(invoice, today) if paused_by not in STOPPED else None)
+
+
+def _invoice_body(invoice: Invoice) -> dict:
+    return invoice_json(invoice, billing.timeline(invoice), dunning_state(invoice, _today(invoice)))
 
 
 @bp.post("/invoices")
 def create_invoice():
-    """Create an invoice with its customer and lines; the same request again returns it unchanged."""
-    invoice, created = billing.import_invoice(current_creditor(), read_json(), actor=ACTOR)
+    """Create an invoice with its customer and lines; the same request again returns it unchanged.
+    `dunning_plan` (a plan's name) and `dunning_excluded` set how the portal reminds it."""
+    payload = read_json()
+    invoice, created = billing.import_invoice(current_creditor(), payload, actor=ACTOR)
+    if created and (payload.get("dunning_plan") is not None or payload.get("dunning_excluded")):
+        options.set_invoice_dunning(invoice, plan=payload.get("dunning_plan"),
+                                    excluded=payload.get("dunning_excluded"), actor=ACTOR, today=_today(invoice),
+                                    prefix="dunning_")
     body = _invoice_body(invoice)
     db.session.commit()
     if not created:
@@ -83,9 +138,56 @@ def revoke_links(number: str):
     return {"revoked": revoked}
 
 
+@bp.put("/invoices/<path:number>/dunning")
+def set_invoice_dunning(number: str):
+    """Remind the invoice by one of your plans, or exclude it from the portal's reminders (or include it again)."""
+    invoice = invoice_or_404(number, for_update=True)
+    data = parse_body(InvoiceDunningIn, read_json())
+    options.set_invoice_dunning(invoice, plan=data.plan, version=data.version, excluded=data.excluded, actor=ACTOR,
+                                today=_today(invoice))
+    body = dunning_json(dunning_state(invoice, _today(invoice)))
+    db.session.commit()
+    return body
+
+
+@bp.get("/customers/<path:external_ref>/contact")
+def get_contact(external_ref: str):
+    """A customer's contact points and preferences for reminders."""
+    body = contact_json(customer_or_404(external_ref))
+    db.session.commit()  # keeps the key's last use
+    return body
+
+
+@bp.put("/customers/<path:external_ref>/contact")
+def update_contact(external_ref: str):
+    """Change a customer's contact points and preferences: the fields given (null clears one)."""
+    customer = customer_or_404(external_ref)
+    data = parse_body(ContactIn, read_json())
+    given = data.model_dump(include=data.model_fields_set)
+    if data.consents is not None:  # the consents given, the others unchanged
+        given["consents"] = data.consents.model_dump(include=data.consents.model_fields_set)
+    options.update_contact(customer, given)
+    body = contact_json(customer)
+    db.session.commit()
+    return body
+
+
+@bp.put("/customers/<path:external_ref>/dunning")
+def set_customer_dunning(external_ref: str):
+    """Exclude every bill of a customer from the portal's reminders, or include them again."""
+    customer = customer_or_404(external_ref)
+    data = parse_body(CustomerDunningIn, read_json())
+    today = local_today(current_creditor().country, utcnow())
+    changed = options.set_customer_dunning(customer, excluded=data.excluded, actor=ACTOR, today=today)
+    body = {"external_ref": customer.external_ref, "excluded": customer.dunning_excluded, "invoices": changed}
+    db.session.commit()
+    return body
+
+
 @bp.post("/invoices/<path:number>/reminders")
 def record_reminder(number: str):
-    """Record a reminder your dunning system sent (the final one starts the count to debt collection)."""
+    """Record a reminder your dunning system sent (the final one starts the count to debt collection;
+    a final one sent on or before the due date is refused)."""
     invoice = invoice_or_404(number)
     data = parse_body(ReminderIn, read_json())
     reminder, created = billing.record_reminder(invoice, channel=data.channel, sent_at=data.sent_at, final=data.final,

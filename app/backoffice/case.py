@@ -9,22 +9,24 @@ internal notes. Each entry is put into words here, in the agent's language."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from app.backoffice.dunning import SentMessage, messages_of
 from app.backoffice.models import Agent, AgentRole, Note
 from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceStatus
+from app.dunning.models import MessageStatus, StepKind
 from app.extensions import db
 from app.payments.gateways.base import PaymentStatus
 from app.payments.models import PaymentAttempt, PaymentMismatch
 from app.payments.receipts import method_label as payment_method_label
 from app.resolutions.models import Kind, Status
 from app.support.models import SupportMessage, SupportRequest
-from app.templating import date_filter, money
+from app.templating import date_filter, datetime_filter, money
 
 TIMELINE_LIMIT = 500
 
@@ -73,6 +75,8 @@ def timeline(customer: Customer, invoices: list[Invoice], *, limit: int = TIMELI
             who = customer.name if by_customer else message.author_name
             entries.append(Entry(message.created_at, "message", title, by_id[request.invoice_id], body=message.body,
                                  who=who))
+        for sent in messages_of(customer, by_id, limit=limit):
+            entries.append(_message_entry(sent, customer.creditor.country))
         for attempt in db.session.scalars(
             select(PaymentAttempt).where(PaymentAttempt.invoice_id.in_(ids),
                                          PaymentAttempt.status == PaymentStatus.FAILED)
@@ -90,6 +94,31 @@ def timeline(customer: Customer, invoices: list[Invoice], *, limit: int = TIMELI
                              who=agents.get(note.agent_id)))
     entries.sort(key=lambda entry: entry.at, reverse=True)
     return entries[:limit]
+
+
+def _message_entry(sent: SentMessage, country: str) -> Entry:
+    """A dunning message as sent: its steps and channel, its status, who it went to, its text."""
+    message = sent.message
+    kinds = list(dict.fromkeys(sent.kinds))
+    what = ", ".join(StepKind.label_of(kind) for kind in kinds) or _("Reminder")
+    title = _("%(what)s by %(channel)s", what=what, channel=channel_label(message.channel))
+    if len(sent.invoices) > 1:
+        title += " · " + ngettext("%(num)d bill", "%(num)d bills", len(sent.invoices))
+    status = MessageStatus.label_of(message.status)
+    parts = [_("status: %(status)s", status=status)]
+    if message.status_at and message.status != MessageStatus.QUEUED:
+        parts[0] += " " + _("(%(when)s)", when=datetime_filter(message.status_at, "short", country))
+    if message.recipient:
+        parts.append(_("to %(recipient)s", recipient=message.recipient))
+    if len(sent.invoices) > 1:
+        parts.append(", ".join(invoice.number for invoice in sent.invoices))
+    if message.failure:
+        parts.append(message.failure)
+    text = "\n\n".join(part for part in (message.subject, message.body) if part) or (
+        _("The text is written when the letter is printed.") if message.channel == "letter"
+        else _("The text is written when the message goes out."))
+    return Entry(sent.at, "message dunning", title, sent.invoices[0] if sent.invoices else None, " · ".join(parts),
+                 body=text, who=_("the reminder run"))
 
 
 def _agents(creditor_id: int) -> dict[int, str]:
@@ -115,6 +144,7 @@ def actor_label(actor: str | None, agents: dict[int, str]) -> str | None:
     return {
         "customer": _("the customer"), "api": _("the creditor's system (API)"), "scheduler": _("the daily run"),
         "bank_import": _("the bank file import"), "test": _("a test"), "cli": _("the command line"),
+        "dunning": _("the reminder run"),
     }.get(actor, actor)
 
 
@@ -122,6 +152,20 @@ def channel_label(channel: str | None) -> str:
     labels = {"sms": _("SMS"), "email": _("e-mail"), "letter": _("letter"), "api": _("the creditor's system"),
               "provider": _("the payment provider"), "bank_transfer": _("bank transfer")}
     return labels.get(channel or "", channel or "")
+
+
+def _reminder_sent(d: dict) -> tuple[str, str | None]:
+    """A reminder sent: by the portal's run, its step of the plan, channel, deadline; else a reported one."""
+    channel = _("by %(channel)s", channel=channel_label(d.get("channel")))
+    if not d.get("step_kind"):
+        return (_("Final reminder sent") if d.get("final") else _("Reminder sent")), channel
+    title = _("%(step)s sent (step %(position)s of plan %(plan)s v%(version)s)",
+              step=StepKind.label_of(d["step_kind"]), position=d.get("step"), plan=d.get("plan"),
+              version=d.get("version"))
+    deadline = d.get("deadline")
+    if deadline:
+        channel += " · " + _("to pay by %(date)s", date=date_filter(date.fromisoformat(deadline)))
+    return title, channel
 
 
 def describe(event: InvoiceEvent, invoice: Invoice) -> tuple[str, str | None]:
@@ -146,6 +190,9 @@ def describe(event: InvoiceEvent, invoice: Invoice) -> tuple[str, str | None]:
         "link_opened": lambda: (_("The customer opened the bill"), _("link sent by %(channel)s",
                                                                      channel=channel_label(d.get("channel")))),
         "link_sent": lambda: (_("New link sent"), _("by %(channel)s", channel=channel_label(d.get("channel")))),
+        "link_requested": lambda: (_("The customer asked for a new link"),
+                                   _("sent by %(channel)s to the contact on file",
+                                     channel=channel_label(d.get("channel")))),
         "links_revoked": lambda: (_("Links revoked"),
                                   ngettext("%(num)d link", "%(num)d links", int(d.get("count") or 0))),
         "link_locked": lambda: (_("Link locked after wrong answers to the check"), None),
@@ -195,8 +242,18 @@ def describe(event: InvoiceEvent, invoice: Invoice) -> tuple[str, str | None]:
         "support_request_closed": lambda: (_("Conversation %(reference)s closed", reference=d.get("reference")), None),
         "support_request_reopened": lambda: (_("Conversation %(reference)s opened again", reference=d.get("reference")),
                                              None),
-        "reminder_sent": lambda: (_("Final reminder sent") if d.get("final") else _("Reminder sent"),
-                                  _("by %(channel)s", channel=channel_label(d.get("channel")))),
+        "reminder_sent": lambda: _reminder_sent(d),
+        "reminder_fell_back": lambda: (_("Reminder sent again by %(channel)s", channel=channel_label(d.get("channel"))),
+                                       d.get("reason")),
+        "dunning_plan_set": lambda: (_("Reminders by plan %(plan)s v%(version)s", plan=d.get("plan"),
+                                       version=d.get("version")), None),
+        "dunning_excluded": lambda: (_("Taken out of the reminder run"),
+                                     _("with all the customer's bills") if d.get("customer") else None),
+        "dunning_included": lambda: (_("Back in the reminder run"), None),
+        "dunning_step_skipped": lambda: (_("Step %(position)s skipped: %(step)s", position=d.get("step"),
+                                           step=StepKind.label_of(d.get("step_kind", ""))), d.get("reason")),
+        "dunning_step_postponed": lambda: (_("Step %(position)s postponed to %(date)s", position=d.get("step"),
+                                             date=day("until")), d.get("reason")),
         "handed_off": lambda: (_("Handed to debt collection"), f"{d.get('partner')} · {amount()}"),
         "hand_off_recalled": lambda: (_("Recalled from debt collection"), d.get("reason") or d.get("partner")),
         "collection_acknowledged": lambda: (_("The collection partner has the case"), d.get("reference")),

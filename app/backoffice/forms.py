@@ -68,6 +68,18 @@ class HoldForm(FlaskForm):
         return parse_date(self.until.data or "")
 
 
+class SkipStepForm(FlaskForm):
+    reason = StringField(_l("Why"), validators=[DataRequired(), Length(max=200)])
+
+
+class PostponeStepForm(FlaskForm):
+    until = StringField(_l("Postpone to"), validators=[DataRequired(), Length(max=10)])
+    reason = StringField(_l("Why"), validators=[DataRequired(), Length(max=200)])
+
+    def until_date(self) -> date | None:
+        return parse_date(self.until.data or "")
+
+
 class ResumeForm(FlaskForm):
     reason = StringField(_l("Why"), validators=[Optional(), Length(max=200)])
 

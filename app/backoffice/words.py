@@ -63,6 +63,8 @@ PROBLEMS = {
     "taken": lambda: _("A template with this title exists already in this language."),
     "other_customer": lambda: _("That bill is not this customer's."),
     "range": lambda: _("Please check the number or date."),
+    "no_step": lambda: _("No reminder step is planned for this bill."),
+    "settled": lambda: _("The bill is paid or closed: no reminder goes out."),
 }
 
 

@@ -6,8 +6,8 @@ URL fetcher refuses every other scheme.
 
 Rendering is slow (a 1,000-line invoice takes seconds of CPU), so each process keeps the PDFs it
 rendered (`PdfCache`), keyed like the bill page's cache: the invoice, its version (what the bill
-page's `BillAccess.version` holds: the invoice's, creditor's and customer's `updated_at` and the
-newest event), the language and the creditor's local day. Bounded by PDF_CACHE_MB, least recently
+page's `BillAccess.document_version` holds: the invoice's, creditor's and customer's `updated_at` and
+the newest event), the language and the creditor's local day. Bounded by PDF_CACHE_MB, least recently
 used out first; one render at a time per key, so a double click renders once.
 """
 
@@ -95,8 +95,8 @@ def get_pdf_cache() -> PdfCache:
 
 
 def invoice_version(invoice: Invoice) -> tuple:
-    """The version of what the invoice's documents show, as `portal.services.BillAccess.version` reads
-    it in the bill page's access statement (the same values, so both share a cached PDF): the invoice's,
+    """The version of what the invoice's documents show, as `portal.services.BillAccess.document_version`
+    reads it in the bill page's access statement (the same values, so both share a cached PDF): the invoice's,
     creditor's and customer's `updated_at`, the invoice's newest event and its count of link
     revocations. One statement."""
     newest_event = db.session.scalar(select(func.max(InvoiceEvent.id)).where(InvoiceEvent.invoice_id == invoice.id))
@@ -104,14 +104,18 @@ def invoice_version(invoice: Invoice) -> tuple:
             invoice.link_revocations)
 
 
-def invoice_pdf_response(invoice: Invoice, today: date, version: tuple | None = None) -> Response:
+def invoice_pdf_response(invoice: Invoice, today: date, version: tuple | None = None, *,
+                         default_notice: date | None = None) -> Response:
     """The invoice's PDF as a download, in the current locale (the bill page's, and the collection
     partner's copy of it): from the cache when this version was rendered in this language today.
-    `version`: the bill page's `BillAccess.version` when the caller has it (else read here)."""
-    key = ("invoice", invoice.public_id, str(get_locale()), today, version or invoice_version(invoice))
+    `version`: the bill page's `BillAccess.document_version` when the caller has it (else read here).
+    `default_notice`: Germany's consumer default notice (§ 286(3) BGB) and its day, where the creditor
+    gives it (`dunning.outlook.default_notice_date`: the caller asks, billing cannot)."""
+    key = ("invoice", invoice.public_id, str(get_locale()), today, version or invoice_version(invoice), default_notice)
     pdf = get_pdf_cache().get_or_render(key, lambda: render_invoice_pdf(
         invoice, payments=payments_received(invoice.id) if invoice.amount_paid else [],
         state=due_state(invoice, today), transfer=transfer_details(invoice.creditor, invoice, None),
+        default_notice=default_notice,
     ))
     filename = f"invoice-{invoice.number}.pdf".replace("/", "-")
     return Response(pdf, mimetype="application/pdf",
@@ -119,14 +123,17 @@ def invoice_pdf_response(invoice: Invoice, today: date, version: tuple | None = 
 
 
 def render_invoice_pdf(
-    invoice: Invoice, *, payments: list[InvoiceEvent], state: DueState, transfer: TransferDetails | None
+    invoice: Invoice, *, payments: list[InvoiceEvent], state: DueState, transfer: TransferDetails | None,
+    default_notice: date | None = None,
 ) -> bytes:
     """The invoice as PDF bytes, in the current request's language and the creditor's brand."""
-    return html_to_pdf(invoice_html(invoice, payments=payments, state=state, transfer=transfer))
+    return html_to_pdf(invoice_html(invoice, payments=payments, state=state, transfer=transfer,
+                                    default_notice=default_notice))
 
 
 def invoice_html(
-    invoice: Invoice, *, payments: list[InvoiceEvent], state: DueState, transfer: TransferDetails | None
+    invoice: Invoice, *, payments: list[InvoiceEvent], state: DueState, transfer: TransferDetails | None,
+    default_notice: date | None = None,
 ) -> str:
     """The HTML document the PDF is printed from, with its images embedded."""
     creditor = invoice.creditor
@@ -146,6 +153,7 @@ def invoice_html(
         qr_src=_qr_data_uri(invoice, transfer),
         footer_left=css_string(_footer_text(creditor)),
         footer_right=page_label_css(_("Page %(page)s of %(pages)s")),
+        default_notice=default_notice,
     )
 
 

@@ -10,8 +10,18 @@ import re
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from app.billing.models import CUSTOMER_KINDS, LINE_KINDS
 from app.core.validation import E164, is_email
@@ -21,6 +31,9 @@ from app.i18n import normalise_locale
 from app.money import is_current_currency, round_half_up
 
 MAX_AMOUNT = 10**13
+#: Fields added after invoices were first imported: the payload's hash leaves them out when not given.
+LATER_INVOICE_FIELDS = ("dunning_plan", "dunning_excluded")
+LATER_CUSTOMER_FIELDS = ("preferred_channel", "time_zone", "consents")
 Amount = Annotated[StrictInt, Field(ge=0, lt=MAX_AMOUNT)]
 
 
@@ -44,6 +57,15 @@ class AddressIn(_Strict):
     country: str | None = Field(None, pattern=r"^[A-Z]{2}$")
 
 
+class ConsentsIn(_Strict):
+    """What the customer agreed to, for the reminders the portal sends (letters are always allowed)."""
+
+    email: StrictBool | None = Field(None, description="Reminders by e-mail")
+    sms: StrictBool | None = Field(None, description="Reminders by SMS")
+    electronic_notices: StrictBool | None = Field(
+        None, description="Legally required notices (Norway's inkassovarsel) electronically rather than by letter")
+
+
 class CustomerIn(_Strict):
     external_ref: str = Field(min_length=1, max_length=64)
     name: str = Field(min_length=1, max_length=200)
@@ -53,6 +75,22 @@ class CustomerIn(_Strict):
     address: AddressIn | None = None
     preferred_locale: str | None = Field(None, description="en, nb or de")
     date_of_birth: date | None = None
+    # For the reminders the portal sends (app.dunning); left out: unchanged.
+    preferred_channel: Literal["sms", "email", "letter", ""] | None = Field(
+        None, description="The channel the customer prefers for reminders (\"\" clears it); left out: unchanged")
+    time_zone: str | None = Field(None, max_length=40,
+                                  description="IANA time zone for quiet hours (Europe/Oslo); left out: the country's")
+    consents: ConsentsIn | None = Field(None, description="What the customer agreed to; left out: unchanged")
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, v):
+        if v:
+            try:
+                ZoneInfo(v)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError("not a time zone name (Europe/Oslo)") from None
+        return v
 
     @field_validator("email")
     @classmethod
@@ -143,6 +181,12 @@ class InvoiceIn(_Strict):
     subtotal: Amount | None = None
     vat_total: Amount | None = None
     total: Amount
+    # The portal's reminders (app.dunning): the creditor's plan to remind this invoice by (its name;
+    # left out: the default plan), or the invoice kept out of them.
+    dunning_plan: str | None = Field(None, min_length=1, max_length=80,
+                                     description="The name of your dunning plan for this invoice (its latest "
+                                                 "version); left out: your default plan")
+    dunning_excluded: StrictBool | None = Field(None, description="true: the portal sends this invoice no reminders")
 
     @field_validator("number")
     @classmethod

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from blinker import signal
-from sqlalchemy import func, select
+from sqlalchemy import ColumnClause, func, literal_column, select
 from sqlalchemy.exc import IntegrityError
 
 from app.billing.models import (
@@ -30,8 +30,9 @@ from app.billing.models import (
     InvoiceStatus,
     Reminder,
 )
-from app.billing.schemas import CustomerIn, InvoiceIn, parse_invoice
+from app.billing.schemas import LATER_CUSTOMER_FIELDS, LATER_INVOICE_FIELDS, CustomerIn, InvoiceIn, parse_invoice
 from app.core.bulk import in_ids, insert_rows, update_rows
+from app.core.dates import local_today
 from app.creditors.models import Creditor
 from app.creditors.references import make_reference, reference_base
 from app.errors import Conflict, IllegalTransition, InvalidData
@@ -73,6 +74,10 @@ total_changed = signal("invoice-total-changed")
 invoice_closed = signal("invoice-closed")
 
 PAUSED = (InvoiceStatus.DISPUTED, InvoiceStatus.ON_HOLD, InvoiceStatus.IN_COLLECTION)
+#: A bill the customer still owes (its page is open to them): neither paid nor closed.
+OWING = (InvoiceStatus.OPEN, InvoiceStatus.PARTIALLY_PAID, *PAUSED)
+#: The same as SQL literals, for the precompiled reads (`app.readpath`: they take no bound lists).
+OWING_SQL: tuple[ColumnClause[Any], ...] = tuple(literal_column(f"'{status}'") for status in OWING)
 
 
 def record_event(invoice: Invoice, kind: str, actor: str, **data) -> InvoiceEvent:
@@ -280,8 +285,8 @@ REMINDER_CLOCK_SKEW = timedelta(minutes=5)
 def record_reminder(invoice: Invoice, *, channel: str, sent_at: datetime | None, final: bool, actor: str,
                     external_ref: str | None = None) -> tuple[Reminder, bool]:
     """A reminder the creditor sent (its own dunning system reports it): (reminder, created). The
-    same `external_ref` again returns the first one. A reminder of a closed bill, or one sent in
-    the future, is refused."""
+    same `external_ref` again returns the first one. A reminder of a closed bill, one sent in the
+    future, and a final one sent on or before the due date (where the creditor is) are refused."""
     errors = {}
     if channel not in REMINDER_CHANNELS:
         errors["channel"] = f"one of {', '.join(REMINDER_CHANNELS)}"
@@ -293,6 +298,9 @@ def record_reminder(invoice: Invoice, *, channel: str, sent_at: datetime | None,
         errors["sent_at"] = "in the future"
     if invoice.is_closed:
         errors["invoice"] = f"the invoice is {invoice.status}"
+    if final and "sent_at" not in errors and local_today(invoice.creditor.country, sent_at) <= invoice.due_date:
+        errors["final"] = (f"a final reminder goes after the due date ({invoice.due_date.isoformat()}); "
+                           "this one was sent on or before it")
     if errors:
         raise InvalidData(errors)
     if external_ref:
@@ -322,7 +330,17 @@ def reminders_of(invoice_id: int) -> list[Reminder]:
 
 
 def payload_hash(data: InvoiceIn) -> str:
-    canonical = json.dumps(data.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """The invoice as given, canonical JSON hashed. Fields added after invoices were first hashed
+    (the dunning preferences) count only when given, so the same request sent again before and after
+    they existed is the same request."""
+    body = data.model_dump(mode="json")
+    for name in LATER_INVOICE_FIELDS:
+        if body.get(name) is None:
+            body.pop(name, None)
+    for name in LATER_CUSTOMER_FIELDS:
+        if body["customer"].get(name) is None:
+            body["customer"].pop(name, None)
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -349,6 +367,18 @@ def upsert_customer(creditor: Creditor, data: CustomerIn) -> Customer:
     customer.country = address.country if address else None
     customer.preferred_locale = data.preferred_locale
     customer.date_of_birth = data.date_of_birth
+    # The customer's preferences for reminders (app.dunning), changed only where given: what the
+    # customer chose on the bill page (an unsubscribe, a preferred channel) is not undone by the next
+    # invoice that leaves them out.
+    if data.preferred_channel is not None:
+        customer.preferred_channel = data.preferred_channel or None  # "" clears it
+    if data.time_zone is not None:
+        customer.time_zone = data.time_zone or None
+    if data.consents is not None:
+        for name, value in (("email_allowed", data.consents.email), ("sms_allowed", data.consents.sms),
+                            ("electronic_notices_allowed", data.consents.electronic_notices)):
+            if value is not None:
+                setattr(customer, name, value)
     return customer
 
 
@@ -442,6 +472,16 @@ def _create(creditor: Creditor, data: InvoiceIn, digest: str, actor: str) -> Inv
     record_event(invoice, "created", actor, total=invoice.total, currency=invoice.currency)
     db.session.flush()
     return invoice
+
+
+def other_bills_owed(invoice: Invoice, *, limit: int = 20) -> list[Invoice]:
+    """The customer's other bills they still owe the creditor (customers are per creditor), the
+    earliest due first: the bill page lists them, and a link to one bill opens them all."""
+    return list(db.session.scalars(
+        select(Invoice).where(Invoice.customer_id == invoice.customer_id, Invoice.creditor_id == invoice.creditor_id,
+                              Invoice.id != invoice.id, Invoice.status.in_(OWING),
+                              Invoice.total > Invoice.amount_paid)
+        .order_by(Invoice.due_date, Invoice.id).limit(limit)))
 
 
 def timeline(invoice: Invoice) -> list[InvoiceEvent]:

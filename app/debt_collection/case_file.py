@@ -15,19 +15,22 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from flask import current_app
+from sqlalchemy import select
 
 from app.billing.corrections import credit_notes, credited_by_line, quantity_text
 from app.billing.models import Invoice, InvoiceLine
 from app.billing.services import payments_received, reminders_of
 from app.core.dates import utc_iso
 from app.debt_collection.models import Case
+from app.dunning.models import Notice, Plan
+from app.extensions import db
 from app.links.signer import LinkSigner
 from app.models import utcnow
 from app.resolutions.models import Kind, Resolution
 from app.resolutions.services import resolutions_for
 from app.support.services import threads_for
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: notices (the steps of the dunning plan the portal sent)
 PDF_PURPOSE = "case_pdf"
 
 
@@ -113,6 +116,17 @@ def _interaction(r: Resolution) -> dict:
             "instalments": [{"due_date": _iso(i.due_date), "amount": i.amount} for i in r.instalments]}
 
 
+def notices_of(invoice_id: int) -> list[dict]:
+    """The steps of the bill's dunning plan the portal sent (or an agent skipped), oldest first."""
+    rows = db.session.execute(select(Notice, Plan.name, Plan.version, Plan.jurisdiction)
+                              .join(Plan, Plan.id == Notice.plan_id).where(Notice.invoice_id == invoice_id)
+                              .order_by(Notice.position, Notice.id)).all()
+    return [{"position": n.position, "kind": n.kind, "status": n.status, "channel": n.channel,
+             "sent_at": _utc(n.sent_at), "deadline": _iso(n.deadline), "fee": n.fee, "interest": n.interest,
+             "plan": {"name": name, "version": version, "jurisdiction": jurisdiction}}
+            for n, name, version, jurisdiction in rows]
+
+
 def build_case_file(case: Case, amounts: dict, *, created_at: datetime | None = None) -> dict:
     """The case file of `case` (its invoice as it is now, `amounts` its `split_amounts`). Called
     once, at hand-off; the stored document is what every delivery sends."""
@@ -154,6 +168,7 @@ def build_case_file(case: Case, amounts: dict, *, created_at: datetime | None = 
                       "method": e.data.get("method") or "other"} for e in payments_received(invoice.id)],
         "reminders": [{"sent_at": _utc(r.sent_at), "channel": r.channel, "final": r.final}
                       for r in reminders_of(invoice.id)],
+        "notices": notices_of(invoice.id),
         "interactions": {
             "disputes": by_kind[Kind.DISPUTE],
             "promises": by_kind[Kind.PROMISE],

@@ -8,7 +8,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from app.commands import cli_transaction, creditor_or_fail
-from app.core.dates import local_today
+from app.core.dates import local_today, parse_date
 from app.creditors.models import Creditor
 from app.debt_collection import partners as service
 from app.debt_collection.models import Partner, Policy
@@ -142,9 +142,14 @@ def policy(creditor_slug, partner_slug, min_balance, days_past_due, days_after_f
                                 "them and change nothing). Safe to run from cron every few minutes, in parallel.")
 @click.option("--dry-run", is_flag=True)
 @click.option("--creditor", "slug")
-def run(dry_run, slug):
+@click.option("--date", "on", help="Decide as on this date where each creditor is (tests, the demo); default: today.")
+def run(dry_run, slug, on):
     creditor_id = creditor_or_fail(slug).id if slug else None
-    report = run_hand_off(lambda country: local_today(country, utcnow()), dry_run=dry_run, creditor_id=creditor_id)
+    day = parse_date(on) if on else None
+    if on and day is None:
+        raise click.BadParameter(f"{on!r} is not a date (2026-12-31)", param_hint="--date")
+    report = run_hand_off((lambda _country: day) if day else (lambda country: local_today(country, utcnow())),
+                          dry_run=dry_run, creditor_id=creditor_id, on=day)
     for number in report.eligible:
         click.echo(f"would hand off {number}")
     for number, case_id in report.handed_off:

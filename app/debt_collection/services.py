@@ -31,6 +31,9 @@ from app.core.dates import local_today
 from app.debt_collection.case_file import build_case_file, split_amounts
 from app.debt_collection.models import Case, CaseEvent, CaseStatus, Partner, Policy
 from app.debt_collection.partners import policy_of
+from app.dunning.models import Jurisdiction, Plan
+from app.dunning.outlook import has_open_question
+from app.dunning.services import default_plan, hand_off_not_before
 from app.errors import Conflict, IllegalTransition, InvalidData
 from app.extensions import db
 from app.models import utcnow
@@ -39,6 +42,7 @@ from app.payments.models import Payment
 from app.payments.services import lock_invoice, settle
 from app.resolutions.pause import pause_words
 from app.resolutions.services import dunning_for
+from app.templating import date_filter
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +58,8 @@ EVENT_KINDS = ("payment_received", "closed_paid", "closed_uncollectable", "recal
 class Eligibility:
     """Whether the bill may be handed off today, and if not every reason why (codes:
     no_policy, partner_disabled, status:<status>, open_case, nothing_owed, below_minimum,
-    not_overdue_enough, no_final_reminder, final_reminder_too_recent, paused:<dunning reason>)."""
+    not_overdue_enough, no_final_reminder, final_reminder_too_recent, no_collection_warning,
+    warning_deadline:<first day>, open_question, paused:<dunning reason>)."""
 
     reasons: tuple[str, ...] = ()
 
@@ -70,6 +75,9 @@ def reason_words(code: str) -> str:
         return _("The bill is %(status)s.", status=InvoiceStatus.label_of(value))
     if kind == "paused":
         return _("Not handed off yet: %(why)s.", why=pause_words(value))
+    if kind == "warning_deadline":
+        return _("The deadline of the collection warning has not passed: not before %(date)s.",
+                 date=date_filter(date.fromisoformat(value)))
     return {
         "no_policy": _("The creditor has no debt collection policy (flask collection policy)."),
         "partner_disabled": _("The creditor's collection partner is disabled."),
@@ -79,6 +87,8 @@ def reason_words(code: str) -> str:
         "not_overdue_enough": _("It is not overdue long enough yet."),
         "no_final_reminder": _("No final reminder has been sent."),
         "final_reminder_too_recent": _("The final reminder was sent too recently."),
+        "no_collection_warning": _("The dunning plan's collection warning has not been sent."),
+        "open_question": _("A question of the customer waits for an answer."),
         "busy": _("Another hand-off of this bill is running."),
         "gone": _("The bill no longer exists."),
     }.get(code, code)
@@ -99,9 +109,39 @@ def active_case(invoice_id: int) -> Case | None:
     return db.session.scalar(select(Case).where(Case.invoice_id == invoice_id, Case.status.in_(CaseStatus.ACTIVE)))
 
 
+def portal_runs_dunning(invoice: Invoice) -> bool:
+    """Whether the portal sends this bill's reminders by a dunning plan (its own, or the creditor's
+    default, which the next run gives it), rather than the creditor's own dunning system reporting them."""
+    if invoice.dunning_excluded or invoice.customer.dunning_excluded:
+        return False
+    return invoice.dunning_plan_id is not None or default_plan(invoice.creditor_id) is not None
+
+
+def plan_hand_off(invoice: Invoice, today: date, *, manual: bool = False) -> str | None:
+    """For a bill the portal reminds: what its plan and the law still ask before a hand-off, or None.
+    A plan with a step that starts the hand-off clock (Norway's inkassovarsel, a final reminder) needs
+    that notice sent and its deadline passed (`dunning.services.hand_off_not_before`); a plan without
+    one falls back on the final reminder, which the run records like a reported one. An agent's
+    hand-off (`manual`) waits for the deadline too, and in Norway for the inkassovarsel itself (the
+    law asks for it: inkassoloven § 9); elsewhere an agent may hand off before the warning went."""
+    not_before = hand_off_not_before(invoice.id)
+    if not_before is not None:
+        return None if today >= not_before else f"warning_deadline:{not_before.isoformat()}"
+    plan = db.session.get(Plan, invoice.dunning_plan_id) if invoice.dunning_plan_id else default_plan(
+        invoice.creditor_id)
+    if plan is None or not any(step.starts_hand_off for step in plan.steps):
+        return None
+    return "no_collection_warning" if not manual or plan.jurisdiction == Jurisdiction.NO else None
+
+
 def check(invoice: Invoice, policy: Policy | None, today: date, *, manual: bool = False) -> Eligibility:
     """Decide for `invoice` under the creditor's `policy`. `manual`: an agent hands off now, so
-    the policy's amounts and days do not apply; the pause rule and everything else does."""
+    the policy's amounts and days do not apply; the pause rule, an open question of the customer and
+    the dunning plan's collection warning (its deadline is the law's: Norway's inkassoloven § 9) do.
+
+    For a bill the portal reminds (`portal_runs_dunning`), the plan's collection warning takes the
+    place of the final reminder and its days: the hand-off waits until the warning's deadline has
+    passed. Bills the creditor reminds itself keep the reported final reminder and the policy's days."""
     reasons = []
     if policy is None or not policy.enabled:
         reasons.append("no_policy")
@@ -113,33 +153,44 @@ def check(invoice: Invoice, policy: Policy | None, today: date, *, manual: bool 
         reasons.append("open_case")
     if invoice.balance <= 0:
         reasons.append("nothing_owed")
+    ours = portal_runs_dunning(invoice)
+    waiting = plan_hand_off(invoice, today, manual=manual) if ours else None
     final = final_reminder(invoice.id)
     if not manual and policy is not None:
         if invoice.balance < policy.min_balance:
             reasons.append("below_minimum")
         if today < invoice.due_date + timedelta(days=policy.days_past_due):
             reasons.append("not_overdue_enough")
-        if final is None:
+        if ours and waiting is not None:
+            reasons.append(waiting)
+        elif ours and hand_off_not_before(invoice.id) is not None:
+            pass  # the warning's deadline passed: it replaces the final reminder and its days
+        elif final is None:
             reasons.append("no_final_reminder")
         elif today < local_today(invoice.creditor.country, final.sent_at) + timedelta(
                 days=policy.days_after_final_reminder):
             reasons.append("final_reminder_too_recent")
+    elif waiting is not None:
+        reasons.append(waiting)  # an agent hands off now: never before the warning's deadline either
     dunning = dunning_for(invoice, today)
     if not dunning.may_hand_off and f"status:{invoice.status}" not in reasons:
         reasons.append(f"paused:{dunning.reason}")
+    elif invoice.status in HANDABLE and has_open_question(invoice.id):
+        reasons.append("open_question")
     return Eligibility(tuple(reasons))
 
 
-def candidates(*, creditor_id: int | None = None, limit: int = 1000) -> list[int]:
+def candidates(*, creditor_id: int | None = None, limit: int = 1000, on: date | None = None) -> list[int]:
     """Ids of invoices that may be due for hand-off, roughly (the exact rule is `check`, under a
-    lock): creditors with a policy and an enabled partner, bills open or part paid, past due, with a
-    final reminder, and no open case. Oldest due first."""
+    lock): creditors with a policy and an enabled partner, bills open or part paid, past due (by `on`,
+    default today), with a final reminder (the dunning run records one for its final steps), and no
+    open case. Oldest due first."""
     query = (
         select(Invoice.id)
         .join(Policy, and_(Policy.creditor_id == Invoice.creditor_id, Policy.enabled.is_(True)))
         .join(Partner, and_(Partner.id == Policy.partner_id, Partner.enabled.is_(True)))
         .where(Invoice.status.in_(HANDABLE), Invoice.total > Invoice.amount_paid,
-               Invoice.due_date < utcnow().date(),
+               Invoice.due_date < (on or utcnow().date()),
                exists().where(Reminder.invoice_id == Invoice.id, Reminder.final.is_(True)),
                ~exists().where(Case.invoice_id == Invoice.id, Case.status.in_(CaseStatus.OPEN)))
         .order_by(Invoice.due_date, Invoice.id).limit(limit)

@@ -27,12 +27,13 @@ class RunReport:
 
 
 def run(today_for: Callable[[str], date], *, dry_run: bool = False, creditor_id: int | None = None,
-        actor: str = "scheduler") -> RunReport:
+        actor: str = "scheduler", on: date | None = None) -> RunReport:
     """Hand off every eligible bill (each in its own transaction; this commits), or with `dry_run`
-    list them and change nothing. Safe from cron every few minutes and in parallel: a bill another
-    run holds is skipped, and one it handed off meanwhile is found in collection under the lock."""
+    list them and change nothing. `on`: the day to decide as (`--date`; `today_for` gives it then).
+    Safe from cron every few minutes and in parallel: a bill another run holds is skipped, and one it
+    handed off meanwhile is found in collection under the lock."""
     report = RunReport()
-    for invoice_id in candidates(creditor_id=creditor_id):
+    for invoice_id in candidates(creditor_id=creditor_id, on=on):
         if dry_run:
             invoice = db.session.get(Invoice, invoice_id)
             decision = check(invoice, policy_of(invoice.creditor_id), today_for(invoice.creditor.country))

@@ -30,8 +30,17 @@ Modules and what each offers the features built on them:
   `hand_off_not_before(invoice_id)` (the hand-off asks this: the day after the deadline of the
   notice that started the hand-off clock); contact points: `update_contact_points(customer, data)`
   (validated by field: e-mail, E.164 mobile, postal address, preferences, consents),
-  `check_address`; `fall_back(message_or_notice, reason)` (a bounce or a failed SMS: the next
+  `check_address`; agents: `skip_next_step`, `postpone_next_step` (with a reason; the view checks the
+  role and audits); `fall_back(message_or_notice, reason)` (a bounce or a failed SMS: the next
   channel, or a letter; provider status callbacks call it); `letters_pending(creditor_id)`.
+- `outlook`: what happens next to a bill, in facts (the bill page and the API): the next step that is
+  not a nudge, its day, fee and channel, the last notice's deadline, the hand-off's first day, why
+  reminders wait; `next_step(invoice, today)` (nudges included), `has_open_question`,
+  `default_notice_date(invoice)` (Germany's § 286(3) notice on the page and the PDF).
+- `options`: what a creditor says through the API and the import: a plan by name, exclusions, the
+  contact body (`update_contact`, its problems named as the body names them).
+- `renewal`: "send me a new link" (`send_new_link`: the preferred channel that works, the bill's
+  daily allowance, the outbox; the old links stay).
 - `interest`: German default interest on an invoice: `default_begins`, `default_interest(invoice,
   today)` (minor units, the rates and the day it runs from), `interest_due`.
 - `calendar`: quiet hours on the customer's clock, Sundays and public holidays (`holidays`).
@@ -49,7 +58,9 @@ Seams left for the next changes: the bill page's contact form and the code confi
 `ContactChange` rows and call `update_contact_points`; unsubscribe links and SMS STOP set
 `email_unsubscribed_at` / `sms_stopped_at`; provider status callbacks set the outbox row's
 `provider_status` and call `fall_back`; the print run (`letters`) prints
-pending letters, fills `pages`, `sha256`, `batch`, `printed_at` and `Message.subject/body`;
-the bill page, the API and the back office read `next_step`, `Notice`, `Message`,
-`consumer_default_notice`; the hand-off asks `hand_off_not_before`.
+pending letters, fills `pages`, `sha256`, `batch`, `printed_at` and `Message.subject/body` (done:
+`letters/`);
+the bill page, the API and the back office read `outlook`, `Notice`, `Message` (done: the bill page's
+"what happens next" and other bills, the API's `dunning`, the back office's panel and timeline); the
+hand-off asks `hand_off_not_before` (done: `debt_collection.services.check`).
 """

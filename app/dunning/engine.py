@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from types import SimpleNamespace
+from typing import Protocol
 
 from flask_babel import force_locale
 from flask_babel import gettext as _
@@ -154,7 +155,16 @@ def load_context(creditor: Creditor) -> Context:
 # --- the schedule (as services.step_date, on StepInfo) ---------------------------------------------------------
 
 
-def step_day(step: StepInfo, due_date: date, sent_on: date, previous_deadline_days: int) -> date:
+class Timed(Protocol):
+    """A step as its day is reckoned: a saved `Step`, a `StepInfo`, a draft."""
+
+    @property
+    def anchor(self) -> str: ...
+    @property
+    def offset_days(self) -> int: ...
+
+
+def step_day(step: Timed, due_date: date, sent_on: date, previous_deadline_days: int) -> date:
     planned = due_date + timedelta(days=step.offset_days) if step.anchor == "due_date" \
         else sent_on + timedelta(days=step.offset_days)
     gap = previous_deadline_days + 1 if previous_deadline_days > 0 else 1
@@ -277,7 +287,7 @@ def claim(ctx: Context, customer_ids: Sequence[int], today: date, *, lock: bool)
             live[row.invoice_id].append(SimpleNamespace(kind=row.kind, status=row.status, new_date=row.new_date))
         questions = set(db.session.scalars(select(SupportRequest.invoice_id).where(
             in_ids(db.session, SupportRequest.invoice_id, invoice_ids), SupportRequest.status == RequestStatus.OPEN)))
-        sent = {tuple(row) for row in db.session.execute(
+        sent = {(row[0], row[1], row[2]) for row in db.session.execute(
             select(Notice.invoice_id, Notice.plan_id, Notice.position).where(Notice.invoice_id.in_(invoice_ids)))}
     last_message = dict(db.session.execute(
         select(Message.customer_id, func.max(Message.created_at))
@@ -300,6 +310,12 @@ class Outcome:
     plan: PlanInfo | None = None
     next_on: date | None = None
     next_position: int | None = None
+
+    @property
+    def to_send(self) -> tuple[PlanInfo, StepInfo]:
+        """The plan and the step of an outcome that sends (or was to): both are set then."""
+        assert self.plan is not None and self.step is not None
+        return self.plan, self.step
 
 
 @dataclass
@@ -380,7 +396,7 @@ def decide(ctx: Context, batch: Batch, clock: Clock) -> list[Decision]:
             if customer.dunning_excluded or bill.dunning_excluded:
                 decision.outcomes.append(_stop(bill, "excluded"))
                 continue
-            if step is None:
+            if plan is None or step is None:
                 decision.outcomes.append(_stop(bill, "plan_done"))
                 continue
             answer = dunning(bill, today, batch.live.get(bill.id, ()))
@@ -434,11 +450,12 @@ def _decide_message(ctx: Context, decision: Decision, due: list[Outcome], batch:
             outcome.action, outcome.reason, outcome.next_on = "wait", reason, until
             outcome.next_position = outcome.bill.dunning_next_position
 
-    channels = [choose_channel(customer, o.plan, o.step) for o in due]
-    if any(channel is None for channel in channels):
+    found = [choose_channel(customer, *o.to_send) for o in due]
+    channels = [channel for channel in found if channel is not None]
+    if len(channels) < len(found):
         hold("no_contact", today + timedelta(days=1))
         return
-    lead = max(range(len(due)), key=lambda i: (StepKind(due[i].step.kind).rank, -i))
+    lead = max(range(len(due)), key=lambda i: (StepKind(due[i].to_send[1].kind).rank, -i))
     channel = Channel.LETTER if Channel.LETTER in channels else channels[lead]
     last = batch.last_message.get(customer.id)
     if last is not None and ctx.interval_days > 0:
@@ -459,16 +476,17 @@ def _decide_message(ctx: Context, decision: Decision, due: list[Outcome], batch:
     decision.channel = channel
     decision.recipient = customer.email if channel == Channel.EMAIL else customer.phone \
         if channel == Channel.SMS else None
-    lead_step = due[lead].step
+    lead_step = due[lead].to_send[1]
     wanted = normalise_locale(customer.preferred_locale)
     decision.locale = next((loc for loc in (wanted, ctx.default_locale, *ctx.languages, "en")
                             if loc and loc in lead_step.locales), lead_step.locales[0])
     for outcome in due:
-        following = outcome.plan.steps.get(outcome.step.position + 1)
+        plan, step = outcome.to_send
+        following = plan.steps.get(step.position + 1)
         if following is None:
             outcome.next_on, outcome.next_position = None, None
         else:
-            outcome.next_on = step_day(following, outcome.bill.due_date, today, outcome.step.deadline_days)
+            outcome.next_on = step_day(following, outcome.bill.due_date, today, step.deadline_days)
             outcome.next_position = following.position
 
 
@@ -532,16 +550,18 @@ def _insert_outbox_and_letters(ctx: Context, sending: list[Decision], message_id
     insert_rows(db.session, Letter.__table__, letters, returning=False)
     written.letters += len(letters)
     for d in sending:
-        written.by_channel[d.channel] += 1
+        if d.channel is not None:
+            written.by_channel[d.channel] += 1
 
 
 def _charges_of(ctx: Context, outcome: Outcome, customer, locale: str, today: date, interest: dict[int, int]
                 ) -> list[Charge]:
-    step, bill, found = outcome.step, outcome.bill, []
+    (plan, step), bill = outcome.to_send, outcome.bill
+    found: list[Charge] = []
     fee = step.fee
-    if fee and outcome.plan.jurisdiction == Jurisdiction.NO:
+    if fee and plan.jurisdiction == Jurisdiction.NO:
         fee = min(fee, reminder_fee_cap(today))  # the law on the day it is sent, whatever the plan said
-    data = {"step": step.position, "plan": outcome.plan.name, "version": outcome.plan.version}
+    data = {"step": step.position, "plan": plan.name, "version": plan.version}
     if fee:
         found.append(Charge(bill.id, "reminder_fee", _fee_words("reminder_fee", locale), fee, data))
     if step.flat_fee and customer.kind == "business":
@@ -556,26 +576,32 @@ def _interest_due(outcomes: list[Outcome], today: date) -> dict[int, int]:
     """German default interest for the bills whose step adds it (a few: loaded one by one)."""
     found = {}
     for outcome in outcomes:
-        if outcome.step.adds_interest:
-            found[outcome.bill.id] = interest_due(db.session.get(Invoice, outcome.bill.id), today)
+        if outcome.to_send[1].adds_interest:
+            invoice = db.session.get(Invoice, outcome.bill.id)
+            assert invoice is not None  # a bill of this batch, its row locked
+            found[outcome.bill.id] = interest_due(invoice, today)
     return found
 
 
 def _insert_notices(ctx: Context, sending: list[Decision], message_ids: list[int], clock: Clock,
                     written: Written) -> None:
     today = clock.today
-    notices, reminders, events, charges = [], [], [], []
+    notices: list[dict] = []
+    reminders: list[dict] = []
+    events: list[dict] = []
+    charges: list[Charge] = []
     interest = _interest_due([o for d in sending for o in d.sending], today)
     for decision, message_id in zip(sending, message_ids, strict=True):
+        assert decision.locale is not None  # a decision that sends has its language
         for outcome in decision.sending:
-            step, bill = outcome.step, outcome.bill
+            (plan, step), bill = outcome.to_send, outcome.bill
             bill_charges = _charges_of(ctx, outcome, decision.customer, decision.locale, today, interest)
             charges += bill_charges
             deadline = today + timedelta(days=step.deadline_days) if step.deadline_days else None
             final = step.kind in StepKind.FINAL
             notices.append({
                 "creditor_id": ctx.creditor_id, "invoice_id": bill.id, "customer_id": decision.customer.id,
-                "plan_id": outcome.plan.id, "step_id": step.id, "position": step.position, "kind": step.kind,
+                "plan_id": plan.id, "step_id": step.id, "position": step.position, "kind": step.kind,
                 "status": NoticeStatus.SENT, "channel": decision.channel, "channel_index": 0,
                 "message_id": message_id, "decided_on": today, "sent_at": clock.now, "deadline": deadline,
                 "fee": sum(c.amount for c in bill_charges if c.kind != "interest"),
@@ -584,8 +610,8 @@ def _insert_notices(ctx: Context, sending: list[Decision], message_ids: list[int
                               "final": final, "external_ref": None, "created_at": clock.now})
             events.append({"invoice_id": bill.id, "kind": "reminder_sent", "actor": ACTOR, "created_at": clock.now,
                            "data": {"channel": decision.channel, "final": final, "sent_at": clock.now.isoformat(),
-                                    "step": step.position, "step_kind": step.kind, "plan": outcome.plan.name,
-                                    "version": outcome.plan.version, "message": message_id,
+                                    "step": step.position, "step_kind": step.kind, "plan": plan.name,
+                                    "version": plan.version, "message": message_id,
                                     "deadline": deadline.isoformat() if deadline else None}})
     insert_rows(db.session, Notice.__table__, notices, returning=False)
     insert_rows(db.session, Reminder.__table__, reminders, returning=False)
@@ -624,7 +650,7 @@ def write_fallback(creditor: Creditor, customer: Customer, failed: Message, noti
                                 final=notice.kind in StepKind.FINAL, created_at=now))
         # The next step waits for the new deadline to pass.
         invoice = db.session.get(Invoice, notice.invoice_id)
-        if notice.deadline and invoice.dunning_next_on and invoice.dunning_next_on <= notice.deadline:
+        if notice.deadline and invoice and invoice.dunning_next_on and invoice.dunning_next_on <= notice.deadline:
             invoice.dunning_next_on = notice.deadline + timedelta(days=1)
     db.session.flush()
     return message

@@ -5,7 +5,7 @@ Rendered at delivery, in the message's language, from the step's text and the bi
 then: a bill paid, cancelled, paused or asked about since the run decided is left out (its notice becomes
 `paid_before`); when none is left the message is not sent at all (a permanent DeliveryError whose
 `after` records why). A fresh signed link is issued here, for the message's channel, to the oldest
-bill of the message (a later change makes that page list the customer's other bills): only its
+bill of the message (it opens the customer's other open bills too, listed on its page): only its
 hash is stored, and its row commits only if the message goes out, as `links.notices` does. The text
 as sent, with the link's token left out, is kept on the message for the timeline.
 """

@@ -109,7 +109,7 @@ def parse_plan(data: Any, languages: Sequence[str]) -> PlanDraft:
     if not isinstance(name, str) or not NAME.match(name.strip()):
         errors["name"] = "1 to 80 letters, digits, spaces, '.', '_' or '-'"
         name = ""
-    jurisdiction = data.get("jurisdiction")
+    jurisdiction: str = data.get("jurisdiction") or ""
     if jurisdiction not in Jurisdiction.values():
         errors["jurisdiction"] = f"one of {', '.join(Jurisdiction.values())}"
     default = data.get("default")
@@ -136,7 +136,7 @@ def _parse_step(raw: Any, where: str, languages: Sequence[str], errors: dict) ->
     unknown = sorted(set(raw) - STEP_FIELDS)
     if unknown:
         errors[where] = f"unknown fields: {', '.join(map(str, unknown))}"
-    kind = raw.get("kind")
+    kind: str = raw.get("kind") or ""
     if kind not in StepKind.values():
         errors[f"{where}.kind"] = f"one of {', '.join(StepKind.values())}"
     anchor = raw.get("anchor", Anchor.DUE_DATE)
@@ -358,7 +358,9 @@ def reschedule(invoice: Invoice, today: date) -> None:
     if invoice.dunning_plan_id is None or invoice.dunning_excluded or invoice.customer.dunning_excluded:
         invoice.dunning_next_on = invoice.dunning_next_position = None
     else:
-        _schedule(invoice, db.session.get(Plan, invoice.dunning_plan_id), today)
+        plan = db.session.get(Plan, invoice.dunning_plan_id)
+        assert plan is not None  # plans are never deleted while invoices follow them (RESTRICT)
+        _schedule(invoice, plan, today)
     db.session.flush()
 
 
@@ -424,7 +426,8 @@ PREFERENCE_FIELDS = ("preferred_channel", "preferred_locale", "time_zone", "emai
 
 
 def _countries() -> frozenset[str]:
-    return frozenset(code for code in Locale("en").territories if len(code) == 2 and code.isalpha())
+    return frozenset(code for code in Locale("en").territories
+                     if isinstance(code, str) and len(code) == 2 and code.isalpha())
 
 
 def check_address(address: Any) -> tuple[dict[str, str | None], dict[str, str]]:
@@ -443,7 +446,8 @@ def check_address(address: Any) -> tuple[dict[str, str | None], dict[str, str]]:
     if not cleaned["city"]:
         errors["address.city"] = "required"
     for name, limit in (("line1", 200), ("line2", 200), ("city", 100), ("postcode", 16)):
-        if cleaned[name] and len(cleaned[name]) > limit:
+        value = cleaned[name]
+        if value and len(value) > limit:
             errors[f"address.{name}"] = f"at most {limit} characters"
     postcode = (cleaned["postcode"] or "").upper()
     pattern = POSTCODES.get(country or "")
@@ -543,12 +547,13 @@ def fall_back(message: Message | Notice, reason: str, *, now: datetime | None = 
         return None
     customer = db.session.get(Customer, message.customer_id)
     creditor = db.session.get(Creditor, message.creditor_id)
+    assert customer is not None and creditor is not None  # kept by their foreign keys
     step_ids = {notice.step_id for notice in notices}
     steps = {step.id: step for step in db.session.scalars(select(Step).where(Step.id.in_(step_ids)))}
     lead = max(notices, key=lambda n: (StepKind(n.kind).rank, -n.id))
     step = steps[lead.step_id]
-    legal = lead.kind == StepKind.COLLECTION_WARNING \
-        and db.session.get(Plan, lead.plan_id).jurisdiction == Jurisdiction.NO
+    plan = db.session.get(Plan, lead.plan_id)
+    legal = lead.kind == StepKind.COLLECTION_WARNING and plan is not None and plan.jurisdiction == Jurisdiction.NO
     # The channels after this one in the step's order; a letter when none of them reaches the customer.
     later = step.channels[step.channels.index(message.channel) + 1:] if message.channel in step.channels else []
     channel = next((c for c in [*later, Channel.LETTER] if reachable(customer, c, legal=legal)), None)
@@ -559,6 +564,7 @@ def fall_back(message: Message | Notice, reason: str, *, now: datetime | None = 
                                 deadline_days={n.id: steps[n.step_id].deadline_days for n in notices})
     for invoice_id in {n.invoice_id for n in notices}:
         invoice = db.session.get(Invoice, invoice_id)
+        assert invoice is not None  # a notice's invoice (CASCADE would have removed the notice)
         record_event(invoice, "reminder_fell_back", "dunning", channel=channel, reason=reason[:100],
                      message=new.id, replaces=message.id)
     db.session.flush()
@@ -580,6 +586,7 @@ def preview_step(creditor: Creditor, plan: Plan | Any, position: int, locale: st
     plan as given (checked for form first, so a bad one is refused with its fields before anything
     is shown). Nothing is saved and no link is issued (the link shows as an example address)."""
     today = today or local_today(creditor.country, utcnow())
+    steps: Sequence[Step | StepDraft]
     if isinstance(plan, Plan):
         steps, jurisdiction = list(plan.steps), plan.jurisdiction
     else:
@@ -616,3 +623,79 @@ def shipped_plan(jurisdiction: str) -> dict:
     data to save with `save_plan` (the demo creditors get them; a creditor may start from one)."""
     path = Path(__file__).parent / "default_plans" / DEFAULT_PLANS[jurisdiction]
     return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+# --- agents: skip or postpone a bill's next step --------------------------------------------------------
+
+MAX_POSTPONE_DAYS = 180
+MAX_REASON = 200
+
+
+def _next_of(invoice: Invoice) -> Step:
+    """The bill's next step, or InvalidData when none is planned (no plan, excluded, plan done, closed)."""
+    if invoice.is_closed or invoice.status == InvoiceStatus.PAID or invoice.balance <= 0:
+        raise InvalidData({"invoice": "settled"})
+    if invoice.dunning_plan_id is None or invoice.dunning_next_position is None or invoice.dunning_next_on is None:
+        raise InvalidData({"step": "no_step"})
+    step = db.session.scalar(select(Step).where(Step.plan_id == invoice.dunning_plan_id,
+                                                Step.position == invoice.dunning_next_position))
+    if step is None:
+        raise InvalidData({"step": "no_step"})
+    return step
+
+
+def _reason(reason: str | None) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidData({"reason": "required"})
+    if len(reason) > MAX_REASON:
+        raise InvalidData({"reason": "too_long"})
+    return reason
+
+
+def skip_next_step(invoice: Invoice, *, actor: str, reason: str | None, today: date,
+                   now: datetime | None = None) -> Notice:
+    """An agent skips the bill's next step: it is recorded as a notice `skipped` (nothing sent, no fee;
+    a skipped collection warning starts no hand-off clock, so a bill whose plan needs one is not handed
+    off), and the step after it follows from today, as if this one had gone without a deadline.
+    InvalidData (nothing changed) when no step is planned or without a reason. The caller checks the
+    agent's role and writes the audit entry."""
+    reason = _reason(reason)
+    step = _next_of(invoice)
+    now = now or utcnow()
+    if db.session.scalar(select(Notice.id).where(Notice.invoice_id == invoice.id, Notice.plan_id == step.plan_id,
+                                                 Notice.position == step.position)) is not None:
+        raise Conflict(f"step {step.position} of invoice {invoice.number} went out already")
+    notice = Notice(creditor_id=invoice.creditor_id, invoice_id=invoice.id, customer_id=invoice.customer_id,
+                    plan_id=step.plan_id, step_id=step.id, position=step.position, kind=step.kind,
+                    status=NoticeStatus.SKIPPED, channel=step.channels[0], channel_index=0, message_id=None,
+                    decided_on=today, sent_at=now, deadline=None, fee=0, interest=0)
+    db.session.add(notice)
+    following = db.session.scalar(select(Step).where(Step.plan_id == step.plan_id,
+                                                     Step.position == step.position + 1))
+    if following is None:
+        invoice.dunning_next_position = invoice.dunning_next_on = None
+    else:
+        invoice.dunning_next_position = following.position
+        invoice.dunning_next_on = engine.step_day(following, invoice.due_date, today, 0)
+    record_event(invoice, "dunning_step_skipped", actor, step=step.position, step_kind=step.kind, reason=reason,
+                 next_on=invoice.dunning_next_on.isoformat() if invoice.dunning_next_on else None)
+    db.session.flush()
+    return notice
+
+
+def postpone_next_step(invoice: Invoice, until: date | None, *, actor: str, reason: str | None,
+                       today: date) -> None:
+    """An agent moves the bill's next step to a later day (after the day it is due now, at most
+    MAX_POSTPONE_DAYS from today): the run looks at it again then. InvalidData (nothing changed) when
+    no step is planned, the day is not later, or without a reason."""
+    reason = _reason(reason)
+    step = _next_of(invoice)
+    current = invoice.dunning_next_on
+    assert current is not None  # _next_of checked
+    if until is None or until <= max(current, today) or until > today + timedelta(days=MAX_POSTPONE_DAYS):
+        raise InvalidData({"until": "range"})
+    invoice.dunning_next_on = until
+    record_event(invoice, "dunning_step_postponed", actor, step=step.position, step_kind=step.kind,
+                 was=current.isoformat(), until=until.isoformat(), reason=reason)
+    db.session.flush()

@@ -10,6 +10,7 @@ from app.dunning.models import Settings
 from app.errors import InvalidData
 from app.extensions import db
 from app.i18n import SUPPORTED_LOCALES, normalise_locale
+from app.models import utcnow
 
 
 def settings_of(creditor: Creditor) -> Settings:
@@ -58,6 +59,9 @@ def save_settings(creditor: Creditor, *, languages: Sequence[str] | None = None,
                         ("consumer_default_notice", consumer_default_notice)):
         if value is not None:
             setattr(settings, name, value)
+    # The bill page and the PDF show the consumer default notice: pages cached under the creditor's
+    # version (`portal.services.bill_access`) are rendered again.
+    creditor.updated_at = utcnow()
     db.session.flush()
     return settings
 

@@ -96,7 +96,7 @@ def run(*, on: date | None = None, at: time = DEFAULT_AT, slug: str | None = Non
         report.creditors += 1
         clock = Clock.of(country, on, at)
         creditor = db.session.get(Creditor, creditor_id)
-        assert creditor is not None  # listed a moment ago; creditors are not deleted
+        assert creditor is not None  # listed a moment ago; creditors are not deleted under a run
         ctx = engine.load_context(creditor)
         while True:
             enrolled = engine.enrol(ctx, clock.today)

@@ -32,13 +32,13 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import select
 
-from app.billing.models import Invoice, InvoiceStatus
+from app.billing.models import Invoice
 from app.billing.services import record_event
 from app.creditors.models import Creditor
 from app.errors import InvalidData
 from app.extensions import db
 from app.links.models import AccessLink
-from app.links.services import Resolution, end_grants
+from app.links.services import Resolution, end_grants, resolution_of, resolution_select
 from app.links.signer import hash_key
 from app.models import utcnow
 
@@ -181,23 +181,9 @@ def resolve_code(raw: str, *, now: datetime | None = None) -> Resolution:
     code = normalise(raw)
     if code is None:
         return Resolution(ok=False)
-    row = db.session.execute(
-        select(AccessLink.id, AccessLink.channel, AccessLink.expires_at, AccessLink.last_opened_at,
-               AccessLink.revoked_at, Invoice.id, Invoice.public_id, Invoice.status, Invoice.creditor_id,
-               Invoice.link_revocations)
-        .join(Invoice, AccessLink.invoice_id == Invoice.id)
-        .where(AccessLink.code_hash.in_(get_code_keys().hashes(code)), AccessLink.purpose == "bill")
-    ).first()
-    if row is None:
-        return Resolution(ok=False)
-    (link_id, channel, expires_at, last_opened_at, revoked_at, invoice_id, public_id, status, creditor_id,
-     link_revocations) = row
-    now = now or utcnow()
-    if revoked_at is not None or expires_at <= now or status in InvoiceStatus.CLOSED:
-        return Resolution(ok=False, creditor=db.session.get(Creditor, creditor_id))
-    return Resolution(ok=True, link_id=link_id, channel=channel, expires_at=expires_at,
-                      last_opened_at=last_opened_at, invoice_id=invoice_id, public_id=public_id,
-                      link_revocations=link_revocations)
+    row = db.session.execute(resolution_select().where(
+        AccessLink.code_hash.in_(get_code_keys().hashes(code)), AccessLink.purpose == "bill")).first()
+    return resolution_of(row, now=now)
 
 
 def revoke_link(link: AccessLink, *, actor: str, reason: str, now: datetime | None = None) -> bool:

@@ -7,10 +7,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from flask import current_app
-from sqlalchemy import CursorResult, Select, bindparam, select, update
+from sqlalchemy import CursorResult, Select, bindparam, func, select, update
+from sqlalchemy.orm import aliased
 
 from app.billing.models import Invoice, InvoiceStatus
-from app.billing.services import record_event
+from app.billing.services import OWING_SQL, record_event
 from app.core.validation import clean_phone, is_e164, is_email
 from app.creditors.models import Creditor
 from app.errors import InvalidData
@@ -114,18 +115,32 @@ class Resolution:
     public_id: str | None = None
     creditor: Creditor | None = None
     link_revocations: int | None = None  # the invoice's, for the grant (portal.grants)
+    customer_id: int | None = None
+    other_bills: int = 0  # the customer's other bills owed to the creditor: the grant covers them too
+    # The invoice a genuine link names, whatever the link's state: set with `creditor` when access is
+    # refused (expired, revoked, closed), for the neutral page's "send me a new link".
+    named_invoice_id: int | None = None
 
 
-def _resolve_statement() -> Select:
+def resolution_select() -> Select:
+    """What resolving a link reads of it and its bill, in one statement: the caller adds which link."""
+    other = aliased(Invoice)
+    other_bills = select(func.count(other.id)).where(
+        other.customer_id == Invoice.customer_id, other.id != Invoice.id, other.status.in_(OWING_SQL),
+        other.total > other.amount_paid).scalar_subquery()
     return (
         select(
             AccessLink.id, AccessLink.channel, AccessLink.expires_at, AccessLink.last_opened_at,
             AccessLink.revoked_at, Invoice.id, Invoice.public_id, Invoice.status, Invoice.creditor_id,
-            Invoice.link_revocations,
+            Invoice.link_revocations, Invoice.customer_id, other_bills,
         )
         .join(Invoice, AccessLink.invoice_id == Invoice.id)
-        .where(AccessLink.key_hash == bindparam("key_hash"), AccessLink.purpose == bindparam("purpose"))
     )
+
+
+def _resolve_statement() -> Select:
+    return resolution_select().where(AccessLink.key_hash == bindparam("key_hash"),
+                                     AccessLink.purpose == bindparam("purpose"))
 
 
 _RESOLVE = ReadQuery(_resolve_statement)
@@ -136,17 +151,22 @@ def resolve_token(token: str, *, signer: LinkSigner, purpose: str = "bill", now:
     key = signer.unsign(token, purpose)
     if key is None:
         return Resolution(ok=False)
-    row = _RESOLVE.first(key_hash=hash_key(key), purpose=purpose)
+    return resolution_of(_RESOLVE.first(key_hash=hash_key(key), purpose=purpose), now=now)
+
+
+def resolution_of(row: Any, *, now: datetime | None = None) -> Resolution:
+    """The Resolution of a row `resolution_select` read (None: no such link)."""
     if row is None:
         return Resolution(ok=False)
     (link_id, channel, expires_at, last_opened_at, revoked_at, invoice_id, public_id, status, creditor_id,
-     link_revocations) = row
+     link_revocations, customer_id, other_bills) = row
     now = now or utcnow()
     if revoked_at is not None or expires_at <= now or status in InvoiceStatus.CLOSED:
-        return Resolution(ok=False, creditor=db.session.get(Creditor, creditor_id))
+        return Resolution(ok=False, creditor=db.session.get(Creditor, creditor_id), named_invoice_id=invoice_id)
     return Resolution(
         ok=True, link_id=link_id, channel=channel, expires_at=expires_at, last_opened_at=last_opened_at,
-        invoice_id=invoice_id, public_id=public_id, link_revocations=link_revocations,
+        invoice_id=invoice_id, public_id=public_id, link_revocations=link_revocations, customer_id=customer_id,
+        other_bills=int(other_bills or 0),
     )
 
 
@@ -184,11 +204,13 @@ REISSUE_CHANNELS = ("email", "sms", "letter")
 
 
 def reissue(invoice: Invoice, channel: str, *, to: str | None, locale: str, key: str, actor: str,
-            ttl_days: int, signer: LinkSigner, base_url: str) -> CodeLink | None:
+            ttl_days: int, signer: LinkSigner, base_url: str, revoke: bool = True) -> CodeLink | None:
     """Revoke every live link of the invoice and send a new one by `channel`: by e-mail or SMS
     through the outbox (the link is issued when the message goes out, so the token never waits in
     the database), or, for a letter, issued now with a short code and returned to be printed (shown
-    once, only its keyed hash stored). `key` (the form's one-time key) makes a double submit one message."""
+    once, only its keyed hash stored). `key` (the form's one-time key) makes a double submit one message.
+    `revoke=False` sends a new link and leaves the live ones (the customer asked for one: whoever asks
+    cannot end the customer's links)."""
     errors = {}
     if channel not in REISSUE_CHANNELS:
         errors["channel"] = "choose"
@@ -209,7 +231,8 @@ def reissue(invoice: Invoice, channel: str, *, to: str | None, locale: str, key:
     if channel != "letter" and db.session.scalar(
             select(OutboxMessage.id).where(OutboxMessage.idempotency_key == idempotency_key)):
         return None  # this submit was done already
-    revoke_links(invoice, actor=actor)
+    if revoke:
+        revoke_links(invoice, actor=actor)
     if channel == "letter":  # typed from paper: a short code (links.codes), not a 73-character token
         from app.links.codes import issue_code_link  # codes builds on this module
 

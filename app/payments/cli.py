@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from app.billing.services import find_invoice
 from app.commands import cli_transaction, creditor_or_fail, stop_on_signals
+from app.core.dates import local_today, parse_date
 from app.extensions import db
-from app.money import format_money
+from app.models import utcnow
+from app.money import format_money, parse_amount
 from app.ops.jobs import Heartbeat
 from app.payments.providers import creditor_gateways, offer_gateway, pay_options, withdraw_gateway
 from app.payments.refunds import refunds_due
+from app.payments.services import MANUAL_METHODS, record_manual_payment
 from app.payments.worker import apply_received_events
 
 log = logging.getLogger(__name__)
@@ -110,3 +115,33 @@ def apply_events(once: bool, batch: int, interval: float):
             stop.wait(interval)
     summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(total.items())) or "nothing to apply"
     click.echo(f"Applied stored notifications: {summary}.")
+
+
+@payments.command("record", help="Record a payment received outside the portal (at the counter, to another "
+                                 "account): settled like any payment, with its receipt e-mail; reminders stop.")
+@click.argument("number")
+@click.option("--creditor", "slug", required=True)
+@click.option("--amount", help="In the invoice's currency, e.g. 1250.50 (default: what is left to pay).")
+@click.option("--on", "received_on", help="The day it was received (default: today).")
+@click.option("--method", type=click.Choice(MANUAL_METHODS), default="bank_transfer", show_default=True)
+@click.option("--note", help="Kept on the bill's timeline.")
+def record_payment(number: str, slug: str, amount: str | None, received_on: str | None, method: str,
+                   note: str | None):
+    creditor = creditor_or_fail(slug)
+    invoice = find_invoice(creditor, number)
+    if invoice is None:
+        raise click.ClickException(f"No invoice {number} of {slug}.")
+    try:
+        minor = parse_amount(amount, invoice.currency) if amount else max(invoice.balance, 0)
+    except ValueError:
+        raise click.BadParameter(f"{amount!r} is not an amount (1250.50)", param_hint="--amount") from None
+    day = parse_date(received_on) if received_on else local_today(creditor.country, utcnow())
+    if day is None:
+        raise click.BadParameter(f"{received_on!r} is not a date (2026-12-31)", param_hint="--on")
+    with cli_transaction("Payment not recorded", {"amount": "--amount", "received_on": "--on"}):
+        payment = record_manual_payment(invoice, minor or 0, received_on=day, method=method,
+                                        key=f"cli-{secrets.token_hex(8)}", actor="cli", note=note)
+        said = format_money(payment.amount, invoice.currency, "en_GB")
+        status, left = invoice.status, max(invoice.balance, 0)
+    click.echo(f"Recorded {said} for {number}: it is {status}, {format_money(left, invoice.currency, 'en_GB')} "
+               "left to pay.")

@@ -18,18 +18,39 @@ from app.i18n import select_locale
 from app.portal import grants
 from app.portal.page_cache import cached_page
 from app.portal.services import BillAccess, bill_access, load_bill
+from app.security import ensure_csrf_secret
+
+#: The session's note of the bill a neutral page offered a new link for: {"i": invoice id, "t": when}.
+RENEW_KEY = "renew"
+RENEW_SECONDS = 3600
 
 
-def unavailable(creditor: Creditor | None = None):
-    """The one neutral answer for forged, expired, revoked, unknown and closed links."""
+def unavailable(creditor: Creditor | None = None, *, renew_invoice_id: int | None = None):
+    """The one neutral answer for forged, expired, revoked, unknown and closed links. Where the link
+    was genuine (the creditor is known), in the creditor's brand with its contact details and, given
+    the bill (`renew_invoice_id`), "send me a new link": the bill is noted in the session (never in the
+    page, so the page stays the creditor's one cached page and the form carries no token), and the
+    page is sent with `Referrer-Policy: same-origin`, so that its form's POST carries our origin."""
     if creditor is not None:
         g.creditor_locale = creditor.default_locale
     version = (creditor.id, creditor.updated_at) if creditor is not None else None
+    renew = creditor is not None and renew_invoice_id is not None
+    if renew:
+        session[RENEW_KEY] = {"i": renew_invoice_id, "t": int(time.time())}
+        ensure_csrf_secret()
     html = cached_page(
-        ("unavailable", select_locale(), version),
-        lambda: render_template("portal/unavailable.html", creditor=creditor),
+        ("unavailable", select_locale(), version, renew),
+        lambda: render_template("portal/unavailable.html", creditor=creditor, renew=renew),
     )
-    return html, 404
+    return (html, 404, {"Referrer-Policy": "same-origin"}) if renew else (html, 404)
+
+
+def renewal_invoice_id() -> int | None:
+    """The bill the neutral page offered a new link for in this browser, if the offer is recent (used once)."""
+    entry = session.pop(RENEW_KEY, None)
+    if not isinstance(entry, dict) or not isinstance(entry.get("i"), int) or not isinstance(entry.get("t"), int):
+        return None
+    return entry["i"] if time.time() - entry["t"] <= RENEW_SECONDS else None
 
 
 def granted(public_id: str) -> tuple[BillAccess | None, ResponseReturnValue | None]:
@@ -40,11 +61,11 @@ def granted(public_id: str) -> tuple[BillAccess | None, ResponseReturnValue | No
     grant = grants.find(session, public_id, int(time.time()), current_app.config["GRANT_MAX_AGE_HOURS"])
     if grant is None:
         return None, unavailable()
-    access = bill_access(public_id)
+    access = bill_access(public_id, grants.source_of(grant))
     if access is None:
         return None, unavailable()
-    if access.is_closed or not grants.current(grant, access.link_revocations):
-        return None, unavailable(db.session.get(Creditor, access.creditor_id))
+    if access.is_closed or not grants.current(grant, access.link_revocations, access.source_revocations):
+        return None, unavailable(db.session.get(Creditor, access.creditor_id), renew_invoice_id=access.invoice_id)
     g.customer_locale = access.customer_locale
     g.creditor_locale = access.creditor_locale
     if access.step_up_mode != "none" and not grant.get("v"):

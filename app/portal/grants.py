@@ -11,23 +11,38 @@ while all of these do:
 
 A grant written before `x` and `r` existed holds nothing: the browser opens its link again.
 Only the few most recent grants are kept.
+
+A link to one bill opens the customer's other bills owed to the same creditor too (a reminder about
+several bills carries one link): each gets a grant of its own, with its own `r`, naming the bill
+whose link gave it (`s`) and that bill's revocation count then (`sr`). It holds while both counts
+stand: revoking the links of either bill ends it (the access read gives the source's count, in the
+same statement). Passing the step-up for one of them passes it for every grant of the same link
+(the step-up asks about the customer, who is the same).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 
 KEY = "grants"
-MAX_GRANTS = 8
+MAX_GRANTS = 12
+#: The most other bills a link opens besides its own (the earliest due first; the page lists them).
+MAX_OTHERS = 8
 
 
 def add(session: MutableMapping, public_id: str, link_id: int, now_ts: int, *, link_revocations: int,
-        expires_ts: int) -> None:
+        expires_ts: int, others: Sequence[tuple[str, int]] = (), source: tuple[int, int] | None = None) -> None:
+    """The grant of an opened link to its bill, and to `others` (public id, link revocations) of the
+    same customer and creditor; `source`: the link's bill (id, link revocations), which they name."""
     grants = dict(session.get(KEY) or {})
-    previous = grants.pop(public_id, None)
-    verified = bool(previous and previous.get("l") == link_id and previous.get("r") == link_revocations
-                    and previous.get("v"))
-    grants[public_id] = {"l": link_id, "t": now_ts, "v": verified, "r": link_revocations, "x": expires_ts}
+    extra = {"s": source[0], "sr": source[1]} if source is not None else {}
+    entries = [*((public_id_, revocations, extra) for public_id_, revocations in others[:MAX_OTHERS]
+                 if public_id_ != public_id), (public_id, link_revocations, {})]
+    for key, revocations, more in entries:  # the link's own bill last: the newest, kept longest
+        previous = grants.pop(key, None)
+        verified = bool(previous and previous.get("l") == link_id and previous.get("r") == revocations
+                        and previous.get("sr") == more.get("sr") and previous.get("v"))
+        grants[key] = {"l": link_id, "t": now_ts, "v": verified, "r": revocations, "x": expires_ts, **more}
     while len(grants) > MAX_GRANTS:
         grants.pop(next(iter(grants)))
     session[KEY] = grants
@@ -45,13 +60,26 @@ def find(session: MutableMapping, public_id: str, now_ts: int, max_age_hours: in
     return grant
 
 
-def current(grant: Mapping, link_revocations: int) -> bool:
-    """Whether no link of the invoice was revoked since the grant was given."""
-    return grant.get("r") == link_revocations
+def source_of(grant: Mapping) -> int | None:
+    """The bill whose link gave this grant, when it is another bill (else None)."""
+    source = grant.get("s")
+    return source if isinstance(source, int) else None
+
+
+def current(grant: Mapping, link_revocations: int, source_revocations: int | None = None) -> bool:
+    """Whether no link of the invoice was revoked since the grant was given, nor, for a grant that came
+    with another bill's link, a link of that bill (`source_revocations`: its count now)."""
+    if grant.get("r") != link_revocations:
+        return False
+    return "s" not in grant or (source_revocations is not None and grant.get("sr") == source_revocations)
 
 
 def mark_verified(session: MutableMapping, public_id: str) -> None:
+    """The step-up passed for this bill: for every grant that came with the same link too."""
     grants = dict(session.get(KEY) or {})
     if public_id in grants:
-        grants[public_id] = {**grants[public_id], "v": True}
+        link_id = grants[public_id].get("l")
+        for key, grant in grants.items():
+            if key == public_id or grant.get("l") == link_id:
+                grants[key] = {**grant, "v": True}
         session[KEY] = grants

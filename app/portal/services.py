@@ -7,10 +7,11 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from sqlalchemy import Select, bindparam, exists, func, select
-from sqlalchemy.orm import contains_eager, selectinload
+from sqlalchemy import Select, bindparam, exists, func, literal_column, select
+from sqlalchemy.orm import aliased, contains_eager, selectinload
 
 from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceStatus
+from app.billing.services import OWING, OWING_SQL
 from app.core.dates import parse_date
 from app.creditors.models import Creditor
 from app.extensions import db
@@ -27,9 +28,17 @@ class BillAccess:
 
     `version` changes whenever anything the bill page shows changes: the invoice row (status,
     amounts, dates), its newest event (payments, disputes, messages and every other step of
-    its timeline), the creditor (brand, contact, bank account) or the customer. The rendered
-    page is cached under it (`portal.page_cache`), so every change that a bill page shows
-    must update one of these rows or record an invoice event; the billing services do.
+    its timeline), the creditor (brand, contact, bank account) or the customer, what happens
+    next by the bill's dunning plan (its plan, next step and its day, exclusions: columns the run
+    writes in bulk, so read here themselves rather than through `updated_at`), and the customer's
+    other open bills at the creditor (how many, what they owe, their newest change: the page lists
+    them). The rendered page is cached under it (`portal.page_cache`), so every change that a
+    bill page shows must update one of these rows or record an invoice event; the billing
+    services do.
+
+    `other_bills`: how many other bills the customer owes the creditor (the page lists them, and
+    the grant a link gives covers them: `portal.grants`). `source_revocations`: for a grant that
+    came with another bill's link, that bill's count of link revocations now (None otherwise).
     """
 
     invoice_id: int
@@ -43,6 +52,12 @@ class BillAccess:
     has_threads: bool  # contact requests: the page shows the conversations
     link_revocations: int  # raised by every revocation of the bill's links: a grant given before is over
     version: tuple
+    other_bills: int = 0
+    source_revocations: int | None = None
+    # The version of what the invoice's PDF shows (the invoice, creditor and customer rows, the newest
+    # event, the revocation count): `billing.pdf.invoice_version` reads the same, so the customer's PDF
+    # and the collection partner's copy share one cached render.
+    document_version: tuple = ()
 
     @property
     def is_closed(self) -> bool:
@@ -56,11 +71,29 @@ def _bill_access_statement() -> Select:
     # Most bills have neither; knowing it here spares a rendered page two statements.
     has_resolutions = exists().where(Resolution.invoice_id == Invoice.id)
     has_threads = exists().where(SupportRequest.invoice_id == Invoice.id)
+    # The customer's other bills owed to the creditor (customers are per creditor): how many, what they
+    # owe and their newest change, for the list on the page (one index range on invoices.customer_id).
+    other = aliased(Invoice)
+    owing = (other.customer_id == Invoice.customer_id, other.id != Invoice.id, other.status.in_(OWING_SQL),
+             other.total > other.amount_paid)
+    other_count = select(func.count(other.id)).where(*owing).scalar_subquery()
+    other_owed = select(func.coalesce(func.sum(other.total - other.amount_paid), literal_column("0"))) \
+        .where(*owing).scalar_subquery()
+    other_changed = select(func.max(other.updated_at)).where(*owing).scalar_subquery()
+    # A grant that came with another bill's link (`portal.grants`) ends when that bill's links are revoked.
+    source = aliased(Invoice)
+    source_revocations = (select(source.link_revocations)
+                          .where(source.id == bindparam("source_id"), source.customer_id == Invoice.customer_id)
+                          .scalar_subquery())
     return (
         select(
             Invoice.id, Invoice.status, Invoice.creditor_id, Creditor.country, Creditor.default_locale,
-            Creditor.step_up_mode, Customer.preferred_locale, has_resolutions, has_threads,
-            Invoice.updated_at, Creditor.updated_at, Customer.updated_at, newest_event, Invoice.link_revocations,
+            Creditor.step_up_mode, Customer.preferred_locale, has_resolutions, has_threads, other_count,
+            source_revocations,
+            # the version: from here on
+            Invoice.updated_at, Creditor.updated_at, Customer.updated_at, newest_event, Invoice.dunning_plan_id,
+            Invoice.dunning_next_position, Invoice.dunning_next_on, Invoice.dunning_excluded, other_owed,
+            other_changed, Invoice.link_revocations,
         )
         .join(Creditor, Invoice.creditor_id == Creditor.id)
         .join(Customer, Invoice.customer_id == Customer.id)
@@ -71,18 +104,31 @@ def _bill_access_statement() -> Select:
 _BILL_ACCESS = ReadQuery(_bill_access_statement)
 
 
-def bill_access(public_id: str) -> BillAccess | None:
-    """Status, locales, step-up mode and version of the bill with this public id: one statement."""
+def bill_access(public_id: str, source_id: int | None = None) -> BillAccess | None:
+    """Status, locales, step-up mode and version of the bill with this public id: one statement.
+    `source_id`: the bill whose link gave the grant, when it is another bill of the same customer."""
     if not public_id or len(public_id) > MAX_PUBLIC_ID:
         return None
-    row = _BILL_ACCESS.first(public_id=public_id)
+    row = _BILL_ACCESS.first(public_id=public_id, source_id=source_id if source_id is not None else 0)
     if row is None:
         return None
     # The version holds the revocation count too: a page cached under it is never one a revoked
     # grant could reach, even if the grant check were ever skipped.
     invoice_id, status, creditor_id, country, creditor_locale, step_up_mode, customer_locale = row[:7]
     return BillAccess(invoice_id, status, creditor_id, country, creditor_locale, step_up_mode, customer_locale,
-                      bool(row[7]), bool(row[8]), row[-1], version=tuple(row[9:]))
+                      bool(row[7]), bool(row[8]), row[-1], version=tuple(row[11:]), other_bills=int(row[9] or 0),
+                      source_revocations=row[10], document_version=(*row[11:15], row[-1]))
+
+
+def other_grants(customer_id: int, invoice_id: int, limit: int) -> list[tuple[str, int]]:
+    """The customer's other bills owed to the creditor, as (public id, link revocations), earliest due
+    first: what a link to `invoice_id` opens besides it (`portal.grants`)."""
+    rows = db.session.execute(
+        select(Invoice.public_id, Invoice.link_revocations)
+        .where(Invoice.customer_id == customer_id, Invoice.id != invoice_id, Invoice.status.in_(OWING),
+               Invoice.total > Invoice.amount_paid)
+        .order_by(Invoice.due_date, Invoice.id).limit(limit)).all()
+    return [(public_id, revocations) for public_id, revocations in rows]
 
 
 def load_bill(public_id: str) -> Invoice | None:

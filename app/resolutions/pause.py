@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Protocol
 
 from flask_babel import gettext as _
 
@@ -54,7 +55,38 @@ def pause_words(reason: str | None) -> str:
     }.get(reason or "", reason or "")
 
 
-def dunning(invoice: Invoice, today: date, live: Iterable[Resolution]) -> Dunning:
+class _Creditor(Protocol):
+    @property
+    def grace_days(self) -> int: ...
+
+
+class Paused(Protocol):
+    """What the rule reads of an invoice: an `Invoice`, or a row the dunning run read (`dunning.engine.Bill`)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def balance(self) -> int: ...
+    @property
+    def is_closed(self) -> bool: ...
+    @property
+    def hold_until(self) -> date | None: ...
+    @property
+    def creditor(self) -> _Creditor: ...
+
+
+class Live(Protocol):
+    """What the rule reads of a live resolution: a `Resolution`, or a row the dunning run read."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def new_date(self) -> date | None: ...
+
+
+def dunning(invoice: Paused | Invoice, today: date, live: Iterable[Live | Resolution]) -> Dunning:
     """Decide from the invoice and its live resolutions (`services.live_resolutions`)."""
     if invoice.is_closed:
         return Dunning(False, False, "closed")
@@ -74,7 +106,7 @@ def dunning(invoice: Invoice, today: date, live: Iterable[Resolution]) -> Dunnin
     return Dunning(False, False, reason, until)
 
 
-def _pause(resolution: Resolution, today: date, grace_days: int) -> tuple[str, date | None] | None:
+def _pause(resolution: Live | Resolution, today: date, grace_days: int) -> tuple[str, date | None] | None:
     kind, status = resolution.kind, resolution.status
     if kind == Kind.DISPUTE and status == Status.OPEN:
         return "dispute", None

@@ -37,7 +37,8 @@ def test_the_bill_page_through_hand_off_acknowledgement_and_recall(live_server, 
                            case_page_url="https://nordcollect.example/sak/{reference}")
         set_policy(invoice.creditor, made.partner, days_past_due=5, days_after_final_reminder=5)
         invoice.due_date = invoice.issue_date  # long overdue
-        record_reminder(invoice, channel="letter", sent_at=utcnow() - timedelta(days=20), final=True, actor="api")
+        # the final reminder after the due date (one before it is refused), and the policy's days after it
+        record_reminder(invoice, channel="letter", sent_at=utcnow() - timedelta(days=6), final=True, actor="api")
         db.session.commit()
         hand_off(invoice_id, actor="test", today_for=today_for)
         db.session.commit()

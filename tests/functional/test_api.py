@@ -319,7 +319,7 @@ def _api_requests(app):
         if not rule.endpoint.startswith("api.") or rule.endpoint == "api.openapi":
             continue
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            yield method, re.sub(r"<(?:\w+:)?number>", "X-1", rule.rule)
+            yield method, re.sub(r"<(?:\w+:)?(?:number|external_ref)>", "X-1", rule.rule)
 
 
 @pytest.mark.parametrize(
@@ -337,7 +337,7 @@ def test_every_route_but_the_document_needs_a_valid_key(client, app, session, au
     headers = {"Authorization": authorization} if authorization else {}
     before = counts()
     requests = list(_api_requests(app))
-    assert len(requests) == 6
+    assert len(requests) == 10
     for method, path in requests:
         response = client.open(path, method=method, headers=headers, json=invoice_payload("NOK"))
         assert_json_error(response, 401, "unauthorized")
@@ -470,14 +470,21 @@ def test_the_dunning_answer_tells_the_creditors_reminders_to_wait_for_a_promise(
     from app.resolutions.promises import make_promise
 
     creditor, headers = api_creditor("NO")
-    create(client, headers, invoice_payload("NOK", number="2026-9"))
-    assert client.get(f"{API}/invoices/2026-9", headers=headers).json["dunning"] == {
-        "may_remind": True, "may_hand_off": True, "paused_by": None, "paused_until": None}
-    invoice = stored(creditor, "2026-9")
     today = local_today("NO", datetime.now(UTC))
+    quiet = {"hand_off_not_before": None, "plan": None, "excluded": False, "next_step": None}
+    # Not yet due: neither a reminder nor the hand-off (the issue's SM-900001, due in 13 days).
+    create(client, headers, invoice_payload("NOK", number="2026-8"))
+    assert client.get(f"{API}/invoices/2026-8", headers=headers).json["dunning"] == {
+        "may_remind": False, "may_hand_off": False, "paused_by": "not_due",
+        "paused_until": (today + timedelta(days=5)).isoformat(), **quiet}
+    create(client, headers, invoice_payload("NOK", number="2026-9", issue_date=(today - timedelta(days=30)).isoformat(),
+                                            due_date=(today - timedelta(days=10)).isoformat()))
+    assert client.get(f"{API}/invoices/2026-9", headers=headers).json["dunning"] == {
+        "may_remind": True, "may_hand_off": True, "paused_by": None, "paused_until": None, **quiet}
+    invoice = stored(creditor, "2026-9")
     with app.test_request_context():
         make_promise(invoice, today + timedelta(days=5), locale="nb", submission_key="k", today=today)
     db.session.commit()
     assert client.get(f"{API}/invoices/2026-9", headers=headers).json["dunning"] == {
         "may_remind": False, "may_hand_off": False, "paused_by": "promise",
-        "paused_until": (today + timedelta(days=5 + creditor.grace_days)).isoformat()}
+        "paused_until": (today + timedelta(days=5 + creditor.grace_days)).isoformat(), **quiet}

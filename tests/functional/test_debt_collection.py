@@ -384,7 +384,7 @@ def test_the_creditor_api_records_reminders_once(app, client, session):
 
     with app.test_request_context():
         creditor = make_creditor("NO")
-        invoice = make_invoice(creditor)
+        invoice = make_invoice(creditor, issue_date="2026-10-01", due_date="2026-10-15")
         key = create_api_key(creditor)
         db.session.commit()
     headers = {"Authorization": f"Bearer {key}"}

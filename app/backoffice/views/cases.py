@@ -16,7 +16,18 @@ from markupsafe import Markup
 from sqlalchemy import select
 
 from app.backoffice import case, services
-from app.backoffice.forms import CreditForm, HoldForm, LinkForm, NoteForm, PaymentForm, ResumeForm, line_changes
+from app.backoffice.dunning import panel as dunning_panel
+from app.backoffice.forms import (
+    CreditForm,
+    HoldForm,
+    LinkForm,
+    NoteForm,
+    PaymentForm,
+    PostponeStepForm,
+    ResumeForm,
+    SkipStepForm,
+    line_changes,
+)
 from app.backoffice.views import SUPERVISING, bp, may, me, need, record, scoped
 from app.backoffice.words import problems
 from app.bill_page import bill_page_context
@@ -32,8 +43,10 @@ from app.debt_collection.models import Case
 from app.debt_collection.partners import policy_of
 from app.debt_collection.services import NotEligible, active_case, hand_off, recall
 from app.debt_collection.services import check as hand_off_check
+from app.dunning import services as dunning_services
 from app.dunning.letters.batch import letters_of
-from app.errors import IllegalTransition, InvalidData
+from app.dunning.models import Jurisdiction, MessageStatus, NoticeStatus, StepKind
+from app.errors import Conflict, IllegalTransition, InvalidData
 from app.extensions import db
 from app.i18n import normalise_locale
 from app.links import services as links
@@ -45,6 +58,7 @@ from app.payments.refunds import refunds_of
 from app.payments.services import MANUAL_METHODS, lock_invoice, record_manual_payment
 from app.resolutions.services import dunning_for, resolutions_for
 from app.support.services import threads_for
+from app.templating import date_filter
 
 
 @bp.get("/customers/<int:customer_id>")
@@ -110,6 +124,11 @@ def _invoice_page(invoice: Invoice, status: int = 200, **forms):
         "resolutions": resolutions_for(invoice.id), "threads": threads_for(invoice.id),
         "reminders": reminders_of(invoice.id), "cases": _cases(invoice),
         "collection_policy": policy, "hand_off": hand_off_check(invoice, policy, today),
+        "reminders_panel": dunning_panel(invoice, today), "jurisdiction_label": Jurisdiction.label_of,
+        "step_label": StepKind.label_of, "notice_status_label": NoticeStatus.label_of,
+        "message_status_label": MessageStatus.label_of,
+        "skip_form": forms.get("skip_form") or SkipStepForm(),
+        "postpone_form": forms.get("postpone_form") or PostponeStepForm(),
         "supervising": may(invoice.creditor_id, SUPERVISING), "methods": MANUAL_METHODS,
         "hold_form": forms.get("hold_form") or HoldForm(), "resume_form": ResumeForm(),
         "link_form": forms.get("link_form") or LinkForm(data={"to": customer.email, "channel": "email"}).fresh(),
@@ -180,6 +199,50 @@ def hold(invoice_id: int):
         return "reminders_paused", _("Reminders are paused."), {"until": form.until.data or None}
 
     return _act(found, "hold", do, hold_form=form)
+
+
+@bp.post("/invoices/<int:invoice_id>/dunning/skip")
+@login_required
+def skip_step(invoice_id: int):
+    """Skip the bill's next reminder step (supervisors and admins: a step may carry a fee or a legal
+    warning), with a reason."""
+    found = scoped(Invoice, invoice_id)
+    need(found.creditor_id, SUPERVISING)
+    form = SkipStepForm()
+
+    def do():
+        if not form.validate_on_submit():
+            raise InvalidData({"reason": "required"})
+        lock_invoice(found.id)
+        today = local_today(found.creditor.country, utcnow())
+        try:
+            notice = dunning_services.skip_next_step(found, actor=_actor(), reason=form.reason.data, today=today)
+        except Conflict:
+            raise IllegalTransition("the step went out already") from None
+        return ("dunning_step_skipped", _("Step %(position)s is skipped.", position=notice.position),
+                {"step": notice.position, "kind": notice.kind, "reason": form.reason.data.strip()})
+
+    return _act(found, "dunning", do, skip_form=form)
+
+
+@bp.post("/invoices/<int:invoice_id>/dunning/postpone")
+@login_required
+def postpone_step(invoice_id: int):
+    """Move the bill's next reminder step to a later day, with a reason."""
+    found = scoped(Invoice, invoice_id)
+    form = PostponeStepForm()
+
+    def do():
+        if not form.validate_on_submit():
+            raise InvalidData({"reason": "required"} if form.until.data else {"until": "range"})
+        until = form.until_date()
+        lock_invoice(found.id)
+        today = local_today(found.creditor.country, utcnow())
+        dunning_services.postpone_next_step(found, until, actor=_actor(), reason=form.reason.data, today=today)
+        return ("dunning_step_postponed", _("The next step waits until %(date)s.", date=date_filter(until)),
+                {"until": until.isoformat() if until else None, "reason": form.reason.data.strip()})
+
+    return _act(found, "dunning", do, postpone_form=form)
 
 
 @bp.post("/invoices/<int:invoice_id>/resume")

@@ -12,6 +12,7 @@ from app.billing.pdf import invoice_pdf_response
 from app.core.dates import local_today
 from app.debt_collection.case_file import case_of_pdf_token
 from app.debt_collection.models import Case, CaseStatus
+from app.dunning.outlook import default_notice_date
 from app.extensions import db, limiter
 from app.i18n import normalise_locale
 from app.models import utcnow
@@ -33,7 +34,8 @@ def case_pdf_response(case: Case) -> Response:
     invoice = case.invoice
     creditor = invoice.creditor
     with force_locale(normalise_locale(invoice.customer.preferred_locale) or creditor.default_locale):
-        return invoice_pdf_response(invoice, local_today(creditor.country, utcnow()))
+        return invoice_pdf_response(invoice, local_today(creditor.country, utcnow()),
+                                    default_notice=default_notice_date(invoice))
 
 
 @bp.get("/collection/cases/<token>/invoice.pdf")

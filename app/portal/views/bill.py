@@ -5,26 +5,30 @@ from __future__ import annotations
 import time
 
 from flask import Response, abort, current_app, g, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import undefer
 
 from app.bill_page import bill_page_context
+from app.billing.models import Invoice
 from app.billing.pdf import invoice_pdf_response
 from app.billing.transfer import epc_payload, epc_qr_svg
 from app.core.dates import local_today
 from app.creditors.models import Creditor
+from app.dunning.outlook import default_notice_date
+from app.dunning.renewal import send_new_link
 from app.extensions import db, limiter
 from app.i18n import select_locale
 from app.links.models import AccessLink
-from app.links.services import get_signer, record_open, record_step_up_failure, resolve_token
+from app.links.services import Resolution, get_signer, record_open, record_step_up_failure, resolve_token
 from app.models import utcnow
 from app.payments.receipts import find_receipt
 from app.portal import grants
-from app.portal.access import bill_required, load_bill_or_404, unavailable
+from app.portal.access import bill_required, load_bill_or_404, renewal_invoice_id, unavailable
 from app.portal.forms import StepUpForm
 from app.portal.page_cache import cached_page
-from app.portal.services import BillAccess, check_step_up, load_bill
+from app.portal.services import BillAccess, check_step_up, load_bill, other_grants
 from app.portal.views import bp
 from app.resolutions.services import self_service
 from app.security import ensure_csrf_secret
@@ -42,17 +46,31 @@ def _pdf_limit() -> str:
     return current_app.config["PDF_RATE_LIMIT"]
 
 
+def _new_link_limit() -> str:
+    return current_app.config["NEW_LINK_RATE_LIMIT"]
+
+
 @bp.get("/l/<token>")
 @limiter.limit(_link_limit)
 def open_link(token: str):
     """Check the signed link, note that it was opened, and send the browser to the bill."""
-    resolution = resolve_token(token, signer=get_signer())
+    return admit(resolve_token(token, signer=get_signer()))
+
+
+def admit(resolution: Resolution) -> ResponseReturnValue:
+    """A link or a letter's code resolved: the neutral page (with "send me a new link" where the bill
+    is known), or the opening noted, the grants given and the browser sent to the bill."""
     if not resolution.ok:
-        return unavailable(resolution.creditor)
+        return unavailable(resolution.creditor, renew_invoice_id=resolution.named_invoice_id)
+    assert resolution.public_id and resolution.link_id and resolution.expires_at  # set when ok
     if record_open(resolution, interval_minutes=current_app.config["LINK_OPEN_EVENT_INTERVAL_MINUTES"]):
         db.session.commit()
+    # The customer's other bills owed to the creditor open with it (a reminder about several carries one link).
+    others = other_grants(resolution.customer_id, resolution.invoice_id, grants.MAX_OTHERS) \
+        if resolution.other_bills else []
     grants.add(session, resolution.public_id, resolution.link_id, int(time.time()),
-               link_revocations=resolution.link_revocations, expires_ts=int(resolution.expires_at.timestamp()))
+               link_revocations=resolution.link_revocations, expires_ts=int(resolution.expires_at.timestamp()),
+               others=others, source=(resolution.invoice_id, resolution.link_revocations))
     ensure_csrf_secret()  # this response writes the cookie anyway; the bill's pay form needs it
     # A bare 303: browsers follow Location and never show redirect()'s HTML body.
     return Response(status=303, headers={"Location": _bill_path(resolution.public_id)})
@@ -64,6 +82,25 @@ def _bill_path(public_id: str) -> str:
     return f"{request.script_root}/b/{public_id}"
 
 
+@bp.post("/new-link")
+@limiter.limit(_new_link_limit)
+def new_link():
+    """"Send me a new link", from the neutral page of an expired or revoked link: a new one goes to the
+    contact points on file (`dunning.renewal`), and the answer is the same whatever happened (sent,
+    nothing to send, the bill closed or unknown, the bill's daily allowance used up)."""
+    invoice_id = renewal_invoice_id()
+    invoice = db.session.get(Invoice, invoice_id) if invoice_id is not None else None
+    creditor = invoice.creditor if invoice is not None else None
+    if invoice is not None:
+        config = current_app.config
+        send_new_link(invoice, now=utcnow(), per_day=config["NEW_LINK_PER_BILL_PER_DAY"],
+                      ttl_days=config["LINK_DEFAULT_TTL_DAYS"], signer=get_signer(),
+                      base_url=config["PORTAL_BASE_URL"])
+        db.session.commit()
+        g.creditor_locale = creditor.default_locale
+    return render_template("portal/new_link.html", creditor=creditor)
+
+
 @bp.get("/b/<public_id>")
 @bill_required
 def bill(public_id: str, access: BillAccess):
@@ -73,7 +110,7 @@ def bill(public_id: str, access: BillAccess):
     def render() -> str:
         invoice = load_bill_or_404(public_id)
         context = bill_page_context(invoice, today, has_resolutions=access.has_resolutions,
-                                    has_threads=access.has_threads)
+                                    has_threads=access.has_threads, other_bills=access.other_bills > 0)
         origins = tuple(dict.fromkeys(origin for option in context["pay_options"]
                                       for origin in option.redirect_origins))
         if origins:  # the pay form leads (a 303 after the POST) to a provider's hosted page
@@ -101,7 +138,12 @@ def verify(public_id: str):
     """The light step-up some creditors ask for before the bill is shown."""
     grant = grants.find(session, public_id, int(time.time()), current_app.config["GRANT_MAX_AGE_HOURS"])
     invoice = load_bill(public_id) if grant else None
-    if invoice is None or invoice.is_closed or not grants.current(grant, invoice.link_revocations):
+    source_id = grants.source_of(grant) if grant else None
+    source = db.session.get(Invoice, source_id) if source_id is not None else None
+    source_revocations = source.link_revocations if source is not None and invoice is not None \
+        and source.customer_id == invoice.customer_id else None
+    if invoice is None or invoice.is_closed or not grants.current(grant, invoice.link_revocations,
+                                                                  source_revocations):
         return unavailable(invoice.creditor if invoice else None)
     creditor = invoice.creditor
     g.customer_locale = invoice.customer.preferred_locale
@@ -109,7 +151,7 @@ def verify(public_id: str):
     if creditor.step_up_mode == "none" or grant.get("v"):
         return redirect(url_for("portal.bill", public_id=public_id), code=303)
     link = db.session.get(AccessLink, grant["l"])
-    if link is None or link.revoked_at is not None or link.invoice_id != invoice.id:
+    if link is None or link.revoked_at is not None or link.invoice_id != (source_id or invoice.id):
         return unavailable(creditor)
     form = StepUpForm()
     max_attempts = current_app.config["STEP_UP_MAX_ATTEMPTS"]
@@ -135,7 +177,8 @@ def verify(public_id: str):
 def invoice_pdf(public_id: str, access: BillAccess):
     """The invoice as a PDF, in the same brand and language as the page (rendered once per version)."""
     invoice = load_bill_or_404(public_id)
-    return invoice_pdf_response(invoice, local_today(access.country, utcnow()), access.version)
+    return invoice_pdf_response(invoice, local_today(access.country, utcnow()), access.document_version,
+                                default_notice=default_notice_date(invoice))
 
 
 @bp.get("/b/<public_id>/epc-qr.svg")

@@ -4,17 +4,12 @@ the same neutral answer for a code that never was, the same grant and so the sam
 
 from __future__ import annotations
 
-import time
+from flask import current_app
 
-from flask import Response, current_app, request, session
-
-from app.extensions import db, limiter
+from app.extensions import limiter
 from app.links.codes import resolve_code
-from app.links.services import record_open
-from app.portal import grants
-from app.portal.access import unavailable
 from app.portal.views import bp
-from app.security import ensure_csrf_secret
+from app.portal.views.bill import admit
 
 
 def _code_limit() -> str:
@@ -25,13 +20,4 @@ def _code_limit() -> str:
 @limiter.limit(_code_limit)
 def open_code(code: str):
     """Check the code, note that its link was opened, and send the browser to the bill (as open_link)."""
-    resolution = resolve_code(code)
-    if not resolution.ok:
-        return unavailable(resolution.creditor)
-    assert resolution.public_id and resolution.link_id and resolution.expires_at  # set when ok
-    if record_open(resolution, interval_minutes=current_app.config["LINK_OPEN_EVENT_INTERVAL_MINUTES"]):
-        db.session.commit()
-    grants.add(session, resolution.public_id, resolution.link_id, int(time.time()),
-               link_revocations=resolution.link_revocations or 0, expires_ts=int(resolution.expires_at.timestamp()))
-    ensure_csrf_secret()  # the bill's pay form needs it
-    return Response(status=303, headers={"Location": f"{request.script_root}/b/{resolution.public_id}"})
+    return admit(resolve_code(code))
