@@ -25,7 +25,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
 from types import SimpleNamespace
 from typing import Protocol
 
@@ -129,6 +128,7 @@ class Context:
     quiet_until: int
     plans: dict[int, PlanInfo]
     default_plan_id: int | None
+    fee_words: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @property
     def pause_creditor(self) -> SimpleNamespace:
@@ -502,12 +502,16 @@ class Written:
     by_channel: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
-@lru_cache(maxsize=64)
-def _fee_words(kind: str, locale: str) -> str:
-    """A fee line's description in the customer's language (cached: switching locales costs)."""
-    with force_locale(locale):
-        return {"reminder_fee": _("Reminder fee"), "other_fee": _("Flat fee for late payment (§ 288(5) BGB)"),
-                "interest": _("Default interest")}[kind]
+def _fee_words(ctx: Context, kind: str, locale: str) -> str:
+    """A fee line's description in the customer's language, remembered for the run (switching locales
+    costs). Not process-wide: a cache that outlives the app would keep words from another app's catalogs."""
+    key = (kind, locale)
+    if key not in ctx.fee_words:
+        with force_locale(locale):
+            ctx.fee_words[key] = {"reminder_fee": _("Reminder fee"),
+                                  "other_fee": _("Flat fee for late payment (§ 288(5) BGB)"),
+                                  "interest": _("Default interest")}[kind]
+    return ctx.fee_words[key]
 
 
 def write(ctx: Context, decisions: Iterable[Decision], clock: Clock) -> Written:
@@ -563,12 +567,12 @@ def _charges_of(ctx: Context, outcome: Outcome, customer, locale: str, today: da
         fee = min(fee, reminder_fee_cap(today))  # the law on the day it is sent, whatever the plan said
     data = {"step": step.position, "plan": plan.name, "version": plan.version}
     if fee:
-        found.append(Charge(bill.id, "reminder_fee", _fee_words("reminder_fee", locale), fee, data))
+        found.append(Charge(bill.id, "reminder_fee", _fee_words(ctx, "reminder_fee", locale), fee, data))
     if step.flat_fee and customer.kind == "business":
-        found.append(Charge(bill.id, "other_fee", _fee_words("other_fee", locale),
+        found.append(Charge(bill.id, "other_fee", _fee_words(ctx, "other_fee", locale),
                             int(in_force(DE_FLAT_FEE, today).value), data))
     if step.adds_interest and interest.get(bill.id):
-        found.append(Charge(bill.id, "interest", _fee_words("interest", locale), interest[bill.id], data))
+        found.append(Charge(bill.id, "interest", _fee_words(ctx, "interest", locale), interest[bill.id], data))
     return found
 
 
