@@ -29,9 +29,9 @@ from app.support.services import add_customer_message
 from tests.factories import make_creditor, make_invoice
 from tests.functional.agents import CSRF, EN, actions, enrol, make_agent, post, token
 from tests.functional.backoffice_data import every_kind
+from tests.functional.dunning.letters import letter_bills
 from tests.functional.helpers import issue, open_bill
 from tests.unit.dunning.conftest import creditor_with_plan
-from tests.unit.dunning.letters import letter_bills
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from app.dunning.models import Letter, LetterStatus
 from app.extensions import db
 from app.links.models import AccessLink
 from tests.functional.agents import EN, actions, enrol, make_agent, post
+from tests.functional.dunning.letters import letter_bills, print_day
 from tests.unit.dunning.conftest import TODAY, creditor_with_plan
-from tests.unit.dunning.letters import letter_bills, print_day
 
 
 def printed_letter(app):

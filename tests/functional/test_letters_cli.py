@@ -22,8 +22,8 @@ from app.dunning.models import Letter, LetterStatus
 from app.extensions import db
 from app.links import codes
 from app.links.models import AccessLink
+from tests.functional.dunning.letters import letter_bills
 from tests.unit.dunning.conftest import TODAY, creditor_with_plan
-from tests.unit.dunning.letters import letter_bills
 
 DAY = TODAY.isoformat()
 

@@ -10,6 +10,7 @@ modules the blueprints share sit in the web layer with the web halves.
 from __future__ import annotations
 
 import ast
+import functools
 import itertools
 from collections import defaultdict
 from dataclasses import dataclass
@@ -70,6 +71,12 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+@functools.cache
+def parsed(path: Path) -> ast.Module:
+    """A module's syntax tree, parsed once for all the rules below."""
+    return ast.parse(path.read_text(), str(path))
+
+
 def modules() -> dict[str, Path]:
     return {module_name(path): path for path in sorted(APP.rglob("*.py"))}
 
@@ -84,7 +91,7 @@ def _resolve(name: str, known: dict[str, Path]) -> str:
 def imports(known: dict[str, Path]) -> list[Import]:
     found = []
     for module, path in known.items():
-        tree = ast.parse(path.read_text(), str(path))
+        tree = parsed(path)
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
@@ -281,7 +288,7 @@ def _is_route_decorator(node: ast.expr) -> bool:
 def test_routes_live_in_view_modules(module):
     """A module that makes a Blueprint or adds routes to one is a view module by its name, so that
     the rules above see it as one."""
-    tree = ast.parse(KNOWN[module].read_text())
+    tree = parsed(KNOWN[module])
     makes_routes = any(
         (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Blueprint")
         or (isinstance(node, ast.FunctionDef) and any(_is_route_decorator(d) for d in node.decorator_list))
@@ -297,7 +304,7 @@ def test_only_views_clis_and_workers_commit():
         if is_web(module) or package(module) in ("app", "demo", "commands") \
                 or module.rsplit(".", 1)[-1] in COMMITTING:
             continue
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(parsed(path)):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "commit":
                 wrong.append(f"{module} commits (line {node.lineno})")
     assert not wrong, "\n".join(wrong)

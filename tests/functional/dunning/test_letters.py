@@ -22,8 +22,8 @@ from app.extensions import db
 from app.links import codes
 from app.links.models import AccessLink
 from tests.factories import make_creditor
+from tests.functional.dunning.letters import BASE, find, letter_bills, plain, print_day, qr_codes, texts
 from tests.unit.dunning.conftest import TODAY, creditor_with_plan, run
-from tests.unit.dunning.letters import BASE, find, letter_bills, plain, print_day, qr_codes, texts
 
 # --- short codes -----------------------------------------------------------------------------------------
 
