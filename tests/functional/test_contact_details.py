@@ -143,6 +143,7 @@ def test_a_wrong_code_counts_and_changes_nothing_and_five_end_the_change(client,
     norsk = client.post(f"{details_url(url)}/email/confirm?lang=nb",
                         data={"csrf_token": csrf(client, details_url(url)), "change": change.id, "code": "12"})
     assert norsk.status_code == 422 and "Koden er ikke riktig" in words(norsk.text)
+    client.get(f"{details_url(url)}?lang=en")  # back to English (the switch is kept for the browser)
     for _n in range(3):
         confirm(client, url, "email", change.id, wrong)
     db.session.expire_all()
@@ -216,6 +217,7 @@ def test_bad_input_is_a_translated_error_and_nothing_is_sent(client, app, sessio
     tysk = client.post(f"{details_url(url)}/sms?lang=de", data={"csrf_token": csrf(client, details_url(url)),
                                                                 "phone": "abc"})
     assert tysk.status_code == 422 and "Ländervorwahl" in words(tysk.text)
+    client.get(f"{details_url(url)}?lang=en")
     no_csrf = client.post(f"{details_url(url)}/email", data={"email": "a@example.no"})
     assert no_csrf.status_code == 400
     assert code_messages(invoice.customer_id) == []
