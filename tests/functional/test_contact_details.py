@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from app.backoffice.case import describe
 from app.billing.models import InvoiceEvent
 from app.dunning import contact
 from app.dunning.models import ContactChange
@@ -122,6 +123,9 @@ def test_a_new_email_is_used_only_after_its_code_is_confirmed(client, app, sessi
     (event,) = events(invoice, "contact_changed")
     assert event.data == {"channel": "email", "to": "ny***@example.no", "was": "ka***@example.test"}
     assert events(invoice, "contact_change_requested")
+    with app.test_request_context():  # the agents' timeline of the bill says so, masked
+        assert describe(event, invoice) == ("The customer confirmed a new e-mail contact",
+                                            "ka***@example.test → ny***@example.no")
     # The same code again: the change is done; nothing more happens.
     again = confirm(client, url, "email", change.id, code)
     assert again.status_code == 422 and "no longer waiting" in words(again.text)
@@ -244,8 +248,8 @@ def test_a_new_mobile_number_gets_its_code_by_sms(client, app, session):
 def test_another_customers_or_creditors_change_is_never_confirmed(client, app, session):
     creditor = make_creditor("NO", default_locale="en")
     first = make_invoice(creditor)
-    second = make_invoice(creditor, customer={"external_ref": "C-2", "name": "Ola Nordmann", "email": "ola@example.test",
-                                              "phone": "+4790000002"})
+    second = make_invoice(creditor, customer={"external_ref": "C-2", "name": "Ola Nordmann",
+                                              "email": "ola@example.test", "phone": "+4790000002"})
     other_creditor = make_creditor("NO", default_locale="en")
     third = make_invoice(other_creditor)  # the same external_ref at another creditor: another customer
     first_url = open_bill(client, app, first)
