@@ -61,8 +61,8 @@ Modules and what each offers the features built on them:
 
 Seams left for the next changes: the bill page's contact form and the code confirmation write
 `ContactChange` rows and call `update_contact_points` (done: `contact`); unsubscribe links (done:
-`contact`, `messages`) and SMS STOP set `email_unsubscribed_at` / `sms_stopped_at`; provider status callbacks set the outbox row's
-`provider_status` and call `fall_back`; the print run (`letters`) prints
+`contact`, `messages`) and SMS STOP set `email_unsubscribed_at` / `sms_stopped_at`; provider status
+callbacks set the outbox row's `provider_status` and call `fall_back`; the print run (`letters`) prints
 pending letters, fills `pages`, `sha256`, `batch`, `printed_at` and `Message.subject/body` (done:
 `letters/`);
 the bill page, the API and the back office read `outlook`, `Notice`, `Message` (done: the bill page's

@@ -139,7 +139,10 @@ def confirm(public_id: str, access: BillAccess, kind: str):
         contact.confirm_change(invoice, form.change.data, form.code.data, now=utcnow(), secret=_secret())
     except InvalidData as exc:
         problem = exc.errors.get("code", "wrong")
-        db.session.commit()  # a wrong code counts (the attempt), and nothing else changed
+        if problem in ("wrong", "attempts"):
+            db.session.commit()  # a wrong code counts (the attempt), and nothing else changed
+        else:
+            db.session.rollback()
         form.code.errors = [problem_words("code", problem)]
         form.code.data = ""
         return _page(invoice, status=422, code_forms={kind: form})
