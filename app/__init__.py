@@ -160,6 +160,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.backoffice.views import bp as backoffice_bp
     from app.debt_collection.views.api import bp as partner_api_bp
     from app.debt_collection.views.pdf import bp as debt_collection_bp
+    from app.dunning import views as dunning_views
     from app.ops.views import bp as ops_bp
     from app.payments.views.simulator import bp as simulator_bp
     from app.payments.views.webhooks import bp as payments_bp
@@ -171,6 +172,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(portal_bp)
     app.register_blueprint(support_bp)
     app.register_blueprint(resolutions_bp)
+    app.register_blueprint(dunning_views.bp)
+    csrf.exempt(dunning_views.one_click)  # RFC 8058's one-click POST: no cookies; its signed token is the proof
     app.register_blueprint(backoffice_bp, url_prefix="/backoffice")
     app.register_blueprint(payments_bp)
     app.register_blueprint(simulator_bp)
@@ -185,6 +188,7 @@ def _register_renderers() -> None:
     """Each kind of outbox message with the function that renders it, by channel and kind prefix."""
     from app.backoffice import emails as agent_emails
     from app.debt_collection.deliveries import render_webhook as collection_webhook
+    from app.dunning import contact as contact_codes
     from app.dunning import messages as dunning_messages
     from app.links import notices as link_notices
     from app.outbox.base import renderers as registry
@@ -203,6 +207,8 @@ def _register_renderers() -> None:
     renderers.register("webhook", "collection", collection_webhook)
     renderers.register("email", "dunning", dunning_messages.render_email)
     renderers.register("sms", "dunning", dunning_messages.render_sms)
+    renderers.register("email", "contact", contact_codes.render_email)
+    renderers.register("sms", "contact", contact_codes.render_sms)
 
 
 def _connect_signals() -> None:

@@ -21,7 +21,7 @@ from app.extensions import csrf
 log = logging.getLogger(__name__)
 
 #: The secret part of the addresses that carry one: a signed link, a case file's PDF address.
-TOKEN_PATHS = re.compile(r"(/l/|/k/|/collection/cases/)[^\s?#\"'/<>]+")
+TOKEN_PATHS = re.compile(r"(/l/|/k/|/collection/cases/|/unsubscribe/)[^\s?#\"'/<>]+")
 
 
 class KeyCachingSigner(TimestampSigner):
@@ -115,7 +115,7 @@ def redact_tokens(text: str) -> str:
     letter's short code (`/k/<code>`) and the case file's PDF address
     (`/collection/cases/<token>/invoice.pdf`), wherever they stand (a request line, a Referer, a full
     URL, a traceback)."""
-    if "/l/" in text or "/k/" in text or "/collection/cases/" in text:
+    if "/l/" in text or "/k/" in text or "/collection/cases/" in text or "/unsubscribe/" in text:
         return TOKEN_PATHS.sub(r"\1[redacted]", text)
     return text
 

@@ -154,6 +154,20 @@ def channel_label(channel: str | None) -> str:
     return labels.get(channel or "", channel or "")
 
 
+def _preferences(d: dict) -> str:
+    """What a customer changed of their preferred channel and consents, in the agent's words."""
+    parts = []
+    if "preferred_channel" in d:
+        parts.append(_("prefers %(channel)s", channel=channel_label(d["preferred_channel"]))
+                     if d["preferred_channel"] else _("no preferred channel"))
+    names = {"email_allowed": _("e-mail"), "sms_allowed": _("SMS"),
+             "electronic_notices_allowed": _("legal notices electronically")}
+    for name, label in names.items():
+        if name in d:
+            parts.append(_("%(what)s allowed", what=label) if d[name] else _("%(what)s not allowed", what=label))
+    return ", ".join(parts)
+
+
 def _reminder_sent(d: dict) -> tuple[str, str | None]:
     """A reminder sent: by the portal's run, its step of the plan, channel, deadline; else a reported one."""
     channel = _("by %(channel)s", channel=channel_label(d.get("channel")))
@@ -242,6 +256,17 @@ def describe(event: InvoiceEvent, invoice: Invoice) -> tuple[str, str | None]:
         "support_request_closed": lambda: (_("Conversation %(reference)s closed", reference=d.get("reference")), None),
         "support_request_reopened": lambda: (_("Conversation %(reference)s opened again", reference=d.get("reference")),
                                              None),
+        "contact_change_requested": lambda: (_("The customer asked to change their %(channel)s contact",
+                                               channel=channel_label(d.get("channel"))),
+                                             _("code sent to %(to)s", to=d.get("to"))),
+        "contact_changed": lambda: (_("The customer confirmed a new %(channel)s contact",
+                                      channel=channel_label(d.get("channel"))),
+                                    _("%(was)s → %(to)s", was=d.get("was") or "–", to=d.get("to"))),
+        "contact_preferences_changed": lambda: (_("The customer changed how they are reached"),
+                                                _preferences(d)),
+        "email_unsubscribed": lambda: (_("The customer unsubscribed from reminders by e-mail"),
+                                       _("with the e-mail's one-click button") if d.get("how") == "one_click"
+                                       else _("on the unsubscribe page")),
         "reminder_sent": lambda: _reminder_sent(d),
         "reminder_fell_back": lambda: (_("Reminder sent again by %(channel)s", channel=channel_label(d.get("channel"))),
                                        d.get("reason")),

@@ -39,6 +39,11 @@ Modules and what each offers the features built on them:
   `default_notice_date(invoice)` (Germany's § 286(3) notice on the page and the PDF).
 - `options`: what a creditor says through the API and the import: a plan by name, exclusions, the
   contact body (`update_contact`, its problems named as the body names them).
+- `contact`: the customer's own contact details (`details_of`, masked; `request_change` and
+  `confirm_change`: a new e-mail or mobile by a 6-digit code, hashed, 15 minutes, 5 tries,
+  rate-limited; `save_preferences`), the unsubscribe link (`unsubscribe_token`, `unsubscribe_url`,
+  `unsubscribe`) and the code's outbox renderers ("contact.code"). Its pages: `views`, `forms`
+  (docs/dunning/contact-points.md).
 - `renewal`: "send me a new link" (`send_new_link`: the preferred channel that works, the bill's
   daily allowance, the outbox; the old links stay).
 - `interest`: German default interest on an invoice: `default_begins`, `default_interest(invoice,
@@ -55,9 +60,9 @@ Modules and what each offers the features built on them:
   `LetterPrint` (each printing), `flask letters batch`. Its docstring and docs/dunning/letters.md say more.
 
 Seams left for the next changes: the bill page's contact form and the code confirmation write
-`ContactChange` rows and call `update_contact_points`; unsubscribe links and SMS STOP set
-`email_unsubscribed_at` / `sms_stopped_at`; provider status callbacks set the outbox row's
-`provider_status` and call `fall_back`; the print run (`letters`) prints
+`ContactChange` rows and call `update_contact_points` (done: `contact`); unsubscribe links (done:
+`contact`, `messages`) and SMS STOP set `email_unsubscribed_at` / `sms_stopped_at`; provider status
+callbacks set the outbox row's `provider_status` and call `fall_back`; the print run (`letters`) prints
 pending letters, fills `pages`, `sha256`, `batch`, `printed_at` and `Message.subject/body` (done:
 `letters/`);
 the bill page, the API and the back office read `outlook`, `Notice`, `Message` (done: the bill page's

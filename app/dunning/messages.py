@@ -12,7 +12,7 @@ as sent, with the link's token left out, is kept on the message for the timeline
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from flask import current_app
@@ -23,8 +23,10 @@ from sqlalchemy import select
 from app.billing.models import Customer, Invoice
 from app.core.dates import local_today
 from app.dunning import templates
-from app.dunning.engine import KIND
-from app.dunning.models import Message, MessageStatus, Notice, NoticeStatus, Plan, Step, StepKind
+from app.dunning.contact import unsubscribe_url
+from app.dunning.engine import KIND, is_legal_notice, reachable
+from app.dunning.models import Channel, Message, MessageStatus, Notice, NoticeStatus, Plan, Step, StepKind
+from app.dunning.services import fall_back
 from app.errors import InvalidData
 from app.extensions import db
 from app.links.services import get_signer, issue_link
@@ -50,6 +52,8 @@ class Content:
     lead: Invoice
     others: list[Invoice]
     creditor: object
+    customer: Customer
+    legal: bool  # a notice the law requires (Norway's inkassovarsel): no unsubscribe link
 
 
 def _notices_left(message: Message, now: datetime) -> tuple[list[tuple[Notice, Invoice]], list[Notice]]:
@@ -110,7 +114,8 @@ def content(outbox_message: OutboxMessage) -> Content:
     rendered = templates.render(step.texts, facts, locale)
     kept = templates.render(step.texts, templates.Facts(**{**facts.__dict__, "link": NO_LINK}), locale)
     others = [invoice for _notice, invoice in left if invoice.id != lead.id]
-    return Content(message, rendered, kept, link.url, lead, others, creditor)
+    return Content(message, rendered, kept, link.url, lead, others, creditor, customer,
+                   is_legal_notice(plan, step))
 
 
 def _keep(found: Content, subject: str | None, body: str) -> None:
@@ -125,18 +130,50 @@ def _other_bills(found: Content) -> list[tuple[str, str]]:
                date=date_filter(invoice.due_date))) for invoice in found.others]
 
 
+def _still_reachable(outbox_message: OutboxMessage) -> None:
+    """An unsubscribe (or a consent withdrawn) between the run's decision and the delivery is honoured at
+    once: the e-mail does not go, and its notices fall back to the next channel (a letter at the end)."""
+    message = db.session.get(Message, (outbox_message.payload or {}).get("message_id") or 0)
+    if message is None:
+        return
+    customer = db.session.get(Customer, message.customer_id)
+    legal = any(is_legal_notice(plan, step) for plan, step in db.session.execute(
+        select(Plan, Step).join(Notice, Notice.step_id == Step.id).join(Plan, Plan.id == Notice.plan_id)
+        .where(Notice.message_id == message.id)).all())
+    if customer is None or reachable(customer, Channel.EMAIL, legal=legal):
+        return
+    message_id = message.id
+
+    def fall_back_now() -> None:
+        found = db.session.get(Message, message_id)
+        if found is not None:
+            fall_back(found, "unsubscribed")
+
+    raise DeliveryError("the customer unsubscribed from e-mails (or withdrew consent) before it went out",
+                        permanent=True, after=fall_back_now)
+
+
 def render_email(outbox_message: OutboxMessage) -> RenderedEmail:
+    _still_reachable(outbox_message)
     found = content(outbox_message)
     creditor, lead = found.creditor, found.lead
     facts = [(_("Invoice number"), lead.number), (_("Amount due"), money(max(lead.balance, 0), lead.currency)),
              (_("Due date"), date_filter(lead.due_date)), *_other_bills(found)]
+    unsubscribe = unsubscribe_url(found.customer.id, lead.id)
     notice = EmailNotice(
         subject=found.rendered.subject, heading=found.rendered.subject,
         paragraphs=[part.strip() for part in found.rendered.body.split("\n\n") if part.strip()],
         facts=facts, link_url=found.url, link_label=_("Open the bill"),
         why=_("You receive this e-mail because of your bill from %(creditor)s.", creditor=creditor.name),
         reply_to=creditor.support_email,
+        unsubscribe_url=unsubscribe, unsubscribe_label=_("Stop reminders by e-mail"),
+        one_click_url=f"{unsubscribe}/one-click",
     )
+    if found.legal:  # required by law: sent whatever the customer chose for reminders, and it says why
+        notice = replace(notice, unsubscribe_url=None, unsubscribe_label=None, one_click_url=None, why=_(
+            "You receive this notice because the law requires %(creditor)s to send it in writing before a claim "
+            "goes to debt collection, and you agreed to receive such notices by e-mail. A notice the law requires "
+            "has no unsubscribe link.", creditor=creditor.name))
     _keep(found, found.kept.subject, found.kept.body)
     return notice_email(notice, creditor, locale=found.rendered.locale)
 

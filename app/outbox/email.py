@@ -69,6 +69,7 @@ class RenderedEmail:
     sender_name: str | None = None  # the From's display name: the creditor's
     reply_to: str | None = None
     attachments: tuple[tuple[str, str, bytes], ...] = ()  # (filename, MIME type, content)
+    headers: tuple[tuple[str, str], ...] = ()  # more headers (List-Unsubscribe, RFC 2369 and 8058)
 
 
 def render(message: OutboxMessage) -> RenderedEmail:
@@ -96,6 +97,11 @@ class Notice:
     why: str | None = None  # the footer's "you receive this e-mail because ..."
     attachments: tuple[tuple[str, str, bytes], ...] = ()
     reply_to: str | None = None
+    # An unsubscribe link in the footer (a page with a button), and the List-Unsubscribe headers with
+    # one-click (RFC 8058): `one_click_url` takes a POST of "List-Unsubscribe=One-Click" and unsubscribes.
+    unsubscribe_url: str | None = None
+    unsubscribe_label: str | None = None
+    one_click_url: str | None = None
 
 
 def notice_email(notice: Notice, creditor, *, locale: str | None) -> RenderedEmail:
@@ -110,7 +116,13 @@ def notice_email(notice: Notice, creditor, *, locale: str | None) -> RenderedEma
         sender_name=creditor.name if creditor is not None else None,
         reply_to=notice.reply_to,
         attachments=notice.attachments,
+        headers=unsubscribe_headers(notice.one_click_url) if notice.one_click_url else (),
     )
+
+
+def unsubscribe_headers(url: str) -> tuple[tuple[str, str], ...]:
+    """RFC 2369's List-Unsubscribe with RFC 8058's one-click POST (an https address; no mailto)."""
+    return (("List-Unsubscribe", f"<{url}>"), ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
 
 
 def message_id(idempotency_key: str, domain: str) -> str:
@@ -131,6 +143,8 @@ def build_email(message: OutboxMessage, rendered: RenderedEmail, settings: SmtpS
         email["Message-ID"] = message_id(message.idempotency_key, settings.domain)
         email["X-Idempotency-Key"] = message.idempotency_key
         email["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to a receipt
+        for name, value in rendered.headers:
+            email[name] = value
     except (ValueError, IndexError) as exc:
         raise DeliveryError(f"cannot address the e-mail: {exc}", permanent=True) from None
     email.set_content(rendered.text)
