@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 #: Methods whose requests read: on SQLite their transactions start deferred (no write lock).
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: The most functions `Portal.ensure_sync` remembers: the app's hooks, views and handlers are a few hundred.
+MAX_SYNC_FUNCTIONS = 2048
 
 
 class Portal(Flask):
@@ -27,6 +29,24 @@ class Portal(Flask):
     start (see `_configure_sqlite` and docs/decisions.md, "SQLite under concurrency")."""
 
     retry_busy_reads = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._sync_functions: dict = {}
+
+    def ensure_sync(self, func):
+        """Flask's, remembered per function: Flask asks it of every hook and view on every request
+        (eleven times on a bill page), and each answer inspects the function's code. Bounded: a
+        function made per request (`copy_current_request_context`) is answered but not kept."""
+        try:
+            return self._sync_functions[func]
+        except KeyError:
+            sync = super().ensure_sync(func)
+            if len(self._sync_functions) < MAX_SYNC_FUNCTIONS:
+                self._sync_functions[func] = sync
+            return sync
+        except TypeError:  # an unhashable callable
+            return super().ensure_sync(func)
 
     def dispatch_request(self):
         if not self.retry_busy_reads:
