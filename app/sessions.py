@@ -16,11 +16,10 @@ from typing import Any
 
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
-from itsdangerous import Serializer, URLSafeTimedSerializer
-from itsdangerous.encoding import base64_encode
+from itsdangerous import URLSafeTimedSerializer
 from werkzeug.http import dump_cookie
 
-from app.security import KeyCachingSigner
+from app.security import KeyCachingSigner, UncompressedSerializer
 
 
 class _CompactJSON:
@@ -42,22 +41,6 @@ def _vary_on_cookie(response) -> None:
         response.headers["Vary"] = f"{vary}, Cookie"
 
 
-class _UncompressedSerializer(URLSafeTimedSerializer):
-    """Writes the payload without trying zlib first: on a cookie of a few hundred bytes the
-    compression saves a few bytes for several microseconds. Compressed cookies still load."""
-
-    def dump_payload(self, obj) -> bytes:
-        return base64_encode(Serializer.dump_payload(self, obj))
-
-    def make_signer(self, salt=None):
-        """The serializer's signer, made once: itsdangerous makes one for every dumps and loads."""
-        signers = self.__dict__.setdefault("_signers", {})
-        signer = signers.get(salt)
-        if signer is None:
-            signer = signers[salt] = super().make_signer(salt)
-        return signer
-
-
 class CachedSerializerSessionInterface(SecureCookieSessionInterface):
     # Plain JSON where Flask has its tagged JSON: another class, with the same dumps and loads.
     serializer = _CompactJSON()  # type: ignore[assignment]  # see the line above
@@ -75,7 +58,7 @@ class CachedSerializerSessionInterface(SecureCookieSessionInterface):
         keys = (*(app.config["SECRET_KEY_FALLBACKS"] or ()), app.secret_key)  # the current key last
         serializer = self._serializers.get(keys)
         if serializer is None:
-            serializer = _UncompressedSerializer(
+            serializer = UncompressedSerializer(
                 list(keys),
                 salt=self.salt,
                 serializer=self.serializer,
