@@ -75,13 +75,16 @@ def create_app(config: dict | None = None) -> Flask:
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)  # a line per request, at INFO
     app.session_interface = CachedSerializerSessionInterface()
 
+    _init_extensions(app)
+    _register_blueprints(app)
+    _init_gate(app)
+
+    # WSGI middleware, innermost first: the forged link's gate, the proxy's headers, the security
+    # headers (init_security), the request timer (_init_metrics).
     if app.config["PROXY_FIX_COUNT"]:
         n = app.config["PROXY_FIX_COUNT"]
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]  # WSGI middleware, as Flask documents it
             app.wsgi_app, x_for=n, x_proto=n, x_host=0)
-
-    _init_extensions(app)
-    _register_blueprints(app)
     _register_renderers()
     _connect_signals()
 
@@ -96,6 +99,14 @@ def create_app(config: dict | None = None) -> Flask:
     _init_metrics(app)
     _register_cli(app)
     return app
+
+
+def _init_gate(app: Portal) -> None:
+    """A forged link answered before Flask (`portal.gate`), inside ProxyFix: it counts the rate limit
+    by the client's address, as the view does."""
+    from app.portal.gate import ForgedLinkGate
+
+    app.wsgi_app = ForgedLinkGate(app, app.wsgi_app)  # type: ignore[method-assign]  # WSGI middleware
 
 
 def _init_metrics(app: Portal) -> None:
@@ -176,6 +187,7 @@ def _may_write() -> bool:
 
 
 def _register_blueprints(app: Flask) -> None:
+    """Every blueprint; CSRF exemptions of the token APIs; Flask-Login's hook on the back office only."""
     from app.api.views import bp as api_bp
     from app.backoffice.views import bp as backoffice_bp
     from app.debt_collection.views.api import bp as partner_api_bp
@@ -192,6 +204,13 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(support_bp)
     app.register_blueprint(resolutions_bp)
     app.register_blueprint(backoffice_bp, url_prefix="/backoffice")
+    # Flask-Login's after-request hook keeps a "remember me" cookie up to date (set, refreshed,
+    # cleared at sign-out): only agents sign in, so it runs on the back office's responses only,
+    # not on every customer page (where it read the session, and so marked every answer
+    # `Vary: Cookie`, for nothing).
+    remember_hook = login_manager._update_remember_cookie
+    app.after_request_funcs[None].remove(remember_hook)
+    app.after_request_funcs.setdefault(backoffice_bp.name, []).append(remember_hook)
     app.register_blueprint(payments_bp)
     app.register_blueprint(simulator_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")

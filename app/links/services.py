@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from flask import current_app
+from flask import Flask, current_app
 from sqlalchemy import CursorResult, Select, bindparam, func, select, update
 from sqlalchemy.orm import aliased
 
@@ -32,11 +32,16 @@ NOTICE_KIND = "link.reissued"  # rendered by app.links.notices
 
 def get_signer() -> LinkSigner:
     """The app's signer, built once per app from its configuration."""
-    signer = current_app.extensions.get("link_signer")
+    return signer_of(current_app)
+
+
+def signer_of(app: Flask) -> LinkSigner:
+    """`get_signer` for a given app, outside its context (the forged link's gate, `portal.gate`)."""
+    signer = app.extensions.get("link_signer")
     if signer is None:
-        cfg = current_app.config
+        cfg = app.config
         signer = LinkSigner(cfg["LINK_SIGNING_KEYS"], cfg["LINK_MAX_AGE_DAYS"] * 86400)
-        current_app.extensions["link_signer"] = signer
+        app.extensions["link_signer"] = signer
     return signer
 
 
