@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import secrets
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import ClassVar
 from urllib.parse import urlsplit
@@ -75,22 +76,42 @@ def ensure_csrf_secret() -> None:
         session[field] = hashlib.sha1(os.urandom(64)).hexdigest()  # noqa: S324  Flask-WTF's recipe: random bytes as hex
 
 
+#: How long a signed CSRF token is given again to the same session (Flask-WTF signs a new one per
+#: request). Its validity (WTF_CSRF_TIME_LIMIT, hours) counts from its signing: a minute less at most.
+CSRF_TOKEN_REUSE_SECONDS = 60
+MAX_CSRF_TOKENS = 4096
+
+
 def csrf_token() -> str:
-    """Flask-WTF's CSRF token for this request, signed by a serializer made once per app:
-    Flask-WTF builds one for every token, a tenth of a cached bill page."""
+    """Flask-WTF's CSRF token for this request, signed by a serializer made once per app (Flask-WTF
+    builds one for every token, a tenth of a cached bill page), and given again to the same session
+    for CSRF_TOKEN_REUSE_SECONDS: it is the same token Flask-WTF would make a moment later, bound to
+    the same session secret, and it checks the same way."""
     field = _csrf_field()
     token = g.get(field)
     if token is None:
         ensure_csrf_secret()
-        serializer = current_app.extensions.get("csrf_serializer")
+        extensions = current_app.extensions
+        serializer = extensions.get("csrf_serializer")
         if serializer is None:
             secret = current_app.config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key
             assert secret is not None  # load_config always sets SECRET_KEY
             # Flask-WTF's serializer (HMAC-SHA1, django-concat key derivation), with the derived key
             # cached, hashlib's SHA-1 (OpenSSL) and no trial compression: the same signatures.
-            serializer = current_app.extensions["csrf_serializer"] = UncompressedSerializer(
+            serializer = extensions["csrf_serializer"] = UncompressedSerializer(
                 secret, salt=CSRF_SALT, signer=KeyCachingSigner, signer_kwargs={"digest_method": hashlib.sha1})
-        token = serializer.dumps(session[field])
+            extensions["csrf_tokens"] = {}
+        tokens: dict[str, tuple[float, str]] = extensions["csrf_tokens"]
+        session_secret = session[field]
+        now = time.time()
+        signed = tokens.get(session_secret)
+        if signed is not None and 0 <= now - signed[0] < CSRF_TOKEN_REUSE_SECONDS:
+            token = signed[1]
+        else:
+            token = serializer.dumps(session_secret)
+            if len(tokens) >= MAX_CSRF_TOKENS:
+                tokens.clear()
+            tokens[session_secret] = (now, token)
         setattr(g, field, token)
     return token
 
