@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import os
 
-from flask import Flask, g, has_request_context, request
+from flask import Flask, Response, g, has_request_context, request
 from sqlalchemy.exc import OperationalError
+from werkzeug.datastructures import Headers
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import ROOT, load_config
@@ -23,12 +24,34 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_SYNC_FUNCTIONS = 2048
 
 
+class ScanningHeaders(Headers):
+    """werkzeug's Headers, answering `name in headers` by a scan of the few there are: werkzeug's own
+    raises and catches a KeyError (an HTTP exception, built) whenever the name is absent, which it is
+    on every response it makes (werkzeug asks for Content-Type before it sets it)."""
+
+    def __contains__(self, key) -> bool:
+        if not isinstance(key, str):
+            return super().__contains__(key)
+        lower = key.lower()
+        return any(name.lower() == lower for name, _value in self._list)
+
+
+class PortalResponse(Response):
+    """Flask's response, with `ScanningHeaders`."""
+
+    def __init__(self, response=None, status=None, headers=None, *args, **kwargs):
+        if not isinstance(headers, Headers):
+            headers = ScanningHeaders(headers) if headers else ScanningHeaders()
+        super().__init__(response, status, headers, *args, **kwargs)
+
+
 class Portal(Flask):
     """Flask, with one addition on SQLite: a reading request (GET, HEAD) that needed to write and
     found the database busy runs once more, in a transaction that takes the write lock at its
     start (see `_configure_sqlite` and docs/decisions.md, "SQLite under concurrency")."""
 
     retry_busy_reads = False
+    response_class = PortalResponse
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

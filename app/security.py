@@ -329,59 +329,80 @@ class OriginCheck:
 NUL = "\x00"
 
 
+def has_header(headers, lower_name: str) -> bool:
+    """Whether werkzeug's `headers` hold `lower_name` (lower case): a scan of the few there are, where
+    `name in headers` raises and catches a KeyError (an HTTP exception, built) whenever it is absent."""
+    return any(name.lower() == lower_name for name, _value in headers.items())
+
+
 def init_security(app: Flask, portal_origins: Callable[[], Iterable[str | None]] | None = None) -> None:
     """Headers, CSRF and log redaction. `portal_origins` gives the creditors' own portal base URLs
     (the origins besides PORTAL_BASE_URL that forms are posted from)."""
     check_origin = OriginCheck(app, portal_origins)
 
-    @app.before_request
-    def refuse_nul_in_the_address():
+    def refuse_nul_in_the_address(req) -> None:
         """A NUL character (`%00`) in the path or the query string is answered before any view: 404 for a
         path (no record has it), 400 for a query. PostgreSQL's text cannot hold one, and a query with it
         would fail as a server error. Two substring tests, no parsing."""
-        if NUL in request.path:
+        if NUL in req.path:
             abort(404)
-        if b"%00" in request.query_string or b"\x00" in request.query_string:
+        query = req.query_string
+        if query and (b"%00" in query or b"\x00" in query):
             abort(400)
 
-    @app.before_request
-    def check_csrf():
+    def check_csrf(req) -> None:
         """CSRF on every form post: every unsafe method, except on exempt views (the bearer-token API,
         providers' webhooks): Flask-WTF's token, then our origin check (Flask-WTF's own referrer check,
         WTF_CSRF_SSL_STRICT, is off: see OriginCheck). Reading the token reads the body, so a view's
         larger allowance for uploads is set first."""
-        if request.method in SAFE_METHODS:
-            return
-        view = app.view_functions.get(request.endpoint or "")
+        view = app.view_functions.get(req.endpoint or "")
         if getattr(view, "accepts_uploads", False):
-            request.max_content_length = 2 * app.config["ATTACHMENT_MAX_BYTES"] + 1024 * 1024
+            req.max_content_length = 2 * app.config["ATTACHMENT_MAX_BYTES"] + 1024 * 1024
         if app.config.get("WTF_CSRF_ENABLED", True):
             csrf.protect(apply_exemptions=True)
             if g.get("csrf_valid"):  # checked, not exempt
                 check_origin()
 
-    @app.before_request
-    def refuse_nul_in_forms():
+    def refuse_nul_in_forms(req) -> None:
         """No form field may hold a NUL character (PostgreSQL's text cannot): 400 before any view. Only a
         form the CSRF check above has read already: a view exempt from it (the bearer-token APIs) reads
         its body itself, and reading it here would leave the view an empty stream."""
-        if request.method in SAFE_METHODS or "form" not in request.__dict__:
+        if "form" not in req.__dict__:
             return
-        if any(NUL in key or NUL in value for key, values in request.form.lists() for value in values):
+        if any(NUL in key or NUL in value for key, values in req.form.lists() for value in values):
             abort(400)
+
+    @app.before_request
+    def guard_request():
+        """Every request: no NUL in its address; every unsafe one: CSRF, then no NUL in its form. One
+        hook for the three (Flask pays a call and a context lookup per hook on every request)."""
+        req = request._get_current_object()  # type: ignore[attr-defined]  # the proxy's request, once
+        refuse_nul_in_the_address(req)
+        if req.method in SAFE_METHODS:
+            return
+        check_csrf(req)
+        refuse_nul_in_forms(req)
+
+    # Flask-WTF's own hook checks nothing with WTF_CSRF_CHECK_DEFAULT off (guard_request checks every
+    # unsafe request), but asks the configuration on every request: it goes.
+    if not app.config.get("WTF_CSRF_CHECK_DEFAULT", True):
+        hooks = app.before_request_funcs.get(None, [])
+        hooks[:] = [hook for hook in hooks if hook.__qualname__ != "CSRFProtect.init_app.<locals>.csrf_protect"]
 
     @app.after_request
     def set_headers(response):
         """The per-response headers: a CSP with this request's nonce where the page used one, and
         the origins in `g.csp_extra` where it needs more than ours (every other response gets the
         one without inline code from StaticHeaders), and no-store."""
-        nonce, extra = g.get("csp_nonce"), g.get("csp_extra")
-        if (nonce or extra) and "Content-Security-Policy" not in response.headers:
-            response.headers["Content-Security-Policy"] = content_security_policy(nonce, extra)
+        found = vars(g._get_current_object())  # type: ignore[attr-defined]  # read once, not per name
+        nonce, extra = found.get("csp_nonce"), found.get("csp_extra")
+        headers = response.headers
+        if (nonce or extra) and not has_header(headers, "content-security-policy"):
+            headers.add("Content-Security-Policy", content_security_policy(nonce, extra))
         if extra and extra.get("frame-src"):  # a provider's frames may ask for Apple Pay / Google Pay
-            response.headers["Permissions-Policy"] = checkout_permissions(extra)
-        if g.get("no_store"):
-            response.headers["Cache-Control"] = "no-store"
+            headers["Permissions-Policy"] = checkout_permissions(extra)
+        if found.get("no_store"):
+            headers["Cache-Control"] = "no-store"
         return response
 
     app.wsgi_app = StaticHeaders(  # type: ignore[method-assign]  # WSGI middleware, as Flask documents it

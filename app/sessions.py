@@ -36,7 +36,9 @@ class _CompactJSON:
 
 def _vary_on_cookie(response) -> None:
     """`Vary: Cookie`, as a plain header: werkzeug's `response.vary.add` parses and rebuilds a set."""
-    vary = response.headers.get("Vary")
+    # A scan of the few headers there are: `headers.get` raises and catches a KeyError (an HTTP
+    # exception, built) whenever the header is absent, as it is on most answers.
+    vary = next((value for name, value in response.headers.items() if name.lower() == "vary"), None)
     if not vary:
         response.headers["Vary"] = "Cookie"
     elif "cookie" not in vary.lower():

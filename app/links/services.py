@@ -151,9 +151,12 @@ def _resolve_statement() -> Select:
 _RESOLVE = ReadQuery(_resolve_statement)
 
 
-def resolve_token(token: str, *, signer: LinkSigner, purpose: str = "bill", now: datetime | None = None) -> Resolution:
-    """Signature and age first (no database work for a forged token), then one statement for the row."""
-    key = signer.unsign(token, purpose)
+def resolve_token(token: str, *, signer: LinkSigner, purpose: str = "bill", now: datetime | None = None,
+                  verified_key: str | None = None) -> Resolution:
+    """Signature and age first (no database work for a forged token), then one statement for the row.
+    `verified_key`: the token's key, when its signature and age were checked for this purpose already
+    (`portal.gate`)."""
+    key = verified_key if verified_key is not None else signer.unsign(token, purpose)
     if key is None:
         return Resolution(ok=False)
     return resolution_of(_RESOLVE.first(key_hash=hash_key(key), purpose=purpose), now=now)

@@ -13,7 +13,8 @@ It answers only when its answer is the one Flask would give, and otherwise passe
 - no session cookie (the language chosen on a page is in it): the page's language is then chosen
   from `Accept-Language` alone, as `i18n.select_locale` would;
 - the signature does not verify: a genuine token, expired or not, goes on to the view, which reads
-  the link (the database is the gate's business no more than the session is);
+  the link (the database is the gate's business no more than the session is), with its key
+  (`verified_key`), so that the signature is checked once;
 - the page for that language is in the page cache, rendered by the view (a first refusal in a
   process, or one after the cache was emptied, goes on to the view and fills it), with neither a
   CSP nonce nor a CSRF token in it;
@@ -45,6 +46,8 @@ ENDPOINT = "portal.open_link"
 SCOPE = "open_link"
 PURPOSE = "bill"
 STATUS = "404 NOT FOUND"
+#: Where the gate leaves a genuine token's key for the view, as (token, key): `verified_key`.
+VERIFIED_KEY = "portal.verified_link_key"
 #: The most Accept-Language values whose locale is remembered (browsers send a handful of them).
 MAX_LANGUAGE_HEADERS = 512
 
@@ -52,6 +55,12 @@ MAX_LANGUAGE_HEADERS = 512
 def neutral_page_key(locale: str) -> tuple:
     """The page cache's key of the neutral page for an unknown bill (`portal.access.unavailable`)."""
     return ("unavailable", locale, None, False)
+
+
+def verified_key(environ, token: str) -> str | None:
+    """The key of `token` if the gate has just checked its signature and age for this request."""
+    verified = environ.get(VERIFIED_KEY)
+    return verified[1] if verified is not None and verified[0] == token else None
 
 
 class ForgedLinkGate:
@@ -82,7 +91,9 @@ class ForgedLinkGate:
         app = self.app
         if app.config["SESSION_COOKIE_NAME"] + "=" in environ.get("HTTP_COOKIE", ""):
             return None
-        if signer_of(app).unsign(token, PURPOSE) is not None:
+        key = signer_of(app).unsign(token, PURPOSE)
+        if key is not None:
+            environ[VERIFIED_KEY] = (token, key)  # the view need not check the signature again
             return None
         cache = app.extensions.get(page_cache.EXTENSION)
         page = cache.get(neutral_page_key(self.locale(environ.get("HTTP_ACCEPT_LANGUAGE", "")))) \

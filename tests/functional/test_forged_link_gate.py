@@ -127,3 +127,19 @@ def test_the_gate_counts_the_links_rate_limit_with_the_view(app, gate, monkeypat
     assert refused[0] == "429 TOO MANY REQUESTS" and any(name == "Retry-After" for name, _ in refused[1])
     assert gate.wsgi_app.calls == calls + 1  # the view answered the 429
     assert get(gate, f"/l/{valid}")[0] == "429 TOO MANY REQUESTS"
+
+
+def test_a_genuine_tokens_signature_is_checked_once(app, gate, monkeypatch):
+    from app.links.signer import LinkSigner
+
+    invoice = make_invoice(make_creditor("NO"))
+    valid = issue(app, invoice).token
+    checked = []
+    unsign = LinkSigner.unsign
+    monkeypatch.setattr(LinkSigner, "unsign", lambda self, token, purpose: checked.append(token) or
+                        unsign(self, token, purpose))
+    assert get(gate, f"/l/{valid}")[0] == "303 SEE OTHER"
+    assert checked == [valid]
+    checked.clear()
+    assert get(gate, f"/l/{valid}", {"Cookie": "portal_session=x"})[0] == "303 SEE OTHER"  # the view checks it
+    assert checked == [valid]
