@@ -394,7 +394,7 @@ def init_security(app: Flask, portal_origins: Callable[[], Iterable[str | None]]
         """The per-response headers: a CSP with this request's nonce where the page used one, and
         the origins in `g.csp_extra` where it needs more than ours (every other response gets the
         one without inline code from StaticHeaders), and no-store."""
-        found = vars(g._get_current_object())  # type: ignore[attr-defined]  # read once, not per name
+        found = vars(g._get_current_object())  # read once, not per name
         nonce, extra = found.get("csp_nonce"), found.get("csp_extra")
         headers = response.headers
         if (nonce or extra) and not has_header(headers, "content-security-policy"):
