@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import os
 
-from flask import Flask, g, has_request_context, request
+from flask import Flask, Response, g, has_request_context, request
 from sqlalchemy.exc import OperationalError
+from werkzeug.datastructures import Headers
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import ROOT, load_config
@@ -19,6 +20,29 @@ log = logging.getLogger(__name__)
 
 #: Methods whose requests read: on SQLite their transactions start deferred (no write lock).
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: The most functions `Portal.ensure_sync` remembers: the app's hooks, views and handlers are a few hundred.
+MAX_SYNC_FUNCTIONS = 2048
+
+
+class ScanningHeaders(Headers):
+    """werkzeug's Headers, answering `name in headers` by a scan of the few there are: werkzeug's own
+    raises and catches a KeyError (an HTTP exception, built) whenever the name is absent, which it is
+    on every response it makes (werkzeug asks for Content-Type before it sets it)."""
+
+    def __contains__(self, key) -> bool:
+        if not isinstance(key, str):
+            return super().__contains__(key)
+        lower = key.lower()
+        return any(name.lower() == lower for name, _value in self._list)
+
+
+class PortalResponse(Response):
+    """Flask's response, with `ScanningHeaders`."""
+
+    def __init__(self, response=None, status=None, headers=None, *args, **kwargs):
+        if not isinstance(headers, Headers):
+            headers = ScanningHeaders(headers) if headers else ScanningHeaders()
+        super().__init__(response, status, headers, *args, **kwargs)
 
 
 class Portal(Flask):
@@ -27,6 +51,25 @@ class Portal(Flask):
     start (see `_configure_sqlite` and docs/decisions.md, "SQLite under concurrency")."""
 
     retry_busy_reads = False
+    response_class = PortalResponse
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._sync_functions: dict = {}
+
+    def ensure_sync(self, func):
+        """Flask's, remembered per function: Flask asks it of every hook and view on every request
+        (eleven times on a bill page), and each answer inspects the function's code. Bounded: a
+        function made per request (`copy_current_request_context`) is answered but not kept."""
+        try:
+            return self._sync_functions[func]
+        except KeyError:
+            sync = super().ensure_sync(func)
+            if len(self._sync_functions) < MAX_SYNC_FUNCTIONS:
+                self._sync_functions[func] = sync
+            return sync
+        except TypeError:  # an unhashable callable
+            return super().ensure_sync(func)
 
     def dispatch_request(self):
         if not self.retry_busy_reads:
@@ -55,13 +98,16 @@ def create_app(config: dict | None = None) -> Flask:
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)  # a line per request, at INFO
     app.session_interface = CachedSerializerSessionInterface()
 
+    _init_extensions(app)
+    _register_blueprints(app)
+    _init_gate(app)
+
+    # WSGI middleware, innermost first: the forged link's gate, the proxy's headers, the security
+    # headers (init_security), the request timer (_init_metrics).
     if app.config["PROXY_FIX_COUNT"]:
         n = app.config["PROXY_FIX_COUNT"]
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]  # WSGI middleware, as Flask documents it
             app.wsgi_app, x_for=n, x_proto=n, x_host=0)
-
-    _init_extensions(app)
-    _register_blueprints(app)
     _register_renderers()
     _connect_signals()
 
@@ -76,6 +122,14 @@ def create_app(config: dict | None = None) -> Flask:
     _init_metrics(app)
     _register_cli(app)
     return app
+
+
+def _init_gate(app: Portal) -> None:
+    """A forged link answered before Flask (`portal.gate`), inside ProxyFix: it counts the rate limit
+    by the client's address, as the view does."""
+    from app.portal.gate import ForgedLinkGate
+
+    app.wsgi_app = ForgedLinkGate(app, app.wsgi_app)  # type: ignore[method-assign]  # WSGI middleware
 
 
 def _init_metrics(app: Portal) -> None:
@@ -156,6 +210,7 @@ def _may_write() -> bool:
 
 
 def _register_blueprints(app: Flask) -> None:
+    """Every blueprint; CSRF exemptions of the token APIs; Flask-Login's hook on the back office only."""
     from app.api.views import bp as api_bp
     from app.backoffice.views import bp as backoffice_bp
     from app.debt_collection.views.api import bp as partner_api_bp
@@ -175,6 +230,13 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(dunning_views.bp)
     csrf.exempt(dunning_views.one_click)  # RFC 8058's one-click POST: no cookies; its signed token is the proof
     app.register_blueprint(backoffice_bp, url_prefix="/backoffice")
+    # Flask-Login's after-request hook keeps a "remember me" cookie up to date (set, refreshed,
+    # cleared at sign-out): only agents sign in, so it runs on the back office's responses only,
+    # not on every customer page (where it read the session, and so marked every answer
+    # `Vary: Cookie`, for nothing).
+    remember_hook = login_manager._update_remember_cookie
+    app.after_request_funcs[None].remove(remember_hook)
+    app.after_request_funcs.setdefault(backoffice_bp.name, []).append(remember_hook)
     app.register_blueprint(payments_bp)
     app.register_blueprint(simulator_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")

@@ -107,6 +107,15 @@ class Backoff:
     window: int
 
 
+def _count(strategy: FixedWindowRateLimiter, limit: str, scope: str, client: str) -> RateLimitItem | None:
+    """Count one request in every window of `limit`, shortest first; the window that refuses it (the
+    longer ones do not count it), or None."""
+    for item in _parse(limit):
+        if not strategy.hit(item, scope, client):
+            return item
+    return None
+
+
 class RateLimiter:
     """Created unbound in app.extensions; `init_app` connects it to the configured storage."""
 
@@ -153,16 +162,27 @@ class RateLimiter:
             return
         client = request.remote_addr or "unknown"
         try:
-            for item in _parse(limit):
-                if not strategy.hit(item, scope, client):
-                    reset_at = strategy.get_window_stats(item, scope, client).reset_time
-                    break
-            else:
+            refused = _count(strategy, limit, scope, client)
+            if refused is None:
                 return
+            reset_at = strategy.get_window_stats(refused, scope, client).reset_time
         except Exception:  # storage unreachable: let the request through, say so in the log
             log.exception("rate limit storage failed; request allowed")
             return
         raise TooManyRequests(retry_after=max(1, math.ceil(reset_at - time.time())))
+
+    def allows(self, app: Flask, limit: str, scope: str, client: str) -> bool:
+        """`hit` outside a request (a WSGI middleware): count one request of `client` against `limit` in
+        `scope`, the name `limit` counts a view under (its `__qualname__`); False when a window is over
+        (nothing raised: the caller lets the view answer the 429). A failing storage allows it."""
+        strategy = app.extensions.get(EXTENSION)
+        if strategy is None:
+            return True
+        try:
+            return _count(strategy, limit, scope, client) is None
+        except Exception:
+            log.exception("rate limit storage failed; request allowed")
+            return True
 
     # --- growing delays after failures (the back office's sign-in) ---------------------------------
 

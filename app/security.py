@@ -8,13 +8,15 @@ import logging
 import os
 import re
 import secrets
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import ClassVar
 from urllib.parse import urlsplit
 
 from flask import Flask, abort, current_app, g, request, session
 from flask_wtf.csrf import CSRFError
-from itsdangerous import TimestampSigner, URLSafeTimedSerializer, want_bytes
+from itsdangerous import Serializer, TimestampSigner, URLSafeTimedSerializer, want_bytes
+from itsdangerous.encoding import base64_encode
 
 from app.extensions import csrf
 
@@ -42,6 +44,23 @@ class KeyCachingSigner(TimestampSigner):
         return key
 
 
+class UncompressedSerializer(URLSafeTimedSerializer):
+    """Writes the payload without trying zlib first: on a cookie or a token of a few dozen or hundred
+    bytes the compression saves a few bytes for several microseconds. Compressed payloads still load.
+    Used by the session cookie and the CSRF token."""
+
+    def dump_payload(self, obj) -> bytes:
+        return base64_encode(Serializer.dump_payload(self, obj))
+
+    def make_signer(self, salt=None):
+        """The serializer's signer, made once: itsdangerous makes one for every dumps and loads."""
+        signers = self.__dict__.setdefault("_signers", {})
+        signer = signers.get(salt)
+        if signer is None:
+            signer = signers[salt] = super().make_signer(salt)
+        return signer
+
+
 CSRF_SALT = "wtf-csrf-token"  # Flask-WTF's: its validate_csrf checks what csrf_token() makes
 
 
@@ -57,19 +76,42 @@ def ensure_csrf_secret() -> None:
         session[field] = hashlib.sha1(os.urandom(64)).hexdigest()  # noqa: S324  Flask-WTF's recipe: random bytes as hex
 
 
+#: How long a signed CSRF token is given again to the same session (Flask-WTF signs a new one per
+#: request). Its validity (WTF_CSRF_TIME_LIMIT, hours) counts from its signing: a minute less at most.
+CSRF_TOKEN_REUSE_SECONDS = 60
+MAX_CSRF_TOKENS = 4096
+
+
 def csrf_token() -> str:
-    """Flask-WTF's CSRF token for this request, signed by a serializer made once per app:
-    Flask-WTF builds one for every token, a tenth of a cached bill page."""
+    """Flask-WTF's CSRF token for this request, signed by a serializer made once per app (Flask-WTF
+    builds one for every token, a tenth of a cached bill page), and given again to the same session
+    for CSRF_TOKEN_REUSE_SECONDS: it is the same token Flask-WTF would make a moment later, bound to
+    the same session secret, and it checks the same way."""
     field = _csrf_field()
     token = g.get(field)
     if token is None:
         ensure_csrf_secret()
-        serializer = current_app.extensions.get("csrf_serializer")
+        extensions = current_app.extensions
+        serializer = extensions.get("csrf_serializer")
         if serializer is None:
             secret = current_app.config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key
             assert secret is not None  # load_config always sets SECRET_KEY
-            serializer = current_app.extensions["csrf_serializer"] = URLSafeTimedSerializer(secret, salt=CSRF_SALT)
-        token = serializer.dumps(session[field])
+            # Flask-WTF's serializer (HMAC-SHA1, django-concat key derivation), with the derived key
+            # cached, hashlib's SHA-1 (OpenSSL) and no trial compression: the same signatures.
+            serializer = extensions["csrf_serializer"] = UncompressedSerializer(
+                secret, salt=CSRF_SALT, signer=KeyCachingSigner, signer_kwargs={"digest_method": hashlib.sha1})
+            extensions["csrf_tokens"] = {}
+        tokens: dict[str, tuple[float, str]] = extensions["csrf_tokens"]
+        session_secret = session[field]
+        now = time.time()
+        signed = tokens.get(session_secret)
+        if signed is not None and 0 <= now - signed[0] < CSRF_TOKEN_REUSE_SECONDS:
+            token = signed[1]
+        else:
+            token = serializer.dumps(session_secret)
+            if len(tokens) >= MAX_CSRF_TOKENS:
+                tokens.clear()
+            tokens[session_secret] = (now, token)
         setattr(g, field, token)
     return token
 
@@ -287,59 +329,80 @@ class OriginCheck:
 NUL = "\x00"
 
 
+def has_header(headers, lower_name: str) -> bool:
+    """Whether werkzeug's `headers` hold `lower_name` (lower case): a scan of the few there are, where
+    `name in headers` raises and catches a KeyError (an HTTP exception, built) whenever it is absent."""
+    return any(name.lower() == lower_name for name, _value in headers.items())
+
+
 def init_security(app: Flask, portal_origins: Callable[[], Iterable[str | None]] | None = None) -> None:
     """Headers, CSRF and log redaction. `portal_origins` gives the creditors' own portal base URLs
     (the origins besides PORTAL_BASE_URL that forms are posted from)."""
     check_origin = OriginCheck(app, portal_origins)
 
-    @app.before_request
-    def refuse_nul_in_the_address():
+    def refuse_nul_in_the_address(req) -> None:
         """A NUL character (`%00`) in the path or the query string is answered before any view: 404 for a
         path (no record has it), 400 for a query. PostgreSQL's text cannot hold one, and a query with it
         would fail as a server error. Two substring tests, no parsing."""
-        if NUL in request.path:
+        if NUL in req.path:
             abort(404)
-        if b"%00" in request.query_string or b"\x00" in request.query_string:
+        query = req.query_string
+        if query and (b"%00" in query or b"\x00" in query):
             abort(400)
 
-    @app.before_request
-    def check_csrf():
+    def check_csrf(req) -> None:
         """CSRF on every form post: every unsafe method, except on exempt views (the bearer-token API,
         providers' webhooks): Flask-WTF's token, then our origin check (Flask-WTF's own referrer check,
         WTF_CSRF_SSL_STRICT, is off: see OriginCheck). Reading the token reads the body, so a view's
         larger allowance for uploads is set first."""
-        if request.method in SAFE_METHODS:
-            return
-        view = app.view_functions.get(request.endpoint or "")
+        view = app.view_functions.get(req.endpoint or "")
         if getattr(view, "accepts_uploads", False):
-            request.max_content_length = 2 * app.config["ATTACHMENT_MAX_BYTES"] + 1024 * 1024
+            req.max_content_length = 2 * app.config["ATTACHMENT_MAX_BYTES"] + 1024 * 1024
         if app.config.get("WTF_CSRF_ENABLED", True):
             csrf.protect(apply_exemptions=True)
             if g.get("csrf_valid"):  # checked, not exempt
                 check_origin()
 
-    @app.before_request
-    def refuse_nul_in_forms():
+    def refuse_nul_in_forms(req) -> None:
         """No form field may hold a NUL character (PostgreSQL's text cannot): 400 before any view. Only a
         form the CSRF check above has read already: a view exempt from it (the bearer-token APIs) reads
         its body itself, and reading it here would leave the view an empty stream."""
-        if request.method in SAFE_METHODS or "form" not in request.__dict__:
+        if "form" not in req.__dict__:
             return
-        if any(NUL in key or NUL in value for key, values in request.form.lists() for value in values):
+        if any(NUL in key or NUL in value for key, values in req.form.lists() for value in values):
             abort(400)
+
+    @app.before_request
+    def guard_request():
+        """Every request: no NUL in its address; every unsafe one: CSRF, then no NUL in its form. One
+        hook for the three (Flask pays a call and a context lookup per hook on every request)."""
+        req = request._get_current_object()  # type: ignore[attr-defined]  # the proxy's request, once
+        refuse_nul_in_the_address(req)
+        if req.method in SAFE_METHODS:
+            return
+        check_csrf(req)
+        refuse_nul_in_forms(req)
+
+    # Flask-WTF's own hook checks nothing with WTF_CSRF_CHECK_DEFAULT off (guard_request checks every
+    # unsafe request), but asks the configuration on every request: it goes.
+    if not app.config.get("WTF_CSRF_CHECK_DEFAULT", True):
+        hooks = app.before_request_funcs.get(None, [])
+        hooks[:] = [hook for hook in hooks if hook.__qualname__ != "CSRFProtect.init_app.<locals>.csrf_protect"]
 
     @app.after_request
     def set_headers(response):
         """The per-response headers: a CSP with this request's nonce where the page used one, and
         the origins in `g.csp_extra` where it needs more than ours (every other response gets the
         one without inline code from StaticHeaders), and no-store."""
-        nonce, extra = g.get("csp_nonce"), g.get("csp_extra")
-        if (nonce or extra) and "Content-Security-Policy" not in response.headers:
-            response.headers["Content-Security-Policy"] = content_security_policy(nonce, extra)
+        found = vars(g._get_current_object())  # read once, not per name
+        nonce, extra = found.get("csp_nonce"), found.get("csp_extra")
+        headers = response.headers
+        if (nonce or extra) and not has_header(headers, "content-security-policy"):
+            headers.add("Content-Security-Policy", content_security_policy(nonce, extra))
         if extra and extra.get("frame-src"):  # a provider's frames may ask for Apple Pay / Google Pay
-            response.headers["Permissions-Policy"] = checkout_permissions(extra)
-        if g.get("no_store"):
-            response.headers["Cache-Control"] = "no-store"
+            headers["Permissions-Policy"] = checkout_permissions(extra)
+        if found.get("no_store"):
+            headers["Cache-Control"] = "no-store"
         return response
 
     app.wsgi_app = StaticHeaders(  # type: ignore[method-assign]  # WSGI middleware, as Flask documents it

@@ -492,10 +492,10 @@ def build_targets(portal: Server, floor: Server, data: BenchData) -> tuple[Targe
         raise SetupError(f"GET /l/<valid token> answered {opened.status}, expected 303\n{portal.log_tail()}")
     cookie = session_cookie(opened)
     return Target("floor (5 KB template)", floor, "/", 200, None), [
-        Target("bill page, 10-line invoice", portal, f"/b/{data.public_ids['ten_lines']}", 200, 0.60,
+        Target("bill page, 10-line invoice", portal, f"/b/{data.public_ids['ten_lines']}", 200, 0.70,
                {"Cookie": cookie}),
-        Target("/l/<valid token>", portal, f"/l/{data.tokens['ten_lines']}", 303, 0.70),
-        Target("/l/<forged token>", portal, f"/l/{data.forged}", 404, 0.90, no_sql=True),
+        Target("/l/<valid token>", portal, f"/l/{data.tokens['ten_lines']}", 303, 0.80),
+        Target("/l/<forged token>", portal, f"/l/{data.forged}", 404, 0.95, no_sql=True),
     ]
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from flask import current_app
+from flask import Flask, current_app
 from sqlalchemy import CursorResult, Select, bindparam, func, select, update
 from sqlalchemy.orm import aliased
 
@@ -32,11 +32,16 @@ NOTICE_KIND = "link.reissued"  # rendered by app.links.notices
 
 def get_signer() -> LinkSigner:
     """The app's signer, built once per app from its configuration."""
-    signer = current_app.extensions.get("link_signer")
+    return signer_of(current_app)
+
+
+def signer_of(app: Flask) -> LinkSigner:
+    """`get_signer` for a given app, outside its context (the forged link's gate, `portal.gate`)."""
+    signer = app.extensions.get("link_signer")
     if signer is None:
-        cfg = current_app.config
+        cfg = app.config
         signer = LinkSigner(cfg["LINK_SIGNING_KEYS"], cfg["LINK_MAX_AGE_DAYS"] * 86400)
-        current_app.extensions["link_signer"] = signer
+        app.extensions["link_signer"] = signer
     return signer
 
 
@@ -146,9 +151,12 @@ def _resolve_statement() -> Select:
 _RESOLVE = ReadQuery(_resolve_statement)
 
 
-def resolve_token(token: str, *, signer: LinkSigner, purpose: str = "bill", now: datetime | None = None) -> Resolution:
-    """Signature and age first (no database work for a forged token), then one statement for the row."""
-    key = signer.unsign(token, purpose)
+def resolve_token(token: str, *, signer: LinkSigner, purpose: str = "bill", now: datetime | None = None,
+                  verified_key: str | None = None) -> Resolution:
+    """Signature and age first (no database work for a forged token), then one statement for the row.
+    `verified_key`: the token's key, when its signature and age were checked for this purpose already
+    (`portal.gate`)."""
+    key = verified_key if verified_key is not None else signer.unsign(token, purpose)
     if key is None:
         return Resolution(ok=False)
     return resolution_of(_RESOLVE.first(key_hash=hash_key(key), purpose=purpose), now=now)

@@ -27,6 +27,7 @@ from app.payments.receipts import find_receipt
 from app.portal import grants
 from app.portal.access import bill_required, load_bill_or_404, renewal_invoice_id, unavailable
 from app.portal.forms import StepUpForm
+from app.portal.gate import verified_key
 from app.portal.page_cache import cached_page
 from app.portal.services import BillAccess, check_step_up, load_bill, other_grants
 from app.portal.views import bp
@@ -54,7 +55,7 @@ def _new_link_limit() -> str:
 @limiter.limit(_link_limit)
 def open_link(token: str):
     """Check the signed link, note that it was opened, and send the browser to the bill."""
-    return admit(resolve_token(token, signer=get_signer()))
+    return admit(resolve_token(token, signer=get_signer(), verified_key=verified_key(request.environ, token)))
 
 
 def admit(resolution: Resolution) -> ResponseReturnValue:
