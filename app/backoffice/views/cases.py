@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask import current_app, flash, redirect, render_template, request, url_for
-from flask_babel import force_locale
+from flask_babel import force_locale, get_locale
 from flask_babel import gettext as _
 from flask_login import login_required
 from markupsafe import Markup
@@ -28,7 +28,7 @@ from app.backoffice.forms import (
     SkipStepForm,
     line_changes,
 )
-from app.backoffice.views import SUPERVISING, bp, may, me, need, record, scoped
+from app.backoffice.views import SUPERVISING, bp, may, me, need, record, scope, scoped
 from app.backoffice.words import problems
 from app.bill_page import bill_page_context
 from app.billing.corrections import credit_notes, creditable, issue_credit_note
@@ -56,7 +56,9 @@ from app.money import parse_amount
 from app.payments.models import Payment
 from app.payments.refunds import refunds_of
 from app.payments.services import MANUAL_METHODS, lock_invoice, record_manual_payment
+from app.resolutions.models import Resolution
 from app.resolutions.services import dunning_for, resolutions_for
+from app.support.models import SupportRequest
 from app.support.services import threads_for
 from app.templating import date_filter
 
@@ -408,8 +410,26 @@ def preview(invoice_id: int):
     found = scoped(Invoice, invoice_id)
     record("bill_previewed", creditor_id=found.creditor_id, record_type="invoice", record_id=found.number)
     db.session.commit()
+    back_url, back_label = _preview_back(found, request.args.get("back", ""))
+    back_lang = str(get_locale())  # the agent's language; the page itself is in the customer's
     locale = normalise_locale(found.customer.preferred_locale) or found.creditor.default_locale
     with force_locale(locale):
         context = bill_page_context(found, local_today(found.creditor.country, utcnow()))
-        return render_template("portal/bill.html", preview=True, **context)
+        return render_template("portal/bill.html", preview=True, back_url=back_url, back_label=back_label,
+                               back_lang=back_lang, **context)
+
+
+def _preview_back(invoice: Invoice, back: str) -> tuple[str, str]:
+    """Where the preview's way back leads, in the agent's language (the preview itself is in the
+    customer's): the conversation or decision the agent came from (`back=request:<ref>` or
+    `resolution:<ref>`, only one of this bill's, among the agent's creditors'), else the bill."""
+    kind, _sep, reference = back.partition(":")
+    model = {"request": SupportRequest, "resolution": Resolution}.get(kind)
+    if model is not None and reference and len(reference) <= 16:
+        record_ = db.session.scalar(scope().select(model).where(
+            model.reference == reference, model.invoice_id == invoice.id))
+        if record_ is not None:
+            endpoint = "backoffice.support_request" if kind == "request" else "backoffice.resolution"
+            return url_for(endpoint, reference=reference), _("Back to %(reference)s", reference=reference)
+    return url_for("backoffice.invoice", invoice_id=invoice.id), _("Back to bill %(number)s", number=invoice.number)
 
