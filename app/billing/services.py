@@ -394,7 +394,7 @@ def upsert_customer(creditor: Creditor, data: CustomerIn) -> Customer:
                 setattr(customer, name, value)
     if before is not None and before != contact_of(customer):
         db.session.flush()
-        contact_changed.send(customer)
+        contact_changed.send(customer, actor="api")
     return customer
 
 

@@ -148,7 +148,7 @@ def interest_of(invoice: Invoice, today: date) -> dict | None:
     return {
         "rate": format(found.rates[-1][1].normalize(), "f"), "base": found.principal,
         "runs_from": found.since.isoformat(), "accrued_until": today.isoformat(), "accrued": found.amount,
-        "charged": min(charged, found.amount) if found.amount else charged,
+        "charged": charged,
         "rates": [{"from": day.isoformat(), "rate": format(rate.normalize(), "f")} for day, rate in found.rates],
         "reference_rate": "Basiszinssatz (§ 247 BGB)",
         "points_above": format(jurisdictions.DE_INTEREST_POINTS["business" if business else "consumer"], "f"),
@@ -165,7 +165,7 @@ def partner_reports(invoice_id: int) -> list[dict]:
     reports = []
     for event, case_id in rows:
         details = event.details or {}
-        report = {"case_id": case_id, "type": event.kind, "at": _utc(event.created_at), "note": event.note}
+        report: dict = {"case_id": case_id, "type": event.kind, "at": _utc(event.created_at), "note": event.note}
         if event.kind == "case_returned":
             report["reason"] = details.get("reason")
         elif event.kind == "costs_added":

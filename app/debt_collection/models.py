@@ -207,3 +207,13 @@ class CaseEvent(Model):
     handled_by: Mapped[str | None] = mapped_column(String(64))
     payload_hash: Mapped[str] = mapped_column(String(64))  # a repeat with other content is a conflict
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    case: Mapped[Case] = relationship()
+
+    @property
+    def creditor_id(self) -> int:
+        return self.case.creditor_id
+
+    @property
+    def invoice_id(self) -> int:
+        return self.case.invoice_id

@@ -582,10 +582,33 @@ def report_payment(payment: Payment, **_ignored) -> None:
     _deliver(case, "payment_received", f"collection.payment_received:{payment.public_ref}", payment_id=payment.id)
 
 
+# --- what agents do with the partner's reports -----------------------------------------------------------
+
+
+def reports_of(invoice_id: int) -> list[CaseEvent]:
+    """What partners reported on the bill beyond payments and closures, newest first (the back office)."""
+    return list(db.session.scalars(select(CaseEvent).join(Case, Case.id == CaseEvent.case_id).where(
+        Case.invoice_id == invoice_id, CaseEvent.kind.in_(FIELDS_OF)).order_by(CaseEvent.id.desc())))
+
+
+def mark_handled(event: CaseEvent, *, actor: str) -> CaseEvent:
+    """An agent dealt with what the partner reported (it leaves the inbox; a returned bill may be handed
+    off again). Only what waits for an agent can be marked, once."""
+    if event.kind not in NEEDS_AGENT:
+        raise IllegalTransition(f"a partner's {event.kind} waits for nobody")
+    if event.handled_at is not None:
+        raise IllegalTransition("dealt with already")
+    event.handled_at, event.handled_by = utcnow(), actor
+    record_event(event.case.invoice, "collection_report_handled", actor, case=event.case.public_id,
+                 report=event.kind)
+    db.session.flush()
+    return event
+
+
 # --- what changed on the creditor's side -----------------------------------------------------------------
 
 
-def report_update(case: Case, *, changes: list[str], reason: str | None = None) -> None:
+def report_update(case: Case, *, changes: list[str], reason: str | None = None, actor: str = "portal") -> None:
     """Tell the partner what changed on a bill it handles (`case.updated`): the case file built again
     (kept as the one last sent) with what changed (`amounts`: a credit note or corrected lines;
     `debtor`: the customer's name, contact details or organisation number), the reason and what the
@@ -595,21 +618,21 @@ def report_update(case: Case, *, changes: list[str], reason: str | None = None) 
     stamp = f"{utcnow():%Y%m%d%H%M%S}:{secrets.token_hex(4)}"
     _deliver(case, "case_updated", f"collection.case_updated:{case.public_id}:{stamp}", changes=changes,
              reason=reason, outstanding=outstanding(invoice), case_file=case.case_file)
-    record_event(invoice, "collection_updated", "portal", case=case.public_id, changes=changes)
+    record_event(invoice, "collection_updated", actor, case=case.public_id, changes=changes)
     db.session.flush()
 
 
-def report_correction(invoice: Invoice, **_ignored) -> None:
+def report_correction(invoice: Invoice, *, actor: str = "portal", **_ignored) -> None:
     """A handed-off bill was credited or corrected (billing's `total_changed`): the partner hears of it."""
     case = active_case(invoice.id)
     if case is not None:
-        report_update(case, changes=["amounts"], reason="the creditor credited or corrected the bill")
+        report_update(case, changes=["amounts"], reason="the creditor credited or corrected the bill", actor=actor)
 
 
-def report_contact_change(customer: Customer, **_ignored) -> None:
+def report_contact_change(customer: Customer, *, actor: str = "portal", **_ignored) -> None:
     """The customer's name, contact details or organisation number changed (billing's `contact_changed`):
     every partner handling one of their bills hears of it."""
     cases = db.session.scalars(select(Case).join(Invoice, Invoice.id == Case.invoice_id).where(
         Invoice.customer_id == customer.id, Case.status.in_(CaseStatus.ACTIVE)).order_by(Case.id))
     for case in cases:
-        report_update(case, changes=["debtor"], reason="the debtor's contact details changed")
+        report_update(case, changes=["debtor"], reason="the debtor's contact details changed", actor=actor)

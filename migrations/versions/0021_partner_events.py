@@ -22,7 +22,7 @@ branch_labels = None
 depends_on = None
 
 BEFORE = ('sent', 'acknowledged', 'recall_requested', 'recalled', 'closed_paid', 'closed_uncollectable')
-AFTER = BEFORE + ('returned',)
+AFTER = (*BEFORE, 'returned')
 
 
 def condition(values):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import force_locale, get_locale
 from flask_babel import gettext as _
 from flask_login import login_required
@@ -16,6 +16,7 @@ from markupsafe import Markup
 from sqlalchemy import select
 
 from app.backoffice import case, services
+from app.backoffice import inbox as items
 from app.backoffice.dunning import panel as dunning_panel
 from app.backoffice.forms import (
     CreditForm,
@@ -41,7 +42,7 @@ from app.core.dates import local_today, parse_date
 from app.core.validation import mask_email, mask_phone
 from app.debt_collection.models import Case
 from app.debt_collection.partners import policy_of
-from app.debt_collection.services import NotEligible, active_case, hand_off, recall
+from app.debt_collection.services import NotEligible, active_case, hand_off, mark_handled, recall, reports_of
 from app.debt_collection.services import check as hand_off_check
 from app.dunning import services as dunning_services
 from app.dunning.letters.batch import letters_of
@@ -124,7 +125,7 @@ def _invoice_page(invoice: Invoice, status: int = 200, **forms):
         "links": list(db.session.scalars(select(AccessLink).where(AccessLink.invoice_id == invoice.id)
                                          .order_by(AccessLink.id.desc()).limit(20))),
         "resolutions": resolutions_for(invoice.id), "threads": threads_for(invoice.id),
-        "reminders": reminders_of(invoice.id), "cases": _cases(invoice),
+        "reminders": reminders_of(invoice.id), "cases": _cases(invoice), "partner_reports": reports_of(invoice.id),
         "collection_policy": policy, "hand_off": hand_off_check(invoice, policy, today),
         "reminders_panel": dunning_panel(invoice, today), "jurisdiction_label": Jurisdiction.label_of,
         "step_label": StepKind.label_of, "notice_status_label": NoticeStatus.label_of,
@@ -399,6 +400,23 @@ def recall_case(invoice_id: int):
         recall(case, actor=_actor(), reason=reason)
         return "hand_off_recalled", _("The bill is recalled; %(partner)s is told.", partner=case.partner.name), {
             "case": case.public_id}
+
+    return _act(found, "collection", do)
+
+
+@bp.post("/invoices/<int:invoice_id>/partner-reports/<int:event_id>/handled")
+@login_required
+def partner_report_handled(invoice_id: int, event_id: int):
+    """What the collection partner reported (a case given back, contact details, a message) is dealt with."""
+    found = scoped(Invoice, invoice_id)
+    event = items.record_of(scope(), "partner", event_id)
+    if event is None or event.invoice_id != found.id:
+        abort(404)
+
+    def do():
+        mark_handled(event, actor=_actor())
+        return "partner_report_handled", _("Marked as dealt with."), {"case": event.case.public_id,
+                                                                      "report": event.kind}
 
     return _act(found, "collection", do)
 
