@@ -146,6 +146,7 @@ class Case(Model):
               postgresql_where=text(OPEN_CASES), sqlite_where=text(OPEN_CASES)),
         Index("ix_collection_cases_partner_id_status", "partner_id", "status"),
         Index("ix_collection_cases_creditor_id", "creditor_id"),
+        Index("ix_collection_cases_invoice_id", "invoice_id"),  # a bill's cases, over or not (a return's wait)
         CheckConstraint(CaseStatus.sql_in("status"), name="status"),
     )
 

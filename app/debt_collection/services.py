@@ -588,7 +588,7 @@ def report_payment(payment: Payment, **_ignored) -> None:
 def reports_of(invoice_id: int) -> list[CaseEvent]:
     """What partners reported on the bill beyond payments and closures, newest first (the back office)."""
     return list(db.session.scalars(select(CaseEvent).join(Case, Case.id == CaseEvent.case_id).where(
-        Case.invoice_id == invoice_id, CaseEvent.kind.in_(FIELDS_OF)).order_by(CaseEvent.id.desc())))
+        Case.invoice_id == invoice_id, CaseEvent.kind.in_(tuple(FIELDS_OF))).order_by(CaseEvent.id.desc())))
 
 
 def mark_handled(event: CaseEvent, *, actor: str) -> CaseEvent:

@@ -1,6 +1,6 @@
 """partner events: a case the partner gives back (status 'returned'), what a partner reports beyond
 payments (details of an event, and an agent's hand on it), the partner's own figure of what the debtor
-owes it, and business customers' organisation numbers
+owes it, and business customers' organisation numbers; an index of a bill's cases
 
 Revision ID: 0021
 Revises: 0015
@@ -38,6 +38,7 @@ def upgrade():
         batch_op.add_column(sa.Column('partner_claim_at', app.models.UTCDateTime(timezone=True), nullable=True))
         batch_op.drop_constraint(op.f('ck_collection_cases_status'), type_='check')
         batch_op.create_check_constraint(op.f('ck_collection_cases_status'), condition(AFTER))
+        batch_op.create_index('ix_collection_cases_invoice_id', ['invoice_id'], unique=False)
 
     with op.batch_alter_table('collection_case_events', schema=None) as batch_op:
         batch_op.add_column(sa.Column('details', sa.JSON(), nullable=True))
@@ -53,6 +54,7 @@ def downgrade():
 
     op.execute("UPDATE collection_cases SET status = 'recalled' WHERE status = 'returned'")
     with op.batch_alter_table('collection_cases', schema=None) as batch_op:
+        batch_op.drop_index('ix_collection_cases_invoice_id')
         batch_op.drop_constraint(op.f('ck_collection_cases_status'), type_='check')
         batch_op.create_check_constraint(op.f('ck_collection_cases_status'), condition(BEFORE))
         batch_op.drop_column('partner_claim_at')
