@@ -143,8 +143,8 @@ def test_the_isolation_walk_every_route_with_a_record_is_404_for_another_credito
     args = {
         "customer_id": theirs.customer.id, "invoice_id": theirs.invoice.id, "payment_id": theirs.overpayment.id,
         "entry_id": theirs.entry.id, "message_id": theirs.dead.id, "template_id": theirs.template.id,
-        "agent_id": theirs.agent.id, "event_id": report.id, "letter_id": db.session.scalar(select(Letter.id).where(Letter.creditor_id ==
-                                                                                            lettered.id)),
+        "agent_id": theirs.agent.id, "event_id": report.id,
+        "letter_id": db.session.scalar(select(Letter.id).where(Letter.creditor_id == lettered.id)),
     }
     references = {"backoffice.support_request": theirs.request.reference, "backoffice.reply": theirs.request.reference,
                   "backoffice.request_status": theirs.request.reference}
