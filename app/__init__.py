@@ -275,15 +275,18 @@ def _register_renderers() -> None:
 
 def _connect_signals() -> None:
     """What one feature hears of another: a payment of a bill in collection goes to the partner;
-    a bill's total lowered below what was paid makes money owed back; a bill closed (cancelled,
-    written off) stops its open payments."""
-    from app.billing.services import invoice_closed, total_changed
-    from app.debt_collection.services import report_payment
+    a bill's total lowered below what was paid makes money owed back, and a bill in collection credited
+    or corrected, or its customer's contact details changed, is news to the partner (`case.updated`);
+    a bill closed (cancelled, written off) stops its open payments."""
+    from app.billing.services import contact_changed, invoice_closed, total_changed
+    from app.debt_collection.services import report_contact_change, report_correction, report_payment
     from app.payments.refunds import owe_back_excess
     from app.payments.services import paid_during_collection, stop_open_attempts
 
     paid_during_collection.connect(report_payment)
     total_changed.connect(owe_back_excess)
+    total_changed.connect(report_correction)
+    contact_changed.connect(report_contact_change)
     invoice_closed.connect(stop_open_attempts)
 
 

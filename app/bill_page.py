@@ -11,6 +11,7 @@ from app.billing.corrections import credit_notes
 from app.billing.models import Invoice, InvoiceLine, InvoiceStatus
 from app.billing.services import due_state, other_bills_owed, payments_received
 from app.billing.transfer import transfer_details
+from app.core.dates import local_today
 from app.debt_collection.models import Case
 from app.debt_collection.services import active_case
 from app.dunning.outlook import default_notice_date, outlook
@@ -79,6 +80,10 @@ def bill_page_context(invoice: Invoice, today: date, *, has_resolutions: bool = 
     context["pay_options"] = pay_options_for(invoice) if found.payable_now else []
     context["receipts"] = receipt_refs(invoice.id) if invoice.amount_paid else {}
     context["collection"], context["today"] = case, today
+    if case is not None:  # the days of the hand-off and of the partner's figure, where the creditor is
+        country = invoice.creditor.country
+        context["handed_off_on"] = local_today(country, case.handed_off_at)
+        context["claim_on"] = local_today(country, case.partner_claim_at) if case.partner_claim_at else None
     # What happens next by the bill's dunning plan, Germany's consumer default notice, the other bills.
     context["what_next"] = outlook(invoice, today, found.dunning, open_question=None if has_threads else False)
     context["default_notice"] = default_notice_date(invoice)

@@ -159,13 +159,17 @@ class DemoCustomer:
     locale: str | None  # None: the bill page follows the browser's Accept-Language
     born: str | None = None
     kind: str = "consumer"
+    org_number: str | None = None  # a business's (app.core.orgnumbers)
 
     def payload(self) -> dict:
-        return {
+        body = {
             "external_ref": self.ref, "name": self.name, "kind": self.kind, "email": self.email,
             "phone": self.phone, "preferred_locale": self.locale, "date_of_birth": self.born,
             "address": {"line1": self.street, "postcode": self.postcode, "city": self.city, "country": self.country},
         }
+        if self.org_number:
+            body["org_number"] = self.org_number
+        return body
 
 
 KARI = DemoCustomer("C-10017", "Kari Nordmann", "+4791234567", "kari.nordmann@example.com",
@@ -181,10 +185,10 @@ LUKAS = DemoCustomer("K-200388", "Lukas Weber", "+4916098765432", "lukas.weber@e
 MEHMET = DemoCustomer("K-200467", "Mehmet Yılmaz", "+4917612345678", "mehmet.yilmaz@example.com",
                       "Gießerstraße 16", "04229", "Leipzig", "DE", "de", born="1992-12-01")
 BAKERY = DemoCustomer("K-300502", "Bäckerei Krause GmbH", "+493414912345", "buchhaltung@baeckerei-krause.example",
-                      "Lützner Straße 41", "04177", "Leipzig", "DE", "de", kind="business")
+                      "Lützner Straße 41", "04177", "Leipzig", "DE", "de", kind="business", org_number="HRB 24517")
 COOPERATIVE = DemoCustomer("K-300530", "Wohnungsbaugenossenschaft Lindenau eG", "+493414987650",
                            "verwaltung@wbg-lindenau.example", "Henricistraße 12", "04177", "Leipzig", "DE", "de",
-                           kind="business")
+                           kind="business", org_number="GnR 318")
 SIOBHAN = DemoCustomer("087-1234567", "Siobhán Murphy", "+353871234567", "siobhan.murphy@example.com",
                        "14 Ranelagh Road", "D06 C9P4", "Dublin", "IE", "en", born="1995-04-18")
 CIARAN = DemoCustomer("086-1112233", "Ciarán O'Brien", "+353861112233", "ciaran.obrien@example.com",

@@ -405,6 +405,8 @@ def _response_schemas() -> dict:
                 "preferred_channel": _nullable({"type": "string", "enum": ["sms", "email", "letter"]}),
                 "time_zone": _nullable(STRING),
                 "consents": _ref("Consents"),
+                "org_number": _nullable({"type": "string", "description": "A business's organisation number, in its "
+                                                                          "country's normal form"}),
             },
             "The invoice's customer (the date of birth is never returned)",
         ),

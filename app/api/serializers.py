@@ -52,6 +52,7 @@ def customer_json(customer: Customer) -> dict:
         "preferred_channel": customer.preferred_channel,
         "time_zone": customer.time_zone,
         "consents": consents_json(customer),
+        "org_number": customer.org_number,
     }
 
 

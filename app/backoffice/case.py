@@ -19,6 +19,7 @@ from sqlalchemy.orm import selectinload
 from app.backoffice.dunning import SentMessage, messages_of
 from app.backoffice.models import Agent, AgentRole, Note
 from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceStatus
+from app.debt_collection.services import return_reason_words
 from app.dunning.models import MessageStatus, StepKind
 from app.extensions import db
 from app.payments.gateways.base import PaymentStatus
@@ -62,7 +63,8 @@ def timeline(customer: Customer, invoices: list[Invoice], *, limit: int = TIMELI
         ):
             invoice = by_id[event.invoice_id]
             title, detail = describe(event, invoice)
-            entries.append(Entry(event.created_at, "event", title, invoice, detail,
+            body = (event.data or {}).get("text") if event.kind == "collection_message" else None
+            entries.append(Entry(event.created_at, "event", title, invoice, detail, body=body,
                                  who=actor_label(event.actor, agents)))
         for message in db.session.scalars(
             select(SupportMessage).join(SupportRequest).options(selectinload(SupportMessage.request))
@@ -144,7 +146,7 @@ def actor_label(actor: str | None, agents: dict[int, str]) -> str | None:
     return {
         "customer": _("the customer"), "api": _("the creditor's system (API)"), "scheduler": _("the daily run"),
         "bank_import": _("the bank file import"), "test": _("a test"), "cli": _("the command line"),
-        "dunning": _("the reminder run"),
+        "dunning": _("the reminder run"), "portal": _("the portal"),
     }.get(actor, actor)
 
 
@@ -180,6 +182,17 @@ def _reminder_sent(d: dict) -> tuple[str, str | None]:
     if deadline:
         channel += " · " + _("to pay by %(date)s", date=date_filter(date.fromisoformat(deadline)))
     return title, channel
+
+
+def contact_field_label(name: str) -> str:
+    return {"email": _("e-mail address"), "phone": _("phone number"), "address": _("postal address")}.get(name, name)
+
+
+def partner_report_title(kind: str) -> str:
+    """What kind of report a collection partner made, in words."""
+    return {"case_returned": _("The bill was given back"), "costs_added": _("Collection costs added"),
+            "plan_agreed": _("Payment plan agreed"), "contact_updated": _("New contact details of the debtor"),
+            "message": _("Message for us")}.get(kind, kind)
 
 
 def describe(event: InvoiceEvent, invoice: Invoice) -> tuple[str, str | None]:
@@ -284,6 +297,27 @@ def describe(event: InvoiceEvent, invoice: Invoice) -> tuple[str, str | None]:
         "collection_acknowledged": lambda: (_("The collection partner has the case"), d.get("reference")),
         "collection_closed": lambda: (_("The collection partner closed the case"), d.get("outcome")),
         "collection_recall_confirmed": lambda: (_("The collection partner confirmed the recall"), d.get("case")),
+        "collection_returned": lambda: (_("The collection partner gave the bill back"),
+                                        " · ".join(filter(None, (return_reason_words(d.get("reason") or ""),
+                                                                 d.get("note"))))),
+        "collection_costs_added": lambda: (
+            _("The collection partner added costs of %(amount)s", amount=amount()),
+            " · ".join(filter(None, (_("the debtor owes it %(claim)s now", claim=amount("claim")), d.get("note"))))),
+        "collection_plan_agreed": lambda: (
+            _("The collection partner agreed a payment plan with the debtor"),
+            ngettext("%(num)d instalment, %(total)s, %(first)s to %(last)s",
+                     "%(num)d instalments, %(total)s, %(first)s to %(last)s", int(d.get("count") or 0),
+                     total=amount("total"), first=day("first"), last=day("last"))),
+        "collection_contact_reported": lambda: (
+            _("The collection partner reported new contact details"),
+            ", ".join(contact_field_label(name) for name in d.get("fields") or [])),
+        "collection_message": lambda: (_("Message from the collection partner"), None),
+        "collection_updated": lambda: (
+            _("The collection partner was told of a change"),
+            ", ".join(_("the amounts") if c == "amounts" else _("the debtor's contact details")
+                      for c in d.get("changes") or [])),
+        "collection_report_handled": lambda: (_("The collection partner's report was dealt with"),
+                                              partner_report_title(d.get("report") or "")),
     }
     if kind in words:
         return words[kind]()

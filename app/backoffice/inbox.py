@@ -9,7 +9,9 @@ An item is a record of its own feature, which stays the truth of whether it is d
 - bank: a bank credit the import could not match (payments.bank), new until matched or sent back;
 - refund: a payment with money owed back (an overpayment, a credit note below what was paid),
   new until refunded;
-- outbox: an e-mail, SMS or partner delivery that went dead, new until replayed.
+- outbox: an e-mail, SMS or partner delivery that went dead, new until replayed;
+- partner: what a collection partner reported that needs a person (a case given back, new contact
+  details of the debtor, a message for the creditor), new until an agent marks it dealt with.
 
 Agents add only their hand (`InboxMark`): who took the item, and "waiting on the customer" since
 when (a message from the customer after that makes it new again). The list is one UNION query
@@ -29,6 +31,8 @@ from sqlalchemy import Integer, String, and_, case, func, literal, null, or_, se
 from app.backoffice.models import Agent, InboxMark
 from app.backoffice.services import Scope
 from app.billing.models import Customer, Invoice
+from app.debt_collection.models import Case, CaseEvent
+from app.debt_collection.services import NEEDS_AGENT
 from app.extensions import db
 from app.models import utcnow
 from app.outbox.models import OutboxMessage, OutboxStatus
@@ -37,12 +41,12 @@ from app.payments.models import Payment
 from app.resolutions.models import Kind, Resolution, Status
 from app.support.models import RequestStatus, SupportMessage, SupportRequest
 
-KINDS = ("request", "dispute", "deferral", "plan", "bank", "refund", "outbox")
+KINDS = ("request", "dispute", "deferral", "plan", "bank", "refund", "outbox", "partner")
 VIEWS = ("open", "new", "waiting", "resolved")  # open: new and waiting
 ASSIGNEES = ("any", "me", "nobody")
 PAGE_SIZE = 50
 MODELS = {"request": SupportRequest, "dispute": Resolution, "deferral": Resolution, "plan": Resolution,
-          "bank": BankEntry, "refund": Payment, "outbox": OutboxMessage}
+          "bank": BankEntry, "refund": Payment, "outbox": OutboxMessage, "partner": CaseEvent}
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,21 @@ def _sources(scope: Scope) -> list:
         OutboxMessage.kind.label("reference"), OutboxMessage.created_at.label("since"),
         case((OutboxMessage.status == OutboxStatus.DEAD, "new"), else_="resolved").label("natural"),
     ).where(or_(OutboxMessage.status == OutboxStatus.DEAD, OutboxMessage.replayed_at.is_not(None)))
-    return [requests, decisions, bank, refunds, dead]
+    partner = scope.select(
+        Case, literal("partner", text).label("kind"), CaseEvent.id.label("record_id"),
+        Case.creditor_id.label("creditor_id"), Case.invoice_id.label("invoice_id"),
+        Case.public_id.label("reference"), CaseEvent.created_at.label("since"),
+        case((CaseEvent.handled_at.is_(None), "new"), else_="resolved").label("natural"),
+    ).join(CaseEvent, CaseEvent.case_id == Case.id).where(CaseEvent.kind.in_(NEEDS_AGENT))
+    return [requests, decisions, bank, refunds, dead, partner]
+
+
+def scoped_select(scope: Scope, model) -> Any:
+    """`scope.select(model)`, also for a partner's event (its creditor is its case's)."""
+    if model is CaseEvent:
+        return select(CaseEvent).join(Case, Case.id == CaseEvent.case_id) \
+            .where(Case.creditor_id.in_(scope.creditor_ids))
+    return scope.select(model)
 
 
 def _query(scope: Scope, filters: Filters, agent_id: int):
@@ -213,7 +231,7 @@ def _load(scope: Scope, items: list[Item]) -> None:
         by_model[MODELS[item.kind]].add(item.record_id)
     records = {}
     for model, ids in by_model.items():
-        for record in db.session.scalars(scope.select(model).where(model.id.in_(ids))):
+        for record in db.session.scalars(scoped_select(scope, model).where(model.id.in_(ids))):
             records[model, record.id] = record
     invoice_ids = {item.invoice_id for item in items if item.invoice_id}
     invoices = {invoice.id: invoice for invoice in db.session.scalars(
@@ -243,6 +261,9 @@ def record_of(scope: Scope, kind: str, record_id: int) -> Any:
     model = MODELS.get(kind)
     if model is None:
         return None
+    if model is CaseEvent:
+        return db.session.scalar(scoped_select(scope, CaseEvent).where(CaseEvent.id == record_id)) \
+            if isinstance(record_id, int) else None
     record = scope.get(model, record_id)
     if record is not None and model is Resolution and record.kind != kind:
         return None

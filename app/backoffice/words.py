@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from flask_babel import gettext as _
 
-from app.backoffice.case import channel_label
+from app.backoffice.case import channel_label, contact_field_label, partner_report_title
 from app.backoffice.models import Role
 from app.billing.models import InvoiceStatus
 from app.debt_collection.models import CaseStatus
 from app.debt_collection.services import reason_words as hand_off_reason
+from app.debt_collection.services import return_reason_words
 from app.i18n import LOCALE_NAMES
 from app.outbox.models import OutboxStatus
 from app.resolutions.models import Status
@@ -21,6 +22,7 @@ def kind_label(kind: str) -> str:
     return {
         "request": _("Message"), "dispute": _("Dispute"), "deferral": _("More time"), "plan": _("Instalment plan"),
         "bank": _("Bank payment to match"), "refund": _("Money to pay back"), "outbox": _("Undelivered message"),
+        "partner": _("From the collection partner"),
     }.get(kind, kind)
 
 
@@ -89,4 +91,6 @@ def template_words() -> dict:
             "method_label": method_label, "invoice_status_label": InvoiceStatus.label_of,
             "channel_label": channel_label, "locale_label": locale_label, "pause_label": pause_label,
             "resolution_status_label": Status.label_of, "hand_off_reason": hand_off_reason,
-            "case_status_label": CaseStatus.label_of, "outbox_status_label": OutboxStatus.label_of}
+            "case_status_label": CaseStatus.label_of, "outbox_status_label": OutboxStatus.label_of,
+            "partner_report_title": partner_report_title, "return_reason": return_reason_words,
+            "contact_field_label": contact_field_label}

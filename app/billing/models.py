@@ -93,6 +93,8 @@ class Customer(Model):
     country: Mapped[str | None] = mapped_column(String(2))
     preferred_locale: Mapped[str | None] = mapped_column(String(8))
     date_of_birth: Mapped[date | None] = mapped_column(Date)
+    # A business's organisation number, in its country's normal form (app.core.orgnumbers).
+    org_number: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

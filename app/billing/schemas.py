@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from app.billing.models import CUSTOMER_KINDS, LINE_KINDS
+from app.core.orgnumbers import org_number
 from app.core.validation import E164, is_email
 from app.creditors.references import is_valid_reference
 from app.errors import InvalidData
@@ -33,7 +34,7 @@ from app.money import is_current_currency, round_half_up
 MAX_AMOUNT = 10**13
 #: Fields added after invoices were first imported: the payload's hash leaves them out when not given.
 LATER_INVOICE_FIELDS = ("dunning_plan", "dunning_excluded")
-LATER_CUSTOMER_FIELDS = ("preferred_channel", "time_zone", "consents")
+LATER_CUSTOMER_FIELDS = ("preferred_channel", "time_zone", "consents", "org_number")
 Amount = Annotated[StrictInt, Field(ge=0, lt=MAX_AMOUNT)]
 
 
@@ -81,6 +82,22 @@ class CustomerIn(_Strict):
     time_zone: str | None = Field(None, max_length=40,
                                   description="IANA time zone for quiet hours (Europe/Oslo); left out: the country's")
     consents: ConsentsIn | None = Field(None, description="What the customer agreed to; left out: unchanged")
+    org_number: str | None = Field(
+        None, max_length=60,
+        description="A business's organisation number, checked for the address's country (else the creditor's): "
+                    "Norway nine digits with their MOD11 check digit; Germany the VAT id (DE + nine digits) or the "
+                    "commercial register number (HRB 12345); Ireland the CRO or VAT number. Stored in its normal form")
+
+    @field_validator("org_number")
+    @classmethod
+    def _org_number(cls, v, info: ValidationInfo):
+        if not v:
+            return None
+        if info.data.get("kind") != "business":
+            raise ValueError("only a business has an organisation number (kind: business)")
+        address = info.data.get("address")
+        country = (address.country if address is not None else None) or (info.context or {}).get("country")
+        return org_number(country, v)
 
     @field_validator("time_zone")
     @classmethod
@@ -242,11 +259,11 @@ def validation_errors(exc: ValidationError) -> InvalidData:
     return InvalidData(errors)
 
 
-def parse_invoice(payload, reference_scheme: str | None = None) -> InvoiceIn:
+def parse_invoice(payload, reference_scheme: str | None = None, country: str | None = None) -> InvoiceIn:
     """Validate a decoded JSON payload; InvalidData lists every problem by field path."""
     if not isinstance(payload, dict):
         raise InvalidData({"body": "a JSON object is expected"})
     try:
-        return InvoiceIn.model_validate(payload, context={"reference_scheme": reference_scheme})
+        return InvoiceIn.model_validate(payload, context={"reference_scheme": reference_scheme, "country": country})
     except ValidationError as exc:
         raise validation_errors(exc) from None

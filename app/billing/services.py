@@ -72,6 +72,16 @@ total_changed = signal("invoice-total-changed")
 #: Sent (sender: the invoice; `actor`) when an invoice is closed (cancelled, written off), in its
 #: transaction. Payments hears it and stops the invoice's open payment attempts, at the provider too.
 invoice_closed = signal("invoice-closed")
+#: Sent (sender: the customer) after a customer's name, contact details or organisation number
+#: changed, in its transaction. Debt collection hears it and tells the partner of an open case.
+contact_changed = signal("customer-contact-changed")
+#: What a collection partner needs to find and reach the customer: a change is news to it.
+CONTACT_FIELDS = ("name", "email", "phone", "address_line1", "address_line2", "postcode", "city", "country",
+                  "org_number")
+
+
+def contact_of(customer: Customer) -> tuple:
+    return tuple(getattr(customer, name) for name in CONTACT_FIELDS)
 
 PAUSED = (InvoiceStatus.DISPUTED, InvoiceStatus.ON_HOLD, InvoiceStatus.IN_COLLECTION)
 #: A bill the customer still owes (its page is open to them): neither paid nor closed.
@@ -352,6 +362,7 @@ def upsert_customer(creditor: Creditor, data: CustomerIn) -> Customer:
     customer = db.session.scalar(
         select(Customer).where(Customer.creditor_id == creditor.id, Customer.external_ref == data.external_ref)
     )
+    before = contact_of(customer) if customer is not None else None
     if customer is None:
         customer = Customer(creditor_id=creditor.id, external_ref=data.external_ref)
         db.session.add(customer)
@@ -367,6 +378,8 @@ def upsert_customer(creditor: Creditor, data: CustomerIn) -> Customer:
     customer.country = address.country if address else None
     customer.preferred_locale = data.preferred_locale
     customer.date_of_birth = data.date_of_birth
+    if "org_number" in data.model_fields_set or customer.kind != "business":
+        customer.org_number = data.org_number if customer.kind == "business" else None
     # The customer's preferences for reminders (app.dunning), changed only where given: what the
     # customer chose on the bill page (an unsubscribe, a preferred channel) is not undone by the next
     # invoice that leaves them out.
@@ -379,6 +392,9 @@ def upsert_customer(creditor: Creditor, data: CustomerIn) -> Customer:
                             ("electronic_notices_allowed", data.consents.electronic_notices)):
             if value is not None:
                 setattr(customer, name, value)
+    if before is not None and before != contact_of(customer):
+        db.session.flush()
+        contact_changed.send(customer, actor="api")
     return customer
 
 
@@ -387,7 +403,7 @@ def import_invoice(creditor: Creditor, payload, *, actor: str) -> tuple[Invoice,
 
     Idempotent on (creditor, number): the same content returns the stored invoice and
     False; other content raises Conflict. Raises InvalidData listing every problem."""
-    data = parse_invoice(payload, creditor.reference_scheme)
+    data = parse_invoice(payload, creditor.reference_scheme, creditor.country)
     digest = payload_hash(data)
     existing = find_invoice(creditor, data.number)
     if existing is not None:

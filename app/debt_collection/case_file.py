@@ -20,8 +20,10 @@ from sqlalchemy import select
 from app.billing.corrections import credit_notes, credited_by_line, quantity_text
 from app.billing.models import Invoice, InvoiceLine
 from app.billing.services import payments_received, reminders_of
-from app.core.dates import utc_iso
-from app.debt_collection.models import Case
+from app.core.dates import local_today, utc_iso
+from app.debt_collection.models import Case, CaseEvent
+from app.dunning import jurisdictions
+from app.dunning.interest import default_interest
 from app.dunning.models import Notice, Plan
 from app.extensions import db
 from app.links.signer import LinkSigner
@@ -30,7 +32,11 @@ from app.resolutions.models import Kind, Resolution
 from app.resolutions.services import resolutions_for
 from app.support.services import threads_for
 
-SCHEMA_VERSION = "1.1"  # 1.1: notices (the steps of the dunning plan the portal sent)
+#: 1.1: notices (the steps of the dunning plan the portal sent); 1.2: debtor.org_number, interest (rate,
+#: base, the day it runs from) and partner_reports (returns, costs, plans, contact details, messages).
+SCHEMA_VERSION = "1.2"
+#: What partners report that the case file carries (`partner_reports`).
+REPORTED = ("case_returned", "costs_added", "plan_agreed", "contact_updated", "message")
 PDF_PURPOSE = "case_pdf"
 
 
@@ -127,9 +133,56 @@ def notices_of(invoice_id: int) -> list[dict]:
             for n, name, version, jurisdiction in rows]
 
 
+def interest_of(invoice: Invoice, today: date) -> dict | None:
+    """The default interest the law gives the creditor on the bill, for the partner to carry on: the
+    rate now, what it runs on, from which day, what it came to by `today` and what the bill's lines
+    charged of it. Germany (§ 288 BGB, the base rate of § 247 as it changes each half year) once the
+    customer is in default; None elsewhere (no statutory interest the portal computes) and before."""
+    if invoice.creditor.country != "DE":
+        return None
+    found = default_interest(invoice, today)
+    if found.since is None or not found.rates:
+        return None
+    business = invoice.customer.kind == "business"
+    charged = sum(line.gross for line in invoice.lines if line.kind == "interest")
+    return {
+        "rate": format(found.rates[-1][1].normalize(), "f"), "base": found.principal,
+        "runs_from": found.since.isoformat(), "accrued_until": today.isoformat(), "accrued": found.amount,
+        "charged": charged,
+        "rates": [{"from": day.isoformat(), "rate": format(rate.normalize(), "f")} for day, rate in found.rates],
+        "reference_rate": "Basiszinssatz (§ 247 BGB)",
+        "points_above": format(jurisdictions.DE_INTEREST_POINTS["business" if business else "consumer"], "f"),
+        "day_count": "actual/365", "law": "§ 288(2) BGB" if business else "§ 288(1) BGB",
+    }
+
+
+def partner_reports(invoice_id: int) -> list[dict]:
+    """What collection partners reported on the bill beyond payments (in this case and earlier ones),
+    oldest first: a case given back, costs added, a payment plan, new contact details, a message."""
+    rows = db.session.execute(select(CaseEvent, Case.public_id).join(Case, Case.id == CaseEvent.case_id)
+                              .where(Case.invoice_id == invoice_id, CaseEvent.kind.in_(REPORTED))
+                              .order_by(CaseEvent.id)).all()
+    reports = []
+    for event, case_id in rows:
+        details = event.details or {}
+        report: dict = {"case_id": case_id, "type": event.kind, "at": _utc(event.created_at), "note": event.note}
+        if event.kind == "case_returned":
+            report["reason"] = details.get("reason")
+        elif event.kind == "costs_added":
+            report.update(costs=details.get("costs"), claim=details.get("claim"))
+        elif event.kind == "plan_agreed":
+            report.update(instalments=details.get("instalments") or [], claim=details.get("claim"))
+        elif event.kind == "contact_updated":
+            report["contact"] = details.get("contact") or {}
+        else:
+            report["message"] = details.get("message") or ""
+        reports.append(report)
+    return reports
+
+
 def build_case_file(case: Case, amounts: dict, *, created_at: datetime | None = None) -> dict:
-    """The case file of `case` (its invoice as it is now, `amounts` its `split_amounts`). Called
-    once, at hand-off; the stored document is what every delivery sends."""
+    """The case file of `case` (its invoice as it is now, `amounts` its `split_amounts`): at hand-off,
+    and again for each `case.updated` delivery; the stored document is the one last sent."""
     invoice, creditor, customer = case.invoice, case.invoice.creditor, case.invoice.customer
     credited = credited_by_line(invoice.id)
     resolutions = resolutions_for(invoice.id)
@@ -152,6 +205,7 @@ def build_case_file(case: Case, amounts: dict, *, created_at: datetime | None = 
             if customer.address_line1 else None,
             "email": customer.email, "phone": customer.phone, "date_of_birth": _iso(customer.date_of_birth),
             "language": customer.preferred_locale or creditor.default_locale,
+            "org_number": customer.org_number if customer.kind == "business" else None,
         },
         "invoice": {
             "number": invoice.number, "issue_date": _iso(invoice.issue_date), "due_date": _iso(invoice.due_date),
@@ -169,6 +223,8 @@ def build_case_file(case: Case, amounts: dict, *, created_at: datetime | None = 
         "reminders": [{"sent_at": _utc(r.sent_at), "channel": r.channel, "final": r.final}
                       for r in reminders_of(invoice.id)],
         "notices": notices_of(invoice.id),
+        "interest": interest_of(invoice, local_today(creditor.country, created_at or utcnow())),
+        "partner_reports": partner_reports(invoice.id),
         "interactions": {
             "disputes": by_kind[Kind.DISPUTE],
             "promises": by_kind[Kind.PROMISE],

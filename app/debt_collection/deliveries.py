@@ -4,7 +4,9 @@ The body is an event `{"type", "timestamp", "data"}` as Standard Webhooks recomm
 
 - `case.created`: the case file, exactly as stored at hand-off (every try sends the same bytes);
 - `case.payment_received`: a payment made to the creditor while the partner has the case;
-- `case.recalled`: the creditor takes the case back.
+- `case.recalled`: the creditor takes the case back;
+- `case.updated`: the creditor credited or corrected the bill, or the debtor's contact details changed:
+  what changed, and the case file as built then (kept in the message, so every try sends the same).
 
 Read at delivery: the partner's endpoint and its live signing secrets (so a rotation or a new
 endpoint applies to what is still waiting). A disabled partner's deliveries are dead at once, to be
@@ -24,7 +26,7 @@ from app.outbox.webhooks import WebhookRequest
 from app.payments.models import Payment
 
 TYPES = {"collection.case_created": "case.created", "collection.payment_received": "case.payment_received",
-         "collection.case_recalled": "case.recalled"}
+         "collection.case_recalled": "case.recalled", "collection.case_updated": "case.updated"}
 
 
 def event_body(message: OutboxMessage, case: Case) -> dict:
@@ -42,6 +44,10 @@ def event_body(message: OutboxMessage, case: Case) -> dict:
                 "payment": {"id": payment.public_ref, "amount": payment.amount, "currency": payment.currency,
                             "received_on": payment.received_at.date().isoformat(), "method": payment.method},
                 "outstanding": max(case.invoice.balance, 0)}
+    elif kind == "case.updated":
+        data = {"case_id": case.public_id, "partner_reference": case.partner_reference,
+                "changes": payload.get("changes") or [], "reason": payload.get("reason"),
+                "outstanding": payload.get("outstanding"), "case_file": payload.get("case_file")}
     else:
         data = {"case_id": case.public_id, "partner_reference": case.partner_reference,
                 "recalled_at": utc_iso(case.recalled_at), "reason": payload.get("reason")}

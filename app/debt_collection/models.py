@@ -119,6 +119,7 @@ class CaseStatus(Labelled):
     RECALLED = "recalled"
     CLOSED_PAID = "closed_paid"
     CLOSED_UNCOLLECTABLE = "closed_uncollectable"
+    RETURNED = "returned"  # the partner gave it back (case_returned, with a reason)
 
     ACTIVE = nonmember((SENT, ACKNOWLEDGED))  # the partner handles the bill
     OPEN = nonmember((SENT, ACKNOWLEDGED, RECALL_REQUESTED))  # not over: at most one per invoice
@@ -129,7 +130,8 @@ class CaseStatus(Labelled):
         return {cls.SENT: _("sent, not acknowledged yet"), cls.ACKNOWLEDGED: _("with the partner"),
                 cls.RECALL_REQUESTED: _("recalled, waiting for the partner's confirmation"),
                 cls.RECALLED: _("recalled"), cls.CLOSED_PAID: _("closed: paid"),
-                cls.CLOSED_UNCOLLECTABLE: _("closed: uncollectable")}
+                cls.CLOSED_UNCOLLECTABLE: _("closed: uncollectable"),
+                cls.RETURNED: _("returned by the partner")}
 
 
 # "status IN ('sent', 'acknowledged', 'recall_requested')": the partial unique index's condition (migration 0007)
@@ -144,6 +146,7 @@ class Case(Model):
               postgresql_where=text(OPEN_CASES), sqlite_where=text(OPEN_CASES)),
         Index("ix_collection_cases_partner_id_status", "partner_id", "status"),
         Index("ix_collection_cases_creditor_id", "creditor_id"),
+        Index("ix_collection_cases_invoice_id", "invoice_id"),  # a bill's cases, over or not (a return's wait)
         CheckConstraint(CaseStatus.sql_in("status"), name="status"),
     )
 
@@ -159,7 +162,11 @@ class Case(Model):
     fees: Mapped[int] = mapped_column(BigInteger)
     interest: Mapped[int] = mapped_column(BigInteger)
     keep_payments: Mapped[bool] = mapped_column(Boolean, default=False)  # the policy's, at hand-off
-    case_file: Mapped[dict] = mapped_column(JSON)  # as sent
+    case_file: Mapped[dict] = mapped_column(JSON)  # as last sent (at hand-off, then with each case.updated)
+    # The partner's own figure of what the debtor owes it now (its costs and interest included), as it
+    # last reported it, and when: the bill page shows it.
+    partner_claim: Mapped[int | None] = mapped_column(BigInteger)
+    partner_claim_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     handed_off_by: Mapped[str] = mapped_column(String(64))  # scheduler or agent:<id>
     handed_off_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -193,5 +200,21 @@ class CaseEvent(Model):
     currency: Mapped[str | None] = mapped_column(String(3))
     occurred_on: Mapped[str | None] = mapped_column(String(10))  # ISO date, as the partner gave it
     note: Mapped[str | None] = mapped_column(String(500))
+    # What the event reports beyond an amount (a reason, costs, a plan's instalments, contact details, a
+    # message), as validated; None for payments and closures.
+    details: Mapped[dict | None] = mapped_column(JSON)
+    # An agent dealt with it (a returned case, new contact details, a message: they wait in the inbox).
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    handled_by: Mapped[str | None] = mapped_column(String(64))
     payload_hash: Mapped[str] = mapped_column(String(64))  # a repeat with other content is a conflict
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    case: Mapped[Case] = relationship()
+
+    @property
+    def creditor_id(self) -> int:
+        return self.case.creditor_id
+
+    @property
+    def invoice_id(self) -> int:
+        return self.case.invoice_id

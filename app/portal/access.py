@@ -17,7 +17,7 @@ from app.extensions import db
 from app.i18n import select_locale
 from app.portal import grants
 from app.portal.page_cache import cached_page
-from app.portal.services import BillAccess, bill_access, load_bill
+from app.portal.services import BillAccess, bill_access, bill_owner, load_bill
 from app.security import ensure_csrf_secret
 
 #: The session's note of the bill a neutral page offered a new link for: {"i": invoice id, "t": when}.
@@ -25,22 +25,31 @@ RENEW_KEY = "renew"
 RENEW_SECONDS = 3600
 
 
-def unavailable(creditor: Creditor | None = None, *, renew_invoice_id: int | None = None):
+def unavailable_key(locale: str, version: tuple | None = None, renew: bool = False, no_grant: bool = False) -> tuple:
+    """The page cache's key of a neutral page (the forged link's gate looks up the one for no creditor)."""
+    return ("unavailable", locale, version, renew, no_grant)
+
+
+def unavailable(creditor: Creditor | None = None, *, renew_invoice_id: int | None = None, offer: bool = False,
+                no_grant: bool = False):
     """The one neutral answer for forged, expired, revoked, unknown and closed links. Where the link
     was genuine (the creditor is known), in the creditor's brand with its contact details and, given
     the bill (`renew_invoice_id`), "send me a new link": the bill is noted in the session (never in the
     page, so the page stays the creditor's one cached page and the form carries no token), and the
-    page is sent with `Referrer-Policy: same-origin`, so that its form's POST carries our origin."""
+    page is sent with `Referrer-Policy: same-origin`, so that its form's POST carries our origin.
+    `offer`: "send me a new link" even where no bill is known (a bill address nobody issued), so that
+    the form and its answer are the same whether the bill exists or not. `no_grant`: a bill's address
+    opened in a browser without a grant for it (the page says why the bill does not open here)."""
     if creditor is not None:
         g.creditor_locale = creditor.default_locale
     version = (creditor.id, creditor.updated_at) if creditor is not None else None
-    renew = creditor is not None and renew_invoice_id is not None
+    renew = (creditor is not None and renew_invoice_id is not None) or offer
     if renew:
-        session[RENEW_KEY] = {"i": renew_invoice_id, "t": int(time.time())}
+        session[RENEW_KEY] = {"i": renew_invoice_id if creditor is not None else None, "t": int(time.time())}
         ensure_csrf_secret()
     html = cached_page(
-        ("unavailable", select_locale(), version, renew),
-        lambda: render_template("portal/unavailable.html", creditor=creditor, renew=renew),
+        unavailable_key(select_locale(), version, renew, no_grant),
+        lambda: render_template("portal/unavailable.html", creditor=creditor, renew=renew, no_grant=no_grant),
     )
     return (html, 404, {"Referrer-Policy": "same-origin"}) if renew else (html, 404)
 
@@ -53,6 +62,22 @@ def renewal_invoice_id() -> int | None:
     return entry["i"] if time.time() - entry["t"] <= RENEW_SECONDS else None
 
 
+def unavailable_within(access: BillAccess):
+    """The neutral page for something of a bill this browser may see that is not there (another bill's
+    receipt or payment): in the creditor's brand, with its contact details."""
+    return unavailable(db.session.get(Creditor, access.creditor_id))
+
+
+def no_grant(public_id: str):
+    """A bill's address opened without a grant for it (a bookmark, another device, a grant that aged):
+    the creditor's neutral page with its contact details and "send me a new link", whatever the bill's
+    state; an address of no bill gets the same form and the same answer to it, without a brand."""
+    owner = bill_owner(public_id)
+    if owner is None:
+        return unavailable(offer=True, no_grant=True)
+    return unavailable(owner[0], renew_invoice_id=owner[1], no_grant=True)
+
+
 def granted(public_id: str) -> tuple[BillAccess | None, ResponseReturnValue | None]:
     """Access to the bill if this browser holds a live grant for it; else the answer to send.
 
@@ -60,7 +85,7 @@ def granted(public_id: str) -> tuple[BillAccess | None, ResponseReturnValue | No
     since it was given (compared with what the one access read gives: no query of its own)."""
     grant = grants.find(session, public_id, int(time.time()), current_app.config["GRANT_MAX_AGE_HOURS"])
     if grant is None:
-        return None, unavailable()
+        return None, no_grant(public_id)
     access = bill_access(public_id, grants.source_of(grant))
     if access is None:
         return None, unavailable()

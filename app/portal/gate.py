@@ -39,6 +39,7 @@ from app.i18n import choose_locale
 from app.links.services import signer_of
 from app.ops.metrics import ENDPOINT_KEY
 from app.portal import page_cache
+from app.portal.access import unavailable_key
 
 PREFIX = "/l/"
 ENDPOINT = "portal.open_link"
@@ -54,7 +55,7 @@ MAX_LANGUAGE_HEADERS = 512
 
 def neutral_page_key(locale: str) -> tuple:
     """The page cache's key of the neutral page for an unknown bill (`portal.access.unavailable`)."""
-    return ("unavailable", locale, None, False)
+    return unavailable_key(locale)
 
 
 def verified_key(environ, token: str) -> str | None:

@@ -131,6 +131,16 @@ def other_grants(customer_id: int, invoice_id: int, limit: int) -> list[tuple[st
     return [(public_id, revocations) for public_id, revocations in rows]
 
 
+def bill_owner(public_id: str) -> tuple[Creditor, int] | None:
+    """The creditor of the bill at this address and the bill's id, whatever its state (for the neutral
+    page of a browser without a grant for it: a bookmark, another device, a grant that aged)."""
+    if not public_id or len(public_id) > MAX_PUBLIC_ID:
+        return None
+    row = db.session.execute(select(Creditor, Invoice.id).join(Invoice, Invoice.creditor_id == Creditor.id)
+                             .where(Invoice.public_id == public_id)).first()
+    return (row[0], row[1]) if row is not None else None
+
+
 def load_bill(public_id: str) -> Invoice | None:
     """The invoice with its creditor, customer and lines: two statements whatever the line count."""
     if not public_id or len(public_id) > MAX_PUBLIC_ID:

@@ -17,6 +17,8 @@ from sqlalchemy.exc import DBAPIError
 
 from app.backoffice.models import AuditEntry, InboxMark, Note, ReplyTemplate
 from app.billing.models import InvoiceStatus
+from app.debt_collection.models import Case, CaseEvent
+from app.debt_collection.partners import add_partner
 from app.dunning.models import Letter
 from app.extensions import db
 from app.links.models import AccessLink
@@ -130,17 +132,25 @@ def test_the_isolation_walk_every_route_with_a_record_is_404_for_another_credito
     with app.test_request_context():  # a letter of another creditor's customer too
         lettered, plan = creditor_with_plan("NO", "NO")
         letter_bills(lettered, plan)
+        partner = add_partner("walk-partner", "Inkasso Walk", "https://walk.example/cases").partner
+        case = Case(public_id="case_walkwalkwalkwalkwalk", creditor_id=theirs.invoice.creditor_id,
+                    invoice=theirs.invoice, partner=partner, status="acknowledged", currency="EUR", principal=100,
+                    fees=0, interest=0, case_file={}, handed_off_by="test")
+        report = CaseEvent(case=case, partner_id=partner.id, event_id="m1", kind="message",
+                           details={"message": "Bitte melden."}, payload_hash="0" * 64)
+        db.session.add_all([case, report])
         db.session.commit()
     args = {
         "customer_id": theirs.customer.id, "invoice_id": theirs.invoice.id, "payment_id": theirs.overpayment.id,
         "entry_id": theirs.entry.id, "message_id": theirs.dead.id, "template_id": theirs.template.id,
-        "agent_id": theirs.agent.id, "letter_id": db.session.scalar(select(Letter.id).where(Letter.creditor_id ==
-                                                                                            lettered.id)),
+        "agent_id": theirs.agent.id, "event_id": report.id,
+        "letter_id": db.session.scalar(select(Letter.id).where(Letter.creditor_id == lettered.id)),
     }
     references = {"backoffice.support_request": theirs.request.reference, "backoffice.reply": theirs.request.reference,
                   "backoffice.request_status": theirs.request.reference}
     items = {"request": theirs.request.id, "dispute": theirs.dispute.id, "deferral": theirs.deferral.id,
-             "plan": theirs.plan.id, "bank": theirs.entry.id, "refund": theirs.overpayment.id, "outbox": theirs.dead.id}
+             "plan": theirs.plan.id, "bank": theirs.entry.id, "refund": theirs.overpayment.id, "outbox": theirs.dead.id,
+             "partner": report.id}
     form = {"message": "x", "outcome": "upheld", "status": "closed", "reason": "x", "channel": "email",
             "to": "a@example.test", "submission": "s1", "amount": "10", "received_on": utcnow().date().isoformat(),
             "method": "cash", "invoice": theirs.invoice.number, "note": "x", "body": "x", "waiting": "yes",
@@ -185,9 +195,11 @@ def test_the_isolation_walk_every_route_with_a_record_is_404_for_another_credito
         assert answer.status_code == 200, path
         assert "Bauer" not in answer.text and theirs.request.reference not in answer.text, path
         assert theirs.agent.email not in answer.text and "Takk" not in answer.text, path
+        assert "case_walkwalk" not in answer.text and "Bitte melden." not in answer.text, path
     # and nothing of B's changed
     assert (theirs.request.status, theirs.dispute.status, theirs.plan.status) == ("open", "open", "open")
     assert theirs.entry.status == EntryStatus.UNMATCHED and theirs.dead.status == OutboxStatus.DEAD
+    assert db.session.get(CaseEvent, report.id).handled_at is None
     assert theirs.overpayment.refund_due == 5000 and theirs.invoice.credited == 0
     assert theirs.agent.disabled_at is None and theirs.template.title == "Takk"
     assert db.session.scalar(select(func.count()).select_from(Note).where(

@@ -147,7 +147,9 @@ def test_the_case_file_is_complete_minimal_and_valid(app, client, creditor, rece
     assert case_file["interactions"]["disputes"][0]["answer"] == "The reading is right."
     assert case_file["interactions"]["promises"][0]["status"] == "broken"
     assert set(case_file["debtor"]) == {"kind", "customer_number", "name", "address", "email", "phone",
-                                        "date_of_birth", "language"}
+                                        "date_of_birth", "language", "org_number"}
+    assert case_file["schema_version"] == "1.2" and case_file["debtor"]["org_number"] is None  # a consumer
+    assert case_file["interest"] is None and case_file["partner_reports"] == []  # Norway: no interest computed
     assert "Called" not in json.dumps(case_file)  # no agents' notes, no internal data
     pdf = client.get(case_file["documents"]["invoice_pdf"]["url"].replace("https://pay.example.test", ""))
     assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")

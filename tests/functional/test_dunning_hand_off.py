@@ -69,7 +69,7 @@ def test_the_hand_off_waits_for_the_warnings_deadline_then_lists_the_notices(app
     case = db.session.scalar(select(Case).where(Case.invoice_id == invoice.id))
     jsonschema.validate(case.case_file, SCHEMA)
     notices = case.case_file["notices"]
-    assert case.case_file["schema_version"] == "1.1"
+    assert case.case_file["schema_version"] == "1.2"
     assert [(n["position"], n["kind"], n["channel"], n["fee"], n["deadline"]) for n in notices] == [
         (1, "pre_due", "sms", 0, None), (2, "reminder", "sms", 3500, "2027-01-11"),
         (3, "collection_warning", "letter", 3500, "2027-01-26")]

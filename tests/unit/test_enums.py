@@ -62,7 +62,7 @@ def test_groups_are_not_members():
     assert set(PaymentStatus.RANK) == set(PaymentStatus)
     assert len(InvoiceStatus) == 8 and "CLOSED" not in InvoiceStatus.__members__
     assert [member.name for member in CaseStatus] == ["SENT", "ACKNOWLEDGED", "RECALL_REQUESTED", "RECALLED",
-                                                      "CLOSED_PAID", "CLOSED_UNCOLLECTABLE"]
+                                                      "CLOSED_PAID", "CLOSED_UNCOLLECTABLE", "RETURNED"]
     assert InvoiceStatus.OPEN == "open" and EntryStatus.OPEN == ("unmatched", "ambiguous")
 
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import current_app, flash, redirect, render_template, request, url_for
-from flask_babel import force_locale
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import force_locale, get_locale
 from flask_babel import gettext as _
 from flask_login import login_required
 from markupsafe import Markup
 from sqlalchemy import select
 
 from app.backoffice import case, services
+from app.backoffice import inbox as items
 from app.backoffice.dunning import panel as dunning_panel
 from app.backoffice.forms import (
     CreditForm,
@@ -28,7 +29,7 @@ from app.backoffice.forms import (
     SkipStepForm,
     line_changes,
 )
-from app.backoffice.views import SUPERVISING, bp, may, me, need, record, scoped
+from app.backoffice.views import SUPERVISING, bp, may, me, need, record, scope, scoped
 from app.backoffice.words import problems
 from app.bill_page import bill_page_context
 from app.billing.corrections import credit_notes, creditable, issue_credit_note
@@ -41,7 +42,7 @@ from app.core.dates import local_today, parse_date
 from app.core.validation import mask_email, mask_phone
 from app.debt_collection.models import Case
 from app.debt_collection.partners import policy_of
-from app.debt_collection.services import NotEligible, active_case, hand_off, recall
+from app.debt_collection.services import NotEligible, active_case, hand_off, mark_handled, recall, reports_of
 from app.debt_collection.services import check as hand_off_check
 from app.dunning import services as dunning_services
 from app.dunning.letters.batch import letters_of
@@ -56,7 +57,9 @@ from app.money import parse_amount
 from app.payments.models import Payment
 from app.payments.refunds import refunds_of
 from app.payments.services import MANUAL_METHODS, lock_invoice, record_manual_payment
+from app.resolutions.models import Resolution
 from app.resolutions.services import dunning_for, resolutions_for
+from app.support.models import SupportRequest
 from app.support.services import threads_for
 from app.templating import date_filter
 
@@ -122,7 +125,7 @@ def _invoice_page(invoice: Invoice, status: int = 200, **forms):
         "links": list(db.session.scalars(select(AccessLink).where(AccessLink.invoice_id == invoice.id)
                                          .order_by(AccessLink.id.desc()).limit(20))),
         "resolutions": resolutions_for(invoice.id), "threads": threads_for(invoice.id),
-        "reminders": reminders_of(invoice.id), "cases": _cases(invoice),
+        "reminders": reminders_of(invoice.id), "cases": _cases(invoice), "partner_reports": reports_of(invoice.id),
         "collection_policy": policy, "hand_off": hand_off_check(invoice, policy, today),
         "reminders_panel": dunning_panel(invoice, today), "jurisdiction_label": Jurisdiction.label_of,
         "step_label": StepKind.label_of, "notice_status_label": NoticeStatus.label_of,
@@ -401,6 +404,23 @@ def recall_case(invoice_id: int):
     return _act(found, "collection", do)
 
 
+@bp.post("/invoices/<int:invoice_id>/partner-reports/<int:event_id>/handled")
+@login_required
+def partner_report_handled(invoice_id: int, event_id: int):
+    """What the collection partner reported (a case given back, contact details, a message) is dealt with."""
+    found = scoped(Invoice, invoice_id)
+    event = items.record_of(scope(), "partner", event_id)
+    if event is None or event.invoice_id != found.id:
+        abort(404)
+
+    def do():
+        mark_handled(event, actor=_actor())
+        return "partner_report_handled", _("Marked as dealt with."), {"case": event.case.public_id,
+                                                                      "report": event.kind}
+
+    return _act(found, "collection", do)
+
+
 @bp.get("/invoices/<int:invoice_id>/preview")
 @login_required
 def preview(invoice_id: int):
@@ -408,8 +428,26 @@ def preview(invoice_id: int):
     found = scoped(Invoice, invoice_id)
     record("bill_previewed", creditor_id=found.creditor_id, record_type="invoice", record_id=found.number)
     db.session.commit()
+    back_url, back_label = _preview_back(found, request.args.get("back", ""))
+    back_lang = str(get_locale())  # the agent's language; the page itself is in the customer's
     locale = normalise_locale(found.customer.preferred_locale) or found.creditor.default_locale
     with force_locale(locale):
         context = bill_page_context(found, local_today(found.creditor.country, utcnow()))
-        return render_template("portal/bill.html", preview=True, **context)
+        return render_template("portal/bill.html", preview=True, back_url=back_url, back_label=back_label,
+                               back_lang=back_lang, **context)
+
+
+def _preview_back(invoice: Invoice, back: str) -> tuple[str, str]:
+    """Where the preview's way back leads, in the agent's language (the preview itself is in the
+    customer's): the conversation or decision the agent came from (`back=request:<ref>` or
+    `resolution:<ref>`, only one of this bill's, among the agent's creditors'), else the bill."""
+    kind, _sep, reference = back.partition(":")
+    model = {"request": SupportRequest, "resolution": Resolution}.get(kind)
+    if model is not None and reference and len(reference) <= 16:
+        record_ = db.session.scalar(scope().select(model).where(
+            model.reference == reference, model.invoice_id == invoice.id))
+        if record_ is not None:
+            endpoint = "backoffice.support_request" if kind == "request" else "backoffice.resolution"
+            return url_for(endpoint, reference=reference), _("Back to %(reference)s", reference=reference)
+    return url_for("backoffice.invoice", invoice_id=invoice.id), _("Back to bill %(number)s", number=invoice.number)
 

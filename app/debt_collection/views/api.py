@@ -23,7 +23,16 @@ from app.api.schemas import parse_body, read_json
 from app.core.dates import utc_iso
 from app.debt_collection.models import Case, CaseStatus, Partner
 from app.debt_collection.partners import partner_for_api_key
-from app.debt_collection.services import EVENT_KINDS, PartnerEvent, acknowledge, apply_event, outstanding
+from app.debt_collection.services import (
+    EVENT_KINDS,
+    MAX_INSTALMENTS,
+    MAX_MESSAGE,
+    RETURN_REASONS,
+    PartnerEvent,
+    acknowledge,
+    apply_event,
+    outstanding,
+)
 from app.debt_collection.views.openapi import openapi_document, remember_url_prefix
 from app.debt_collection.views.pdf import case_pdf_response, pdf_limit, recalled
 from app.errors import InvalidData
@@ -153,23 +162,59 @@ def ack(case_id: str):
     return body
 
 
+class AddressIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    line1: Line | None = Field(None, max_length=200)
+    line2: Line | None = Field(None, max_length=200)
+    postcode: Line | None = Field(None, max_length=16)
+    city: Line | None = Field(None, max_length=100)
+    country: Line | None = Field(None, max_length=2, description="ISO 3166 alpha-2")
+
+
+class ContactIn(BaseModel):
+    """New contact details of the debtor (contact_updated): at least one of them."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    email: Line | None = Field(None, max_length=254)
+    phone: Line | None = Field(None, max_length=32, description="International form (E.164): +4791234567")
+    address: AddressIn | None = Field(None, description="A postal address: line1, postcode, city and country")
+
+
+class InstalmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    due_date: date
+    amount: StrictInt = Field(gt=0, lt=10**13, description="Minor units")
+
+
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     id: Line = Field(min_length=1, max_length=100, description="Your id of the event: the same id is applied once")
     type: str = Field(description=f"One of {', '.join(EVENT_KINDS)}")
     amount: StrictInt | None = Field(
         None, gt=0, description="Minor units, at most what the case owes (`outstanding`); required for "
-                                "payment_received. With recall_acknowledged: money collected before the recall")
+                                "payment_received. With recall_acknowledged or case_returned: money collected "
+                                "before the case ended")
     currency: Line | None = Field(None, min_length=3, max_length=3, description="The invoice's currency")
     occurred_on: date | None = Field(None, description="The day the payment was received (default: today)")
     note: Text | None = Field(None, max_length=500)
+    reason: Line | None = Field(None, max_length=40, description=f"case_returned: one of {', '.join(RETURN_REASONS)}")
+    costs: StrictInt | None = Field(None, gt=0, lt=10**13, description="costs_added: the costs you added, minor units")
+    claim: StrictInt | None = Field(
+        None, ge=0, lt=10**13, description="What the debtor owes you now, your costs and interest included (minor "
+                                           "units): required with costs_added, optional with any event while you "
+                                           "handle the case; shown to the debtor on the bill page")
+    instalments: list[InstalmentIn] | None = Field(
+        None, min_length=1, max_length=MAX_INSTALMENTS, description="plan_agreed: the schedule, oldest first")
+    contact: ContactIn | None = Field(None, description="contact_updated: the debtor's new contact details")
+    message: Text | None = Field(None, max_length=MAX_MESSAGE, description="message: your words for the creditor")
 
 
 @bp.post("/cases/<case_id>/events")
 @limiter.limit(_limit)
 def post_event(case_id: str):
     """Report what happened: payment_received (settles the bill), closed_paid, closed_uncollectable,
-    recall_acknowledged. 201 when new, 200 when this event id was applied before. A case the creditor
+    recall_acknowledged, case_returned (the case back to the creditor, with a reason), costs_added,
+    plan_agreed, contact_updated, message. 201 when new, 200 when this event id was applied before. A case the creditor
     recalled takes only recall_acknowledged; a closed one, nothing. A 422 says what the case still owes
     (`outstanding`), unless it was recalled."""
     case = case_or_404(case_id, even_recalled=True)
@@ -177,7 +222,9 @@ def post_event(case_id: str):
     try:
         recorded, created = apply_event(case, PartnerEvent(
             event_id=data.id, kind=data.type, amount=data.amount, currency=data.currency,
-            occurred_on=data.occurred_on, note=data.note))
+            occurred_on=data.occurred_on, note=data.note, reason=data.reason, costs=data.costs, claim=data.claim,
+            instalments=tuple((i.due_date, i.amount) for i in data.instalments) if data.instalments else None,
+            contact=data.contact.model_dump(exclude_none=True) if data.contact else None, message=data.message))
     except InvalidData as exc:
         if recalled(case):
             return error_response(422, "validation_failed", "Some fields are invalid; see errors.",

@@ -101,11 +101,12 @@ def build_document(server_url: str) -> dict:
         "openapi": "3.1.0",
         "info": {
             "title": "Payment portal partner API",
-            "version": "1.0.0",
+            "version": "1.1.0",
             "description": (
                 "For a creditor's debt-collection partner: list the cases handed to you, fetch a case file and "
-                "the invoice's PDF, acknowledge a case, report payments and the case's end. Amounts are integer "
-                "minor units. See docs/debt-collection.md."
+                "the invoice's PDF, acknowledge a case, report payments, your costs, a payment plan, new contact "
+                "details of the debtor, a message for the creditor, give a case back with a reason, and report the "
+                "case's end. Amounts are integer minor units. See docs/debt-collection.md."
             ),
         },
         "servers": [{"url": server_url}],
@@ -134,7 +135,8 @@ def build_document(server_url: str) -> dict:
                                                  {"reference": "NC-4711"})},
                 errors=(400, 404, 409, 413, 415, 422))},
             "/cases/{case_id}/events": {"post": _operation(
-                "report_event", "Report what happened: a payment, the case closed, a recall confirmed",
+                "report_event", "Report what happened: a payment, costs, a plan, contact details, a message, the "
+                                "case given back or closed, a recall confirmed",
                 {"201": _json(_ref("EventResult"), "Recorded and carried out"),
                  "200": _json(_ref("EventResult"), "This event id was applied before: nothing new")},
                 body={"required": True, **_json(_ref("EventIn"), "The event", {

@@ -25,8 +25,9 @@ def pdf_limit() -> str:
 
 
 def recalled(case: Case) -> bool:
-    """The creditor took the case back (asked or confirmed): the partner's access to it has ended."""
-    return case.status in (CaseStatus.RECALL_REQUESTED, CaseStatus.RECALLED)
+    """The creditor took the case back (asked or confirmed), or the partner gave it back: the partner's
+    access to it has ended."""
+    return case.status in (CaseStatus.RECALL_REQUESTED, CaseStatus.RECALLED, CaseStatus.RETURNED)
 
 
 def case_pdf_response(case: Case) -> Response:

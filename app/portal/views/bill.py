@@ -25,7 +25,14 @@ from app.links.services import Resolution, get_signer, record_open, record_step_
 from app.models import utcnow
 from app.payments.receipts import find_receipt
 from app.portal import grants
-from app.portal.access import bill_required, load_bill_or_404, renewal_invoice_id, unavailable
+from app.portal.access import (
+    bill_required,
+    load_bill_or_404,
+    no_grant,
+    renewal_invoice_id,
+    unavailable,
+    unavailable_within,
+)
 from app.portal.forms import StepUpForm
 from app.portal.gate import verified_key
 from app.portal.page_cache import cached_page
@@ -143,6 +150,8 @@ def verify(public_id: str):
     source = db.session.get(Invoice, source_id) if source_id is not None else None
     source_revocations = source.link_revocations if source is not None and invoice is not None \
         and source.customer_id == invoice.customer_id else None
+    if grant is None:
+        return no_grant(public_id)
     if invoice is None or invoice.is_closed or not grants.current(grant, invoice.link_revocations,
                                                                   source_revocations):
         return unavailable(invoice.creditor if invoice else None)
@@ -202,7 +211,7 @@ def receipt(public_id: str, access: BillAccess, payment_ref: str):
     """A printable receipt for one payment of this bill (the same grant as the bill; another bill's: 404)."""
     found = find_receipt(access.invoice_id, payment_ref)
     if found is None:
-        return unavailable()
+        return unavailable_within(access)
     return render_template(
         "portal/receipt.html", receipt=found, payment=found.payment, invoice=found.invoice, creditor=found.creditor,
     )

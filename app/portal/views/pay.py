@@ -20,7 +20,7 @@ from app.payments.models import PaymentAttempt
 from app.payments.providers import gateways_for, payment_gateway
 from app.payments.receipts import payment_for_attempt
 from app.payments.services import apply_status, payment_amount, start_payment
-from app.portal.access import bill_required, load_bill_or_404, unavailable
+from app.portal.access import bill_required, load_bill_or_404, unavailable_within
 from app.portal.forms import PayForm
 from app.portal.services import BillAccess
 from app.portal.views import bp
@@ -82,7 +82,7 @@ def checkout(public_id: str, access: BillAccess, attempt_ref: str):
     exactly this provider's origins; nothing is stored (the page holds the payment's client secret)."""
     attempt = _attempt_of(access, attempt_ref)
     if attempt is None:
-        return unavailable()
+        return unavailable_within(access)
     invoice = attempt.invoice
     gateway = gateways_for(invoice.creditor).get(attempt.provider)  # the creditor's flow: the page it chose
     if gateway is None or not attempt.client_config or not attempt.is_live:
@@ -101,7 +101,7 @@ def paid(public_id: str, access: BillAccess, attempt_ref: str):
     """Back from the provider: ask it what happened (the query string is never trusted) and say so."""
     attempt = _attempt_of(access, attempt_ref)
     if attempt is None:
-        return unavailable()
+        return unavailable_within(access)
     invoice = attempt.invoice
     found = payment_gateway(invoice.creditor.slug, attempt.provider)  # also a provider no longer offered
     if found is not None and attempt.provider_ref and attempt.status not in PaymentStatus.FINAL:
