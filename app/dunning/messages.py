@@ -101,6 +101,7 @@ def content(outbox_message: OutboxMessage) -> Content:
                           signer=get_signer(), base_url=config["PORTAL_BASE_URL"], actor=ACTOR)
     except InvalidData:
         raise DeliveryError(f"invoice {oldest.number} is {oldest.status}: no link to send", permanent=True) from None
+    message.link_id = link.link.id  # its first opening marks the message opened (`delivery`)
     facts = templates.Facts(
         customer=customer.name, invoice=lead.number, amount=lead.balance, currency=lead.currency,
         due_date=lead.due_date, deadline=lead_notice.deadline, fee=lead_notice.fee, link=link.url,
