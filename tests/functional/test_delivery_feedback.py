@@ -265,3 +265,31 @@ def test_a_late_delivered_callback_does_not_undo_opened(norway, twilio, client):
     (sms,) = messages_of(invoice.customer_id)
     assert sms.status == MessageStatus.OPENED
     assert db.session.get(OutboxMessage, sms.outbox_message_id).status == OutboxStatus.DELIVERED
+
+
+def test_the_back_office_timeline_shows_the_statuses_and_why(app, client, norway, twilio, smtp):
+    from flask_babel import force_locale
+
+    from tests.functional.agents import EN, enrol, make_agent
+    from tests.functional.test_dunning_bill_page import words
+
+    creditor, _plan = norway
+    invoice = overdue_bill(norway)
+    twilio.undelivered.add(PHONE)
+    smtp.refuse["c-1@example.test"] = "550 5.1.1 No such user"
+    run_once()
+    twilio.send_callbacks()
+    run_once()
+    db.session.commit()
+    make_agent(app, creditor, "agent@example.test", "agent")
+    enrol(client, "agent@example.test")
+    page = words(client.get(f"/backoffice/customers/{invoice.customer_id}", headers=EN).text)
+    assert "Reminder by SMS · status: failed (" in page and "SMS undelivered (Twilio error 30003)" in page
+    assert "Reminder by e-mail · status: bounced (" in page and "Payment reminder by letter · status: queued" in page
+    labels = {}
+    for locale in ("nb", "de"):
+        with force_locale(locale):
+            labels[locale] = [MessageStatus.label_of(s) for s in MessageStatus]
+    assert labels == {"nb": ["i kø", "sendt", "levert", "feilet", "avvist", "åpnet"],
+                      "de": ["in der Warteschlange", "verschickt", "zugestellt", "fehlgeschlagen", "unzustellbar",
+                             "geöffnet"]}
