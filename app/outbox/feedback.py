@@ -69,7 +69,8 @@ def status_callback_url(config: Mapping[str, Any]) -> str | None:
 def public_url(config: Mapping[str, Any], full_path: str) -> str:
     """The URL Twilio requested, as it signed it: our public base URL (behind a proxy the request's own
     host is the proxy's) and the path with its query string."""
-    return (config.get("PORTAL_BASE_URL") or "").rstrip("/") + (full_path[:-1] if full_path.endswith("?") else full_path)
+    path = full_path[:-1] if full_path.endswith("?") else full_path  # Werkzeug adds "?" to a bare path
+    return (config.get("PORTAL_BASE_URL") or "").rstrip("/") + path
 
 
 def twilio_signature_valid(auth_token: str, url: str, params: Any, signature: str | None,
@@ -157,11 +158,11 @@ def _original_headers(report: MimeMessage) -> MimeMessage | None:
         kind = part.get_content_type()
         if kind in ("message/rfc822", "message/global"):
             inner = part.get_payload()
-            if isinstance(inner, list) and inner:
+            if isinstance(inner, list) and inner and isinstance(inner[0], MimeMessage):
                 return inner[0]
         if kind in ("text/rfc822-headers", "text/global-headers"):
-            raw = part.get_payload(decode=True) or b""
-            return message_from_bytes(raw, policy=policy.default)
+            raw = part.get_payload(decode=True)
+            return message_from_bytes(raw if isinstance(raw, bytes) else b"", policy=policy.default)
     return None
 
 
@@ -183,8 +184,8 @@ def parse_bounce(raw: bytes) -> list[Bounce]:
         report = message_from_bytes(raw, policy=policy.default)
     except (ValueError, TypeError, IndexError):
         return []
-    if report.get_content_type() != "multipart/report" or \
-            (report.get_param("report-type") or "").lower() != "delivery-status":
+    report_type = report.get_param("report-type")
+    if report.get_content_type() != "multipart/report" or str(report_type or "").lower() != "delivery-status":
         return []
     original = _original_headers(report)
     found = OUR_MESSAGE_ID.search(str(original.get("Message-ID", "")) if original is not None else "")
