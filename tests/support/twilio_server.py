@@ -277,6 +277,7 @@ class TwilioServer:
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "FakeTwilio/2010-04-01"
+    protocol_version = "HTTP/1.1"  # keep-alive, as Twilio's API: the SDK's requests Session reuses its connection
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
         pass
