@@ -138,7 +138,8 @@ def dispatch(app, batch: int, profile: bool = False) -> tuple[float, float, obje
             import pstats
 
             profiler.disable()
-            pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(os.environ.get("BENCH_PROFILE_FILTER", ""), 60)
+            stats = pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative")
+            stats.print_stats(os.environ.get("BENCH_PROFILE_FILTER", ""), 60)
         return seconds, cpu_seconds, report
 
 

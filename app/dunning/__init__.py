@@ -60,9 +60,9 @@ Modules and what each offers the features built on them:
 
 Seams left for the next changes: the bill page's contact form and the code confirmation write
 `ContactChange` rows and call `update_contact_points`; unsubscribe links and SMS STOP set
-`email_unsubscribed_at` / `sms_stopped_at` (SMS STOP: done, `delivery`); provider status callbacks set the
-outbox row's `provider_status` and call `fall_back` (done: `outbox.feedback`, `delivery`); the print run (`letters`) prints
-pending letters, fills `pages`, `sha256`, `batch`, `printed_at` and `Message.subject/body` (done:
+`email_unsubscribed_at` / `sms_stopped_at` (SMS STOP: done, `delivery`); provider status callbacks set
+the outbox row's `provider_status` and call `fall_back` (done: `outbox.feedback`, `delivery`); the print
+run (`letters`) prints pending letters, fills `pages`, `sha256`, `batch`, `printed_at` and `Message.subject/body` (done:
 `letters/`);
 the bill page, the API and the back office read `outlook`, `Notice`, `Message` (done: the bill page's
 "what happens next" and other bills, the API's `dunning`, the back office's panel and timeline); the
