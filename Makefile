@@ -97,6 +97,7 @@ bench: install-dev translations
 	$(BIN)/python bench/webhook_ingest.py --database "$(BENCH_DATABASE_URL)"
 	$(BIN)/python bench/bank_reconcile.py
 	$(BIN)/python bench/dunning_run.py
+	$(BIN)/python bench/dunning_dispatch.py
 
 # The bank import alone (no wrk needed): a camt.053 of 100,000 credits; BENCH_ARGS="--database postgresql://…".
 bench-bank: install-dev

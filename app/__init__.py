@@ -217,6 +217,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.debt_collection.views.pdf import bp as debt_collection_bp
     from app.dunning import views as dunning_views
     from app.ops.views import bp as ops_bp
+    from app.outbox.views import bp as outbox_hooks_bp
     from app.payments.views.simulator import bp as simulator_bp
     from app.payments.views.webhooks import bp as payments_bp
     from app.portal.views import bp as portal_bp
@@ -238,6 +239,7 @@ def _register_blueprints(app: Flask) -> None:
     app.after_request_funcs[None].remove(remember_hook)
     app.after_request_funcs.setdefault(backoffice_bp.name, []).append(remember_hook)
     app.register_blueprint(payments_bp)
+    app.register_blueprint(outbox_hooks_bp)
     app.register_blueprint(simulator_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     csrf.exempt(api_bp)  # bearer-token API: no cookies, no CSRF
@@ -277,9 +279,13 @@ def _connect_signals() -> None:
     """What one feature hears of another: a payment of a bill in collection goes to the partner;
     a bill's total lowered below what was paid makes money owed back, and a bill in collection credited
     or corrected, or its customer's contact details changed, is news to the partner (`case.updated`);
-    a bill closed (cancelled, written off) stops its open payments."""
+    a bill closed (cancelled, written off) stops its open payments; a message's delivery status, a STOP
+    reply and the opening of a message's link reach the dunning message (`dunning.delivery`)."""
     from app.billing.services import contact_changed, invoice_closed, total_changed
     from app.debt_collection.services import report_contact_change, report_correction, report_payment
+    from app.dunning import delivery
+    from app.links.services import link_opened
+    from app.outbox.feedback import message_delivered, message_failed, sms_opt_out
     from app.payments.refunds import owe_back_excess
     from app.payments.services import paid_during_collection, stop_open_attempts
 
@@ -288,6 +294,11 @@ def _connect_signals() -> None:
     total_changed.connect(report_correction)
     contact_changed.connect(report_contact_change)
     invoice_closed.connect(stop_open_attempts)
+    # What became of a dunning message: progress, a failure (the next channel), a STOP reply, its link opened.
+    message_delivered.connect(delivery.on_delivered)
+    message_failed.connect(delivery.on_failed)
+    sms_opt_out.connect(delivery.on_sms_opt_out)
+    link_opened.connect(delivery.on_link_opened)
 
 
 def _register_cli(app: Flask) -> None:

@@ -77,6 +77,7 @@ class Customer(Model):
     __table_args__ = (
         UniqueConstraint("creditor_id", "external_ref"),
         CheckConstraint(ReminderChannel.sql_in("preferred_channel"), name="preferred_channel"),
+        Index("ix_customers_phone", "phone"),  # an SMS STOP reply names only the number
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -54,6 +54,10 @@ Modules and what each offers the features built on them:
 - `worker`: `run()` (`flask dunning run`: commits per batch, safe in parallel) and `preview()`.
 - `messages`: the outbox renderers of "dunning.message" (e-mail, SMS), registered by the factory;
   each issues a fresh signed link at delivery and keeps the text as sent on the `Message`.
+- `delivery`: what became of a message after it left (connected by the factory to `outbox.feedback`'s
+  signals and `links.services.link_opened`): progress (queued, sent, delivered, opened: the first
+  opening of the link it carried), never backwards; a failure or bounce calls `fall_back`; STOP and
+  START replies (and Twilio's 21610) set and clear `sms_stopped_at`.
 - `cli`: `flask dunning run | preview | plans … | exclude | settings`.
 - `letters/`: the letter PDF (`document`: what it says, the envelope window, the deterministic PDF), the
   print run (`batch`: `print_batch`, `reprint_batch`, `request_reprint`, `copy_of`, `letters_of`),
@@ -61,9 +65,10 @@ Modules and what each offers the features built on them:
 
 Seams left for the next changes: the bill page's contact form and the code confirmation write
 `ContactChange` rows and call `update_contact_points` (done: `contact`); unsubscribe links (done:
-`contact`, `messages`) and SMS STOP set `email_unsubscribed_at` / `sms_stopped_at`; provider status
-callbacks set the outbox row's `provider_status` and call `fall_back`; the print run (`letters`) prints
-pending letters, fills `pages`, `sha256`, `batch`, `printed_at` and `Message.subject/body` (done:
+`contact`, `messages`) and SMS STOP (done: `delivery`) set `email_unsubscribed_at` / `sms_stopped_at`;
+provider status callbacks set the outbox row's `provider_status` and call `fall_back` (done:
+`outbox.feedback`, `delivery`); the print run (`letters`) prints pending letters, fills `pages`,
+`sha256`, `batch`, `printed_at` and `Message.subject/body` (done:
 `letters/`);
 the bill page, the API and the back office read `outlook`, `Notice`, `Message` (done: the bill page's
 "what happens next" and other bills, the API's `dunning`, the back office's panel and timeline); the

@@ -51,6 +51,7 @@ from app.dunning.models import (
     NoticeStatus,
     Plan,
     Settings,
+    Step,
     StepKind,
 )
 from app.dunning.settings import languages_of
@@ -354,7 +355,7 @@ def reachable(customer, channel: str, *, legal: bool) -> bool:
     return False
 
 
-def is_legal_notice(plan: PlanInfo, step: StepInfo) -> bool:
+def is_legal_notice(plan: PlanInfo | Plan, step: StepInfo | Step) -> bool:
     """A notice the law wants in writing: Norway's inkassovarsel."""
     return plan.jurisdiction == Jurisdiction.NO and step.kind == StepKind.COLLECTION_WARNING
 

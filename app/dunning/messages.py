@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from app.billing.models import Customer, Invoice
 from app.core.dates import local_today
+from app.creditors.models import Creditor
 from app.dunning import templates
 from app.dunning.contact import unsubscribe_url
 from app.dunning.engine import KIND, is_legal_notice, reachable
@@ -51,7 +52,7 @@ class Content:
     url: str
     lead: Invoice
     others: list[Invoice]
-    creditor: object
+    creditor: Creditor
     customer: Customer
     legal: bool  # a notice the law requires (Norway's inkassovarsel): no unsubscribe link
 
@@ -62,7 +63,8 @@ def _notices_left(message: Message, now: datetime) -> tuple[list[tuple[Notice, I
     asked = set(db.session.scalars(select(SupportRequest.invoice_id).where(
         SupportRequest.invoice_id.in_([invoice.id for _notice, invoice in pairs]),
         SupportRequest.status == RequestStatus.OPEN)))
-    left, gone = [], []
+    left: list[tuple[Notice, Invoice]] = []
+    gone: list[tuple[Notice, Invoice]] = []
     for notice, invoice in pairs:
         today = local_today(invoice.creditor.country, now)
         remind = dunning_for(invoice, today).may_remind and invoice.id not in asked
@@ -98,6 +100,8 @@ def content(outbox_message: OutboxMessage) -> Content:
     step = db.session.get(Step, lead_notice.step_id)
     plan = db.session.get(Plan, lead_notice.plan_id)
     creditor, customer = lead.creditor, db.session.get(Customer, message.customer_id)
+    if step is None or plan is None or customer is None:  # kept by RESTRICT and CASCADE: never, but said
+        raise DeliveryError("the dunning message's step, plan or customer no longer exists", permanent=True)
     oldest = left[0][1]
     config = current_app.config
     try:
@@ -105,6 +109,7 @@ def content(outbox_message: OutboxMessage) -> Content:
                           signer=get_signer(), base_url=config["PORTAL_BASE_URL"], actor=ACTOR)
     except InvalidData:
         raise DeliveryError(f"invoice {oldest.number} is {oldest.status}: no link to send", permanent=True) from None
+    message.link_id = link.link.id  # its first opening marks the message opened (`delivery`)
     facts = templates.Facts(
         customer=customer.name, invoice=lead.number, amount=lead.balance, currency=lead.currency,
         due_date=lead.due_date, deadline=lead_notice.deadline, fee=lead_notice.fee, link=link.url,

@@ -242,6 +242,7 @@ class Message(Model):
     __tablename__ = "dunning_messages"
     __table_args__ = (
         Index("ix_dunning_messages_customer_id_created_at", "customer_id", "created_at"),
+        Index("ix_dunning_messages_link_id", "link_id"),
         CheckConstraint(MessageStatus.sql_in("status"), name="status"),
         CheckConstraint(Channel.sql_in("channel"), name="channel"),
     )
@@ -255,6 +256,8 @@ class Message(Model):
     outbox_message_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_messages.id", ondelete="SET NULL"),
                                                           index=True)
     replaces_id: Mapped[int | None] = mapped_column(ForeignKey("dunning_messages.id", ondelete="SET NULL"))
+    # The signed link the message carried (issued at delivery): its first opening marks the message opened.
+    link_id: Mapped[int | None] = mapped_column(ForeignKey("access_links.id", ondelete="SET NULL"))
     status: Mapped[str] = mapped_column(String(12), default=MessageStatus.QUEUED)
     failure: Mapped[str | None] = mapped_column(String(300))  # why it did not reach the customer
     subject: Mapped[str | None] = mapped_column(String(300))

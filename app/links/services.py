@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
+from blinker import signal
 from flask import Flask, current_app
 from sqlalchemy import CursorResult, Select, bindparam, func, select, update
 from sqlalchemy.orm import aliased
@@ -22,6 +23,10 @@ from app.models import utcnow
 from app.outbox.models import OutboxMessage
 from app.outbox.services import enqueue
 from app.readpath import ReadQuery
+
+#: A link opened for the first time (sender: the AccessLink; `at`): the dunning message that carried
+#: it counts as opened (connected by the app factory).
+link_opened = signal("link-opened")
 
 if TYPE_CHECKING:
     from app.links.codes import CodeLink
@@ -189,10 +194,13 @@ def record_open(resolution: Resolution, *, interval_minutes: int, now: datetime 
     assert link is not None  # the link the customer has just opened
     if link.last_opened_at is not None and now - link.last_opened_at < interval:
         return False
+    first = link.open_count == 0
     link.last_opened_at = now
     link.open_count += 1
     record_event(link.invoice, "link_opened", "customer", link_id=link.id, channel=link.channel)
     db.session.flush()
+    if first:
+        link_opened.send(link, at=now)
     return True
 
 

@@ -25,14 +25,18 @@ class DeliveryError(Exception):
     data to render is gone); the message goes straight to the dead letters. `retry_after`: the
     receiver asked us to wait at least this long (HTTP Retry-After). `after`: a change to record
     with the failure, in its transaction (what the channel's own work wrote is rolled back), such
-    as disabling an endpoint that answered 410 Gone."""
+    as disabling an endpoint that answered 410 Gone. `code`: the provider's own code for the failure
+    (Twilio's error code, "21610"; the SMTP reply code, "550"), for those who hear of a dead message
+    (`outbox.feedback.message_failed`); `bounced`: an e-mail the receiving server refused for good."""
 
     def __init__(self, reason: str, *, permanent: bool = False, retry_after: timedelta | None = None,
-                 after: Callable[[], None] | None = None):
+                 after: Callable[[], None] | None = None, code: str | None = None, bounced: bool = False):
         super().__init__(reason)
         self.permanent = permanent
         self.retry_after = retry_after
         self.after = after
+        self.code = code
+        self.bounced = bounced
 
 
 class Channel(Protocol):

@@ -1,4 +1,5 @@
-"""`flask outbox run|dead|replay`: the dispatcher, and the dead letters an operator can look at and replay."""
+"""`flask outbox run|dead|replay|bounces`: the dispatcher, the dead letters an operator can look at and replay,
+and the bounces that came back by mail."""
 
 from __future__ import annotations
 
@@ -85,3 +86,35 @@ def replay_command(message_id: int):
         if message is None:
             raise click.ClickException(f"No outbox message {message_id} ('flask outbox dead' lists them).")
     click.echo(f"Message {message_id} is queued again; 'flask outbox run' delivers it.")
+
+
+@outbox.command(
+    "bounces",
+    help="Read a mailbox (mbox) of bounces, delivery status notifications (RFC 3464) that came back to "
+    "MAIL_FROM, and record each permanent failure of one of our e-mails, found by its Message-ID: the "
+    "e-mail is bounced and its sender hears of it (a dunning reminder goes by the next channel, a letter "
+    "at the last). Delays, other mail and bounces known already change nothing; safe to run again on "
+    "the same file. docs/operations.md.",
+)
+@click.option("--mbox", "path", required=True, type=click.Path(exists=True, dir_okay=False, readable=True),
+              help="The mbox file the MTA delivers bounces to.")
+def bounces(path: str):
+    import mailbox
+
+    from app.outbox.feedback import parse_bounce, record_bounce
+
+    counts = {"recorded": 0, "repeat": 0, "unknown": 0}
+    ignored = 0
+    with cli_transaction("Bounces not recorded"):
+        box = mailbox.mbox(path, create=False)
+        try:
+            for key in box.iterkeys():
+                found = parse_bounce(box.get_bytes(key))
+                if not found:
+                    ignored += 1
+                for bounce in found:
+                    counts[record_bounce(bounce)] += 1
+        finally:
+            box.close()
+    click.echo(f"Bounces: {counts['recorded']} bounce recorded, {counts['repeat']} known already, "
+               f"{counts['unknown']} not found; {ignored} messages ignored (not a permanent failure of ours).")

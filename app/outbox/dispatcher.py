@@ -38,6 +38,7 @@ from app.extensions import db
 from app.models import utcnow
 from app.ops import metrics
 from app.outbox.base import Channel, DeliveryError
+from app.outbox.feedback import report_dead
 from app.outbox.models import OutboxMessage, OutboxStatus
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,7 @@ def claim(batch_size: int, *, now: datetime, policy: Policy | Policies) -> tuple
             message.status = OutboxStatus.DEAD
             message.last_error = _clip(f"no result after attempt {message.attempts}; before: {message.last_error}")
             log.error("outbox message %s (%s) is dead: its last try never finished", message.id, message.kind)
+            report_dead(message, message.last_error, code=None, bounced=False, now=now)
             dead += 1
             continue
         message.attempts += 1
@@ -264,9 +266,16 @@ def _record_failure(message_id: int, attempts: int, exc: Exception, policy: Poli
         values, outcome = {"next_attempt_at": retry_at, "last_error": reason}, "retried"
         log.warning("outbox message %s failed (attempt %s), retry at %s: %s", message_id, attempts,
                     f"{retry_at:%Y-%m-%d %H:%M:%S}", reason, exc_info=not isinstance(exc, DeliveryError))
-    db.session.execute(_fenced(message_id, attempts).values(**values))
+    result = cast(CursorResult[Any], db.session.execute(_fenced(message_id, attempts).values(**values)))
     if isinstance(exc, DeliveryError) and exc.after is not None:
         exc.after()
+    if outcome == "dead" and result.rowcount == 1:  # its sender hears of it (a dunning message falls back)
+        message = db.session.get(OutboxMessage, message_id)
+        if message is not None:
+            db.session.refresh(message)
+            error = exc if isinstance(exc, DeliveryError) else None
+            report_dead(message, reason, code=error.code if error else None, bounced=bool(error and error.bounced),
+                        now=now)
     db.session.commit()
     return outcome
 

@@ -125,9 +125,14 @@ def unsubscribe_headers(url: str) -> tuple[tuple[str, str], ...]:
     return (("List-Unsubscribe", f"<{url}>"), ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
 
 
+def message_key(idempotency_key: str) -> str:
+    """The Message-ID's left part: the same for every send of one message; the key itself does not show."""
+    return hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
+
+
 def message_id(idempotency_key: str, domain: str) -> str:
     """The same Message-ID for every send of one message; the key itself does not show."""
-    return f"<{hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]}@{domain}>"
+    return f"<{message_key(idempotency_key)}@{domain}>"
 
 
 def build_email(message: OutboxMessage, rendered: RenderedEmail, settings: SmtpSettings) -> EmailMessage:
@@ -168,6 +173,9 @@ class EmailChannel:
     def send(self, message: OutboxMessage) -> None:
         email = build_email(message, render(message), self.settings)
         self._transmit(email, message.recipient)
+        # A bounce (a DSN) names the Message-ID: its hash part finds this message (`outbox.feedback`).
+        message.provider_ref = message_key(message.idempotency_key)
+        message.provider_status, message.provider_status_at = "sent", utcnow()
 
     def close(self) -> None:
         connection, self._connection = self._connection, None
@@ -227,12 +235,13 @@ def smtp_failure(exc: Exception, secrets: list[str]) -> DeliveryError:
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         answers = list(exc.recipients.values())
         detail = "; ".join(f"{code} {_text(text)}" for code, text in answers)
-        return DeliveryError(_redact(f"recipient refused: {detail}", secrets),
-                             permanent=bool(answers) and all(500 <= code < 600 for code, _ in answers))
+        permanent = bool(answers) and all(500 <= code < 600 for code, _ in answers)
+        return DeliveryError(_redact(f"recipient refused: {detail}", secrets), permanent=permanent,
+                             code=str(answers[0][0]) if answers else None, bounced=permanent)
     if isinstance(exc, smtplib.SMTPResponseException):
         permanent = isinstance(exc, smtplib.SMTPDataError) and 500 <= exc.smtp_code < 600
         return DeliveryError(_redact(f"{type(exc).__name__}: {exc.smtp_code} {_text(exc.smtp_error)}", secrets),
-                             permanent=permanent)
+                             permanent=permanent, code=str(exc.smtp_code), bounced=permanent)
     return DeliveryError(_redact(f"{type(exc).__name__}: {exc}", secrets))
 
 

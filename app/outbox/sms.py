@@ -35,6 +35,7 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from app.core.validation import E164
+from app.models import utcnow
 from app.outbox.base import DeliveryError
 from app.outbox.base import render as render_message
 from app.outbox.models import OutboxMessage
@@ -62,13 +63,18 @@ class SmsSettings:
     sender: str  # SMS_FROM: an E.164 number of the account, or an alphanumeric sender id
     base_url: str | None = None  # None: the SDK's own (https://api.twilio.com)
     timeout: float = 15
+    # Where Twilio posts the message's delivery status (`outbox.feedback`): our public base URL's hook.
+    status_callback: str | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> SmsSettings:
+        from app.outbox.feedback import status_callback_url
+
         return cls(
             provider=config["SMS_PROVIDER"], account_sid=config["TWILIO_ACCOUNT_SID"],
             auth_token=config["TWILIO_AUTH_TOKEN"], sender=config["SMS_FROM"],
             base_url=config["TWILIO_BASE_URL"], timeout=config["SMS_TIMEOUT_SECONDS"],
+            status_callback=status_callback_url(config),
         )
 
     def secrets(self) -> list[str]:
@@ -142,8 +148,15 @@ class SmsChannel:
         text = render(message)
         check_text(text)
         self._http.token = message.idempotency_key
+        options: dict[str, Any] = {}
+        if self.settings.status_callback:
+            options["status_callback"] = self.settings.status_callback
         try:
-            self._client.messages.create(to=message.recipient, from_=self.settings.sender, body=text)
+            sent = self._client.messages.create(to=message.recipient, from_=self.settings.sender, body=text, **options)
+            # Twilio's id for it: its status callbacks name it (committed with the delivery, by the dispatcher).
+            message.provider_ref = sent.sid
+            message.provider_status = str(getattr(sent.status, "value", sent.status) or "queued")
+            message.provider_status_at = utcnow()
         except (TwilioException, requests.RequestException) as exc:
             raise twilio_failure(exc, self.settings.secrets()) from None
         finally:
@@ -164,7 +177,7 @@ def twilio_failure(exc: Exception, secrets: list[str]) -> DeliveryError:
         permanent = 400 <= exc.status < 500 and exc.code in PERMANENT_ERROR_CODES
         reason = f" ({PERMANENT_ERROR_CODES[exc.code]})" if permanent else ""
         return DeliveryError(_redact(f"Twilio answered {exc.status}, error {exc.code}{reason}: {detail}", secrets),
-                             permanent=permanent)
+                             permanent=permanent, code=str(exc.code) if exc.code is not None else None)
     return DeliveryError(_redact(f"{type(exc).__name__}: {exc}", secrets))
 
 

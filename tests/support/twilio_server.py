@@ -20,6 +20,16 @@ Knobs: `fail_next(status, times=n, code=..., retry_after=...)` answers the next 
 requests with that error (500, 429 with Retry-After, or any status and Twilio code) before any
 other check; `delay` holds every answer that many seconds (a timeout); `stop()` then `start()`
 again on the same port plays an outage. `requests` records every request the server received.
+
+Status callbacks, as Twilio sends them: for each accepted message with a `StatusCallback`, a signed
+form POST ("sent", then "delivered"; "undelivered" with error 30003 for a number in `undelivered`,
+"failed" with 30008 for one in `failed`) carrying MessageSid, MessageStatus, AccountSid, From, To,
+ApiVersion (and ErrorCode), signed in X-Twilio-Signature with the SDK's own algorithm
+(`RequestValidator.compute_signature`, keyed by the auth token). They wait in `pending_callbacks`
+until `send_callbacks()` (a test decides when they arrive; `shuffle`/`repeat` play out-of-order and
+repeated ones), or go out at once from a background thread with `auto_callbacks = True`. `transport`
+delivers them (default: an HTTP POST with requests; a test may post through Flask's test client).
+`reply(number, body, url)` sends a customer's signed inbound SMS (STOP, START) to our webhook.
 """
 
 from __future__ import annotations
@@ -30,12 +40,16 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+import requests
+from twilio.request_validator import RequestValidator
 
 from tests.support.serving import serve_in_thread, stop_serving
 from tests.support.smtp import free_port
@@ -101,6 +115,30 @@ class _State:
     invalid_numbers: set[str] = field(default_factory=set)
     opted_out: set[str] = field(default_factory=set)
     delay: float = 0
+    undelivered: set[str] = field(default_factory=set)
+    failed: set[str] = field(default_factory=set)
+    pending_callbacks: list[Callback] = field(default_factory=list)
+    auto_callbacks: bool = False
+    callback_delay: float = 0.5  # auto_callbacks: after the answer, so that the sender has recorded the SID
+    transport: Transport | None = None
+    callback_answers: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Callback:
+    """One signed request Twilio makes to our hooks."""
+
+    url: str
+    params: dict[str, str]
+    signature: str
+
+
+#: Delivers one callback: (url, form, headers) -> the HTTP status it was answered with.
+Transport = Callable[[str, dict[str, str], dict[str, str]], int]
+
+
+def _http_transport(url: str, params: dict[str, str], headers: dict[str, str]) -> int:
+    return requests.post(url, data=params, headers=headers, timeout=10).status_code
 
 
 class TwilioServer:
@@ -148,6 +186,57 @@ class TwilioServer:
         return {"SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": self.account_sid, "TWILIO_AUTH_TOKEN": self.auth_token,
                 "SMS_FROM": sender, "TWILIO_BASE_URL": self.base_url, "SMS_TIMEOUT_SECONDS": 5}
 
+    # --- status callbacks and replies -------------------------------------------------------------
+
+    @property
+    def undelivered(self) -> set[str]:
+        """Numbers whose messages end "undelivered" (error 30003, unreachable handset)."""
+        return self.state.undelivered
+
+    @property
+    def failed(self) -> set[str]:
+        """Numbers whose messages end "failed" (error 30008)."""
+        return self.state.failed
+
+    @property
+    def auto_callbacks(self) -> bool:
+        return self.state.auto_callbacks
+
+    @auto_callbacks.setter
+    def auto_callbacks(self, on: bool) -> None:
+        self.state.auto_callbacks = on
+
+    @property
+    def transport(self) -> Transport:
+        return self.state.transport or _http_transport
+
+    @transport.setter
+    def transport(self, transport: Transport | None) -> None:
+        self.state.transport = transport
+
+    @property
+    def pending_callbacks(self) -> list[Callback]:
+        with self.state.lock:
+            return list(self.state.pending_callbacks)
+
+    @property
+    def callback_answers(self) -> list[int]:
+        """The HTTP status our hooks answered each callback sent with."""
+        with self.state.lock:
+            return list(self.state.callback_answers)
+
+    def send_callbacks(self, *, order: Callable[[list[Callback]], list[Callback]] | None = None) -> list[int]:
+        """Send every pending callback (in `order`, if given: reversed, repeated ...) and return the answers."""
+        with self.state.lock:
+            due, self.state.pending_callbacks = self.state.pending_callbacks, []
+        return [_deliver_callback(self.state, callback) for callback in (order(due) if order else due)]
+
+    def reply(self, number: str, body: str, url: str, *, to: str = "+15005550006") -> int:
+        """A customer's SMS to our number, posted as Twilio's "a message comes in" webhook, signed."""
+        params = {"MessageSid": "SM" + secrets.token_hex(16), "AccountSid": self.account_sid, "From": number,
+                  "To": to, "Body": body, "NumMedia": "0", "ApiVersion": API_VERSION}
+        return _deliver_callback(self.state, sign(self.auth_token, url, params))
+
     # --- knobs and records ----------------------------------------------------------------------
 
     def fail_next(self, status: int, *, times: int = 1, code: int | None = None, message: str | None = None,
@@ -188,6 +277,7 @@ class TwilioServer:
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "FakeTwilio/2010-04-01"
+    protocol_version = "HTTP/1.1"  # keep-alive, as Twilio's API: the SDK's requests Session reuses its connection
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
         pass
@@ -217,6 +307,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(201, _create_message(state, form, headers.get("i-twilio-idempotency-token")))
         except TwilioError as error:
             self._send(error.status, error.body(), error.headers)
+            return
+        if state.auto_callbacks:  # after the answer, as Twilio does: the message exists on our side first
+            threading.Thread(target=_send_pending, args=(state,), daemon=True).start()
 
     def _authenticate(self, state: _State, authorization: str) -> None:
         scheme, _, encoded = authorization.partition(" ")
@@ -277,7 +370,48 @@ def _create_message(state: _State, form: dict[str, str], token: str | None) -> d
         state.messages.append(message)
         if token:
             state.by_token[token] = message
+        if form.get("StatusCallback"):
+            state.pending_callbacks.extend(_callbacks(state, message, form["StatusCallback"]))
     return _public(message)
+
+
+def sign(auth_token: str, url: str, params: dict[str, str]) -> Callback:
+    """A request to `url` signed as Twilio signs it (the SDK's own algorithm, HMAC-SHA1)."""
+    return Callback(url, params, RequestValidator(auth_token).compute_signature(url, params))
+
+
+def _callbacks(state: _State, message: dict[str, Any], url: str) -> list[Callback]:
+    to = message["to"]
+    final, error = ("undelivered", "30003") if to in state.undelivered else \
+        ("failed", "30008") if to in state.failed else ("delivered", None)
+    callbacks = []
+    for status in ("sent", final):
+        params = {"MessageSid": message["sid"], "SmsSid": message["sid"], "MessageStatus": status,
+                  "SmsStatus": status, "AccountSid": state.account_sid, "From": message["from"], "To": to,
+                  "ApiVersion": API_VERSION}
+        if status != "sent" and error:
+            params["ErrorCode"] = error
+        callbacks.append(sign(state.auth_token, url, params))
+    return callbacks
+
+
+def _deliver_callback(state: _State, callback: Callback) -> int:
+    transport = state.transport or _http_transport
+    try:
+        answer = transport(callback.url, callback.params, {"X-Twilio-Signature": callback.signature})
+    except requests.RequestException:
+        answer = 0
+    with state.lock:
+        state.callback_answers.append(answer)
+    return answer
+
+
+def _send_pending(state: _State) -> None:
+    time.sleep(state.callback_delay)
+    with state.lock:
+        due, state.pending_callbacks = state.pending_callbacks, []
+    for callback in due:
+        _deliver_callback(state, callback)
 
 
 def segments(body: str) -> int:

@@ -89,7 +89,9 @@ class TestDelivery:
         assert sent["idempotency_token"] == "sms:7"
         [request] = twilio.requests
         assert request.path == f"/2010-04-01/Accounts/{twilio.account_sid}/Messages.json"
-        assert request.form == {"To": NUMBER, "From": "+15005550006", "Body": "Amount due: 1,234.5"}
+        assert request.form == {"To": NUMBER, "From": "+15005550006", "Body": "Amount due: 1,234.5",
+                                "StatusCallback": "https://pay.example.test/hooks/twilio/status"}
+        assert message.provider_ref == sent["sid"] and message.provider_status == "queued"
 
     @pytest.mark.parametrize("locale, text", [
         ("en", "Amount due: 1,234.5"),
