@@ -447,6 +447,7 @@ def _create(creditor: Creditor, data: InvoiceIn, digest: str, actor: str) -> Inv
         period_end=data.period_end,
         currency=data.currency,
         summary=data.summary,
+        kind=data.kind,
         status=InvoiceStatus.OPEN,
         subtotal=sum(a[0] for a in amounts),
         vat_total=sum(a[1] for a in amounts),

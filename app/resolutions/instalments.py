@@ -10,7 +10,9 @@ from decimal import Decimal
 
 from app.billing.models import Invoice
 from app.money import round_half_up
+from app.resolutions.credit_cost import CreditCost, credit_cost
 from app.resolutions.models import Instalment, Resolution
+from app.resolutions.offer_rules import plans_fit
 
 PLAN_FIRST_DUE_DAYS = 14  # the first instalment is due in two weeks (or on the due date, if later)
 
@@ -29,15 +31,31 @@ class PlanOffer:
     fee: int
     interest: int
     schedule: tuple[tuple[date, int], ...]  # (due date, amount)
+    offered_on: date | None = None  # the day of the offer: the APR counts from it
 
     @property
     def total(self) -> int:
-        return self.principal + self.fee + self.interest
+        """What the customer pays in all: the sum of the schedule (the balance, the fee and the interest)."""
+        return sum(amount for _day, amount in self.schedule)
 
     @property
     def instalment(self) -> int:
         """The usual instalment (the first one carries any remainder)."""
         return self.schedule[-1][1]
+
+    @property
+    def first(self) -> int:
+        return self.schedule[0][1]
+
+    @property
+    def even(self) -> bool:
+        """Every instalment the same amount."""
+        return len({amount for _day, amount in self.schedule}) == 1
+
+    @property
+    def cost(self) -> CreditCost:
+        """The total cost of credit and the APR of this plan, counted from the day of the offer."""
+        return credit_cost(self.principal, self.offered_on or self.schedule[0][0], self.schedule)
 
 
 def plan_interest(principal: int, annual_bp: int, months: int) -> int:
@@ -61,14 +79,15 @@ def plan_offer(invoice: Invoice, months: int, today: date) -> PlanOffer:
     amounts = [part + remainder] + [part] * (months - 1)
     first_due = plan_first_due(invoice, today)
     schedule = tuple((add_months(first_due, k), amount) for k, amount in enumerate(amounts))
-    return PlanOffer(months, principal, creditor.plan_fee, interest, schedule)
+    return PlanOffer(months, principal, creditor.plan_fee, interest, schedule, today)
 
 
 def plan_offers(invoice: Invoice, today: date) -> list[PlanOffer]:
     """The plans the creditor's rules allow for this balance: 2 to plan_max_months monthly
-    instalments, none below plan_min_instalment."""
+    instalments, none below plan_min_instalment; none at all for a bill plans do not fit (its kind,
+    a balance below the least one: `offer_rules`)."""
     creditor = invoice.creditor
-    if invoice.balance <= 0 or creditor.plan_max_months < 2:
+    if invoice.balance <= 0 or creditor.plan_max_months < 2 or not plans_fit(invoice):
         return []
     offers = []
     for months in range(2, creditor.plan_max_months + 1):

@@ -29,6 +29,7 @@ from app.extensions import db
 from app.outbox.services import enqueue
 from app.resolutions.instalments import InstalmentState, plan_offers, plan_progress
 from app.resolutions.models import Kind, Resolution, Status
+from app.resolutions.offer_rules import offered, plans_fit
 from app.resolutions.pause import Dunning, dunning
 
 ACTOR = "customer"
@@ -135,15 +136,16 @@ def self_service(invoice: Invoice, today: date, resolutions: list[Resolution] | 
             found.payable_now, found.pay_reason = (None, None) if held else (undisputed, "undisputed")
     busy = found.open_dispute is not None or found.plan is not None or found.plan_request is not None
     settled_otherwise = found.promise is not None or found.deferral is not None
-    found.can = {
+    can = {
         "dispute": payable and found.open_dispute is None,
         "promise": payable and not busy and found.promise is None and found.deferral is None
         and creditor.promise_max_days > 0,
         "deferral": payable and not busy and found.promise is None and found.deferral is None
         and creditor.deferral_max_days > 0,
         "plan": payable and not busy and not settled_otherwise and bool(plan_offers(invoice, today)),
-        "plan_request": payable and not busy and not settled_otherwise,
+        "plan_request": payable and not busy and not settled_otherwise and plans_fit(invoice),
     }
+    found.can = {what: allowed and offered(invoice, what) for what, allowed in can.items()}
     return found
 
 
