@@ -53,7 +53,7 @@ class Creditor(Model):
     support_hours: Mapped[str | None] = mapped_column(String(200))
     support_url: Mapped[str | None] = mapped_column(String(500))
     # When the support desk calls customers back, as data ("mon-fri 07:00-19:00, sat 09:00-13:00"):
-    # app/support/hours.py reads it; None: its default hours.
+    # app/core/hours.py reads it; None: its default hours.
     callback_hours: Mapped[str | None] = mapped_column(String(200))
 
     # Legal footer.

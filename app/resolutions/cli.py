@@ -14,8 +14,8 @@ from app.models import utcnow
 from app.money import format_money
 from app.ops.jobs import record_success
 from app.resolutions import daily, deferrals, disputes
-from app.resolutions.offer_rules import plan_min_balance
 from app.resolutions.models import Resolution, Status
+from app.resolutions.offer_rules import plan_min_balance
 
 #: option -> (Creditor column, help). Money in minor units (øre, cent).
 RULES: dict[str, tuple[str, str]] = {

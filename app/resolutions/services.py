@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from app.billing.models import Invoice, InvoiceStatus
+from app.billing.services import DueState
 from app.errors import InvalidData
 from app.extensions import db
 from app.outbox.services import enqueue
@@ -147,6 +148,25 @@ def self_service(invoice: Invoice, today: date, resolutions: list[Resolution] | 
     }
     found.can = {what: allowed and offered(invoice, what) for what, allowed in can.items()}
     return found
+
+
+def shown_state(state: DueState, found: SelfService, today: date) -> DueState:
+    """What the bill page's status line says once the customer has arranged something: while a plan
+    runs, the plan (on track, or the instalment that is late) instead of the bill's own due date;
+    while a promise runs, the promised date instead of "due in 10 days"."""
+    if state.kind not in ("due", "due_today", "overdue"):
+        return state
+    if found.plan is not None and found.progress:
+        late = next((s for s in found.progress if s.state == "overdue"), None)
+        if late is not None:
+            return DueState("plan_late", (today - late.instalment.due_date).days, late.instalment.due_date, late.left)
+        upcoming = found.next_instalment
+        if upcoming is not None:
+            return DueState("plan", (upcoming.instalment.due_date - today).days, upcoming.instalment.due_date,
+                            upcoming.left)
+    if found.promise is not None and found.promise.new_date is not None and found.promise.new_date >= today:
+        return DueState("promised", (found.promise.new_date - today).days, found.promise.new_date)
+    return state
 
 
 def require(invoice: Invoice, what: str, today: date) -> SelfService:
