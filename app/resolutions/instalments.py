@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from app.billing.models import Invoice
+from app.core.dates import local_today
 from app.money import round_half_up
 from app.resolutions.credit_cost import CreditCost, credit_cost
 from app.resolutions.models import Instalment, Resolution
@@ -124,6 +125,16 @@ def plan_progress(plan: Resolution, invoice: Invoice, today: date) -> list[Insta
             state = "part_paid" if covered else "due"
         states.append(InstalmentState(instalment, covered, state))
     return states
+
+
+def plan_cost(plan: Resolution, country: str) -> CreditCost:
+    """The total cost of credit and the APR of a running plan: the balance it took over (its total less
+    its fee and interest) drawn down on the day it was recorded (a plan an agent granted: the day it
+    was asked for, which can only lower the rate shown by a few days' worth)."""
+    schedule = [(i.due_date, i.amount) for i in plan.instalments]
+    principal = (plan.amount or 0) - (plan.fee or 0) - (plan.interest or 0)
+    made = local_today(country, plan.created_at) if plan.created_at else schedule[0][0]
+    return credit_cost(principal, made, schedule)
 
 
 def next_instalment(plan: Resolution, invoice: Invoice, today: date) -> InstalmentState | None:

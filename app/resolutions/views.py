@@ -275,8 +275,9 @@ def resolution(public_id: str, access: BillAccess, reference: str):
     if found is None:
         return unavailable()  # the neutral page, as for any unknown id
     progress = instalments.plan_progress(found, invoice, today) if found.kind == Kind.PLAN else []
+    cost = instalments.plan_cost(found, invoice.creditor.country) if progress else None
     return render_template("resolutions/resolution.html", invoice=invoice, creditor=invoice.creditor,
-                           resolution=found, progress=progress, today=today)
+                           resolution=found, progress=progress, today=today, cost=cost)
 
 
 @bp.get("/b/<public_id>/r/<reference>/promise.ics")

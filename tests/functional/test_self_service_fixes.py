@@ -97,6 +97,15 @@ def test_while_a_plan_is_on_track_the_bill_shows_the_plan_not_overdue(client, ap
     assert "Instalment plan on track" in page and "Overdue by" not in page and "status-overdue" not in page
     first = plan.instalments[0]
     assert f"Next instalment: {format_money(first.amount, 'NOK', 'en')}" in page
+    details = client.get(f"{url}/r/{plan.reference}?lang=en").text  # the plan's page, as its e-mail, keeps the cost
+    assert "Total cost of credit" in details and "Effective annual rate" in details
+    from app.outbox.models import OutboxMessage
+    from app.resolutions.emails import plan_accepted
+
+    assert db.session.scalar(select(OutboxMessage.kind).where(OutboxMessage.kind == "resolution.plan_accepted"))
+    with app.test_request_context():
+        facts = dict(plan_accepted(db.session.get(Resolution, plan.id), {}).facts)
+    assert "Total cost of credit" in facts and facts["Effective annual rate"].endswith("\xa0%")
 
 
 # --- customers 4: a promise or more time ----------------------------------------------------------------
