@@ -17,7 +17,7 @@ from app.debt_collection.services import active_case
 from app.dunning.outlook import default_notice_date, outlook
 from app.payments.providers import PayOption, pay_options
 from app.payments.receipts import receipt_refs
-from app.resolutions.services import SelfService, self_service
+from app.resolutions.services import SelfService, self_service, shown_state
 from app.support.services import threads_for
 
 # A bill page lists at most this many ordinary lines (plus every fee); longer bills link to
@@ -74,6 +74,7 @@ def bill_page_context(invoice: Invoice, today: date, *, has_resolutions: bool = 
     the customer owes the creditor other bills (the page lists them; the access read knows)."""
     found, case = self_service_now(invoice, today, None if has_resolutions else [])
     context = bill_facts(invoice, today, found.payable_now)
+    context["state"] = shown_state(context["state"], found, today)
     context["lines"], context["hidden_lines"] = visible_lines(invoice.lines)
     context["found"], context["threads"] = found, threads_for(invoice.id) if has_threads else []
     context["pay_amount"], context["pay_reason"] = found.payable_now, found.pay_reason

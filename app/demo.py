@@ -80,7 +80,8 @@ def demo_creditors() -> list[CreditorInput]:
             slug="fjordlys", name="Fjordlys Energi AS", country="NO", default_locale="nb", currency="NOK",
             brand_primary="#0b5563", brand_accent="#b45309",
             support_email="kundeservice@fjordlys.example", support_phone="+47 21 49 30 00",
-            support_hours="Hverdager 08–20, lørdag 10–15", support_url="https://www.fjordlys.example/kundeservice",
+            support_hours="Hverdager 08–20, lørdag 10–15", callback_hours="mon-fri 08:00-20:00, sat 10:00-15:00",
+            support_url="https://www.fjordlys.example/kundeservice",
             org_number="926 481 509 MVA", address="Dronning Eufemias gate 16, 0191 Oslo",
             bank_account_no="15032080119", reference_scheme="kid_mod10",
         ),
@@ -88,7 +89,7 @@ def demo_creditors() -> list[CreditorInput]:
             slug="lindenau", name="Stadtwerke Lindenau GmbH", country="DE", default_locale="de", currency="EUR",
             brand_primary="#1d4e89", brand_accent="#0f766e",
             support_email="service@stadtwerke-lindenau.example", support_phone="+49 341 4927 3000",
-            support_hours="Mo–Fr 7–19 Uhr, Sa 9–13 Uhr",
+            support_hours="Mo–Fr 7–19 Uhr, Sa 9–13 Uhr", callback_hours="mon-fri 07:00-19:00, sat 09:00-13:00",
             support_url="https://www.stadtwerke-lindenau.example/service",
             org_number="HRB 31847, AG Leipzig", address="Lützner Straße 179, 04179 Leipzig",
             iban="DE89370400440532013000", bic="COBADEFFXXX", reference_scheme="rf",
@@ -97,7 +98,8 @@ def demo_creditors() -> list[CreditorInput]:
             slug="shamrock", name="Shamrock Mobile Ltd", country="IE", default_locale="en", currency="EUR",
             brand_primary="#006b3f", brand_accent="#c2410c",
             support_email="help@shamrockmobile.example", support_phone="+353 1 903 4400",
-            support_hours="Mon–Fri 8am–8pm, Sat 9am–5pm", support_url="https://www.shamrockmobile.example/help",
+            support_hours="Mon–Fri 8am–8pm, Sat 9am–5pm", callback_hours="mon-fri 08:00-20:00, sat 09:00-17:00",
+            support_url="https://www.shamrockmobile.example/help",
             org_number="CRO 612345", address="Harcourt Centre, Harcourt Street, Dublin 2, D02 HW77",
             iban="IE29AIBK93115212345678", bic="AIBKIE2D", reference_scheme="rf",
         ),
@@ -125,9 +127,10 @@ DEMO_RULES: dict[str, dict[str, int | bool]] = {
     # A German municipal utility: no fees, longer plans, € 25 at least; the undisputed part is held.
     "lindenau": {"promise_max_days": 21, "grace_days": 5, "deferral_max_days": 30, "deferral_max_count": 2,
                  "plan_max_months": 12, "plan_min_instalment": 2500, "dispute_partial_payable": False},
-    # An Irish telecom: € 5 for more time, three months at most.
+    # An Irish telecom: € 5 for more time, three months at most, arrears from € 30 spread (its late
+    # fee's note says so), below the portal's € 100 default.
     "shamrock": {"promise_max_days": 10, "grace_days": 2, "deferral_max_days": 7, "deferral_fee": 500,
-                 "plan_max_months": 3, "plan_min_instalment": 1000},
+                 "plan_max_months": 3, "plan_min_instalment": 1000, "plan_min_balance": 3000},
 }
 
 
@@ -214,10 +217,10 @@ def _month_before(day: date) -> tuple[date, date]:
 
 
 def _invoice(number: str, customer: DemoCustomer, lines: list[dict], *, issued: date, due: date, currency: str,
-             summary: str, period: tuple[date, date] | None = None) -> dict:
+             summary: str, period: tuple[date, date] | None = None, kind: str = "standard") -> dict:
     payload = {
         "number": number, "issue_date": issued.isoformat(), "due_date": due.isoformat(), "currency": currency,
-        "summary": summary, "customer": customer.payload(), "lines": lines, "total": _gross(lines),
+        "summary": summary, "customer": customer.payload(), "lines": lines, "total": _gross(lines), "kind": kind,
     }
     if period:
         payload["period_start"], payload["period_end"] = period[0].isoformat(), period[1].isoformat()
@@ -348,8 +351,9 @@ def lindenau_one_line(number: str, today: date) -> dict:
         _line(f"Abschlag Strom {month}", 7479, GERMANY_VAT, unit="Monat",
               note="Monatlicher Abschlag; die Jahresabrechnung verrechnet ihn mit Ihrem tatsächlichen Verbrauch."),
     ]
+    # An on-account payment: the yearly statement settles it, so it is never split into instalments.
     return _invoice(number, MEHMET, lines, issued=issued, due=due, currency="EUR",
-                    summary=f"Abschlag Strom {month}")
+                    summary=f"Abschlag Strom {month}", kind="on_account")
 
 
 def lindenau_bakery(number: str, today: date) -> dict:
@@ -375,9 +379,10 @@ def lindenau_bakery(number: str, today: date) -> dict:
 
 
 def lindenau_cooperative(number: str, today: date) -> dict:
-    """200 lines: cold water and heat for 100 flats in four buildings."""
-    due = today + timedelta(days=21)
-    issued = due - timedelta(days=14)
+    """200 lines: cold water and heat for 100 flats in four buildings; issued three days ago, due in
+    30 days (a business's terms), never issued in the future."""
+    issued = today - timedelta(days=3)
+    due = issued + timedelta(days=30)
     period = _month_before(issued)
     p = _period(*period)
     rng = random.Random(number)
@@ -441,7 +446,7 @@ DEMO_INVOICES: tuple[DemoInvoice, ...] = (
     DemoInvoice("partly_paid", "fjordlys", "4100203", "electricity", fjordlys_partly_paid, paid_percent=40),
     DemoInvoice("due_soon_de", "lindenau", "SWL-10451", "electricity and water", lindenau_due_soon),
     DemoInvoice("overdue_de", "lindenau", "SWL-10388", "electricity and water", lindenau_overdue),
-    DemoInvoice("one_line", "lindenau", "SWL-10467", "monthly instalment", lindenau_one_line),
+    DemoInvoice("one_line", "lindenau", "SWL-10467", "monthly on-account payment", lindenau_one_line),
     DemoInvoice("long", "lindenau", "SWL-10502", "bakery, daily metered electricity", lindenau_bakery),
     DemoInvoice("two_hundred_lines", "lindenau", "SWL-10530", "water and heat for 100 flats",
                 lindenau_cooperative),

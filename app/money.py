@@ -77,6 +77,11 @@ def format_rate(basis_points: int, locale: str) -> str:
     return format_decimal(Decimal(basis_points) / 100, format="#,##0.##", locale=locale) + "\u00a0%"
 
 
+def format_percent_1(percent: Decimal, locale: str) -> str:
+    """A percentage with one decimal place, as an APR is shown ('12.7 %', '12,7 %')."""
+    return format_decimal(percent, format="#,##0.0", locale=locale) + "\u00a0%"
+
+
 AMOUNT_TYPED = re.compile(r"\d{1,12}([.,]\d{1,3})?")
 
 

@@ -12,7 +12,7 @@ from flask import Response, current_app
 from flask.blueprints import BlueprintSetupState
 
 from app.api.schemas import CancelIn, ContactIn, CustomerDunningIn, InvoiceDunningIn, LinkIn, ReminderIn
-from app.billing.models import CUSTOMER_KINDS, LINE_KINDS, InvoiceStatus
+from app.billing.models import CUSTOMER_KINDS, LINE_KINDS, InvoiceKind, InvoiceStatus
 from app.billing.schemas import INVOICE_NUMBER, InvoiceIn
 from app.i18n import SUPPORTED_LOCALES
 
@@ -303,6 +303,8 @@ def _response_schemas() -> dict:
                 "period_start": _nullable(DATE),
                 "period_end": _nullable(DATE),
                 "summary": _nullable(STRING),
+                "kind": {"type": "string", "enum": list(InvoiceKind.values()),
+                         "description": "standard, on_account (a regular on-account payment) or prepayment"},
                 "payment_reference": {"type": "string", "description": "KID or RF reference for bank transfers"},
                 "subtotal": {**AMOUNT, "description": "Sum of the lines' net amounts, minor units"},
                 "vat_total": {**AMOUNT, "description": "Sum of the lines' VAT, minor units"},

@@ -136,6 +136,7 @@ def invoice_json(invoice: Invoice, events: list[InvoiceEvent], dunning: DunningS
         "period_start": _date(invoice.period_start),
         "period_end": _date(invoice.period_end),
         "summary": invoice.summary,
+        "kind": invoice.kind,
         "payment_reference": invoice.payment_reference,
         "subtotal": invoice.subtotal,
         "vat_total": invoice.vat_total,

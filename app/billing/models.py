@@ -72,6 +72,20 @@ class InvoiceStatus(Labelled):
         }
 
 
+class InvoiceKind(Labelled):
+    """What a bill is for, as far as self-service cares (app/resolutions/offer_rules.py): an ordinary
+    bill, an on-account payment (a monthly Abschlag/a konto, settled by the yearly statement) or a
+    prepayment (paid before the service)."""
+
+    STANDARD = "standard"
+    ON_ACCOUNT = "on_account"
+    PREPAYMENT = "prepayment"
+
+    @classmethod
+    def words(cls) -> dict[str, str]:
+        return {cls.STANDARD: _("bill"), cls.ON_ACCOUNT: _("on-account payment"), cls.PREPAYMENT: _("prepayment")}
+
+
 class Customer(Model):
     __tablename__ = "customers"
     __table_args__ = (
@@ -126,6 +140,7 @@ class Invoice(Model):
         CheckConstraint("amount_paid >= 0", name="paid_not_negative"),
         CheckConstraint("due_date >= issue_date", name="due_after_issue"),
         CheckConstraint(InvoiceStatus.sql_in("status"), name="status"),
+        CheckConstraint(InvoiceKind.sql_in("kind"), name="kind"),
         # The dunning run's candidates: one range scan (app.dunning.worker).
         Index("ix_invoices_dunning_next_on", "creditor_id", "dunning_next_on", "customer_id",
               postgresql_where=text("dunning_next_on IS NOT NULL"), sqlite_where=text("dunning_next_on IS NOT NULL")),
@@ -146,6 +161,7 @@ class Invoice(Model):
     currency: Mapped[str] = mapped_column(String(3))
     payment_reference: Mapped[str] = mapped_column(String(35))
     status: Mapped[str] = mapped_column(String(20), default=InvoiceStatus.OPEN)
+    kind: Mapped[str] = mapped_column(String(16), default=InvoiceKind.STANDARD, server_default=InvoiceKind.STANDARD)
     summary: Mapped[str | None] = mapped_column(String(300))
     subtotal: Mapped[int] = mapped_column(BigInteger)  # net, minor units
     vat_total: Mapped[int] = mapped_column(BigInteger)

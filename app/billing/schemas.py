@@ -23,7 +23,7 @@ from pydantic import (
     field_validator,
 )
 
-from app.billing.models import CUSTOMER_KINDS, LINE_KINDS
+from app.billing.models import CUSTOMER_KINDS, LINE_KINDS, InvoiceKind
 from app.core.orgnumbers import org_number
 from app.core.validation import E164, is_email
 from app.creditors.references import is_valid_reference
@@ -45,6 +45,8 @@ def _period_end_after_start(cls, end: date | None, info: ValidationInfo) -> date
         raise ValueError("period_end is before period_start")
     return end
 
+
+INVOICE_KINDS = InvoiceKind.values()
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -190,6 +192,10 @@ class InvoiceIn(_Strict):
     currency: str = Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$",
                           description="ISO 4217 code of a currency in use today (upper case): NOK, EUR, SEK...")
     summary: str | None = Field(None, max_length=300)
+    kind: Literal[INVOICE_KINDS] = Field(  # type: ignore[valid-type]
+        "standard", description="standard: an ordinary bill; on_account: a regular on-account payment settled by a "
+                                "later statement; prepayment: paid before the service. On-account payments and "
+                                "prepayments are never offered instalment plans.")
     period_start: date | None = None
     period_end: date | None = None
     payment_reference: str | None = Field(None, max_length=35)

@@ -463,6 +463,7 @@ def _create(creditor: Creditor, data: InvoiceIn, digest: str, actor: str) -> Inv
         period_end=data.period_end,
         currency=data.currency,
         summary=data.summary,
+        kind=data.kind,
         status=InvoiceStatus.OPEN,
         subtotal=sum(a[0] for a in amounts),
         vat_total=sum(a[1] for a in amounts),
@@ -518,10 +519,14 @@ def payments_received(invoice_id: int) -> list[InvoiceEvent]:
 
 @dataclass(frozen=True)
 class DueState:
-    """What the status line says: kind is due, due_today, overdue, paid, disputed, on_hold or in_collection."""
+    """What the status line says: kind is due, due_today, overdue, paid, disputed, on_hold or in_collection;
+    the bill page's self-service state may say plan, plan_late or promised instead
+    (`resolutions.services.shown_state`), with the date and amount it is about."""
 
     kind: str
     days: int = 0
+    on: date | None = None
+    amount: int | None = None
 
 
 def due_state(invoice: Invoice, today: date) -> DueState:

@@ -35,6 +35,9 @@ FIELD_OPTIONS: tuple[tuple[str, str, str, dict], ...] = (
     ("--support-email", "support_email", "Support e-mail address.", {}),
     ("--support-phone", "support_phone", "Support phone, E.164 (spaces allowed), e.g. '+47 22 33 44 55'.", {}),
     ("--support-hours", "support_hours", "Opening hours as customers should read them.", {}),
+    ("--callback-hours", "callback_hours", "When the support desk calls customers back, e.g. 'mon-fri "
+     "07:00-19:00, sat 09:00-13:00' (public holidays closed unless 'holidays 10:00-14:00' is given; default "
+     "mon-fri 08:00-20:00).", {}),
     ("--support-url", "support_url", "Support web page.", {}),
     ("--org-number", "org_number", "Organisation or company register number.", {}),
     ("--address", "address", "Postal address for the footer.", {}),

@@ -52,6 +52,9 @@ class Creditor(Model):
     support_phone: Mapped[str | None] = mapped_column(String(32))
     support_hours: Mapped[str | None] = mapped_column(String(200))
     support_url: Mapped[str | None] = mapped_column(String(500))
+    # When the support desk calls customers back, as data ("mon-fri 07:00-19:00, sat 09:00-13:00"):
+    # app/core/hours.py reads it; None: its default hours.
+    callback_hours: Mapped[str | None] = mapped_column(String(200))
 
     # Legal footer.
     org_number: Mapped[str | None] = mapped_column(String(32))
@@ -80,6 +83,8 @@ class Creditor(Model):
     deferral_fee: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     plan_max_months: Mapped[int] = mapped_column(Integer, default=6, server_default="6")
     plan_min_instalment: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # The least balance a plan is offered for; 0: its currency's (app/resolutions/offer_rules.py).
+    plan_min_balance: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     plan_fee: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     plan_interest_bp: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # a year; 1000 = 10 %
 

@@ -14,6 +14,7 @@ from stdnum import bic as stdnum_bic
 from stdnum import iban as stdnum_iban
 from stdnum.no import kontonr
 
+from app.core.hours import hours_text, parse_hours
 from app.core.validation import E164, is_email, web_address_problem
 from app.creditors.brand import contrast_ratio, ensure_contrast, parse_hex, to_hex
 from app.creditors.models import REFERENCE_SCHEMES, STEP_UP_MODES, ApiKey, Creditor
@@ -43,6 +44,7 @@ class CreditorInput:
     support_email: str | None = None
     support_phone: str | None = None
     support_hours: str | None = None
+    callback_hours: str | None = None
     support_url: str | None = None
     org_number: str | None = None
     address: str | None = None
@@ -82,6 +84,12 @@ def validate_creditor(data: CreditorInput) -> CreditorInput:
         errors["step_up_mode"] = f"one of {', '.join(STEP_UP_MODES)}"
     for name in ("legal_name", "support_hours", "support_url", "org_number", "address"):
         setattr(data, name, _clean(getattr(data, name)))
+    data.callback_hours = _clean(data.callback_hours)
+    if data.callback_hours:
+        try:
+            data.callback_hours = hours_text(parse_hours(data.callback_hours))
+        except ValueError as exc:
+            errors["callback_hours"] = str(exc)
     problem = web_address_problem(data.support_url) if data.support_url else None
     if problem:
         errors["support_url"] = problem

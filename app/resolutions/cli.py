@@ -15,6 +15,7 @@ from app.money import format_money
 from app.ops.jobs import record_success
 from app.resolutions import daily, deferrals, disputes
 from app.resolutions.models import Resolution, Status
+from app.resolutions.offer_rules import plan_min_balance
 
 #: option -> (Creditor column, help). Money in minor units (øre, cent).
 RULES: dict[str, tuple[str, str]] = {
@@ -26,6 +27,8 @@ RULES: dict[str, tuple[str, str]] = {
     "--deferral-fee": ("deferral_fee", "Fee for a deferral, in minor units."),
     "--plan-max-months": ("plan_max_months", "Most monthly instalments (below 2: no instalment plans)."),
     "--plan-min-instalment": ("plan_min_instalment", "Smallest instalment, in minor units."),
+    "--plan-min-balance": ("plan_min_balance", "Least balance a plan is offered for, in minor units (0: the "
+                                               "currency's, see docs/instalments.md)."),
     "--plan-fee": ("plan_fee", "Fee for an instalment plan, in minor units."),
     "--plan-interest-bp": ("plan_interest_bp", "Yearly interest on a plan, in basis points (1000 = 10 %)."),
 }
@@ -62,7 +65,8 @@ def rules(slug: str, undisputed_payable: bool | None, **given):
     click.echo(f"  deferral: up to {creditor.deferral_max_days} days, {creditor.deferral_max_count} time(s), "
                f"fee {format_money(creditor.deferral_fee, cur, 'en')}")
     click.echo(f"  instalments: up to {creditor.plan_max_months} months, at least "
-               f"{format_money(creditor.plan_min_instalment, cur, 'en')} each, fee "
+               f"{format_money(creditor.plan_min_instalment, cur, 'en')} each, for balances from "
+               f"{format_money(plan_min_balance(creditor), cur, 'en')}, fee "
                f"{format_money(creditor.plan_fee, cur, 'en')}, interest {creditor.plan_interest_bp / 100:g} % a year")
     click.echo(f"  undisputed part payable during a dispute: {'yes' if creditor.dispute_partial_payable else 'no'}")
 

@@ -12,14 +12,16 @@ from datetime import timedelta
 from flask_babel import gettext as _
 
 from app.extensions import db
+from app.money import format_percent_1
 from app.outbox.base import DeliveryError
 from app.outbox.email import Notice, RenderedEmail, notice_email
 from app.outbox.models import OutboxMessage
 from app.payments.receipts import with_bill_link
 from app.resolutions.calendar import event_ics
+from app.resolutions.instalments import plan_cost
 from app.resolutions.models import Resolution
+from app.templating import current_format_locale, money
 from app.templating import date_filter as fmt_date
-from app.templating import money
 
 ACTOR = "resolution_email"
 
@@ -263,6 +265,10 @@ def plan_accepted(plan: Resolution, payload: dict) -> Notice:
         facts.append((_("Of which the plan fee"), money(plan.fee, cur)))
     if plan.interest:
         facts.append((_("Of which interest"), money(plan.interest, cur)))
+    if plan.instalments:
+        cost = plan_cost(plan, plan.invoice.creditor.country)
+        facts += [(_("Total cost of credit"), money(cost.cost, cur)),
+                  (_("Effective annual rate"), format_percent_1(cost.apr, current_format_locale()))]
     return _customer(
         plan, _("Your instalment plan"), _("Your instalment plan is set up"),
         [_("Pay each instalment by its date from the bill page or by bank transfer with the bill's reference. "

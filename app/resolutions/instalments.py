@@ -9,8 +9,11 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from app.billing.models import Invoice
+from app.core.dates import local_today
 from app.money import round_half_up
+from app.resolutions.credit_cost import CreditCost, credit_cost
 from app.resolutions.models import Instalment, Resolution
+from app.resolutions.offer_rules import plans_fit
 
 PLAN_FIRST_DUE_DAYS = 14  # the first instalment is due in two weeks (or on the due date, if later)
 
@@ -29,15 +32,31 @@ class PlanOffer:
     fee: int
     interest: int
     schedule: tuple[tuple[date, int], ...]  # (due date, amount)
+    offered_on: date | None = None  # the day of the offer: the APR counts from it
 
     @property
     def total(self) -> int:
-        return self.principal + self.fee + self.interest
+        """What the customer pays in all: the sum of the schedule (the balance, the fee and the interest)."""
+        return sum(amount for _day, amount in self.schedule)
 
     @property
     def instalment(self) -> int:
         """The usual instalment (the first one carries any remainder)."""
         return self.schedule[-1][1]
+
+    @property
+    def first(self) -> int:
+        return self.schedule[0][1]
+
+    @property
+    def even(self) -> bool:
+        """Every instalment the same amount."""
+        return len({amount for _day, amount in self.schedule}) == 1
+
+    @property
+    def cost(self) -> CreditCost:
+        """The total cost of credit and the APR of this plan, counted from the day of the offer."""
+        return credit_cost(self.principal, self.offered_on or self.schedule[0][0], self.schedule)
 
 
 def plan_interest(principal: int, annual_bp: int, months: int) -> int:
@@ -61,14 +80,15 @@ def plan_offer(invoice: Invoice, months: int, today: date) -> PlanOffer:
     amounts = [part + remainder] + [part] * (months - 1)
     first_due = plan_first_due(invoice, today)
     schedule = tuple((add_months(first_due, k), amount) for k, amount in enumerate(amounts))
-    return PlanOffer(months, principal, creditor.plan_fee, interest, schedule)
+    return PlanOffer(months, principal, creditor.plan_fee, interest, schedule, today)
 
 
 def plan_offers(invoice: Invoice, today: date) -> list[PlanOffer]:
     """The plans the creditor's rules allow for this balance: 2 to plan_max_months monthly
-    instalments, none below plan_min_instalment."""
+    instalments, none below plan_min_instalment; none at all for a bill plans do not fit (its kind,
+    a balance below the least one: `offer_rules`)."""
     creditor = invoice.creditor
-    if invoice.balance <= 0 or creditor.plan_max_months < 2:
+    if invoice.balance <= 0 or creditor.plan_max_months < 2 or not plans_fit(invoice):
         return []
     offers = []
     for months in range(2, creditor.plan_max_months + 1):
@@ -105,6 +125,16 @@ def plan_progress(plan: Resolution, invoice: Invoice, today: date) -> list[Insta
             state = "part_paid" if covered else "due"
         states.append(InstalmentState(instalment, covered, state))
     return states
+
+
+def plan_cost(plan: Resolution, country: str) -> CreditCost:
+    """The total cost of credit and the APR of a running plan: the balance it took over (its total less
+    its fee and interest) drawn down on the day it was recorded (a plan an agent granted: the day it
+    was asked for, which can only lower the rate shown by a few days' worth)."""
+    schedule = [(i.due_date, i.amount) for i in plan.instalments]
+    principal = (plan.amount or 0) - (plan.fee or 0) - (plan.interest or 0)
+    made = local_today(country, plan.created_at) if plan.created_at else schedule[0][0]
+    return credit_cost(principal, made, schedule)
 
 
 def next_instalment(plan: Resolution, invoice: Invoice, today: date) -> InstalmentState | None:

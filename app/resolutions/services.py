@@ -24,11 +24,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from app.billing.models import Invoice, InvoiceStatus
+from app.billing.services import DueState
 from app.errors import InvalidData
 from app.extensions import db
 from app.outbox.services import enqueue
 from app.resolutions.instalments import InstalmentState, plan_offers, plan_progress
 from app.resolutions.models import Kind, Resolution, Status
+from app.resolutions.offer_rules import offered, plans_fit
 from app.resolutions.pause import Dunning, dunning
 
 ACTOR = "customer"
@@ -135,16 +137,36 @@ def self_service(invoice: Invoice, today: date, resolutions: list[Resolution] | 
             found.payable_now, found.pay_reason = (None, None) if held else (undisputed, "undisputed")
     busy = found.open_dispute is not None or found.plan is not None or found.plan_request is not None
     settled_otherwise = found.promise is not None or found.deferral is not None
-    found.can = {
+    can = {
         "dispute": payable and found.open_dispute is None,
         "promise": payable and not busy and found.promise is None and found.deferral is None
         and creditor.promise_max_days > 0,
         "deferral": payable and not busy and found.promise is None and found.deferral is None
         and creditor.deferral_max_days > 0,
         "plan": payable and not busy and not settled_otherwise and bool(plan_offers(invoice, today)),
-        "plan_request": payable and not busy and not settled_otherwise,
+        "plan_request": payable and not busy and not settled_otherwise and plans_fit(invoice),
     }
+    found.can = {what: allowed and offered(invoice, what) for what, allowed in can.items()}
     return found
+
+
+def shown_state(state: DueState, found: SelfService, today: date) -> DueState:
+    """What the bill page's status line says once the customer has arranged something: while a plan
+    runs, the plan (on track, or the instalment that is late) instead of the bill's own due date;
+    while a promise runs, the promised date instead of "due in 10 days"."""
+    if state.kind not in ("due", "due_today", "overdue"):
+        return state
+    if found.plan is not None and found.progress:
+        late = next((s for s in found.progress if s.state == "overdue"), None)
+        if late is not None:
+            return DueState("plan_late", (today - late.instalment.due_date).days, late.instalment.due_date, late.left)
+        upcoming = found.next_instalment
+        if upcoming is not None:
+            return DueState("plan", (upcoming.instalment.due_date - today).days, upcoming.instalment.due_date,
+                            upcoming.left)
+    if found.promise is not None and found.promise.new_date is not None and found.promise.new_date >= today:
+        return DueState("promised", (found.promise.new_date - today).days, found.promise.new_date)
+    return state
 
 
 def require(invoice: Invoice, what: str, today: date) -> SelfService:

@@ -23,9 +23,10 @@ from app.errors import InvalidData
 from app.extensions import db, limiter
 from app.i18n import language_switch, select_locale
 from app.models import utcnow
+from app.money import format_percent_1
 from app.portal.access import bill_required, load_bill_or_404, unavailable
 from app.portal.services import BillAccess
-from app.resolutions import deferrals, disputes, instalments, plans, promises, services
+from app.resolutions import deferrals, disputes, instalments, offer_rules, plans, promises, services
 from app.resolutions.emails import promise_ics, reason_label
 from app.resolutions.forms import (
     DeferralForm,
@@ -41,6 +42,7 @@ from app.resolutions.models import Kind, Resolution
 from app.security import SHOWING, accepts_uploads
 from app.support.attachments import read_upload
 from app.support.forms import attachment_problem
+from app.templating import current_format_locale
 
 bp = Blueprint("resolutions", __name__)
 bp.before_request(language_switch)  # ?lang=xx, and no-store, as on every customer page
@@ -49,6 +51,12 @@ bp.before_request(language_switch)  # ?lang=xx, and no-store, as on every custom
 @bp.app_context_processor
 def _words():
     return {"reason_label": reason_label}
+
+
+@bp.app_template_filter("apr")
+def apr_filter(percent) -> str:
+    """An APR (percent, one decimal place) in the page's language."""
+    return format_percent_1(percent, current_format_locale())
 
 
 def _limit() -> str:
@@ -69,18 +77,26 @@ def _fresh(form: SelfServiceForm) -> SelfServiceForm:
 def _page(template: str, what: str, invoice: Invoice, form, today: date, status: int = 200, **context):
     """The flow's page; when the option is not open to this bill now (paid, a promise running...),
     the page says so instead of showing a form that could only fail."""
-    available = services.self_service(invoice, today).can.get(what, False)
+    can = services.self_service(invoice, today).can
+    available = can.get(what, False)
     if not available and not context.get("page_problem"):
         context["page_problem"] = _unavailable_words(invoice, what, today)
     return render_template(
         f"resolutions/{template}", invoice=invoice, creditor=invoice.creditor, form=form, today=today,
-        available=available, **context,
+        available=available, can=can, **context,
     ), status
 
 
 def _unavailable_words(invoice: Invoice, what: str, today: date) -> str:
     if invoice.balance <= 0:
         return _("This bill is paid, so there is nothing to do here.")
+    if what in ("plan", "plan_request") and services.is_payable(invoice) and not offer_rules.offered(invoice, "plan"):
+        return _("An on-account payment or a prepayment cannot be split into instalments. If paying it now is hard, "
+                 "you can choose a later date, or contact us.")
+    if what in ("plan", "plan_request") and services.is_payable(invoice) and not offer_rules.plans_fit(invoice):
+        return _("Bills under %(amount)s cannot be split into instalments. If paying it now is hard, you can choose "
+                 "a later date, or contact us.", amount=current_app.jinja_env.filters["money"](
+                     offer_rules.plan_min_balance(invoice.creditor, invoice.currency), invoice.currency))
     if what == "plan" and services.is_payable(invoice) and not instalments.plan_offers(invoice, today):
         return _("This bill cannot be split into instalments online. Please contact us, and we will find a "
                  "solution together.")
@@ -259,8 +275,9 @@ def resolution(public_id: str, access: BillAccess, reference: str):
     if found is None:
         return unavailable()  # the neutral page, as for any unknown id
     progress = instalments.plan_progress(found, invoice, today) if found.kind == Kind.PLAN else []
+    cost = instalments.plan_cost(found, invoice.creditor.country) if progress else None
     return render_template("resolutions/resolution.html", invoice=invoice, creditor=invoice.creditor,
-                           resolution=found, progress=progress, today=today)
+                           resolution=found, progress=progress, today=today, cost=cost)
 
 
 @bp.get("/b/<public_id>/r/<reference>/promise.ics")

@@ -6,15 +6,19 @@ reply: an agent's answer to the customer."""
 
 from __future__ import annotations
 
+from datetime import date, time
+
+from babel.dates import format_date, format_time
 from flask_babel import gettext as _
 
 from app.extensions import db
+from app.i18n import country_zone
 from app.outbox.base import DeliveryError
 from app.outbox.email import Notice, RenderedEmail, notice_email
 from app.outbox.models import OutboxMessage
 from app.payments.receipts import with_bill_link
 from app.support.models import SupportMessage, SupportRequest
-from app.templating import date_filter as fmt_date
+from app.templating import current_format_locale
 
 ACTOR = "support_email"
 
@@ -29,17 +33,56 @@ def topic_label(topic: str) -> str:
     }.get(topic, topic)
 
 
+#: How a clock time is written in a sentence, by language (Babel patterns): "16.00" is the Norwegian
+#: Language Council's way, "16:00 Uhr" the German (DIN 5008); English reads "4:00 pm".
+TIME_PATTERNS = {"nb": "HH.mm", "de": "HH:mm"}
+#: The windows of call backs asked for before they kept their start and end (migration 0019).
+STANDARD_WINDOWS = {"morning": (time(8), time(12)), "afternoon": (time(12), time(16)), "evening": (time(16), time(20))}
+
+
+def window_words(start: time, end: time) -> str:
+    """A window of the day in words, in the current language: "between 4:00 and 8:00 pm",
+    "zwischen 16:00 und 20:00 Uhr", "mellom kl. 16.00 og 20.00"."""
+    locale = current_format_locale()
+    pattern = TIME_PATTERNS.get(locale.split("_")[0])
+    if pattern is None:  # English: the am/pm once when both are in the same half of the day
+        same_half = (start.hour < 12) == (end.hour < 12)
+        first = format_time(start, "h:mm" if same_half else "h:mm a", locale=locale).lower()
+        last = format_time(end, "h:mm a", locale=locale).lower()
+    else:
+        first, last = format_time(start, pattern, locale=locale), format_time(end, pattern, locale=locale)
+    return _("between %(start)s and %(end)s", start=first, end=last)
+
+
 def window_label(window: str | None) -> str:
-    """A call-back window in the creditor's local hours."""
-    labels = {"morning": _("08:00–12:00"), "afternoon": _("12:00–16:00"), "evening": _("16:00–20:00")}
-    return labels.get(window or "", "")
+    """A window by its name alone (a call back asked for before windows kept their hours)."""
+    span = STANDARD_WINDOWS.get(window or "")
+    return window_words(*span) if span else ""
+
+
+def callback_words(request: SupportRequest) -> str:
+    """The day and window of a call back, in the creditor's time zone: "Monday, December 7, 2026, between
+    7:00 am and 12:00 pm"."""
+    if request.callback_date is None:
+        return ""
+    if request.callback_start is not None and request.callback_end is not None:
+        zone = country_zone(request.invoice.creditor.country)
+        start, end = request.callback_start.astimezone(zone), request.callback_end.astimezone(zone)
+        window = window_words(start.time(), end.time())
+    else:
+        window = window_label(request.callback_window)
+    return _("%(day)s, %(window)s", day=day_words(request.callback_date), window=window)
+
+
+def day_words(day: date) -> str:
+    """A day with its weekday, in the current language: "Monday, December 7, 2026" / "Montag, 7. Dezember 2026"."""
+    return format_date(day, "full", locale=current_format_locale())
 
 
 def contact_label(request: SupportRequest) -> str:
     """How the customer wants to be answered, for the support desk."""
     if request.contact_method == "phone":
-        return _("A call to %(phone)s on %(date)s, %(window)s", phone=request.contact_phone,
-                 date=fmt_date(request.callback_date), window=window_label(request.callback_window))
+        return _("A call to %(phone)s on %(when)s", phone=request.contact_phone, when=callback_words(request))
     return _("E-mail to %(email)s", email=request.contact_email)
 
 
@@ -81,8 +124,8 @@ def _customer(request: SupportRequest, subject: str, heading: str, paragraphs: l
 def _received(request: SupportRequest, written: SupportMessage) -> Notice:
     creditor = request.invoice.creditor
     if request.contact_method == "phone":
-        next_step = _("We will call you at %(phone)s on %(date)s between %(window)s.", phone=request.contact_phone,
-                      date=fmt_date(request.callback_date), window=window_label(request.callback_window))
+        next_step = _("We will call you at %(phone)s on %(when)s.", phone=request.contact_phone,
+                      when=callback_words(request))
     else:
         next_step = _("We will answer you by e-mail, usually within two working days.")
     return _customer(

@@ -18,9 +18,10 @@ from wtforms import HiddenField, RadioField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from app.core.dates import parse_date
-from app.support.emails import topic_label, window_label
-from app.support.models import CALLBACK_WINDOWS, TOPICS
-from app.support.services import CALLBACK_DAYS, MESSAGE_MAX, SUBMISSION_KEY_MAX
+from app.core.hours import CALLBACK_DAYS, Window
+from app.support.emails import day_words, topic_label, window_words
+from app.support.models import TOPICS
+from app.support.services import MESSAGE_MAX, SUBMISSION_KEY_MAX
 
 
 class MessageForm(FlaskForm):
@@ -38,25 +39,30 @@ class ContactForm(MessageForm):
     # Each is needed for one way of answering (the services check which): no "(optional)" next to them.
     email = StringField(_l("E-mail address"), render_kw={"required": True})
     phone = StringField(_l("Phone number"), render_kw={"required": True})
-    callback_date = StringField(_l("Day for the call"), render_kw={"required": True})
-    callback_window = RadioField(_l("Time for the call"), validate_choice=False)
+    # One of the windows the creditor's call-back hours leave open ("2026-12-07/morning"), grouped by day.
+    callback_slot = StringField(_l("When should we call?"), render_kw={"required": True})
 
-    def with_choices(self) -> ContactForm:
-        """The radio buttons' words, in the page's language."""
+    def with_choices(self, windows: list[Window] | None = None) -> ContactForm:
+        """The choices' words, in the page's language; `windows`: the call-back windows open now."""
         self.topic.choices = [(topic, topic_label(topic)) for topic in TOPICS]
         self.contact_method.choices = [("email", _("By e-mail")), ("phone", _("Call me back"))]
-        self.callback_window.choices = [(window, window_label(window)) for window in CALLBACK_WINDOWS]
+        days: dict[date, list[tuple[str, str]]] = {}
+        for window in windows or []:
+            days.setdefault(window.day, []).append((window.value, window_words(window.start, window.end)))
+        self.callback_days = [(day_words(day), choices) for day, choices in days.items()]
         return self
 
-    def chosen_date(self) -> date | None:
-        return parse_date(self.callback_date.data or "")
+    def chosen_slot(self) -> tuple[date | None, str | None]:
+        day, _sep, window = (self.callback_slot.data or "").partition("/")
+        return parse_date(day), window or None
 
     def request_fields(self) -> dict:
         """The fields as support.services.open_request and request_problems take them."""
+        day, window = self.chosen_slot()
         return {
             "topic": self.topic.data, "message": self.message.data, "contact_method": self.contact_method.data,
-            "contact_email": self.email.data, "contact_phone": self.phone.data, "callback_date": self.chosen_date(),
-            "callback_window": self.callback_window.data,
+            "contact_email": self.email.data, "contact_phone": self.phone.data, "callback_date": day,
+            "callback_window": window,
         }
 
 
@@ -73,8 +79,11 @@ def problem_words(field: str, code: str) -> str:
         ("email", "invalid"): _("Please enter a valid e-mail address, such as name@example.com."),
         ("phone", "required"): _("Please enter the number we should call."),
         ("phone", "invalid"): _("Please enter a valid phone number, such as +47 912 34 567."),
-        ("callback_date", "range"): _("Please choose a day within the next %(days)d days.", days=CALLBACK_DAYS),
+        ("callback_date", "range"): _("Please choose one of the times offered, within the next %(days)d days.",
+                                      days=CALLBACK_DAYS),
         ("callback_window", "choose"): _("Please choose a time for the call."),
+        ("callback_window", "closed"): _("We cannot call at that time: please choose one of the times offered, "
+                                         "when we are open."),
     }
     return words.get((field, code)) or _("Please check this field.")
 
@@ -92,5 +101,11 @@ def attachment_problem(code: str) -> str:
 def show_problems(form: FlaskForm, problems: dict[str, str]) -> None:
     """Put each problem next to its field, in words (one without a field of its own: next to the message)."""
     for name, code in problems.items():
+        if name in ("callback_date", "callback_window") and hasattr(form, "callback_slot"):
+            if form.callback_slot.errors:
+                continue  # one problem with the time for the call is enough
+            name_field = form.callback_slot
+            name_field.errors = [*name_field.errors, problem_words(name, code)]
+            continue
         field = getattr(form, name, None) or form.message
         field.errors = [*field.errors, problem_words(name, code)]

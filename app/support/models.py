@@ -15,7 +15,7 @@ from app.models import UTCDateTime, utcnow
 
 TOPICS = ("bill_question", "contact_details", "already_paid", "other")
 CONTACT_METHODS = ("email", "phone")
-CALLBACK_WINDOWS = ("morning", "afternoon", "evening")  # 08-12, 12-16, 16-20 in the creditor's time zone
+CALLBACK_WINDOWS = ("morning", "afternoon", "evening")  # a day's call-back hours cut at 12:00 and 16:00
 
 
 class RequestStatus(Labelled):
@@ -68,6 +68,9 @@ class SupportRequest(Model):
     contact_phone: Mapped[str | None] = mapped_column(String(32))
     callback_date: Mapped[date | None] = mapped_column(Date)
     callback_window: Mapped[str | None] = mapped_column(String(12))
+    # The window the customer chose, as moments (UTC): inside the creditor's call-back hours that day.
+    callback_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    callback_end: Mapped[datetime | None] = mapped_column(UTCDateTime())
     locale: Mapped[str] = mapped_column(String(8))
     # The form's one-time key: a double submit finds the request the first submit made.
     submission_key: Mapped[str] = mapped_column(String(64))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime, time
 from typing import TypeVar
 
 from sqlalchemy import select
@@ -23,10 +23,11 @@ from sqlalchemy.orm import selectinload
 
 from app.billing.models import Invoice
 from app.billing.services import record_event
-from app.core.dates import local_today
+from app.core.hours import CALLBACK_DAYS, Window, find_window, hours_of, local_moment, open_windows
 from app.core.validation import PHONE, clean_email, clean_phone, is_email
 from app.errors import IllegalTransition, InvalidData
 from app.extensions import db
+from app.i18n import country_zone
 from app.models import utcnow
 from app.outbox.services import enqueue
 from app.support.attachments import Upload, store_attachment
@@ -41,7 +42,6 @@ from app.support.models import (
 
 REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read out on the phone
 MESSAGE_MAX = 4000
-CALLBACK_DAYS = 14
 SUBMISSION_KEY_MAX = 64
 T = TypeVar("T")
 
@@ -79,16 +79,33 @@ def message_problems(body: str | None) -> dict[str, str]:
     return {}
 
 
+def callback_clock(invoice: Invoice, today: date | None, now: datetime | None) -> datetime:
+    """The moment call-back windows are checked against: `now`; else the start of `today` (the
+    creditor's date) when only that is given (the CLI, tests); else the clock."""
+    if now is not None:
+        return now
+    if today is not None:
+        return local_moment(today, time(0), country_zone(invoice.creditor.country))
+    return utcnow()
+
+
+def callback_windows(invoice: Invoice, now: datetime) -> list[Window]:
+    """The call-back windows a customer of this bill may choose at `now` (core.hours)."""
+    creditor = invoice.creditor
+    return open_windows(hours_of(creditor.callback_hours), creditor.country, now)
+
+
 def request_problems(
     invoice: Invoice, *, topic: str | None, message: str | None, contact_method: str | None,
     contact_email: str | None, contact_phone: str | None, callback_date: date | None, callback_window: str | None,
-    today: date,
+    today: date | None = None, now: datetime | None = None,
 ) -> dict[str, str]:
     """What is wrong with a new request about `invoice`, field by field (empty when nothing is).
 
-    An answer by e-mail needs an address, typed or on file; a call back needs a number, a day
-    from today to CALLBACK_DAYS ahead (the creditor's dates) and a window. An address typed
-    with a call back is checked too: the confirmation goes there."""
+    An answer by e-mail needs an address, typed or on file; a call back needs a number and one of
+    the windows the creditor's call-back hours leave open (`callback_windows`: not begun yet, from
+    today to CALLBACK_DAYS ahead, in the creditor's time zone). An address typed with a call back
+    is checked too: the confirmation goes there."""
     problems: dict[str, str] = {}
     if topic not in TOPICS:
         problems["topic"] = "choose"
@@ -105,10 +122,14 @@ def request_problems(
             problems["phone"] = "required"
         elif not PHONE.match(phone):
             problems["phone"] = "invalid"
-        if callback_date is None or not 0 <= (callback_date - today).days <= CALLBACK_DAYS:
+        clock = callback_clock(invoice, today, now)
+        first = clock.astimezone(country_zone(invoice.creditor.country)).date()
+        if callback_date is None or not 0 <= (callback_date - first).days <= CALLBACK_DAYS:
             problems["callback_date"] = "range"
-        if callback_window not in CALLBACK_WINDOWS:
+        elif callback_window not in CALLBACK_WINDOWS:
             problems["callback_window"] = "choose"
+        elif find_window(callback_windows(invoice, clock), callback_date, callback_window) is None:
+            problems["callback_window"] = "closed"
     return problems
 
 
@@ -137,20 +158,23 @@ def _once(find: Callable[[], T | None], add: Callable[[], T]) -> tuple[T, bool]:
 def open_request(
     invoice: Invoice, *, topic: str, message: str, contact_method: str, contact_email: str | None,
     contact_phone: str | None, callback_date: date | None, callback_window: str | None, upload: Upload | None,
-    locale: str, submission_key: str, attachment_dir: str, today: date | None = None,
+    locale: str, submission_key: str, attachment_dir: str, today: date | None = None, now: datetime | None = None,
 ) -> tuple[SupportRequest, bool]:
     """A new conversation about the bill with the customer's first message: (request, created).
 
-    `today` is the creditor's date (by default: now, where the creditor is)."""
+    `today` is the creditor's date and `now` the moment (by default: now, where the creditor is); a
+    call back keeps the window's start and end, so that agents see the hours the customer chose."""
     _check_submission_key(submission_key)
-    today = today or local_today(invoice.creditor.country, utcnow())
+    now = callback_clock(invoice, today, now)
     problems = request_problems(
         invoice, topic=topic, message=message, contact_method=contact_method, contact_email=contact_email,
-        contact_phone=contact_phone, callback_date=callback_date, callback_window=callback_window, today=today,
+        contact_phone=contact_phone, callback_date=callback_date, callback_window=callback_window, now=now,
     )
     if problems:
         raise InvalidData(problems)
     by_phone = contact_method == "phone"
+    window = find_window(callback_windows(invoice, now), callback_date, callback_window) if by_phone else None
+    start, end = window.moments(country_zone(invoice.creditor.country)) if window else (None, None)
 
     def find() -> SupportRequest | None:
         return db.session.scalar(select(SupportRequest).where(
@@ -163,7 +187,7 @@ def open_request(
             contact_email=clean_email(contact_email) or invoice.customer.email,
             contact_phone=clean_phone(contact_phone) if by_phone else None,
             callback_date=callback_date if by_phone else None, callback_window=callback_window if by_phone else None,
-            locale=locale, submission_key=submission_key,
+            callback_start=start, callback_end=end, locale=locale, submission_key=submission_key,
         )
         request.messages.append(SupportMessage(author="customer", body=message.strip()))
         db.session.add(request)

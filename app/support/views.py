@@ -9,7 +9,7 @@ its error next to the field."""
 from __future__ import annotations
 
 import secrets
-from datetime import date, timedelta
+from datetime import date, datetime
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, send_file, url_for
 from sqlalchemy import select
@@ -25,7 +25,7 @@ from app.portal.services import BillAccess
 from app.security import SHOWING, accepts_uploads
 from app.support import services
 from app.support.attachments import attachment_path, read_upload
-from app.support.emails import topic_label, window_label
+from app.support.emails import callback_words, topic_label, window_label
 from app.support.forms import ContactForm, MessageForm, show_problems
 from app.support.models import TOPICS, Attachment, RequestStatus, SupportRequest
 
@@ -34,6 +34,7 @@ bp.before_request(language_switch)  # ?lang=xx, and no-store, as on every custom
 # The words of a thread, which the bill page and the back office show too.
 bp.add_app_template_global(topic_label)
 bp.add_app_template_global(window_label)
+bp.add_app_template_global(callback_words)
 bp.add_app_template_global(RequestStatus.label_of, "request_status_label")
 
 
@@ -51,10 +52,12 @@ def _upload_settings() -> tuple[int, str]:
     return current_app.config["ATTACHMENT_MAX_BYTES"], current_app.config["ATTACHMENT_DIR"]
 
 
-def _contact_page(invoice: Invoice, form: ContactForm, today: date, status: int = 200):
+def _contact_page(invoice: Invoice, form: ContactForm, now: datetime, status: int = 200):
+    """The form, offering the call-back windows open now (the service checks the choice against the same)."""
+    windows = services.callback_windows(invoice, now)
     return render_template(
-        "support/contact.html", invoice=invoice, creditor=invoice.creditor, form=form.with_choices(),
-        first_day=today, last_day=today + timedelta(days=services.CALLBACK_DAYS), message_max=services.MESSAGE_MAX,
+        "support/contact.html", invoice=invoice, creditor=invoice.creditor, form=form.with_choices(windows),
+        message_max=services.MESSAGE_MAX,
     ), status
 
 
@@ -65,13 +68,14 @@ def _contact_page(invoice: Invoice, form: ContactForm, today: date, status: int 
 def contact(public_id: str, access: BillAccess):
     """Write to the creditor about this bill: a topic, a message, how to answer, a file."""
     invoice = load_bill_or_404(public_id)
-    today = local_today(access.country, utcnow())
+    now = utcnow()
+    today = local_today(access.country, now)
     form = ContactForm()
     if request.method in SHOWING:
         form.submission.data = secrets.token_urlsafe(16)
         form.topic.data = request.args.get("topic") if request.args.get("topic") in TOPICS else None
         form.email.data, form.phone.data = invoice.customer.email, invoice.customer.phone
-        return _contact_page(invoice, form, today)
+        return _contact_page(invoice, form, now)
     if not form.validate_on_submit():
         abort(400)
     max_bytes, directory = _upload_settings()
@@ -80,12 +84,12 @@ def contact(public_id: str, access: BillAccess):
         upload = read_upload(form.attachment.data, max_bytes)
         found, _created = services.open_request(
             invoice, **fields, upload=upload, locale=select_locale(), submission_key=form.submission.data,
-            attachment_dir=directory, today=today,
+            attachment_dir=directory, today=today, now=now,
         )
     except InvalidData as exc:  # every field's problem at once: the file's with the others'
         db.session.rollback()
-        show_problems(form, exc.errors | services.request_problems(invoice, **fields, today=today))
-        return _contact_page(invoice, form, today, 422)
+        show_problems(form, exc.errors | services.request_problems(invoice, **fields, now=now))
+        return _contact_page(invoice, form, now, 422)
     db.session.commit()
     return redirect(url_for(".request", public_id=public_id, reference=found.reference), code=303)
 

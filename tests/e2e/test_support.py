@@ -8,15 +8,11 @@ they are for the other tests) and follows the signed link like a customer."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from app.core.dates import local_today
 from app.extensions import db
-from app.models import utcnow
 from app.support.models import SupportRequest
 from tests.e2e.flows import PDF, checked, deliver, t
 from tests.e2e.test_payments import new_bill
@@ -120,7 +116,8 @@ def test_errors_are_shown_next_to_their_fields(live_server, open_page, locale, v
     expect(page.locator("#topic-error")).to_have_text(t(app, locale, "Please choose what it is about."))
     expect(page.locator("#message-error")).to_have_text(t(app, locale, "Please write your message."))
     expect(page.locator("#phone-error")).to_have_text(t(app, locale, "Please enter the number we should call."))
-    expect(page.locator("#callback_window-error")).to_have_text(t(app, locale, "Please choose a time for the call."))
+    expect(page.locator("#callback_slot-error")).to_have_text(
+        t(app, locale, "Please choose one of the times offered, within the next %(days)d days.", days=14))
     expect(page.locator("#message")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#phone")).to_be_visible()  # the call-back part stays open to be fixed
     checked(page, f"contact form with errors ({locale}, {viewport})")
@@ -137,8 +134,7 @@ def test_a_call_back_without_javascript(live_server, open_page):
     page.fill("#message", "Jeg betalte 1. november.")
     page.get_by_label(t(app, "nb", "Call me back")).check()
     page.fill("#phone", "912 34 567")
-    page.fill("#callback_date", (local_today("NO", utcnow()) + timedelta(days=1)).isoformat())
-    page.get_by_label(t(app, "nb", "12:00–16:00")).check()
+    page.select_option("#callback_slot", index=1)  # the first time offered (0: "Choose a time")
     page.get_by_role("button", name=t(app, "nb", "Send")).click()
     expect(page.locator("h1")).to_have_text(t(app, "nb", "Thank you, we have your message"))
     expect(page.get_by_role("status")).to_contain_text("91234567")

@@ -37,7 +37,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from app import create_app
 from app.backoffice.models import AuditActor, AuditScope, Role
-from app.billing.models import InvoiceLine, InvoiceStatus, ReminderChannel
+from app.billing.models import InvoiceKind, InvoiceLine, InvoiceStatus, ReminderChannel
 from app.debt_collection.models import CaseStatus
 from app.dunning.models import (
     Anchor,
@@ -102,6 +102,7 @@ ENUM_COLUMNS = {
     ("dunning_messages", "channel"): Channel,
     ("letters", "status"): LetterStatus,
     ("contact_changes", "kind"): ContactKind,
+    ("invoices", "kind"): InvoiceKind,
 }
 #: Tables the database refuses to UPDATE (append-only): their codes are tested on INSERT alone.
 APPEND_ONLY = {"audit_entries"}

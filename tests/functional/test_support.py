@@ -101,16 +101,21 @@ def test_contact_gives_a_reference_and_the_thread_shows_on_the_bill(client, bill
     assert [m.kind for m in db.session.scalars(select(OutboxMessage))] == ["support.received", "support.notification"]
 
 
+SLOT = re.compile(r'<option value="(\d{4}-\d{2}-\d{2})/(morning|afternoon|evening)"')
+
+
 def test_a_call_back_is_confirmed_with_its_day_and_window(client, bill):
     _invoice, url = bill
-    day = creditor_today("NO") + timedelta(days=3)
+    page = client.get(f"{url}/contact", headers=EN).text
+    offered = SLOT.findall(page)
+    day, window = next((d, w) for d, w in offered if w == "afternoon")
     done = send(client, url, form_fields(client, f"{url}/contact"), contact_method="phone", phone="912 34 567",
-                callback_date=day.strftime("%d.%m.%Y"), callback_window="afternoon", email="")
+                callback_slot=f"{day}/{window}", email="")
     assert done.status_code == 303
     found = db.session.scalar(select(SupportRequest))
-    assert (found.contact_phone, found.callback_date, found.callback_window) == ("91234567", day, "afternoon")
+    assert (found.contact_phone, found.callback_date.isoformat(), found.callback_window) == ("91234567", day, window)
     page = client.get(done.headers["Location"], headers=EN).text
-    assert "We will call you at 91234567 on" in page and "between 12:00–16:00." in page
+    assert "We will call you at 91234567 on" in page and "between 12:00 and 4:00 pm." in page
 
 
 def test_a_double_submit_makes_one_request(client, bill):
@@ -133,17 +138,14 @@ ERRORS = {
         "en": "Please enter a valid e-mail address, such as name@example.com.",
         "nb": "Skriv inn en gyldig e-postadresse, for eksempel navn@eksempel.no.",
         "de": "Bitte geben Sie eine gültige E-Mail-Adresse ein, zum Beispiel name@beispiel.de."}),
-    "phone": ({"contact_method": "phone", "phone": "", "callback_date": "", "callback_window": "morning"}, {
+    "phone": ({"contact_method": "phone", "phone": "", "callback_slot": ""}, {
         "en": "Please enter the number we should call.", "nb": "Skriv inn nummeret vi skal ringe.",
         "de": "Bitte geben Sie die Nummer ein, unter der wir Sie anrufen sollen."}),
-    "callback_date": ({"contact_method": "phone",
-                       "callback_date": (creditor_today("NO") + timedelta(days=15)).isoformat(),
-                       "callback_window": "morning"}, {
-        "en": "Please choose a day within the next 14 days.", "nb": "Velg en dag innen de neste 14 dagene.",
-        "de": "Bitte wählen Sie einen Tag innerhalb der nächsten 14 Tage."}),
-    "callback_window": ({"contact_method": "phone", "callback_date": creditor_today("NO").isoformat()}, {
-        "en": "Please choose a time for the call.", "nb": "Velg et tidspunkt for samtalen.",
-        "de": "Bitte wählen Sie eine Zeit für den Rückruf."}),
+    "callback_slot": ({"contact_method": "phone",
+                       "callback_slot": f"{(creditor_today('NO') + timedelta(days=15)).isoformat()}/morning"}, {
+        "en": "Please choose one of the times offered, within the next 14 days.",
+        "nb": "Velg et av tidspunktene vi tilbyr, innen de neste 14 dagene.",
+        "de": "Bitte wählen Sie eine der angebotenen Zeiten in den nächsten 14 Tagen."}),
     "attachment": ({"attachment": (EXECUTABLE, "invoice.pdf")}, {
         "en": "Please attach a PDF, JPEG or PNG file.", "nb": "Legg ved en PDF-, JPEG- eller PNG-fil.",
         "de": "Bitte hängen Sie eine PDF-, JPEG- oder PNG-Datei an."}),

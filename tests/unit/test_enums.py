@@ -10,7 +10,7 @@ import pytest
 from flask_babel import force_locale, gettext
 
 from app.backoffice.models import AuditActor, AuditScope, Role
-from app.billing.models import InvoiceStatus, ReminderChannel
+from app.billing.models import InvoiceKind, InvoiceStatus, ReminderChannel
 from app.core.enums import Codes, Labelled
 from app.debt_collection.models import OPEN_CASES, CaseStatus
 from app.dunning.models import (
@@ -31,7 +31,7 @@ from app.resolutions.models import Kind, Status
 from app.support.models import RequestStatus
 
 LABELLED = (InvoiceStatus, RequestStatus, Kind, Status, OutboxStatus, CaseStatus, Role, PaymentMismatch,
-            ReminderChannel, StepKind, Jurisdiction, NoticeStatus, MessageStatus)
+            ReminderChannel, StepKind, Jurisdiction, NoticeStatus, MessageStatus, InvoiceKind)
 PLAIN = (EntryStatus, KeptReason, PaymentStatus, AuditActor, AuditScope, Anchor, LetterStatus, ContactKind)
 ALL = (*LABELLED, *PLAIN)
 

@@ -49,7 +49,8 @@ def test_the_confirmation_of_a_call_back_in_german(ctx, ask):
     mail = rendered("support.received")
     assert mail.subject == f"Wir haben Ihre Nachricht erhalten ({request.reference})"
     assert "Danke, wir haben Ihre Nachricht erhalten" in mail.text
-    assert "Wir rufen Sie am 25. November 2026 zwischen 08:00–12:00 Uhr unter +49341123456 an." in mail.text
+    assert ("Wir rufen Sie am Mittwoch, 25. November 2026, zwischen 08:00 und 12:00 Uhr unter +49341123456 an."
+            in mail.text)
     assert "Sie schrieben:" in mail.html and "Eine Frage zur Rechnung" in mail.html
 
 
