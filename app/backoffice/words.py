@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from flask_babel import gettext as _
 
-from app.backoffice.case import channel_label
+from app.backoffice.case import channel_label, message_kind_label, provider_label
 from app.backoffice.models import Role
 from app.billing.models import InvoiceStatus
 from app.debt_collection.models import CaseStatus
 from app.debt_collection.services import reason_words as hand_off_reason
 from app.i18n import LOCALE_NAMES
 from app.outbox.models import OutboxStatus
+from app.payments.receipts import method_label as payment_method_label
 from app.resolutions.models import Status
 from app.resolutions.pause import pause_words as pause_label
 
@@ -32,6 +33,16 @@ def item_status_label(status: str) -> str:
 def method_label(method: str) -> str:
     return {"bank_transfer": _("Bank transfer"), "cash": _("Cash"), "card_terminal": _("Card terminal"),
             "cheque": _("Cheque"), "other": _("Other")}.get(method, method)
+
+
+def sentence(words: str) -> str:
+    """Words that begin a pill or a line: the first letter a capital ("paid" -> "Paid")."""
+    return words[:1].upper() + words[1:]
+
+
+def payment_label(payment) -> str:
+    """How a payment was made, in words: the method, else the provider ("Card", "Bank transfer")."""
+    return payment_method_label(payment.method, payment.provider)
 
 
 def locale_label(locale: str) -> str:
@@ -89,4 +100,6 @@ def template_words() -> dict:
             "method_label": method_label, "invoice_status_label": InvoiceStatus.label_of,
             "channel_label": channel_label, "locale_label": locale_label, "pause_label": pause_label,
             "resolution_status_label": Status.label_of, "hand_off_reason": hand_off_reason,
-            "case_status_label": CaseStatus.label_of, "outbox_status_label": OutboxStatus.label_of}
+            "case_status_label": CaseStatus.label_of, "outbox_status_label": OutboxStatus.label_of,
+            "message_kind_label": message_kind_label, "provider_label": provider_label, "sentence": sentence,
+            "payment_label": payment_label}

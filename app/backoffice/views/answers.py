@@ -103,7 +103,7 @@ def request_status(reference: str):
 
 
 def _resolution_page(found: Resolution, form: DecisionForm, problem: list[str] | str | None = None,
-                     status: int = 200):
+                     status: int = 200, preview: dict | None = None):
     invoice = found.invoice
     today = local_today(invoice.creditor.country, utcnow())
     offer = plan_offer(invoice, found.months, today) if found.kind == Kind.PLAN and found.status == "open" \
@@ -114,7 +114,43 @@ def _resolution_page(found: Resolution, form: DecisionForm, problem: list[str] |
         creditable=creditable(invoice) if found.kind == Kind.DISPUTE else {},
         disputed=set(found.line_ids or [line.id for line in invoice.lines]),
         values=request.form if request.method == "POST" else {}, mark=items.mark_of(found.kind, found.id),
+        preview=preview,
     ), status
+
+
+def _dispute_changes(found: Resolution):
+    credits, corrections, errors = line_changes(request.form, found.invoice)
+    if errors:
+        raise InvalidData(errors)
+    return credits, corrections
+
+
+def _preview(found: Resolution, form: DecisionForm):
+    """What the bill would be after this decision, worked out by the decision itself and rolled back:
+    the same rules as "Send the decision", nothing kept, nothing sent."""
+    invoice = found.invoice
+    before = {"total": invoice.total, "balance": max(invoice.balance, 0), "credited": invoice.credited,
+              "status": invoice.status}
+    if form.outcome.data not in DECISIONS[Kind.DISPUTE]:
+        return _resolution_page(found, form, _("Please choose a decision to see what it does to the bill."), 422)
+    try:
+        lock_invoice(found.invoice_id)
+        credits, corrections = _dispute_changes(found)
+        # The customer's words are not needed to work the amounts out; the preview is rolled back.
+        answer_dispute(found, form.outcome.data, form.message.data or "preview", actor=f"agent:{me().id}",
+                       credits=credits, corrections=corrections)
+        db.session.flush()
+        after = {"total": invoice.total, "balance": max(invoice.balance, 0), "credited": invoice.credited,
+                 "status": invoice.status, "refund": max(-invoice.balance, 0)}
+    except InvalidData as exc:
+        db.session.rollback()
+        return _resolution_page(db.session.get(Resolution, found.id), form, problems(exc.errors), 422)
+    except IllegalTransition:
+        db.session.rollback()
+        return _resolution_page(db.session.get(Resolution, found.id), form,
+                                _("This has been decided already, or the bill has changed."), 409)
+    db.session.rollback()
+    return _resolution_page(db.session.get(Resolution, found.id), form, preview={"before": before, "after": after})
 
 
 @bp.get("/resolutions/<reference>")
@@ -135,6 +171,8 @@ def decide(reference: str):
     page and by e-mail."""
     found = by_reference(Resolution, reference)
     form = DecisionForm()
+    if found.kind == Kind.DISPUTE and request.form.get("preview") and found.status == "open":
+        return _preview(found, form)  # CSRF is checked for every POST (CSRFProtect), before this view
     agent = me()
     actor = f"agent:{agent.id}"
     if not form.validate_on_submit() or form.outcome.data not in DECISIONS.get(found.kind, ()):
@@ -143,9 +181,7 @@ def decide(reference: str):
     try:
         lock_invoice(found.invoice_id)
         if found.kind == Kind.DISPUTE:
-            credits, corrections, errors = line_changes(request.form, found.invoice)
-            if errors:
-                raise InvalidData(errors)
+            credits, corrections = _dispute_changes(found)
             answer_dispute(found, form.outcome.data, form.message.data, actor=actor, credits=credits,
                            corrections=corrections)
         elif found.kind == Kind.DEFERRAL:
