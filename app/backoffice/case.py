@@ -16,6 +16,7 @@ from flask_babel import ngettext
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from app.backoffice.calls import outcome_label as call_outcome_label
 from app.backoffice.dunning import SentMessage, messages_of
 from app.backoffice.models import Agent, AgentRole, Note
 from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceStatus
@@ -148,6 +149,10 @@ def _message_entry(sent: SentMessage, country: str) -> Entry:
         else _("The text is written when the message goes out."))
     return Entry(sent.at, "message dunning", title, sent.invoices[0] if sent.invoices else None, " · ".join(parts),
                  body=text, who=_("the reminder run"))
+
+
+def agent_names(creditor_id: int) -> dict[int, str]:
+    return _agents(creditor_id)
 
 
 def _agents(creditor_id: int) -> dict[int, str]:
@@ -312,6 +317,8 @@ def describe(event: InvoiceEvent, invoice: Invoice) -> tuple[str, str | None]:
         "support_request_reopened": lambda: (_("Conversation %(reference)s opened again", reference=d.get("reference")),
                                              None),
         "reminder_sent": lambda: _reminder_sent(d),
+        "callback_logged": lambda: (_("Call-back %(reference)s: %(outcome)s", reference=d.get("reference"),
+                                      outcome=call_outcome_label(d.get("outcome"))), d.get("note")),
         "reminder_fell_back": lambda: (_("Reminder sent again by %(channel)s", channel=channel_label(d.get("channel"))),
                                        d.get("reason")),
         "dunning_plan_set": lambda: (_("Reminders by plan %(plan)s v%(version)s", plan=d.get("plan"),

@@ -32,6 +32,7 @@ from app.backoffice.models import (
     AuditEntryCreditor,
     AuditScope,
     Note,
+    RecoveryCode,
     ReplyTemplate,
     Role,
 )
@@ -175,6 +176,11 @@ def _failed(agent: Agent, now: datetime) -> None:
         agent.locked_until = now + timedelta(minutes=LOCK_MINUTES)
         agent.failed_attempts = 0
     db.session.flush()
+
+
+def count_failure(agent: Agent, now: datetime) -> None:
+    """A wrong code of another kind (a recovery code), counted as a wrong second-factor code."""
+    _failed(agent, now)
 
 
 def check_credentials(email: str, password: str, now: datetime) -> Agent:
@@ -360,6 +366,7 @@ def reset_second_factor(agent: Agent, now: datetime | None = None) -> None:
     password alone never enrols one."""
     agent.totp_secret = agent.totp_secret_encrypted = agent.totp_pending_encrypted = None
     agent.totp_last_step = None
+    db.session.execute(delete(RecoveryCode).where(RecoveryCode.agent_id == agent.id))  # new ones with the new factor
     agent.enrolment_code_required = True
     agent.enrolment_code_hash = agent.enrolment_code_expires_at = None
     sign_out_everywhere(agent, now)

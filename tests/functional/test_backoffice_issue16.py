@@ -4,16 +4,18 @@ a preview of a dispute's decision and the customer's language; words, not codes.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import func
 
 from app.billing.services import record_reminder
 from app.extensions import db
 from app.models import utcnow
 from app.resolutions.models import Status
 from tests.factories import make_creditor
-from tests.functional.agents import EN, enrol, make_agent, post
+from tests.functional.agents import EN, actions, enrol, make_agent, post, token
 from tests.functional.backoffice_data import every_kind
 
 
@@ -100,3 +102,128 @@ def test_the_timeline_shows_a_reminder_when_it_was_sent(app, client, mine, super
     page = client.get(f"/backoffice/customers/{mine.invoice.customer_id}", headers=EN).text
     assert "22/11/2026, 10:30" in page  # Oslo's clock
     assert utcnow().strftime("%d/%m/%Y") not in page.split("Reminder sent")[0].rsplit("<li", 1)[-1]
+
+
+def test_the_inbox_row_says_where_the_bill_stands_and_the_clock(app, client, creditor, mine, supervisor):
+    """A1: each row has the bill's state, what is left to pay (Babel, the agent's locale), the next
+    reminder (or why none) and the clock against the creditor's target; the request page too."""
+    page = client.get("/backoffice/", headers=EN).text
+    assert 'class="tag state-due">Due</span>' in page  # the bills of `every_kind` are due in five days
+    assert "left to pay" in page and "NOK\u00a0" in page
+    assert "No reminders: " in page  # the disputed bill
+    assert " left</span>" in page  # the clock of items just in
+    mine.request.created_at = utcnow() - timedelta(days=6)
+    for message in mine.request.messages:
+        message.created_at = utcnow() - timedelta(days=6)
+    db.session.commit()
+    late = client.get("/backoffice/", headers=EN).text
+    assert "past the target" in late
+    request = client.get(f"/backoffice/requests/{mine.request.reference}", headers=EN).text
+    assert "past the target" in request and "target: 1 working day" in request
+    assert 'state-due">Due' in request and "Next reminder" in request
+    creditor.answer_within_days = 10
+    db.session.commit()
+    assert "past the target" not in client.get(f"/backoffice/requests/{mine.request.reference}", headers=EN).text
+    norsk = client.get("/backoffice/?lang=nb").text
+    assert "igjen å betale" in norsk and "kr" in norsk
+
+
+def test_the_target_counts_working_days_where_the_creditor_is():
+    from app.backoffice.standing import answer_by
+    friday = datetime(2026, 12, 4, 15, 0, tzinfo=UTC)  # 16:00 in Oslo
+    assert answer_by(friday, 1, "NO") == datetime(2026, 12, 7, 15, 0, tzinfo=UTC)  # Monday, same hour
+    christmas_eve = datetime(2026, 12, 24, 9, 0, tzinfo=UTC)  # Thursday; 25 and 26 are holidays, 27 Sunday
+    assert answer_by(christmas_eve, 1, "NO") == datetime(2026, 12, 28, 9, 0, tzinfo=UTC)
+
+
+def test_a_call_back_keeps_its_window_is_listed_by_time_and_its_calls_are_logged(app, client, creditor, mine,
+                                                                                 supervisor, tmp_path):
+    """A3: the window the customer chose; one list by day and window; the call's outcome, audited and
+    on the timeline; a bad outcome is refused with words and changes nothing."""
+    from app.core.dates import local_today
+    from app.support.services import open_request
+    with app.test_request_context():
+        today = local_today("NO", utcnow())
+        evening, _ = open_request(mine.invoice, topic="bill_question", message="Ring meg",
+                                  contact_method="phone", contact_email=None, contact_phone="+4791234567",
+                                  callback_date=today + timedelta(days=1), callback_window="evening", upload=None,
+                                  locale="nb", submission_key="call-1", attachment_dir=str(tmp_path), today=today)
+        morning, _ = open_request(mine.invoice, topic="other", message="Ring i morgen tidlig",
+                                  contact_method="phone", contact_email=None, contact_phone="+4798765432",
+                                  callback_date=today + timedelta(days=1), callback_window="morning", upload=None,
+                                  locale="nb", submission_key="call-2", attachment_dir=str(tmp_path), today=today)
+        db.session.commit()
+        evening_ref, morning_ref = evening.reference, morning.reference
+    listed = client.get("/backoffice/calls", headers=EN).text
+    assert listed.index(morning_ref) < listed.index(evening_ref)  # the same day: the morning first
+    assert "08:00–12:00" in listed and "16:00–20:00" in listed and mine.request.reference not in listed
+    page = f"/backoffice/requests/{evening_ref}"
+    shown = client.get(page, headers=EN).text
+    assert "16:00–20:00" in shown and "No call logged yet." in shown
+    bad = post(client, f"{page}/call", {"outcome": "maybe", "note": "x"}, page=page)
+    assert bad.status_code == 422 and "Please choose one." in bad.text
+    assert "No call logged yet." in bad.text
+    done = post(client, f"{page}/call", {"outcome": "no_answer", "note": "Voicemail, left no message"}, page=page)
+    assert done.status_code == 303
+    shown = client.get(page, headers=EN).text
+    assert "No answer" in shown and "Voicemail, left no message" in shown
+    assert "call_logged" in actions(supervisor)
+    listed = client.get("/backoffice/calls", headers=EN).text
+    assert "Last: No answer" in listed
+    case = client.get(f"/backoffice/customers/{mine.invoice.customer_id}", headers=EN).text
+    assert f"Call-back {evening_ref}: No answer" in case
+    email_only = f"/backoffice/requests/{mine.request.reference}"
+    refused = post(client, f"{email_only}/call", {"outcome": "reached"}, page=email_only)
+    assert refused.status_code == 409
+
+
+def test_recovery_codes_at_enrolment_used_once_at_sign_in_and_made_anew(app, session, creditor):
+    """A9: the key in groups of four; ten codes shown once at enrolment, stored hashed; one signs in
+    instead of the app's code, once, audited; new codes for a current app code end the old ones."""
+    import pyotp
+    from sqlalchemy import select
+
+    from app.backoffice.models import RecoveryCode
+    from tests.functional.agents import CSRF, code_step, key_of, password_step
+
+    client = app.test_client()
+    agent = make_agent(app, creditor, "rec@example.test")
+    password_step(client, "rec@example.test")
+    page = client.get("/backoffice/sign-in/enrol", headers=EN)
+    assert re.search(r'<span class="mono key">([A-Z2-7]{4} ){7}[A-Z2-7]{4}</span>', page.text)
+    secret = key_of(page.text)
+    done = client.post("/backoffice/sign-in/enrol", data={"csrf_token": CSRF.search(page.text).group(1),
+                                                          "code": pyotp.TOTP(secret).now()}, headers=EN)
+    codes = re.findall(r"<li>([A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4})</li>", done.text)
+    assert len(codes) == 10 and len(set(codes)) == 10
+    stored = list(db.session.scalars(select(RecoveryCode.code_hash).where(RecoveryCode.agent_id == agent.id)))
+    assert len(stored) == 10 and not any(code in "".join(stored) for code in codes)
+    assert codes[0] not in client.get("/backoffice/account/recovery-codes", headers=EN).text  # shown once
+    client.post("/backoffice/sign-out", data={"csrf_token": token(client, "/backoffice/")})
+
+    password_step(client, "rec@example.test")
+    signed_in = code_step(client, codes[0].lower().replace("-", " "))
+    assert signed_in.status_code == 303 and client.get("/backoffice/", headers=EN).status_code == 200
+    assert "recovery_code_used" in actions(agent)
+    client.post("/backoffice/sign-out", data={"csrf_token": token(client, "/backoffice/")})
+    password_step(client, "rec@example.test")
+    again = code_step(client, codes[0])
+    assert again.status_code == 422 and "used already" in again.text
+
+    assert code_step(client, codes[1]).status_code == 303
+    account = client.get("/backoffice/account/recovery-codes", headers=EN)
+    assert "You have 8 unused recovery codes." in account.text
+    wrong = client.post("/backoffice/account/recovery-codes", data={"csrf_token": CSRF.search(account.text).group(1),
+                                                                     "code": "000000"}, headers=EN)
+    assert wrong.status_code == 422
+    assert db.session.scalar(select(func.count()).select_from(RecoveryCode)
+                             .where(RecoveryCode.agent_id == agent.id, RecoveryCode.used_at.is_(None))) == 8
+    fresh = client.post("/backoffice/account/recovery-codes", data={"csrf_token": CSRF.search(account.text).group(1),
+                                                                     "code": pyotp.TOTP(secret).at(utcnow() + timedelta(seconds=30))},
+                        headers=EN)
+    new = re.findall(r"<li>([A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4})</li>", fresh.text)
+    assert len(new) == 10 and "Your earlier recovery codes no longer work." in fresh.text
+    client.post("/backoffice/sign-out", data={"csrf_token": token(client, "/backoffice/")})
+    password_step(client, "rec@example.test")
+    assert code_step(client, codes[2]).status_code == 422  # an old code: ended
+    assert code_step(client, new[0]).status_code == 303

@@ -4,13 +4,18 @@ and the decision, with the bill made right in the same step (credits, corrected 
 
 from __future__ import annotations
 
+from functools import partial
+
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
 
+from app.backoffice import case, services
 from app.backoffice import inbox as items
-from app.backoffice import services
-from app.backoffice.forms import DECISIONS, DecisionForm, ReplyForm, line_changes
+from app.backoffice.calls import CALL_OUTCOMES, calls_of, outcome_label
+from app.backoffice.calls import log_call as log_a_call
+from app.backoffice.forms import DECISIONS, CallForm, DecisionForm, ReplyForm, line_changes
+from app.backoffice.standing import answer_by, standing
 from app.backoffice.views import bp, by_reference, me, record, scope
 from app.backoffice.words import problems
 from app.billing.corrections import creditable
@@ -24,13 +29,18 @@ from app.resolutions.disputes import answer_dispute
 from app.resolutions.instalments import plan_offer
 from app.resolutions.models import Kind, Resolution
 from app.resolutions.plans import decide_plan
-from app.support.models import SupportRequest
+from app.support.emails import window_label
+from app.support.models import RequestStatus, SupportRequest
 from app.support.services import close_request, reopen_request
 from app.support.services import reply as reply_to_customer
 
 
-def _request_page(found: SupportRequest, form: ReplyForm, problem: str | None = None, status: int = 200):
+def _request_page(found: SupportRequest, form: ReplyForm, problem: str | None = None, status: int = 200,
+                  call_form: CallForm | None = None, call_problem: str | None = None):
     visible = scope()
+    invoice = found.invoice
+    creditor = invoice.creditor
+    waits_since = max((m.created_at for m in found.messages if m.author == "customer"), default=found.created_at)
     saved = services.templates_for(visible, found.creditor_id)
     chosen = request.args.get("template", "")
     if chosen.isdigit() and not form.message.data:
@@ -38,9 +48,15 @@ def _request_page(found: SupportRequest, form: ReplyForm, problem: str | None = 
         if template is not None:
             form.message.data = services.fill_template(template, found.invoice, reference=found.reference)
     return render_template(
-        "backoffice/request.html", request_=found, form=form, invoice=found.invoice, problem=problem,
+        "backoffice/request.html", request_=found, form=form, invoice=invoice, problem=problem,
         templates=sorted(saved, key=lambda t: (t.locale != found.locale, t.locale, t.title)),
         mark=items.mark_of("request", found.id),
+        standing=standing(invoice, local_today(creditor.country, utcnow())),
+        time_left=(answer_by(waits_since, creditor.answer_within_days, creditor.country) - utcnow())
+        if found.status == RequestStatus.OPEN else None,
+        calls=calls_of(found), call_form=call_form or CallForm(), call_problem=call_problem,
+        outcomes=CALL_OUTCOMES, outcome_label=outcome_label, window_label=window_label,
+        actor_name=partial(case.actor_label, agents=case.agent_names(found.creditor_id)),
     ), status
 
 
@@ -77,6 +93,31 @@ def reply(reference: str):
     else:
         problem = _("Please write your answer.")
     return _request_page(found, form, problem, 422)
+
+
+@bp.post("/requests/<reference>/call")
+@login_required
+def log_call(reference: str):
+    """Log a call made for the customer's call-back request: reached, no answer or wrong number, a note."""
+    found = by_reference(SupportRequest, reference)
+    form = CallForm()
+    try:
+        if not form.validate_on_submit():
+            raise InvalidData({"outcome": "choose"})
+        log_a_call(found, form.outcome.data, form.note.data, actor=f"agent:{me().id}")
+    except InvalidData as exc:
+        db.session.rollback()
+        return _request_page(found, ReplyForm(formdata=None), status=422, call_form=form,
+                             call_problem=" ".join(problems(exc.errors)))
+    except IllegalTransition:
+        db.session.rollback()
+        return _request_page(found, ReplyForm(formdata=None), status=409, call_form=form,
+                             call_problem=_("No call is asked for, or the conversation is closed."))
+    record("call_logged", creditor_id=found.creditor_id, record_type="support_request", record_id=found.reference,
+           outcome=form.outcome.data)
+    db.session.commit()
+    flash(_("The call is logged."), "done")
+    return redirect(url_for(".support_request", reference=reference), code=303)
 
 
 @bp.post("/requests/<reference>/status")
