@@ -218,9 +218,9 @@ def test_recovery_codes_at_enrolment_used_once_at_sign_in_and_made_anew(app, ses
     assert wrong.status_code == 422
     assert db.session.scalar(select(func.count()).select_from(RecoveryCode)
                              .where(RecoveryCode.agent_id == agent.id, RecoveryCode.used_at.is_(None))) == 8
+    next_code = pyotp.TOTP(secret).at(utcnow() + timedelta(seconds=30))  # the enrolment used the current one
     fresh = client.post("/backoffice/account/recovery-codes", data={"csrf_token": CSRF.search(account.text).group(1),
-                                                                     "code": pyotp.TOTP(secret).at(utcnow() + timedelta(seconds=30))},
-                        headers=EN)
+                                                                     "code": next_code}, headers=EN)
     new = re.findall(r"<li>([A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4})</li>", fresh.text)
     assert len(new) == 10 and "Your earlier recovery codes no longer work." in fresh.text
     client.post("/backoffice/sign-out", data={"csrf_token": token(client, "/backoffice/")})
