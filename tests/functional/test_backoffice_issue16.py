@@ -227,3 +227,30 @@ def test_recovery_codes_at_enrolment_used_once_at_sign_in_and_made_anew(app, ses
     password_step(client, "rec@example.test")
     assert code_step(client, codes[2]).status_code == 422  # an old code: ended
     assert code_step(client, new[0]).status_code == 303
+
+
+def test_the_overview_counts_the_partners_payments_apart_and_tells_the_rest(app, client, creditor, mine,
+                                                                            supervisor):
+    """A8: a payment the collection partner reports is not a portal payment; promises, plans, messages
+    and the balance outstanding have their figures."""
+    from app.debt_collection.services import PROVIDER
+    from app.payments.services import settle
+    with app.test_request_context():
+        settle(mine.deferral.invoice_id, provider=PROVIDER, payment_id="partner:1", amount=1000,
+               currency=mine.invoice.currency, method="debt_collection", received_at=utcnow(), actor="partner:x")
+        db.session.commit()
+    page = client.get("/backoffice/overview", headers=EN).text
+    kpis = dict(re.findall(r"<dt>([^<]+)</dt><dd>([^<]+)", page))
+    assert kpis["Payments through the portal"].strip() == "1"  # the manual one of `every_kind`, not the partner's
+    assert kpis["Payments to the collection partner"].strip() == "1"
+    assert kpis["Paid to the collection partner"].strip() == "NOK\u00a010.00"
+    assert kpis["Messages from customers"].strip() == "1"
+    assert kpis["Instalment plans agreed"].strip() == "0"  # asked for, not agreed
+    from app.billing.models import Invoice
+    from app.templating import money
+    bills = [i for i in db.session.scalars(db.select(Invoice).where(Invoice.creditor_id == creditor.id))
+             if i.balance > 0 and i.status not in ("paid", "cancelled", "written_off")]
+    with app.test_request_context(headers=EN):
+        owed = money(sum(i.balance for i in bills), creditor.currency)
+    assert kpis["Balance outstanding"].strip() == owed and f"{len(bills)} open bills" in page
+    assert 'class="chart wide"' in page
