@@ -24,6 +24,7 @@ from app.debt_collection.models import CaseStatus
 from app.dunning.models import MessageStatus, StepKind
 from app.extensions import db
 from app.i18n import country_zone
+from app.outbox.models import OutboxMessage, OutboxStatus
 from app.payments.gateways.base import PaymentStatus
 from app.payments.models import PaymentAttempt, PaymentMismatch
 from app.payments.receipts import method_label as payment_method_label
@@ -107,6 +108,8 @@ def timeline(customer: Customer, invoices: list[Invoice], *, limit: int = TIMELI
                                  who=who))
         for sent in messages_of(customer, by_id, limit=limit):
             entries.append(_message_entry(sent, customer.creditor.country))
+        for message in sent_to(customer, ids, limit=limit):
+            entries.append(_outbox_entry(message, customer.creditor.country))
         for attempt in db.session.scalars(
             select(PaymentAttempt).where(PaymentAttempt.invoice_id.in_(ids),
                                          PaymentAttempt.status == PaymentStatus.FAILED)
@@ -153,6 +156,45 @@ def _message_entry(sent: SentMessage, country: str) -> Entry:
 
 def agent_names(creditor_id: int) -> dict[int, str]:
     return _agents(creditor_id)
+
+
+def sent_to(customer: Customer, invoice_ids: list[int], *, limit: int) -> list[OutboxMessage]:
+    """What the outbox wrote to the customer at this creditor (receipts, confirmations, answers,
+    decisions, links; reminders are told from dunning's own records): the e-mails and SMS to the
+    customer's addresses on file and to those they gave in a conversation."""
+    addresses = {customer.email, customer.phone}
+    for email, phone in db.session.execute(select(SupportRequest.contact_email, SupportRequest.contact_phone)
+                                           .where(SupportRequest.invoice_id.in_(invoice_ids))):
+        addresses |= {email, phone}
+    addresses.discard(None)
+    if not addresses:
+        return []
+    return list(db.session.scalars(
+        select(OutboxMessage).where(
+            OutboxMessage.creditor_id == customer.creditor_id, OutboxMessage.channel.in_(("email", "sms")),
+            OutboxMessage.recipient.in_(addresses), OutboxMessage.kind.not_like("dunning.%"),
+            OutboxMessage.kind.not_like("agent.%"), OutboxMessage.kind != "support.notification",
+        ).order_by(OutboxMessage.id.desc()).limit(limit)))
+
+
+def _outbox_entry(message: OutboxMessage, country: str) -> Entry:
+    """A message we sent the customer, with its words as they went out (links' tokens redacted)."""
+    title = _("%(what)s by %(channel)s", what=message_kind_label(message.kind), channel=channel_label(message.channel))
+    status = OutboxStatus.label_of(message.status)
+    parts = [_("status: %(status)s", status=status)]
+    if message.delivered_at:
+        parts[0] += " " + _("(%(when)s)", when=datetime_filter(message.delivered_at, "short", country))
+    parts.append(_("to %(recipient)s", recipient=message.recipient))
+    if message.sent_text:
+        body = "\n\n".join(part for part in (message.sent_subject, message.sent_text) if part)
+    elif message.status == OutboxStatus.PENDING:
+        body = _("The text is written when the message goes out.")
+    elif message.status == OutboxStatus.DEAD:
+        body = _("It was not delivered: %(error)s", error=message.last_error or "")
+    else:
+        body = _("The text of messages sent before the back office kept them is not available.")
+    return Entry(message.delivered_at or message.created_at, "message sent", title, None, " · ".join(parts),
+                 body=body, who=_("the portal"))
 
 
 def _agents(creditor_id: int) -> dict[int, str]:

@@ -7,6 +7,8 @@ Create Date: 2026-12-06
 
 The new column has a server default (one working day), so existing creditors get the default target.
 Recovery codes are stored as SHA-256 digests of 80-bit random codes (shown once), each used once.
+outbox_messages.sent_subject/sent_text keep what a customer was sent (tokens redacted), for the
+timeline; nullable: messages sent before keep none.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -24,6 +26,10 @@ depends_on = None
 def upgrade():
     with op.batch_alter_table('creditors', schema=None) as batch_op:
         batch_op.add_column(sa.Column('answer_within_days', sa.Integer(), server_default='1', nullable=False))
+
+    with op.batch_alter_table('outbox_messages', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('sent_subject', sa.String(length=300), nullable=True))
+        batch_op.add_column(sa.Column('sent_text', sa.Text(), nullable=True))
 
     op.create_table('agent_recovery_codes',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -44,5 +50,8 @@ def downgrade():
         batch_op.drop_index('ix_agent_recovery_codes_agent_id')
 
     op.drop_table('agent_recovery_codes')
+    with op.batch_alter_table('outbox_messages', schema=None) as batch_op:
+        batch_op.drop_column('sent_text')
+        batch_op.drop_column('sent_subject')
     with op.batch_alter_table('creditors', schema=None) as batch_op:
         batch_op.drop_column('answer_within_days')

@@ -254,3 +254,23 @@ def test_the_overview_counts_the_partners_payments_apart_and_tells_the_rest(app,
         owed = money(sum(i.balance for i in bills), creditor.currency)
     assert kpis["Balance outstanding"].strip() == owed and f"{len(bills)} open bills" in page
     assert 'class="chart wide"' in page
+
+
+def test_every_message_sent_to_the_customer_is_on_the_timeline_with_its_words(app, client, mine, supervisor, smtp):
+    """A7: our answer, as the customer received it by e-mail (the link's token redacted), on the case's
+    timeline; only what went to the customer's own addresses."""
+    from app.outbox.dispatcher import run_once
+    from app.outbox.models import OutboxMessage
+    page = f"/backoffice/requests/{mine.request.reference}"
+    post(client, f"{page}/reply", {"message": "Målerstanden var anslått; vi har rettet den."}, page=page)
+    with app.app_context():
+        run_once()
+    mail = next(m for m in smtp.messages if "Målerstanden var anslått" in m.get_body(("plain",)).get_content())
+    assert "/l/" in mail.get_body(("plain",)).get_content()  # the e-mail carries a link to the bill
+    sent = db.session.scalar(db.select(OutboxMessage).where(OutboxMessage.kind == "support.reply",
+                                                            OutboxMessage.recipient == mail["To"]))
+    assert sent.sent_text and "/l/[redacted]" in sent.sent_text and mail["Subject"] == sent.sent_subject
+    case = client.get(f"/backoffice/customers/{mine.invoice.customer_id}", headers=EN).text
+    assert "Our answer by e-mail" in case and "Målerstanden var anslått; vi har rettet den." in case
+    assert "/l/[redacted]" in case and "status: Delivered" in case
+    assert "bounce@example.test" not in case  # `every_kind`'s dead letter went to an address not the customer's
