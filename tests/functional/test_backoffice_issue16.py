@@ -274,3 +274,17 @@ def test_every_message_sent_to_the_customer_is_on_the_timeline_with_its_words(ap
     assert "Our answer by e-mail" in case and "Målerstanden var anslått; vi har rettet den." in case
     assert "/l/[redacted]" in case and "status: Delivered" in case
     assert "bounce@example.test" not in case  # `every_kind`'s dead letter went to an address not the customer's
+
+
+def test_the_answer_target_is_the_creditors_setting(app, creditor):
+    from tests.functional.agents import cli
+    shown = cli(app, "answer-target", creditor.slug)
+    assert shown.exit_code == 0 and "answer within 1 working day." in shown.output
+    changed = cli(app, "answer-target", creditor.slug, "--days", "2")
+    assert changed.exit_code == 0 and "answer within 2 working days." in changed.output
+    db.session.expire_all()
+    assert creditor.answer_within_days == 2
+    refused = cli(app, "answer-target", creditor.slug, "--days", "0")
+    assert refused.exit_code != 0
+    db.session.expire_all()
+    assert creditor.answer_within_days == 2
