@@ -265,11 +265,13 @@ def provisioning_uri(agent: Agent, secret: str) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=agent.email, issuer_name=ISSUER)
 
 
-def qr_svg(uri: str, title: str) -> str:
-    """A QR code of `uri` as inline SVG: an authenticator's enrolment, a letter's link."""
+def qr_svg(uri: str, title: str, *, fluid: bool = False) -> str:
+    """A QR code of `uri` as inline SVG: an authenticator's enrolment, a letter's link. `fluid`: no fixed
+    size, a viewBox instead, so that CSS fits it to a narrow screen (a long enrolment address makes a
+    QR code wider than a 320 px phone at a fixed scale)."""
     qr = segno.make(uri, error="m")
     out = io.BytesIO()
-    qr.save(out, kind="svg", scale=5, border=4, title=title, xmldecl=False, svgns=True, nl=False)
+    qr.save(out, kind="svg", scale=5, border=4, title=title, xmldecl=False, svgns=True, nl=False, omitsize=fluid)
     return out.getvalue().decode()
 
 

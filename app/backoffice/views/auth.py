@@ -234,7 +234,7 @@ def enrol():
             # Shown once, in this answer (never stored readable, never put in a cookie or a redirect).
             return render_template("backoffice/recovery_codes.html", codes=codes, enrolled=True)
     uri = services.provisioning_uri(agent, secret)
-    qr = services.qr_svg(uri, _("QR code for your authenticator app"))
+    qr = services.qr_svg(uri, _("QR code for your authenticator app"), fluid=True)
     return render_template("backoffice/enrol.html", form=form, problem=problem, qr=qr, secret=secret,
                            grouped_secret=recovery.grouped(secret)), (422 if problem else 200)
 
