@@ -81,5 +81,5 @@ def call_list(scope: Scope, *, limit: int = CALL_LIST_LIMIT) -> list[Call]:
                 InvoiceEvent.invoice_id.in_({r.invoice_id for r in requests}), InvoiceEvent.kind == EVENT)
                 .order_by(InvoiceEvent.id)):
             logged.setdefault((event.data or {}).get("reference", ""), []).append(event)
-    return [Call(r, r.callback_date, r.callback_window, (logged.get(r.reference) or [None])[-1],
+    return [Call(r, r.callback_date, r.callback_window, logged[r.reference][-1] if logged.get(r.reference) else None,
                  len(logged.get(r.reference, []))) for r in requests]

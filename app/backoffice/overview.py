@@ -368,11 +368,11 @@ def chart_svg(overview: Overview, *, title: str, labels: dict[str, str], locale:
             parts.append(_text(x, DATE_Y, short_date(series[i].day), anchor))
 
     # Payments: bars.
-    width = slot * 0.6
+    bar = slot * 0.6
     for i, figures in enumerate(series):
         if figures.payments:
             h = height(figures.payments)
-            parts.append(f'<rect x="{_n(centre(i) - width / 2)}" y="{_n(BASELINE - h)}" width="{_n(width)}" '
+            parts.append(f'<rect x="{_n(centre(i) - bar / 2)}" y="{_n(BASELINE - h)}" width="{_n(bar)}" '
                          f'height="{_n(h)}" fill="{PAYMENTS_COLOUR}"/>')
     parts.append(f'<line x1="{PLOT_LEFT}" y1="{BASELINE}" x2="{plot_right}" y2="{BASELINE}" stroke="currentColor"/>')
 

@@ -12,8 +12,9 @@ import hashlib
 import re
 import secrets
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 
 from app.backoffice.models import Agent, RecoveryCode
 from app.backoffice.services import SignInRefused, count_failure, is_locked
@@ -72,13 +73,13 @@ def use_code(agent: Agent, code: str, now: datetime) -> int:
     ("locked" or "recovery_code") otherwise, a wrong code counted like a wrong app code."""
     if is_locked(agent, now):
         raise SignInRefused("locked", agent)
-    used = db.session.execute(
+    used = cast(CursorResult[Any], db.session.execute(  # an UPDATE's result: it has a rowcount
         update(RecoveryCode)
         .where(RecoveryCode.agent_id == agent.id, RecoveryCode.code_hash == _digest(code),
                RecoveryCode.used_at.is_(None))
         .values(used_at=now)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )).rowcount
     if not used:
         count_failure(agent, now)
         raise SignInRefused("recovery_code", agent)
