@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func
 
+from app.billing.models import InvoiceStatus
 from app.billing.services import record_reminder
 from app.extensions import db
 from app.models import utcnow
@@ -288,3 +289,28 @@ def test_the_answer_target_is_the_creditors_setting(app, creditor):
     assert refused.exit_code != 0
     db.session.expire_all()
     assert creditor.answer_within_days == 2
+
+
+def test_previewing_a_decision_that_cancels_the_bill_does_not_try_it(app, client, creditor, supervisor, tmp_path,
+                                                                      monkeypatch):
+    """Upholding a whole-bill dispute with nothing paid cancels the bill, which stops its payments at
+    their providers: the preview says so without doing it."""
+    from app.core.dates import local_today
+    from app.payments import services as payments
+    from app.resolutions.disputes import open_dispute
+    from tests.factories import make_invoice
+    monkeypatch.setattr(payments, "_cancel_at_provider", lambda *a, **k: pytest.fail("a provider was asked"))
+    with app.test_request_context():
+        invoice = make_invoice(creditor)
+        dispute, _ = open_dispute(invoice, reason="wrong_amount", message="Not mine", line_ids=None, upload=None,
+                                  attachment_dir=str(tmp_path), locale="en", submission_key="whole",
+                                  today=local_today("NO", utcnow()))
+        db.session.commit()
+        reference, invoice_id = dispute.reference, invoice.id
+    page = f"/backoffice/resolutions/{reference}"
+    preview = post(client, f"{page}/decide", {"outcome": "upheld", "message": "", "preview": "1"}, page=page)
+    assert preview.status_code == 200 and "If you send this decision:" in preview.text
+    assert "Disputed → cancelled" in preview.text
+    from app.billing.models import Invoice
+    db.session.expire_all()
+    assert db.session.get(Invoice, invoice_id).status == InvoiceStatus.DISPUTED

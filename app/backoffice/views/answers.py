@@ -19,13 +19,14 @@ from app.backoffice.standing import answer_by, standing
 from app.backoffice.views import bp, by_reference, me, record, scope
 from app.backoffice.words import problems
 from app.billing.corrections import creditable
+from app.billing.models import InvoiceStatus
 from app.core.dates import local_today
 from app.errors import IllegalTransition, InvalidData
 from app.extensions import db
 from app.models import utcnow
 from app.payments.services import lock_invoice
 from app.resolutions.deferrals import decide_deferral
-from app.resolutions.disputes import answer_dispute
+from app.resolutions.disputes import answer_dispute, cancels_the_bill
 from app.resolutions.instalments import plan_offer
 from app.resolutions.models import Kind, Resolution
 from app.resolutions.plans import decide_plan
@@ -177,6 +178,12 @@ def _preview(found: Resolution, form: DecisionForm):
     try:
         lock_invoice(found.invoice_id)
         credits, corrections = _dispute_changes(found)
+        if cancels_the_bill(found, form.outcome.data, credits, corrections):
+            # Not tried: cancelling stops the bill's payments at their providers, outside any rollback.
+            db.session.rollback()
+            after = {**before, "balance": 0, "status": InvoiceStatus.CANCELLED, "refund": 0}
+            return _resolution_page(db.session.get(Resolution, found.id), form,
+                                    preview={"before": before, "after": after})
         # The customer's words are not needed to work the amounts out; the preview is rolled back.
         answer_dispute(found, form.outcome.data, form.message.data or "preview", actor=f"agent:{me().id}",
                        credits=credits, corrections=corrections)
