@@ -245,17 +245,17 @@ def creditor_book(creditor_id: int, country: str, today: date, days: int = DEFAU
     overdue: Counter[str] = Counter()
     with_partner: Counter[str] = Counter()
     open_bills = 0
-    for currency, status, late, left, count in db.session.execute(
-        select(Invoice.currency, Invoice.status, Invoice.due_date < today,
+    for currency, status, due_date, left, count in db.session.execute(
+        select(Invoice.currency, Invoice.status, Invoice.due_date,
                func.sum(Invoice.total - Invoice.amount_paid), func.count())
         .where(Invoice.creditor_id == creditor_id,
                Invoice.status.not_in((InvoiceStatus.PAID, InvoiceStatus.CANCELLED, InvoiceStatus.WRITTEN_OFF)),
                Invoice.total > Invoice.amount_paid)
-        .group_by(Invoice.currency, Invoice.status, Invoice.due_date < today)
+        .group_by(Invoice.currency, Invoice.status, Invoice.due_date)  # plain columns: the same on both databases
     ):
         open_bills += count
         outstanding[currency] += int(left or 0)
-        if late:
+        if due_date < today:
             overdue[currency] += int(left or 0)
         if status == InvoiceStatus.IN_COLLECTION:
             with_partner[currency] += int(left or 0)
