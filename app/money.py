@@ -60,10 +60,19 @@ def from_decimal(value: Decimal, currency: str) -> int:
     return int((value.scaleb(exponent(currency))).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
+# CLDR's currency spacing (numbers/currencyFormats/currencySpacing, the same in every locale): where a
+# currency symbol ending (or starting) with a letter meets a digit, a no-break space goes between them.
+# Babel does not apply it, so English wrote "NOK2,283.92" where CLDR (and ICU) write "NOK 2,283.92".
+_SPACING_BEFORE = re.compile(r"(?<=[^\W\d_])(?=\d)")
+_SPACING_AFTER = re.compile(r"(?<=\d)(?=[^\W\d_])")
+
+
 @lru_cache(maxsize=8192)
 def format_money(amount: int, currency: str, locale: str) -> str:
-    """'1 234,50 kr' in nb, '1.234,50 €' in de, '£1,234.50' in en. Cached: the inputs are immutable."""
-    return format_currency(to_decimal(amount, currency), currency, locale=locale)
+    """'1 234,50 kr' in nb, '1.234,50 €' in de, '£1,234.50' or 'NOK 1,234.50' in en. Cached: the inputs
+    are immutable."""
+    formatted = format_currency(to_decimal(amount, currency), currency, locale=locale)
+    return _SPACING_AFTER.sub("\u00a0", _SPACING_BEFORE.sub("\u00a0", formatted, count=1), count=1)
 
 
 @lru_cache(maxsize=1024)

@@ -9,19 +9,23 @@ internal notes. Each entry is put into words here, in the agent's language."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from app.backoffice.calls import outcome_label as call_outcome_label
 from app.backoffice.dunning import SentMessage, messages_of
 from app.backoffice.models import Agent, AgentRole, Note
 from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceStatus
+from app.debt_collection.models import CaseStatus
 from app.debt_collection.services import return_reason_words
 from app.dunning.models import MessageStatus, StepKind
 from app.extensions import db
+from app.i18n import country_zone
+from app.outbox.models import OutboxMessage, OutboxStatus
 from app.payments.gateways.base import PaymentStatus
 from app.payments.models import PaymentAttempt, PaymentMismatch
 from app.payments.receipts import method_label as payment_method_label
@@ -41,6 +45,33 @@ class Entry:
     detail: str | None = None
     body: str | None = None  # someone's own words: shown as text, never as markup
     who: str | None = None
+    day: date | None = None  # only the day is known (a payment's booking day): shown as that day
+
+
+def happened_at(event: InvoiceEvent, country: str) -> tuple[datetime, date | None]:
+    """When the event happened, which is not always when it was recorded: a reminder the creditor's
+    system reports carries the moment it was sent; a payment the day it was paid (a bank file read days
+    later, a partner's report). A day alone is placed at the end of that day where the creditor is,
+    and said as a day; the recorded moment stands when it falls on that day."""
+    data = event.data or {}
+    sent_at = data.get("sent_at") if event.kind in ("reminder_sent", "reminder_fell_back") else None
+    if sent_at:
+        try:
+            moment = datetime.fromisoformat(sent_at)
+        except ValueError:
+            return event.created_at, None
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)), None
+    paid_on = data.get("paid_on") if event.kind == "payment_recorded" else None
+    if paid_on:
+        try:
+            day = date.fromisoformat(paid_on[:10])
+        except ValueError:
+            return event.created_at, None
+        zone = country_zone(country)
+        if event.created_at.astimezone(zone).date() == day:
+            return event.created_at, None
+        return datetime.combine(day, time(23, 59), tzinfo=zone).astimezone(UTC), day
+    return event.created_at, None
 
 
 def customer_invoices(customer: Customer) -> list[Invoice]:
@@ -64,8 +95,9 @@ def timeline(customer: Customer, invoices: list[Invoice], *, limit: int = TIMELI
             invoice = by_id[event.invoice_id]
             title, detail = describe(event, invoice)
             body = (event.data or {}).get("text") if event.kind == "collection_message" else None
-            entries.append(Entry(event.created_at, "event", title, invoice, detail, body=body,
-                                 who=actor_label(event.actor, agents)))
+            at, day = happened_at(event, customer.creditor.country)
+            entries.append(Entry(at, "event", title, invoice, detail, body=body, who=actor_label(event.actor, agents),
+                                 day=day))
         for message in db.session.scalars(
             select(SupportMessage).join(SupportRequest).options(selectinload(SupportMessage.request))
             .where(SupportRequest.invoice_id.in_(ids)).order_by(SupportMessage.id.desc()).limit(limit)
@@ -79,13 +111,15 @@ def timeline(customer: Customer, invoices: list[Invoice], *, limit: int = TIMELI
                                  who=who))
         for sent in messages_of(customer, by_id, limit=limit):
             entries.append(_message_entry(sent, customer.creditor.country))
+        for message in sent_to(customer, ids, limit=limit):
+            entries.append(_outbox_entry(message, customer.creditor.country))
         for attempt in db.session.scalars(
             select(PaymentAttempt).where(PaymentAttempt.invoice_id.in_(ids),
                                          PaymentAttempt.status == PaymentStatus.FAILED)
             .order_by(PaymentAttempt.id.desc()).limit(limit)
         ):
             detail = _("%(amount)s with %(provider)s: %(reason)s", amount=money(attempt.amount, attempt.currency),
-                       provider=attempt.provider, reason=attempt.failure_reason or _("declined"))
+                       provider=provider_label(attempt.provider), reason=attempt.failure_reason or _("declined"))
             entries.append(Entry(attempt.updated_at, "attempt", _("A payment attempt failed"),
                                  by_id[attempt.invoice_id], detail))
     for note in db.session.scalars(
@@ -123,6 +157,49 @@ def _message_entry(sent: SentMessage, country: str) -> Entry:
                  body=text, who=_("the reminder run"))
 
 
+def agent_names(creditor_id: int) -> dict[int, str]:
+    return _agents(creditor_id)
+
+
+def sent_to(customer: Customer, invoice_ids: list[int], *, limit: int) -> list[OutboxMessage]:
+    """What the outbox wrote to the customer at this creditor (receipts, confirmations, answers,
+    decisions, links; reminders are told from dunning's own records): the e-mails and SMS to the
+    customer's addresses on file and to those they gave in a conversation."""
+    addresses = {customer.email, customer.phone}
+    for email, phone in db.session.execute(select(SupportRequest.contact_email, SupportRequest.contact_phone)
+                                           .where(SupportRequest.invoice_id.in_(invoice_ids))):
+        addresses |= {email, phone}
+    addresses.discard(None)
+    if not addresses:
+        return []
+    return list(db.session.scalars(
+        select(OutboxMessage).where(
+            OutboxMessage.creditor_id == customer.creditor_id, OutboxMessage.channel.in_(("email", "sms")),
+            OutboxMessage.recipient.in_(addresses), OutboxMessage.kind.not_like("dunning.%"),
+            OutboxMessage.kind.not_like("agent.%"), OutboxMessage.kind != "support.notification",
+        ).order_by(OutboxMessage.id.desc()).limit(limit)))
+
+
+def _outbox_entry(message: OutboxMessage, country: str) -> Entry:
+    """A message we sent the customer, with its words as they went out (links' tokens redacted)."""
+    title = _("%(what)s by %(channel)s", what=message_kind_label(message.kind), channel=channel_label(message.channel))
+    status = OutboxStatus.label_of(message.status)
+    parts = [_("status: %(status)s", status=status)]
+    if message.delivered_at:
+        parts[0] += " " + _("(%(when)s)", when=datetime_filter(message.delivered_at, "short", country))
+    parts.append(_("to %(recipient)s", recipient=message.recipient))
+    if message.sent_text:
+        body = "\n\n".join(part for part in (message.sent_subject, message.sent_text) if part)
+    elif message.status == OutboxStatus.PENDING:
+        body = _("The text is written when the message goes out.")
+    elif message.status == OutboxStatus.DEAD:
+        body = _("It was not delivered: %(error)s", error=message.last_error or "")
+    else:
+        body = _("The text of messages sent before the back office kept them is not available.")
+    return Entry(message.delivered_at or message.created_at, "message sent", title, None, " · ".join(parts),
+                 body=body, who=_("the portal"))
+
+
 def _agents(creditor_id: int) -> dict[int, str]:
     """The names of the agents who work (or worked, while they had a role) for the creditor."""
     return dict(db.session.execute(
@@ -148,6 +225,45 @@ def actor_label(actor: str | None, agents: dict[int, str]) -> str | None:
         "bank_import": _("the bank file import"), "test": _("a test"), "cli": _("the command line"),
         "dunning": _("the reminder run"), "portal": _("the portal"),
     }.get(actor, actor)
+
+
+def provider_label(provider: str | None) -> str:
+    """A payment provider by its name; the built-in simulator as what it is."""
+    return {"simulator": _("the test-mode simulator"), "stripe": "Stripe", "adyen": "Adyen",
+            "bank_transfer": _("bank transfer"), "manual": _("recorded by hand"),
+            "debt_collection": _("the collection partner")}.get(provider or "", provider or "")
+
+
+def message_kind_label(kind: str | None) -> str:
+    """What an outbox message is, in words (the kinds the renderers know, by their name or prefix)."""
+    kind = kind or ""
+    exact = {
+        "payment_receipt": _("Payment receipt"), "link.reissued": _("New link to the bill"),
+        "agent.enrolment_code": _("Sign-in code for an agent"), "dunning.message": _("Reminder"),
+        "support.received": _("Confirmation of the customer's message"), "support.reply": _("Our answer"),
+        "support.notification": _("Notice to the creditor's support desk"),
+        "resolution.dispute_received": _("Confirmation of a dispute"),
+        "resolution.dispute_answered": _("Decision on a dispute"),
+        "resolution.promise_confirmed": _("Confirmation of a promise to pay"),
+        "resolution.promise_due": _("Reminder of a promise to pay"),
+        "resolution.promise_broken": _("Notice of a broken promise to pay"),
+        "resolution.deferral_requested": _("Confirmation of a request for more time"),
+        "resolution.deferral_granted": _("More time granted"),
+        "resolution.deferral_declined": _("More time declined"),
+        "resolution.plan_requested": _("Confirmation of a request for an instalment plan"),
+        "resolution.plan_accepted": _("Confirmation of an instalment plan"),
+        "resolution.plan_declined": _("Instalment plan declined"),
+        "resolution.instalment_due": _("Reminder of an instalment"),
+        "resolution.plan_broken": _("Notice of a broken instalment plan"),
+    }
+    if kind in exact:
+        return exact[kind]
+    prefix, _dot, rest = kind.partition(".")
+    if prefix == "collection":
+        return _("Message to the collection partner (%(what)s)", what=rest.replace("_", " "))
+    return {"support": _("Message about a conversation"), "resolution": _("Message about a request"),
+            "link": _("Link to the bill"), "dunning": _("Reminder"), "agent": _("Message to an agent")}.get(
+        prefix, kind.replace("_", " ").replace(".", ": "))
 
 
 def channel_label(channel: str | None) -> str:
@@ -224,7 +340,8 @@ def describe(event: InvoiceEvent, invoice: Invoice) -> tuple[str, str | None]:
                                   ngettext("%(num)d link", "%(num)d links", int(d.get("count") or 0))),
         "link_locked": lambda: (_("Link locked after wrong answers to the check"), None),
         "payment_started": lambda: (_("The customer started a payment"),
-                                    _("%(amount)s with %(provider)s", amount=amount(), provider=d.get("provider"))),
+                                    _("%(amount)s with %(provider)s", amount=amount(),
+                                      provider=provider_label(d.get("provider")))),
         "payment_recorded": lambda: (_("Payment received"),
                                      _("%(amount)s on %(date)s, %(method)s", amount=amount(),
                                        method=payment_method_label(d.get("method"), ""), date=day("paid_on"))),
@@ -281,6 +398,8 @@ def describe(event: InvoiceEvent, invoice: Invoice) -> tuple[str, str | None]:
                                        _("with the e-mail's one-click button") if d.get("how") == "one_click"
                                        else _("on the unsubscribe page")),
         "reminder_sent": lambda: _reminder_sent(d),
+        "callback_logged": lambda: (_("Call-back %(reference)s: %(outcome)s", reference=d.get("reference"),
+                                      outcome=call_outcome_label(d.get("outcome"))), d.get("note")),
         "reminder_fell_back": lambda: (_("Reminder sent again by %(channel)s", channel=channel_label(d.get("channel"))),
                                        d.get("reason")),
         "dunning_plan_set": lambda: (_("Reminders by plan %(plan)s v%(version)s", plan=d.get("plan"),
@@ -295,7 +414,8 @@ def describe(event: InvoiceEvent, invoice: Invoice) -> tuple[str, str | None]:
         "handed_off": lambda: (_("Handed to debt collection"), f"{d.get('partner')} · {amount()}"),
         "hand_off_recalled": lambda: (_("Recalled from debt collection"), d.get("reason") or d.get("partner")),
         "collection_acknowledged": lambda: (_("The collection partner has the case"), d.get("reference")),
-        "collection_closed": lambda: (_("The collection partner closed the case"), d.get("outcome")),
+        "collection_closed": lambda: (_("The collection partner closed the case"),
+                                      CaseStatus.label_of(d.get("outcome"))),
         "collection_recall_confirmed": lambda: (_("The collection partner confirmed the recall"), d.get("case")),
         "collection_returned": lambda: (_("The collection partner gave the bill back"),
                                         " · ".join(filter(None, (return_reason_words(d.get("reason") or ""),

@@ -116,3 +116,20 @@ def encrypt_secrets():
     with cli_transaction("Nothing encrypted"):
         count = services.encrypt_clear_secrets()
     click.echo(f"{count} second-factor secret(s) encrypted.")
+
+
+@agents.command("answer-target", help="Show or set a creditor's service level: what waits for an agent is "
+                                      "answered within so many working days (Monday to Friday, not a public "
+                                      "holiday where the creditor is). The inbox counts down to it.")
+@click.argument("slug")
+@click.option("--days", type=click.IntRange(1, 30), help="Working days, 1 to 30 (default for a new creditor: 1).")
+def answer_target(slug: str, days: int | None):
+    creditor = creditor_or_fail(slug)
+    if days is not None:
+        with cli_transaction("Target not changed"):
+            before = creditor.answer_within_days
+            creditor.answer_within_days = days
+            services.audit(None, "answer_target_set", operator=True, creditor_id=creditor.id, record_type="creditor",
+                           record_id=creditor.slug, before=before, days=days, by="cli")
+    click.echo(f"{creditor.slug}: answer within {creditor.answer_within_days} working "
+               f"day{'s' if creditor.answer_within_days != 1 else ''}.")

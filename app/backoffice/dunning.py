@@ -45,7 +45,7 @@ class SentMessage:
     """A dunning message as the timeline shows it."""
 
     message: Message
-    at: datetime  # when it went out (the dispatcher handed it over, the letter was printed), else when written
+    at: datetime  # when the run sent it (its notices' moment); else when it went out, else when written
     invoices: list[Invoice]  # the bills it was about (one message may carry several)
     kinds: list[str]  # the steps it carried
 
@@ -67,7 +67,10 @@ def messages_of(customer: Customer, invoices: dict[int, Invoice], *, limit: int)
     found = []
     for message, delivered_at, printed_at in rows:
         notices = carried.get(message.id, [])
-        found.append(SentMessage(message, delivered_at or printed_at or message.created_at,
+        # When it happened is when the run sent it (the bill's panel shows the same moment), not when
+        # the dispatcher handed it over or the letter was printed (a run for a past day, a later print).
+        sent = [n.sent_at for n in notices if n.sent_at is not None]
+        found.append(SentMessage(message, min(sent) if sent else (delivered_at or printed_at or message.created_at),
                                  [invoices[n.invoice_id] for n in notices if n.invoice_id in invoices],
                                  [n.kind for n in notices]))
     return found

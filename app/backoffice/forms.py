@@ -23,7 +23,7 @@ class SignInForm(FlaskForm):
 
 
 class CodeForm(FlaskForm):
-    code = StringField(_l("Code from your authenticator app"), validators=[DataRequired(), Length(max=12)])
+    code = StringField(_l("Code from your authenticator app"), validators=[DataRequired(), Length(max=40)])
 
 
 class EnrolmentCodeForm(FlaskForm):
@@ -58,6 +58,11 @@ class SubmissionForm(FlaskForm):
 class NoteForm(FlaskForm):
     body = TextAreaField(_l("Internal note"), validators=[DataRequired(), Length(max=4000)])
     invoice_id = IntegerField(validators=[Optional()])
+
+
+class CallForm(FlaskForm):
+    outcome = RadioField(_l("How did the call go?"), validate_choice=False, validators=[DataRequired()])
+    note = TextAreaField(_l("Note (optional)"), validators=[Optional(), Length(max=500)])
 
 
 class HoldForm(FlaskForm):

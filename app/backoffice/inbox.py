@@ -23,14 +23,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Integer, String, and_, case, func, literal, null, or_, select, union_all
 
 from app.backoffice.models import Agent, InboxMark
 from app.backoffice.services import Scope
+from app.backoffice.standing import Standing, answer_by, standing
 from app.billing.models import Customer, Invoice
+from app.core.dates import local_today
+from app.creditors.models import Creditor
 from app.debt_collection.models import Case, CaseEvent
 from app.debt_collection.services import NEEDS_AGENT
 from app.extensions import db
@@ -86,10 +89,17 @@ class Item:
     record: Any = None
     invoice: Invoice | None = None
     assignee: Agent | None = None
+    standing: Standing | None = None  # where its bill stands
+    answer_by: datetime | None = None  # the service-level target, while it waits for us
 
     @property
     def age_days(self) -> int:
         return max((utcnow() - self.since).days, 0)
+
+    @property
+    def time_left(self) -> timedelta | None:
+        """How long until the target (negative: past it), while the item waits for us."""
+        return None if self.answer_by is None else self.answer_by - utcnow()
 
 
 @dataclass
@@ -224,8 +234,10 @@ def inbox_page(scope: Scope, filters: Filters, agent_id: int) -> Page:
     return Page(found, counts, kinds, more=len(rows) > PAGE_SIZE, filters=filters)
 
 
-def _load(scope: Scope, items: list[Item]) -> None:
-    """Each item's record, invoice and assignee: one statement per kind present, not per item."""
+def _load(scope: Scope, items: list[Item], *, with_standing: bool = True) -> None:
+    """Each item's record, invoice and assignee: one statement per kind present, not per item; the
+    clock of each item that waits for us; and (`with_standing`) where each bill stands, which reads the
+    bill's resolutions and plan (a few statements per bill, on a page of at most PAGE_SIZE)."""
     by_model: dict[Any, set[int]] = defaultdict(set)
     for item in items:
         by_model[MODELS[item.kind]].add(item.record_id)
@@ -239,17 +251,30 @@ def _load(scope: Scope, items: list[Item]) -> None:
     agent_ids = {item.assignee_id for item in items if item.assignee_id}
     agents = {agent.id: agent for agent in db.session.scalars(
         select(Agent).where(Agent.id.in_(agent_ids)))} if agent_ids else {}
+    creditor_ids = {item.creditor_id for item in items}
+    creditors = {c.id: c for c in db.session.scalars(
+        select(Creditor).where(Creditor.id.in_(creditor_ids)))} if creditor_ids else {}
+    standings: dict[int, Standing] = {}
     for item in items:
         item.record = records.get((MODELS[item.kind], item.record_id))
         item.invoice = invoices.get(item.invoice_id)
         item.assignee = agents.get(item.assignee_id)
+        creditor = creditors.get(item.creditor_id)
+        if creditor is None:
+            continue
+        if item.status == "new":
+            item.answer_by = answer_by(item.since, creditor.answer_within_days, creditor.country)
+        if item.invoice is not None and with_standing:
+            if item.invoice.id not in standings:
+                standings[item.invoice.id] = standing(item.invoice, local_today(creditor.country, utcnow()))
+            item.standing = standings[item.invoice.id]
 
 
 def export_rows(scope: Scope, filters: Filters, agent_id: int, limit: int = 10_000) -> list[Item]:
     """The items of the filters for a CSV export, in the inbox's order, without paging (up to `limit`)."""
     found = _items(db.session.execute(_query(scope, filters, agent_id)[1].limit(limit)))
     for chunk in range(0, len(found), 500):
-        _load(scope, found[chunk:chunk + 500])
+        _load(scope, found[chunk:chunk + 500], with_standing=False)
     return found
 
 

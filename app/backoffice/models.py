@@ -123,6 +123,21 @@ class AgentSession(Model):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class RecoveryCode(Model):
+    """One of an agent's one-time recovery codes: given at enrolment (or regenerated), shown once, usable
+    at sign-in instead of an authenticator code, once. Only the code's SHA-256 is stored: a code is 80
+    random bits, so its digest cannot be searched back (as for the session keys above)."""
+
+    __tablename__ = "agent_recovery_codes"
+    __table_args__ = (Index("ix_agent_recovery_codes_agent_id", "agent_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class AuditActor(Codes):
     """Who made an audit entry."""
 

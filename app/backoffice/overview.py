@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import statistics
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from babel.dates import format_interval, format_skeleton
@@ -26,13 +26,19 @@ from babel.numbers import format_decimal
 from markupsafe import Markup, escape
 from sqlalchemy import func, select
 
-from app.billing.models import Invoice, InvoiceEvent
+from app.billing.models import Invoice, InvoiceEvent, InvoiceStatus
+from app.debt_collection.services import PROVIDER as PARTNER_PROVIDER  # what partners report paid to them
 from app.extensions import db
 from app.i18n import country_zone
 from app.links.models import AccessLink
 from app.money import format_money
+from app.outbox.models import OutboxMessage, OutboxStatus
 from app.payments.models import Payment
-from app.resolutions.models import Kind, Resolution
+from app.resolutions.models import Kind, Resolution, Status
+from app.support.models import SupportMessage, SupportRequest
+
+#: A request that came to nothing is no promise or plan agreed.
+NOT_AGREED = (Status.DECLINED, Status.OPEN)
 
 DEFAULT_DAYS = 30
 SECONDS_A_DAY = 86400
@@ -66,6 +72,9 @@ class Totals:
     paid: dict[str, int]
     disputes: int
     median_days_to_payment: float | None
+    # What the collection partner reported paid to it: not the portal's doing, so counted apart.
+    partner_payments: int = 0
+    partner_paid: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -137,7 +146,7 @@ def creditor_overview(creditor_id: int, country: str, today: date, days: int = D
         .scalar_subquery()
     )
     payments = db.session.execute(
-        select(Payment.received_at, Payment.amount, Payment.currency, first_link)
+        select(Payment.received_at, Payment.amount, Payment.currency, first_link, Payment.provider)
         .join(Invoice, Payment.invoice_id == Invoice.id)
         .where(Invoice.creditor_id == creditor_id, Payment.received_at >= since, Payment.received_at < until)
     ).all()
@@ -155,8 +164,14 @@ def creditor_overview(creditor_id: int, country: str, today: date, days: int = D
     paid_count: Counter[date] = Counter()
     paid: defaultdict[date, Counter[str]] = defaultdict(Counter)
     waits: dict[bool, list[float]] = {True: [], False: []}  # current period?, days from link to payment
-    for received_at, amount, currency, linked_at in payments:
+    partner_count: Counter[date] = Counter()
+    partner_paid: defaultdict[date, Counter[str]] = defaultdict(Counter)
+    for received_at, amount, currency, linked_at, provider in payments:
         day = local_day(received_at)
+        if provider == PARTNER_PROVIDER:
+            partner_count[day] += 1
+            partner_paid[day][currency] += amount
+            continue
         paid_count[day] += 1
         paid[day][currency] += amount
         if linked_at is not None:
@@ -166,13 +181,17 @@ def creditor_overview(creditor_id: int, country: str, today: date, days: int = D
         def in_period(counter: Counter[date]) -> int:
             return sum(n for day, n in counter.items() if start <= day <= end)
 
-        amounts: Counter[str] = Counter()
-        for day, by_currency in paid.items():
-            if start <= day <= end:
-                amounts.update(by_currency)
+        def summed(by_day: defaultdict[date, Counter[str]]) -> dict[str, int]:
+            amounts: Counter[str] = Counter()
+            for day, by_currency in by_day.items():
+                if start <= day <= end:
+                    amounts.update(by_currency)
+            return dict(sorted(amounts.items()))
+
         return Totals(
-            links_opened=in_period(opened), payments=in_period(paid_count), paid=dict(sorted(amounts.items())),
+            links_opened=in_period(opened), payments=in_period(paid_count), paid=summed(paid),
             disputes=in_period(disputes), median_days_to_payment=_median(waits[current]),
+            partner_payments=in_period(partner_count), partner_paid=summed(partner_paid),
         )
 
     series = [
@@ -184,6 +203,64 @@ def creditor_overview(creditor_id: int, country: str, today: date, days: int = D
         creditor_id=creditor_id, first_day=first_day, last_day=today, series=series,
         totals=totals(first_day, today, True), previous=totals(previous_first, first_day - timedelta(days=1), False),
     )
+
+
+@dataclass(frozen=True)
+class Book:
+    """The rest of a creditor's picture: what customers arranged and wrote in the window, and what is
+    owed now. Amounts are minor units per currency."""
+
+    promises: int  # promises to pay made in the window
+    plans: int  # instalment plans agreed in the window (by the customer within the rules, or granted)
+    customer_messages: int  # messages customers wrote in the window
+    messages_sent: int  # e-mails and SMS delivered to customers in the window (reminders included)
+    open_bills: int
+    outstanding: dict[str, int]  # what is left to pay on every bill not paid or closed (the partner's too)
+    overdue: dict[str, int]  # the part of it past its due date
+    with_partner: dict[str, int]  # the part the collection partner has
+
+
+def creditor_book(creditor_id: int, country: str, today: date, days: int = DEFAULT_DAYS) -> Book:
+    """Promises, plans and messages of the `days` local days ending `today`, and the balance outstanding
+    now: a handful of statements, each limited to the creditor."""
+    zone = country_zone(country)
+    since, until = _day_starts(today - timedelta(days=days - 1), zone), _day_starts(today + timedelta(days=1), zone)
+
+    def made(kind: str) -> int:
+        return db.session.scalar(select(func.count()).select_from(Resolution).where(
+            Resolution.creditor_id == creditor_id, Resolution.kind == kind, Resolution.created_at >= since,
+            Resolution.created_at < until, Resolution.status.not_in(NOT_AGREED))) or 0
+
+    customer_messages = db.session.scalar(
+        select(func.count()).select_from(SupportMessage).join(SupportRequest)
+        .where(SupportRequest.creditor_id == creditor_id, SupportMessage.author == "customer",
+               SupportMessage.created_at >= since, SupportMessage.created_at < until)) or 0
+    messages_sent = db.session.scalar(
+        select(func.count()).select_from(OutboxMessage)
+        .where(OutboxMessage.creditor_id == creditor_id, OutboxMessage.channel.in_(("email", "sms")),
+               OutboxMessage.status == OutboxStatus.DELIVERED, OutboxMessage.kind.not_like("agent.%"),
+               OutboxMessage.kind != "support.notification",
+               OutboxMessage.delivered_at >= since, OutboxMessage.delivered_at < until)) or 0
+    outstanding: Counter[str] = Counter()
+    overdue: Counter[str] = Counter()
+    with_partner: Counter[str] = Counter()
+    open_bills = 0
+    for currency, status, due_date, left, count in db.session.execute(
+        select(Invoice.currency, Invoice.status, Invoice.due_date,
+               func.sum(Invoice.total - Invoice.amount_paid), func.count())
+        .where(Invoice.creditor_id == creditor_id,
+               Invoice.status.not_in((InvoiceStatus.PAID, InvoiceStatus.CANCELLED, InvoiceStatus.WRITTEN_OFF)),
+               Invoice.total > Invoice.amount_paid)
+        .group_by(Invoice.currency, Invoice.status, Invoice.due_date)  # plain columns: the same on both databases
+    ):
+        open_bills += count
+        outstanding[currency] += int(left or 0)
+        if due_date < today:
+            overdue[currency] += int(left or 0)
+        if status == InvoiceStatus.IN_COLLECTION:
+            with_partner[currency] += int(left or 0)
+    return Book(made(Kind.PROMISE), made(Kind.PLAN), customer_messages, messages_sent, open_bills,
+                dict(sorted(outstanding.items())), dict(sorted(overdue.items())), dict(sorted(with_partner.items())))
 
 
 # --- the chart -----------------------------------------------------------------------------------------
@@ -234,7 +311,7 @@ def _describe(overview: Overview, labels: dict[str, str], locale: str) -> str:
 
 
 def chart_svg(overview: Overview, *, title: str, labels: dict[str, str], locale: str,
-              id_prefix: str | None = None) -> Markup:
+              id_prefix: str | None = None, width: int = WIDTH) -> Markup:
     """An inline SVG of the window: bars for payments a day, a line for links opened, a diamond
     under the days with disputes.
 
@@ -245,7 +322,9 @@ def chart_svg(overview: Overview, *, title: str, labels: dict[str, str], locale:
     share a page; pass one when the same creditor's chart appears twice.
 
     Screen readers get one image named by the title and described by the totals (role="img" with
-    aria-labelledby); pointer users get each day's figures as a tooltip."""
+    aria-labelledby); pointer users get each day's figures as a tooltip. `width`: the drawing's width in
+    its own units (the height stays): 400 reads well on a phone, a wider one fills a desktop's card."""
+    plot_right = width - (WIDTH - PLOT_RIGHT)
     prefix = id_prefix or f"overview-{overview.creditor_id}"
     if not ID_PREFIX.match(prefix):
         raise ValueError("id_prefix: a letter, then letters, digits, '-' or '_'")
@@ -254,21 +333,21 @@ def chart_svg(overview: Overview, *, title: str, labels: dict[str, str], locale:
     count = len(series)
     top = max([max(d.payments, d.links_opened) for d in series] + [0])
     scale = (BASELINE - PLOT_TOP) / max(top, 1)
-    slot = (PLOT_RIGHT - PLOT_LEFT) / max(count, 1)
+    slot = (plot_right - PLOT_LEFT) / max(count, 1)
     centre = lambda i: PLOT_LEFT + slot * (i + 0.5)  # noqa: E731
     height = lambda value: value * scale  # noqa: E731
     number = lambda value: format_decimal(value, locale=locale)  # noqa: E731
     short_date = lambda day: format_skeleton("MMMd", day, locale=locale)  # noqa: E731
 
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" role="img" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {HEIGHT}" width="100%" role="img" '
         f'aria-labelledby="{title_id} {desc_id}" font-size="{FONT_SIZE}">',
         f'<title id="{title_id}">{escape(title)}</title>',
         f'<desc id="{desc_id}">{escape(_describe(overview, labels, locale))}</desc>',
     ]
 
     # Legend: one third of the width each, the mark before its word.
-    third = WIDTH / 3
+    third = width / 3
     parts.append(f'<rect x="8" y="5" width="10" height="10" fill="{PAYMENTS_COLOUR}"/>')
     parts.append(_text(22, 14, labels["payments"]))
     parts.append(f'<line x1="{_n(third + 4)}" y1="10" x2="{_n(third + 18)}" y2="10" stroke="{LINKS_COLOUR}" '
@@ -278,24 +357,24 @@ def chart_svg(overview: Overview, *, title: str, labels: dict[str, str], locale:
     parts.append(_text(2 * third + 22, 14, labels["disputes"]))
 
     # Axes: the largest value at the top line, zero at the baseline; first, middle and last day.
-    parts.append(f'<line x1="{PLOT_LEFT}" y1="{PLOT_TOP}" x2="{PLOT_RIGHT}" y2="{PLOT_TOP}" stroke="currentColor" '
+    parts.append(f'<line x1="{PLOT_LEFT}" y1="{PLOT_TOP}" x2="{plot_right}" y2="{PLOT_TOP}" stroke="currentColor" '
                  f'stroke-opacity="0.3" stroke-dasharray="2 3"/>')
     parts.append(_text(PLOT_LEFT - 4, PLOT_TOP + 4, number(top), "end"))
     parts.append(_text(PLOT_LEFT - 4, BASELINE + 4, number(0), "end"))
     if count:
         marks = {0: "start", count // 2: "middle", count - 1: "end"}  # a one-day window keeps "end"
         for i, anchor in marks.items():
-            x = {"start": PLOT_LEFT, "middle": centre(i), "end": PLOT_RIGHT}[anchor]
+            x = {"start": PLOT_LEFT, "middle": centre(i), "end": plot_right}[anchor]
             parts.append(_text(x, DATE_Y, short_date(series[i].day), anchor))
 
     # Payments: bars.
-    width = slot * 0.6
+    bar = slot * 0.6
     for i, figures in enumerate(series):
         if figures.payments:
             h = height(figures.payments)
-            parts.append(f'<rect x="{_n(centre(i) - width / 2)}" y="{_n(BASELINE - h)}" width="{_n(width)}" '
+            parts.append(f'<rect x="{_n(centre(i) - bar / 2)}" y="{_n(BASELINE - h)}" width="{_n(bar)}" '
                          f'height="{_n(h)}" fill="{PAYMENTS_COLOUR}"/>')
-    parts.append(f'<line x1="{PLOT_LEFT}" y1="{BASELINE}" x2="{PLOT_RIGHT}" y2="{BASELINE}" stroke="currentColor"/>')
+    parts.append(f'<line x1="{PLOT_LEFT}" y1="{BASELINE}" x2="{plot_right}" y2="{BASELINE}" stroke="currentColor"/>')
 
     # Links opened: a line over the bars.
     points = " ".join(f"{_n(centre(i))},{_n(BASELINE - height(d.links_opened))}" for i, d in enumerate(series))

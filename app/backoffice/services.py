@@ -32,6 +32,7 @@ from app.backoffice.models import (
     AuditEntryCreditor,
     AuditScope,
     Note,
+    RecoveryCode,
     ReplyTemplate,
     Role,
 )
@@ -177,6 +178,11 @@ def _failed(agent: Agent, now: datetime) -> None:
     db.session.flush()
 
 
+def count_failure(agent: Agent, now: datetime) -> None:
+    """A wrong code of another kind (a recovery code), counted as a wrong second-factor code."""
+    _failed(agent, now)
+
+
 def check_credentials(email: str, password: str, now: datetime) -> Agent:
     """The first step: the agent whose password this is, or SignInRefused.
 
@@ -259,11 +265,13 @@ def provisioning_uri(agent: Agent, secret: str) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=agent.email, issuer_name=ISSUER)
 
 
-def qr_svg(uri: str, title: str) -> str:
-    """A QR code of `uri` as inline SVG: an authenticator's enrolment, a letter's link."""
+def qr_svg(uri: str, title: str, *, fluid: bool = False) -> str:
+    """A QR code of `uri` as inline SVG: an authenticator's enrolment, a letter's link. `fluid`: no fixed
+    size, a viewBox instead, so that CSS fits it to a narrow screen (a long enrolment address makes a
+    QR code wider than a 320 px phone at a fixed scale)."""
     qr = segno.make(uri, error="m")
     out = io.BytesIO()
-    qr.save(out, kind="svg", scale=5, border=4, title=title, xmldecl=False, svgns=True, nl=False)
+    qr.save(out, kind="svg", scale=5, border=4, title=title, xmldecl=False, svgns=True, nl=False, omitsize=fluid)
     return out.getvalue().decode()
 
 
@@ -360,6 +368,7 @@ def reset_second_factor(agent: Agent, now: datetime | None = None) -> None:
     password alone never enrols one."""
     agent.totp_secret = agent.totp_secret_encrypted = agent.totp_pending_encrypted = None
     agent.totp_last_step = None
+    db.session.execute(delete(RecoveryCode).where(RecoveryCode.agent_id == agent.id))  # new ones with the new factor
     agent.enrolment_code_required = True
     agent.enrolment_code_hash = agent.enrolment_code_expires_at = None
     sign_out_everywhere(agent, now)

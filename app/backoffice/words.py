@@ -4,18 +4,30 @@ words on their enums (`label`); the templates get those enums' `label_of`."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from babel.dates import format_timedelta
 from flask_babel import gettext as _
 
-from app.backoffice.case import channel_label, contact_field_label, partner_report_title
+from app.backoffice.case import (
+    channel_label,
+    contact_field_label,
+    message_kind_label,
+    partner_report_title,
+    provider_label,
+)
 from app.backoffice.models import Role
+from app.backoffice.standing import state_label
 from app.billing.models import InvoiceStatus
 from app.debt_collection.models import CaseStatus
 from app.debt_collection.services import reason_words as hand_off_reason
 from app.debt_collection.services import return_reason_words
 from app.i18n import LOCALE_NAMES
 from app.outbox.models import OutboxStatus
+from app.payments.receipts import method_label as payment_method_label
 from app.resolutions.models import Status
 from app.resolutions.pause import pause_words as pause_label
+from app.templating import current_format_locale
 
 
 def kind_label(kind: str) -> str:
@@ -34,6 +46,30 @@ def item_status_label(status: str) -> str:
 def method_label(method: str) -> str:
     return {"bank_transfer": _("Bank transfer"), "cash": _("Cash"), "card_terminal": _("Card terminal"),
             "cheque": _("Cheque"), "other": _("Other")}.get(method, method)
+
+
+def sentence(words: str) -> str:
+    """Words that begin a pill or a line: the first letter a capital ("paid" -> "Paid")."""
+    return words[:1].upper() + words[1:]
+
+
+def payment_label(payment) -> str:
+    """How a payment was made, in words: the method, else the provider ("Card", "Bank transfer")."""
+    return payment_method_label(payment.method, payment.provider)
+
+
+def duration(delta: timedelta) -> str:
+    """A stretch of time in the agent's language, rounded as people say it ("3 hours", "2 days")."""
+    return format_timedelta(abs(delta), threshold=1.5, locale=current_format_locale())
+
+
+def clock(left: timedelta | None) -> str:
+    """An item's clock against the service-level target: the time left, or how far past it."""
+    if left is None:
+        return ""
+    if left >= timedelta(0):
+        return _("%(time)s left", time=duration(left))
+    return _("%(time)s past the target", time=duration(left))
 
 
 def locale_label(locale: str) -> str:
@@ -93,4 +129,6 @@ def template_words() -> dict:
             "resolution_status_label": Status.label_of, "hand_off_reason": hand_off_reason,
             "case_status_label": CaseStatus.label_of, "outbox_status_label": OutboxStatus.label_of,
             "partner_report_title": partner_report_title, "return_reason": return_reason_words,
-            "contact_field_label": contact_field_label}
+            "contact_field_label": contact_field_label,
+            "message_kind_label": message_kind_label, "provider_label": provider_label, "sentence": sentence,
+            "payment_label": payment_label, "clock": clock, "state_label": state_label}

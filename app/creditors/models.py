@@ -87,6 +87,8 @@ class Creditor(Model):
     plan_min_balance: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     plan_fee: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     plan_interest_bp: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # a year; 1000 = 10 %
+    # The back office's service level: what waits for an agent is answered within so many working days.
+    answer_within_days: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

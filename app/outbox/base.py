@@ -18,6 +18,7 @@ from flask_babel import force_locale
 
 from app.i18n import DEFAULT_LOCALE
 from app.outbox.models import OutboxMessage
+from app.security import redact_tokens
 
 
 class DeliveryError(Exception):
@@ -79,6 +80,20 @@ class Renderers:
             raise DeliveryError(f"no {WHAT.get(message.channel, 'renderer')} for {message.kind!r}", permanent=True)
         with force_locale(message.locale or DEFAULT_LOCALE):
             return renderer(message)
+
+
+#: Kinds whose text is not kept once sent: an agent's sign-in code is a secret; a reminder keeps its
+#: own (dunning's message records its words).
+TEXT_NOT_KEPT = ("agent.", "dunning.")
+
+
+def keep_text(message: OutboxMessage, subject: str | None, text: str) -> None:
+    """Keep what was sent to the customer (subject and plain text), every link's token redacted, on the
+    message: written with the delivery, in its transaction (nothing is kept for a failed one)."""
+    if message.kind.startswith(TEXT_NOT_KEPT):
+        return
+    message.sent_subject = redact_tokens(subject)[:300] if subject else None
+    message.sent_text = redact_tokens(text)
 
 
 _RENDERERS = Renderers()

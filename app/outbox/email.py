@@ -25,7 +25,7 @@ from email.utils import format_datetime, parseaddr
 from typing import Any
 
 from app.models import utcnow
-from app.outbox.base import DeliveryError
+from app.outbox.base import DeliveryError, keep_text
 from app.outbox.base import render as render_message
 from app.outbox.models import OutboxMessage
 
@@ -171,11 +171,13 @@ class EmailChannel:
         self._connection: smtplib.SMTP | None = None
 
     def send(self, message: OutboxMessage) -> None:
-        email = build_email(message, render(message), self.settings)
+        rendered = render(message)
+        email = build_email(message, rendered, self.settings)
         self._transmit(email, message.recipient)
         # A bounce (a DSN) names the Message-ID: its hash part finds this message (`outbox.feedback`).
         message.provider_ref = message_key(message.idempotency_key)
         message.provider_status, message.provider_status_at = "sent", utcnow()
+        keep_text(message, rendered.subject, rendered.text)
 
     def close(self) -> None:
         connection, self._connection = self._connection, None

@@ -55,3 +55,7 @@ class OutboxMessage(Model):
     provider_ref: Mapped[str | None] = mapped_column(String(64), index=True)
     provider_status: Mapped[str | None] = mapped_column(String(32))
     provider_status_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # What the customer received, as sent (links' tokens redacted): the back office's timeline shows it.
+    # Kept for e-mail and SMS to customers; never for an agent's own mail (its code) nor for webhooks.
+    sent_subject: Mapped[str | None] = mapped_column(String(300))
+    sent_text: Mapped[str | None] = mapped_column(Text)

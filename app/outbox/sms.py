@@ -36,7 +36,7 @@ from twilio.rest import Client
 
 from app.core.validation import E164
 from app.models import utcnow
-from app.outbox.base import DeliveryError
+from app.outbox.base import DeliveryError, keep_text
 from app.outbox.base import render as render_message
 from app.outbox.models import OutboxMessage
 
@@ -161,6 +161,7 @@ class SmsChannel:
             raise twilio_failure(exc, self.settings.secrets()) from None
         finally:
             self._http.token = None
+        keep_text(message, None, text)
 
     def close(self) -> None:
         if self._http.session is not None:

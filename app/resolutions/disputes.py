@@ -113,9 +113,9 @@ def answer_dispute(dispute: Resolution, outcome: str, answer: str, *, actor: str
     if outcome == Status.PARTIAL and not (credits or corrections):
         raise InvalidData({"credits": "none"})
     invoice = dispute.invoice
-    others = [r for r in live_resolutions(invoice.id) if r.kind == Kind.DISPUTE and r.id != dispute.id]
+    others = _other_disputes(dispute)
     if outcome == Status.UPHELD and not (credits or corrections):
-        if not dispute.line_ids and invoice.amount_paid == 0 and not others:
+        if cancels_the_bill(dispute, outcome, credits, corrections, others=others):
             dispute.status, dispute.answer, dispute.answered_by, dispute.closed_at = outcome, answer, actor, utcnow()
             cancel_invoice(invoice, actor=actor, reason="dispute upheld")
             return _dispute_answered(dispute, outcome, actor)
@@ -130,6 +130,21 @@ def answer_dispute(dispute: Resolution, outcome: str, answer: str, *, actor: str
     if invoice.status == InvoiceStatus.DISPUTED and not others:
         release(invoice, actor=actor, reason=f"dispute {outcome}")
     return _dispute_answered(dispute, outcome, actor)
+
+
+def _other_disputes(dispute: Resolution) -> list[Resolution]:
+    return [r for r in live_resolutions(dispute.invoice_id) if r.kind == Kind.DISPUTE and r.id != dispute.id]
+
+
+def cancels_the_bill(dispute: Resolution, outcome: str, credits: Sequence[LineCredit] = (),
+                     corrections: Sequence[LineCorrection] = (), *, others: list[Resolution] | None = None) -> bool:
+    """Whether this decision cancels the bill (upheld, the whole bill disputed, nothing paid, no other
+    dispute open, no credits or corrections given), which also stops its payments at their providers:
+    the back office's preview tells it rather than trying it."""
+    if others is None:
+        others = _other_disputes(dispute)
+    return (outcome == Status.UPHELD and not (credits or corrections) and not dispute.line_ids
+            and dispute.invoice.amount_paid == 0 and not others)
 
 
 def _credits_for(dispute: Resolution) -> list[LineCredit]:

@@ -60,18 +60,22 @@ def window_label(window: str | None) -> str:
     return window_words(*span) if span else ""
 
 
+def request_window(request: SupportRequest) -> str:
+    """The window of a call back as the customer chose it (its hours where the creditor is), or by its
+    name for one asked for before windows kept their hours."""
+    if request.callback_start is not None and request.callback_end is not None:
+        zone = country_zone(request.invoice.creditor.country)
+        start, end = request.callback_start.astimezone(zone), request.callback_end.astimezone(zone)
+        return window_words(start.time(), end.time())
+    return window_label(request.callback_window)
+
+
 def callback_words(request: SupportRequest) -> str:
     """The day and window of a call back, in the creditor's time zone: "Monday, December 7, 2026, between
     7:00 am and 12:00 pm"."""
     if request.callback_date is None:
         return ""
-    if request.callback_start is not None and request.callback_end is not None:
-        zone = country_zone(request.invoice.creditor.country)
-        start, end = request.callback_start.astimezone(zone), request.callback_end.astimezone(zone)
-        window = window_words(start.time(), end.time())
-    else:
-        window = window_label(request.callback_window)
-    return _("%(day)s, %(window)s", day=day_words(request.callback_date), window=window)
+    return _("%(day)s, %(window)s", day=day_words(request.callback_date), window=request_window(request))
 
 
 def day_words(day: date) -> str:

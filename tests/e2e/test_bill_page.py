@@ -6,17 +6,16 @@ WCAG 2.1 A/AA on each page."""
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 from urllib.parse import urljoin, urlsplit
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from babel.dates import format_date
-from babel.numbers import format_currency, get_currency_precision
 from playwright.sync_api import expect
 from pypdf import PdfReader
 
 from app.i18n import FORMAT_LOCALES
+from app.money import format_money
 
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 PAGE_WEIGHT_BUDGET = 40 * 1024
@@ -29,8 +28,7 @@ def plain(text: str) -> str:
 
 
 def expected_money(amount: int, currency: str, locale: str) -> str:
-    major = Decimal(amount).scaleb(-get_currency_precision(currency))
-    return plain(format_currency(major, currency, locale=FORMAT_LOCALES[locale]))
+    return plain(format_money(amount, currency, FORMAT_LOCALES[locale]))  # the app's: Babel and CLDR's spacing
 
 
 def expected_date(value, locale: str) -> str:

@@ -10,7 +10,6 @@ from datetime import date, timedelta
 
 import pytest
 from babel.dates import format_date
-from babel.numbers import format_currency
 from pypdf import PdfReader
 from sqlalchemy import select
 
@@ -20,6 +19,7 @@ from app.dunning.models import Notice
 from app.dunning.settings import save_settings
 from app.extensions import db
 from app.links.services import revoke_links
+from app.money import format_money
 from app.support.services import open_request
 from tests.factories import creditor_today, make_creditor, make_invoice
 from tests.functional.helpers import issue, open_bill
@@ -38,7 +38,7 @@ def day(value: date, locale: str = "en") -> str:
 
 
 def nok(amount: int, locale: str = "en") -> str:
-    return words(format_currency(amount / 100, "NOK", locale={"en": "en_GB", "nb": "nb_NO", "de": "de_DE"}[locale]))
+    return words(format_money(amount, "NOK", {"en": "en_GB", "nb": "nb_NO", "de": "de_DE"}[locale]))  # CLDR spacing
 
 
 def with_plan(kind: str = "NO", jurisdiction: str = "NO", **creditor):

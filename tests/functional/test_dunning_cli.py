@@ -42,7 +42,7 @@ def test_plans_are_created_listed_shown_and_versioned_from_files(app, session, t
     assert "version 2 (the default)" in run(app, "dunning", "plans", "create", creditor.slug, str(json_path)).output
     listed = run(app, "dunning", "plans", "list", creditor.slug).output
     assert "standard v1: Norway" in listed and "standard v2 (default): Norway" in listed
-    assert "3. Debt collection warning, 15 days after step 2, by email > letter, fee NOK35.00, 14 days to pay, " \
+    assert "3. Debt collection warning, 15 days after step 2, by email > letter, fee NOK\u00a035.00, 14 days to pay, " \
            "starts the hand-off" in listed
     shown = json.loads(run(app, "dunning", "plans", "show", creditor.slug, "standard", "--version", "1").output)
     assert shown["version"] == 1 and shown["steps"][1]["fee"] == 3500 and "nb" in shown["steps"][0]["texts"]

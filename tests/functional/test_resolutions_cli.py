@@ -27,7 +27,7 @@ def test_rules_show_and_change_only_what_is_given(app, session):
     assert result.exit_code == 0, result.output
     assert (creditor.deferral_fee, creditor.plan_max_months, creditor.dispute_partial_payable) == (3500, 12, False)
     assert creditor.promise_max_days == 14  # untouched
-    assert "up to 12 months" in result.output and "fee NOK35.00" in result.output
+    assert "up to 12 months" in result.output and "fee NOK\u00a035.00" in result.output
     assert run(app, "resolutions", "rules", creditor.slug, "--grace-days", "-1").exit_code == 2
     assert run(app, "resolutions", "rules", "nobody").exit_code == 1
 

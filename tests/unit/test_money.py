@@ -11,6 +11,16 @@ def test_formatting_per_locale():
     assert format_money(123450, "EUR", "en_GB") == "€1,234.50"
 
 
+def test_a_currency_code_is_spaced_from_the_digits_as_cldr_says():
+    """An agent reading English saw "NOK0.00" and "NOK2,283.92": CLDR's currency spacing puts a no-break
+    space where a symbol made of letters meets a digit, on either side; symbols such as € and US$ stay close."""
+    assert format_money(0, "NOK", "en_GB") == "NOK\u00a00.00"
+    assert format_money(-228392, "NOK", "en_GB") == "-NOK\u00a02,283.92"
+    assert format_money(123450, "USD", "en_GB") == "US$1,234.50"
+    assert format_money(123450, "SEK", "de_DE") == "1.234,50\u00a0SEK"
+    assert format_money(123450, "NOK", "nb_NO").count("\u00a0") == 2
+
+
 def test_minor_units_follow_the_currency():
     assert exponent("NOK") == 2 and exponent("JPY") == 0
     assert to_decimal(1234, "JPY") == Decimal(1234)

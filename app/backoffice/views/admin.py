@@ -28,19 +28,27 @@ def _creditors(ids) -> list[Creditor]:
     return list(db.session.scalars(select(Creditor).where(Creditor.id.in_(ids)).order_by(Creditor.name)))
 
 
+WIDE_CHART = 900  # the desktop's drawing, in its own units (a phone's is 400)
+
+
 @bp.get("/overview")
 @login_required
 def overview_page():
     """For each creditor: links opened, payments, disputes and the median days from link to payment."""
-    labels = {"payments": _("Payments"), "links_opened": _("Links opened"), "disputes": _("Disputes"),
-              "median_days": _("Median days from link to payment")}
+    labels = {"payments": _("Payments through the portal"), "links_opened": _("Links opened"),
+              "disputes": _("Disputes"), "median_days": _("Median days from link to payment")}
     cards = []
     for creditor in _creditors(scope().creditor_ids):
-        figures = overview.creditor_overview(creditor.id, creditor.country, local_today(creditor.country, utcnow()))
-        chart = overview.chart_svg(figures, title=_("The last 30 days at %(creditor)s", creditor=creditor.name),
-                                   labels=labels, locale=format_locale(str(get_locale())))
-        cards.append((creditor, figures, chart))
-    record("overview_viewed", creditor_ids=[creditor.id for creditor, _figures, _chart in cards], creditors=len(cards))
+        today = local_today(creditor.country, utcnow())
+        figures = overview.creditor_overview(creditor.id, creditor.country, today)
+        title = _("The last 30 days at %(creditor)s", creditor=creditor.name)
+        locale = format_locale(str(get_locale()))
+        # One drawing for a phone's width and one for a desktop's: CSS shows the one that fits.
+        charts = (overview.chart_svg(figures, title=title, labels=labels, locale=locale),
+                  overview.chart_svg(figures, title=title, labels=labels, locale=locale, width=WIDE_CHART,
+                                     id_prefix=f"overview-wide-{creditor.id}"))
+        cards.append((creditor, figures, charts, overview.creditor_book(creditor.id, creditor.country, today)))
+    record("overview_viewed", creditor_ids=[card[0].id for card in cards], creditors=len(cards))
     db.session.commit()
     return render_template("backoffice/overview.html", cards=cards)
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import math
 import time
 
-from flask import current_app, redirect, render_template, request, session, url_for
+from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user, login_required, login_user, logout_user
 
-from app.backoffice import services
+from app.backoffice import recovery, services
 from app.backoffice.forms import CodeForm, EnrolmentCodeForm, SignInForm
 from app.backoffice.models import Agent
 from app.backoffice.views import bp, client_ip
@@ -143,22 +143,32 @@ def _locked_out():
 @bp.route("/sign-in/code", methods=["GET", "POST"])
 @limiter.limit(_limit, methods=["POST"])
 def code():
-    """The six-digit code from the agent's authenticator app."""
+    """The six-digit code from the agent's authenticator app, or one of their recovery codes."""
     agent = _pending_agent()
     if agent is None or not agent.has_second_factor:
         return redirect(url_for(".sign_in"))
     form = CodeForm()
     problem = None
     if form.validate_on_submit():
+        by_recovery = recovery.looks_like_one(form.code.data)
         try:
-            services.check_code(agent, form.code.data, utcnow())
+            if by_recovery:
+                left = recovery.use_code(agent, form.code.data, utcnow())
+            else:
+                services.check_code(agent, form.code.data, utcnow())
         except services.SignInRefused as refused:
             services.audit(agent, "sign_in_refused", ip=client_ip(), reason=refused.reason)
             db.session.commit()
-            problem = _("That code is not right. Please try the current one.")
+            problem = (_("That recovery code is not right, or it was used already.") if by_recovery
+                       else _("That code is not right. Please try the current one."))
             if refused.reason == "locked" or services.is_locked(agent, utcnow()):
                 return _locked_out()
         else:
+            if by_recovery:
+                services.audit(agent, "recovery_code_used", ip=client_ip(), left=left)
+                flash(ngettext("You signed in with a recovery code. %(num)d code is left: make new ones when few "
+                               "are left.", "You signed in with a recovery code. %(num)d codes are left: make new "
+                               "ones when few are left.", left), "done" if left > 2 else "problem")
             return _signed_in(agent, "sign_in")
     return render_template("backoffice/code.html", form=form, problem=problem), 422 if problem else 200
 
@@ -218,10 +228,40 @@ def enrol():
                 return _locked_out()
         else:
             services.audit(agent, "mfa_enrolled", ip=client_ip())
-            return _signed_in(agent, "sign_in")
+            codes = recovery.new_codes(agent, utcnow())
+            services.audit(agent, "recovery_codes_made", ip=client_ip(), count=len(codes))
+            _signed_in(agent, "sign_in")
+            # Shown once, in this answer (never stored readable, never put in a cookie or a redirect).
+            return render_template("backoffice/recovery_codes.html", codes=codes, enrolled=True)
     uri = services.provisioning_uri(agent, secret)
-    qr = services.qr_svg(uri, _("QR code for your authenticator app"))
-    return render_template("backoffice/enrol.html", form=form, problem=problem, qr=qr, secret=secret), (
+    qr = services.qr_svg(uri, _("QR code for your authenticator app"), fluid=True)
+    return render_template("backoffice/enrol.html", form=form, problem=problem, qr=qr, secret=secret,
+                           grouped_secret=recovery.grouped(secret)), (422 if problem else 200)
+
+
+@bp.route("/account/recovery-codes", methods=["GET", "POST"])
+@login_required
+@limiter.limit(_limit, methods=["POST"])
+def recovery_codes():
+    """How many recovery codes are left; new ones (the old ones end) for a current code from the app."""
+    agent = current_user._get_current_object()
+    form = CodeForm()
+    problem = None
+    if form.validate_on_submit():
+        try:
+            services.check_code(agent, form.code.data, utcnow())
+        except services.SignInRefused as refused:
+            services.audit(agent, "recovery_codes_refused", ip=client_ip(), reason=refused.reason)
+            db.session.commit()
+            problem = _("That code is not right. Please try the current one.")
+        else:
+            codes = recovery.new_codes(agent, utcnow())
+            services.audit(agent, "recovery_codes_made", ip=client_ip(), count=len(codes))
+            db.session.commit()
+            return render_template("backoffice/recovery_codes.html", codes=codes, enrolled=False)
+    elif request.method == "POST":
+        problem = _("Please enter the code from your authenticator app.")
+    return render_template("backoffice/recovery.html", form=form, problem=problem, left=recovery.codes_left(agent)), (
         422 if problem else 200)
 
 

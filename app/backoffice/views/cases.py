@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from app.backoffice import case, services
 from app.backoffice import inbox as items
+from app.backoffice.applicable import applicable
 from app.backoffice.dunning import panel as dunning_panel
 from app.backoffice.forms import (
     CreditForm,
@@ -117,16 +118,19 @@ def _invoice_page(invoice: Invoice, status: int = 200, **forms):
     payments = list(db.session.scalars(select(Payment).where(Payment.invoice_id == invoice.id).order_by(Payment.id)))
     customer = invoice.customer
     policy = policy_of(invoice.creditor_id)
+    lines_creditable = creditable(invoice)
     context = {
         "invoice": invoice, "creditor": invoice.creditor, "customer": customer, "today": today, "now": utcnow(),
         "dunning": dunning_for(invoice, today), "notes_form": NoteForm(),
         "credit_notes": credit_notes(invoice.id) if invoice.credited else [],
-        "creditable": creditable(invoice), "payments": payments, "refunds": refunds_of(p.id for p in payments),
+        "creditable": lines_creditable, "payments": payments, "refunds": refunds_of(p.id for p in payments),
         "links": list(db.session.scalars(select(AccessLink).where(AccessLink.invoice_id == invoice.id)
                                          .order_by(AccessLink.id.desc()).limit(20))),
         "resolutions": resolutions_for(invoice.id), "threads": threads_for(invoice.id),
         "reminders": reminders_of(invoice.id), "cases": _cases(invoice), "partner_reports": reports_of(invoice.id),
         "collection_policy": policy, "hand_off": hand_off_check(invoice, policy, today),
+        "hand_off_now": hand_off_check(invoice, policy, today, manual=True),
+        "applies": applicable(invoice, lines_creditable),
         "reminders_panel": dunning_panel(invoice, today), "jurisdiction_label": Jurisdiction.label_of,
         "step_label": StepKind.label_of, "notice_status_label": NoticeStatus.label_of,
         "message_status_label": MessageStatus.label_of,

@@ -8,12 +8,16 @@ from flask_login import login_required
 from sqlalchemy import or_
 
 from app.backoffice import inbox as items
+from app.backoffice.calls import call_list, outcome_label
 from app.backoffice.export import csv_response
 from app.backoffice.services import Scope
 from app.backoffice.views import SUPERVISING, bp, me, record, scope, scope_needing
 from app.billing.models import Customer, Invoice
+from app.core.dates import local_today
 from app.creditors.models import Creditor
 from app.extensions import db
+from app.models import utcnow
+from app.support.emails import request_window
 
 
 def _creditors() -> dict[int, Creditor]:
@@ -101,6 +105,20 @@ def export():
          item.invoice.number if item.invoice else "", item.invoice.customer.name if item.invoice else "",
          item.status, item.since.isoformat(), item.assignee.email if item.assignee else ""]
         for item in rows))
+
+
+@bp.get("/calls")
+@login_required
+def calls():
+    """The call-backs still to make, by the day and window each customer chose, earliest first."""
+    visible = scope()
+    found = call_list(visible)
+    record("calls_viewed", creditor_ids=visible.creditor_ids, shown=len(found))
+    db.session.commit()
+    creditors = _creditors()
+    todays = {c.id: local_today(c.country, utcnow()) for c in creditors.values()}
+    return render_template("backoffice/calls.html", calls=found, creditors=creditors, todays=todays,
+                           outcome_label=outcome_label, request_window=request_window)
 
 
 @bp.get("/search")

@@ -400,5 +400,5 @@ def test_a_chart_of_real_figures(creditor):
     root = parse(chart_svg(overview, title="Fjordkraft", labels=LABELS, locale="en_GB"))
     desc = root.find(f"{SVG}desc").text
     # No median: the paid invoice had no link.
-    assert desc == "1–30 Nov 2026. Payments: 1 (NOK125.01). Links opened: 1. Disputes: 0."
+    assert desc == "1–30 Nov 2026. Payments: 1 (NOK\u00a0125.01). Links opened: 1. Disputes: 0."
     assert root.get("aria-labelledby") == f"overview-{creditor.id}-title overview-{creditor.id}-desc"
