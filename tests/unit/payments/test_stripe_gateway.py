@@ -177,7 +177,7 @@ def test_declined_card_fails_with_the_reason(gateway: StripeGateway, customer: s
     status = gateway.fetch_status(checkout.provider_ref)
 
     assert status.status == PaymentStatus.FAILED
-    assert status.failure_reason == "Your card was declined."
+    assert status.failure_reason == "card_declined"  # the code (words for the customer: payments.declines)
     assert status.amount_received is None
 
 
