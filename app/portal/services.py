@@ -7,8 +7,9 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Select, bindparam, exists, func, literal_column, select
+from sqlalchemy import ColumnClause, Select, bindparam, exists, func, literal_column, select
 from sqlalchemy.orm import aliased, contains_eager, selectinload
 
 from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceStatus
@@ -123,7 +124,7 @@ def _bill_access_statement() -> Select:
 
 
 #: Literals, not parameters: the precompiled read binds only the public id and the source.
-IN_PROGRESS_SQL = tuple(literal_column(f"'{status}'") for status in IN_PROGRESS)
+IN_PROGRESS_SQL: tuple[ColumnClause[Any], ...] = tuple(literal_column(f"'{status}'") for status in IN_PROGRESS)
 _BILL_ACCESS = ReadQuery(_bill_access_statement)
 
 
