@@ -174,7 +174,7 @@ def test_the_waiting_page_moves_on_by_itself(client, app, session):
     invoice, url, hosted, back = in_progress(client, app)
     waiting = client.get(back, headers=EN)
     assert waiting.status_code == 200 and "waiting for confirmation" in waiting.text
-    assert re.search(r'<meta http-equiv="refresh" content="5">', waiting.text)  # without JavaScript
+    assert '<noscript><meta http-equiv="refresh" content="5"></noscript>' in waiting.text  # without JavaScript
     status_url = re.search(r'data-status-url="([^"]+)"', waiting.text).group(1)
     assert status_url == f"{back}/status"
     assert client.get(status_url).get_json() == {"waiting": True}
