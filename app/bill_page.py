@@ -15,6 +15,7 @@ from app.core.dates import local_today
 from app.debt_collection.models import Case
 from app.debt_collection.services import active_case
 from app.dunning.outlook import default_notice_date, outlook
+from app.payments.models import PaymentAttempt
 from app.payments.providers import PayOption, pay_options
 from app.payments.receipts import receipt_refs
 from app.resolutions.services import SelfService, self_service, shown_state
@@ -69,16 +70,20 @@ OTHER_BILLS_SHOWN = 8
 
 
 def bill_page_context(invoice: Invoice, today: date, *, has_resolutions: bool = True,
-                      has_threads: bool = True, other_bills: bool = True) -> dict:
+                      has_threads: bool = True, other_bills: bool = True,
+                      in_progress: PaymentAttempt | None = None) -> dict:
     """Everything the bill page shows (also for the back office's preview of it). `other_bills`: whether
-    the customer owes the creditor other bills (the page lists them; the access read knows)."""
+    the customer owes the creditor other bills (the page lists them; the access read knows). `in_progress`:
+    a payment the provider has not confirmed yet (`payments.services.attempt_in_progress`): the page shows
+    it instead of the ways to pay, so that nobody pays the bill twice."""
     found, case = self_service_now(invoice, today, None if has_resolutions else [])
     context = bill_facts(invoice, today, found.payable_now)
     context["state"] = shown_state(context["state"], found, today)
     context["lines"], context["hidden_lines"] = visible_lines(invoice.lines)
     context["found"], context["threads"] = found, threads_for(invoice.id) if has_threads else []
     context["pay_amount"], context["pay_reason"] = found.payable_now, found.pay_reason
-    context["pay_options"] = pay_options_for(invoice) if found.payable_now else []
+    context["held"], context["in_progress"] = found.held, in_progress
+    context["pay_options"] = pay_options_for(invoice) if found.payable_now and in_progress is None else []
     context["receipts"] = receipt_refs(invoice.id) if invoice.amount_paid else {}
     context["collection"], context["today"] = case, today
     if case is not None:  # the days of the hand-off and of the partner's figure, where the creditor is

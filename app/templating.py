@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from functools import lru_cache
 
 from babel.dates import format_date as babel_format_date
 from babel.dates import format_datetime as babel_format_datetime
 from flask import Flask
-from flask_babel import get_locale
+from flask_babel import get_locale, ngettext
+from markupsafe import Markup
 
 from app.core.validation import safe_web_address
 from app.i18n import country_zone, format_locale
@@ -22,6 +24,46 @@ def current_format_locale() -> str:
 @lru_cache(maxsize=4096)
 def _date(value: date, fmt: str, locale: str) -> str:
     return babel_format_date(value, format=fmt, locale=locale)
+
+
+def date_range(start: date | None, end: date | None) -> Markup:
+    """A period in the same date format as the `date` filter, each end kept on one line
+    ("1 November 2026 – 30 November 2026"): one date format per language on a page."""
+    if start is None or end is None or start == end:
+        return Markup('<span class="nw">{}</span>').format(date_filter(start or end))
+    return Markup('<span class="nw">{}</span> – <span class="nw">{}</span>').format(date_filter(start),
+                                                                                  date_filter(end))
+
+
+#: Units counted in words, as creditors send them in their own language ("text", "mnd", "Monat"): each is
+#: said in the page's language with Babel's plural rules. Abbreviations (kWh, GB, min, m³) stay as sent.
+UNIT_KINDS = {
+    **dict.fromkeys(("text", "texts", "sms", "melding", "meldinger", "nachricht", "nachrichten"), "text"),
+    **dict.fromkeys(("month", "months", "mnd", "mnd.", "måned", "måneder", "monat", "monate"), "month"),
+    **dict.fromkeys(("day", "days", "dag", "dager", "tag", "tage"), "day"),
+    **dict.fromkeys(("piece", "pieces", "pcs", "item", "items", "stk", "stk.", "stück"), "item"),
+}
+
+
+def _unit_words(kind: str, count: int, number: str) -> str:
+    if kind == "text":
+        return ngettext("%(number)s text message", "%(number)s text messages", count, number=number)
+    if kind == "month":
+        return ngettext("%(number)s month", "%(number)s months", count, number=number)
+    if kind == "day":
+        return ngettext("%(number)s day", "%(number)s days", count, number=number)
+    return ngettext("%(number)s item", "%(number)s items", count, number=number)
+
+
+def quantity_with_unit(quantity: Decimal, unit: str | None) -> str:
+    """A line's quantity and unit in the page's language, plural by Babel's rules: "3 text messages",
+    "1 måned", "2 Monate"; a unit we do not know (kWh, GB) as sent, after the number."""
+    number = format_quantity(quantity, current_format_locale())
+    kind = UNIT_KINDS.get((unit or "").strip().lower())
+    if kind is None:
+        return f"{number} {unit}" if unit else number
+    count = int(quantity) if quantity == quantity.to_integral() else 2  # a fraction takes the plural
+    return _unit_words(kind, count, number)
 
 
 def money(amount: int, currency: str) -> str:
@@ -46,6 +88,8 @@ def init_templating(app: Flask) -> None:
     app.jinja_env.filters["date"] = date_filter
     app.jinja_env.filters["datetime"] = datetime_filter
     app.jinja_env.filters["quantity"] = lambda q: format_quantity(q, current_format_locale())
+    app.jinja_env.filters["quantity_unit"] = quantity_with_unit
+    app.jinja_env.filters["date_range"] = date_range
     app.jinja_env.filters["rate"] = lambda bp: format_rate(bp, current_format_locale())
     app.jinja_env.filters["plain_amount"] = lambda amount, currency: str(to_decimal(amount, currency))
     app.jinja_env.filters["fromiso"] = date.fromisoformat

@@ -201,6 +201,19 @@ class Invoice(Model):
     def is_closed(self) -> bool:
         return self.status in InvoiceStatus.CLOSED
 
+    @property
+    def shared_period(self) -> tuple[date, date] | None:
+        """The period the bill is for, said once at its head: the invoice's own, else the one every
+        ordinary line names. A line repeats its period only where it differs from this one."""
+        if self.period_start and self.period_end:
+            return self.period_start, self.period_end
+        periods = {(line.period_start, line.period_end) for line in self.lines if not line.is_fee}
+        if len(periods) == 1:
+            start, end = periods.pop()
+            if start and end:
+                return start, end
+        return None
+
     def __repr__(self) -> str:
         return f"<Invoice {self.number} {self.status}>"
 

@@ -105,17 +105,22 @@ def invoice_version(invoice: Invoice) -> tuple:
 
 
 def invoice_pdf_response(invoice: Invoice, today: date, version: tuple | None = None, *,
-                         default_notice: date | None = None) -> Response:
+                         default_notice: date | None = None, held: int = 0) -> Response:
     """The invoice's PDF as a download, in the current locale (the bill page's, and the collection
     partner's copy of it): from the cache when this version was rendered in this language today.
     `version`: the bill page's `BillAccess.document_version` when the caller has it (else read here).
     `default_notice`: Germany's consumer default notice (§ 286(3) BGB) and its day, where the creditor
-    gives it (`dunning.outlook.default_notice_date`: the caller asks, billing cannot)."""
-    key = ("invoice", invoice.public_id, str(get_locale()), today, version or invoice_version(invoice), default_notice)
+    gives it (`dunning.outlook.default_notice_date`: the caller asks, billing cannot). `held`: what an open
+    dispute holds back (the caller asks the resolutions): the PDF says it apart, and its bank details,
+    amount and QR code are for the rest."""
+    held = min(max(held, 0), max(invoice.balance, 0))
+    key = ("invoice", invoice.public_id, str(get_locale()), today, version or invoice_version(invoice), default_notice,
+           held)
+    due_now = invoice.balance - held if held else None
     pdf = get_pdf_cache().get_or_render(key, lambda: render_invoice_pdf(
         invoice, payments=payments_received(invoice.id) if invoice.amount_paid else [],
-        state=due_state(invoice, today), transfer=transfer_details(invoice.creditor, invoice, None),
-        default_notice=default_notice,
+        state=due_state(invoice, today), default_notice=default_notice, held=held,
+        transfer=transfer_details(invoice.creditor, invoice, due_now) if not held or due_now else None,
     ))
     filename = f"invoice-{invoice.number}.pdf".replace("/", "-")
     return Response(pdf, mimetype="application/pdf",
@@ -124,16 +129,16 @@ def invoice_pdf_response(invoice: Invoice, today: date, version: tuple | None = 
 
 def render_invoice_pdf(
     invoice: Invoice, *, payments: list[InvoiceEvent], state: DueState, transfer: TransferDetails | None,
-    default_notice: date | None = None,
+    default_notice: date | None = None, held: int = 0,
 ) -> bytes:
     """The invoice as PDF bytes, in the current request's language and the creditor's brand."""
     return html_to_pdf(invoice_html(invoice, payments=payments, state=state, transfer=transfer,
-                                    default_notice=default_notice))
+                                    default_notice=default_notice, held=held))
 
 
 def invoice_html(
     invoice: Invoice, *, payments: list[InvoiceEvent], state: DueState, transfer: TransferDetails | None,
-    default_notice: date | None = None,
+    default_notice: date | None = None, held: int = 0,
 ) -> str:
     """The HTML document the PDF is printed from, with its images embedded."""
     creditor = invoice.creditor
@@ -149,11 +154,12 @@ def invoice_html(
         transfer=transfer,
         reference=_reference(invoice, creditor, transfer),
         credit_notes=credit_notes(invoice.id) if invoice.credited else [],
-        logo_src=_logo_data_uri(creditor),
+        logo_src=logo_data_uri(creditor),
         qr_src=_qr_data_uri(invoice, transfer),
-        footer_left=css_string(_footer_text(creditor)),
+        footer_left=css_string(footer_text(creditor)),
         footer_right=page_label_css(_("Page %(page)s of %(pages)s")),
         default_notice=default_notice,
+        held=held,
     )
 
 
@@ -187,7 +193,7 @@ def data_uri(content: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(content).decode('ascii')}"
 
 
-def _logo_data_uri(creditor: Creditor) -> str | None:
+def logo_data_uri(creditor: Creditor) -> str | None:
     """The creditor's logo embedded in the document (loads the deferred column)."""
     if not creditor.logo_mime:
         return None
@@ -196,14 +202,14 @@ def _logo_data_uri(creditor: Creditor) -> str | None:
 
 
 def _qr_data_uri(invoice: Invoice, transfer: TransferDetails | None) -> str | None:
-    """The EPC QR code for a SEPA transfer of the balance, when one can be made."""
+    """The EPC QR code for a SEPA transfer of what the bank details ask for, when one can be made."""
     if transfer is None or not transfer.epc_qr:
         return None
-    svg = epc_qr_svg(epc_payload(invoice.creditor, invoice), title=_("QR code for a bank transfer"))
+    svg = epc_qr_svg(epc_payload(invoice.creditor, invoice, transfer.amount), title=_("QR code for a bank transfer"))
     return data_uri(svg.encode("utf-8"), "image/svg+xml")
 
 
-def _footer_text(creditor: Creditor) -> str:
+def footer_text(creditor: Creditor) -> str:
     text = creditor.legal_name or creditor.name
     if creditor.org_number:
         text += f" · {_('Org. no.')} {creditor.org_number}"

@@ -119,6 +119,7 @@ def _event_record(event: GatewayEvent) -> dict:
     return {
         "status": event.status, "amount": event.amount, "currency": event.currency, "payment_id": event.payment_id,
         "method": event.method, "occurred_at": event.occurred_at.isoformat() if event.occurred_at else None,
+        "failure_reason": event.failure_reason,
     }
 
 
@@ -130,6 +131,7 @@ def event_from_record(record: WebhookEvent) -> GatewayEvent:
         provider_ref=record.provider_ref, status=data.get("status"), amount=data.get("amount"),
         currency=data.get("currency"), payment_id=data.get("payment_id"), method=data.get("method"),
         occurred_at=datetime.fromisoformat(occurred) if occurred else None,
+        failure_reason=data.get("failure_reason"),
     )
 
 

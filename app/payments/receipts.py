@@ -9,14 +9,17 @@ from the return page, with the same grant as the bill.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 from datetime import date
 
 from flask import current_app, render_template
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from app.billing.models import Customer, Invoice, InvoiceEvent
+from app.billing.pdf import css_string, footer_text, get_pdf_cache, html_to_pdf, logo_data_uri, page_label_css
 from app.core.dates import local_today
 from app.creditors.models import Creditor
 from app.errors import InvalidData
@@ -60,6 +63,23 @@ def method_label(method: str | None, provider: str) -> str:
     return label
 
 
+#: Crockford's base 32: no I, L, O or U, so a number read out on the phone is not misheard.
+RECEIPT_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def receipt_number(public_ref: str) -> str:
+    """The receipt's number for people: ten characters in two groups ("7KQ2M-9XDAB"), derived from the
+    payment's random public ref (which stays the receipt page's address and our own key), so it needs no
+    column of its own and is the same on the page, the PDF and the e-mail. 50 bits: two payments share
+    one with odds of one in 10^15."""
+    digest = int.from_bytes(hashlib.sha256(f"receipt:{public_ref}".encode()).digest()[:7], "big") >> 6
+    chars = []
+    for _i in range(10):
+        digest, index = divmod(digest, 32)
+        chars.append(RECEIPT_ALPHABET[index])
+    return f"{''.join(chars[:5])}-{''.join(chars[5:])}"
+
+
 @dataclass(frozen=True)
 class Receipt:
     """One payment as its receipt shows it."""
@@ -70,6 +90,11 @@ class Receipt:
     customer: Customer
     received_on: date  # the creditor's local date
     balance_after: int | None  # left to pay just after this payment; None when it was not booked on the bill
+
+    @property
+    def number(self) -> str:
+        """The receipt number shown to the customer (`receipt_number`)."""
+        return receipt_number(self.payment.public_ref)
 
     @property
     def method(self) -> str:
@@ -97,6 +122,24 @@ def find_receipt(invoice_id: int, public_ref: str) -> Receipt | None:
         select(Payment).where(Payment.public_ref == public_ref, Payment.invoice_id == invoice_id)
     )
     return receipt_for(payment) if payment is not None else None
+
+
+def receipt_pdf(receipt: Receipt) -> bytes:
+    """The receipt as a PDF (WeasyPrint, as the invoice), in the current locale and the creditor's brand:
+    rendered once per payment, language and version of what it shows, and kept with the invoice PDFs."""
+    payment, creditor = receipt.payment, receipt.creditor
+    key = ("receipt", payment.public_ref, str(get_locale()), creditor.updated_at, receipt.customer.updated_at,
+           payment.refund_due, payment.refunded)
+
+    def render() -> bytes:
+        html = render_template(
+            "payments/receipt_pdf.html", receipt=receipt, payment=payment, invoice=receipt.invoice,
+            creditor=creditor, logo_src=logo_data_uri(creditor), footer_left=css_string(footer_text(creditor)),
+            footer_right=page_label_css(_("Page %(page)s of %(pages)s")),
+        )
+        return html_to_pdf(html)
+
+    return get_pdf_cache().get_or_render(key, render)
 
 
 def receipt_refs(invoice_id: int) -> dict[str, str]:

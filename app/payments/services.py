@@ -93,6 +93,21 @@ def live_attempt(invoice_id: int, provider: str, amount: int) -> PaymentAttempt 
     return next((attempt for attempt in candidates if attempt.is_live and attempt.provider_ref), None)
 
 
+#: An attempt the customer has finished on their side that the provider has not confirmed yet (their
+#: bank's authentication, a delayed method): paying again could take the money twice.
+IN_PROGRESS = (PaymentStatus.REQUIRES_ACTION, PaymentStatus.PROCESSING)
+
+
+def attempt_in_progress(invoice_id: int) -> PaymentAttempt | None:
+    """The bill's newest payment in progress that has not expired: while there is one, the bill page
+    shows it and offers no other payment of the bill (one short indexed read)."""
+    attempt = db.session.scalar(
+        select(PaymentAttempt).where(PaymentAttempt.invoice_id == invoice_id, PaymentAttempt.status.in_(IN_PROGRESS))
+        .order_by(PaymentAttempt.id.desc()).limit(1)
+    )
+    return attempt if attempt is not None and attempt.is_live else None
+
+
 def new_attempt(invoice: Invoice, provider: str, amount: int) -> PaymentAttempt:
     """A new attempt row (flushed, so its public ref can go to the provider as reference and idempotency key)."""
     attempt = PaymentAttempt(

@@ -6,8 +6,10 @@ import hmac
 import re
 import unicodedata
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Select, bindparam, exists, func, literal_column, select
+from sqlalchemy import ColumnClause, Select, bindparam, exists, func, literal_column, select
 from sqlalchemy.orm import aliased, contains_eager, selectinload
 
 from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceStatus
@@ -15,6 +17,8 @@ from app.billing.services import OWING, OWING_SQL
 from app.core.dates import parse_date
 from app.creditors.models import Creditor
 from app.extensions import db
+from app.payments.models import PaymentAttempt
+from app.payments.services import IN_PROGRESS
 from app.readpath import ReadQuery
 from app.resolutions.models import Resolution
 from app.support.models import SupportRequest
@@ -58,6 +62,16 @@ class BillAccess:
     # event, the revocation count): `billing.pdf.invoice_version` reads the same, so the customer's PDF
     # and the collection partner's copy share one cached render.
     document_version: tuple = ()
+    # The bill's newest payment the provider has not confirmed yet (`payments.services.IN_PROGRESS`):
+    # its id, status and expiry. It changes the page and ends by expiring, which no event records.
+    in_progress: tuple[int, str, datetime | None] | None = None
+
+    def payment_in_progress(self, now: datetime) -> tuple[int, str] | None:
+        """(id, status) of the payment in progress that has not expired, if there is one."""
+        if self.in_progress is None:
+            return None
+        attempt_id, status, expires_at = self.in_progress
+        return (attempt_id, status) if expires_at is None or expires_at > now else None
 
     @property
     def is_closed(self) -> bool:
@@ -85,11 +99,19 @@ def _bill_access_statement() -> Select:
     source_revocations = (select(source.link_revocations)
                           .where(source.id == bindparam("source_id"), source.customer_id == Invoice.customer_id)
                           .scalar_subquery())
+    # The newest payment in progress (the index on invoice_id, status): the page shows it instead of the ways to pay.
+    newest_in_progress = (select(func.max(PaymentAttempt.id)).where(PaymentAttempt.invoice_id == Invoice.id,
+                                                                    PaymentAttempt.status.in_(IN_PROGRESS_SQL))
+                          .scalar_subquery())
+    progress = aliased(PaymentAttempt)
+
+    def of_progress(column):
+        return select(column).where(progress.id == newest_in_progress).scalar_subquery()
     return (
         select(
             Invoice.id, Invoice.status, Invoice.creditor_id, Creditor.country, Creditor.default_locale,
             Creditor.step_up_mode, Customer.preferred_locale, has_resolutions, has_threads, other_count,
-            source_revocations,
+            source_revocations, newest_in_progress, of_progress(progress.status), of_progress(progress.expires_at),
             # the version: from here on
             Invoice.updated_at, Creditor.updated_at, Customer.updated_at, newest_event, Invoice.dunning_plan_id,
             Invoice.dunning_next_position, Invoice.dunning_next_on, Invoice.dunning_excluded, other_owed,
@@ -101,6 +123,8 @@ def _bill_access_statement() -> Select:
     )
 
 
+#: Literals, not parameters: the precompiled read binds only the public id and the source.
+IN_PROGRESS_SQL: tuple[ColumnClause[Any], ...] = tuple(literal_column(f"'{status}'") for status in IN_PROGRESS)
 _BILL_ACCESS = ReadQuery(_bill_access_statement)
 
 
@@ -115,9 +139,19 @@ def bill_access(public_id: str, source_id: int | None = None) -> BillAccess | No
     # The version holds the revocation count too: a page cached under it is never one a revoked
     # grant could reach, even if the grant check were ever skipped.
     invoice_id, status, creditor_id, country, creditor_locale, step_up_mode, customer_locale = row[:7]
+    in_progress = (row[11], row[12], _utc(row[13])) if row[11] is not None else None
     return BillAccess(invoice_id, status, creditor_id, country, creditor_locale, step_up_mode, customer_locale,
-                      bool(row[7]), bool(row[8]), row[-1], version=tuple(row[11:]), other_bills=int(row[9] or 0),
-                      source_revocations=row[10], document_version=(*row[11:15], row[-1]))
+                      bool(row[7]), bool(row[8]), row[-1], version=tuple(row[14:]), other_bills=int(row[9] or 0),
+                      source_revocations=row[10], document_version=(*row[14:18], row[-1]), in_progress=in_progress)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """A moment read by a scalar subquery (which skips the column type's conversion on SQLite), in UTC."""
+    if value is None or (isinstance(value, datetime) and value.tzinfo is not None):
+        return value
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC)
 
 
 def other_grants(customer_id: int, invoice_id: int, limit: int) -> list[tuple[str, int]]:

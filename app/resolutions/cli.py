@@ -43,7 +43,8 @@ def _rule_options(command):
     for flag, (_column, help_text) in reversed(RULES.items()):
         command = click.option(flag, type=click.IntRange(0, 10_000_000), help=help_text)(command)
     return click.option("--undisputed-payable/--undisputed-held", default=None,
-                        help="While a dispute is open, may the customer pay the part not disputed?")(command)
+                        help="While a dispute of some lines is open, does the bill page suggest paying the part "
+                             "not disputed? (It can always be paid; held: the page says they may wait.)")(command)
 
 
 @resolutions.command("rules", help="Show a creditor's self-service rules, or change those given.")
@@ -68,7 +69,8 @@ def rules(slug: str, undisputed_payable: bool | None, **given):
                f"{format_money(creditor.plan_min_instalment, cur, 'en')} each, for balances from "
                f"{format_money(plan_min_balance(creditor), cur, 'en')}, fee "
                f"{format_money(creditor.plan_fee, cur, 'en')}, interest {creditor.plan_interest_bp / 100:g} % a year")
-    click.echo(f"  undisputed part payable during a dispute: {'yes' if creditor.dispute_partial_payable else 'no'}")
+    click.echo("  undisputed part during a dispute: always payable, "
+               f"{'suggested' if creditor.dispute_partial_payable else 'not suggested (the customer may wait)'}")
 
 
 @resolutions.command("run", help="The daily run: reminders before promised dates and instalments, broken promises "

@@ -104,8 +104,11 @@ def dispute_received(dispute: Resolution, payload: dict) -> Notice:
           "while we do.", creditor=creditor.name),
         _("We will write to you when we have an answer."),
     ]
-    if dispute.line_ids and creditor.dispute_partial_payable:
-        paragraphs.append(_("You can pay the part of the bill you do not dispute on the bill page."))
+    if dispute.line_ids:  # the rest can always be paid; the creditor's setting decides only whether we suggest it
+        paragraphs.append(_("You can pay the part of the bill you do not dispute on the bill page.")
+                          if creditor.dispute_partial_payable else
+                          _("You can pay the part of the bill you do not dispute on the bill page now, or wait for "
+                            "our answer."))
     return _customer(dispute, _("We have received your dispute"), _("We have received your dispute"), paragraphs,
                      facts=_dispute_facts(dispute), quote=dispute.message, quote_label=_("You wrote:"))
 

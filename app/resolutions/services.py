@@ -75,6 +75,10 @@ class SelfService:
     dunning: Dunning
     payable_now: int | None  # what the pay buttons take: the balance, an instalment, the undisputed part
     pay_reason: str | None = None  # None (the balance), "instalment" or "undisputed"
+    held: int = 0  # what an open dispute holds back: not to be paid until it is answered
+    # Whether the page suggests paying what is payable now: a creditor that holds the undisputed
+    # part (`dispute_partial_payable` off) still takes it, but the page does not push for it.
+    pay_suggested: bool = True
     open_dispute: Resolution | None = None
     promise: Resolution | None = None
     deferral: Resolution | None = None  # an open request or a deferral granted that still runs
@@ -132,9 +136,12 @@ def self_service(invoice: Invoice, today: date, resolutions: list[Resolution] | 
             if upcoming is not None and upcoming.left < invoice.balance:
                 found.payable_now, found.pay_reason = upcoming.left, "instalment"
         elif found.open_dispute is not None:
-            undisputed = invoice.balance - (found.open_dispute.amount or 0)
-            held = not creditor.dispute_partial_payable or undisputed <= 0
-            found.payable_now, found.pay_reason = (None, None) if held else (undisputed, "undisputed")
+            # The part not disputed can always be paid (a customer who wants to settle what they agree
+            # with is never turned away); the creditor's setting only decides whether it is suggested.
+            found.held = min(found.open_dispute.amount or 0, invoice.balance)
+            undisputed = invoice.balance - found.held
+            found.payable_now, found.pay_reason = (undisputed, "undisputed") if undisputed > 0 else (None, None)
+            found.pay_suggested = creditor.dispute_partial_payable
     busy = found.open_dispute is not None or found.plan is not None or found.plan_request is not None
     settled_otherwise = found.promise is not None or found.deferral is not None
     can = {

@@ -34,3 +34,20 @@
     el.insertAdjacentElement("afterend", b);
   });
 })();
+
+(function () {
+  "use strict";
+  // The waiting page after a payment: ask whether the provider has answered, and move on as soon as it
+  // has (the page's meta refresh does the same, more slowly, without JavaScript).
+  var waiting = document.getElementById("waiting");
+  if (!waiting || !window.fetch) return;
+  var url = waiting.getAttribute("data-status-url");
+  var every = (parseInt(waiting.getAttribute("data-poll-seconds"), 10) || 2) * 1000;
+  function poll() {
+    fetch(url, {credentials: "same-origin", headers: {"Accept": "application/json"}})
+      .then(function (r) { return r.ok ? r.json() : {waiting: true}; })
+      .then(function (s) { if (s.waiting === false) { window.location.reload(); } else { setTimeout(poll, every); } })
+      .catch(function () { setTimeout(poll, every * 2); });
+  }
+  setTimeout(poll, every);
+})();

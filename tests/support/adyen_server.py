@@ -118,8 +118,10 @@ class AdyenServer:
     def links(self) -> dict[str, dict[str, Any]]:
         return self.state.links
 
-    def complete(self, ref_id: str, success: bool = True, payment_method: str = "visa") -> Completion:
-        """The shopper pays session or link `ref_id`: a payment (authorised or refused) and a new status."""
+    def complete(self, ref_id: str, success: bool = True, payment_method: str = "visa",
+                 refusal_reason: str = "Refused") -> Completion:
+        """The shopper pays session or link `ref_id`: a payment (authorised or refused, with Adyen's refusal
+        reason: "Refused", "Not enough balance", "Expired Card"...) and a new status."""
         with self.state.lock:
             resource = self.state.sessions.get(ref_id) or self.state.links[ref_id]
             psp = _psp()
@@ -127,6 +129,7 @@ class AdyenServer:
                 "pspReference": psp, "merchantReference": resource["reference"],
                 "merchantAccount": resource["merchantAccount"], "amount": dict(resource["amount"]),
                 "success": success, "paymentMethod": payment_method, "refId": ref_id,
+                "refusalReason": None if success else refusal_reason,
             }
             resource["pspReferences"].append(psp)
             if ref_id in self.state.sessions:
@@ -154,7 +157,7 @@ class AdyenServer:
             "amount": dict(payment["amount"]),
             "paymentMethod": payment["paymentMethod"],
             "pspReference": payment["pspReference"],
-            "reason": "" if payment["success"] else "Refused",
+            "reason": "" if payment["success"] else payment["refusalReason"],
         }
         if event_code != "AUTHORISATION":
             item["originalReference"], item["pspReference"] = payment["pspReference"], _psp()

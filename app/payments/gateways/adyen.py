@@ -279,6 +279,8 @@ class AdyenGateway(Gateway):
             method=_our_method(item.get("paymentMethod")),
             occurred_at=_parse_time(item.get("eventDate")),
             payload=item,
+            # A refused AUTHORISATION names its refusal reason in `reason` ("Not enough balance").
+            failure_reason=str(item.get("reason") or "")[:200] or None if status == PaymentStatus.FAILED else None,
         )
 
     # -- refunds ------------------------------------------------------------------------------

@@ -133,7 +133,7 @@ class GatewayStatus:
     currency: str | None = None
     payment_id: str | None = None  # the provider's id of the money movement (charge, pspReference)
     method: str | None = None  # our method name, when the provider says which was used
-    failure_reason: str | None = None
+    failure_reason: str | None = None  # the provider's decline code or refusal reason (see GatewayEvent)
 
 
 @dataclass(frozen=True)
@@ -151,6 +151,9 @@ class GatewayEvent:
     method: str | None = None
     occurred_at: datetime | None = None
     payload: Mapping[str, Any] = field(default_factory=dict)  # the provider's event, for the record
+    # Why a payment failed, as the provider says it (a Stripe decline code, an Adyen refusal reason):
+    # `payments.declines` turns it into words for the customer.
+    failure_reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -211,7 +211,7 @@ class StripeGateway(Gateway):
             currency=intent["currency"].upper(),
             payment_id=_id(intent.get("latest_charge")) if succeeded else None,
             method=_method(intent),
-            failure_reason=error.get("message") or error.get("code"),
+            failure_reason=_failure_reason(error),
         )
 
     def _session_status(self, session_id: str) -> GatewayStatus:
@@ -310,6 +310,15 @@ def _intent_status(intent: Mapping[str, Any]) -> str:
     return INTENT_STATUSES.get(intent["status"], PaymentStatus.PENDING)
 
 
+def _failure_reason(error: Mapping[str, Any] | None) -> str | None:
+    """Stripe's reason for a failed payment: the issuer's decline code where there is one
+    (`insufficient_funds`), else the error's code (`expired_card`, `authentication_required`)."""
+    if not isinstance(error, Mapping):
+        return None
+    reason = error.get("decline_code") or error.get("code") or error.get("message")
+    return str(reason)[:200] if reason else None
+
+
 def _id(value: str | Mapping[str, Any] | None) -> str | None:
     """An object's id, whether Stripe sent the id or the expanded object."""
     return value.get("id") if isinstance(value, Mapping) else value
@@ -367,4 +376,5 @@ def _event(event: Mapping[str, Any]) -> GatewayEvent:
         method=_method(obj) if kind == "payment_intent" else None,
         occurred_at=datetime.fromtimestamp(event["created"], tz=UTC) if event.get("created") else None,
         payload=event,
+        failure_reason=_failure_reason(obj.get("last_payment_error")) if status == PaymentStatus.FAILED else None,
     )

@@ -23,7 +23,9 @@ from app.i18n import select_locale
 from app.links.models import AccessLink
 from app.links.services import Resolution, get_signer, record_open, record_step_up_failure, resolve_token
 from app.models import utcnow
+from app.payments.models import PaymentAttempt
 from app.payments.receipts import find_receipt
+from app.payments.receipts import receipt_pdf as receipt_pdf_bytes
 from app.portal import grants
 from app.portal.access import (
     bill_required,
@@ -114,18 +116,23 @@ def new_link():
 def bill(public_id: str, access: BillAccess):
     """The bill page (rendered once per version, language and day; see portal.page_cache)."""
     today = local_today(access.country, utcnow())
+    # A payment the provider has not confirmed yet changes the page (and ends by expiring, which no
+    # event records): its state is part of the cached page's key.
+    progress = access.payment_in_progress(utcnow())
 
     def render() -> str:
         invoice = load_bill_or_404(public_id)
+        in_progress = db.session.get(PaymentAttempt, progress[0]) if progress else None
         context = bill_page_context(invoice, today, has_resolutions=access.has_resolutions,
-                                    has_threads=access.has_threads, other_bills=access.other_bills > 0)
+                                    has_threads=access.has_threads, other_bills=access.other_bills > 0,
+                                    in_progress=in_progress)
         origins = tuple(dict.fromkeys(origin for option in context["pay_options"]
                                       for origin in option.redirect_origins))
         if origins:  # the pay form leads (a 303 after the POST) to a provider's hosted page
             g.csp_extra = {"form-action": origins}
         return render_template("portal/bill.html", **context)
 
-    return cached_page(("bill", public_id, select_locale(), today, access.version), render)
+    return cached_page(("bill", public_id, select_locale(), today, access.version, progress), render)
 
 
 @bp.get("/b/<public_id>/lines")
@@ -187,8 +194,10 @@ def verify(public_id: str):
 def invoice_pdf(public_id: str, access: BillAccess):
     """The invoice as a PDF, in the same brand and language as the page (rendered once per version)."""
     invoice = load_bill_or_404(public_id)
-    return invoice_pdf_response(invoice, local_today(access.country, utcnow()), access.document_version,
-                                default_notice=default_notice_date(invoice))
+    today = local_today(access.country, utcnow())
+    held = self_service(invoice, today).held if access.has_resolutions else 0
+    return invoice_pdf_response(invoice, today, access.document_version,
+                                default_notice=default_notice_date(invoice), held=held)
 
 
 @bp.get("/b/<public_id>/epc-qr.svg")
@@ -215,6 +224,19 @@ def receipt(public_id: str, access: BillAccess, payment_ref: str):
     return render_template(
         "portal/receipt.html", receipt=found, payment=found.payment, invoice=found.invoice, creditor=found.creditor,
     )
+
+
+@bp.get("/b/<public_id>/receipts/<payment_ref>/receipt.pdf")
+@limiter.limit(_pdf_limit)
+@bill_required
+def receipt_pdf(public_id: str, access: BillAccess, payment_ref: str):
+    """The receipt as a PDF, in the page's language and the creditor's brand (rendered once, then cached)."""
+    found = find_receipt(access.invoice_id, payment_ref)
+    if found is None:
+        return unavailable()
+    filename = f"receipt-{found.number}.pdf"
+    return Response(receipt_pdf_bytes(found), mimetype="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 @bp.get("/brand/<slug>/logo")

@@ -10,16 +10,18 @@ from sqlalchemy import select
 
 from app.bill_page import pay_options_for, self_service_now
 from app.billing.models import Invoice
+from app.billing.transfer import transfer_details
 from app.core.dates import local_today
 from app.errors import InvalidData
 from app.extensions import db, limiter
 from app.i18n import select_locale
 from app.models import utcnow
+from app.payments.declines import decline_words
 from app.payments.gateways.base import GatewayError, PaymentStatus
 from app.payments.models import PaymentAttempt
 from app.payments.providers import gateways_for, payment_gateway
 from app.payments.receipts import payment_for_attempt
-from app.payments.services import apply_status, payment_amount, start_payment
+from app.payments.services import apply_status, attempt_in_progress, payment_amount, start_payment
 from app.portal.access import bill_required, load_bill_or_404, unavailable_within
 from app.portal.forms import PayForm
 from app.portal.services import BillAccess
@@ -42,6 +44,10 @@ def pay(public_id: str, access: BillAccess):
     option = next((o for o in pay_options_for(invoice) if o.provider == form.provider.data), None)
     if not form.validate_on_submit() or option is None:
         return _payment_problem(invoice, "invalid", 422)
+    in_progress = attempt_in_progress(invoice.id)
+    if in_progress is not None:  # the bill's page offered no payment: paying again could take it twice
+        return render_template("payments/return.html", invoice=invoice, creditor=invoice.creditor, attempt=None,
+                               problem="in_progress", in_progress=in_progress), 409
     gateway = option.gateway
     due_now = self_service_now(invoice, local_today(access.country, utcnow()))[0].payable_now
     if due_now is None:  # paused with nothing payable (a dispute of the whole bill, where the creditor holds it all)
@@ -98,12 +104,44 @@ def checkout(public_id: str, access: BillAccess, attempt_ref: str):
 @bp.get("/b/<public_id>/paid/<attempt_ref>")
 @bill_required
 def paid(public_id: str, access: BillAccess, attempt_ref: str):
-    """Back from the provider: ask it what happened (the query string is never trusted) and say so."""
+    """Back from the provider: ask it what happened (the query string is never trusted) and say so.
+    While the provider has not confirmed, the page asks again by itself (a meta refresh; with
+    JavaScript, `payment_status` is polled) until the payment succeeds, fails or expires."""
     attempt = _attempt_of(access, attempt_ref)
     if attempt is None:
         return unavailable_within(access)
     invoice = attempt.invoice
-    found = payment_gateway(invoice.creditor.slug, attempt.provider)  # also a provider no longer offered
+    _ask_provider(attempt)
+    payment = payment_for_attempt(attempt.id) if attempt.status == PaymentStatus.SUCCEEDED else None
+    context = {"invoice": invoice, "creditor": invoice.creditor, "attempt": attempt, "payment": payment,
+               "receipt_ref": payment.public_ref if payment else None, "waiting": _waiting(attempt)}
+    if attempt.status in (PaymentStatus.FAILED, PaymentStatus.CANCELLED) or _expired(attempt):
+        context.update(_other_ways(invoice, access))
+        context["decline"] = decline_words(attempt.failure_reason) if attempt.status == PaymentStatus.FAILED else None
+    return render_template("payments/return.html", refresh_seconds=REFRESH_SECONDS, poll_seconds=POLL_SECONDS,
+                           **context)
+
+
+#: How often the waiting page asks again by itself, without JavaScript (a meta refresh); with it, it polls
+#: `payment_status` every POLL_SECONDS and moves on as soon as the payment is over.
+REFRESH_SECONDS = 5
+POLL_SECONDS = 2
+
+
+@bp.get("/b/<public_id>/paid/<attempt_ref>/status")
+@bill_required
+def payment_status(public_id: str, access: BillAccess, attempt_ref: str):
+    """Whether the payment is still waiting for the provider (the waiting page's script polls this)."""
+    attempt = _attempt_of(access, attempt_ref)
+    if attempt is None:
+        return {"error": "not_found"}, 404
+    _ask_provider(attempt)
+    return {"waiting": _waiting(attempt)}
+
+
+def _ask_provider(attempt: PaymentAttempt) -> None:
+    """Bring the attempt up to date with what its provider says now (also a provider no longer offered)."""
+    found = payment_gateway(attempt.invoice.creditor.slug, attempt.provider)
     if found is not None and attempt.provider_ref and attempt.status not in PaymentStatus.FINAL:
         try:
             apply_status(attempt, found[1].status_on_return(attempt.provider_ref, request.args), actor="customer")
@@ -111,9 +149,23 @@ def paid(public_id: str, access: BillAccess, attempt_ref: str):
         except GatewayError:
             db.session.rollback()
             log.warning("status of attempt %s unavailable", attempt.id, exc_info=True)
-    payment = payment_for_attempt(attempt.id) if attempt.status == PaymentStatus.SUCCEEDED else None
-    return render_template("payments/return.html", invoice=invoice, creditor=invoice.creditor, attempt=attempt,
-                           payment=payment, receipt_ref=payment.public_ref if payment else None)
+
+
+def _expired(attempt: PaymentAttempt) -> bool:
+    return attempt.status not in PaymentStatus.FINAL and not attempt.is_live
+
+
+def _waiting(attempt: PaymentAttempt) -> bool:
+    return attempt.status not in PaymentStatus.FINAL and attempt.is_live
+
+
+def _other_ways(invoice: Invoice, access: BillAccess) -> dict:
+    """After a failed payment: what "try again" pays (the amount due now) and the bank transfer details."""
+    found = self_service_now(invoice, local_today(access.country, utcnow()))[0]
+    due_now = found.payable_now
+    options = pay_options_for(invoice) if due_now else []
+    return {"retry_amount": due_now, "retry_options": options, "found": found,
+            "transfer": transfer_details(invoice.creditor, invoice, due_now) if due_now else None}
 
 
 def _payment_problem(invoice: Invoice, kind: str, status: int) -> tuple[str, int]:

@@ -210,6 +210,14 @@ class TestWebhook:
         [event] = adyens.parse_webhook(adyen.notification(ref, HMAC_KEY), {})
         assert event.status == PaymentStatus.FAILED
         assert event.event_id == f"{completion.psp_reference}:AUTHORISATION:false"
+        assert event.failure_reason == "Refused"
+
+    def test_authorisation_refused_names_its_refusal_reason(self, adyen):
+        adyens = gateway(adyen)
+        ref = adyens.create_checkout(checkout_request()).provider_ref
+        adyen.complete(ref, success=False, refusal_reason="Not enough balance")
+        [event] = adyens.parse_webhook(adyen.notification(ref, HMAC_KEY), {})
+        assert (event.status, event.failure_reason) == (PaymentStatus.FAILED, "Not enough balance")
 
     def test_several_items_cancellation_and_codes_we_only_store(self, adyen, paid):
         adyens, ref, completion = paid

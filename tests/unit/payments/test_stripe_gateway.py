@@ -177,7 +177,7 @@ def test_declined_card_fails_with_the_reason(gateway: StripeGateway, customer: s
     status = gateway.fetch_status(checkout.provider_ref)
 
     assert status.status == PaymentStatus.FAILED
-    assert status.failure_reason == "Your card was declined."
+    assert status.failure_reason == "card_declined"  # the code (words for the customer: payments.declines)
     assert status.amount_received is None
 
 
@@ -302,6 +302,20 @@ def test_webhook_payment_intent_statuses(
     [event] = webhooks.parse_webhook(body, {"stripe-signature": sign(body)["Stripe-Signature"]})
 
     assert (event.event_type, event.provider_ref, event.status, event.amount) == (event_type, "pi_123", status, 125000)
+
+
+@pytest.mark.parametrize(("error", "reason"), [
+    ({"code": "card_declined", "decline_code": "insufficient_funds", "message": "Your card has insufficient funds."},
+     "insufficient_funds"),  # the issuer's decline code first
+    ({"code": "expired_card", "message": "Your card has expired."}, "expired_card"),
+    ({"message": "Something else"}, "Something else"),
+])
+def test_webhook_payment_failed_names_the_reason(webhooks: StripeGateway, error: dict, reason: str) -> None:
+    body = stripe_event("payment_intent.payment_failed", intent("requires_payment_method", last_payment_error=error))
+
+    [event] = webhooks.parse_webhook(body, sign(body))
+
+    assert (event.status, event.failure_reason) == (PaymentStatus.FAILED, reason)
 
 
 @pytest.mark.parametrize(

@@ -240,16 +240,29 @@ def test_disputing_the_whole_bill_holds_all_of_it(invoice, tmp_path):
     assert [m.recipient for m in mails()] == ["kari@example.test", "help@example.test"]
 
 
-def test_disputing_lines_leaves_the_rest_payable_when_the_creditor_allows_it(invoice, creditor, tmp_path):
+def test_disputing_lines_always_leaves_the_rest_payable_the_creditor_decides_only_whether_it_is_suggested(
+        invoice, creditor, tmp_path):
     line = invoice.lines[1]
     disputes.open_dispute(
         invoice, reason="wrong_amount", message="Line 2 is wrong", line_ids=[line.id], upload=None,
         attachment_dir=str(tmp_path), locale="en", submission_key="k", today=TODAY,
     )
     found = services.self_service(invoice, TODAY)
-    assert (found.payable_now, found.pay_reason) == (TOTAL - line.gross, "undisputed")
+    assert (found.payable_now, found.pay_reason, found.held, found.pay_suggested) == (
+        TOTAL - line.gross, "undisputed", line.gross, True)
     creditor.dispute_partial_payable = False
-    assert services.self_service(invoice, TODAY).payable_now is None
+    held = services.self_service(invoice, TODAY)
+    assert (held.payable_now, held.pay_reason, held.held, held.pay_suggested) == (
+        TOTAL - line.gross, "undisputed", line.gross, False)
+
+
+def test_a_dispute_of_the_whole_bill_holds_it_all(invoice, tmp_path):
+    disputes.open_dispute(
+        invoice, reason="other", message="All wrong", line_ids=None, upload=None,
+        attachment_dir=str(tmp_path), locale="en", submission_key="k", today=TODAY,
+    )
+    found = services.self_service(invoice, TODAY)
+    assert (found.payable_now, found.pay_reason, found.held) == (None, None, TOTAL)
 
 
 def test_a_dispute_of_every_line_is_a_dispute_of_the_bill(invoice, tmp_path):
