@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import ClassVar
 from urllib.parse import urlsplit
 
-from flask import Flask, abort, current_app, g, request, session
+from flask import Flask, abort, current_app, g, request
+from flask.globals import _cv_app, _cv_request
 from flask_wtf.csrf import CSRFError
 from itsdangerous import BadData, Serializer, TimestampSigner, URLSafeTimedSerializer, want_bytes
 from itsdangerous.encoding import base64_decode, base64_encode, int_to_bytes
@@ -93,16 +94,19 @@ class UncompressedSerializer(URLSafeTimedSerializer):
 CSRF_SALT = "wtf-csrf-token"  # Flask-WTF's: its validate_csrf checks what csrf_token() makes
 
 
-def _csrf_field() -> str:
-    return current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+def _csrf_field(app: Flask | None = None) -> str:
+    return (app or current_app).config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
 
 
-def ensure_csrf_secret() -> None:
+def ensure_csrf_secret(current_session=None, field: str | None = None) -> None:
     """Put the session's CSRF secret in place now (as Flask-WTF would on its first token), so
     that the pages after this one sign tokens without rewriting the session cookie."""
-    field = _csrf_field()
-    if field not in session:
-        session[field] = hashlib.sha1(os.urandom(64)).hexdigest()  # noqa: S324  Flask-WTF's recipe: random bytes as hex
+    if current_session is None:
+        current_session = _cv_request.get().session
+    if field is None:
+        field = _csrf_field()
+    if field not in current_session:
+        current_session[field] = hashlib.sha1(os.urandom(64)).hexdigest()  # noqa: S324  Flask-WTF's recipe: random bytes as hex
 
 
 #: How long a signed CSRF token is given again to the same session (Flask-WTF signs a new one per
@@ -116,14 +120,17 @@ def csrf_token() -> str:
     builds one for every token, a tenth of a cached bill page), and given again to the same session
     for CSRF_TOKEN_REUSE_SECONDS: it is the same token Flask-WTF would make a moment later, bound to
     the same session secret, and it checks the same way."""
-    field = _csrf_field()
-    token = g.get(field)
+    app_ctx = _cv_app.get()  # the contexts read once, not through a proxy per use
+    app, found = app_ctx.app, app_ctx.g
+    field = _csrf_field(app)
+    token = getattr(found, field, None)
     if token is None:
-        ensure_csrf_secret()
-        extensions = current_app.extensions
+        current_session = _cv_request.get().session
+        ensure_csrf_secret(current_session, field)
+        extensions = app.extensions
         serializer = extensions.get("csrf_serializer")
         if serializer is None:
-            secret = current_app.config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key
+            secret = app.config.get("WTF_CSRF_SECRET_KEY") or app.secret_key
             assert secret is not None  # load_config always sets SECRET_KEY
             # Flask-WTF's serializer (HMAC-SHA1, django-concat key derivation), with the derived key
             # cached, hashlib's SHA-1 (OpenSSL) and no trial compression: the same signatures.
@@ -131,7 +138,7 @@ def csrf_token() -> str:
                 secret, salt=CSRF_SALT, signer=KeyCachingSigner, signer_kwargs={"digest_method": hashlib.sha1})
             extensions["csrf_tokens"] = {}
         tokens: dict[str, tuple[float, str]] = extensions["csrf_tokens"]
-        session_secret = session[field]
+        session_secret = current_session[field]
         now = time.time()
         signed = tokens.get(session_secret)
         if signed is not None and 0 <= now - signed[0] < CSRF_TOKEN_REUSE_SECONDS:
@@ -141,14 +148,15 @@ def csrf_token() -> str:
             if len(tokens) >= MAX_CSRF_TOKENS:
                 tokens.clear()
             tokens[session_secret] = (now, token)
-        setattr(g, field, token)
+        setattr(found, field, token)
     return token
 
 
 def csp_nonce() -> str:
-    nonce = getattr(g, "csp_nonce", None)
+    found = _cv_app.get().g
+    nonce = getattr(found, "csp_nonce", None)
     if nonce is None:
-        nonce = g.csp_nonce = secrets.token_urlsafe(16)
+        nonce = found.csp_nonce = secrets.token_urlsafe(16)
     return nonce
 
 
