@@ -9,6 +9,7 @@ from functools import lru_cache
 from babel.core import get_global
 from babel.dates import get_timezone
 from flask import g, request, session
+from flask.globals import _cv_app, _cv_request
 
 SUPPORTED_LOCALES = ("en", "nb", "de")
 DEFAULT_LOCALE = "en"
@@ -45,20 +46,23 @@ def select_locale() -> str:
     """Flask-Babel's locale selector: views put the bill's context in g before rendering."""
     # An empty session (no cookie) has no choice in it; reading it would still mark the
     # session accessed and cost a `Vary: Cookie` on a page that is never cached anyway.
-    explicit = session.get("locale") if request and session else None
-    return choose_locale(
-        explicit,
-        getattr(g, "customer_locale", None),
-        request.accept_languages if request else None,
-        getattr(g, "creditor_locale", None),
-    )
+    # The contexts read once (each use of a `flask.g`/`request`/`session` proxy looks them up again).
+    request_ctx, app_ctx = _cv_request.get(None), _cv_app.get(None)
+    found = vars(app_ctx.g) if app_ctx is not None else {}
+    explicit, accept = None, None
+    if request_ctx is not None:
+        current_session = request_ctx.session  # marks it accessed, as the `session` proxy does
+        explicit = current_session.get("locale") if current_session else None
+        accept = request_ctx.request.accept_languages
+    return choose_locale(explicit, found.get("customer_locale"), accept, found.get("creditor_locale"))
 
 
 def language_switch() -> None:
     """Every customer and back-office page: ?lang=xx is the explicit switch, kept for this browser
     (it wins over every other source); and the page is not stored by caches (no-store)."""
     g.no_store = True
-    lang = normalise_locale(request.args.get("lang")) if request.query_string else None
+    current_request = request._get_current_object()  # type: ignore[attr-defined]  # the proxy read once
+    lang = normalise_locale(current_request.args.get("lang")) if current_request.query_string else None
     if lang:
         session["locale"] = lang
 

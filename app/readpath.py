@@ -32,13 +32,15 @@ class _Plan:
     positional: tuple[str, ...] | None  # parameter order for positional paramstyles
     bind_processors: dict[str, Callable | None]
     result_processors: tuple[Callable | None, ...]
+    # Only the columns that have a processor (most have none): (position, processor).
+    processed: tuple[tuple[int, Callable], ...] = ()
 
     def arguments(self, params: dict[str, Any]):
-        values = {
-            name: (process(value) if process else value)
-            for name, value in params.items()
-            for process in (self.bind_processors[name],)
-        }
+        values = {}
+        processors = self.bind_processors
+        for name, value in params.items():
+            process = processors[name]
+            values[name] = process(value) if process is not None else value
         return [values[name] for name in self.positional] if self.positional is not None else values
 
     def first(self, dbapi_connection, params: dict[str, Any]) -> tuple | None:
@@ -50,8 +52,14 @@ class _Plan:
             cursor.close()
         if row is None:
             return None
-        return tuple(process(value) if process else value
-                     for process, value in zip(self.result_processors, row, strict=True))
+        if len(row) != len(self.result_processors):
+            raise ValueError(f"expected {len(self.result_processors)} columns, the driver gave {len(row)}")
+        if not self.processed:
+            return tuple(row)
+        values = list(row)
+        for position, process in self.processed:
+            values[position] = process(values[position])
+        return tuple(values)
 
 
 class ReadQuery:
@@ -68,6 +76,10 @@ class ReadQuery:
             with self._lock:
                 statement = self._build()
                 compiled = statement.compile(dialect=dialect)
+                processors = tuple(
+                    column.type.dialect_impl(dialect).result_processor(dialect, None)
+                    for column in statement.selected_columns
+                )
                 plan = _Plan(
                     sql=compiled.string,
                     positional=tuple(compiled.positiontup or ()) if compiled.positional else None,
@@ -75,10 +87,9 @@ class ReadQuery:
                         name: bind.type.dialect_impl(dialect).bind_processor(dialect)
                         for name, bind in compiled.binds.items()
                     },
-                    result_processors=tuple(
-                        column.type.dialect_impl(dialect).result_processor(dialect, None)
-                        for column in statement.selected_columns
-                    ),
+                    result_processors=processors,
+                    processed=tuple((position, process) for position, process in enumerate(processors)
+                                    if process is not None),
                 )
                 self._plans[dialect.name] = plan
         return plan

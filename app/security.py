@@ -4,6 +4,7 @@ our own origin check) and log redaction."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import os
 import re
@@ -13,10 +14,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import ClassVar
 from urllib.parse import urlsplit
 
-from flask import Flask, abort, current_app, g, request, session
+from flask import Flask, abort, current_app, g, request
+from flask.globals import _cv_app, _cv_request
 from flask_wtf.csrf import CSRFError
-from itsdangerous import Serializer, TimestampSigner, URLSafeTimedSerializer, want_bytes
-from itsdangerous.encoding import base64_encode
+from itsdangerous import BadData, Serializer, TimestampSigner, URLSafeTimedSerializer, want_bytes
+from itsdangerous.encoding import base64_decode, base64_encode, int_to_bytes
+from itsdangerous.signer import HMACAlgorithm
 
 from app.extensions import csrf
 
@@ -43,6 +46,33 @@ class KeyCachingSigner(TimestampSigner):
             key = self._derived[cache_key] = super().derive_key(secret)
         return key
 
+    # HMAC in one call into OpenSSL (`hmac.digest`), where itsdangerous goes through its algorithm
+    # object and builds an `hmac.HMAC` for each signature: the same bytes (a test compares them).
+
+    def get_signature(self, value: str | bytes) -> bytes:
+        if type(self.algorithm) is not HMACAlgorithm:
+            return super().get_signature(value)
+        return base64_encode(hmac.digest(self.derive_key(), want_bytes(value), self.algorithm.digest_method))
+
+    def verify_signature(self, value: str | bytes, sig: str | bytes) -> bool:
+        algorithm = self.algorithm
+        if type(algorithm) is not HMACAlgorithm:
+            return super().verify_signature(value, sig)
+        try:
+            signature = base64_decode(sig)
+        except BadData:  # not base64: itsdangerous answers False too
+            return False
+        value = want_bytes(value)
+        for key in reversed(self.secret_keys):  # the current key first
+            if hmac.compare_digest(signature, hmac.digest(self.derive_key(key), value, algorithm.digest_method)):
+                return True
+        return False
+
+    def sign(self, value: str | bytes) -> bytes:
+        sep = want_bytes(self.sep)
+        value = want_bytes(value) + sep + base64_encode(int_to_bytes(self.get_timestamp()))
+        return value + sep + self.get_signature(value)
+
 
 class UncompressedSerializer(URLSafeTimedSerializer):
     """Writes the payload without trying zlib first: on a cookie or a token of a few dozen or hundred
@@ -64,16 +94,19 @@ class UncompressedSerializer(URLSafeTimedSerializer):
 CSRF_SALT = "wtf-csrf-token"  # Flask-WTF's: its validate_csrf checks what csrf_token() makes
 
 
-def _csrf_field() -> str:
-    return current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+def _csrf_field(app: Flask | None = None) -> str:
+    return (app or current_app).config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
 
 
-def ensure_csrf_secret() -> None:
+def ensure_csrf_secret(current_session=None, field: str | None = None) -> None:
     """Put the session's CSRF secret in place now (as Flask-WTF would on its first token), so
     that the pages after this one sign tokens without rewriting the session cookie."""
-    field = _csrf_field()
-    if field not in session:
-        session[field] = hashlib.sha1(os.urandom(64)).hexdigest()  # noqa: S324  Flask-WTF's recipe: random bytes as hex
+    if current_session is None:
+        current_session = _cv_request.get().session
+    if field is None:
+        field = _csrf_field()
+    if field not in current_session:
+        current_session[field] = hashlib.sha1(os.urandom(64)).hexdigest()  # noqa: S324  Flask-WTF's recipe: random bytes as hex
 
 
 #: How long a signed CSRF token is given again to the same session (Flask-WTF signs a new one per
@@ -87,14 +120,17 @@ def csrf_token() -> str:
     builds one for every token, a tenth of a cached bill page), and given again to the same session
     for CSRF_TOKEN_REUSE_SECONDS: it is the same token Flask-WTF would make a moment later, bound to
     the same session secret, and it checks the same way."""
-    field = _csrf_field()
-    token = g.get(field)
+    app_ctx = _cv_app.get()  # the contexts read once, not through a proxy per use
+    app, found = app_ctx.app, app_ctx.g
+    field = _csrf_field(app)
+    token = getattr(found, field, None)
     if token is None:
-        ensure_csrf_secret()
-        extensions = current_app.extensions
+        current_session = _cv_request.get().session
+        ensure_csrf_secret(current_session, field)
+        extensions = app.extensions
         serializer = extensions.get("csrf_serializer")
         if serializer is None:
-            secret = current_app.config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key
+            secret = app.config.get("WTF_CSRF_SECRET_KEY") or app.secret_key
             assert secret is not None  # load_config always sets SECRET_KEY
             # Flask-WTF's serializer (HMAC-SHA1, django-concat key derivation), with the derived key
             # cached, hashlib's SHA-1 (OpenSSL) and no trial compression: the same signatures.
@@ -102,7 +138,7 @@ def csrf_token() -> str:
                 secret, salt=CSRF_SALT, signer=KeyCachingSigner, signer_kwargs={"digest_method": hashlib.sha1})
             extensions["csrf_tokens"] = {}
         tokens: dict[str, tuple[float, str]] = extensions["csrf_tokens"]
-        session_secret = session[field]
+        session_secret = current_session[field]
         now = time.time()
         signed = tokens.get(session_secret)
         if signed is not None and 0 <= now - signed[0] < CSRF_TOKEN_REUSE_SECONDS:
@@ -112,14 +148,15 @@ def csrf_token() -> str:
             if len(tokens) >= MAX_CSRF_TOKENS:
                 tokens.clear()
             tokens[session_secret] = (now, token)
-        setattr(g, field, token)
+        setattr(found, field, token)
     return token
 
 
 def csp_nonce() -> str:
-    nonce = getattr(g, "csp_nonce", None)
+    found = _cv_app.get().g
+    nonce = getattr(found, "csp_nonce", None)
     if nonce is None:
-        nonce = g.csp_nonce = secrets.token_urlsafe(16)
+        nonce = found.csp_nonce = secrets.token_urlsafe(16)
     return nonce
 
 

@@ -443,24 +443,37 @@ def print_environment(args, load_before: str) -> None:
 
 
 def print_profile(app, data: BenchData, requests: int) -> None:
-    """cProfile of the bill page (10-line invoice) served in-process by the test client."""
+    """cProfile of the bill page (10-line invoice) and of a valid link opened again, served in-process:
+    the WSGI app called directly with the environ a browser's request gives (the test client's own work
+    left out), so that the calls per request are the server's."""
+    from werkzeug.test import EnvironBuilder
+
     client = app.test_client()
     client.get(f"/l/{data.tokens['ten_lines']}")
-    path = f"/b/{data.public_ids['ten_lines']}"
-    for _ in range(20):
-        client.get(path)
-    profiler = cProfile.Profile()
-    start = time.perf_counter()
-    profiler.enable()
-    for _ in range(requests):
-        client.get(path)
-    profiler.disable()
-    elapsed = time.perf_counter() - start
-    print(f"\n{requests} in-process requests to /b/<id> 10-line: {elapsed / requests * 1000:.2f} ms each "
-          "under cProfile")
-    stats = pstats.Stats(profiler, stream=sys.stdout).strip_dirs()
-    stats.sort_stats("cumulative").print_stats(30)
-    stats.sort_stats("tottime").print_stats(20)
+    cookie = "; ".join(f"{c.key}={c.value}" for c in client._cookies.values())
+    for label, path in (("/b/<id> 10-line", f"/b/{data.public_ids['ten_lines']}"),
+                        ("/l/<valid> 10-line, opened again", f"/l/{data.tokens['ten_lines']}")):
+        environ = EnvironBuilder(path=path, headers={"Cookie": cookie}).get_environ()
+        statuses: list[str] = []
+
+        def start_response(status, _headers, _exc_info=None, statuses=statuses):
+            statuses.append(status)
+
+        for _ in range(20):
+            b"".join(app(dict(environ), start_response))
+        environs = [dict(environ) for _ in range(requests)]
+        profiler = cProfile.Profile()
+        start = time.perf_counter()
+        profiler.enable()
+        for each in environs:
+            b"".join(app(each, start_response))
+        profiler.disable()
+        elapsed = time.perf_counter() - start
+        stats = pstats.Stats(profiler, stream=sys.stdout).strip_dirs()
+        print(f"\n{requests} in-process requests to {label} ({statuses[-1]}): {elapsed / requests * 1000:.2f} ms "
+              f"each under cProfile, {stats.total_calls / requests:.0f} function calls per request")
+        stats.sort_stats("cumulative").print_stats(30)
+        stats.sort_stats("tottime").print_stats(20)
 
 
 # --- main --------------------------------------------------------------------------------

@@ -93,7 +93,8 @@ def note_endpoint() -> None:
     when no route matched: a 404)."""
     from flask import request
 
-    request.environ[ENDPOINT_KEY] = request.endpoint
+    current_request = request._get_current_object()  # type: ignore[attr-defined]  # the proxy read once
+    current_request.environ[ENDPOINT_KEY] = current_request.endpoint
 
 
 class RequestTimer:

@@ -8,7 +8,8 @@ import functools
 import time
 from collections.abc import Callable
 
-from flask import abort, current_app, g, redirect, render_template, session, url_for
+from flask import abort, g, redirect, render_template, session, url_for
+from flask.globals import _cv_app, _cv_request
 from flask.typing import ResponseReturnValue
 
 from app.billing.models import Invoice
@@ -83,7 +84,9 @@ def granted(public_id: str) -> tuple[BillAccess | None, ResponseReturnValue | No
 
     A live grant is young enough, its link has not expired, and no link of the bill was revoked
     since it was given (compared with what the one access read gives: no query of its own)."""
-    grant = grants.find(session, public_id, int(time.time()), current_app.config["GRANT_MAX_AGE_HOURS"])
+    app_ctx = _cv_app.get()  # the contexts read once, not through a proxy per use
+    grant = grants.find(_cv_request.get().session, public_id, int(time.time()),
+                        app_ctx.app.config["GRANT_MAX_AGE_HOURS"])
     if grant is None:
         return None, no_grant(public_id)
     access = bill_access(public_id, grants.source_of(grant))
@@ -91,8 +94,9 @@ def granted(public_id: str) -> tuple[BillAccess | None, ResponseReturnValue | No
         return None, unavailable()
     if access.is_closed or not grants.current(grant, access.link_revocations, access.source_revocations):
         return None, unavailable(db.session.get(Creditor, access.creditor_id), renew_invoice_id=access.invoice_id)
-    g.customer_locale = access.customer_locale
-    g.creditor_locale = access.creditor_locale
+    found = app_ctx.g
+    found.customer_locale = access.customer_locale
+    found.creditor_locale = access.creditor_locale
     if access.step_up_mode != "none" and not grant.get("v"):
         return None, redirect(url_for("portal.verify", public_id=public_id), code=303)
     return access, None

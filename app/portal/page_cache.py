@@ -68,9 +68,10 @@ class PageCache:
 
 def get_page_cache() -> PageCache:
     """The app's page cache, made on first use from PAGE_CACHE_ENTRIES."""
-    cache = current_app.extensions.get(EXTENSION)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # the proxy read once
+    cache = app.extensions.get(EXTENSION)
     if cache is None:
-        cache = current_app.extensions[EXTENSION] = PageCache(current_app.config["PAGE_CACHE_ENTRIES"])
+        cache = app.extensions[EXTENSION] = PageCache(app.config["PAGE_CACHE_ENTRIES"])
     return cache
 
 

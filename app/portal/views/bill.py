@@ -82,8 +82,12 @@ def admit(resolution: Resolution) -> ResponseReturnValue:
                link_revocations=resolution.link_revocations, expires_ts=int(resolution.expires_at.timestamp()),
                others=others, source=(resolution.invoice_id, resolution.link_revocations))
     ensure_csrf_secret()  # this response writes the cookie anyway; the bill's pay form needs it
-    # A bare 303: browsers follow Location and never show redirect()'s HTML body.
-    return Response(status=303, headers={"Location": _bill_path(resolution.public_id)})
+    # A bare 303: browsers follow Location and never show redirect()'s HTML body. The app's own
+    # response class (Flask converts any other with `force_type`), its content type given (werkzeug
+    # would look for one in the headers first).
+    response = current_app.response_class(status=303, content_type="text/html; charset=utf-8")
+    response.headers.add("Location", _bill_path(resolution.public_id))
+    return response
 
 
 def _bill_path(public_id: str) -> str:
