@@ -18,7 +18,7 @@ from datetime import datetime
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from sqlalchemy import select
+from sqlalchemy import exists, select
 
 from app.billing.models import Customer, Invoice
 from app.core.dates import local_today
@@ -60,12 +60,14 @@ class Content:
 @dataclass
 class Loaded:
     """A dunning message with everything its checks and text need, read in two statements: the message
-    with its customer, and its notices with their bills, creditors, steps and plans (oldest bill first).
+    with its customer, and its notices with their bills, creditors, steps, plans and whether each bill
+    has an open customer question (oldest bill first).
     The creditors, steps and plans land in the session, so `invoice.creditor` needs no statement of its own."""
 
     message: Message
     customer: Customer | None
     rows: list[tuple[Notice, Invoice, Step, Plan]]
+    asked: set[int]  # the bills with an open customer question
 
     @property
     def legal(self) -> bool:
@@ -81,18 +83,19 @@ def _load(outbox_message: OutboxMessage) -> Loaded | None:
     if found is None:
         return None
     message, customer = found
+    asked = exists().where(SupportRequest.invoice_id == Invoice.id, SupportRequest.status == RequestStatus.OPEN)
     rows = db.session.execute(
-        select(Notice, Invoice, Step, Plan, Creditor).join(Invoice, Invoice.id == Notice.invoice_id)
+        select(Notice, Invoice, Step, Plan, Creditor, asked.label("asked"))
+        .join(Invoice, Invoice.id == Notice.invoice_id)
         .join(Creditor, Creditor.id == Invoice.creditor_id).join(Step, Step.id == Notice.step_id)
         .join(Plan, Plan.id == Notice.plan_id)
         .where(Notice.message_id == message.id).order_by(Invoice.due_date, Invoice.id)).all()
-    return Loaded(message, customer, [(notice, invoice, step, plan) for notice, invoice, step, plan, _c in rows])
+    return Loaded(message, customer, [(notice, invoice, step, plan) for notice, invoice, step, plan, _c, _a in rows],
+                  {invoice.id for _n, invoice, _s, _p, _c, open_question in rows if open_question})
 
 
 def _notices_left(loaded: Loaded, now: datetime) -> tuple[list[tuple[Notice, Invoice, Step, Plan]], list[Notice]]:
-    asked = set(db.session.scalars(select(SupportRequest.invoice_id).where(
-        SupportRequest.invoice_id.in_([invoice.id for _notice, invoice, _step, _plan in loaded.rows]),
-        SupportRequest.status == RequestStatus.OPEN)))
+    asked = loaded.asked
     left: list[tuple[Notice, Invoice, Step, Plan]] = []
     gone: list[Notice] = []
     for row in loaded.rows:
