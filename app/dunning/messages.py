@@ -18,7 +18,7 @@ from datetime import datetime
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from sqlalchemy import select
+from sqlalchemy import exists, select
 
 from app.billing.models import Customer, Invoice
 from app.core.dates import local_today
@@ -57,19 +57,56 @@ class Content:
     legal: bool  # a notice the law requires (Norway's inkassovarsel): no unsubscribe link
 
 
-def _notices_left(message: Message, now: datetime) -> tuple[list[tuple[Notice, Invoice]], list[Notice]]:
-    pairs = db.session.execute(select(Notice, Invoice).join(Invoice, Invoice.id == Notice.invoice_id)
-                               .where(Notice.message_id == message.id).order_by(Invoice.due_date, Invoice.id)).all()
-    asked = set(db.session.scalars(select(SupportRequest.invoice_id).where(
-        SupportRequest.invoice_id.in_([invoice.id for _notice, invoice in pairs]),
-        SupportRequest.status == RequestStatus.OPEN)))
-    left: list[tuple[Notice, Invoice]] = []
-    gone: list[tuple[Notice, Invoice]] = []
-    for notice, invoice in pairs:
+@dataclass
+class Loaded:
+    """A dunning message with everything its checks and text need, read in two statements: the message
+    with its customer, and its notices with their bills, creditors, steps, plans and whether each bill
+    has an open customer question (oldest bill first).
+    The creditors, steps and plans land in the session, so `invoice.creditor` needs no statement of its own."""
+
+    message: Message
+    customer: Customer | None
+    rows: list[tuple[Notice, Invoice, Step, Plan]]
+    asked: set[int]  # the bills with an open customer question
+
+    @property
+    def legal(self) -> bool:
+        return any(is_legal_notice(plan, step) for _notice, _invoice, step, plan in self.rows)
+
+
+def _load(outbox_message: OutboxMessage) -> Loaded | None:
+    if outbox_message.kind != KIND:
+        raise DeliveryError(f"no dunning text for {outbox_message.kind!r}", permanent=True)
+    found = db.session.execute(
+        select(Message, Customer).outerjoin(Customer, Customer.id == Message.customer_id)
+        .where(Message.id == ((outbox_message.payload or {}).get("message_id") or 0))).first()
+    if found is None:
+        return None
+    message, customer = found
+    asked = exists().where(SupportRequest.invoice_id == Invoice.id, SupportRequest.status == RequestStatus.OPEN)
+    rows = db.session.execute(
+        select(Notice, Invoice, Step, Plan, Creditor, asked.label("asked"))
+        .join(Invoice, Invoice.id == Notice.invoice_id)
+        .join(Creditor, Creditor.id == Invoice.creditor_id).join(Step, Step.id == Notice.step_id)
+        .join(Plan, Plan.id == Notice.plan_id)
+        .where(Notice.message_id == message.id).order_by(Invoice.due_date, Invoice.id)).all()
+    return Loaded(message, customer, [(notice, invoice, step, plan) for notice, invoice, step, plan, _c, _a in rows],
+                  {invoice.id for _n, invoice, _s, _p, _c, open_question in rows if open_question})
+
+
+def _notices_left(loaded: Loaded, now: datetime) -> tuple[list[tuple[Notice, Invoice, Step, Plan]], list[Notice]]:
+    asked = loaded.asked
+    left: list[tuple[Notice, Invoice, Step, Plan]] = []
+    gone: list[Notice] = []
+    for row in loaded.rows:
+        invoice = row[1]
         today = local_today(invoice.creditor.country, now)
         remind = dunning_for(invoice, today).may_remind and invoice.id not in asked
-        (left if remind else gone).append((notice, invoice))
-    return left, [notice for notice, _invoice in gone]
+        if remind:
+            left.append(row)
+        else:
+            gone.append(row[0])
+    return left, gone
 
 
 def _nothing_left(message_id: int, notice_ids: list[int]):
@@ -82,25 +119,23 @@ def _nothing_left(message_id: int, notice_ids: list[int]):
     return record
 
 
-def content(outbox_message: OutboxMessage) -> Content:
+def content(outbox_message: OutboxMessage, loaded: Loaded | None = None) -> Content:
     """What a dunning message says now (see the module's docstring); raises DeliveryError when nothing."""
-    if outbox_message.kind != KIND:
-        raise DeliveryError(f"no dunning text for {outbox_message.kind!r}", permanent=True)
-    message = db.session.get(Message, (outbox_message.payload or {}).get("message_id") or 0)
-    if message is None:
+    loaded = loaded or _load(outbox_message)
+    if loaded is None:
         raise DeliveryError("the dunning message no longer exists", permanent=True)
+    message, customer = loaded.message, loaded.customer
     now = utcnow()
-    left, gone = _notices_left(message, now)
+    left, gone = _notices_left(loaded, now)
     if not left:
         raise DeliveryError("nothing left to remind: settled or paused since it was decided", permanent=True,
                             after=_nothing_left(message.id, [n.id for n in gone]))
     for notice in gone:
         notice.status = NoticeStatus.PAID_BEFORE
-    lead_notice, lead = max(left, key=lambda pair: (StepKind(pair[0].kind).rank, -pair[1].due_date.toordinal()))
-    step = db.session.get(Step, lead_notice.step_id)
-    plan = db.session.get(Plan, lead_notice.plan_id)
-    creditor, customer = lead.creditor, db.session.get(Customer, message.customer_id)
-    if step is None or plan is None or customer is None:  # kept by RESTRICT and CASCADE: never, but said
+    lead_notice, lead, step, plan = max(
+        left, key=lambda row: (StepKind(row[0].kind).rank, -row[1].due_date.toordinal()))
+    creditor = lead.creditor
+    if customer is None:  # kept by RESTRICT and CASCADE: never, but said
         raise DeliveryError("the dunning message's step, plan or customer no longer exists", permanent=True)
     oldest = left[0][1]
     config = current_app.config
@@ -118,7 +153,7 @@ def content(outbox_message: OutboxMessage) -> Content:
     locale = templates.pick_locale(step.texts, message.locale, (creditor.default_locale, "en"))
     rendered = templates.render(step.texts, facts, locale)
     kept = templates.render(step.texts, templates.Facts(**{**facts.__dict__, "link": NO_LINK}), locale)
-    others = [invoice for _notice, invoice in left if invoice.id != lead.id]
+    others = [invoice for _notice, invoice, _step, _plan in left if invoice.id != lead.id]
     return Content(message, rendered, kept, link.url, lead, others, creditor, customer,
                    is_legal_notice(plan, step))
 
@@ -135,19 +170,15 @@ def _other_bills(found: Content) -> list[tuple[str, str]]:
                date=date_filter(invoice.due_date))) for invoice in found.others]
 
 
-def _still_reachable(outbox_message: OutboxMessage) -> None:
+def _still_reachable(loaded: Loaded | None) -> None:
     """An unsubscribe (or a consent withdrawn) between the run's decision and the delivery is honoured at
     once: the e-mail does not go, and its notices fall back to the next channel (a letter at the end)."""
-    message = db.session.get(Message, (outbox_message.payload or {}).get("message_id") or 0)
-    if message is None:
+    if loaded is None:
         return
-    customer = db.session.get(Customer, message.customer_id)
-    legal = any(is_legal_notice(plan, step) for plan, step in db.session.execute(
-        select(Plan, Step).join(Notice, Notice.step_id == Step.id).join(Plan, Plan.id == Notice.plan_id)
-        .where(Notice.message_id == message.id)).all())
-    if customer is None or reachable(customer, Channel.EMAIL, legal=legal):
+    customer = loaded.customer
+    if customer is None or reachable(customer, Channel.EMAIL, legal=loaded.legal):
         return
-    message_id = message.id
+    message_id = loaded.message.id
 
     def fall_back_now() -> None:
         found = db.session.get(Message, message_id)
@@ -159,8 +190,9 @@ def _still_reachable(outbox_message: OutboxMessage) -> None:
 
 
 def render_email(outbox_message: OutboxMessage) -> RenderedEmail:
-    _still_reachable(outbox_message)
-    found = content(outbox_message)
+    loaded = _load(outbox_message)
+    _still_reachable(loaded)
+    found = content(outbox_message, loaded)
     creditor, lead = found.creditor, found.lead
     facts = [(_("Invoice number"), lead.number), (_("Amount due"), money(max(lead.balance, 0), lead.currency)),
              (_("Due date"), date_filter(lead.due_date)), *_other_bills(found)]
