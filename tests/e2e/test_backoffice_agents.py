@@ -85,7 +85,7 @@ def test_the_back_office_an_agent_needs_at_every_width(live_server, open_page, t
     expect(row.get_by_text(" left", exact=False).last).to_be_visible()
 
     page.goto(live_server.url + paths["the call list"])
-    expect(page.get_by_text("16:00–20:00").first).to_be_visible()
+    expect(page.get_by_text("between 4:00 and 8:00 pm").first).to_be_visible()
     page.get_by_role("link", name=call_ref).click()
     page.get_by_label("No answer").check()
     page.fill("#call-note", "Voicemail")
