@@ -11,9 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import click
-from sqlalchemy import select
 
-from app.creditors.models import Creditor
 from app.errors import Conflict, IllegalTransition, InvalidData
 from app.extensions import db
 
@@ -42,14 +40,6 @@ def cli_transaction(failure: str, options: dict[str, str] | None = None) -> Iter
     except BaseException:
         db.session.rollback()
         raise
-
-
-def creditor_or_fail(slug: str) -> Creditor:
-    """The creditor with this slug, or a ClickException naming the command that lists them."""
-    creditor = db.session.scalar(select(Creditor).where(Creditor.slug == slug))
-    if creditor is None:
-        raise click.ClickException(f"No creditor with slug {slug!r} ('flask creditors list' shows them).")
-    return creditor
 
 
 def stop_on_signals() -> threading.Event:

@@ -2,12 +2,12 @@
 
 from app.backoffice import models as backoffice_models  # noqa: F401
 from app.billing import models as billing_models  # noqa: F401
+from app.core import jobs as ops_jobs  # noqa: F401
 from app.creditors import models as creditor_models  # noqa: F401
 from app.debt_collection import models as debt_collection_models  # noqa: F401
 from app.dunning import models as dunning_models  # noqa: F401
 from app.dunning.letters import models as letter_models  # noqa: F401
 from app.links import models as link_models  # noqa: F401
-from app.ops import jobs as ops_jobs  # noqa: F401
 from app.outbox import models as outbox_models  # noqa: F401
 from app.payments import models as payment_models  # noqa: F401
 from app.payments.bank import models as bank_models  # noqa: F401

@@ -9,7 +9,8 @@ from flask.cli import AppGroup
 
 from app.backoffice import services
 from app.backoffice.models import Role
-from app.commands import cli_transaction, creditor_or_fail
+from app.commands import cli_transaction
+from app.creditors.commands import creditor_or_fail
 from app.models import utcnow
 
 

@@ -18,8 +18,9 @@ from flask.cli import AppGroup
 
 from app.billing.models import REMINDER_CHANNELS
 from app.billing.services import find_invoice, import_invoice, record_reminder
-from app.commands import cli_transaction, creditor_or_fail, format_errors
+from app.commands import cli_transaction, format_errors
 from app.core.dates import local_today
+from app.creditors.commands import creditor_or_fail
 from app.creditors.models import Creditor
 from app.dunning.options import set_invoice_dunning
 from app.errors import Conflict, InvalidData

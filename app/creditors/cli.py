@@ -9,7 +9,8 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from app.commands import cli_transaction, creditor_or_fail
+from app.commands import cli_transaction
+from app.creditors.commands import creditor_or_fail
 from app.creditors.models import REFERENCE_SCHEMES, STEP_UP_MODES, Creditor
 from app.creditors.services import (
     CreditorInput,

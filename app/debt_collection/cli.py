@@ -7,8 +7,10 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from app.commands import cli_transaction, creditor_or_fail
+from app.commands import cli_transaction
 from app.core.dates import local_today, parse_date
+from app.core.jobs import record_success
+from app.creditors.commands import creditor_or_fail
 from app.creditors.models import Creditor
 from app.debt_collection import partners as service
 from app.debt_collection.models import Partner, Policy
@@ -16,7 +18,6 @@ from app.debt_collection.services import reason_words
 from app.debt_collection.worker import run as run_hand_off
 from app.extensions import db
 from app.models import utcnow
-from app.ops.jobs import record_success
 
 
 def partner_or_fail(slug: str) -> Partner:

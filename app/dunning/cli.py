@@ -16,8 +16,10 @@ from sqlalchemy import select
 
 from app.billing.models import Customer
 from app.billing.services import find_invoice
-from app.commands import cli_transaction, creditor_or_fail
+from app.commands import cli_transaction
 from app.core.dates import local_today, parse_date
+from app.core.jobs import record_success
+from app.creditors.commands import creditor_or_fail
 from app.dunning import services, worker
 from app.dunning.engine import reason_words
 from app.dunning.models import Jurisdiction, Plan, StepKind
@@ -26,7 +28,6 @@ from app.errors import InvalidData
 from app.extensions import db
 from app.models import utcnow
 from app.money import format_money
-from app.ops.jobs import record_success
 
 ACTOR = "cli"
 

@@ -8,7 +8,8 @@ from flask.cli import AppGroup
 
 from app.billing.models import Invoice
 from app.billing.services import find_invoice
-from app.commands import cli_transaction, creditor_or_fail
+from app.commands import cli_transaction
+from app.creditors.commands import creditor_or_fail
 from app.links.services import MAX_TTL_DAYS, get_signer, issue_link, revoke_links
 
 ACTOR = "cli"

@@ -15,9 +15,9 @@ from datetime import datetime
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from sqlalchemy import func, select, text
 
+from app.core.jobs import JOBS, JobRun
 from app.extensions import db
 from app.models import utcnow
-from app.ops.jobs import JOBS, JobRun
 from app.ops.metrics import exposition
 from app.outbox.models import OutboxMessage, OutboxStatus
 from app.payments.models import WebhookEvent

@@ -9,9 +9,10 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from app.commands import cli_transaction, creditor_or_fail, stop_on_signals
+from app.commands import cli_transaction, stop_on_signals
+from app.core.jobs import Heartbeat, record_success
+from app.creditors.commands import creditor_or_fail
 from app.extensions import db
-from app.ops.jobs import Heartbeat, record_success
 from app.outbox.dispatcher import DispatchReport, run_once
 from app.outbox.services import dead_messages, replay
 

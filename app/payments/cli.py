@@ -11,12 +11,13 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from app.billing.services import find_invoice
-from app.commands import cli_transaction, creditor_or_fail, stop_on_signals
+from app.commands import cli_transaction, stop_on_signals
 from app.core.dates import local_today, parse_date
+from app.core.jobs import Heartbeat
+from app.creditors.commands import creditor_or_fail
 from app.extensions import db
 from app.models import utcnow
 from app.money import format_money, parse_amount
-from app.ops.jobs import Heartbeat
 from app.payments.providers import creditor_gateways, offer_gateway, pay_options, withdraw_gateway
 from app.payments.refunds import refunds_due
 from app.payments.services import MANUAL_METHODS, record_manual_payment

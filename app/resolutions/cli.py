@@ -7,12 +7,13 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from app.commands import cli_transaction, creditor_or_fail
+from app.commands import cli_transaction
 from app.core.dates import local_today
+from app.core.jobs import record_success
+from app.creditors.commands import creditor_or_fail
 from app.extensions import db
 from app.models import utcnow
 from app.money import format_money
-from app.ops.jobs import record_success
 from app.resolutions import daily, deferrals, disputes
 from app.resolutions.models import Resolution, Status
 from app.resolutions.offer_rules import plan_min_balance

@@ -6,7 +6,8 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from app.commands import cli_transaction, creditor_or_fail
+from app.commands import cli_transaction
+from app.creditors.commands import creditor_or_fail
 from app.extensions import db
 from app.support import services
 from app.support.models import RequestStatus, SupportRequest

@@ -15,8 +15,8 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from app.commands import creditor_or_fail
 from app.core.dates import parse_date
+from app.creditors.commands import creditor_or_fail
 from app.dunning.letters import batch as letters
 from app.dunning.letters.models import LetterPrint
 from app.extensions import db

@@ -15,7 +15,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from app.commands import creditor_or_fail
+from app.creditors.commands import creditor_or_fail
 from app.creditors.models import Creditor
 from app.extensions import db
 from app.money import exponent, to_decimal
