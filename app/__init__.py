@@ -281,9 +281,9 @@ def _connect_signals() -> None:
     or corrected, or its customer's contact details changed, is news to the partner (`case.updated`);
     a bill closed (cancelled, written off) stops its open payments; a message's delivery status, a STOP
     reply and the opening of a message's link reach the dunning message (`dunning.delivery`)."""
-    from app.billing.services import contact_changed, invoice_closed, total_changed
+    from app.billing.services import contact_changed, invoice_closed, invoice_imported, total_changed
     from app.debt_collection.services import report_contact_change, report_correction, report_payment
-    from app.dunning import delivery
+    from app.dunning import delivery, options
     from app.links.services import link_opened
     from app.outbox.feedback import message_delivered, message_failed, sms_opt_out
     from app.payments.refunds import owe_back_excess
@@ -294,6 +294,7 @@ def _connect_signals() -> None:
     total_changed.connect(report_correction)
     contact_changed.connect(report_contact_change)
     invoice_closed.connect(stop_open_attempts)
+    invoice_imported.connect(options.on_invoice_imported)  # a plan named in the import, or an exclusion
     # What became of a dunning message: progress, a failure (the next channel), a STOP reply, its link opened.
     message_delivered.connect(delivery.on_delivered)
     message_failed.connect(delivery.on_failed)

@@ -95,11 +95,7 @@ def create_invoice():
     """Create an invoice with its customer and lines; the same request again returns it unchanged.
     `dunning_plan` (a plan's name) and `dunning_excluded` set how the portal reminds it."""
     payload = read_json()
-    invoice, created = billing.import_invoice(current_creditor(), payload, actor=ACTOR)
-    if created and (payload.get("dunning_plan") is not None or payload.get("dunning_excluded")):
-        options.set_invoice_dunning(invoice, plan=payload.get("dunning_plan"),
-                                    excluded=payload.get("dunning_excluded"), actor=ACTOR, today=_today(invoice),
-                                    prefix="dunning_")
+    invoice, created = billing.import_invoice(current_creditor(), payload, actor=ACTOR)  # and its dunning options
     body = _invoice_body(invoice)
     db.session.commit()
     if not created:

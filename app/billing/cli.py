@@ -19,13 +19,10 @@ from flask.cli import AppGroup
 from app.billing.models import REMINDER_CHANNELS
 from app.billing.services import find_invoice, import_invoice, record_reminder
 from app.commands import cli_transaction, format_errors
-from app.core.dates import local_today
 from app.creditors.commands import creditor_or_fail
 from app.creditors.models import Creditor
-from app.dunning.options import set_invoice_dunning
 from app.errors import Conflict, InvalidData
 from app.extensions import db
-from app.models import utcnow
 
 ACTOR = "cli"
 
@@ -65,12 +62,7 @@ def import_row(creditor: Creditor, raw: bytes, first: bool) -> bool:
     """Import one line in a savepoint (a bad line leaves nothing behind); True if created."""
     payload = decode_row(raw, first)
     with db.session.begin_nested():
-        invoice, created = import_invoice(creditor, payload, actor=ACTOR)
-        if created and isinstance(payload, dict) and (payload.get("dunning_plan") is not None
-                                                      or payload.get("dunning_excluded")):
-            # the portal's reminders: the invoice's plan by name, or kept out of them (as the API does)
-            set_invoice_dunning(invoice, plan=payload.get("dunning_plan"), excluded=payload.get("dunning_excluded"),
-                                actor=ACTOR, today=local_today(creditor.country, utcnow()), prefix="dunning_")
+        _invoice, created = import_invoice(creditor, payload, actor=ACTOR)  # dunning hears `invoice_imported`
     return created
 
 

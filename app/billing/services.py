@@ -75,6 +75,10 @@ invoice_closed = signal("invoice-closed")
 #: Sent (sender: the customer) after a customer's name, contact details or organisation number
 #: changed, in its transaction. Debt collection hears it and tells the partner of an open case.
 contact_changed = signal("customer-contact-changed")
+#: Sent (sender: the new invoice; `payload`, the import's payload as given; `actor`) when an import
+#: created an invoice, in its transaction. Dunning hears it and applies the payload's `dunning_plan`
+#: and `dunning_excluded` (raising InvalidData, named by those fields, for a plan it does not know).
+invoice_imported = signal("invoice-imported")
 #: What a collection partner needs to find and reach the customer: a change is news to it.
 CONTACT_FIELDS = ("name", "email", "phone", "address_line1", "address_line2", "postcode", "city", "country",
                   "org_number")
@@ -420,6 +424,7 @@ def import_invoice(creditor: Creditor, payload, *, actor: str) -> tuple[Invoice,
         if data.payment_reference and _reference_taken(creditor, data.payment_reference):
             raise InvalidData({"payment_reference": "already used by another invoice of this creditor"}) from None
         raise Conflict("a concurrent request changed the same customer; retry the request") from None
+    invoice_imported.send(invoice, payload=payload, actor=actor)
     return invoice, True
 
 

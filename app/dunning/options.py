@@ -7,9 +7,11 @@ from __future__ import annotations
 from datetime import date
 
 from app.billing.models import Customer, Invoice
+from app.core.dates import local_today
 from app.dunning import services
 from app.dunning.models import Plan
 from app.errors import InvalidData
+from app.models import utcnow
 
 
 def plan_by_name(creditor_id: int, name: str, version: int | None = None, *, field: str = "plan") -> Plan:
@@ -62,3 +64,12 @@ def update_contact(customer: Customer, given: dict) -> Customer:
     except InvalidData as exc:
         names = {column: f"consents.{key}" for key, column in CONSENTS.items()}
         raise InvalidData({names.get(key, key): problem for key, problem in exc.errors.items()}) from None
+
+
+def on_invoice_imported(invoice: Invoice, *, payload: object, actor: str, **_: object) -> None:
+    """An imported invoice's plan by name, or kept out of the portal's reminders, as its payload says
+    (`billing.services.invoice_imported`: the API's and the CLI's imports alike)."""
+    if not isinstance(payload, dict) or (payload.get("dunning_plan") is None and not payload.get("dunning_excluded")):
+        return
+    set_invoice_dunning(invoice, plan=payload.get("dunning_plan"), excluded=payload.get("dunning_excluded"),
+                        actor=actor, today=local_today(invoice.creditor.country, utcnow()), prefix="dunning_")
