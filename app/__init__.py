@@ -135,7 +135,7 @@ def _init_gate(app: Portal) -> None:
 def _init_metrics(app: Portal) -> None:
     """Time every request (outermost, so error pages and the security headers count too), and count
     what services count when their transaction commits."""
-    from app.ops.metrics import RequestTimer, listen_for_commits, note_endpoint
+    from app.core.metrics import RequestTimer, listen_for_commits, note_endpoint
 
     app.before_request_funcs.setdefault(None, []).insert(0, note_endpoint)
     app.wsgi_app = RequestTimer(app.wsgi_app)  # type: ignore[method-assign]  # WSGI middleware, as Flask documents it

@@ -2,7 +2,7 @@
 
 `/metrics` answers 404 unless METRICS_TOKEN is set and the request carries it as a bearer token
 (docs/decisions.md, "Running in production"): the same gunicorn and proxy serve it, and nothing about it
-shows to anyone else. Besides what the processes counted (`ops.metrics`), a scrape reads the database
+shows to anyone else. Besides what the processes counted (`core.metrics`), a scrape reads the database
 once: the outbox's lag and dead letters, the provider notifications waiting for the worker, and each
 periodic job's last success."""
 
@@ -16,9 +16,9 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from sqlalchemy import func, select, text
 
 from app.core.jobs import JOBS, JobRun
+from app.core.metrics import exposition
 from app.extensions import db
 from app.models import utcnow
-from app.ops.metrics import exposition
 from app.outbox.models import OutboxMessage, OutboxStatus
 from app.payments.models import WebhookEvent
 

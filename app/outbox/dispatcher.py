@@ -34,9 +34,9 @@ from typing import Any, cast
 from flask import current_app
 from sqlalchemy import CursorResult, select, update
 
+from app.core import metrics
 from app.extensions import db
 from app.models import utcnow
-from app.ops import metrics
 from app.outbox.base import Channel, DeliveryError
 from app.outbox.feedback import report_dead
 from app.outbox.models import OutboxMessage, OutboxStatus

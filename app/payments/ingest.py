@@ -17,9 +17,9 @@ from datetime import datetime
 from sqlalchemy import bindparam, or_, select
 
 from app.billing.models import Invoice
+from app.core import metrics
 from app.extensions import db
 from app.models import utcnow
-from app.ops import metrics
 from app.payments.gateways.base import Gateway, GatewayEvent, WebhookError, check_event
 from app.payments.models import PaymentAttempt, WebhookEvent
 from app.payments.services import apply_status

@@ -19,10 +19,10 @@ from sqlalchemy.exc import IntegrityError
 
 from app.billing.models import Invoice, InvoiceStatus
 from app.billing.services import record_event, record_payment
+from app.core import metrics
 from app.errors import InvalidData
 from app.extensions import db
 from app.models import utcnow
-from app.ops import metrics
 from app.payments.gateways.base import (
     CheckoutRequest,
     Gateway,

@@ -26,7 +26,7 @@ It answers only when its answer is the one Flask would give, and otherwise passe
 The headers are the view's: `Cache-Control: no-store` (every customer page), `Vary: Cookie` (the
 language may come from the cookie); the security headers, HSTS included, are added by
 `security.StaticHeaders` around it, as for every answer. The request is timed and counted under
-the view's endpoint (`ops.metrics`). A test compares the gate's answer with the view's.
+the view's endpoint (`core.metrics`). A test compares the gate's answer with the view's.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ from __future__ import annotations
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
+from app.core.metrics import ENDPOINT_KEY
 from app.extensions import limiter
 from app.i18n import choose_locale
 from app.links.services import signer_of
-from app.ops.metrics import ENDPOINT_KEY
 from app.portal import page_cache
 from app.portal.access import unavailable_key
 

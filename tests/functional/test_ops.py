@@ -17,12 +17,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app import create_app
 from app.config import ROOT
+from app.core import metrics
 from app.core.jobs import JobRun, record_success
 from app.debt_collection.partners import API_KEY_PREFIX
 from app.extensions import db
 from app.links.signer import LinkSigner
 from app.models import utcnow
-from app.ops import metrics
 from app.ops.logs import JsonFormatter, configure_logging
 from app.outbox.models import OutboxMessage, OutboxStatus
 from app.payments.gateways.base import PaymentStatus
