@@ -21,8 +21,8 @@ if str(ROOT) not in sys.path:  # gunicorn started from elsewhere (systemd's Work
 
 from gunicorn.glogging import Logger  # noqa: E402
 
-from app.ops.logs import JsonFormatter, prepare_handler  # noqa: E402
 from app.core.metrics import clean_multiprocess_dir, multiprocess_dir, process_exited  # noqa: E402
+from app.ops.logs import JsonFormatter, prepare_handler  # noqa: E402
 
 bind = os.environ.get("PORTAL_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
