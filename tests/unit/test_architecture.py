@@ -4,8 +4,8 @@ Every import counts, at the top of a module or inside a function (a lazy import 
 from Python, not from this test). Nodes are halves of packages: a package's *web* half is its
 views (a `views.py` or a `views/` package), forms and CLIs; everything else is its *domain* half,
 which sits in the package's layer. The blueprint packages (portal, back office, API) sit in the web
-layer with the web halves; what the blueprints share (the bill-access guard, the bill page's
-context) sits one layer below them.
+layer with the web halves; what the blueprints share (the bill-access guard, the JSON APIs' kit,
+the bill page's context) sits one layer below them.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("payments", frozenset({"payments"})),
     ("the customer's choices", frozenset({"support", "resolutions", "dunning"})),
     ("after the bill", frozenset({"debt_collection", "content", "analytics", "events", "privacy"})),
-    ("shared by the blueprints", frozenset({"access", "bill_page"})),
+    ("shared by the blueprints", frozenset({"access", "apikit", "bill_page"})),
     ("web", frozenset({"portal", "backoffice", "api", "commands"})),
     ("composition", frozenset({"app", "cli", "demo", "model_registry"})),
 )
