@@ -65,7 +65,7 @@ def pay_options_for(invoice: Invoice) -> list[PayOption]:
     return pay_options(invoice.creditor, invoice.currency, customer.country or invoice.creditor.country)
 
 
-#: The most other bills the page lists (the earliest due first); a link opens as many (`portal.grants`).
+#: The most other bills the page lists (the earliest due first); a link opens as many (`access.grants`).
 OTHER_BILLS_SHOWN = 8
 
 

@@ -3,22 +3,15 @@ scopes what they may see: every lookup of the API goes through `invoice_or_404` 
 
 from __future__ import annotations
 
-from flask import g, request
+from flask import g
 from sqlalchemy import select
 
-from app.api.errors import ApiError
+from app.apikit.errors import ApiError
+from app.apikit.reading import bearer_key
 from app.billing.models import Customer, Invoice
 from app.creditors.models import Creditor
 from app.creditors.services import creditor_for_api_key
 from app.extensions import db
-
-
-def bearer_key() -> str | None:
-    """The key of an `Authorization: Bearer <key>` header, or None."""
-    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return key.strip() or None
 
 
 def authenticate() -> Creditor:

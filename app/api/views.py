@@ -1,7 +1,7 @@
 """Creditor API v1: invoices in, links out, status; customers' contact points and preferences, and how
 the portal reminds an invoice or a customer. Bearer key per creditor; JSON only.
 
-Each view commits once on success; every error answer rolls back (app/api/errors.py).
+Each view commits once on success; every error answer rolls back (app/apikit/errors.py).
 Every lookup is scoped to the calling creditor through app/api/access.py.
 """
 
@@ -12,7 +12,6 @@ from datetime import date
 from flask import Blueprint, current_app, g, request, url_for
 
 from app.api.access import authenticate, current_creditor, customer_or_404, invoice_or_404
-from app.api.errors import register_error_handlers
 from app.api.openapi import openapi_document, remember_url_prefix
 from app.api.schemas import (
     CancelIn,
@@ -21,10 +20,10 @@ from app.api.schemas import (
     InvoiceDunningIn,
     LinkIn,
     ReminderIn,
-    parse_body,
-    read_json,
 )
 from app.api.serializers import DunningState, contact_json, dunning_json, invoice_json, link_json, reminder_json
+from app.apikit.errors import register_error_handlers
+from app.apikit.reading import parse_body, read_json
 from app.billing import services as billing
 from app.billing.models import Invoice
 from app.core.dates import local_today

@@ -179,7 +179,7 @@ class Invoice(Model):
     dunning_next_position: Mapped[int | None] = mapped_column(Integer)
     payload_hash: Mapped[str | None] = mapped_column(String(64))
     # Raised by every revocation of the invoice's links (links.services): a browser's grant carries
-    # the value it was given under and ends when it moves (portal.grants).
+    # the value it was given under and ends when it moves (access.grants).
     link_revocations: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

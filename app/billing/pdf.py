@@ -95,7 +95,7 @@ def get_pdf_cache() -> PdfCache:
 
 
 def invoice_version(invoice: Invoice) -> tuple:
-    """The version of what the invoice's documents show, as `portal.services.BillAccess.document_version`
+    """The version of what the invoice's documents show, as `access.services.BillAccess.document_version`
     reads it in the bill page's access statement (the same values, so both share a cached PDF): the invoice's,
     creditor's and customer's `updated_at`, the invoice's newest event and its count of link
     revocations. One statement."""

@@ -6,7 +6,7 @@ waits when it does.
 
 Read-only. A few small statements (the plan's steps, the bill's notices, an open question); the bill
 page calls it when it renders, never on a cached view (the page's version holds every column the
-answer depends on: `portal.services.bill_access`).
+answer depends on: `access.services.bill_access`).
 """
 
 from __future__ import annotations

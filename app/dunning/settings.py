@@ -60,7 +60,7 @@ def save_settings(creditor: Creditor, *, languages: Sequence[str] | None = None,
         if value is not None:
             setattr(settings, name, value)
     # The bill page and the PDF show the consumer default notice: pages cached under the creditor's
-    # version (`portal.services.bill_access`) are rendered again.
+    # version (`access.services.bill_access`) are rendered again.
     creditor.updated_at = utcnow()
     db.session.flush()
     return settings

@@ -2,7 +2,7 @@
 mobile number confirmed by a code, the preferred channel, the consents) and the unsubscribe link of
 reminder e-mails (a page with a button, and RFC 8058's one-click POST).
 
-The contact pages need the bill's grant (`portal.access.bill_required`) and show the details masked;
+The contact pages need the bill's grant (`access.guard.bill_required`) and show the details masked;
 their forms post with CSRF and are rate limited per client. The unsubscribe pages need only their
 signed token (its own salt: it opens no bill); the one-click POST is the one view exempt from CSRF, as
 mail providers post it without cookies, and is answered only for a genuine token."""
@@ -12,6 +12,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
+from app.access.guard import bill_required, load_bill_or_404
+from app.access.services import BillAccess
 from app.billing.models import Invoice
 from app.dunning import contact
 from app.dunning.forms import CodeForm, EmailForm, PhoneForm, PreferencesForm, UnsubscribeForm
@@ -20,8 +22,6 @@ from app.errors import InvalidData
 from app.extensions import db, limiter
 from app.i18n import language_switch, select_locale
 from app.models import utcnow
-from app.portal.access import bill_required, load_bill_or_404
-from app.portal.services import BillAccess
 
 bp = Blueprint("dunning", __name__)
 bp.before_request(language_switch)  # ?lang=xx, and no-store, as on every customer page

@@ -92,7 +92,7 @@ def issue_link(
 
 def end_grants(invoice: Invoice) -> None:
     """Every browser's grant to this bill ends at its next request: a grant carries the invoice's
-    `link_revocations` it was given under (portal.grants), and the bill's access read compares it.
+    `link_revocations` it was given under (access.grants), and the bill's access read compares it.
     Raised in SQL, so two revocations at once both count."""
     invoice.link_revocations = Invoice.link_revocations + 1
 
@@ -124,7 +124,7 @@ class Resolution:
     invoice_id: int | None = None
     public_id: str | None = None
     creditor: Creditor | None = None
-    link_revocations: int | None = None  # the invoice's, for the grant (portal.grants)
+    link_revocations: int | None = None  # the invoice's, for the grant (access.grants)
     customer_id: int | None = None
     other_bills: int = 0  # the customer's other bills owed to the creditor: the grant covers them too
     # The invoice a genuine link names, whatever the link's state: set with `creditor` when access is

@@ -1,7 +1,7 @@
 """The forged link's answer, given before Flask: WSGI middleware around the app.
 
 A link whose signature does not verify (forged, mistyped, cut short, signed with a retired key)
-gets the neutral page (`portal.access.unavailable`), the same page with the same status and
+gets the neutral page (`access.guard.unavailable`), the same page with the same status and
 headers as every other refused link, and nothing about it needs a request context, a session, the
 database or the router. So the gate answers it from the page cache, before Flask builds a request:
 the cost of a static answer, where the whole request machinery cost twice the page.
@@ -34,12 +34,12 @@ from __future__ import annotations
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
+from app import page_cache
+from app.access.guard import unavailable_key
 from app.core.metrics import ENDPOINT_KEY
 from app.extensions import limiter
 from app.i18n import choose_locale
 from app.links.services import signer_of
-from app.portal import page_cache
-from app.portal.access import unavailable_key
 
 PREFIX = "/l/"
 ENDPOINT = "portal.open_link"
@@ -54,7 +54,7 @@ MAX_LANGUAGE_HEADERS = 512
 
 
 def neutral_page_key(locale: str) -> tuple:
-    """The page cache's key of the neutral page for an unknown bill (`portal.access.unavailable`)."""
+    """The page cache's key of the neutral page for an unknown bill (`access.guard.unavailable`)."""
     return unavailable_key(locale)
 
 

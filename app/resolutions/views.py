@@ -17,6 +17,8 @@ from flask import Blueprint, Response, current_app, redirect, render_template, r
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
+from app.access.guard import bill_required, load_bill_or_404, unavailable
+from app.access.services import BillAccess
 from app.billing.models import Invoice
 from app.core.dates import local_today
 from app.errors import InvalidData
@@ -24,8 +26,6 @@ from app.extensions import db, limiter
 from app.i18n import language_switch, select_locale
 from app.models import utcnow
 from app.money import format_percent_1
-from app.portal.access import bill_required, load_bill_or_404, unavailable
-from app.portal.services import BillAccess
 from app.resolutions import deferrals, disputes, instalments, offer_rules, plans, promises, services
 from app.resolutions.emails import promise_ics, reason_label
 from app.resolutions.forms import (

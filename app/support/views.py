@@ -1,6 +1,6 @@
 """Contact support from the bill page: the form, the confirmation and thread, attachments.
 
-Every page needs the bill's grant (`portal.access.bill_required`: the step-up, and the neutral
+Every page needs the bill's grant (`access.guard.bill_required`: the step-up, and the neutral
 page for closed bills); a reference or attachment of another bill gets the neutral page too. Forms
 post with CSRF, are rate limited per client, and may carry a file larger than the app's
 MAX_CONTENT_LENGTH (security.accepts_uploads), so that one just over ATTACHMENT_MAX_BYTES gets
@@ -14,14 +14,14 @@ from datetime import date, datetime
 from flask import Blueprint, abort, current_app, redirect, render_template, request, send_file, url_for
 from sqlalchemy import select
 
+from app.access.guard import bill_required, load_bill_or_404, unavailable
+from app.access.services import BillAccess
 from app.billing.models import Invoice
 from app.core.dates import local_today
 from app.errors import IllegalTransition, InvalidData
 from app.extensions import db, limiter
 from app.i18n import language_switch, select_locale
 from app.models import utcnow
-from app.portal.access import bill_required, load_bill_or_404, unavailable
-from app.portal.services import BillAccess
 from app.security import SHOWING, accepts_uploads
 from app.support import services
 from app.support.attachments import attachment_path, read_upload

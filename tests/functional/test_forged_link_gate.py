@@ -4,8 +4,8 @@ import pytest
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from app.extensions import limiter
+from app.page_cache import get_page_cache
 from app.portal.gate import ForgedLinkGate
-from app.portal.page_cache import get_page_cache
 from tests.factories import make_creditor, make_invoice
 from tests.functional.helpers import issue
 

@@ -10,10 +10,10 @@ from datetime import timedelta
 
 import pytest
 
+from app.access import grants
 from app.extensions import db
 from app.links.services import get_signer, issue_link, reissue, revoke_links
 from app.models import utcnow
-from app.portal import grants
 from tests.factories import make_creditor, make_invoice
 from tests.functional.helpers import issue, open_bill
 

@@ -10,7 +10,7 @@ from app.billing.services import record_payment, transition
 from app.creditors.models import Creditor
 from app.extensions import db
 from app.money import format_money
-from app.portal.page_cache import PageCache, cached_page, get_page_cache
+from app.page_cache import PageCache, cached_page, get_page_cache
 from tests.factories import make_creditor, make_invoice
 from tests.functional.helpers import open_bill
 

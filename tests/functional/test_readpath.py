@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import literal_column, select
 
-from app.portal.services import _BILL_ACCESS, _bill_access_statement
+from app.access.services import _BILL_ACCESS, _bill_access_statement
 from app.readpath import ReadQuery
 from tests.factories import make_creditor, make_invoice
 

@@ -3,8 +3,12 @@
 Every import counts, at the top of a module or inside a function (a lazy import hides a circle
 from Python, not from this test). Nodes are halves of packages: a package's *web* half is its
 views (a `views.py` or a `views/` package), forms and CLIs; everything else is its *domain* half,
-which sits in the package's layer. The blueprint packages (portal, back office, API) and the
-modules the blueprints share sit in the web layer with the web halves.
+which sits in the package's layer. The blueprint packages (portal, back office, API) sit in the web
+layer with the web halves; what the blueprints share (the bill-access guard, the JSON APIs' kit,
+the bill page's context) sits one layer below them.
+
+Whole packages are kept free of circles too, counting the imports a module runs when it is imported
+(`test_no_circle_between_whole_packages`).
 """
 
 from __future__ import annotations
@@ -23,13 +27,15 @@ APP = Path(__file__).resolve().parents[2] / "app"
 #: Layers, lowest first: a domain half may import its own layer and those below, never above.
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("foundation", frozenset({"core", "money", "config", "extensions", "errors", "i18n", "models", "crypto",
-                              "readpath", "ratelimit", "security", "sessions", "templating", "ops"})),
+                              "readpath", "ratelimit", "security", "sessions", "templating", "ops",
+                              "page_cache"})),
     ("records and delivery", frozenset({"creditors", "outbox"})),
     ("bills and links", frozenset({"billing", "links"})),
     ("payments", frozenset({"payments"})),
     ("the customer's choices", frozenset({"support", "resolutions", "dunning"})),
     ("after the bill", frozenset({"debt_collection", "content", "analytics", "events", "privacy"})),
-    ("web", frozenset({"portal", "backoffice", "api", "bill_page", "commands"})),
+    ("shared by the blueprints", frozenset({"access", "apikit", "bill_page"})),
+    ("web", frozenset({"portal", "backoffice", "api", "commands"})),
     ("composition", frozenset({"app", "cli", "demo", "model_registry"})),
 )
 RANK = {package: rank for rank, (_name, packages) in enumerate(LAYERS) for package in packages}
@@ -88,11 +94,11 @@ def _resolve(name: str, known: dict[str, Path]) -> str:
     return name
 
 
-def imports(known: dict[str, Path]) -> list[Import]:
+def imports(known: dict[str, Path], walk=ast.walk) -> list[Import]:
+    """Every import of every module (`walk`: which of a module's statements to look at)."""
     found = []
     for module, path in known.items():
-        tree = parsed(path)
-        for node in ast.walk(tree):
+        for node in walk(parsed(path)):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
@@ -112,6 +118,30 @@ def imports(known: dict[str, Path]) -> list[Import]:
                 else:
                     found.append(Import(module, name, node.lineno))
     return found
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") \
+        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def run_on_import(tree: ast.AST) -> list[ast.stmt]:
+    """The import statements a module runs when it is imported: at its top level, in its classes'
+    bodies and its `if`, `try` and `with` blocks; not in a function's body (run when called) and not
+    under `if TYPE_CHECKING:` (never run; its `else` is)."""
+    found: list[ast.stmt] = []
+    pending = list(ast.iter_child_nodes(tree))
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append(node)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        elif isinstance(node, ast.If) and _is_type_checking(node.test):
+            pending.extend(node.orelse)
+        else:
+            pending.extend(ast.iter_child_nodes(node))
+    return sorted(found, key=lambda node: node.lineno)
 
 
 def package(module: str) -> str:
@@ -144,6 +174,8 @@ def views_package(module: str) -> str:
 KNOWN = modules()
 IMPORTS = imports(KNOWN)
 INTERNAL = [i for i in IMPORTS if i.imported in KNOWN]
+#: The imports of app/ a module runs when it is imported (see `run_on_import`).
+ON_IMPORT = [i for i in imports(KNOWN, run_on_import) if i.imported in KNOWN]
 
 
 def _where(i: Import) -> str:
@@ -176,6 +208,27 @@ def test_no_circle_between_packages():
         arrows = [_where(witness[(a, b)]) for a, b in itertools.pairwise(path)]
         described.append(" -> ".join(f"{p}.{h}" for p, h in path) + "\n    " + "\n    ".join(arrows))
     assert not circles, "import circles (one shortest round each):\n  " + "\n  ".join(described)
+
+
+def test_no_circle_between_whole_packages():
+    """Between whole packages (both halves together), no circle of the imports that run when a module
+    is imported. The factory (`app/__init__.py`) imports every feature and is left out as an importer."""
+    edges: dict[str, set[str]] = defaultdict(set)
+    arrows: dict[tuple[str, str], dict[Import, None]] = defaultdict(dict)  # ordered, each import once
+    for i in ON_IMPORT:
+        a, b = package(i.importer), package(i.imported)
+        if a != b and i.importer != "app" and not _allowed(i):
+            edges[a].add(b)
+            arrows[(a, b)][i] = None
+    described = []
+    for circle in strongly_connected(edges):
+        members = set(circle)
+        lines = [f"{', '.join(sorted(members))} (one shortest round: {' -> '.join(shortest_cycle(edges, members))}),"
+                 " closed by the imports between them:"]
+        for a, b in sorted(arrow for arrow in arrows if set(arrow) <= members):
+            lines += [f"    {a} -> {b}:"] + [f"      {_where(i)}" for i in arrows[(a, b)]]
+        described.append("\n".join(lines))
+    assert not described, "import circles between whole packages:\n  " + "\n  ".join(described)
 
 
 def shortest_cycle(edges: dict, members: set) -> list:
@@ -314,8 +367,15 @@ def test_the_rules_see_the_real_graph():
     """The graph is read right: known arrows are found (else every rule above would pass vacuously)."""
     arrows = {(i.importer, i.imported) for i in INTERNAL}
     assert ("app.portal.views.pay", "app.payments.services") in arrows
-    assert ("app.support.views", "app.portal.access") in arrows
+    assert ("app.support.views", "app.access.guard") in arrows
     assert ("app", "app.portal.views") in arrows
+    on_import = {(i.importer, i.imported) for i in ON_IMPORT}
+    assert ("app.debt_collection.views.api", "app.apikit.reading") in on_import
+    assert ("app", "app.portal.views") not in on_import  # imported inside create_app
     assert is_view("app.backoffice.views.cases") and is_web("app.support.forms") and is_web("app.billing.cli")
-    assert not is_web("app.portal.access") and half("app.portal.access") == ("portal", "domain")
+    assert not is_web("app.access.guard") and half("app.access.guard") == ("access", "domain")
+    sample = ast.parse("import a\nif TYPE_CHECKING:\n    import b\nelse:\n    import c\n"
+                       "def f():\n    import d\ntry:\n    import e\nexcept ImportError:\n    import g\n"
+                       "class K:\n    import h\n    def m(self):\n        import i\n")
+    assert [alias.name for node in run_on_import(sample) for alias in node.names] == ["a", "c", "e", "g", "h"]
     assert strongly_connected({1: {2}, 2: {3}, 3: {1}, 4: {1}}) and not strongly_connected({1: {2}, 2: {3}})

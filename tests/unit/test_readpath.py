@@ -2,10 +2,10 @@
 
 from sqlalchemy import delete, update
 
+from app.access.services import bill_access
 from app.billing.models import Customer, Invoice, InvoiceStatus
 from app.creditors.models import Creditor
 from app.extensions import db
-from app.portal.services import bill_access
 from tests.factories import make_creditor, make_invoice
 
 

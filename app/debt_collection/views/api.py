@@ -17,9 +17,8 @@ from flask import Blueprint, Response, current_app, g, request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
 from sqlalchemy import select
 
-from app.api.access import bearer_key
-from app.api.errors import ApiError, error_response, register_error_handlers
-from app.api.schemas import parse_body, read_json
+from app.apikit.errors import ApiError, error_response, register_error_handlers
+from app.apikit.reading import bearer_key, parse_body, read_json
 from app.core.dates import utc_iso
 from app.debt_collection.models import Case, CaseStatus, Partner
 from app.debt_collection.partners import partner_for_api_key

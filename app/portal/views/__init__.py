@@ -5,7 +5,7 @@
 - pay: starting a payment, the embedded pay step, and the return from the provider.
 
 Every page is no-store and takes ?lang=xx; every bill route is guarded by
-`portal.access.bill_required`, as the support and self-service pages are.
+`access.guard.bill_required`, as the support and self-service pages are.
 """
 
 from __future__ import annotations

@@ -10,6 +10,16 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import undefer
 
+from app.access import grants
+from app.access.guard import (
+    bill_required,
+    load_bill_or_404,
+    no_grant,
+    renewal_invoice_id,
+    unavailable,
+    unavailable_within,
+)
+from app.access.services import BillAccess, check_step_up, load_bill, other_grants
 from app.bill_page import bill_page_context
 from app.billing.models import Invoice
 from app.billing.pdf import invoice_pdf_response
@@ -23,22 +33,12 @@ from app.i18n import select_locale
 from app.links.models import AccessLink
 from app.links.services import Resolution, get_signer, record_open, record_step_up_failure, resolve_token
 from app.models import utcnow
+from app.page_cache import cached_page
 from app.payments.models import PaymentAttempt
 from app.payments.receipts import find_receipt
 from app.payments.receipts import receipt_pdf as receipt_pdf_bytes
-from app.portal import grants
-from app.portal.access import (
-    bill_required,
-    load_bill_or_404,
-    no_grant,
-    renewal_invoice_id,
-    unavailable,
-    unavailable_within,
-)
 from app.portal.forms import StepUpForm
 from app.portal.gate import verified_key
-from app.portal.page_cache import cached_page
-from app.portal.services import BillAccess, check_step_up, load_bill, other_grants
 from app.portal.views import bp
 from app.resolutions.services import self_service
 from app.security import ensure_csrf_secret
@@ -118,7 +118,7 @@ def new_link():
 @bp.get("/b/<public_id>")
 @bill_required
 def bill(public_id: str, access: BillAccess):
-    """The bill page (rendered once per version, language and day; see portal.page_cache)."""
+    """The bill page (rendered once per version, language and day; see app.page_cache)."""
     today = local_today(access.country, utcnow())
     # A payment the provider has not confirmed yet changes the page (and ends by expiring, which no
     # event records): its state is part of the cached page's key.

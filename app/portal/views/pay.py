@@ -8,6 +8,8 @@ import logging
 from flask import current_app, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
+from app.access.guard import bill_required, load_bill_or_404, unavailable_within
+from app.access.services import BillAccess
 from app.bill_page import pay_options_for, self_service_now
 from app.billing.models import Invoice
 from app.billing.transfer import transfer_details
@@ -22,9 +24,7 @@ from app.payments.models import PaymentAttempt
 from app.payments.providers import gateways_for, payment_gateway
 from app.payments.receipts import payment_for_attempt
 from app.payments.services import apply_status, attempt_in_progress, payment_amount, start_payment
-from app.portal.access import bill_required, load_bill_or_404, unavailable_within
 from app.portal.forms import PayForm
-from app.portal.services import BillAccess
 from app.portal.views import bp
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ formatting of every amount, the line table) costs several times what serving it 
 so each process keeps the HTML it rendered, bounded and least-recently-used first out.
 
 The caller builds the key from what the page shows, read in one statement on every
-request (see `portal.services.bill_access`), so a payment, a status change, a new event
+request (see `access.services.bill_access`), so a payment, a status change, a new event
 or a new brand is on the page at the next request, whichever process serves it.
 
 Per-request values never enter the cache: the page is rendered with random stand-ins

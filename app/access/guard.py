@@ -12,13 +12,13 @@ from flask import abort, g, redirect, render_template, session, url_for
 from flask.globals import _cv_app, _cv_request
 from flask.typing import ResponseReturnValue
 
+from app.access import grants
+from app.access.services import BillAccess, bill_access, bill_owner, load_bill
 from app.billing.models import Invoice
 from app.creditors.models import Creditor
 from app.extensions import db
 from app.i18n import select_locale
-from app.portal import grants
-from app.portal.page_cache import cached_page
-from app.portal.services import BillAccess, bill_access, bill_owner, load_bill
+from app.page_cache import cached_page
 from app.security import ensure_csrf_secret
 
 #: The session's note of the bill a neutral page offered a new link for: {"i": invoice id, "t": when}.

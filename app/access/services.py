@@ -1,4 +1,5 @@
-"""Loading a bill for the page and describing it for the customer (no Flask objects here)."""
+"""Loading a bill for the page and describing it for the customer (no Flask objects here): the bill's
+one-statement access read, the customer's other bills, the step-up's check."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnClause, Select, bindparam, exists, func, literal_column, select
+from sqlalchemy import ColumnClause, Select, bindparam, column, exists, func, literal_column, select, table
 from sqlalchemy.orm import aliased, contains_eager, selectinload
 
 from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceStatus
@@ -20,10 +21,16 @@ from app.extensions import db
 from app.payments.models import PaymentAttempt
 from app.payments.services import IN_PROGRESS
 from app.readpath import ReadQuery
-from app.resolutions.models import Resolution
-from app.support.models import SupportRequest
 
 MAX_PUBLIC_ID = 32
+
+#: The two tables the access read asks "any row for this bill?", by name and the one column it reads,
+#: not through their models (`resolutions.models.Resolution`, `support.models.SupportRequest`): the
+#: pages of those features sit behind the guard that runs this read, so importing their models here
+#: would close an import circle between whole packages. `tests/unit/test_access.py` checks that they
+#: are the models' tables and columns.
+RESOLUTIONS = table("resolutions", column("invoice_id"))
+SUPPORT_REQUESTS = table("support_requests", column("invoice_id"))
 
 
 @dataclass(frozen=True)
@@ -36,12 +43,12 @@ class BillAccess:
     next by the bill's dunning plan (its plan, next step and its day, exclusions: columns the run
     writes in bulk, so read here themselves rather than through `updated_at`), and the customer's
     other open bills at the creditor (how many, what they owe, their newest change: the page lists
-    them). The rendered page is cached under it (`portal.page_cache`), so every change that a
+    them). The rendered page is cached under it (`app.page_cache`), so every change that a
     bill page shows must update one of these rows or record an invoice event; the billing
     services do.
 
     `other_bills`: how many other bills the customer owes the creditor (the page lists them, and
-    the grant a link gives covers them: `portal.grants`). `source_revocations`: for a grant that
+    the grant a link gives covers them: `access.grants`). `source_revocations`: for a grant that
     came with another bill's link, that bill's count of link revocations now (None otherwise).
     """
 
@@ -83,8 +90,8 @@ def _bill_access_statement() -> Select:
         select(func.max(InvoiceEvent.id)).where(InvoiceEvent.invoice_id == Invoice.id).scalar_subquery()
     )
     # Most bills have neither; knowing it here spares a rendered page two statements.
-    has_resolutions = exists().where(Resolution.invoice_id == Invoice.id)
-    has_threads = exists().where(SupportRequest.invoice_id == Invoice.id)
+    has_resolutions = exists().where(RESOLUTIONS.c.invoice_id == Invoice.id)
+    has_threads = exists().where(SUPPORT_REQUESTS.c.invoice_id == Invoice.id)
     # The customer's other bills owed to the creditor (customers are per creditor): how many, what they
     # owe and their newest change, for the list on the page (one index range on invoices.customer_id).
     other = aliased(Invoice)
@@ -94,7 +101,7 @@ def _bill_access_statement() -> Select:
     other_owed = select(func.coalesce(func.sum(other.total - other.amount_paid), literal_column("0"))) \
         .where(*owing).scalar_subquery()
     other_changed = select(func.max(other.updated_at)).where(*owing).scalar_subquery()
-    # A grant that came with another bill's link (`portal.grants`) ends when that bill's links are revoked.
+    # A grant that came with another bill's link (`access.grants`) ends when that bill's links are revoked.
     source = aliased(Invoice)
     source_revocations = (select(source.link_revocations)
                           .where(source.id == bindparam("source_id"), source.customer_id == Invoice.customer_id)
@@ -156,7 +163,7 @@ def _utc(value: datetime | None) -> datetime | None:
 
 def other_grants(customer_id: int, invoice_id: int, limit: int) -> list[tuple[str, int]]:
     """The customer's other bills owed to the creditor, as (public id, link revocations), earliest due
-    first: what a link to `invoice_id` opens besides it (`portal.grants`)."""
+    first: what a link to `invoice_id` opens besides it (`access.grants`)."""
     rows = db.session.execute(
         select(Invoice.public_id, Invoice.link_revocations)
         .where(Invoice.customer_id == customer_id, Invoice.id != invoice_id, Invoice.status.in_(OWING),
