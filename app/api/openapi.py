@@ -11,7 +11,7 @@ import json
 from flask import Response, current_app
 from flask.blueprints import BlueprintSetupState
 
-from app.api.schemas import CancelIn, ContactIn, CustomerDunningIn, InvoiceDunningIn, LinkIn, ReminderIn
+from app.api.schemas import CancelIn, ContactIn, CreditNoteIn, CustomerDunningIn, InvoiceDunningIn, LinkIn, ReminderIn
 from app.billing.models import CUSTOMER_KINDS, LINE_KINDS, InvoiceKind, InvoiceStatus
 from app.billing.schemas import INVOICE_NUMBER, InvoiceIn
 from app.i18n import SUPPORTED_LOCALES
@@ -223,6 +223,23 @@ def _paths() -> dict:
                 errors=(400, 404, 413, 415, 422),
             ),
         },
+        "/invoices/{number}/credit-notes": {
+            "post": _operation(
+                "issue_credit_note",
+                "Issue a credit note: some lines by position, or everything still open to a credit (the invoice "
+                "stays as issued; what was paid beyond the new total is owed back)",
+                {"201": _json(_ref("CreditNote"), "The credit note, issued"),
+                 "200": _json(_ref("CreditNote"), "The same id was issued before: nothing new")},
+                body={"required": True, **_json(_ref("CreditNoteIn"), "The credit note",
+                                                {"reason": "Meter read wrongly", "id": "cn-2026-0007",
+                                                 "lines": [{"position": 1, "amount": 12500}]})},
+                errors=(400, 404, 409, 413, 415, 422),
+            ),
+            "get": _operation(
+                "list_credit_notes", "The invoice's credit notes, oldest first",
+                {"200": _json(_ref("CreditNotes"), "The credit notes")}, errors=(404,),
+            ),
+        },
         "/invoices/{number}/cancel": {
             "post": _operation(
                 "cancel_invoice", "Cancel an invoice that has no payments",
@@ -246,7 +263,8 @@ def _paths() -> dict:
 def _request_schemas() -> dict:
     """The pydantic models' JSON schemas (draft 2020-12, as OpenAPI 3.1 uses), nested models included."""
     schemas: dict = {}
-    for model in (InvoiceIn, LinkIn, ReminderIn, CancelIn, ContactIn, InvoiceDunningIn, CustomerDunningIn):
+    for model in (InvoiceIn, LinkIn, ReminderIn, CancelIn, ContactIn, InvoiceDunningIn, CustomerDunningIn,
+                  CreditNoteIn):
         schema = model.model_json_schema(ref_template=REF)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -450,6 +468,36 @@ def _response_schemas() -> dict:
             },
             "A signed link to the bill page",
         ),
+        "CreditNote": _object(
+            {
+                "number": {"type": "string", "description": "In your credit notes' own series (CN-000001, …)"},
+                "id": _nullable({"type": "string", "description": "Your id of the credit note, as you sent it"}),
+                "invoice_number": {"type": "string", "description": "The invoice it corrects"},
+                "currency": {"type": "string", "description": "ISO 4217"},
+                "reason": STRING,
+                "dispute": _nullable({"type": "string", "description": "The customer's dispute it answers"}),
+                "subtotal": {**AMOUNT, "description": "Net credited, minor units"},
+                "vat_total": {**AMOUNT, "description": "VAT credited, minor units"},
+                "total": {**AMOUNT, "description": "Gross credited, minor units"},
+                "lines": {"type": "array", "items": _object(
+                    {"position": _nullable({"type": "integer", "minimum": 1,
+                                            "description": "The invoice line it credits"}),
+                     "description": STRING, "vat_rate": {"type": "integer", "minimum": 0,
+                                                         "description": "Basis points: 2500 = 25 %"},
+                     "net": AMOUNT, "vat": AMOUNT, "gross": AMOUNT},
+                    "What one line credits")},
+                "created_at": {"type": "string", "format": "date-time"},
+                "invoice": _object(
+                    {"status": {"type": "string", "enum": list(InvoiceStatus.values())},
+                     "total": {**AMOUNT, "description": "What the invoice asks for after its credit notes"},
+                     "credited": AMOUNT, "amount_paid": AMOUNT,
+                     "balance": {"type": "integer", "description": "total - amount_paid; below 0: owed back"}},
+                    "The invoice after the credit note"),
+            },
+            "A credit note: money taken off an issued invoice, in its own document",
+        ),
+        "CreditNotes": _object({"credit_notes": {"type": "array", "items": _ref("CreditNote")}},
+                               "An invoice's credit notes"),
         "Reminder": _object(
             {
                 "id": _nullable({"type": "string", "description": "Your id of the reminder, as you sent it"}),

@@ -36,6 +36,23 @@ class CancelIn(_Strict):
     reason: str | None = Field(None, max_length=500, description="Kept on the invoice's timeline")
 
 
+class CreditLineIn(_Strict):
+    position: Annotated[StrictInt, Field(ge=1)] = Field(description="The invoice line's position (from 1)")
+    amount: Annotated[StrictInt, Field(ge=1)] = Field(
+        description="What to credit of the line, gross, minor units (at most what is left of it)")
+
+
+class CreditNoteIn(_Strict):
+    """A credit note: money taken off an issued invoice (the invoice itself never changes)."""
+
+    reason: str = Field(min_length=1, max_length=300, description="Why: printed on the note and shown to the customer")
+    lines: list[CreditLineIn] | None = Field(
+        None, min_length=1, max_length=1000,
+        description="What to credit, line by line; everything still open to a credit when left out")
+    id: str | None = Field(None, min_length=1, max_length=64,
+                           description="Your own id of the credit note: the same id again issues nothing new")
+
+
 class ContactAddressIn(_Strict):
     line1: str | None = Field(None, max_length=200)
     line2: str | None = Field(None, max_length=200)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceLine
+from app.billing.models import CreditNote, Customer, Invoice, InvoiceEvent, InvoiceLine
 from app.core.dates import utc_iso
 from app.dunning.models import Plan
 from app.dunning.outlook import NextStep
@@ -150,6 +150,28 @@ def invoice_json(invoice: Invoice, events: list[InvoiceEvent], dunning: DunningS
         "dunning": dunning_json(dunning),
         "created_at": utc_iso(invoice.created_at),
         "updated_at": utc_iso(invoice.updated_at),
+    }
+
+
+def credit_note_json(note: CreditNote, invoice: Invoice) -> dict:
+    """A credit note with its lines (by the invoice line's position) and what the invoice asks for after it."""
+    positions = {line.id: line.position for line in invoice.lines}
+    return {
+        "number": note.number,
+        "id": note.external_ref,
+        "invoice_number": invoice.number,
+        "currency": invoice.currency,
+        "reason": note.reason,
+        "dispute": note.reference,
+        "subtotal": note.subtotal,
+        "vat_total": note.vat_total,
+        "total": note.total,
+        "lines": [{"position": positions.get(line.invoice_line_id) if line.invoice_line_id else None,
+                   "description": line.description, "vat_rate": line.vat_rate, "net": line.net, "vat": line.vat,
+                   "gross": line.gross} for line in note.lines],
+        "created_at": utc_iso(note.created_at),
+        "invoice": {"status": invoice.status, "total": invoice.total, "credited": invoice.credited,
+                    "amount_paid": invoice.amount_paid, "balance": invoice.balance},
     }
 
 

@@ -16,15 +16,25 @@ from app.api.openapi import openapi_document, remember_url_prefix
 from app.api.schemas import (
     CancelIn,
     ContactIn,
+    CreditNoteIn,
     CustomerDunningIn,
     InvoiceDunningIn,
     LinkIn,
     ReminderIn,
 )
-from app.api.serializers import DunningState, contact_json, dunning_json, invoice_json, link_json, reminder_json
+from app.api.serializers import (
+    DunningState,
+    contact_json,
+    credit_note_json,
+    dunning_json,
+    invoice_json,
+    link_json,
+    reminder_json,
+)
 from app.apikit.errors import register_error_handlers
 from app.apikit.reading import parse_body, read_json
 from app.billing import services as billing
+from app.billing.corrections import credit_by_positions, credit_notes
 from app.billing.models import Invoice
 from app.core.dates import local_today
 from app.debt_collection.services import plan_hand_off, portal_runs_dunning
@@ -190,6 +200,27 @@ def record_reminder(number: str):
     body = reminder_json(reminder)
     db.session.commit()
     return body, 201 if created else 200
+
+
+@bp.post("/invoices/<path:number>/credit-notes")
+def issue_credit_note(number: str):
+    """Issue a credit note on the invoice: some lines (by position) or everything still open to a
+    credit. The invoice stays as issued; what it asks for goes down, and what was paid beyond it is
+    owed back to the customer."""
+    invoice = invoice_or_404(number, for_update=True)
+    data = parse_body(CreditNoteIn, read_json())
+    positions = [(line.position, line.amount) for line in data.lines] if data.lines is not None else None
+    note, created = credit_by_positions(invoice, positions, reason=data.reason, actor=ACTOR, external_ref=data.id)
+    body = credit_note_json(note, invoice)
+    db.session.commit()
+    return body, 201 if created else 200
+
+
+@bp.get("/invoices/<path:number>/credit-notes")
+def list_credit_notes(number: str):
+    """The invoice's credit notes, oldest first."""
+    invoice = invoice_or_404(number)
+    return {"credit_notes": [credit_note_json(note, invoice) for note in credit_notes(invoice.id)]}
 
 
 @bp.post("/invoices/<path:number>/cancel")

@@ -84,7 +84,7 @@ PROBLEMS = {
     "more_than_line": lambda: _("That is more than is left of the line to credit."),
     "more_than_due": lambda: _("That is more than is owed back on this payment."),
     "unknown_line": lambda: _("That line is not on this bill."),
-    "credited": lambda: _("This line has a credit note already; credit it again instead of correcting it."),
+    "higher": lambda: _("A correction can only lower a line (it becomes a credit note); bill more on a new invoice."),
     "quantity": lambda: _("Please enter a quantity of zero or more, with at most three decimals."),
     "unit_price": lambda: _("Please enter a unit price of zero or more."),
     "none": lambda: _("Please enter at least one credit or correction."),

@@ -269,6 +269,7 @@ class CreditNote(Model):
     __tablename__ = "credit_notes"
     __table_args__ = (
         UniqueConstraint("creditor_id", "number"),
+        UniqueConstraint("creditor_id", "external_ref"),
         Index("ix_credit_notes_invoice_id", "invoice_id"),
         CheckConstraint("total > 0", name="total_positive"),
     )
@@ -279,6 +280,7 @@ class CreditNote(Model):
     number: Mapped[str] = mapped_column(String(80))
     reason: Mapped[str] = mapped_column(String(300))  # shown to the customer
     reference: Mapped[str | None] = mapped_column(String(16))  # the dispute it answers, if any
+    external_ref: Mapped[str | None] = mapped_column(String(64))  # the creditor's own id (API): asked twice, made once
     subtotal: Mapped[int] = mapped_column(BigInteger)
     vat_total: Mapped[int] = mapped_column(BigInteger)
     total: Mapped[int] = mapped_column(BigInteger)
@@ -288,6 +290,17 @@ class CreditNote(Model):
     lines: Mapped[list[CreditNoteLine]] = relationship(
         back_populates="credit_note", order_by="CreditNoteLine.id", cascade="all, delete-orphan"
     )
+
+
+class CreditNoteSeries(Model):
+    """The last credit note number a creditor gave: credit notes are numbered in one unbroken series
+    per creditor (bokføringsforskriften § 5-1-1, UStG § 14(4) no. 4), apart from its invoices'
+    numbers. Taken in the transaction that issues the note, so a rollback gives the number back."""
+
+    __tablename__ = "credit_note_series"
+
+    creditor_id: Mapped[int] = mapped_column(ForeignKey("creditors.id", ondelete="CASCADE"), primary_key=True)
+    last_number: Mapped[int] = mapped_column(BigInteger)
 
 
 class CreditNoteLine(Model):

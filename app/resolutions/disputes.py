@@ -1,5 +1,6 @@
-"""Disputes: of the whole bill or some lines, with a reason, a message and proof; the creditor's
-answer (rejected, upheld with a credit note, or partly with credits and corrected lines)."""
+"""Disputes: of the whole bill or some lines, with a reason, a message and proof, also of a bill
+already paid; the creditor's answer (rejected, upheld with a credit note, or partly with credits and
+corrected lines, which are credit notes too: an issued invoice is never changed)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,14 @@ from app.support.attachments import Upload, store_attachment
 
 
 def dispute_amount(invoice: Invoice, line_ids: Sequence[int] | None) -> int:
-    """What a dispute holds back: the chosen lines' gross (at most the balance), or the balance."""
+    """What a dispute is about: on a bill still owed, what it holds back (the chosen lines' gross, at
+    most the balance, or the balance); on a paid bill, what could be credited (the chosen lines' gross
+    still open to a credit, or the bill's total)."""
+    if invoice.status == InvoiceStatus.PAID:
+        if not line_ids:
+            return invoice.total
+        left = creditable(invoice)
+        return sum(left.get(line_id, 0) for line_id in set(line_ids))
     if not line_ids:
         return invoice.balance
     chosen = [line for line in invoice.lines if line.id in set(line_ids)]
@@ -74,7 +82,8 @@ def open_dispute(
         )
 
     def after(dispute: Resolution) -> None:
-        if invoice.status != InvoiceStatus.DISPUTED:
+        # A paid bill stays paid: nothing is owed to hold back, and an upheld answer owes money back.
+        if invoice.status not in (InvoiceStatus.DISPUTED, InvoiceStatus.PAID):
             transition(invoice, InvoiceStatus.DISPUTED, actor=ACTOR, reason="dispute")
         record_event(invoice, "dispute_opened", ACTOR, reference=dispute.reference, reason=reason,
                      amount=dispute.amount, lines=dispute.line_ids)

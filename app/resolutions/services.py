@@ -104,6 +104,12 @@ def is_payable(invoice: Invoice, *, in_collection: bool = False) -> bool:
     return not invoice.is_closed and invoice.balance > 0 and invoice.status != InvoiceStatus.PAID
 
 
+def disputable_when_paid(invoice: Invoice) -> bool:
+    """A paid bill can still be disputed while something on it is left to credit: upheld, its credit
+    note makes what was paid beyond the new total owed back (`billing.corrections`)."""
+    return invoice.status == InvoiceStatus.PAID and invoice.total > 0 and invoice.amount_paid > 0
+
+
 def self_service(invoice: Invoice, today: date, resolutions: list[Resolution] | None = None, *,
                  collection_payable: bool = False) -> SelfService:
     """The bill page's self-service state. `collection_payable`: the bill is in collection and its
@@ -145,7 +151,7 @@ def self_service(invoice: Invoice, today: date, resolutions: list[Resolution] | 
     busy = found.open_dispute is not None or found.plan is not None or found.plan_request is not None
     settled_otherwise = found.promise is not None or found.deferral is not None
     can = {
-        "dispute": payable and found.open_dispute is None,
+        "dispute": (payable or disputable_when_paid(invoice)) and found.open_dispute is None,
         "promise": payable and not busy and found.promise is None and found.deferral is None
         and creditor.promise_max_days > 0,
         "deferral": payable and not busy and found.promise is None and found.deferral is None

@@ -10,13 +10,16 @@ import csv
 import io
 import re
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError
 
 from app.backoffice.models import AuditEntry, InboxMark, Note, ReplyTemplate
+from app.billing.corrections import LineCredit, credit_notes, issue_credit_note
 from app.billing.models import InvoiceStatus
+from app.billing.schemas import line_amounts
 from app.debt_collection.models import Case, CaseEvent
 from app.debt_collection.partners import add_partner
 from app.dunning.models import Letter
@@ -140,10 +143,13 @@ def test_the_isolation_walk_every_route_with_a_record_is_404_for_another_credito
                            details={"message": "Bitte melden."}, payload_hash="0" * 64)
         db.session.add_all([case, report])
         db.session.commit()
+        their_note = issue_credit_note(theirs.invoice, [LineCredit(theirs.invoice.lines[0].id, 100)], reason="x",
+                                       actor="agent:1")
+        db.session.commit()
     args = {
         "customer_id": theirs.customer.id, "invoice_id": theirs.invoice.id, "payment_id": theirs.overpayment.id,
         "entry_id": theirs.entry.id, "message_id": theirs.dead.id, "template_id": theirs.template.id,
-        "agent_id": theirs.agent.id, "event_id": report.id,
+        "agent_id": theirs.agent.id, "event_id": report.id, "note_id": their_note.id,
         "letter_id": db.session.scalar(select(Letter.id).where(Letter.creditor_id == lettered.id)),
     }
     references = {"backoffice.support_request": theirs.request.reference, "backoffice.reply": theirs.request.reference,
@@ -200,7 +206,7 @@ def test_the_isolation_walk_every_route_with_a_record_is_404_for_another_credito
     assert (theirs.request.status, theirs.dispute.status, theirs.plan.status) == ("open", "open", "open")
     assert theirs.entry.status == EntryStatus.UNMATCHED and theirs.dead.status == OutboxStatus.DEAD
     assert db.session.get(CaseEvent, report.id).handled_at is None
-    assert theirs.overpayment.refund_due == 5000 and theirs.invoice.credited == 0
+    assert theirs.overpayment.refund_due == 5000 and theirs.invoice.credited == their_note.total  # theirs only
     assert theirs.agent.disabled_at is None and theirs.template.title == "Takk"
     assert db.session.scalar(select(func.count()).select_from(Note).where(
         Note.creditor_id == theirs.customer.creditor_id)) == 1
@@ -285,10 +291,19 @@ def test_a_dispute_upheld_in_part_with_a_credit_and_a_correction(app, client, mi
                                            f"credit-{first.id}": "25,00", f"quantity-{second.id}": "0.5"}, page=page)
     assert done.status_code == 303
     assert mine.dispute.status == Status.PARTIAL and mine.invoice.status == InvoiceStatus.OPEN
-    assert mine.invoice.credited == 2500 and second.quantity == 0.5
+    # the second line stays as issued; half of it is credited, on a note of its own
+    half = line_amounts(Decimal("0.5") * second.quantity, second.unit_price, second.vat_rate)[2]
+    assert mine.invoice.credited == 2500 + second.gross - half and second.quantity != Decimal("0.5")
+    notes = credit_notes(mine.invoice.id)
+    assert [note.number for note in notes] == ["CN-000001", "CN-000002"]
     customer = app.test_client()
     bill = customer.get(open_bill(customer, app, mine.invoice), headers=EN).text
-    assert "The first reading was too high." in bill and f"{mine.invoice.number}-CN1" in bill
+    assert "The first reading was too high." in bill and "CN-000001" in bill and "CN-000002" in bill
+    pdf = customer.get(f"/b/{mine.invoice.public_id}/credit-notes/CN-000002", headers=EN)
+    assert pdf.status_code == 200 and pdf.mimetype == "application/pdf" and pdf.data.startswith(b"%PDF")
+    assert customer.get(f"/b/{mine.invoice.public_id}/credit-notes/CN-000009", headers=EN).status_code == 404
+    office = client.get(f"/backoffice/invoices/{mine.invoice.id}/credit-notes/{notes[0].id}.pdf")
+    assert office.status_code == 200 and office.data.startswith(b"%PDF")
 
 
 def test_a_plan_request_granted_by_an_agent(client, mine, agent):

@@ -193,16 +193,34 @@ def test_a_6_mb_upload_is_refused_next_to_the_field(client, bill):
     assert count() == 0
 
 
-def test_a_paid_bill_cannot_be_disputed(client, app, bill):
+def test_a_paid_bill_can_still_be_disputed_and_stays_paid(client, app, bill):
     invoice, url = bill
     from app.billing.services import record_payment
 
-    _page, fields = form_of(client, f"{url}/dispute")
     record_payment(invoice, invoice.total, actor="test", paid_on=today(invoice), method="card")
+    db.session.commit()
+    page = client.get(url, headers=EN).text
+    assert "Is something wrong with this bill?" in page and f'href="{url}/dispute"' in page
+    assert f'href="{url}/promise"' not in page and "Cannot pay it all now" not in page
+    _page, fields = form_of(client, f"{url}/dispute")
+    answer = client.post(f"{url}/dispute", data={**fields, "scope": "invoice", "reason": "wrong_amount",
+                                                 "message": "I was billed for a month I had cancelled."}, headers=EN)
+    assert answer.status_code == 303 and count() == 1
+    assert invoice.status == InvoiceStatus.PAID
+    dispute = db.session.scalar(select(Resolution))
+    assert dispute.status == Status.OPEN and dispute.amount == invoice.total
+
+
+def test_a_cancelled_bill_cannot_be_disputed(client, app, bill):
+    invoice, url = bill
+    from app.billing.services import cancel_invoice
+
+    _page, fields = form_of(client, f"{url}/dispute")
+    cancel_invoice(invoice, actor="test", reason="sent in error")
     db.session.commit()
     answer = client.post(f"{url}/dispute", data={**fields, "scope": "invoice", "reason": "other", "message": "?"},
                          headers=EN)
-    assert answer.status_code == 422 and "This bill is paid" in answer.text and count() == 0
+    assert answer.status_code == 404 and count() == 0  # a cancelled bill is gone from the portal
 
 
 def test_script_in_a_dispute_message_is_shown_as_text(client, bill):

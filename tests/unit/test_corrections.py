@@ -44,7 +44,7 @@ def test_a_full_line_credit_takes_exactly_its_net_and_vat_off(invoice):
     assert (note.total, note.subtotal, note.vat_total) == (first.gross, first.net, first.vat)
     assert (invoice.total, invoice.subtotal, invoice.vat_total) == (second.gross, second.net, second.vat)
     assert invoice.credited == total - invoice.total
-    assert note.number == f"{invoice.number}-CN1" and note.reason == "Wrong meter"
+    assert note.number == "CN-000001" and note.reason == "Wrong meter"
     assert creditable(invoice) == {first.id: 0, second.id: second.gross}
     assert invoice.events[-1].kind == "credit_note_issued"
 
@@ -54,7 +54,7 @@ def test_a_part_credit_splits_vat_by_the_lines_rate_and_a_second_note_gets_the_n
     note = issue_credit_note(invoice, [LineCredit(line.id, 5000)], reason="Goodwill", actor="agent:1")
     assert (note.subtotal, note.vat_total) == (4000, 1000)  # 25 %
     rest = issue_credit_note(invoice, [LineCredit(line.id, line.gross - 5000)], reason="All of it", actor="agent:1")
-    assert rest.number.endswith("-CN2")
+    assert (note.number, rest.number) == ("CN-000001", "CN-000002")
     assert note.subtotal + rest.subtotal == line.net and note.vat_total + rest.vat_total == line.vat
     assert [n.number for n in credit_notes(invoice.id)] == [note.number, rest.number]
 
@@ -86,37 +86,52 @@ def test_crediting_below_what_was_paid_owes_the_difference_back_newest_payment_f
     assert sum(p.refund_due for p in db.session.query(Payment).filter_by(invoice_id=invoice.id)) == 20000
 
 
-def test_a_corrected_line_recomputes_the_bill_both_ways(invoice):
+def test_a_correction_is_a_credit_note_and_the_issued_lines_never_change(invoice):
     first, second = invoice.lines
-    correct_lines(invoice, [LineCorrection(first.id, Decimal("2"), first.unit_price)], reason="Two units",
-                  actor="agent:1")
-    assert (first.net, first.vat, first.gross) == (20002, 5001, 25003)  # VAT on the rounded net, half up
-    assert invoice.total == first.gross + second.gross
-    assert invoice.events[-1].kind == "line_corrected" and invoice.events[-1].data["before"]["quantity"] == "1"
-    correct_lines(invoice, [LineCorrection(second.id, Decimal("1"), 0)], reason="Free", actor="agent:1")
-    assert invoice.total == first.gross and invoice.subtotal == first.net
+    first.quantity = Decimal("3")  # as if issued with 3 units: 375.03 gross
+    first.net, first.vat, first.gross = 30003, 7501, 37504
+    invoice.subtotal, invoice.vat_total = first.net + second.net, first.vat + second.vat
+    invoice.total = first.gross + second.gross
+    issued = [(line.quantity, line.unit_price, line.net, line.vat, line.gross) for line in invoice.lines]
+    total = invoice.total
+    note = correct_lines(invoice, [LineCorrection(first.id, Decimal("2"), first.unit_price)], reason="Two units",
+                         actor="agent:1")
+    # 2 units are 200.02 net and 50.01 VAT (on the rounded net, half up): the note takes off the rest exactly
+    assert (note.subtotal, note.vat_total, note.total) == (30003 - 20002, 7501 - 5001, 37504 - 25003)
+    assert [(line.quantity, line.unit_price, line.net, line.vat, line.gross) for line in invoice.lines] == issued
+    assert invoice.total == total - note.total and invoice.credited == note.total
+    kinds = [event.kind for event in invoice.events]
+    assert kinds[-2:] == ["line_corrected", "credit_note_issued"]
+    assert invoice.events[-2].data["before"]["quantity"] == "3" and invoice.events[-2].data["after"]["quantity"] == "2"
+    # a second correction of the same line counts from what is left of it after the first
+    again = correct_lines(invoice, [LineCorrection(first.id, Decimal("1"), first.unit_price)], reason="One unit",
+                          actor="agent:1")
+    assert again.total == 25003 - 12501 and creditable(invoice)[first.id] == 12501
+    assert (note.number, again.number) == ("CN-000001", "CN-000002")
 
 
-def test_a_credited_line_is_not_corrected_and_a_cancelled_bill_not_at_all(invoice):
+def test_a_correction_upwards_or_a_bad_one_changes_nothing(invoice):
     first, second = invoice.lines
-    issue_credit_note(invoice, [LineCredit(first.id, 100)], reason="x", actor="agent:1")
+    before = (invoice.total, invoice.credited)
     with pytest.raises(InvalidData) as problems:
-        correct_lines(invoice, [LineCorrection(first.id, Decimal("1"), 1),
+        correct_lines(invoice, [LineCorrection(first.id, Decimal("2"), first.unit_price),
                                 LineCorrection(second.id, Decimal("-1"), 1)], reason="x", actor="agent:1")
-    assert problems.value.errors == {f"line-{first.id}": "credited", f"line-{second.id}": "quantity"}
+    assert problems.value.errors == {f"line-{first.id}": "higher", f"line-{second.id}": "quantity"}
+    assert (invoice.total, invoice.credited) == before and not credit_notes(invoice.id)
     other = make_invoice(invoice.creditor)
     other.status = InvoiceStatus.CANCELLED
     with pytest.raises(IllegalTransition):
         issue_credit_note(other, [LineCredit(other.lines[0].id, 100)], reason="x", actor="agent:1")
 
 
-def test_a_paid_bill_corrected_upwards_is_owed_again(invoice):
-    pay(invoice, invoice.total, "p-1")
+def test_a_paid_bill_corrected_downwards_stays_paid_and_owes_the_difference_back(invoice):
+    payment = pay(invoice, invoice.total, "p-1")
     assert invoice.status == InvoiceStatus.PAID
     line = invoice.lines[0]
-    correct_lines(invoice, [LineCorrection(line.id, Decimal("3"), line.unit_price)], reason="3 units",
-                  actor="agent:1")
-    assert invoice.status == InvoiceStatus.PARTIALLY_PAID and invoice.balance > 0
+    note = correct_lines(invoice, [LineCorrection(line.id, Decimal("1"), line.unit_price - 1000)], reason="Price",
+                         actor="agent:1")
+    assert note.total == 1250 and invoice.status == InvoiceStatus.PAID  # 10.00 net and 2.50 VAT
+    assert payment.refund_due == 1250 and invoice.balance == -1250
 
 
 def test_a_hold_pauses_reminders_until_its_day_and_the_daily_run_ends_it(invoice):

@@ -34,6 +34,7 @@ from app.backoffice.views import SUPERVISING, bp, may, me, need, record, scope, 
 from app.backoffice.words import problems
 from app.bill_page import bill_page_context
 from app.billing.corrections import credit_notes, creditable, issue_credit_note
+from app.billing.credit_note_pdf import credit_note_pdf_response
 from app.billing.models import Customer, Invoice
 from app.billing.services import hold as hold_reminders
 from app.billing.services import reminders_of
@@ -158,6 +159,21 @@ def invoice(invoice_id: int):
     record("invoice_viewed", creditor_id=found.creditor_id, record_type="invoice", record_id=found.number)
     db.session.commit()
     return _invoice_page(found)
+
+
+@bp.get("/invoices/<int:invoice_id>/credit-notes/<int:note_id>.pdf")
+@login_required
+def credit_note_pdf(invoice_id: int, note_id: int):
+    """A credit note of the bill as the customer gets it: the PDF in the customer's language."""
+    found = scoped(Invoice, invoice_id)
+    note = next((n for n in credit_notes(found.id) if n.id == note_id), None)
+    if note is None:
+        abort(404)
+    record("credit_note_downloaded", creditor_id=found.creditor_id, record_type="invoice", record_id=found.number,
+           credit_note=note.number)
+    db.session.commit()
+    with force_locale(normalise_locale(found.customer.preferred_locale) or found.creditor.default_locale):
+        return credit_note_pdf_response(note, found)
 
 
 def _failed(invoice: Invoice, exc: Exception, what: str, **forms):

@@ -21,6 +21,7 @@ from app.access.guard import (
 )
 from app.access.services import BillAccess, check_step_up, load_bill, other_grants
 from app.bill_page import bill_page_context
+from app.billing.credit_note_pdf import credit_note_for, credit_note_pdf_response
 from app.billing.models import Invoice
 from app.billing.pdf import invoice_pdf_response
 from app.billing.transfer import epc_payload, epc_qr_svg
@@ -202,6 +203,18 @@ def invoice_pdf(public_id: str, access: BillAccess):
     held = self_service(invoice, today).held if access.has_resolutions else 0
     return invoice_pdf_response(invoice, today, access.document_version,
                                 default_notice=default_notice_date(invoice), held=held)
+
+
+@bp.get("/b/<public_id>/credit-notes/<path:number>")
+@limiter.limit(_pdf_limit)
+@bill_required
+def credit_note_pdf(public_id: str, number: str, access: BillAccess):
+    """One of the bill's credit notes as a PDF, in the page's language (cached: a note never changes)."""
+    invoice = load_bill_or_404(public_id)
+    note = credit_note_for(invoice, number)
+    if note is None:
+        abort(404)
+    return credit_note_pdf_response(note, invoice)
 
 
 @bp.get("/b/<public_id>/epc-qr.svg")

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from app.billing.corrections import LineCorrection, LineCredit
+from app.billing.corrections import LineCorrection, LineCredit, credit_notes
 from app.billing.models import InvoiceStatus
 from app.errors import IllegalTransition, InvalidData
 from app.extensions import db
@@ -57,9 +57,12 @@ def test_partly_upholding_needs_a_credit_or_a_correction_and_makes_them(invoice,
                             corrections=[LineCorrection(first.id, Decimal("0.5"), first.unit_price)],
                             credits=[LineCredit(invoice.lines[2].id, 1000)])
     assert found.status == Status.PARTIAL and invoice.status == InvoiceStatus.OPEN
-    # 0.5 × 100.01 = 50.01 net + 12.50 VAT = 62.51, was 125.01; and 10.00 credited off the third line
-    assert first.gross == 6251 and invoice.total == TOTAL - 12501 + 6251 - 1000
+    # 0.5 × 100.01 = 50.01 net + 12.50 VAT = 62.51, was 125.01: a credit note of 62.50; and another of
+    # 10.00 off the third line. The lines stay as issued.
+    assert first.gross == 12501 and invoice.total == TOTAL - 12501 + 6251 - 1000
     assert invoice.total == sum(line.gross for line in invoice.lines) - invoice.credited
+    assert [note.total for note in credit_notes(invoice.id)] == [12501 - 6251, 1000]
+    assert {note.reference for note in credit_notes(invoice.id)} == {found.reference}
 
 
 def test_a_rejected_dispute_changes_nothing_on_the_bill(invoice, tmp_path):
@@ -79,6 +82,23 @@ def test_upholding_a_whole_dispute_of_a_part_paid_bill_credits_everything_and_ow
     disputes.answer_dispute(found, Status.UPHELD, "Our mistake entirely.", actor="agent:7")
     assert invoice.total == 0 and invoice.status == InvoiceStatus.PAID
     assert payment.refund_due == 10000  # the inbox shows it until it is paid back
+
+
+def test_a_paid_bill_disputed_and_upheld_in_part_owes_the_credit_back(invoice, tmp_path):
+    payment = settle(invoice.id, provider="manual", payment_id="m-1", amount=TOTAL, currency="NOK", method="card",
+                     received_at=utcnow(), actor="test")
+    assert invoice.status == InvoiceStatus.PAID and services.self_service(invoice, TODAY).can["dispute"]
+    first = invoice.lines[0]
+    found, _created = disputes.open_dispute(
+        invoice, reason="wrong_amount", message="The first line was billed twice.", line_ids=[first.id], upload=None,
+        attachment_dir=str(tmp_path), locale="en", submission_key="paid-1", today=TODAY)
+    assert invoice.status == InvoiceStatus.PAID and found.amount == first.gross  # nothing to hold back
+    assert not services.self_service(invoice, TODAY).can["dispute"]  # one at a time
+    disputes.answer_dispute(found, Status.UPHELD, "You are right.", actor="agent:7")
+    (note,) = credit_notes(invoice.id)
+    assert note.total == first.gross and note.reference == found.reference
+    assert invoice.status == InvoiceStatus.PAID and payment.refund_due == first.gross
+    assert invoice.total + invoice.credited == TOTAL  # the invoice as issued is still there
 
 
 def test_a_plan_asked_for_beyond_the_rules_pauses_reminders_until_an_agent_grants_it(invoice):

@@ -16,6 +16,7 @@ from app.resolutions import daily, deferrals, disputes, instalments, plans, prom
 from app.resolutions.models import Kind, Status
 from app.resolutions.pause import GO
 from app.support.attachments import Upload
+from tests.factories import make_invoice
 from tests.unit.resolutions.conftest import TODAY, TOTAL
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
@@ -300,12 +301,17 @@ def test_already_paid_with_proof_stores_the_file_outside_static(invoice, tmp_pat
     assert (tmp_path / str(invoice.creditor_id) / dispute.attachment.storage_key).read_bytes() == PDF
 
 
-def test_a_paid_invoice_cannot_be_disputed(invoice, tmp_path):
+def test_a_paid_invoice_can_be_disputed_but_a_cancelled_one_cannot(invoice, tmp_path):
     record_payment(invoice, invoice.total, actor="test", paid_on=TODAY, method="card")
+    found, created = disputes.open_dispute(invoice, reason="other", message="?", line_ids=None, upload=None,
+                                           attachment_dir=str(tmp_path), locale="en", submission_key="k", today=TODAY)
+    assert created and invoice.status == InvoiceStatus.PAID and found.amount == invoice.total
+    other = make_invoice(invoice.creditor)
+    other.status = InvoiceStatus.CANCELLED
     with pytest.raises(InvalidData) as error:
-        disputes.open_dispute(invoice, reason="other", message="?", line_ids=None, upload=None,
-                              attachment_dir=str(tmp_path), locale="en", submission_key="k", today=TODAY)
-    assert error.value.errors == {"invoice": "paid"}
+        disputes.open_dispute(other, reason="other", message="?", line_ids=None, upload=None,
+                              attachment_dir=str(tmp_path), locale="en", submission_key="k2", today=TODAY)
+    assert error.value.errors == {"invoice": "unavailable"}
 
 
 def test_a_rejected_dispute_makes_the_bill_payable_and_the_process_resumes(invoice, tmp_path):
