@@ -122,18 +122,25 @@ class CachedSerializerSessionInterface(SecureCookieSessionInterface):
             if session.accessed:
                 _vary_on_cookie(response)
             return
-        name, options, suffix = self._cookie_options(app)
-        serializer = self.get_signing_serializer(app)
-        assert serializer is not None  # without a secret key the session is a NullSession, never saved
-        value = serializer.dumps(dict(session))
         expires = self.get_expiration_time(app, session)
         if expires is None:
-            # The signed value is URL-safe base64 and dots: nothing to quote. The attributes
-            # were rendered by werkzeug's dump_cookie once for the app.
-            response.headers.add("Set-Cookie", f"{name}={value}{suffix}")
+            response.headers.add("Set-Cookie", self.cookie_line(app, dict(session)))
         else:
-            response.set_cookie(name, value, expires=expires, **options)
+            name, options, _suffix = self._cookie_options(app)
+            serializer = self.get_signing_serializer(app)
+            assert serializer is not None  # without a secret key the session is a NullSession, never saved
+            response.set_cookie(name, serializer.dumps(dict(session)), expires=expires, **options)
         _vary_on_cookie(response)
+
+    def cookie_line(self, app: Flask, data: dict) -> str:
+        """The `Set-Cookie` value of a session holding `data` that is not permanent (no expiry): what
+        `save_session` writes, and what the link's gate (`portal.gate`) writes for a new session."""
+        name, _options, suffix = self._cookie_options(app)
+        serializer = self.get_signing_serializer(app)
+        assert serializer is not None  # without a secret key the session is a NullSession, never saved
+        # The signed value is URL-safe base64 and dots: nothing to quote. The attributes were
+        # rendered by werkzeug's dump_cookie once for the app.
+        return f"{name}={serializer.dumps(data)}{suffix}"
 
     def _cookie_options(self, app: Flask) -> tuple[str, dict, str]:
         """The cookie's name, attributes, and the attributes as werkzeug renders them for a
