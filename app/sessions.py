@@ -89,7 +89,14 @@ class CachedSerializerSessionInterface(SecureCookieSessionInterface):
         serializer = self.get_signing_serializer(app)
         if serializer is None:
             return None
-        value = request.cookies.get(self.get_cookie_name(app))
+        return self.open_cookie(app, request.cookies.get(self.get_cookie_name(app)))
+
+    def open_cookie(self, app: Flask, value: str | None):
+        """The session the cookie's value holds (`open_session`'s work once the cookie is read; the bill
+        page's gate, `portal.bill_gate`, calls it with the value it read)."""
+        serializer = self.get_signing_serializer(app)
+        if serializer is None:
+            return None
         if not value:
             return self.session_class()
         max_age = int(app.permanent_session_lifetime.total_seconds())
