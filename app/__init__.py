@@ -102,7 +102,7 @@ def create_app(config: dict | None = None) -> Flask:
     _register_blueprints(app)
     _init_gate(app)
 
-    # WSGI middleware, innermost first: the forged link's gate, the proxy's headers, the security
+    # WSGI middleware, innermost first: the link's gate and the bill page's, the proxy's headers, the security
     # headers (init_security), the request timer (_init_metrics).
     if app.config["PROXY_FIX_COUNT"]:
         n = app.config["PROXY_FIX_COUNT"]
@@ -125,11 +125,13 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def _init_gate(app: Portal) -> None:
-    """A forged link answered before Flask (`portal.gate`), inside ProxyFix: it counts the rate limit
-    by the client's address, as the view does."""
-    from app.portal.gate import ForgedLinkGate
+    """A forged link, and a link opened again, answered before Flask (`portal.gate`), inside ProxyFix:
+    it counts the rate limit by the client's address, as the view does; and a cached bill page
+    (`portal.bill_gate`)."""
+    from app.portal.bill_gate import BillGate
+    from app.portal.gate import LinkGate
 
-    app.wsgi_app = ForgedLinkGate(app, app.wsgi_app)  # type: ignore[method-assign]  # WSGI middleware
+    app.wsgi_app = BillGate(app, LinkGate(app, app.wsgi_app))  # type: ignore[method-assign]  # WSGI middleware
 
 
 def _init_metrics(app: Portal) -> None:

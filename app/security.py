@@ -127,28 +127,32 @@ def csrf_token() -> str:
     if token is None:
         current_session = _cv_request.get().session
         ensure_csrf_secret(current_session, field)
-        extensions = app.extensions
-        serializer = extensions.get("csrf_serializer")
-        if serializer is None:
-            secret = app.config.get("WTF_CSRF_SECRET_KEY") or app.secret_key
-            assert secret is not None  # load_config always sets SECRET_KEY
-            # Flask-WTF's serializer (HMAC-SHA1, django-concat key derivation), with the derived key
-            # cached, hashlib's SHA-1 (OpenSSL) and no trial compression: the same signatures.
-            serializer = extensions["csrf_serializer"] = UncompressedSerializer(
-                secret, salt=CSRF_SALT, signer=KeyCachingSigner, signer_kwargs={"digest_method": hashlib.sha1})
-            extensions["csrf_tokens"] = {}
-        tokens: dict[str, tuple[float, str]] = extensions["csrf_tokens"]
-        session_secret = current_session[field]
-        now = time.time()
-        signed = tokens.get(session_secret)
-        if signed is not None and 0 <= now - signed[0] < CSRF_TOKEN_REUSE_SECONDS:
-            token = signed[1]
-        else:
-            token = serializer.dumps(session_secret)
-            if len(tokens) >= MAX_CSRF_TOKENS:
-                tokens.clear()
-            tokens[session_secret] = (now, token)
+        token = signed_csrf_token(app, current_session[field])
         setattr(found, field, token)
+    return token
+
+
+def signed_csrf_token(app: Flask, session_secret: str) -> str:
+    """The signed CSRF token of a session's secret (`csrf_token`'s, and the bill page's gate's)."""
+    extensions = app.extensions
+    serializer = extensions.get("csrf_serializer")
+    if serializer is None:
+        secret = app.config.get("WTF_CSRF_SECRET_KEY") or app.secret_key
+        assert secret is not None  # load_config always sets SECRET_KEY
+        # Flask-WTF's serializer (HMAC-SHA1, django-concat key derivation), with the derived key
+        # cached, hashlib's SHA-1 (OpenSSL) and no trial compression: the same signatures.
+        serializer = extensions["csrf_serializer"] = UncompressedSerializer(
+            secret, salt=CSRF_SALT, signer=KeyCachingSigner, signer_kwargs={"digest_method": hashlib.sha1})
+        extensions["csrf_tokens"] = {}
+    tokens: dict[str, tuple[float, str]] = extensions["csrf_tokens"]
+    now = time.time()
+    signed = tokens.get(session_secret)
+    if signed is not None and 0 <= now - signed[0] < CSRF_TOKEN_REUSE_SECONDS:
+        return signed[1]
+    token = serializer.dumps(session_secret)
+    if len(tokens) >= MAX_CSRF_TOKENS:
+        tokens.clear()
+    tokens[session_secret] = (now, token)
     return token
 
 

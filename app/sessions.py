@@ -89,7 +89,14 @@ class CachedSerializerSessionInterface(SecureCookieSessionInterface):
         serializer = self.get_signing_serializer(app)
         if serializer is None:
             return None
-        value = request.cookies.get(self.get_cookie_name(app))
+        return self.open_cookie(app, request.cookies.get(self.get_cookie_name(app)))
+
+    def open_cookie(self, app: Flask, value: str | None):
+        """The session the cookie's value holds (`open_session`'s work once the cookie is read; the bill
+        page's gate, `portal.bill_gate`, calls it with the value it read)."""
+        serializer = self.get_signing_serializer(app)
+        if serializer is None:
+            return None
         if not value:
             return self.session_class()
         max_age = int(app.permanent_session_lifetime.total_seconds())
@@ -122,18 +129,25 @@ class CachedSerializerSessionInterface(SecureCookieSessionInterface):
             if session.accessed:
                 _vary_on_cookie(response)
             return
-        name, options, suffix = self._cookie_options(app)
-        serializer = self.get_signing_serializer(app)
-        assert serializer is not None  # without a secret key the session is a NullSession, never saved
-        value = serializer.dumps(dict(session))
         expires = self.get_expiration_time(app, session)
         if expires is None:
-            # The signed value is URL-safe base64 and dots: nothing to quote. The attributes
-            # were rendered by werkzeug's dump_cookie once for the app.
-            response.headers.add("Set-Cookie", f"{name}={value}{suffix}")
+            response.headers.add("Set-Cookie", self.cookie_line(app, dict(session)))
         else:
-            response.set_cookie(name, value, expires=expires, **options)
+            name, options, _suffix = self._cookie_options(app)
+            serializer = self.get_signing_serializer(app)
+            assert serializer is not None  # without a secret key the session is a NullSession, never saved
+            response.set_cookie(name, serializer.dumps(dict(session)), expires=expires, **options)
         _vary_on_cookie(response)
+
+    def cookie_line(self, app: Flask, data: dict) -> str:
+        """The `Set-Cookie` value of a session holding `data` that is not permanent (no expiry): what
+        `save_session` writes, and what the link's gate (`portal.gate`) writes for a new session."""
+        name, _options, suffix = self._cookie_options(app)
+        serializer = self.get_signing_serializer(app)
+        assert serializer is not None  # without a secret key the session is a NullSession, never saved
+        # The signed value is URL-safe base64 and dots: nothing to quote. The attributes were
+        # rendered by werkzeug's dump_cookie once for the app.
+        return f"{name}={serializer.dumps(data)}{suffix}"
 
     def _cookie_options(self, app: Flask) -> tuple[str, dict, str]:
         """The cookie's name, attributes, and the attributes as werkzeug renders them for a

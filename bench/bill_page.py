@@ -443,17 +443,22 @@ def print_environment(args, load_before: str) -> None:
 
 
 def print_profile(app, data: BenchData, requests: int) -> None:
-    """cProfile of the bill page (10-line invoice) and of a valid link opened again, served in-process:
-    the WSGI app called directly with the environ a browser's request gives (the test client's own work
-    left out), so that the calls per request are the server's."""
+    """cProfile of the bill page (10-line invoice, with the cookie its link gave) and of a valid link
+    opened again without a session (as wrk sends it), served in-process: the WSGI app called directly
+    with the environ a browser's request gives (the test client's own work left out), so that the
+    calls per request are the server's. What was loaded before is frozen out of the garbage
+    collector's reach, as `wsgi.py` does in the workers (else a full collection lands in the profile)."""
+    import gc
+
     from werkzeug.test import EnvironBuilder
 
     client = app.test_client()
     client.get(f"/l/{data.tokens['ten_lines']}")
     cookie = "; ".join(f"{c.key}={c.value}" for c in client._cookies.values())
-    for label, path in (("/b/<id> 10-line", f"/b/{data.public_ids['ten_lines']}"),
-                        ("/l/<valid> 10-line, opened again", f"/l/{data.tokens['ten_lines']}")):
-        environ = EnvironBuilder(path=path, headers={"Cookie": cookie}).get_environ()
+    for label, path, headers in (
+            ("/b/<id> 10-line", f"/b/{data.public_ids['ten_lines']}", {"Cookie": cookie}),
+            ("/l/<valid> 10-line, opened again without a session", f"/l/{data.tokens['ten_lines']}", {})):
+        environ = EnvironBuilder(path=path, headers=headers).get_environ()
         statuses: list[str] = []
 
         def start_response(status, _headers, _exc_info=None, statuses=statuses):
@@ -461,6 +466,8 @@ def print_profile(app, data: BenchData, requests: int) -> None:
 
         for _ in range(20):
             b"".join(app(dict(environ), start_response))
+        gc.collect()
+        gc.freeze()
         environs = [dict(environ) for _ in range(requests)]
         profiler = cProfile.Profile()
         start = time.perf_counter()

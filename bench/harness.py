@@ -105,3 +105,16 @@ def main_in_workdir(run: Callable[[object, Path], bool | None], args, prefix: st
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     return 1 if ok is False else 0
+
+
+def pdf_font_subsetting() -> str:
+    """How WeasyPrint subsets the PDFs' fonts on this machine: HarfBuzz's C library, or fontTools in
+    Python when `libharfbuzz-subset0` is missing, which doubles the CPU a PDF costs (bench/README.md)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from weasyprint.text import ffi
+    if ffi.harfbuzz_subset is not None:
+        return "HarfBuzz (libharfbuzz-subset0)"
+    return "fontTools, in Python: libharfbuzz-subset0 is missing and every PDF costs about twice the CPU"

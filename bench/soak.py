@@ -58,7 +58,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script from anywhere: `import app` must work
 
-from bench.harness import SetupError, free_port, main_in_workdir, start_gunicorn, stop, wait_until_up  # noqa: E402
+from bench.harness import (  # noqa: E402
+    SetupError,
+    free_port,
+    main_in_workdir,
+    pdf_font_subsetting,
+    start_gunicorn,
+    stop,
+    wait_until_up,
+)
 from bench.webhook_ingest import create_database, database_name, drop_database  # noqa: E402
 
 DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/bench_soak"
@@ -109,7 +117,10 @@ error_log {workdir}/nginx-error.log warn;
 {user}
 events {{ worker_connections 4096; }}
 http {{
-    access_log off;
+    # What the proxy measured of each request (its kind named by the load generator in X-Soak-Kind):
+    # the product's latency without the load generator's own (see server_latencies). No path, no token.
+    log_format soak '$msec $request_time $upstream_response_time $status $http_x_soak_kind';
+    access_log {workdir}/nginx-access.log soak buffer=64k flush=1s;
     client_body_temp_path {workdir}/nginx-body;
     proxy_temp_path {workdir}/nginx-proxy;
     fastcgi_temp_path {workdir}/nginx-fastcgi;
@@ -294,7 +305,8 @@ class Client:
 
     def request(self, kind: str, method: str, path: str, body: bytes | None = None,
                 headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-        sent_headers = {"X-Forwarded-For": self.address, "Accept-Language": "nb,en;q=0.5", **(headers or {})}
+        sent_headers = {"X-Forwarded-For": self.address, "Accept-Language": "nb,en;q=0.5", "X-Soak-Kind": kind,
+                        **(headers or {})}
         if self.cookies:
             sent_headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         began, at = time.perf_counter(), time.time()
@@ -836,6 +848,50 @@ def describe_run(name: str, run: Run) -> None:
               f"{max(values):>8.1f}  " + ", ".join(f"{s}: {n}" for s, n in sorted(statuses.items())))
 
 
+@dataclass
+class Served:
+    """One request as nginx logged it: when it ended, its time in nginx (from the request's first byte
+    to the answer's last, in s), its time upstream (the app: queueing in gunicorn's backlog and the
+    worker), status and kind."""
+
+    ended: float
+    seconds: float
+    upstream: float | None
+    status: int
+    kind: str
+
+
+def server_latencies(workdir: Path, began: float, ended: float) -> list[Served]:
+    """What nginx logged of the requests that ended between `began` and `ended` (epoch seconds)."""
+    time.sleep(1.5)  # the log's buffer is flushed every second
+    served = []
+    path = workdir / "nginx-access.log"
+    for line in path.read_text().splitlines() if path.exists() else ():
+        parts = line.split()
+        if len(parts) != 5 or parts[4] == "-":
+            continue
+        at = float(parts[0])
+        if not began <= at <= ended:
+            continue
+        upstream = [float(v) for v in parts[2].replace(",", " ").replace(":", " ").split() if v != "-"]
+        served.append(Served(at, float(parts[1]), sum(upstream) if upstream else None, int(parts[3]), parts[4]))
+    return served
+
+
+def describe_served(served: list[Served]) -> float:
+    """Per kind, the latencies nginx measured (`Served`); returns the p99 of every kind but the PDFs."""
+    print(f"  as nginx measured them (the product without the load generator's own delays): "
+          f"{len(served)} requests")
+    print(f"  {'kind':<10} {'count':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  {'upstream p50':>12} "
+          f"{'p99 ms':>8}")
+    for kind in sorted({s.kind for s in served}):
+        values = sorted(s.seconds * 1000 for s in served if s.kind == kind)
+        upstream = sorted(s.upstream * 1000 for s in served if s.kind == kind and s.upstream is not None)
+        print(f"  {kind:<10} {len(values):>6} {percentile(values, 50):>8.1f} {percentile(values, 99):>8.1f} "
+              f"{max(values):>8.1f}  {percentile(upstream, 50):>12.1f} {percentile(upstream, 99):>8.1f}")
+    return percentile(sorted(s.seconds * 1000 for s in served if s.kind != "pdf"), 99)
+
+
 def run(args, workdir: Path) -> bool:
     from flask_migrate import upgrade
 
@@ -847,7 +903,8 @@ def run(args, workdir: Path) -> bool:
         raise SetupError("Redis does not answer on 127.0.0.1:6379 (start it: see the README)")
     cluster = pg_cluster()
     print(f"soak: machine {os.cpu_count()} CPUs, load average {loadavg()} before, "
-          f"{busy_cpu_share() * 100:.0f} % of the CPUs busy (other work) over 1 s", flush=True)
+          f"{busy_cpu_share() * 100:.0f} % of the CPUs busy (other work) over 1 s; PDF fonts subset by "
+          f"{pdf_font_subsetting()}", flush=True)
     create_database(database)
     procs: dict[str, Proc] = {}
     servers = []
@@ -933,6 +990,9 @@ def run(args, workdir: Path) -> bool:
         describe_run(f"\n2. {args.duration:.0f} s at {args.load * 100:.0f} % = {target:.0f} req/s (open loop)", steady)
         interactive = sorted(r.ms for r in steady.records if r.kind != "pdf")
         p99, errors = percentile(interactive, 99), steady.errors()
+        served_p99 = describe_served(server_latencies(
+            workdir, steady.records[0].at, max(r.at + r.ms / 1000 for r in steady.records) + 0.1)) \
+            if steady.records else float("nan")
         grown = [rss_after[pid] - rss_before[pid] for pid in rss_before if pid in rss_after]
         print(f"  worker RSS MB at start: {', '.join(f'{v:.0f}' for v in rss_before.values())}")
         at_end = [rss_after.get(pid, float("nan")) for pid in rss_before]
@@ -947,8 +1007,9 @@ def run(args, workdir: Path) -> bool:
         flat = bool(trends) and max(trends) < 10 and len(rss_after) == len(rss_before)
         results = {
             "errors during the steady run = 0": (not errors, f"{len(errors)}"),
-            f"p99 <= {TARGET_P99_MS:.0f} ms (every request but the PDF downloads, shown apart above)":
-                (p99 <= TARGET_P99_MS, f"{p99:.1f} ms; with the PDFs {percentile(steady.latencies(), 99):.1f} ms"),
+            f"p99 <= {TARGET_P99_MS:.0f} ms as nginx measured it (every request but the PDF downloads)":
+                (served_p99 <= TARGET_P99_MS, f"{served_p99:.1f} ms; as the load generator measured it {p99:.1f} "
+                                              f"ms, with the PDFs {percentile(steady.latencies(), 99):.1f} ms"),
             "worker RSS flat (the last third's mean < 10 MB above the first third's, no worker restarted)":
                 (flat, f"largest trend {max(trends) if trends else float('nan'):+.1f} MB, largest start-to-end "
                        f"{max(grown) if grown else float('nan'):+.1f} MB"),

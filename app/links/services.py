@@ -164,18 +164,35 @@ def resolve_token(token: str, *, signer: LinkSigner, purpose: str = "bill", now:
     key = verified_key if verified_key is not None else signer.unsign(token, purpose)
     if key is None:
         return Resolution(ok=False)
-    return resolution_of(_RESOLVE.first(key_hash=hash_key(key), purpose=purpose), now=now)
+    return resolution_of(read_link(key, purpose), now=now)
+
+
+def read_link(key: str, purpose: str = "bill") -> Any:
+    """The row `resolution_select` reads for the link with this (verified) key, or None: one statement
+    on the driver (`app.readpath`)."""
+    return _RESOLVE.first(key_hash=hash_key(key), purpose=purpose)
 
 
 def resolution_of(row: Any, *, now: datetime | None = None) -> Resolution:
     """The Resolution of a row `resolution_select` read (None: no such link)."""
     if row is None:
         return Resolution(ok=False)
-    (link_id, channel, expires_at, last_opened_at, revoked_at, invoice_id, public_id, status, creditor_id,
+    resolution = live_resolution(row, now=now)
+    if resolution is None:
+        return Resolution(ok=False, creditor=db.session.get(Creditor, row[8]), named_invoice_id=row[5])
+    return resolution
+
+
+def live_resolution(row: Any, *, now: datetime | None = None) -> Resolution | None:
+    """The granting Resolution of a row `resolution_select` read, if the link may be used now (not
+    revoked, not expired, its bill not closed); None otherwise (or no row). Reads nothing more."""
+    if row is None:
+        return None
+    (link_id, channel, expires_at, last_opened_at, revoked_at, invoice_id, public_id, status, _creditor_id,
      link_revocations, customer_id, other_bills) = row
     now = now or utcnow()
     if revoked_at is not None or expires_at <= now or status in InvoiceStatus.CLOSED:
-        return Resolution(ok=False, creditor=db.session.get(Creditor, creditor_id), named_invoice_id=invoice_id)
+        return None
     return Resolution(
         ok=True, link_id=link_id, channel=channel, expires_at=expires_at, last_opened_at=last_opened_at,
         invoice_id=invoice_id, public_id=public_id, link_revocations=link_revocations, customer_id=customer_id,
@@ -183,12 +200,19 @@ def resolution_of(row: Any, *, now: datetime | None = None) -> Resolution:
     )
 
 
+def opened_recently(resolution: Resolution, *, interval_minutes: int, now: datetime) -> bool:
+    """Whether the row read says the link was opened within `interval_minutes`: opening it again
+    records nothing (`record_open`)."""
+    last = resolution.last_opened_at
+    return last is not None and now - last < timedelta(minutes=interval_minutes)
+
+
 def record_open(resolution: Resolution, *, interval_minutes: int, now: datetime | None = None) -> bool:
     """Record that the link was opened, at most once per `interval_minutes` per link, so that
     reloads and mail-scanner prefetches do not flood the timeline. Returns True if recorded."""
     now = now or utcnow()
     interval = timedelta(minutes=interval_minutes)
-    if resolution.last_opened_at is not None and now - resolution.last_opened_at < interval:
+    if opened_recently(resolution, interval_minutes=interval_minutes, now=now):
         return False  # decided on the row already read: a reopened link loads and writes nothing
     link = db.session.get(AccessLink, resolution.link_id)
     assert link is not None  # the link the customer has just opened

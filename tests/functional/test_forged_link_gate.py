@@ -1,20 +1,28 @@
-"""The forged link's gate (`app.portal.gate`): the view's answer, given before Flask, and only then."""
+"""The link's gate (`app.portal.gate`): the view's answer to a forged link, and to a link opened again,
+given before Flask, and only then."""
+
+import re
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from app.extensions import limiter
+from app.extensions import db, limiter
+from app.links.models import AccessLink
+from app.links.services import revoke_links
+from app.models import utcnow
 from app.page_cache import get_page_cache
-from app.portal.gate import ForgedLinkGate
+from app.portal.gate import LinkGate
 from tests.factories import make_creditor, make_invoice
 from tests.functional.helpers import issue
 
 FORGED = "AAAAAAAAAAAAAAAAAAAAAA.abcdef.zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"
 
 
-def the_gate(app) -> ForgedLinkGate:
+def the_gate(app) -> LinkGate:
     wsgi = app.wsgi_app
-    while not isinstance(wsgi, ForgedLinkGate):
+    while not isinstance(wsgi, LinkGate):
         wsgi = getattr(wsgi, "wsgi_app", None) or wsgi.app  # our middleware, or werkzeug's ProxyFix
     return wsgi
 
@@ -143,3 +151,109 @@ def test_a_genuine_tokens_signature_is_checked_once(app, gate, monkeypatch):
     checked.clear()
     assert get(gate, f"/l/{valid}", {"Cookie": "portal_session=x"})[0] == "303 SEE OTHER"  # the view checks it
     assert checked == [valid]
+
+
+# --- a genuine link opened again, without a session: the view's redirect, given by the gate ------------------
+
+
+def cookie_session(app, headers) -> dict:
+    """The session a response's Set-Cookie holds (its signature checked by the app's serializer)."""
+    cookie = next(value for name, value in headers if name == "Set-Cookie")
+    signed = cookie.split(";", 1)[0].split("=", 1)[1]
+    return app.session_interface.get_signing_serializer(app).loads(signed)
+
+
+def opened_once(app, gate, **creditor):
+    """A bill and its link, opened once through the view (which records the opening)."""
+    invoice = make_invoice(make_creditor("NO", default_locale="en", **creditor))
+    token = issue(app, invoice).token
+    calls = gate.wsgi_app.calls
+    assert get(gate, f"/l/{token}")[0] == "303 SEE OTHER"
+    assert gate.wsgi_app.calls == calls + 1, "a first opening writes its event: the view's"
+    return invoice, token
+
+
+def test_a_link_opened_again_gets_the_views_answer_from_the_gate(app, gate):
+    invoice, token = opened_once(app, gate)
+    by_view = get(gate.wsgi_app, f"/l/{token}")
+    calls = gate.wsgi_app.calls
+    by_gate = get(gate, f"/l/{token}")
+    assert gate.wsgi_app.calls == calls, "the gate passed a link opened again on"
+
+    def without_cookie(answer):
+        return answer[0], [(name, value) for name, value in answer[1] if name != "Set-Cookie"], answer[2]
+
+    assert without_cookie(by_gate) == without_cookie(by_view)
+    assert by_gate[0] == "303 SEE OTHER" and ("Location", f"/b/{invoice.public_id}") in by_gate[1]
+    assert ("Cache-Control", "no-store") in by_gate[1] and ("Vary", "Cookie") in by_gate[1]
+    view_cookie, gate_cookie = (next(v for n, v in a[1] if n == "Set-Cookie") for a in (by_view, by_gate))
+    assert gate_cookie.split(";", 1)[1] == view_cookie.split(";", 1)[1]  # HttpOnly, Path, SameSite, ...
+    from_view, from_gate = cookie_session(app, by_view[1]), cookie_session(app, by_gate[1])
+    assert re.fullmatch(r"[0-9a-f]{40}", from_gate["csrf_token"]) and from_gate["csrf_token"] != from_view["csrf_token"]
+    grant_view, grant_gate = from_view["grants"][invoice.public_id], from_gate["grants"][invoice.public_id]
+    assert abs(grant_gate.pop("t") - grant_view.pop("t")) <= 2
+    assert grant_gate == grant_view and set(from_gate) == set(from_view) == {"grants", "csrf_token"}
+
+
+def test_the_gates_grant_opens_the_bill_and_a_revocation_ends_it_and_the_gates_answer(app, gate, client):
+    invoice, token = opened_once(app, gate)
+    calls = gate.wsgi_app.calls
+    opened = client.get(f"/l/{token}")
+    assert opened.status_code == 303 and gate.wsgi_app.calls == calls  # the gate's
+    assert opened.headers["Referrer-Policy"] == "no-referrer"  # and the whole app's headers around it
+    assert opened.headers["X-Frame-Options"] == "DENY" and "nonce" not in opened.headers["Content-Security-Policy"]
+    assert client.get(opened.headers["Location"]).status_code == 200  # its grant opens the bill
+
+    with app.test_request_context():
+        revoke_links(invoice, actor="api")
+    db.session.commit()
+
+    assert client.get(opened.headers["Location"]).status_code == 404  # the grant it gave has ended
+    calls = gate.wsgi_app.calls
+    again = get(gate, f"/l/{token}")
+    assert again[0] == "404 NOT FOUND" and gate.wsgi_app.calls == calls + 1  # the view's neutral page
+    assert not any(name == "Set-Cookie" and "grants" in str(cookie_session(app, [(name, value)]))
+                   for name, value in again[1])
+
+
+def test_the_gate_sends_a_link_it_may_not_answer_alone_to_the_view(app, gate):
+    # Expired since it was opened: the view's neutral page, in the creditor's brand.
+    invoice, token = opened_once(app, gate)
+    link = db.session.scalars(select(AccessLink).where(AccessLink.invoice_id == invoice.id)).one()
+    link.expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    calls = gate.wsgi_app.calls
+    assert get(gate, f"/l/{token}")[0] == "404 NOT FOUND" and gate.wsgi_app.calls == calls + 1
+
+    # Opened longer ago than the "opened" interval: the view records the opening again.
+    invoice, token = opened_once(app, gate)
+    link = db.session.scalars(select(AccessLink).where(AccessLink.invoice_id == invoice.id)).one()
+    link.last_opened_at = utcnow() - timedelta(minutes=app.config["LINK_OPEN_EVENT_INTERVAL_MINUTES"] + 1)
+    db.session.commit()
+    calls = gate.wsgi_app.calls
+    assert get(gate, f"/l/{token}")[0] == "303 SEE OTHER" and gate.wsgi_app.calls == calls + 1
+    assert link.open_count == 2
+
+    # The bill closed since: the view's neutral page.
+    invoice, token = opened_once(app, gate)
+    invoice.status = "cancelled"
+    db.session.commit()
+    calls = gate.wsgi_app.calls
+    assert get(gate, f"/l/{token}")[0] == "404 NOT FOUND" and gate.wsgi_app.calls == calls + 1
+
+    # The customer owes another bill (the view grants it too), and a browser with a session (grants to keep).
+    invoice, token = opened_once(app, gate)
+    make_invoice(invoice.creditor)  # the same customer (C-1)
+    db.session.commit()
+    for headers in ({}, {"Cookie": "portal_session=x"}):
+        calls = gate.wsgi_app.calls
+        assert get(gate, f"/l/{token}", headers)[0] == "303 SEE OTHER" and gate.wsgi_app.calls == calls + 1
+
+
+def test_the_step_up_still_asks_after_the_gates_redirect(app, gate, client):
+    invoice, token = opened_once(app, gate, step_up_mode="postcode")
+    calls = gate.wsgi_app.calls
+    opened = client.get(f"/l/{token}")
+    assert opened.status_code == 303 and gate.wsgi_app.calls == calls
+    bill = client.get(opened.headers["Location"])
+    assert bill.status_code == 303 and bill.headers["Location"].endswith(f"/b/{invoice.public_id}/verify")

@@ -38,6 +38,7 @@ from app.page_cache import cached_page
 from app.payments.models import PaymentAttempt
 from app.payments.receipts import find_receipt
 from app.payments.receipts import receipt_pdf as receipt_pdf_bytes
+from app.portal.bill_gate import bill_page_key
 from app.portal.forms import StepUpForm
 from app.portal.gate import verified_key
 from app.portal.views import bp
@@ -119,11 +120,13 @@ def new_link():
 @bp.get("/b/<public_id>")
 @bill_required
 def bill(public_id: str, access: BillAccess):
-    """The bill page (rendered once per version, language and day; see app.page_cache)."""
-    today = local_today(access.country, utcnow())
+    """The bill page (rendered once per version, language and day; see app.page_cache). A cached page
+    is mostly served by `portal.bill_gate`, before Flask, with the same checks."""
+    now = utcnow()
+    today = local_today(access.country, now)
     # A payment the provider has not confirmed yet changes the page (and ends by expiring, which no
-    # event records): its state is part of the cached page's key.
-    progress = access.payment_in_progress(utcnow())
+    # event records): its state is part of the cached page's key (`bill_page_key`).
+    progress = access.payment_in_progress(now)
 
     def render() -> str:
         invoice = load_bill_or_404(public_id)
@@ -137,7 +140,7 @@ def bill(public_id: str, access: BillAccess):
             g.csp_extra = {"form-action": origins}
         return render_template("portal/bill.html", **context)
 
-    return cached_page(("bill", public_id, select_locale(), today, access.version, progress), render)
+    return cached_page(bill_page_key(public_id, select_locale(), access, now), render)
 
 
 @bp.get("/b/<public_id>/lines")
