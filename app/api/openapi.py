@@ -146,7 +146,10 @@ def _paths() -> dict:
         "/invoices": {
             "post": _operation(
                 "create_invoice",
-                "Create an invoice with its customer and lines (idempotent on the invoice number)",
+                "Create an invoice with its customer and lines (idempotent on the invoice number). 422, naming the "
+                "field, with nothing saved: a currency you cannot be paid in (not your bank account's and no payment "
+                "provider you configured takes it), an issue_date after today where you are, a due_date before the "
+                "issue_date",
                 {
                     "201": {
                         **_json(invoice, "Created"),
@@ -409,6 +412,8 @@ def _response_schemas() -> dict:
                 "consents": _ref("Consents"),
                 "org_number": _nullable({"type": "string", "description": "A business's organisation number, in its "
                                                                           "country's normal form"}),
+                "vat_id": _nullable({"type": "string", "description": "A business's VAT id, compact with its country "
+                                                                      "prefix (DE136695976, NO923609016MVA)"}),
             },
             "The invoice's customer (the date of birth is never returned)",
         ),

@@ -53,6 +53,7 @@ def customer_json(customer: Customer) -> dict:
         "time_zone": customer.time_zone,
         "consents": consents_json(customer),
         "org_number": customer.org_number,
+        "vat_id": customer.vat_id,
     }
 
 
