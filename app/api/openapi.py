@@ -296,6 +296,14 @@ def _object(properties: dict, description: str) -> dict:
 
 def _response_schemas() -> dict:
     return {
+        "VatRate": _object(
+            {
+                "rate": {"type": "integer", "minimum": 0, "maximum": 10000, "description": "Basis points: 2500 = 25 %"},
+                "net": {"type": "integer", "description": "What is taxed at the rate, minor units"},
+                "vat": {"type": "integer", "description": "The sum of the lines' VAT at the rate, minor units"},
+            },
+            "One VAT rate of an invoice",
+        ),
         "Invoice": _object(
             {
                 "number": STRING,
@@ -311,6 +319,9 @@ def _response_schemas() -> dict:
                 "payment_reference": {"type": "string", "description": "KID or RF reference for bank transfers"},
                 "subtotal": {**AMOUNT, "description": "Sum of the lines' net amounts, minor units"},
                 "vat_total": {**AMOUNT, "description": "Sum of the lines' VAT, minor units"},
+                "vat_rates": {"type": "array", "items": _ref("VatRate"),
+                              "description": "The VAT per rate, highest rate first, credit notes taken off: the "
+                                             "rates' net and VAT add up to subtotal and vat_total"},
                 "total": {**AMOUNT, "description": "Gross total, minor units"},
                 "amount_paid": AMOUNT,
                 "credited": {**AMOUNT, "description": "What credit notes took off the total"},
