@@ -103,9 +103,3 @@ def seller_identity(creditor: Any) -> list[str]:
         items.append(f"{tax_label} {tax_number}")
     return items
 
-
-def buyer_vat_id(customer: Any) -> str | None:
-    """The buyer's VAT id as printed on a business's invoice (None for a consumer or without one)."""
-    if _field(customer, "kind") != "business":
-        return None
-    return _field(customer, "vat_id") or None
