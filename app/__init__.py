@@ -111,6 +111,7 @@ def create_app(config: dict | None = None) -> Flask:
     _register_renderers()
     _connect_signals()
 
+    from app.billing.invoice_law import seller_identity
     from app.creditors.services import portal_origins
     from app.errors import register_error_handlers
     from app.security import init_security
@@ -119,6 +120,8 @@ def create_app(config: dict | None = None) -> Flask:
     register_error_handlers(app)
     init_security(app, portal_origins)
     init_templating(app)
+    # The seller's identity as its country's law wants it: the PDFs, letters and every page's footer.
+    app.jinja_env.globals["seller_identity"] = seller_identity
     _init_metrics(app)
     _register_cli(app)
     return app
@@ -281,13 +284,21 @@ def _connect_signals() -> None:
     """What one feature hears of another: a payment of a bill in collection goes to the partner;
     a bill's total lowered below what was paid makes money owed back, and a bill in collection credited
     or corrected, or its customer's contact details changed, is news to the partner (`case.updated`);
-    a bill closed (cancelled, written off) stops its open payments; a message's delivery status, a STOP
+    a bill closed (cancelled, written off) stops its open payments; an import asks whether the creditor's
+    payment providers take a currency its bank account does not; a message's delivery status, a STOP
     reply and the opening of a message's link reach the dunning message (`dunning.delivery`)."""
-    from app.billing.services import contact_changed, invoice_closed, invoice_imported, total_changed
+    from app.billing.services import (
+        contact_changed,
+        currency_receivable,
+        invoice_closed,
+        invoice_imported,
+        total_changed,
+    )
     from app.debt_collection.services import report_contact_change, report_correction, report_payment
     from app.dunning import delivery, options
     from app.links.services import link_opened
     from app.outbox.feedback import message_delivered, message_failed, sms_opt_out
+    from app.payments.providers import receives
     from app.payments.refunds import owe_back_excess
     from app.payments.services import paid_during_collection, stop_open_attempts
 
@@ -296,6 +307,7 @@ def _connect_signals() -> None:
     total_changed.connect(report_correction)
     contact_changed.connect(report_contact_change)
     invoice_closed.connect(stop_open_attempts)
+    currency_receivable.connect(receives)  # an invoice's currency that the creditor's providers take
     invoice_imported.connect(options.on_invoice_imported)  # a plan named in the import, or an exclusion
     # What became of a dunning message: progress, a failure (the next channel), a STOP reply, its link opened.
     message_delivered.connect(delivery.on_delivered)

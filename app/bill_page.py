@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import date
 
 from app.billing.corrections import credit_notes
+from app.billing.invoice_law import rates_of
 from app.billing.models import Invoice, InvoiceLine, InvoiceStatus
 from app.billing.services import due_state, other_bills_owed, payments_received
 from app.billing.transfer import transfer_details
@@ -39,6 +40,7 @@ def bill_facts(invoice: Invoice, today: date, due_now: int | None = None) -> dic
     """What the page says of the bill itself. `due_now`: what the customer pays now when it is not
     the balance (an instalment, the undisputed part)."""
     creditor = invoice.creditor
+    notes = credit_notes(invoice.id) if invoice.credited else []
     return {
         "invoice": invoice,
         "creditor": creditor,
@@ -47,7 +49,8 @@ def bill_facts(invoice: Invoice, today: date, due_now: int | None = None) -> dic
         "hidden_lines": 0,
         "fees": [line for line in invoice.lines if line.is_fee],
         "payments": payments_received(invoice.id) if invoice.amount_paid else [],
-        "credit_notes": credit_notes(invoice.id) if invoice.credited else [],
+        "credit_notes": notes,
+        "vat_rates": rates_of(invoice, notes),
         "state": due_state(invoice, today),
         "transfer": transfer_details(creditor, invoice, due_now),
     }

@@ -82,7 +82,7 @@ def demo_creditors() -> list[CreditorInput]:
             support_email="kundeservice@fjordlys.example", support_phone="+47 21 49 30 00",
             support_hours="Hverdager 08–20, lørdag 10–15", callback_hours="mon-fri 08:00-20:00, sat 10:00-15:00",
             support_url="https://www.fjordlys.example/kundeservice",
-            org_number="926 481 509 MVA", address="Dronning Eufemias gate 16, 0191 Oslo",
+            org_number="926 481 509", vat_id="NO 926 481 509 MVA", address="Dronning Eufemias gate 16, 0191 Oslo",
             bank_account_no="15032080119", reference_scheme="kid_mod10",
         ),
         CreditorInput(
@@ -91,7 +91,7 @@ def demo_creditors() -> list[CreditorInput]:
             support_email="service@stadtwerke-lindenau.example", support_phone="+49 341 4927 3000",
             support_hours="Mo–Fr 7–19 Uhr, Sa 9–13 Uhr", callback_hours="mon-fri 07:00-19:00, sat 09:00-13:00",
             support_url="https://www.stadtwerke-lindenau.example/service",
-            org_number="HRB 31847, AG Leipzig", address="Lützner Straße 179, 04179 Leipzig",
+            org_number="HRB 31847, AG Leipzig", vat_id="DE318470211", address="Lützner Straße 179, 04179 Leipzig",
             iban="DE89370400440532013000", bic="COBADEFFXXX", reference_scheme="rf",
         ),
         CreditorInput(
@@ -100,7 +100,8 @@ def demo_creditors() -> list[CreditorInput]:
             support_email="help@shamrockmobile.example", support_phone="+353 1 903 4400",
             support_hours="Mon–Fri 8am–8pm, Sat 9am–5pm", callback_hours="mon-fri 08:00-20:00, sat 09:00-17:00",
             support_url="https://www.shamrockmobile.example/help",
-            org_number="CRO 612345", address="Harcourt Centre, Harcourt Street, Dublin 2, D02 HW77",
+            org_number="CRO 612345", vat_id="IE6388047V",
+            address="Harcourt Centre, Harcourt Street, Dublin 2, D02 HW77",
             iban="IE29AIBK93115212345678", bic="AIBKIE2D", reference_scheme="rf",
         ),
     ]
@@ -163,6 +164,7 @@ class DemoCustomer:
     born: str | None = None
     kind: str = "consumer"
     org_number: str | None = None  # a business's (app.core.orgnumbers)
+    vat_id: str | None = None  # a business's, printed on its invoices (app.core.orgnumbers.vat_id)
 
     def payload(self) -> dict:
         body = {
@@ -172,6 +174,8 @@ class DemoCustomer:
         }
         if self.org_number:
             body["org_number"] = self.org_number
+        if self.vat_id:
+            body["vat_id"] = self.vat_id
         return body
 
 
@@ -188,7 +192,8 @@ LUKAS = DemoCustomer("K-200388", "Lukas Weber", "+4916098765432", "lukas.weber@e
 MEHMET = DemoCustomer("K-200467", "Mehmet Yılmaz", "+4917612345678", "mehmet.yilmaz@example.com",
                       "Gießerstraße 16", "04229", "Leipzig", "DE", "de", born="1992-12-01")
 BAKERY = DemoCustomer("K-300502", "Bäckerei Krause GmbH", "+493414912345", "buchhaltung@baeckerei-krause.example",
-                      "Lützner Straße 41", "04177", "Leipzig", "DE", "de", kind="business", org_number="HRB 24517")
+                      "Lützner Straße 41", "04177", "Leipzig", "DE", "de", kind="business", org_number="HRB 24517",
+                      vat_id="DE245170038")
 COOPERATIVE = DemoCustomer("K-300530", "Wohnungsbaugenossenschaft Lindenau eG", "+493414987650",
                            "verwaltung@wbg-lindenau.example", "Henricistraße 12", "04177", "Leipzig", "DE", "de",
                            kind="business", org_number="GnR 318")

@@ -73,3 +73,19 @@ def make_invoice(creditor, lines: int = 1, **overrides):
     payload = invoice_payload(creditor.currency, lines, today=creditor_today(creditor.country), **overrides)
     invoice, _created = import_invoice(creditor, payload, actor="test")
     return invoice
+
+
+#: Test-mode Stripe credentials that reach no server: enough for a creditor to have a configured provider.
+STRIPE_KEYS = {"secret_key": "sk_test_" + "f" * 24, "publishable_key": "pk_test_" + "f" * 24,
+               "webhook_secret": "whsec_" + "f" * 32}
+
+
+def take_card_payments(app, creditor, methods=("card",)):
+    """Give `creditor` a configured provider (Stripe, keys that reach no server) taking cards in any
+    currency: invoices in a currency other than its bank account's can then be imported."""
+    from app.extensions import db
+    from app.payments.models import CreditorGateway
+
+    db.session.add(CreditorGateway(creditor_id=creditor.id, provider="stripe", methods=list(methods)))
+    db.session.flush()
+    app.config["PAYMENT_GATEWAYS"].setdefault(creditor.slug, {})["stripe"] = dict(STRIPE_KEYS)

@@ -146,7 +146,10 @@ def _paths() -> dict:
         "/invoices": {
             "post": _operation(
                 "create_invoice",
-                "Create an invoice with its customer and lines (idempotent on the invoice number)",
+                "Create an invoice with its customer and lines (idempotent on the invoice number). 422, naming the "
+                "field, with nothing saved: a currency you cannot be paid in (not your bank account's and no payment "
+                "provider you configured takes it), an issue_date after today where you are, a due_date before the "
+                "issue_date",
                 {
                     "201": {
                         **_json(invoice, "Created"),
@@ -311,6 +314,14 @@ def _object(properties: dict, description: str) -> dict:
 
 def _response_schemas() -> dict:
     return {
+        "VatRate": _object(
+            {
+                "rate": {"type": "integer", "minimum": 0, "maximum": 10000, "description": "Basis points: 2500 = 25 %"},
+                "net": {"type": "integer", "description": "What is taxed at the rate, minor units"},
+                "vat": {"type": "integer", "description": "The sum of the lines' VAT at the rate, minor units"},
+            },
+            "One VAT rate of an invoice",
+        ),
         "Invoice": _object(
             {
                 "number": STRING,
@@ -326,6 +337,9 @@ def _response_schemas() -> dict:
                 "payment_reference": {"type": "string", "description": "KID or RF reference for bank transfers"},
                 "subtotal": {**AMOUNT, "description": "Sum of the lines' net amounts, minor units"},
                 "vat_total": {**AMOUNT, "description": "Sum of the lines' VAT, minor units"},
+                "vat_rates": {"type": "array", "items": _ref("VatRate"),
+                              "description": "The VAT per rate, highest rate first, credit notes taken off: the "
+                                             "rates' net and VAT add up to subtotal and vat_total"},
                 "total": {**AMOUNT, "description": "Gross total, minor units"},
                 "amount_paid": AMOUNT,
                 "credited": {**AMOUNT, "description": "What credit notes took off the total"},
@@ -427,6 +441,8 @@ def _response_schemas() -> dict:
                 "consents": _ref("Consents"),
                 "org_number": _nullable({"type": "string", "description": "A business's organisation number, in its "
                                                                           "country's normal form"}),
+                "vat_id": _nullable({"type": "string", "description": "A business's VAT id, compact with its country "
+                                                                      "prefix (DE136695976, NO923609016MVA)"}),
             },
             "The invoice's customer (the date of birth is never returned)",
         ),

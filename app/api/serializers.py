@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from app.billing.invoice_law import rates_of
 from app.billing.models import CreditNote, Customer, Invoice, InvoiceEvent, InvoiceLine
 from app.core.dates import utc_iso
 from app.dunning.models import Plan
@@ -53,6 +54,7 @@ def customer_json(customer: Customer) -> dict:
         "time_zone": customer.time_zone,
         "consents": consents_json(customer),
         "org_number": customer.org_number,
+        "vat_id": customer.vat_id,
     }
 
 
@@ -140,6 +142,7 @@ def invoice_json(invoice: Invoice, events: list[InvoiceEvent], dunning: DunningS
         "payment_reference": invoice.payment_reference,
         "subtotal": invoice.subtotal,
         "vat_total": invoice.vat_total,
+        "vat_rates": [{"rate": r.rate, "net": r.net, "vat": r.vat} for r in rates_of(invoice)],
         "total": invoice.total,
         "amount_paid": invoice.amount_paid,
         "credited": invoice.credited,

@@ -110,6 +110,8 @@ class Customer(Model):
     date_of_birth: Mapped[date | None] = mapped_column(Date)
     # A business's organisation number, in its country's normal form (app.core.orgnumbers).
     org_number: Mapped[str | None] = mapped_column(String(20))
+    # A business's VAT id in its normal form (app.core.orgnumbers.vat_id), printed on its invoices.
+    vat_id: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

@@ -19,6 +19,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from datetime import date
 
 from flask import Response, current_app, render_template
@@ -28,9 +29,10 @@ from markupsafe import Markup
 from sqlalchemy import func, select
 
 from app.billing.corrections import credit_notes
+from app.billing.invoice_law import rates_of, seller_identity
 from app.billing.models import Invoice, InvoiceEvent
 from app.billing.services import DueState, due_state, payments_received
-from app.billing.transfer import TransferDetails, epc_payload, epc_qr_svg, transfer_details
+from app.billing.transfer import TransferDetails, epc_payload, epc_qr_svg, qr_svg, transfer_details
 from app.creditors.models import Creditor
 from app.creditors.references import format_reference
 from app.extensions import db
@@ -142,6 +144,8 @@ def invoice_html(
 ) -> str:
     """The HTML document the PDF is printed from, with its images embedded."""
     creditor = invoice.creditor
+    notes = credit_notes(invoice.id) if invoice.credited else []
+    address = bill_address(invoice)
     return render_template(
         "billing/invoice_pdf.html",
         invoice=invoice,
@@ -153,7 +157,11 @@ def invoice_html(
         state=state,
         transfer=transfer,
         reference=_reference(invoice, creditor, transfer),
-        credit_notes=credit_notes(invoice.id) if invoice.credited else [],
+        credit_notes=notes,
+        vat_rates=rates_of(invoice, notes),
+        bill_address=address,
+        bill_qr_src=data_uri(qr_svg(address.url, title=_("QR code with the address of your bill")).encode("utf-8"),
+                             "image/svg+xml"),
         logo_src=logo_data_uri(creditor),
         qr_src=_qr_data_uri(invoice, transfer),
         footer_left=css_string(footer_text(creditor)),
@@ -161,6 +169,22 @@ def invoice_html(
         default_notice=default_notice,
         held=held,
     )
+
+
+@dataclass(frozen=True)
+class BillAddress:
+    url: str  # https://pay.example.com/b/<public id> (the QR code)
+    typed: str  # pay.example.com/b/<public id> (printed)
+
+
+def bill_address(invoice: Invoice) -> BillAddress:
+    """The bill page's address as a printed invoice carries it: the creditor's portal domain (else
+    PORTAL_BASE_URL) and the bill's public id. No credential: it opens the bill in a browser that holds a
+    grant for it, and elsewhere the neutral page with "send me a new link", which goes to the contact points
+    on file (docs/decisions.md, "Invoices that meet the law")."""
+    base = (invoice.creditor.portal_base_url or current_app.config["PORTAL_BASE_URL"]).rstrip("/")
+    url = f"{base}/b/{invoice.public_id}"
+    return BillAddress(url, re.sub(r"^https?://", "", url))
 
 
 def html_to_pdf(html: str) -> bytes:
@@ -210,10 +234,8 @@ def _qr_data_uri(invoice: Invoice, transfer: TransferDetails | None) -> str | No
 
 
 def footer_text(creditor: Creditor) -> str:
-    text = creditor.legal_name or creditor.name
-    if creditor.org_number:
-        text += f" · {_('Org. no.')} {creditor.org_number}"
-    return text
+    """The legal name and the seller's identity as the creditor's country's law wants it."""
+    return " · ".join([creditor.legal_name or creditor.name, *seller_identity(creditor)])
 
 
 def css_string(text: str) -> Markup:

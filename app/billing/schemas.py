@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from app.billing.models import CUSTOMER_KINDS, LINE_KINDS, InvoiceKind
-from app.core.orgnumbers import org_number
+from app.core.orgnumbers import org_number, vat_id
 from app.core.validation import E164, is_email
 from app.creditors.references import is_valid_reference
 from app.errors import InvalidData
@@ -34,7 +34,7 @@ from app.money import is_current_currency, round_half_up
 MAX_AMOUNT = 10**13
 #: Fields added after invoices were first imported: the payload's hash leaves them out when not given.
 LATER_INVOICE_FIELDS = ("dunning_plan", "dunning_excluded")
-LATER_CUSTOMER_FIELDS = ("preferred_channel", "time_zone", "consents", "org_number")
+LATER_CUSTOMER_FIELDS = ("preferred_channel", "time_zone", "consents", "org_number", "vat_id")
 Amount = Annotated[StrictInt, Field(ge=0, lt=MAX_AMOUNT)]
 
 
@@ -89,6 +89,23 @@ class CustomerIn(_Strict):
         description="A business's organisation number, checked for the address's country (else the creditor's): "
                     "Norway nine digits with their MOD11 check digit; Germany the VAT id (DE + nine digits) or the "
                     "commercial register number (HRB 12345); Ireland the CRO or VAT number. Stored in its normal form")
+
+    vat_id: str | None = Field(
+        None, max_length=60,
+        description="A business's VAT id, printed on its invoices: with its country prefix (else the address's "
+                    "country's, else the creditor's) and checked by that country's format and check digits "
+                    "(DE136695976, NO923609016MVA, IE6388047V). Stored compact")
+
+    @field_validator("vat_id")
+    @classmethod
+    def _vat_id(cls, v, info: ValidationInfo):
+        if not v:
+            return None
+        if info.data.get("kind") != "business":
+            raise ValueError("only a business has a VAT id on its invoices (kind: business)")
+        address = info.data.get("address")
+        country = (address.country if address is not None else None) or (info.context or {}).get("country")
+        return vat_id(country, v)
 
     @field_validator("org_number")
     @classmethod
@@ -233,6 +250,14 @@ class InvoiceIn(_Strict):
             raise ValueError(f"not a valid {scheme} reference (check digits)")
         return v.replace(" ", "") if v else None
 
+    @field_validator("issue_date")
+    @classmethod
+    def _issued(cls, v, info: ValidationInfo):
+        today = (info.context or {}).get("today")
+        if today is not None and v > today:
+            raise ValueError(f"issue_date is in the future (today is {today.isoformat()} where the creditor is)")
+        return v
+
     @field_validator("due_date")
     @classmethod
     def _due(cls, v, info: ValidationInfo):
@@ -265,11 +290,14 @@ def validation_errors(exc: ValidationError) -> InvalidData:
     return InvalidData(errors)
 
 
-def parse_invoice(payload, reference_scheme: str | None = None, country: str | None = None) -> InvoiceIn:
-    """Validate a decoded JSON payload; InvalidData lists every problem by field path."""
+def parse_invoice(payload, reference_scheme: str | None = None, country: str | None = None,
+                  today: date | None = None) -> InvoiceIn:
+    """Validate a decoded JSON payload; InvalidData lists every problem by field path. `today`: the
+    creditor's day (an issue date after it is refused)."""
     if not isinstance(payload, dict):
         raise InvalidData({"body": "a JSON object is expected"})
     try:
-        return InvoiceIn.model_validate(payload, context={"reference_scheme": reference_scheme, "country": country})
+        return InvoiceIn.model_validate(
+            payload, context={"reference_scheme": reference_scheme, "country": country, "today": today})
     except ValidationError as exc:
         raise validation_errors(exc) from None

@@ -79,6 +79,10 @@ contact_changed = signal("customer-contact-changed")
 #: created an invoice, in its transaction. Dunning hears it and applies the payload's `dunning_plan`
 #: and `dunning_excluded` (raising InvalidData, named by those fields, for a plan it does not know).
 invoice_imported = signal("invoice-imported")
+#: Sent (sender: the creditor; `currency`) before an import creates an invoice in a currency other than
+#: the one of the creditor's bank account: a receiver answers True when the creditor can take payments in
+#: it otherwise (payments: a configured provider offers a method for it). None answering True: refused.
+currency_receivable = signal("invoice-currency-receivable")
 #: What a collection partner needs to find and reach the customer: a change is news to it.
 CONTACT_FIELDS = ("name", "email", "phone", "address_line1", "address_line2", "postcode", "city", "country",
                   "org_number")
@@ -384,6 +388,8 @@ def upsert_customer(creditor: Creditor, data: CustomerIn) -> Customer:
     customer.date_of_birth = data.date_of_birth
     if "org_number" in data.model_fields_set or customer.kind != "business":
         customer.org_number = data.org_number if customer.kind == "business" else None
+    if "vat_id" in data.model_fields_set or customer.kind != "business":
+        customer.vat_id = data.vat_id if customer.kind == "business" else None
     # The customer's preferences for reminders (app.dunning), changed only where given: what the
     # customer chose on the bill page (an unsubscribe, a preferred channel) is not undone by the next
     # invoice that leaves them out.
@@ -407,11 +413,15 @@ def import_invoice(creditor: Creditor, payload, *, actor: str) -> tuple[Invoice,
 
     Idempotent on (creditor, number): the same content returns the stored invoice and
     False; other content raises Conflict. Raises InvalidData listing every problem."""
-    data = parse_invoice(payload, creditor.reference_scheme, creditor.country)
+    data = parse_invoice(payload, creditor.reference_scheme, creditor.country,
+                         today=local_today(creditor.country, utcnow()))
     digest = payload_hash(data)
     existing = find_invoice(creditor, data.number)
     if existing is not None:
         return _same_or_conflict(existing, digest)
+    if not can_receive(creditor, data.currency):
+        raise InvalidData({"currency": f"{data.currency} cannot be paid to this creditor: no bank account in "
+                                       f"it and no payment provider configured for it"})
     try:
         with db.session.begin_nested():
             invoice = _create(creditor, data, digest, actor)
@@ -426,6 +436,14 @@ def import_invoice(creditor: Creditor, payload, *, actor: str) -> tuple[Invoice,
         raise Conflict("a concurrent request changed the same customer; retry the request") from None
     invoice_imported.send(invoice, payload=payload, actor=actor)
     return invoice, True
+
+
+def can_receive(creditor: Creditor, currency: str) -> bool:
+    """Whether the creditor can be paid in `currency`: its bank account (kept in its currency), or a
+    payment provider it configured (`currency_receivable`)."""
+    if currency == creditor.currency and (creditor.iban or creditor.bank_account_no):
+        return True
+    return any(answer is True for _receiver, answer in currency_receivable.send(creditor, currency=currency))
 
 
 def _new_reference(creditor: Creditor, invoice: Invoice) -> str:

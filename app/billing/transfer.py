@@ -75,6 +75,11 @@ def epc_payload(creditor: Creditor, invoice: Invoice, amount: int | None = None)
 
 def epc_qr_svg(payload: str, title: str) -> str:
     """An SVG of the QR code (error correction M, as EPC069-12 requires)."""
+    return qr_svg(payload, title)
+
+
+def qr_svg(payload: str, title: str) -> str:
+    """An SVG of a QR code of `payload` (error correction M)."""
     qr = segno.make(payload, error="m", micro=False, boost_error=False, encoding="utf-8")
     out = io.BytesIO()
     qr.save(out, kind="svg", scale=4, border=4, title=title, xmldecl=False, svgns=True, nl=False)

@@ -41,6 +41,10 @@ FIELD_OPTIONS: tuple[tuple[str, str, str, dict], ...] = (
      "mon-fri 08:00-20:00).", {}),
     ("--support-url", "support_url", "Support web page.", {}),
     ("--org-number", "org_number", "Organisation or company register number.", {}),
+    ("--vat-id", "vat_id", "VAT id with its country prefix (DE136695976; Norway: NO923609016MVA, which also "
+     "prints 'MVA' after the org number). Printed on invoices, letters and the bill page.", {}),
+    ("--tax-number", "tax_number", "Germany: the Steuernummer, printed where there is no --vat-id (UStG § 14(4)).",
+     {}),
     ("--address", "address", "Postal address for the footer.", {}),
     ("--iban", "iban", "IBAN for bank transfers (needed by --reference-scheme rf).", {}),
     ("--bic", "bic", "BIC of the IBAN's bank.", {}),

@@ -58,6 +58,10 @@ class Creditor(Model):
 
     # Legal footer.
     org_number: Mapped[str | None] = mapped_column(String(32))
+    # Invoices that meet the law (app/billing/invoice_law.py): the VAT id in its normal form (Norway's
+    # NO…MVA: the creditor is VAT-registered), and Germany's Steuernummer where there is no VAT id.
+    vat_id: Mapped[str | None] = mapped_column(String(20))
+    tax_number: Mapped[str | None] = mapped_column(String(20))
     address: Mapped[str | None] = mapped_column(Text)
 
     # Bank account: IBAN/BIC or a Norwegian account number (11 digits, MOD11).

@@ -15,6 +15,7 @@ from stdnum import iban as stdnum_iban
 from stdnum.no import kontonr
 
 from app.core.hours import hours_text, parse_hours
+from app.core.orgnumbers import vat_id
 from app.core.validation import E164, is_email, web_address_problem
 from app.creditors.brand import contrast_ratio, ensure_contrast, parse_hex, to_hex
 from app.creditors.models import REFERENCE_SCHEMES, STEP_UP_MODES, ApiKey, Creditor
@@ -28,6 +29,9 @@ SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 API_KEY_PREFIX = "pk_"
 API_KEY_LABEL_MAX = 100
 LOGO_MAX_BYTES = 200 * 1024
+#: Germany's Steuernummer as the tax office writes it (21/815/08150, 2181508150, 93815/08152): digits with
+#: single slashes or spaces between them.
+TAX_NUMBER = re.compile(r"[0-9]+(?:[/ ][0-9]+)*")
 LOGO_TYPES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
 
 
@@ -47,6 +51,8 @@ class CreditorInput:
     callback_hours: str | None = None
     support_url: str | None = None
     org_number: str | None = None
+    vat_id: str | None = None
+    tax_number: str | None = None
     address: str | None = None
     iban: str | None = None
     bic: str | None = None
@@ -84,6 +90,15 @@ def validate_creditor(data: CreditorInput) -> CreditorInput:
         errors["step_up_mode"] = f"one of {', '.join(STEP_UP_MODES)}"
     for name in ("legal_name", "support_hours", "support_url", "org_number", "address"):
         setattr(data, name, _clean(getattr(data, name)))
+    data.vat_id = _clean(data.vat_id)
+    if data.vat_id:
+        try:
+            data.vat_id = vat_id(data.country, data.vat_id)
+        except ValueError as exc:
+            errors["vat_id"] = str(exc)
+    data.tax_number = _clean(data.tax_number)
+    if data.tax_number and (len(data.tax_number) > 20 or not TAX_NUMBER.fullmatch(data.tax_number)):
+        errors["tax_number"] = "digits with single spaces or slashes between them, at most 20 characters"
     data.callback_hours = _clean(data.callback_hours)
     if data.callback_hours:
         try:

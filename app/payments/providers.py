@@ -121,6 +121,17 @@ def pay_options(creditor: Creditor, currency: str, country: str | None) -> list[
     return options
 
 
+def receives(creditor: Creditor, *, currency: str) -> bool:
+    """Whether a provider the creditor configured (with its credentials; not the test-mode simulator that
+    stands in without them) offers a method for `currency`: billing asks before it imports an invoice in
+    a currency other than the bank account's (`billing.services.currency_receivable`)."""
+    for choice in creditor_gateways(creditor.id):
+        gateway = _keyed(creditor.slug, choice.provider, choice.flow)
+        if gateway is not None and gateway.methods_for(currency, None, tuple(choice.methods or ())):
+            return True
+    return False
+
+
 def offer_gateway(
     creditor: Creditor, provider: str, methods: list[str], *, flow: str | None = None, position: int | None = None,
 ) -> CreditorGateway:

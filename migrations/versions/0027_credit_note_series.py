@@ -1,7 +1,7 @@
 """credit notes numbered per creditor (the series' last number), and a creditor's own id of a note
 
 Revision ID: 0027
-Revises: 0021
+Revises: 0022
 Create Date: 2026-12-06
 
 Credit notes issued before keep the numbers they have (the invoice's number and -CN1, -CN2…); new
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0027'
-down_revision = '0021'
+down_revision = '0022'
 branch_labels = None
 depends_on = None
 

@@ -134,7 +134,8 @@ def test_without_logo_the_name_stands_in(app, session):
     creditor = make_creditor("NO")
     invoice = make_invoice(creditor)
     document = html(app, invoice)
-    assert "data:image/" not in document
+    assert 'class="logo"' not in document  # the images left are the QR codes'
+    assert document.count("data:image/") == document.count('<figure class="qr">')
     assert f'<p class="brand-name">{creditor.name}</p>' in document
 
 

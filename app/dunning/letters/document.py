@@ -31,6 +31,7 @@ from flask import current_app, render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
+from app.billing.invoice_law import rates_of, seller_identity
 from app.billing.models import Customer, Invoice
 from app.billing.pdf import css_string, data_uri, offline_url_fetcher, page_label_css
 from app.billing.transfer import can_make_epc_qr, epc_payload, epc_qr_svg, transfer_details
@@ -87,7 +88,8 @@ def window_for(country: str) -> Window:
 
 def _creditor(creditor: Creditor) -> dict[str, Any]:
     return {"name": creditor.name, "legal_name": creditor.legal_name, "address": creditor.address,
-            "org_number": creditor.org_number, "country": creditor.country, "currency": creditor.currency,
+            "org_number": creditor.org_number, "vat_id": creditor.vat_id, "tax_number": creditor.tax_number,
+            "country": creditor.country, "currency": creditor.currency,
             "brand_primary": creditor.brand_primary, "brand_accent": creditor.brand_accent,
             "support_phone": creditor.support_phone, "support_email": creditor.support_email,
             "support_hours": creditor.support_hours, "support_url": creditor.support_url,
@@ -104,6 +106,7 @@ def _bill(creditor: Creditor, invoice: Invoice) -> dict[str, Any]:
         "amount": invoice.total - sum(line.gross for line in fees),  # the bill without its fees and interest
         "charges": [{"kind": line.kind, "description": line.description, "amount": line.gross} for line in fees],
         "paid": invoice.amount_paid, "balance": balance,
+        "vat": [{"rate": r.rate, "net": r.net, "vat": r.vat} for r in rates_of(invoice)],  # the bill's, per rate
         "epc": epc_payload(creditor, invoice) if can_make_epc_qr(creditor, invoice) else None,
     }
 
@@ -201,9 +204,9 @@ def letter_html(facts: dict[str, Any], link: LetterLink, *, logo_src: str | None
         bills = facts["bills"]
         epc = [(bill, epc_qr_svg(bill["epc"], title=_("QR code for a bank transfer"))) for bill in bills
                if bill.get("epc")]
-        footer = facts["creditor"]["legal_name"] or facts["creditor"]["name"]
-        if facts["creditor"]["org_number"]:
-            footer += f" · {_('Org. no.')} {facts['creditor']['org_number']}"
+        # The seller's identity as its country's law wants it (a snapshot before vat_id was kept: none).
+        footer = " · ".join([facts["creditor"]["legal_name"] or facts["creditor"]["name"],
+                             *seller_identity(facts["creditor"])])
         return render_template(
             "dunning/letter_pdf.html", f=facts, w=facts["window"], margin=PAGE_MARGIN, locale=locale,
             body=templates.fill(facts["body"], {"link": link.typed}).split("\n\n"), link=link,

@@ -34,7 +34,7 @@ from app.payments.services import settle
 from app.resolutions.disputes import open_dispute
 from app.resolutions.models import Kind, Resolution, Status
 from app.resolutions.promises import make_promise
-from tests.factories import invoice_payload, make_creditor, make_invoice
+from tests.factories import invoice_payload, make_creditor, make_invoice, take_card_payments
 
 TODAY = date(2026, 11, 30)  # the window: 1-30 November (CET, UTC+1); before it 2-31 October (CEST until the 25th)
 FIRST_DAY = date(2026, 11, 1)
@@ -119,7 +119,7 @@ def figures(overview: Overview) -> dict[date, tuple[int, int, dict[str, int], in
 # --- the figures ----------------------------------------------------------------------------------------
 
 
-def test_days_are_the_creditors_local_days_and_the_window_its_30_days(creditor, tmp_path):
+def test_days_are_the_creditors_local_days_and_the_window_its_30_days(app, creditor, tmp_path):
     other = make_creditor("NO")
     # Links opened. November is CET (UTC+1): 23:00 UTC is local midnight.
     for at in (
@@ -141,6 +141,7 @@ def test_days_are_the_creditors_local_days_and_the_window_its_30_days(creditor, 
     pay(invoice, utc(11, 11, 12, 0), 500)  # the 11th
     pay(invoice, utc(10, 31, 22, 59), 700)  # previous
     pay(invoice, utc(11, 30, 23, 0), 900)  # December
+    take_card_payments(app, creditor)  # euros by card: its bank account is in kroner
     in_euros, _ = import_invoice(creditor, invoice_payload("EUR"), actor="test")
     pay(in_euros, utc(11, 20), 4200)
     # Disputes (one per invoice: an invoice has one open dispute at a time), and a promise, which is not one.
