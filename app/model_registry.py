@@ -11,5 +11,6 @@ from app.links import models as link_models  # noqa: F401
 from app.outbox import models as outbox_models  # noqa: F401
 from app.payments import models as payment_models  # noqa: F401
 from app.payments.bank import models as bank_models  # noqa: F401
+from app.privacy import models as privacy_models  # noqa: F401
 from app.resolutions import models as resolution_models  # noqa: F401
 from app.support import models as support_models  # noqa: F401

@@ -55,6 +55,7 @@ from app.outbox.models import OutboxStatus
 from app.payments.bank.models import EntryStatus, KeptReason
 from app.payments.gateways.base import PaymentStatus
 from app.payments.models import PaymentMismatch
+from app.privacy.models import MarkKind
 from app.resolutions.models import Kind, Status
 from app.support.models import RequestStatus
 from tests.factories import make_creditor
@@ -103,6 +104,7 @@ ENUM_COLUMNS = {
     ("letters", "status"): LetterStatus,
     ("contact_changes", "kind"): ContactKind,
     ("invoices", "kind"): InvoiceKind,
+    ("privacy_marks", "kind"): MarkKind,
 }
 #: Tables the database refuses to UPDATE (append-only): their codes are tested on INSERT alone.
 APPEND_ONLY = {"audit_entries"}
