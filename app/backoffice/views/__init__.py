@@ -114,4 +114,4 @@ def by_reference(model, reference: str):
     return found
 
 
-from app.backoffice.views import admin, answers, auth, cases, inbox, letters, money  # noqa: E402,F401  (their routes)
+from app.backoffice.views import admin, answers, auth, cases, inbox, letters, money, privacy  # noqa: E402,F401  (their routes)
