@@ -12,7 +12,8 @@ import pytest
 
 from app.backoffice.models import Note
 from app.billing.models import Customer, Invoice
-from app.dunning.models import ContactChange, Message
+from app.dunning.letters.models import LetterPrint
+from app.dunning.models import ContactChange, Letter, Message
 from app.extensions import db
 from app.links.models import AccessLink
 from app.models import utcnow
@@ -68,6 +69,17 @@ def paid_story(creditor, tmp_path, *, external_ref: str = "C-1") -> Story:
         Message(creditor_id=creditor.id, customer_id=customer.id, channel="email", recipient="kari@example.test",
                 locale="nb", status="delivered", subject="Påminnelse", body="Hei Kari"),
     ])
+    by_letter = Message(creditor_id=creditor.id, customer_id=customer.id, channel="letter", locale="nb",
+                        status="sent")
+    db.session.add(by_letter)
+    db.session.flush()
+    letter = Letter(creditor_id=creditor.id, customer_id=customer.id, message_id=by_letter.id, status="printed",
+                    address={"lines": ["Postboks 7"], "postcode": "0151", "city": "Oslo", "country": "NO"})
+    db.session.add(letter)
+    db.session.flush()
+    db.session.add(LetterPrint(creditor_id=creditor.id, letter_id=letter.id, batch=utcnow().date(), part=1,
+                               locale="nb", pages=1, sha256="0" * 64, file_name="x.pdf",
+                               facts={"address": {"name": "Kari Nordmann", "lines": ["Postboks 7"]}}))
     payment = settle(invoice.id, provider="stripe", payment_id=f"pi_{secrets.token_hex(4)}", amount=invoice.total,
                      currency=invoice.currency, method="card", received_at=utcnow(), actor="test")
     assert payment is not None

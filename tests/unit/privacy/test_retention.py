@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 
 from app.backoffice.models import Note
 from app.billing.models import Customer, InvoiceLine
-from app.dunning.models import ContactChange, Message
+from app.dunning.letters.models import LetterPrint
+from app.dunning.models import ContactChange, Letter, Message
 from app.errors import InvalidData
 from app.extensions import db
 from app.links.models import AccessLink
@@ -75,8 +76,10 @@ def test_after_it_the_conversation_goes_and_the_invoice_stays(story, tmp_path):
     sent = db.session.scalar(select(OutboxMessage).where(OutboxMessage.kind == "payment_receipt",
                                                          OutboxMessage.creditor_id == invoice.creditor_id))
     assert (sent.recipient, sent.sent_text, sent.payload) == ("", None, {})
-    reminder = db.session.scalar(select(Message).where(Message.customer_id == customer.id))
+    reminder = db.session.scalar(select(Message).where(Message.customer_id == customer.id, Message.channel == "email"))
     assert (reminder.recipient, reminder.body) == (None, None)
+    assert db.session.scalar(select(Letter.address).where(Letter.customer_id == customer.id)) == {}
+    assert count(LetterPrint, LetterPrint.creditor_id == invoice.creditor_id) == 0
     # kept: the invoice as bookkeeping law wants it, with the buyer's name and address
     assert (invoice.number, invoice.total, invoice.status, len(invoice.lines)) == (number, total, "paid", lines)
     assert count(Payment, Payment.invoice_id == invoice.id) == 1
@@ -168,7 +171,7 @@ def test_erasure_when_no_law_keeps_the_invoice_leaves_nothing_that_names_the_per
     assert (customer.name, customer.address_line1, customer.external_ref) == ("—", None, f"erased-{customer.id}")
     assert_nothing_personal_left(customer)
     text = snapshot(customer)
-    for words in ("Kari", "kari", "Storgata", "Per Hansen", "KARI", "upset", "flat 3", "4791234567"):
+    for words in ("Kari", "kari", "Storgata", "Postboks", "Per Hansen", "KARI", "upset", "flat 3", "4791234567"):
         assert words not in text, words
     assert db.session.scalar(select(PrivacyMark.reason).where(
         PrivacyMark.kind == MarkKind.CUSTOMER_ANONYMISED, PrivacyMark.record_id == customer.id)) == "request"
@@ -192,14 +195,14 @@ def test_the_export_holds_every_kind_of_data_and_no_secret(story):
     text = json.dumps(exported)
     for value in ("kari@example.test", "+4791234567", "Storgata 1", "1980-12-31", "Per Hansen",
                   "kari.private@example.test", "meter.pdf", "Called her", "new.kari@example.test", "Dear Kari Nordmann",
-                  "Hei Kari", "KARI NORDMANN", "billing_details", story.paid.number):
+                  "Hei Kari", "KARI NORDMANN", "billing_details", "Postboks 7", story.paid.number):
         assert value in text, value
     for secret in ("storage_key", "key_hash", "code_hash", "submission_key"):
         assert f'"{secret}"' not in text, secret
     tables = exported["tables"]
     for name in ("customers", "invoices", "invoice_lines", "support_requests", "support_messages", "attachments",
                  "access_links", "agent_notes", "contact_changes", "outbox_messages", "dunning_messages", "payments",
-                 "webhook_events", "bank_entries", "invoice_events"):
+                 "webhook_events", "bank_entries", "invoice_events", "letters", "letter_prints"):
         assert tables[name]["rows"], name
     # another customer's data is not in it
     assert "other@example.test" not in text and story.other_open.number not in text
