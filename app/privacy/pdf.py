@@ -9,6 +9,7 @@ from flask import render_template
 from flask_babel import gettext as _
 
 from app.billing.pdf import html_to_pdf
+from app.creditors.models import Creditor
 from app.privacy.holdings import Treatment
 
 
@@ -38,7 +39,7 @@ def treatment_words() -> dict[str, str]:
     }
 
 
-def render_export_pdf(exported: dict[str, Any], customer_name: str) -> bytes:
-    html = render_template("privacy/export.html", exported=exported, customer_name=customer_name,
+def render_export_pdf(exported: dict[str, Any], customer_name: str, creditor: Creditor) -> bytes:
+    html = render_template("privacy/export.html", exported=exported, customer_name=customer_name, creditor=creditor,
                            titles=holding_titles(), treatments=treatment_words())
     return html_to_pdf(html)

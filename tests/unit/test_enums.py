@@ -27,12 +27,13 @@ from app.outbox.models import OutboxStatus
 from app.payments.bank.models import EntryStatus, KeptReason
 from app.payments.gateways.base import PaymentStatus
 from app.payments.models import PaymentMismatch
+from app.privacy.models import MarkKind
 from app.resolutions.models import Kind, Status
 from app.support.models import RequestStatus
 
 LABELLED = (InvoiceStatus, RequestStatus, Kind, Status, OutboxStatus, CaseStatus, Role, PaymentMismatch,
             ReminderChannel, StepKind, Jurisdiction, NoticeStatus, MessageStatus, InvoiceKind)
-PLAIN = (EntryStatus, KeptReason, PaymentStatus, AuditActor, AuditScope, Anchor, LetterStatus, ContactKind)
+PLAIN = (EntryStatus, KeptReason, PaymentStatus, AuditActor, AuditScope, Anchor, LetterStatus, ContactKind, MarkKind)
 ALL = (*LABELLED, *PLAIN)
 
 

@@ -75,7 +75,7 @@ def privacy_export_json(customer_id: int):
 def privacy_export_pdf(customer_id: int):
     """Everything held about the customer, as a readable PDF."""
     found = _customer(customer_id)
-    pdf = render_export_pdf(services.export(found), found.name)
+    pdf = render_export_pdf(services.export(found), found.name, found.creditor)
     record("privacy_exported", creditor_id=found.creditor_id, record_type="customer", record_id=found.id, format="pdf")
     db.session.commit()
     return _download(pdf, "application/pdf", f"personal-data-{found.id}.pdf")
