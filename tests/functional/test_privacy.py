@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -107,6 +108,24 @@ def test_an_admin_erases_after_confirming_and_the_invoice_is_kept(app, client, c
     assert "except the name and address" in client.get(page_of(customer), headers=EN).text
     erased = [e for e in audit_actions(creditor) if e.action == "customer_erased"]
     assert len(erased) == 1 and erased[0].detail["invoices"] == 1 and "kari" not in json.dumps(erased[0].detail).lower()
+
+
+def test_after_erasure_the_back_office_pages_of_the_customer_still_open(app, client, creditor, story):
+    sign_in(app, client, creditor, "admin")
+    later = post(client, page_of(story.customer) + "/erase", {"understood": "y", "customer_number": "C-1"},
+                 page=page_of(story.customer))
+    assert later.status_code == 303
+    for path in (f"/backoffice/customers/{story.customer.id}", f"/backoffice/invoices/{story.paid.id}",
+                 f"/backoffice/requests/{story.request.reference}", page_of(story.customer),
+                 page_of(story.customer) + "/export.json"):
+        answer = client.get(path, headers=EN)
+        assert answer.status_code == 200, path
+        assert "Per Hansen" not in answer.text and "kari@example.test" not in answer.text, path
+    letters = client.get(f"/backoffice/customers/{story.customer.id}", headers=EN).text
+    letter_ids = set(re.findall(r"/backoffice/letters/(\d+)\.pdf", letters))
+    assert letter_ids  # the letter is listed; its printed copy is gone with what it said
+    for letter_id in letter_ids:
+        assert client.get(f"/backoffice/letters/{letter_id}.pdf", headers=EN).status_code == 404
 
 
 def test_erasure_is_refused_while_a_bill_is_open(app, client, creditor):
