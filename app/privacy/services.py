@@ -110,10 +110,24 @@ def _closed_bill(country: str, row) -> ClosedBill:
     return ClosedBill(invoice_id, customer_id, number, issue_date, local_today(country, moment))
 
 
+def _last_change(invoice_id):
+    """The moment of the bill's last status change (a scalar subquery correlated to `invoice_id`)."""
+    return (select(func.max(InvoiceEvent.created_at))
+            .where(InvoiceEvent.invoice_id == invoice_id, InvoiceEvent.kind == "status_changed").scalar_subquery())
+
+
+def _minimised(invoice_id):
+    """Whether the bill's minimisation is current: marked, and its status not changed since (a paid bill
+    disputed again after it was minimised is minimised again once it closes again)."""
+    last = _last_change(invoice_id)
+    return exists().where(PrivacyMark.kind == MarkKind.INVOICE_MINIMISED, PrivacyMark.record_id == invoice_id,
+                          or_(last.is_(None), PrivacyMark.at >= last))
+
+
 def unminimised(creditor: Creditor, *, after_id: int = 0, limit: int = 500, lock: bool = False) -> list[ClosedBill]:
     """The creditor's closed bills not minimised yet, by id after `after_id`, locked (`FOR UPDATE SKIP
     LOCKED` on PostgreSQL) when `lock`: two runs never take the same bill."""
-    marked = exists().where(PrivacyMark.kind == MarkKind.INVOICE_MINIMISED, PrivacyMark.record_id == Invoice.id)
+    marked = _minimised(Invoice.id)
     query = (select(*_closed_columns())
              .where(Invoice.creditor_id == creditor.id, Invoice.id > after_id, _closed_condition(), ~marked)
              .order_by(Invoice.id).limit(limit))
@@ -209,8 +223,7 @@ def minimise_invoices(creditor_id: int, invoice_ids: list[int], reason: str, att
     """The bills' conversation removed (every REDUCED and DELETED holding, by bill); the bills kept and
     marked. Bills already marked are left alone."""
     done = Done()
-    marked = set(db.session.scalars(select(PrivacyMark.record_id).where(
-        PrivacyMark.kind == MarkKind.INVOICE_MINIMISED, PrivacyMark.record_id.in_(invoice_ids))))
+    marked = set(db.session.scalars(select(Invoice.id).where(Invoice.id.in_(invoice_ids), _minimised(Invoice.id))))
     todo = sorted(set(invoice_ids) - marked)
     if not todo:
         return done
@@ -242,9 +255,9 @@ def closed_bills_of(customer: Customer) -> list[ClosedBill]:
 
 
 def all_minimised(customer_id: int) -> bool:
-    """Whether every bill of the customer is minimised (a customer without bills: yes)."""
-    marked = exists().where(PrivacyMark.kind == MarkKind.INVOICE_MINIMISED, PrivacyMark.record_id == Invoice.id)
-    return not db.session.scalar(select(exists().where(Invoice.customer_id == customer_id, ~marked)))
+    """Whether every bill of the customer is closed and minimised (a customer without bills: yes)."""
+    done = and_(_closed_condition(), _minimised(Invoice.id))
+    return not db.session.scalar(select(exists().where(Invoice.customer_id == customer_id, ~done)))
 
 
 def minimise_customer(customer: Customer, reason: str, attachment_dir: str) -> Done:

@@ -10,12 +10,13 @@ import pytest
 from sqlalchemy import func, select
 
 from app.backoffice.models import Note
-from app.billing.models import Customer, InvoiceLine
+from app.billing.models import Customer, InvoiceEvent, InvoiceLine
 from app.dunning.letters.models import LetterPrint
 from app.dunning.models import ContactChange, Letter, Message
 from app.errors import InvalidData
 from app.extensions import db
 from app.links.models import AccessLink
+from app.models import utcnow
 from app.outbox.models import OutboxMessage
 from app.payments.bank.models import BankEntry
 from app.payments.models import Payment, WebhookEvent
@@ -227,3 +228,28 @@ def test_another_creditors_bills_follow_their_own_period(creditor, story, tmp_pa
     assert report.total.invoices == 1
     db.session.expire_all()
     assert theirs.customer.email == "kari@example.test"
+
+
+def test_a_minimised_bill_that_opens_again_is_minimised_again_once_closed(story, tmp_path):
+    day = add_months(story.closed_on, 37)
+    run(day, tmp_path)
+    invoice = story.paid
+    # disputed after all, years later: open again, with new words from the customer
+    invoice.status = "disputed"
+    db.session.add(InvoiceEvent(invoice_id=invoice.id, kind="status_changed", actor="test", created_at=utcnow(),
+                                data={"from": "paid", "to": "disputed"}))
+    db.session.add(SupportMessage(request_id=story.request.id, author="customer", body="Still wrong, says Per"))
+    db.session.commit()  # the run's transactions are its own
+    assert not services.all_minimised(story.customer.id)
+    assert run(day, tmp_path).total.invoices == 0  # open: not touched
+    assert db.session.scalar(select(func.count()).select_from(SupportMessage).where(
+        SupportMessage.body == "Still wrong, says Per")) == 1
+    invoice.status = "paid"
+    db.session.add(InvoiceEvent(invoice_id=invoice.id, kind="status_changed", actor="test",
+                                created_at=utcnow(), data={"from": "disputed", "to": "paid"}))
+    db.session.commit()
+    again = run(day, tmp_path)
+    assert again.total.invoices == 1 and again.total.customers == 1
+    assert db.session.scalar(select(func.count()).select_from(SupportMessage).where(
+        SupportMessage.body == "Still wrong, says Per")) == 0
+    assert run(day, tmp_path).total.invoices == 0
