@@ -67,9 +67,10 @@ def register_cli(app: Flask) -> None:
     from app.outbox.cli import outbox
     from app.payments.bank.cli import bank
     from app.payments.cli import payments
+    from app.privacy.cli import privacy
     from app.resolutions.cli import resolutions
     from app.support.cli import support
 
     for group in (translate, creditors, invoices, links, payments, bank, outbox, support, resolutions, agents,
-                  collection, dunning, letters_group, demo):
+                  collection, dunning, letters_group, privacy, demo):
         app.cli.add_command(group)

@@ -1,5 +1,6 @@
 """Imports every model module, so that metadata is complete for Alembic and the ORM."""
 
+from app import audit as audit_models  # noqa: F401
 from app.backoffice import models as backoffice_models  # noqa: F401
 from app.billing import models as billing_models  # noqa: F401
 from app.core import jobs as ops_jobs  # noqa: F401
@@ -11,5 +12,6 @@ from app.links import models as link_models  # noqa: F401
 from app.outbox import models as outbox_models  # noqa: F401
 from app.payments import models as payment_models  # noqa: F401
 from app.payments.bank import models as bank_models  # noqa: F401
+from app.privacy import models as privacy_models  # noqa: F401
 from app.resolutions import models as resolution_models  # noqa: F401
 from app.support import models as support_models  # noqa: F401

@@ -7,6 +7,7 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
+from app.audit import audit
 from app.backoffice import services
 from app.backoffice.models import Role
 from app.commands import cli_transaction
@@ -31,7 +32,7 @@ def create(email: str, slug: str, role: str, name: str, password: str):
     creditor = creditor_or_fail(slug)
     with cli_transaction("Agent not created"):
         agent = services.create_agent(email, name, password, creditor, role)
-        services.audit(None, "agent_created", operator=True, creditor_id=creditor.id, record_type="agent",
+        audit(None, "agent_created", operator=True, creditor_id=creditor.id, record_type="agent",
                        record_id=agent.id, role=role, by="cli")
     click.echo(f"Agent {agent.email} created: {role} at {creditor.slug}. They set up the second factor at "
                f"their first sign-in.")
@@ -48,7 +49,7 @@ def grant(email: str, slug: str, role: str):
         raise click.ClickException(f"No agent {email!r}.")
     with cli_transaction("Role not granted"):
         services.grant_role(agent, creditor, role)
-        services.audit(None, "role_granted", operator=True, creditor_id=creditor.id, record_type="agent",
+        audit(None, "role_granted", operator=True, creditor_id=creditor.id, record_type="agent",
                        record_id=agent.id, role=role, by="cli")
     click.echo(f"{agent.email}: {role} at {creditor.slug}.")
 
@@ -62,7 +63,7 @@ def _agent_or_fail(email: str):
 
 def _record(agent, action: str) -> None:
     """An operator's change to an agent: the business of every creditor the agent works for."""
-    services.audit(None, action, operator=True, creditor_ids=agent.creditor_ids(), record_type="agent",
+    audit(None, action, operator=True, creditor_ids=agent.creditor_ids(), record_type="agent",
                    record_id=agent.id, by="cli")
 
 
@@ -130,7 +131,7 @@ def answer_target(slug: str, days: int | None):
         with cli_transaction("Target not changed"):
             before = creditor.answer_within_days
             creditor.answer_within_days = days
-            services.audit(None, "answer_target_set", operator=True, creditor_id=creditor.id, record_type="creditor",
+            audit(None, "answer_target_set", operator=True, creditor_id=creditor.id, record_type="creditor",
                            record_id=creditor.slug, before=before, days=days, by="cli")
     click.echo(f"{creditor.slug}: answer within {creditor.answer_within_days} working "
                f"day{'s' if creditor.answer_within_days != 1 else ''}.")

@@ -7,7 +7,6 @@ from datetime import datetime
 
 from flask_babel import gettext as _
 from sqlalchemy import (
-    JSON,
     Boolean,
     CheckConstraint,
     ForeignKey,
@@ -20,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.core.enums import Codes, Labelled
+from app.core.enums import Labelled
 from app.extensions import Model
 from app.models import UTCDateTime, utcnow
 
@@ -136,63 +135,6 @@ class RecoveryCode(Model):
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-
-
-class AuditActor(Codes):
-    """Who made an audit entry."""
-
-    AGENT = "agent"  # a signed-in agent (agent_id)
-    OPERATOR = "operator"  # someone at the command line (flask agents ...)
-    ANONYMOUS = "anonymous"  # a sign-in attempt with an address no agent has
-
-
-class AuditScope(Codes):
-    """Whose the facts of an audit entry are, and so who may read it."""
-
-    CREDITOR = "creditor"  # one creditor's (creditor_id): its supervisors and admins
-    CREDITORS = "creditors"  # several creditors' (audit_entry_creditors): only whoever may read every one
-    AGENT = "agent"  # the agent's own signing in and out: the supervisors of any creditor the agent works for
-
-
-class AuditEntry(Model):
-    """One thing an agent did or looked at. Append-only: nothing updates or deletes these rows (the
-    database refuses it), and neither its agent nor its creditors can be deleted while it exists."""
-
-    __tablename__ = "audit_entries"
-    __table_args__ = (
-        Index("ix_audit_entries_creditor_id_at", "creditor_id", "at"),
-        Index("ix_audit_entries_agent_id_at", "agent_id", "at"),
-        CheckConstraint(AuditActor.sql_in("actor"), name="actor"),
-        CheckConstraint(AuditScope.sql_in("scope"), name="scope"),
-        # An agent's entry names the agent, and an entry of one creditor names it: never NULL there.
-        CheckConstraint("(actor = 'agent') = (agent_id IS NOT NULL)", name="agent_of_actor"),
-        CheckConstraint("(scope = 'creditor') = (creditor_id IS NOT NULL)", name="creditor_of_scope"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    actor: Mapped[str] = mapped_column(String(10))
-    scope: Mapped[str] = mapped_column(String(10))
-    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="RESTRICT"))
-    creditor_id: Mapped[int | None] = mapped_column(ForeignKey("creditors.id", ondelete="RESTRICT"))
-    action: Mapped[str] = mapped_column(String(48))
-    record_type: Mapped[str | None] = mapped_column(String(32))
-    record_id: Mapped[str | None] = mapped_column(String(64))
-    ip: Mapped[str | None] = mapped_column(String(45))
-    detail: Mapped[dict] = mapped_column(JSON, default=dict)
-
-    creditors: Mapped[list[AuditEntryCreditor]] = relationship()
-
-
-class AuditEntryCreditor(Model):
-    """A creditor an entry of scope "creditors" concerns (an inbox viewed, a search, across several).
-    Append-only like the entries."""
-
-    __tablename__ = "audit_entry_creditors"
-    __table_args__ = (Index("ix_audit_entry_creditors_creditor_id", "creditor_id"),)
-
-    entry_id: Mapped[int] = mapped_column(ForeignKey("audit_entries.id", ondelete="RESTRICT"), primary_key=True)
-    creditor_id: Mapped[int] = mapped_column(ForeignKey("creditors.id", ondelete="RESTRICT"), primary_key=True)
 
 
 class InboxMark(Model):

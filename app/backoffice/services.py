@@ -23,14 +23,11 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask_babel import force_locale
 from sqlalchemy import Select, and_, delete, exists, or_, select, update
 
+from app.audit import AuditEntry, AuditEntryCreditor, AuditScope
 from app.backoffice.models import (
     Agent,
     AgentRole,
     AgentSession,
-    AuditActor,
-    AuditEntry,
-    AuditEntryCreditor,
-    AuditScope,
     Note,
     RecoveryCode,
     ReplyTemplate,
@@ -412,33 +409,6 @@ def check_enrolment_code(agent: Agent, code: str, now: datetime) -> None:
 
 
 # --- the audit log and the scope of every query ------------------------------------------------------
-
-
-def audit(agent: Agent | None, action: str, *, creditor_id: int | None = None, creditor_ids: Any = None,
-          operator: bool = False, record_type: str | None = None, record_id: Any = None, ip: str | None = None,
-          **detail) -> AuditEntry:
-    """An audit entry: by `agent` (or, without one, an operator at the command line, or an anonymous
-    sign-in attempt), about one creditor (`creditor_id`), several (`creditor_ids`: the scope an agent
-    worked in, an inbox or a search across creditors), or neither (the agent's own signing in and
-    out). Who may read it follows from that (`audit_entries`)."""
-    ids = (creditor_id,) if creditor_id is not None else (
-        tuple(sorted(set(creditor_ids))) if creditor_ids is not None else None)
-    if ids is None:
-        scope = AuditScope.AGENT
-    elif len(ids) == 1:
-        scope, creditor_id = AuditScope.CREDITOR, ids[0]
-    else:
-        scope, creditor_id = AuditScope.CREDITORS, None
-    actor = AuditActor.AGENT if agent is not None else AuditActor.OPERATOR if operator else AuditActor.ANONYMOUS
-    entry = AuditEntry(
-        at=utcnow(), actor=actor, scope=scope, agent_id=agent.id if agent else None, creditor_id=creditor_id,
-        action=action, record_type=record_type, record_id=str(record_id) if record_id is not None else None,
-        ip=(ip or "")[:45] or None, detail=detail,
-    )
-    if scope == AuditScope.CREDITORS and ids is not None:
-        entry.creditors = [AuditEntryCreditor(creditor_id=one) for one in ids]
-    db.session.add(entry)
-    return entry
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ import re
 import pyotp
 from sqlalchemy import select
 
-from app.backoffice.models import Agent, AuditEntry
+from app.audit import AuditEntry
+from app.backoffice.models import Agent
 from app.extensions import db
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from app.backoffice.models import Agent, AuditEntry, AuditEntryCreditor, AuditScope
+from app.audit import AuditEntry, AuditEntryCreditor, AuditScope
+from app.backoffice.models import Agent
 from app.creditors.models import Creditor
 from app.extensions import db
 from tests.factories import make_creditor
@@ -88,7 +89,7 @@ def test_the_database_refuses_to_take_an_entrys_agent_or_creditor_away(app, sess
     agent = make_agent(app, a, "ola@example.test")
     entries = AuditEntry.__table__
     with app.test_request_context():
-        from app.backoffice.services import audit
+        from app.audit import audit
 
         one = audit(agent, "customer_viewed", creditor_id=a.id, record_type="customer", record_id="C-1")
         several = audit(agent, "customers_searched", creditor_ids=[a.id, b.id], q="x")

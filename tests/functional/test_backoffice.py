@@ -16,7 +16,8 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError
 
-from app.backoffice.models import AuditEntry, InboxMark, Note, ReplyTemplate
+from app.audit import AuditEntry
+from app.backoffice.models import InboxMark, Note, ReplyTemplate
 from app.billing.corrections import LineCredit, credit_notes, issue_credit_note
 from app.billing.models import InvoiceStatus
 from app.billing.schemas import line_amounts
@@ -184,6 +185,9 @@ def test_the_isolation_walk_every_route_with_a_record_is_404_for_another_credito
             assert answer.status_code == 404, f"{method} {url} answered {answer.status_code}"
         walked.add(rule.endpoint)
     assert len(walked) >= 25
+    assert {"backoffice.privacy", "backoffice.privacy_export_json", "backoffice.privacy_export_pdf",
+            "backoffice.privacy_erase"} <= walked  # a data subject's request: another creditor's customer is a 404
+    assert theirs.customer.email == "kari@example.test"  # and was not erased
     # forms that name a record of B's without it being in the URL
     assert post(client, "/backoffice/templates", {"id": theirs.template.id, "creditor_id": theirs.template.creditor_id,
                                                   "locale": "de", "title": "x", "body": "x"}).status_code == 404

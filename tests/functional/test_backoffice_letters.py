@@ -9,7 +9,7 @@ import hashlib
 import pytest
 from sqlalchemy import select
 
-from app.backoffice.models import AuditEntry
+from app.audit import AuditEntry
 from app.dunning.letters.models import LetterPrint
 from app.dunning.models import Letter, LetterStatus
 from app.extensions import db

@@ -240,7 +240,8 @@ def test_an_agent_rejects_a_dispute_and_grants_a_request(app, client, agent, cre
 def test_supervisors_read_the_audit_log_of_their_creditors_and_agents_cannot(app, client, agent, creditor):
     enrol(client)
     assert client.get("/backoffice/audit").status_code == 404  # a plain agent
-    from app.backoffice.services import audit, grant_role
+    from app.audit import audit
+    from app.backoffice.services import grant_role
 
     grant_role(agent, creditor, "supervisor")
     outsider = make_creditor("DE")

@@ -36,7 +36,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from app import create_app
-from app.backoffice.models import AuditActor, AuditScope, Role
+from app.audit import AuditActor, AuditScope
+from app.backoffice.models import Role
 from app.billing.models import InvoiceKind, InvoiceLine, InvoiceStatus, ReminderChannel
 from app.debt_collection.models import CaseStatus
 from app.dunning.models import (
@@ -55,6 +56,7 @@ from app.outbox.models import OutboxStatus
 from app.payments.bank.models import EntryStatus, KeptReason
 from app.payments.gateways.base import PaymentStatus
 from app.payments.models import PaymentMismatch
+from app.privacy.models import MarkKind
 from app.resolutions.models import Kind, Status
 from app.support.models import RequestStatus
 from tests.factories import make_creditor
@@ -103,6 +105,7 @@ ENUM_COLUMNS = {
     ("letters", "status"): LetterStatus,
     ("contact_changes", "kind"): ContactKind,
     ("invoices", "kind"): InvoiceKind,
+    ("privacy_marks", "kind"): MarkKind,
 }
 #: Tables the database refuses to UPDATE (append-only): their codes are tested on INSERT alone.
 APPEND_ONLY = {"audit_entries"}

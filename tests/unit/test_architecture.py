@@ -29,7 +29,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("foundation", frozenset({"core", "money", "config", "extensions", "errors", "i18n", "models", "crypto",
                               "readpath", "ratelimit", "security", "sessions", "templating", "ops",
                               "page_cache"})),
-    ("records and delivery", frozenset({"creditors", "outbox"})),
+    ("records and delivery", frozenset({"creditors", "outbox", "audit"})),
     ("bills and links", frozenset({"billing", "links"})),
     ("payments", frozenset({"payments"})),
     ("the customer's choices", frozenset({"support", "resolutions", "dunning"})),

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from flask_babel import force_locale, gettext
 
-from app.backoffice.models import AuditActor, AuditScope, Role
+from app.audit import AuditActor, AuditScope
+from app.backoffice.models import Role
 from app.billing.models import InvoiceKind, InvoiceStatus, ReminderChannel
 from app.core.enums import Codes, Labelled
 from app.debt_collection.models import OPEN_CASES, CaseStatus
@@ -27,12 +28,13 @@ from app.outbox.models import OutboxStatus
 from app.payments.bank.models import EntryStatus, KeptReason
 from app.payments.gateways.base import PaymentStatus
 from app.payments.models import PaymentMismatch
+from app.privacy.models import MarkKind
 from app.resolutions.models import Kind, Status
 from app.support.models import RequestStatus
 
 LABELLED = (InvoiceStatus, RequestStatus, Kind, Status, OutboxStatus, CaseStatus, Role, PaymentMismatch,
             ReminderChannel, StepKind, Jurisdiction, NoticeStatus, MessageStatus, InvoiceKind)
-PLAIN = (EntryStatus, KeptReason, PaymentStatus, AuditActor, AuditScope, Anchor, LetterStatus, ContactKind)
+PLAIN = (EntryStatus, KeptReason, PaymentStatus, AuditActor, AuditScope, Anchor, LetterStatus, ContactKind, MarkKind)
 ALL = (*LABELLED, *PLAIN)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, g, redirect, request, session, url_for
 from flask_login import current_user
 
+from app.audit import audit
 from app.backoffice import services, words
 from app.backoffice.models import Agent, Role
 from app.extensions import db
@@ -92,7 +93,7 @@ def record(action: str, *, creditor_id: int | None = None, creditor_ids: Any = N
     reads it (`services.audit_entries`)."""
     if creditor_id is None and creditor_ids is None:
         creditor_ids = scope().creditor_ids
-    services.audit(me(), action, creditor_id=creditor_id, creditor_ids=creditor_ids, record_type=record_type,
+    audit(me(), action, creditor_id=creditor_id, creditor_ids=creditor_ids, record_type=record_type,
                    record_id=record_id, ip=client_ip(), **detail)
 
 
@@ -114,4 +115,4 @@ def by_reference(model, reference: str):
     return found
 
 
-from app.backoffice.views import admin, answers, auth, cases, inbox, letters, money  # noqa: E402,F401  (their routes)
+from app.backoffice.views import admin, answers, auth, cases, inbox, letters, money, privacy  # noqa: E402,F401  (their routes)

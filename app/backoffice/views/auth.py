@@ -17,6 +17,7 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user, login_required, login_user, logout_user
 
+from app.audit import audit
 from app.backoffice import recovery, services
 from app.backoffice.forms import CodeForm, EnrolmentCodeForm, SignInForm
 from app.backoffice.models import Agent
@@ -99,7 +100,7 @@ def sign_in():
         except services.SignInRefused as refused:
             if refused.reason in ("unknown", "password", "disabled"):
                 services.sign_in_failed(email, ip)
-            services.audit(refused.agent, "sign_in_refused", ip=ip, reason=refused.reason)
+            audit(refused.agent, "sign_in_refused", ip=ip, reason=refused.reason)
             db.session.commit()
             status = 422
             if refused.reason == "throttled":
@@ -130,7 +131,7 @@ def _signed_in(agent: Agent, action: str):
     session[SESSION_KEY] = key
     now = int(time.time())
     session["bo_since"] = session["bo_seen"] = now
-    services.audit(agent, action, ip=client_ip())
+    audit(agent, action, ip=client_ip())
     db.session.commit()
     return redirect(url_for(".home"), code=303)
 
@@ -157,7 +158,7 @@ def code():
             else:
                 services.check_code(agent, form.code.data, utcnow())
         except services.SignInRefused as refused:
-            services.audit(agent, "sign_in_refused", ip=client_ip(), reason=refused.reason)
+            audit(agent, "sign_in_refused", ip=client_ip(), reason=refused.reason)
             db.session.commit()
             problem = (_("That recovery code is not right, or it was used already.") if by_recovery
                        else _("That code is not right. Please try the current one."))
@@ -165,7 +166,7 @@ def code():
                 return _locked_out()
         else:
             if by_recovery:
-                services.audit(agent, "recovery_code_used", ip=client_ip(), left=left)
+                audit(agent, "recovery_code_used", ip=client_ip(), left=left)
                 flash(ngettext("You signed in with a recovery code. %(num)d code is left: make new ones when few "
                                "are left.", "You signed in with a recovery code. %(num)d codes are left: make new "
                                "ones when few are left.", left), "done" if left > 2 else "problem")
@@ -189,14 +190,14 @@ def enrolment_code():
         try:
             services.check_enrolment_code(agent, form.code.data, utcnow())
         except services.SignInRefused as refused:
-            services.audit(agent, "enrolment_code_refused", ip=client_ip(), reason=refused.reason)
+            audit(agent, "enrolment_code_refused", ip=client_ip(), reason=refused.reason)
             db.session.commit()
             problem = _("That code is not right, or no longer valid. Ask your admin for a new one if it has "
                         "expired.")
             if refused.reason == "locked" or services.is_locked(agent, utcnow()):
                 return _locked_out()
         else:
-            services.audit(agent, "enrolment_code_accepted", ip=client_ip())
+            audit(agent, "enrolment_code_accepted", ip=client_ip())
             db.session.commit()
             session[PENDING] = {**session[PENDING], "c": True}
             return redirect(url_for(".enrol"), code=303)
@@ -221,15 +222,15 @@ def enrol():
         try:
             services.check_code(agent, form.code.data, utcnow(), enrolling=True)
         except services.SignInRefused as refused:
-            services.audit(agent, "mfa_enrolment_refused", ip=client_ip())
+            audit(agent, "mfa_enrolment_refused", ip=client_ip())
             db.session.commit()
             problem = _("That code is not right. Please try the current one.")
             if refused.reason == "locked" or services.is_locked(agent, utcnow()):
                 return _locked_out()
         else:
-            services.audit(agent, "mfa_enrolled", ip=client_ip())
+            audit(agent, "mfa_enrolled", ip=client_ip())
             codes = recovery.new_codes(agent, utcnow())
-            services.audit(agent, "recovery_codes_made", ip=client_ip(), count=len(codes))
+            audit(agent, "recovery_codes_made", ip=client_ip(), count=len(codes))
             _signed_in(agent, "sign_in")
             # Shown once, in this answer (never stored readable, never put in a cookie or a redirect).
             return render_template("backoffice/recovery_codes.html", codes=codes, enrolled=True)
@@ -251,12 +252,12 @@ def recovery_codes():
         try:
             services.check_code(agent, form.code.data, utcnow())
         except services.SignInRefused as refused:
-            services.audit(agent, "recovery_codes_refused", ip=client_ip(), reason=refused.reason)
+            audit(agent, "recovery_codes_refused", ip=client_ip(), reason=refused.reason)
             db.session.commit()
             problem = _("That code is not right. Please try the current one.")
         else:
             codes = recovery.new_codes(agent, utcnow())
-            services.audit(agent, "recovery_codes_made", ip=client_ip(), count=len(codes))
+            audit(agent, "recovery_codes_made", ip=client_ip(), count=len(codes))
             db.session.commit()
             return render_template("backoffice/recovery_codes.html", codes=codes, enrolled=False)
     elif request.method == "POST":
@@ -269,7 +270,7 @@ def recovery_codes():
 @login_required
 def sign_out():
     """End this session, on the server too."""
-    services.audit(current_user, "sign_out", ip=client_ip())
+    audit(current_user, "sign_out", ip=client_ip())
     end_session()
     db.session.commit()
     return redirect(url_for(".sign_in"), code=303)
@@ -281,7 +282,7 @@ def sign_out_everywhere():
     """End every session of this agent, on every device."""
     agent = current_user._get_current_object()
     services.sign_out_everywhere(agent)
-    services.audit(agent, "sign_out_everywhere", ip=client_ip())
+    audit(agent, "sign_out_everywhere", ip=client_ip())
     end_session()
     db.session.commit()
     return redirect(url_for(".sign_in"), code=303)

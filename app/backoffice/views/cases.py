@@ -77,7 +77,8 @@ def customer(customer_id: int):
     db.session.commit()
     return render_template("backoffice/customer.html", customer=found, invoices=invoices, entries=entries,
                            form=NoteForm(), letters=letters_of(found), may_download_letters=may(found.creditor_id,
-                                                                                                  SUPERVISING))
+                                                                                                  SUPERVISING),
+                           may_handle_privacy=may(found.creditor_id, SUPERVISING))
 
 
 @bp.post("/customers/<int:customer_id>/notes")
