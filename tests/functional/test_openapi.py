@@ -102,15 +102,16 @@ def test_paths_and_methods_are_exactly_the_routes(app, document):
         if method in METHODS
     }
     assert routes == documented
-    assert len(routes) == 11
+    assert len(routes) == 13
 
 
 def test_every_operation_declares_its_parameters_and_answers(document):
     for path, item in document["paths"].items():
         for method, operation in item.items():
-            names = {resolve(document, p["$ref"])["name"] if "$ref" in p else p["name"]
-                     for p in operation.get("parameters", [])}
+            parameters = [resolve(document, p["$ref"]) if "$ref" in p else p for p in operation.get("parameters", [])]
+            names = {p["name"] for p in parameters if p["in"] == "path"}
             assert names == set(re.findall(r"{(\w+)}", path)), (path, method)
+            assert all(p["in"] in ("path", "query") for p in parameters), (path, method)
             assert operation["summary"] and operation["responses"]
             if operation["operationId"] == "openapi":
                 assert operation["security"] == []
