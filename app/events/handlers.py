@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceStatus
 from app.billing.services import PAUSED, payable_status
@@ -66,7 +66,11 @@ def on_message_failed(message: OutboxMessage, *, reason: str, bounced: bool, **_
     sent = db.session.scalar(select(Message).where(Message.outbox_message_id == message.id))
     if sent is None:
         return
-    invoice_ids = sorted(set(db.session.scalars(select(Notice.invoice_id).where(Notice.message_id == sent.id))))
+    # Its notices, or where they went: dunning's own receiver may have moved them to the message that
+    # replaces it already (`dunning.services.fall_back`).
+    replacing = select(Message.id).where(Message.replaces_id == sent.id)
+    invoice_ids = sorted(set(db.session.scalars(select(Notice.invoice_id).where(
+        or_(Notice.message_id == sent.id, Notice.message_id.in_(replacing))))))
     why = "bounced" if bounced else "not_delivered"
     for invoice_id in invoice_ids:
         invoice = db.session.get(Invoice, invoice_id)
