@@ -291,6 +291,7 @@ def _connect_signals() -> None:
     from app.events import handlers as events
     from app.links.services import link_opened
     from app.outbox.feedback import message_delivered, message_failed, sms_opt_out
+    from app.payments.bank.settlement import payments_booked
     from app.payments.refunds import owe_back_excess
     from app.payments.services import paid_during_collection, payment_failed, stop_open_attempts
 
@@ -310,6 +311,7 @@ def _connect_signals() -> None:
     reminders_written.connect(events.on_reminders_written)
     message_failed.connect(events.on_message_failed)
     payment_failed.connect(events.on_payment_failed)
+    payments_booked.connect(events.on_bank_payments)
     contact_changed.connect(events.on_contact_changed)
 
 

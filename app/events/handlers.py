@@ -11,7 +11,9 @@ creditor's events, in the transaction of the change:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -57,6 +59,22 @@ def on_reminders_written(creditor_id: int, *, events: Sequence[dict[str, Any]], 
         rows.append({"creditor_id": creditor_id, "type": event_type, "invoice_id": invoice.id,
                      "data": data_for(event_type, invoice, own)})
     record_many(rows, now=events[0].get("created_at"))
+
+
+def on_bank_payments(_sender: object, *, entries: Sequence[tuple[int, str]], at: datetime, **_: object) -> None:
+    """Payments a bank file booked, set-wise: `payment.succeeded` of each (the invoices as now stored)."""
+    ids = sorted({invoice_id for invoice_id, _data in entries})
+    invoices = {invoice.id: invoice for invoice in db.session.scalars(select(Invoice).where(Invoice.id.in_(ids)))}
+    rows = []
+    for invoice_id, data in entries:
+        invoice = invoices.get(invoice_id)
+        found = from_timeline("payment_recorded", json.loads(data) if isinstance(data, str) else data)
+        if invoice is None or found is None:
+            continue
+        event_type, own = found
+        rows.append({"creditor_id": invoice.creditor_id, "type": event_type, "invoice_id": invoice.id,
+                     "data": data_for(event_type, invoice, own)})
+    record_many(rows, now=at)
 
 
 def on_message_failed(message: OutboxMessage, *, reason: str, bounced: bool, **_: object) -> None:

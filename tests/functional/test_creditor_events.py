@@ -25,10 +25,11 @@ from app.payments.refunds import refund_payment
 from app.payments.services import apply_status, new_attempt, settle
 from app.resolutions import daily, deferrals, disputes, plans, promises
 from app.support import services as support
-from tests.factories import invoice_payload, make_creditor
+from tests.factories import invoice_payload, make_creditor, make_invoice
 from tests.functional.collection_helpers import creditor_with_policy, overdue, partner_for, today_for
 from tests.functional.test_api import API, api_creditor, create
 from tests.functional.test_self_service_fixes import one_line_bill
+from tests.support.bankfiles import camt053, credit
 from tests.support.twilio_server import TwilioServer
 from tests.unit.dunning.conftest import TODAY, bill, creditor_with_plan
 from tests.unit.dunning.conftest import run as dunning_run
@@ -79,6 +80,24 @@ def test_payments_succeeded_failed_and_refunded(ctx):
     assert refunded["refund"]["amount"] == 2000 and refunded["refund"]["payment_reference"] == "pay_1"
     assert types_of(creditor.id) == ["payment.failed", "payment.succeeded", "payment.refunded"]
     assert invoice.customer.name not in str([e.payload for e in events_of(creditor.id)])
+
+
+def test_payments_booked_from_a_bank_file(app, session, tmp_path):
+    creditor = make_creditor("NO", bank_account_no="15032080127", slug="fjordbank")
+    paid = make_invoice(creditor)
+    part = make_invoice(creditor)
+    db.session.commit()
+    path = tmp_path / "statement.xml"
+    path.write_bytes(camt053("15032080127", [credit(paid.balance, paid.payment_reference, ref="T1"),
+                                             credit(1000, part.payment_reference, ref="T2")]))
+    result = app.test_cli_runner().invoke(args=["bank", "import", str(path)])
+    assert result.exit_code == 0, result.output
+    booked = {e.payload["invoice"]["number"]: e.payload for e in events_of(creditor.id)}
+    assert set(booked) == {paid.number, part.number}
+    assert all(e.type == "payment.succeeded" for e in events_of(creditor.id))
+    assert booked[paid.number]["invoice"]["status"] == "paid" and booked[paid.number]["invoice"]["balance"] == 0
+    assert booked[part.number]["payment"]["amount"] == 1000
+    assert booked[part.number]["invoice"]["status"] == "partially_paid"
 
 
 def test_a_dispute_opened_and_resolved(ctx, tmp_path):
