@@ -14,6 +14,7 @@ from flask.blueprints import BlueprintSetupState
 from app.api.schemas import CancelIn, ContactIn, CustomerDunningIn, InvoiceDunningIn, LinkIn, ReminderIn
 from app.billing.models import CUSTOMER_KINDS, LINE_KINDS, InvoiceKind, InvoiceStatus
 from app.billing.schemas import INVOICE_NUMBER, InvoiceIn
+from app.events.catalogue import DATA as EVENT_DATA
 from app.events.catalogue import TYPES as EVENT_TYPES
 from app.i18n import SUPPORTED_LOCALES
 
@@ -323,6 +324,29 @@ def _object(properties: dict, description: str) -> dict:
             "required": list(properties), "additionalProperties": False}
 
 
+def _event_data() -> dict:
+    """An event's `data`: the bill and its customer's reference (every bill's event), and the type's own
+    object; `x-event-types` lists each type's object and keys (docs/events.md)."""
+    objects: dict[str, dict[str, list[str]]] = {}
+    for event_type, own in EVENT_DATA.items():
+        for name, keys in own.items():
+            found = objects.setdefault(name, {"types": [], "keys": []})
+            found["types"].append(event_type)
+            found["keys"] += [key for key in keys if key not in found["keys"]]
+    properties: dict = {
+        "invoice": _ref("EventInvoice"),
+        "customer": {"type": "object", "properties": {"external_ref": STRING},
+                     "description": "Your customer's reference; no other personal data"},
+    }
+    for name, found in objects.items():
+        properties[name] = {"type": "object", "description": f"Of {', '.join(found['types'])}",
+                            "properties": {key: {} for key in found["keys"]}}
+    return {"type": "object", "description": "invoice and customer (a bill's event), and one object by type",
+            "properties": properties,
+            "x-event-types": {event_type: {name: list(keys) for name, keys in own.items()}
+                              for event_type, own in EVENT_DATA.items()}}
+
+
 def _response_schemas() -> dict:
     return {
         "Invoice": _object(
@@ -519,10 +543,16 @@ def _response_schemas() -> dict:
                 "id": {"type": "string", "description": "evt_…, stable: the same in the feed and in every webhook"},
                 "type": {"type": "string", "enum": list(EVENT_TYPES)},
                 "timestamp": {"type": "string", "format": "date-time", "description": "When it happened (UTC)"},
-                "data": {"type": "object", "description": "invoice and customer (a bill's event), and one object "
-                                                          "by type: see docs/events.md"},
+                "data": _ref("EventData"),
             },
             "Something that happened to one of your bills (or customers)",
+        ),
+        "EventData": _event_data(),
+        "EventInvoice": _object(
+            {"number": STRING, "currency": {"type": "string", "description": "ISO 4217"}, "total": AMOUNT,
+             "amount_paid": AMOUNT, "balance": {"type": "integer", "description": "total - amount_paid, minor units"},
+             "status": {"type": "string", "enum": list(InvoiceStatus.values())}, "due_date": DATE},
+            "The bill, as it stood when the event was recorded",
         ),
         "EventList": _object(
             {"data": {"type": "array", "items": _ref("Event")},
