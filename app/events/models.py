@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, true
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import Model
@@ -14,20 +14,21 @@ from app.models import UTCDateTime, utcnow
 
 class CreditorEvent(Model):
     """Something that happened to one of a creditor's bills, recorded once, in the transaction of the
-    change it reports. Append-only. The feed's order is (`txid`, `id`): see `events.feed`."""
+    change it reports. Append-only but for `position`, the event's place in the creditor's feed, given
+    once it is committed (see `events.feed`)."""
 
     __tablename__ = "creditor_events"
     __table_args__ = (
-        Index("ix_creditor_events_feed", "creditor_id", "txid", "id"),
+        UniqueConstraint("creditor_id", "position"),
+        Index("ix_creditor_events_unplaced", "creditor_id", "id", postgresql_where=text("position IS NULL"),
+              sqlite_where=text("position IS NULL")),
         Index("ix_creditor_events_creditor_created", "creditor_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     public_id: Mapped[str] = mapped_column(String(40), unique=True)  # "evt_…"
     creditor_id: Mapped[int] = mapped_column(ForeignKey("creditors.id", ondelete="CASCADE"))
-    # The writing transaction's id: on PostgreSQL the column's default, pg_current_xact_id() (migration
-    # 0023), so that every insert (the ORM's, a COPY) gets it; 0 on SQLite (one writer at a time).
-    txid: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    position: Mapped[int | None] = mapped_column(BigInteger)  # 1, 2, 3… per creditor, in the order the feed saw them
     type: Mapped[str] = mapped_column(String(40))
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id", ondelete="SET NULL"), index=True)
     payload: Mapped[dict] = mapped_column(JSON, default=dict)

@@ -24,7 +24,7 @@ def upgrade():
         sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
         sa.Column('public_id', sa.String(length=40), nullable=False),
         sa.Column('creditor_id', sa.Integer(), nullable=False),
-        sa.Column('txid', sa.BigInteger(), server_default='0', nullable=False),
+        sa.Column('position', sa.BigInteger(), nullable=True),
         sa.Column('type', sa.String(length=40), nullable=False),
         sa.Column('invoice_id', sa.Integer(), nullable=True),
         sa.Column('payload', sa.JSON(), nullable=False),
@@ -35,11 +35,10 @@ def upgrade():
                                 ondelete='SET NULL'),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_creditor_events')),
         sa.UniqueConstraint('public_id', name=op.f('uq_creditor_events_public_id')),
+        sa.UniqueConstraint('creditor_id', 'position', name=op.f('uq_creditor_events_creditor_id_position')),
     )
-    if op.get_bind().dialect.name == 'postgresql':
-        # The writing transaction's id on every row, however it is inserted (events.feed reads it).
-        op.execute("ALTER TABLE creditor_events ALTER COLUMN txid SET DEFAULT (pg_current_xact_id()::text::bigint)")
-    op.create_index('ix_creditor_events_feed', 'creditor_events', ['creditor_id', 'txid', 'id'])
+    op.create_index('ix_creditor_events_unplaced', 'creditor_events', ['creditor_id', 'id'],
+                    postgresql_where=sa.text('position IS NULL'), sqlite_where=sa.text('position IS NULL'))
     op.create_index('ix_creditor_events_creditor_created', 'creditor_events', ['creditor_id', 'created_at'])
     op.create_index(op.f('ix_creditor_events_invoice_id'), 'creditor_events', ['invoice_id'])
 
