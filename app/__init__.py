@@ -259,6 +259,7 @@ def _register_renderers() -> None:
     from app.debt_collection.deliveries import render_webhook as collection_webhook
     from app.dunning import contact as contact_codes
     from app.dunning import messages as dunning_messages
+    from app.events.deliveries import render_webhook as creditor_webhook
     from app.links import notices as link_notices
     from app.outbox.base import renderers as registry
     from app.payments.receipts import KIND as RECEIPT
@@ -274,6 +275,7 @@ def _register_renderers() -> None:
     renderers.register("sms", "link", link_notices.render_sms)
     renderers.register("email", "agent", agent_emails.render_email)
     renderers.register("webhook", "collection", collection_webhook)
+    renderers.register("webhook", "events", creditor_webhook)
     renderers.register("email", "dunning", dunning_messages.render_email)
     renderers.register("sms", "dunning", dunning_messages.render_sms)
     renderers.register("email", "contact", contact_codes.render_email)
@@ -286,21 +288,26 @@ def _connect_signals() -> None:
     or corrected, or its customer's contact details changed, is news to the partner (`case.updated`);
     a bill closed (cancelled, written off) stops its open payments; an import asks whether the creditor's
     payment providers take a currency its bank account does not; a message's delivery status, a STOP
-    reply and the opening of a message's link reach the dunning message (`dunning.delivery`)."""
+    reply and the opening of a message's link reach the dunning message (`dunning.delivery`); what happens
+    to a bill becomes the creditor's event (`events.handlers`)."""
     from app.billing.services import (
         contact_changed,
         currency_receivable,
+        event_recorded,
         invoice_closed,
         invoice_imported,
         total_changed,
     )
     from app.debt_collection.services import report_contact_change, report_correction, report_payment
     from app.dunning import delivery, options
+    from app.dunning.engine import reminders_written
+    from app.events import handlers as events
     from app.links.services import link_opened
     from app.outbox.feedback import message_delivered, message_failed, sms_opt_out
+    from app.payments.bank.settlement import payments_booked
     from app.payments.providers import receives
     from app.payments.refunds import owe_back_excess
-    from app.payments.services import paid_during_collection, stop_open_attempts
+    from app.payments.services import paid_during_collection, payment_failed, stop_open_attempts
 
     paid_during_collection.connect(report_payment)
     total_changed.connect(owe_back_excess)
@@ -314,6 +321,13 @@ def _connect_signals() -> None:
     message_failed.connect(delivery.on_failed)
     sms_opt_out.connect(delivery.on_sms_opt_out)
     link_opened.connect(delivery.on_link_opened)
+    # The creditor's events (app.events), each in the transaction of what it reports.
+    event_recorded.connect(events.on_invoice_event)
+    reminders_written.connect(events.on_reminders_written)
+    message_failed.connect(events.on_message_failed)
+    payment_failed.connect(events.on_payment_failed)
+    payments_booked.connect(events.on_bank_payments)
+    contact_changed.connect(events.on_contact_changed)
 
 
 def _register_cli(app: Flask) -> None:

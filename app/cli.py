@@ -63,6 +63,7 @@ def register_cli(app: Flask) -> None:
     from app.demo import demo
     from app.dunning.cli import dunning
     from app.dunning.letters.cli import letters_group
+    from app.events.cli import events
     from app.links.cli import links
     from app.outbox.cli import outbox
     from app.payments.bank.cli import bank
@@ -72,5 +73,5 @@ def register_cli(app: Flask) -> None:
     from app.support.cli import support
 
     for group in (translate, creditors, invoices, links, payments, bank, outbox, support, resolutions, agents,
-                  collection, dunning, letters_group, privacy, demo):
+                  collection, dunning, letters_group, privacy, events, demo):
         app.cli.add_command(group)

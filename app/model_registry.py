@@ -8,6 +8,7 @@ from app.creditors import models as creditor_models  # noqa: F401
 from app.debt_collection import models as debt_collection_models  # noqa: F401
 from app.dunning import models as dunning_models  # noqa: F401
 from app.dunning.letters import models as letter_models  # noqa: F401
+from app.events import models as event_models  # noqa: F401
 from app.links import models as link_models  # noqa: F401
 from app.outbox import models as outbox_models  # noqa: F401
 from app.payments import models as payment_models  # noqa: F401

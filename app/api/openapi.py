@@ -14,6 +14,8 @@ from flask.blueprints import BlueprintSetupState
 from app.api.schemas import CancelIn, ContactIn, CreditNoteIn, CustomerDunningIn, InvoiceDunningIn, LinkIn, ReminderIn
 from app.billing.models import CUSTOMER_KINDS, LINE_KINDS, InvoiceKind, InvoiceStatus
 from app.billing.schemas import INVOICE_NUMBER, InvoiceIn
+from app.events.catalogue import DATA as EVENT_DATA
+from app.events.catalogue import TYPES as EVENT_TYPES
 from app.i18n import SUPPORTED_LOCALES
 
 REF = "#/components/schemas/{model}"
@@ -140,6 +142,10 @@ def _operation(operation_id: str, summary: str, responses: dict, body: dict | No
     return operation
 
 
+def _query(name: str, schema: dict, description: str) -> dict:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
 def _paths() -> dict:
     invoice = _ref("Invoice")
     return {
@@ -160,6 +166,33 @@ def _paths() -> dict:
                 body={"required": True, **_json(_ref("InvoiceIn"), "The invoice", EXAMPLE_INVOICE)},
                 number=False, errors=(400, 409, 413, 415, 422),
             ),
+            "get": {
+                **_operation("list_invoices", "Your invoices, oldest first, filtered, a page at a time",
+                             {"200": _json(_ref("InvoiceList"), "A page of invoices")}, number=False,
+                             errors=(400, 422)),
+                "parameters": [
+                    _query("status", {"type": "string"}, "Only these statuses (comma-separated, or the "
+                                                         "parameter repeated): " + ", ".join(InvoiceStatus.values())),
+                    _query("due_from", DATE, "Due on or after this day"),
+                    _query("due_to", DATE, "Due on or before this day"),
+                    _query("customer", {"type": "string", "maxLength": 64}, "Only this customer's (external_ref)"),
+                    _query("updated_since", {"type": "string", "format": "date-time"},
+                           "Only invoices changed at or after this time (with its offset)"),
+                    _query("after", {"type": "string", "maxLength": 200}, "next_cursor of the previous page"),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "At most this many (50)"),
+                ],
+            },
+        },
+        "/events": {
+            "get": {
+                **_operation("list_events", "Your events, oldest first, each once (the events feed)",
+                             {"200": _json(_ref("EventList"), "The next events")}, number=False, errors=(400, 422)),
+                "parameters": [
+                    _query("after", {"type": "string", "maxLength": 200},
+                           "next_cursor of the previous answer; none: from the first event"),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "At most this many (100)"),
+                ],
+            },
         },
         "/invoices/{number}": {
             "get": _operation(
@@ -310,6 +343,29 @@ AMOUNT = {"type": "integer", "minimum": 0, "description": "Minor units (øre, ce
 def _object(properties: dict, description: str) -> dict:
     return {"type": "object", "description": description, "properties": properties,
             "required": list(properties), "additionalProperties": False}
+
+
+def _event_data() -> dict:
+    """An event's `data`: the bill and its customer's reference (every bill's event), and the type's own
+    object; `x-event-types` lists each type's object and keys (docs/events.md)."""
+    objects: dict[str, dict[str, list[str]]] = {}
+    for event_type, own in EVENT_DATA.items():
+        for name, keys in own.items():
+            found = objects.setdefault(name, {"types": [], "keys": []})
+            found["types"].append(event_type)
+            found["keys"] += [key for key in keys if key not in found["keys"]]
+    properties: dict = {
+        "invoice": _ref("EventInvoice"),
+        "customer": {"type": "object", "properties": {"external_ref": STRING},
+                     "description": "Your customer's reference; no other personal data"},
+    }
+    for name, found in objects.items():
+        properties[name] = {"type": "object", "description": f"Of {', '.join(found['types'])}",
+                            "properties": {key: {} for key in found["keys"]}}
+    return {"type": "object", "description": "invoice and customer (a bill's event), and one object by type",
+            "properties": properties,
+            "x-event-types": {event_type: {name: list(keys) for name, keys in own.items()}
+                              for event_type, own in EVENT_DATA.items()}}
 
 
 def _response_schemas() -> dict:
@@ -522,6 +578,52 @@ def _response_schemas() -> dict:
                 "final": {"type": "boolean"},
             },
             "A reminder the creditor sent",
+        ),
+        "InvoiceSummary": _object(
+            {
+                "number": STRING,
+                "status": {"type": "string", "enum": list(InvoiceStatus.values())},
+                "currency": {"type": "string", "description": "ISO 4217"},
+                "issue_date": DATE,
+                "due_date": DATE,
+                "total": AMOUNT,
+                "amount_paid": AMOUNT,
+                "credited": AMOUNT,
+                "balance": {"type": "integer", "description": "total - amount_paid, minor units"},
+                "customer_ref": {"type": "string", "description": "The customer's external_ref"},
+                "created_at": {"type": "string", "format": "date-time"},
+                "updated_at": {"type": "string", "format": "date-time"},
+            },
+            "An invoice in a list (GET /invoices/{number} has the whole of it)",
+        ),
+        "InvoiceList": _object(
+            {"data": {"type": "array", "items": _ref("InvoiceSummary")},
+             "next_cursor": _nullable({"type": "string", "description": "Pass as `after` for the next page; "
+                                                                        "null: this was the last"})},
+            "A page of invoices, oldest first",
+        ),
+        "Event": _object(
+            {
+                "id": {"type": "string", "description": "evt_…, stable: the same in the feed and in every webhook"},
+                "type": {"type": "string", "enum": list(EVENT_TYPES)},
+                "timestamp": {"type": "string", "format": "date-time", "description": "When it happened (UTC)"},
+                "data": _ref("EventData"),
+            },
+            "Something that happened to one of your bills (or customers)",
+        ),
+        "EventData": _event_data(),
+        "EventInvoice": _object(
+            {"number": STRING, "currency": {"type": "string", "description": "ISO 4217"}, "total": AMOUNT,
+             "amount_paid": AMOUNT, "balance": {"type": "integer", "description": "total - amount_paid, minor units"},
+             "status": {"type": "string", "enum": list(InvoiceStatus.values())}, "due_date": DATE},
+            "The bill, as it stood when the event was recorded",
+        ),
+        "EventList": _object(
+            {"data": {"type": "array", "items": _ref("Event")},
+             "next_cursor": _nullable({"type": "string", "description": "Pass as `after` next time (the same "
+                                                                        "cursor again when nothing new came); "
+                                                                        "null: no events yet"})},
+            "The next events of the feed",
         ),
         "RevokedLinks": _object({"revoked": {"type": "integer", "minimum": 0}}, "How many links were revoked"),
         "Error": {

@@ -185,3 +185,14 @@ def reminder_json(reminder) -> dict:
 
 def link_json(issued: IssuedLink) -> dict:
     return {"url": issued.url, "expires_at": utc_iso(issued.link.expires_at)}
+
+
+def invoice_summary_json(invoice: Invoice) -> dict:
+    """An invoice in a list (`GET /invoices`): its amounts and dates, its customer's reference."""
+    return {
+        "number": invoice.number, "status": invoice.status, "currency": invoice.currency,
+        "issue_date": _date(invoice.issue_date), "due_date": _date(invoice.due_date),
+        "total": invoice.total, "amount_paid": invoice.amount_paid, "credited": invoice.credited,
+        "balance": invoice.balance, "customer_ref": invoice.customer.external_ref,
+        "created_at": utc_iso(invoice.created_at), "updated_at": utc_iso(invoice.updated_at),
+    }

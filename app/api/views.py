@@ -7,7 +7,7 @@ Every lookup is scoped to the calling creditor through app/api/access.py.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from flask import Blueprint, current_app, g, request, url_for
 
@@ -28,11 +28,13 @@ from app.api.serializers import (
     credit_note_json,
     dunning_json,
     invoice_json,
+    invoice_summary_json,
     link_json,
     reminder_json,
 )
 from app.apikit.errors import register_error_handlers
 from app.apikit.reading import parse_body, read_json
+from app.billing import listing
 from app.billing import services as billing
 from app.billing.corrections import credit_by_positions, credit_notes
 from app.billing.models import Invoice
@@ -43,6 +45,9 @@ from app.dunning.engine import STOPPED
 from app.dunning.models import Plan
 from app.dunning.outlook import has_open_question, next_step
 from app.dunning.services import hand_off_not_before
+from app.errors import InvalidData
+from app.events import feed
+from app.events.deliveries import event_json
 from app.extensions import db
 from app.links import services as links
 from app.models import utcnow
@@ -97,6 +102,72 @@ def dunning_state(invoice: Invoice, today: date) -> DunningState:
 
 def _invoice_body(invoice: Invoice) -> dict:
     return invoice_json(invoice, billing.timeline(invoice), dunning_state(invoice, _today(invoice)))
+
+
+def _limit(default: int, most: int) -> int:
+    """The `limit` query parameter: 1 to `most`, `default` when absent."""
+    value = request.args.get("limit")
+    if value is None or value == "":
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= most:
+        raise InvalidData({"limit": f"a whole number from 1 to {most}"})
+    return int(value)
+
+
+@bp.get("/invoices")
+def list_invoices():
+    """Your invoices, oldest first, filtered; a page at a time (`after` = the last answer's next_cursor)."""
+    args = request.args
+    errors: dict[str, str] = {}
+    due_from, due_to, since = (_date_arg(args, "due_from", errors), _date_arg(args, "due_to", errors),
+                               _time_arg(args, "updated_since", errors))
+    if errors:
+        raise InvalidData(errors)
+    statuses = tuple(s for value in args.getlist("status") for s in value.split(",") if s)
+    found = listing.InvoiceFilter(statuses=statuses, due_from=due_from, due_to=due_to,
+                                  customer_ref=args.get("customer"), updated_since=since)
+    invoices, next_cursor = listing.page(current_creditor().id, found, after=args.get("after"),
+                                         limit=_limit(listing.DEFAULT_LIMIT, listing.MAX_LIMIT))
+    body = {"data": [invoice_summary_json(invoice) for invoice in invoices], "next_cursor": next_cursor}
+    db.session.commit()  # keeps the key's last use
+    return body
+
+
+@bp.get("/events")
+def list_events():
+    """Your events, oldest first, each once: ask again with `after` = the last answer's next_cursor."""
+    events, next_cursor = feed.page(current_creditor().id, after=request.args.get("after"),
+                                    limit=_limit(feed.DEFAULT_LIMIT, feed.MAX_LIMIT))
+    body = {"data": [event_json(event) for event in events], "next_cursor": next_cursor}
+    db.session.commit()  # keeps the key's last use
+    return body
+
+
+def _date_arg(args, name: str, errors: dict[str, str]) -> date | None:
+    value = args.get(name)
+    if not value:
+        return None
+    try:
+        if len(value) == 10:
+            return date.fromisoformat(value)
+    except ValueError:
+        pass
+    errors[name] = "a date (YYYY-MM-DD)"
+    return None
+
+
+def _time_arg(args, name: str, errors: dict[str, str]) -> datetime | None:
+    value = args.get(name)
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None or not 1 <= when.year <= 9998:
+        errors[name] = "a date and time with its offset (2026-12-06T08:00:00Z)"
+        return None
+    return when
 
 
 @bp.post("/invoices")

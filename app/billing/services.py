@@ -72,8 +72,9 @@ total_changed = signal("invoice-total-changed")
 #: Sent (sender: the invoice; `actor`) when an invoice is closed (cancelled, written off), in its
 #: transaction. Payments hears it and stops the invoice's open payment attempts, at the provider too.
 invoice_closed = signal("invoice-closed")
-#: Sent (sender: the customer) after a customer's name, contact details or organisation number
-#: changed, in its transaction. Debt collection hears it and tells the partner of an open case.
+#: Sent (sender: the customer; `fields`, the names in CONTACT_FIELDS that changed) after a customer's name,
+#: contact details or organisation number changed, in its transaction. Debt collection hears it and
+#: tells the partner of an open case; events tells the creditor (`contact_details.changed`).
 contact_changed = signal("customer-contact-changed")
 #: Sent (sender: the new invoice; `payload`, the import's payload as given; `actor`) when an import
 #: created an invoice, in its transaction. Dunning hears it and applies the payload's `dunning_plan`
@@ -83,6 +84,10 @@ invoice_imported = signal("invoice-imported")
 #: the one of the creditor's bank account: a receiver answers True when the creditor can take payments in
 #: it otherwise (payments: a configured provider offers a method for it). None answering True: refused.
 currency_receivable = signal("invoice-currency-receivable")
+
+#: Sent (sender: the new timeline entry, its invoice set) by `record_event`, in its transaction. Events
+#: (app.events) hears it and records the creditor's event the entry is, if it is one.
+event_recorded = signal("invoice-event-recorded")
 #: What a collection partner needs to find and reach the customer: a change is news to it.
 CONTACT_FIELDS = ("name", "email", "phone", "address_line1", "address_line2", "postcode", "city", "country",
                   "org_number")
@@ -90,6 +95,11 @@ CONTACT_FIELDS = ("name", "email", "phone", "address_line1", "address_line2", "p
 
 def contact_of(customer: Customer) -> tuple:
     return tuple(getattr(customer, name) for name in CONTACT_FIELDS)
+
+
+def changed_fields(before: tuple, after: tuple) -> list[str]:
+    """The names of the CONTACT_FIELDS whose values differ between two `contact_of`."""
+    return [name for name, old, new in zip(CONTACT_FIELDS, before, after, strict=True) if old != new]
 
 PAUSED = (InvoiceStatus.DISPUTED, InvoiceStatus.ON_HOLD, InvoiceStatus.IN_COLLECTION)
 #: A bill the customer still owes (its page is open to them): neither paid nor closed.
@@ -101,6 +111,7 @@ OWING_SQL: tuple[ColumnClause[Any], ...] = tuple(literal_column(f"'{status}'") f
 def record_event(invoice: Invoice, kind: str, actor: str, **data) -> InvoiceEvent:
     event = InvoiceEvent(invoice=invoice, kind=kind, actor=actor, data=data, created_at=utcnow())
     db.session.add(event)
+    event_recorded.send(event)
     return event
 
 
@@ -404,7 +415,7 @@ def upsert_customer(creditor: Creditor, data: CustomerIn) -> Customer:
                 setattr(customer, name, value)
     if before is not None and before != contact_of(customer):
         db.session.flush()
-        contact_changed.send(customer, actor="api")
+        contact_changed.send(customer, actor="api", fields=changed_fields(before, contact_of(customer)))
     return customer
 
 

@@ -28,6 +28,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from types import SimpleNamespace
 from typing import Protocol
 
+from blinker import signal
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import Select, func, select
@@ -65,6 +66,9 @@ from app.support.models import RequestStatus, SupportRequest
 
 ACTOR = "dunning"
 KIND = "dunning.message"  # the outbox kind; rendered by app.dunning.messages
+#: Sent (sender: the creditor's id; `events`, the `reminder_sent` timeline entries written, as dicts)
+#: after the run wrote a batch's reminders, in its transaction. Events (app.events) tells the creditor.
+reminders_written = signal("dunning-reminders-written")
 STOPPED = ("paid", "closed", "in_collection")  # pause reasons that end dunning for the bill
 
 # --- the clock -------------------------------------------------------------------------------------------
@@ -621,6 +625,7 @@ def _insert_notices(ctx: Context, sending: list[Decision], message_ids: list[int
     insert_rows(db.session, Notice.__table__, notices, returning=False)
     insert_rows(db.session, Reminder.__table__, reminders, returning=False)
     insert_rows(db.session, InvoiceEvent.__table__, events, returning=False)
+    reminders_written.send(ctx.creditor_id, events=events)
     written.fees += add_charges(charges, actor=ACTOR, now=clock.now)
     written.notices += len(notices)
 

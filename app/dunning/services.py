@@ -19,7 +19,7 @@ from babel import Locale
 from sqlalchemy import func, select, update
 
 from app.billing.models import Customer, Invoice, InvoiceStatus
-from app.billing.services import contact_changed, contact_of, record_event
+from app.billing.services import changed_fields, contact_changed, contact_of, record_event
 from app.core.dates import local_today
 from app.core.validation import clean_email, clean_phone, is_e164, is_email
 from app.creditors.models import Creditor
@@ -516,7 +516,7 @@ def update_contact_points(customer: Customer, data: Mapping[str, Any]) -> Custom
         setattr(customer, name, value)
     db.session.flush()
     if contact_of(customer) != before:
-        contact_changed.send(customer)
+        contact_changed.send(customer, fields=changed_fields(before, contact_of(customer)))
     return customer
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import socket
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -55,6 +56,10 @@ class WebhookRequest:
     secrets: Sequence[str] = field(repr=False)  # whsec_… (base64 of at least 24 bytes)
     idempotency_key: str
     on_gone: Callable[[], None] | None = None  # the endpoint answered 410: disable it (recorded with the failure)
+    rules: EndpointRules | None = None  # where this request may go, if not the channel's (collection partners')
+    # Told of each try (the response's status or None, milliseconds, the error or None): a delivery log.
+    # Called in the transaction of the result: with the success, or with the failure's record.
+    on_attempt: Callable[[int | None, int, str | None], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ class EndpointRules:
 
     allowed_hosts: tuple[str, ...] = ()
     allow_private: bool = False
+    any_host: bool = False  # no list of hosts (creditors' own endpoints): https and public addresses in production
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> EndpointRules:
@@ -96,7 +102,7 @@ def check_endpoint(url: str, rules: EndpointRules, *, resolve: bool = True) -> t
     if not rules.allow_private:
         if parts.scheme != "https":
             raise EndpointRefused("the endpoint must be https://")
-        if not _host_allowed(host, rules.allowed_hosts):
+        if not rules.any_host and not _host_allowed(host, rules.allowed_hosts):
             raise EndpointRefused(f"{host} is not in COLLECTION_ENDPOINT_HOSTS")
     elif rules.allowed_hosts and not _host_allowed(host, rules.allowed_hosts):
         raise EndpointRefused(f"{host} is not in COLLECTION_ENDPOINT_HOSTS")
@@ -193,6 +199,25 @@ def retry_after(value: str | None, now: datetime) -> timedelta | None:
     return min(max(when - now, timedelta(0)), MAX_RETRY_AFTER)
 
 
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def _told(request: WebhookRequest, status: int | None, took: int, reason: str,
+          then: Callable[[], None] | None = None) -> Callable[[], None] | None:
+    """What a failure records with it (`DeliveryError.after`): the try in the request's log, then `then`."""
+    if request.on_attempt is None:
+        return then
+    on_attempt = request.on_attempt
+
+    def after() -> None:
+        on_attempt(status, took, reason)
+        if then is not None:
+            then()
+
+    return after
+
+
 class WebhookChannel:
     """Posts with one HTTP session per dispatcher run (kept-alive connections)."""
 
@@ -208,11 +233,13 @@ class WebhookChannel:
     def send(self, message: OutboxMessage) -> None:
         request = render(message)
         try:
-            addresses = check_endpoint(request.url, self.rules)
+            addresses = check_endpoint(request.url, request.rules or self.rules)
         except EndpointRefused as exc:
-            raise DeliveryError(f"endpoint refused: {exc}", permanent=True) from None
+            reason = f"endpoint refused: {exc}"
+            raise DeliveryError(reason, permanent=True, after=_told(request, None, 0, reason)) from None
         if not request.secrets:
-            raise DeliveryError("no signing secret for this endpoint", permanent=True)
+            reason = "no signing secret for this endpoint"
+            raise DeliveryError(reason, permanent=True, after=_told(request, None, 0, reason))
         now = utcnow()
         headers = sign(request, webhook_id(message.idempotency_key), now)
         url = request.url
@@ -223,20 +250,26 @@ class WebhookChannel:
             adapter = PinnedAddressAdapter()
             self._session.mount("https://", adapter)
             self._session.mount("http://", adapter)
+        started = time.monotonic()
         try:
             answer = self._session.post(url, data=request.body, headers=headers, timeout=self.timeout,
                                         allow_redirects=False)
         except requests.RequestException as exc:
-            raise DeliveryError(f"{type(exc).__name__}: could not reach {urlsplit(request.url).hostname}") from None
+            reason = f"{type(exc).__name__}: could not reach {urlsplit(request.url).hostname}"
+            raise DeliveryError(reason, after=_told(request, None, _ms(started), reason)) from None
         status = answer.status_code
         answer.close()
+        took = _ms(started)
         if 200 <= status < 300:
+            if request.on_attempt is not None:
+                request.on_attempt(status, took, None)
             return
         if status == 410:
-            raise DeliveryError("410 Gone: the endpoint is disabled until it is enabled again", permanent=True,
-                                after=request.on_gone)
+            reason = "410 Gone: the endpoint is disabled until it is enabled again"
+            raise DeliveryError(reason, permanent=True, after=_told(request, status, took, reason, request.on_gone))
         wait = retry_after(answer.headers.get("Retry-After"), now) if status in (429, 503) else None
-        raise DeliveryError(f"the endpoint answered {status}", retry_after=wait)
+        reason = f"the endpoint answered {status}"
+        raise DeliveryError(reason, retry_after=wait, after=_told(request, status, took, reason))
 
     def close(self) -> None:
         session, self._session = self._session, None

@@ -41,6 +41,9 @@ from app.payments.receipts import enqueue_receipt
 #: (the Payment is the sender), by `settle()` and by the bank import's batch path alike: debt
 #: collection reports it to the partner. Connected in create_app.
 paid_during_collection = signal("paid-during-collection")
+#: Sent (sender: the attempt) when the provider reports an attempt failed, in its transaction. Events
+#: (app.events) tells the creditor (`payment.failed`).
+payment_failed = signal("payment-failed")
 log = logging.getLogger(__name__)
 
 
@@ -295,6 +298,7 @@ def apply_status(attempt: PaymentAttempt, update: GatewayStatus | GatewayEvent, 
     attempt.method = _method_name(update.method) or attempt.method
     if new == PaymentStatus.FAILED:
         attempt.failure_reason = (getattr(update, "failure_reason", None) or "declined")[:200]
+        payment_failed.send(attempt)
     if new in (PaymentStatus.FAILED, PaymentStatus.CANCELLED):
         _count(attempt.provider, new)  # a success is counted where it is recorded: settle()
     if received is not None:

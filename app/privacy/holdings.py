@@ -69,6 +69,17 @@ def _by_invoice(name: str) -> tuple[Callable[[int], Ids], Callable[[Ids], Ids]]:
     return (lambda customer_id: of_invoices(_invoices(customer_id))), of_invoices
 
 
+def _attempts() -> tuple[Callable[[int], Ids], Callable[[Ids], Ids]]:
+    """Tries of the deliveries of the events of these bills (two steps from a bill)."""
+    def of_invoices(invoice_ids: Ids) -> Ids:
+        attempts, deliveries, events = table("webhook_attempts"), table("webhook_deliveries"), table("creditor_events")
+        return select(attempts.c.id).where(attempts.c.delivery_id.in_(
+            select(deliveries.c.id).where(deliveries.c.event_id.in_(
+                select(events.c.id).where(events.c.invoice_id.in_(invoice_ids))))))
+
+    return (lambda customer_id: of_invoices(_invoices(customer_id))), of_invoices
+
+
 def _by_parent(name: str, column: str, parent: str) -> tuple[Callable[[int], Ids], Callable[[Ids], Ids]]:
     """Rows of `name` whose `column` refers to a row of `parent`, a table with an invoice_id."""
     def of_invoices(invoice_ids: Ids) -> Ids:
@@ -160,6 +171,13 @@ def _holdings() -> tuple[Holding, ...]:
                 *_by_invoice("collection_cases"), personal=("case_file",)),
         Holding("collection_case_events", R, "what the partner reported: its words and details removed",
                 *_by_parent("collection_case_events", "case_id", "collection_cases"), personal=("note", "details")),
+        # what the creditor's systems were told (app.events): the bill's facts and the customer's reference
+        Holding("creditor_events", R, "events sent to the creditor's systems: their data removed (ids and types kept)",
+                *_by_invoice("creditor_events"), personal=("payload",)),
+        Holding("webhook_deliveries", K, "deliveries of those events: which endpoint, when (no data of their own)",
+                *_by_parent("webhook_deliveries", "event_id", "creditor_events")),
+        Holding("webhook_attempts", K, "each try of a delivery: status, response code and time only",
+                *_attempts()),
         Holding("agent_notes", D, "agents' internal notes: deleted", _by_customer("agent_notes"),
                 lambda ids: select(table("agent_notes").c.id).where(table("agent_notes").c.invoice_id.in_(ids))),
         # the customer: their reminders' messages, letters, contact details

@@ -299,6 +299,11 @@ def test_one_creditor_never_sees_another_creditors_invoice(client, session):
         assert response.json == unknown.json
         assert "Alice" not in response.text
     assert counts() == before
+    # The lists (invoices, the events feed) show B nothing of A's.
+    for path in (f"{API}/invoices", f"{API}/events", f"{API}/invoices?customer={payload['customer']['external_ref']}"):
+        listed = client.get(path, headers=headers_b)
+        assert listed.status_code == 200 and listed.json["data"] == [], path
+        assert "SAME-1" in client.get(path, headers=headers_a).text or path.endswith("/events"), path
     assert stored(creditor_a, "SAME-1").status == "open"
 
     # B has its own namespace of numbers and customers: the same number and customer ref are B's own.
@@ -337,7 +342,7 @@ def test_every_route_but_the_document_needs_a_valid_key(client, app, session, au
     headers = {"Authorization": authorization} if authorization else {}
     before = counts()
     requests = list(_api_requests(app))
-    assert len(requests) == 12
+    assert len(requests) == 14
     for method, path in requests:
         response = client.open(path, method=method, headers=headers, json=invoice_payload("NOK"))
         assert_json_error(response, 401, "unauthorized")

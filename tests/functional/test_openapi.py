@@ -102,15 +102,16 @@ def test_paths_and_methods_are_exactly_the_routes(app, document):
         if method in METHODS
     }
     assert routes == documented
-    assert len(routes) == 13
+    assert len(routes) == 15
 
 
 def test_every_operation_declares_its_parameters_and_answers(document):
     for path, item in document["paths"].items():
         for method, operation in item.items():
-            names = {resolve(document, p["$ref"])["name"] if "$ref" in p else p["name"]
-                     for p in operation.get("parameters", [])}
+            parameters = [resolve(document, p["$ref"]) if "$ref" in p else p for p in operation.get("parameters", [])]
+            names = {p["name"] for p in parameters if p["in"] == "path"}
             assert names == set(re.findall(r"{(\w+)}", path)), (path, method)
+            assert all(p["in"] in ("path", "query") for p in parameters), (path, method)
             assert operation["summary"] and operation["responses"]
             if operation["operationId"] == "openapi":
                 assert operation["security"] == []
@@ -187,6 +188,23 @@ def test_real_answers_conform_to_the_documented_schemas(client, session, documen
     check(client.post(f"{API}/invoices/{number}/cancel", headers=headers), "/invoices/{number}/cancel", "post", "409")
     check(client.get(f"{API}/invoices/nope", headers=headers), "/invoices/{number}", "get", "404")
     check(client.get(f"{API}/invoices/nope"), "/invoices/{number}", "get", "401")
+    # The lists: invoices, and the events feed with an event of each kind of data (a bill's, a customer's).
+    check(client.get(f"{API}/invoices", query_string={"limit": 1}, headers=headers), "/invoices", "get", "200")
+    check(client.get(f"{API}/invoices", query_string={"status": "lost"}, headers=headers), "/invoices", "get", "422")
+    assert client.post(f"{API}/invoices", json=dict(EXAMPLE_INVOICE, number="E-2"), headers=headers).status_code == 201
+    assert client.get(issued_path(client, "E-2", headers)).status_code == 303  # the customer opens the link
+    ref = EXAMPLE_INVOICE["customer"]["external_ref"]
+    client.put(f"{API}/customers/{ref}/contact", json={"email": "n@example.test"}, headers=headers)
+    feed = client.get(f"{API}/events", headers=headers)
+    assert [e["type"] for e in feed.json["data"]] == ["invoice.opened", "contact_details.changed"]
+    check(feed, "/events", "get", "200")
+    check(client.get(f"{API}/events", query_string={"after": "x"}, headers=headers), "/events", "get", "422")
+
+
+def issued_path(client, number: str, headers: dict) -> str:
+    """A new link of the invoice, as a path to open."""
+    url = client.post(f"{API}/invoices/{number}/links", json={"channel": "email"}, headers=headers).json["url"]
+    return url.replace("https://pay.example.test", "")
 
 
 def test_output_schemas_refuse_undocumented_fields(document):

@@ -33,6 +33,7 @@ from datetime import datetime
 from functools import lru_cache
 from operator import itemgetter
 
+from blinker import signal
 from sqlalchemy import update
 
 from app.billing.models import Invoice, InvoiceEvent, InvoiceStatus
@@ -48,6 +49,12 @@ from app.payments.models import Payment, PaymentAttempt
 from app.payments.receipts import KIND as RECEIPT_KIND
 from app.payments.receipts import receipt_key
 from app.payments.services import paid_during_collection
+
+#: Sent (sender: None; `entries`, the (invoice id, data) of every payment booked, `at`) after a batch of
+#: bank payments was written set-wise, the invoices' amounts and statuses with them, in its transaction.
+#: Events (app.events) tells the creditors (`payment.succeeded`), as billing's `record_event` tells it of
+#: the payments booked one by one.
+payments_booked = signal("bank-payments-booked")
 
 IN_CHUNK = 500  # ids per IN (...) list: far below every database's limit on bound parameters
 PAYMENT_COLUMNS = ("id", "invoice_id", "attempt_id", "provider", "provider_payment_id", "public_ref", "amount",
@@ -153,6 +160,9 @@ class BatchSettlement:
         for payment_id in self.collected:  # as settle() does: the partner hears of it
             paid_during_collection.send(db.session.get(Payment, payment_id))
         self.collected.clear()
+        booked = [(invoice_id, data) for invoice_id, kind, _actor, data, _at in events if kind == "payment_recorded"]
+        if booked:
+            payments_booked.send(None, entries=booked, at=self.now)
 
     def _update_invoices(self) -> None:
         update_rows(Invoice.__table__, ("id", "amount_paid", "status", "updated_at"),
