@@ -138,9 +138,17 @@ def dispatch(app, batch: int, profile: bool = False) -> tuple[float, float, obje
             import pstats
 
             profiler.disable()
-            stats = pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative")
-            stats.print_stats(os.environ.get("BENCH_PROFILE_FILTER", ""), 60)
+            stats = pstats.Stats(profiler, stream=sys.stderr).sort_stats(os.environ.get("BENCH_PROFILE_SORT",
+                                                                                        "cumulative"))
+            stats.print_stats(os.environ.get("BENCH_PROFILE_FILTER", ""), int(os.environ.get("BENCH_PROFILE_LINES",
+                                                                                             "60")))
+            if os.environ.get("BENCH_PROFILE_DUMP"):  # for pstats or snakeviz: <path>.<channel's phase number>
+                profiler.dump_stats(f"{os.environ['BENCH_PROFILE_DUMP']}.{dispatch.calls}")
+                dispatch.calls += 1
         return seconds, cpu_seconds, report
+
+
+dispatch.calls = 0  # type: ignore[attr-defined]
 
 
 SERVERS = """
