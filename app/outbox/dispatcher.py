@@ -225,14 +225,46 @@ def dispatch(
 
 
 def run_once(batch_size: int | None = None, *, now: datetime | None = None) -> DispatchReport:
-    """Deliver everything due now, batch after batch, then return what happened."""
+    """Deliver everything due now, batch after batch, then return what happened. The channels (an SMTP
+    connection, a Twilio client) serve every batch of the run, opened when the first message is claimed."""
     batch_size = batch_size or current_app.config["OUTBOX_BATCH_SIZE"]
     total = DispatchReport()
-    while True:
-        report = dispatch(batch_size, now=now)
-        total.add(report)
-        if report.claimed < batch_size:
-            return total
+    channels = _LazyChannels(current_app.config)
+    try:
+        while True:
+            report = dispatch(batch_size, now=now, channels=channels)
+            total.add(report)
+            if report.claimed < batch_size:
+                return total
+    finally:
+        channels.close()
+
+
+class _LazyChannels(Mapping[str, Channel]):
+    """`open_channels` of a run, opened at the first look (a run that claims nothing opens nothing)."""
+
+    def __init__(self, config: Mapping[str, Any]):
+        self._config = config
+        self._open: dict[str, Channel] | None = None
+
+    def _channels(self) -> dict[str, Channel]:
+        if self._open is None:
+            self._open = open_channels(self._config)
+        return self._open
+
+    def __getitem__(self, name: str) -> Channel:
+        return self._channels()[name]
+
+    def __iter__(self):
+        return iter(self._channels())
+
+    def __len__(self) -> int:
+        return len(self._channels())
+
+    def close(self) -> None:
+        for channel in (self._open or {}).values():
+            channel.close()
+        self._open = None
 
 
 class _Record:
