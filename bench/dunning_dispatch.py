@@ -160,7 +160,7 @@ from tests.support.twilio_server import TwilioServer
 with SmtpServer() as smtp, TwilioServer() as twilio:
     print(json.dumps({"smtp": smtp.config(), "twilio": twilio.config()}), flush=True)
     for line in sys.stdin:  # "count": how many each has received; end of input: stop
-        print(json.dumps({"email": len(smtp.messages), "sms": len(twilio.messages)}), flush=True)
+        print(json.dumps({"email": len(smtp.received), "sms": len(twilio.messages)}), flush=True)
 """
 
 
