@@ -18,10 +18,13 @@ from hypothesis import strategies as st
 
 from app.outbox.base import DeliveryError
 from app.outbox.email import (
+    _AS_IS,
     Notice,
     RenderedEmail,
     SmtpSettings,
     _boundary,
+    _folded,
+    _header_line,
     build_email,
     notice_email,
     unsubscribe_headers,
@@ -165,3 +168,23 @@ def test_random_texts_give_the_same_bytes_or_the_same_refusal(subject, sender_na
         assert wire_email(message(), fields, SETTINGS, date=DATE, boundary=BOUNDARY) is None
         return
     assert wire_email(message(), fields, SETTINGS, date=DATE, boundary=BOUNDARY) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), name=st.sampled_from(sorted(_AS_IS)))
+def test_headers_written_as_they_are_are_what_the_package_writes(data, name):
+    value = data.draw(st.from_regex(_AS_IS[name], fullmatch=True).filter(lambda v: len(v) < 90))
+    assert _header_line(name, value) == _folded(name, value)
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(0, 2**32))
+def test_the_multipart_content_type_is_what_the_package_writes(seed):
+    state = random.getstate()
+    try:
+        random.seed(seed)
+        boundary = _boundary(b"")
+    finally:
+        random.setstate(state)
+    value = f'multipart/alternative; boundary="{boundary}"'
+    assert _header_line("Content-Type", value) == _folded("Content-Type", value)
