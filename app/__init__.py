@@ -278,6 +278,7 @@ def _register_renderers() -> None:
     renderers.register("webhook", "events", creditor_webhook)
     renderers.register("email", "dunning", dunning_messages.render_email)
     renderers.register("sms", "dunning", dunning_messages.render_sms)
+    renderers.register_preparer("dunning", dunning_messages.prepare)
     renderers.register("email", "contact", contact_codes.render_email)
     renderers.register("sms", "contact", contact_codes.render_sms)
 

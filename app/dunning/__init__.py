@@ -52,8 +52,9 @@ Modules and what each offers the features built on them:
 - `engine`: the run's set-wise decisions and writes for one batch of customers (no commits);
   `KIND` ("dunning.message", the outbox kind), `reason_words`.
 - `worker`: `run()` (`flask dunning run`: commits per batch, safe in parallel) and `preview()`.
-- `messages`: the outbox renderers of "dunning.message" (e-mail, SMS), registered by the factory;
-  each issues a fresh signed link at delivery and keeps the text as sent on the `Message`.
+- `messages`: the outbox renderers of "dunning.message" (e-mail, SMS) and their batch preparer
+  (`prepare`: what a dispatcher's batch needs, read at once), registered by the factory; each issues a
+  fresh signed link at delivery and keeps the text as sent on the `Message`.
 - `delivery`: what became of a message after it left (connected by the factory to `outbox.feedback`'s
   signals and `links.services.link_opened`): progress (queued, sent, delivered, opened: the first
   opening of the link it carried), never backwards; a failure or bounce calls `fall_back`; STOP and

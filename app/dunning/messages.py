@@ -36,7 +36,9 @@ from app.outbox.base import DeliveryError
 from app.outbox.email import Notice as EmailNotice
 from app.outbox.email import RenderedEmail, notice_email
 from app.outbox.models import OutboxMessage
-from app.resolutions.services import dunning_for
+from app.resolutions.models import Resolution
+from app.resolutions.pause import dunning
+from app.resolutions.services import live_resolutions_of
 from app.support.models import RequestStatus, SupportRequest
 from app.templating import date_filter, money
 
@@ -59,39 +61,74 @@ class Content:
 
 @dataclass
 class Loaded:
-    """A dunning message with everything its checks and text need, read in two statements: the message
-    with its customer, and its notices with their bills, creditors, steps, plans and whether each bill
-    has an open customer question (oldest bill first).
+    """A dunning message with everything its checks and text need: the message with its customer, its
+    notices with their bills, creditors, steps and plans and whether each bill has an open customer
+    question (oldest bill first), and the bills' live resolutions. Read in three statements for one
+    message (`_load`) or for a dispatcher's whole batch (`prepare`, left on each outbox message).
     The creditors, steps and plans land in the session, so `invoice.creditor` needs no statement of its own."""
 
     message: Message
     customer: Customer | None
     rows: list[tuple[Notice, Invoice, Step, Plan]]
     asked: set[int]  # the bills with an open customer question
+    live: dict[int, list[Resolution]]  # each bill's live resolutions
 
     @property
     def legal(self) -> bool:
         return any(is_legal_notice(plan, step) for _notice, _invoice, step, plan in self.rows)
 
 
-def _load(outbox_message: OutboxMessage) -> Loaded | None:
+def _message_id(outbox_message: OutboxMessage) -> int:
     if outbox_message.kind != KIND:
         raise DeliveryError(f"no dunning text for {outbox_message.kind!r}", permanent=True)
+    return int((outbox_message.payload or {}).get("message_id") or 0)
+
+
+def _load_many(message_ids: list[int]) -> dict[int, Loaded]:
+    """The dunning messages of these ids that still exist, each with what it needs, by id."""
     found = db.session.execute(
         select(Message, Customer).outerjoin(Customer, Customer.id == Message.customer_id)
-        .where(Message.id == ((outbox_message.payload or {}).get("message_id") or 0))).first()
-    if found is None:
-        return None
-    message, customer = found
+        .where(Message.id.in_(message_ids))).all()
+    if not found:
+        return {}
     asked = exists().where(SupportRequest.invoice_id == Invoice.id, SupportRequest.status == RequestStatus.OPEN)
     rows = db.session.execute(
         select(Notice, Invoice, Step, Plan, Creditor, asked.label("asked"))
         .join(Invoice, Invoice.id == Notice.invoice_id)
         .join(Creditor, Creditor.id == Invoice.creditor_id).join(Step, Step.id == Notice.step_id)
         .join(Plan, Plan.id == Notice.plan_id)
-        .where(Notice.message_id == message.id).order_by(Invoice.due_date, Invoice.id)).all()
-    return Loaded(message, customer, [(notice, invoice, step, plan) for notice, invoice, step, plan, _c, _a in rows],
-                  {invoice.id for _n, invoice, _s, _p, _c, open_question in rows if open_question})
+        .where(Notice.message_id.in_([message.id for message, _customer in found]))
+        .order_by(Notice.message_id, Invoice.due_date, Invoice.id)).all()
+    live = live_resolutions_of({invoice.id for _n, invoice, _s, _p, _c, _a in rows})
+    loaded = {message.id: Loaded(message, customer, [], set(), {}) for message, customer in found}
+    for notice, invoice, step, plan, _creditor, open_question in rows:
+        one = loaded[notice.message_id or 0]  # never None: the rows were chosen by it
+        one.rows.append((notice, invoice, step, plan))
+        one.live[invoice.id] = live[invoice.id]
+        if open_question:
+            one.asked.add(invoice.id)
+    return loaded
+
+
+def _load(outbox_message: OutboxMessage) -> Loaded | None:
+    """What the batch's `prepare` read for this message, else read now."""
+    message_id = _message_id(outbox_message)
+    if isinstance(outbox_message.prepared, Loaded):
+        return outbox_message.prepared
+    return _load_many([message_id]).get(message_id)
+
+
+def prepare(outbox_messages: list[OutboxMessage]) -> None:
+    """The dispatcher's batch of dunning messages read at once (registered as the kind's preparer): the
+    same three statements for the whole batch as `_load` makes for one message."""
+    wanted = {}
+    for outbox_message in outbox_messages:
+        if outbox_message.kind == KIND:
+            wanted[outbox_message.id] = int((outbox_message.payload or {}).get("message_id") or 0)
+    loaded = _load_many(sorted(set(wanted.values())))
+    for outbox_message in outbox_messages:
+        if outbox_message.id in wanted:
+            outbox_message.prepared = loaded.get(wanted[outbox_message.id])
 
 
 def _notices_left(loaded: Loaded, now: datetime) -> tuple[list[tuple[Notice, Invoice, Step, Plan]], list[Notice]]:
@@ -101,7 +138,7 @@ def _notices_left(loaded: Loaded, now: datetime) -> tuple[list[tuple[Notice, Inv
     for row in loaded.rows:
         invoice = row[1]
         today = local_today(invoice.creditor.country, now)
-        remind = dunning_for(invoice, today).may_remind and invoice.id not in asked
+        remind = dunning(invoice, today, loaded.live.get(invoice.id, [])).may_remind and invoice.id not in asked
         if remind:
             left.append(row)
         else:

@@ -50,6 +50,9 @@ class Channel(Protocol):
 
 
 Renderer = Callable[[OutboxMessage], Any]
+#: Reads what a batch of one kind's messages needs, in a few statements for all of them, and leaves it on
+#: each message (`OutboxMessage.prepared`) for its renderer; a renderer reads for itself what is not there.
+Preparer = Callable[[list[OutboxMessage]], None]
 
 #: What each channel's renderers return, for the error of a kind without one.
 WHAT = {"email": "e-mail template", "sms": "SMS text", "webhook": "webhook"}
@@ -60,6 +63,7 @@ class Renderers:
 
     def __init__(self) -> None:
         self._by: dict[tuple[str, str], Renderer] = {}
+        self._preparers: dict[str, Preparer] = {}
 
     def register(self, channel: str, prefix: str, renderer: Renderer) -> None:
         if not callable(renderer):
@@ -68,6 +72,25 @@ class Renderers:
         if known is not None and known is not renderer:
             raise ValueError(f"{channel} {prefix!r} has a renderer already ({known.__module__}.{known.__name__})")
         self._by[(channel, prefix)] = renderer
+
+    def register_preparer(self, prefix: str, preparer: Preparer) -> None:
+        """A kind prefix's batch reader (see `Preparer`), whatever the channel."""
+        if not callable(preparer):
+            raise TypeError(f"the preparer of {prefix!r} is not a function")
+        known = self._preparers.get(prefix)
+        if known is not None and known is not preparer:
+            raise ValueError(f"{prefix!r} has a preparer already ({known.__module__}.{known.__name__})")
+        self._preparers[prefix] = preparer
+
+    def prepare(self, messages: list[OutboxMessage]) -> None:
+        """Let each kind's preparer read for its messages of the batch at once (the dispatcher, after a claim)."""
+        by_prefix: dict[str, list[OutboxMessage]] = {}
+        for message in messages:
+            prefix = message.kind.split(".", 1)[0]
+            if prefix in self._preparers:
+                by_prefix.setdefault(prefix, []).append(message)
+        for prefix, batch in by_prefix.items():
+            self._preparers[prefix](batch)
 
     def find(self, channel: str, kind: str) -> Renderer | None:
         return self._by.get((channel, kind.split(".", 1)[0]))

@@ -7,14 +7,25 @@ and owns its transactions:
    OUTBOX_LEASE_SECONDS`, and the transaction commits: no row lock is held while we talk to an
    SMTP server. A message is due again only when its lease runs out, which happens only if its
    dispatcher died (or hung longer than the lease) before recording a result.
-2. **Deliver**, each message on its own: render and send through its channel.
-3. **Record** (one transaction per message): delivered, a retry after an exponential backoff
-   with jitter, or dead. The update is fenced by the attempt count read at claim time, so a
-   dispatcher that outlived its lease cannot overwrite what the next one recorded.
+2. **Deliver**, each message on its own: render and send through its channel, inside a
+   savepoint of the batch's transaction. What rendering wrote (a link issued for the message, the
+   text kept) stays with a success; a failure rolls its savepoint back, so nothing of it remains.
+3. **Record**: a failure at once, in the same transaction (a retry after an exponential backoff
+   with jitter, or dead; its `after` and the dead letter's signal with it); the delivered ones
+   together, one UPDATE for all of them, and a commit, at the end of the batch and whenever
+   RECORD_SECONDS have passed since the last commit (so that a provider's status callback, which
+   finds the message by the id the provider gave it, seldom arrives before its record, and a
+   crash sends again at most that much). Every update is fenced by the attempt count read at
+   claim time, so a dispatcher that outlived its lease cannot overwrite what the next one recorded.
+
+The messages of a batch are read in one statement after the claim, and the kinds whose renderer
+reads more (a dunning reminder: its bills, steps, customer) may read it for the whole batch at once
+(`outbox.base.Renderers.prepare`). The batch's objects stay loaded across its intermediate commits.
 
 Delivery is at least once: a crash between sending and recording sends again when the lease
-runs out. Every message carries its idempotency key to the receiver (for e-mail, a Message-ID
-derived from it and an `X-Idempotency-Key` header) so that repeats can be recognised. Counting
+runs out (every message delivered since the last commit). Every message carries its idempotency
+key to the receiver (for e-mail, a Message-ID derived from it and an `X-Idempotency-Key` header)
+so that repeats can be recognised. Counting
 the attempt at claim time means a message that kills its dispatcher every time still ends
 dead after OUTBOX_MAX_ATTEMPTS claims instead of looping forever.
 
@@ -26,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,13 +49,15 @@ from sqlalchemy import CursorResult, select, update
 from app.core import metrics
 from app.extensions import db
 from app.models import utcnow
-from app.outbox.base import Channel, DeliveryError
+from app.outbox.base import Channel, DeliveryError, renderers
 from app.outbox.feedback import report_dead
 from app.outbox.models import OutboxMessage, OutboxStatus
 
 log = logging.getLogger(__name__)
 
 MAX_ERROR_LENGTH = 1000
+#: At most this long between the commits of a batch's deliveries (see the module's docstring).
+RECORD_SECONDS = 0.25
 
 
 @dataclass
@@ -184,11 +198,26 @@ def dispatch(
         return report
     own_channels = channels is None
     open_now = open_channels(config) if channels is None else channels
+    session = db.session()
+    keep_loaded = session.expire_on_commit
+    messages: dict[int, OutboxMessage] = {}
     try:
+        messages = {message.id: message for message in db.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.id.in_([message_id for message_id, _ in claimed])))}
+        renderers().prepare(list(messages.values()))
+        session.expire_on_commit = False  # the batch's objects outlive its intermediate commits
+        record = _Record()
         for message_id, attempts in claimed:
-            outcome = _deliver(message_id, attempts, open_now, policy, now)
+            outcome = _deliver(messages.get(message_id), attempts, open_now, policy, now, record)
             setattr(report, outcome, getattr(report, outcome) + 1)
+            if record.due():
+                record.commit()
+        session.expire_on_commit = keep_loaded
+        record.commit()
     finally:
+        session.expire_on_commit = keep_loaded
+        for message in messages.values():
+            message.prepared = None
         if own_channels:
             for channel in open_now.values():
                 channel.close()
@@ -196,40 +225,112 @@ def dispatch(
 
 
 def run_once(batch_size: int | None = None, *, now: datetime | None = None) -> DispatchReport:
-    """Deliver everything due now, batch after batch, then return what happened."""
+    """Deliver everything due now, batch after batch, then return what happened. The channels (an SMTP
+    connection, a Twilio client) serve every batch of the run, opened when the first message is claimed."""
     batch_size = batch_size or current_app.config["OUTBOX_BATCH_SIZE"]
     total = DispatchReport()
-    while True:
-        report = dispatch(batch_size, now=now)
-        total.add(report)
-        if report.claimed < batch_size:
-            return total
+    channels = _LazyChannels(current_app.config)
+    try:
+        while True:
+            report = dispatch(batch_size, now=now, channels=channels)
+            total.add(report)
+            if report.claimed < batch_size:
+                return total
+    finally:
+        channels.close()
 
 
-def _deliver(message_id: int, attempts: int, channels: Mapping[str, Channel], policies: Policy | Policies,
-             now: datetime) -> str:
-    """Send one claimed message and record the result: "delivered", "retried" or "dead"."""
-    message = db.session.get(OutboxMessage, message_id)
+class _LazyChannels(Mapping[str, Channel]):
+    """`open_channels` of a run, opened at the first look (a run that claims nothing opens nothing)."""
+
+    def __init__(self, config: Mapping[str, Any]):
+        self._config = config
+        self._open: dict[str, Channel] | None = None
+
+    def _channels(self) -> dict[str, Channel]:
+        if self._open is None:
+            self._open = open_channels(self._config)
+        return self._open
+
+    def __getitem__(self, name: str) -> Channel:
+        return self._channels()[name]
+
+    def __iter__(self):
+        return iter(self._channels())
+
+    def __len__(self) -> int:
+        return len(self._channels())
+
+    def close(self) -> None:
+        for channel in (self._open or {}).values():
+            channel.close()
+        self._open = None
+
+
+class _Record:
+    """What a batch has done since its last commit: the delivered messages to record in one UPDATE, and
+    the outcomes to count once committed."""
+
+    def __init__(self) -> None:
+        self.delivered: list[tuple[int, int, str, str]] = []  # id, attempts, channel, kind
+        self.failed: list[tuple[str, str]] = []  # channel, "retry" or "dead"
+        self.since = time.monotonic()
+
+    def due(self) -> bool:
+        return bool(self.delivered) and time.monotonic() - self.since >= RECORD_SECONDS
+
+    def commit(self) -> None:
+        _mark_delivered([(message_id, attempts) for message_id, attempts, _channel, _kind in self.delivered])
+        db.session.commit()
+        for message_id, attempts, channel, kind in self.delivered:
+            metrics.outbox_deliveries().labels(channel, "delivered").inc()
+            log.info("outbox message %s (%s) delivered on attempt %s", message_id, kind, attempts)
+        for channel, result in self.failed:
+            metrics.outbox_deliveries().labels(channel, result).inc()
+        self.delivered, self.failed, self.since = [], [], time.monotonic()
+
+
+def _deliver(message: OutboxMessage | None, attempts: int, channels: Mapping[str, Channel],
+             policies: Policy | Policies, now: datetime, record: _Record) -> str:
+    """Send one claimed message; "delivered" (recorded with the batch), "retried" or "dead" (recorded now)."""
     if message is None:  # deleted since the claim (its creditor was removed): nothing left to send
         return "dead"
-    kind, channel_name = message.kind, message.channel
+    message_id, kind, channel_name = message.id, message.kind, message.channel
     channel = channels.get(channel_name)
     policy = policies.for_channel(channel_name)
     began = message.replayed_at or message.created_at
+    savepoint = db.session.begin_nested()
     try:
         if channel is None:
             raise DeliveryError(f"no channel {message.channel!r}", permanent=True)
         channel.send(message)
+        savepoint.commit()  # what rendering wrote stays, for the batch's commit
     except Exception as exc:  # noqa: BLE001 - any failure is recorded on the message, never lost
-        db.session.rollback()  # whatever rendering wrote (a link issued for this e-mail) goes too
+        if savepoint.is_active:
+            savepoint.rollback()  # whatever rendering wrote (a link issued for this e-mail) goes too
         outcome = _record_failure(message_id, attempts, exc, policy, now, began)
-        metrics.outbox_deliveries().labels(channel_name, "retry" if outcome == "retried" else "dead").inc()
+        record.failed.append((channel_name, "retry" if outcome == "retried" else "dead"))
         return outcome
-    _mark_delivered(message_id, attempts)
-    db.session.commit()
-    metrics.outbox_deliveries().labels(channel_name, "delivered").inc()
-    log.info("outbox message %s (%s) delivered on attempt %s", message_id, kind, attempts)
+    record.delivered.append((message_id, attempts, channel_name, kind))
     return "delivered"
+
+
+def _mark_delivered(delivered: list[tuple[int, int]]) -> None:
+    """Record (id, attempts) pairs as delivered: one UPDATE per attempt count (one, as a rule), each
+    fenced: a message only if it is still ours (pending, and not claimed again since)."""
+    by_attempts: dict[int, list[int]] = {}
+    for message_id, attempts in delivered:
+        by_attempts.setdefault(attempts, []).append(message_id)
+    at = utcnow()
+    for attempts, ids in by_attempts.items():
+        ours = set(db.session.scalars(
+            update(OutboxMessage).where(OutboxMessage.id.in_(ids), OutboxMessage.attempts == attempts,
+                                        OutboxMessage.status == OutboxStatus.PENDING)
+            .values(status=OutboxStatus.DELIVERED, delivered_at=at, last_error=None).returning(OutboxMessage.id)
+            .execution_options(synchronize_session=False)))
+        for message_id in ids:
+            if message_id not in ours:  # our lease ran out and another dispatcher took it: it may send it again
+                log.warning("outbox message %s was delivered after its lease ran out", message_id)
 
 
 def _fenced(message_id: int, attempts: int):
@@ -238,14 +339,6 @@ def _fenced(message_id: int, attempts: int):
         OutboxMessage.id == message_id, OutboxMessage.attempts == attempts,
         OutboxMessage.status == OutboxStatus.PENDING,
     ).execution_options(synchronize_session=False)
-
-
-def _mark_delivered(message_id: int, attempts: int) -> None:
-    result = cast(CursorResult[Any], db.session.execute(  # an UPDATE's result: it has a rowcount
-        _fenced(message_id, attempts).values(status=OutboxStatus.DELIVERED, delivered_at=utcnow(), last_error=None)
-    ))
-    if result.rowcount != 1:  # our lease ran out and another dispatcher took it: it may send it again
-        log.warning("outbox message %s was delivered after its lease ran out", message_id)
 
 
 def _record_failure(message_id: int, attempts: int, exc: Exception, policy: Policy, now: datetime,
@@ -276,7 +369,6 @@ def _record_failure(message_id: int, attempts: int, exc: Exception, policy: Poli
             error = exc if isinstance(exc, DeliveryError) else None
             report_dead(message, reason, code=error.code if error else None, bounced=bool(error and error.bounced),
                         now=now)
-    db.session.commit()
     return outcome
 
 

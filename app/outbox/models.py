@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, cast
 
 from flask_babel import gettext as _
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text
@@ -59,3 +60,7 @@ class OutboxMessage(Model):
     # Kept for e-mail and SMS to customers; never for an agent's own mail (its code) nor for webhooks.
     sent_subject: Mapped[str | None] = mapped_column(String(300))
     sent_text: Mapped[str | None] = mapped_column(Text)
+
+    # Not a column: what a kind's preparer read for this message's batch (`outbox.base.Preparer`), for its
+    # renderer; set by the dispatcher for one batch and cleared at its end.
+    prepared = cast(Any, None)

@@ -1,7 +1,7 @@
 """Rendering a dunning message at delivery reads what it needs set-wise: the message with its customer,
 its notices with their bills, creditors, steps and plans, the open questions and the live resolutions.
-The dispatcher commits after each message (every object expires), so each statement here is paid per
-message sent; the bench `bench/dunning_dispatch.py` measures the effect."""
+The dispatcher reads them once for its whole batch (`dunning.messages.prepare`): the same statements
+whatever the batch's size. The bench `bench/dunning_dispatch.py` measures the effect."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, select
 
+from app.dunning.models import Message, MessageStatus
 from app.extensions import db
 from app.outbox.base import render
+from app.outbox.dispatcher import dispatch
 from app.outbox.models import OutboxMessage
 from tests.unit.dunning.conftest import TODAY, bill, creditor_with_plan, run
 
@@ -58,3 +60,18 @@ def test_a_dunning_message_renders_in_four_selects_after_a_commit(norway, fields
     # its notices with bills, creditors, steps and plans,
     # and their open questions, the live resolutions
     assert len(seen) <= 4, "\n\n".join(seen)
+
+
+def test_a_batch_of_dunning_e_mails_reads_the_same_statements_whatever_its_size(norway, smtp):
+    creditor, plan = norway
+    for n in range(6):
+        bill(creditor, plan, due=TODAY - timedelta(days=14), ref=f"C-{n}", phone=None)
+    run(creditor, TODAY)
+    with selects() as seen:
+        report = dispatch(50)
+    assert report.delivered == 6 and len(smtp.received) == 6
+    # The claim, the batch's outbox rows, and the preparer's three (messages with customers; notices with
+    # bills, creditors, steps, plans and open questions; live resolutions): not four per message as before.
+    assert len(seen) <= 5, "\n\n".join(seen)
+    sent = db.session.scalars(select(Message)).all()
+    assert len(sent) == 6 and all(m.status == MessageStatus.SENT and m.link_id and m.body for m in sent)

@@ -1,5 +1,5 @@
 """A real SMTP server on 127.0.0.1 for the tests: aiosmtpd's Controller on a free port, keeping
-every message it accepts, parsed.
+every message it accepts (`received`, the bytes; `messages`, parsed when read).
 
     with SmtpServer() as smtp:
         ...                                     # point MAIL_SERVER/MAIL_PORT at smtp.host/smtp.port
@@ -44,9 +44,10 @@ class _Handler:
     async def handle_DATA(self, server, session, envelope):
         if self.server.data_answer:
             return self.server.data_answer
-        message = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
+        # Kept as received and parsed when a test reads `messages`: parsing here, in the server's event loop,
+        # took longer than everything else the server does for a message, and the sender waited for it.
         with self.server.lock:
-            self.server.messages.append(message)
+            self.server.received.append(envelope.original_content or envelope.content)
             self.server.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         return "250 Message accepted for delivery"
 
@@ -55,7 +56,8 @@ class SmtpServer:
     def __init__(self, port: int | None = None, auth: tuple[str, str] | None = None):
         self.host, self.port = HOST, port or free_port()
         self.auth = auth
-        self.messages: list[EmailMessage] = []
+        self.received: list[bytes] = []  # each message as it came, in order
+        self._parsed: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
         self.refuse: dict[str, str] = {}
         self.data_answer: str | None = None
@@ -93,6 +95,13 @@ class SmtpServer:
         return {"MAIL_SERVER": self.host, "MAIL_PORT": self.port, "MAIL_USE_TLS": False, "MAIL_USE_SSL": False,
                 "MAIL_USERNAME": username, "MAIL_PASSWORD": password}
 
-    def message_ids(self) -> list[str]:
+    @property
+    def messages(self) -> list[EmailMessage]:
+        """Every message accepted, in order, parsed (the first time it is asked for)."""
         with self.lock:
-            return [message["Message-ID"] for message in self.messages]
+            for raw in self.received[len(self._parsed):]:
+                self._parsed.append(message_from_bytes(raw, policy=policy.default))
+            return list(self._parsed)
+
+    def message_ids(self) -> list[str]:
+        return [message["Message-ID"] for message in self.messages]

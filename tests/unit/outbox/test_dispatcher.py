@@ -18,8 +18,9 @@ from app.errors import Conflict
 from app.extensions import db
 from app.models import utcnow
 from app.outbox import dispatcher as services
+from app.outbox.base import renderers
 from app.outbox.dispatcher import Policy, backoff, claim, run_once
-from app.outbox.email import message_id
+from app.outbox.email import RenderedEmail, message_id
 from app.outbox.models import OutboxMessage, OutboxStatus
 from app.outbox.services import enqueue, replay
 from tests.support.smtp import SmtpServer, free_port
@@ -142,6 +143,81 @@ class TestDelivery:
         assert message.status == OutboxStatus.DEAD and "no_such_kind" in message.last_error and not smtp.messages
 
 
+def render_and_write(message) -> RenderedEmail:
+    """A kind whose rendering writes to the session before it is sent (as a dunning reminder issues a link)."""
+    message.provider_status = "rendered"
+    db.session.flush()
+    return RenderedEmail(subject=f"Written {message.payload['n']}", text="text", html="<p>html</p>")
+
+
+class TestBatch:
+    """One transaction per batch: each message in a savepoint, the delivered ones recorded together."""
+
+    @pytest.fixture(autouse=True)
+    def written_kind(self, app):
+        renderers().register("email", "test_written", render_and_write)
+
+    def add_written(self, n: int, recipient: str | None = None) -> OutboxMessage:
+        message = enqueue("email", "test_written", recipient or f"kari{n}@example.test", {"n": n},
+                          idempotency_key=f"written:{uuid.uuid4()}", creditor_id=None, locale="en")
+        db.session.commit()
+        return message
+
+    def test_one_refused_for_good_one_to_retry_and_the_others_delivered_once(self, smtp):
+        messages = [self.add_written(n) for n in range(6)]
+        smtp.refuse[messages[1].recipient] = "550 5.1.1 No such user here"
+        smtp.refuse[messages[4].recipient] = "450 4.2.1 Mailbox busy, try later"
+        report = services.dispatch(10)
+        assert (report.claimed, report.delivered, report.retried, report.dead) == (6, 4, 1, 1)
+        delivered = [messages[n] for n in (0, 2, 3, 5)]
+        assert all(m.status == OutboxStatus.DELIVERED and m.attempts == 1 and m.delivered_at for m in delivered)
+        assert all(m.provider_status == "sent" and m.sent_subject.startswith("Written") for m in delivered)
+        dead, retried = messages[1], messages[4]
+        assert dead.status == OutboxStatus.DEAD and "550" in dead.last_error
+        assert retried.status == OutboxStatus.PENDING and retried.attempts == 1 and "450" in retried.last_error
+        assert retried.next_attempt_at > utcnow()
+        # What their rendering wrote ("rendered") went with their savepoint; a bounce is recorded with the failure.
+        assert (dead.provider_status, retried.provider_status) == ("bounced", None)
+        assert all(m.sent_subject is None and m.delivered_at is None for m in (dead, retried))
+        received = smtp.message_ids()
+        assert sorted(received) == sorted(message_id(m.idempotency_key, "pay.example.test") for m in delivered)
+        assert services.dispatch(10).claimed == 0  # nothing is due again: the retry waits for its backoff
+
+    def test_a_crash_mid_batch_keeps_what_was_recorded_and_sends_the_rest_again(self, app, smtp, monkeypatch):
+        monkeypatch.setattr(services, "RECORD_SECONDS", 0)  # every delivery recorded before the next message
+        messages = [self.add_written(n) for n in range(4)]
+
+        def dies_on_the_third(message):
+            if message.payload["n"] == 2:
+                raise KeyboardInterrupt("the dispatcher was stopped here")  # not an Exception: nothing records it
+            return render_and_write(message)
+
+        registered = renderers()._by
+        monkeypatch.setattr(renderers(), "_by", {**registered, ("email", "test_written"): dies_on_the_third})
+        t0 = utcnow()
+        with pytest.raises(KeyboardInterrupt):
+            services.dispatch(10, now=t0)
+        db.session.rollback()
+        db.session.expire_all()
+        assert [m.status for m in messages] == [OutboxStatus.DELIVERED] * 2 + [OutboxStatus.PENDING] * 2
+        monkeypatch.setattr(renderers(), "_by", registered)
+        lease = timedelta(seconds=app.config["OUTBOX_LEASE_SECONDS"])
+        report = run_once(now=t0 + lease + timedelta(seconds=1))
+        assert report.delivered == 2 and all(m.status == OutboxStatus.DELIVERED for m in messages)
+        assert [m.attempts for m in messages] == [1, 1, 2, 2]
+        assert len(smtp.messages) == 4  # the first two were not sent again
+
+    def test_the_batch_is_read_in_one_statement_and_prepared_once(self, smtp, monkeypatch):
+        seen: list[list[int]] = []
+        preparers = {**renderers()._preparers, "test_written": lambda batch: seen.append([m.id for m in batch])}
+        monkeypatch.setattr(renderers(), "_preparers", preparers)
+        messages = [self.add_written(n) for n in range(3)]
+        add(9)  # another kind: not given to the preparer
+        assert services.dispatch(10).delivered == 4
+        assert seen == [[m.id for m in messages]]
+        assert all(m.prepared is None for m in messages)  # cleared with the batch
+
+
 class TestAtLeastOnce:
     def test_a_crash_after_sending_resends_with_the_same_message_id(self, app, smtp, monkeypatch):
         message = add(key="note:crash")
@@ -175,10 +251,10 @@ class TestAtLeastOnce:
         claim(10, now=now, policy=policy(app))
         later = now + timedelta(seconds=app.config["OUTBOX_LEASE_SECONDS"] + 1)
         assert claim(10, now=later, policy=policy(app)) == ([(message.id, 2)], 0)
-        services._mark_delivered(message.id, 1)  # the first dispatcher, late
+        services._mark_delivered([(message.id, 1)])  # the first dispatcher, late
         db.session.commit()
         assert message.status == OutboxStatus.PENDING
-        services._mark_delivered(message.id, 2)
+        services._mark_delivered([(message.id, 2)])
         db.session.commit()
         assert message.status == OutboxStatus.DELIVERED
 

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import delete, select
 
 from app.extensions import db
+from app.outbox import dispatcher as dispatcher_module
 from app.outbox.dispatcher import DispatchReport, dispatch
 from app.outbox.email import message_id
 from app.outbox.models import OutboxMessage, OutboxStatus
@@ -24,7 +25,9 @@ pytestmark = pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"), reason=
 MESSAGES = 200
 
 
-def test_two_dispatchers_deliver_each_message_exactly_once(app, smtp):
+@pytest.mark.parametrize("batch", [7, 60])  # 60: batches recorded in several commits (RECORD_SECONDS below)
+def test_two_dispatchers_deliver_each_message_exactly_once(app, smtp, batch, monkeypatch):
+    monkeypatch.setattr(dispatcher_module, "RECORD_SECONDS", 0.02)
     prefix = f"parallel:{uuid.uuid4().hex}:"
     keys = [f"{prefix}{n}" for n in range(MESSAGES)]
     with app.app_context():
@@ -42,7 +45,7 @@ def test_two_dispatchers_deliver_each_message_exactly_once(app, smtp):
             with app.app_context():  # its own session, so its own connection
                 barrier.wait()
                 total = DispatchReport()
-                while (report := dispatch(7)).claimed:
+                while (report := dispatch(batch)).claimed:
                     total.add(report)
                 reports.append(total)
                 db.session.remove()
