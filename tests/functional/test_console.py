@@ -254,6 +254,8 @@ def test_keys_are_stored_encrypted_shown_masked_and_never_audited(app, client, c
     shown = client.get(page, headers=EN).text
     assert STRIPE_SECRET not in shown and WEBHOOK_SECRET not in shown and "s3cr3t" not in shown
     assert "••••WXYZ" in shown and "••••ABCD" in shown
+    listed = app.test_cli_runner().invoke(args=["payments", "gateways", creditor.slug])
+    assert "stripe, element: card, klarna (keys set in the console)" in listed.output, listed.output
     [entry] = entries(agent, "console_provider_saved")
     assert "s3cr3t" not in json.dumps(entry.detail) and sorted(entry.detail["keys_changed"]) == [
         "publishable_key", "secret_key", "webhook_secret"]
