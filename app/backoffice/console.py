@@ -24,7 +24,8 @@ from app.extensions import db
 
 #: the brand page's fields, all on the creditor
 BRAND_FIELDS = ("brand_primary", "brand_accent", "email_sender_name", "email_reply_to", "support_email",
-                "support_phone", "support_url", "support_hours", "legal_name", "org_number", "address")
+                "support_phone", "support_url", "support_hours", "callback_hours", "legal_name", "org_number",
+                "address")
 #: the rules page's whole numbers (days, counts, basis points) and amounts (minor units) on the creditor
 RULE_NUMBERS = ("promise_max_days", "grace_days", "deferral_max_days", "deferral_max_count", "plan_max_months",
                 "plan_interest_bp")

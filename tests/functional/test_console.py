@@ -69,7 +69,8 @@ def brand_form(creditor, **changes):
     fields = {"brand_primary": creditor.brand_primary, "brand_accent": creditor.brand_accent,
               "email_sender_name": "", "email_reply_to": "", "support_email": creditor.support_email or "",
               "support_phone": creditor.support_phone or "", "support_url": "", "support_hours":
-              creditor.support_hours or "", "legal_name": creditor.legal_name or "", "org_number": "",
+              creditor.support_hours or "", "callback_hours": "", "legal_name": creditor.legal_name or "",
+              "org_number": "",
               "address": creditor.address or ""}
     return {**fields, **changes}
 
@@ -141,7 +142,7 @@ def test_the_brand_is_saved_and_audited_with_before_and_after(app, client, credi
     old = creditor.brand_primary
     answer = form_post(client, page, page, brand_form(
         creditor, brand_primary="#123456", email_sender_name="Fjord Kunde", email_reply_to="svar@example.test",
-        org_number="923 609 016", support_hours="Mon–Fri 9–15"))
+        org_number="923 609 016", support_hours="Mon–Fri 9–15", callback_hours="mon-fri 09:00-15:00"))
     assert answer.status_code == 303
     db.session.expire_all()
     saved = db.session.get(Creditor, creditor.id)
@@ -151,6 +152,7 @@ def test_the_brand_is_saved_and_audited_with_before_and_after(app, client, credi
     assert entry.creditor_id == creditor.id
     assert entry.detail["changes"]["brand_primary"] == [old, "#123456"]
     assert entry.detail["changes"]["email_sender_name"] == [None, "Fjord Kunde"]
+    assert entry.detail["changes"]["callback_hours"] == [None, saved.callback_hours] and saved.callback_hours
     # the e-mails carry the sender name and the reply-to
     with app.test_request_context():
         rendered = notice_email(Notice(subject="s", heading="h", paragraphs=["p"], reply_to=saved.support_email),
@@ -186,9 +188,10 @@ def test_bad_fields_are_named_next_to_the_field_and_change_nothing(app, client, 
     page = f"/backoffice/console/{creditor.id}"
     answer = form_post(client, page, page, brand_form(creditor, email_reply_to="not an address",
                                                       email_sender_name="Two\r\nBcc: x@example.test",
-                                                      brand_accent="blue", support_phone="12"))
+                                                      brand_accent="blue", support_phone="12",
+                                                      callback_hours="whenever"))
     assert answer.status_code == 422
-    for name in ("email_reply_to", "email_sender_name", "brand_accent", "support_phone"):
+    for name in ("email_reply_to", "email_sender_name", "brand_accent", "support_phone", "callback_hours"):
         assert f'id="f-{name}-error"' in answer.text, name
     db.session.expire_all()
     assert db.session.get(Creditor, creditor.id).email_reply_to is None

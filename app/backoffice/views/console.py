@@ -90,6 +90,8 @@ def _problem(name: str, code: str) -> str:
         return _("Please enter a phone number with its country code, such as +47 22 33 44 55.")
     if name == "support_url":
         return _("Please enter a web address starting with https://.")
+    if name == "callback_hours":
+        return _("Please write the hours as days and times, such as “mon-fri 08:00-20:00, sat 10:00-14:00”.")
     if name == "address":
         return _("Please keep the address to at most 500 characters.")
     if name in ("email_sender_name", "legal_name", "support_hours", "org_number"):
