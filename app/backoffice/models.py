@@ -30,10 +30,20 @@ class Role(Labelled):
     AGENT = "agent"
     SUPERVISOR = "supervisor"
     ADMIN = "admin"
+    # Runs the creditor's account in the console (brand, payment providers and keys, rules, API keys)
+    # and sees no customer's data: not a case-working role (CASEWORK).
+    CREDITOR_ADMIN = "creditor_admin"
 
     @classmethod
     def words(cls) -> dict[str, str]:
-        return {cls.AGENT: _("Agent"), cls.SUPERVISOR: _("Supervisor"), cls.ADMIN: _("Admin")}
+        return {cls.AGENT: _("Agent"), cls.SUPERVISOR: _("Supervisor"), cls.ADMIN: _("Admin"),
+                cls.CREDITOR_ADMIN: _("Creditor admin")}
+
+
+#: The roles that work on customers' cases: the inbox, cases, searches, letters. A creditor admin is not one.
+CASEWORK: tuple[str, ...] = (Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
+#: The roles that may use the creditor console.
+CONSOLE: tuple[str, ...] = (Role.CREDITOR_ADMIN,)
 
 
 class Agent(Model):
@@ -102,7 +112,7 @@ class AgentRole(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
     creditor_id: Mapped[int] = mapped_column(ForeignKey("creditors.id", ondelete="CASCADE"))
-    role: Mapped[str] = mapped_column(String(12))
+    role: Mapped[str] = mapped_column(String(20))
 
     agent: Mapped[Agent] = relationship(back_populates="roles")
 

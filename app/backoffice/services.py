@@ -25,6 +25,7 @@ from sqlalchemy import Select, and_, delete, exists, or_, select, update
 
 from app.audit import AuditEntry, AuditEntryCreditor, AuditScope
 from app.backoffice.models import (
+    CASEWORK,
     Agent,
     AgentRole,
     AgentSession,
@@ -439,8 +440,9 @@ class Scope:
         return set(creditor_ids) <= set(self.creditor_ids)
 
 
-def scope_of(agent: Agent, roles: tuple[str, ...] = tuple(Role)) -> Scope:
-    """The creditors where the agent holds one of `roles` (any role by default)."""
+def scope_of(agent: Agent, roles: tuple[str, ...] = CASEWORK) -> Scope:
+    """The creditors where the agent holds one of `roles` (any case-working role by default: a creditor
+    admin sees no customer's data)."""
     return Scope(tuple(sorted(role.creditor_id for role in agent.roles if role.role in roles)))
 
 

@@ -40,6 +40,8 @@ FIELD_OPTIONS: tuple[tuple[str, str, str, dict], ...] = (
      "07:00-19:00, sat 09:00-13:00' (public holidays closed unless 'holidays 10:00-14:00' is given; default "
      "mon-fri 08:00-20:00).", {}),
     ("--support-url", "support_url", "Support web page.", {}),
+    ("--sender-name", "email_sender_name", "Display name of the e-mails' From (default: --name).", {}),
+    ("--reply-to", "email_reply_to", "Reply-To of the e-mails (default: --support-email).", {}),
     ("--org-number", "org_number", "Organisation or company register number.", {}),
     ("--vat-id", "vat_id", "VAT id with its country prefix (DE136695976; Norway: NO923609016MVA, which also "
      "prints 'MVA' after the org number). Printed on invoices, letters and the bill page.", {}),

@@ -56,6 +56,11 @@ class Creditor(Model):
     # app/core/hours.py reads it; None: its default hours.
     callback_hours: Mapped[str | None] = mapped_column(String(200))
 
+    # The From's display name and the Reply-To of the e-mails sent for the creditor (None: its name,
+    # and its support address).
+    email_sender_name: Mapped[str | None] = mapped_column(String(100))
+    email_reply_to: Mapped[str | None] = mapped_column(String(254))
+
     # Legal footer.
     org_number: Mapped[str | None] = mapped_column(String(32))
     # Invoices that meet the law (app/billing/invoice_law.py): the VAT id in its normal form (Norway's
@@ -101,6 +106,18 @@ class Creditor(Model):
 
     def __repr__(self) -> str:
         return f"<Creditor {self.slug}>"
+
+    @property
+    def sender_name(self) -> str:
+        """The display name of the From of its e-mails."""
+        return self.email_sender_name or self.name
+
+    def reply_address(self, default: str | None) -> str | None:
+        """The Reply-To of an e-mail whose own choice is `default`: the creditor's reply-to address
+        where that was its support address (or nothing), else `default` (a customer's address, say)."""
+        if self.email_reply_to and default in (None, self.support_email):
+            return self.email_reply_to
+        return default
 
 
 class ApiKey(Model):

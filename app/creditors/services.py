@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from app.models import utcnow
 from app.money import is_current_currency
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # no line breaks or other control characters in a one-line field
 API_KEY_PREFIX = "pk_"
 API_KEY_LABEL_MAX = 100
 LOGO_MAX_BYTES = 200 * 1024
@@ -60,6 +62,8 @@ class CreditorInput:
     reference_scheme: str = "rf"
     portal_base_url: str | None = None
     step_up_mode: str = "none"
+    email_sender_name: str | None = None
+    email_reply_to: str | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -111,6 +115,16 @@ def validate_creditor(data: CreditorInput) -> CreditorInput:
     data.support_email = _clean(data.support_email)
     if data.support_email and not is_email(data.support_email):
         errors["support_email"] = "not an e-mail address"
+    data.email_reply_to = _clean(data.email_reply_to)
+    if data.email_reply_to and not is_email(data.email_reply_to):
+        errors["email_reply_to"] = "not an e-mail address"
+    data.email_sender_name = _clean(data.email_sender_name)
+    if data.email_sender_name and (len(data.email_sender_name) > 100 or CONTROL.search(data.email_sender_name)):
+        errors["email_sender_name"] = "at most 100 characters on one line"
+    for name, most in (("legal_name", 200), ("support_hours", 200), ("org_number", 32), ("address", 500)):
+        value = getattr(data, name)
+        if value and (len(value) > most or (name != "address" and CONTROL.search(value))):
+            errors[name] = f"at most {most} characters" + ("" if name == "address" else " on one line")
     data.support_phone = _clean(data.support_phone)
     if data.support_phone and not E164.fullmatch(data.support_phone.replace(" ", "")):
         errors["support_phone"] = "an E.164 number such as +4722334455"
@@ -190,16 +204,79 @@ def _apply(creditor: Creditor, data: CreditorInput) -> None:
 
 
 def sniff_logo(content: bytes) -> str:
-    """The logo's MIME type from its content (PNG, JPEG or SVG), or InvalidData."""
+    """The logo's MIME type from its content (PNG, JPEG or SVG), or InvalidData: a PNG or JPEG must be
+    one whole image as Pillow reads it; an SVG must be plain drawing (`svg_problem`)."""
     if len(content) > LOGO_MAX_BYTES:
         raise InvalidData({"logo": "at most 200 KB"})
+    if not content:
+        raise InvalidData({"logo": "a PNG, JPEG or SVG image"})
     for magic, mime in LOGO_TYPES.items():
         if content.startswith(magic):
+            if not _whole_image(content, "PNG" if mime == "image/png" else "JPEG"):
+                raise InvalidData({"logo": "a PNG, JPEG or SVG image"})
             return mime
     head = content[:512].lstrip().lower()
     if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in content[:2048].lower()):
+        problem = svg_problem(content)
+        if problem:
+            raise InvalidData({"logo": f"an SVG without scripts or outside references ({problem})"})
         return "image/svg+xml"
     raise InvalidData({"logo": "a PNG, JPEG or SVG image"})
+
+
+def _whole_image(content: bytes, kind: str) -> bool:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(content)) as image:
+            if image.format != kind or image.width * image.height > 25_000_000:
+                return False
+            image.load()  # decodes every byte: a truncated or doctored file fails here
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return False
+    return True
+
+
+#: SVG elements that run code, embed other documents or draw from elsewhere
+SVG_REFUSED = {"script", "foreignobject", "iframe", "embed", "object", "handler", "listener", "animate", "set",
+               "animatemotion", "animatetransform"}
+
+
+def svg_problem(content: bytes) -> str | None:
+    """Why an SVG is not a plain drawing (None: it is): a DOCTYPE or entities, a script, an event
+    handler attribute, an element that embeds a document, or a reference outside the file (only `#id`
+    and `data:image/png|jpeg` are allowed in href, and `url(#id)` in styles)."""
+    from xml.etree.ElementTree import ParseError
+
+    from defusedxml import DefusedXmlException
+    from defusedxml.ElementTree import fromstring
+
+    lowered = content.lower()
+    if b"<!doctype" in lowered or b"<!entity" in lowered:
+        return "a DOCTYPE or entity"
+    try:
+        root = fromstring(content, forbid_dtd=True)
+    except (ParseError, DefusedXmlException):
+        return "not well-formed XML"
+    if root.tag.rpartition("}")[2].lower() != "svg":
+        return "not an SVG document"
+    for element in root.iter():
+        tag = str(element.tag).rpartition("}")[2].lower()
+        if tag in SVG_REFUSED:
+            return f"a <{tag}> element"
+        for name, value in element.attrib.items():
+            local = name.rpartition("}")[2].lower()
+            compact = re.sub(r"\s+", "", value).lower()
+            if local.startswith("on"):
+                return f"an {local} attribute"
+            if local == "href" and not compact.startswith(("#", "data:image/png", "data:image/jpeg")):
+                return "a reference outside the file"
+            if "javascript:" in compact or ("url(" in compact and "url(#" not in compact):
+                return "a reference outside the file"
+        if tag == "style" and element.text and ("@import" in element.text.lower() or
+                                                re.search(r"url\((?!\s*['\"]?#)", element.text, re.I)):
+            return "a reference outside the file"
+    return None
 
 
 def set_logo(creditor: Creditor, content: bytes) -> None:
@@ -239,6 +316,15 @@ def creditor_for_api_key(key: str) -> Creditor | None:
     api_key, creditor = row
     api_key.last_used_at = utcnow()
     return creditor
+
+
+def revoke_api_key(creditor: Creditor, key_id: int) -> ApiKey | None:
+    """Revoke one of the creditor's keys (None if it has no such key; a revoked key stays revoked)."""
+    key = db.session.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.creditor_id == creditor.id))
+    if key is not None and key.revoked_at is None:
+        key.revoked_at = utcnow()
+        db.session.flush()
+    return key
 
 
 def revoke_api_keys(creditor: Creditor) -> int:

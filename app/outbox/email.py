@@ -121,8 +121,8 @@ def notice_email(notice: Notice, creditor, *, locale: str | None) -> RenderedEma
         subject=notice.subject,
         text=render_template("email/notice.txt", **context),
         html=render_template("email/notice.html", **context),
-        sender_name=creditor.name if creditor is not None else None,
-        reply_to=notice.reply_to,
+        sender_name=creditor.sender_name if creditor is not None else None,
+        reply_to=creditor.reply_address(notice.reply_to) if creditor is not None else notice.reply_to,
         attachments=notice.attachments,
         headers=unsubscribe_headers(notice.one_click_url) if notice.one_click_url else (),
     )

@@ -40,7 +40,10 @@ def list_gateways(slug: str):
     if not choices:
         click.echo(f"{creditor.slug} chose no provider yet.")
     for choice in choices:
-        state = "keys set" if choice.provider in keys or choice.provider == "simulator" else "no keys"
+        if choice.provider in keys or choice.provider == "simulator":
+            state = "keys set"
+        else:
+            state = "keys set in the console" if choice.credentials_encrypted else "no keys"
         flow = f", {choice.flow}" if choice.flow else ""
         click.echo(f"{choice.position}. {choice.provider}{flow}: {', '.join(choice.methods)} ({state})")
     offered = pay_options(creditor, creditor.currency, creditor.country)

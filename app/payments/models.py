@@ -7,7 +7,18 @@ import secrets
 from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, ForeignKey, Index, String, UniqueConstraint, true
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    true,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.billing.models import Invoice
@@ -181,8 +192,9 @@ class SimulatorRecord(Model):
 class CreditorGateway(Model):
     """A gateway a creditor offers on its bill pages, with the methods it chose, in its order.
 
-    Credentials are not stored here: they come from the instance's configuration
-    (PAYMENT_GATEWAYS, see docs/decisions.md), keyed by creditor slug and provider."""
+    Credentials come from the instance's configuration (PAYMENT_GATEWAYS, see docs/decisions.md),
+    keyed by creditor slug and provider, or else from the creditor console: those are stored here,
+    encrypted with DATA_ENCRYPTION_KEYS (`credentials_encrypted`, a JSON object; `app.crypto`)."""
 
     __tablename__ = "creditor_gateways"
     __table_args__ = (UniqueConstraint("creditor_id", "provider"),)
@@ -194,5 +206,6 @@ class CreditorGateway(Model):
     flow: Mapped[str | None] = mapped_column(String(20))  # provider-specific: "element", "session", "link"
     position: Mapped[int] = mapped_column(default=0, server_default="0")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    credentials_encrypted: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -1,8 +1,10 @@
 """The gateways a creditor offers, each built for that creditor (its own keys and secrets).
 
 A creditor chooses its providers and methods (`CreditorGateway` rows, in its order); the
-credentials come from the PAYMENT_GATEWAYS setting. Where no provider of a creditor has
-credentials, the test-mode simulator stands in (outside production), offering the methods
+credentials come from the PAYMENT_GATEWAYS setting, or, where the instance has none for the
+creditor's provider, from the creditor console (stored on the row, encrypted: `set_credentials`).
+Where no provider of a creditor has credentials, the test-mode simulator stands in (outside
+production), offering the methods
 the creditor chose, so demos and tests can pay end to end without keys.
 """
 
@@ -10,17 +12,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
+import re
 from dataclasses import dataclass, field
 
 from flask import current_app
 from sqlalchemy import select
 
 from app.creditors.models import Creditor
+from app.crypto import SecretUnreadable, decrypt, encrypt
 from app.errors import InvalidData
 from app.extensions import db
 from app.payments import gateways as registry
-from app.payments.gateways.base import METHOD_REACH, Gateway
+from app.payments.gateways.base import METHOD_REACH, Gateway, GatewayError
 from app.payments.gateways.simulator import SimulatorConfig, SimulatorGateway
 from app.payments.models import CreditorGateway
 from app.payments.simulator_store import DatabaseSimulatorStore
@@ -70,14 +75,23 @@ def creditor_gateways(creditor_id: int) -> list[CreditorGateway]:
     ))
 
 
-def _keyed(slug: str, provider: str, flow: str | None = None) -> Gateway | None:
-    """The provider's gateway with the creditor's keys from PAYMENT_GATEWAYS (None without them),
-    kept per process: the keys change only with a deploy, and SDK clients are reused."""
-    settings = current_app.config["PAYMENT_GATEWAYS"].get(slug, {}).get(provider)
+def _keyed(slug: str, provider: str, flow: str | None = None, stored: str | None = None) -> Gateway | None:
+    """The provider's gateway with the creditor's keys from PAYMENT_GATEWAYS, or else with those stored
+    from the console (`stored`, encrypted), the instance's other settings for it applying to them (a
+    local API's address, in tests). None without keys. Kept per process, per version of the stored
+    keys: SDK clients are reused, and a change in the console is used at once."""
+    settings = current_app.config["PAYMENT_GATEWAYS"].get(slug, {}).get(provider) or {}
+    version = None
+    if stored and provider in SECRET_OF and not settings.get(SECRET_OF[provider]):
+        console = _decrypted(stored)
+        if console:
+            settings, version = {**settings, **console}, hashlib.sha256(stored.encode()).hexdigest()[:16]
     if not settings or provider not in registry.REGISTRY:
         return None
+    if provider in SECRET_OF and not settings.get(SECRET_OF[provider]):
+        return None  # the instance's other settings, waiting for keys from the console
     cache = current_app.extensions.setdefault("payment_gateways", {})
-    key = (slug, provider, flow)
+    key = (slug, provider, flow, version)
     if key not in cache:
         try:
             cache[key] = registry.build(provider, {**settings, **({"flow": flow} if flow else {})})
@@ -93,7 +107,7 @@ def _setup(creditor: Creditor) -> tuple[dict[str, Gateway], dict[str, tuple[str,
     gateways: dict[str, Gateway] = {}
     methods: dict[str, tuple[str, ...]] = {}
     for choice in choices:
-        gateway = _keyed(creditor.slug, choice.provider, choice.flow)
+        gateway = _keyed(creditor.slug, choice.provider, choice.flow, choice.credentials_encrypted)
         if gateway is not None:
             gateways[gateway.name] = gateway
             methods[gateway.name] = tuple(choice.methods or ())
@@ -190,6 +204,10 @@ def payment_gateway(slug: str, provider: str) -> tuple[int, Gateway] | None:
         ids[slug] = creditor.id
     if provider != "simulator":
         gateway = _keyed(slug, provider)
+        if gateway is None and provider in SECRET_OF:  # the console's keys: read only where the instance has none
+            stored = db.session.scalar(select(CreditorGateway.credentials_encrypted).where(
+                CreditorGateway.creditor_id == ids[slug], CreditorGateway.provider == provider))
+            gateway = _keyed(slug, provider, stored=stored)
     elif current_app.config["PAYMENTS_SIMULATOR"]:
         cache, key = current_app.extensions.setdefault("payment_gateways", {}), (slug, "simulator", None)
         if key not in cache:
@@ -200,3 +218,120 @@ def payment_gateway(slug: str, provider: str) -> tuple[int, Gateway] | None:
     else:
         gateway = None
     return (ids[slug], gateway) if gateway is not None else None
+
+
+# --- keys set in the creditor console ------------------------------------------------------------------
+
+#: what the console stores per provider: (field, is it a secret?). Secrets are shown masked, never whole.
+CREDENTIAL_FIELDS: dict[str, tuple[tuple[str, bool], ...]] = {
+    "stripe": (("secret_key", True), ("publishable_key", False), ("webhook_secret", True)),
+    "adyen": (("api_key", True), ("hmac_key", True), ("merchant_account", False), ("client_key", False),
+              ("environment", False), ("checkout_base_url", False)),
+}
+#: the secret without which a provider's settings are not keys
+SECRET_OF = {"stripe": "secret_key", "adyen": "api_key"}
+#: the shape of each field (an Adyen live Checkout URL is checked by the adapter itself)
+FIELD_SHAPES = {
+    "secret_key": re.compile(r"(sk|rk)_(test|live)_[A-Za-z0-9_]{8,200}"),
+    "publishable_key": re.compile(r"pk_(test|live)_[A-Za-z0-9_]{8,200}"),
+    "webhook_secret": re.compile(r"whsec_[A-Za-z0-9+/=_]{8,200}"),
+    "api_key": re.compile(r"[A-Za-z0-9_+/=.\-]{8,400}"),
+    "hmac_key": re.compile(r"([0-9A-Fa-f]{2}){8,64}"),
+    "merchant_account": re.compile(r"[A-Za-z0-9_.\-]{1,80}"),
+    "client_key": re.compile(r"(test|live)_[A-Za-z0-9]{8,200}"),
+    "environment": re.compile(r"test|live"),
+}
+OPTIONAL_FIELDS = ("checkout_base_url",)
+
+
+def _decrypted(stored: str) -> dict[str, str] | None:
+    try:
+        found = json.loads(decrypt(stored))
+    except (SecretUnreadable, ValueError):
+        log.error("stored provider keys are unreadable: no DATA_ENCRYPTION_KEYS key decrypts them")
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def stored_credentials(choice: CreditorGateway) -> dict[str, str] | None:
+    """The keys stored for this choice, in clear (None: none, or unreadable). Never shown whole."""
+    return _decrypted(choice.credentials_encrypted) if choice.credentials_encrypted else None
+
+
+def masked(value: str | None) -> str:
+    """A secret as the console shows it: its last four characters."""
+    return f"••••{value[-4:]}" if value and len(value) >= 12 else ("••••" if value else "")
+
+
+def instance_has_keys(creditor: Creditor, provider: str) -> bool:
+    """Whether this instance's PAYMENT_GATEWAYS holds keys for the creditor's provider (they win)."""
+    settings = current_app.config["PAYMENT_GATEWAYS"].get(creditor.slug, {}).get(provider) or {}
+    return bool(settings.get(SECRET_OF.get(provider, "")))
+
+
+def set_credentials(creditor: Creditor, provider: str, given: dict[str, str]) -> CreditorGateway:
+    """Store the keys of a provider the creditor offers, encrypted. A secret left empty keeps the one
+    stored. Every problem at once, by field (InvalidData: "required", "shape", "unusable"); nothing
+    changes then."""
+    if provider not in CREDENTIAL_FIELDS:
+        raise InvalidData({"provider": "unknown"})
+    choice = db.session.scalar(select(CreditorGateway).where(
+        CreditorGateway.creditor_id == creditor.id, CreditorGateway.provider == provider))
+    if choice is None:
+        raise InvalidData({"provider": "not_offered"})
+    before = stored_credentials(choice) or {}
+    values: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    for name, secret in CREDENTIAL_FIELDS[provider]:
+        value = (given.get(name) or "").strip()
+        if not value and secret:
+            value = before.get(name, "")
+        if not value:
+            if name not in OPTIONAL_FIELDS:
+                errors[name] = "required"
+            continue
+        shape = FIELD_SHAPES.get(name)
+        if shape is not None and not shape.fullmatch(value):
+            errors[name] = "shape"
+        values[name] = value
+    if provider == "adyen" and values.get("checkout_base_url") and values.get("environment") != "live":
+        errors["checkout_base_url"] = "live_only"  # a test account talks to Adyen's test API, nowhere else
+    if not errors:
+        instance = current_app.config["PAYMENT_GATEWAYS"].get(creditor.slug, {}).get(provider) or {}
+        try:
+            registry.build(provider, {**instance, **values})
+        except (TypeError, ValueError):
+            errors["checkout_base_url" if provider == "adyen" else "secret_key"] = "unusable"
+    if errors:
+        raise InvalidData(errors)
+    choice.credentials_encrypted = encrypt(json.dumps(values, sort_keys=True))
+    db.session.flush()
+    return choice
+
+
+def forget_credentials(creditor: Creditor, provider: str) -> bool:
+    """Delete the keys stored for a provider (False: there were none)."""
+    choice = db.session.scalar(select(CreditorGateway).where(
+        CreditorGateway.creditor_id == creditor.id, CreditorGateway.provider == provider))
+    if choice is None or not choice.credentials_encrypted:
+        return False
+    choice.credentials_encrypted = None
+    db.session.flush()
+    return True
+
+
+def check_credentials(creditor: Creditor, provider: str) -> str | None:
+    """Ask the provider whether it accepts the creditor's keys (those in force: the instance's, else the
+    console's). None: it does; else why not, in the adapter's words (never a secret). "no_keys" when
+    there are none."""
+    choice = db.session.scalar(select(CreditorGateway).where(
+        CreditorGateway.creditor_id == creditor.id, CreditorGateway.provider == provider))
+    stored = choice.credentials_encrypted if choice is not None else None
+    gateway = _keyed(creditor.slug, provider, choice.flow if choice is not None else None, stored)
+    if gateway is None:
+        return "no_keys"
+    try:
+        gateway.check_credentials()
+    except GatewayError as error:
+        return str(error)
+    return None

@@ -250,8 +250,8 @@ def receipt_email(message: OutboxMessage) -> RenderedEmail:
         subject=context["subject"],
         text=render_template("email/payment_receipt.txt", **context),
         html=render_template("email/payment_receipt.html", **context),
-        sender_name=receipt.creditor.name,
-        reply_to=receipt.creditor.support_email,
+        sender_name=receipt.creditor.sender_name,
+        reply_to=receipt.creditor.reply_address(receipt.creditor.support_email),
     )
 
 

@@ -21,6 +21,8 @@ from app.backoffice.models import InboxMark, Note, ReplyTemplate
 from app.billing.corrections import LineCredit, credit_notes, issue_credit_note
 from app.billing.models import InvoiceStatus
 from app.billing.schemas import line_amounts
+from app.creditors.models import ApiKey, Creditor
+from app.creditors.services import create_api_key
 from app.debt_collection.models import Case, CaseEvent
 from app.debt_collection.partners import add_partner
 from app.dunning.models import Letter
@@ -143,15 +145,19 @@ def test_the_isolation_walk_every_route_with_a_record_is_404_for_another_credito
         report = CaseEvent(case=case, partner_id=partner.id, event_id="m1", kind="message",
                            details={"message": "Bitte melden."}, payload_hash="0" * 64)
         db.session.add_all([case, report])
+        create_api_key(db.session.get(Creditor, theirs.invoice.creditor_id), label="theirs")
         db.session.commit()
         their_note = issue_credit_note(theirs.invoice, [LineCredit(theirs.invoice.lines[0].id, 100)], reason="x",
                                        actor="agent:1")
         db.session.commit()
+    their_key = db.session.scalar(select(ApiKey).where(ApiKey.creditor_id == theirs.invoice.creditor_id))
     args = {
         "customer_id": theirs.customer.id, "invoice_id": theirs.invoice.id, "payment_id": theirs.overpayment.id,
         "entry_id": theirs.entry.id, "message_id": theirs.dead.id, "template_id": theirs.template.id,
         "agent_id": theirs.agent.id, "event_id": report.id, "note_id": their_note.id,
         "letter_id": db.session.scalar(select(Letter.id).where(Letter.creditor_id == lettered.id)),
+        # the creditor console: another creditor's console, and its API key
+        "creditor_id": theirs.invoice.creditor_id, "provider": "stripe", "key_id": their_key.id,
     }
     references = {"backoffice.support_request": theirs.request.reference, "backoffice.reply": theirs.request.reference,
                   "backoffice.request_status": theirs.request.reference}
@@ -161,7 +167,8 @@ def test_the_isolation_walk_every_route_with_a_record_is_404_for_another_credito
     form = {"message": "x", "outcome": "upheld", "status": "closed", "reason": "x", "channel": "email",
             "to": "a@example.test", "submission": "s1", "amount": "10", "received_on": utcnow().date().isoformat(),
             "method": "cash", "invoice": theirs.invoice.number, "note": "x", "body": "x", "waiting": "yes",
-            "creditor_id": str(theirs.template.creditor_id), "action": "disable",
+            "creditor_id": str(theirs.template.creditor_id), "action": "disable", "label": "x",
+            "methods": "card", "brand_primary": "#123456", "brand_accent": "#123456",
             f"credit-{theirs.invoice.lines[0].id}": "1"}
     csrf = token(client, "/backoffice/")
     walked = set()
@@ -188,6 +195,9 @@ def test_the_isolation_walk_every_route_with_a_record_is_404_for_another_credito
     assert {"backoffice.privacy", "backoffice.privacy_export_json", "backoffice.privacy_export_pdf",
             "backoffice.privacy_erase"} <= walked  # a data subject's request: another creditor's customer is a 404
     assert theirs.customer.email == "kari@example.test"  # and was not erased
+    assert {"backoffice.console_brand", "backoffice.console_revoke_api_key",
+            "backoffice.console_check_keys"} <= walked
+    assert db.session.scalar(select(ApiKey.revoked_at).where(ApiKey.id == their_key.id)) is None
     # forms that name a record of B's without it being in the URL
     assert post(client, "/backoffice/templates", {"id": theirs.template.id, "creditor_id": theirs.template.creditor_id,
                                                   "locale": "de", "title": "x", "body": "x"}).status_code == 404

@@ -446,3 +446,25 @@ def test_demo_on_a_later_day_keeps_what_exists(app, session):
     assert demo_invoice("ten_lines").due_date == due
     described = {(link.creditor_slug, link.invoice_number): link.description for link in links}
     assert "overdue by 15 days" in described[demo_invoice_numbers()["ten_lines"]]
+
+
+def test_update_sets_the_emails_sender_name_and_reply_to(cli):
+    creditor = committed_creditor("NO")
+    result = cli("creditors", "update", creditor.slug, "--sender-name", "Fjordlys Kundeservice",
+                 "--reply-to", "svar@example.test")
+    assert result.exit_code == 0, result.output
+    db.session.refresh(creditor)
+    assert (creditor.sender_name, creditor.reply_address(creditor.support_email)) == (
+        "Fjordlys Kundeservice", "svar@example.test")
+    result = cli("creditors", "update", creditor.slug, "--reply-to", "not an address")
+    assert result.exit_code == 1 and "--reply-to: not an e-mail address" in result.output
+
+
+def test_update_refuses_an_svg_logo_with_a_script(cli, tmp_path):
+    creditor = committed_creditor("NO")
+    logo = tmp_path / "logo.svg"
+    logo.write_bytes(b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>')
+    result = cli("creditors", "update", creditor.slug, "--logo", str(logo))
+    assert result.exit_code == 1 and "--logo: an SVG without scripts or outside references" in result.output
+    db.session.refresh(creditor)
+    assert creditor.logo is None

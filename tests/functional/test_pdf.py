@@ -21,6 +21,7 @@ from app.billing.services import due_state, import_invoice, payments_received, r
 from app.billing.transfer import transfer_details
 from app.core.dates import local_today
 from app.creditors.services import set_logo
+from app.errors import InvalidData
 from app.i18n import FORMAT_LOCALES
 from app.models import utcnow
 from app.money import format_money
@@ -229,9 +230,12 @@ def test_fetcher_reads_data_uris_only(app):
 
 def test_svg_logo_cannot_reach_out(app, session, caplog):
     creditor = make_creditor("NO")
-    set_logo(creditor, b'<svg xmlns="http://www.w3.org/2000/svg" width="100" height="30">'
-                       b'<image href="file:///etc/passwd" width="10" height="10"/>'
-                       b'<image href="http://127.0.0.1:9/track.png" width="10" height="10"/></svg>')
+    reaching = (b'<svg xmlns="http://www.w3.org/2000/svg" width="100" height="30">'
+                b'<image href="file:///etc/passwd" width="10" height="10"/>'
+                b'<image href="http://127.0.0.1:9/track.png" width="10" height="10"/></svg>')
+    with pytest.raises(InvalidData):
+        set_logo(creditor, reaching)  # refused today; one stored before the check still cannot reach out
+    creditor.logo, creditor.logo_mime, creditor.logo_version = reaching, "image/svg+xml", "0123456789ab"
     invoice = make_invoice(creditor)
     with caplog.at_level(logging.WARNING, logger="weasyprint"):
         pdf = render(app, invoice)

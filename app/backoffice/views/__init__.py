@@ -6,7 +6,8 @@
 - letters: a customer's letters: the PDF as printed, and printing one again;
 - answers: conversations (reply, close) and decisions (disputes, requests for time or a plan);
 - money: payments recorded by hand, refunds, kept bank credits, dead letters;
-- admin: the overview, reply templates, agents, the audit log.
+- admin: the overview, reply templates, agents, the audit log;
+- console: the creditor console (creditor admins): brand, payments and keys, rules, API keys.
 
 Everything here is no-store, limited to the agent's creditors through one `Scope`, and recorded
 in the audit log: every sign-in and refusal, every page that shows a customer's data, every
@@ -23,7 +24,7 @@ from flask_login import current_user
 
 from app.audit import audit
 from app.backoffice import services, words
-from app.backoffice.models import Agent, Role
+from app.backoffice.models import CASEWORK, CONSOLE, Agent, Role
 from app.extensions import db
 from app.i18n import language_switch
 
@@ -32,6 +33,7 @@ bp.context_processor(words.template_words)
 
 SUPERVISING = services.SUPERVISING
 ADMIN = (Role.ADMIN,)
+CONSOLE_ROLES = CONSOLE
 
 
 @bp.before_request
@@ -58,8 +60,8 @@ def me() -> Agent:
     return current_user._get_current_object()
 
 
-def scope(roles: tuple[str, ...] = tuple(Role)) -> services.Scope:
-    """The creditors the signed-in agent may see (with one of `roles`)."""
+def scope(roles: tuple[str, ...] = CASEWORK) -> services.Scope:
+    """The creditors the signed-in agent may see (with one of `roles`; by default a case-working one)."""
     return services.scope_of(me(), roles)
 
 
@@ -115,4 +117,14 @@ def by_reference(model, reference: str):
     return found
 
 
-from app.backoffice.views import admin, answers, auth, cases, inbox, letters, money, privacy  # noqa: E402,F401  (their routes)
+from app.backoffice.views import (  # noqa: E402,F401  (their routes)
+    admin,
+    answers,
+    auth,
+    cases,
+    console,
+    inbox,
+    letters,
+    money,
+    privacy,
+)

@@ -14,14 +14,14 @@ from flask import Response, abort, current_app, flash, redirect, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
 
-from app.backoffice.models import Role
+from app.backoffice.models import CASEWORK
 from app.backoffice.views import SUPERVISING, bp, me, need, record, scoped
 from app.dunning.letters.batch import copy_of, latest_print, request_reprint
 from app.dunning.models import Letter
 from app.errors import Conflict
 from app.extensions import db
 
-PRINTING = tuple(Role)  # every role at the letter's creditor may have it printed again
+PRINTING = CASEWORK  # every case-working role at the letter's creditor may have it printed again
 
 
 @bp.get("/letters/<int:letter_id>.pdf")

@@ -113,6 +113,10 @@ class AdyenConfig:
     payment_link_origin: str | None = None  # where payment links live; default per environment
 
 
+#: the payment link the key check asks for: none has this id
+KEY_CHECK_REF = "PL0000KEYCHECK0000"
+
+
 class AdyenGateway(Gateway):
     """Adyen Checkout for one creditor, with its own SDK client and keys."""
 
@@ -320,6 +324,20 @@ class AdyenGateway(Gateway):
                    quote(provider_ref, safe=""))
 
     # -- the SDK ------------------------------------------------------------------------------
+
+    def check_credentials(self) -> None:
+        """Read a payment link that does not exist: Adyen's 404 says it accepted the API key (a wrong
+        key gets 401, a key without the Checkout role 403)."""
+        try:
+            self._checkout.payment_links_api.get_payment_link(KEY_CHECK_REF)
+        except AdyenAPIResponseError as exc:
+            if int(exc.status_code or 0) == 404:
+                return
+            raise _api_error(exc) from None
+        except AdyenError as exc:
+            raise GatewayError(f"Adyen client not configured: {type(exc).__name__}", code="configuration") from None
+        except OSError as exc:
+            raise GatewayError(f"Adyen unreachable: {type(exc).__name__}", retryable=True) from None
 
     def _call(self, method: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Call one SDK method; its errors become GatewayError, without request, headers or key."""

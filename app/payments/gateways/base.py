@@ -230,6 +230,11 @@ class Gateway(ABC):
         (script-src, frame-src, connect-src, style-src, img-src). Nothing for redirect-only flows."""
         return {}
 
+    def check_credentials(self) -> None:
+        """Ask the provider whether it accepts this gateway's keys (the console's "check the keys"):
+        GatewayError when it refuses them or cannot be reached. Nothing to check without keys."""
+        return None
+
     @abstractmethod
     def create_checkout(self, request: CheckoutRequest) -> Checkout:
         """Create the payment at the provider (idempotent on `request.idempotency_key`)."""

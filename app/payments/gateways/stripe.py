@@ -108,6 +108,10 @@ class StripeConfig:
             raise ValueError(f"unsupported Stripe flow {self.flow!r}: 'element' or 'checkout'")
 
 
+#: the payment the key check asks for: none has this id
+KEY_CHECK_REF = "pi_keycheck0000000000000000"
+
+
 class StripeGateway(Gateway):
     """PaymentIntents for the Payment Element; status by retrieval or by signed webhook."""
 
@@ -280,6 +284,15 @@ class StripeGateway(Gateway):
             raise GatewayError(f"a Stripe payment in status {status} cannot be cancelled", code="not_cancellable")
         with self._errors("cancel the payment"):
             self._client.v1.payment_intents.cancel(provider_ref)
+
+    def check_credentials(self) -> None:
+        """Read a payment that does not exist: Stripe's "no such payment" (404) says it accepted the key."""
+        try:
+            self._retrieve(KEY_CHECK_REF)
+        except GatewayError as error:
+            if isinstance(error.__cause__, stripe.InvalidRequestError) and error.__cause__.http_status == 404:
+                return
+            raise
 
     def _retrieve(self, provider_ref: str, expand: list[str] | None = None) -> dict[str, Any]:
         with self._errors("read the payment"):
