@@ -1,67 +1,46 @@
 """Fixtures: the app (schema made by running the migrations once per session), a per-test
 transaction rolled back at the end, and a test client.
 
-SQLite by default; PostgreSQL when TEST_DATABASE_URL is set."""
+SQLite by default; PostgreSQL when TEST_DATABASE_URL is set (tests/support/database.py).
+The fixtures import what they use: pytest-xdist's controller loads this file before it starts
+its workers and runs no test, so it need not import the app, SQLAlchemy or Alembic."""
 
 from __future__ import annotations
 
+import gc
 import os
 
 import pytest
-from flask_migrate import upgrade
-from sqlalchemy import make_url, text
-from sqlalchemy.orm import scoped_session, sessionmaker
-
-from app import create_app
-from app.config import normalise_database_url
-from app.extensions import db, limiter
-from tests.support.smtp import SmtpServer
-
-
-class TestSession(scoped_session):
-    """One session for the whole test: request teardowns call remove(), which must not
-    close it (that would roll back the test's data and detach its objects)."""
-
-    def remove(self):
-        pass
-
-    def really_remove(self):
-        super().remove()
-
 
 TEST_KEYS = ["k-new-" + "n" * 40, "k-old-" + "o" * 40]
 
 
-def worker_schema() -> str:
-    """The PostgreSQL schema this process tests in: pytest-xdist's workers share the database, so
-    each has a schema of its own (`test_gw0`...); a run without workers uses `public`."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    return f"test_{worker}" if worker else "public"
+def freeze_long_lived() -> None:
+    """Move every object alive now (the modules, the collected tests, the app) out of the garbage
+    collector's reach: they live until the process ends, and each full collection during the run
+    would walk all of them (some 700,000) again. Garbage first, so that none is kept."""
+    gc.collect()
+    gc.freeze()
 
 
-def database_url(tmp_path_factory) -> str:
-    url = os.environ.get("TEST_DATABASE_URL")
-    if url:
-        url = normalise_database_url(url)
-        if worker_schema() != "public":  # every connection (the app's, the race tests', the drivers') works there
-            url = make_url(url).update_query_dict({"options": f"-csearch_path={worker_schema()}"})
-            url = url.render_as_string(hide_password=False)
-        return url
-    return "sqlite:///" + str(tmp_path_factory.mktemp("db") / "test.db")
-
-
-def reset_database(app) -> None:
-    """An empty database, then the migrations: the migrations make the schema, not create_all."""
-    with app.app_context():
-        if db.engine.dialect.name == "postgresql":
-            with db.engine.begin() as conn:
-                conn.execute(text(f"DROP SCHEMA IF EXISTS {worker_schema()} CASCADE"))
-                conn.execute(text(f"CREATE SCHEMA {worker_schema()}"))
-        upgrade()
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session):
+    """No garbage collection while the test modules (and the app) are imported: importing makes
+    objects that live, not garbage, and the collector would otherwise walk the growing heap a dozen
+    times over (about a second of CPU in each process). Then what was imported is frozen."""
+    gc.disable()
+    try:
+        return (yield)
+    finally:
+        freeze_long_lived()
+        gc.enable()
 
 
 @pytest.fixture(scope="session")
 def app(tmp_path_factory):
+    from app import create_app
+    from tests.support.database import database_url, reset_database
+
     instance = tmp_path_factory.mktemp("instance")
     os.environ["PORTAL_INSTANCE_PATH"] = str(instance)
     application = create_app(
@@ -78,6 +57,7 @@ def app(tmp_path_factory):
         }
     )
     reset_database(application)
+    freeze_long_lived()
     return application
 
 
@@ -87,6 +67,11 @@ def session(app):
 
     No app context stays pushed during the test, so each test-client request gets a fresh
     one (and a fresh `g`), as in production."""
+    from sqlalchemy.orm import sessionmaker
+
+    from app.extensions import db
+    from tests.support.database import TestSession
+
     with app.app_context():
         connection = db.engine.connect()
     outer = connection.begin()
@@ -103,6 +88,8 @@ def session(app):
 
 @pytest.fixture
 def client(app, session):
+    from app.extensions import limiter
+
     limiter.reset(app)
     return app.test_client()
 
@@ -110,6 +97,8 @@ def client(app, session):
 @pytest.fixture
 def smtp(app, monkeypatch):
     """A real SMTP server (aiosmtpd) on 127.0.0.1 that the app's e-mails go to for this test."""
+    from tests.support.smtp import SmtpServer
+
     with SmtpServer() as server:
         for key, value in server.config().items():
             monkeypatch.setitem(app.config, key, value)

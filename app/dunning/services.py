@@ -619,13 +619,15 @@ def preview_step(creditor: Creditor, plan: Plan | Any, position: int, locale: st
 # --- the plans the portal ships ------------------------------------------------------------------------------
 
 DEFAULT_PLANS = {"NO": "norway.yaml", "DE": "germany.yaml", "none": "no_rules.yaml"}
+#: PyYAML's safe loader, in C (libyaml) where PyYAML was built with it: ten times faster than in Python.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def shipped_plan(jurisdiction: str) -> dict:
     """The lawful example plan of a jurisdiction (app/dunning/default_plans: texts in en, nb and de), as
     data to save with `save_plan` (the demo creditors get them; a creditor may start from one)."""
     path = Path(__file__).parent / "default_plans" / DEFAULT_PLANS[jurisdiction]
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)  # noqa: S506 (SAFE_LOADER is safe)
 
 
 # --- agents: skip or postpone a bill's next step --------------------------------------------------------
