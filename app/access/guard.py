@@ -79,6 +79,11 @@ def no_grant(public_id: str):
     return unavailable(owner[0], renew_invoice_id=owner[1], no_grant=True)
 
 
+#: The WSGI environ's key under which `portal.bill_gate` leaves the access read it made for a request
+#: it passes on to the view (public id, grant source, BillAccess): the view does not read it again.
+ACCESS_READ_KEY = "portal.bill_access"
+
+
 def granted(public_id: str) -> tuple[BillAccess | None, ResponseReturnValue | None]:
     """Access to the bill if this browser holds a live grant for it; else the answer to send.
 
@@ -89,7 +94,12 @@ def granted(public_id: str) -> tuple[BillAccess | None, ResponseReturnValue | No
                         app_ctx.app.config["GRANT_MAX_AGE_HOURS"])
     if grant is None:
         return None, no_grant(public_id)
-    access = bill_access(public_id, grants.source_of(grant))
+    source = grants.source_of(grant)
+    stashed = _cv_request.get().request.environ.get(ACCESS_READ_KEY)
+    if stashed is not None and stashed[0] == public_id and stashed[1] == source:
+        access = stashed[2]  # read by `portal.bill_gate` for this very request, which found no cached page
+    else:
+        access = bill_access(public_id, source)
     if access is None:
         return None, unavailable()
     if access.is_closed or not grants.current(grant, access.link_revocations, access.source_revocations):

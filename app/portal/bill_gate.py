@@ -41,6 +41,7 @@ from werkzeug.sansio.http import parse_cookie
 
 from app import page_cache
 from app.access import grants
+from app.access.guard import ACCESS_READ_KEY
 from app.access.services import MAX_PUBLIC_ID, BillAccess, bill_access
 from app.core.dates import local_today
 from app.core.metrics import ENDPOINT_KEY
@@ -110,6 +111,8 @@ class BillGate:
         except Exception:  # the database failing: the view answers (its 503 page)
             log.debug("bill gate: the bill could not be read; the view answers", exc_info=True)
             return None
+        if access is not None:  # the view, if it answers, uses this read instead of making it again
+            environ[ACCESS_READ_KEY] = (public_id, grants.source_of(grant), access)
         if access is None or access.is_closed \
                 or not grants.current(grant, access.link_revocations, access.source_revocations) \
                 or (access.step_up_mode != "none" and not grant.get("v")):

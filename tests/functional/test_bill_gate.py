@@ -162,3 +162,35 @@ def test_a_closed_bill_goes_to_the_view(app, client, gate):
     calls = gate.wsgi_app.calls
     answer = get(gate, url, headers)
     assert answer[0] == "404 NOT FOUND" and gate.wsgi_app.calls == calls + 1
+
+
+def test_a_page_the_gate_passes_on_reads_the_bill_access_once(app, client, gate, monkeypatch):
+    """On a cache miss the view takes the gate's access read (one read per request, not two); a
+    request the gate did not read for (a stash of another bill) reads its own."""
+    from app.access import guard
+    from app.portal import bill_gate
+
+    reads: list[str] = []
+
+    def counted(read):
+        def counting(public_id, source):
+            reads.append(public_id)
+            return read(public_id, source)
+        return counting
+
+    monkeypatch.setattr(guard, "bill_access", counted(guard.bill_access))
+    monkeypatch.setattr(bill_gate, "bill_access", counted(bill_gate.bill_access))
+    invoice, url, headers = opened(app, client)
+    reads.clear()
+    answer = get(gate, url, headers)  # not cached yet: the gate reads, the view renders
+    assert answer[0] == "200 OK" and invoice.number in answer[2]
+    assert reads == [invoice.public_id]
+    reads.clear()
+    builder = EnvironBuilder(path=url, headers=headers, base_url="https://pay.example.test",
+                             environ_base={"REMOTE_ADDR": "192.0.2.7",
+                                           guard.ACCESS_READ_KEY: ("another-bill", None, None)})
+    try:  # past the gate, with a stash that is not this bill's: the view reads its own
+        _body, status, _headers = run_wsgi_app(gate.wsgi_app, builder.get_environ(), buffered=True)
+    finally:
+        builder.close()
+    assert status == "200 OK" and reads == [invoice.public_id]
