@@ -146,7 +146,7 @@ def message_id(idempotency_key: str, domain: str) -> str:
 def build_email(message: OutboxMessage, rendered: RenderedEmail, settings: SmtpSettings, *,
                 date: datetime | None = None) -> EmailMessage:
     """The MIME message. A recipient or header the e-mail library refuses is a permanent failure."""
-    email = EmailMessage()
+    email = EmailMessage(policy=_message_policy())
     try:
         email["Subject"] = rendered.subject
         email["From"] = Address(display_name=rendered.sender_name or "", addr_spec=settings.sender)
@@ -158,7 +158,10 @@ def build_email(message: OutboxMessage, rendered: RenderedEmail, settings: SmtpS
         email["X-Idempotency-Key"] = message.idempotency_key
         email["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to a receipt
         for name, value in rendered.headers:
-            email[name] = value
+            if name in WIRE_HEADERS:
+                email.set_raw(name, _raw_value(value))  # written as they are: a URI is never encoded-words
+            else:
+                email[name] = value
     except (ValueError, IndexError) as exc:
         raise DeliveryError(f"cannot address the e-mail: {exc}", permanent=True) from None
     email.set_content(rendered.text)
@@ -172,8 +175,27 @@ def build_email(message: OutboxMessage, rendered: RenderedEmail, settings: SmtpS
     return email
 
 
-#: The headers a renderer may add (`RenderedEmail.headers`) that `wire_email` writes itself.
+#: The headers a renderer may add (`RenderedEmail.headers`) that `wire_email` writes itself. Both are
+#: written as they are, unfolded (a line may be 998 characters, RFC 5322 § 2.1.1): folded by the default
+#: policy, a List-Unsubscribe URI longer than a line became RFC 2047 encoded-words, which no mail client
+#: reads as a URI, and RFC 8058's one-click unsubscribe was lost (and encoding it was the dispatcher's
+#: largest cost per e-mail).
 WIRE_HEADERS = frozenset({"List-Unsubscribe", "List-Unsubscribe-Post"})
+MAX_RAW_LINE = 998
+_RAW_VALUE = re.compile(r"[\x21-\x7e][\x20-\x7e]*")  # printable ASCII: no CR, LF or other control
+
+
+def _raw_value(value: str) -> str:
+    """A header value written as it is: printable ASCII on one line (a header cannot be injected)."""
+    if not _RAW_VALUE.fullmatch(value) or len(value) > MAX_RAW_LINE - 40:
+        raise ValueError("a header written as it is must be printable ASCII on one line")
+    return value
+
+
+@functools.cache
+def _message_policy() -> email.policy.EmailPolicy[EmailMessage]:
+    """The default policy, except that headers set with `set_raw` (`WIRE_HEADERS`) are never refolded."""
+    return email.policy.default.clone(refold_source="none")
 #: A boundary as `email.generator` makes it: 15 "=", 19 digits, "==".
 _BOUNDARY_DIGITS = len(repr(sys.maxsize - 1))
 
@@ -203,7 +225,7 @@ def wire_email(message: OutboxMessage, rendered: RenderedEmail, settings: SmtpSe
             _header_line("Message-ID", message_id(message.idempotency_key, settings.domain)),
             _header_line("X-Idempotency-Key", message.idempotency_key),
             _header_line("Auto-Submitted", "auto-generated"),
-            *(_header_line(name, value) for name, value in rendered.headers),
+            *(f"{name}: {_raw_value(value)}\r\n".encode("ascii") for name, value in rendered.headers),
         ]
     except (ValueError, IndexError, TypeError):
         return None
@@ -219,8 +241,8 @@ def wire_email(message: OutboxMessage, rendered: RenderedEmail, settings: SmtpSe
 
 @functools.cache
 def _wire_policy() -> email.policy.EmailPolicy[EmailMessage]:
-    """What `send_message` flattens with: the message's policy (the default) with CRLF line ends."""
-    return email.policy.default.clone(linesep="\r\n")
+    """What `send_message` flattens with: the message's policy (`_message_policy`) with CRLF line ends."""
+    return _message_policy().clone(linesep="\r\n")
 
 
 #: Values of the headers that differ in every message which the package writes as they are, on one line

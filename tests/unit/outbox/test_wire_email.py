@@ -188,3 +188,23 @@ def test_the_multipart_content_type_is_what_the_package_writes(seed):
         random.setstate(state)
     value = f'multipart/alternative; boundary="{boundary}"'
     assert _header_line("Content-Type", value) == _folded("Content-Type", value)
+
+
+def test_a_long_one_click_address_stays_a_uri_on_one_line():
+    """RFC 8058: mail clients read List-Unsubscribe as <URI>. Folded by the default policy, a URI longer
+    than a line became RFC 2047 encoded-words (=?utf-8?q?=3Chttps…), which no client reads as one."""
+    url = f"{LONG_URL}/one-click"
+    wire = wire_email(message(), rendered(headers=unsubscribe_headers(url)), SETTINGS, date=DATE, boundary=BOUNDARY)
+    assert wire is not None
+    assert f"\r\nList-Unsubscribe: <{url}>\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n".encode() in wire
+    assert b"=?utf-8?" not in wire
+
+
+@pytest.mark.parametrize("value", ["<https://pay.example.test/u/1>\r\nBcc: someone@example.test",
+                                   "<https://pay.example.test/u/1>\nX: y", "<https://pay.example.test/ü>"])
+def test_a_raw_header_cannot_carry_a_line_break_or_non_ascii(value):
+    bad = rendered(headers=(("List-Unsubscribe", value),))
+    assert wire_email(message(), bad, SETTINGS) is None
+    with pytest.raises(DeliveryError) as refused:
+        build_email(message(), bad, SETTINGS)
+    assert refused.value.permanent
