@@ -385,7 +385,8 @@ def test_part_payments_and_rules_are_saved_in_minor_units_and_audited(app, clien
 
 
 @pytest.mark.parametrize("changes", [{"min_partial_payment": "0"}, {"promise_max_days": "-1"},
-                                     {"plan_fee": "12.345"}, {"grace_days": "many"}, {"deferral_fee": "1e9"}])
+                                     {"plan_fee": "12.345"}, {"grace_days": "many"}, {"deferral_fee": "1e9"},
+                                     {"grace_days": "²"}])  # a digit to str.isdigit, not to int()
 def test_bad_rules_are_refused_next_to_the_field(app, client, creditor, changes):
     sign_in(app, client, creditor)
     page = f"/backoffice/console/{creditor.id}/rules"

@@ -337,7 +337,7 @@ def _rule_words() -> dict[str, str]:
 
 def _whole(text: str | None) -> int | None:
     text = (text or "").strip()
-    return int(text) if text.isdigit() and len(text) <= 9 else None
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
 
 
 def _amount(text: str | None, currency: str) -> int | None:
