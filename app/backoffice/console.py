@@ -1,4 +1,5 @@
-"""The creditor console's changes: a creditor's brand, e-mails, support contacts and legal footer; part
+"""The creditor console's changes: a creditor's brand, e-mails, support contacts and legal footer (with
+the VAT id and tax number invoices print, checked as `flask creditors update` checks them); part
 payments, self-service rules and the collection policy. Each function checks every field, changes
 nothing on a problem (InvalidData, codes by field), and returns what changed as {field: [before, after]}
 for the audit log: settings only, never a secret.
@@ -25,7 +26,7 @@ from app.extensions import db
 #: the brand page's fields, all on the creditor
 BRAND_FIELDS = ("brand_primary", "brand_accent", "email_sender_name", "email_reply_to", "support_email",
                 "support_phone", "support_url", "support_hours", "callback_hours", "legal_name", "org_number",
-                "address")
+                "vat_id", "tax_number", "address")
 #: the rules page's whole numbers (days, counts, basis points) and amounts (minor units) on the creditor
 RULE_NUMBERS = ("promise_max_days", "grace_days", "deferral_max_days", "deferral_max_count", "plan_max_months",
                 "plan_interest_bp")

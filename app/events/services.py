@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app
 from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload, selectinload
 
 from app.billing.models import Invoice
 from app.core.bulk import insert_rows
@@ -290,6 +291,7 @@ def deliveries(creditor_id: int, *, endpoint: WebhookEndpoint | None = None, lim
              .where(WebhookDelivery.creditor_id == creditor_id))
     if endpoint is not None:
         query = query.where(WebhookDelivery.endpoint_id == endpoint.id)
+    query = query.options(joinedload(WebhookDelivery.event), selectinload(WebhookDelivery.attempts))
     rows = db.session.execute(query.order_by(WebhookDelivery.id.desc()).limit(max(1, min(limit, 500)))).all()
     return [DeliveryView(d, d.event, d.endpoint, status or OutboxStatus.DEAD, list(d.attempts)) for d, status in rows]
 

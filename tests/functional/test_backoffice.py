@@ -26,6 +26,8 @@ from app.creditors.services import create_api_key
 from app.debt_collection.models import Case, CaseEvent
 from app.debt_collection.partners import add_partner
 from app.dunning.models import Letter
+from app.events import services as events
+from app.events.models import WebhookDelivery, WebhookEndpoint
 from app.extensions import db
 from app.links.models import AccessLink
 from app.models import utcnow
@@ -146,6 +148,9 @@ def test_the_isolation_walk_every_route_with_a_record_is_404_for_another_credito
                            details={"message": "Bitte melden."}, payload_hash="0" * 64)
         db.session.add_all([case, report])
         create_api_key(db.session.get(Creditor, theirs.invoice.creditor_id), label="theirs")
+        their_endpoint = events.add_endpoint(db.session.get(Creditor, theirs.invoice.creditor_id),
+                                      "https://erp.example.com/hooks").endpoint
+        their_event = events.record_for_invoice(theirs.invoice, "invoice.opened", {"channel": "sms"})
         db.session.commit()
         their_note = issue_credit_note(theirs.invoice, [LineCredit(theirs.invoice.lines[0].id, 100)], reason="x",
                                        actor="agent:1")
@@ -158,6 +163,10 @@ def test_the_isolation_walk_every_route_with_a_record_is_404_for_another_credito
         "letter_id": db.session.scalar(select(Letter.id).where(Letter.creditor_id == lettered.id)),
         # the creditor console: another creditor's console, and its API key
         "creditor_id": theirs.invoice.creditor_id, "provider": "stripe", "key_id": their_key.id,
+        # and its webhook endpoint with a delivery
+        "endpoint_id": their_endpoint.public_id,
+        "delivery_id": db.session.scalar(select(WebhookDelivery.id).where(
+            WebhookDelivery.endpoint_id == their_endpoint.id, WebhookDelivery.event_id == their_event.id)),
     }
     references = {"backoffice.support_request": theirs.request.reference, "backoffice.reply": theirs.request.reference,
                   "backoffice.request_status": theirs.request.reference}
@@ -169,6 +178,8 @@ def test_the_isolation_walk_every_route_with_a_record_is_404_for_another_credito
             "method": "cash", "invoice": theirs.invoice.number, "note": "x", "body": "x", "waiting": "yes",
             "creditor_id": str(theirs.template.creditor_id), "action": "disable", "label": "x",
             "methods": "card", "brand_primary": "#123456", "brand_accent": "#123456",
+            "url": "https://evil.example/hooks", "scope": "all", "enabled": "0", "grace_hours": "0",
+            "since": "2026-01-01T00:00",
             f"credit-{theirs.invoice.lines[0].id}": "1"}
     csrf = token(client, "/backoffice/")
     walked = set()
@@ -198,6 +209,12 @@ def test_the_isolation_walk_every_route_with_a_record_is_404_for_another_credito
     assert {"backoffice.console_brand", "backoffice.console_revoke_api_key",
             "backoffice.console_check_keys"} <= walked
     assert db.session.scalar(select(ApiKey.revoked_at).where(ApiKey.id == their_key.id)) is None
+    assert {"backoffice.console_webhook", "backoffice.console_webhook_rotate",
+            "backoffice.console_webhook_replay"} <= walked
+    db.session.refresh(their_endpoint)
+    assert their_endpoint.enabled and their_endpoint.previous_until is None
+    assert db.session.scalar(select(func.count()).select_from(WebhookEndpoint)) == 1
+    assert db.session.scalar(select(func.count()).select_from(WebhookDelivery)) == 1
     # forms that name a record of B's without it being in the URL
     assert post(client, "/backoffice/templates", {"id": theirs.template.id, "creditor_id": theirs.template.creditor_id,
                                                   "locale": "de", "title": "x", "body": "x"}).status_code == 404

@@ -86,7 +86,11 @@ def console_urls(creditor_id: int, key_id: int = 1) -> list[tuple[str, str]]:
     return [("GET", base), ("POST", base), ("POST", f"{base}/logo"), ("GET", f"{base}/payments"),
             ("POST", f"{base}/payments/stripe"), ("POST", f"{base}/payments/stripe/check"),
             ("POST", f"{base}/payments/stripe/forget"), ("GET", f"{base}/rules"), ("POST", f"{base}/rules"),
-            ("GET", f"{base}/api-keys"), ("POST", f"{base}/api-keys"), ("POST", f"{base}/api-keys/{key_id}/revoke")]
+            ("GET", f"{base}/api-keys"), ("POST", f"{base}/api-keys"), ("POST", f"{base}/api-keys/{key_id}/revoke"),
+            ("GET", f"{base}/webhooks"), ("POST", f"{base}/webhooks"), ("GET", f"{base}/webhooks/we_x"),
+            ("POST", f"{base}/webhooks/we_x/types"), ("POST", f"{base}/webhooks/we_x/enabled"),
+            ("POST", f"{base}/webhooks/we_x/rotate"), ("POST", f"{base}/webhooks/we_x/replay"),
+            ("POST", f"{base}/webhooks/we_x/deliveries/1/replay")]
 
 
 # --- who may use it ---------------------------------------------------------------------------------------
@@ -111,7 +115,7 @@ def test_a_creditor_admin_runs_the_console_and_sees_no_customers(app, client, cr
     home = client.get("/backoffice/", headers=EN)  # no cases: straight to the console
     assert home.status_code == 303 and home.headers["Location"].endswith("/backoffice/console")
     assert client.get("/backoffice/console", headers=EN).headers["Location"].endswith(f"/console/{creditor.id}")
-    for path in ("", "/payments", "/rules", "/api-keys"):
+    for path in ("", "/payments", "/rules", "/api-keys", "/webhooks"):
         page = client.get(f"/backoffice/console/{creditor.id}{path}", headers=EN)
         assert page.status_code == 200, path
         assert "Creditor console" in page.text
@@ -239,6 +243,35 @@ def test_a_png_logo_is_saved_and_shown_on_the_bill_page(app, client, creditor):
     assert f"/brand/{saved.slug}/logo?v={saved.logo_version}" in bill.text
 
 
+@pytest.mark.parametrize(("lang", "words"), [("en", "This is not a valid VAT id"),
+                                             ("nb", "Dette er ikke et gyldig MVA-nummer"),
+                                             ("de", "Dies ist keine gültige USt-IdNr.")])
+def test_the_vat_id_and_tax_number_are_checked_as_the_command_line_checks_them(app, client, creditor, lang, words):
+    agent = sign_in(app, client, creditor)
+    page = f"/backoffice/console/{creditor.id}"
+    csrf = CSRF.search(client.get(page, headers=EN).text).group(1)
+    refused = client.post(f"{page}?lang={lang}", headers={"Accept-Language": lang}, data={
+        "csrf_token": csrf, **brand_form(creditor, vat_id="NO 923 609 017 MVA", tax_number="21-815")})
+    assert refused.status_code == 422
+    assert words in refused.text and 'id="f-vat_id-error"' in refused.text and 'id="f-tax_number-error"' in refused.text
+    # the command line refuses the same id, with its own words
+    cli = app.test_cli_runner().invoke(args=["creditors", "update", creditor.slug, "--vat-id", "NO 923 609 017 MVA"])
+    assert cli.exit_code != 0 and "vat" in cli.output.lower()
+    db.session.expire_all()
+    assert db.session.get(Creditor, creditor.id).vat_id is None
+    assert entries(agent, "console_brand_changed") == []
+
+    saved = form_post(client, page, page, brand_form(creditor, vat_id="NO 923 609 016 MVA", tax_number="21/815/08150"))
+    assert saved.status_code == 303
+    db.session.expire_all()
+    creditor = db.session.get(Creditor, creditor.id)
+    assert (creditor.vat_id, creditor.tax_number) == ("NO923609016MVA", "21/815/08150")  # in its normal form
+    [entry] = entries(agent, "console_brand_changed")
+    assert entry.detail["changes"]["vat_id"] == [None, "NO923609016MVA"]
+    assert entry.detail["changes"]["tax_number"] == [None, "21/815/08150"]
+    assert 'value="NO923609016MVA"' in client.get(page, headers=EN).text
+
+
 # --- payments and keys ------------------------------------------------------------------------------------
 
 
@@ -352,7 +385,8 @@ def test_part_payments_and_rules_are_saved_in_minor_units_and_audited(app, clien
 
 
 @pytest.mark.parametrize("changes", [{"min_partial_payment": "0"}, {"promise_max_days": "-1"},
-                                     {"plan_fee": "12.345"}, {"grace_days": "many"}, {"deferral_fee": "1e9"}])
+                                     {"plan_fee": "12.345"}, {"grace_days": "many"}, {"deferral_fee": "1e9"},
+                                     {"grace_days": "²"}])  # a digit to str.isdigit, not to int()
 def test_bad_rules_are_refused_next_to_the_field(app, client, creditor, changes):
     sign_in(app, client, creditor)
     page = f"/backoffice/console/{creditor.id}/rules"

@@ -7,7 +7,8 @@
 - answers: conversations (reply, close) and decisions (disputes, requests for time or a plan);
 - money: payments recorded by hand, refunds, kept bank credits, dead letters;
 - admin: the overview, reply templates, agents, the audit log;
-- console: the creditor console (creditor admins): brand, payments and keys, rules, API keys.
+- console: the creditor console (creditor admins): brand, payments and keys, rules, API keys;
+- webhooks: the console's webhook endpoints, their delivery log and replay.
 
 Everything here is no-store, limited to the agent's creditors through one `Scope`, and recorded
 in the audit log: every sign-in and refusal, every page that shows a customer's data, every
@@ -127,4 +128,5 @@ from app.backoffice.views import (  # noqa: E402,F401  (their routes)
     letters,
     money,
     privacy,
+    webhooks,
 )

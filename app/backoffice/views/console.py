@@ -1,6 +1,7 @@
 """The creditor console: a creditor admin runs the creditor's account here. Brand (logo, colours, the
 e-mails' sender, support contacts, the legal footer), payment providers with their methods and keys,
-part payments, the self-service rules and the collection policy, and API keys.
+part payments, the self-service rules and the collection policy, and API keys; webhook endpoints in
+`views.webhooks`.
 
 Every route names the creditor (`/console/<creditor_id>/...`) and needs the creditor admin role there:
 another creditor's console is a 404, and an agent, supervisor or admin of this creditor gets 403. Every
@@ -94,6 +95,12 @@ def _problem(name: str, code: str) -> str:
         return _("Please write the hours as days and times, such as “mon-fri 08:00-20:00, sat 10:00-14:00”.")
     if name == "address":
         return _("Please keep the address to at most 500 characters.")
+    if name == "vat_id":
+        return _("This is not a valid VAT id. Please enter it with its country prefix and check digits, such as "
+                 "NO923609016MVA, DE136695976 or IE6388047V.")
+    if name == "tax_number":
+        return _("Please enter the tax number as digits with single spaces or slashes between them, at most 20 "
+                 "characters, such as 21/815/08150.")
     if name in ("email_sender_name", "legal_name", "support_hours", "org_number"):
         return _("Please keep this to one line of at most %(most)s characters.",
                  most={"email_sender_name": 100, "org_number": 32}.get(name, 200))
@@ -330,7 +337,7 @@ def _rule_words() -> dict[str, str]:
 
 def _whole(text: str | None) -> int | None:
     text = (text or "").strip()
-    return int(text) if text.isdigit() and len(text) <= 9 else None
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
 
 
 def _amount(text: str | None, currency: str) -> int | None:
