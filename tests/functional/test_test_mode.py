@@ -82,7 +82,7 @@ def test_the_console_makes_a_test_key_lists_its_mode_and_refuses_an_unknown_mode
     assert stored.livemode is False
     entry = db.session.scalar(select(AuditEntry).where(AuditEntry.agent_id == agent.id,
                                                        AuditEntry.action == "console_api_key_created",
-                                                       AuditEntry.record_id == stored.id))
+                                                       AuditEntry.record_id == str(stored.id)))
     assert entry.detail["mode"] == "test" and key not in str(entry.detail)
 
 
