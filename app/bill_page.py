@@ -63,9 +63,11 @@ def self_service_now(invoice: Invoice, today: date, resolutions=None) -> tuple[S
 
 
 def pay_options_for(invoice: Invoice) -> list[PayOption]:
-    """The ways to pay this bill: its creditor's providers, for its currency and the payer's country."""
+    """The ways to pay this bill: its creditor's providers, for its currency and the payer's country
+    (a test bill: the test-mode simulator only)."""
     customer = invoice.customer
-    return pay_options(invoice.creditor, invoice.currency, customer.country or invoice.creditor.country)
+    return pay_options(invoice.creditor, invoice.currency, customer.country or invoice.creditor.country,
+                       livemode=invoice.livemode)
 
 
 #: The most other bills the page lists (the earliest due first); a link opens as many (`access.grants`).

@@ -68,10 +68,11 @@ def invoice_payload(currency: str = "NOK", lines: int = 1, number: str | None = 
     return payload
 
 
-def make_invoice(creditor, lines: int = 1, **overrides):
-    """An invoice of `creditor`, issued ten days ago and due in five, counted from its local date."""
+def make_invoice(creditor, lines: int = 1, *, livemode: bool = True, **overrides):
+    """An invoice of `creditor`, issued ten days ago and due in five, counted from its local date
+    (`livemode=False`: a test bill, as a test API key makes)."""
     payload = invoice_payload(creditor.currency, lines, today=creditor_today(creditor.country), **overrides)
-    invoice, _created = import_invoice(creditor, payload, actor="test")
+    invoice, _created = import_invoice(creditor, payload, actor="test", livemode=livemode)
     return invoice
 
 

@@ -1,5 +1,7 @@
-"""Who is calling (bearer API key -> creditor, kept in `g.creditor`) and the one place that
-scopes what they may see: every lookup of the API goes through `invoice_or_404` or `customer_or_404`."""
+"""Who is calling (bearer API key -> creditor, kept in `g.creditor`, and the key's mode, live or test,
+in `g.livemode`) and the one place that scopes what they may see: every lookup of the API goes
+through `invoice_or_404` or `customer_or_404`, scoped by the creditor and the mode: a test key's
+data is as unknown to a live key as another creditor's, and the other way round."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from app.apikit.errors import ApiError
 from app.apikit.reading import bearer_key
 from app.billing.models import Customer, Invoice
 from app.creditors.models import Creditor
-from app.creditors.services import creditor_for_api_key
+from app.creditors.services import api_key_for
 from app.extensions import db
 
 
@@ -22,14 +24,15 @@ def authenticate() -> Creditor:
             401, "unauthorized", "Send your API key in the header 'Authorization: Bearer <key>'.",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    creditor = creditor_for_api_key(key)
-    if creditor is None:
+    found = api_key_for(key)
+    if found is None:
         raise ApiError(
             401, "unauthorized", "The API key is unknown or revoked.",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
-    g.creditor = creditor
-    return creditor
+    g.creditor = found.creditor
+    g.livemode = found.livemode
+    return found.creditor
 
 
 def current_creditor() -> Creditor:
@@ -37,10 +40,16 @@ def current_creditor() -> Creditor:
     return g.creditor
 
 
+def current_livemode() -> bool:
+    """Whether the request's key is a live key (False: a test key)."""
+    return g.livemode
+
+
 def invoice_or_404(number: str, *, for_update: bool = False) -> Invoice:
     """The calling creditor's invoice with this number. Another creditor's invoice is as unknown as
     a number that does not exist. `for_update` locks the row (PostgreSQL) before a state change."""
-    query = select(Invoice).where(Invoice.creditor_id == current_creditor().id, Invoice.number == number)
+    query = select(Invoice).where(Invoice.creditor_id == current_creditor().id, Invoice.livemode == current_livemode(),
+                                  Invoice.number == number)
     if for_update:
         query = query.with_for_update()
     invoice = db.session.scalar(query)
@@ -53,6 +62,7 @@ def customer_or_404(external_ref: str) -> Customer:
     """The calling creditor's customer with this reference (yours: `customer.external_ref`). Another
     creditor's customer is as unknown as a reference that does not exist."""
     customer = db.session.scalar(select(Customer).where(Customer.creditor_id == current_creditor().id,
+                                                        Customer.livemode == current_livemode(),
                                                         Customer.external_ref == external_ref))
     if customer is None:
         raise ApiError(404, "not_found", "There is no customer with this reference.")

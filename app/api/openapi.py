@@ -381,6 +381,8 @@ def _response_schemas() -> dict:
         "Invoice": _object(
             {
                 "number": STRING,
+                "livemode": {"type": "boolean", "description": "false: a test invoice, made with a test key "
+                                                             "(docs/api.md, \"Test mode\")"},
                 "status": {"type": "string", "enum": list(InvoiceStatus.values())},
                 "currency": {"type": "string", "description": "ISO 4217"},
                 "issue_date": DATE,
@@ -582,6 +584,8 @@ def _response_schemas() -> dict:
         "InvoiceSummary": _object(
             {
                 "number": STRING,
+                "livemode": {"type": "boolean", "description": "false: a test invoice, made with a test key "
+                                                             "(docs/api.md, \"Test mode\")"},
                 "status": {"type": "string", "enum": list(InvoiceStatus.values())},
                 "currency": {"type": "string", "description": "ISO 4217"},
                 "issue_date": DATE,
@@ -607,6 +611,7 @@ def _response_schemas() -> dict:
                 "id": {"type": "string", "description": "evt_…, stable: the same in the feed and in every webhook"},
                 "type": {"type": "string", "enum": list(EVENT_TYPES)},
                 "timestamp": {"type": "string", "format": "date-time", "description": "When it happened (UTC)"},
+                "livemode": {"type": "boolean", "description": "false: an event of test data (a test key's)"},
                 "data": _ref("EventData"),
             },
             "Something that happened to one of your bills (or customers)",

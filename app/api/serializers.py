@@ -131,6 +131,7 @@ def invoice_json(invoice: Invoice, events: list[InvoiceEvent], dunning: DunningS
     reminders and the hand-off may go ahead today, with the portal's next step (`dunning`)."""
     return {
         "number": invoice.number,
+        "livemode": invoice.livemode,
         "status": invoice.status,
         "currency": invoice.currency,
         "issue_date": _date(invoice.issue_date),
@@ -190,8 +191,8 @@ def link_json(issued: IssuedLink) -> dict:
 def invoice_summary_json(invoice: Invoice) -> dict:
     """An invoice in a list (`GET /invoices`): its amounts and dates, its customer's reference."""
     return {
-        "number": invoice.number, "status": invoice.status, "currency": invoice.currency,
-        "issue_date": _date(invoice.issue_date), "due_date": _date(invoice.due_date),
+        "number": invoice.number, "livemode": invoice.livemode, "status": invoice.status,
+        "currency": invoice.currency, "issue_date": _date(invoice.issue_date), "due_date": _date(invoice.due_date),
         "total": invoice.total, "amount_paid": invoice.amount_paid, "credited": invoice.credited,
         "balance": invoice.balance, "customer_ref": invoice.customer.external_ref,
         "created_at": utc_iso(invoice.created_at), "updated_at": utc_iso(invoice.updated_at),

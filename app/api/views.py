@@ -11,7 +11,7 @@ from datetime import date, datetime
 
 from flask import Blueprint, current_app, g, request, url_for
 
-from app.api.access import authenticate, current_creditor, customer_or_404, invoice_or_404
+from app.api.access import authenticate, current_creditor, current_livemode, customer_or_404, invoice_or_404
 from app.api.openapi import openapi_document, remember_url_prefix
 from app.api.schemas import (
     CancelIn,
@@ -127,6 +127,7 @@ def list_invoices():
     found = listing.InvoiceFilter(statuses=statuses, due_from=due_from, due_to=due_to,
                                   customer_ref=args.get("customer"), updated_since=since)
     invoices, next_cursor = listing.page(current_creditor().id, found, after=args.get("after"),
+                                         livemode=current_livemode(),
                                          limit=_limit(listing.DEFAULT_LIMIT, listing.MAX_LIMIT))
     body = {"data": [invoice_summary_json(invoice) for invoice in invoices], "next_cursor": next_cursor}
     db.session.commit()  # keeps the key's last use
@@ -137,7 +138,7 @@ def list_invoices():
 def list_events():
     """Your events, oldest first, each once: ask again with `after` = the last answer's next_cursor."""
     events, next_cursor = feed.page(current_creditor().id, after=request.args.get("after"),
-                                    limit=_limit(feed.DEFAULT_LIMIT, feed.MAX_LIMIT))
+                                    livemode=current_livemode(), limit=_limit(feed.DEFAULT_LIMIT, feed.MAX_LIMIT))
     body = {"data": [event_json(event) for event in events], "next_cursor": next_cursor}
     db.session.commit()  # keeps the key's last use
     return body
@@ -175,7 +176,8 @@ def create_invoice():
     """Create an invoice with its customer and lines; the same request again returns it unchanged.
     `dunning_plan` (a plan's name) and `dunning_excluded` set how the portal reminds it."""
     payload = read_json()
-    invoice, created = billing.import_invoice(current_creditor(), payload, actor=ACTOR)  # and its dunning options
+    invoice, created = billing.import_invoice(current_creditor(), payload, actor=ACTOR,  # and its dunning options
+                                              livemode=current_livemode())
     body = _invoice_body(invoice)
     db.session.commit()
     if not created:

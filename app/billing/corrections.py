@@ -19,6 +19,7 @@ and commits. Amounts are integer minor units; VAT of a credit follows the line's
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -138,8 +139,9 @@ def issue_credit_note(invoice: Invoice, credits: Sequence[LineCredit], *, reason
 def _issue(invoice: Invoice, chosen: Sequence[tuple[InvoiceLine, int, int, int]], *, reason: str, actor: str,
            reference: str | None) -> CreditNote:
     """The credit note of (line, net, vat, gross) credits, checked by the caller; the bill's amounts follow."""
+    number = next_number(invoice.creditor_id) if invoice.livemode else test_number()
     note = CreditNote(
-        creditor_id=invoice.creditor_id, invoice_id=invoice.id, number=next_number(invoice.creditor_id),
+        creditor_id=invoice.creditor_id, invoice_id=invoice.id, number=number, livemode=invoice.livemode,
         reason=reason, reference=reference, actor=actor, created_at=utcnow(), subtotal=0, vat_total=0, total=0,
     )
     for line, net, vat, gross in chosen:
@@ -165,7 +167,8 @@ def credit_by_positions(invoice: Invoice, positions: Sequence[tuple[int, int]] |
     before and False. Problems are InvalidData keyed `lines.<index>.<field>`; nothing changes then."""
     if external_ref is not None:
         before = db.session.scalar(select(CreditNote).where(
-            CreditNote.creditor_id == invoice.creditor_id, CreditNote.external_ref == external_ref))
+            CreditNote.creditor_id == invoice.creditor_id, CreditNote.livemode == invoice.livemode,
+            CreditNote.external_ref == external_ref))
         if before is not None:
             if before.invoice_id != invoice.id:
                 raise InvalidData({"id": "used_for_another_invoice"})
@@ -219,6 +222,12 @@ def next_number(creditor_id: int) -> str:
                                set_={"last_number": CreditNoteSeries.__table__.c.last_number + 1})
         .returning(CreditNoteSeries.__table__.c.last_number))
     return f"{NUMBER_PREFIX}{taken:06d}"
+
+
+def test_number() -> str:
+    """A test bill's credit note's number: random, outside the creditor's series (which test notes
+    must not break), and saying what it is."""
+    return f"{NUMBER_PREFIX}TEST-{secrets.token_hex(5).upper()}"
 
 
 def correct_lines(invoice: Invoice, corrections: Sequence[LineCorrection], *, reason: str, actor: str,

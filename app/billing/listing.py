@@ -38,12 +38,12 @@ def check(found: InvoiceFilter) -> None:
         raise InvalidData(errors)
 
 
-def page(creditor_id: int, found: InvoiceFilter, *, after: str | None, limit: int = DEFAULT_LIMIT
-         ) -> tuple[list[Invoice], str | None]:
-    """Up to `limit` of the creditor's invoices that match, after the cursor, oldest first; the next
-    page's cursor (None when this page is the last)."""
+def page(creditor_id: int, found: InvoiceFilter, *, after: str | None, livemode: bool = True,
+         limit: int = DEFAULT_LIMIT) -> tuple[list[Invoice], str | None]:
+    """Up to `limit` of the creditor's invoices of this mode (live, or test) that match, after the
+    cursor, oldest first; the next page's cursor (None when this page is the last)."""
     check(found)
-    query = select(Invoice).where(Invoice.creditor_id == creditor_id)
+    query = select(Invoice).where(Invoice.creditor_id == creditor_id, Invoice.livemode == livemode)
     if after:
         try:
             (last,) = cursors.decode(PREFIX, after, 1)
@@ -58,7 +58,8 @@ def page(creditor_id: int, found: InvoiceFilter, *, after: str | None, limit: in
         query = query.where(Invoice.due_date <= found.due_to)
     if found.customer_ref is not None:
         query = query.join(Customer, Customer.id == Invoice.customer_id).where(
-            Customer.creditor_id == creditor_id, Customer.external_ref == found.customer_ref)
+            Customer.creditor_id == creditor_id, Customer.livemode == livemode,
+            Customer.external_ref == found.customer_ref)
     if found.updated_since:
         query = query.where(Invoice.updated_at >= found.updated_since)
     invoices = list(db.session.scalars(query.order_by(Invoice.id).limit(limit + 1)))

@@ -89,7 +89,7 @@ class InvoiceKind(Labelled):
 class Customer(Model):
     __tablename__ = "customers"
     __table_args__ = (
-        UniqueConstraint("creditor_id", "external_ref"),
+        UniqueConstraint("creditor_id", "livemode", "external_ref"),
         CheckConstraint(ReminderChannel.sql_in("preferred_channel"), name="preferred_channel"),
         Index("ix_customers_phone", "phone"),  # an SMS STOP reply names only the number
     )
@@ -97,6 +97,8 @@ class Customer(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     creditor_id: Mapped[int] = mapped_column(ForeignKey("creditors.id", ondelete="CASCADE"))
     external_ref: Mapped[str] = mapped_column(String(64))
+    # False: made through a test API key (test mode); test and live customers never meet.
+    livemode: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(10), default="consumer")
     email: Mapped[str | None] = mapped_column(String(254))
@@ -135,8 +137,8 @@ UNPLANNED = "dunning_plan_id IS NULL AND NOT dunning_excluded AND status IN ('op
 class Invoice(Model):
     __tablename__ = "invoices"
     __table_args__ = (
-        UniqueConstraint("creditor_id", "number"),
-        UniqueConstraint("creditor_id", "payment_reference"),
+        UniqueConstraint("creditor_id", "livemode", "number"),
+        UniqueConstraint("creditor_id", "livemode", "payment_reference"),
         Index("ix_invoices_customer_id", "customer_id"),
         CheckConstraint("total >= 0", name="total_not_negative"),
         CheckConstraint("amount_paid >= 0", name="paid_not_negative"),
@@ -156,6 +158,9 @@ class Invoice(Model):
     creditor_id: Mapped[int] = mapped_column(ForeignKey("creditors.id", ondelete="CASCADE"))
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="RESTRICT"))
     number: Mapped[str] = mapped_column(String(64))
+    # False: a test bill, made through a test API key: seen only by test keys, paid only in test mode
+    # (docs/api.md, "Test mode").
+    livemode: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     issue_date: Mapped[date] = mapped_column(Date)
     due_date: Mapped[date] = mapped_column(Date)
     period_start: Mapped[date | None] = mapped_column(Date)
@@ -271,7 +276,7 @@ class CreditNote(Model):
     __tablename__ = "credit_notes"
     __table_args__ = (
         UniqueConstraint("creditor_id", "number"),
-        UniqueConstraint("creditor_id", "external_ref"),
+        UniqueConstraint("creditor_id", "livemode", "external_ref"),
         Index("ix_credit_notes_invoice_id", "invoice_id"),
         CheckConstraint("total > 0", name="total_positive"),
     )
@@ -280,6 +285,8 @@ class CreditNote(Model):
     creditor_id: Mapped[int] = mapped_column(ForeignKey("creditors.id", ondelete="CASCADE"))
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
     number: Mapped[str] = mapped_column(String(80))
+    # Its invoice's: a test bill's notes are numbered apart (CN-TEST-…), outside the creditor's series.
+    livemode: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     reason: Mapped[str] = mapped_column(String(300))  # shown to the customer
     reference: Mapped[str | None] = mapped_column(String(16))  # the dispute it answers, if any
     external_ref: Mapped[str | None] = mapped_column(String(64))  # the creditor's own id (API): asked twice, made once

@@ -373,17 +373,21 @@ def payload_hash(data: InvoiceIn) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def find_invoice(creditor: Creditor, number: str) -> Invoice | None:
-    return db.session.scalar(select(Invoice).where(Invoice.creditor_id == creditor.id, Invoice.number == number))
+def find_invoice(creditor: Creditor, number: str, *, livemode: bool = True) -> Invoice | None:
+    """The creditor's invoice with this number, live (or, `livemode=False`, test: docs/api.md, "Test mode")."""
+    return db.session.scalar(select(Invoice).where(Invoice.creditor_id == creditor.id,
+                                                   Invoice.livemode == livemode, Invoice.number == number))
 
 
-def upsert_customer(creditor: Creditor, data: CustomerIn) -> Customer:
+def upsert_customer(creditor: Creditor, data: CustomerIn, *, livemode: bool = True) -> Customer:
+    """The creditor's customer with this reference in this mode (live or test), made or brought up to date."""
     customer = db.session.scalar(
-        select(Customer).where(Customer.creditor_id == creditor.id, Customer.external_ref == data.external_ref)
+        select(Customer).where(Customer.creditor_id == creditor.id, Customer.livemode == livemode,
+                               Customer.external_ref == data.external_ref)
     )
     before = contact_of(customer) if customer is not None else None
     if customer is None:
-        customer = Customer(creditor_id=creditor.id, external_ref=data.external_ref)
+        customer = Customer(creditor_id=creditor.id, external_ref=data.external_ref, livemode=livemode)
         db.session.add(customer)
     address = data.address
     customer.name = data.name
@@ -419,15 +423,16 @@ def upsert_customer(creditor: Creditor, data: CustomerIn) -> Customer:
     return customer
 
 
-def import_invoice(creditor: Creditor, payload, *, actor: str) -> tuple[Invoice, bool]:
-    """Create an invoice with its customer and lines from an API-shaped payload.
+def import_invoice(creditor: Creditor, payload, *, actor: str, livemode: bool = True) -> tuple[Invoice, bool]:
+    """Create an invoice with its customer and lines from an API-shaped payload; `livemode=False`
+    makes a test invoice (and test customer), apart from the live ones: a test key's.
 
-    Idempotent on (creditor, number): the same content returns the stored invoice and
+    Idempotent on (creditor, mode, number): the same content returns the stored invoice and
     False; other content raises Conflict. Raises InvalidData listing every problem."""
     data = parse_invoice(payload, creditor.reference_scheme, creditor.country,
                          today=local_today(creditor.country, utcnow()))
     digest = payload_hash(data)
-    existing = find_invoice(creditor, data.number)
+    existing = find_invoice(creditor, data.number, livemode=livemode)
     if existing is not None:
         return _same_or_conflict(existing, digest)
     if not can_receive(creditor, data.currency):
@@ -435,14 +440,14 @@ def import_invoice(creditor: Creditor, payload, *, actor: str) -> tuple[Invoice,
                                        f"it and no payment provider configured for it"})
     try:
         with db.session.begin_nested():
-            invoice = _create(creditor, data, digest, actor)
+            invoice = _create(creditor, data, digest, actor, livemode)
     except IntegrityError:
         # Another request got there first: the same invoice number, the same payment reference,
         # or (for a new customer) the same external reference.
-        existing = find_invoice(creditor, data.number)
+        existing = find_invoice(creditor, data.number, livemode=livemode)
         if existing is not None:
             return _same_or_conflict(existing, digest)
-        if data.payment_reference and _reference_taken(creditor, data.payment_reference):
+        if data.payment_reference and _reference_taken(creditor, data.payment_reference, livemode):
             raise InvalidData({"payment_reference": "already used by another invoice of this creditor"}) from None
         raise Conflict("a concurrent request changed the same customer; retry the request") from None
     invoice_imported.send(invoice, payload=payload, actor=actor)
@@ -465,15 +470,16 @@ def _new_reference(creditor: Creditor, invoice: Invoice) -> str:
     scheme = creditor.reference_scheme
     reference = make_reference(scheme, reference_base(invoice.number, invoice.id, scheme))
     width = 8
-    while _reference_taken(creditor, reference):  # from the id: zero-padded wider until free
+    while _reference_taken(creditor, reference, invoice.livemode):  # from the id: zero-padded wider until free
         reference = make_reference(scheme, str(invoice.id).zfill(width))
         width += 1
     return reference
 
 
-def _reference_taken(creditor: Creditor, reference: str) -> bool:
+def _reference_taken(creditor: Creditor, reference: str, livemode: bool) -> bool:
     return db.session.scalar(
-        select(Invoice.id).where(Invoice.creditor_id == creditor.id, Invoice.payment_reference == reference)
+        select(Invoice.id).where(Invoice.creditor_id == creditor.id, Invoice.livemode == livemode,
+                                 Invoice.payment_reference == reference)
     ) is not None
 
 
@@ -483,14 +489,15 @@ def _same_or_conflict(existing: Invoice, digest: str) -> tuple[Invoice, bool]:
     raise Conflict(f"invoice {existing.number} exists with different content")
 
 
-def _create(creditor: Creditor, data: InvoiceIn, digest: str, actor: str) -> Invoice:
-    customer = upsert_customer(creditor, data.customer)
+def _create(creditor: Creditor, data: InvoiceIn, digest: str, actor: str, livemode: bool) -> Invoice:
+    customer = upsert_customer(creditor, data.customer, livemode=livemode)
     amounts = [line.computed() for line in data.lines]
     invoice = Invoice(
         public_id=secrets.token_urlsafe(16),
         creditor_id=creditor.id,
         customer=customer,
         number=data.number,
+        livemode=livemode,
         issue_date=data.issue_date,
         due_date=data.due_date,
         period_start=data.period_start,

@@ -34,7 +34,10 @@ class TransferDetails:
 
 def transfer_details(creditor: Creditor, invoice: Invoice, amount: int | None = None) -> TransferDetails | None:
     """What the customer needs to pay by bank transfer today, or None when the creditor has no account.
-    `amount`: what is due now when it is not the balance (an instalment, the undisputed part)."""
+    `amount`: what is due now when it is not the balance (an instalment, the undisputed part).
+    None for a test bill: real money never goes to pay one (docs/api.md, "Test mode")."""
+    if not invoice.livemode:
+        return None
     if creditor.bank_account_no and (invoice.currency == "NOK" or not creditor.iban):
         label, account, compact = "account_no", kontonr.format(creditor.bank_account_no), creditor.bank_account_no
     elif creditor.iban:
@@ -57,7 +60,8 @@ def transfer_details(creditor: Creditor, invoice: Invoice, amount: int | None = 
 
 
 def can_make_epc_qr(creditor: Creditor, invoice: Invoice) -> bool:
-    return bool(creditor.iban) and invoice.currency == "EUR" and 0 < invoice.balance <= EPC_MAX_CENTS
+    return (invoice.livemode and bool(creditor.iban) and invoice.currency == "EUR"
+            and 0 < invoice.balance <= EPC_MAX_CENTS)
 
 
 def epc_payload(creditor: Creditor, invoice: Invoice, amount: int | None = None) -> str:

@@ -179,9 +179,11 @@ def list_creditors():
 )
 @click.argument("slug")
 @click.option("--label", help="What the key is for, e.g. 'billing system'.")
-def api_key(slug: str, label: str | None):
-    with cli_transaction("API key not created", {"label": "--label"}):
-        key = create_api_key(creditor_or_fail(slug), label=label)
+@click.option("--mode", type=click.Choice(["live", "test"]), default="live", show_default=True,
+              help="A test key (pk_test_…) sees and makes only test invoices, paid only in test mode.")
+def api_key(slug: str, label: str | None, mode: str):
+    with cli_transaction("API key not created", {"label": "--label", "mode": "--mode"}):
+        key = create_api_key(creditor_or_fail(slug), label=label, mode=mode)
     click.echo(key)
     click.secho(
         "Store this key now: it is shown only once and cannot be recovered (only its hash is kept).",

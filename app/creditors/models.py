@@ -131,8 +131,14 @@ class ApiKey(Model):
     prefix: Mapped[str] = mapped_column(String(16))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     label: Mapped[str | None] = mapped_column(String(100))
+    # False: a test key (pk_test_…), which sees and makes only test data (docs/api.md, "Test mode").
+    livemode: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     creditor: Mapped[Creditor] = relationship(back_populates="api_keys")
+
+    @property
+    def mode(self) -> str:
+        return "live" if self.livemode else "test"

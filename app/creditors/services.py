@@ -30,6 +30,8 @@ SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # no line breaks or other control characters in a one-line field
 API_KEY_PREFIX = "pk_"
 API_KEY_LABEL_MAX = 100
+API_KEY_MODES = ("live", "test")
+API_KEY_SHOWN = 16  # how much of a key is kept in clear (its prefix): pk_test_<slug…>
 LOGO_MAX_BYTES = 200 * 1024
 #: Germany's Steuernummer as the tax office writes it (21/815/08150, 2181508150, 93815/08152): digits with
 #: single slashes or spaces between them.
@@ -290,20 +292,24 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_api_key(creditor: Creditor, label: str | None = None) -> str:
-    """Create a key and return it in clear text: the only time it is ever shown."""
+def create_api_key(creditor: Creditor, label: str | None = None, *, mode: str = "live") -> str:
+    """Create a key and return it in clear text: the only time it is ever shown. `mode` is "live" or
+    "test" (a test key sees and makes only test data); the key says which: pk_live_… or pk_test_…."""
     if label is not None and len(label) > API_KEY_LABEL_MAX:
         raise InvalidData({"label": f"at most {API_KEY_LABEL_MAX} characters"})
+    if mode not in API_KEY_MODES:
+        raise InvalidData({"mode": "live or test"})
     secret = secrets.token_urlsafe(32)
-    key = f"{API_KEY_PREFIX}{creditor.slug[:8]}_{secret}"
-    db.session.add(
-        ApiKey(creditor_id=creditor.id, prefix=key[:12], key_hash=hash_api_key(key), label=label)
-    )
+    key = f"{API_KEY_PREFIX}{mode}_{creditor.slug[:8]}_{secret}"
+    db.session.add(ApiKey(creditor_id=creditor.id, prefix=key[:API_KEY_SHOWN], key_hash=hash_api_key(key),
+                          label=label, livemode=mode == "live"))
     db.session.flush()
     return key
 
 
-def creditor_for_api_key(key: str) -> Creditor | None:
+def api_key_for(key: str) -> ApiKey | None:
+    """The unrevoked key with this text (its creditor loaded), its last use now; None for any other.
+    Keys made before test mode (pk_<slug>_…, without a mode) are live keys and keep working."""
     if not key or not key.startswith(API_KEY_PREFIX) or len(key) > 200:
         return None
     row = db.session.execute(
@@ -313,9 +319,14 @@ def creditor_for_api_key(key: str) -> Creditor | None:
     ).first()
     if row is None:
         return None
-    api_key, creditor = row
+    api_key, _creditor = row  # loaded with the key: `api_key.creditor` needs no query
     api_key.last_used_at = utcnow()
-    return creditor
+    return api_key
+
+
+def creditor_for_api_key(key: str) -> Creditor | None:
+    found = api_key_for(key)
+    return found.creditor if found is not None else None
 
 
 def revoke_api_key(creditor: Creditor, key_id: int) -> ApiKey | None:

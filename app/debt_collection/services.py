@@ -72,7 +72,8 @@ class Eligibility:
     """Whether the bill may be handed off today, and if not every reason why (codes:
     no_policy, partner_disabled, status:<status>, open_case, nothing_owed, below_minimum,
     not_overdue_enough, no_final_reminder, final_reminder_too_recent, no_collection_warning,
-    warning_deadline:<first day>, open_question, paused:<dunning reason>, returned:<the partner's reason>)."""
+    warning_deadline:<first day>, open_question, paused:<dunning reason>, returned:<the partner's reason>,
+    test_bill: a test-mode bill, never handed off to anyone)."""
 
     reasons: tuple[str, ...] = ()
 
@@ -107,6 +108,7 @@ def reason_words(code: str) -> str:
         "open_question": _("A question of the customer waits for an answer."),
         "busy": _("Another hand-off of this bill is running."),
         "gone": _("The bill no longer exists."),
+        "test_bill": _("A test bill is never handed off to debt collection."),
     }.get(code, code)
 
 
@@ -176,6 +178,8 @@ def check(invoice: Invoice, policy: Policy | None, today: date, *, manual: bool 
     place of the final reminder and its days: the hand-off waits until the warning's deadline has
     passed. Bills the creditor reminds itself keep the reported final reminder and the policy's days."""
     reasons = []
+    if not invoice.livemode:
+        reasons.append("test_bill")  # test mode (docs/api.md): no partner ever sees a test bill
     if policy is None or not policy.enabled:
         reasons.append("no_policy")
     elif not policy.partner.enabled:
@@ -218,14 +222,14 @@ def check(invoice: Invoice, policy: Policy | None, today: date, *, manual: bool 
 
 def candidates(*, creditor_id: int | None = None, limit: int = 1000, on: date | None = None) -> list[int]:
     """Ids of invoices that may be due for hand-off, roughly (the exact rule is `check`, under a
-    lock): creditors with a policy and an enabled partner, bills open or part paid, past due (by `on`,
+    lock): creditors with a policy and an enabled partner, live bills open or part paid, past due (by `on`,
     default today), with a final reminder (the dunning run records one for its final steps), and no
     open case. Oldest due first."""
     query = (
         select(Invoice.id)
         .join(Policy, and_(Policy.creditor_id == Invoice.creditor_id, Policy.enabled.is_(True)))
         .join(Partner, and_(Partner.id == Policy.partner_id, Partner.enabled.is_(True)))
-        .where(Invoice.status.in_(HANDABLE), Invoice.total > Invoice.amount_paid,
+        .where(Invoice.livemode.is_(True), Invoice.status.in_(HANDABLE), Invoice.total > Invoice.amount_paid,
                Invoice.due_date < (on or utcnow().date()),
                exists().where(Reminder.invoice_id == Invoice.id, Reminder.final.is_(True)),
                ~exists().where(Case.invoice_id == Invoice.id, Case.status.in_(CaseStatus.OPEN)))

@@ -15,6 +15,9 @@ next step. Every bill of the batch gets a `dunning_next_on` again: the next step
 pause or the cap ends, tomorrow, or None when dunning is over for it (paid, closed, in collection,
 excluded, plan done), so that a second run the same day finds nothing to decide.
 
+Test bills (`Invoice.livemode` false, docs/api.md "Test mode") are never read: neither enrolled nor
+reminded, whatever plan the API gave them.
+
 Idempotent: a notice is unique per (invoice, plan, position); it is written in the same
 transaction as its message and the bill's next step, so a crash leaves either all or none.
 """
@@ -198,7 +201,7 @@ def enrol(ctx: Context, today: date, *, limit: int = 5000) -> int:
         return 0
     rows = db.session.execute(
         select(Invoice.id, Invoice.due_date).join(Customer, Customer.id == Invoice.customer_id)
-        .where(Invoice.creditor_id == ctx.creditor_id, Invoice.dunning_plan_id.is_(None),
+        .where(Invoice.creditor_id == ctx.creditor_id, Invoice.dunning_plan_id.is_(None), Invoice.livemode.is_(True),
                Invoice.dunning_excluded.is_(False), Invoice.status.in_(("open", "partially_paid")),
                Customer.dunning_excluded.is_(False))
         .order_by(Invoice.id).limit(limit)).all()
@@ -224,7 +227,7 @@ def candidate_customers(creditor_id: int, today: date) -> list[int]:
     """The customers with a bill due for a look (one range scan of ix_invoices_dunning_next_on), in order."""
     return list(db.session.scalars(
         select(Invoice.customer_id).where(Invoice.creditor_id == creditor_id, Invoice.dunning_next_on.is_not(None),
-                                          Invoice.dunning_next_on <= today)
+                                          Invoice.dunning_next_on <= today, Invoice.livemode.is_(True))
         .distinct().order_by(Invoice.customer_id)))
 
 
@@ -272,7 +275,7 @@ def claim(ctx: Context, customer_ids: Sequence[int], today: date, *, lock: bool)
         return Batch({}, {}, {}, set(), {}, set())
     bills_query: Select = select(*INVOICE_COLUMNS).where(
         in_ids(db.session, Invoice.customer_id, list(customers)), Invoice.creditor_id == ctx.creditor_id,
-        Invoice.dunning_next_on.is_not(None), Invoice.dunning_next_on <= today,
+        Invoice.dunning_next_on.is_not(None), Invoice.dunning_next_on <= today, Invoice.livemode.is_(True),
     ).order_by(Invoice.customer_id, Invoice.due_date, Invoice.id)
     if lock:
         bills_query = bills_query.with_for_update()

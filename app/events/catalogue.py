@@ -80,7 +80,7 @@ def invoice_data(invoice: Invoice | Any) -> dict[str, Any]:
 
 
 #: What `invoice_data` reads of a bill, for a statement that reads many bills at once (join customers).
-BILL_COLUMNS = (Invoice.id, Invoice.creditor_id, Invoice.number, Invoice.currency, Invoice.total,
+BILL_COLUMNS = (Invoice.id, Invoice.creditor_id, Invoice.livemode, Invoice.number, Invoice.currency, Invoice.total,
                 Invoice.amount_paid, Invoice.status, Invoice.due_date, Customer.external_ref)
 
 

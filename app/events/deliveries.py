@@ -1,7 +1,7 @@
 """What a creditor's endpoint receives: an `events.webhook` outbox message as a Standard Webhooks
 request. The body is the event as the feed shows it:
 
-    {"id": "evt_…", "type": "payment.succeeded", "timestamp": "…Z", "data": {…}}
+    {"id": "evt_…", "type": "payment.succeeded", "timestamp": "…Z", "livemode": true, "data": {…}}
 
 Read at delivery: the endpoint's URL and its live secrets (so a rotation applies to what still waits).
 A disabled endpoint's deliveries are dead at once (replay them once it is enabled again); a 410 Gone
@@ -25,7 +25,7 @@ from app.outbox.webhooks import WebhookRequest
 def event_json(event: CreditorEvent) -> dict:
     """An event as the feed and the webhooks show it."""
     return {"id": event.public_id, "type": event.type, "timestamp": utc_iso(event.created_at),
-            "data": event.payload or {}}
+            "livemode": event.livemode, "data": event.payload or {}}
 
 
 def render_webhook(message: OutboxMessage) -> WebhookRequest:

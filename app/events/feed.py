@@ -73,14 +73,19 @@ def place(creditor_id: int) -> int:
     return len(ids)
 
 
-def page(creditor_id: int, *, after: str | None, limit: int = DEFAULT_LIMIT) -> tuple[list[CreditorEvent], str | None]:
-    """Up to `limit` of the creditor's events after the cursor, in the feed's order, and the cursor to
-    ask with next (the same one when nothing new came; None when the feed is empty). Numbers what is
-    new first (`place`): the caller commits before it shows the answer."""
+def page(creditor_id: int, *, after: str | None, livemode: bool = True, limit: int = DEFAULT_LIMIT
+         ) -> tuple[list[CreditorEvent], str | None]:
+    """Up to `limit` of the creditor's events of this mode after the cursor, in the feed's order, and
+    the cursor to ask with next (the same one when nothing new came; None when the feed is empty).
+    Numbers what is new first (`place`): the caller commits before it shows the answer.
+
+    Live and test events share the creditor's positions (one numbering); each mode's reader sees only
+    its own: events of test data only with a test key."""
     position = parse_after(after)
     place(creditor_id)
     events = list(db.session.scalars(select(CreditorEvent).where(
-        CreditorEvent.creditor_id == creditor_id, CreditorEvent.position > position,
+        CreditorEvent.creditor_id == creditor_id, CreditorEvent.livemode == livemode,
+        CreditorEvent.position > position,
     ).order_by(CreditorEvent.position).limit(limit)))
     next_cursor = cursor_of(events[-1]) if events else (after or None)
     return events, next_cursor

@@ -41,7 +41,8 @@ def on_invoice_event(entry: InvoiceEvent, **_: object) -> None:
         if invoice.status in PAUSED and status != InvoiceStatus.PAID:
             status = invoice.status
         data["invoice"]["status"] = status
-    record(invoice.creditor_id, event_type, data, invoice_id=invoice.id, now=entry.created_at)
+    record(invoice.creditor_id, event_type, data, invoice_id=invoice.id, livemode=invoice.livemode,
+           now=entry.created_at)
 
 
 #: Bills read per statement by `_bills` (well below SQLite's limit of bound parameters).
@@ -73,7 +74,7 @@ def on_reminders_written(creditor_id: int, *, events: Sequence[dict[str, Any]], 
             continue
         event_type, own = found
         rows.append({"creditor_id": creditor_id, "type": event_type, "invoice_id": invoice.id,
-                     "data": data_for(event_type, invoice, own)})
+                     "livemode": invoice.livemode, "data": data_for(event_type, invoice, own)})
     record_many(rows, now=events[0].get("created_at"))
 
 
@@ -88,7 +89,7 @@ def on_bank_payments(_sender: object, *, entries: Sequence[tuple[int, str]], at:
             continue
         event_type, own = found
         rows.append({"creditor_id": invoice.creditor_id, "type": event_type, "invoice_id": invoice.id,
-                     "data": data_for(event_type, invoice, own)})
+                     "livemode": invoice.livemode, "data": data_for(event_type, invoice, own)})
     record_many(rows, now=at)
 
 
@@ -123,5 +124,6 @@ def on_payment_failed(attempt: PaymentAttempt, **_: object) -> None:
 def on_contact_changed(customer: Customer, *, fields: Sequence[str] = (), **_: object) -> None:
     """A customer's contact details changed: one event, of the customer (no values, only which fields)."""
     record(customer.creditor_id, "contact_details.changed",
-           data_for("contact_details.changed", None, {"fields": list(fields)}, customer_ref=customer.external_ref))
+           data_for("contact_details.changed", None, {"fields": list(fields)}, customer_ref=customer.external_ref),
+           livemode=customer.livemode)
 

@@ -31,6 +31,8 @@ class CreditorEvent(Model):
     position: Mapped[int | None] = mapped_column(BigInteger)  # 1, 2, 3… per creditor, in the order the feed saw them
     type: Mapped[str] = mapped_column(String(40))
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id", ondelete="SET NULL"), index=True)
+    # False: an event of test data (a test bill or customer): only a test key's feed shows it.
+    livemode: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     payload: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

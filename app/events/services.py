@@ -57,15 +57,16 @@ def new_public_id(prefix: str) -> str:
 
 
 def record(creditor_id: int, event_type: str, data: Mapping[str, Any], *, invoice_id: int | None = None,
-           now: datetime | None = None) -> CreditorEvent:
-    """Record one event in the caller's transaction and enqueue its deliveries. Flushed, not committed."""
+           livemode: bool = True, now: datetime | None = None) -> CreditorEvent:
+    """Record one event in the caller's transaction and enqueue its deliveries. Flushed, not committed.
+    An event of test data (`livemode=False`) goes to the test feed only (docs/events.md, "Test mode")."""
     if event_type not in TYPES:
         raise LookupError(f"no event type {event_type!r}")
     event = CreditorEvent(public_id=new_public_id("evt"), creditor_id=creditor_id, type=event_type,
-                          invoice_id=invoice_id, payload=dict(data), created_at=now or utcnow())
+                          invoice_id=invoice_id, livemode=livemode, payload=dict(data), created_at=now or utcnow())
     db.session.add(event)
     db.session.flush()
-    for endpoint in _listening(creditor_id):
+    for endpoint in _listening(creditor_id, livemode):
         if endpoint.wants(event_type):
             _deliver(endpoint, event)
     return event
@@ -74,41 +75,50 @@ def record(creditor_id: int, event_type: str, data: Mapping[str, Any], *, invoic
 def record_for_invoice(invoice: Invoice, event_type: str, own: Mapping[str, Any], *,
                        now: datetime | None = None) -> CreditorEvent:
     """An event of one bill: its `data` is the bill's and the type's own object (`catalogue.data_for`)."""
-    return record(invoice.creditor_id, event_type, data_for(event_type, invoice, own), invoice_id=invoice.id, now=now)
+    return record(invoice.creditor_id, event_type, data_for(event_type, invoice, own), invoice_id=invoice.id,
+                  livemode=invoice.livemode, now=now)
 
 
 def record_many(events: Sequence[Mapping[str, Any]], *, now: datetime | None = None) -> int:
     """`record` set-wise, for a run that writes thousands at once (the dunning run's reminders): each
-    mapping has creditor_id, type, data and invoice_id. Returns how many were recorded."""
+    mapping has creditor_id, type, data and invoice_id (and livemode, True unless given). Returns how
+    many were recorded."""
     if not events:
         return 0
     now = now or utcnow()
     rows = [{"public_id": new_public_id("evt"), "creditor_id": e["creditor_id"], "type": e["type"],
-             "invoice_id": e.get("invoice_id"), "payload": dict(e["data"]), "created_at": now} for e in events]
+             "invoice_id": e.get("invoice_id"), "livemode": e.get("livemode", True), "payload": dict(e["data"]),
+             "created_at": now} for e in events]
     for row in rows:
         if row["type"] not in TYPES:
             raise LookupError(f"no event type {row['type']!r}")
-    listening = {creditor_id: _listening(creditor_id) for creditor_id in {row["creditor_id"] for row in rows}}
+    keys = {(row["creditor_id"], row["livemode"]) for row in rows}
+    listening = {key: _listening(*key) for key in keys}
     # The ids are read back only for the events an endpoint will be sent: on SQLite a RETURNING insert
     # is one statement per row, a plain one a single executemany (a bank file's 95,000 payments).
-    silent = [row for row in rows if not listening[row["creditor_id"]]]
-    heard = [row for row in rows if listening[row["creditor_id"]]]
+    silent = [row for row in rows if not listening[(row["creditor_id"], row["livemode"])]]
+    heard = [row for row in rows if listening[(row["creditor_id"], row["livemode"])]]
     if silent:  # tuples, the JSON written once by json.dumps as the column type would: no dict per row
-        columns = ("public_id", "creditor_id", "type", "invoice_id", "payload", "created_at")
+        columns = ("public_id", "creditor_id", "type", "invoice_id", "livemode", "payload", "created_at")
         table: Any = CreditorEvent.__table__
         bank_bulk.insert_rows(table, columns, [
-            (row["public_id"], row["creditor_id"], row["type"], row["invoice_id"], json.dumps(row["payload"]),
-             row["created_at"]) for row in silent], serialized=("payload",))
+            (row["public_id"], row["creditor_id"], row["type"], row["invoice_id"], row["livemode"],
+             json.dumps(row["payload"]), row["created_at"]) for row in silent], serialized=("payload",))
     ids = insert_rows(db.session, CreditorEvent.__table__, heard)
-    for creditor_id, endpoints in listening.items():
-        mine = [(event_id, row) for event_id, row in zip(ids, heard, strict=True) if row["creditor_id"] == creditor_id]
+    for (creditor_id, livemode), endpoints in listening.items():
+        mine = [(event_id, row) for event_id, row in zip(ids, heard, strict=True)
+                if row["creditor_id"] == creditor_id and row["livemode"] == livemode]
         for endpoint in endpoints:
             wanted = [event_id for event_id, row in mine if endpoint.wants(row["type"])]
             _deliver_many(endpoint, wanted, now)
     return len(rows)
 
 
-def _listening(creditor_id: int) -> list[WebhookEndpoint]:
+def _listening(creditor_id: int, livemode: bool = True) -> list[WebhookEndpoint]:
+    """The endpoints an event goes to: the creditor's enabled ones; none for an event of test data
+    (endpoints have no test mode yet: a test key's events are in its feed)."""
+    if not livemode:
+        return []
     return list(db.session.scalars(select(WebhookEndpoint).where(
         WebhookEndpoint.creditor_id == creditor_id, WebhookEndpoint.enabled.is_(True)).order_by(WebhookEndpoint.id)))
 

@@ -124,9 +124,18 @@ def gateways_for(creditor: Creditor) -> dict[str, Gateway]:
     return _setup(creditor)[0]
 
 
-def pay_options(creditor: Creditor, currency: str, country: str | None) -> list[PayOption]:
-    """What the bill page offers for a bill in this currency to a payer in this country."""
-    gateways, methods = _setup(creditor)
+def pay_options(creditor: Creditor, currency: str, country: str | None, *, livemode: bool = True
+                ) -> list[PayOption]:
+    """What the bill page offers for a bill in this currency to a payer in this country. A test bill
+    (`livemode=False`) is offered the test-mode simulator alone, where it runs (PAYMENTS_SIMULATOR),
+    and nothing elsewhere: never a provider that could take real money (docs/api.md, "Test mode")."""
+    if livemode:
+        gateways, methods = _setup(creditor)
+    elif current_app.config["PAYMENTS_SIMULATOR"]:
+        chosen = tuple(dict.fromkeys(m for choice in creditor_gateways(creditor.id) for m in choice.methods or ()))
+        gateways, methods = {"simulator": simulator_for(creditor)}, {"simulator": chosen or DEFAULT_METHODS}
+    else:
+        return []
     options = []
     for name, gateway in gateways.items():
         fitting = gateway.methods_for(currency, country, methods[name])

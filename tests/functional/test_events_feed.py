@@ -53,7 +53,7 @@ def test_the_feed_gives_each_event_once_oldest_first_and_only_the_creditors_own(
     got = read_all(client, headers)
     assert [e["id"] for e in got] == [e.public_id for e in mine]
     assert got[0] == {"id": mine[0].public_id, "type": "promise.broken", "timestamp": got[0]["timestamp"],
-                      "data": {"promise": {"reference": "P0"}}}
+                      "livemode": True, "data": {"promise": {"reference": "P0"}}}
     assert [e["id"] for e in read_all(client, other_headers)] == [theirs.public_id]
     # A cursor of one creditor's feed shows another creditor nothing of the first's.
     first = client.get(f"{API}/events", query_string={"limit": 1}, headers=headers).json["next_cursor"]

@@ -22,7 +22,15 @@ from sqlalchemy import select
 from app.backoffice import console
 from app.backoffice.views import CONSOLE_ROLES, bp, me, record, scope
 from app.creditors.models import ApiKey, Creditor
-from app.creditors.services import LOGO_MAX_BYTES, create_api_key, revoke_api_key, set_logo, sniff_logo
+from app.creditors.services import (
+    API_KEY_MODES,
+    API_KEY_SHOWN,
+    LOGO_MAX_BYTES,
+    create_api_key,
+    revoke_api_key,
+    set_logo,
+    sniff_logo,
+)
 from app.errors import InvalidData
 from app.extensions import db
 from app.money import parse_amount, to_decimal
@@ -420,13 +428,19 @@ def console_create_api_key(creditor_id: int):
     """A new named key, shown this once on this answer (only its hash is kept; the page is no-store)."""
     creditor = _creditor(creditor_id)
     name = (request.form.get("label") or "").strip()
+    mode = request.form.get("mode", "live")  # the form's default; anything else but "test" is refused
+    problems = {}
     if not name or len(name) > API_KEY_NAME_MAX:
-        return _keys_page(creditor, problems={"label": _problem("label", "required")}, status=422)
-    key = create_api_key(creditor, label=name)
+        problems["label"] = _problem("label", "required")
+    if mode not in API_KEY_MODES:
+        problems["mode"] = _("Choose a live key or a test key.")
+    if problems:
+        return _keys_page(creditor, problems=problems, status=422)
+    key = create_api_key(creditor, label=name, mode=mode)
     created = db.session.scalar(select(ApiKey).where(ApiKey.creditor_id == creditor.id)
                                 .order_by(ApiKey.id.desc()).limit(1))
     record("console_api_key_created", creditor_id=creditor.id, record_type="api_key",
-           record_id=created.id if created else None, label=name, prefix=key[:12])
+           record_id=created.id if created else None, label=name, mode=mode, prefix=key[:API_KEY_SHOWN])
     db.session.commit()
     return _keys_page(creditor, new_key=key)
 

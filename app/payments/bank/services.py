@@ -339,7 +339,7 @@ def _add_rows(book: InvoiceBook, locales: dict[int, str], index: dict[str, bool]
             Customer.preferred_locale,
         )
         .join(Customer, Customer.id == Invoice.customer_id)
-        .where(*conditions)
+        .where(Invoice.livemode.is_(True), *conditions)  # real money pays only live bills (docs/api.md, "Test mode")
         .order_by(Invoice.id)
         .with_for_update(of=Invoice)
     )
