@@ -366,7 +366,8 @@ def run(args, workdir: Path) -> bool:
         print_environment(database_version, load_before)
         if profiler:
             print("\nProfile of the imports (cumulative, top 30):")
-            pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+            pstats.Stats(profiler).sort_stats(os.environ.get("BENCH_PROFILE_SORT", "cumulative")).print_stats(
+                os.environ.get("BENCH_PROFILE_FILTER", ""), int(os.environ.get("BENCH_PROFILE_LINES", "30")))
         return ok
     finally:
         if pg_name and not args.keep:
