@@ -153,6 +153,7 @@ class Done:
     invoices: int = 0
     customers: int = 0
     anonymised: int = 0
+    minimised_ids: list[int] = field(default_factory=list)  # the bills this minimised (`minimise_invoices`)
 
     def add(self, other: Done) -> None:
         self.rows.update(other.rows)
@@ -234,6 +235,7 @@ def minimise_invoices(creditor_id: int, invoice_ids: list[int], reason: str, att
     for invoice_id in todo:
         _mark(creditor_id, MarkKind.INVOICE_MINIMISED, invoice_id, reason)
     done.invoices = len(todo)
+    done.minimised_ids = list(todo)
     return done
 
 

@@ -75,7 +75,12 @@ def _minimise(creditor: Creditor, today: date, attachment_dir: str, batch_size: 
         try:
             done = services.minimise_invoices(creditor.id, [bill.invoice_id for bill in due], services.RETENTION,
                                               attachment_dir)
-            customer_ids = sorted({bill.customer_id for bill in due})
+            # Only the customers of bills this batch minimised: a bill another run minimised and committed
+            # between this batch's read and its lock is locked here all the same (the mark is in another
+            # table, so PostgreSQL's re-check of the locked row does not see it), and its customer is that
+            # run's to minimise (it would be counted, and minimised, twice).
+            minimised = set(done.minimised_ids)
+            customer_ids = sorted({bill.customer_id for bill in due if bill.invoice_id in minimised})
             if customer_ids:
                 customers = db.session.scalars(select(Customer).where(Customer.id.in_(customer_ids))
                                                .order_by(Customer.id).with_for_update(of=Customer)).all()
