@@ -6,16 +6,15 @@ customer chose, and are only ever served as downloads."""
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
-from PIL import Image
 from werkzeug.utils import secure_filename
 
 from app.billing.models import Invoice
+from app.core.images import raster_kind
 from app.errors import InvalidData
 from app.extensions import db
 from app.support.models import Attachment
@@ -34,20 +33,7 @@ def sniff(content: bytes) -> str | None:
     """The file's type from its bytes, or None when it is not a PDF, JPEG or PNG we can open."""
     if content.startswith(b"%PDF-"):
         return "application/pdf" if b"%%EOF" in content[-1024:] else None
-    if content.startswith(b"\x89PNG\r\n\x1a\n"):
-        kind, fmt = "image/png", "PNG"
-    elif content.startswith(b"\xff\xd8\xff"):
-        kind, fmt = "image/jpeg", "JPEG"
-    else:
-        return None
-    try:
-        with Image.open(io.BytesIO(content)) as image:
-            if image.format != fmt:
-                return None
-            image.verify()
-    except Exception:  # noqa: BLE001 - Pillow raises many kinds (OSError, SyntaxError, struct.error ...)
-        return None
-    return kind
+    return raster_kind(content)
 
 
 def clean_filename(name: str, mime: str) -> str:
