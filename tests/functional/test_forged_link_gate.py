@@ -16,33 +16,16 @@ from app.page_cache import get_page_cache
 from app.portal.gate import LinkGate
 from tests.factories import make_creditor, make_invoice
 from tests.functional.helpers import issue
+from tests.support.gates import Counting, find_gate
 
 FORGED = "AAAAAAAAAAAAAAAAAAAAAA.abcdef.zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"
-
-
-def the_gate(app) -> LinkGate:
-    wsgi = app.wsgi_app
-    while not isinstance(wsgi, LinkGate):
-        wsgi = getattr(wsgi, "wsgi_app", None) or wsgi.app  # our middleware, or werkzeug's ProxyFix
-    return wsgi
-
-
-class Counting:
-    """The app behind the gate, counting the requests the gate passed on."""
-
-    def __init__(self, wsgi_app):
-        self.wsgi_app, self.calls = wsgi_app, 0
-
-    def __call__(self, environ, start_response):
-        self.calls += 1
-        return self.wsgi_app(environ, start_response)
 
 
 @pytest.fixture
 def gate(app, session):
     limiter.reset(app)
     get_page_cache_of(app).clear()
-    gate = the_gate(app)
+    gate = find_gate(app, LinkGate)
     inner = gate.wsgi_app
     gate.wsgi_app = Counting(inner)
     yield gate
