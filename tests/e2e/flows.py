@@ -42,3 +42,19 @@ def deliver(live_server, invoice_id: int) -> list:
         finally:
             app.config.update(saved)
         return [m for m in smtp.messages if number in m.get_body(("plain",)).get_content()]
+
+
+def enrol_and_sign_in(page, live_server, email: str, password: str) -> None:
+    """An agent's first sign-in: the password, the second factor set up from the key the page shows,
+    then the page of recovery codes."""
+    import pyotp
+    from playwright.sync_api import expect
+
+    page.goto(live_server.url + "/backoffice/sign-in")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.get_by_role("button", name="Continue").click()
+    key = page.locator("span.mono.key").inner_text().replace(" ", "")
+    page.fill("#code", pyotp.TOTP(key).now())
+    page.get_by_role("button", name="Confirm and sign in").click()
+    expect(page.locator("h1")).to_have_text("Your recovery codes")

@@ -20,7 +20,7 @@ from app.extensions import db
 from app.models import utcnow
 from app.resolutions import disputes, services
 from app.support.services import open_request
-from tests.e2e.flows import checked
+from tests.e2e.flows import checked, enrol_and_sign_in
 from tests.e2e.test_payments import new_bill
 
 PASSWORD = "correct horse battery staple"
@@ -105,14 +105,7 @@ def test_an_agent_answers_and_the_customer_sees_it(live_server, open_page, viewp
 
 
 def sign_in(page, live_server, email: str) -> None:
-    page.goto(live_server.url + "/backoffice/sign-in")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.get_by_role("button", name="Continue").click()
-    secret = page.locator("span.mono.key").inner_text().replace(" ", "")
-    page.fill("#code", pyotp.TOTP(secret).now())
-    page.get_by_role("button", name="Confirm and sign in").click()
-    expect(page.locator("h1")).to_have_text("Your recovery codes")
+    enrol_and_sign_in(page, live_server, email, PASSWORD)
     page.get_by_role("link", name="I have kept them: go to the inbox").click()
     expect(page.locator("h1")).to_have_text("Inbox")
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 
-import pyotp
 from PIL import Image
 from playwright.sync_api import expect
 
@@ -15,7 +14,7 @@ from app.backoffice.services import create_agent
 from app.creditors.models import Creditor
 from app.extensions import db
 from app.links.services import get_signer, issue_link
-from tests.e2e.flows import checked
+from tests.e2e.flows import checked, enrol_and_sign_in
 
 PASSWORD = "correct horse battery staple"
 
@@ -46,14 +45,7 @@ def test_a_creditor_admin_brands_the_bill_page(live_server, open_page, tmp_path)
 
     page, _watch = open_page("mobile")
     page.set_viewport_size({"width": 360, "height": 780})
-    page.goto(live_server.url + "/backoffice/sign-in")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.get_by_role("button", name="Continue").click()
-    key = page.locator("span.mono.key").inner_text().replace(" ", "")
-    page.fill("#code", pyotp.TOTP(key).now())
-    page.get_by_role("button", name="Confirm and sign in").click()
-    expect(page.locator("h1")).to_have_text("Your recovery codes")
+    enrol_and_sign_in(page, live_server, email, PASSWORD)
 
     page.get_by_role("link", name="Console").click()
     expect(page.get_by_role("heading", name="Brand", exact=True)).to_be_visible()

@@ -13,7 +13,6 @@ import hmac
 import io
 import re
 
-import pyotp
 from PIL import Image
 from playwright.sync_api import expect
 from standardwebhooks import Webhook
@@ -22,7 +21,7 @@ from app.backoffice.services import create_agent
 from app.billing.models import Invoice, InvoiceStatus
 from app.extensions import db
 from app.links.services import get_signer, issue_link
-from tests.e2e.flows import checked, deliver
+from tests.e2e.flows import checked, deliver, enrol_and_sign_in
 from tests.support.partner_receiver import PartnerReceiver
 
 PASSWORD = "correct horse battery staple"
@@ -62,14 +61,7 @@ def test_a_creditor_admin_brands_adds_a_webhook_and_receives_the_payment_signed(
     with PartnerReceiver(secrets=[], path="/hooks") as receiver:
         # the creditor admin: sign in with the second factor, brand the bill page, add the endpoint
         page, watch = open_page("mobile")
-        page.goto(live_server.url + "/backoffice/sign-in")
-        page.fill("#email", email)
-        page.fill("#password", PASSWORD)
-        page.get_by_role("button", name="Continue").click()
-        key = page.locator("span.mono.key").inner_text().replace(" ", "")
-        page.fill("#code", pyotp.TOTP(key).now())
-        page.get_by_role("button", name="Confirm and sign in").click()
-        expect(page.locator("h1")).to_have_text("Your recovery codes")
+        enrol_and_sign_in(page, live_server, email, PASSWORD)
 
         page.get_by_role("link", name="Console").click()
         page.set_input_files("#f-logo", _logo(tmp_path / "logo.png"))
