@@ -338,6 +338,9 @@ def _nullable(schema: dict) -> dict:
 STRING = {"type": "string"}
 DATE = {"type": "string", "format": "date"}
 AMOUNT = {"type": "integer", "minimum": 0, "description": "Minor units (øre, cent)"}
+BALANCE = {"type": "integer", "description": "total - amount_paid, minor units"}
+LIVEMODE = {"type": "boolean",
+            "description": "false: a test invoice, made with a test key (docs/api.md, \"Test mode\")"}
 
 
 def _object(properties: dict, description: str) -> dict:
@@ -381,8 +384,7 @@ def _response_schemas() -> dict:
         "Invoice": _object(
             {
                 "number": STRING,
-                "livemode": {"type": "boolean", "description": "false: a test invoice, made with a test key "
-                                                             "(docs/api.md, \"Test mode\")"},
+                "livemode": LIVEMODE,
                 "status": {"type": "string", "enum": list(InvoiceStatus.values())},
                 "currency": {"type": "string", "description": "ISO 4217"},
                 "issue_date": DATE,
@@ -401,7 +403,7 @@ def _response_schemas() -> dict:
                 "total": {**AMOUNT, "description": "Gross total, minor units"},
                 "amount_paid": AMOUNT,
                 "credited": {**AMOUNT, "description": "What credit notes took off the total"},
-                "balance": {"type": "integer", "description": "total - amount_paid, minor units"},
+                "balance": BALANCE,
                 "customer": _ref("Customer"),
                 "lines": {"type": "array", "items": _ref("InvoiceLine")},
                 "events": {"type": "array", "items": _ref("InvoiceEvent"), "description": "The timeline, oldest first"},
@@ -584,8 +586,7 @@ def _response_schemas() -> dict:
         "InvoiceSummary": _object(
             {
                 "number": STRING,
-                "livemode": {"type": "boolean", "description": "false: a test invoice, made with a test key "
-                                                             "(docs/api.md, \"Test mode\")"},
+                "livemode": LIVEMODE,
                 "status": {"type": "string", "enum": list(InvoiceStatus.values())},
                 "currency": {"type": "string", "description": "ISO 4217"},
                 "issue_date": DATE,
@@ -593,7 +594,7 @@ def _response_schemas() -> dict:
                 "total": AMOUNT,
                 "amount_paid": AMOUNT,
                 "credited": AMOUNT,
-                "balance": {"type": "integer", "description": "total - amount_paid, minor units"},
+                "balance": BALANCE,
                 "customer_ref": {"type": "string", "description": "The customer's external_ref"},
                 "created_at": {"type": "string", "format": "date-time"},
                 "updated_at": {"type": "string", "format": "date-time"},
