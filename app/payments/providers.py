@@ -81,23 +81,25 @@ def _keyed(slug: str, provider: str, flow: str | None = None, stored: str | None
     local API's address, in tests). None without keys. Kept per process, per version of the stored
     keys: SDK clients are reused, and a change in the console is used at once."""
     settings = current_app.config["PAYMENT_GATEWAYS"].get(slug, {}).get(provider) or {}
-    version = None
-    if stored and provider in SECRET_OF and not settings.get(SECRET_OF[provider]):
-        console = _decrypted(stored)
-        if console:
-            settings, version = {**settings, **console}, hashlib.sha256(stored.encode()).hexdigest()[:16]
+    console = bool(stored) and provider in SECRET_OF and not settings.get(SECRET_OF[provider])
+    version = hashlib.sha256(stored.encode()).hexdigest()[:16] if console and stored else None
+    cache = current_app.extensions.setdefault("payment_gateways", {})
+    key = (slug, provider, flow, version)
+    if key in cache:  # built before: the stored keys are decrypted once per process and version
+        return cache[key]
+    if console and stored:
+        keys = _decrypted(stored)
+        if keys:
+            settings = {**settings, **keys}
     if not settings or provider not in registry.REGISTRY:
         return None
     if provider in SECRET_OF and not settings.get(SECRET_OF[provider]):
         return None  # the instance's other settings, waiting for keys from the console
-    cache = current_app.extensions.setdefault("payment_gateways", {})
-    key = (slug, provider, flow, version)
-    if key not in cache:
-        try:
-            cache[key] = registry.build(provider, {**settings, **({"flow": flow} if flow else {})})
-        except (TypeError, ValueError) as exc:  # the message names the setting, never its value
-            log.error("%s settings of creditor %s are unusable: %s", provider, slug, exc)
-            return None
+    try:
+        cache[key] = registry.build(provider, {**settings, **({"flow": flow} if flow else {})})
+    except (TypeError, ValueError) as exc:  # the message names the setting, never its value
+        log.error("%s settings of creditor %s are unusable: %s", provider, slug, exc)
+        return None
     return cache[key]
 
 
