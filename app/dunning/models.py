@@ -262,6 +262,8 @@ class Message(Model):
     failure: Mapped[str | None] = mapped_column(String(300))  # why it did not reach the customer
     subject: Mapped[str | None] = mapped_column(String(300))
     body: Mapped[str | None] = mapped_column(Text)
+    # The key of the step's text variant it carried (an experiment on the step's wording); None: no variants.
+    variant: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     status_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
