@@ -1,7 +1,8 @@
 """Soak: two instances of the portal behind nginx, under a realistic mix of load, then faults.
 
-On 127.0.0.1: nginx (Debian's) as the reverse proxy in front of two gunicorn instances of the app
-(deploy/gunicorn.conf.py, each with its own PROMETHEUS_MULTIPROC_DIR, as two hosts would have);
+On 127.0.0.1: nginx (Debian's) as the reverse proxy in front of two "hosts" of the app, each a web pool
+and a documents pool (gunicorn, deploy/gunicorn.conf.py; the PDF downloads go to the documents pool,
+whose workers run nicer by 10, as docs/operations.md deploys them) sharing a PROMETHEUS_MULTIPROC_DIR;
 PostgreSQL (a database of its own, `bench_soak`, created and dropped here); Redis for the rate limits;
 a local SMTP server (aiosmtpd, in this process); two outbox dispatchers and two notification workers
 (`WEBHOOKS_APPLY_INLINE=false`). Demo creditors and a few thousand invoices are seeded in-process.
@@ -138,17 +139,26 @@ http {{
         server 127.0.0.1:{port_a} max_fails=0;
         server 127.0.0.1:{port_b} max_fails=0;
     }}
+    # The PDF downloads go to each host's documents pool, as docs/operations.md ("Documents") deploys it.
+    upstream documents {{
+        least_conn;
+        server 127.0.0.1:{docs_a} max_fails=0;
+        server 127.0.0.1:{docs_b} max_fails=0;
+    }}
     server {{
         listen 127.0.0.1:{port};
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $http_host;
+        proxy_set_header X-Forwarded-For $remote_addr;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header X-Request-ID $request_id;
+        proxy_read_timeout 60s;
+        location ~ \\.pdf$ {{
+            proxy_pass http://documents;
+        }}
         location / {{
             proxy_pass http://portal;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $http_host;
-            proxy_set_header X-Forwarded-For $remote_addr;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_set_header X-Request-ID $request_id;
-            proxy_read_timeout 60s;
         }}
     }}
 }}
@@ -162,12 +172,13 @@ def nginx_binary() -> str:
     return found
 
 
-def start_nginx(workdir: Path, port: int, port_a: int, port_b: int) -> Proc:
+def start_nginx(workdir: Path, port: int, port_a: int, port_b: int, docs_a: int, docs_b: int) -> Proc:
     for folder in ("nginx-body", "nginx-proxy", "nginx-fastcgi", "nginx-uwsgi", "nginx-scgi"):
         (workdir / folder).mkdir(exist_ok=True)
     user = "user root root;" if os.geteuid() == 0 else ""
     conf = workdir / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(workdir=workdir, user=user, port=port, port_a=port_a, port_b=port_b))
+    conf.write_text(NGINX_CONF.format(workdir=workdir, user=user, port=port, port_a=port_a, port_b=port_b,
+                                      docs_a=docs_a, docs_b=docs_b))
     return spawn("nginx", [nginx_binary(), "-p", str(workdir), "-c", str(conf), "-g", "daemon off;"], {}, workdir)
 
 
@@ -393,13 +404,16 @@ class Scenarios:
                 pacer.wait()
                 client.request("bill", "GET", bill)
 
-    def pdf(self, client: Client, pacer: Pacer) -> None:
+    def pdf(self, client: Client, pacer: Pacer, documents: Client | None = None) -> None:
+        """A bill and its PDF (from `documents`, with the same cookies, when the PDFs are served apart)."""
         bill = self._open(client, pacer, self.rng.choice(self.data.view_tokens))
         if bill:
             pacer.wait()
             client.request("bill", "GET", bill)
             pacer.wait()
-            client.request("pdf", "GET", f"{bill}/invoice.pdf")
+            if documents is not None:
+                documents.cookies, documents.address = client.cookies, client.address
+            (documents or client).request("pdf", "GET", f"{bill}/invoice.pdf")
 
     def pay(self, client: Client, pacer: Pacer) -> None:
         token = self.pays.pop()
@@ -569,21 +583,23 @@ class Load:
         return result
 
 
-def warm_every_worker(ports: list[int], data: Seed, workers: int, rounds: int = 4) -> None:
-    """Straight to each instance, several sessions at once per worker, each with a PDF: every worker has
-    imported and drawn what it ever will (WeasyPrint's fonts) before its memory is measured."""
+def warm_every_worker(hosts: list[tuple[int, int]], data: Seed, workers: int, rounds: int = 4) -> None:
+    """Straight to each instance (its web pool, then its documents pool for the PDF), several sessions at
+    once per worker: every worker has imported and drawn what it ever will (WeasyPrint's fonts) before
+    its memory is measured."""
     records: list[Record] = []
 
-    def session(port: int, n: int) -> None:
-        rng = random.Random(f"warm-{port}-{n}")
+    def session(host: tuple[int, int], n: int) -> None:
+        rng = random.Random(f"warm-{host[0]}-{n}")
         scenarios = Scenarios(data, [], [], rng, f"warm{n}")
-        client = Client(port, records)
+        client, documents = Client(host[0], records), Client(host[1], records)
         for _ in range(rounds):
             client.new_customer(rng)
-            scenarios.pdf(client, Pacer(None))
+            scenarios.pdf(client, Pacer(None), documents)
         client.close()
+        documents.close()
 
-    threads = [threading.Thread(target=session, args=(port, n)) for port in ports for n in range(workers * 2)]
+    threads = [threading.Thread(target=session, args=(host, n)) for host in hosts for n in range(workers * 2)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -910,6 +926,7 @@ def run(args, workdir: Path) -> bool:
     servers = []
     smtp = Smtp(workdir)
     port_a, port_b, port = free_port(), free_port(), free_port()
+    docs_a, docs_b = free_port(), free_port()
     env = {
         "PORTAL_ENV": "development", "PORTAL_INSTANCE_PATH": str(workdir / "instance"),
         "DATABASE_URL": database, "SECRET_KEY": secrets.token_urlsafe(48),
@@ -937,12 +954,17 @@ def run(args, workdir: Path) -> bool:
         print(f"seeded {len(data.view_tokens)} bills to view, {len(data.pay_tokens)} to pay, "
               f"{len(data.webhooks)} attempts to notify, in {time.time() - started:.0f} s", flush=True)
         smtp.start()
-        for name, bind, folder in (("web-a", port_a, "metrics-a"), ("web-b", port_b, "metrics-b")):
-            (workdir / folder).mkdir()
+        # Each "host": its web pool and its documents pool (the PDFs, WORKER_NICE=10), one metrics folder.
+        for name, bind, folder, workers, nice in (
+                ("web-a", port_a, "metrics-a", args.workers, "0"), ("web-b", port_b, "metrics-b", args.workers, "0"),
+                ("docs-a", docs_a, "metrics-a", args.document_workers, "10"),
+                ("docs-b", docs_b, "metrics-b", args.document_workers, "10")):
+            (workdir / folder).mkdir(exist_ok=True)
             servers.append(start_gunicorn(
-                name, "wsgi:app", ROOT, bind, {**env, "PROMETHEUS_MULTIPROC_DIR": str(workdir / folder)}, workdir,
-                workers=args.workers, extra=["-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "--access-logfile",
-                                            "/dev/null", "--timeout", "60"]))
+                name, "wsgi:app", ROOT, bind,
+                {**env, "PROMETHEUS_MULTIPROC_DIR": str(workdir / folder), "WORKER_NICE": nice}, workdir,
+                workers=workers, extra=["-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "--access-logfile",
+                                        "/dev/null", "--timeout", "60"]))
 
         def respawn(name: str) -> Proc:
             folder = workdir / ("metrics-a" if name.endswith("1") else "metrics-b")
@@ -952,7 +974,7 @@ def run(args, workdir: Path) -> bool:
 
         for name in ("dispatcher-1", "dispatcher-2", "worker-1", "worker-2"):
             procs[name] = respawn(name)
-        procs["nginx"] = start_nginx(workdir, port, port_a, port_b)
+        procs["nginx"] = start_nginx(workdir, port, port_a, port_b, docs_a, docs_b)
         for server in servers:
             wait_until_up(server, "/healthz", timeout=60)
         for _ in range(100):
@@ -969,7 +991,7 @@ def run(args, workdir: Path) -> bool:
         load = Load(port, data, processes=args.clients, threads=args.threads)
 
         print("\nwarm-up ...", flush=True)
-        warm_every_worker([port_a, port_b], data, args.workers)
+        warm_every_worker([(port_a, docs_a), (port_b, docs_b)], data, max(args.workers, args.document_workers))
         load.run(args.warmup, None, threads=4)
         probe = load.run(args.probe, None, threads=args.connections // args.clients)
         describe_run(f"\n1. maximum throughput ({args.connections} connections, closed loop)", probe)
@@ -1202,6 +1224,8 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--load", type=float, default=0.8, help="share of the maximum for the steady run")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers per instance")
+    parser.add_argument("--document-workers", type=int, default=2,
+                        help="sync workers of each instance's documents pool (the PDFs, nicer by 10)")
     parser.add_argument("--clients", type=int, default=2, help="client processes")
     parser.add_argument("--threads", type=int, default=24, help="threads per client process (open loop)")
     parser.add_argument("--connections", type=int, default=16, help="connections of the closed-loop probe")

@@ -7,6 +7,9 @@
   notification workers of this host the same folder): at start, the folder is made and the files of
   processes no longer running are removed (`on_starting`); when a worker exits, what prometheus_client
   keeps only for live processes goes with it (`child_exit`).
+- WORKER_NICE: the workers run that much nicer than the master (`post_fork`). The documents pool (the
+  PDF downloads, which the proxy sends to a gunicorn of their own; docs/operations.md, "Documents")
+  runs with 10, so that drawing a PDF takes only the CPU the pages and the APIs leave.
 
 Every value below can be overridden on the command line or by GUNICORN_CMD_ARGS; see docs/operations.md.
 """
@@ -70,4 +73,10 @@ def child_exit(_server, worker):
     process_exited(worker.pid)
 
 
-__all__ = ["JsonFormatter", "JsonGunicornLogger", "child_exit", "logger_class", "on_starting"]
+def post_fork(_server, _worker):
+    nicer = int(os.environ.get("WORKER_NICE", "0") or 0)
+    if nicer > 0:  # only ever nicer: giving priority back needs a privilege a service user lacks
+        os.nice(min(nicer, 19))
+
+
+__all__ = ["JsonFormatter", "JsonGunicornLogger", "child_exit", "logger_class", "on_starting", "post_fork"]

@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import runpy
+import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -271,6 +272,25 @@ def test_gunicorn_logs_are_json_and_redacted_and_its_hooks_keep_the_metrics_fold
     settings["on_starting"](None)
     assert sorted(p.name for p in folder.iterdir()) == [f"counter_{os.getpid()}.db"]
     settings["child_exit"](None, type("Worker", (), {"pid": 999999998})())  # no live gauges: nothing to do
+
+
+def test_the_documents_pools_workers_run_nicer_than_their_master():
+    """WORKER_NICE (the documents pool's 10) makes each worker nicer after the fork; unset, nothing changes."""
+    probe = ("import os, runpy, sys; hooks = runpy.run_path(sys.argv[1]); before = os.nice(0); "
+             "hooks['post_fork'](None, None); print(os.nice(0) - before)")
+    conf = str(Path(ROOT) / "deploy" / "gunicorn.conf.py")
+
+    def nicer_by(value: str | None) -> int:
+        env = {k: v for k, v in os.environ.items() if k != "WORKER_NICE"}
+        if value is not None:
+            env["WORKER_NICE"] = value
+        done = subprocess.run([sys.executable, "-c", probe, conf], env=env, capture_output=True, text=True,
+                              check=True, cwd=ROOT)
+        return int(done.stdout.strip())
+
+    base = os.nice(0)
+    assert nicer_by("10") == min(10, 19 - base)
+    assert nicer_by(None) == 0 and nicer_by("0") == 0
 
 
 def test_the_json_formatter_alone():
