@@ -12,7 +12,7 @@ creditor's events, in the transaction of the change:
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -78,9 +78,11 @@ def on_reminders_written(creditor_id: int, *, events: Sequence[dict[str, Any]], 
     record_many(rows, now=events[0].get("created_at"))
 
 
-def on_bank_payments(_sender: object, *, entries: Sequence[tuple[int, str]], at: datetime, **_: object) -> None:
-    """Payments a bank file booked, set-wise: `payment.succeeded` of each (the invoices as now stored)."""
-    invoices = _bills({invoice_id for invoice_id, _data in entries})
+def on_bank_payments(_sender: object, *, entries: Sequence[tuple[int, str]], at: datetime,
+                     bills: Mapping[int, Any] | None = None, **_: object) -> None:
+    """Payments a bank file booked, set-wise: `payment.succeeded` of each (the invoices as now stored:
+    the settlement's own states of them, which hold what an event carries, else read again)."""
+    invoices = bills if bills is not None else _bills({invoice_id for invoice_id, _data in entries})
     rows = []
     for invoice_id, data in entries:
         invoice = invoices.get(invoice_id)

@@ -29,6 +29,7 @@ import re
 import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import date
 from functools import lru_cache
 
 from app.billing.models import InvoiceStatus
@@ -90,6 +91,10 @@ class InvoiceState:
     customer_name: str
     customer_email: str | None = None
     locale: str | None = None  # the receipt's language: the customer's, else the creditor's
+    # What the creditor's `payment.succeeded` event carries of the bill beyond the above (events.catalogue)
+    due_date: date | None = None
+    external_ref: str | None = None  # the customer's
+    livemode: bool = True  # a bank file pays live bills only (services._add_rows)
 
     @property
     def balance(self) -> int:

@@ -336,7 +336,7 @@ def _add_rows(book: InvoiceBook, locales: dict[int, str], index: dict[str, bool]
         select(
             Invoice.id, Invoice.creditor_id, Invoice.number, Invoice.payment_reference, Invoice.currency,
             Invoice.status, Invoice.total, Invoice.amount_paid, Customer.name, Customer.email,
-            Customer.preferred_locale,
+            Customer.preferred_locale, Invoice.due_date, Customer.external_ref,
         )
         .join(Customer, Customer.id == Invoice.customer_id)
         .where(Invoice.livemode.is_(True), *conditions)  # real money pays only live bills (docs/api.md, "Test mode")
@@ -345,10 +345,10 @@ def _add_rows(book: InvoiceBook, locales: dict[int, str], index: dict[str, bool]
     )
     known = book.by_id
     for (invoice_id, creditor_id, number, reference, currency, status, total, paid, customer, email,
-         customer_locale) in rows:
+         customer_locale, due_date, customer_ref) in rows:
         state = known.get(invoice_id) or InvoiceState(
             invoice_id, creditor_id, number, reference_key(reference or ""), currency, status, total, paid, customer,
-            email, receipt_locale(customer_locale, locales.get(creditor_id)),
+            email, receipt_locale(customer_locale, locales.get(creditor_id)), due_date, customer_ref,
         )
         book.add(state, **index)
 

@@ -50,8 +50,9 @@ from app.payments.receipts import KIND as RECEIPT_KIND
 from app.payments.receipts import receipt_key
 from app.payments.services import paid_during_collection
 
-#: Sent (sender: None; `entries`, the (invoice id, data) of every payment booked, `at`) after a batch of
-#: bank payments was written set-wise, the invoices' amounts and statuses with them, in its transaction.
+#: Sent (sender: None; `entries`, the (invoice id, data) of every payment booked; `bills`, those invoices'
+#: states as now stored (`InvoiceState`, by id); `at`) after a batch of bank payments was written set-wise,
+#: the invoices' amounts and statuses with them, in its transaction.
 #: Events (app.events) tells the creditors (`payment.succeeded`), as billing's `record_event` tells it of
 #: the payments booked one by one.
 payments_booked = signal("bank-payments-booked")
@@ -162,7 +163,7 @@ class BatchSettlement:
         self.collected.clear()
         booked = [(invoice_id, data) for invoice_id, kind, _actor, data, _at in events if kind == "payment_recorded"]
         if booked:
-            payments_booked.send(None, entries=booked, at=self.now)
+            payments_booked.send(None, entries=booked, bills=self.changed, at=self.now)
 
     def _update_invoices(self) -> None:
         update_rows(Invoice.__table__, ("id", "amount_paid", "status", "updated_at"),
