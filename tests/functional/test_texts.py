@@ -117,3 +117,23 @@ def test_an_english_page_on_a_german_bill_has_no_german_fee_text(client, app, se
             assert 'lang="de"' in english[max(0, found.start() - 300):found.start()], german
     assert "Mahngebühr" not in english
     assert "Mahngebühr" in client.get(f"{url}?lang=de").text and "Purregebyr" in client.get(f"{url}?lang=nb").text
+
+
+def test_the_pdf_shows_the_pages_language_and_marks_the_others(client, app, session, monkeypatch):
+    import app.billing.pdf as pdf_module
+    from tests.functional.test_pdf_download import pdf_text
+
+    written: list[str] = []
+    real = pdf_module.html_to_pdf
+    monkeypatch.setattr(pdf_module, "html_to_pdf", lambda html: written.append(html) or real(html))
+    creditor, headers = api_creditor("NO")
+    assert create(client, headers, payload(number="T-5")).status_code == 201
+    url = open_bill(client, app, stored(creditor, "T-5"))
+    client.get(f"{url}?lang=en")
+    _reader, english = pdf_text(client.get(f"{url}/invoice.pdf").data)
+    assert "Electricity" in english and "Strøm" not in english and "Nettleie" in english
+    assert '<span lang="nb">Nettleie</span>' in written[-1] and '<span lang="nb">Strøm' not in written[-1]
+    client.get(f"{url}?lang=nb")
+    _reader, norwegian = pdf_text(client.get(f"{url}/invoice.pdf").data)
+    assert "Strøm" in norwegian and "Electricity" not in norwegian
+    assert '<span lang="en">Power, October</span>' in written[-1]
