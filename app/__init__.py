@@ -122,6 +122,11 @@ def create_app(config: dict | None = None) -> Flask:
     init_templating(app)
     # The seller's identity as its country's law wants it: the PDFs, letters and every page's footer.
     app.jinja_env.globals["seller_identity"] = seller_identity
+    # Creditor texts and the portal's own line words in the reader's language, with `lang` where a text's
+    # language is not the page's (billing.texts; docs/texts.md): every template shows them through these.
+    from app.billing.texts import creditor_text, line_text, line_words
+
+    app.jinja_env.globals.update(creditor_text=creditor_text, line_text=line_text, line_words=line_words)
     _init_metrics(app)
     _register_cli(app)
     return app

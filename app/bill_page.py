@@ -64,7 +64,7 @@ def self_service_now(invoice: Invoice, today: date, resolutions=None) -> tuple[S
 
 def pay_options_for(invoice: Invoice) -> list[PayOption]:
     """The ways to pay this bill: its creditor's providers, for its currency and the payer's country
-    (a test bill: the test-mode simulator only)."""
+    (a test bill: its providers in test mode, with their test keys, and the simulator)."""
     customer = invoice.customer
     return pay_options(invoice.creditor, invoice.currency, customer.country or invoice.creditor.country,
                        livemode=invoice.livemode)

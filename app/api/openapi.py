@@ -14,6 +14,7 @@ from flask.blueprints import BlueprintSetupState
 from app.api.schemas import CancelIn, ContactIn, CreditNoteIn, CustomerDunningIn, InvoiceDunningIn, LinkIn, ReminderIn
 from app.billing.models import CUSTOMER_KINDS, LINE_KINDS, InvoiceKind, InvoiceStatus
 from app.billing.schemas import INVOICE_NUMBER, InvoiceIn
+from app.billing.texts import text_schema
 from app.events.catalogue import DATA as EVENT_DATA
 from app.events.catalogue import TYPES as EVENT_TYPES
 from app.i18n import SUPPORTED_LOCALES
@@ -34,7 +35,8 @@ EXAMPLE_INVOICE = {
         "preferred_locale": "nb",
     },
     "lines": [
-        {"description": "Electricity 412 kWh", "quantity": "412", "unit": "kWh", "unit_price": 121, "vat_rate": 2500},
+        {"description": {"nb": "Strøm 412 kWh", "en": "Electricity 412 kWh"}, "quantity": "412", "unit": "kWh",
+         "unit_price": 121, "vat_rate": 2500},
         {"kind": "reminder_fee", "description": "Reminder fee", "unit_price": 3500, "note": "First reminder"},
     ],
     "total": 65815,
@@ -391,7 +393,7 @@ def _response_schemas() -> dict:
                 "due_date": DATE,
                 "period_start": _nullable(DATE),
                 "period_end": _nullable(DATE),
-                "summary": _nullable(STRING),
+                "summary": _nullable(text_schema(300)),
                 "kind": {"type": "string", "enum": list(InvoiceKind.values()),
                          "description": "standard, on_account (a regular on-account payment) or prepayment"},
                 "payment_reference": {"type": "string", "description": "KID or RF reference for bank transfers"},
@@ -514,8 +516,8 @@ def _response_schemas() -> dict:
             {
                 "position": {"type": "integer", "minimum": 1},
                 "kind": {"type": "string", "enum": list(LINE_KINDS)},
-                "description": STRING,
-                "note": _nullable(STRING),
+                "description": text_schema(300),
+                "note": _nullable(text_schema(500)),
                 "quantity": {"type": "string", "description": "A decimal, e.g. '1' or '412.5'"},
                 "unit": _nullable(STRING),
                 "unit_price": {**AMOUNT, "description": "Net of VAT, minor units"},

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from app.billing.invoice_law import rates_of
 from app.billing.models import CreditNote, Customer, Invoice, InvoiceEvent, InvoiceLine
+from app.billing.texts import given
 from app.core.dates import utc_iso
 from app.dunning.models import Plan
 from app.dunning.outlook import NextStep
@@ -79,8 +80,8 @@ def line_json(line: InvoiceLine) -> dict:
     return {
         "position": line.position,
         "kind": line.kind,
-        "description": line.description,
-        "note": line.note,
+        "description": given(line.description, line.texts, "description"),  # in the shape it was sent
+        "note": given(line.note, line.texts, "note"),
         "quantity": _quantity(line.quantity),
         "unit": line.unit,
         "unit_price": line.unit_price,
@@ -138,7 +139,7 @@ def invoice_json(invoice: Invoice, events: list[InvoiceEvent], dunning: DunningS
         "due_date": _date(invoice.due_date),
         "period_start": _date(invoice.period_start),
         "period_end": _date(invoice.period_end),
-        "summary": invoice.summary,
+        "summary": given(invoice.summary, invoice.texts, "summary"),
         "kind": invoice.kind,
         "payment_reference": invoice.payment_reference,
         "subtotal": invoice.subtotal,

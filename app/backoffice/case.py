@@ -25,6 +25,7 @@ from app.debt_collection.services import return_reason_words
 from app.dunning.models import MessageStatus, StepKind
 from app.extensions import db
 from app.i18n import country_zone
+from app.outbox.base import TEST_NOT_SENT
 from app.outbox.models import OutboxMessage, OutboxStatus
 from app.payments.gateways.base import PaymentStatus
 from app.payments.models import PaymentAttempt, PaymentMismatch
@@ -184,6 +185,8 @@ def _outbox_entry(message: OutboxMessage, country: str) -> Entry:
     """A message we sent the customer, with its words as they went out (links' tokens redacted)."""
     title = _("%(what)s by %(channel)s", what=message_kind_label(message.kind), channel=channel_label(message.channel))
     status = OutboxStatus.label_of(message.status)
+    if message.provider_status == TEST_NOT_SENT:  # a test bill's: kept here, never sent to the customer
+        status = _("test, not sent")
     parts = [_("status: %(status)s", status=status)]
     if message.delivered_at:
         parts[0] += " " + _("(%(when)s)", when=datetime_filter(message.delivered_at, "short", country))

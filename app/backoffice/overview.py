@@ -136,7 +136,7 @@ def creditor_overview(creditor_id: int, country: str, today: date, days: int = D
     opened_at = db.session.scalars(
         select(InvoiceEvent.created_at)
         .join(Invoice, InvoiceEvent.invoice_id == Invoice.id)
-        .where(Invoice.creditor_id == creditor_id, InvoiceEvent.kind == "link_opened",
+        .where(Invoice.creditor_id == creditor_id, Invoice.livemode.is_(True), InvoiceEvent.kind == "link_opened",
                InvoiceEvent.created_at >= since, InvoiceEvent.created_at < until)
     ).all()
     first_link = (
@@ -148,11 +148,13 @@ def creditor_overview(creditor_id: int, country: str, today: date, days: int = D
     payments = db.session.execute(
         select(Payment.received_at, Payment.amount, Payment.currency, first_link, Payment.provider)
         .join(Invoice, Payment.invoice_id == Invoice.id)
-        .where(Invoice.creditor_id == creditor_id, Payment.received_at >= since, Payment.received_at < until)
+        .where(Invoice.creditor_id == creditor_id, Invoice.livemode.is_(True), Payment.received_at >= since,
+               Payment.received_at < until)
     ).all()
     disputed_at = db.session.scalars(
         select(Resolution.created_at)
-        .where(Resolution.creditor_id == creditor_id, Resolution.kind == Kind.DISPUTE,
+        .join(Invoice, Resolution.invoice_id == Invoice.id)
+        .where(Resolution.creditor_id == creditor_id, Invoice.livemode.is_(True), Resolution.kind == Kind.DISPUTE,
                Resolution.created_at >= since, Resolution.created_at < until)
     ).all()
 
@@ -227,18 +229,22 @@ def creditor_book(creditor_id: int, country: str, today: date, days: int = DEFAU
     since, until = _day_starts(today - timedelta(days=days - 1), zone), _day_starts(today + timedelta(days=1), zone)
 
     def made(kind: str) -> int:
-        return db.session.scalar(select(func.count()).select_from(Resolution).where(
-            Resolution.creditor_id == creditor_id, Resolution.kind == kind, Resolution.created_at >= since,
-            Resolution.created_at < until, Resolution.status.not_in(NOT_AGREED))) or 0
+        return db.session.scalar(select(func.count()).select_from(Resolution).join(
+            Invoice, Resolution.invoice_id == Invoice.id).where(
+            Resolution.creditor_id == creditor_id, Invoice.livemode.is_(True), Resolution.kind == kind,
+            Resolution.created_at >= since, Resolution.created_at < until, Resolution.status.not_in(NOT_AGREED))) or 0
 
     customer_messages = db.session.scalar(
         select(func.count()).select_from(SupportMessage).join(SupportRequest)
-        .where(SupportRequest.creditor_id == creditor_id, SupportMessage.author == "customer",
-               SupportMessage.created_at >= since, SupportMessage.created_at < until)) or 0
+        .join(Invoice, SupportRequest.invoice_id == Invoice.id)
+        .where(SupportRequest.creditor_id == creditor_id, Invoice.livemode.is_(True),
+               SupportMessage.author == "customer", SupportMessage.created_at >= since,
+               SupportMessage.created_at < until)) or 0
     messages_sent = db.session.scalar(
         select(func.count()).select_from(OutboxMessage)
         .where(OutboxMessage.creditor_id == creditor_id, OutboxMessage.channel.in_(("email", "sms")),
-               OutboxMessage.status == OutboxStatus.DELIVERED, OutboxMessage.kind.not_like("agent.%"),
+               OutboxMessage.status == OutboxStatus.DELIVERED, OutboxMessage.livemode.is_(True),
+               OutboxMessage.kind.not_like("agent.%"),
                OutboxMessage.kind != "support.notification",
                OutboxMessage.delivered_at >= since, OutboxMessage.delivered_at < until)) or 0
     outstanding: Counter[str] = Counter()
@@ -248,7 +254,7 @@ def creditor_book(creditor_id: int, country: str, today: date, days: int = DEFAU
     for currency, status, due_date, left, count in db.session.execute(
         select(Invoice.currency, Invoice.status, Invoice.due_date,
                func.sum(Invoice.total - Invoice.amount_paid), func.count())
-        .where(Invoice.creditor_id == creditor_id,
+        .where(Invoice.creditor_id == creditor_id, Invoice.livemode.is_(True),
                Invoice.status.not_in((InvoiceStatus.PAID, InvoiceStatus.CANCELLED, InvoiceStatus.WRITTEN_OFF)),
                Invoice.total > Invoice.amount_paid)
         .group_by(Invoice.currency, Invoice.status, Invoice.due_date)  # plain columns: the same on both databases

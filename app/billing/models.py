@@ -170,6 +170,9 @@ class Invoice(Model):
     status: Mapped[str] = mapped_column(String(20), default=InvoiceStatus.OPEN)
     kind: Mapped[str] = mapped_column(String(16), default=InvoiceKind.STANDARD, server_default=InvoiceKind.STANDARD)
     summary: Mapped[str | None] = mapped_column(String(300))
+    # The creditor's texts given in several languages ({"summary": {"en": ..., "de": ...}}); the plain
+    # column holds one of them. Shown through `billing.texts` (docs/texts.md).
+    texts: Mapped[dict | None] = mapped_column(JSON)
     subtotal: Mapped[int] = mapped_column(BigInteger)  # net, minor units
     vat_total: Mapped[int] = mapped_column(BigInteger)
     total: Mapped[int] = mapped_column(BigInteger)  # gross
@@ -244,6 +247,11 @@ class InvoiceLine(Model):
     gross: Mapped[int] = mapped_column(BigInteger)
     period_start: Mapped[date | None] = mapped_column(Date)
     period_end: Mapped[date | None] = mapped_column(Date)
+    # {"description": {"en": ..., "nb": ...}, "note": {...}}: the creditor's texts in several languages
+    # (the plain columns hold one of each). `text_key`: a line the portal wrote (a reminder fee, interest),
+    # whose words are translated when shown (`billing.texts.PORTAL_LINE_TEXTS`; docs/texts.md).
+    texts: Mapped[dict | None] = mapped_column(JSON)
+    text_key: Mapped[str | None] = mapped_column(String(40))
 
     invoice: Mapped[Invoice] = relationship(back_populates="lines")
 

@@ -16,14 +16,17 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainValidator,
     StrictBool,
     StrictInt,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 
 from app.billing.models import CUSTOMER_KINDS, LINE_KINDS, InvoiceKind
+from app.billing.texts import check_texts, text_schema
 from app.core.orgnumbers import org_number, vat_id
 from app.core.validation import E164, is_email
 from app.creditors.references import is_valid_reference
@@ -153,10 +156,17 @@ class CustomerIn(_Strict):
         return found
 
 
+def Texts(most: int):
+    """A creditor text: a string, or an object of language -> string (`billing.texts.check_texts`)."""
+    return Annotated[str | dict[str, str], PlainValidator(lambda v: check_texts(v, most=most)),
+                     WithJsonSchema(text_schema(most))]
+
+
 class LineIn(_Strict):
     kind: Literal[LINE_KINDS] = "product"  # type: ignore[valid-type]
-    description: str = Field(min_length=1, max_length=300)
-    note: str | None = Field(None, max_length=500, description="Plain-words explanation shown to the customer")
+    description: Texts(300)  # type: ignore[valid-type]
+    note: Texts(500) | None = Field(  # type: ignore[valid-type]
+        None, description="Plain-words explanation shown to the customer")
     quantity: Decimal = Field(default=Decimal(1), gt=0, lt=Decimal(10**9), decimal_places=3)
     unit: str | None = Field(None, max_length=16)
     unit_price: Amount
@@ -208,7 +218,7 @@ class InvoiceIn(_Strict):
     due_date: date
     currency: str = Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$",
                           description="ISO 4217 code of a currency in use today (upper case): NOK, EUR, SEK...")
-    summary: str | None = Field(None, max_length=300)
+    summary: Texts(300) | None = None  # type: ignore[valid-type]
     kind: Literal[INVOICE_KINDS] = Field(  # type: ignore[valid-type]
         "standard", description="standard: an ordinary bill; on_account: a regular on-account payment settled by a "
                                 "later statement; prepayment: paid before the service. On-account payments and "

@@ -31,6 +31,7 @@ from app.billing.models import (
     Reminder,
 )
 from app.billing.schemas import LATER_CUSTOMER_FIELDS, LATER_INVOICE_FIELDS, CustomerIn, InvoiceIn, parse_invoice
+from app.billing.texts import split as split_text
 from app.core.bulk import in_ids, insert_rows, update_rows
 from app.core.dates import local_today
 from app.creditors.models import Creditor
@@ -206,9 +207,11 @@ def resume(invoice: Invoice, *, actor: str, reason: str) -> InvoiceEvent:
     return event
 
 
-def add_charge(invoice: Invoice, kind: str, description: str, amount: int, *, actor: str, **data) -> InvoiceLine:
+def add_charge(invoice: Invoice, kind: str, description: str, amount: int, *, actor: str,
+               text_key: str | None = None, **data) -> InvoiceLine:
     """Add a fee or interest line the customer agreed to (a deferral fee, an instalment plan's fee
-    or interest): VAT-free, one unit, appended after the last line; the totals grow with it."""
+    or interest): VAT-free, one unit, appended after the last line; the totals grow with it. `text_key`:
+    the portal's words for it (`billing.texts.PORTAL_LINE_TEXTS`), shown in the reader's language."""
     if kind not in FEE_KINDS:
         raise InvalidData({"kind": f"one of {', '.join(FEE_KINDS)}"})
     if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
@@ -218,7 +221,7 @@ def add_charge(invoice: Invoice, kind: str, description: str, amount: int, *, ac
     position = max((line.position for line in invoice.lines), default=0) + 1
     line = InvoiceLine(
         position=position, kind=kind, description=description[:300], quantity=Decimal(1), unit_price=amount,
-        vat_rate=0, net=amount, vat=0, gross=amount,
+        vat_rate=0, net=amount, vat=0, gross=amount, text_key=text_key,
     )
     invoice.lines.append(line)
     invoice.subtotal += amount
@@ -240,6 +243,7 @@ class Charge:
     description: str
     amount: int
     data: dict = field(default_factory=dict)
+    text_key: str | None = None  # the portal's words for it, shown in the reader's language (billing.texts)
 
 
 def add_charges(charges: Sequence[Charge], *, actor: str, now: datetime | None = None) -> int:
@@ -279,7 +283,7 @@ def add_charges(charges: Sequence[Charge], *, actor: str, now: datetime | None =
         lines.append({"invoice_id": charge.invoice_id, "position": position, "kind": charge.kind,
                       "description": charge.description[:300], "note": None, "quantity": Decimal(1), "unit": None,
                       "unit_price": amount, "vat_rate": 0, "net": amount, "vat": 0, "gross": amount,
-                      "period_start": None, "period_end": None})
+                      "period_start": None, "period_end": None, "text_key": charge.text_key})
         events.append({"invoice_id": charge.invoice_id, "kind": "charge_added", "actor": actor, "created_at": now,
                        "data": {"line_kind": charge.kind, "amount": amount,
                                 "currency": invoices[charge.invoice_id].currency, **charge.data}})
@@ -492,6 +496,8 @@ def _same_or_conflict(existing: Invoice, digest: str) -> tuple[Invoice, bool]:
 def _create(creditor: Creditor, data: InvoiceIn, digest: str, actor: str, livemode: bool) -> Invoice:
     customer = upsert_customer(creditor, data.customer, livemode=livemode)
     amounts = [line.computed() for line in data.lines]
+    base = creditor.default_locale  # a plain text's language (docs/texts.md)
+    summary, summaries = split_text(data.summary, base)
     invoice = Invoice(
         public_id=secrets.token_urlsafe(16),
         creditor_id=creditor.id,
@@ -503,7 +509,8 @@ def _create(creditor: Creditor, data: InvoiceIn, digest: str, actor: str, livemo
         period_start=data.period_start,
         period_end=data.period_end,
         currency=data.currency,
-        summary=data.summary,
+        summary=summary,
+        texts={"summary": summaries} if summaries else None,
         kind=data.kind,
         status=InvoiceStatus.OPEN,
         subtotal=sum(a[0] for a in amounts),
@@ -514,9 +521,12 @@ def _create(creditor: Creditor, data: InvoiceIn, digest: str, actor: str, livemo
         payment_reference=data.payment_reference or "",
     )
     for position, (line, (net, vat, gross)) in enumerate(zip(data.lines, amounts, strict=True), start=1):
+        description, descriptions = split_text(line.description, base)
+        note, notes = split_text(line.note, base)
+        several = {name: given for name, given in (("description", descriptions), ("note", notes)) if given}
         invoice.lines.append(
             InvoiceLine(
-                position=position, kind=line.kind, description=line.description, note=line.note,
+                position=position, kind=line.kind, description=description, note=note, texts=several or None,
                 quantity=line.quantity, unit=line.unit, unit_price=line.unit_price, vat_rate=line.vat_rate,
                 net=net, vat=vat, gross=gross, period_start=line.period_start, period_end=line.period_end,
             )

@@ -185,7 +185,8 @@ def request_change(invoice: Invoice, kind: str, raw: str | None, *, now: datetim
     # The code travels encrypted in the payload (the renderer needs it; the table keeps only its HMAC),
     # and the renderer takes it out once the message is on its way.
     enqueue(kind, KIND, value, {"change_id": change.id, "code": encrypt(code)},
-            idempotency_key=f"contact-code:{change.id}", creditor_id=customer.creditor_id, locale=language, now=now)
+            idempotency_key=f"contact-code:{change.id}", creditor_id=customer.creditor_id, locale=language, now=now,
+            livemode=invoice.livemode)
     record_event(invoice, "contact_change_requested", ACTOR, channel=kind, to=shown(kind, value))
     db.session.flush()
     return change

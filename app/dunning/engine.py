@@ -38,6 +38,7 @@ from sqlalchemy import Select, func, select
 
 from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceStatus, Reminder
 from app.billing.services import Charge, add_charges
+from app.billing.texts import PORTAL_LINE_TEXTS
 from app.core.bulk import in_ids, insert_rows, update_rows
 from app.core.validation import is_e164, is_email
 from app.creditors.models import Creditor
@@ -510,15 +511,14 @@ class Written:
     by_channel: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
-def _fee_words(ctx: Context, kind: str, locale: str) -> str:
-    """A fee line's description in the customer's language, remembered for the run (switching locales
-    costs). Not process-wide: a cache that outlives the app would keep words from another app's catalogs."""
-    key = (kind, locale)
+def _fee_words(ctx: Context, text_key: str, locale: str) -> str:
+    """A fee line's description in the customer's language as stored (pages show the line's `text_key` in
+    the reader's language, billing.texts), remembered for the run (switching locales costs). Not
+    process-wide: a cache that outlives the app would keep words from another app's catalogs."""
+    key = (text_key, locale)
     if key not in ctx.fee_words:
         with force_locale(locale):
-            ctx.fee_words[key] = {"reminder_fee": _("Reminder fee"),
-                                  "other_fee": _("Flat fee for late payment (§ 288(5) BGB)"),
-                                  "interest": _("Default interest")}[kind]
+            ctx.fee_words[key] = str(PORTAL_LINE_TEXTS[text_key])
     return ctx.fee_words[key]
 
 
@@ -575,12 +575,14 @@ def _charges_of(ctx: Context, outcome: Outcome, customer, locale: str, today: da
         fee = min(fee, reminder_fee_cap(today))  # the law on the day it is sent, whatever the plan said
     data = {"step": step.position, "plan": plan.name, "version": plan.version}
     if fee:
-        found.append(Charge(bill.id, "reminder_fee", _fee_words(ctx, "reminder_fee", locale), fee, data))
+        found.append(Charge(bill.id, "reminder_fee", _fee_words(ctx, "reminder_fee", locale), fee, data,
+                            text_key="reminder_fee"))
     if step.flat_fee and customer.kind == "business":
-        found.append(Charge(bill.id, "other_fee", _fee_words(ctx, "other_fee", locale),
-                            int(in_force(DE_FLAT_FEE, today).value), data))
+        found.append(Charge(bill.id, "other_fee", _fee_words(ctx, "flat_fee_late_payment", locale),
+                            int(in_force(DE_FLAT_FEE, today).value), data, text_key="flat_fee_late_payment"))
     if step.adds_interest and interest.get(bill.id):
-        found.append(Charge(bill.id, "interest", _fee_words(ctx, "interest", locale), interest[bill.id], data))
+        found.append(Charge(bill.id, "interest", _fee_words(ctx, "default_interest", locale), interest[bill.id], data,
+                            text_key="default_interest"))
     return found
 
 

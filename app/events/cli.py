@@ -57,10 +57,13 @@ def endpoints():
 @click.option("--types", help="Comma-separated event types it wants (default: every type). "
                               f"Known: {', '.join(TYPES)}")
 @click.option("--description")
-def add(creditor, url, types, description):
+@click.option("--mode", type=click.Choice(["live", "test"]), default="live", show_default=True,
+              help="live: gets live events only; test: gets test events only (those of test API keys' data).")
+def add(creditor, url, types, description, mode):
     found = creditor_or_fail(creditor)
     with cli_transaction("Endpoint not added", {"url": "URL", "types": "--types", "description": "--description"}):
-        made = service.add_endpoint(found, url, types=_types(types), description=description)
+        made = service.add_endpoint(found, url, types=_types(types), description=description,
+                                    livemode=mode == "live")
     click.echo(f"Endpoint {made.endpoint.public_id} added.")
     click.echo(f"Signing secret (Standard Webhooks): {made.secret}")
     click.echo("The secret is shown only now.", err=True)
@@ -74,7 +77,8 @@ def list_endpoints(creditor):
     if not rows:
         click.echo("No endpoints.")
     for endpoint in rows:
-        state = "enabled" if endpoint.enabled else f"disabled: {endpoint.disabled_reason}"
+        state = ("live" if endpoint.livemode else "test") + ", " + (
+            "enabled" if endpoint.enabled else f"disabled: {endpoint.disabled_reason}")
         until = endpoint.previous_until
         rotation = f"; previous secret signs until {utc_iso(until)}" if until else ""
         click.echo(f"{endpoint.public_id}  {endpoint.url}  [{state}{rotation}]  "

@@ -59,7 +59,8 @@ def new_public_id(prefix: str) -> str:
 def record(creditor_id: int, event_type: str, data: Mapping[str, Any], *, invoice_id: int | None = None,
            livemode: bool = True, now: datetime | None = None) -> CreditorEvent:
     """Record one event in the caller's transaction and enqueue its deliveries. Flushed, not committed.
-    An event of test data (`livemode=False`) goes to the test feed only (docs/events.md, "Test mode")."""
+    An event of test data (`livemode=False`) goes to the test feed and the creditor's test endpoints only;
+    a live event to its live endpoints only (docs/events.md, "Test mode")."""
     if event_type not in TYPES:
         raise LookupError(f"no event type {event_type!r}")
     event = CreditorEvent(public_id=new_public_id("evt"), creditor_id=creditor_id, type=event_type,
@@ -115,15 +116,17 @@ def record_many(events: Sequence[Mapping[str, Any]], *, now: datetime | None = N
 
 
 def _listening(creditor_id: int, livemode: bool = True) -> list[WebhookEndpoint]:
-    """The endpoints an event goes to: the creditor's enabled ones; none for an event of test data
-    (endpoints have no test mode yet: a test key's events are in its feed)."""
-    if not livemode:
-        return []
+    """The endpoints an event goes to: the creditor's enabled ones of the event's mode (a test event to
+    test endpoints only, a live one to live endpoints only)."""
     return list(db.session.scalars(select(WebhookEndpoint).where(
-        WebhookEndpoint.creditor_id == creditor_id, WebhookEndpoint.enabled.is_(True)).order_by(WebhookEndpoint.id)))
+        WebhookEndpoint.creditor_id == creditor_id, WebhookEndpoint.enabled.is_(True),
+        WebhookEndpoint.livemode.is_(livemode)).order_by(WebhookEndpoint.id)))
 
 
 def _deliver(endpoint: WebhookEndpoint, event: CreditorEvent, *, replay_of: int | None = None) -> WebhookDelivery:
+    if event.livemode != endpoint.livemode:  # every path filters by mode first; this is the last guard
+        raise Conflict(f"a {'live' if event.livemode else 'test'} event is not sent to a "
+                       f"{'live' if endpoint.livemode else 'test'} endpoint")
     delivery = WebhookDelivery(creditor_id=endpoint.creditor_id, endpoint_id=endpoint.id, event_id=event.id,
                                replay_of=replay_of, created_at=utcnow())
     db.session.add(delivery)
@@ -192,8 +195,10 @@ class NewEndpoint:
 
 
 def add_endpoint(creditor: Creditor, url: str, *, types: Iterable[str] | None = None,
-                 description: str | None = None, secret: str | None = None) -> NewEndpoint:
-    """A new enabled endpoint and its signing secret (`whsec_…`, made here unless given)."""
+                 description: str | None = None, secret: str | None = None, livemode: bool = True) -> NewEndpoint:
+    """A new enabled endpoint and its signing secret (`whsec_…`, made here unless given). Its mode is
+    chosen once: a live endpoint (the default) gets live events, a test one (`livemode=False`) test
+    events; it does not change (a new endpoint is made instead)."""
     errors: dict[str, str] = {}
     problem = endpoint_problem(url)
     if problem:
@@ -218,7 +223,7 @@ def add_endpoint(creditor: Creditor, url: str, *, types: Iterable[str] | None = 
     secret = secret or new_signing_secret()
     endpoint = WebhookEndpoint(public_id=new_public_id("we"), creditor_id=creditor.id, url=url.strip(),
                                description=(description or "").strip() or None, types=wanted,
-                               secret_encrypted=encrypt(secret), enabled=True)
+                               secret_encrypted=encrypt(secret), enabled=True, livemode=livemode)
     db.session.add(endpoint)
     db.session.flush()
     log.info("webhook endpoint %s added for creditor %s", endpoint.public_id, creditor.id)
@@ -327,12 +332,13 @@ def replay_delivery(delivery: WebhookDelivery) -> WebhookDelivery:
 
 
 def replay_since(endpoint: WebhookEndpoint, since: datetime) -> int:
-    """Send the endpoint every event of its creditor since `since` that it wants again (new deliveries,
-    oldest first). At most MAX_REPLAY at once. Returns how many."""
+    """Send the endpoint every event of its creditor and its mode since `since` that it wants again (new
+    deliveries, oldest first). At most MAX_REPLAY at once. Returns how many."""
     if not endpoint.enabled:
         raise Conflict(f"endpoint {endpoint.public_id} is disabled; enable it first")
     events = db.session.scalars(select(CreditorEvent).where(
-        CreditorEvent.creditor_id == endpoint.creditor_id, CreditorEvent.created_at >= since,
+        CreditorEvent.creditor_id == endpoint.creditor_id, CreditorEvent.livemode.is_(endpoint.livemode),
+        CreditorEvent.created_at >= since,
     ).order_by(CreditorEvent.id).limit(MAX_REPLAY + 1)).all()
     if len(events) > MAX_REPLAY:
         raise InvalidData({"since": f"more than {MAX_REPLAY} events since then; choose a later time"})

@@ -279,7 +279,7 @@ def reissue(invoice: Invoice, channel: str, *, to: str | None, locale: str, key:
         return issue_code_link(invoice, ttl_days=ttl_days, actor=actor, base_url=base_url)
     assert to is not None  # an e-mail address or a number, checked above
     enqueue(channel, NOTICE_KIND, to, {"invoice_id": invoice.id}, idempotency_key=idempotency_key,
-            creditor_id=invoice.creditor_id, locale=locale)
+            creditor_id=invoice.creditor_id, locale=locale, livemode=invoice.livemode)
     record_event(invoice, "link_sent", actor, channel=channel)
     db.session.flush()
     return None

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from flask_babel import force_locale
 
 from app.i18n import DEFAULT_LOCALE
+from app.models import utcnow
 from app.outbox.models import OutboxMessage
 from app.security import redact_tokens
 
@@ -108,6 +109,27 @@ class Renderers:
 #: Kinds whose text is not kept once sent: an agent's sign-in code is a secret; a reminder keeps its
 #: own (dunning's message records its words).
 TEXT_NOT_KEPT = ("agent.", "dunning.")
+
+
+#: `provider_status` of a test bill's message to a customer: rendered and kept, never sent
+TEST_NOT_SENT = "test_not_sent"
+#: the channels that reach a customer (a webhook reaches a creditor's or partner's system)
+CUSTOMER_CHANNELS = frozenset({"email", "sms"})
+
+
+def withheld(message: OutboxMessage) -> bool:
+    """Whether the dispatcher keeps this message instead of sending it: a test bill's, to a customer."""
+    return message.livemode is False and message.channel in CUSTOMER_CHANNELS
+
+
+def withhold(message: OutboxMessage) -> None:
+    """A test bill's message to a customer: rendered (so the back office shows what would have gone out)
+    and kept, never handed to the SMTP server or the SMS provider; recorded as delivered with the
+    provider status "test_not_sent" (docs/api.md, "Test mode")."""
+    rendered = render(message)
+    subject, text = (None, rendered) if isinstance(rendered, str) else (rendered.subject, rendered.text)
+    message.provider_status, message.provider_status_at = TEST_NOT_SENT, utcnow()
+    keep_text(message, subject, text)
 
 
 def keep_text(message: OutboxMessage, subject: str | None, text: str) -> None:

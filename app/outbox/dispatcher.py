@@ -49,7 +49,7 @@ from sqlalchemy import CursorResult, select, update
 from app.core import metrics
 from app.extensions import db
 from app.models import utcnow
-from app.outbox.base import Channel, DeliveryError, renderers
+from app.outbox.base import Channel, DeliveryError, renderers, withheld, withhold
 from app.outbox.feedback import report_dead
 from app.outbox.models import OutboxMessage, OutboxStatus
 
@@ -301,9 +301,12 @@ def _deliver(message: OutboxMessage | None, attempts: int, channels: Mapping[str
     began = message.replayed_at or message.created_at
     savepoint = db.session.begin_nested()
     try:
-        if channel is None:
+        if withheld(message):  # a test bill's message to a customer: kept, never sent
+            withhold(message)
+        elif channel is None:
             raise DeliveryError(f"no channel {message.channel!r}", permanent=True)
-        channel.send(message)
+        else:
+            channel.send(message)
         savepoint.commit()  # what rendering wrote stays, for the batch's commit
     except Exception as exc:  # noqa: BLE001 - any failure is recorded on the message, never lost
         if savepoint.is_active:

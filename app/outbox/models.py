@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from flask_babel import gettext as _
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.enums import Labelled
@@ -60,6 +60,10 @@ class OutboxMessage(Model):
     # Kept for e-mail and SMS to customers; never for an agent's own mail (its code) nor for webhooks.
     sent_subject: Mapped[str | None] = mapped_column(String(300))
     sent_text: Mapped[str | None] = mapped_column(Text)
+    # False: a message a test bill caused. To the customer (e-mail, SMS) it is rendered and kept, never
+    # sent: "test, not sent" (docs/api.md, "Test mode"). No Python default: set-wise inserts that name no
+    # mode (receipts of a bank file, reminders) leave it to the server's.
+    livemode: Mapped[bool] = mapped_column(Boolean, server_default=true())
 
     # Not a column: what a kind's preparer read for this message's batch (`outbox.base.Preparer`), for its
     # renderer; set by the dispatcher for one batch and cleared at its end.

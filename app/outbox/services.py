@@ -29,11 +29,13 @@ log = logging.getLogger(__name__)
 
 def enqueue(
     channel: str, kind: str, recipient: str, payload: Mapping[str, Any], *, idempotency_key: str,
-    creditor_id: int | None, locale: str | None, now: datetime | None = None,
+    creditor_id: int | None, locale: str | None, now: datetime | None = None, livemode: bool = True,
 ) -> OutboxMessage:
     """Add a message to the caller's transaction (flushed, not committed). A second call with the
     same idempotency key returns the first message unchanged: the cause may be retried safely.
-    A kind nothing renders on this channel is a programming error (LookupError), never a message."""
+    A kind nothing renders on this channel is a programming error (LookupError), never a message.
+    `livemode=False`: a message a test bill caused; to a customer (e-mail, SMS) it is rendered and kept
+    but not sent ("test, not sent": `outbox.base.withhold`)."""
     if renderers().find(channel, kind) is None:
         raise LookupError(f"no renderer registered for {channel} {kind!r}")
     existing = _by_key(idempotency_key)
@@ -42,7 +44,7 @@ def enqueue(
     message = OutboxMessage(
         channel=channel, kind=kind, recipient=recipient, payload=dict(payload), idempotency_key=idempotency_key,
         creditor_id=creditor_id, locale=locale, status=OutboxStatus.PENDING, attempts=0,
-        next_attempt_at=now or utcnow(),
+        next_attempt_at=now or utcnow(), livemode=livemode,
     )
     try:
         with db.session.begin_nested():

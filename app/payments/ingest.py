@@ -28,10 +28,12 @@ log = logging.getLogger(__name__)
 
 
 def receive(provider: str, creditor_id: int, gateway: Gateway, body: bytes, headers: Mapping[str, str],
-            *, apply: bool = True) -> list[str] | None:
+            *, apply: bool = True, livemode: bool | None = None) -> list[str] | None:
     """Verify and store one notification, and apply it unless a worker will (flushed, not
     committed). None when it is not genuine, or genuine but malformed (an amount that is not one, an
-    id that is not a string...): nothing is stored."""
+    id that is not a string...): nothing is stored. `livemode`: the mode of the keys that verified it
+    (True: live keys, False: the creditor's test keys; None: the simulator's, for either), whose bills
+    alone it may touch."""
     try:
         events = gateway.parse_webhook(body, headers)
         for event in events:
@@ -40,10 +42,11 @@ def receive(provider: str, creditor_id: int, gateway: Gateway, body: bytes, head
         log.warning("refused %s notification for creditor %s: %s", provider, creditor_id, exc)
         metrics.notifications_refused().labels(provider).inc()
         return None
-    return ingest_events(provider, creditor_id, events, apply=apply)
+    return ingest_events(provider, creditor_id, events, apply=apply, livemode=livemode)
 
 
-def ingest_events(provider: str, creditor_id: int, events: Iterable[GatewayEvent], *, apply: bool = True) -> list[str]:
+def ingest_events(provider: str, creditor_id: int, events: Iterable[GatewayEvent], *, apply: bool = True,
+                  livemode: bool | None = None) -> list[str]:
     """Store each verified event once and, with `apply`, apply it at most once. One outcome per
     event: duplicate, received (stored, to be applied by `payments.worker.apply_received_events`), stored (a type
     we do not act on), unknown_payment, applied or unchanged.
@@ -72,7 +75,7 @@ def ingest_events(provider: str, creditor_id: int, events: Iterable[GatewayEvent
         record_id = connection.scalar(insert_event, {
             "provider": provider, "event_id": event.event_id, "event_type": event.event_type,
             "creditor_id": creditor_id, "provider_ref": event.provider_ref, "outcome": outcome,
-            "payload": dict(event.payload), "event": _event_record(event), "received_at": utcnow(),
+            "payload": dict(event.payload), "event": _event_record(event, livemode), "received_at": utcnow(),
         })
         if record_id is None:  # a first delivery racing ours committed the same event first
             outcomes.append("duplicate")
@@ -106,7 +109,8 @@ def _webhook_statements(dialect: str):
 
 
 def apply_event(record: WebhookEvent, event: GatewayEvent) -> None:
-    attempt = _attempt_of(record.provider, record.creditor_id, event.provider_ref)
+    livemode = (record.event or {}).get("livemode")
+    attempt = _attempt_of(record.provider, record.creditor_id, event.provider_ref, livemode)
     if attempt is None:
         record.outcome = "unknown_payment"
     else:
@@ -114,9 +118,10 @@ def apply_event(record: WebhookEvent, event: GatewayEvent) -> None:
     record.applied_at = utcnow()
 
 
-def _event_record(event: GatewayEvent) -> dict:
-    """The event in our terms, as JSON: what applying it needs, without the provider's payload."""
-    return {
+def _event_record(event: GatewayEvent, livemode: bool | None = None) -> dict:
+    """The event in our terms, as JSON: what applying it needs, without the provider's payload (and the
+    mode of the keys that verified it, when they have one)."""
+    return ({} if livemode is None else {"livemode": livemode}) | {
         "status": event.status, "amount": event.amount, "currency": event.currency, "payment_id": event.payment_id,
         "method": event.method, "occurred_at": event.occurred_at.isoformat() if event.occurred_at else None,
         "failure_reason": event.failure_reason,
@@ -135,13 +140,15 @@ def event_from_record(record: WebhookEvent) -> GatewayEvent:
     )
 
 
-def _attempt_of(provider: str, creditor_id: int | None, provider_ref: str | None) -> PaymentAttempt | None:
+def _attempt_of(provider: str, creditor_id: int | None, provider_ref: str | None,
+                livemode: bool | None = None) -> PaymentAttempt | None:
     """The attempt an event names, by the provider's id or by our own attempt ref (Adyen signs the
-    merchant reference, ours, and not its session id), among this creditor's invoices only.
+    merchant reference, ours, and not its session id), among this creditor's invoices only, and of
+    the mode of the keys that verified it (live keys touch live bills only, test keys test bills).
     Read without a lock: `apply_status` locks the invoice, then the attempt, and decides again."""
     if not provider_ref:
         return None
-    return db.session.scalar(
+    query = (
         select(PaymentAttempt)
         .join(Invoice, PaymentAttempt.invoice_id == Invoice.id)
         .where(
@@ -150,3 +157,6 @@ def _attempt_of(provider: str, creditor_id: int | None, provider_ref: str | None
             Invoice.creditor_id == creditor_id,
         )
     )
+    if livemode is not None:
+        query = query.where(Invoice.livemode.is_(livemode))
+    return db.session.scalar(query)

@@ -194,7 +194,9 @@ class CreditorGateway(Model):
 
     Credentials come from the instance's configuration (PAYMENT_GATEWAYS, see docs/decisions.md),
     keyed by creditor slug and provider, or else from the creditor console: those are stored here,
-    encrypted with DATA_ENCRYPTION_KEYS (`credentials_encrypted`, a JSON object; `app.crypto`)."""
+    encrypted with DATA_ENCRYPTION_KEYS (`credentials_encrypted`, a JSON object; `app.crypto`). A test
+    bill uses the provider's own test keys, stored apart (`test_credentials_encrypted`), and never the
+    live ones; a live bill never the test ones (docs/api.md, "Test mode")."""
 
     __tablename__ = "creditor_gateways"
     __table_args__ = (UniqueConstraint("creditor_id", "provider"),)
@@ -207,5 +209,6 @@ class CreditorGateway(Model):
     position: Mapped[int] = mapped_column(default=0, server_default="0")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     credentials_encrypted: Mapped[str | None] = mapped_column(Text)
+    test_credentials_encrypted: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -6,6 +6,10 @@ creditor's provider, from the creditor console (stored on the row, encrypted: `s
 Where no provider of a creditor has credentials, the test-mode simulator stands in (outside
 production), offering the methods
 the creditor chose, so demos and tests can pay end to end without keys.
+
+Test bills (`livemode=False`) use a second set of keys, the provider's own test keys stored from the
+console beside the live ones (`test_credentials_encrypted`), and never the live ones nor the
+instance's; live bills never use the test set (docs/api.md, "Test mode").
 """
 
 from __future__ import annotations
@@ -75,16 +79,27 @@ def creditor_gateways(creditor_id: int) -> list[CreditorGateway]:
     ))
 
 
-def _keyed(slug: str, provider: str, flow: str | None = None, stored: str | None = None) -> Gateway | None:
+def _keyed(slug: str, provider: str, flow: str | None = None, stored: str | None = None, *,
+           livemode: bool = True) -> Gateway | None:
     """The provider's gateway with the creditor's keys from PAYMENT_GATEWAYS, or else with those stored
     from the console (`stored`, encrypted), the instance's other settings for it applying to them (a
     local API's address, in tests). None without keys. Kept per process, per version of the stored
-    keys: SDK clients are reused, and a change in the console is used at once."""
+    keys: SDK clients are reused, and a change in the console is used at once.
+
+    For a test bill (`livemode=False`, `stored` the console's test keys) the instance's keys never
+    apply: they are its live keys. Only its other settings do (a local API's address), never a live
+    Adyen Checkout address."""
     settings = current_app.config["PAYMENT_GATEWAYS"].get(slug, {}).get(provider) or {}
+    if not livemode:
+        secrets_of = {name for name, _secret in CREDENTIAL_FIELDS.get(provider, ())} - {"checkout_base_url"}
+        settings = {name: value for name, value in settings.items() if name not in secrets_of
+                    and not (name == "checkout_base_url" and "-checkout-live." in str(value))}
     console = bool(stored) and provider in SECRET_OF and not settings.get(SECRET_OF[provider])
     version = hashlib.sha256(stored.encode()).hexdigest()[:16] if console and stored else None
+    if not livemode and version is None:
+        return None  # a test bill pays with the console's test keys or not through this provider
     cache = current_app.extensions.setdefault("payment_gateways", {})
-    key = (slug, provider, flow, version)
+    key = (slug, provider, flow, version) if livemode else (slug, provider, flow, version, "test")
     if key in cache:  # built before: the stored keys are decrypted once per process and version
         return cache[key]
     if console and stored:
@@ -126,23 +141,44 @@ def gateways_for(creditor: Creditor) -> dict[str, Gateway]:
     return _setup(creditor)[0]
 
 
+def _test_setup(creditor: Creditor) -> tuple[dict[str, Gateway], dict[str, tuple[str, ...]]]:
+    """`_setup` for a test bill: the creditor's providers that have test keys stored in the console, in
+    its order, then the simulator where it runs (PAYMENTS_SIMULATOR)."""
+    choices = creditor_gateways(creditor.id)
+    gateways: dict[str, Gateway] = {}
+    methods: dict[str, tuple[str, ...]] = {}
+    for choice in choices:
+        if not choice.test_credentials_encrypted:
+            continue
+        gateway = _keyed(creditor.slug, choice.provider, choice.flow, choice.test_credentials_encrypted,
+                         livemode=False)
+        if gateway is not None:
+            gateways[gateway.name] = gateway
+            methods[gateway.name] = tuple(choice.methods or ())
+    if current_app.config["PAYMENTS_SIMULATOR"]:
+        chosen = tuple(dict.fromkeys(m for choice in choices for m in choice.methods or ()))
+        gateways["simulator"] = simulator_for(creditor)
+        methods["simulator"] = chosen or DEFAULT_METHODS
+    return gateways, methods
+
+
+def gateway_for(creditor: Creditor, provider: str, *, livemode: bool = True) -> Gateway | None:
+    """The creditor's gateway of `provider` for a bill of this mode, as its bill page offers it (its flow)."""
+    return (_setup(creditor) if livemode else _test_setup(creditor))[0].get(provider)
+
+
 def pay_options(creditor: Creditor, currency: str, country: str | None, *, livemode: bool = True
                 ) -> list[PayOption]:
     """What the bill page offers for a bill in this currency to a payer in this country. A test bill
-    (`livemode=False`) is offered the test-mode simulator alone, where it runs (PAYMENTS_SIMULATOR),
-    and nothing elsewhere: never a provider that could take real money (docs/api.md, "Test mode")."""
-    if livemode:
-        gateways, methods = _setup(creditor)
-    elif current_app.config["PAYMENTS_SIMULATOR"]:
-        chosen = tuple(dict.fromkeys(m for choice in creditor_gateways(creditor.id) for m in choice.methods or ()))
-        gateways, methods = {"simulator": simulator_for(creditor)}, {"simulator": chosen or DEFAULT_METHODS}
-    else:
-        return []
+    (`livemode=False`) is offered the providers whose own test keys the creditor stored in the console,
+    in test mode, and the test-mode simulator where it runs (PAYMENTS_SIMULATOR); never a live key, so
+    never a provider that could take real money (docs/api.md, "Test mode")."""
+    gateways, methods = _setup(creditor) if livemode else _test_setup(creditor)
     options = []
     for name, gateway in gateways.items():
         fitting = gateway.methods_for(currency, country, methods[name])
         if fitting:
-            options.append(PayOption(name, fitting, gateway, test_mode=name == "simulator"))
+            options.append(PayOption(name, fitting, gateway, test_mode=name == "simulator" or not livemode))
     return options
 
 
@@ -200,12 +236,13 @@ def withdraw_gateway(creditor: Creditor, provider: str) -> bool:
     return True
 
 
-def payment_gateway(slug: str, provider: str) -> tuple[int, Gateway] | None:
+def payment_gateway(slug: str, provider: str, *, livemode: bool = True) -> tuple[int, Gateway] | None:
     """(creditor id, gateway) for a payment already made, or a notification about one: from the
     keys alone, not from what the creditor offers today, since a provider it stopped offering still
     reports on the payments made before. None when this instance has no keys for it. The creditor's
     id is kept per process (it does not change), so a notification, and above all a duplicate,
-    costs no query before its own."""
+    costs no query before its own. `livemode=False`: with the console's test keys (a test bill's
+    payment, a notification to the test address), never the live ones."""
     ids = current_app.extensions.setdefault("creditor_ids", {})
     creditor = None
     if slug not in ids:
@@ -213,7 +250,11 @@ def payment_gateway(slug: str, provider: str) -> tuple[int, Gateway] | None:
         if creditor is None:
             return None  # not kept: a creditor created later is found then
         ids[slug] = creditor.id
-    if provider != "simulator":
+    if provider != "simulator" and not livemode:
+        stored = db.session.scalar(select(CreditorGateway.test_credentials_encrypted).where(
+            CreditorGateway.creditor_id == ids[slug], CreditorGateway.provider == provider))
+        gateway = _keyed(slug, provider, stored=stored, livemode=False) if stored else None
+    elif provider != "simulator":
         gateway = _keyed(slug, provider)
         if gateway is None and provider in SECRET_OF:  # the console's keys: read only where the instance has none
             stored = db.session.scalar(select(CreditorGateway.credentials_encrypted).where(
@@ -264,9 +305,31 @@ def _decrypted(stored: str) -> dict[str, str] | None:
     return found if isinstance(found, dict) else None
 
 
-def stored_credentials(choice: CreditorGateway) -> dict[str, str] | None:
-    """The keys stored for this choice, in clear (None: none, or unreadable). Never shown whole."""
-    return _decrypted(choice.credentials_encrypted) if choice.credentials_encrypted else None
+def stored_credentials(choice: CreditorGateway, *, livemode: bool = True) -> dict[str, str] | None:
+    """The keys stored for this choice (its test keys: `livemode=False`), in clear (None: none, or
+    unreadable). Never shown whole."""
+    stored = choice.credentials_encrypted if livemode else choice.test_credentials_encrypted
+    return _decrypted(stored) if stored else None
+
+
+#: the fields whose value says its mode, and how a test value begins (Stripe's keys; Adyen's client key
+#: and environment): a test set must be test keys, and in production a live set must not be
+TEST_SHAPES = {"secret_key": ("sk_test_", "rk_test_"), "publishable_key": ("pk_test_",), "client_key": ("test_",),
+               "environment": ("test",)}
+
+
+def _mode_problems(values: dict[str, str], livemode: bool) -> dict[str, str]:
+    """Keys of the other mode: "live_key" in a test set (always); "test_key" in a live set (production)."""
+    problems = {}
+    for name, starts in TEST_SHAPES.items():
+        value = values.get(name)
+        if not value:
+            continue
+        if not livemode and not value.startswith(starts):
+            problems[name] = "live_key"
+        elif livemode and value.startswith(starts) and current_app.config["PORTAL_ENV"] == "production":
+            problems[name] = "test_key"
+    return problems
 
 
 def masked(value: str | None) -> str:
@@ -280,9 +343,12 @@ def instance_has_keys(creditor: Creditor, provider: str) -> bool:
     return bool(settings.get(SECRET_OF.get(provider, "")))
 
 
-def set_credentials(creditor: Creditor, provider: str, given: dict[str, str]) -> CreditorGateway:
-    """Store the keys of a provider the creditor offers, encrypted. A secret left empty keeps the one
-    stored. Every problem at once, by field (InvalidData: "required", "shape", "unusable"); nothing
+def set_credentials(creditor: Creditor, provider: str, given: dict[str, str], *,
+                    livemode: bool = True) -> CreditorGateway:
+    """Store the keys of a provider the creditor offers, encrypted: its live keys, or (`livemode=False`)
+    its test keys, a separate set for test bills. A secret left empty keeps the one stored (of the same
+    set). Every problem at once, by field (InvalidData: "required", "shape", "unusable", "live_key" for
+    a live key among test keys, "test_key" for a test key among live ones in production); nothing
     changes then."""
     if provider not in CREDENTIAL_FIELDS:
         raise InvalidData({"provider": "unknown"})
@@ -290,7 +356,7 @@ def set_credentials(creditor: Creditor, provider: str, given: dict[str, str]) ->
         CreditorGateway.creditor_id == creditor.id, CreditorGateway.provider == provider))
     if choice is None:
         raise InvalidData({"provider": "not_offered"})
-    before = stored_credentials(choice) or {}
+    before = stored_credentials(choice, livemode=livemode) or {}
     values: dict[str, str] = {}
     errors: dict[str, str] = {}
     for name, secret in CREDENTIAL_FIELDS[provider]:
@@ -307,6 +373,8 @@ def set_credentials(creditor: Creditor, provider: str, given: dict[str, str]) ->
         values[name] = value
     if provider == "adyen" and values.get("checkout_base_url") and values.get("environment") != "live":
         errors["checkout_base_url"] = "live_only"  # a test account talks to Adyen's test API, nowhere else
+    for name, problem in _mode_problems(values, livemode).items():
+        errors.setdefault(name, problem)
     if not errors:
         instance = current_app.config["PAYMENT_GATEWAYS"].get(creditor.slug, {}).get(provider) or {}
         try:
@@ -315,30 +383,39 @@ def set_credentials(creditor: Creditor, provider: str, given: dict[str, str]) ->
             errors["checkout_base_url" if provider == "adyen" else "secret_key"] = "unusable"
     if errors:
         raise InvalidData(errors)
-    choice.credentials_encrypted = encrypt(json.dumps(values, sort_keys=True))
+    encrypted = encrypt(json.dumps(values, sort_keys=True))
+    if livemode:
+        choice.credentials_encrypted = encrypted
+    else:
+        choice.test_credentials_encrypted = encrypted
     db.session.flush()
     return choice
 
 
-def forget_credentials(creditor: Creditor, provider: str) -> bool:
-    """Delete the keys stored for a provider (False: there were none)."""
+def forget_credentials(creditor: Creditor, provider: str, *, livemode: bool = True) -> bool:
+    """Delete the keys stored for a provider, live or test (False: there were none)."""
     choice = db.session.scalar(select(CreditorGateway).where(
         CreditorGateway.creditor_id == creditor.id, CreditorGateway.provider == provider))
-    if choice is None or not choice.credentials_encrypted:
+    if choice is None or not (choice.credentials_encrypted if livemode else choice.test_credentials_encrypted):
         return False
-    choice.credentials_encrypted = None
+    if livemode:
+        choice.credentials_encrypted = None
+    else:
+        choice.test_credentials_encrypted = None
     db.session.flush()
     return True
 
 
-def check_credentials(creditor: Creditor, provider: str) -> str | None:
-    """Ask the provider whether it accepts the creditor's keys (those in force: the instance's, else the
-    console's). None: it does; else why not, in the adapter's words (never a secret). "no_keys" when
-    there are none."""
+def check_credentials(creditor: Creditor, provider: str, *, livemode: bool = True) -> str | None:
+    """Ask the provider whether it accepts the creditor's keys (live: those in force, the instance's, else
+    the console's; test: the console's test keys). None: it does; else why not, in the adapter's words
+    (never a secret). "no_keys" when there are none."""
     choice = db.session.scalar(select(CreditorGateway).where(
         CreditorGateway.creditor_id == creditor.id, CreditorGateway.provider == provider))
-    stored = choice.credentials_encrypted if choice is not None else None
-    gateway = _keyed(creditor.slug, provider, choice.flow if choice is not None else None, stored)
+    stored = None if choice is None else choice.credentials_encrypted if livemode else choice.test_credentials_encrypted
+    if not livemode and not stored:
+        return "no_keys"
+    gateway = _keyed(creditor.slug, provider, choice.flow if choice is not None else None, stored, livemode=livemode)
     if gateway is None:
         return "no_keys"
     try:

@@ -197,7 +197,7 @@ def enqueue_receipt(payment: Payment, invoice: Invoice) -> OutboxMessage | None:
         return None
     return enqueue(
         "email", KIND, email, {"payment_id": payment.id}, idempotency_key=receipt_key(payment.public_ref),
-        creditor_id=invoice.creditor_id, locale=receipt_locale(invoice),
+        creditor_id=invoice.creditor_id, locale=receipt_locale(invoice), livemode=invoice.livemode,
     )
 
 

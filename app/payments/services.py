@@ -238,7 +238,7 @@ def stop_open_attempts(invoice: Invoice, *, actor: str, **_ignored) -> int:
 
 
 def _cancel_at_provider(invoice: Invoice, attempt: PaymentAttempt) -> None:
-    found = payment_gateway(invoice.creditor.slug, attempt.provider)
+    found = payment_gateway(invoice.creditor.slug, attempt.provider, livemode=invoice.livemode)
     if found is None:
         log.warning("no %s keys on this instance: attempt %s stays payable at the provider until it expires",
                     attempt.provider, attempt.id)

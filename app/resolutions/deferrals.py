@@ -100,7 +100,7 @@ def _grant(deferral: Resolution, *, actor: str) -> None:
     if deferral.fee:
         with force_locale(deferral.locale):
             add_charge(invoice, "other_fee", _("Fee for a later due date"), deferral.fee, actor=actor,
-                       reference=deferral.reference)
+                       text_key="deferral_fee", reference=deferral.reference)
     record_event(invoice, "deferral_granted", actor, reference=deferral.reference, date=deferral.new_date.isoformat(),
                  fee=deferral.fee)
 

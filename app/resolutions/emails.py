@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from flask_babel import gettext as _
 
+from app.billing.texts import line_words
 from app.extensions import db
 from app.money import format_percent_1
 from app.outbox.base import DeliveryError
@@ -89,7 +90,8 @@ def _cur(resolution: Resolution) -> str:
 def _dispute_facts(dispute: Resolution) -> list[tuple[str, str]]:
     invoice = dispute.invoice
     if dispute.line_ids:
-        chosen = [line.description for line in invoice.lines if line.id in set(dispute.line_ids)]
+        base = invoice.creditor.default_locale  # each line in the e-mail's language where it has one
+        chosen = [line_words(line, base) for line in invoice.lines if line.id in set(dispute.line_ids)]
         what = ", ".join(chosen)
     else:
         what = _("The whole bill")

@@ -130,10 +130,12 @@ def decide_plan(request: Resolution, grant: bool, answer: str | None, *, actor: 
 
 
 def _plan_charges(invoice: Invoice, offer: PlanOffer, plan: Resolution, actor: str) -> None:
-    """The plan's fee and interest join the bill as lines, in the customer's language."""
+    """The plan's fee and interest join the bill as lines: their words in the customer's language as
+    written, and in the reader's wherever they are shown (`text_key`, billing.texts)."""
     with force_locale(plan.locale):
         if offer.fee:
-            add_charge(invoice, "other_fee", _("Instalment plan fee"), offer.fee, actor=actor, reference=plan.reference)
+            add_charge(invoice, "other_fee", _("Instalment plan fee"), offer.fee, actor=actor, text_key="plan_fee",
+                       reference=plan.reference)
         if offer.interest:
             add_charge(invoice, "interest", _("Interest for the instalment plan"), offer.interest, actor=actor,
-                       reference=plan.reference)
+                       text_key="plan_interest", reference=plan.reference)

@@ -240,18 +240,21 @@ def create_once(invoice: Invoice, submission_key: str, build: Callable[[], Resol
 
 
 def email(resolution: Resolution, kind: str, recipient: str | None, *, key_suffix: str = "",
-           locale: str | None = None, **payload) -> None:
+           locale: str | None = None, livemode: bool = True, **payload) -> None:
     if not recipient:
         return
     enqueue(
         "email", f"resolution.{kind}", recipient, {"resolution_id": resolution.id, **payload},
         idempotency_key=f"resolution.{kind}:{resolution.reference}{key_suffix}",
         creditor_id=resolution.creditor_id, locale=locale or resolution.locale,
+        livemode=livemode,
     )
 
 
 def to_customer(resolution: Resolution, kind: str, *, key_suffix: str = "", **payload) -> None:
-    email(resolution, kind, resolution.invoice.customer.email, key_suffix=key_suffix, **payload)
+    # a test bill's message to its customer is kept, not sent; the creditor's own desk gets its copy
+    email(resolution, kind, resolution.invoice.customer.email, key_suffix=key_suffix,
+          livemode=resolution.invoice.livemode, **payload)
 
 
 def to_creditor(resolution: Resolution, kind: str) -> None:

@@ -259,7 +259,8 @@ def _to_customer(request: SupportRequest, kind: str, *, key: str, **payload) -> 
     recipient = request.contact_email or request.invoice.customer.email
     if recipient:
         enqueue("email", f"support.{kind}", recipient, {"request_id": request.id, **payload},
-                idempotency_key=f"support.{kind}:{key}", creditor_id=request.creditor_id, locale=request.locale)
+                idempotency_key=f"support.{kind}:{key}", creditor_id=request.creditor_id, locale=request.locale,
+                livemode=request.invoice.livemode)
 
 
 def _to_desk(request: SupportRequest, *, key: str, **payload) -> None:

@@ -363,3 +363,29 @@ def test_migration_0009_fills_in_the_audit_logs_actor_and_scope_and_closes_it(fr
             conn.execute(text("UPDATE audit_entries SET agent_id = NULL"))  # 0006's SET NULL, let through again
             conn.rollback()
         upgrade()
+
+
+def test_migration_0034_gives_the_portals_old_fee_lines_their_text_key(fresh_app):
+    """Lines the portal wrote before 0034 (its words in one of its languages, its kind) get their key, so
+    pages show them in the reader's language; a creditor's own line with other words keeps none."""
+    with fresh_app.app_context():
+        upgrade(revision="0030")
+        invoice = _old_invoice_with_lines(1)
+        lines = MetaData()
+        lines.reflect(db.engine, only=("invoice_lines",))
+        table = lines.tables["invoice_lines"]
+        with db.engine.begin() as conn:
+            for position, (kind, words) in enumerate((("reminder_fee", "Mahngebühr"), ("interest", "Forsinkelsesrente"),
+                                                      ("other_fee", "Gebühr für den Ratenplan"),
+                                                      ("reminder_fee", "Purring nr. 2")), start=2):
+                conn.execute(insert(table).values(invoice_id=invoice, position=position, kind=kind, description=words,
+                                                  quantity=Decimal(1), unit_price=100, vat_rate=0, net=100, vat=0,
+                                                  gross=100))
+        upgrade(revision="0034")
+        with db.engine.connect() as conn:
+            keys = conn.execute(text("SELECT description, text_key FROM invoice_lines ORDER BY position")).all()
+        assert [tuple(row) for row in keys] == [("x", None), ("Mahngebühr", "reminder_fee"),
+                                                ("Forsinkelsesrente", "default_interest"),
+                                                ("Gebühr für den Ratenplan", "plan_fee"), ("Purring nr. 2", None)]
+        downgrade(revision="0030")
+        upgrade()

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from babel.numbers import format_decimal
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy import select
@@ -131,6 +131,11 @@ def _problem(name: str, code: str) -> str:
         return _("This does not look like a key of this provider. Please copy it again from its dashboard.")
     if code == "live_only":
         return _("Only a live account has its own address; leave this empty for a test account.")
+    if code == "live_key":
+        return _("This is a live key. Test bills use test keys only (such as sk_test_… or an Adyen test "
+                 "account); enter the live keys above.")
+    if code == "test_key":
+        return _("This is a test key. Live bills use live keys only; enter test keys under “Test keys”.")
     if code == "unusable":
         return _("These settings cannot be used together. Please check them against the provider's dashboard.")
     if name == "label":
@@ -209,13 +214,21 @@ def _payments_page(creditor: Creditor, problems: dict[str, dict[str, str]] | Non
         stored = providers.stored_credentials(choice) if choice is not None else None
         fields = [(name, secret, providers.masked((stored or {}).get(name)) if secret else (stored or {}).get(name, ""))
                   for name, secret in providers.CREDENTIAL_FIELDS.get(provider, ())]
+        test = providers.stored_credentials(choice, livemode=False) if choice is not None else None
+        test_fields = [(name, secret,
+                        providers.masked((test or {}).get(name)) if secret else (test or {}).get(name, ""))
+                       for name, secret in providers.CREDENTIAL_FIELDS.get(provider, ())
+                       if name != "checkout_base_url"]  # a test account talks to the provider's test API
         rows.append({"provider": provider, "choice": choice, "fields": fields, "stored": bool(stored),
-                     "instance_keys": providers.instance_has_keys(creditor, provider)})
+                     "instance_keys": providers.instance_has_keys(creditor, provider), "test_fields": test_fields,
+                     "test_stored": bool(test)})
     record("console_viewed", creditor_id=creditor.id, record_type="creditor", record_id=creditor.id, page="payments")
     db.session.commit()
     return render_template("backoffice/console/payments.html", creditor=creditor, rows=rows, section="payments",
                            methods=list(METHOD_REACH), method_label=lambda m: method_label(m, ""),
-                           problems=problems or {}, checks=checks or {}, field_label=_credential_label), status
+                           problems=problems or {}, checks=checks or {}, field_label=_credential_label,
+                           portal_base=(creditor.portal_base_url or current_app.config["PORTAL_BASE_URL"]).rstrip("/")
+                           ), status
 
 
 def _credential_label(name: str) -> str:
@@ -274,6 +287,66 @@ def console_save_provider(creditor_id: int, provider: str):
     db.session.commit()
     flash(_("%(provider)s is saved.", provider=provider.capitalize()), "done")
     return redirect(url_for(".console_payments", creditor_id=creditor.id), code=303)
+
+
+@bp.post("/console/<int:creditor_id>/payments/<provider>/test")
+@login_required
+def console_save_test_keys(creditor_id: int, provider: str):
+    """Store a provider's test keys, for test bills only (encrypted, apart from the live keys)."""
+    creditor, provider = _creditor(creditor_id), _provider(provider)
+    given = {name: request.form.get(name, "") for name, _secret in providers.CREDENTIAL_FIELDS.get(provider, ())
+             if name != "checkout_base_url"}
+    changed_keys = [name for name, value in given.items() if value.strip()]
+    try:
+        if not changed_keys:
+            raise InvalidData({"test_" + name: "required" for name in given})
+        providers.set_credentials(creditor, provider, given, livemode=False)
+    except InvalidData as exc:
+        db.session.rollback()
+        creditor = _creditor(creditor_id)
+        if exc.errors.get("provider") == "not_offered":
+            problems = {"test": _("Please offer %(provider)s first (above), then add its test keys.",
+                                  provider=provider.capitalize())}
+        else:
+            problems = {name if name.startswith("test_") else "test_" + name: _problem(name.removeprefix("test_"), code)
+                        for name, code in exc.errors.items()}
+        return _payments_page(creditor, {provider: problems}, status=422)
+    record("console_test_keys_saved", creditor_id=creditor.id, record_type="creditor", record_id=creditor.id,
+           provider=provider, keys_changed=changed_keys)  # the names of the keys, never their values
+    db.session.commit()
+    flash(_("The test keys of %(provider)s are saved.", provider=provider.capitalize()), "done")
+    return redirect(url_for(".console_payments", creditor_id=creditor.id), code=303)
+
+
+@bp.post("/console/<int:creditor_id>/payments/<provider>/test/forget")
+@login_required
+def console_forget_test_keys(creditor_id: int, provider: str):
+    creditor, provider = _creditor(creditor_id), _provider(provider)
+    forgotten = providers.forget_credentials(creditor, provider, livemode=False)
+    record("console_test_keys_deleted", creditor_id=creditor.id, record_type="creditor", record_id=creditor.id,
+           provider=provider, changed=forgotten)
+    db.session.commit()
+    flash(_("The stored test keys are deleted."), "done")
+    return redirect(url_for(".console_payments", creditor_id=creditor.id), code=303)
+
+
+@bp.post("/console/<int:creditor_id>/payments/<provider>/test/check")
+@login_required
+def console_check_test_keys(creditor_id: int, provider: str):
+    """Ask the provider whether it accepts the test keys, and show its answer."""
+    creditor, provider = _creditor(creditor_id), _provider(provider)
+    problem = providers.check_credentials(creditor, provider, livemode=False)
+    record("console_test_keys_checked", creditor_id=creditor.id, record_type="creditor", record_id=creditor.id,
+           provider=provider, accepted=problem is None)
+    db.session.commit()
+    if problem is None:
+        said = _("%(provider)s accepted the test keys.", provider=provider.capitalize())
+    elif problem == "no_keys":
+        said = _("There are no test keys to check yet.")
+    else:
+        said = _("%(provider)s did not accept the test keys: %(reason)s", provider=provider.capitalize(),
+                 reason=problem)
+    return _payments_page(creditor, checks={provider: (problem is None, said)})
 
 
 @bp.post("/console/<int:creditor_id>/payments/<provider>/forget")

@@ -67,7 +67,7 @@ def refund(payment_id: int):
             raise InvalidData({"amount": "not_an_amount"}) from None
         if form.channel.data == "provider":
             creditor = db.session.get(Creditor, creditor_id)
-            keyed = payment_gateway(creditor.slug, found.provider)
+            keyed = payment_gateway(creditor.slug, found.provider, livemode=found.invoice.livemode)
             gateway = keyed[1] if keyed else None
         done = refund_payment(found, amount, channel=form.channel.data, key=form.submission.data,
                               actor=f"agent:{me().id}", gateway=gateway, note=form.note.data)

@@ -166,7 +166,8 @@ def _list_page(creditor: Creditor, *, new: events.NewEndpoint | None = None, val
     endpoints = events.endpoints_of(creditor.id)
     recent = {e.id: events.deliveries(creditor.id, endpoint=e, limit=RECENT) for e in endpoints}
     return render_template("backoffice/console/webhooks.html", creditor=creditor, endpoints=endpoints, recent=recent,
-                           new=new, values=values or {"scope": "all", "types": []}, problems=problems or {},
+                           new=new, values=values or {"scope": "all", "types": [], "mode": "live"},
+                           problems=problems or {},
                            section="webhooks", types=TYPES, type_words=type_words(), status_words=status_words,
                            disabled_words=disabled_words, full=len(endpoints) >= events.MAX_ENDPOINTS), status
 
@@ -184,16 +185,20 @@ def console_add_webhook(creditor_id: int):
     creditor = _creditor(creditor_id)
     url = (request.form.get("url") or "").strip()
     description = (request.form.get("description") or "").strip()
+    mode = request.form.get("mode", "live")  # the form's default; anything else but "test" is refused
     values = {"url": url, "description": description, "scope": request.form.get("scope", "all"),
-              "types": request.form.getlist("types")}
+              "types": request.form.getlist("types"), "mode": mode}
     types, problem = _chosen_types()
     problems = {"types": problem} if problem else {}
+    if mode not in ("live", "test"):
+        problems["mode"] = _("Choose a live endpoint or a test endpoint.")
     if len(description) > 200:
         problems["description"] = _("Please keep this to one line of at most %(most)s characters.", most=200)
     new = None
     if not problems:
         try:
-            new = events.add_endpoint(creditor, url, types=types, description=description or None)
+            new = events.add_endpoint(creditor, url, types=types, description=description or None,
+                                      livemode=mode == "live")
         except InvalidData as exc:
             db.session.rollback()
             creditor = _creditor(creditor_id)
@@ -201,7 +206,8 @@ def console_add_webhook(creditor_id: int):
                         for name, code in exc.errors.items()}
     if new is None:
         return _list_page(creditor, values=values, problems=problems, status=422)
-    _audit("console_webhook_added", new.endpoint, types=new.endpoint.types, description=new.endpoint.description)
+    _audit("console_webhook_added", new.endpoint, types=new.endpoint.types, description=new.endpoint.description,
+           mode=mode)
     db.session.commit()
     return _list_page(creditor, new=new)
 

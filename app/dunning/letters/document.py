@@ -34,6 +34,7 @@ from flask_babel import gettext as _
 from app.billing.invoice_law import rates_of, seller_identity
 from app.billing.models import Customer, Invoice
 from app.billing.pdf import css_string, data_uri, offline_url_fetcher, page_label_css
+from app.billing.texts import line_words
 from app.billing.transfer import can_make_epc_qr, epc_payload, epc_qr_svg, transfer_details
 from app.creditors.models import Creditor
 from app.creditors.references import format_reference
@@ -104,7 +105,9 @@ def _bill(creditor: Creditor, invoice: Invoice) -> dict[str, Any]:
         "reference": format_reference(creditor.reference_scheme, invoice.payment_reference),
         "reference_kind": "rf" if creditor.reference_scheme == "rf" else "kid",
         "amount": invoice.total - sum(line.gross for line in fees),  # the bill without its fees and interest
-        "charges": [{"kind": line.kind, "description": line.description, "amount": line.gross} for line in fees],
+        # in the letter's language (the caller's locale): a portal-written fee's words translated
+        "charges": [{"kind": line.kind, "description": line_words(line, creditor.default_locale), "amount": line.gross}
+                    for line in fees],
         "paid": invoice.amount_paid, "balance": balance,
         "vat": [{"rate": r.rate, "net": r.net, "vat": r.vat} for r in rates_of(invoice)],  # the bill's, per rate
         "epc": epc_payload(creditor, invoice) if can_make_epc_qr(creditor, invoice) else None,
@@ -141,7 +144,8 @@ def facts_for(letter: Letter, message: Message, notices: list[tuple[Notice, Invo
         consequences = templates.consequences(plan.jurisdiction)
     legal = consequences if step.kind == StepKind.COLLECTION_WARNING and consequences not in rendered.body else None
     deadlines = [notice.deadline for notice, _invoice in notices if notice.deadline]
-    bills = [_bill(creditor, invoice) for _notice, invoice in notices]
+    with force_locale(locale):
+        bills = [_bill(creditor, invoice) for _notice, invoice in notices]
     currencies = {bill["currency"] for bill in bills}
     return {
         "version": VERSION, "letter": letter.id, "date": on.isoformat(), "locale": locale,

@@ -243,6 +243,9 @@ class StripeGateway(Gateway):
             raise WebhookError("Stripe webhook signature is missing, invalid or too old") from error
         except ValueError as error:  # not JSON, or not a snapshot event
             raise WebhookError("Stripe webhook body is not an event") from error
+        live_keys = self.config.secret_key.startswith(("sk_live_", "rk_live_"))
+        if "livemode" in event and bool(event["livemode"]) != live_keys:  # a test event to live keys, or back
+            raise WebhookError("Stripe webhook event is of the other mode than the keys")
         try:
             return [_event(event)]
         except (KeyError, TypeError, AttributeError, ValueError, OverflowError, OSError) as error:

@@ -1,4 +1,6 @@
-"""Provider notifications: POST /webhooks/<provider>/<creditor slug>, verified, stored once, applied once."""
+"""Provider notifications: POST /webhooks/<provider>/<creditor slug>, verified, stored once, applied once;
+a provider's test-mode notifications (test bills paid with the creditor's test keys) at
+/webhooks/<provider>/<creditor slug>/test, verified with the test keys only."""
 
 from __future__ import annotations
 
@@ -20,12 +22,26 @@ def webhook(provider: str, slug: str):
     """A provider's notification. 2xx for every genuine one, known type or not; 400 otherwise.
     Stored and applied at once, or (WEBHOOKS_APPLY_INLINE off) stored and answered at once, for
     the `flask payments apply-events` worker to apply."""
-    found = payment_gateway(slug, provider)
+    return _receive(provider, slug, livemode=True)
+
+
+@bp.post("/webhooks/<provider>/<slug>/test")
+@csrf.exempt
+def test_webhook(provider: str, slug: str):
+    """A provider's test-mode notification, verified with the creditor's test keys (404 without them)."""
+    return _receive(provider, slug, livemode=False)
+
+
+def _receive(provider: str, slug: str, *, livemode: bool):
+    if provider == "simulator" and not livemode:
+        abort(404)  # the simulator is test mode already, at the one address
+    found = payment_gateway(slug, provider, livemode=livemode)
     if found is None:
         abort(404)
     creditor_id, gateway = found
     apply = current_app.config["WEBHOOKS_APPLY_INLINE"]
-    outcomes = receive(provider, creditor_id, gateway, request.get_data(cache=False), request.headers, apply=apply)
+    outcomes = receive(provider, creditor_id, gateway, request.get_data(cache=False), request.headers, apply=apply,
+                       livemode=None if provider == "simulator" else livemode)
     db.session.commit()
     if outcomes is None:
         return jsonify(error="invalid_notification"), 400

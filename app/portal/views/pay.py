@@ -21,7 +21,7 @@ from app.models import utcnow
 from app.payments.declines import decline_words
 from app.payments.gateways.base import GatewayError, PaymentStatus
 from app.payments.models import PaymentAttempt
-from app.payments.providers import gateways_for, payment_gateway
+from app.payments.providers import gateway_for, payment_gateway
 from app.payments.receipts import payment_for_attempt
 from app.payments.services import apply_status, attempt_in_progress, payment_amount, start_payment
 from app.portal.forms import PayForm
@@ -90,7 +90,7 @@ def checkout(public_id: str, access: BillAccess, attempt_ref: str):
     if attempt is None:
         return unavailable_within(access)
     invoice = attempt.invoice
-    gateway = gateways_for(invoice.creditor).get(attempt.provider)  # the creditor's flow: the page it chose
+    gateway = gateway_for(invoice.creditor, attempt.provider, livemode=invoice.livemode)  # the flow it chose
     if gateway is None or not attempt.client_config or not attempt.is_live:
         return redirect(url_for("portal.paid", public_id=public_id, attempt_ref=attempt_ref), code=303)
     g.csp_extra, g.no_store = gateway.content_security(), True
@@ -141,7 +141,7 @@ def payment_status(public_id: str, access: BillAccess, attempt_ref: str):
 
 def _ask_provider(attempt: PaymentAttempt) -> None:
     """Bring the attempt up to date with what its provider says now (also a provider no longer offered)."""
-    found = payment_gateway(attempt.invoice.creditor.slug, attempt.provider)
+    found = payment_gateway(attempt.invoice.creditor.slug, attempt.provider, livemode=attempt.invoice.livemode)
     if found is not None and attempt.provider_ref and attempt.status not in PaymentStatus.FINAL:
         try:
             apply_status(attempt, found[1].status_on_return(attempt.provider_ref, request.args), actor="customer")
