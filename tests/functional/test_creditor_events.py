@@ -98,12 +98,13 @@ def test_payments_booked_from_a_bank_file(app, session, tmp_path):
     assert booked[paid.number]["invoice"]["status"] == "paid" and booked[paid.number]["invoice"]["balance"] == 0
     assert booked[part.number]["payment"]["amount"] == 1000
     assert booked[part.number]["invoice"]["status"] == "partially_paid"
-    for bill in (paid, part):  # the settlement's own state of each bill: what a read of it would say
-        db.session.refresh(bill)
-        assert booked[bill.number]["invoice"] == {
-            "number": bill.number, "currency": bill.currency, "total": bill.total, "amount_paid": bill.amount_paid,
-            "balance": bill.balance, "status": bill.status, "due_date": bill.due_date.isoformat()}
-        assert booked[bill.number]["customer"] == {"external_ref": bill.customer.external_ref}
+    for invoice in (paid, part):  # the settlement's own state of each invoice: what a read of it would say
+        db.session.refresh(invoice)
+        assert booked[invoice.number]["invoice"] == {
+            "number": invoice.number, "currency": invoice.currency, "total": invoice.total,
+            "amount_paid": invoice.amount_paid, "balance": invoice.balance, "status": invoice.status,
+            "due_date": invoice.due_date.isoformat()}
+        assert booked[invoice.number]["customer"] == {"external_ref": invoice.customer.external_ref}
 
 
 def test_a_dispute_opened_and_resolved(ctx, tmp_path):
