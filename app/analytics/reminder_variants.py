@@ -11,7 +11,7 @@ What is counted, for one step of one plan version (its variants, stopped ones to
 - **paid**: of the messages sent at least `window_days` (14) days ago (**in window**), those whose
   bills (every bill of this step the message reminded of) were paid in full within `window_days` days
   of the message, with its rate; **days to pay**: the mean, over those, of the days from the message
-  to the last payment that settled its bills.
+  to the last payment recorded on its bills (`payment_recorded`, whatever way it came).
 
 Rates carry the Wilson interval and means Student's t (`intervals`, SciPy), at 95 %. Test bills
 (`Invoice.livemode` false) are never counted (the run does not remind them either).
@@ -25,15 +25,16 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from app.analytics.intervals import Interval, mean_interval, rate_interval
-from app.billing.models import Invoice, InvoiceStatus
+from app.billing.models import Invoice, InvoiceEvent, InvoiceStatus
 from app.dunning.models import Message, MessageStatus, Notice, Step, StepVariant
 from app.extensions import db
 from app.links.models import AccessLink
 from app.models import utcnow
-from app.payments.models import Payment
 
 #: the days after a message within which a payment counts as its result
 WINDOW_DAYS = 14
+#: every payment, whatever its way (card, transfer, the partner, an agent), is recorded as this event
+PAYMENT_EVENT = "payment_recorded"
 REACHED = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.OPENED)
 
 
@@ -69,7 +70,7 @@ def step_results(creditor_id: int, step_id: int, *, window_days: int = WINDOW_DA
     found = db.session.scalars(
         select(StepVariant).join(Step, Step.id == StepVariant.step_id)
         .where(StepVariant.step_id == step_id, Step.plan.has(creditor_id=creditor_id))
-        .order_by(StepVariant.key)).all()
+        .order_by(StepVariant.id)).all()
     if not found:
         return []
     rows = db.session.execute(
@@ -83,8 +84,9 @@ def step_results(creditor_id: int, step_id: int, *, window_days: int = WINDOW_DA
                Invoice.livemode.is_(True))).all()
     paid_ids = {row[6] for row in rows if row[7] == InvoiceStatus.PAID}
     paid_at: dict[int, datetime] = dict(db.session.execute(
-        select(Payment.invoice_id, func.max(Payment.received_at)).where(Payment.invoice_id.in_(paid_ids))
-        .group_by(Payment.invoice_id)).all()) if paid_ids else {}
+        select(InvoiceEvent.invoice_id, func.max(InvoiceEvent.created_at))
+        .where(InvoiceEvent.invoice_id.in_(paid_ids), InvoiceEvent.kind == PAYMENT_EVENT)
+        .group_by(InvoiceEvent.invoice_id)).all()) if paid_ids else {}
     messages: dict[int, dict] = {}
     for message_id, key, created_at, status, open_count, last_opened_at, invoice_id, invoice_status in rows:
         one = messages.setdefault(message_id, {"key": key, "at": created_at, "clicks": open_count or 0,

@@ -200,7 +200,7 @@ class Step(Model):
     texts: Mapped[dict] = mapped_column(JSON)
 
     plan: Mapped[Plan] = relationship(back_populates="steps")
-    variants: Mapped[list[StepVariant]] = relationship(back_populates="step", order_by="StepVariant.key",
+    variants: Mapped[list[StepVariant]] = relationship(back_populates="step", order_by="StepVariant.id",
                                                        cascade="all, delete-orphan")
 
 
