@@ -41,11 +41,12 @@ OPEN = (InvoiceStatus.OPEN, InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.DISPUTED
 
 def open_bills(creditor_id: int) -> dict[int, int]:
     """How many open bills (live ones) follow each plan version of the creditor, by plan id."""
-    return dict(db.session.execute(
+    rows = db.session.execute(
         select(Invoice.dunning_plan_id, func.count()).where(
             Invoice.creditor_id == creditor_id, Invoice.dunning_plan_id.is_not(None),
             Invoice.status.in_(OPEN), Invoice.livemode.is_(True))
-        .group_by(Invoice.dunning_plan_id)).all())
+        .group_by(Invoice.dunning_plan_id)).all()
+    return {plan_id: count for plan_id, count in rows if plan_id is not None}
 
 
 def plan_of(creditor_id: int, plan_id: int) -> Plan | None:

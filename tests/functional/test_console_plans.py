@@ -108,7 +108,8 @@ def test_posts_without_the_csrf_token_are_refused(app, client, creditor):
     sign_in(app, client, creditor)
     plan = services.default_plan(creditor.id)
     before = versions(creditor)
-    for url in (f"/backoffice/console/{creditor.id}/plans/new", f"/backoffice/console/{creditor.id}/plans/{plan.id}/default"):
+    base = f"/backoffice/console/{creditor.id}/plans"
+    for url in (f"{base}/new", f"{base}/{plan.id}/default"):
         assert client.post(url, data={"name": "x"}, headers=EN).status_code == 400
     assert versions(creditor) == before
 

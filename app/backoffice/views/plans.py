@@ -25,6 +25,7 @@ from app.dunning import services as dunning
 from app.dunning import variants as text_variants
 from app.dunning.models import Channel, Jurisdiction, Plan, StepKind, StepVariant
 from app.dunning.settings import languages_of
+from app.dunning.templates import Rendered
 from app.errors import InvalidData
 from app.extensions import db
 from app.i18n import SUPPORTED_LOCALES
@@ -161,7 +162,7 @@ def console_plan_preview(creditor_id: int, plan_id: int):
     for step in plan.steps:
         keys = [None, *(variant.key for variant in step.variants)]
         for key in keys:
-            shown = []
+            shown: list[tuple[str, Rendered | None]] = []
             for locale in languages_of(creditor):
                 try:
                     shown.append((locale, dunning.preview_step(creditor, plan, step.position, locale,

@@ -65,7 +65,7 @@ def test_results_per_variant_are_the_known_answers(experiment):
     creditor, plan, step = experiment
     for paid_after in (2, 4, 6, 8, 10, 12):
         message(creditor, plan, step, "a", days_ago=30, paid_after=paid_after, clicks=1)
-    message(creditor, plan, step, "a", days_ago=30, paid_after=20, clicks=2)  # paid, but after the window
+    message(creditor, plan, step, "a", days_ago=30, paid_after=WINDOW_DAYS + 6, clicks=2)  # paid after the window
     for clicks in (3, 0, 0):
         message(creditor, plan, step, "a", days_ago=30, clicks=clicks)  # not paid
     message(creditor, plan, step, "a", days_ago=3, paid_after=1, clicks=1)  # its window is still open
