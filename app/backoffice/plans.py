@@ -107,6 +107,11 @@ def form_languages(creditor: Creditor, shown: str | Mapping[str, Any] = "") -> l
     return found
 
 
+def rows(values: Mapping[str, str]) -> int:
+    """How many step rows the form shows (at least one, at most a plan's steps)."""
+    return max(_count(values, "steps", MAX_STEPS), 1)
+
+
 def _count(form: Mapping[str, str], name: str, most: int) -> int:
     raw = (form.get(name) or "").strip()
     return min(int(raw), most) if raw.isdigit() else 0
@@ -205,6 +210,8 @@ def form_field(name: str, found: FormData) -> str:
         return prefix + rest[len("texts."):].replace(".", "-")
     if rest == "channels":
         return prefix + "channel1"
+    if rest == "variants":  # the step's variants as a whole: shown at the first variant's key
+        return prefix + "v1-key"
     return prefix + (rest or "kind")
 
 

@@ -290,3 +290,68 @@ def test_variants_are_saved_shown_with_results_and_stopped_with_an_audit_entry(a
                        data={"csrf_token": csrf}, headers=EN).status_code == 404
     # a stopped variant is not carried into the next version's form
     assert "s2-v1-key" not in new_form(client, creditor, new) or new_form(client, creditor, new)["s2-v1-key"] == ""
+
+
+def test_a_removed_step_leaves_the_problems_under_the_right_rows(app, client, creditor):
+    sign_in(app, client, creditor)
+    form = new_form(client, creditor, services.default_plan(creditor.id))
+    form["s1-remove"] = "on"  # the nudge goes: the service's steps[2] is the form's third row
+    form["s3-deadline_days"] = "5"
+    before = versions(creditor)
+    answer = client.post(f"/backoffice/console/{creditor.id}/plans/new", data=form, headers=EN)
+    assert answer.status_code == 422
+    assert re.search(r'id="f-s3-deadline_days-error">The collection warning gives at least 14 days', answer.text)
+    assert 'id="f-s2-deadline_days-error"' not in answer.text
+    assert re.search(r'name="s1-remove" checked', answer.text)  # what was ticked stays ticked
+    assert versions(creditor) == before
+    del form["s3-deadline_days"], form["s1-remove"]
+    form["s1-remove"], form["s3-deadline_days"] = "on", "14"
+    assert client.post(f"/backoffice/console/{creditor.id}/plans/new", data=form, headers=EN).status_code == 303
+    db.session.expire_all()
+    assert [s.kind for s in services.find_plan(creditor.id, "standard").steps] == ["reminder", "collection_warning"]
+
+
+def test_a_creditor_without_plans_starts_from_the_shipped_plan_of_its_country(app, client):
+    german = make_creditor("DE")
+    db.session.commit()
+    sign_in(app, client, german)
+    assert "None yet." in client.get(f"/backoffice/console/{german.id}/plans", headers=EN).text
+    form = new_form(client, german)
+    assert form["jurisdiction"] == "DE" and form["s1-kind"] == "pre_due"
+    assert client.post(f"/backoffice/console/{german.id}/plans/new", data=form, headers=EN).status_code == 303
+    db.session.expire_all()
+    plan = services.default_plan(german.id)
+    assert (plan.jurisdiction, plan.version, plan.name) == ("DE", 1, services.shipped_plan("DE")["name"])
+
+
+@pytest.mark.parametrize("changes", [
+    {"steps": "x"}, {"s1-kind": "bogus"}, {"s1-channel1": "fax"}, {"jurisdiction": "XX"},
+    {"s1-anchor": "moon"}, {"s2-fee": "-5"}, {"s2-offset_days": "99999999999"},
+    {"s2-v1-key": "a", "s2-v1-weight": "5000"}, {"name": "x" * 300},
+    {"s2-deadline_days": "-1"}, {"s1-kind": "", "s2-kind": "", "s3-kind": ""},
+    {"s3-kind": "pre_due"}, {"s2-en-sms": "{0} {amount}"}, {"s2-nb-body": "x" * 6000},
+])
+def test_any_bad_input_is_a_translated_422_never_a_500(app, client, creditor, changes):
+    sign_in(app, client, creditor)
+    form = new_form(client, creditor, services.default_plan(creditor.id)) | changes
+    before = versions(creditor)
+    answer = client.post(f"/backoffice/console/{creditor.id}/plans/new", data=form, headers=DE_HEADERS)
+    assert answer.status_code == 422, changes
+    assert "Nichts wurde gespeichert" in answer.text
+    assert versions(creditor) == before
+
+
+@pytest.mark.parametrize("changes", [
+    {"steps": "999999"},  # at most the 20 steps a plan may have are read
+    {"languages": "xx,../,nb"},  # only languages the portal serves are read
+    {"s2-variants": "abc", "s2-v1-key": "a"},  # no variant rows are read
+])
+def test_odd_counts_and_languages_are_read_within_their_bounds(app, client, creditor, changes):
+    sign_in(app, client, creditor)
+    form = new_form(client, creditor, services.default_plan(creditor.id)) | changes
+    answer = client.post(f"/backoffice/console/{creditor.id}/plans/new", data=form, headers=EN)
+    assert answer.status_code == 303
+    db.session.expire_all()
+    plan = services.find_plan(creditor.id, "standard")
+    assert plan.version == 2 and len(plan.steps) == 3 and not plan.steps[1].variants
+    assert set(plan.steps[1].texts) >= {"nb", "en"}  # the creditor's languages, whatever the form says

@@ -80,7 +80,7 @@ def _form_page(creditor: Creditor, values: dict, languages: list[str], problems:
                status: int = 200, based_on: Plan | None = None):
     return render_template("backoffice/console/plan_form.html", creditor=creditor, values=values,
                            problems=problems or {}, languages=languages, based_on=based_on,
-                           steps=int(values.get("steps") or 1), section="plans", **_words()), status
+                           steps=plans.rows(values), section="plans", **_words()), status
 
 
 @bp.get("/console/<int:creditor_id>/plans/new")
