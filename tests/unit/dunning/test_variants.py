@@ -1,7 +1,8 @@
 """Experiments on a reminder step's text (issue 18, item 3): variants saved with the plan version and
-checked as the step's text; each customer always gets the same variant (across calls and processes),
-the variants' shares follow their weights, stopping one moves only its customers; the run records the
-key on the message and the message says the variant's text."""
+checked as the step's text; each customer always gets the same variant (across calls here; across
+processes in tests/functional/dunning/test_variant_processes.py), the variants' shares follow their
+weights, stopping one moves only its customers; the run records the key on the message and the message
+says the variant's text."""
 
 from __future__ import annotations
 
