@@ -386,3 +386,21 @@ def language_names(languages: list[str]) -> dict[str, str]:
     """Each language's name in the page's language ("Norwegian Bokmål", "Norwegisch Bokmål")."""
     here = Locale.parse(current_format_locale())
     return {code: (Locale.parse(code).get_display_name(here) or code) for code in languages}
+
+
+def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, Mapping):
+        return {key: value for name, inner in data.items() for key, value in _flat(inner, f"{prefix}.{name}").items()}
+    if isinstance(data, list) and prefix.endswith(("steps", "variants")):
+        return {key: value for n, inner in enumerate(data, start=1)
+                for key, value in _flat(inner, f"{prefix}[{n}]").items()}
+    return {prefix.lstrip("."): data}
+
+
+def version_changes(before: Plan | None, after: Plan) -> dict[str, list]:
+    """What the new version changed against the latest version of its name before it, by field
+    ('steps[2].fee': [3500, 3000]), for the audit log; every field of a new plan."""
+    old = _flat({"jurisdiction": before.jurisdiction, "steps": plan_as_data(before)["steps"]}) if before else {}
+    new = _flat({"jurisdiction": after.jurisdiction, "steps": plan_as_data(after)["steps"]})
+    return {name: [old.get(name), new.get(name)] for name in sorted(set(old) | set(new))
+            if old.get(name) != new.get(name)}

@@ -153,6 +153,7 @@ def test_a_changed_step_saves_the_next_version_and_the_old_one_stays(app, client
     plan = services.default_plan(creditor.id)
     form = new_form(client, creditor, plan)
     assert form["name"] == "standard" and form["s2-fee"] == "35.00" and form["s2-kind"] == "reminder"
+    old_sms = plan.steps[1].texts["nb"]["sms"]
     form["s2-offset_days"] = "16"
     form["s2-fee"] = "30"
     form["s2-nb-sms"] = "{creditor}: Faktura {invoice} er ubetalt. Betal {amount} innen {deadline}: {link}"
@@ -167,6 +168,9 @@ def test_a_changed_step_saves_the_next_version_and_the_old_one_stays(app, client
     assert old.steps[1].offset_days == 14 and old.steps[1].fee == 3500 and not old.is_default
     entry = entries(agent, "console_plan_saved")[-1]
     assert entry.detail["name"] == "standard" and entry.detail["version"] == 2 and entry.record_id == str(new.id)
+    assert entry.detail["changes"] == {  # against version 1, field by field
+        "steps[2].offset_days": [14, 16], "steps[2].fee": [3500, 3000],
+        "steps[2].texts.nb.sms": [old_sms, form["s2-nb-sms"]]}
     assert services.plan_as_data(new)["steps"][0] == services.plan_as_data(old)["steps"][0]
 
 

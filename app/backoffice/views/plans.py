@@ -109,6 +109,7 @@ def console_plan_save(creditor_id: int):
     refused = plans.refusals(creditor, found, today)
     if refused:
         return _form_page(creditor, values, languages, refused, 422)
+    before = dunning.find_plan(creditor.id, str(found.data["name"]))
     try:
         plan = dunning.save_plan(creditor, found.data, actor=f"agent:{me().id}", today=today)
     except InvalidData as exc:  # what the checks above found: never, but answered as they would
@@ -117,7 +118,8 @@ def console_plan_save(creditor_id: int):
         return _form_page(creditor, values, languages, plans.problems(exc.errors, found), 422)
     record("console_plan_saved", creditor_id=creditor.id, record_type="dunning_plan", record_id=plan.id,
            name=plan.name, version=plan.version, default=plan.is_default, steps=len(plan.steps),
-           variants={step.position: [v.key for v in step.variants] for step in plan.steps if step.variants})
+           variants={step.position: [v.key for v in step.variants] for step in plan.steps if step.variants},
+           changes=plans.version_changes(before, plan))
     db.session.commit()
     flash(_("Version %(version)s of “%(name)s” is saved.", version=plan.version, name=plan.name), "done")
     return redirect(url_for(".console_plan", creditor_id=creditor.id, plan_id=plan.id), code=303)
