@@ -3,9 +3,10 @@ pages, and for the API later.
 
 What is counted, for one step of one plan version (its variants, stopped ones too):
 
-- **sent**: the messages of the run that carried the variant's key for this step and reached their
-  channel (status sent, delivered or opened: a message that failed or bounced is not counted, its
-  fall-back carries the same key and is counted instead);
+- **sent**: the messages of the run whose text this step chose (a message for several bills speaks
+  with its most advanced step) that carried the variant's key and reached their channel (status sent,
+  delivered or opened: a message that failed or bounced is not counted, its fall-back carries the same
+  key and is counted instead);
 - **opened**: of those, the messages whose link was opened (once or more), with its rate;
 - **clicks**: how many times the messages' links were opened in all, and the mean per message;
 - **paid**: of the messages sent at least `window_days` (14) days ago (**in window**), those whose
@@ -26,7 +27,7 @@ from sqlalchemy import func, select
 
 from app.analytics.intervals import Interval, mean_interval, rate_interval
 from app.billing.models import Invoice, InvoiceEvent, InvoiceStatus
-from app.dunning.models import Message, MessageStatus, Notice, Step, StepVariant
+from app.dunning.models import Message, MessageStatus, Notice, Step, StepKind, StepVariant
 from app.extensions import db
 from app.links.models import AccessLink
 from app.models import utcnow
@@ -63,6 +64,23 @@ class _Tally:
     paid_days: list[float] | None = None
 
 
+def _led_by(step_id: int, message_ids: set[int]) -> set[int]:
+    """The messages among these whose text this step chose: a consolidated message speaks with its most
+    advanced step (the oldest bill's, among equals), as `dunning.messages` writes it."""
+    if not message_ids:
+        return set()
+    leads: dict[int, tuple[tuple[int, int], int]] = {}
+    for message_id, notice_step, kind, due_date in db.session.execute(
+            select(Notice.message_id, Notice.step_id, Notice.kind, Invoice.due_date)
+            .join(Invoice, Invoice.id == Notice.invoice_id).where(Notice.message_id.in_(message_ids))):
+        rank = (StepKind(kind).rank, -due_date.toordinal())
+        if message_id is None:
+            continue
+        if message_id not in leads or rank > leads[message_id][0]:
+            leads[message_id] = (rank, notice_step)
+    return {message_id for message_id, (_rank, lead) in leads.items() if lead == step_id}
+
+
 def step_results(creditor_id: int, step_id: int, *, window_days: int = WINDOW_DAYS,
                  now: datetime | None = None) -> list[VariantResult]:
     """Each variant of the step (by key), with its results; [] for a step of another creditor."""
@@ -82,6 +100,8 @@ def step_results(creditor_id: int, step_id: int, *, window_days: int = WINDOW_DA
         .where(Message.creditor_id == creditor_id, Notice.creditor_id == creditor_id, Notice.step_id == step_id,
                Message.variant.in_([variant.key for variant in found]), Message.status.in_(REACHED),
                Invoice.livemode.is_(True))).all()
+    led = _led_by(step_id, {row[0] for row in rows})
+    rows = [row for row in rows if row[0] in led]
     paid_ids = {row[6] for row in rows if row[7] == InvoiceStatus.PAID}
     paid_at: dict[int, datetime] = dict(db.session.execute(
         select(InvoiceEvent.invoice_id, func.max(InvoiceEvent.created_at))

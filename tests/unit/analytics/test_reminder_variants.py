@@ -103,3 +103,17 @@ def test_another_creditors_step_has_no_results(experiment):
         other, _ = creditor_with_plan("DE", "DE")
     assert step_results(other.id, step.id, now=NOW) == []
     assert db.session.scalar(select(InvoiceEvent.id).limit(1)) is not None
+
+
+def test_a_message_whose_text_another_step_chose_is_not_counted(experiment):
+    creditor, plan, step = experiment
+    alone = message(creditor, plan, step, "a", days_ago=30, paid_after=1)
+    joined = message(creditor, plan, step, "a", days_ago=30, paid_after=1)
+    later = plan.steps[2]  # the collection warning of another bill in the same message speaks for it
+    other = make_invoice(creditor, number="X-later")
+    db.session.add(Notice(creditor_id=creditor.id, invoice_id=other.id, customer_id=joined.customer_id,
+                          plan_id=plan.id, step_id=later.id, position=later.position, kind=later.kind,
+                          channel="sms", message_id=joined.id, decided_on=TODAY, sent_at=NOW))
+    db.session.flush()
+    a = step_results(creditor.id, step.id, now=NOW)[0]
+    assert (a.sent, a.paid) == (1, 1) and alone.id != joined.id
