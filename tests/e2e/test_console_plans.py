@@ -69,6 +69,9 @@ def test_a_creditor_admin_makes_a_plan_version_the_default_and_previews_it(live_
     expect(page.get_by_text("New bills now follow “gentle”, version 1.")).to_be_visible()
     expect(page.get_by_role("heading", name="Experiment on step 2 (Payment reminder)")).to_be_visible()
     checked(page, "the new default version with its experiment")
+    page.set_viewport_size({"width": 360, "height": 780})
+    checked(page, "the version at 360 px")
+    page.set_viewport_size({"width": 1280, "height": 900})
 
     page.get_by_role("link", name="Preview the texts").click()
     expect(page.locator('article[lang="nb"]').nth(1)).to_contain_text("Vennlig påminnelse om faktura 10001234")
