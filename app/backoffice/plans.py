@@ -114,13 +114,13 @@ def rows(values: Mapping[str, str]) -> int:
 
 def _count(form: Mapping[str, str], name: str, most: int) -> int:
     raw = (form.get(name) or "").strip()
-    return min(int(raw), most) if raw.isdigit() else 0
+    return min(int(raw), most) if re.fullmatch(r"[0-9]{1,6}", raw) else 0
 
 
 def _number(raw: str | None) -> Any:
     """A whole number typed (the service names anything else as the field's problem)."""
     raw = (raw or "").strip()
-    return int(raw) if re.fullmatch(r"-?\d{1,9}", raw) else raw or None
+    return int(raw) if re.fullmatch(r"-?[0-9]{1,9}", raw) else raw or None
 
 
 @dataclass

@@ -329,7 +329,8 @@ def test_a_creditor_without_plans_starts_from_the_shipped_plan_of_its_country(ap
 
 
 @pytest.mark.parametrize("changes", [
-    {"steps": "x"}, {"s1-kind": "bogus"}, {"s1-channel1": "fax"}, {"jurisdiction": "XX"},
+    {"steps": "x"}, {"steps": "²"},
+    {"s1-offset_days": "٣"}, {"s1-kind": "bogus"}, {"s1-channel1": "fax"}, {"jurisdiction": "XX"},
     {"s1-anchor": "moon"}, {"s2-fee": "-5"}, {"s2-offset_days": "99999999999"},
     {"s2-v1-key": "a", "s2-v1-weight": "5000"}, {"name": "x" * 300},
     {"s2-deadline_days": "-1"}, {"s1-kind": "", "s2-kind": "", "s3-kind": ""},

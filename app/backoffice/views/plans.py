@@ -9,6 +9,8 @@ audited; bad input changes nothing and is named next to its field (422)."""
 
 from __future__ import annotations
 
+import re
+
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
@@ -89,7 +91,7 @@ def console_plan_new(creditor_id: int):
     """The form for a new version: from a version of the creditor's (`from`), else the shipped plan."""
     creditor = _creditor(creditor_id)
     raw = request.args.get("from", "")
-    based_on = _plan(creditor, int(raw)) if raw.isdigit() else None
+    based_on = _plan(creditor, int(raw)) if re.fullmatch(r"[0-9]{1,12}", raw) else None
     if raw and based_on is None:
         abort(404)
     data = plans.start_from(creditor, based_on)
