@@ -44,6 +44,10 @@ Modules and what each offers the features built on them:
   rate-limited; `save_preferences`), the unsubscribe link (`unsubscribe_token`, `unsubscribe_url`,
   `unsubscribe`) and the code's outbox renderers ("contact.code"). Its pages: `views`, `forms`
   (docs/dunning/contact-points.md).
+- `variants`: experiments on a step's text: `assign(step_id, customer_id, variants)` (weighted rendezvous
+  hashing: the same customer always gets the same variant; stopping one moves only its customers),
+  `texts_for`, `stop`. The variants (`StepVariant`) are saved with their plan version; the run records
+  the key on the `Message` (docs/dunning/console.md).
 - `renewal`: "send me a new link" (`send_new_link`: the preferred channel that works, the bill's
   daily allowance, the outbox; the old links stay).
 - `interest`: German default interest on an invoice: `default_begins`, `default_interest(invoice,

@@ -42,7 +42,7 @@ from app.billing.texts import PORTAL_LINE_TEXTS
 from app.core.bulk import in_ids, insert_rows, update_rows
 from app.core.validation import is_e164, is_email
 from app.creditors.models import Creditor
-from app.dunning import calendar
+from app.dunning import calendar, variants
 from app.dunning.interest import interest_due
 from app.dunning.jurisdictions import DE_FLAT_FEE, in_force, reminder_fee_cap
 from app.dunning.models import (
@@ -112,6 +112,13 @@ class StepInfo:
     adds_interest: bool
     flat_fee: bool
     locales: tuple[str, ...]
+    variants: tuple[VariantInfo, ...] = ()  # the active variants of its text (`variants.assign`)
+
+
+@dataclass(frozen=True)
+class VariantInfo:
+    key: str
+    weight: int
 
 
 @dataclass(frozen=True)
@@ -151,7 +158,8 @@ def load_context(creditor: Creditor) -> Context:
     for plan in db.session.scalars(select(Plan).where(Plan.creditor_id == creditor.id)):
         plans[plan.id] = PlanInfo(plan.id, plan.name, plan.version, plan.jurisdiction, {
             s.position: StepInfo(s.id, s.position, s.kind, s.anchor, s.offset_days, tuple(s.channels), s.fee,
-                                 s.deadline_days, s.starts_hand_off, s.adds_interest, s.flat_fee, tuple(s.texts))
+                                 s.deadline_days, s.starts_hand_off, s.adds_interest, s.flat_fee, tuple(s.texts),
+                                 tuple(VariantInfo(v.key, v.weight) for v in s.variants if v.active))
             for s in plan.steps})
         if plan.is_default:
             default = plan.id
@@ -336,6 +344,7 @@ class Decision:
     channel: str | None = None
     recipient: str | None = None
     locale: str | None = None
+    variant: str | None = None  # the key of the lead step's text variant the message carries
 
     @property
     def sending(self) -> list[Outcome]:
@@ -486,6 +495,7 @@ def _decide_message(ctx: Context, decision: Decision, due: list[Outcome], batch:
     decision.recipient = customer.email if channel == Channel.EMAIL else customer.phone \
         if channel == Channel.SMS else None
     lead_step = due[lead].to_send[1]
+    decision.variant = variants.assign(lead_step.id, customer.id, lead_step.variants)
     wanted = normalise_locale(customer.preferred_locale)
     decision.locale = next((loc for loc in (wanted, ctx.default_locale, *ctx.languages, "en")
                             if loc and loc in lead_step.locales), lead_step.locales[0])
@@ -542,7 +552,7 @@ def _insert_messages(ctx: Context, sending: list[Decision], clock: Clock) -> lis
     rows = [{"creditor_id": ctx.creditor_id, "customer_id": d.customer.id, "channel": d.channel,
              "recipient": d.recipient, "locale": d.locale, "outbox_message_id": None, "replaces_id": None,
              "status": MessageStatus.QUEUED, "failure": None, "subject": None, "body": None,
-             "created_at": clock.now, "status_at": None} for d in sending]
+             "variant": d.variant, "created_at": clock.now, "status_at": None} for d in sending]
     return insert_rows(db.session, Message.__table__, rows)
 
 
@@ -643,7 +653,8 @@ def write_fallback(creditor: Creditor, customer: Customer, failed: Message, noti
     row = SimpleNamespace(**{column.key: getattr(customer, column.key) for column in CUSTOMER_COLUMNS})
     recipient = customer.email if channel == Channel.EMAIL else customer.phone if channel == Channel.SMS else None
     message = Message(creditor_id=creditor.id, customer_id=customer.id, channel=channel, recipient=recipient,
-                      locale=failed.locale, replaces_id=failed.id, status=MessageStatus.QUEUED, created_at=now)
+                      locale=failed.locale, replaces_id=failed.id, status=MessageStatus.QUEUED,
+                      variant=failed.variant, created_at=now)
     db.session.add(message)
     db.session.flush()
     if channel == Channel.LETTER:

@@ -23,7 +23,7 @@ from sqlalchemy import exists, select
 from app.billing.models import Customer, Invoice
 from app.core.dates import local_today
 from app.creditors.models import Creditor
-from app.dunning import templates
+from app.dunning import templates, variants
 from app.dunning.contact import unsubscribe_url
 from app.dunning.engine import KIND, is_legal_notice, reachable
 from app.dunning.models import Channel, Message, MessageStatus, Notice, NoticeStatus, Plan, Step, StepKind
@@ -187,9 +187,10 @@ def content(outbox_message: OutboxMessage, loaded: Loaded | None = None) -> Cont
         due_date=lead.due_date, deadline=lead_notice.deadline, fee=lead_notice.fee, link=link.url,
         creditor=creditor.name, reference=lead.payment_reference, jurisdiction=plan.jurisdiction,
         support=creditor.support_phone or creditor.support_email or "")
-    locale = templates.pick_locale(step.texts, message.locale, (creditor.default_locale, "en"))
-    rendered = templates.render(step.texts, facts, locale)
-    kept = templates.render(step.texts, templates.Facts(**{**facts.__dict__, "link": NO_LINK}), locale)
+    texts = variants.texts_for(step.texts, step.variants, message.variant) if message.variant else step.texts
+    locale = templates.pick_locale(texts, message.locale, (creditor.default_locale, "en"))
+    rendered = templates.render(texts, facts, locale)
+    kept = templates.render(texts, templates.Facts(**{**facts.__dict__, "link": NO_LINK}), locale)
     others = [invoice for _notice, invoice, _step, _plan in left if invoice.id != lead.id]
     return Content(message, rendered, kept, link.url, lead, others, creditor, customer,
                    is_legal_notice(plan, step))

@@ -200,6 +200,35 @@ class Step(Model):
     texts: Mapped[dict] = mapped_column(JSON)
 
     plan: Mapped[Plan] = relationship(back_populates="steps")
+    variants: Mapped[list[StepVariant]] = relationship(back_populates="step", order_by="StepVariant.id",
+                                                       cascade="all, delete-orphan")
+
+
+class StepVariant(Model):
+    """A variant of a step's text (an experiment on its wording): saved with its plan version and never
+    changed after, except that it may be stopped. The run gives each customer one of the step's active
+    variants by weight (`variants.assign`, stable per customer); a stopped one keeps its results."""
+
+    __tablename__ = "dunning_step_variants"
+    __table_args__ = (
+        UniqueConstraint("step_id", "key"),
+        CheckConstraint("weight >= 1 AND weight <= 1000", name="weight_range"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    step_id: Mapped[int] = mapped_column(ForeignKey("dunning_steps.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(40))
+    weight: Mapped[int] = mapped_column(Integer)
+    texts: Mapped[dict] = mapped_column(JSON)  # as the step's: {locale: {"subject": ..., "body": ..., "sms": ...}}
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    stopped_by: Mapped[str | None] = mapped_column(String(120))
+
+    step: Mapped[Step] = relationship(back_populates="variants")
+
+    @property
+    def active(self) -> bool:
+        return self.stopped_at is None
 
 
 class Notice(Model):

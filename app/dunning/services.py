@@ -23,7 +23,7 @@ from app.billing.services import changed_fields, contact_changed, contact_of, re
 from app.core.dates import local_today
 from app.core.validation import clean_email, clean_phone, is_e164, is_email
 from app.creditors.models import Creditor
-from app.dunning import engine, jurisdictions, templates
+from app.dunning import engine, jurisdictions, templates, variants
 from app.dunning.engine import reachable
 from app.dunning.jurisdictions import StepRule, earliest_days
 from app.dunning.models import (
@@ -38,6 +38,7 @@ from app.dunning.models import (
     Plan,
     Step,
     StepKind,
+    StepVariant,
 )
 from app.dunning.settings import consumer_default_notice, languages_of
 from app.errors import Conflict, InvalidData
@@ -52,6 +53,13 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,79}$")
 
 
 @dataclass
+class VariantDraft:
+    key: str
+    weight: int
+    texts: dict[str, dict[str, str]]
+
+
+@dataclass
 class StepDraft:
     kind: str
     anchor: str
@@ -63,6 +71,7 @@ class StepDraft:
     adds_interest: bool = False
     flat_fee: bool = False
     texts: dict[str, dict[str, str]] = field(default_factory=dict)
+    variants: list[VariantDraft] = field(default_factory=list)
 
 
 @dataclass
@@ -92,7 +101,8 @@ def _bool(raw: Any, where: str, errors: dict) -> bool:
 
 
 STEP_FIELDS = {"kind", "anchor", "offset_days", "channels", "fee", "deadline_days", "starts_hand_off",
-               "adds_interest", "flat_fee", "texts"}
+               "adds_interest", "flat_fee", "texts", "variants"}
+VARIANT_FIELDS = {"key", "weight", "texts"}
 
 
 def parse_plan(data: Any, languages: Sequence[str]) -> PlanDraft:
@@ -159,7 +169,35 @@ def _parse_step(raw: Any, where: str, languages: Sequence[str], errors: dict) ->
     if step.starts_hand_off and deadline < 1:
         errors[f"{where}.deadline_days"] = "a step that starts the hand-off gives a deadline (1 day or more)"
     step.texts = _parse_texts(raw.get("texts"), f"{where}.texts", step.channels, languages, errors)
+    step.variants = _parse_variants(raw.get("variants"), f"{where}.variants", step.channels, languages, errors)
     return step
+
+
+def _parse_variants(raw: Any, where: str, channels: Sequence[str], languages: Sequence[str],
+                    errors: dict) -> list[VariantDraft]:
+    """A step's text variants (an experiment on its wording): each a key, a weight and the text per
+    language, checked as the step's own text is."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or len(raw) > variants.MAX_VARIANTS:
+        errors[where] = f"a list of at most {variants.MAX_VARIANTS} variants"
+        return []
+    found: list[VariantDraft] = []
+    for n, one in enumerate(raw, start=1):
+        here = f"{where}[{n}]"
+        if not isinstance(one, Mapping) or set(one) - VARIANT_FIELDS:
+            errors[here] = "an object with key, weight and texts"
+            continue
+        key = one.get("key")
+        if not isinstance(key, str) or not variants.KEY.match(key):
+            errors[f"{here}.key"] = "1 to 40 small letters, digits, '_' or '-'"
+            key = ""
+        elif any(other.key == key for other in found):
+            errors[f"{here}.key"] = "each variant of a step has its own key"
+        weight = _int(one.get("weight"), f"{here}.weight", errors, *variants.WEIGHT_RANGE, 1)
+        found.append(VariantDraft(key, weight, _parse_texts(one.get("texts"), f"{here}.texts", channels, languages,
+                                                            errors)))
+    return found
 
 
 def _parse_texts(raw: Any, where: str, channels: Sequence[str], languages: Sequence[str],
@@ -225,9 +263,25 @@ def step_rules(steps: Sequence[StepDraft | Step]) -> list[StepRule]:
 
 
 def check_plan(draft: PlanDraft, creditor: Creditor, day: date) -> list[jurisdictions.Violation]:
-    """Every rule of the plan's jurisdiction that it breaks (none for the "none" profile)."""
-    return jurisdictions.check_plan(draft.jurisdiction, step_rules(draft.steps), currency=creditor.currency, day=day,
-                                    consumer_default_notice=consumer_default_notice(creditor))
+    """Every rule of the plan's jurisdiction that it breaks (none for the "none" profile). A step's text
+    variants are checked as its own text: each variant's texts in the step's place, a problem of its
+    text named under the variant ('steps[3].variants[1].texts.nb.body')."""
+    notice = consumer_default_notice(creditor)
+    found = jurisdictions.check_plan(draft.jurisdiction, step_rules(draft.steps), currency=creditor.currency,
+                                     day=day, consumer_default_notice=notice)
+    for n, step in enumerate(draft.steps, start=1):
+        for v, variant in enumerate(step.variants, start=1):
+            swapped = [StepDraft(**{**other.__dict__, "texts": variant.texts}) if other is step else other
+                       for other in draft.steps]
+            prefix = f"steps[{n}].texts"
+            for violation in jurisdictions.check_plan(draft.jurisdiction, step_rules(swapped),
+                                                      currency=creditor.currency, day=day,
+                                                      consumer_default_notice=notice):
+                if violation.field.startswith(prefix):
+                    found.append(jurisdictions.Violation(
+                        violation.rule, f"steps[{n}].variants[{v}].texts" + violation.field[len(prefix):],
+                        violation.detail))
+    return found
 
 
 def save_plan(creditor: Creditor, data: Any, *, actor: str, today: date | None = None) -> Plan:
@@ -252,7 +306,9 @@ def save_plan(creditor: Creditor, data: Any, *, actor: str, today: date | None =
         plan.steps.append(Step(position=position, kind=step.kind, anchor=step.anchor, offset_days=step.offset_days,
                                channels=list(step.channels), fee=step.fee, deadline_days=step.deadline_days,
                                starts_hand_off=step.starts_hand_off, adds_interest=step.adds_interest,
-                               flat_fee=step.flat_fee, texts=step.texts))
+                               flat_fee=step.flat_fee, texts=step.texts,
+                               variants=[StepVariant(key=v.key, weight=v.weight, texts=v.texts, created_at=utcnow())
+                                         for v in step.variants]))
     db.session.add(plan)
     db.session.flush()
     current = default_plan(creditor.id)
@@ -295,7 +351,10 @@ def plan_as_data(plan: Plan) -> dict:
             "default": plan.is_default,
             "steps": [{"kind": s.kind, "anchor": s.anchor, "offset_days": s.offset_days, "channels": list(s.channels),
                        "fee": s.fee, "deadline_days": s.deadline_days, "starts_hand_off": s.starts_hand_off,
-                       "adds_interest": s.adds_interest, "flat_fee": s.flat_fee, "texts": s.texts}
+                       "adds_interest": s.adds_interest, "flat_fee": s.flat_fee, "texts": s.texts,
+                       **({"variants": [{"key": v.key, "weight": v.weight, "texts": v.texts}
+                                        for v in s.variants if v.active]}
+                          if any(v.active for v in s.variants) else {})}
                       for s in plan.steps]}
 
 
@@ -584,10 +643,12 @@ def letters_pending(creditor_id: int) -> list[Letter]:
 
 
 def preview_step(creditor: Creditor, plan: Plan | Any, position: int, locale: str, *,
-                 invoice: Invoice | None = None, today: date | None = None) -> templates.Rendered:
+                 invoice: Invoice | None = None, today: date | None = None,
+                 variant: str | None = None) -> templates.Rendered:
     """A step's text filled for a real bill of the creditor, or for a sample one: a saved plan, or a
     plan as given (checked for form first, so a bad one is refused with its fields before anything
-    is shown). Nothing is saved and no link is issued (the link shows as an example address)."""
+    is shown). Nothing is saved and no link is issued (the link shows as an example address). With
+    `variant`, that text variant of the step (InvalidData when the step has no variant of that key)."""
     today = today or local_today(creditor.country, utcnow())
     steps: Sequence[Step | StepDraft]
     if isinstance(plan, Plan):
@@ -598,8 +659,14 @@ def preview_step(creditor: Creditor, plan: Plan | Any, position: int, locale: st
     if not 1 <= position <= len(steps):
         raise InvalidData({"step": f"a step from 1 to {len(steps)}"})
     step = steps[position - 1]
-    if locale not in step.texts:
-        raise InvalidData({"locale": f"the step has texts in {', '.join(sorted(step.texts))}"})
+    texts = step.texts
+    if variant is not None:
+        chosen = [v for v in step.variants if v.key == variant]
+        if not chosen:
+            raise InvalidData({"variant": "not a variant of this step"})
+        texts = chosen[0].texts
+    if locale not in texts:
+        raise InvalidData({"locale": f"the step has texts in {', '.join(sorted(texts))}"})
     if invoice is not None and invoice.creditor_id != creditor.id:
         raise InvalidData({"invoice": "not an invoice of this creditor"})
     deadline = today + timedelta(days=step.deadline_days) if step.deadline_days else None
@@ -613,7 +680,7 @@ def preview_step(creditor: Creditor, plan: Plan | Any, position: int, locale: st
         facts = templates.Facts(invoice.customer.name, invoice.number, invoice.balance + step.fee, invoice.currency,
                                 invoice.due_date, deadline, step.fee, example, creditor.name,
                                 invoice.payment_reference, jurisdiction, support)
-    return templates.render(step.texts, facts, locale)
+    return templates.render(texts, facts, locale)
 
 
 # --- the plans the portal ships ------------------------------------------------------------------------------

@@ -167,6 +167,8 @@ def test_the_isolation_walk_every_route_with_a_record_is_404_for_another_credito
         "endpoint_id": their_endpoint.public_id,
         "delivery_id": db.session.scalar(select(WebhookDelivery.id).where(
             WebhookDelivery.endpoint_id == their_endpoint.id, WebhookDelivery.event_id == their_event.id)),
+        # and a reminder plan version (of another creditor still), its step and a variant key
+        "plan_id": plan.id, "position": 1, "key": "a",
     }
     references = {"backoffice.support_request": theirs.request.reference, "backoffice.reply": theirs.request.reference,
                   "backoffice.request_status": theirs.request.reference}
@@ -211,6 +213,10 @@ def test_the_isolation_walk_every_route_with_a_record_is_404_for_another_credito
     assert db.session.scalar(select(ApiKey.revoked_at).where(ApiKey.id == their_key.id)) is None
     assert {"backoffice.console_webhook", "backoffice.console_webhook_rotate",
             "backoffice.console_webhook_replay"} <= walked
+    assert {"backoffice.console_plan", "backoffice.console_plan_default", "backoffice.console_plan_preview",
+            "backoffice.console_variant_stop"} <= walked
+    db.session.refresh(plan)
+    assert plan.is_default and plan.version == 1
     db.session.refresh(their_endpoint)
     assert their_endpoint.enabled and their_endpoint.previous_until is None
     assert db.session.scalar(select(func.count()).select_from(WebhookEndpoint)) == 1

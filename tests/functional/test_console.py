@@ -90,7 +90,10 @@ def console_urls(creditor_id: int, key_id: int = 1) -> list[tuple[str, str]]:
             ("GET", f"{base}/webhooks"), ("POST", f"{base}/webhooks"), ("GET", f"{base}/webhooks/we_x"),
             ("POST", f"{base}/webhooks/we_x/types"), ("POST", f"{base}/webhooks/we_x/enabled"),
             ("POST", f"{base}/webhooks/we_x/rotate"), ("POST", f"{base}/webhooks/we_x/replay"),
-            ("POST", f"{base}/webhooks/we_x/deliveries/1/replay")]
+            ("POST", f"{base}/webhooks/we_x/deliveries/1/replay"), ("GET", f"{base}/plans"),
+            ("GET", f"{base}/plans/new"), ("POST", f"{base}/plans/new"), ("GET", f"{base}/plans/1"),
+            ("POST", f"{base}/plans/1/default"), ("GET", f"{base}/plans/1/preview"),
+            ("POST", f"{base}/plans/1/steps/1/variants/a/stop")]
 
 
 # --- who may use it ---------------------------------------------------------------------------------------
@@ -115,7 +118,7 @@ def test_a_creditor_admin_runs_the_console_and_sees_no_customers(app, client, cr
     home = client.get("/backoffice/", headers=EN)  # no cases: straight to the console
     assert home.status_code == 303 and home.headers["Location"].endswith("/backoffice/console")
     assert client.get("/backoffice/console", headers=EN).headers["Location"].endswith(f"/console/{creditor.id}")
-    for path in ("", "/payments", "/rules", "/api-keys", "/webhooks"):
+    for path in ("", "/payments", "/rules", "/api-keys", "/webhooks", "/plans", "/plans/new"):
         page = client.get(f"/backoffice/console/{creditor.id}{path}", headers=EN)
         assert page.status_code == 200, path
         assert "Creditor console" in page.text

@@ -146,3 +146,21 @@ def test_exclusions_and_assignment_from_the_command_line(app, session, tmp_path)
     assert run(app, "dunning", "exclude", creditor.slug, "--invoice", "nope").exit_code == 1
     assert run(app, "dunning", "run", "--creditor", "nobody").exit_code == 1
     assert run(app, "dunning", "run", "--date", "31.02.2026").exit_code == 2
+
+
+def test_a_plan_file_with_text_variants_is_saved_and_shown_by_the_command_line(app, session, tmp_path):
+    creditor = make_creditor("NO")
+    db.session.commit()
+    data = services.shipped_plan("NO")
+    reminder = data["steps"][1]
+    reminder["variants"] = [{"key": "short", "weight": 2, "texts": reminder["texts"]}]
+    path = tmp_path / "variants.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    created = run(app, "dunning", "plans", "create", creditor.slug, str(path))
+    assert created.exit_code == 0, created.output
+    shown = json.loads(run(app, "dunning", "plans", "show", creditor.slug, "standard").output)
+    assert shown["steps"][1]["variants"] == [{"key": "short", "weight": 2, "texts": reminder["texts"]}]
+    reminder["variants"][0]["key"] = "Not a key"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    refused = run(app, "dunning", "plans", "create", creditor.slug, str(path))
+    assert refused.exit_code == 1 and "steps[2].variants[1].key" in refused.output

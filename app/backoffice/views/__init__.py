@@ -127,6 +127,7 @@ from app.backoffice.views import (  # noqa: E402,F401  (their routes)
     inbox,
     letters,
     money,
+    plans,
     privacy,
     webhooks,
 )

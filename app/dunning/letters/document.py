@@ -38,7 +38,7 @@ from app.billing.texts import line_words
 from app.billing.transfer import can_make_epc_qr, epc_payload, epc_qr_svg, transfer_details
 from app.creditors.models import Creditor
 from app.creditors.references import format_reference
-from app.dunning import templates
+from app.dunning import templates, variants
 from app.dunning.models import Letter, Message, Notice, Plan, Step, StepKind
 from app.extensions import db
 from app.i18n import normalise_locale
@@ -133,13 +133,14 @@ def facts_for(letter: Letter, message: Message, notices: list[tuple[Notice, Invo
     creditor = lead.creditor
     customer = db.session.get(Customer, message.customer_id)
     assert customer is not None
-    locale = templates.pick_locale(step.texts, message.locale, (creditor.default_locale, "en"))
+    texts = variants.texts_for(step.texts, step.variants, message.variant) if message.variant else step.texts
+    locale = templates.pick_locale(texts, message.locale, (creditor.default_locale, "en"))
     text = templates.Facts(
         customer=customer.name, invoice=lead.number, amount=max(lead.balance, 0), currency=lead.currency,
         due_date=lead.due_date, deadline=lead_notice.deadline, fee=lead_notice.fee, link=LINK,
         creditor=creditor.name, reference=format_reference(creditor.reference_scheme, lead.payment_reference),
         jurisdiction=plan.jurisdiction, support=creditor.support_phone or creditor.support_email or "")
-    rendered = templates.render(step.texts, text, locale)
+    rendered = templates.render(texts, text, locale)
     with force_locale(locale):
         consequences = templates.consequences(plan.jurisdiction)
     legal = consequences if step.kind == StepKind.COLLECTION_WARNING and consequences not in rendered.body else None

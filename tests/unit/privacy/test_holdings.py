@@ -24,6 +24,7 @@ NOT_CUSTOMERS = {
     "collection_policies": "a creditor's hand-off rules",
     "dunning_plans": "a creditor's reminder plans",
     "dunning_steps": "a plan's step texts, with placeholders, not filled in",
+    "dunning_step_variants": "a step's text variants, with placeholders, not filled in",
     "dunning_settings": "a creditor's reminder settings",
     "creditor_gateways": "a creditor's payment providers",
     "job_runs": "the periodic jobs' names and times",
