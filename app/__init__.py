@@ -218,6 +218,7 @@ def _register_blueprints(app: Flask) -> None:
     """Every blueprint; CSRF exemptions of the token APIs; Flask-Login's hook on the back office only."""
     from app.api.views import bp as api_bp
     from app.backoffice.views import bp as backoffice_bp
+    from app.content.views import bp as content_bp
     from app.debt_collection.views.api import bp as partner_api_bp
     from app.debt_collection.views.pdf import bp as debt_collection_bp
     from app.dunning import views as dunning_views
@@ -231,6 +232,7 @@ def _register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(ops_bp)
     app.register_blueprint(portal_bp)
+    app.register_blueprint(content_bp)
     app.register_blueprint(support_bp)
     app.register_blueprint(resolutions_bp)
     app.register_blueprint(dunning_views.bp)

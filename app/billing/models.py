@@ -127,6 +127,12 @@ class Customer(Model):
     sms_stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     dunning_excluded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     time_zone: Mapped[str | None] = mapped_column(String(40))  # IANA; None: the creditor's country's
+    # Content blocks (app.content): "no offers, please" (the customer's word, reversible), the tags the
+    # creditor sends through the API, and on how many days each block was seen ({block id: days}; the
+    # cap over time), written by the impression without touching `updated_at`.
+    no_offers: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    content_tags: Mapped[list | None] = mapped_column(JSON)
+    content_seen: Mapped[dict | None] = mapped_column(JSON)
 
     creditor: Mapped[Creditor] = relationship()
 
