@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from html.parser import HTMLParser
+
+import pytest
 
 from app.content.markup import TAGS, body_problem, clean, plain_problem, render
 
