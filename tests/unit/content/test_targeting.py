@@ -16,8 +16,9 @@ TEXTS = {"en": {"title": "Hello", "html": "<p>Hi</p>", "cta": "Go"}, "nb": {"tit
 
 def block(id_=1, kind="information", **changes) -> BlockView:
     fields = {"id": id_, "public_id": f"blk_{id_}", "kind": kind, "placements": ("bill", "receipt"), "priority": 0,
-                  "starts_on": None, "ends_on": None, "action": "none", "target_url": None, "targeting": {}, "cap_days": None,
-                  "image_version": None, "livemode": True, "variants": (VariantView(id_ * 10, "A", 1, TEXTS),)}
+              "starts_on": None, "ends_on": None, "action": "none", "target_url": None, "targeting": {},
+              "cap_days": None, "image_version": None, "livemode": True,
+              "variants": (VariantView(id_ * 10, "A", 1, TEXTS),)}
     fields.update(changes)
     return BlockView(**fields)
 
