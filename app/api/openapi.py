@@ -518,6 +518,7 @@ def _response_schemas() -> dict:
                 "note": _nullable(STRING),
                 "quantity": {"type": "string", "description": "A decimal, e.g. '1' or '412.5'"},
                 "unit": _nullable(STRING),
+                "product_code": _nullable(STRING),
                 "unit_price": {**AMOUNT, "description": "Net of VAT, minor units"},
                 "vat_rate": {"type": "integer", "minimum": 0, "maximum": 10000, "description": "Basis points"},
                 "net": AMOUNT,

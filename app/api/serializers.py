@@ -83,6 +83,7 @@ def line_json(line: InvoiceLine) -> dict:
         "note": line.note,
         "quantity": _quantity(line.quantity),
         "unit": line.unit,
+        "product_code": line.product_code,
         "unit_price": line.unit_price,
         "vat_rate": line.vat_rate,
         "net": line.net,

@@ -243,6 +243,8 @@ class InvoiceLine(Model):
     note: Mapped[str | None] = mapped_column(String(500))
     quantity: Mapped[Decimal] = mapped_column(Numeric(14, 3))
     unit: Mapped[str | None] = mapped_column(String(16))
+    # The creditor's own product code (content blocks may target bills by it: app.content).
+    product_code: Mapped[str | None] = mapped_column(String(40))
     unit_price: Mapped[int] = mapped_column(BigInteger)  # net, minor units
     vat_rate: Mapped[int] = mapped_column(Integer)  # basis points: 2500 = 25 %
     net: Mapped[int] = mapped_column(BigInteger)

@@ -126,7 +126,7 @@ def seen_days(customer: Customer) -> dict[str, int]:
 
 
 def audience_for(invoice: Invoice, placement: str, locale: str, today: date, *, resolutions: Any = None,
-                 other_bills: Sequence[Invoice] = (), reminded: bool = False, channel: str | None = None) -> Audience:
+                 other_bills: Sequence[Invoice] = (), reminded: bool = False) -> Audience:
     """The audience of `invoice`'s page or message. `resolutions`: the bill's self-service state
     (`resolutions.services.SelfService`, or None when it has none); `other_bills`: the customer's other
     bills owed; `reminded`: whether the bill had a reminder after its due date."""
@@ -145,7 +145,8 @@ def audience_for(invoice: Invoice, placement: str, locale: str, today: date, *, 
         placement=placement, locale=locale, country=(customer.country or invoice.creditor.country),
         statuses=bill_statuses(paid=paid, overdue=overdue, days_to_due=(invoice.due_date - today).days, plan=plan),
         amount=invoice.total if paid else invoice.balance, bills=(0 if paid else 1) + len(other_bills),
-        livemode=invoice.livemode, tags=frozenset(customer.content_tags or ()), channel=channel,
+        livemode=invoice.livemode, tags=frozenset(customer.content_tags or ()),
+        product_codes=frozenset(line.product_code for line in invoice.lines if line.product_code),
         in_difficulty=difficulty, overdue_unpaid=overdue, no_offers=customer.no_offers, seen_days=seen_days(customer))
 
 

@@ -24,7 +24,7 @@ STATUSES = ("not_due", "due_soon", "overdue", "paid", "plan")
 #: A bill due within this many days (today included) is "due soon".
 DUE_SOON_DAYS = 7
 #: The rule keys and what each holds.
-LIST_RULES = ("countries", "languages", "statuses", "tags", "channels", "product_codes")
+LIST_RULES = ("countries", "languages", "statuses", "tags", "product_codes")
 NUMBER_RULES = ("amount_min", "amount_max", "bills_min", "bills_max")
 
 
@@ -40,7 +40,6 @@ class Audience:
     bills: int  # the customer's open bills at the creditor, this one included
     livemode: bool = True
     tags: frozenset[str] = frozenset()
-    channel: str | None = None
     product_codes: frozenset[str] = frozenset()
     in_difficulty: bool = False
     overdue_unpaid: bool = False
@@ -128,8 +127,6 @@ def rules_allow(rules: Mapping[str, Any], audience: Audience) -> bool:
     if not _any(rules.get("statuses"), audience.statuses):
         return False
     if not _any(rules.get("tags"), audience.tags):
-        return False
-    if not _any(rules.get("channels"), [audience.channel] if audience.channel else []):
         return False
     if not _any(rules.get("product_codes"), audience.product_codes):
         return False

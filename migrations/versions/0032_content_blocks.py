@@ -7,7 +7,8 @@ Create Date: 2026-12-06
 Blocks (with their targeting as data), their variants (texts per language, weights), what customers saw
 and clicked (one row per block and bill), the leads of "I am interested". The creditor gains
 `content_version` (raised by every change of a block: the per-process cache of its blocks is keyed by
-it) and the most blocks per page; the customer gains "no offers, please", the tags the creditor sends,
+it) and the most blocks per page; an invoice line gains the creditor's product code (a rule may name it); the
+customer gains "no offers, please", the tags the creditor sends,
 and the days each block was seen (the cap over time). The role CHECK gains 'content_editor' (14
 characters: the column is 20 since 0028). Going down, content editors lose their role.
 """
@@ -39,6 +40,9 @@ def upgrade():
     with op.batch_alter_table('creditors', schema=None) as batch_op:
         batch_op.add_column(sa.Column('content_version', sa.Integer(), nullable=False, server_default='0'))
         batch_op.add_column(sa.Column('content_max_blocks', sa.Integer(), nullable=False, server_default='2'))
+
+    with op.batch_alter_table('invoice_lines', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('product_code', sa.String(length=40), nullable=True))
 
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.add_column(sa.Column('no_offers', sa.Boolean(), nullable=False, server_default=sa.false()))
@@ -165,6 +169,9 @@ def downgrade():
         batch_op.drop_column('content_seen')
         batch_op.drop_column('content_tags')
         batch_op.drop_column('no_offers')
+
+    with op.batch_alter_table('invoice_lines', schema=None) as batch_op:
+        batch_op.drop_column('product_code')
 
     with op.batch_alter_table('creditors', schema=None) as batch_op:
         batch_op.drop_column('content_max_blocks')

@@ -68,7 +68,7 @@ def test_create_answers_201_with_the_invoice(client, session):
     assert [line["description"] for line in body["lines"]] == ["Service 1", "Service 2"]
     assert body["lines"][0] == {
         "position": 1, "kind": "product", "description": "Service 1", "note": None, "quantity": "1", "unit": None,
-        "unit_price": 10001, "vat_rate": 2500, "net": 10001, "vat": 2500, "gross": 12501,
+        "product_code": None, "unit_price": 10001, "vat_rate": 2500, "net": 10001, "vat": 2500, "gross": 12501,
         "period_start": None, "period_end": None,
     }
     assert body["customer"]["external_ref"] == "C-1" and body["customer"]["address"]["city"] == "Oslo"

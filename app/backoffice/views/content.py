@@ -88,7 +88,7 @@ def _problem(name: str, code: str) -> str:
         return _("Please enter an amount, such as 125.50, the highest at least the lowest.")
     if name in ("bills_min", "bills_max"):
         return _("Please enter a whole number, zero or more, the highest at least the lowest.")
-    if name in ("countries", "tags", "channels", "product_codes", "statuses", "languages"):
+    if name in ("countries", "tags", "product_codes", "statuses", "languages"):
         return _("Please list codes of letters, digits and _.:- separated by commas (countries as two capital "
                  "letters, such as NO, DE).")
     if name == "image":
@@ -134,7 +134,7 @@ def _given(form: MultiDict, creditor: Creditor) -> dict[str, Any]:
         "action": form.get("action") or Action.NONE, "target_url": form.get("target_url", ""),
         "languages": form.getlist("languages"), "statuses": form.getlist("statuses"),
         "countries": [c.upper() for c in _codes(form.get("countries"))], "tags": _codes(form.get("tags")),
-        "channels": _codes(form.get("channels")), "product_codes": _codes(form.get("product_codes")),
+        "product_codes": _codes(form.get("product_codes")),
         "texts": _texts(form),
     }
     given["priority"] = _whole(form.get("priority"), errors, "priority", signed=True) or 0
@@ -171,7 +171,7 @@ def _values(block: Block | None, creditor: Creditor) -> dict[str, Any]:
         "languages": rules.get("languages", []), "statuses": rules.get("statuses", []),
         "bills_min": rules.get("bills_min", ""), "bills_max": rules.get("bills_max", ""),
     }
-    for name in ("countries", "tags", "channels", "product_codes"):
+    for name in ("countries", "tags", "product_codes"):
         values[name] = ", ".join(rules.get(name, []))
     for name in ("amount_min", "amount_max"):
         values[name] = "" if rules.get(name) is None else str(to_decimal(rules[name], creditor.currency))
