@@ -120,7 +120,7 @@ class BlockIn(_Strict):
     target_url: str | None = Field(None, max_length=500, description="https only; with action link")
     cap_days: Annotated[StrictInt, Field(ge=1, le=365)] | None = Field(
         None, description="Shown to one customer on at most this many days")
-    targeting: TargetingIn = Field(default_factory=lambda: TargetingIn())
+    targeting: TargetingIn = Field(default_factory=lambda: TargetingIn.model_validate({}))
     texts: dict[Literal["en", "nb", "de"], BlockTextIn] = Field(min_length=1, description="Per language")
 
 
