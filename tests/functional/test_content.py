@@ -368,3 +368,33 @@ def test_a_variant_is_added_stopped_and_results_shown(app, client, creditor):
     assert stop.status_code == 303
     db.session.expire_all()
     assert db.session.get(Block, block.id).variants[1].stopped_at is not None
+
+
+def test_the_receipt_shows_its_own_blocks_and_no_offer_after_a_reminder(app, client, creditor):
+    from app.billing.models import Reminder
+    from app.payments.models import Payment
+    from tests.functional.test_payments import choose, start
+    from tests.functional.test_receipts import local
+
+    invoice = make_invoice(creditor)
+    db.session.commit()
+    for given in (content_given(name="Thanks", kind="information", placements=["receipt"], action="none",
+                                target_url=None, texts={"en": {"title": "Thank you for paying", "body": "",
+                                                               "cta": ""}}),
+                  content_given(placements=["receipt"]),
+                  content_given(name="Page only", kind="information", action="none", target_url=None,
+                                texts={"en": {"title": "Only on the bill page", "body": "", "cta": ""}})):
+        content.create_block(creditor, given)
+    db.session.commit()
+    customer = app.test_client()
+    url = open_bill(customer, app, invoice)
+    hosted = local(app, start(customer, url).headers["Location"])
+    choose(customer, hosted, "succeed")
+    payment = db.session.scalar(select(Payment).where(Payment.invoice_id == invoice.id))
+    page = customer.get(f"{url}/receipts/{payment.public_ref}", headers=EN).text
+    assert "Thank you for paying" in page and "Faster internet" in page and "Only on the bill page" not in page
+    # a bill that had a reminder: its customer was in difficulty, the receipt offers nothing
+    db.session.add(Reminder(invoice_id=invoice.id, channel="sms", sent_at=invoice.created_at))
+    db.session.commit()
+    page = customer.get(f"{url}/receipts/{payment.public_ref}", headers=EN).text
+    assert "Thank you for paying" in page and "Faster internet" not in page

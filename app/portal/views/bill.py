@@ -24,6 +24,7 @@ from app.bill_page import bill_page_context, customer_content
 from app.billing.credit_note_pdf import credit_note_for, credit_note_pdf_response
 from app.billing.models import Invoice
 from app.billing.pdf import invoice_pdf_response
+from app.billing.services import other_bills_owed
 from app.billing.transfer import epc_payload, epc_qr_svg
 from app.content.models import Placement
 from app.content.services import was_reminded
@@ -245,7 +246,7 @@ def receipt(public_id: str, access: BillAccess, payment_ref: str):
         return unavailable_within(access)
     invoice = found.invoice
     content = customer_content(invoice, local_today(access.country, utcnow()), Placement.RECEIPT,
-                               reminded=was_reminded(invoice.id))
+                               reminded=was_reminded(invoice.id), other_bills=other_bills_owed(invoice))
     return render_template(
         "portal/receipt.html", receipt=found, payment=found.payment, invoice=invoice, creditor=found.creditor,
         content=content,
