@@ -113,6 +113,9 @@ def customer_content(invoice: Invoice, today: date, placement: str, *, resolutio
                      other_bills: list[Invoice] | None = None, reminded: bool = False) -> PageContent:
     """The creditor's content blocks for this customer page, in the page's language (docs/content.md).
     No statement when the creditor wrote no block or its blocks are in this process's cache."""
+    if not invoice.creditor.content_version:  # never wrote a block: nothing to choose
+        no_offers = invoice.customer.no_offers
+        return PageContent([], no_offers, no_offers)
     audience = audience_for(invoice, placement, str(get_locale() or "en"), today, resolutions=resolutions,
                             other_bills=other_bills or [], reminded=reminded)
     return page_content(invoice, audience, today, current_app.config["SECRET_KEY"])

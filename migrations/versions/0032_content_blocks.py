@@ -93,7 +93,7 @@ def upgrade():
         sa.ForeignKeyConstraint(['block_id'], ['content_blocks.id'], name=op.f('fk_content_variants_block_id_content_blocks'),
                                 ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_content_variants')),
-        sa.UniqueConstraint('block_id', 'name', name=op.f('uq_content_variants_block_id')),
+        sa.UniqueConstraint('block_id', 'name', name=op.f('uq_content_variants_block_id_name')),
     )
 
     op.create_table(
@@ -118,7 +118,7 @@ def upgrade():
         sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_content_exposures_customer_id_customers'),
                                 ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_content_exposures')),
-        sa.UniqueConstraint('block_id', 'invoice_id', name=op.f('uq_content_exposures_block_id')),
+        sa.UniqueConstraint('block_id', 'invoice_id', name=op.f('uq_content_exposures_block_id_invoice_id')),
     )
     op.create_index('ix_content_exposures_variant_id', 'content_exposures', ['variant_id'])
     op.create_index('ix_content_exposures_invoice_id', 'content_exposures', ['invoice_id'])
@@ -147,7 +147,7 @@ def upgrade():
                                 ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_content_leads')),
         sa.UniqueConstraint('public_id', name=op.f('uq_content_leads_public_id')),
-        sa.UniqueConstraint('block_id', 'invoice_id', name=op.f('uq_content_leads_block_id')),
+        sa.UniqueConstraint('block_id', 'invoice_id', name=op.f('uq_content_leads_block_id_invoice_id')),
     )
     op.create_index('ix_content_leads_creditor_id', 'content_leads', ['creditor_id', 'created_at'])
     op.create_index('ix_content_leads_customer_id', 'content_leads', ['customer_id'])
