@@ -119,3 +119,40 @@ def test_a_product_code_on_a_line_targets_the_bill(app, session):
         for bill, expected in ((invoice, ["For fibre customers"]), (other, [])):
             audience = content.audience_for(bill, "bill", "en", today)
             assert [s.title for s in content.blocks_for(bill, audience, today)] == expected
+
+
+def test_results_per_variant_with_intervals(app, session):
+    from datetime import timedelta
+
+    from app.billing.services import record_payment
+    from app.content.models import Exposure, Variant
+    from app.content.results import results
+    from app.models import utcnow
+    from app.payments.models import Payment
+
+    creditor = make_creditor("NO")
+    block = content.create_block(creditor, {**body(), "texts": {"en": {"title": "A", "body": "", "cta": "See"}}})
+    block.variants.append(Variant(name="B", weight=1, texts={"en": {"title": "B", "html": "", "body": "", "cta": "S"}}))
+    db.session.flush()
+    a, b = block.variants
+    seen = utcnow() - timedelta(days=10)
+    for i in range(10):
+        payload = invoice_payload("NOK", today=creditor_today("NO"))
+        payload["customer"] = {**payload["customer"], "external_ref": f"R-{i}"}
+        invoice, _ = import_invoice(creditor, payload, actor="test")
+        variant = a if i < 6 else b
+        db.session.add(Exposure(block_id=block.id, variant_id=variant.id, invoice_id=invoice.id,
+                                customer_id=invoice.customer_id, placement="bill", first_seen_at=seen, days_seen=1,
+                                clicks=1 if i % 2 == 0 else 0))
+        if i in (0, 1, 2, 6):  # A: 3 of 6 paid, 2 to 4 days after; B: 1 of 4, 8 days
+            record_payment(invoice, invoice.total, actor="test", paid_on=creditor_today("NO"), method="card")
+            db.session.add(Payment(invoice_id=invoice.id, provider="manual", provider_payment_id=f"p{i}",
+                                   amount=invoice.total, currency="NOK", received_at=seen + timedelta(days=2 + i)))
+    db.session.flush()
+    found = {r.variant.name: r for r in results(block)}
+    assert (found["A"].seen, found["A"].paid, found["A"].clicked) == (6, 3, 3)
+    assert (found["B"].seen, found["B"].paid, found["B"].clicked) == (4, 1, 2)
+    assert found["A"].pay_rate.estimate == 0.5 and found["A"].pay_rate.low < 0.5 < found["A"].pay_rate.high
+    assert abs(found["A"].days_to_pay.estimate - 3.0) < 0.01  # 2, 3 and 4 days
+    assert found["A"].days_to_pay.low < 3.0 < found["A"].days_to_pay.high
+    assert found["B"].days_to_pay.estimate == 8.0 and found["B"].days_to_pay.low is None  # one value: no interval
