@@ -223,6 +223,7 @@ def _register_blueprints(app: Flask) -> None:
     """Every blueprint; CSRF exemptions of the token APIs; Flask-Login's hook on the back office only."""
     from app.api.views import bp as api_bp
     from app.backoffice.views import bp as backoffice_bp
+    from app.content.views import bp as content_bp
     from app.debt_collection.views.api import bp as partner_api_bp
     from app.debt_collection.views.pdf import bp as debt_collection_bp
     from app.dunning import views as dunning_views
@@ -236,6 +237,7 @@ def _register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(ops_bp)
     app.register_blueprint(portal_bp)
+    app.register_blueprint(content_bp)
     app.register_blueprint(support_bp)
     app.register_blueprint(resolutions_bp)
     app.register_blueprint(dunning_views.bp)
@@ -294,7 +296,8 @@ def _connect_signals() -> None:
     or corrected, or its customer's contact details changed, is news to the partner (`case.updated`);
     a bill closed (cancelled, written off) stops its open payments; an import asks whether the creditor's
     payment providers take a currency its bank account does not; a message's delivery status, a STOP
-    reply and the opening of a message's link reach the dunning message (`dunning.delivery`); what happens
+    reply and the opening of a message's link reach the dunning message (`dunning.delivery`); a reminder
+    e-mail asks for the creditor's content blocks (`content.mail`); what happens
     to a bill becomes the creditor's event (`events.handlers`)."""
     from app.billing.services import (
         contact_changed,
@@ -304,9 +307,11 @@ def _connect_signals() -> None:
         invoice_imported,
         total_changed,
     )
+    from app.content.mail import reminder_blocks
     from app.debt_collection.services import report_contact_change, report_correction, report_payment
     from app.dunning import delivery, options
     from app.dunning.engine import reminders_written
+    from app.dunning.messages import email_blocks
     from app.events import handlers as events
     from app.links.services import link_opened
     from app.outbox.feedback import message_delivered, message_failed, sms_opt_out
@@ -327,6 +332,8 @@ def _connect_signals() -> None:
     message_failed.connect(delivery.on_failed)
     sms_opt_out.connect(delivery.on_sms_opt_out)
     link_opened.connect(delivery.on_link_opened)
+    # The creditor's content blocks placed in reminder e-mails (app.content), asked for by the renderer.
+    email_blocks.connect(reminder_blocks)
     # The creditor's events (app.events), each in the transaction of what it reports.
     event_recorded.connect(events.on_invoice_event)
     reminders_written.connect(events.on_reminders_written)

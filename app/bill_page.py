@@ -7,11 +7,16 @@ from __future__ import annotations
 
 from datetime import date
 
+from flask import current_app
+from flask_babel import get_locale
+
 from app.billing.corrections import credit_notes
 from app.billing.invoice_law import rates_of
 from app.billing.models import Invoice, InvoiceLine, InvoiceStatus
 from app.billing.services import due_state, other_bills_owed, payments_received
 from app.billing.transfer import transfer_details
+from app.content.models import Placement
+from app.content.services import PageContent, audience_for, page_content
 from app.core.dates import local_today
 from app.debt_collection.models import Case
 from app.debt_collection.services import active_case
@@ -99,4 +104,18 @@ def bill_page_context(invoice: Invoice, today: date, *, has_resolutions: bool = 
     context["what_next"] = outlook(invoice, today, found.dunning, open_question=None if has_threads else False)
     context["default_notice"] = default_notice_date(invoice)
     context["other_bills"] = other_bills_owed(invoice, limit=OTHER_BILLS_SHOWN + 1) if other_bills else []
+    context["content"] = customer_content(invoice, today, Placement.BILL, resolutions=found,
+                                          other_bills=context["other_bills"])
     return context
+
+
+def customer_content(invoice: Invoice, today: date, placement: str, *, resolutions=None,
+                     other_bills: list[Invoice] | None = None, reminded: bool = False) -> PageContent:
+    """The creditor's content blocks for this customer page, in the page's language (docs/content.md).
+    No statement when the creditor wrote no block or its blocks are in this process's cache."""
+    if not invoice.creditor.content_version:  # never wrote a block: nothing to choose
+        no_offers = invoice.customer.no_offers
+        return PageContent([], no_offers, no_offers)
+    audience = audience_for(invoice, placement, str(get_locale() or "en"), today, resolutions=resolutions,
+                            other_bills=other_bills or [], reminded=reminded)
+    return page_content(invoice, audience, today, current_app.config["SECRET_KEY"])

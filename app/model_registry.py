@@ -3,6 +3,7 @@
 from app import audit as audit_models  # noqa: F401
 from app.backoffice import models as backoffice_models  # noqa: F401
 from app.billing import models as billing_models  # noqa: F401
+from app.content import models as content_models  # noqa: F401
 from app.core import jobs as ops_jobs  # noqa: F401
 from app.creditors import models as creditor_models  # noqa: F401
 from app.debt_collection import models as debt_collection_models  # noqa: F401

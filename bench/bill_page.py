@@ -3,7 +3,8 @@
 Serves the portal with gunicorn (2 sync workers) on the demo data in a temporary SQLite
 database and, in the same run, a floor app (one Flask route rendering a 5 KB template).
 Loads each in turn with wrk and prints req/s, p50 and p99 for the bill page of a 10-line
-invoice, /l/<valid token>, /l/<forged token> and the floor, with the ratio of each to the
+invoice, the bill page of an invoice showing two targeted content blocks, /l/<valid token>,
+/l/<forged token> and the floor, with the ratio of each to the
 floor. Then counts the SQL statements of those requests in-process (Flask test client on the
 same app and database). It is a report: the exit code is 0 even when a target is missed,
 and non-zero only when the setup fails. See bench/README.md.
@@ -41,10 +42,12 @@ if str(ROOT) not in sys.path:
 
 from app import create_app  # noqa: E402
 from app.billing.services import find_invoice  # noqa: E402
+from app.content.services import create_block  # noqa: E402
 from app.creditors.models import Creditor  # noqa: E402
 from app.demo import demo_invoice_numbers, load_demo  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.links.services import get_signer, issue_link  # noqa: E402
+from app.page_cache import get_page_cache  # noqa: E402
 from bench.harness import Server, SetupError, free_port, main_in_workdir, start_gunicorn, stop, wait_until_up  # noqa: E402
 
 BENCH_DIR = ROOT / "bench"
@@ -52,6 +55,9 @@ WORKERS = 2
 LINK_RATE_LIMIT = "1000000 per minute"
 TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 MAX_BILL_STATEMENTS = 5
+#: The bill page with two targeted content blocks: at most this many bytes (issue 18).
+MAX_BLOCKS_PAGE_BYTES = 40 * 1024
+BLOCKS_INVOICE = "due_soon_en"  # its customer gets the tag the two blocks target
 SOCKET_ERRORS = ("connect", "read", "write", "timeout")
 NOISY_SPREAD = 0.15  # the floor's req/s moving more than this during a run makes its ratios doubtful
 
@@ -100,7 +106,7 @@ def prepare_data(app) -> BenchData:
         db.session.commit()
         numbers = demo_invoice_numbers()
         public_ids, line_counts, tokens = {}, {}, {}
-        for name in ("one_line", "ten_lines", "two_hundred_lines"):
+        for name in ("one_line", "ten_lines", "two_hundred_lines", BLOCKS_INVOICE):
             slug, number = numbers[name]
             creditor = db.session.scalar(select(Creditor).where(Creditor.slug == slug))
             invoice = find_invoice(creditor, number) if creditor else None
@@ -116,6 +122,24 @@ def prepare_data(app) -> BenchData:
         if get_signer().unsign(forged, "bill") is not None:
             raise SetupError("the forged token verifies; the forgery is wrong")
     return BenchData(public_ids, line_counts, tokens, forged)
+
+
+def add_two_blocks(public_id: str) -> None:
+    """Two content blocks of the invoice's creditor, targeted at a tag only its customer has (the other
+    benchmarked bills show none): an information block and an engagement block with a link."""
+    from app.billing.models import Invoice
+
+    invoice = db.session.scalar(select(Invoice).where(Invoice.public_id == public_id))
+    invoice.customer.content_tags = ["bench-blocks"]
+    body = ("From 1 January our prices follow the spot price. **Nothing changes for you** if you have a fixed "
+            "price.\n\n- no new contract\n- no fee\n\nRead more on [our site](https://example.test/prices).")
+    for name, kind, priority, action in (("prices", "information", 2, "none"), ("app", "engagement", 1, "link")):
+        texts = {locale: {"title": f"{name.capitalize()}: what changes ({locale})", "body": body,
+                          "cta": "Open" if action == "link" else ""} for locale in ("en", "nb", "de")}
+        create_block(invoice.creditor, {
+            "name": name, "kind": kind, "placements": ["bill"], "priority": priority, "action": action,
+            "target_url": "https://example.test/app" if action == "link" else None,
+            "tags": ["bench-blocks"], "statuses": ["due_soon", "not_due"], "texts": texts})
 
 
 # --- SQL statement counts ----------------------------------------------------------------
@@ -157,7 +181,8 @@ class Counted:
 
 
 FORGED_LABEL = "/l/<forged>"
-INVOICES = (("one_line", "1-line"), ("ten_lines", "10-line"), ("two_hundred_lines", "200-line"))
+INVOICES = (("one_line", "1-line"), ("ten_lines", "10-line"), ("two_hundred_lines", "200-line"),
+            (BLOCKS_INVOICE, "blocks"))
 
 
 def count_request(app, client, label: str, path: str) -> Counted:
@@ -166,6 +191,11 @@ def count_request(app, client, label: str, path: str) -> Counted:
     with recorded_statements(engine) as seen:
         response = client.get(path)
     return Counted(label, response.status_code, list(seen))
+
+
+def page_blocks(app, client, public_id: str) -> int:
+    """How many content blocks the bill page shows."""
+    return client.get(f"/b/{public_id}").get_data(as_text=True).count('class="card content-block')
 
 
 def count_statements(app, data: BenchData) -> list[Counted]:
@@ -179,6 +209,25 @@ def count_statements(app, data: BenchData) -> list[Counted]:
         for when in ("first open", "opened again"):
             results.append(count_request(app, client, f"/l/<valid> {label}, {when}", f"/l/{data.tokens[name]}"))
         page = count_request(app, client, f"/b/<id> {label} invoice, rendered", f"/b/{data.public_ids[name]}")
+        if name == BLOCKS_INVOICE:
+            # The same bill without blocks, then with two: the first render reads the creditor's blocks into
+            # this process (two statements, once per process and change of a block); a render after that
+            # (a new day, a change of the bill) reads none.
+            page.label = f"/b/<id> {label}: none yet, rendered"
+            results.append(page)
+            with app.app_context():
+                add_two_blocks(data.public_ids[name])
+                db.session.commit()
+                get_page_cache().clear()
+            first = count_request(app, client, f"/b/<id> {label}: 2, first render", f"/b/{data.public_ids[name]}")
+            results.append(first)
+            with app.app_context():
+                get_page_cache().clear()
+            blocks = count_request(app, client, f"/b/<id> {label}: 2, rendered", f"/b/{data.public_ids[name]}")
+            shown = page_blocks(app, client, data.public_ids[name])
+            blocks.goal = f"<= {MAX_BILL_STATEMENTS}, same as none; {shown} shown"
+            blocks.ok = len(blocks.statements) == len(page.statements) <= MAX_BILL_STATEMENTS and shown == 2
+            page = blocks
         again = count_request(app, client, f"/b/<id> {label} invoice, cached", f"/b/{data.public_ids[name]}")
         n = len(page.statements)
         if name == "one_line":
@@ -233,6 +282,7 @@ class Target:
     min_ratio: float | None  # None for the floor itself
     headers: dict[str, str] = field(default_factory=dict)
     no_sql: bool = False  # the target also asks for zero SQL statements
+    max_bytes: int | None = None  # the target also asks for a body of at most this size
     size: int = 0  # bytes of the body, from the check before the load
 
 
@@ -373,8 +423,10 @@ def combine(loads: list[Load]) -> Load:
 def judge(item: Measured, no_sql_statements: int) -> tuple[str, str]:
     """The target's wording and PASS, MISS or INVALID (the server gave other answers than expected)."""
     target = item.target
-    goal = f">= {target.min_ratio:.2f}" + (" and 0 SQL" if target.no_sql else "")
-    result = verdict(item.ratio >= target.min_ratio and (no_sql_statements == 0 or not target.no_sql))
+    goal = f">= {target.min_ratio:.2f}" + (" and 0 SQL" if target.no_sql else "") \
+        + (f", <= {target.max_bytes // 1024} KB" if target.max_bytes else "")
+    result = verdict(item.ratio >= target.min_ratio and (no_sql_statements == 0 or not target.no_sql)
+                     and (target.max_bytes is None or target.size <= target.max_bytes))
     if item.load.unexpected:
         result = f"INVALID: {item.load.unexpected} answers other than {target.expected_status}"
     return goal, result
@@ -511,9 +563,14 @@ def build_targets(portal: Server, floor: Server, data: BenchData) -> tuple[Targe
     if opened.status != 303:
         raise SetupError(f"GET /l/<valid token> answered {opened.status}, expected 303\n{portal.log_tail()}")
     cookie = session_cookie(opened)
+    with_blocks = http_get(portal.port, f"/l/{data.tokens[BLOCKS_INVOICE]}")
+    if with_blocks.status != 303:
+        raise SetupError(f"GET /l/<valid token> answered {with_blocks.status}, expected 303\n{portal.log_tail()}")
     return Target("floor (5 KB template)", floor, "/", 200, None), [
         Target("bill page, 10-line invoice", portal, f"/b/{data.public_ids['ten_lines']}", 200, 0.70,
                {"Cookie": cookie}),
+        Target("bill page, 2 content blocks", portal, f"/b/{data.public_ids[BLOCKS_INVOICE]}", 200, 0.60,
+               {"Cookie": session_cookie(with_blocks)}, max_bytes=MAX_BLOCKS_PAGE_BYTES),
         Target("/l/<valid token>", portal, f"/l/{data.tokens['ten_lines']}", 303, 0.80),
         Target("/l/<forged token>", portal, f"/l/{data.forged}", 404, 0.95, no_sql=True),
     ]

@@ -67,3 +67,13 @@ def customer_or_404(external_ref: str) -> Customer:
     if customer is None:
         raise ApiError(404, "not_found", "There is no customer with this reference.")
     return customer
+
+
+def block_or_404(public_id: str):
+    """The calling creditor's content block in the key's mode. Another creditor's is as unknown as none."""
+    from app.content.services import find_block
+
+    block = find_block(current_creditor().id, public_id, livemode=current_livemode())
+    if block is None:
+        raise ApiError(404, "not_found", "There is no content block with this id.")
+    return block

@@ -11,7 +11,17 @@ import json
 from flask import Response, current_app
 from flask.blueprints import BlueprintSetupState
 
-from app.api.schemas import CancelIn, ContactIn, CreditNoteIn, CustomerDunningIn, InvoiceDunningIn, LinkIn, ReminderIn
+from app.api.schemas import (
+    BlockIn,
+    CancelIn,
+    ContactIn,
+    CreditNoteIn,
+    CustomerDunningIn,
+    InvoiceDunningIn,
+    LinkIn,
+    ReminderIn,
+    TagsIn,
+)
 from app.billing.models import CUSTOMER_KINDS, LINE_KINDS, InvoiceKind, InvoiceStatus
 from app.billing.schemas import INVOICE_NUMBER, InvoiceIn
 from app.billing.texts import text_schema
@@ -52,6 +62,19 @@ _NUMBER_PARAMETER = {
 }
 
 
+_BLOCK_ID_PARAMETER = {
+    "name": "block_id",
+    "in": "path",
+    "required": True,
+    "description": "The content block's id (blk_...), as the API gave it.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 32},
+}
+EXAMPLE_BLOCK = {
+    "name": "Fibre offer", "kind": "offer", "placements": ["bill", "receipt"], "action": "link",
+    "target_url": "https://example.com/fibre", "targeting": {"statuses": ["due_soon", "not_due"], "tags": ["fibre"]},
+    "texts": {"en": {"title": "Faster internet", "body": "Get **fibre** now.", "cta": "See the offer"},
+              "nb": {"title": "Raskere internett", "body": "Få **fiber** nå.", "cta": "Se tilbudet"}},
+}
 _EXTERNAL_REF_PARAMETER = {
     "name": "external_ref",
     "in": "path",
@@ -109,7 +132,8 @@ def build_document(server_url: str) -> dict:
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer", "description": "A creditor's API key"},
             },
-            "parameters": {"number": _NUMBER_PARAMETER, "external_ref": _EXTERNAL_REF_PARAMETER},
+            "parameters": {"number": _NUMBER_PARAMETER, "external_ref": _EXTERNAL_REF_PARAMETER,
+                           "block_id": _BLOCK_ID_PARAMETER},
             "responses": _error_responses(),
             "schemas": {**_request_schemas(), **_response_schemas()},
         },
@@ -241,6 +265,39 @@ def _paths() -> dict:
                 number=False, parameter="external_ref", errors=(400, 404, 413, 415, 422),
             ),
         },
+        "/customers/{external_ref}/tags": {
+            "put": _operation(
+                "set_tags", "Set the tags content blocks may target for a customer (replacing those before)",
+                {"200": _json(_ref("CustomerTags"), "The customer's tags now")},
+                body={"required": True, **_json(_ref("TagsIn"), "The tags", {"tags": ["fibre", "vip"]})},
+                number=False, parameter="external_ref", errors=(400, 404, 413, 415, 422),
+            ),
+        },
+        "/content/blocks": {
+            "get": _operation("list_blocks", "Your content blocks in the key's mode (docs/content.md)",
+                              {"200": _json(_ref("BlockList"), "The blocks")}, number=False),
+            "post": _operation(
+                "create_block", "Write a content block for the bill page, the receipt or reminder e-mails",
+                {"201": _json(_ref("Block"), "The block, made")},
+                body={"required": True, **_json(_ref("BlockIn"), "The block", EXAMPLE_BLOCK)},
+                number=False, errors=(400, 413, 415, 422),
+            ),
+        },
+        "/content/blocks/{block_id}": {
+            "get": _operation("get_block", "One content block", {"200": _json(_ref("Block"), "The block")},
+                              number=False, parameter="block_id", errors=(404,)),
+            "put": _operation(
+                "update_block", "Replace a content block's settings and texts",
+                {"200": _json(_ref("Block"), "The block now")},
+                body={"required": True, **_json(_ref("BlockIn"), "The block", EXAMPLE_BLOCK)},
+                number=False, parameter="block_id", errors=(400, 404, 413, 415, 422),
+            ),
+        },
+        "/content/blocks/{block_id}/stop": {
+            "post": _operation("stop_block", "Stop a content block: shown nowhere from the next request",
+                               {"200": _json(_ref("Block"), "The block, stopped")}, number=False,
+                               parameter="block_id", errors=(404,)),
+        },
         "/customers/{external_ref}/dunning": {
             "put": _operation(
                 "set_customer_dunning", "Exclude every bill of a customer from the portal's reminders, or not",
@@ -302,7 +359,7 @@ def _request_schemas() -> dict:
     """The pydantic models' JSON schemas (draft 2020-12, as OpenAPI 3.1 uses), nested models included."""
     schemas: dict = {}
     for model in (InvoiceIn, LinkIn, ReminderIn, CancelIn, ContactIn, InvoiceDunningIn, CustomerDunningIn,
-                  CreditNoteIn):
+                  CreditNoteIn, BlockIn, TagsIn):
         schema = model.model_json_schema(ref_template=REF)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -484,6 +541,29 @@ def _response_schemas() -> dict:
              "electronic_notices": {"type": "boolean", "description": "Legally required notices electronically"}},
             "What the customer agreed to (letters are always allowed)",
         ),
+        "CustomerTags": _object({"external_ref": STRING, "tags": {"type": "array", "items": STRING}},
+                                "A customer's tags for content blocks"),
+        "Block": _object(
+            {
+                "id": STRING, "livemode": {"type": "boolean"}, "name": STRING,
+                "kind": {"type": "string", "enum": ["information", "engagement", "offer"]},
+                "placements": {"type": "array", "items": {"type": "string", "enum": ["bill", "receipt", "email"]}},
+                "priority": {"type": "integer"}, "starts_on": _nullable(DATE), "ends_on": _nullable(DATE),
+                "action": {"type": "string", "enum": ["none", "link", "interest"]},
+                "target_url": _nullable(STRING), "cap_days": _nullable({"type": "integer"}),
+                "targeting": {"type": "object", "description": "The rules given (empty ones left out)"},
+                "texts": {"type": "object", "additionalProperties": {
+                    "type": "object", "properties": {"title": STRING, "body": STRING, "cta": STRING},
+                    "required": ["title", "body", "cta"], "additionalProperties": False}},
+                "variants": {"type": "array", "items": {
+                    "type": "object", "properties": {"name": STRING, "weight": {"type": "integer"},
+                                                     "stopped": {"type": "boolean"}},
+                    "required": ["name", "weight", "stopped"], "additionalProperties": False}},
+                "stopped": {"type": "boolean"},
+            },
+            "A content block (docs/content.md)",
+        ),
+        "BlockList": _object({"data": {"type": "array", "items": _ref("Block")}}, "Content blocks"),
         "CustomerDunning": _object(
             {"external_ref": STRING, "excluded": {"type": "boolean"},
              "invoices": {"type": "integer", "minimum": 0, "description": "How many of their bills changed"}},
@@ -520,6 +600,7 @@ def _response_schemas() -> dict:
                 "note": _nullable(text_schema(500)),
                 "quantity": {"type": "string", "description": "A decimal, e.g. '1' or '412.5'"},
                 "unit": _nullable(STRING),
+                "product_code": _nullable(STRING),
                 "unit_price": {**AMOUNT, "description": "Net of VAT, minor units"},
                 "vat_rate": {"type": "integer", "minimum": 0, "maximum": 10000, "description": "Basis points"},
                 "net": AMOUNT,

@@ -3,6 +3,7 @@ JSON body, with clear answers for what is not JSON, is `app.apikit.reading`'s.""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt
@@ -86,3 +87,42 @@ class InvoiceDunningIn(_Strict):
 
 class CustomerDunningIn(_Strict):
     excluded: StrictBool = Field(description="true: no reminders for any of the customer's bills; false: again")
+
+
+class BlockTextIn(_Strict):
+    title: str = Field(min_length=1, max_length=120, description="Plain text")
+    body: str = Field("", max_length=2000, description="Markdown subset: **bold**, *italic*, lists, https links")
+    cta: str = Field("", max_length=40, description="The button's words (needed with an action)")
+
+
+class TargetingIn(_Strict):
+    countries: list[str] = Field(default_factory=list, max_length=50, description="ISO 3166 codes, such as NO")
+    languages: list[Literal["en", "nb", "de"]] = Field(default_factory=list)
+    statuses: list[Literal["not_due", "due_soon", "overdue", "paid", "plan"]] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list, max_length=50, description="Any of the customer's tags")
+    product_codes: list[str] = Field(default_factory=list, max_length=50, description="Any line's product code")
+    amount_min: Annotated[StrictInt, Field(ge=0)] | None = Field(None, description="Minor units")
+    amount_max: Annotated[StrictInt, Field(ge=0)] | None = Field(None, description="Minor units")
+    bills_min: Annotated[StrictInt, Field(ge=0)] | None = None
+    bills_max: Annotated[StrictInt, Field(ge=0)] | None = None
+
+
+class BlockIn(_Strict):
+    """A content block (docs/content.md): what the bill page, the receipt or reminder e-mails say."""
+
+    name: str = Field(min_length=1, max_length=100, description="Yours; customers never see it")
+    kind: Literal["information", "engagement", "offer"]
+    placements: list[Literal["bill", "receipt", "email"]] = Field(min_length=1)
+    priority: Annotated[StrictInt, Field(ge=-1000, le=1000)] = 0
+    starts_on: date | None = None
+    ends_on: date | None = None
+    action: Literal["none", "link", "interest"] = "none"
+    target_url: str | None = Field(None, max_length=500, description="https only; with action link")
+    cap_days: Annotated[StrictInt, Field(ge=1, le=365)] | None = Field(
+        None, description="Shown to one customer on at most this many days")
+    targeting: TargetingIn = Field(default_factory=lambda: TargetingIn.model_validate({}))
+    texts: dict[Literal["en", "nb", "de"], BlockTextIn] = Field(min_length=1, description="Per language")
+
+
+class TagsIn(_Strict):
+    tags: list[str] = Field(max_length=20, description="The customer's tags, replacing those before")

@@ -84,6 +84,7 @@ def line_json(line: InvoiceLine) -> dict:
         "note": given(line.note, line.texts, "note"),
         "quantity": _quantity(line.quantity),
         "unit": line.unit,
+        "product_code": line.product_code,
         "unit_price": line.unit_price,
         "vat_rate": line.vat_rate,
         "net": line.net,
@@ -197,4 +198,19 @@ def invoice_summary_json(invoice: Invoice) -> dict:
         "total": invoice.total, "amount_paid": invoice.amount_paid, "credited": invoice.credited,
         "balance": invoice.balance, "customer_ref": invoice.customer.external_ref,
         "created_at": utc_iso(invoice.created_at), "updated_at": utc_iso(invoice.updated_at),
+    }
+
+
+def block_json(block) -> dict:
+    """A content block as the API shows it (`app.content.models.Block`)."""
+    return {
+        "id": block.public_id, "livemode": block.livemode, "name": block.name, "kind": block.kind,
+        "placements": list(block.placements or ()), "priority": block.priority,
+        "starts_on": _date(block.starts_on), "ends_on": _date(block.ends_on), "action": block.action,
+        "target_url": block.target_url, "cap_days": block.cap_days, "targeting": dict(block.targeting or {}),
+        "texts": {locale: {"title": t["title"], "body": t["body"], "cta": t["cta"]}
+                  for locale, t in (block.variants[0].texts or {}).items()} if block.variants else {},
+        "variants": [{"name": v.name, "weight": v.weight, "stopped": v.stopped_at is not None}
+                     for v in block.variants],
+        "stopped": block.stopped_at is not None,
     }

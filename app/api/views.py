@@ -11,9 +11,17 @@ from datetime import date, datetime
 
 from flask import Blueprint, current_app, g, request, url_for
 
-from app.api.access import authenticate, current_creditor, current_livemode, customer_or_404, invoice_or_404
+from app.api.access import (
+    authenticate,
+    block_or_404,
+    current_creditor,
+    current_livemode,
+    customer_or_404,
+    invoice_or_404,
+)
 from app.api.openapi import openapi_document, remember_url_prefix
 from app.api.schemas import (
+    BlockIn,
     CancelIn,
     ContactIn,
     CreditNoteIn,
@@ -21,9 +29,11 @@ from app.api.schemas import (
     InvoiceDunningIn,
     LinkIn,
     ReminderIn,
+    TagsIn,
 )
 from app.api.serializers import (
     DunningState,
+    block_json,
     contact_json,
     credit_note_json,
     dunning_json,
@@ -38,6 +48,7 @@ from app.billing import listing
 from app.billing import services as billing
 from app.billing.corrections import credit_by_positions, credit_notes
 from app.billing.models import Invoice
+from app.content import services as content
 from app.core.dates import local_today
 from app.debt_collection.services import plan_hand_off, portal_runs_dunning
 from app.dunning import options
@@ -305,6 +316,70 @@ def cancel_invoice(number: str):
     body = _invoice_body(invoice)
     db.session.commit()
     return body
+
+
+def _block_given(data: BlockIn) -> dict:
+    """The services' terms for a block from the API's body."""
+    given = data.model_dump(exclude={"targeting", "texts"})
+    given.update(data.targeting.model_dump())
+    given["texts"] = {locale: text.model_dump() for locale, text in data.texts.items()}
+    return given
+
+
+@bp.get("/content/blocks")
+def list_blocks():
+    """Your content blocks in the key's mode, running first."""
+    body = {"data": [block_json(b) for b in content.blocks_of(current_creditor().id, livemode=current_livemode())]}
+    db.session.commit()  # keeps the key's last use
+    return body
+
+
+@bp.post("/content/blocks")
+def create_block():
+    """A new content block; made with a test key, it shows on test bills only."""
+    data = parse_body(BlockIn, read_json())
+    block = content.create_block(current_creditor(), _block_given(data), livemode=current_livemode())
+    body = block_json(block)
+    db.session.commit()
+    return body, 201, {"Location": url_for("api.get_block", block_id=block.public_id)}
+
+
+@bp.get("/content/blocks/<block_id>")
+def get_block(block_id: str):
+    body = block_json(block_or_404(block_id))
+    db.session.commit()
+    return body
+
+
+@bp.put("/content/blocks/<block_id>")
+def update_block(block_id: str):
+    """Replace a block's settings and texts (its first variant's)."""
+    block = block_or_404(block_id)
+    data = parse_body(BlockIn, read_json())
+    content.update_block(current_creditor(), block, _block_given(data))
+    body = block_json(block)
+    db.session.commit()
+    return body
+
+
+@bp.post("/content/blocks/<block_id>/stop")
+def stop_block(block_id: str):
+    """Stop a block: shown nowhere from the next request (its leads and results stay)."""
+    block = block_or_404(block_id)
+    content.set_stopped(current_creditor(), block, True, utcnow())
+    body = block_json(block)
+    db.session.commit()
+    return body
+
+
+@bp.put("/customers/<path:external_ref>/tags")
+def set_tags(external_ref: str):
+    """The tags content blocks may target for this customer, replacing those before."""
+    customer = customer_or_404(external_ref)
+    data = parse_body(TagsIn, read_json())
+    tags = content.set_tags(customer, data.tags)
+    db.session.commit()
+    return {"external_ref": customer.external_ref, "tags": tags}
 
 
 @bp.get("/openapi.json")

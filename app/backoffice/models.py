@@ -33,17 +33,22 @@ class Role(Labelled):
     # Runs the creditor's account in the console (brand, payment providers and keys, rules, API keys)
     # and sees no customer's data: not a case-working role (CASEWORK).
     CREDITOR_ADMIN = "creditor_admin"
+    # Writes the creditor's content blocks in the console (and reads their leads and results); sees no
+    # customer's case and no other part of the console.
+    CONTENT_EDITOR = "content_editor"
 
     @classmethod
     def words(cls) -> dict[str, str]:
         return {cls.AGENT: _("Agent"), cls.SUPERVISOR: _("Supervisor"), cls.ADMIN: _("Admin"),
-                cls.CREDITOR_ADMIN: _("Creditor admin")}
+                cls.CREDITOR_ADMIN: _("Creditor admin"), cls.CONTENT_EDITOR: _("Content editor")}
 
 
 #: The roles that work on customers' cases: the inbox, cases, searches, letters. A creditor admin is not one.
 CASEWORK: tuple[str, ...] = (Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
 #: The roles that may use the creditor console.
 CONSOLE: tuple[str, ...] = (Role.CREDITOR_ADMIN,)
+#: The roles that may write content blocks: a content editor, and a creditor admin.
+CONTENT: tuple[str, ...] = (Role.CREDITOR_ADMIN, Role.CONTENT_EDITOR)
 
 
 class Agent(Model):

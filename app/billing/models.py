@@ -127,6 +127,12 @@ class Customer(Model):
     sms_stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     dunning_excluded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     time_zone: Mapped[str | None] = mapped_column(String(40))  # IANA; None: the creditor's country's
+    # Content blocks (app.content): "no offers, please" (the customer's word, reversible), the tags the
+    # creditor sends through the API, and on how many days each block was seen ({block id: days}; the
+    # cap over time), written by the impression without touching `updated_at`.
+    no_offers: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    content_tags: Mapped[list | None] = mapped_column(JSON)
+    content_seen: Mapped[dict | None] = mapped_column(JSON)
 
     creditor: Mapped[Creditor] = relationship()
 
@@ -240,6 +246,8 @@ class InvoiceLine(Model):
     note: Mapped[str | None] = mapped_column(String(500))
     quantity: Mapped[Decimal] = mapped_column(Numeric(14, 3))
     unit: Mapped[str | None] = mapped_column(String(16))
+    # The creditor's own product code (content blocks may target bills by it: app.content).
+    product_code: Mapped[str | None] = mapped_column(String(40))
     unit_price: Mapped[int] = mapped_column(BigInteger)  # net, minor units
     vat_rate: Mapped[int] = mapped_column(Integer)  # basis points: 2500 = 25 %
     net: Mapped[int] = mapped_column(BigInteger)

@@ -169,6 +169,9 @@ class LineIn(_Strict):
         None, description="Plain-words explanation shown to the customer")
     quantity: Decimal = Field(default=Decimal(1), gt=0, lt=Decimal(10**9), decimal_places=3)
     unit: str | None = Field(None, max_length=16)
+    product_code: str | None = Field(None, max_length=40, pattern=r"^[A-Za-z0-9_.:-]{1,40}$",
+                                     description="The creditor's own code of the product: content blocks "
+                                                 "may target bills by it (docs/content.md)")
     unit_price: Amount
     vat_rate: Annotated[StrictInt, Field(ge=0, le=10000)] = 0
     period_start: date | None = None

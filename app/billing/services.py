@@ -373,6 +373,9 @@ def payload_hash(data: InvoiceIn) -> str:
     for name in LATER_CUSTOMER_FIELDS:
         if body["customer"].get(name) is None:
             body["customer"].pop(name, None)
+    for line in body.get("lines") or ():  # a line's product code (content blocks) counts only when given
+        if line.get("product_code") is None:
+            line.pop("product_code", None)
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -529,6 +532,7 @@ def _create(creditor: Creditor, data: InvoiceIn, digest: str, actor: str, livemo
                 position=position, kind=line.kind, description=description, note=note, texts=several or None,
                 quantity=line.quantity, unit=line.unit, unit_price=line.unit_price, vat_rate=line.vat_rate,
                 net=net, vat=vat, gross=gross, period_start=line.period_start, period_end=line.period_end,
+                product_code=line.product_code,
             )
         )
     db.session.add(invoice)

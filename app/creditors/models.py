@@ -46,6 +46,11 @@ class Creditor(Model):
     logo: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
     logo_mime: Mapped[str | None] = mapped_column(String(32))
     logo_version: Mapped[str | None] = mapped_column(String(16))
+    # Content blocks (app.content): raised by every change of one of the creditor's blocks, so the
+    # bill page's cached render and the per-process cache of its blocks are keyed by it; the most
+    # blocks a page shows.
+    content_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    content_max_blocks: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
 
     # Support contact.
     support_email: Mapped[str | None] = mapped_column(String(254))

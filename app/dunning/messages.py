@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from blinker import signal
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import ngettext
@@ -43,6 +44,11 @@ from app.support.models import RequestStatus, SupportRequest
 from app.templating import date_filter, money
 
 ACTOR = "dunning"
+
+#: Asked while a reminder e-mail is rendered: (lead bill, locale=..., others=...) -> the creditor's content
+#: blocks for it (`outbox.email.EmailBlock`s). `content` answers (connected by the factory): it sits above
+#: dunning, so it is asked rather than called.
+email_blocks = signal("dunning-email-blocks")
 NO_LINK = "[link]"  # what the kept text shows in place of the link
 
 
@@ -244,6 +250,10 @@ def render_email(outbox_message: OutboxMessage) -> RenderedEmail:
         unsubscribe_url=unsubscribe, unsubscribe_label=_("Stop reminders by e-mail"),
         one_click_url=f"{unsubscribe}/one-click",
     )
+    blocks = tuple(block for _receiver, answer in email_blocks.send(lead, locale=found.rendered.locale,
+                                                                      others=found.others) for block in answer or ())
+    if blocks:
+        notice = replace(notice, blocks=blocks)
     if found.legal:  # required by law: sent whatever the customer chose for reminders, and it says why
         notice = replace(notice, unsubscribe_url=None, unsubscribe_label=None, one_click_url=None, why=_(
             "You receive this notice because the law requires %(creditor)s to send it in writing before a claim "

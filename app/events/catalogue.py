@@ -38,6 +38,7 @@ DATA: dict[str, dict[str, tuple[str, ...]]] = {
     "collection.handed_off": {"case": ("id", "partner", "amount", "currency")},
     "collection.recalled": {"case": ("id", "partner")},
     "collection.closed": {"case": ("id", "outcome")},
+    "lead.created": {"lead": ("id", "block", "block_name", "variant")},
 }
 TYPES: tuple[str, ...] = tuple(DATA)
 

@@ -87,6 +87,18 @@ def render(message: OutboxMessage) -> RenderedEmail:
 
 
 @dataclass(frozen=True)
+class EmailBlock:
+    """A creditor's content block in an e-mail (app.content): its title, its body as sanitised HTML and as
+    plain text, and a button (our signed redirect, or the "I am interested" page)."""
+
+    title: str
+    html: str
+    text: str
+    link_url: str | None = None
+    link_label: str | None = None
+
+
+@dataclass(frozen=True)
 class Notice:
     """A short e-mail to a customer or a creditor's support desk: what happened and what comes next.
 
@@ -110,6 +122,8 @@ class Notice:
     unsubscribe_url: str | None = None
     unsubscribe_label: str | None = None
     one_click_url: str | None = None
+    # The creditor's content blocks placed in reminder e-mails, after the button.
+    blocks: Sequence[EmailBlock] = ()
 
 
 def notice_email(notice: Notice, creditor, *, locale: str | None) -> RenderedEmail:

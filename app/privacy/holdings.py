@@ -178,6 +178,11 @@ def _holdings() -> tuple[Holding, ...]:
                 *_by_parent("webhook_deliveries", "event_id", "creditor_events")),
         Holding("webhook_attempts", K, "each try of a delivery: status, response code and time only",
                 *_attempts()),
+        # the creditor's content blocks (app.content): what the customer saw and clicked, and leads
+        Holding("content_exposures", D, "content blocks seen and clicked on the bill: deleted",
+                *_by_invoice("content_exposures")),
+        Holding("content_leads", K, "leads ('I am interested'): which block and bill, and when; no words",
+                *_by_invoice("content_leads")),
         Holding("agent_notes", D, "agents' internal notes: deleted", _by_customer("agent_notes"),
                 lambda ids: select(table("agent_notes").c.id).where(table("agent_notes").c.invoice_id.in_(ids))),
         # the customer: their reminders' messages, letters, contact details
@@ -192,7 +197,8 @@ def _holdings() -> tuple[Holding, ...]:
                 _by_customer("contact_changes"), omit=("code_hash",)),
         Holding("customers", R, "the customer: e-mail, phone, date of birth and preferences removed; "
                 "name and address kept while bookkeeping law keeps the invoice", _customer,
-                personal=("email", "phone", "date_of_birth", "preferred_channel", "time_zone")),
+                personal=("email", "phone", "date_of_birth", "preferred_channel", "time_zone", "content_tags",
+                          "content_seen")),
     )
 
 

@@ -68,7 +68,7 @@ def test_create_answers_201_with_the_invoice(client, session):
     assert [line["description"] for line in body["lines"]] == ["Service 1", "Service 2"]
     assert body["lines"][0] == {
         "position": 1, "kind": "product", "description": "Service 1", "note": None, "quantity": "1", "unit": None,
-        "unit_price": 10001, "vat_rate": 2500, "net": 10001, "vat": 2500, "gross": 12501,
+        "product_code": None, "unit_price": 10001, "vat_rate": 2500, "net": 10001, "vat": 2500, "gross": 12501,
         "period_start": None, "period_end": None,
     }
     assert body["customer"]["external_ref"] == "C-1" and body["customer"]["address"]["city"] == "Oslo"
@@ -324,7 +324,7 @@ def _api_requests(app):
         if not rule.endpoint.startswith("api.") or rule.endpoint == "api.openapi":
             continue
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            yield method, re.sub(r"<(?:\w+:)?(?:number|external_ref)>", "X-1", rule.rule)
+            yield method, re.sub(r"<(?:\w+:)?(?:number|external_ref|block_id)>", "X-1", rule.rule)
 
 
 @pytest.mark.parametrize(
@@ -342,7 +342,7 @@ def test_every_route_but_the_document_needs_a_valid_key(client, app, session, au
     headers = {"Authorization": authorization} if authorization else {}
     before = counts()
     requests = list(_api_requests(app))
-    assert len(requests) == 14
+    assert len(requests) == 20
     for method, path in requests:
         response = client.open(path, method=method, headers=headers, json=invoice_payload("NOK"))
         assert_json_error(response, 401, "unauthorized")

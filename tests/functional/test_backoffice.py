@@ -21,6 +21,7 @@ from app.backoffice.models import InboxMark, Note, ReplyTemplate
 from app.billing.corrections import LineCredit, credit_notes, issue_credit_note
 from app.billing.models import InvoiceStatus
 from app.billing.schemas import line_amounts
+from app.content import services as content
 from app.creditors.models import ApiKey, Creditor
 from app.creditors.services import create_api_key
 from app.debt_collection.models import Case, CaseEvent
@@ -151,6 +152,9 @@ def test_the_isolation_walk_every_route_with_a_record_is_404_for_another_credito
         their_endpoint = events.add_endpoint(db.session.get(Creditor, theirs.invoice.creditor_id),
                                       "https://erp.example.com/hooks").endpoint
         their_event = events.record_for_invoice(theirs.invoice, "invoice.opened", {"channel": "sms"})
+        their_block = content.create_block(db.session.get(Creditor, theirs.invoice.creditor_id), {
+            "name": "Theirs", "kind": "information", "placements": ["bill"],
+            "texts": {"de": {"title": "Hallo", "body": "", "cta": ""}}})
         db.session.commit()
         their_note = issue_credit_note(theirs.invoice, [LineCredit(theirs.invoice.lines[0].id, 100)], reason="x",
                                        actor="agent:1")
@@ -169,6 +173,8 @@ def test_the_isolation_walk_every_route_with_a_record_is_404_for_another_credito
             WebhookDelivery.endpoint_id == their_endpoint.id, WebhookDelivery.event_id == their_event.id)),
         # and a reminder plan version (of another creditor still), its step and a variant key
         "plan_id": plan.id, "position": 1, "key": "a",
+        # and its content block with its variant
+        "public_id": their_block.public_id, "variant_id": their_block.variants[0].id,
     }
     references = {"backoffice.support_request": theirs.request.reference, "backoffice.reply": theirs.request.reference,
                   "backoffice.request_status": theirs.request.reference}
@@ -219,6 +225,10 @@ def test_the_isolation_walk_every_route_with_a_record_is_404_for_another_credito
     assert plan.is_default and plan.version == 1
     db.session.refresh(their_endpoint)
     assert their_endpoint.enabled and their_endpoint.previous_until is None
+    assert {"backoffice.console_content", "backoffice.console_content_save", "backoffice.console_content_stop",
+            "backoffice.console_content_variant_stop", "backoffice.console_content_leads"} <= walked
+    db.session.refresh(their_block)
+    assert their_block.stopped_at is None and their_block.name == "Theirs"
     assert db.session.scalar(select(func.count()).select_from(WebhookEndpoint)) == 1
     assert db.session.scalar(select(func.count()).select_from(WebhookDelivery)) == 1
     # forms that name a record of B's without it being in the URL

@@ -270,7 +270,7 @@ def test_the_catalogue_is_the_issues_list():
         "invoice.opened", "payment.succeeded", "payment.failed", "payment.refunded", "dispute.opened",
         "dispute.resolved", "promise.created", "promise.broken", "deferral.granted", "plan.created", "plan.broken",
         "message.received", "contact_details.changed", "reminder.sent", "reminder.failed", "collection.handed_off",
-        "collection.recalled", "collection.closed"}
+        "collection.recalled", "collection.closed", "lead.created"}
 
 
 def _payload(ref: str, number: str = "E-1", due_days_ago: int = 0) -> dict:

@@ -38,7 +38,10 @@ CREDITOR_OPERATIONS = {"POST /invoices", "GET /invoices/{number}", "POST /invoic
                        "POST /invoices/{number}/cancel", "PUT /invoices/{number}/dunning",
                        "GET /customers/{external_ref}/contact", "PUT /customers/{external_ref}/contact",
                        "PUT /customers/{external_ref}/dunning", "POST /invoices/{number}/credit-notes",
-                       "GET /invoices/{number}/credit-notes", "GET /invoices", "GET /events"}
+                       "GET /invoices/{number}/credit-notes", "GET /invoices", "GET /events",
+                       "GET /content/blocks", "POST /content/blocks", "GET /content/blocks/{block_id}",
+                       "PUT /content/blocks/{block_id}", "POST /content/blocks/{block_id}/stop",
+                       "PUT /customers/{external_ref}/tags"}
 PARTNER_OPERATIONS = {"GET /cases", "GET /cases/{case_id}", "POST /cases/{case_id}/ack", "POST /cases/{case_id}/events",
                       "GET /cases/{case_id}/invoice.pdf"}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
@@ -91,6 +94,7 @@ def test_the_creditor_api_answers_every_input_within_its_document(app, session, 
     assert ran["GET /invoices/{number}"][200]
     assert ran["GET /invoices"][200] and ran["GET /invoices"][422]
     assert ran["GET /events"][200] and ran["GET /events"][422]
+    assert ran["POST /content/blocks"][201] and ran["POST /content/blocks"][422]
 
 
 def test_the_partner_api_answers_every_input_within_its_document(app, session, unlimited):

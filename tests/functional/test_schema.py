@@ -39,6 +39,8 @@ from app import create_app
 from app.audit import AuditActor, AuditScope
 from app.backoffice.models import Role
 from app.billing.models import InvoiceKind, InvoiceLine, InvoiceStatus, ReminderChannel
+from app.content.models import Action as ContentAction
+from app.content.models import Kind as ContentKind
 from app.debt_collection.models import CaseStatus
 from app.dunning.models import (
     Anchor,
@@ -106,6 +108,8 @@ ENUM_COLUMNS = {
     ("contact_changes", "kind"): ContactKind,
     ("invoices", "kind"): InvoiceKind,
     ("privacy_marks", "kind"): MarkKind,
+    ("content_blocks", "kind"): ContentKind,  # migration 0032
+    ("content_blocks", "action"): ContentAction,
 }
 #: Tables the database refuses to UPDATE (append-only): their codes are tested on INSERT alone.
 APPEND_ONLY = {"audit_entries"}

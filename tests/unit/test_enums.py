@@ -12,6 +12,9 @@ from flask_babel import force_locale, gettext
 from app.audit import AuditActor, AuditScope
 from app.backoffice.models import Role
 from app.billing.models import InvoiceKind, InvoiceStatus, ReminderChannel
+from app.content.models import Action as ContentAction
+from app.content.models import Kind as ContentKind
+from app.content.models import Placement
 from app.core.enums import Codes, Labelled
 from app.debt_collection.models import OPEN_CASES, CaseStatus
 from app.dunning.models import (
@@ -33,7 +36,8 @@ from app.resolutions.models import Kind, Status
 from app.support.models import RequestStatus
 
 LABELLED = (InvoiceStatus, RequestStatus, Kind, Status, OutboxStatus, CaseStatus, Role, PaymentMismatch,
-            ReminderChannel, StepKind, Jurisdiction, NoticeStatus, MessageStatus, InvoiceKind)
+            ReminderChannel, StepKind, Jurisdiction, NoticeStatus, MessageStatus, InvoiceKind, ContentKind, Placement,
+            ContentAction)
 PLAIN = (EntryStatus, KeptReason, PaymentStatus, AuditActor, AuditScope, Anchor, LetterStatus, ContactKind, MarkKind)
 ALL = (*LABELLED, *PLAIN)
 

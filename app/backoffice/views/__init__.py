@@ -25,7 +25,7 @@ from flask_login import current_user
 
 from app.audit import audit
 from app.backoffice import services, words
-from app.backoffice.models import CASEWORK, CONSOLE, Agent, Role
+from app.backoffice.models import CASEWORK, CONSOLE, CONTENT, Agent, Role
 from app.extensions import db
 from app.i18n import language_switch
 
@@ -35,6 +35,7 @@ bp.context_processor(words.template_words)
 SUPERVISING = services.SUPERVISING
 ADMIN = (Role.ADMIN,)
 CONSOLE_ROLES = CONSOLE
+CONTENT_ROLES = CONTENT
 
 
 @bp.before_request
@@ -124,6 +125,7 @@ from app.backoffice.views import (  # noqa: E402,F401  (their routes)
     auth,
     cases,
     console,
+    content,
     inbox,
     letters,
     money,

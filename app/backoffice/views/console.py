@@ -20,7 +20,7 @@ from flask_login import login_required
 from sqlalchemy import select
 
 from app.backoffice import console
-from app.backoffice.views import CONSOLE_ROLES, bp, me, record, scope
+from app.backoffice.views import CONSOLE_ROLES, CONTENT_ROLES, bp, me, record, scope
 from app.creditors.models import ApiKey, Creditor
 from app.creditors.services import (
     API_KEY_MODES,
@@ -65,6 +65,9 @@ def console_home():
     """The creditors this agent is a creditor admin of (straight to the one, if only one)."""
     creditors = _creditors()
     if not creditors:
+        writes = scope(CONTENT_ROLES).creditor_ids
+        if writes:  # a content editor: the content of the (first) creditor
+            return redirect(url_for(".console_content", creditor_id=min(writes)), code=303)
         abort(403 if scope().creditor_ids else 404)
     if len(creditors) == 1:
         return redirect(url_for(".console_brand", creditor_id=creditors[0].id), code=303)

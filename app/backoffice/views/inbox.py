@@ -11,7 +11,7 @@ from app.backoffice import inbox as items
 from app.backoffice.calls import call_list, outcome_label
 from app.backoffice.export import csv_response
 from app.backoffice.services import Scope
-from app.backoffice.views import CONSOLE_ROLES, SUPERVISING, bp, me, record, scope, scope_needing
+from app.backoffice.views import CONTENT_ROLES, SUPERVISING, bp, me, record, scope, scope_needing
 from app.billing.models import Customer, Invoice
 from app.core.dates import local_today
 from app.creditors.models import Creditor
@@ -31,8 +31,8 @@ def _creditors() -> dict[int, Creditor]:
 def home():
     """The inbox: new and waiting items first, oldest first, with filters and counts."""
     agent, visible = me(), scope()
-    if not visible.creditor_ids and scope(CONSOLE_ROLES).creditor_ids:
-        return redirect(url_for(".console_home"), code=303)  # a creditor admin only: no cases, the console
+    if not visible.creditor_ids and scope(CONTENT_ROLES).creditor_ids:
+        return redirect(url_for(".console_home"), code=303)  # a creditor admin or content editor only: the console
     filters = items.Filters.from_args(request.args, visible)
     page = items.inbox_page(visible, filters, agent.id)
     record("inbox_viewed", creditor_ids=_looked_at(visible, filters), view=filters.view, kind=filters.kind,

@@ -62,6 +62,7 @@ def type_words() -> dict[str, str]:
         "collection.handed_off": _("The bill went to the collection partner"),
         "collection.recalled": _("The bill was taken back from the collection partner"),
         "collection.closed": _("The collection partner closed the case"),
+        "lead.created": _("A customer is interested in one of your content blocks"),
     }
 
 

@@ -28,6 +28,8 @@ NOT_CUSTOMERS = {
     "dunning_settings": "a creditor's reminder settings",
     "creditor_gateways": "a creditor's payment providers",
     "job_runs": "the periodic jobs' names and times",
+    "content_blocks": "a creditor's content blocks: its own name for one, its texts",
+    "content_variants": "a block's variants: the creditor's texts",
 }
 PERSONAL_LOOKING = re.compile(r"(email|phone|recipient|payer|address|name|body|message|note|text|payload)")
 
