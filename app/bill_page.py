@@ -81,11 +81,12 @@ OTHER_BILLS_SHOWN = 8
 
 def bill_page_context(invoice: Invoice, today: date, *, has_resolutions: bool = True,
                       has_threads: bool = True, other_bills: bool = True,
-                      in_progress: PaymentAttempt | None = None) -> dict:
+                      in_progress: PaymentAttempt | None = None, channel: str | None = None) -> dict:
     """Everything the bill page shows (also for the back office's preview of it). `other_bills`: whether
     the customer owes the creditor other bills (the page lists them; the access read knows). `in_progress`:
     a payment the provider has not confirmed yet (`payments.services.attempt_in_progress`): the page shows
-    it instead of the ways to pay, so that nobody pays the bill twice."""
+    it instead of the ways to pay, so that nobody pays the bill twice. `channel`: the channel of the link
+    the customer came by (the grant's), for the content blocks that target it."""
     found, case = self_service_now(invoice, today, None if has_resolutions else [])
     context = bill_facts(invoice, today, found.payable_now)
     context["state"] = shown_state(context["state"], found, today)
@@ -105,17 +106,18 @@ def bill_page_context(invoice: Invoice, today: date, *, has_resolutions: bool = 
     context["default_notice"] = default_notice_date(invoice)
     context["other_bills"] = other_bills_owed(invoice, limit=OTHER_BILLS_SHOWN + 1) if other_bills else []
     context["content"] = customer_content(invoice, today, Placement.BILL, resolutions=found,
-                                          other_bills=context["other_bills"])
+                                          other_bills=context["other_bills"], channel=channel)
     return context
 
 
 def customer_content(invoice: Invoice, today: date, placement: str, *, resolutions=None,
-                     other_bills: list[Invoice] | None = None, reminded: bool = False) -> PageContent:
+                     other_bills: list[Invoice] | None = None, reminded: bool = False,
+                     channel: str | None = None) -> PageContent:
     """The creditor's content blocks for this customer page, in the page's language (docs/content.md).
     No statement when the creditor wrote no block or its blocks are in this process's cache."""
     if not invoice.creditor.content_version:  # never wrote a block: nothing to choose
         no_offers = invoice.customer.no_offers
         return PageContent([], no_offers, no_offers)
     audience = audience_for(invoice, placement, str(get_locale() or "en"), today, resolutions=resolutions,
-                            other_bills=other_bills or [], reminded=reminded)
+                            other_bills=other_bills or [], reminded=reminded, channel=channel)
     return page_content(invoice, audience, today, current_app.config["SECRET_KEY"])

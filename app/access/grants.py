@@ -31,13 +31,16 @@ MAX_OTHERS = 8
 
 
 def add(session: MutableMapping, public_id: str, link_id: int, now_ts: int, *, link_revocations: int,
-        expires_ts: int, others: Sequence[tuple[str, int]] = (), source: tuple[int, int] | None = None) -> None:
+        expires_ts: int, others: Sequence[tuple[str, int]] = (), source: tuple[int, int] | None = None,
+        channel: str | None = None) -> None:
     """The grant of an opened link to its bill, and to `others` (public id, link revocations) of the
-    same customer and creditor; `source`: the link's bill (id, link revocations), which they name."""
+    same customer and creditor; `source`: the link's bill (id, link revocations), which they name;
+    `channel`: the link's (sms, email, letter, api), which content blocks may target (`c`)."""
     grants = dict(session.get(KEY) or {})
-    extra = {"s": source[0], "sr": source[1]} if source is not None else {}
+    came_by = {"c": channel} if channel else {}
+    extra = {"s": source[0], "sr": source[1], **came_by} if source is not None else dict(came_by)
     entries = [*((public_id_, revocations, extra) for public_id_, revocations in others[:MAX_OTHERS]
-                 if public_id_ != public_id), (public_id, link_revocations, {})]
+                 if public_id_ != public_id), (public_id, link_revocations, came_by)]
     for key, revocations, more in entries:  # the link's own bill last: the newest, kept longest
         previous = grants.pop(key, None)
         verified = bool(previous and previous.get("l") == link_id and previous.get("r") == revocations
@@ -58,6 +61,18 @@ def find(session: MutableMapping, public_id: str, now_ts: int, max_age_hours: in
     if not isinstance(expires, int) or now_ts >= expires or not isinstance(grant.get("r"), int):
         return None
     return grant
+
+
+def channel_of(grant: Mapping) -> str | None:
+    """The channel of the link that gave this grant (None: a grant written before it was kept)."""
+    found = grant.get("c")
+    return found if isinstance(found, str) else None
+
+
+def channel(session: Mapping, public_id: str) -> str | None:
+    """The channel of the link that gave this browser its grant to the bill, if any."""
+    grant = (session.get(KEY) or {}).get(public_id)
+    return channel_of(grant) if isinstance(grant, Mapping) else None
 
 
 def source_of(grant: Mapping) -> int | None:

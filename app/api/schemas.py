@@ -101,6 +101,8 @@ class TargetingIn(_Strict):
     statuses: list[Literal["not_due", "due_soon", "overdue", "paid", "plan"]] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list, max_length=50, description="Any of the customer's tags")
     product_codes: list[str] = Field(default_factory=list, max_length=50, description="Any line's product code")
+    channels: list[Literal["sms", "email", "letter", "api"]] = Field(
+        default_factory=list, description="The channel of the link the customer came by (e-mails: email)")
     amount_min: Annotated[StrictInt, Field(ge=0)] | None = Field(None, description="Minor units")
     amount_max: Annotated[StrictInt, Field(ge=0)] | None = Field(None, description="Minor units")
     bills_min: Annotated[StrictInt, Field(ge=0)] | None = None

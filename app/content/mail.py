@@ -25,7 +25,7 @@ def reminder_blocks(invoice: Invoice, *, locale: str, others: Sequence[Invoice] 
         return []
     config = current_app.config
     today = local_today(creditor.country, utcnow())
-    audience = audience_for(invoice, Placement.EMAIL, locale, today, other_bills=others)
+    audience = audience_for(invoice, Placement.EMAIL, locale, today, other_bills=others, channel="email")
     found = page_content(invoice, audience, today, config["SECRET_KEY"])
     base = config["PORTAL_BASE_URL"].rstrip("/")
     blocks = []

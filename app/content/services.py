@@ -45,6 +45,7 @@ from app.errors import InvalidData
 from app.events import services as events
 from app.events.catalogue import data_for
 from app.extensions import db
+from app.links.models import CHANNELS as LINK_CHANNELS
 
 #: The languages a block's texts are written in (the portal's).
 LOCALES = ("en", "nb", "de")
@@ -126,10 +127,11 @@ def seen_days(customer: Customer) -> dict[str, int]:
 
 
 def audience_for(invoice: Invoice, placement: str, locale: str, today: date, *, resolutions: Any = None,
-                 other_bills: Sequence[Invoice] = (), reminded: bool = False) -> Audience:
+                 other_bills: Sequence[Invoice] = (), reminded: bool = False, channel: str | None = None) -> Audience:
     """The audience of `invoice`'s page or message. `resolutions`: the bill's self-service state
     (`resolutions.services.SelfService`, or None when it has none); `other_bills`: the customer's other
-    bills owed; `reminded`: whether the bill had a reminder after its due date."""
+    bills owed; `reminded`: whether the bill had a reminder after its due date; `channel`: the channel of
+    the link the customer came by (the grant's), or the message's."""
     customer = invoice.customer
     paid = invoice.status == InvoiceStatus.PAID or invoice.balance <= 0
     overdue = not paid and invoice.due_date < today
@@ -147,7 +149,8 @@ def audience_for(invoice: Invoice, placement: str, locale: str, today: date, *, 
         amount=invoice.total if paid else invoice.balance, bills=(0 if paid else 1) + len(other_bills),
         livemode=invoice.livemode, tags=frozenset(customer.content_tags or ()),
         product_codes=frozenset(line.product_code for line in invoice.lines if line.product_code),
-        in_difficulty=difficulty, overdue_unpaid=overdue, no_offers=customer.no_offers, seen_days=seen_days(customer))
+        in_difficulty=difficulty, overdue_unpaid=overdue, no_offers=customer.no_offers, seen_days=seen_days(customer),
+        channel=channel)
 
 
 def was_reminded(invoice_id: int) -> bool:
@@ -374,6 +377,7 @@ def check_block(given: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, dic
         values = [str(v).strip() for v in (given.get(rule) or ()) if str(v).strip()]
         if (rule == "statuses" and not all(v in STATUSES for v in values)) \
                 or (rule == "languages" and not all(v in LOCALES for v in values)) \
+                or (rule == "channels" and not all(v in LINK_CHANNELS for v in values)) \
                 or (rule == "countries" and not all(re.fullmatch(r"[A-Z]{2}", v) for v in values)) \
                 or not all(TAG.match(v) for v in values) or len(values) > 50:
             errors[rule] = "list"

@@ -24,7 +24,7 @@ STATUSES = ("not_due", "due_soon", "overdue", "paid", "plan")
 #: A bill due within this many days (today included) is "due soon".
 DUE_SOON_DAYS = 7
 #: The rule keys and what each holds.
-LIST_RULES = ("countries", "languages", "statuses", "tags", "product_codes")
+LIST_RULES = ("countries", "languages", "statuses", "tags", "product_codes", "channels")
 NUMBER_RULES = ("amount_min", "amount_max", "bills_min", "bills_max")
 
 
@@ -45,6 +45,9 @@ class Audience:
     overdue_unpaid: bool = False
     no_offers: bool = False
     seen_days: Mapping[str, int] = field(default_factory=dict)  # {block id as text: days seen}
+    # The channel of the link the customer came by (links.models.CHANNELS; an e-mail's blocks: "email");
+    # None when not known (a grant given before the channel was kept in it): no channel rule takes it.
+    channel: str | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,8 @@ def rules_allow(rules: Mapping[str, Any], audience: Audience) -> bool:
     if not _any(rules.get("tags"), audience.tags):
         return False
     if not _any(rules.get("product_codes"), audience.product_codes):
+        return False
+    if not _any(rules.get("channels"), [audience.channel] if audience.channel else []):
         return False
     lowest, highest = rules.get("amount_min"), rules.get("amount_max")
     if (lowest is not None and audience.amount < lowest) or (highest is not None and audience.amount > highest):

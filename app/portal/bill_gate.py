@@ -59,11 +59,12 @@ STATUS = "200 OK"
 MAX_LANGUAGE_HEADERS = 512
 
 
-def bill_page_key(public_id: str, locale: str, access: BillAccess, now: datetime) -> tuple:
+def bill_page_key(public_id: str, locale: str, access: BillAccess, now: datetime, channel: str | None = None) -> tuple:
     """The page cache's key of the bill page: the bill, the language, the creditor's day, the version
-    the access read gave and the payment in progress (the view renders under it; the gate looks it up)."""
+    the access read gave, the payment in progress and the channel the customer came by (content blocks
+    may target it; `access.grants.channel`). The view renders under it; the gate looks it up."""
     return ("bill", public_id, locale, local_today(access.country, now), access.version,
-            access.payment_in_progress(now))
+            access.payment_in_progress(now), channel)
 
 
 class BillGate:
@@ -122,7 +123,7 @@ class BillGate:
             return None
         locale = choose_locale(session.get("locale"), access.customer_locale,
                                self.accept(environ.get("HTTP_ACCEPT_LANGUAGE")), access.creditor_locale)
-        page = cache.get(bill_page_key(public_id, locale, access, now))
+        page = cache.get(bill_page_key(public_id, locale, access, now, grants.channel_of(grant)))
         if page is None:
             return None
         html, extra = page

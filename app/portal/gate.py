@@ -155,7 +155,8 @@ class LinkGate:
         # What the view's `admit` puts in a new session: the grant, and the CSRF secret.
         session: dict = {}
         grants.add(session, public_id, resolution.link_id, int(time.time()), link_revocations=revocations,
-                   expires_ts=int(resolution.expires_at.timestamp()), source=(invoice_id, revocations))
+                   expires_ts=int(resolution.expires_at.timestamp()), source=(invoice_id, revocations),
+                   channel=resolution.channel)
         ensure_csrf_secret(session, config.get("WTF_CSRF_FIELD_NAME", "csrf_token"))
         interface = app.session_interface
         if not isinstance(interface, CachedSerializerSessionInterface):

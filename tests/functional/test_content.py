@@ -141,6 +141,27 @@ def test_a_block_is_written_audited_and_shown_in_the_customers_language(app, cli
     assert "Raskere" not in customer.get(path).text and "Faster" not in customer.get(path).text
 
 
+def test_a_block_for_one_channel_shows_to_customers_who_came_by_it_also_from_the_page_cache(app, client,
+                                                                                            creditor):
+    """The grant keeps the channel of the link the customer came by: the page (the view, then the gate
+    from the cache) differs by it, as the cache's key does."""
+    invoice = make_invoice(creditor)
+    db.session.commit()
+    sign_in(app, client, creditor)
+    assert create(client, creditor, kind="information", channels=["sms"]).status_code == 303
+    block = db.session.scalar(select(Block).where(Block.creditor_id == creditor.id))
+    assert block.targeting["channels"] == ["sms"]
+    assert create(client, creditor, name="Bad", channels=["fax"]).status_code == 422
+
+    by_sms, by_email = app.test_client(), app.test_client()
+    sms_path = open_bill(by_sms, app, invoice, channel="sms")
+    email_path = open_bill(by_email, app, invoice, channel="email")
+    assert sms_path == email_path
+    for _ in range(2):  # rendered by the view, then answered from the page cache
+        assert "Raskere internett" in by_sms.get(sms_path, headers=NB).text
+        assert "Raskere internett" not in by_email.get(email_path, headers=NB).text
+
+
 @pytest.mark.parametrize(("changes", "field"), [
     ({"en_title": "<script>alert(1)</script>"}, "en_title"),
     ({"en_body": "Hi <img src=x onerror=alert(1)>"}, "en_body"),

@@ -59,6 +59,8 @@ def _words() -> dict[str, Any]:
         "statuses": {"not_due": _("Not due yet"), "due_soon": _("Due within a week"), "overdue": _("Overdue"),
                      "paid": _("Paid"), "plan": _("In an instalment plan")},
         "locales": {"en": _("English"), "nb": _("Norwegian"), "de": _("German")},
+        "channels": {"sms": _("A link in an SMS"), "email": _("A link in an e-mail"),
+                     "letter": _("A letter's link or code"), "api": _("A link your systems sent")},
     }
 
 
@@ -88,7 +90,7 @@ def _problem(name: str, code: str) -> str:
         return _("Please enter an amount, such as 125.50, the highest at least the lowest.")
     if name in ("bills_min", "bills_max"):
         return _("Please enter a whole number, zero or more, the highest at least the lowest.")
-    if name in ("countries", "tags", "product_codes", "statuses", "languages"):
+    if name in ("countries", "tags", "product_codes", "statuses", "languages", "channels"):
         return _("Please list codes of letters, digits and _.:- separated by commas (countries as two capital "
                  "letters, such as NO, DE).")
     if name == "image":
@@ -133,6 +135,7 @@ def _given(form: MultiDict, creditor: Creditor) -> dict[str, Any]:
         "name": form.get("name", ""), "kind": form.get("kind"), "placements": form.getlist("placements"),
         "action": form.get("action") or Action.NONE, "target_url": form.get("target_url", ""),
         "languages": form.getlist("languages"), "statuses": form.getlist("statuses"),
+        "channels": form.getlist("channels"),
         "countries": [c.upper() for c in _codes(form.get("countries"))], "tags": _codes(form.get("tags")),
         "product_codes": _codes(form.get("product_codes")),
         "texts": _texts(form),
@@ -161,7 +164,7 @@ def _values(block: Block | None, creditor: Creditor) -> dict[str, Any]:
     """The form's values for a block (a new one: the defaults)."""
     if block is None:
         return {"kind": Kind.INFORMATION, "placements": [Placement.BILL], "action": Action.NONE, "priority": 0,
-                "languages": [], "statuses": []}
+                "languages": [], "statuses": [], "channels": []}
     rules = block.targeting or {}
     values: dict[str, Any] = {
         "name": block.name, "kind": block.kind, "placements": block.placements, "priority": block.priority,
@@ -169,6 +172,7 @@ def _values(block: Block | None, creditor: Creditor) -> dict[str, Any]:
         "ends_on": block.ends_on.isoformat() if block.ends_on else "",
         "action": block.action, "target_url": block.target_url or "", "cap_days": block.cap_days or "",
         "languages": rules.get("languages", []), "statuses": rules.get("statuses", []),
+        "channels": rules.get("channels", []),
         "bills_min": rules.get("bills_min", ""), "bills_max": rules.get("bills_max", ""),
     }
     for name in ("countries", "tags", "product_codes"):
@@ -183,7 +187,7 @@ def _values(block: Block | None, creditor: Creditor) -> dict[str, Any]:
 
 def _form_values(form: MultiDict) -> dict[str, Any]:
     values: dict[str, Any] = {name: form.get(name, "") for name in form}
-    for name in ("placements", "languages", "statuses"):
+    for name in ("placements", "languages", "statuses", "channels"):
         values[name] = form.getlist(name)
     return values
 

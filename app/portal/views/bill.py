@@ -85,7 +85,7 @@ def admit(resolution: Resolution) -> ResponseReturnValue:
         if resolution.other_bills else []
     grants.add(session, resolution.public_id, resolution.link_id, int(time.time()),
                link_revocations=resolution.link_revocations, expires_ts=int(resolution.expires_at.timestamp()),
-               others=others, source=(resolution.invoice_id, resolution.link_revocations))
+               others=others, source=(resolution.invoice_id, resolution.link_revocations), channel=resolution.channel)
     ensure_csrf_secret()  # this response writes the cookie anyway; the bill's pay form needs it
     # A bare 303: browsers follow Location and never show redirect()'s HTML body. The app's own
     # response class (Flask converts any other with `force_type`), its content type given (werkzeug
@@ -130,20 +130,21 @@ def bill(public_id: str, access: BillAccess):
     # A payment the provider has not confirmed yet changes the page (and ends by expiring, which no
     # event records): its state is part of the cached page's key (`bill_page_key`).
     progress = access.payment_in_progress(now)
+    channel = grants.channel(session, public_id)  # content blocks may target it: part of the key too
 
     def render() -> str:
         invoice = load_bill_or_404(public_id)
         in_progress = db.session.get(PaymentAttempt, progress[0]) if progress else None
         context = bill_page_context(invoice, today, has_resolutions=access.has_resolutions,
                                     has_threads=access.has_threads, other_bills=access.other_bills > 0,
-                                    in_progress=in_progress)
+                                    in_progress=in_progress, channel=channel)
         origins = tuple(dict.fromkeys(origin for option in context["pay_options"]
                                       for origin in option.redirect_origins))
         if origins:  # the pay form leads (a 303 after the POST) to a provider's hosted page
             g.csp_extra = {"form-action": origins}
         return render_template("portal/bill.html", **context)
 
-    return cached_page(bill_page_key(public_id, select_locale(), access, now), render)
+    return cached_page(bill_page_key(public_id, select_locale(), access, now, channel), render)
 
 
 @bp.get("/b/<public_id>/lines")
@@ -246,7 +247,8 @@ def receipt(public_id: str, access: BillAccess, payment_ref: str):
         return unavailable_within(access)
     invoice = found.invoice
     content = customer_content(invoice, local_today(access.country, utcnow()), Placement.RECEIPT,
-                               reminded=was_reminded(invoice.id), other_bills=other_bills_owed(invoice))
+                               reminded=was_reminded(invoice.id), other_bills=other_bills_owed(invoice),
+                               channel=grants.channel(session, public_id))
     return render_template(
         "portal/receipt.html", receipt=found, payment=found.payment, invoice=invoice, creditor=found.creditor,
         content=content,

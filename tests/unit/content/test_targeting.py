@@ -101,6 +101,10 @@ def test_schedule_placement_mode_and_language():
     ({"bills_min": 2}, {}, False),
     ({"bills_min": 2}, {"bills": 3}, True),
     ({"bills_max": 1}, {"bills": 3}, False),
+    ({"channels": ["sms"]}, {"channel": "sms"}, True),
+    ({"channels": ["sms", "letter"]}, {"channel": "email"}, False),
+    ({"channels": ["email"]}, {}, False),  # a grant given before the channel was kept in it
+    ({}, {"channel": "api"}, True),
     ({}, {}, True),
 ])
 def test_each_rule(rules, who, expected):
