@@ -136,6 +136,8 @@ def _holdings() -> tuple[Holding, ...]:
         Holding("credit_note_lines", K, "the credit notes' lines",
                 *_by_parent("credit_note_lines", "credit_note_id", "credit_notes")),
         Holding("payments", K, "payments received: bookkeeping law keeps them", *_by_invoice("payments")),
+        Holding("analytics_attributions", K, "which reminder brought a payment: ids and a time only",
+                *_by_parent("analytics_attributions", "payment_id", "payments")),
         Holding("refunds", K, "money paid back: bookkeeping law keeps it",
                 *_by_parent("refunds", "payment_id", "payments"), omit=("idempotency_key",)),
         Holding("instalments", K, "an agreed plan's instalments: amounts and dates",
