@@ -76,8 +76,10 @@ def last_touches(payments: Sequence[Paid], window: timedelta) -> dict[int, Touch
                 openings.append((invoice_id, at, link_id))
     carried: dict[int, int] = {}  # link -> the reminder message that carried it
     for chunk in _chunks(sorted({link for _i, _a, link in openings})):
-        carried.update(db.session.execute(select(Message.link_id, Message.id).where(Message.link_id.in_(chunk)))
-                       .all())
+        for link_id, message_id in db.session.execute(
+                select(Message.link_id, Message.id).where(Message.link_id.in_(chunk))):
+            if link_id is not None:
+                carried[link_id] = message_id
     by_invoice: defaultdict[int, list[tuple[datetime, int]]] = defaultdict(list)
     for invoice_id, at, link_id in openings:
         if link_id in carried:

@@ -294,8 +294,8 @@ def funnel_from_raw(query: Query, zone: tzinfo, today: date, window_days: int) -
     cells = cells_of(facts, paid, _key(query, zone))
 
     payments: dict[str, dict[str, tuple[int, int]]] = {source: {} for source in SOURCES}
-    for pid, received_at, currency, amount, provider in db.session.execute(
-        select(Payment.id, Payment.received_at, Payment.currency, Payment.amount, Payment.provider)
+    for pid, currency, amount, provider in db.session.execute(
+        select(Payment.id, Payment.currency, Payment.amount, Payment.provider)
         .join(Invoice, Payment.invoice_id == Invoice.id)
         .where(Invoice.creditor_id == query.creditor_id, Invoice.livemode.is_(True),
                Payment.received_at >= start, Payment.received_at < end)
@@ -325,3 +325,67 @@ def funnel_from_raw(query: Query, zone: tzinfo, today: date, window_days: int) -
     figures = Bills(counts["bills"], counts["paid"], counts["before"], counts["handed"], **_resolutions(query, zone),
                     dso=_dso(dict(outstanding), dict(billed)))
     return Funnel(query, _ordered(cells), _total(cells), payments, figures)
+
+
+# --- a query from a request's parameters (the back office's form, the API) -----------------------------
+
+DEFAULT_WEEKS = 12
+FILTERS = ("channel", "step", "plan", "language", "variant")
+
+
+def parse_query(params, creditor_id: int, today: date) -> Query:
+    """A `Query` from text parameters (`from`, `to`: dates, snapped to their weeks' Mondays; `by`; the
+    filters); by default the `DEFAULT_WEEKS` weeks ending with `today`'s. Raises `InvalidData` naming
+    each bad parameter: `date`, `range`, `dimension`, `number` or `text`."""
+    from app.core.dates import parse_date
+    from app.errors import InvalidData
+
+    errors: dict[str, str] = {}
+    last = week_of(today)
+    first = last - timedelta(days=7 * (DEFAULT_WEEKS - 1))
+    for name in ("from", "to"):
+        text = (params.get(name) or "").strip()
+        if text:
+            day = parse_date(text)
+            if day is None:
+                errors[name] = "date"
+            elif name == "from":
+                first = week_of(day)
+            else:
+                last = week_of(day)
+    if "from" not in errors and "to" not in errors and (
+            last < first or (last - first).days // 7 >= MAX_WEEKS):
+        errors["to"] = "range"
+    by = (params.get("by") or "week").strip()
+    if by not in DIMENSIONS:
+        errors["by"] = "dimension"
+    filters: dict[str, object] = {}
+    for name in FILTERS:
+        value = (params.get(name) or "").strip()
+        if not value:
+            continue  # any
+        if name in ("step", "plan"):
+            if not value.isdigit() or len(value) > 9:
+                errors[name] = "number"
+            else:
+                filters[name] = int(value)
+        elif len(value) > 40:
+            errors[name] = "text"
+        else:
+            filters[name] = "" if (name == "variant" and value == "-") else value  # "-": messages without one
+    if errors:
+        raise InvalidData(errors)
+    return Query(creditor_id, first, last, by=by, **filters)  # type: ignore[arg-type]
+
+
+def options(creditor_id: int) -> dict[str, list]:
+    """The values each filter can take for the creditor (from its rollup rows): channels, steps, plans,
+    languages, variants."""
+    found: dict[str, set] = {name: set() for name in FILTERS}
+    for channel, position, plan_id, locale, variant in db.session.execute(
+        select(FunnelWeek.channel, FunnelWeek.position, FunnelWeek.plan_id, FunnelWeek.locale, FunnelWeek.variant)
+        .where(FunnelWeek.creditor_id == creditor_id).distinct()
+    ):
+        for name, value in zip(FILTERS, (channel, position, plan_id, locale, variant), strict=True):
+            found[name].add(value)
+    return {name: sorted(values) for name, values in found.items()}

@@ -61,7 +61,7 @@ def week_of(day: date) -> date:
 def day_start(day: date, zone: tzinfo) -> datetime:
     """The UTC instant at which the local `day` begins (pytz zones need `localize`)."""
     midnight = datetime.combine(day, time())
-    local = zone.localize(midnight) if hasattr(zone, "localize") else midnight.replace(tzinfo=zone)  # type: ignore[attr-defined]
+    local = zone.localize(midnight) if hasattr(zone, "localize") else midnight.replace(tzinfo=zone)
     return local.astimezone(UTC)
 
 
@@ -167,7 +167,8 @@ def _attributed(creditor_id: int, start: datetime, end: datetime) -> dict[int, l
         .join(Message, Message.id == Attribution.message_id)
         .where(Message.creditor_id == creditor_id, Message.created_at >= start, Message.created_at < end)
     ):
-        paid[message_id].append((amount, currency, received_at))
+        if message_id is not None:
+            paid[message_id].append((amount, currency, received_at))
     return paid
 
 
@@ -183,15 +184,15 @@ def rebuild_message_week(creditor_id: int, week: date, zone: tzinfo) -> None:
     start, end = day_start(week, zone), day_start(week + timedelta(days=7), zone)
     for model in (FunnelWeek, FunnelPayment):
         db.session.execute(delete(model).where(model.creditor_id == creditor_id, model.week == week))
-    cells = cells_of(message_facts(creditor_id, start, end), _attributed(creditor_id, start, end),
-                     lambda fact: fact.dims)
+    cells: dict[Dims, Cell] = cells_of(message_facts(creditor_id, start, end),  # type: ignore[assignment]
+                                       _attributed(creditor_id, start, end), lambda fact: fact.dims)
     if not cells:
         return
     base = {"creditor_id": creditor_id, "week": week}
     db.session.execute(insert(FunnelWeek), [
         {**base, **_dims_of(dims), "sent": c.sent, "delivered": c.delivered, "opened": c.opened, "failed": c.failed,
-         "paid": c.paid} for dims, c in cells.items()])  # type: ignore[arg-type]
-    payments = [{**base, **_dims_of(dims), "currency": currency, "days": days, "payments": n, "amount": amount}  # type: ignore[arg-type]
+         "paid": c.paid} for dims, c in cells.items()])
+    payments = [{**base, **_dims_of(dims), "currency": currency, "days": days, "payments": n, "amount": amount}
                 for dims, c in cells.items() for (currency, days), (n, amount) in c.payments.items()]
     if payments:
         db.session.execute(insert(FunnelPayment), payments)

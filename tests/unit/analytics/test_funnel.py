@@ -14,7 +14,7 @@ from app.analytics.models import Attribution
 from app.extensions import db
 from app.i18n import country_zone
 from app.models import utcnow
-from tests.unit.analytics.history import TOTAL, TODAY, WEEK1, WEEK2, WEEK3, build
+from tests.unit.analytics.history import TODAY, TOTAL, WEEK1, WEEK2, WEEK3, build
 
 WINDOW = 7
 
