@@ -93,3 +93,42 @@ def test_another_creditors_figures_are_a_404(app, client, history, agent):
 def test_the_page_needs_a_signed_in_agent(client, history):
     answer = client.get("/backoffice/analytics", headers=EN)
     assert answer.status_code in (302, 303) and "/sign-in" in answer.headers["Location"]
+
+
+# --- the creditor API ----------------------------------------------------------------------------------
+
+
+def test_the_api_answers_the_same_figures_as_documented(client, history):
+    from app.creditors.services import create_api_key
+    from tests.functional.test_openapi import conforms, response_schema
+
+    headers = {"Authorization": f"Bearer {create_api_key(history.creditor)}"}
+    test_key = {"Authorization": f"Bearer {create_api_key(history.creditor, mode='test')}"}
+    other = {"Authorization": f"Bearer {create_api_key(make_creditor('DE'))}"}
+    db.session.commit()
+    document = client.get("/api/v1/openapi.json").json
+    answer = client.get(f"/api/v1/analytics/funnel?{PERIOD}&by=channel", headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert conforms(answer.json, response_schema(document, "/analytics/funnel", "get", "200"), document) == []
+    body = answer.json
+    assert (body["from"], body["to"], body["by"], body["attribution_window_days"]) == (
+        "2026-11-02", "2026-11-22", "channel", 7)
+    rows = {row["key"]: row for row in body["rows"]}
+    assert (rows["sms"]["sent"], rows["sms"]["opened"], rows["sms"]["paid"]) == (3, 2, 1)
+    total = body["total"]
+    assert (total["sent"], total["delivered"], total["opened"], total["failed"], total["paid"]) == (7, 6, 5, 1, 3)
+    assert total["paid_amounts"] == [{"currency": "NOK", "amount": 3 * TOTAL}]
+    assert total["median_days_to_pay"] == 2 and total["rates"]["paid"] == round(3 / 7, 4)
+    assert body["payments"]["partner"] == [{"currency": "NOK", "count": 1, "amount": 5000}]
+    assert body["bills"]["due"] == 9 and body["bills"]["paid_before_first_reminder"] == 4
+    assert body["bills"]["promises"] == {"made": 3, "kept": 1, "broken": 1}
+    by_week = client.get(f"/api/v1/analytics/funnel?{PERIOD}&by=week&variant=-", headers=headers).json
+    assert [(row["key"], row["sent"]) for row in by_week["rows"]] == [("2026-11-02", 2), ("2026-11-09", 2)]
+    # Another creditor's key sees its own (empty) figures; a test key none; bad input is named.
+    assert client.get(f"/api/v1/analytics/funnel?{PERIOD}", headers=other).json["total"]["sent"] == 0
+    refused = client.get("/api/v1/analytics/funnel", headers=test_key)
+    assert refused.status_code == 403 and refused.json["error"] == "live_only"
+    bad = client.get("/api/v1/analytics/funnel?by=colour&from=x&step=-1", headers=headers)
+    assert bad.status_code == 422
+    assert conforms(bad.json, response_schema(document, "/analytics/funnel", "get", "422"), document) == []
+    assert set(bad.json["errors"]) == {"by", "from", "step"}

@@ -38,7 +38,8 @@ CREDITOR_OPERATIONS = {"POST /invoices", "GET /invoices/{number}", "POST /invoic
                        "POST /invoices/{number}/cancel", "PUT /invoices/{number}/dunning",
                        "GET /customers/{external_ref}/contact", "PUT /customers/{external_ref}/contact",
                        "PUT /customers/{external_ref}/dunning", "POST /invoices/{number}/credit-notes",
-                       "GET /invoices/{number}/credit-notes", "GET /invoices", "GET /events"}
+                       "GET /invoices/{number}/credit-notes", "GET /invoices", "GET /events",
+                       "GET /analytics/funnel"}
 PARTNER_OPERATIONS = {"GET /cases", "GET /cases/{case_id}", "POST /cases/{case_id}/ack", "POST /cases/{case_id}/events",
                       "GET /cases/{case_id}/invoice.pdf"}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
