@@ -87,8 +87,8 @@ def analytics_page():
     plans = words.plan_names(creditor.id)
     labels = [words.key_label(figures.query.by, row.key, plans) for row in figures.rows]
     locale = format_locale(str(get_locale()))
-    chart = words.chart_svg(figures, labels, title=_("Reminders sent, delivered, opened and paid by %(dimension)s",
-                                                     dimension=words.dimension_words()[figures.query.by].lower()),
+    chart = words.chart_svg(figures, labels, title=_("Reminders sent, delivered, opened and paid: %(dimension)s",
+                                                     dimension=words.dimension_words()[figures.query.by]),
                             locale=locale)
     record("analytics_viewed", creditor_id=creditor.id, by=figures.query.by)
     db.session.commit()
