@@ -10,7 +10,8 @@ A run:
 3. recomputes each of those weeks of each creditor from the raw rows: its rows are deleted and the
    week's sums inserted again. A week's rows are therefore what its raw rows say as of the run.
 
-`rebuild` (or a first run) empties the rollups and recomputes every week. The run's last success is
+`rebuild` (or a first run) empties the rollups and the attributions, attributes every payment again and
+recomputes every week. The run's last success is
 its watermark (`job_runs`, "analytics"). Weeks are the creditor's local weeks (Monday to Sunday):
 a message's by when it was created, a payment's by when it was received, a bill's by its due date.
 
@@ -290,7 +291,7 @@ def run(*, window_days: int, rebuild: bool = False, now: datetime | None = None)
     since = last - MARGIN if last is not None else None
     report = Report(rebuilt=since is None)
     if since is None:
-        for model in (FunnelWeek, FunnelPayment, PaymentWeek, BillWeek):
+        for model in (Attribution, FunnelWeek, FunnelPayment, PaymentWeek, BillWeek):
             db.session.execute(delete(model))
     given = attribute_pending(window_days, now=now)
     report.attributed_messages = len(given)

@@ -168,3 +168,11 @@ def test_a_query_out_of_bounds_is_refused(bad):
     fields = {"creditor_id": 1, "first_week": WEEK1, "last_week": WEEK2, **bad}
     with pytest.raises(ValueError):
         Query(**fields)
+
+
+def test_a_rebuild_with_another_window_attributes_every_payment_again(history):
+    rollup.run(window_days=WINDOW)
+    rollup.run(window_days=1, rebuild=True)
+    rolled = funnel(Query(history.creditor.id, WEEK1, WEEK3), country_zone("NO"), TODAY)
+    assert (rolled.total.paid, rolled.payments["reminder"]) == (1, {"NOK": (1, TOTAL)})
+    assert set(db.session.scalars(select(Attribution.window_days))) == {1}
