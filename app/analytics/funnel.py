@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta, tzinfo
 from sqlalchemy import func, select
 
 from app.analytics.attribution import Paid, counted_payments, last_touches
+from app.analytics.clarity import Clarity, clarity
 from app.analytics.models import BillWeek, FunnelPayment, FunnelWeek, PaymentWeek
 from app.analytics.rollup import (
     Cell,
@@ -156,6 +157,7 @@ class Funnel:
     total: Row
     payments: dict[str, dict[str, tuple[int, int]]]  # source -> currency -> (payments, amount)
     bills: Bills
+    clarity: Clarity  # "Was this bill clear?" answered in the period
 
 
 def _ordered(cells: dict[object, Cell]) -> list[Row]:
@@ -186,6 +188,11 @@ def _resolutions(query: Query, zone: tzinfo) -> dict[str, int]:
     return {"promises": made(Kind.PROMISE), "promises_kept": counts[(Kind.PROMISE, Status.KEPT)],
             "promises_broken": counts[(Kind.PROMISE, Status.BROKEN)], "plans": made(Kind.PLAN),
             "plans_completed": counts[(Kind.PLAN, Status.KEPT)], "plans_broken": counts[(Kind.PLAN, Status.BROKEN)]}
+
+
+def _clarity(query: Query, zone: tzinfo) -> Clarity:
+    return clarity(query.creditor_id, day_start(query.first_week, zone),
+                   day_start(query.last_week + timedelta(days=7), zone))
 
 
 def _dso(outstanding: dict[str, int], billed: dict[str, int]) -> dict[str, float]:
@@ -249,7 +256,7 @@ def funnel(query: Query, zone: tzinfo, today: date) -> Funnel:
     ).all())
     figures = Bills(int(bills or 0), int(paid or 0), int(before or 0), int(handed or 0), **_resolutions(query, zone),
                     dso=_dso({c: int(v) for c, v in outstanding.items()}, {c: int(v) for c, v in billed.items()}))
-    return Funnel(query, _ordered(cells), _total(cells), payments, figures)
+    return Funnel(query, _ordered(cells), _total(cells), payments, figures, _clarity(query, zone))
 
 
 # --- from the raw rows ---------------------------------------------------------------------------------
@@ -324,7 +331,7 @@ def funnel_from_raw(query: Query, zone: tzinfo, today: date, window_days: int) -
             billed[currency] += total_amount
     figures = Bills(counts["bills"], counts["paid"], counts["before"], counts["handed"], **_resolutions(query, zone),
                     dso=_dso(dict(outstanding), dict(billed)))
-    return Funnel(query, _ordered(cells), _total(cells), payments, figures)
+    return Funnel(query, _ordered(cells), _total(cells), payments, figures, _clarity(query, zone))
 
 
 # --- a query from a request's parameters (the back office's form, the API) -----------------------------

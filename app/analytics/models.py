@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import Model
@@ -105,3 +105,26 @@ class BillWeek(Model):
     paid_before_reminder: Mapped[int] = mapped_column(Integer)  # paid in full, no reminder after the due date sent
     handed_off: Mapped[int] = mapped_column(Integer)  # ever handed to the collection partner
     outstanding: Mapped[int] = mapped_column(BigInteger)  # left to pay on them now
+
+
+class ClarityAnswer(Model):
+    """A customer's one tap on "Was this bill clear?" at the end of the bill page (`place` bill) or on a
+    receipt (`receipt`), with the comment they may add; the last answer per bill and place counts.
+    The comment also lands in the back office's inbox as a contact request (`support_request_id`)."""
+
+    __tablename__ = "analytics_clarity"
+    __table_args__ = (
+        UniqueConstraint("invoice_id", "place"),
+        Index("ix_analytics_clarity_creditor_id_updated_at", "creditor_id", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    creditor_id: Mapped[int] = mapped_column(ForeignKey("creditors.id", ondelete="CASCADE"))
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
+    place: Mapped[str] = mapped_column(String(8))
+    clear: Mapped[bool] = mapped_column(Boolean)
+    comment: Mapped[str | None] = mapped_column(Text)
+    support_request_id: Mapped[int | None] = mapped_column(ForeignKey("support_requests.id", ondelete="SET NULL"))
+    locale: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

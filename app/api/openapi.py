@@ -691,6 +691,11 @@ def _response_schemas() -> dict:
                      "days_sales_outstanding": {"type": "array", "items": _object(
                          {"currency": STRING, "days": {"type": "number"}}, "DSO in one currency")}},
                     "Bills due in the period, promises and plans made in it, and DSO now"),
+                "clarity": _object(
+                    {"answers": {"type": "integer", "minimum": 0}, "clear": {"type": "integer", "minimum": 0},
+                     "comments": {"type": "integer", "minimum": 0},
+                     "score": _nullable({"type": "number", "minimum": 0, "maximum": 1})},
+                    "\"Was this bill clear?\" answered in the period: the share that said yes"),
             },
             "The reminders' funnel of a period and what became of the bills",
         ),

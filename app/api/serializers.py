@@ -241,4 +241,7 @@ def funnel_json(figures, *, window_days: int, computed_at) -> dict:
             "days_sales_outstanding": [{"currency": currency, "days": round(days, 2)}
                                        for currency, days in bills.dso.items()],
         },
+        "clarity": {"answers": figures.clarity.answers, "clear": figures.clarity.clear,
+                    "comments": figures.clarity.comments,
+                    "score": None if figures.clarity.score is None else round(figures.clarity.score, 4)},
     }

@@ -138,6 +138,8 @@ def _holdings() -> tuple[Holding, ...]:
         Holding("payments", K, "payments received: bookkeeping law keeps them", *_by_invoice("payments")),
         Holding("analytics_attributions", K, "which reminder brought a payment: ids and a time only",
                 *_by_parent("analytics_attributions", "payment_id", "payments")),
+        Holding("analytics_clarity", R, "\"was this bill clear?\": the yes or no kept, the comment removed",
+                *_by_invoice("analytics_clarity"), personal=("comment",)),
         Holding("refunds", K, "money paid back: bookkeeping law keeps it",
                 *_by_parent("refunds", "payment_id", "payments"), omit=("idempotency_key",)),
         Holding("instalments", K, "an agreed plan's instalments: amounts and dates",

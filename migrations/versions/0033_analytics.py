@@ -4,7 +4,7 @@ Revision ID: 0033
 Revises: 0030
 Create Date: 2026-12-06
 
-Five new tables (docs/analytics.md) and two indexes the rollup run reads whole weeks by: a creditor's
+Six new tables (docs/analytics.md: the attribution, four rollups, the clarity answers) and two indexes the rollup run reads whole weeks by: a creditor's
 messages by their time, a creditor's bills by their due date.
 """
 from alembic import op
@@ -102,6 +102,28 @@ def upgrade():
         _creditor_fk('analytics_bill_weeks'),
         sa.PrimaryKeyConstraint('creditor_id', 'week', 'plan_id', 'currency', name=op.f('pk_analytics_bill_weeks')),
     )
+    op.create_table(
+        'analytics_clarity',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('creditor_id', sa.Integer(), nullable=False),
+        sa.Column('invoice_id', sa.Integer(), nullable=False),
+        sa.Column('place', sa.String(length=8), nullable=False),
+        sa.Column('clear', sa.Boolean(), nullable=False),
+        sa.Column('comment', sa.Text(), nullable=True),
+        sa.Column('support_request_id', sa.Integer(), nullable=True),
+        sa.Column('locale', sa.String(length=8), nullable=False),
+        sa.Column('created_at', app.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column('updated_at', app.models.UTCDateTime(timezone=True), nullable=False),
+        _creditor_fk('analytics_clarity'),
+        sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], name=op.f('fk_analytics_clarity_invoice_id_invoices'),
+                                ondelete='CASCADE'),
+        sa.ForeignKeyConstraint(['support_request_id'], ['support_requests.id'],
+                                name=op.f('fk_analytics_clarity_support_request_id_support_requests'),
+                                ondelete='SET NULL'),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_analytics_clarity')),
+        sa.UniqueConstraint('invoice_id', 'place', name=op.f('uq_analytics_clarity_invoice_id_place')),
+    )
+    op.create_index('ix_analytics_clarity_creditor_id_updated_at', 'analytics_clarity', ['creditor_id', 'updated_at'])
     op.create_index('ix_dunning_messages_creditor_id_created_at', 'dunning_messages', ['creditor_id', 'created_at'])
     op.create_index('ix_invoices_creditor_id_due_date', 'invoices', ['creditor_id', 'due_date'])
 
@@ -109,6 +131,8 @@ def upgrade():
 def downgrade():
     op.drop_index('ix_invoices_creditor_id_due_date', table_name='invoices')
     op.drop_index('ix_dunning_messages_creditor_id_created_at', table_name='dunning_messages')
+    op.drop_index('ix_analytics_clarity_creditor_id_updated_at', table_name='analytics_clarity')
+    op.drop_table('analytics_clarity')
     op.drop_table('analytics_bill_weeks')
     op.drop_table('analytics_payment_weeks')
     op.drop_table('analytics_funnel_payments')

@@ -45,6 +45,7 @@ def test_the_page_shows_the_funnel_by_channel_and_what_became_of_the_bills(clien
     assert "42.9" in text  # 3 of 7 paid
     assert "Paid before the first reminder" in text and "44.4" in text  # 4 of 9 bills
     assert "To the collection partner" in text
+    assert "1 of 2 said the bill was clear · comments: 1" in text
     assert actions(agent).count("analytics_viewed") == 1
 
 
@@ -122,6 +123,7 @@ def test_the_api_answers_the_same_figures_as_documented(client, history):
     assert body["payments"]["partner"] == [{"currency": "NOK", "count": 1, "amount": 5000}]
     assert body["bills"]["due"] == 9 and body["bills"]["paid_before_first_reminder"] == 4
     assert body["bills"]["promises"] == {"made": 3, "kept": 1, "broken": 1}
+    assert body["clarity"] == {"answers": 2, "clear": 1, "comments": 1, "score": 0.5}
     by_week = client.get(f"/api/v1/analytics/funnel?{PERIOD}&by=week&variant=-", headers=headers).json
     assert [(row["key"], row["sent"]) for row in by_week["rows"]] == [("2026-11-02", 2), ("2026-11-09", 2)]
     # Another creditor's key sees its own (empty) figures; a test key none; bad input is named.

@@ -21,6 +21,8 @@ Step 1 of the shipped Norwegian plan is the nudge before the due date (pre_due),
 Besides: bill I8 paid 5 Nov without any reminder (direct, paid before the first reminder); bill I9 handed
 to the collection partner, who reports 50.00 paid on 11 Nov (counted apart); a test bill with an opened
 reminder and a payment (never counted). Promises made in week 1: kept, broken, running; one plan kept.
+"Was this bill clear?": yes on I1, no with a comment on I2 (and no on the test bill, and a yes in December,
+outside the period).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from app.analytics.models import ClarityAnswer
 from app.billing.models import Invoice, InvoiceEvent
 from app.debt_collection.models import Case, Partner
 from app.debt_collection.services import PROVIDER as PARTNER_PROVIDER
@@ -149,6 +152,10 @@ def build() -> History:
         db.session.add(Resolution(reference=f"R{secrets.token_hex(5)}", creditor_id=creditor.id,
                                   invoice_id=i4.id if n % 2 else i5.id, kind=kind, status=status, locale="nb",
                                   submission_key=secrets.token_hex(8), created_at=at(4)))
+    for invoice, clear, comment, when in ((i1, True, None, at(5, 13)), (i2, False, "What is this fee?", at(6, 13)),
+                                          (test_bill, False, None, at(6, 13)), (i3, True, None, at(2, 9, month=12))):
+        db.session.add(ClarityAnswer(creditor_id=creditor.id, invoice_id=invoice.id, place="bill", clear=clear,
+                                     comment=comment, locale="nb", created_at=when, updated_at=when))
     db.session.flush()
     assert m1.id
     return h

@@ -107,6 +107,8 @@ def test_payments_bills_promises_and_days_sales_outstanding(history):
     assert (bills.plans, bills.plans_completed, bills.plans_completed_share) == (1, 1, 1.0)
     outstanding = TOTAL + TOTAL + (TOTAL - 5000)  # I4, I5 open; I9 with the partner, 50.00 paid
     assert bills.dso == {"NOK": pytest.approx(outstanding / (9 * TOTAL) * DSO_DAYS)}
+    assert (rolled.clarity.answers, rolled.clarity.clear, rolled.clarity.comments, rolled.clarity.score) == (
+        2, 1, 1, 0.5)
     assert rolled == raw
 
 
