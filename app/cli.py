@@ -56,6 +56,7 @@ def extract():
 
 
 def register_cli(app: Flask) -> None:
+    from app.analytics.cli import analytics
     from app.backoffice.cli import agents
     from app.billing.cli import invoices
     from app.creditors.cli import creditors
@@ -73,5 +74,5 @@ def register_cli(app: Flask) -> None:
     from app.support.cli import support
 
     for group in (translate, creditors, invoices, links, payments, bank, outbox, support, resolutions, agents,
-                  collection, dunning, letters_group, privacy, events, demo):
+                  collection, dunning, letters_group, privacy, events, analytics, demo):
         app.cli.add_command(group)

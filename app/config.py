@@ -163,6 +163,8 @@ def load_config(instance_path: str, env=None) -> dict:
         "LINK_MAX_AGE_DAYS": _int(env, "LINK_MAX_AGE_DAYS", 400),
         "LINK_DEFAULT_TTL_DAYS": _int(env, "LINK_DEFAULT_TTL_DAYS", 60),
         "LINK_OPEN_EVENT_INTERVAL_MINUTES": _int(env, "LINK_OPEN_EVENT_INTERVAL_MINUTES", 30),
+        # A payment is attributed to the reminder whose link was last opened within this many days before it.
+        "ANALYTICS_ATTRIBUTION_DAYS": _int(env, "ANALYTICS_ATTRIBUTION_DAYS", 7),
         "GRANT_MAX_AGE_HOURS": _int(env, "GRANT_MAX_AGE_HOURS", 12),
         # "Send me a new link" on the page of an expired or revoked link: requests per client address,
         # and new links a bill gets this way in a day (more are not sent; the answer is the same).

@@ -1,6 +1,7 @@
 """Imports every model module, so that metadata is complete for Alembic and the ORM."""
 
 from app import audit as audit_models  # noqa: F401
+from app.analytics import models as analytics_models  # noqa: F401
 from app.backoffice import models as backoffice_models  # noqa: F401
 from app.billing import models as billing_models  # noqa: F401
 from app.content import models as content_models  # noqa: F401

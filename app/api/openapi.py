@@ -152,7 +152,7 @@ def _json(schema: dict, description: str, example: dict | None = None) -> dict:
 
 
 def _errors(*codes: int) -> dict:
-    names = {400: "InvalidJson", 401: "Unauthorized", 404: "NotFound", 409: "Conflict",
+    names = {400: "InvalidJson", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict",
              413: "PayloadTooLarge", 415: "UnsupportedMediaType", 422: "ValidationFailed"}
     return {str(code): {"$ref": f"#/components/responses/{names[code]}"} for code in codes}
 
@@ -217,6 +217,26 @@ def _paths() -> dict:
                     _query("after", {"type": "string", "maxLength": 200},
                            "next_cursor of the previous answer; none: from the first event"),
                     _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "At most this many (100)"),
+                ],
+            },
+        },
+        "/analytics/funnel": {
+            "get": {
+                **_operation("analytics_funnel", "Your reminders' funnel (sent, delivered, opened, paid) and your "
+                             "bills' outcomes, split by one dimension (live keys; docs/analytics.md)",
+                             {"200": _json(_ref("Funnel"), "The funnel of the period")}, number=False,
+                             errors=(400, 403, 422)),
+                "parameters": [
+                    _query("from", DATE, "First day (moved to its week's Monday); default: 11 weeks before this week"),
+                    _query("to", DATE, "Last day (its whole week counts); default: this week"),
+                    _query("by", {"type": "string", "enum": ["week", "channel", "step", "plan", "language", "variant"]},
+                           "The dimension the rows split by (week)"),
+                    _query("channel", {"type": "string", "enum": ["sms", "email", "letter"]}, "Only this channel"),
+                    _query("step", {"type": "integer", "minimum": 0}, "Only this reminder step (its position)"),
+                    _query("plan", {"type": "integer", "minimum": 0}, "Only this plan version (its id)"),
+                    _query("language", {"type": "string", "maxLength": 40}, "Only messages in this language"),
+                    _query("variant", {"type": "string", "maxLength": 40},
+                           "Only this text variant; '-': messages without a variant"),
                 ],
             },
         },
@@ -370,6 +390,7 @@ def _error_responses() -> dict:
     plain = [
         ("InvalidJson", "The body is not valid JSON", "invalid_json"),
         ("Unauthorized", "No API key, or an unknown or revoked one (WWW-Authenticate: Bearer)", "unauthorized"),
+        ("Forbidden", "The key may not ask this: analytics need a live key", "live_only"),
         ("NotFound", "No invoice with this number (no customer with this reference) for your account", "not_found"),
         ("Conflict", "Another invoice has this number, or the state does not allow the change",
          "conflict | illegal_transition"),
@@ -707,6 +728,62 @@ def _response_schemas() -> dict:
              "status": {"type": "string", "enum": list(InvoiceStatus.values())}, "due_date": DATE},
             "The bill, as it stood when the event was recorded",
         ),
+        "FunnelRow": _object(
+            {
+                "key": {"anyOf": [STRING, {"type": "integer"}, {"type": "null"}],
+                        "description": "The row's value: a week's Monday (YYYY-MM-DD), a channel, a step's position, "
+                                       "a plan version's id, a language, a variant ('': none); null in the total"},
+                **{name: {"type": "integer", "minimum": 0, "description": words} for name, words in (
+                    ("sent", "Messages that left the portal (not queued)"),
+                    ("delivered", "Delivered or opened"), ("opened", "Their link opened"),
+                    ("failed", "Failed or bounced"), ("paid", "Messages a payment was attributed to"),
+                    ("payments", "Payments attributed to them"))},
+                "paid_amounts": {"type": "array", "items": _object(
+                    {"currency": STRING, "amount": AMOUNT}, "An amount in one currency")},
+                "median_days_to_pay": _nullable({"type": "number", "description": "Whole days from the message to "
+                                                                                  "the payment, median"}),
+                "rates": _object({name: _nullable({"type": "number", "minimum": 0, "maximum": 1})
+                                  for name in ("delivered", "opened", "paid")}, "Shares of the messages sent"),
+            },
+            "One row of the funnel, or its total",
+        ),
+        "Funnel": _object(
+            {
+                "from": DATE, "to": DATE,
+                "by": {"type": "string", "enum": ["week", "channel", "step", "plan", "language", "variant"]},
+                "filters": {"type": "object", "description": "The filters given", "additionalProperties": True},
+                "attribution_window_days": {"type": "integer", "minimum": 1},
+                "computed_at": _nullable({"type": "string", "format": "date-time",
+                                          "description": "When the rollups were last brought up to date"}),
+                "rows": {"type": "array", "items": _ref("FunnelRow")},
+                "total": _ref("FunnelRow"),
+                "payments": _object({source: {"type": "array", "items": _ref("PaymentSum")}
+                                     for source in ("reminder", "direct", "partner")},
+                                    "Payments received in the period: after a reminder, without one, to the "
+                                    "collection partner"),
+                "bills": _object(
+                    {"due": {"type": "integer", "minimum": 0}, "paid": {"type": "integer", "minimum": 0},
+                     "paid_before_first_reminder": {"type": "integer", "minimum": 0},
+                     "handed_off": {"type": "integer", "minimum": 0},
+                     "promises": _object({name: {"type": "integer", "minimum": 0}
+                                          for name in ("made", "kept", "broken")},
+                                         "Promises to pay made in the period"),
+                     "plans": _object({name: {"type": "integer", "minimum": 0}
+                                       for name in ("made", "completed", "broken")},
+                                      "Instalment plans agreed in the period"),
+                     "days_sales_outstanding": {"type": "array", "items": _object(
+                         {"currency": STRING, "days": {"type": "number"}}, "DSO in one currency")}},
+                    "Bills due in the period, promises and plans made in it, and DSO now"),
+                "clarity": _object(
+                    {"answers": {"type": "integer", "minimum": 0}, "clear": {"type": "integer", "minimum": 0},
+                     "comments": {"type": "integer", "minimum": 0},
+                     "score": _nullable({"type": "number", "minimum": 0, "maximum": 1})},
+                    "\"Was this bill clear?\" answered in the period: the share that said yes"),
+            },
+            "The reminders' funnel of a period and what became of the bills",
+        ),
+        "PaymentSum": _object({"currency": STRING, "count": {"type": "integer", "minimum": 0}, "amount": AMOUNT},
+                              "Payments in one currency"),
         "EventList": _object(
             {"data": {"type": "array", "items": _ref("Event")},
              "next_cursor": _nullable({"type": "string", "description": "Pass as `after` next time (the same "

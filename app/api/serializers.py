@@ -214,3 +214,51 @@ def block_json(block) -> dict:
                      for v in block.variants],
         "stopped": block.stopped_at is not None,
     }
+
+
+def _funnel_row_json(row, key) -> dict:
+    def rate(count: int) -> float | None:
+        value = row.rate(count)
+        return None if value is None else round(value, 4)
+
+    return {"key": key, "sent": row.sent, "delivered": row.delivered, "opened": row.opened, "failed": row.failed,
+            "paid": row.paid, "payments": row.payments,
+            "paid_amounts": [{"currency": currency, "amount": amount} for currency, amount in row.paid_amounts.items()],
+            "median_days_to_pay": row.median_days,
+            "rates": {"delivered": rate(row.delivered), "opened": rate(row.opened), "paid": rate(row.paid)}}
+
+
+def funnel_json(figures, *, window_days: int, computed_at) -> dict:
+    """The funnel (app.analytics.funnel.Funnel) as the API answers it; docs/analytics.md defines each figure."""
+    from datetime import date, timedelta
+
+    query = figures.query
+
+    def key(value):
+        return value.isoformat() if isinstance(value, date) else value
+
+    def by_currency(sums: dict) -> list[dict]:
+        return [{"currency": currency, "count": n, "amount": amount} for currency, (n, amount) in sums.items()]
+
+    bills = figures.bills
+    filters = {name: getattr(query, name) for name in ("channel", "step", "plan", "language", "variant")}
+    return {
+        "from": query.first_week.isoformat(), "to": (query.last_week + timedelta(days=6)).isoformat(),
+        "by": query.by, "filters": {name: value for name, value in filters.items() if value is not None},
+        "attribution_window_days": window_days,
+        "computed_at": computed_at.isoformat().replace("+00:00", "Z") if computed_at else None,
+        "rows": [_funnel_row_json(row, key(row.key)) for row in figures.rows],
+        "total": _funnel_row_json(figures.total, None),
+        "payments": {source: by_currency(sums) for source, sums in figures.payments.items()},
+        "bills": {
+            "due": bills.bills, "paid": bills.paid, "paid_before_first_reminder": bills.paid_before_reminder,
+            "handed_off": bills.handed_off,
+            "promises": {"made": bills.promises, "kept": bills.promises_kept, "broken": bills.promises_broken},
+            "plans": {"made": bills.plans, "completed": bills.plans_completed, "broken": bills.plans_broken},
+            "days_sales_outstanding": [{"currency": currency, "days": round(days, 2)}
+                                       for currency, days in bills.dso.items()],
+        },
+        "clarity": {"answers": figures.clarity.answers, "clear": figures.clarity.clear,
+                    "comments": figures.clarity.comments,
+                    "score": None if figures.clarity.score is None else round(figures.clarity.score, 4)},
+    }

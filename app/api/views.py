@@ -1,5 +1,6 @@
-"""Creditor API v1: invoices in, links out, status; customers' contact points and preferences, and how
-the portal reminds an invoice or a customer. Bearer key per creditor; JSON only.
+"""Creditor API v1: invoices in, links out, status; customers' contact points and preferences, how
+the portal reminds an invoice or a customer, and the reminders' funnel (`/analytics/funnel`). Bearer key
+per creditor; JSON only.
 
 Each view commits once on success; every error answer rolls back (app/apikit/errors.py).
 Every lookup is scoped to the calling creditor through app/api/access.py.
@@ -11,6 +12,8 @@ from datetime import date, datetime
 
 from flask import Blueprint, current_app, g, request, url_for
 
+from app.analytics import funnel as funnels
+from app.analytics.rollup import watermark as rollup_watermark
 from app.api.access import (
     authenticate,
     block_or_404,
@@ -37,12 +40,13 @@ from app.api.serializers import (
     contact_json,
     credit_note_json,
     dunning_json,
+    funnel_json,
     invoice_json,
     invoice_summary_json,
     link_json,
     reminder_json,
 )
-from app.apikit.errors import register_error_handlers
+from app.apikit.errors import ApiError, register_error_handlers
 from app.apikit.reading import parse_body, read_json
 from app.billing import listing
 from app.billing import services as billing
@@ -60,6 +64,7 @@ from app.errors import InvalidData
 from app.events import feed
 from app.events.deliveries import event_json
 from app.extensions import db
+from app.i18n import country_zone
 from app.links import services as links
 from app.models import utcnow
 from app.resolutions.services import dunning_for
@@ -151,6 +156,29 @@ def list_events():
     events, next_cursor = feed.page(current_creditor().id, after=request.args.get("after"),
                                     livemode=current_livemode(), limit=_limit(feed.DEFAULT_LIMIT, feed.MAX_LIMIT))
     body = {"data": [event_json(event) for event in events], "next_cursor": next_cursor}
+    db.session.commit()  # keeps the key's last use
+    return body
+
+
+API_PROBLEMS = {"date": "a date (YYYY-MM-DD)", "range": "a period ending after it begins, at most 156 weeks",
+                "dimension": f"one of {', '.join(funnels.DIMENSIONS)}", "number": "a whole number",
+                "text": "at most 40 characters"}
+
+
+@bp.get("/analytics/funnel")
+def analytics_funnel():
+    """Your reminders' funnel and your bills' outcomes, as the back office shows them (live bills only)."""
+    if not current_livemode():
+        raise ApiError(403, "live_only", "Analytics count live bills only: ask with a live key.")
+    creditor = current_creditor()
+    today = local_today(creditor.country, utcnow())
+    try:
+        query = funnels.parse_query(request.args, creditor.id, today)
+    except InvalidData as exc:
+        raise InvalidData({name: API_PROBLEMS[code] for name, code in exc.errors.items()}) from None
+    figures = funnels.funnel(query, country_zone(creditor.country), today)
+    body = funnel_json(figures, window_days=current_app.config["ANALYTICS_ATTRIBUTION_DAYS"],
+                       computed_at=rollup_watermark())
     db.session.commit()  # keeps the key's last use
     return body
 

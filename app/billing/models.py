@@ -146,6 +146,7 @@ class Invoice(Model):
         UniqueConstraint("creditor_id", "livemode", "number"),
         UniqueConstraint("creditor_id", "livemode", "payment_reference"),
         Index("ix_invoices_customer_id", "customer_id"),
+        Index("ix_invoices_creditor_id_due_date", "creditor_id", "due_date"),  # analytics: bills due in a week
         CheckConstraint("total >= 0", name="total_not_negative"),
         CheckConstraint("amount_paid >= 0", name="paid_not_negative"),
         CheckConstraint("due_date >= issue_date", name="due_after_issue"),

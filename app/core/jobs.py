@@ -1,7 +1,7 @@
 """Periodic runs' last success, kept in the database (`job_runs`) where any scrape can read it.
 
 `flask outbox run`, `flask payments apply-events`, `flask collection run`, `flask resolutions run`,
-`flask dunning run` and `flask privacy run`
+`flask dunning run`, `flask privacy run` and `flask analytics rollup`
 run in processes of their own, often on another host than the web (cron, a container): a row per
 job, its time updated by every successful run, is what every instance's `/metrics` reads
 (`portal_job_last_success_timestamp_seconds`). The loops record a pass at most every
@@ -19,7 +19,7 @@ from app.extensions import Model, db
 from app.models import UTCDateTime, utcnow
 
 #: The jobs, by the name each records under.
-JOBS = ("outbox", "payments_apply_events", "collection", "resolutions", "dunning", "privacy")
+JOBS = ("outbox", "payments_apply_events", "collection", "resolutions", "dunning", "privacy", "analytics")
 HEARTBEAT_SECONDS = 15
 
 

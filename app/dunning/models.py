@@ -272,6 +272,7 @@ class Message(Model):
     __table_args__ = (
         Index("ix_dunning_messages_customer_id_created_at", "customer_id", "created_at"),
         Index("ix_dunning_messages_link_id", "link_id"),
+        Index("ix_dunning_messages_creditor_id_created_at", "creditor_id", "created_at"),  # analytics: a week's
         CheckConstraint(MessageStatus.sql_in("status"), name="status"),
         CheckConstraint(Channel.sql_in("channel"), name="channel"),
     )

@@ -342,7 +342,7 @@ def test_every_route_but_the_document_needs_a_valid_key(client, app, session, au
     headers = {"Authorization": authorization} if authorization else {}
     before = counts()
     requests = list(_api_requests(app))
-    assert len(requests) == 20
+    assert len(requests) == 21
     for method, path in requests:
         response = client.open(path, method=method, headers=headers, json=invoice_payload("NOK"))
         assert_json_error(response, 401, "unauthorized")

@@ -41,7 +41,7 @@ CREDITOR_OPERATIONS = {"POST /invoices", "GET /invoices/{number}", "POST /invoic
                        "GET /invoices/{number}/credit-notes", "GET /invoices", "GET /events",
                        "GET /content/blocks", "POST /content/blocks", "GET /content/blocks/{block_id}",
                        "PUT /content/blocks/{block_id}", "POST /content/blocks/{block_id}/stop",
-                       "PUT /customers/{external_ref}/tags"}
+                       "PUT /customers/{external_ref}/tags", "GET /analytics/funnel"}
 PARTNER_OPERATIONS = {"GET /cases", "GET /cases/{case_id}", "POST /cases/{case_id}/ack", "POST /cases/{case_id}/events",
                       "GET /cases/{case_id}/invoice.pdf"}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,

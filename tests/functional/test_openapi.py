@@ -46,8 +46,9 @@ def conforms(value, schema: dict, document: dict, where: str = "$") -> list[str]
     if "enum" in schema and value not in schema["enum"]:
         return [f"{where}: {value!r} is not one of {schema['enum']}"]
     kind = schema.get("type")
-    types = {"string": str, "integer": int, "boolean": bool, "object": dict, "array": list, "null": type(None)}
-    if kind and (not isinstance(value, types[kind]) or (kind == "integer" and isinstance(value, bool))):
+    types = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "object": dict, "array": list,
+             "null": type(None)}
+    if kind and (not isinstance(value, types[kind]) or (kind in ("integer", "number") and isinstance(value, bool))):
         return [f"{where}: {value!r} is not {kind}"]
     problems = []
     if kind == "integer" and "minimum" in schema and value < schema["minimum"]:
@@ -102,7 +103,7 @@ def test_paths_and_methods_are_exactly_the_routes(app, document):
         if method in METHODS
     }
     assert routes == documented
-    assert len(routes) == 21
+    assert len(routes) == 22
 
 
 def test_every_operation_declares_its_parameters_and_answers(document):

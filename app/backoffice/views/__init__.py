@@ -7,6 +7,7 @@
 - answers: conversations (reply, close) and decisions (disputes, requests for time or a plan);
 - money: payments recorded by hand, refunds, kept bank credits, dead letters;
 - admin: the overview, reply templates, agents, the audit log;
+- analytics: the reminders' funnel and what became of the bills, per creditor, and its CSV;
 - console: the creditor console (creditor admins): brand, payments and keys, rules, API keys;
 - webhooks: the console's webhook endpoints, their delivery log and replay.
 
@@ -121,6 +122,7 @@ def by_reference(model, reference: str):
 
 from app.backoffice.views import (  # noqa: E402,F401  (their routes)
     admin,
+    analytics,
     answers,
     auth,
     cases,

@@ -2,7 +2,8 @@
 
 - bill: the link (/l/<token>), the step-up, the bill page, its lines, PDF, QR code and receipts;
 - codes: a letter's short code (/k/<code>), opening the bill as the link does;
-- pay: starting a payment, the embedded pay step, and the return from the provider.
+- pay: starting a payment, the embedded pay step, and the return from the provider;
+- clarity: "Was this bill clear?", the one-tap answer from the bill page and the receipts.
 
 Every page is no-store and takes ?lang=xx; every bill route is guarded by
 `access.guard.bill_required`, as the support and self-service pages are.
@@ -23,4 +24,4 @@ def _locales():
     return {"supported_locales": SUPPORTED_LOCALES, "locale_names": LOCALE_NAMES}
 
 
-from app.portal.views import bill, codes, pay  # noqa: E402,F401  (their routes)
+from app.portal.views import bill, clarity, codes, pay  # noqa: E402,F401  (their routes)
