@@ -234,7 +234,9 @@ def count_statements(app, data: BenchData) -> list[Counted]:
             one_line = n
             page.goal, page.ok = f"<= {MAX_BILL_STATEMENTS}", n <= MAX_BILL_STATEMENTS
         elif name == "two_hundred_lines":
-            page.goal, page.ok = f"<= {MAX_BILL_STATEMENTS}, same as 1-line", n <= MAX_BILL_STATEMENTS and n == one_line
+            # Lines add no statement: no more than the 1-line bill of the same creditor. It may need fewer:
+            # a bill with a next reminder step reads the creditor's dunning settings for "what happens next".
+            page.goal, page.ok = f"<= {MAX_BILL_STATEMENTS}, <= 1-line", n <= MAX_BILL_STATEMENTS and n <= one_line
         results += [page, again]
     return results
 
