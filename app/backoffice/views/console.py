@@ -324,61 +324,57 @@ def console_save_test_keys(creditor_id: int, provider: str):
 @bp.post("/console/<int:creditor_id>/payments/<provider>/test/forget")
 @login_required
 def console_forget_test_keys(creditor_id: int, provider: str):
-    creditor, provider = _creditor(creditor_id), _provider(provider)
-    forgotten = providers.forget_credentials(creditor, provider, livemode=False)
-    record("console_test_keys_deleted", creditor_id=creditor.id, record_type="creditor", record_id=creditor.id,
-           provider=provider, changed=forgotten)
-    db.session.commit()
-    flash(_("The stored test keys are deleted."), "done")
-    return redirect(url_for(".console_payments", creditor_id=creditor.id), code=303)
+    """Delete the stored test keys."""
+    return _forget_keys(creditor_id, provider, livemode=False)
 
 
 @bp.post("/console/<int:creditor_id>/payments/<provider>/test/check")
 @login_required
 def console_check_test_keys(creditor_id: int, provider: str):
     """Ask the provider whether it accepts the test keys, and show its answer."""
-    creditor, provider = _creditor(creditor_id), _provider(provider)
-    problem = providers.check_credentials(creditor, provider, livemode=False)
-    record("console_test_keys_checked", creditor_id=creditor.id, record_type="creditor", record_id=creditor.id,
-           provider=provider, accepted=problem is None)
-    db.session.commit()
-    if problem is None:
-        said = _("%(provider)s accepted the test keys.", provider=provider.capitalize())
-    elif problem == "no_keys":
-        said = _("There are no test keys to check yet.")
-    else:
-        said = _("%(provider)s did not accept the test keys: %(reason)s", provider=provider.capitalize(),
-                 reason=problem)
-    return _payments_page(creditor, checks={provider: (problem is None, said)})
+    return _check_keys(creditor_id, provider, livemode=False)
 
 
 @bp.post("/console/<int:creditor_id>/payments/<provider>/forget")
 @login_required
 def console_forget_keys(creditor_id: int, provider: str):
-    creditor, provider = _creditor(creditor_id), _provider(provider)
-    forgotten = providers.forget_credentials(creditor, provider)
-    record("console_keys_deleted", creditor_id=creditor.id, record_type="creditor", record_id=creditor.id,
-           provider=provider, changed=forgotten)
-    db.session.commit()
-    flash(_("The stored keys are deleted."), "done")
-    return redirect(url_for(".console_payments", creditor_id=creditor.id), code=303)
+    """Delete the stored (live) keys."""
+    return _forget_keys(creditor_id, provider, livemode=True)
 
 
 @bp.post("/console/<int:creditor_id>/payments/<provider>/check")
 @login_required
 def console_check_keys(creditor_id: int, provider: str):
     """Ask the provider whether it accepts the keys, and show its answer."""
+    return _check_keys(creditor_id, provider, livemode=True)
+
+
+def _forget_keys(creditor_id: int, provider: str, *, livemode: bool):
     creditor, provider = _creditor(creditor_id), _provider(provider)
-    problem = providers.check_credentials(creditor, provider)
-    record("console_keys_checked", creditor_id=creditor.id, record_type="creditor", record_id=creditor.id,
-           provider=provider, accepted=problem is None)
+    forgotten = providers.forget_credentials(creditor, provider, livemode=livemode)
+    record("console_keys_deleted" if livemode else "console_test_keys_deleted", creditor_id=creditor.id,
+           record_type="creditor", record_id=creditor.id, provider=provider, changed=forgotten)
     db.session.commit()
+    flash(_("The stored keys are deleted.") if livemode else _("The stored test keys are deleted."), "done")
+    return redirect(url_for(".console_payments", creditor_id=creditor.id), code=303)
+
+
+def _check_keys(creditor_id: int, provider: str, *, livemode: bool):
+    creditor, provider = _creditor(creditor_id), _provider(provider)
+    problem = providers.check_credentials(creditor, provider, livemode=livemode)
+    record("console_keys_checked" if livemode else "console_test_keys_checked", creditor_id=creditor.id,
+           record_type="creditor", record_id=creditor.id, provider=provider, accepted=problem is None)
+    db.session.commit()
+    name = provider.capitalize()
     if problem is None:
-        said = _("%(provider)s accepted the keys.", provider=provider.capitalize())
+        said = _("%(provider)s accepted the keys.", provider=name) if livemode \
+            else _("%(provider)s accepted the test keys.", provider=name)
     elif problem == "no_keys":
-        said = _("There are no keys to check yet.")
+        said = _("There are no keys to check yet.") if livemode else _("There are no test keys to check yet.")
+    elif livemode:
+        said = _("%(provider)s did not accept the keys: %(reason)s", provider=name, reason=problem)
     else:
-        said = _("%(provider)s did not accept the keys: %(reason)s", provider=provider.capitalize(), reason=problem)
+        said = _("%(provider)s did not accept the test keys: %(reason)s", provider=name, reason=problem)
     return _payments_page(creditor, checks={provider: (problem is None, said)})
 
 
