@@ -33,25 +33,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script from anywhere: `import app` must work
 
-from app.config import normalise_database_url  # noqa: E402
+from bench.harness import admin_connect, connect  # noqa: E402
 
 DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/bench_dunning"
 BENCH_PREFIX = "bench_"
 TODAY = date(2026, 12, 8)  # a Tuesday, no holiday in Norway: SMS may go at 10:00
 TARGET_FIRST_SECONDS, TARGET_MEMORY_MB, TARGET_SECOND_SECONDS = 60, 300, 10
 SECRET = "bench-secret-" + "s" * 40
-
-
-def admin_connect(url: str) -> psycopg.Connection:
-    parsed = make_url(normalise_database_url(url))
-    return psycopg.connect(host=parsed.host or "127.0.0.1", port=parsed.port or 5432, user=parsed.username,
-                           password=parsed.password, dbname="postgres", autocommit=True)
-
-
-def connect(url: str) -> psycopg.Connection:
-    parsed = make_url(normalise_database_url(url))
-    return psycopg.connect(host=parsed.host or "127.0.0.1", port=parsed.port or 5432, user=parsed.username,
-                           password=parsed.password, dbname=parsed.database)
 
 
 def environment(url: str, workdir: Path) -> dict[str, str]:

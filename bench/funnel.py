@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script from anywhere: `import app` must work
 
-from app.config import normalise_database_url  # noqa: E402
+from bench.harness import admin_connect, connect  # noqa: E402
 
 DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/bench_funnel"
 BENCH_PREFIX = "bench_"
@@ -66,18 +66,6 @@ with app.test_request_context():
     steps = db.session.query(Step).filter_by(plan_id=plan.id).order_by(Step.position).all()
     print(creditor.id, plan.id, *[f"{s.id}:{s.kind}" for s in steps[:3]])
 """
-
-
-def admin_connect(url: str) -> psycopg.Connection:
-    parsed = make_url(normalise_database_url(url))
-    return psycopg.connect(host=parsed.host or "127.0.0.1", port=parsed.port or 5432, user=parsed.username,
-                           password=parsed.password, dbname="postgres", autocommit=True)
-
-
-def connect(url: str) -> psycopg.Connection:
-    parsed = make_url(normalise_database_url(url))
-    return psycopg.connect(host=parsed.host or "127.0.0.1", port=parsed.port or 5432, user=parsed.username,
-                           password=parsed.password, dbname=parsed.database)
 
 
 def environment(url: str, workdir: Path) -> dict[str, str]:

@@ -21,6 +21,28 @@ class SetupError(RuntimeError):
     """The benchmark could not be set up; nothing was measured."""
 
 
+def admin_connect(url: str):
+    """An autocommit connection to the PostgreSQL server of `url`, on its `postgres` database: to create
+    and drop a bench's own database."""
+    return _connect(url, dbname="postgres", autocommit=True)
+
+
+def connect(url: str):
+    """A connection to the PostgreSQL database `url` names."""
+    return _connect(url)
+
+
+def _connect(url: str, *, dbname: str | None = None, autocommit: bool = False):
+    import psycopg
+    from sqlalchemy import make_url
+
+    from app.config import normalise_database_url
+
+    parsed = make_url(normalise_database_url(url))
+    return psycopg.connect(host=parsed.host or "127.0.0.1", port=parsed.port or 5432, user=parsed.username,
+                           password=parsed.password, dbname=dbname or parsed.database, autocommit=autocommit)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -57,7 +57,7 @@ from app.payments.gateways.simulator import SIGNATURE_HEADER, sign  # noqa: E402
 from app.payments.models import Payment, WebhookEvent  # noqa: E402
 from app.payments.providers import simulator_for, simulator_secret  # noqa: E402
 from app.payments.services import start_payment  # noqa: E402
-from bench.harness import SetupError, free_port, start_gunicorn, stop, wait_until_up  # noqa: E402
+from bench.harness import SetupError, admin_connect, free_port, start_gunicorn, stop, wait_until_up  # noqa: E402
 
 DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/bench_webhooks"
 TARGET_EVENTS_PER_SECOND = 500
@@ -66,15 +66,6 @@ SEED_BATCH = 250
 #: the bench creates and drops its database; one that exists already is dropped only if its name says it is a bench's
 BENCH_PREFIX = "bench_"
 
-
-
-def admin_connect(url: str) -> psycopg.Connection:
-    """An autocommit connection to the server's `postgres` database, to create and drop ours."""
-    parsed = make_url(normalise_database_url(url))
-    return psycopg.connect(
-        host=parsed.host or "127.0.0.1", port=parsed.port or 5432, user=parsed.username, password=parsed.password,
-        dbname="postgres", autocommit=True,
-    )
 
 
 def database_name(url: str) -> str:
