@@ -16,7 +16,7 @@ from app.billing.models import Invoice, InvoiceLine, InvoiceStatus
 from app.billing.services import due_state, other_bills_owed, payments_received
 from app.billing.transfer import transfer_details
 from app.content.models import Placement
-from app.content.services import PageContent, audience_for, page_content
+from app.content.services import PageContent, audience_for, page_content, was_reminded
 from app.core.dates import local_today
 from app.debt_collection.models import Case
 from app.debt_collection.services import active_case
@@ -121,3 +121,13 @@ def customer_content(invoice: Invoice, today: date, placement: str, *, resolutio
     audience = audience_for(invoice, placement, str(get_locale() or "en"), today, resolutions=resolutions,
                             other_bills=other_bills or [], reminded=reminded, channel=channel)
     return page_content(invoice, audience, today, current_app.config["SECRET_KEY"])
+
+
+def receipt_content(invoice: Invoice, today: date, *, channel: str | None = None) -> PageContent:
+    """The content blocks of a receipt page: `customer_content` with what only the receipt reads (whether
+    the bill had a reminder after its due date, the customer's other bills owed), read only when the
+    creditor wrote blocks."""
+    if not invoice.creditor.content_version:
+        return customer_content(invoice, today, Placement.RECEIPT)
+    return customer_content(invoice, today, Placement.RECEIPT, reminded=was_reminded(invoice.id),
+                            other_bills=other_bills_owed(invoice), channel=channel)

@@ -3,7 +3,7 @@ a real SMTP server; the receipt page, linked from the return page and the bill, 
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from app.extensions import db
 from app.i18n import format_locale
@@ -69,6 +69,28 @@ def test_receipt_page_from_the_return_page_and_the_bill(client, app, session):
     assert "--brand:" in html  # the creditor's colours
     nb = client.get(f"{receipt_url}?lang=nb").text
     assert format_money(payment.amount, "NOK", "nb_NO") in nb and 'lang="nb"' in nb
+
+
+def test_the_receipt_of_a_creditor_without_content_blocks_reads_no_reminders_nor_other_bills(client, app, session):
+    """What only content blocks need (was there a reminder after the due date, the customer's other bills
+    owed) is read only for a creditor that wrote blocks."""
+    invoice = make_invoice(make_creditor("NO"), lines=2)
+    url, _back = pay_in_full(client, app, invoice)
+    receipt_url = f"{url}/receipts/{payment_of(invoice).public_ref}"
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        seen.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert client.get(receipt_url, headers=EN).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert seen and not [s for s in seen if "dunning_notices" in s or "reminders" in s], seen
+    assert not [s for s in seen if "invoices.id != " in s], seen  # no other bill of the customer
 
 
 def test_receipt_page_needs_the_grant_of_its_own_bill(client, app, session):

@@ -20,14 +20,11 @@ from app.access.guard import (
     unavailable_within,
 )
 from app.access.services import BillAccess, check_step_up, load_bill, other_grants
-from app.bill_page import bill_page_context, customer_content
+from app.bill_page import bill_page_context, receipt_content
 from app.billing.credit_note_pdf import credit_note_for, credit_note_pdf_response
 from app.billing.models import Invoice
 from app.billing.pdf import invoice_pdf_response
-from app.billing.services import other_bills_owed
 from app.billing.transfer import epc_payload, epc_qr_svg
-from app.content.models import Placement
-from app.content.services import was_reminded
 from app.core.dates import local_today
 from app.creditors.models import Creditor
 from app.dunning.outlook import default_notice_date
@@ -246,9 +243,8 @@ def receipt(public_id: str, access: BillAccess, payment_ref: str):
     if found is None:
         return unavailable_within(access)
     invoice = found.invoice
-    content = customer_content(invoice, local_today(access.country, utcnow()), Placement.RECEIPT,
-                               reminded=was_reminded(invoice.id), other_bills=other_bills_owed(invoice),
-                               channel=grants.channel(session, public_id))
+    content = receipt_content(invoice, local_today(access.country, utcnow()),
+                              channel=grants.channel(session, public_id))
     return render_template(
         "portal/receipt.html", receipt=found, payment=found.payment, invoice=invoice, creditor=found.creditor,
         content=content,
