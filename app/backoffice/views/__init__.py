@@ -27,6 +27,7 @@ from flask_login import current_user
 from app.audit import audit
 from app.backoffice import services, words
 from app.backoffice.models import CASEWORK, CONSOLE, CONTENT, Agent, Role
+from app.creditors.models import Creditor
 from app.extensions import db
 from app.i18n import language_switch
 
@@ -74,6 +75,18 @@ def scope_needing(roles: tuple[str, ...], refusal: int = 403) -> services.Scope:
     if not found.creditor_ids:
         abort(refusal)
     return found
+
+
+def console_creditor(creditor_id: int, roles: tuple[str, ...] = CONSOLE) -> Creditor:
+    """The creditor of a console page (`/console/<creditor_id>/...`), if the signed-in agent holds one of
+    `roles` there (the console's: creditor admin; the content pages': content editor too): 404 for a
+    creditor they do not work for, 403 for one where they hold another role."""
+    if not scope(roles).allows(creditor_id):
+        abort(403 if me().role_for(creditor_id) else 404)
+    creditor = db.session.get(Creditor, creditor_id)
+    if creditor is None:
+        abort(404)
+    return creditor
 
 
 def need(creditor_id: int, roles: tuple[str, ...]) -> None:

@@ -20,7 +20,7 @@ from flask_login import login_required
 from sqlalchemy import select
 
 from app.backoffice import console
-from app.backoffice.views import CONSOLE_ROLES, CONTENT_ROLES, bp, me, record, scope
+from app.backoffice.views import CONSOLE_ROLES, CONTENT_ROLES, bp, console_creditor, record, scope
 from app.creditors.models import ApiKey, Creditor
 from app.creditors.services import (
     API_KEY_MODES,
@@ -41,17 +41,6 @@ from app.payments.receipts import method_label
 from app.templating import current_format_locale
 
 API_KEY_NAME_MAX = 100
-
-
-def _creditor(creditor_id: int) -> Creditor:
-    """The creditor, if the signed-in agent is its creditor admin: 404 for a creditor they do not work
-    for, 403 for one where they hold another role."""
-    if not scope(CONSOLE_ROLES).allows(creditor_id):
-        abort(403 if me().role_for(creditor_id) else 404)
-    creditor = db.session.get(Creditor, creditor_id)
-    if creditor is None:
-        abort(404)
-    return creditor
 
 
 def _creditors() -> list[Creditor]:
@@ -152,7 +141,7 @@ def _problem(name: str, code: str) -> str:
 @bp.get("/console/<int:creditor_id>")
 @login_required
 def console_brand(creditor_id: int):
-    creditor = _creditor(creditor_id)
+    creditor = console_creditor(creditor_id)
     return _brand_page(creditor, console.brand_of(creditor))
 
 
@@ -167,13 +156,13 @@ def _brand_page(creditor: Creditor, values: dict[str, Any], problems: dict[str, 
 @bp.post("/console/<int:creditor_id>")
 @login_required
 def console_save_brand(creditor_id: int):
-    creditor = _creditor(creditor_id)
+    creditor = console_creditor(creditor_id)
     given = {name: request.form.get(name, "") for name in console.BRAND_FIELDS}
     try:
         changes = console.update_brand(creditor, given)
     except InvalidData as exc:
         db.session.rollback()
-        creditor = _creditor(creditor_id)
+        creditor = console_creditor(creditor_id)
         return _brand_page(creditor, given, field_problems(exc.errors, creditor), 422)
     record("console_brand_changed", creditor_id=creditor.id, record_type="creditor", record_id=creditor.id,
            changes=changes)
@@ -187,7 +176,7 @@ def console_save_brand(creditor_id: int):
 def console_logo(creditor_id: int):
     """Upload a logo: checked by its content (PNG and JPEG read whole by Pillow; SVG without scripts or
     outside references), never by its name or the browser's word for its type."""
-    creditor = _creditor(creditor_id)
+    creditor = console_creditor(creditor_id)
     upload = request.files.get("logo")
     content = upload.read(LOGO_MAX_BYTES + 1) if upload else b""
     try:
@@ -251,14 +240,14 @@ def _provider(name: str) -> str:
 @bp.get("/console/<int:creditor_id>/payments")
 @login_required
 def console_payments(creditor_id: int):
-    return _payments_page(_creditor(creditor_id))
+    return _payments_page(console_creditor(creditor_id))
 
 
 @bp.post("/console/<int:creditor_id>/payments/<provider>")
 @login_required
 def console_save_provider(creditor_id: int, provider: str):
     """Offer a provider with these methods (or stop offering it), and store its keys (encrypted)."""
-    creditor, provider = _creditor(creditor_id), _provider(provider)
+    creditor, provider = console_creditor(creditor_id), _provider(provider)
     if request.form.get("withdraw"):
         withdrawn = providers.withdraw_gateway(creditor, provider)
         record("console_provider_withdrawn", creditor_id=creditor.id, record_type="creditor", record_id=creditor.id,
@@ -278,7 +267,7 @@ def console_save_provider(creditor_id: int, provider: str):
             providers.set_credentials(creditor, provider, given)
     except InvalidData as exc:
         db.session.rollback()
-        creditor = _creditor(creditor_id)
+        creditor = console_creditor(creditor_id)
         problems = {name: _problem(name, code) for name, code in exc.errors.items()}
         if "methods" in problems:
             problems["methods"] = _("Please choose at least one way to pay.")
@@ -296,7 +285,7 @@ def console_save_provider(creditor_id: int, provider: str):
 @login_required
 def console_save_test_keys(creditor_id: int, provider: str):
     """Store a provider's test keys, for test bills only (encrypted, apart from the live keys)."""
-    creditor, provider = _creditor(creditor_id), _provider(provider)
+    creditor, provider = console_creditor(creditor_id), _provider(provider)
     given = {name: request.form.get(name, "") for name, _secret in providers.CREDENTIAL_FIELDS.get(provider, ())
              if name != "checkout_base_url"}
     changed_keys = [name for name, value in given.items() if value.strip()]
@@ -306,7 +295,7 @@ def console_save_test_keys(creditor_id: int, provider: str):
         providers.set_credentials(creditor, provider, given, livemode=False)
     except InvalidData as exc:
         db.session.rollback()
-        creditor = _creditor(creditor_id)
+        creditor = console_creditor(creditor_id)
         if exc.errors.get("provider") == "not_offered":
             problems = {"test": _("Please offer %(provider)s first (above), then add its test keys.",
                                   provider=provider.capitalize())}
@@ -350,7 +339,7 @@ def console_check_keys(creditor_id: int, provider: str):
 
 
 def _forget_keys(creditor_id: int, provider: str, *, livemode: bool):
-    creditor, provider = _creditor(creditor_id), _provider(provider)
+    creditor, provider = console_creditor(creditor_id), _provider(provider)
     forgotten = providers.forget_credentials(creditor, provider, livemode=livemode)
     record("console_keys_deleted" if livemode else "console_test_keys_deleted", creditor_id=creditor.id,
            record_type="creditor", record_id=creditor.id, provider=provider, changed=forgotten)
@@ -360,7 +349,7 @@ def _forget_keys(creditor_id: int, provider: str, *, livemode: bool):
 
 
 def _check_keys(creditor_id: int, provider: str, *, livemode: bool):
-    creditor, provider = _creditor(creditor_id), _provider(provider)
+    creditor, provider = console_creditor(creditor_id), _provider(provider)
     problem = providers.check_credentials(creditor, provider, livemode=livemode)
     record("console_keys_checked" if livemode else "console_test_keys_checked", creditor_id=creditor.id,
            record_type="creditor", record_id=creditor.id, provider=provider, accepted=problem is None)
@@ -430,14 +419,14 @@ def _amount(text: str | None, currency: str) -> int | None:
 @bp.get("/console/<int:creditor_id>/rules")
 @login_required
 def console_rules(creditor_id: int):
-    return _rules_page(_creditor(creditor_id))
+    return _rules_page(console_creditor(creditor_id))
 
 
 @bp.post("/console/<int:creditor_id>/rules")
 @login_required
 def console_save_rules(creditor_id: int):
     """Part payments and the self-service rules; the collection policy when a partner is chosen."""
-    creditor = _creditor(creditor_id)
+    creditor = console_creditor(creditor_id)
     form = request.form
     flags = {name: form.get(name) == "on" for name in console.RULE_FLAGS}
     numbers = {name: _whole(form.get(name)) for name in console.RULE_NUMBERS}
@@ -461,7 +450,7 @@ def console_save_rules(creditor_id: int):
             errors.update({f"policy_{name}": code for name, code in exc.errors.items()})
     if errors:
         db.session.rollback()
-        creditor = _creditor(creditor_id)
+        creditor = console_creditor(creditor_id)
         values = {**{name: form.get(name, "") for name in form}, **flags,
                   "policy_enabled": form.get("policy_enabled") == "on",
                   "policy_keep_payments": form.get("policy_keep_payments") == "on",
@@ -491,14 +480,14 @@ def _keys_page(creditor: Creditor, *, new_key: str | None = None, problems: dict
 @bp.get("/console/<int:creditor_id>/api-keys")
 @login_required
 def console_api_keys(creditor_id: int):
-    return _keys_page(_creditor(creditor_id))
+    return _keys_page(console_creditor(creditor_id))
 
 
 @bp.post("/console/<int:creditor_id>/api-keys")
 @login_required
 def console_create_api_key(creditor_id: int):
     """A new named key, shown this once on this answer (only its hash is kept; the page is no-store)."""
-    creditor = _creditor(creditor_id)
+    creditor = console_creditor(creditor_id)
     name = (request.form.get("label") or "").strip()
     mode = request.form.get("mode", "live")  # the form's default; anything else but "test" is refused
     problems = {}
@@ -520,7 +509,7 @@ def console_create_api_key(creditor_id: int):
 @bp.post("/console/<int:creditor_id>/api-keys/<int:key_id>/revoke")
 @login_required
 def console_revoke_api_key(creditor_id: int, key_id: int):
-    creditor = _creditor(creditor_id)
+    creditor = console_creditor(creditor_id)
     key = revoke_api_key(creditor, key_id)
     if key is None:
         abort(404)

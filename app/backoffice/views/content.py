@@ -16,7 +16,7 @@ from flask_login import login_required
 from werkzeug.datastructures import MultiDict
 
 from app.backoffice.models import Role
-from app.backoffice.views import CONTENT_ROLES, bp, me, record, scope
+from app.backoffice.views import CONTENT_ROLES, bp, console_creditor, me, record
 from app.content import results as content_results
 from app.content import services as content
 from app.content.models import Action, Block, Kind, Placement, Variant
@@ -30,14 +30,8 @@ from app.money import parse_amount, to_decimal
 
 
 def _creditor(creditor_id: int) -> Creditor:
-    """The creditor, if the signed-in agent writes its content: 404 for a creditor they do not work for,
-    403 for one where they hold another role."""
-    if not scope(CONTENT_ROLES).allows(creditor_id):
-        abort(403 if me().role_for(creditor_id) else 404)
-    creditor = db.session.get(Creditor, creditor_id)
-    if creditor is None:
-        abort(404)
-    return creditor
+    """The creditor, if the signed-in agent writes its content (a content editor or a creditor admin)."""
+    return console_creditor(creditor_id, CONTENT_ROLES)
 
 
 def _block(creditor: Creditor, public_id: str) -> Block:

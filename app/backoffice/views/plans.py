@@ -18,8 +18,7 @@ from sqlalchemy import select
 
 from app.analytics.reminder_variants import WINDOW_DAYS, step_results
 from app.backoffice import plans
-from app.backoffice.views import bp, me, record
-from app.backoffice.views.console import _creditor
+from app.backoffice.views import bp, console_creditor, me, record
 from app.billing.models import Invoice
 from app.core.dates import local_today
 from app.creditors.models import Creditor
@@ -51,7 +50,7 @@ def _words() -> dict:
 @login_required
 def console_plans(creditor_id: int):
     """The creditor's reminder plans, each version with its open bills."""
-    creditor = _creditor(creditor_id)
+    creditor = console_creditor(creditor_id)
     found = dunning.plans_of(creditor.id)
     record("console_viewed", creditor_id=creditor.id, record_type="creditor", record_id=creditor.id, page="plans")
     db.session.commit()
@@ -63,7 +62,7 @@ def console_plans(creditor_id: int):
 @login_required
 def console_plan(creditor_id: int, plan_id: int):
     """One version: its steps, their variants with results, the rules it was checked against."""
-    creditor = _creditor(creditor_id)
+    creditor = console_creditor(creditor_id)
     plan = _plan(creditor, plan_id)
     today = local_today(creditor.country, utcnow())
     results = {step.id: step_results(creditor.id, step.id) for step in plan.steps if step.variants}
@@ -89,7 +88,7 @@ def _form_page(creditor: Creditor, values: dict, languages: list[str], problems:
 @login_required
 def console_plan_new(creditor_id: int):
     """The form for a new version: from a version of the creditor's (`from`), else the shipped plan."""
-    creditor = _creditor(creditor_id)
+    creditor = console_creditor(creditor_id)
     raw = request.args.get("from", "")
     based_on = _plan(creditor, int(raw)) if re.fullmatch(r"[0-9]{1,12}", raw) else None
     if raw and based_on is None:
@@ -103,7 +102,7 @@ def console_plan_new(creditor_id: int):
 @login_required
 def console_plan_save(creditor_id: int):
     """Save the form as the next version of its plan (a new plan when the name is new)."""
-    creditor = _creditor(creditor_id)
+    creditor = console_creditor(creditor_id)
     languages = plans.form_languages(creditor, request.form.get("languages", ""))
     found = plans.data_from_form(request.form, creditor, languages)
     values = {**request.form.to_dict(), "steps": request.form.get("steps") or "1"}
@@ -116,7 +115,7 @@ def console_plan_save(creditor_id: int):
         plan = dunning.save_plan(creditor, found.data, actor=f"agent:{me().id}", today=today)
     except InvalidData as exc:  # what the checks above found: never, but answered as they would
         db.session.rollback()
-        creditor = _creditor(creditor_id)
+        creditor = console_creditor(creditor_id)
         return _form_page(creditor, values, languages, plans.problems(exc.errors, found), 422)
     record("console_plan_saved", creditor_id=creditor.id, record_type="dunning_plan", record_id=plan.id,
            name=plan.name, version=plan.version, default=plan.is_default, steps=len(plan.steps),
@@ -131,7 +130,7 @@ def console_plan_save(creditor_id: int):
 @login_required
 def console_plan_default(creditor_id: int, plan_id: int):
     """Make this version the one new bills start with."""
-    creditor = _creditor(creditor_id)
+    creditor = console_creditor(creditor_id)
     plan = _plan(creditor, plan_id)
     before = dunning.default_plan(creditor.id)
     if before is not None and before.id == plan.id:
@@ -152,7 +151,7 @@ def console_plan_default(creditor_id: int, plan_id: int):
 def console_plan_preview(creditor_id: int, plan_id: int):
     """Every step in every language of the creditor, as the customer would get it: for a sample bill, or
     for a bill of the creditor's chosen by its number; a variant's text where one is chosen."""
-    creditor = _creditor(creditor_id)
+    creditor = console_creditor(creditor_id)
     plan = _plan(creditor, plan_id)
     number = (request.args.get("invoice") or "").strip()[:64]
     problem = None
@@ -186,7 +185,7 @@ def console_plan_preview(creditor_id: int, plan_id: int):
 @login_required
 def console_variant_stop(creditor_id: int, plan_id: int, position: int, key: str):
     """Stop a variant: new messages of the step go to its other active variants."""
-    creditor = _creditor(creditor_id)
+    creditor = console_creditor(creditor_id)
     plan = _plan(creditor, plan_id)
     step = next((s for s in plan.steps if s.position == position), None)
     variant = db.session.scalar(select(StepVariant).where(StepVariant.step_id == step.id, StepVariant.key == key)) \

@@ -20,8 +20,7 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import login_required
 
-from app.backoffice.views import bp, record
-from app.backoffice.views.console import _creditor
+from app.backoffice.views import bp, console_creditor, record
 from app.creditors.models import Creditor
 from app.errors import Conflict, InvalidData
 from app.events import services as events
@@ -176,14 +175,14 @@ def _list_page(creditor: Creditor, *, new: events.NewEndpoint | None = None, val
 @bp.get("/console/<int:creditor_id>/webhooks")
 @login_required
 def console_webhooks(creditor_id: int):
-    return _list_page(_creditor(creditor_id))
+    return _list_page(console_creditor(creditor_id))
 
 
 @bp.post("/console/<int:creditor_id>/webhooks")
 @login_required
 def console_add_webhook(creditor_id: int):
     """A new endpoint; its signing secret is on this answer only (stored encrypted; the page is no-store)."""
-    creditor = _creditor(creditor_id)
+    creditor = console_creditor(creditor_id)
     url = (request.form.get("url") or "").strip()
     description = (request.form.get("description") or "").strip()
     mode = request.form.get("mode", "live")  # the form's default; anything else but "test" is refused
@@ -202,7 +201,7 @@ def console_add_webhook(creditor_id: int):
                                       livemode=mode == "live")
         except InvalidData as exc:
             db.session.rollback()
-            creditor = _creditor(creditor_id)
+            creditor = console_creditor(creditor_id)
             problems = {name: url_problem(code, url) if name == "url" else _("Something in the form was not right.")
                         for name, code in exc.errors.items()}
     if new is None:
@@ -234,14 +233,14 @@ def _endpoint_page(creditor: Creditor, endpoint: WebhookEndpoint, *, new_secret:
 @bp.get("/console/<int:creditor_id>/webhooks/<endpoint_id>")
 @login_required
 def console_webhook(creditor_id: int, endpoint_id: str):
-    creditor = _creditor(creditor_id)
+    creditor = console_creditor(creditor_id)
     return _endpoint_page(creditor, _endpoint(creditor, endpoint_id))
 
 
 @bp.post("/console/<int:creditor_id>/webhooks/<endpoint_id>/types")
 @login_required
 def console_webhook_types(creditor_id: int, endpoint_id: str):
-    creditor = _creditor(creditor_id)
+    creditor = console_creditor(creditor_id)
     endpoint = _endpoint(creditor, endpoint_id)
     types, problem = _chosen_types()
     if problem or types is None:
@@ -261,7 +260,7 @@ def console_webhook_types(creditor_id: int, endpoint_id: str):
 @login_required
 def console_webhook_enabled(creditor_id: int, endpoint_id: str):
     """Enable (`enabled=1`) or disable (`enabled=0`) the endpoint."""
-    creditor = _creditor(creditor_id)
+    creditor = console_creditor(creditor_id)
     endpoint = _endpoint(creditor, endpoint_id)
     wanted = request.form.get("enabled")
     if wanted not in ("0", "1"):
@@ -285,7 +284,7 @@ def console_webhook_enabled(creditor_id: int, endpoint_id: str):
 @login_required
 def console_webhook_rotate(creditor_id: int, endpoint_id: str):
     """A new signing secret, shown on this answer only; the previous one signs next to it for the grace."""
-    creditor = _creditor(creditor_id)
+    creditor = console_creditor(creditor_id)
     endpoint = _endpoint(creditor, endpoint_id)
     grace = _grace()
     if grace is None:
@@ -303,7 +302,7 @@ def console_webhook_rotate(creditor_id: int, endpoint_id: str):
 def console_webhook_replay(creditor_id: int, endpoint_id: str, delivery_id: int):
     """Send one delivery again: a dead one goes back in the queue, a delivered one is a new delivery of the
     same event."""
-    creditor = _creditor(creditor_id)
+    creditor = console_creditor(creditor_id)
     endpoint = _endpoint(creditor, endpoint_id)
     delivery = events.find_delivery(creditor.id, delivery_id)
     if delivery is None or delivery.endpoint_id != endpoint.id:
@@ -312,7 +311,7 @@ def console_webhook_replay(creditor_id: int, endpoint_id: str, delivery_id: int)
         again = events.replay_delivery(delivery)
     except Conflict:
         db.session.rollback()
-        creditor = _creditor(creditor_id)
+        creditor = console_creditor(creditor_id)
         endpoint = _endpoint(creditor, endpoint_id)
         said = (_("The endpoint is disabled. Please enable it first.") if not endpoint.enabled
                 else _("This delivery is still on its way; it can be sent again once it is delivered or has failed."))
@@ -328,7 +327,7 @@ def console_webhook_replay(creditor_id: int, endpoint_id: str, delivery_id: int)
 @login_required
 def console_webhook_replay_since(creditor_id: int, endpoint_id: str):
     """Send the endpoint every event since a time (that it wants) again, as new deliveries."""
-    creditor = _creditor(creditor_id)
+    creditor = console_creditor(creditor_id)
     endpoint = _endpoint(creditor, endpoint_id)
     since = _since(creditor)
     values = {"since": (request.form.get("since") or "").strip()}
@@ -339,7 +338,7 @@ def console_webhook_replay_since(creditor_id: int, endpoint_id: str):
         count = events.replay_since(endpoint, since)
     except (Conflict, InvalidData) as exc:
         db.session.rollback()
-        creditor = _creditor(creditor_id)
+        creditor = console_creditor(creditor_id)
         endpoint = _endpoint(creditor, endpoint_id)
         said = (_("The endpoint is disabled. Please enable it first.") if isinstance(exc, Conflict)
                 else _("More than %(most)s events since then. Please choose a later time.", most=events.MAX_REPLAY))
