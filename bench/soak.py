@@ -15,7 +15,9 @@ twice), and creditors' API calls (an invoice created, a link issued).
 
 1. The maximum throughput: as many requests as `--connections` closed-loop connections get in `--probe` s.
 2. `--duration` s (60) at `--load` (80 %) of it: errors (target 0), p50 and p99 (target p99 <= 100 ms),
-   and the RSS of every gunicorn worker at the start and the end (target: flat).
+   and the RSS of every gunicorn worker at the start and the end (target: flat). Beside them, the
+   machine's own speed (`MachineSpeed`, idle before the run and during it): a shared virtual machine
+   can run the same work at half speed for seconds, and the p99 of those seconds is printed apart.
 3. The faults, during the same load: PostgreSQL restarted (`pg_ctlcluster ... restart`: the machine's
    shared server, so once and short), Redis stopped and started, the SMTP server stopped and started, one
    dispatcher and one notification worker SIGKILLed and started again. Errors must fall only while
@@ -61,6 +63,7 @@ if str(ROOT) not in sys.path:
 
 from bench.harness import (  # noqa: E402
     SetupError,
+    connect,
     free_port,
     main_in_workdir,
     pdf_font_subsetting,
@@ -288,6 +291,23 @@ def seed(app, views: int, pays: int, webhooks: int) -> Seed:
         db.session.remove()
         db.engine.dispose()  # forked client processes must not share its connections
     return out
+
+
+def autovacuum_on(database: str) -> bool:
+    with connect(database) as conn:
+        return conn.execute("SHOW autovacuum").fetchone()[0] == "on"
+
+
+def vacuum_analyze(database: str) -> float:
+    """What autovacuum does in production, once, where this machine's PostgreSQL runs without it (CI's
+    configuration turns it off): without statistics the planner guesses the seeded tables' sizes, and
+    the steady run measured a plan that no production database would use (pgbench, too, vacuums after
+    loading). Returns the seconds it took."""
+    began = time.perf_counter()
+    with connect(database) as conn:
+        conn.autocommit = True
+        conn.execute("VACUUM ANALYZE")
+    return time.perf_counter() - began
 
 
 # --- the load generator -----------------------------------------------------------------------------
@@ -632,6 +652,79 @@ def worker_rss(masters: list[int]) -> dict[int, float]:
     return {pid: rss_mb(pid) for master in masters for pid in children_of(master)}
 
 
+class MachineSpeed:
+    """How long this machine takes for a fixed piece of pure-Python work (its CPU time), timed every
+    `interval` s by a process of its own (about 1 % of a CPU). On a shared virtual machine the same work
+    can take nearly twice as long from one second to the next, idle or not; at 80 % of the maximum, a
+    slow spell alone fills the queues. The soak prints it beside the latencies, so that a reader can
+    tell the machine's spells from the portal's."""
+
+    LOOPS = 60_000
+
+    def __init__(self, workdir: Path, name: str, interval: float = 0.25):
+        self.path, self.interval = workdir / f"speed-{name}.txt", interval
+        self.child: multiprocessing.Process | None = None
+
+    @staticmethod
+    def _time(path: Path, interval: float) -> None:
+        with open(path, "w") as out:
+            while True:
+                began, total = time.process_time(), 0
+                for i in range(MachineSpeed.LOOPS):
+                    total += i * i
+                out.write(f"{time.time():.3f} {(time.process_time() - began) * 1000:.3f}\n")
+                out.flush()
+                time.sleep(interval)
+
+    def start(self) -> MachineSpeed:
+        self.child = multiprocessing.get_context("fork").Process(target=self._time, args=(self.path, self.interval),
+                                                                 daemon=True)
+        self.child.start()
+        return self
+
+    def stop(self) -> list[tuple[float, float]]:
+        """The samples: (when, CPU ms of the work)."""
+        if self.child is not None:
+            self.child.terminate()
+            self.child.join()
+        return [(float(at), float(ms)) for at, ms in (line.split() for line in self.path.read_text().splitlines()
+                                                       if len(line.split()) == 2)]
+
+
+def idle_speed(workdir: Path, seconds: float = 8.0) -> list[tuple[float, float]]:
+    """The machine's speed with nothing of the soak running yet: its own spells."""
+    speed = MachineSpeed(workdir, "idle").start()
+    time.sleep(seconds)
+    return speed.stop()
+
+
+def describe_speed(idle: list[tuple[float, float]], during: list[tuple[float, float]], served: list[Served],
+                   slower: float = 1.4) -> None:
+    """The machine's speed idle and during the steady run, and the p99 of the requests served in the
+    seconds it ran at its idle best (at most `slower` times its fastest) against the others."""
+    if not idle or not during:
+        return
+    fastest = min(ms for _, ms in idle)
+    idle_ms = sorted(ms for _, ms in idle)
+    during_ms = sorted(ms for _, ms in during)
+    print(f"  machine speed (CPU ms of a fixed loop every 0.25 s, a process of its own): idle before the run "
+          f"{idle_ms[0]:.1f} to {idle_ms[-1]:.1f} ms (x{idle_ms[-1] / idle_ms[0]:.2f}), "
+          f"{sum(ms > fastest * slower for ms in idle_ms) / len(idle_ms) * 100:.0f} % of the samples slower than "
+          f"x{slower}; during the steady run median x{percentile(during_ms, 50) / fastest:.2f}, "
+          f"{sum(ms > fastest * slower for ms in during_ms) / len(during_ms) * 100:.0f} % slower than x{slower}")
+    by_second: dict[int, list[float]] = {}
+    for at, ms in during:
+        by_second.setdefault(int(at), []).append(ms)
+    fast_seconds = {second for second, values in by_second.items() if max(values) <= fastest * slower}
+    interactive = [s for s in served if s.kind != "pdf"]
+    fast = sorted(s.seconds * 1000 for s in interactive if int(s.ended) in fast_seconds)
+    slow = sorted(s.seconds * 1000 for s in interactive if int(s.ended) not in fast_seconds)
+    if fast and slow:
+        print(f"  p99 (nginx, no PDFs) in the {len(fast_seconds)} seconds the machine ran at most x{slower} "
+              f"its idle best: {percentile(fast, 99):.1f} ms over {len(fast)} requests; in the other "
+              f"{len(by_second) - len(fast_seconds)}: {percentile(slow, 99):.1f} ms over {len(slow)}")
+
+
 def loadavg() -> str:
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
@@ -921,6 +1014,7 @@ def run(args, workdir: Path) -> bool:
     print(f"soak: machine {os.cpu_count()} CPUs, load average {loadavg()} before, "
           f"{busy_cpu_share() * 100:.0f} % of the CPUs busy (other work) over 1 s; PDF fonts subset by "
           f"{pdf_font_subsetting()}", flush=True)
+    idle = idle_speed(workdir)
     create_database(database)
     procs: dict[str, Proc] = {}
     servers = []
@@ -953,6 +1047,10 @@ def run(args, workdir: Path) -> bool:
         data = seed(app, views=300, pays=args.pays, webhooks=args.webhooks)
         print(f"seeded {len(data.view_tokens)} bills to view, {len(data.pay_tokens)} to pay, "
               f"{len(data.webhooks)} attempts to notify, in {time.time() - started:.0f} s", flush=True)
+        autovacuum = autovacuum_on(database)
+        if not autovacuum:
+            print(f"PostgreSQL runs without autovacuum here: VACUUM ANALYZE after seeding "
+                  f"({vacuum_analyze(database):.1f} s) and after the probe, as autovacuum would", flush=True)
         smtp.start()
         # Each "host": its web pool and its documents pool (the PDFs, WORKER_NICE=10), one metrics folder.
         for name, bind, folder, workers, nice in (
@@ -995,6 +1093,8 @@ def run(args, workdir: Path) -> bool:
         load.run(args.warmup, None, threads=4)
         probe = load.run(args.probe, None, threads=args.connections // args.clients)
         describe_run(f"\n1. maximum throughput ({args.connections} connections, closed loop)", probe)
+        if not autovacuum:
+            vacuum_analyze(database)
         target = probe.rate * args.load
         rss_before = worker_rss(masters)
         samples: list[dict[int, float]] = []
@@ -1006,15 +1106,17 @@ def run(args, workdir: Path) -> bool:
 
         sampler = threading.Thread(target=sample_rss, daemon=True)
         sampler.start()
+        speed = MachineSpeed(workdir, "steady").start()
         steady = load.run(args.duration, target)
         sampling.set()
         rss_after = worker_rss(masters)
         describe_run(f"\n2. {args.duration:.0f} s at {args.load * 100:.0f} % = {target:.0f} req/s (open loop)", steady)
         interactive = sorted(r.ms for r in steady.records if r.kind != "pdf")
         p99, errors = percentile(interactive, 99), steady.errors()
-        served_p99 = describe_served(server_latencies(
-            workdir, steady.records[0].at, max(r.at + r.ms / 1000 for r in steady.records) + 0.1)) \
-            if steady.records else float("nan")
+        served = server_latencies(workdir, steady.records[0].at,
+                                  max(r.at + r.ms / 1000 for r in steady.records) + 0.1) if steady.records else []
+        served_p99 = describe_served(served) if served else float("nan")
+        describe_speed(idle, speed.stop(), served)
         grown = [rss_after[pid] - rss_before[pid] for pid in rss_before if pid in rss_after]
         print(f"  worker RSS MB at start: {', '.join(f'{v:.0f}' for v in rss_before.values())}")
         at_end = [rss_after.get(pid, float("nan")) for pid in rss_before]
