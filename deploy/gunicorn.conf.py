@@ -67,6 +67,28 @@ def on_starting(_server):
     folder = multiprocess_dir()
     if folder:
         clean_multiprocess_dir(folder)
+    nicer_session(worker_nice())
+
+
+def worker_nice() -> int:
+    return min(max(int(os.environ.get("WORKER_NICE", "0") or 0), 0), 19)
+
+
+def nicer_session(nicer: int) -> bool:
+    """Linux schedules each session's processes as one group (its autogroup) against the other sessions,
+    and a process's nice counts only inside its group: a documents pool started as a session of its own
+    (`setsid`, a container's init, the soak) with nice workers would still get as much CPU as the web
+    pool. So the master, when it leads its session, makes the whole group that much nicer too
+    (/proc/self/autogroup). Under systemd the units' cgroups share the CPU instead, by `CPUWeight=`
+    (docs/operations.md, "Documents"), and this changes nothing. True when the group was made nicer."""
+    if nicer <= 0 or os.getsid(0) != os.getpid() or not os.path.exists("/proc/self/autogroup"):
+        return False
+    try:
+        with open("/proc/self/autogroup", "w") as autogroup:
+            autogroup.write(str(nicer))
+    except OSError:  # a kernel without autogroups, or one that refuses: the workers' own nice still holds
+        return False
+    return True
 
 
 def child_exit(_server, worker):
@@ -74,9 +96,9 @@ def child_exit(_server, worker):
 
 
 def post_fork(_server, _worker):
-    nicer = int(os.environ.get("WORKER_NICE", "0") or 0)
+    nicer = worker_nice()
     if nicer > 0:  # only ever nicer: giving priority back needs a privilege a service user lacks
-        os.nice(min(nicer, 19))
+        os.nice(nicer)
 
 
 __all__ = ["JsonFormatter", "JsonGunicornLogger", "child_exit", "logger_class", "on_starting", "post_fork"]

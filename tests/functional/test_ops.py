@@ -293,6 +293,28 @@ def test_the_documents_pools_workers_run_nicer_than_their_master():
     assert nicer_by(None) == 0 and nicer_by("0") == 0
 
 
+@pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="a kernel without autogroups")
+def test_a_documents_pool_leading_its_session_makes_its_whole_group_nicer():
+    """Linux shares the CPU between sessions (autogroups) before nice counts: the documents pool's master,
+    when it leads its session, makes the group nicer by WORKER_NICE; in a session it does not lead (a
+    shell's, this test's), it leaves the group alone."""
+    probe = ("import runpy, sys; hooks = runpy.run_path(sys.argv[1]); hooks['on_starting'](None); "
+             "print(open('/proc/self/autogroup').read().split()[-1])")
+    conf = str(Path(ROOT) / "deploy" / "gunicorn.conf.py")
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+
+    def group_nice(value: str, *, own_session: bool) -> int:
+        done = subprocess.run([sys.executable, "-c", probe, conf], env={**env, "WORKER_NICE": value},
+                              capture_output=True, text=True, check=True, cwd=ROOT, start_new_session=own_session)
+        return int(done.stdout.strip())
+
+    ours = int(Path("/proc/self/autogroup").read_text().split()[-1])
+    assert group_nice("7", own_session=True) == 7
+    assert group_nice("0", own_session=True) == 0
+    assert group_nice("7", own_session=False) == ours  # not its session: untouched
+    assert int(Path("/proc/self/autogroup").read_text().split()[-1]) == ours
+
+
 def test_the_json_formatter_alone():
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "a %s", ("b",), None)
     assert json.loads(JsonFormatter().format(record))["message"] == "a b"
