@@ -1037,6 +1037,9 @@ def run(args, workdir: Path) -> bool:
         # A small page cache, full before the steady run, so a worker's memory growth there is not the
         # cache filling up (1000 pages, about 10 MB, would still be filling at the end of a minute).
         "PAGE_CACHE_ENTRIES": "50",
+        # The same for the documents pool's PDF cache (64 MB a worker by default, filling for hours): at
+        # most 2 MB of a documents worker's growth is its cache filling, not the 64 MB.
+        "PDF_CACHE_MB": "2",
     }
     os.environ.update(env)
     from app import create_app
