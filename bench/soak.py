@@ -603,10 +603,12 @@ class Load:
         return result
 
 
-def warm_every_worker(hosts: list[tuple[int, int]], data: Seed, workers: int, rounds: int = 4) -> None:
+def warm_every_worker(hosts: list[tuple[int, int]], data: Seed, workers: int, rounds: int = 8) -> None:
     """Straight to each instance (its web pool, then its documents pool for the PDF), several sessions at
     once per worker: every worker has imported and drawn what it ever will (WeasyPrint's fonts) before
-    its memory is measured."""
+    its memory is measured. Eight rounds, about 24 PDFs a documents worker: Pango's and HarfBuzz's
+    caches go on growing with the glyphs of new names for a few dozen PDFs, and since the documents
+    pool yields the CPU to the pages, the probe no longer draws many PDFs to finish warming them."""
     records: list[Record] = []
 
     def session(host: tuple[int, int], n: int) -> None:
