@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script from anywhere: `import app` must work
 
-from bench.harness import admin_connect, connect  # noqa: E402
+from bench.harness import admin_connect, connect, dunning_creditor  # noqa: E402
 
 DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/bench_dunning"
 BENCH_PREFIX = "bench_"
@@ -53,22 +53,6 @@ def flask(env: dict[str, str], *args: str, input_text: str | None = None) -> sub
                           text=True, input=input_text, check=False)
 
 
-SETUP = """
-from app import create_app
-from app.extensions import db
-from app.creditors.services import CreditorInput, create_creditor
-from app.dunning import services
-from app.dunning.settings import save_settings
-app = create_app()
-with app.test_request_context():
-    creditor = create_creditor(CreditorInput(
-        slug="bench", name="Bench Energi AS", country="NO", default_locale="nb", currency="NOK",
-        reference_scheme="kid_mod10", bank_account_no="15032080119", support_email="help@bench.example"))
-    save_settings(creditor, languages=["nb", "en", "de"])
-    plan = services.save_plan(creditor, services.shipped_plan("NO"), actor="bench")
-    db.session.commit()
-    print(creditor.id, plan.id)
-"""
 
 
 def generate(conn: psycopg.Connection, creditor_id: int, plan_id: int, customers: int, per_customer: int) -> None:
@@ -166,12 +150,10 @@ def main() -> int:
         if migrated.returncode != 0:
             print(migrated.stderr[-2000:])
             return 2
-        setup = subprocess.run([sys.executable, "-c", SETUP], cwd=ROOT, env=env, capture_output=True, text=True,
-                               check=False)
-        if setup.returncode != 0:
-            print(setup.stderr[-2000:])
+        made = dunning_creditor(env, ROOT)
+        if made is None:
             return 2
-        creditor_id, plan_id = map(int, setup.stdout.split()[-2:])
+        creditor_id, plan_id, _steps = made
         total = args.customers * args.per_customer
         print(f"Generating {args.customers:,} customers and {total:,} open invoices "
               f"({2 * args.customers:,} with a step due {TODAY.isoformat()})...")

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script from anywhere: `import app` must work
 
-from bench.harness import admin_connect, connect  # noqa: E402
+from bench.harness import admin_connect, connect, dunning_creditor  # noqa: E402
 
 DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/bench_funnel"
 BENCH_PREFIX = "bench_"
@@ -48,24 +48,6 @@ TODAY = date(2026, 12, 7)
 TARGET_SECONDS = 1.0
 SECRET = "bench-secret-" + "s" * 40
 
-SETUP = """
-from app import create_app
-from app.extensions import db
-from app.creditors.services import CreditorInput, create_creditor
-from app.dunning import services
-from app.dunning.models import Step
-from app.dunning.settings import save_settings
-app = create_app()
-with app.test_request_context():
-    creditor = create_creditor(CreditorInput(
-        slug="bench", name="Bench Energi AS", country="NO", default_locale="nb", currency="NOK",
-        reference_scheme="kid_mod10", bank_account_no="15032080119", support_email="help@bench.example"))
-    save_settings(creditor, languages=["nb", "en", "de"])
-    plan = services.save_plan(creditor, services.shipped_plan("NO"), actor="bench")
-    db.session.commit()
-    steps = db.session.query(Step).filter_by(plan_id=plan.id).order_by(Step.position).all()
-    print(creditor.id, plan.id, *[f"{s.id}:{s.kind}" for s in steps[:3]])
-"""
 
 
 def environment(url: str, workdir: Path) -> dict[str, str]:
@@ -237,14 +219,11 @@ def main() -> int:
         if migrated.returncode != 0:
             print(migrated.stderr[-2000:])
             return 2
-        setup = subprocess.run([sys.executable, "-c", SETUP], cwd=ROOT, env=env, capture_output=True, text=True,
-                               check=False)
-        if setup.returncode != 0:
-            print(setup.stderr[-2000:])
+        made = dunning_creditor(env, ROOT)
+        if made is None:
             return 2
-        words = setup.stdout.split()[-5:]
-        creditor_id, plan_id = int(words[0]), int(words[1])
-        steps = [(int(w.split(":")[0]), w.split(":")[1]) for w in words[2:]]
+        creditor_id, plan_id, steps = made
+        steps = steps[:3]
         print(f"Generating {args.messages:,} sent reminder messages and their outcomes...")
         started = time.perf_counter()
         with connect(args.database) as conn:

@@ -21,6 +21,40 @@ class SetupError(RuntimeError):
     """The benchmark could not be set up; nothing was measured."""
 
 
+DUNNING_CREDITOR = """
+from app import create_app
+from app.extensions import db
+from app.creditors.services import CreditorInput, create_creditor
+from app.dunning import services
+from app.dunning.models import Step
+from app.dunning.settings import save_settings
+app = create_app()
+with app.test_request_context():
+    creditor = create_creditor(CreditorInput(
+        slug="bench", name="Bench Energi AS", country="NO", default_locale="nb", currency="NOK",
+        reference_scheme="kid_mod10", bank_account_no="15032080119", support_email="help@bench.example"))
+    save_settings(creditor, languages=["nb", "en", "de"])
+    plan = services.save_plan(creditor, services.shipped_plan("NO"), actor="bench")
+    db.session.commit()
+    steps = db.session.query(Step).filter_by(plan_id=plan.id).order_by(Step.position).all()
+    print(creditor.id, plan.id, *[f"{s.id}:{s.kind}" for s in steps])
+"""
+
+
+def dunning_creditor(env: dict[str, str], root: Path) -> tuple[int, int, list[tuple[int, str]]] | None:
+    """A Norwegian creditor with the shipped reminder plan, made in a process of its own with `env` (the
+    bench's database): its id, the plan's id and the plan's steps (id, kind) in order. None when it
+    failed (its stderr printed)."""
+    done = subprocess.run([sys.executable, "-c", DUNNING_CREDITOR], cwd=root, env=env, capture_output=True,
+                          text=True, check=False)
+    if done.returncode != 0:
+        print(done.stderr[-2000:])
+        return None
+    words = done.stdout.splitlines()[-1].split()
+    steps = [(int(step_id), kind) for step_id, kind in (word.split(":", 1) for word in words[2:])]
+    return int(words[0]), int(words[1]), steps
+
+
 def admin_connect(url: str):
     """An autocommit connection to the PostgreSQL server of `url`, on its `postgres` database: to create
     and drop a bench's own database."""
