@@ -27,16 +27,14 @@ from datetime import date
 from pathlib import Path
 
 import psycopg
-from sqlalchemy import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script from anywhere: `import app` must work
 
-from bench.harness import admin_connect, connect, dunning_creditor  # noqa: E402
+from bench.harness import SetupError, connect, create_database, drop_database, dunning_creditor  # noqa: E402
 
 DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/bench_dunning"
-BENCH_PREFIX = "bench_"
 TODAY = date(2026, 12, 8)  # a Tuesday, no holiday in Norway: SMS may go at 10:00
 TARGET_FIRST_SECONDS, TARGET_MEMORY_MB, TARGET_SECOND_SECONDS = 60, 300, 10
 SECRET = "bench-secret-" + "s" * 40
@@ -135,16 +133,14 @@ def main() -> int:
     parser.add_argument("--per-customer", type=int, default=20)
     parser.add_argument("--keep", action="store_true", help="Keep the database afterwards.")
     args = parser.parse_args()
-    name = make_url(args.database).database
-    if not name.startswith(BENCH_PREFIX):
-        print(f"the database's name must start with {BENCH_PREFIX!r}: it is dropped")
-        return 2
     workdir = Path(os.environ.get("TMPDIR", "/tmp")) / f"dunning-bench-{os.getpid()}"
     workdir.mkdir(parents=True, exist_ok=True)
     env = environment(args.database, workdir)
-    with admin_connect(args.database) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        create_database(args.database)
+    except SetupError as exc:
+        print(exc)
+        return 2
     try:
         migrated = flask(env, "db", "upgrade")
         if migrated.returncode != 0:
@@ -168,8 +164,7 @@ def main() -> int:
             after_second = counts(conn)
     finally:
         if not args.keep:
-            with admin_connect(args.database) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            drop_database(args.database)
     written = {table: after_first[table] - before[table] for table in before}
     again = {table: after_second[table] - after_first[table] for table in before}
     print(f"\nPython {platform.python_version()}, PostgreSQL, {os.cpu_count()} CPUs")

@@ -33,16 +33,14 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import psycopg
-from sqlalchemy import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script from anywhere: `import app` must work
 
-from bench.harness import admin_connect, connect, dunning_creditor  # noqa: E402
+from bench.harness import SetupError, connect, create_database, drop_database, dunning_creditor  # noqa: E402
 
 DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/bench_funnel"
-BENCH_PREFIX = "bench_"
 FIRST_DAY = date(2025, 12, 1)  # a Monday: a year of weeks before TODAY
 TODAY = date(2026, 12, 7)
 TARGET_SECONDS = 1.0
@@ -204,16 +202,14 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="Keep the database afterwards.")
     args = parser.parse_args()
-    name = make_url(args.database).database
-    if not name or not name.startswith(BENCH_PREFIX):
-        print(f"the database's name must start with {BENCH_PREFIX!r}: it is dropped")
-        return 2
     workdir = Path(os.environ.get("TMPDIR", "/tmp")) / f"funnel-bench-{os.getpid()}"
     workdir.mkdir(parents=True, exist_ok=True)
     env = environment(args.database, workdir)
-    with admin_connect(args.database) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        create_database(args.database)
+    except SetupError as exc:
+        print(exc)
+        return 2
     try:
         _s, migrated = flask(env, "db", "upgrade")
         if migrated.returncode != 0:
@@ -239,9 +235,8 @@ def main() -> int:
         print(f"second rollup: {second_seconds:.1f} s  ({second.stdout.strip()})")
         results = read_figures(args.database, workdir, creditor_id, args.repeat)
     finally:
-        if not args.keep:  # FORCE: this process's own pool is still connected
-            with admin_connect(args.database) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not args.keep:
+            drop_database(args.database)
     print(f"\nPython {platform.python_version()}, PostgreSQL, {os.cpu_count()} CPUs; "
           f"the funnel of 52 weeks, median of {args.repeat} reads (the funnel and the filters' options)")
     print(f"{'split by':<24}{'rows':>6}{'seconds':>10}{'of target':>11}")

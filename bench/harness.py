@@ -55,6 +55,49 @@ def dunning_creditor(env: dict[str, str], root: Path) -> tuple[int, int, list[tu
     return int(words[0]), int(words[1]), steps
 
 
+#: the bench creates and drops its database; one that exists already is dropped only if its name says it is a bench's
+BENCH_PREFIX = "bench_"
+
+
+def database_name(url: str) -> str:
+    from sqlalchemy import make_url
+
+    from app.config import normalise_database_url
+
+    name = make_url(normalise_database_url(url)).database
+    if not name or not name.replace("_", "").isalnum():
+        raise SetupError(f"the database name {name!r} must be letters, digits and underscores")
+    return name
+
+
+def create_database(url: str) -> None:
+    """A new, empty database. A leftover of an earlier run (named bench_...) is dropped first; any other
+    existing database is refused: the bench drops what it creates and must never drop someone's data."""
+    import psycopg
+    from sqlalchemy import make_url
+
+    from app.config import normalise_database_url
+
+    name = database_name(url)
+    try:
+        admin = admin_connect(url)
+    except psycopg.OperationalError as exc:
+        where = make_url(normalise_database_url(url)).render_as_string(hide_password=True)
+        raise SetupError(f"cannot reach PostgreSQL for {where} (start one, or pass --database): {exc}") from exc
+    with admin as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if exists and not name.startswith(BENCH_PREFIX):
+            raise SetupError(f"database {name} exists; give --database a new name (the bench creates and drops it)")
+        if exists:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(url: str) -> None:
+    with admin_connect(url) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{database_name(url)}" WITH (FORCE)')
+
+
 def admin_connect(url: str):
     """An autocommit connection to the PostgreSQL server of `url`, on its `postgres` database: to create
     and drop a bench's own database."""

@@ -62,8 +62,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script from anywhere: `import app` must work
 
 from bench.harness import (  # noqa: E402
+    BENCH_PREFIX,
     SetupError,
     connect,
+    create_database,
+    database_name,
+    drop_database,
     free_port,
     main_in_workdir,
     pdf_font_subsetting,
@@ -71,7 +75,6 @@ from bench.harness import (  # noqa: E402
     stop,
     wait_until_up,
 )
-from bench.webhook_ingest import create_database, database_name, drop_database  # noqa: E402
 
 DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/bench_soak"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
@@ -1009,7 +1012,7 @@ def run(args, workdir: Path) -> bool:
     from flask_migrate import upgrade
 
     database = args.database
-    if not database_name(database).startswith("bench_"):
+    if not database_name(database).startswith(BENCH_PREFIX):
         raise SetupError("--database must name a database starting with bench_ (the soak creates and drops it)")
     nginx_binary()
     if not Redis.ping():

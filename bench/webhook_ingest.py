@@ -57,46 +57,21 @@ from app.payments.gateways.simulator import SIGNATURE_HEADER, sign  # noqa: E402
 from app.payments.models import Payment, WebhookEvent  # noqa: E402
 from app.payments.providers import simulator_for, simulator_secret  # noqa: E402
 from app.payments.services import start_payment  # noqa: E402
-from bench.harness import SetupError, admin_connect, free_port, start_gunicorn, stop, wait_until_up  # noqa: E402
+from bench.harness import (  # noqa: E402
+    SetupError,
+    create_database,
+    database_name,
+    drop_database,
+    free_port,
+    start_gunicorn,
+    stop,
+    wait_until_up,
+)
 
 DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/bench_webhooks"
 TARGET_EVENTS_PER_SECOND = 500
 WARMUP_INVOICES = 100
 SEED_BATCH = 250
-#: the bench creates and drops its database; one that exists already is dropped only if its name says it is a bench's
-BENCH_PREFIX = "bench_"
-
-
-
-def database_name(url: str) -> str:
-    name = make_url(normalise_database_url(url)).database
-    if not name or not name.replace("_", "").isalnum():
-        raise SetupError(f"the database name {name!r} must be letters, digits and underscores")
-    return name
-
-
-def create_database(url: str) -> None:
-    """A new, empty database. A leftover of an earlier run (named bench_...) is dropped first; any other
-    existing database is refused: the bench drops what it creates and must never drop someone's data."""
-    name = database_name(url)
-    try:
-        admin = admin_connect(url)
-    except psycopg.OperationalError as exc:
-        where = make_url(normalise_database_url(url)).render_as_string(hide_password=True)
-        raise SetupError(f"cannot reach PostgreSQL for {where} (start one, or pass --database): {exc}") from exc
-    with admin as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if exists and not name.startswith(BENCH_PREFIX):
-            raise SetupError(f"database {name} exists; give --database a new name (the bench creates and drops it)")
-        if exists:
-            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop_database(url: str) -> None:
-    with admin_connect(url) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{database_name(url)}" WITH (FORCE)')
-
 
 def stats_connect(url: str) -> psycopg.Connection:
     parsed = make_url(normalise_database_url(url))
