@@ -1,5 +1,7 @@
-"""What the benchmarks share: gunicorn servers in their own process groups, and a main() that
-runs a bench in a temporary folder. Each bench stays a script; this is imported next to it."""
+"""What the benchmarks share: gunicorn servers in their own process groups, a main() that runs a bench
+in a temporary folder, the bench's own PostgreSQL database (created, connected to, dropped) and the
+creditor with the shipped reminder plan that the dunning benches start from. Each bench stays a script;
+this is imported next to it."""
 
 from __future__ import annotations
 
