@@ -81,7 +81,7 @@ def nicer_session(nicer: int) -> bool:
     pool. So the master, when it leads its session, makes the whole group that much nicer too
     (/proc/self/autogroup). Under systemd the units' cgroups share the CPU instead, by `CPUWeight=`
     (docs/operations.md, "Documents"), and this changes nothing. True when the group was made nicer."""
-    if nicer <= 0 or os.getsid(0) != os.getpid() or not os.path.exists("/proc/self/autogroup"):
+    if nicer <= 0 or os.getsid(0) != os.getpid() or autogroup_nice() is None:
         return False
     try:
         with open("/proc/self/autogroup", "w") as autogroup:
@@ -89,6 +89,17 @@ def nicer_session(nicer: int) -> bool:
     except OSError:  # a kernel without autogroups, or one that refuses: the workers' own nice still holds
         return False
     return True
+
+
+def autogroup_nice(path: str = "/proc/self/autogroup") -> int | None:
+    """This process's autogroup's nice; None on a kernel without autogroups, and when the process is in a
+    cgroup of its own (a systemd unit, a container, a CI runner) where the file reads empty: the cgroup's
+    weight shares the CPU there, and writing the autogroup would change nothing."""
+    try:
+        fields = Path(path).read_text().split()
+    except OSError:
+        return None
+    return int(fields[-1]) if len(fields) == 3 and fields[1] == "nice" else None
 
 
 def child_exit(_server, worker):

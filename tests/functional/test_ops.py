@@ -293,13 +293,18 @@ def test_the_documents_pools_workers_run_nicer_than_their_master():
     assert nicer_by(None) == 0 and nicer_by("0") == 0
 
 
-@pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="a kernel without autogroups")
+def _gunicorn_hooks() -> dict:
+    return runpy.run_path(str(Path(ROOT) / "deploy" / "gunicorn.conf.py"))
+
+
+@pytest.mark.skipif(_gunicorn_hooks()["autogroup_nice"]() is None,
+                    reason="no autogroup here: a kernel without them, or a cgroup of its own (a runner, a container)")
 def test_a_documents_pool_leading_its_session_makes_its_whole_group_nicer():
     """Linux shares the CPU between sessions (autogroups) before nice counts: the documents pool's master,
     when it leads its session, makes the group nicer by WORKER_NICE; in a session it does not lead (a
     shell's, this test's), it leaves the group alone."""
     probe = ("import runpy, sys; hooks = runpy.run_path(sys.argv[1]); hooks['on_starting'](None); "
-             "print(open('/proc/self/autogroup').read().split()[-1])")
+             "print(hooks['autogroup_nice']())")
     conf = str(Path(ROOT) / "deploy" / "gunicorn.conf.py")
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
 
@@ -308,11 +313,22 @@ def test_a_documents_pool_leading_its_session_makes_its_whole_group_nicer():
                               capture_output=True, text=True, check=True, cwd=ROOT, start_new_session=own_session)
         return int(done.stdout.strip())
 
-    ours = int(Path("/proc/self/autogroup").read_text().split()[-1])
+    ours = _gunicorn_hooks()["autogroup_nice"]()
     assert group_nice("7", own_session=True) == 7
     assert group_nice("0", own_session=True) == 0
     assert group_nice("7", own_session=False) == ours  # not its session: untouched
-    assert int(Path("/proc/self/autogroup").read_text().split()[-1]) == ours
+    assert _gunicorn_hooks()["autogroup_nice"]() == ours
+
+
+def test_an_autogroup_is_read_only_where_there_is_one(tmp_path):
+    """Inside a cgroup of its own (systemd, a container, a CI runner) /proc/self/autogroup reads empty: the
+    documents pool then leaves it alone instead of failing to start."""
+    autogroup_nice = _gunicorn_hooks()["autogroup_nice"]
+    (tmp_path / "grouped").write_text("/autogroup-85 nice 7\n")
+    (tmp_path / "cgroup").write_text("")
+    assert autogroup_nice(str(tmp_path / "grouped")) == 7
+    assert autogroup_nice(str(tmp_path / "cgroup")) is None
+    assert autogroup_nice(str(tmp_path / "absent")) is None
 
 
 def test_the_json_formatter_alone():
