@@ -17,7 +17,10 @@ twice), and creditors' API calls (an invoice created, a link issued).
 2. `--duration` s (60) at `--load` (80 %) of it: errors (target 0), p50 and p99 (target p99 <= 100 ms),
    and the RSS of every gunicorn worker at the start and the end (target: flat). Beside them, the
    machine's own speed (`MachineSpeed`, idle before the run and during it): a shared virtual machine
-   can run the same work at half speed for seconds, and the p99 of those seconds is printed apart.
+   can run the same work at half speed for seconds, and the p99 of those seconds is printed apart, with
+   the slow spells and the requests they touched (the spell and the queue it leaves).
+2b. The maximum again, after the steady run, and the web workers' CPU ms per request in each run (the
+   same work each time): how far the machine itself moved while it was measured.
 3. The faults, during the same load: PostgreSQL restarted (`pg_ctlcluster ... restart`: the machine's
    shared server, so once and short), Redis stopped and started, the SMTP server stopped and started, one
    dispatcher and one notification worker SIGKILLed and started again. Errors must fall only while
@@ -653,6 +656,30 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(masters: list[int]) -> float:
+    """The CPU time (user and system) the workers of these gunicorn masters have used so far."""
+    total = 0.0
+    for pid in (p for master in masters for p in children_of(master)):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def timed_run(load: Load, web_masters: list[int], seconds: float, rate: float | None,
+              threads: int | None = None) -> tuple[Run, float]:
+    """A run and the web workers' CPU ms per request they served (every request but the PDFs). Two runs of
+    the same mix at the same concurrency do the same work: a change between them is the machine's speed.
+    (At full load a request takes more CPU than at 80 %: the caches and the scheduler are busier.)"""
+    before = cpu_seconds(web_masters)
+    result = load.run(seconds, rate, threads)
+    served = sum(1 for r in result.records if r.kind != "pdf")
+    return result, (cpu_seconds(web_masters) - before) * 1000 / served if served else float("nan")
+
+
 def worker_rss(masters: list[int]) -> dict[int, float]:
     return {pid: rss_mb(pid) for master in masters for pid in children_of(master)}
 
@@ -730,6 +757,27 @@ def describe_speed(idle: list[tuple[float, float]], during: list[tuple[float, fl
         print(f"  p99 (nginx, no PDFs) in the {len(fast_seconds)} seconds the machine ran at most x{slower} "
               f"that: {percentile(fast, 99):.1f} ms over {len(fast)} requests; in the other "
               f"{len(by_second) - len(fast_seconds)}: {percentile(slow, 99):.1f} ms over {len(slow)}")
+    describe_spells(during, interactive)
+
+
+def describe_spells(during: list[tuple[float, float]], interactive: list[Served], slower: float = 1.25,
+                    drain: float = 2.0, interval: float = 0.25) -> None:
+    """The machine's slow spells during the steady run (samples slower than `slower` times the run's own
+    median) and the requests they touched: those that started in a spell or in the `drain` s after it.
+    At 80 % of the maximum a spell of 1.5 s at x1.6 is 0.4 s of work more than the machine can do, and the
+    queue it leaves drains at the 20 % to spare: every request in that window waits, whatever it costs."""
+    if not during or not interactive:
+        return
+    usual = percentile(sorted(ms for _, ms in during), 50)
+    spells = [at for at, ms in during if ms > usual * slower]
+    touched = [any(at - 2 * interval <= s.ended - s.seconds <= at + drain for at in spells) for s in interactive]
+    inside = sorted(s.seconds * 1000 for s, hit in zip(interactive, touched, strict=True) if hit)
+    outside = sorted(s.seconds * 1000 for s, hit in zip(interactive, touched, strict=True) if not hit)
+    line = (f"  slow spells: {len(spells)} of {len(during)} samples slower than x{slower} the run's median; the "
+            f"{len(inside)} requests that started in one or in the {drain:.0f} s after it")
+    line += f": p99 {percentile(inside, 99):.1f} ms" if inside else ""
+    line += f"; the other {len(outside)}: p99 {percentile(outside, 99):.1f} ms" if outside else ""
+    print(line)
 
 
 def loadavg() -> str:
@@ -1101,7 +1149,8 @@ def run(args, workdir: Path) -> bool:
         print("\nwarm-up ...", flush=True)
         warm_every_worker([(port_a, docs_a), (port_b, docs_b)], data, max(args.workers, args.document_workers))
         load.run(args.warmup, None, threads=4)
-        probe = load.run(args.probe, None, threads=args.connections // args.clients)
+        web_masters = masters[:2]
+        probe, probe_cpu = timed_run(load, web_masters, args.probe, None, threads=args.connections // args.clients)
         describe_run(f"\n1. maximum throughput ({args.connections} connections, closed loop)", probe)
         if not autovacuum:
             vacuum_analyze(database)
@@ -1117,7 +1166,7 @@ def run(args, workdir: Path) -> bool:
         sampler = threading.Thread(target=sample_rss, daemon=True)
         sampler.start()
         speed = MachineSpeed(workdir, "steady").start()
-        steady = load.run(args.duration, target)
+        steady, steady_cpu = timed_run(load, web_masters, args.duration, target)
         sampling.set()
         rss_after = worker_rss(masters)
         share = (f"{target / probe.rate * 100:.0f} % of the maximum (--rate)" if args.rate
@@ -1153,6 +1202,16 @@ def run(args, workdir: Path) -> bool:
         if errors:
             print("  errors: " + ", ".join(f"{k} {s}: {n}" for (k, s), n in
                                             Counter((e.kind, e.status) for e in errors).most_common(8)))
+        # The maximum again, after the steady run: on a shared virtual machine it can move by a quarter
+        # within minutes, and 80 % of the first is then more (or less) than 80 % of what the machine had.
+        again, again_cpu = timed_run(load, web_masters, args.probe, None, threads=args.connections // args.clients)
+        machine = (f"maximum {probe.rate:.0f} req/s before the steady run and {again.rate:.0f} after it "
+                   f"({(again.rate / probe.rate - 1) * 100:+.0f} %): the steady run's {steady.rate:.0f} req/s were "
+                   f"{steady.rate / probe.rate * 100:.0f} and {steady.rate / again.rate * 100:.0f} % of them; the web "
+                   f"workers' CPU per request {probe_cpu:.1f} ms in the first probe and {again_cpu:.1f} in the "
+                   f"second (the same work at the same concurrency: the difference is the machine's), "
+                   f"{steady_cpu:.1f} in the steady run")
+        print(f"\n2b. the machine: {machine}")
         if not args.no_faults:
             faults = Faults(smtp, Redis(), procs, respawn, cluster)
             fault_seconds = 70.0
@@ -1171,7 +1230,7 @@ def run(args, workdir: Path) -> bool:
                     print(f"    {line}")
         pending, waiting, drained = drain(app, timeout=args.drain)
         print(f"\n4. drained in {drained:.0f} s: {pending} outbox messages pending, {waiting} notifications waiting")
-        runs = [probe, steady] + ([faulted] if not args.no_faults else [])
+        runs = [probe, steady, again] + ([faulted] if not args.no_faults else [])
         hooks = {ref for r in runs for _slug, ref in r.webhooks}
         paid = {p.rsplit("/b/", 1)[1].split("/")[0] for r in runs for p in r.paid}
         counts = tally(app, smtp, hooks, paid)
@@ -1199,6 +1258,7 @@ def run(args, workdir: Path) -> bool:
         print("\ntargets")
         for name, (ok, figure) in results.items():
             print(f"  {verdict(ok)}  {name}: {figure}")
+        print(f"  (the machine: {machine})")
         return True
     finally:
         for proc in procs.values():
