@@ -23,7 +23,7 @@ from app.creditors.models import REFERENCE_SCHEMES, STEP_UP_MODES, ApiKey, Credi
 from app.errors import InvalidData
 from app.extensions import db
 from app.i18n import SUPPORTED_LOCALES
-from app.models import utcnow
+from app.models import note_use, utcnow
 from app.money import is_current_currency
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
@@ -294,7 +294,8 @@ def create_api_key(creditor: Creditor, label: str | None = None, *, mode: str = 
 
 
 def api_key_for(key: str) -> ApiKey | None:
-    """The unrevoked key with this text (its creditor loaded), its last use now; None for any other.
+    """The unrevoked key with this text (its creditor loaded), its last use now (to the minute); None for
+    any other.
     Keys made before test mode (pk_<slug>_…, without a mode) are live keys and keep working."""
     if not key or not key.startswith(API_KEY_PREFIX) or len(key) > 200:
         return None
@@ -306,7 +307,7 @@ def api_key_for(key: str) -> ApiKey | None:
     if row is None:
         return None
     api_key, _creditor = row  # loaded with the key: `api_key.creditor` needs no query
-    api_key.last_used_at = utcnow()
+    note_use(api_key)
     return api_key
 
 

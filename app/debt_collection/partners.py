@@ -21,7 +21,7 @@ from app.crypto import decrypt, encrypt
 from app.debt_collection.models import Partner, PartnerApiKey, PartnerSecret, Policy
 from app.errors import InvalidData
 from app.extensions import db
-from app.models import utcnow
+from app.models import note_use, utcnow
 from app.outbox.webhooks import EndpointRefused, EndpointRules, check_endpoint
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
@@ -142,7 +142,7 @@ def partner_for_api_key(key: str) -> Partner | None:
                                                           PartnerApiKey.revoked_at.is_(None)))
     if found is None or not found.partner.enabled:
         return None
-    found.last_used_at = utcnow()
+    note_use(found)
     return found.partner
 
 

@@ -493,3 +493,86 @@ def test_the_dunning_answer_tells_the_creditors_reminders_to_wait_for_a_promise(
     assert client.get(f"{API}/invoices/2026-9", headers=headers).json["dunning"] == {
         "may_remind": False, "may_hand_off": False, "paused_by": "promise",
         "paused_until": (today + timedelta(days=5 + creditor.grace_days)).isoformat(), **quiet}
+
+
+# --- a key's last use ----------------------------------------------------------------------------
+
+
+def _api_key_writes(client, headers, path) -> list[str]:
+    from sqlalchemy import event
+
+    writes: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        if statement.lstrip().upper().startswith("UPDATE API_KEYS"):
+            writes.append(statement)
+
+    with client.application.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert client.get(path, headers=headers).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return writes
+
+
+def test_a_keys_last_use_is_written_at_most_once_a_minute(client, session):
+    """Written on every call, the key's row would be locked by each call until it commits: an integration's
+    calls with one key at once would wait in turn. Kept to the minute, a call within it writes nothing."""
+    from app.creditors.models import ApiKey
+
+    creditor, headers = api_creditor("NO")
+    assert create(client, headers, invoice_payload("NOK", number="2026-9")).status_code == 201
+    path = f"{API}/invoices/2026-9"
+    key = db.session.scalar(select(ApiKey).where(ApiKey.creditor_id == creditor.id))
+    db.session.refresh(key)
+    assert key.last_used_at is not None
+    assert _api_key_writes(client, headers, path) == []  # within the minute
+    key.last_used_at -= timedelta(minutes=2)
+    db.session.commit()
+    before = key.last_used_at
+    assert len(_api_key_writes(client, headers, path)) == 1
+    db.session.refresh(key)
+    assert key.last_used_at > before + timedelta(minutes=1)
+
+
+@pytest.fixture
+def key_race_app(app):
+    from tests.support.races import racing_app
+
+    yield from racing_app(app, 4)
+
+
+def test_two_calls_with_one_key_at_once_do_not_wait_for_each_other(key_race_app):
+    """PostgreSQL: a call in progress (its transaction open, the key used) does not hold the key's row,
+    so a second call with the same key goes on at once (a lock wait would end in lock_timeout)."""
+    from sqlalchemy import delete, text
+
+    from app.creditors.models import ApiKey, Creditor
+    from app.creditors.services import api_key_for
+
+    with key_race_app.app_context():
+        creditor = make_creditor("NO")
+        key = create_api_key(creditor)
+        db.session.commit()
+        creditor_id = creditor.id
+        assert api_key_for(key) is not None  # the first use is recorded
+        db.session.commit()
+        db.session.remove()
+    try:
+        with key_race_app.app_context():
+            assert api_key_for(key) is not None
+            db.session.flush()  # the first call's work so far, its transaction open
+            with key_race_app.app_context():  # a second call, on a connection of its own
+                db.session.execute(text("SET LOCAL lock_timeout = '2s'"))
+                assert api_key_for(key) is not None
+                db.session.flush()
+                db.session.commit()
+                db.session.remove()
+            db.session.commit()
+            db.session.remove()
+    finally:
+        with key_race_app.app_context(), db.engine.begin() as conn:
+            conn.execute(delete(ApiKey).where(ApiKey.creditor_id == creditor_id))
+            conn.execute(delete(Creditor).where(Creditor.id == creditor_id))
