@@ -1370,7 +1370,11 @@ def judge_faults(run: Run, faults: Faults) -> dict[str, tuple[bool, str]]:
     after = [r for r in run.records if r.at >= pg.ended and 200 <= r.status < 400]
     recovered_at = after[0].at if after else float("inf")
     last_error = max((e.at for e in errors if e.at < recovered_at + 1), default=pg.began)
-    outside = [e for e in errors if not (pg.began - 0.5 <= e.at <= max(recovered_at, last_error) + 0.5)]
+    # A request in flight when the server went down may fail too, whenever it started: a PDF waits in
+    # the documents pool's queue for seconds before it reads the bill. Outside: an error whose whole
+    # time, from its start to its answer, fell outside the outage.
+    window = (pg.began - 0.5, max(recovered_at, last_error) + 0.5)
+    outside = [e for e in errors if e.at + e.ms / 1000 < window[0] or e.at > window[1]]
     not_503 = [e for e in errors if e.status != 503]
     down = [e for e in errors if e not in outside]
     print(f"  PostgreSQL: restart took {pg.ended - pg.began:.1f} s; {len(down)} errors during it "
