@@ -20,7 +20,7 @@ twice), and creditors' API calls (an invoice created, a link issued).
    can run the same work at half speed for seconds, and the p99 of those seconds is printed apart, with
    the slow spells and the requests they touched (the spell and the queue it leaves).
 2b. The maximum again, after the steady run, and the web workers' CPU ms per request in each run (the
-   same work each time): how far the machine itself moved while it was measured.
+   two probes do the same work): how far the machine itself moved while it was measured.
 3. The faults, during the same load: PostgreSQL restarted (`pg_ctlcluster ... restart`: the machine's
    shared server, so once and short), Redis stopped and started, the SMTP server stopped and started, one
    dispatcher and one notification worker SIGKILLed and started again. Errors must fall only while

@@ -92,9 +92,9 @@ def nicer_session(nicer: int) -> bool:
 
 
 def autogroup_nice(path: str = "/proc/self/autogroup") -> int | None:
-    """This process's autogroup's nice; None on a kernel without autogroups, and when the process is in a
-    cgroup of its own (a systemd unit, a container, a CI runner) where the file reads empty: the cgroup's
-    weight shares the CPU there, and writing the autogroup would change nothing."""
+    """This process's autogroup's nice; None on a kernel without autogroups, and in the default group of
+    init's own session (a process init started without a session of its own, as CI's runner is), where
+    the file reads empty: there is no group of ours to make nicer."""
     try:
         fields = Path(path).read_text().split()
     except OSError:

@@ -298,7 +298,7 @@ def _gunicorn_hooks() -> dict:
 
 
 @pytest.mark.skipif(_gunicorn_hooks()["autogroup_nice"]() is None,
-                    reason="no autogroup here: a kernel without them, or a cgroup of its own (a runner, a container)")
+                    reason="no autogroup here: a kernel without them, or init's own session (CI's runner)")
 def test_a_documents_pool_leading_its_session_makes_its_whole_group_nicer():
     """Linux shares the CPU between sessions (autogroups) before nice counts: the documents pool's master,
     when it leads its session, makes the group nicer by WORKER_NICE; in a session it does not lead (a
@@ -321,8 +321,8 @@ def test_a_documents_pool_leading_its_session_makes_its_whole_group_nicer():
 
 
 def test_an_autogroup_is_read_only_where_there_is_one(tmp_path):
-    """Inside a cgroup of its own (systemd, a container, a CI runner) /proc/self/autogroup reads empty: the
-    documents pool then leaves it alone instead of failing to start."""
+    """In init's own session (a process init started without a session of its own, as CI's runner is)
+    /proc/self/autogroup reads empty: there is no group of ours, and the documents pool writes nothing."""
     autogroup_nice = _gunicorn_hooks()["autogroup_nice"]
     (tmp_path / "grouped").write_text("/autogroup-85 nice 7\n")
     (tmp_path / "cgroup").write_text("")
