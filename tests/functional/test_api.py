@@ -499,22 +499,13 @@ def test_the_dunning_answer_tells_the_creditors_reminders_to_wait_for_a_promise(
 
 
 def _api_key_writes(client, headers, path) -> list[str]:
-    from sqlalchemy import event
-
-    writes: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args):
-        if statement.lstrip().upper().startswith("UPDATE API_KEYS"):
-            writes.append(statement)
+    from tests.support.database import recorded_statements
 
     with client.application.app_context():
         engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with recorded_statements(engine) as statements:
         assert client.get(path, headers=headers).status_code == 200
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    return writes
+    return [s for s in statements if s.lstrip().upper().startswith("UPDATE API_KEYS")]
 
 
 def test_a_keys_last_use_is_written_at_most_once_a_minute(client, session):

@@ -3,7 +3,7 @@ a real SMTP server; the receipt page, linked from the return page and the bill, 
 
 from __future__ import annotations
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from app.extensions import db
 from app.i18n import format_locale
@@ -15,6 +15,7 @@ from app.payments.receipts import receipt_number
 from tests.factories import make_creditor, make_invoice
 from tests.functional.helpers import open_bill
 from tests.functional.test_payments import choose, start
+from tests.support.database import recorded_statements
 
 EN = {"Accept-Language": "en"}
 
@@ -77,18 +78,10 @@ def test_the_receipt_of_a_creditor_without_content_blocks_reads_no_reminders_nor
     invoice = make_invoice(make_creditor("NO"), lines=2)
     url, _back = pay_in_full(client, app, invoice)
     receipt_url = f"{url}/receipts/{payment_of(invoice).public_ref}"
-    seen: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args):
-        seen.append(statement)
-
     with app.app_context():
         engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with recorded_statements(engine) as seen:
         assert client.get(receipt_url, headers=EN).status_code == 200
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     assert seen and not [s for s in seen if "dunning_notices" in s or "reminders" in s], seen
     assert not [s for s in seen if "invoices.id != " in s], seen  # no other bill of the customer
 

@@ -17,12 +17,14 @@ import os
 import sqlite3
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import alembic
 import sqlalchemy
 from flask_migrate import upgrade
-from sqlalchemy import make_url, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.orm import scoped_session
 
 from app.config import normalise_database_url
@@ -104,3 +106,18 @@ def _copy(source: Path, target: Path) -> None:
     finally:
         reading.close()
         writing.close()
+
+
+@contextmanager
+def recorded_statements(engine) -> Iterator[list[str]]:
+    """Every SQL statement `engine` sends inside the block, in order, into the list it yields."""
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

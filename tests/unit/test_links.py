@@ -1,7 +1,6 @@
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event
 
 from app.billing.models import InvoiceStatus
 from app.billing.services import transition
@@ -10,6 +9,7 @@ from app.links.services import issue_link, record_open, resolve_token, revoke_li
 from app.links.signer import LinkSigner, hash_key
 from app.models import utcnow
 from tests.factories import make_creditor, make_invoice
+from tests.support.database import recorded_statements
 
 KEYS = ["new-key-" + "a" * 40, "old-key-" + "b" * 40]
 
@@ -54,13 +54,8 @@ def test_resolve_valid(invoice, signer):
 
 
 def count_statements(engine, fn):
-    statements = []
-    listener = lambda *args: statements.append(args[2])  # noqa: E731
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
+    with recorded_statements(engine) as statements:
         result = fn()
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
     return result, statements
 
 

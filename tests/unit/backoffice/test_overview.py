@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, insert, select
+from sqlalchemy import insert, select
 
 from app.backoffice.overview import (
     DISPUTES_COLOUR,
@@ -35,6 +35,7 @@ from app.resolutions.disputes import open_dispute
 from app.resolutions.models import Kind, Resolution, Status
 from app.resolutions.promises import make_promise
 from tests.factories import invoice_payload, make_creditor, make_invoice, take_card_payments
+from tests.support.database import recorded_statements
 
 TODAY = date(2026, 11, 30)  # the window: 1-30 November (CET, UTC+1); before it 2-31 October (CEST until the 25th)
 FIRST_DAY = date(2026, 11, 1)
@@ -266,14 +267,9 @@ def test_a_fixed_number_of_statements_whatever_the_data(app, creditor, tmp_path)
 def count_statements(app, fn):
     with app.app_context():
         engine = db.engine
-    statements = []
-    listener = lambda *args: statements.append(args[2])  # noqa: E731
     db.session.flush()  # what the test wrote is not the overview's
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
+    with recorded_statements(engine) as statements:
         result = fn()
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
     return result, statements
 
 
