@@ -17,8 +17,8 @@ twice), and creditors' API calls (an invoice created, a link issued).
 2. `--duration` s (60) at `--load` (80 %) of it: errors (target 0), p50 and p99 (target p99 <= 100 ms),
    and the RSS of every gunicorn worker at the start and the end (target: flat). Beside them, the
    machine's own speed (`MachineSpeed`, idle before the run and during it): a shared virtual machine
-   can run the same work at half speed for seconds, and the p99 of those seconds is printed apart, with
-   the slow spells and the requests they touched (the spell and the queue it leaves).
+   can run the same work at half speed for seconds: the p99 of the requests its slow spells touched (the
+   spell and the queue it leaves) is printed apart.
 2b. The maximum again, after the steady run, and the web workers' CPU ms per request in each run (the
    two probes do the same work): how far the machine itself moved while it was measured.
 3. The faults, during the same load: PostgreSQL restarted (`pg_ctlcluster ... restart`: the machine's
@@ -732,9 +732,8 @@ def idle_speed(workdir: Path, seconds: float = 8.0) -> list[tuple[float, float]]
 
 def describe_speed(idle: list[tuple[float, float]], during: list[tuple[float, float]], served: list[Served],
                    slower: float = 1.4) -> None:
-    """The machine's speed idle and during the steady run, and the p99 of the requests served in the
-    seconds it ran near its idle best (at most `slower` times the idle samples' 10th percentile) against
-    the others."""
+    """The machine's speed idle and during the steady run (the share of samples more than `slower` times
+    the idle samples' 10th percentile), then its slow spells and the requests they touched."""
     if not idle or not during:
         return
     idle_ms = sorted(ms for _, ms in idle)
@@ -746,17 +745,7 @@ def describe_speed(idle: list[tuple[float, float]], during: list[tuple[float, fl
           f"x{slower} its 10th percentile ({fastest:.1f} ms); during the steady run median "
           f"x{percentile(during_ms, 50) / fastest:.2f}, "
           f"{sum(ms > fastest * slower for ms in during_ms) / len(during_ms) * 100:.0f} % slower than x{slower}")
-    by_second: dict[int, list[float]] = {}
-    for at, ms in during:
-        by_second.setdefault(int(at), []).append(ms)
-    fast_seconds = {second for second, values in by_second.items() if max(values) <= fastest * slower}
     interactive = [s for s in served if s.kind != "pdf"]
-    fast = sorted(s.seconds * 1000 for s in interactive if int(s.ended) in fast_seconds)
-    slow = sorted(s.seconds * 1000 for s in interactive if int(s.ended) not in fast_seconds)
-    if fast and slow:
-        print(f"  p99 (nginx, no PDFs) in the {len(fast_seconds)} seconds the machine ran at most x{slower} "
-              f"that: {percentile(fast, 99):.1f} ms over {len(fast)} requests; in the other "
-              f"{len(by_second) - len(fast_seconds)}: {percentile(slow, 99):.1f} ms over {len(slow)}")
     describe_spells(during, interactive)
 
 
@@ -768,6 +757,8 @@ def describe_spells(during: list[tuple[float, float]], interactive: list[Served]
     queue it leaves drains at the 20 % to spare: every request in that window waits, whatever it costs."""
     if not during or not interactive:
         return
+    began, ended = min(s.ended - s.seconds for s in interactive), max(s.ended for s in interactive)
+    during = [(at, ms) for at, ms in during if began <= at <= ended]  # the probe runs on until it is stopped
     usual = percentile(sorted(ms for _, ms in during), 50)
     spells = [at for at, ms in during if ms > usual * slower]
     touched = [any(at - 2 * interval <= s.ended - s.seconds <= at + drain for at in spells) for s in interactive]
@@ -1149,7 +1140,7 @@ def run(args, workdir: Path) -> bool:
         print("\nwarm-up ...", flush=True)
         warm_every_worker([(port_a, docs_a), (port_b, docs_b)], data, max(args.workers, args.document_workers))
         load.run(args.warmup, None, threads=4)
-        web_masters = masters[:2]
+        web_masters = [s.process.pid for s in servers if s.name.startswith("web")]
         probe, probe_cpu = timed_run(load, web_masters, args.probe, None, threads=args.connections // args.clients)
         describe_run(f"\n1. maximum throughput ({args.connections} connections, closed loop)", probe)
         if not autovacuum:

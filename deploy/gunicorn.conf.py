@@ -70,6 +70,9 @@ def on_starting(_server):
     nicer_session(worker_nice())
 
 
+AUTOGROUP = "/proc/self/autogroup"
+
+
 def worker_nice() -> int:
     return min(max(int(os.environ.get("WORKER_NICE", "0") or 0), 0), 19)
 
@@ -84,14 +87,14 @@ def nicer_session(nicer: int) -> bool:
     if nicer <= 0 or os.getsid(0) != os.getpid() or autogroup_nice() is None:
         return False
     try:
-        with open("/proc/self/autogroup", "w") as autogroup:
+        with open(AUTOGROUP, "w") as autogroup:
             autogroup.write(str(nicer))
     except OSError:  # a kernel without autogroups, or one that refuses: the workers' own nice still holds
         return False
     return True
 
 
-def autogroup_nice(path: str = "/proc/self/autogroup") -> int | None:
+def autogroup_nice(path: str = AUTOGROUP) -> int | None:
     """This process's autogroup's nice; None on a kernel without autogroups, and in the default group of
     init's own session (a process init started without a session of its own, as CI's runner is), where
     the file reads empty: there is no group of ours to make nicer."""
