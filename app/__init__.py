@@ -166,6 +166,7 @@ def _init_extensions(app: Portal) -> None:
     limiter.init_app(app)
     login_manager.init_app(app)
     _configure_sqlite(app)
+    _configure_postgresql(app)
 
     # Import the models so that Alembic and the ORM see every table.
     from app import model_registry  # noqa: F401
@@ -204,6 +205,16 @@ def _configure_sqlite(app: Portal) -> None:
             # Straight to the driver: every request's transaction starts here, and the
             # statement machinery would cost more than the BEGIN itself.
             connection.connection.driver_connection.execute("BEGIN IMMEDIATE" if _may_write() else "BEGIN")
+
+
+def _configure_postgresql(app: Portal) -> None:
+    """A pooled connection that the server ended is replaced at checkout, found without a round trip
+    (`app.core.connections`)."""
+    from app.core.connections import check_on_checkout
+
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            check_on_checkout(db.engine)
 
 
 #: How long a connection waits for SQLite's write lock (or a checkpoint) before "database is locked".

@@ -135,8 +135,10 @@ def load_config(instance_path: str, env=None) -> dict:
         # Encrypt secrets kept in the database that we must read back (partners' signing secrets).
         "DATA_ENCRYPTION_KEYS": data_keys,
         "SQLALCHEMY_DATABASE_URI": database_url,
-        # A server connection can die between requests; an SQLite file cannot.
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": not database_url.startswith("sqlite")},
+        # A server connection can die between requests; an SQLite file cannot. PostgreSQL's pooled
+        # connections are checked at checkout without a round trip (app/core/connections.py), not by
+        # pool_pre_ping's empty statement.
+        "SQLALCHEMY_ENGINE_OPTIONS": {},
         "PORTAL_BASE_URL": base_url,
         "PREFERRED_URL_SCHEME": "https" if production else "http",
         "SESSION_COOKIE_HTTPONLY": True,

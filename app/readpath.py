@@ -10,8 +10,11 @@ PostgreSQL give the same Python values as any other query.
 The read runs on the session's own connection when the session has one (a transaction
 in progress, or a session bound to one connection, as in the tests), so it sees what
 that transaction sees; otherwise on SQLite on a connection this thread keeps for these
-reads, and on a server database on a pooled connection, given back at once. SQLAlchemy's
-cursor events do not see these statements: count them at the driver (the benchmark does).
+reads, and on a server database on a pooled connection, given back at once. There the SELECT
+runs in the driver's autocommit mode: a transaction around one statement would add a BEGIN and a
+ROLLBACK, two round trips, and see nothing else (READ COMMITTED gives each statement its own
+snapshot either way). SQLAlchemy's cursor events do not see these statements: count them at the
+driver (the benchmark does).
 """
 
 from __future__ import annotations
@@ -109,9 +112,15 @@ class ReadQuery:
         if bind.dialect.name == "sqlite":
             return plan.first(_sqlite_read_connection(bind), params)
         pooled = bind.raw_connection()
+        driver = pooled.driver_connection
         try:
-            return plan.first(pooled.driver_connection, params)
+            driver.autocommit = True  # a lone SELECT: no BEGIN before it, no ROLLBACK after it
+            return plan.first(driver, params)
         finally:
+            try:
+                driver.autocommit = False
+            except Exception:  # a broken connection: it must never go back to the pool in autocommit
+                pooled.invalidate()
             pooled.close()
 
 

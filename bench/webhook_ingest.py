@@ -153,7 +153,7 @@ def wal_records(conn: psycopg.Connection, start: str, end: str) -> list[str] | N
 def settle_statistics(conn: psycopg.Connection, timeout: float = 30) -> None:
     """Make the server's backends report their statistics: a backend flushes them at most once a
     second, and an idle one only after ten; one that exits flushes at once. So end the app's
-    connections to our database (gunicorn's pools reconnect on the next request, pool_pre_ping),
+    connections to our database (gunicorn's pools reconnect on the next request: app/core/connections.py),
     and wait until they are gone."""
     conn.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"

@@ -23,7 +23,8 @@ def racing_app(app: Flask, connections: int) -> Iterator[Flask]:
             pytest.skip("races are tested on PostgreSQL: SQLite serialises writers (set TEST_DATABASE_URL)")
     racing = create_app({
         **{name: app.config[name] for name in COPIED_SETTINGS},
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": connections, "max_overflow": 0, "pool_timeout": 30},
+        "SQLALCHEMY_ENGINE_OPTIONS": {**app.config["SQLALCHEMY_ENGINE_OPTIONS"], "pool_size": connections,
+                                      "max_overflow": 0, "pool_timeout": 30},
     })
     yield racing
     with racing.app_context():
