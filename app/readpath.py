@@ -119,7 +119,7 @@ class ReadQuery:
         finally:
             try:
                 driver.autocommit = False
-            except Exception:  # a broken connection: it must never go back to the pool in autocommit
+            except bind.dialect.loaded_dbapi.Error:  # broken: it must never go back to the pool in autocommit
                 pooled.invalidate()
             pooled.close()
 

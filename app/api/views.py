@@ -218,10 +218,10 @@ def create_invoice():
     invoice, created = billing.import_invoice(current_creditor(), payload, actor=ACTOR,  # and its dunning options
                                               livemode=current_livemode())
     body = _invoice_body(invoice)
-    db.session.commit()
+    db.session.commit()  # the number from the body: the commit expired the invoice
     if not created:
         return body, 200
-    return body, 201, {"Location": url_for(".get_invoice", number=invoice.number)}
+    return body, 201, {"Location": url_for(".get_invoice", number=body["number"])}
 
 
 @bp.get("/invoices/<path:number>")

@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from app.core.bulk import insert_rows
+from app.core.inserts import insert_new
 from app.errors import Conflict
 from app.extensions import db
 from app.models import utcnow
@@ -38,22 +38,15 @@ def enqueue(
     but not sent ("test, not sent": `outbox.base.withhold`)."""
     if renderers().find(channel, kind) is None:
         raise LookupError(f"no renderer registered for {channel} {kind!r}")
-    existing = _by_key(idempotency_key)
-    if existing is not None:
+    message = insert_new(db.session, OutboxMessage, {
+        "channel": channel, "kind": kind, "recipient": recipient, "payload": dict(payload),
+        "idempotency_key": idempotency_key, "creditor_id": creditor_id, "locale": locale,
+        "status": OutboxStatus.PENDING, "attempts": 0, "next_attempt_at": now or utcnow(), "livemode": livemode,
+    }, unique=["idempotency_key"])
+    if message is None:  # the key exists: in this transaction, or committed (by a concurrent one, maybe)
+        existing = _by_key(idempotency_key)
+        assert existing is not None
         return existing
-    message = OutboxMessage(
-        channel=channel, kind=kind, recipient=recipient, payload=dict(payload), idempotency_key=idempotency_key,
-        creditor_id=creditor_id, locale=locale, status=OutboxStatus.PENDING, attempts=0,
-        next_attempt_at=now or utcnow(), livemode=livemode,
-    )
-    try:
-        with db.session.begin_nested():
-            db.session.add(message)
-            db.session.flush()
-    except IntegrityError:  # the same key, from a concurrent transaction that committed first
-        winner = _by_key(idempotency_key)
-        assert winner is not None
-        return winner
     return message
 
 

@@ -15,11 +15,11 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from blinker import signal
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from app.billing.models import Invoice, InvoiceStatus
 from app.billing.services import record_event, record_payment
 from app.core import metrics
+from app.core.inserts import insert_new
 from app.errors import InvalidData
 from app.extensions import db
 from app.models import utcnow
@@ -165,15 +165,20 @@ def start_payment(
 def settle(
     invoice_id: int, *, provider: str, payment_id: str, amount: int, currency: str, method: str | None,
     received_at: datetime, actor: str, attempt: PaymentAttempt | None = None, mismatch: str | None = None,
+    locked_invoice: Invoice | None = None,
 ) -> Payment | None:
     """Record money received, exactly once per (provider, payment id). None if it was already recorded.
 
     An overpayment, a payment of a paid invoice or of a closed one is still recorded: the
     part beyond the balance is `refund_due`, an event says so, and agents see it. A payment that is
     not what its attempt asked for (`mismatch`, a `PaymentMismatch`: another amount or currency) is
-    recorded as received, not booked on the bill, and owed back in full."""
-    invoice = lock_invoice(invoice_id)
-    if db.session.scalar(
+    recorded as received, not booked on the bill, and owed back in full.
+
+    `locked_invoice`: the invoice, when the caller has locked it in this transaction already
+    (`lock_invoice`), so that it is not locked and read again."""
+    invoice = locked_invoice if locked_invoice is not None and locked_invoice.id == invoice_id \
+        else lock_invoice(invoice_id)
+    if db.session.scalar(  # the usual duplicate: one read, whatever the repeat says, and no write
         select(Payment.id).where(Payment.provider == provider, Payment.provider_payment_id == payment_id)
     ):
         return None
@@ -181,16 +186,12 @@ def settle(
     if currency != invoice.currency and mismatch is None:
         raise InvalidData({"currency": f"the invoice is in {invoice.currency}"})
     owed = 0 if invoice.is_closed or mismatch else max(invoice.balance, 0)
-    payment = Payment(
-        invoice_id=invoice.id, attempt_id=attempt.id if attempt else None, provider=provider,
-        provider_payment_id=payment_id, amount=amount, currency=currency, method=method,
-        refund_due=max(amount - owed, 0), received_at=received_at, mismatch=mismatch,
-    )
-    try:
-        with db.session.begin_nested():
-            db.session.add(payment)
-            db.session.flush()
-    except IntegrityError:  # recorded by a concurrent transaction that committed first
+    payment = insert_new(db.session, Payment, {
+        "invoice_id": invoice.id, "attempt_id": attempt.id if attempt else None, "provider": provider,
+        "provider_payment_id": payment_id, "amount": amount, "currency": currency, "method": method,
+        "refund_due": max(amount - owed, 0), "received_at": received_at, "mismatch": mismatch,
+    }, unique=["provider", "provider_payment_id"])
+    if payment is None:  # recorded by a concurrent transaction that committed first
         return None
     if mismatch:
         record_event(invoice, "payment_mismatch", actor, amount=amount, currency=currency, payment_id=payment_id,
@@ -285,7 +286,7 @@ def apply_status(attempt: PaymentAttempt, update: GatewayStatus | GatewayEvent, 
     # attempt, both locked. Every writer takes them in this order (settle locks the invoice, then
     # cancels its other attempts), so two payments of one invoice cannot deadlock, and a return
     # page that read the attempt before a webhook's success committed cannot write over it.
-    lock_invoice(attempt.invoice_id)
+    invoice = lock_invoice(attempt.invoice_id)
     db.session.refresh(attempt, with_for_update=True)
     if not PaymentStatus.moves_forward(attempt.status, new):
         return False
@@ -312,7 +313,7 @@ def apply_status(attempt: PaymentAttempt, update: GatewayStatus | GatewayEvent, 
         settle(
             attempt.invoice_id, provider=attempt.provider, payment_id=attempt.provider_ref, amount=amount,
             currency=currency, method=attempt.method, received_at=getattr(update, "occurred_at", None) or utcnow(),
-            actor=actor, attempt=attempt, mismatch=mismatch,
+            actor=actor, attempt=attempt, mismatch=mismatch, locked_invoice=invoice,
         )
     db.session.flush()
     return True

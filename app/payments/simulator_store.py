@@ -12,11 +12,24 @@ from app.payments.models import SimulatorRecord
 
 
 class DatabaseSimulatorStore:
-    """`SimulatorStore` on the `simulator_payments` table (the session of the current request or job)."""
+    """`SimulatorStore` on the `simulator_payments` table (the session of the current request or job).
+
+    A store lives for one request or job (`simulator_for`), and keeps the records it has read: the
+    hosted page's choice reads its payment, updates it and reads it again, one SELECT where there were
+    three. The session would hand back the same objects anyway (its identity map); it only cannot find
+    them by `ref` without asking the database."""
+
+    def __init__(self) -> None:
+        self._by_ref: dict[str, SimulatorRecord] = {}
 
     def _record(self, **where) -> SimulatorRecord | None:
         column, value = next(iter(where.items()))
-        return db.session.scalar(select(SimulatorRecord).where(getattr(SimulatorRecord, column) == value))
+        if column == "ref" and value in self._by_ref:
+            return self._by_ref[value]
+        record = db.session.scalar(select(SimulatorRecord).where(getattr(SimulatorRecord, column) == value))
+        if record is not None:
+            self._by_ref[record.ref] = record
+        return record
 
     @staticmethod
     def _payment(record: SimulatorRecord | None) -> SimulatedPayment | None:

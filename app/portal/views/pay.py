@@ -66,10 +66,13 @@ def pay(public_id: str, access: BillAccess):
         db.session.rollback()
         log.warning("payment could not start for invoice %s at %s", invoice.id, gateway.name, exc_info=True)
         return _payment_problem(invoice, "unavailable", 503)
+    # Read before the commit, which expires what the session holds: after it, reading them again would
+    # cost a transaction of its own (BEGIN, SELECT, ROLLBACK) for what this request has just written.
+    hosted_page, attempt_ref = attempt.redirect_url, attempt.public_ref
     db.session.commit()
-    if attempt.redirect_url:  # a hosted page: the simulator, an Adyen payment link
-        return redirect(attempt.redirect_url, code=303)
-    return redirect(url_for("portal.checkout", public_id=public_id, attempt_ref=attempt.public_ref), code=303)
+    if hosted_page:  # a hosted page: the simulator, an Adyen payment link
+        return redirect(hosted_page, code=303)
+    return redirect(url_for("portal.checkout", public_id=public_id, attempt_ref=attempt_ref), code=303)
 
 
 def _attempt_of(access: BillAccess, attempt_ref: str) -> PaymentAttempt | None:
