@@ -208,13 +208,18 @@ def _configure_sqlite(app: Portal) -> None:
 
 
 def _configure_postgresql(app: Portal) -> None:
-    """A pooled connection that the server ended is replaced at checkout, found without a round trip
-    (`app.core.connections`)."""
-    from app.core.connections import check_on_checkout
+    """A pooled connection that the server ended is replaced at checkout, found without a round trip;
+    a reading request's transaction begins with its first write (`app.core.connections`)."""
+    from app.core.connections import begin_at_first_write, check_on_checkout
 
     with app.app_context():
         if db.engine.dialect.name == "postgresql":
             check_on_checkout(db.engine)
+            begin_at_first_write(db.engine, reading=_reading_request)
+
+
+def _reading_request() -> bool:
+    return has_request_context() and request.method in READ_METHODS
 
 
 #: How long a connection waits for SQLite's write lock (or a checkpoint) before "database is locked".

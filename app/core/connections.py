@@ -1,4 +1,5 @@
-"""PostgreSQL connections: knowing a pooled one is alive without asking the server.
+"""PostgreSQL connections: knowing a pooled one is alive without asking the server, and a reading
+request's transaction begun only by its first write (below).
 
 A connection can die while it waits in the pool: PostgreSQL restarted, an administrator ended its
 backend, `idle_session_timeout`. SQLAlchemy's `pool_pre_ping` finds out by sending an empty
@@ -15,8 +16,11 @@ statement would have waited for TCP's timeout as the first real statement does.
 
 from __future__ import annotations
 
+import re
 import select
+from collections.abc import Callable
 
+import psycopg
 from sqlalchemy import Engine, event, exc
 
 
@@ -39,3 +43,67 @@ def check_on_checkout(engine: Engine) -> None:
     def _alive(dbapi_connection, _record, _proxy) -> None:
         if ended_by_server(dbapi_connection):
             raise exc.InvalidatePoolError("the server ended this connection while it was in the pool")
+
+
+# --- a reading request's transaction, begun by its first write -----------------------------------------
+
+#: A statement that must run in a transaction although it reads: it takes row locks, a transaction's
+#: advisory lock or setting, or a sequence value. Searched in every SELECT of a reading request.
+_NEEDS_TRANSACTION = re.compile(
+    r"\bFOR\s+(?:NO\s+KEY\s+)?(?:UPDATE|SHARE)\b|\bFOR\s+KEY\s+SHARE\b|pg_advisory|set_config|nextval|setval",
+    re.IGNORECASE)
+#: `Connection.info` key: this connection's transaction is deferred until its first write.
+DEFERRED = "portal_begin_deferred"
+
+
+def plain_read(statement: str, cursor) -> bool:
+    """Whether `statement` only reads, and may run outside a transaction: a SELECT that locks nothing,
+    on a client-side cursor (a server-side cursor lives in a transaction)."""
+    return (statement.lstrip()[:6].upper() == "SELECT" and not isinstance(cursor, psycopg.ServerCursor)
+            and _NEEDS_TRANSACTION.search(statement) is None)
+
+
+def begin_at_first_write(engine: Engine, reading: Callable[[], bool]) -> None:
+    """In a reading request (`reading()`: GET, HEAD), the session's SELECTs run in the driver's
+    autocommit mode, and its transaction begins only with its first statement that is not a plain
+    read (`plain_read`): a write, a lock, a savepoint. A request that only reads (the bill page, the
+    return from paying, most of the back office) sends no BEGIN and no ROLLBACK, two round trips of
+    its four to six; one that writes (a link's first opening) writes all in one transaction, as before.
+
+    What the reads before the first write see is what they saw in the transaction: at READ
+    COMMITTED, PostgreSQL's default and ours, each statement takes its own snapshot either way. A
+    connection someone put in autocommit on purpose is left as it is; every connection leaves with
+    its transaction's end out of autocommit."""
+
+    @event.listens_for(engine, "begin")
+    def _defer(conn) -> None:
+        if not reading():
+            return
+        driver = conn.connection.driver_connection
+        if driver.autocommit or driver.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            return
+        driver.autocommit = True
+        conn.info[DEFERRED] = True
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _begin_if_needed(conn, cursor, statement, _parameters, _context, _executemany) -> None:
+        if DEFERRED in conn.info and not plain_read(statement, cursor):
+            del conn.info[DEFERRED]
+            conn.connection.driver_connection.autocommit = False  # psycopg sends BEGIN before this statement
+
+    def _undefer(conn) -> None:
+        if conn.info.pop(DEFERRED, None):
+            conn.connection.driver_connection.autocommit = False  # idle: nothing was written
+
+    event.listen(engine, "commit", _undefer)
+    event.listen(engine, "rollback", _undefer)
+
+    @event.listens_for(engine, "checkin")
+    def _never_back_in_autocommit(dbapi_connection, record) -> None:
+        """A connection given back without its transaction's end (an error on the way): out of
+        autocommit before anyone else uses it, or discarded."""
+        if record is not None and record.info.pop(DEFERRED, None) and dbapi_connection is not None:
+            try:
+                dbapi_connection.autocommit = False
+            except psycopg.Error:
+                record.invalidate()

@@ -1,7 +1,8 @@
 """PostgreSQL connections (app/core/connections.py, app/readpath.py): a pooled connection the server
-ended is replaced at checkout without asking the server anything, and a lone read runs without a
-transaction around it. What reaches the server is read from `pg_stat_activity`, where each backend
-shows the last statement it was sent."""
+ended is replaced at checkout without asking the server anything, a lone read runs without a
+transaction around it, and a reading request's transaction begins with its first write. What reaches
+the server is read from `pg_stat_activity`, where each backend shows the last statement it was sent,
+and from the driver's transaction status after each statement."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import time
 
 import psycopg
 import pytest
-from sqlalchemy import make_url, text
+from sqlalchemy import event, func, make_url, select, text, update
 
 from app.access.services import _BILL_ACCESS
-from app.core.connections import ended_by_server
+from app.core.connections import DEFERRED, ended_by_server
+from app.creditors.models import Creditor
 from app.extensions import db
 
 
@@ -117,3 +119,103 @@ def test_a_lone_read_runs_without_a_transaction_and_leaves_its_connection_as_it_
         assert db.session.connection().connection.driver_connection.info.transaction_status.name == "INTRANS"
         db.session.rollback()
         db.session.remove()
+
+
+# --- a reading request's transaction begins with its first write ---------------------------------------
+
+
+@pytest.fixture
+def states(pg_app):
+    """(first word, the driver's transaction status after it) of every statement the app's engine runs."""
+    seen: list[tuple[str, str]] = []
+
+    def after(conn, _cursor, statement, *_args):
+        seen.append((statement.split()[0].upper(), conn.connection.driver_connection.info.transaction_status.name))
+
+    with pg_app.app_context():
+        engine = db.engine
+    event.listen(engine, "after_cursor_execute", after)
+    yield seen
+    event.remove(engine, "after_cursor_execute", after)
+
+
+def test_a_reading_request_reads_outside_a_transaction_until_it_writes(pg_app, states):
+    with pg_app.test_request_context("/", method="GET"):
+        db.session.scalar(select(func.count()).select_from(Creditor))
+        db.session.scalar(select(Creditor.id).limit(1))
+        assert states == [("SELECT", "IDLE"), ("SELECT", "IDLE")]  # no BEGIN went before them
+        db.session.execute(update(Creditor).where(Creditor.id == -1).values(name="nobody"))
+        db.session.scalar(select(func.count()).select_from(Creditor))
+        assert states[2:] == [("UPDATE", "INTRANS"), ("SELECT", "INTRANS")]  # one transaction from the write on
+        db.session.rollback()
+        db.session.scalar(select(func.count()).select_from(Creditor))  # the next transaction waits again
+        assert states[4:] == [("SELECT", "IDLE")]
+        db.session.remove()
+
+
+@pytest.mark.parametrize("statement", [
+    select(Creditor.id).limit(1).with_for_update(),
+    select(Creditor.id).limit(1).with_for_update(read=True),
+    select(Creditor.id).limit(1).with_for_update(key_share=True),
+    select(func.pg_advisory_xact_lock(424242)),
+    text("SELECT set_config('application_name', 'x', true)"),
+], ids=["for update", "for share", "for key share", "advisory lock", "set_config"])
+def test_a_read_that_locks_or_sets_begins_the_transaction(pg_app, states, statement):
+    with pg_app.test_request_context("/", method="GET"):
+        db.session.execute(statement)
+        assert states == [("SELECT", "INTRANS")]  # its lock or setting lasts until the transaction ends
+        db.session.rollback()
+        db.session.remove()
+
+
+def test_a_savepoint_begins_the_transaction(pg_app, states):
+    with pg_app.test_request_context("/", method="GET"):
+        db.session.scalar(select(func.count()).select_from(Creditor))
+        with db.session.begin_nested():
+            db.session.scalar(select(func.count()).select_from(Creditor))
+        assert [state for _, state in states] == ["IDLE", "INTRANS", "INTRANS", "INTRANS"]
+        db.session.rollback()
+        db.session.remove()
+
+
+def test_a_writing_request_is_in_a_transaction_from_its_first_statement(pg_app, states):
+    with pg_app.test_request_context("/", method="POST"):
+        db.session.scalar(select(func.count()).select_from(Creditor))
+        assert states == [("SELECT", "INTRANS")]
+        db.session.rollback()
+        db.session.remove()
+    with pg_app.app_context():  # and all work outside a request (the workers, the CLI)
+        db.session.scalar(select(func.count()).select_from(Creditor))
+        assert states[1:] == [("SELECT", "INTRANS")]
+        db.session.rollback()
+        db.session.remove()
+
+
+def test_a_connection_goes_back_to_the_pool_out_of_autocommit_however_its_request_ended(pg_app):
+    with pg_app.test_request_context("/", method="GET"):
+        db.session.scalar(select(func.count()).select_from(Creditor))
+        db.session.remove()  # the session closed in the middle of its (deferred) transaction
+        pooled = db.engine.raw_connection()
+        try:
+            assert pooled.driver_connection.autocommit is False
+            # given back still deferred (no commit or rollback seen on the way): the pool's own check
+            pooled.info[DEFERRED], pooled.driver_connection.autocommit = True, True
+        finally:
+            pooled.close()
+        pooled = db.engine.raw_connection()
+        try:
+            assert pooled.driver_connection.autocommit is False and DEFERRED not in pooled.info
+        finally:
+            pooled.close()
+
+
+def test_readyz_sends_its_select_alone(pg_app, observer, states):
+    client = pg_app.test_client()
+    assert client.get("/readyz").status_code == 200
+    assert states == [("SELECT", "IDLE")]
+    with pg_app.app_context():
+        pooled = db.engine.raw_connection()
+        try:
+            assert last_statement(observer, pooled.driver_connection.info.backend_pid) == "SELECT 1"  # no ROLLBACK
+        finally:
+            pooled.close()

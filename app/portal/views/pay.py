@@ -14,6 +14,7 @@ from app.bill_page import pay_options_for, self_service_now
 from app.billing.models import Invoice
 from app.billing.transfer import transfer_details
 from app.core.dates import local_today
+from app.creditors.models import Creditor
 from app.errors import InvalidData
 from app.extensions import db, limiter
 from app.i18n import select_locale
@@ -76,11 +77,17 @@ def pay(public_id: str, access: BillAccess):
 
 
 def _attempt_of(access: BillAccess, attempt_ref: str) -> PaymentAttempt | None:
-    """The bill's payment attempt with this ref (another bill's: None)."""
-    return db.session.scalar(
-        select(PaymentAttempt).where(PaymentAttempt.public_ref == attempt_ref,
-                                     PaymentAttempt.invoice_id == access.invoice_id)
-    )
+    """The bill's payment attempt with this ref (another bill's: None). Its invoice and creditor, which
+    every page that asks for it shows, come in the same statement, as entities of their own: the
+    session holds them, so `attempt.invoice.creditor` needs no query. (Not as the attempt's eager
+    loads: those would go with every later refresh of the attempt, and `apply_status` refreshes it FOR
+    UPDATE, which PostgreSQL refuses across an outer join.)"""
+    found = db.session.execute(
+        select(PaymentAttempt, Invoice, Creditor)
+        .join(Invoice, Invoice.id == PaymentAttempt.invoice_id).join(Creditor, Creditor.id == Invoice.creditor_id)
+        .where(PaymentAttempt.public_ref == attempt_ref, PaymentAttempt.invoice_id == access.invoice_id)
+    ).first()
+    return found[0] if found is not None else None
 
 
 @bp.get("/b/<public_id>/checkout/<attempt_ref>")

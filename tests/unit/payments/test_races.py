@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import queue
 import random
+import re
 import secrets
 import threading
 import time
@@ -488,3 +489,43 @@ def test_twenty_parallel_starts_make_one_provider_call_and_one_live_attempt(race
             started = db.session.scalar(select(func.count(InvoiceEvent.id)).where(
                 InvoiceEvent.invoice_id == invoice_id, InvoiceEvent.kind == "payment_started"))
             assert started == 1
+
+
+# --- requests each with a session of their own, as in production -------------------------------------
+
+
+def test_the_return_page_settles_what_the_provider_confirmed_in_a_session_of_its_own(race_app):
+    """The functional tests share one session between the test and its requests; here every request has
+    its own, as under gunicorn. The return page reads the attempt with its invoice and creditor in one
+    statement, refreshes the attempt FOR UPDATE and settles it (an eager load of the attempt's invoice
+    once made that refresh an outer join, which PostgreSQL refuses to lock: a 500 only production saw)."""
+    from tests.functional.helpers import issue
+
+    with committed(race_app, "NO") as creditor_id:
+        with race_app.app_context():
+            creditor = db.session.get(Creditor, creditor_id)
+            invoice = make_invoice(creditor)
+            db.session.commit()
+            invoice_id = invoice.id
+            token = issue(race_app, invoice).token
+            db.session.remove()
+        client = race_app.test_client()
+        bill = client.get(f"/l/{token}").headers["Location"].replace(race_app.config["PORTAL_BASE_URL"], "")
+        page = client.get(bill)
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        hosted = client.post(f"{bill}/pay", data={"csrf_token": csrf, "provider": "simulator"})
+        assert hosted.status_code == 303 and "/simulator/" in hosted.headers["Location"]
+        with race_app.app_context():
+            attempt = db.session.scalar(select(PaymentAttempt).where(PaymentAttempt.invoice_id == invoice_id))
+            attempt_ref, provider_ref = attempt.public_ref, attempt.provider_ref
+            # the customer paid at the provider; its notification has not come (yet)
+            simulator_for(db.session.get(Creditor, creditor_id)).store.update(provider_ref, status="succeeded",
+                                                                              method="card")
+            db.session.commit()
+            db.session.remove()
+        back = client.get(f"{bill}/paid/{attempt_ref}", headers={"Accept-Language": "en"})
+        assert back.status_code == 200 and "received your payment" in back.text
+        with race_app.app_context():
+            assert db.session.get(Invoice, invoice_id).status == InvoiceStatus.PAID
+            assert db.session.scalar(select(func.count(Payment.id)).where(Payment.invoice_id == invoice_id)) == 1
+            db.session.remove()
