@@ -113,6 +113,7 @@ class ReadQuery:
             return plan.first(_sqlite_read_connection(bind), params)
         pooled = bind.raw_connection()
         driver = pooled.driver_connection
+        assert driver is not None  # a connection just checked out of the pool
         try:
             driver.autocommit = True  # a lone SELECT: no BEGIN before it, no ROLLBACK after it
             return plan.first(driver, params)

@@ -19,12 +19,13 @@ from __future__ import annotations
 import re
 import select
 from collections.abc import Callable
+from typing import Any
 
 import psycopg
-from sqlalchemy import Engine, event, exc
+from sqlalchemy import Connection, Engine, event, exc
 
 
-def ended_by_server(dbapi_connection) -> bool:
+def ended_by_server(dbapi_connection: psycopg.Connection) -> bool:
     """Whether this idle psycopg connection is closed, or its socket has something to read (the
     server's goodbye, or end of file) while no statement is in progress."""
     if dbapi_connection.closed or dbapi_connection.broken:
@@ -40,7 +41,7 @@ def check_on_checkout(engine: Engine) -> None:
     again. Replaces `pool_pre_ping` for PostgreSQL engines."""
 
     @event.listens_for(engine, "checkout")
-    def _alive(dbapi_connection, _record, _proxy) -> None:
+    def _alive(dbapi_connection: psycopg.Connection, _record: Any, _proxy: Any) -> None:
         if ended_by_server(dbapi_connection):
             raise exc.InvalidatePoolError("the server ended this connection while it was in the pool")
 
@@ -56,11 +57,17 @@ _NEEDS_TRANSACTION = re.compile(
 DEFERRED = "portal_begin_deferred"
 
 
-def plain_read(statement: str, cursor) -> bool:
+def plain_read(statement: str, cursor: Any) -> bool:
     """Whether `statement` only reads, and may run outside a transaction: a SELECT that locks nothing,
     on a client-side cursor (a server-side cursor lives in a transaction)."""
     return (statement.lstrip()[:6].upper() == "SELECT" and not isinstance(cursor, psycopg.ServerCursor)
             and _NEEDS_TRANSACTION.search(statement) is None)
+
+
+def _driver(conn: Connection) -> psycopg.Connection[Any]:
+    driver: psycopg.Connection[Any] | None = conn.connection.driver_connection
+    assert driver is not None  # a connection in use has its driver's connection
+    return driver
 
 
 def begin_at_first_write(engine: Engine, reading: Callable[[], bool]) -> None:
@@ -76,30 +83,31 @@ def begin_at_first_write(engine: Engine, reading: Callable[[], bool]) -> None:
     its transaction's end out of autocommit."""
 
     @event.listens_for(engine, "begin")
-    def _defer(conn) -> None:
+    def _defer(conn: Connection) -> None:
         if not reading():
             return
-        driver = conn.connection.driver_connection
+        driver = _driver(conn)
         if driver.autocommit or driver.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             return
         driver.autocommit = True
         conn.info[DEFERRED] = True
 
     @event.listens_for(engine, "before_cursor_execute")
-    def _begin_if_needed(conn, cursor, statement, _parameters, _context, _executemany) -> None:
+    def _begin_if_needed(conn: Connection, cursor: Any, statement: str, _parameters: Any, _context: Any,
+                         _executemany: bool) -> None:
         if DEFERRED in conn.info and not plain_read(statement, cursor):
             del conn.info[DEFERRED]
-            conn.connection.driver_connection.autocommit = False  # psycopg sends BEGIN before this statement
+            _driver(conn).autocommit = False  # psycopg sends BEGIN before this statement
 
-    def _undefer(conn) -> None:
+    def _undefer(conn: Connection) -> None:
         if conn.info.pop(DEFERRED, None):
-            conn.connection.driver_connection.autocommit = False  # idle: nothing was written
+            _driver(conn).autocommit = False  # idle: nothing was written
 
     event.listen(engine, "commit", _undefer)
     event.listen(engine, "rollback", _undefer)
 
     @event.listens_for(engine, "checkin")
-    def _never_back_in_autocommit(dbapi_connection, record) -> None:
+    def _never_back_in_autocommit(dbapi_connection: Any, record: Any) -> None:
         """A connection given back without its transaction's end (an error on the way): out of
         autocommit before anyone else uses it, or discarded."""
         if record is not None and record.info.pop(DEFERRED, None) and dbapi_connection is not None:
