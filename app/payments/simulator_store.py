@@ -4,31 +4,35 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
 from app.extensions import db
 from app.payments.gateways.simulator import SimulatedPayment
 from app.payments.models import SimulatorRecord
 
+#: `Session.info` key: the simulator's records this session has read, by ref.
+RECORDS_KEY = "simulator_records"
+
 
 class DatabaseSimulatorStore:
     """`SimulatorStore` on the `simulator_payments` table (the session of the current request or job).
 
-    A store lives for one request or job (`simulator_for`), and keeps the records it has read: the
-    hosted page's choice reads its payment, updates it and reads it again, one SELECT where there were
-    three. The session would hand back the same objects anyway (its identity map); it only cannot find
-    them by `ref` without asking the database."""
-
-    def __init__(self) -> None:
-        self._by_ref: dict[str, SimulatorRecord] = {}
+    The records read are kept with the session (its `info`), for as long as it lives: the hosted
+    page's choice reads its payment, updates it and reads it again, one SELECT where there were three.
+    The session would hand back the same objects anyway (its identity map); it only cannot find them
+    by `ref` without asking the database. Not on the store: a store can outlive its request (the
+    gateways `payment_gateway` keeps per process), and a record of an ended session is stale."""
 
     def _record(self, **where) -> SimulatorRecord | None:
         column, value = next(iter(where.items()))
-        if column == "ref" and value in self._by_ref:
-            return self._by_ref[value]
+        kept: dict[str, SimulatorRecord] = db.session.info.setdefault(RECORDS_KEY, {})
+        if column == "ref" and value in kept:
+            state = inspect(kept[value])
+            if state.persistent and not state.expired:  # as read, not expired by a commit or a rollback
+                return kept[value]
         record = db.session.scalar(select(SimulatorRecord).where(getattr(SimulatorRecord, column) == value))
         if record is not None:
-            self._by_ref[record.ref] = record
+            kept[record.ref] = record
         return record
 
     @staticmethod
