@@ -12,6 +12,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from blinker import signal
 from sqlalchemy import select
@@ -20,6 +21,7 @@ from app.billing.models import Invoice, InvoiceStatus
 from app.billing.services import record_event, record_payment
 from app.core import metrics
 from app.core.inserts import insert_new
+from app.creditors.models import Creditor
 from app.errors import InvalidData
 from app.extensions import db
 from app.models import utcnow
@@ -79,6 +81,19 @@ def lock_invoice(invoice_id: int) -> Invoice:
     )
     assert invoice is not None  # callers pass the id of an invoice they hold
     return invoice
+
+
+def attempt_with_bill(*conditions: Any) -> PaymentAttempt | None:
+    """The attempt matching `conditions`, with its invoice and the invoice's creditor read in the same
+    statement as entities of their own: the session holds them, so `attempt.invoice.creditor` needs no
+    query. (Not as eager loads of the attempt: SQLAlchemy repeats those on every refresh, and
+    `apply_status` refreshes the attempt FOR UPDATE, which PostgreSQL refuses across an outer join.)"""
+    found = db.session.execute(
+        select(PaymentAttempt, Invoice, Creditor)
+        .join(Invoice, Invoice.id == PaymentAttempt.invoice_id).join(Creditor, Creditor.id == Invoice.creditor_id)
+        .where(*conditions)
+    ).first()
+    return found[0] if found is not None else None
 
 
 def live_attempt(invoice_id: int, provider: str, amount: int) -> PaymentAttempt | None:

@@ -10,7 +10,7 @@ import time
 
 import psycopg
 import pytest
-from sqlalchemy import event, func, make_url, select, text, update
+from sqlalchemy import event, func, select, text, update
 
 from app.access.services import _BILL_ACCESS
 from app.core.connections import DEFERRED, ended_by_server
@@ -30,7 +30,7 @@ def observer(pg_app):
     """A connection of its own (outside the app's pool), in autocommit: each read of
     pg_stat_activity is a fresh one."""
     with pg_app.app_context():
-        url = make_url(str(db.engine.url.render_as_string(hide_password=False))).set(drivername="postgresql")
+        url = db.engine.url.set(drivername="postgresql")
     with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as connection:
         yield connection
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, g, redirect, render_template, request
-from sqlalchemy import select
 
-from app.billing.models import Invoice
 from app.creditors.models import Creditor
 from app.extensions import db, limiter
 from app.payments.gateways.base import GatewayError
@@ -13,20 +11,17 @@ from app.payments.gateways.simulator import OUTCOMES
 from app.payments.ingest import receive
 from app.payments.models import PaymentAttempt
 from app.payments.providers import simulator_for
+from app.payments.services import attempt_with_bill
 
 bp = Blueprint("simulator", __name__)
 
 
 def _attempt_and_creditor(ref: str) -> tuple[PaymentAttempt, Creditor]:
     """The attempt and its bill's creditor, in one statement."""
-    found = db.session.execute(
-        select(PaymentAttempt, Creditor)
-        .join(Invoice, Invoice.id == PaymentAttempt.invoice_id).join(Creditor, Creditor.id == Invoice.creditor_id)
-        .where(PaymentAttempt.provider == "simulator", PaymentAttempt.provider_ref == ref)
-    ).first()
-    if found is None:
+    attempt = attempt_with_bill(PaymentAttempt.provider == "simulator", PaymentAttempt.provider_ref == ref)
+    if attempt is None:
         abort(404)
-    return found[0], found[1]
+    return attempt, attempt.invoice.creditor
 
 
 @bp.get("/simulator/<ref>")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 
 from flask import current_app, g, redirect, render_template, request, url_for
-from sqlalchemy import select
 
 from app.access.guard import bill_required, load_bill_or_404, unavailable_within
 from app.access.services import BillAccess
@@ -14,7 +13,6 @@ from app.bill_page import pay_options_for, self_service_now
 from app.billing.models import Invoice
 from app.billing.transfer import transfer_details
 from app.core.dates import local_today
-from app.creditors.models import Creditor
 from app.errors import InvalidData
 from app.extensions import db, limiter
 from app.i18n import select_locale
@@ -24,7 +22,13 @@ from app.payments.gateways.base import GatewayError, PaymentStatus
 from app.payments.models import PaymentAttempt
 from app.payments.providers import gateway_for, payment_gateway
 from app.payments.receipts import payment_for_attempt
-from app.payments.services import apply_status, attempt_in_progress, payment_amount, start_payment
+from app.payments.services import (
+    apply_status,
+    attempt_in_progress,
+    attempt_with_bill,
+    payment_amount,
+    start_payment,
+)
 from app.portal.forms import PayForm
 from app.portal.views import bp
 
@@ -77,17 +81,8 @@ def pay(public_id: str, access: BillAccess):
 
 
 def _attempt_of(access: BillAccess, attempt_ref: str) -> PaymentAttempt | None:
-    """The bill's payment attempt with this ref (another bill's: None). Its invoice and creditor, which
-    every page that asks for it shows, come in the same statement, as entities of their own: the
-    session holds them, so `attempt.invoice.creditor` needs no query. (Not as the attempt's eager
-    loads: those would go with every later refresh of the attempt, and `apply_status` refreshes it FOR
-    UPDATE, which PostgreSQL refuses across an outer join.)"""
-    found = db.session.execute(
-        select(PaymentAttempt, Invoice, Creditor)
-        .join(Invoice, Invoice.id == PaymentAttempt.invoice_id).join(Creditor, Creditor.id == Invoice.creditor_id)
-        .where(PaymentAttempt.public_ref == attempt_ref, PaymentAttempt.invoice_id == access.invoice_id)
-    ).first()
-    return found[0] if found is not None else None
+    """The bill's payment attempt with this ref (another bill's: None), with its invoice and creditor."""
+    return attempt_with_bill(PaymentAttempt.public_ref == attempt_ref, PaymentAttempt.invoice_id == access.invoice_id)
 
 
 @bp.get("/b/<public_id>/checkout/<attempt_ref>")
