@@ -5,7 +5,8 @@ and a documents pool (gunicorn, deploy/gunicorn.conf.py; the PDF downloads go to
 whose workers run nicer by 10, as docs/operations.md deploys them) sharing a PROMETHEUS_MULTIPROC_DIR;
 PostgreSQL (a database of its own, `bench_soak`, created and dropped here); Redis for the rate limits;
 a local SMTP server (aiosmtpd, in this process); two outbox dispatchers and two notification workers
-(`WEBHOOKS_APPLY_INLINE=false`). Demo creditors and a few thousand invoices are seeded in-process.
+(`WEBHOOKS_APPLY_INLINE=false`), nicer by 10 as docs/operations.md deploys them (`--background-nice`).
+Demo creditors and a few thousand invoices are seeded in-process.
 
 A Python load generator (processes of threads, keep-alive connections to nginx, a client address of
 its own per customer through X-Forwarded-For) drives the mix: customers opening their link and
@@ -82,6 +83,8 @@ from bench.harness import (  # noqa: E402
 DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/bench_soak"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
 TARGET_P99_MS = 100.0
+#: The background work's delay behind the pages (a receipt, a settling), p99: kept up, not starved.
+TARGET_BACKGROUND_S = 5.0
 #: Sessions of the mix, by weight: what one customer or system does in a row.
 MIX = {"view": 60, "pdf": 3, "pay": 10, "webhook": 15, "api": 12}
 #: Statuses each kind of request may answer under load (a 303 is the redirect of a form or link).
@@ -939,6 +942,30 @@ class Tally:
     paid_pages_unsettled: int
 
 
+def background_delays(app, began: float, ended: float) -> dict[str, list[float]]:
+    """What the pages' priority costs the background work, in seconds: each provider notification stored
+    between `began` and `ended`, from its arrival to its settling by a notification worker; each e-mail
+    queued then and delivered at its first try, from its queueing to its delivery."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.outbox.models import OutboxMessage
+    from app.payments.models import WebhookEvent
+
+    start, end = (datetime.fromtimestamp(t, UTC) for t in (began, ended))
+    with app.app_context():
+        applied = db.session.execute(select(WebhookEvent.received_at, WebhookEvent.applied_at).where(
+            WebhookEvent.received_at.between(start, end), WebhookEvent.applied_at.is_not(None))).all()
+        delivered = db.session.execute(select(OutboxMessage.created_at, OutboxMessage.delivered_at).where(
+            OutboxMessage.created_at.between(start, end), OutboxMessage.delivered_at.is_not(None),
+            OutboxMessage.attempts == 1)).all()
+        db.session.remove()
+    return {what: sorted((done - began_at).total_seconds() for began_at, done in rows)
+            for what, rows in (("notifications settled", applied), ("e-mails delivered", delivered))}
+
+
 def tally(app, smtp, webhook_refs: set[str], paid_bills: set[str]) -> Tally:
     from sqlalchemy import func, select
 
@@ -1117,7 +1144,9 @@ def run(args, workdir: Path) -> bool:
             folder = workdir / ("metrics-a" if name.endswith("1") else "metrics-b")
             command = flask_command("outbox", "run", "--interval", "0.5") if name.startswith("dispatcher") \
                 else flask_command("payments", "apply-events", "--interval", "0.2")
-            return spawn(name, command, {**env, "PROMETHEUS_MULTIPROC_DIR": str(folder)}, workdir)
+            # nicer by WORKER_NICE, each in a session of its own (app/ops/priority.py): the pages first
+            return spawn(name, command, {**env, "PROMETHEUS_MULTIPROC_DIR": str(folder),
+                                         "WORKER_NICE": str(args.background_nice)}, workdir)
 
         for name in ("dispatcher-1", "dispatcher-2", "worker-1", "worker-2"):
             procs[name] = respawn(name)
@@ -1181,6 +1210,13 @@ def run(args, workdir: Path) -> bool:
             trends.append(statistics.fmean(series[-third:]) - statistics.fmean(series[:third]))  # is no trend
             print(f"    worker {pid}: " + " ".join(f"{v:.0f}" for v in series) + f"  (trend {trends[-1]:+.1f} MB)")
         flat = bool(trends) and max(trends) < 10 and len(rss_after) == len(rss_before)
+        behind = background_delays(app, steady.records[0].at, steady.records[-1].at) if steady.records else {}
+        print("  the background work behind the steady run (the dispatchers and notification workers, nicer by "
+              f"{args.background_nice}): " + "; ".join(
+                  f"{len(seconds)} {what} after p50 {percentile(seconds, 50):.2f} s, p99 "
+                  f"{percentile(seconds, 99):.2f} s (max {max(seconds, default=float('nan')):.2f} s)"
+                  for what, seconds in behind.items()))
+        slowest = max((percentile(seconds, 99) for seconds in behind.values() if seconds), default=float("nan"))
         results = {
             "errors during the steady run = 0": (not errors, f"{len(errors)}"),
             f"p99 <= {TARGET_P99_MS:.0f} ms as nginx measured it (every request but the PDF downloads)":
@@ -1189,6 +1225,9 @@ def run(args, workdir: Path) -> bool:
             "worker RSS flat (the last third's mean < 10 MB above the first third's, no worker restarted)":
                 (flat, f"largest trend {max(trends) if trends else float('nan'):+.1f} MB, largest start-to-end "
                        f"{max(grown) if grown else float('nan'):+.1f} MB"),
+            f"the background work kept up (p99 <= {TARGET_BACKGROUND_S:.0f} s from a notification's arrival to its "
+            "settling, from an e-mail's queueing to its delivery)":
+                (slowest <= TARGET_BACKGROUND_S, f"{slowest:.2f} s"),
         }
         if errors:
             print("  errors: " + ", ".join(f"{k} {s}: {n}" for (k, s), n in
@@ -1397,6 +1436,8 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers per instance")
     parser.add_argument("--document-workers", type=int, default=2,
                         help="sync workers of each instance's documents pool (the PDFs, nicer by 10)")
+    parser.add_argument("--background-nice", type=int, default=10, choices=range(20), metavar="0-19",
+                        help="WORKER_NICE of the dispatchers and notification workers (0: as the pages)")
     parser.add_argument("--clients", type=int, default=2, help="client processes")
     parser.add_argument("--threads", type=int, default=24, help="threads per client process (open loop)")
     parser.add_argument("--connections", type=int, default=16, help="connections of the closed-loop probe")

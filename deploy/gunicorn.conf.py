@@ -9,7 +9,8 @@
   keeps only for live processes goes with it (`child_exit`).
 - WORKER_NICE: the workers run that much nicer than the master (`post_fork`). The documents pool (the
   PDF downloads, which the proxy sends to a gunicorn of their own; docs/operations.md, "Documents")
-  runs with 10, so that drawing a PDF takes only the CPU the pages and the APIs leave.
+  runs with 10, so that drawing a PDF takes only the CPU the pages and the APIs leave; a master that
+  leads its session makes the session's whole group nicer too (`on_starting`; app/ops/priority.py).
 
 Every value below can be overridden on the command line or by GUNICORN_CMD_ARGS; see docs/operations.md.
 """
@@ -26,6 +27,7 @@ from gunicorn.glogging import Logger  # noqa: E402
 
 from app.core.metrics import clean_multiprocess_dir, multiprocess_dir, process_exited  # noqa: E402
 from app.ops.logs import JsonFormatter, prepare_handler  # noqa: E402
+from app.ops.priority import autogroup_nice, nicer_session, worker_nice  # noqa: E402
 
 bind = os.environ.get("PORTAL_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
@@ -70,41 +72,6 @@ def on_starting(_server):
     nicer_session(worker_nice())
 
 
-AUTOGROUP = "/proc/self/autogroup"
-
-
-def worker_nice() -> int:
-    return min(max(int(os.environ.get("WORKER_NICE", "0") or 0), 0), 19)
-
-
-def nicer_session(nicer: int) -> bool:
-    """Linux schedules each session's processes as one group (its autogroup) against the other sessions,
-    and a process's nice counts only inside its group: a documents pool started as a session of its own
-    (`setsid`, a container's init, the soak) with nice workers would still get as much CPU as the web
-    pool. So the master, when it leads its session, makes the whole group that much nicer too
-    (/proc/self/autogroup). Under systemd the units' cgroups share the CPU instead, by `CPUWeight=`
-    (docs/operations.md, "Documents"), and this changes nothing. True when the group was made nicer."""
-    if nicer <= 0 or os.getsid(0) != os.getpid() or autogroup_nice() is None:
-        return False
-    try:
-        with open(AUTOGROUP, "w") as autogroup:
-            autogroup.write(str(nicer))
-    except OSError:  # a kernel without autogroups, or one that refuses: the workers' own nice still holds
-        return False
-    return True
-
-
-def autogroup_nice(path: str = AUTOGROUP) -> int | None:
-    """This process's autogroup's nice; None on a kernel without autogroups, and in the default group of
-    init's own session (a process init started without a session of its own, as CI's runner is), where
-    the file reads empty: there is no group of ours to make nicer."""
-    try:
-        fields = Path(path).read_text().split()
-    except OSError:
-        return None
-    return int(fields[-1]) if len(fields) == 3 and fields[1] == "nice" else None
-
-
 def child_exit(_server, worker):
     process_exited(worker.pid)
 
@@ -115,4 +82,5 @@ def post_fork(_server, _worker):
         os.nice(nicer)
 
 
-__all__ = ["JsonFormatter", "JsonGunicornLogger", "child_exit", "logger_class", "on_starting", "post_fork"]
+__all__ = ["JsonFormatter", "JsonGunicornLogger", "autogroup_nice", "child_exit", "logger_class", "on_starting",
+           "post_fork"]

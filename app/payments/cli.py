@@ -18,6 +18,7 @@ from app.creditors.commands import creditor_or_fail
 from app.extensions import db
 from app.models import utcnow
 from app.money import format_money, parse_amount
+from app.ops.priority import lower_priority
 from app.payments.providers import creditor_gateways, offer_gateway, pay_options, withdraw_gateway
 from app.payments.refunds import refunds_due
 from app.payments.services import MANUAL_METHODS, record_manual_payment
@@ -99,6 +100,8 @@ def apply_events(once: bool, batch: int, interval: float):
     total: dict[str, int] = {}
     heartbeat = Heartbeat("payments_apply_events")
     stop = threading.Event() if once else stop_on_signals()
+    if not once:
+        lower_priority()  # WORKER_NICE: the pages first (app/ops/priority.py)
     while not stop.is_set():
         try:
             counts = apply_received_events(limit=batch)

@@ -8,8 +8,10 @@ import logging
 import os
 import re
 import runpy
+import sqlite3
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from app.extensions import db
 from app.links.signer import LinkSigner
 from app.models import utcnow
 from app.ops.logs import JsonFormatter, configure_logging
+from app.ops.priority import autogroup_nice
 from app.outbox.models import OutboxMessage, OutboxStatus
 from app.payments.gateways.base import PaymentStatus
 from app.payments.gateways.simulator import sign
@@ -318,6 +321,58 @@ def test_a_documents_pool_leading_its_session_makes_its_whole_group_nicer():
     assert group_nice("0", own_session=True) == 0
     assert group_nice("7", own_session=False) == ours  # not its session: untouched
     assert _gunicorn_hooks()["autogroup_nice"]() == ours
+
+
+@pytest.fixture(scope="module")
+def worker_env(tmp_path_factory) -> dict[str, str]:
+    """A migrated SQLite database and the environment a background worker starts with."""
+    folder = tmp_path_factory.mktemp("worker")
+    env = {**os.environ, "PORTAL_ENV": "development", "PORTAL_INSTANCE_PATH": str(folder),
+           "DATABASE_URL": f"sqlite:///{folder / 'portal.db'}", "LOG_LEVEL": "WARNING"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], env=env, cwd=ROOT,
+                   check=True, capture_output=True)
+    return env
+
+
+def _nice_of(pid: int) -> int:
+    """A process's nice, from /proc/<pid>/stat (the 19th field; the name in parentheses may hold spaces)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[16])
+
+
+@pytest.mark.parametrize("command", [["outbox", "run", "--interval", "0.2"],
+                                     ["payments", "apply-events", "--interval", "0.2"]], ids=["outbox", "events"])
+@pytest.mark.parametrize("value", ["6", None])
+def test_the_background_workers_run_nicer_by_worker_nice(worker_env, command, value):
+    """The dispatcher and the notification worker take WORKER_NICE when their loop starts, and, leading a
+    session of their own (systemd's, a container's, the soak's), make its group as nice: the pages get the
+    CPU first. Unset, they keep the nice they were started with."""
+    env = {k: v for k, v in worker_env.items() if k != "WORKER_NICE"}
+    if value is not None:
+        env["WORKER_NICE"] = value
+    expected = min(os.nice(0) + int(value or 0), 19)
+    job = "outbox" if command[0] == "outbox" else "payments_apply_events"
+    database = sqlite3.connect(Path(worker_env["PORTAL_INSTANCE_PATH"]) / "portal.db")
+    with database:
+        database.execute("DELETE FROM job_runs WHERE name = ?", (job,))
+    process = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", *command], env=env, cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        for _ in range(300):  # until its first round is recorded (its heartbeat): the loop has started
+            if process.poll() is not None or database.execute(
+                    "SELECT 1 FROM job_runs WHERE name = ?", (job,)).fetchone():
+                break
+            time.sleep(0.1)
+        seen = _nice_of(process.pid)
+        assert process.poll() is None, "the worker exited"
+        assert seen == expected
+        if value is not None and autogroup_nice() is not None:  # a kernel with autogroups, a session of ours
+            assert autogroup_nice(f"/proc/{process.pid}/autogroup") == int(value)
+    finally:
+        database.close()
+        process.terminate()
+        assert process.wait(timeout=20) == 0  # SIGTERM: the loop ends between two rounds
 
 
 def test_an_autogroup_is_read_only_where_there_is_one(tmp_path):
