@@ -10,7 +10,7 @@
 - WORKER_NICE: the workers run that much nicer than the master (`post_fork`). The documents pool (the
   PDF downloads, which the proxy sends to a gunicorn of their own; docs/operations.md, "Documents")
   runs with 10, so that drawing a PDF takes only the CPU the pages and the APIs leave; a master that
-  leads its session makes the session's whole group nicer too (`on_starting`; app/ops/priority.py).
+  leads its session makes the session's whole group nicer too (`on_starting`; app/core/priority.py).
 
 Every value below can be overridden on the command line or by GUNICORN_CMD_ARGS; see docs/operations.md.
 """
@@ -26,8 +26,8 @@ if str(ROOT) not in sys.path:  # gunicorn started from elsewhere (systemd's Work
 from gunicorn.glogging import Logger  # noqa: E402
 
 from app.core.metrics import clean_multiprocess_dir, multiprocess_dir, process_exited  # noqa: E402
+from app.core.priority import autogroup_nice, nicer_session, worker_nice  # noqa: E402
 from app.ops.logs import JsonFormatter, prepare_handler  # noqa: E402
-from app.ops.priority import autogroup_nice, nicer_session, worker_nice  # noqa: E402
 
 bind = os.environ.get("PORTAL_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))

@@ -11,9 +11,9 @@ from flask.cli import AppGroup
 
 from app.commands import cli_transaction, stop_on_signals
 from app.core.jobs import Heartbeat, record_success
+from app.core.priority import lower_priority
 from app.creditors.commands import creditor_or_fail
 from app.extensions import db
-from app.ops.priority import lower_priority
 from app.outbox.dispatcher import DispatchReport, run_once
 from app.outbox.services import dead_messages, replay
 
@@ -45,7 +45,7 @@ def run(once: bool, batch: int | None, interval: float | None):
         return
     interval = interval or current_app.config["OUTBOX_POLL_SECONDS"]
     stop = stop_on_signals()
-    lower_priority()  # WORKER_NICE: the pages first (app/ops/priority.py)
+    lower_priority()  # WORKER_NICE: the pages first (app/core/priority.py)
     total = DispatchReport()
     heartbeat = Heartbeat("outbox")
     click.echo(f"Outbox dispatcher running (every {interval:g} s when idle); Ctrl-C to stop.", err=True)

@@ -14,11 +14,11 @@ from app.billing.services import find_invoice
 from app.commands import cli_transaction, stop_on_signals
 from app.core.dates import local_today, parse_date
 from app.core.jobs import Heartbeat
+from app.core.priority import lower_priority
 from app.creditors.commands import creditor_or_fail
 from app.extensions import db
 from app.models import utcnow
 from app.money import format_money, parse_amount
-from app.ops.priority import lower_priority
 from app.payments.providers import creditor_gateways, offer_gateway, pay_options, withdraw_gateway
 from app.payments.refunds import refunds_due
 from app.payments.services import MANUAL_METHODS, record_manual_payment
@@ -101,7 +101,7 @@ def apply_events(once: bool, batch: int, interval: float):
     heartbeat = Heartbeat("payments_apply_events")
     stop = threading.Event() if once else stop_on_signals()
     if not once:
-        lower_priority()  # WORKER_NICE: the pages first (app/ops/priority.py)
+        lower_priority()  # WORKER_NICE: the pages first (app/core/priority.py)
     while not stop.is_set():
         try:
             counts = apply_received_events(limit=batch)

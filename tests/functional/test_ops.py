@@ -22,12 +22,12 @@ from app import create_app
 from app.config import ROOT
 from app.core import metrics
 from app.core.jobs import JobRun, record_success
+from app.core.priority import autogroup_nice
 from app.debt_collection.partners import API_KEY_PREFIX
 from app.extensions import db
 from app.links.signer import LinkSigner
 from app.models import utcnow
 from app.ops.logs import JsonFormatter, configure_logging
-from app.ops.priority import autogroup_nice
 from app.outbox.models import OutboxMessage, OutboxStatus
 from app.payments.gateways.base import PaymentStatus
 from app.payments.gateways.simulator import sign

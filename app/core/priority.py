@@ -20,12 +20,18 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from app.config import ConfigError
+
 AUTOGROUP = "/proc/self/autogroup"
 
 
 def worker_nice(environ: Mapping[str, str] = os.environ) -> int:
-    """WORKER_NICE, bounded to what nice accepts (0 to 19); unset or empty is 0."""
-    return min(max(int(environ.get("WORKER_NICE", "0") or 0), 0), 19)
+    """WORKER_NICE, a whole number from 0 to 19 (what nice accepts); unset or empty is 0. Anything else
+    stops the process at its start with a message naming the setting."""
+    value = environ.get("WORKER_NICE", "").strip() or "0"
+    if not value.isdigit() or int(value) > 19:
+        raise ConfigError(f"WORKER_NICE must be a whole number from 0 to 19, not {value!r}")
+    return int(value)
 
 
 def autogroup_nice(path: str = AUTOGROUP) -> int | None:
