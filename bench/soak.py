@@ -1384,7 +1384,9 @@ def judge_repeats(counts: Tally, faults: Faults | None) -> dict[str, tuple[bool,
     for mid, at in counts.repeats:
         how = why(at)
         explained += how is not None
-        print(f"  received twice: {mid}, {at[1] - at[0]:.1f} s apart, {how or 'NOT explained by a kill'}")
+        when = "; ".join(f"{f.name.split(':')[0]} {at[0] - f.began:+.2f} s / {at[1] - f.began:+.2f} s"
+                         for f in (smtp, kill) if f is not None)
+        print(f"  received twice: {mid}, {at[1] - at[0]:.1f} s apart ({when}), {how or 'NOT explained by a kill'}")
     return {
         "nothing sent twice (SMTP messages by Message-ID), but a message stored by the server when its "
         "dispatcher or the server itself was killed (sent again, same Message-ID)":

@@ -17,6 +17,9 @@ and owns its transactions:
    finds the message by the id the provider gave it, seldom arrives before its record, and a
    crash sends again at most that much). Every update is fenced by the attempt count read at
    claim time, so a dispatcher that outlived its lease cannot overwrite what the next one recorded.
+4. **Within the lease**: a batch sends only during the first half of its lease (its own clock); what
+   it has not reached by then is given back unsent, due at once, its attempt uncounted (`_release`).
+   A message is never sent after its lease ran out, when another dispatcher may have claimed it.
 
 The messages of a batch are read in one statement after the claim, and the kinds whose renderer
 reads more (a dunning reminder: its bills, steps, customer) may read it for the whole batch at once
@@ -58,6 +61,8 @@ log = logging.getLogger(__name__)
 MAX_ERROR_LENGTH = 1000
 #: At most this long between the commits of a batch's deliveries (see the module's docstring).
 RECORD_SECONDS = 0.25
+#: The clock of a batch's lease (a test moves it).
+_clock = time.monotonic
 
 
 @dataclass
@@ -66,15 +71,18 @@ class DispatchReport:
     delivered: int = 0
     retried: int = 0
     dead: int = 0
+    released: int = 0  # claimed, then given back unsent: the batch had used half its lease
 
     def add(self, other: DispatchReport) -> None:
         self.claimed += other.claimed
         self.delivered += other.delivered
         self.retried += other.retried
         self.dead += other.dead
+        self.released += other.released
 
     def __str__(self) -> str:
-        return f"{self.delivered} delivered, {self.retried} to retry, {self.dead} dead"
+        given_back = f", {self.released} given back unsent" if self.released else ""
+        return f"{self.delivered} delivered, {self.retried} to retry, {self.dead} dead{given_back}"
 
 
 @dataclass(frozen=True)
@@ -193,6 +201,7 @@ def dispatch(
     policy = Policies.from_config(config)
     now = now or utcnow()
     claimed, dead = claim(batch_size or config["OUTBOX_BATCH_SIZE"], now=now, policy=policy)
+    started = _clock()
     report = DispatchReport(claimed=len(claimed) + dead, dead=dead)
     if not claimed:
         return report
@@ -207,8 +216,13 @@ def dispatch(
         renderers().prepare(list(messages.values()))
         session.expire_on_commit = False  # the batch's objects outlive its intermediate commits
         record = _Record()
-        for message_id, attempts in claimed:
-            outcome = _deliver(messages.get(message_id), attempts, open_now, policy, now, record)
+        for index, (message_id, attempts) in enumerate(claimed):
+            message = messages.get(message_id)
+            spent = _clock() - started
+            if message is not None and spent > policy.for_channel(message.channel).lease.total_seconds() / 2:
+                report.released = _release(claimed[index:], now + timedelta(seconds=spent))
+                break
+            outcome = _deliver(message, attempts, open_now, policy, now, record)
             setattr(report, outcome, getattr(report, outcome) + 1)
             if record.due():
                 record.commit()
@@ -316,6 +330,20 @@ def _deliver(message: OutboxMessage | None, attempts: int, channels: Mapping[str
         return outcome
     record.delivered.append((message_id, attempts, channel_name, kind))
     return "delivered"
+
+
+def _release(claimed: list[tuple[int, int]], at: datetime) -> int:
+    """Give back claimed messages this batch will not send: a batch sends only in the first half of its
+    lease, so that no message is sent after its lease ran out, when another dispatcher may have claimed
+    and sent it too (a slow SMTP server, a dispatcher starved of CPU). Each is due again at `at` (now, in
+    the batch's clock) with its attempt uncounted; only if it is still ours, as every update here."""
+    released = 0
+    for message_id, attempts in claimed:
+        result = cast(CursorResult[Any], db.session.execute(
+            _fenced(message_id, attempts).values(attempts=attempts - 1, next_attempt_at=at)))
+        released += result.rowcount
+    log.warning("outbox batch used half its lease: %s message(s) given back unsent", released)
+    return released
 
 
 def _mark_delivered(delivered: list[tuple[int, int]]) -> None:

@@ -258,6 +258,34 @@ class TestAtLeastOnce:
         db.session.commit()
         assert message.status == OutboxStatus.DELIVERED
 
+    def test_a_batch_sends_only_in_the_first_half_of_its_lease(self, app, smtp, monkeypatch):
+        """A batch that has used half its lease (a slow server, a dispatcher starved of CPU) gives back what
+        it has not sent, due at once and its attempt uncounted: never sent after its lease ran out, when
+        another dispatcher may have claimed it too."""
+        first, second, third = add(1), add(2), add(3)
+        half = app.config["OUTBOX_LEASE_SECONDS"] / 2
+        clock = [1000.0]
+        monkeypatch.setattr(services, "_clock", lambda: clock[0])
+        deliver = services._deliver
+
+        def slow(*args, **kwargs):  # the first message takes just over half the lease
+            outcome = deliver(*args, **kwargs)
+            clock[0] += half + 0.5
+            return outcome
+
+        monkeypatch.setattr(services, "_deliver", slow)
+        t0 = utcnow()
+        report = run_once(now=t0)
+        assert (report.delivered, report.released) == (1, 2) and "2 given back unsent" in str(report)
+        assert first.status == OutboxStatus.DELIVERED and first.attempts == 1
+        for message in (second, third):
+            assert message.status == OutboxStatus.PENDING and message.attempts == 0
+            assert message.next_attempt_at <= t0 + timedelta(seconds=half + 1)  # due now, not after the lease
+        assert len(smtp.message_ids()) == 1
+        monkeypatch.setattr(services, "_deliver", deliver)
+        assert run_once(now=t0 + timedelta(seconds=half + 1)).delivered == 2  # the next run sends them
+        assert second.attempts == third.attempts == 1 and len(set(smtp.message_ids())) == 3
+
     def test_a_message_whose_last_try_never_finished_is_dead(self, app):
         message = add()
         message.attempts, message.last_error = app.config["OUTBOX_MAX_ATTEMPTS"], "timed out"
