@@ -19,7 +19,8 @@ and owns its transactions:
    claim time, so a dispatcher that outlived its lease cannot overwrite what the next one recorded.
 4. **Within the lease**: a batch sends only during the first half of its lease (its own clock); what
    it has not reached by then is given back unsent, due at once, its attempt uncounted (`_release`).
-   A message is never sent after its lease ran out, when another dispatcher may have claimed it.
+   So a message is not sent after its lease ran out, when another dispatcher may have claimed it,
+   unless one send outlasts half the lease (OUTBOX_LEASE_SECONDS is to be well above the timeouts).
 
 The messages of a batch are read in one statement after the claim, and the kinds whose renderer
 reads more (a dunning reminder: its bills, steps, customer) may read it for the whole batch at once
@@ -334,9 +335,9 @@ def _deliver(message: OutboxMessage | None, attempts: int, channels: Mapping[str
 
 def _release(claimed: list[tuple[int, int]], at: datetime) -> int:
     """Give back claimed messages this batch will not send: a batch sends only in the first half of its
-    lease, so that no message is sent after its lease ran out, when another dispatcher may have claimed
-    and sent it too (a slow SMTP server, a dispatcher starved of CPU). Each is due again at `at` (now, in
-    the batch's clock) with its attempt uncounted; only if it is still ours, as every update here."""
+    lease, so that a message is not sent after its lease ran out, when another dispatcher may have
+    claimed and sent it too (a slow SMTP server, a dispatcher starved of CPU). Each is due again at `at`
+    (now, in the batch's clock) with its attempt uncounted; only if it is still ours, as every update."""
     released = 0
     for message_id, attempts in claimed:
         result = cast(CursorResult[Any], db.session.execute(
