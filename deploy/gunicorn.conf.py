@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:  # gunicorn started from elsewhere (systemd's Work
 from gunicorn.glogging import Logger  # noqa: E402
 
 from app.core.metrics import clean_multiprocess_dir, multiprocess_dir, process_exited  # noqa: E402
-from app.core.priority import autogroup_nice, nicer_session, worker_nice  # noqa: E402
+from app.core.priority import autogroup_nice, lower_priority, nicer_session, worker_nice  # noqa: E402
 from app.ops.logs import JsonFormatter, prepare_handler  # noqa: E402
 
 bind = os.environ.get("PORTAL_BIND", "127.0.0.1:8000")
@@ -77,9 +77,7 @@ def child_exit(_server, worker):
 
 
 def post_fork(_server, _worker):
-    nicer = worker_nice()
-    if nicer > 0:  # only ever nicer: giving priority back needs a privilege a service user lacks
-        os.nice(nicer)
+    lower_priority()  # WORKER_NICE; a worker leads no session, so only the worker itself is made nicer
 
 
 __all__ = ["JsonFormatter", "JsonGunicornLogger", "autogroup_nice", "child_exit", "logger_class", "on_starting",
