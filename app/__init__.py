@@ -153,7 +153,7 @@ def _init_metrics(app: Portal) -> None:
 
 
 def _init_extensions(app: Portal) -> None:
-    from app.i18n import select_locale
+    from app.i18n import install_template_gettext, select_locale
 
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), render_as_batch=True)
@@ -163,6 +163,7 @@ def _init_extensions(app: Portal) -> None:
         locale_selector=select_locale,
         default_translation_directories=os.path.join(ROOT, "app", "translations"),
     )
+    install_template_gettext(app)
     limiter.init_app(app)
     login_manager.init_app(app)
     _configure_sqlite(app)

@@ -8,8 +8,11 @@ from functools import lru_cache
 
 from babel.core import get_global
 from babel.dates import get_timezone
-from flask import g, request, session
+from flask import Flask, g, request, session
 from flask.globals import _cv_app, _cv_request
+from flask_babel import get_translations
+from jinja2 import pass_context
+from jinja2.runtime import Context
 
 SUPPORTED_LOCALES = ("en", "nb", "de")
 DEFAULT_LOCALE = "en"
@@ -76,3 +79,45 @@ def country_zone(country: str):
     """The time zone of a creditor's country (its first, as Babel lists them): local days and times."""
     zones = get_global("territory_zones").get((country or "").upper()) or ["UTC"]
     return get_timezone(zones[0])
+
+
+#: Where each render's context keeps the translations of its locale (`install_template_gettext`).
+TEMPLATE_TRANSLATIONS = "_translations"
+
+
+def _translations(context: Context):
+    """The translations `render_template` put in this context; where none are (a macro imported without
+    context, a template rendered directly), Flask-Babel's for the current locale."""
+    found = context.get(TEMPLATE_TRANSLATIONS)
+    return found if found is not None else get_translations()
+
+
+def install_template_gettext(app: Flask) -> None:
+    """Templates translate with the translations looked up once per render, not once per string.
+
+    Flask-Babel's template callables look the request's translations up again for every string (the
+    context, the locale's name, the domain's cache: about 20 µs each, and a bill page translates some 65
+    strings, 15 % of its render). A context processor puts the current locale's translations in every
+    `render_template`'s context (so a render inside `force_locale` gets that locale's, as before) and the
+    callables read them there. Jinja's newstyle wrapping (autoescape, `%` formatting, `num`) is unchanged.
+    Call after Flask-Babel's `init_app`, whose callables these replace."""
+
+    @pass_context
+    def gettext(context: Context, string: str) -> str:
+        return _translations(context).ugettext(string)
+
+    @pass_context
+    def ngettext(context: Context, singular: str, plural: str, n: int) -> str:
+        return _translations(context).ungettext(singular, plural, n)
+
+    @pass_context
+    def pgettext(context: Context, message_context: str, string: str) -> str:
+        return _translations(context).upgettext(message_context, string)
+
+    @pass_context
+    def npgettext(context: Context, message_context: str, singular: str, plural: str, n: int) -> str:
+        return _translations(context).unpgettext(message_context, singular, plural, n)
+
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]  # added by jinja2.ext.i18n
+        gettext=gettext, ngettext=ngettext, newstyle=True, pgettext=pgettext, npgettext=npgettext)
+    app.context_processor(lambda: {TEMPLATE_TRANSLATIONS: get_translations()})
