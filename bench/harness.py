@@ -145,17 +145,18 @@ class Server:
 
 def start_gunicorn(name: str, app_spec: str, chdir: Path, port: int, env: dict, workdir: Path, *,
                    workers: int, extra: Sequence[str] = ()) -> Server:
-    """gunicorn with sync workers in its own process group, logging warnings to a file."""
+    """gunicorn with sync workers in its own process group, logging warnings to a file: gunicorn's own
+    (its error log) and the app's (its loggers write to standard error, sent to the same file)."""
     log = workdir / f"{name}.log"
     command = [
         sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "sync",
         "--no-control-socket", "--bind", f"127.0.0.1:{port}", "--chdir", str(chdir),
         "--error-logfile", str(log), "--log-level", "warning", "--graceful-timeout", "5", *extra, app_spec,
     ]
-    process = subprocess.Popen(
-        command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            command, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
     return Server(name, port, process, log)
 
 
