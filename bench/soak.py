@@ -1534,7 +1534,7 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of the steady run")
     parser.add_argument("--probe", type=float, default=20.0, help="seconds of the maximum-throughput run")
     parser.add_argument("--warmup", type=float, default=5.0)
-    parser.add_argument("--load", type=float, default=0.8, help="share of the maximum for the steady run")
+    parser.add_argument("--load", type=float, default=0.8, help="share of the sustained maximum for the steady run")
     parser.add_argument("--rate", type=float, default=None,
                         help="requests per second of the steady run instead (to compare two revisions at one load)")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers per instance")
