@@ -97,7 +97,7 @@ def install_template_gettext(app: Flask) -> None:
 
     Flask-Babel's template callables look the request's translations up again for every string (the
     context, the locale's name, the domain's cache: about 20 µs each, and a bill page translates some 65
-    strings, 15 % of its render). A context processor puts the current locale's translations in every
+    strings, a tenth of its render). A context processor puts the current locale's translations in every
     `render_template`'s context (so a render inside `force_locale` gets that locale's, as before) and the
     callables read them there. Jinja's newstyle wrapping (autoescape, `%` formatting, `num`) is unchanged.
     Call after Flask-Babel's `init_app`, whose callables these replace."""

@@ -12,7 +12,7 @@ PAGE = ("{{ _('Pay now') }}|{{ ngettext('%(num)d bill', '%(num)d bills', 3) }}|"
         "{{ ngettext('%(num)d bill', '%(num)d bills', 1) }}|{{ _('100%%') }}")
 
 
-def test_strings_plurals_and_trans_blocks_in_the_renders_locale(app):
+def test_strings_and_plurals_in_the_renders_locale(app):
     with app.test_request_context(headers={"Accept-Language": "nb"}):
         nb = render_template_string(PAGE)
         with force_locale("de"):
