@@ -683,12 +683,12 @@ def cpu_seconds(masters: list[int]) -> float:
 
 
 def timed_run(load: Load, web_masters: list[int], seconds: float, rate: float | None,
-              threads: int | None = None) -> tuple[Run, float]:
+              threads: int | None = None, start_at: float | None = None) -> tuple[Run, float]:
     """A run and the web workers' CPU ms per request they served (every request but the PDFs). Two runs of
     the same mix at the same concurrency do the same work: a change between them is the machine's speed.
     (At full load a request takes more CPU than at 80 %: the caches and the scheduler are busier.)"""
     before = cpu_seconds(web_masters)
-    result = load.run(seconds, rate, threads)
+    result = load.run(seconds, rate, threads, start_at)
     served = sum(1 for r in result.records if r.kind != "pdf")
     return result, (cpu_seconds(web_masters) - before) * 1000 / served if served else float("nan")
 
@@ -747,10 +747,7 @@ def measure_maximum(load: Load, web_masters: list[int], app, args) -> Maximum:
         return thread
 
     marking = [mark("start", start_at), mark("end", start_at + args.probe)]
-    before = cpu_seconds(web_masters)
-    run = load.run(args.probe, None, threads=args.connections // args.clients, start_at=start_at)
-    served = sum(1 for r in run.records if r.kind != "pdf")
-    cpu_ms = (cpu_seconds(web_masters) - before) * 1000 / served if served else float("nan")
+    run, cpu_ms = timed_run(load, web_masters, args.probe, None, args.connections // args.clients, start_at)
     for thread in marking:
         thread.join()
     _pending, _waiting, drained = drain(app, timeout=args.drain)

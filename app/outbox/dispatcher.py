@@ -339,9 +339,9 @@ def _release(claimed: list[tuple[int, int]], at: datetime) -> int:
     claimed and sent it too (a slow SMTP server, a dispatcher starved of CPU). Each is due again at `at`
     (now, in the batch's clock) with its attempt uncounted; only if it is still ours, as every update."""
     released = 0
-    for message_id, attempts in claimed:
+    for attempts, ids in _by_attempts(claimed).items():
         result = cast(CursorResult[Any], db.session.execute(
-            _fenced(message_id, attempts).values(attempts=attempts - 1, next_attempt_at=at)))
+            _fenced(ids, attempts).values(attempts=attempts - 1, next_attempt_at=at)))
         released += result.rowcount
     log.warning("outbox batch used half its lease: %s message(s) given back unsent", released)
     return released
@@ -350,25 +350,28 @@ def _release(claimed: list[tuple[int, int]], at: datetime) -> int:
 def _mark_delivered(delivered: list[tuple[int, int]]) -> None:
     """Record (id, attempts) pairs as delivered: one UPDATE per attempt count (one, as a rule), each
     fenced: a message only if it is still ours (pending, and not claimed again since)."""
-    by_attempts: dict[int, list[int]] = {}
-    for message_id, attempts in delivered:
-        by_attempts.setdefault(attempts, []).append(message_id)
     at = utcnow()
-    for attempts, ids in by_attempts.items():
+    for attempts, ids in _by_attempts(delivered).items():
         ours = set(db.session.scalars(
-            update(OutboxMessage).where(OutboxMessage.id.in_(ids), OutboxMessage.attempts == attempts,
-                                        OutboxMessage.status == OutboxStatus.PENDING)
-            .values(status=OutboxStatus.DELIVERED, delivered_at=at, last_error=None).returning(OutboxMessage.id)
-            .execution_options(synchronize_session=False)))
+            _fenced(ids, attempts).values(status=OutboxStatus.DELIVERED, delivered_at=at, last_error=None)
+            .returning(OutboxMessage.id)))
         for message_id in ids:
             if message_id not in ours:  # our lease ran out and another dispatcher took it: it may send it again
                 log.warning("outbox message %s was delivered after its lease ran out", message_id)
 
 
-def _fenced(message_id: int, attempts: int):
-    """An update of this message only if it is still ours: pending, and not claimed again since."""
+def _by_attempts(pairs: list[tuple[int, int]]) -> dict[int, list[int]]:
+    """(id, attempts) pairs as the ids of each attempt count (one count, as a rule): one fenced UPDATE each."""
+    grouped: dict[int, list[int]] = {}
+    for message_id, attempts in pairs:
+        grouped.setdefault(attempts, []).append(message_id)
+    return grouped
+
+
+def _fenced(ids: list[int], attempts: int):
+    """An update of these messages only where they are still ours: pending, and not claimed again since."""
     return update(OutboxMessage).where(
-        OutboxMessage.id == message_id, OutboxMessage.attempts == attempts,
+        OutboxMessage.id.in_(ids), OutboxMessage.attempts == attempts,
         OutboxMessage.status == OutboxStatus.PENDING,
     ).execution_options(synchronize_session=False)
 
@@ -391,7 +394,7 @@ def _record_failure(message_id: int, attempts: int, exc: Exception, policy: Poli
         values, outcome = {"next_attempt_at": retry_at, "last_error": reason}, "retried"
         log.warning("outbox message %s failed (attempt %s), retry at %s: %s", message_id, attempts,
                     f"{retry_at:%Y-%m-%d %H:%M:%S}", reason, exc_info=not isinstance(exc, DeliveryError))
-    result = cast(CursorResult[Any], db.session.execute(_fenced(message_id, attempts).values(**values)))
+    result = cast(CursorResult[Any], db.session.execute(_fenced([message_id], attempts).values(**values)))
     if isinstance(exc, DeliveryError) and exc.after is not None:
         exc.after()
     if outcome == "dead" and result.rowcount == 1:  # its sender hears of it (a dunning message falls back)
