@@ -154,3 +154,35 @@ def test_pdf_downloads_are_rate_limited_per_client(client, app, session, monkeyp
     assert int(answers[2].headers["Retry-After"]) > 60
     other = client.get(url, headers=headers, environ_base={"REMOTE_ADDR": "10.1.2.3"})
     assert other.status_code == 200  # per client address
+
+
+def test_a_thread_keeps_one_font_configuration_for_its_documents(client, app, session, monkeypatch):
+    """WeasyPrint's default is a new font configuration per document, whose native memory a worker never
+    gets back: a thread makes one for its first PDF and keeps it; another thread makes its own."""
+    import threading
+
+    from weasyprint.text import fonts
+
+    import app.billing.pdf as pdf_module
+
+    made = []
+
+    class Counted(fonts.FontConfiguration):
+        def __init__(self):
+            super().__init__()
+            made.append(threading.get_ident())
+
+    monkeypatch.setattr(fonts, "FontConfiguration", Counted)
+    monkeypatch.setattr(pdf_module, "_fonts", threading.local())
+    first, second = make_invoice(make_creditor("NO"), lines=2), make_invoice(make_creditor("DE"), lines=3)
+    texts = []
+    for invoice in (first, second):
+        bill_url = open_bill(client, app, invoice)
+        texts.append(pdf_text(client.get(f"{bill_url}/invoice.pdf").data)[1])
+    assert len(made) == 1  # the second document used the first's configuration
+    assert first.number in texts[0] and second.number in texts[1]  # and each shows its own text
+    with app.test_request_context():
+        other = threading.Thread(target=lambda: made.append(("config", pdf_module.font_config())))
+        other.start()
+        other.join()
+        assert len(made) == 3 and made[1] != made[0] and made[2][1] is not pdf_module.font_config()

@@ -33,7 +33,7 @@ from flask_babel import gettext as _
 
 from app.billing.invoice_law import rates_of, seller_identity
 from app.billing.models import Customer, Invoice
-from app.billing.pdf import css_string, data_uri, offline_url_fetcher, page_label_css
+from app.billing.pdf import css_string, data_uri, font_config, offline_url_fetcher, page_label_css
 from app.billing.texts import line_words
 from app.billing.transfer import can_make_epc_qr, epc_payload, epc_qr_svg, transfer_details
 from app.creditors.models import Creditor
@@ -238,7 +238,7 @@ def _stylesheets(fetcher) -> list:
     sheets = []
     for name in ("pdf.css", "letter.css"):  # the invoice's typography, then the letter's layout
         with open(os.path.join(current_app.static_folder, "css", name), encoding="utf-8") as f:
-            sheets.append(CSS(string=f.read(), base_url=None, url_fetcher=fetcher))
+            sheets.append(CSS(string=f.read(), base_url=None, url_fetcher=fetcher, font_config=font_config()))
     return sheets
 
 
@@ -251,7 +251,8 @@ def render_letter(facts: dict[str, Any], link: LetterLink, *, logo_src: str | No
 
     def layout(numbered: bool):
         html = letter_html(facts, link, logo_src=logo_src, numbered=numbered)
-        return HTML(string=html, base_url=None, url_fetcher=fetcher).render(stylesheets=stylesheets, pdf_tags=True)
+        return HTML(string=html, base_url=None, url_fetcher=fetcher).render(stylesheets=stylesheets, pdf_tags=True,
+                                                                            font_config=font_config())
 
     document = layout(False)
     if len(document.pages) > 1:
