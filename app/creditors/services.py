@@ -16,6 +16,7 @@ from stdnum.no import kontonr
 
 from app.core.hours import hours_text, parse_hours
 from app.core.images import RASTER, raster_kind
+from app.core.loading import linked
 from app.core.orgnumbers import vat_id
 from app.core.validation import E164, is_email, web_address_problem
 from app.creditors.brand import contrast_ratio, ensure_contrast, parse_hex, to_hex
@@ -299,14 +300,13 @@ def api_key_for(key: str) -> ApiKey | None:
     Keys made before test mode (pk_<slug>_…, without a mode) are live keys and keep working."""
     if not key or not key.startswith(API_KEY_PREFIX) or len(key) > 200:
         return None
-    row = db.session.execute(
+    api_key = linked(db.session.execute(  # its creditor read with it, and held by it
         select(ApiKey, Creditor)
         .join(Creditor, ApiKey.creditor_id == Creditor.id)
         .where(ApiKey.key_hash == hash_api_key(key), ApiKey.revoked_at.is_(None))
-    ).first()
-    if row is None:
+    ).first(), "creditor")
+    if api_key is None:
         return None
-    api_key, _creditor = row  # loaded with the key: `api_key.creditor` needs no query
     note_use(api_key)
     return api_key
 

@@ -15,12 +15,16 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from blinker import signal
-from sqlalchemy import select
+from sqlalchemy import inspect, select
+from sqlalchemy.orm import NO_VALUE
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from app.billing.models import Invoice, InvoiceStatus
 from app.billing.services import record_event, record_payment
 from app.core import metrics
 from app.core.inserts import insert_new
+from app.core.loading import linked
 from app.creditors.models import Creditor
 from app.errors import InvalidData
 from app.extensions import db
@@ -75,25 +79,34 @@ def payment_amount(invoice: Invoice, requested: int | None, *, due_now: int | No
 
 
 def lock_invoice(invoice_id: int) -> Invoice:
-    """The invoice, locked for this transaction and re-read from the database."""
+    """The invoice, locked for this transaction and re-read from the database. Its creditor and customer,
+    where the session has them already, stay as they were: re-reading the row forgets its relationships,
+    and reading them again would cost a statement each for rows that did not change (an invoice never
+    changes creditor or customer; their own rows are not what this lock is for)."""
+    held = db.session.identity_map.get(identity_key(Invoice, invoice_id))
+    kept = [] if held is None else [
+        (name, value) for name in ("creditor", "customer")
+        if (value := inspect(held).attrs[name].loaded_value) is not NO_VALUE and value is not None]
     invoice = db.session.scalar(
         select(Invoice).where(Invoice.id == invoice_id).with_for_update().execution_options(populate_existing=True)
     )
     assert invoice is not None  # callers pass the id of an invoice they hold
+    for name, value in kept:
+        if getattr(invoice, f"{name}_id") == value.id:
+            set_committed_value(invoice, name, value)
     return invoice
 
 
 def attempt_with_bill(*conditions: Any) -> PaymentAttempt | None:
     """The attempt matching `conditions`, with its invoice and the invoice's creditor read in the same
-    statement as entities of their own: the session holds them, so `attempt.invoice.creditor` needs no
-    query. (Not as eager loads of the attempt: SQLAlchemy repeats those on every refresh, and
-    `apply_status` refreshes the attempt FOR UPDATE, which PostgreSQL refuses across an outer join.)"""
-    found = db.session.execute(
+    statement and held by it (`core.loading.linked`): `attempt.invoice.creditor` needs no query. (Not as
+    eager loads of the attempt: SQLAlchemy repeats those on every refresh, and `apply_status` refreshes
+    the attempt FOR UPDATE, which PostgreSQL refuses across an outer join.)"""
+    return linked(db.session.execute(
         select(PaymentAttempt, Invoice, Creditor)
         .join(Invoice, Invoice.id == PaymentAttempt.invoice_id).join(Creditor, Creditor.id == Invoice.creditor_id)
         .where(*conditions)
-    ).first()
-    return found[0] if found is not None else None
+    ).first(), "invoice", "creditor")
 
 
 def live_attempt(invoice_id: int, provider: str, amount: int) -> PaymentAttempt | None:
