@@ -20,6 +20,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from sqlalchemy import exists, select
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.billing.models import Customer, Invoice
 from app.core.dates import local_today
@@ -71,7 +72,7 @@ class Loaded:
     notices with their bills, creditors, steps and plans and whether each bill has an open customer
     question (oldest bill first), and the bills' live resolutions. Read in three statements for one
     message (`_load`) or for a dispatcher's whole batch (`prepare`, left on each outbox message).
-    The creditors, steps and plans land in the session, so `invoice.creditor` needs no statement of its own."""
+    Each bill holds its creditor (`invoice.creditor` needs no statement of its own), each row its step and plan."""
 
     message: Message
     customer: Customer | None
@@ -107,7 +108,8 @@ def _load_many(message_ids: list[int]) -> dict[int, Loaded]:
         .order_by(Notice.message_id, Invoice.due_date, Invoice.id)).all()
     live = live_resolutions_of({invoice.id for _n, invoice, _s, _p, _c, _a in rows})
     loaded = {message.id: Loaded(message, customer, [], set(), {}) for message, customer in found}
-    for notice, invoice, step, plan, _creditor, open_question in rows:
+    for notice, invoice, step, plan, creditor, open_question in rows:
+        set_committed_value(invoice, "creditor", creditor)  # held by its bill (the session holds it weakly)
         one = loaded[notice.message_id or 0]  # never None: the rows were chosen by it
         one.rows.append((notice, invoice, step, plan))
         one.live[invoice.id] = live[invoice.id]

@@ -62,6 +62,18 @@ def test_a_dunning_message_renders_in_four_selects_after_a_commit(norway, fields
     assert len(seen) <= 4, "\n\n".join(seen)
 
 
+def test_the_bills_hold_their_creditors_when_nothing_else_does(norway):
+    """The session holds what it loads weakly: the creditors read with the notices stay only if their bills
+    hold them. Here nobody else does (the test's own objects set aside), and rendering reads none again."""
+    message_id = queued(norway, phone=None).id
+    db.session.flush()
+    db.session.expunge_all()
+    message = db.session.get(OutboxMessage, message_id)
+    with selects() as seen:
+        assert render(message)
+    assert not [s for s in seen if "FROM creditors WHERE creditors.id" in " ".join(s.split())], "\n\n".join(seen)
+
+
 def test_a_batch_of_dunning_e_mails_reads_the_same_statements_whatever_its_size(norway, smtp):
     creditor, plan = norway
     for n in range(6):
