@@ -1483,8 +1483,19 @@ def server_errors(workdir: Path, limit: int = 3) -> list[str]:
             if '"logger": "app.ratelimit"' in line:
                 continue
             if '"unhandled error' in line or "Traceback" in line or '"exception"' in line:
-                found.append(f"{log.name}: {line[:1500]}")
+                found.append(f"{log.name}: {_cause(line)}")
     return found[:limit]
+
+
+def _cause(line: str, frames: int = 24) -> str:
+    """A JSON log line's message and the end of its traceback (the exception raised last, and where: a
+    chained one's first lines say less), else the line's start."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return line[:1500]
+    tail = str(entry.get("exception") or "").splitlines()[-frames:]
+    return "\n      ".join([str(entry.get("message")), *tail])
 
 
 def judge_faults(run: Run, faults: Faults) -> dict[str, tuple[bool, str]]:

@@ -100,6 +100,11 @@ def begin_at_first_write(engine: Engine, reading: Callable[[], bool]) -> None:
             _driver(conn).autocommit = False  # psycopg sends BEGIN before this statement
 
     def _undefer(conn: Connection) -> None:
+        # A connection the server ended (a restart) is invalidated: its `info` cannot be read until the
+        # rollback this runs in is over (PendingRollbackError, which made a 500 of the outage's 503),
+        # and its driver's connection is discarded anyway.
+        if conn.invalidated:
+            return
         if conn.info.pop(DEFERRED, None):
             _driver(conn).autocommit = False  # idle: nothing was written
 

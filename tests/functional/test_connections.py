@@ -209,6 +209,29 @@ def test_a_connection_goes_back_to_the_pool_out_of_autocommit_however_its_reques
             pooled.close()
 
 
+@pytest.mark.parametrize("method", ["POST", "GET"])
+def test_a_write_the_server_cut_short_fails_as_the_database_unavailable(pg_app, observer, method):
+    """The server ends the connection in the middle of a request's transaction (a restart): the flush's
+    OperationalError reaches the error handlers, which answer 503. The rollback SQLAlchemy runs on the way
+    used to raise PendingRollbackError from this module's own listener (reading the deferred transaction's
+    flag on the invalidated connection), and the soak's PostgreSQL restart got a 500 or three."""
+    from sqlalchemy.exc import OperationalError
+
+    from app.billing.models import InvoiceEvent
+    from app.errors import database_unavailable
+
+    with pg_app.test_request_context("/", method=method):
+        pid = db.session.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        observer.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        db.session.add(InvoiceEvent(invoice_id=0, kind="note", actor="test", data={}))
+        with pytest.raises(OperationalError) as raised:
+            db.session.flush()
+        assert database_unavailable(raised.value)
+        db.session.rollback()
+        assert db.session.scalar(select(func.count()).select_from(Creditor)) is not None  # and on with a new one
+        db.session.remove()
+
+
 def test_readyz_sends_its_select_alone(pg_app, observer, states):
     client = pg_app.test_client()
     assert client.get("/readyz").status_code == 200
