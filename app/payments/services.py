@@ -92,7 +92,7 @@ def lock_invoice(invoice_id: int) -> Invoice:
     )
     assert invoice is not None  # callers pass the id of an invoice they hold
     for name, value in kept:
-        if getattr(invoice, f"{name}_id") == value.id:
+        if inspect(value).identity == (getattr(invoice, f"{name}_id"),):  # its key: no load, even if expired
             set_committed_value(invoice, name, value)
     return invoice
 
