@@ -20,10 +20,10 @@ from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from sqlalchemy import exists, select
-from sqlalchemy.orm.attributes import set_committed_value
 
 from app.billing.models import Customer, Invoice
 from app.core.dates import local_today
+from app.core.loading import linked
 from app.creditors.models import Creditor
 from app.dunning import templates, variants
 from app.dunning.contact import unsubscribe_url
@@ -109,7 +109,7 @@ def _load_many(message_ids: list[int]) -> dict[int, Loaded]:
     live = live_resolutions_of({invoice.id for _n, invoice, _s, _p, _c, _a in rows})
     loaded = {message.id: Loaded(message, customer, [], set(), {}) for message, customer in found}
     for notice, invoice, step, plan, creditor, open_question in rows:
-        set_committed_value(invoice, "creditor", creditor)  # held by its bill (the session holds it weakly)
+        linked((invoice, creditor), "creditor")  # held by its bill, as `_load`'s readers expect
         one = loaded[notice.message_id or 0]  # never None: the rows were chosen by it
         one.rows.append((notice, invoice, step, plan))
         one.live[invoice.id] = live[invoice.id]

@@ -231,14 +231,14 @@ def logo_of(creditor: Creditor) -> str | None:
     return data_uri(content, creditor.logo_mime) if content else None
 
 
-def _stylesheets(fetcher) -> list:
+def _stylesheets(fetcher, fonts) -> list:
     from weasyprint import CSS
 
     assert current_app.static_folder is not None
     sheets = []
     for name in ("pdf.css", "letter.css"):  # the invoice's typography, then the letter's layout
         with open(os.path.join(current_app.static_folder, "css", name), encoding="utf-8") as f:
-            sheets.append(CSS(string=f.read(), base_url=None, url_fetcher=fetcher, font_config=font_config()))
+            sheets.append(CSS(string=f.read(), base_url=None, url_fetcher=fetcher, font_config=fonts))
     return sheets
 
 
@@ -246,13 +246,13 @@ def render_letter(facts: dict[str, Any], link: LetterLink, *, logo_src: str | No
     """The letter as PDF bytes and its number of pages (numbered when more than one)."""
     from weasyprint import HTML  # slow to import: only when a letter is printed
 
-    fetcher = offline_url_fetcher()
-    stylesheets = _stylesheets(fetcher)
+    fetcher, fonts = offline_url_fetcher(), font_config()  # the stylesheets' and the layout's, one and the same
+    stylesheets = _stylesheets(fetcher, fonts)
 
     def layout(numbered: bool):
         html = letter_html(facts, link, logo_src=logo_src, numbered=numbered)
         return HTML(string=html, base_url=None, url_fetcher=fetcher).render(stylesheets=stylesheets, pdf_tags=True,
-                                                                            font_config=font_config())
+                                                                            font_config=fonts)
 
     document = layout(False)
     if len(document.pages) > 1:
