@@ -54,7 +54,7 @@ from app.billing.corrections import credit_by_positions, credit_notes
 from app.billing.models import Invoice
 from app.content import services as content
 from app.core.dates import local_today
-from app.debt_collection.services import plan_hand_off, portal_runs_dunning
+from app.debt_collection.services import plan_hand_off_after, portal_runs_dunning
 from app.dunning import options
 from app.dunning.engine import STOPPED
 from app.dunning.models import Plan
@@ -67,6 +67,7 @@ from app.extensions import db
 from app.i18n import country_zone
 from app.links import services as links
 from app.models import utcnow
+from app.resolutions.pause import dunning as pause_rule
 from app.resolutions.services import dunning_for
 
 bp = Blueprint("api", __name__)
@@ -89,14 +90,16 @@ def _today(invoice: Invoice) -> date:
     return local_today(invoice.creditor.country, utcnow())
 
 
-def dunning_state(invoice: Invoice, today: date) -> DunningState:
+def dunning_state(invoice: Invoice, today: date, *, made_now: bool = False) -> DunningState:
     """Whether reminders and the hand-off may go ahead today, and the portal's plan and next step.
 
     Neither before the due date has passed (a nudge before it is the plan's, not a reminder), nor
     while the pause rule holds them or a question of the customer waits for an answer; the hand-off
-    also waits for the plan's collection warning and its deadline where the portal reminds the bill."""
-    pause = dunning_for(invoice, today)
-    question = invoice.status in billing.OWING and has_open_question(invoice.id)
+    also waits for the plan's collection warning and its deadline where the portal reminds the bill.
+    `made_now`: the invoice was made by this request, so nothing is read of what it cannot have yet (a
+    resolution, a question, a notice): the same rules, decided on none of them."""
+    pause = pause_rule(invoice, today, ()) if made_now else dunning_for(invoice, today)
+    question = not made_now and invoice.status in billing.OWING and has_open_question(invoice.id)
     not_due = today <= invoice.due_date
     if not pause.may_remind:
         paused_by, until = pause.reason, pause.until
@@ -106,18 +109,28 @@ def dunning_state(invoice: Invoice, today: date) -> DunningState:
         paused_by, until = "not_due", invoice.due_date
     else:
         paused_by, until = None, None
-    waiting = plan_hand_off(invoice, today) if portal_runs_dunning(invoice) else None
+    not_before = None if made_now else hand_off_not_before(invoice.id)
+    waiting = plan_hand_off_after(invoice, today, not_before) if portal_runs_dunning(invoice) else None
     plan = db.session.get(Plan, invoice.dunning_plan_id) if invoice.dunning_plan_id else None
     return DunningState(
         may_remind=pause.may_remind and not question and not not_due,
         may_hand_off=pause.may_hand_off and not question and not not_due and waiting is None,
-        paused_by=paused_by, paused_until=until, hand_off_not_before=hand_off_not_before(invoice.id), plan=plan,
+        paused_by=paused_by, paused_until=until, plan=plan,
+        hand_off_not_before=not_before,
         excluded=invoice.dunning_excluded or invoice.customer.dunning_excluded,
         next_step=next_step(invoice, today) if paused_by not in STOPPED else None)
 
 
-def _invoice_body(invoice: Invoice) -> dict:
-    return invoice_json(invoice, billing.timeline(invoice), dunning_state(invoice, _today(invoice)))
+def _invoice_body(invoice: Invoice, *, made_now: bool = False) -> dict:
+    """The invoice as the API shows it. `made_now`: made by this request, its timeline is the events the
+    session recorded (each added to `invoice.events` as it was made, none read) and it has no resolution,
+    question or notice to read (`dunning_state`)."""
+    if made_now:
+        db.session.flush()  # the events' ids and times, as a read would give them
+        events = sorted(invoice.events, key=lambda event: event.id)
+    else:
+        events = billing.timeline(invoice)
+    return invoice_json(invoice, events, dunning_state(invoice, _today(invoice), made_now=made_now))
 
 
 def _limit(default: int, most: int) -> int:
@@ -217,7 +230,7 @@ def create_invoice():
     payload = read_json()
     invoice, created = billing.import_invoice(current_creditor(), payload, actor=ACTOR,  # and its dunning options
                                               livemode=current_livemode())
-    body = _invoice_body(invoice)
+    body = _invoice_body(invoice, made_now=created)
     db.session.commit()  # the number from the body: the commit expired the invoice
     if not created:
         return body, 200

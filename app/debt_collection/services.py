@@ -159,7 +159,11 @@ def plan_hand_off(invoice: Invoice, today: date, *, manual: bool = False) -> str
     one falls back on the final reminder, which the run records like a reported one. An agent's
     hand-off (`manual`) waits for the deadline too, and in Norway for the inkassovarsel itself (the
     law asks for it: inkassoloven § 9); elsewhere an agent may hand off before the warning went."""
-    not_before = hand_off_not_before(invoice.id)
+    return plan_hand_off_after(invoice, today, hand_off_not_before(invoice.id), manual=manual)
+
+
+def plan_hand_off_after(invoice: Invoice, today: date, not_before: date | None, *, manual: bool = False) -> str | None:
+    """`plan_hand_off` with the plan's first hand-off day already known (`hand_off_not_before`)."""
     if not_before is not None:
         return None if today >= not_before else f"warning_deadline:{not_before.isoformat()}"
     plan = db.session.get(Plan, invoice.dunning_plan_id) if invoice.dunning_plan_id else default_plan(

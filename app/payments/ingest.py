@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from sqlalchemy import bindparam, or_, select
+from sqlalchemy.orm import make_transient_to_detached
 
 from app.billing.models import Invoice
 from app.core import metrics
@@ -72,17 +73,17 @@ def ingest_events(provider: str, creditor_id: int, events: Iterable[GatewayEvent
             continue
         seen.add(event.event_id)
         outcome = "received" if event.status else "stored"
-        record_id = connection.scalar(insert_event, {
+        values = {
             "provider": provider, "event_id": event.event_id, "event_type": event.event_type,
             "creditor_id": creditor_id, "provider_ref": event.provider_ref, "outcome": outcome,
             "payload": dict(event.payload), "event": _event_record(event, livemode), "received_at": utcnow(),
-        })
+        }
+        record_id = connection.scalar(insert_event, values)
         if record_id is None:  # a first delivery racing ours committed the same event first
             outcomes.append("duplicate")
             continue
         if apply and event.status is not None:
-            record = db.session.get(WebhookEvent, record_id)
-            assert record is not None  # inserted a moment ago
+            record = _as_stored(record_id, values)
             apply_event(record, event)
             outcome = record.outcome
         outcomes.append(outcome)
@@ -106,6 +107,16 @@ def _webhook_statements(dialect: str):
     known_events = select(WebhookEvent.event_id).where(
         WebhookEvent.provider == bindparam("provider"), WebhookEvent.event_id.in_(bindparam("ids", expanding=True)))
     return insert_event, known_events
+
+
+def _as_stored(record_id: int, values: Mapping) -> WebhookEvent:
+    """The event this statement has just inserted, in the session as if read back (SQLAlchemy's
+    `make_transient_to_detached`, then `add`): what applying it changes is flushed as an UPDATE, and
+    nothing is read to get there (a column not given, none that applying reads, loads if asked for)."""
+    record = WebhookEvent(id=record_id, **values)
+    make_transient_to_detached(record)
+    db.session.add(record)
+    return record
 
 
 def apply_event(record: WebhookEvent, event: GatewayEvent) -> None:

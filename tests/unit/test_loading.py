@@ -85,3 +85,18 @@ def test_locking_an_invoice_the_session_does_not_hold_reads_its_relations_when_a
     db.session.expunge_all()
     locked = lock_invoice(invoice_id)
     assert locked.creditor.name == name
+
+
+def test_locking_an_invoice_the_session_does_not_hold_reads_its_customer_with_it(session):
+    """What a bill's event says of its customer (settling a payment records several) costs no statement
+    of its own: the customer is read in the lock's statement, and only the invoice is locked."""
+    invoice = make_invoice(make_creditor("NO"))
+    invoice_id, ref = invoice.id, invoice.customer.external_ref
+    db.session.flush()
+    db.session.expunge_all()
+    with recorded_statements(engine()) as statements:
+        locked = lock_invoice(invoice_id)
+        assert locked.customer.external_ref == ref
+    assert len(statements) == 1
+    if db.session.get_bind().dialect.name == "postgresql":
+        assert re.search(r"FOR UPDATE OF invoices\s*$", statements[0])

@@ -51,3 +51,50 @@ def test_one_lookup_of_the_translations_per_render(app, monkeypatch):
         said = render_template_string("{% for _i in range(20) %}{{ _('Pay now') }} {% endfor %}")
     assert said.count("Betal nå") == 20
     assert len(looked_up) == 1
+
+
+# --- formatting: money, dates, quantities and rates in the render's locale, looked up once per render -----
+
+FORMATS = ("{{ 123450|money('EUR') }}|{{ day|date }}|{{ day|date('short') }}|{{ qty|quantity }}|"
+           "{{ qty|quantity_unit('months') }}|{{ 2500|rate }}|{{ day|date_range(later) }}")
+
+
+def test_amounts_dates_and_quantities_in_the_renders_locale(app):
+    from datetime import date
+    from decimal import Decimal
+
+    values = {"day": date(2026, 12, 7), "later": date(2026, 12, 31), "qty": Decimal("2")}
+    with app.test_request_context(headers={"Accept-Language": "nb"}):
+        nb = render_template_string(FORMATS, **values)
+        with force_locale("de"):
+            de = render_template_string(FORMATS, **values)
+        with force_locale("en"):
+            en = render_template_string(FORMATS, **values)
+    assert nb.split("|")[:6] == ["1\u00a0234,50\u00a0€", "7. desember 2026", "07.12.2026", "2", "2 måneder", "25\u00a0%"]
+    assert de.split("|")[:6] == ["1.234,50\u00a0€", "7. Dezember 2026", "07.12.26", "2", "2 Monate", "25\u00a0%"]
+    assert en.split("|")[:6] == ["€1,234.50", "7 December 2026", "07/12/2026", "2", "2 months", "25\u00a0%"]
+    assert "31. Dezember 2026" in de and "31 December 2026" in en
+
+
+def test_a_macro_imported_without_context_formats_in_the_current_locale(app, monkeypatch):
+    macros = DictLoader({"_money_test.html": "{% macro owed(n) %}{{ n|money('EUR') }}{% endmacro %}"})
+    monkeypatch.setattr(app.jinja_env, "loader", ChoiceLoader([macros, app.jinja_env.loader]))
+    with app.test_request_context(), force_locale("de"):
+        assert render_template_string("{% import '_money_test.html' as m %}{{ m.owed(500) }}") == "5,00\u00a0€"
+
+
+def test_one_lookup_of_the_locale_per_render(app, monkeypatch):
+    import app.templating as templating
+
+    looked_up = []
+    real = templating.get_locale
+
+    def counting():
+        looked_up.append(1)
+        return real()
+
+    monkeypatch.setattr(templating, "get_locale", counting)
+    with app.test_request_context(), force_locale("nb"):
+        said = render_template_string("{% for i in range(20) %}{{ (i * 100)|money('NOK') }} {% endfor %}")
+    assert said.count("kr") == 20
+    assert len(looked_up) == 1

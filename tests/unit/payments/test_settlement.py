@@ -155,6 +155,22 @@ class TestEvents:
         assert db.session.scalar(select(func.count(WebhookEvent.id)).where(WebhookEvent.provider == "simulator",
                                  WebhookEvent.event_id.in_(["evt_1", "evt_x", "evt_y"]))) == 3
 
+    def test_an_event_applied_as_it_arrives_is_not_read_back(self, invoice):
+        """The event just stored is applied as stored (its outcome and time written by an UPDATE), not
+        read again by its new id."""
+        from tests.support.database import recorded_statements
+
+        attempt = attempt_for(invoice)
+        with recorded_statements(db.session.get_bind().engine) as statements:
+            assert ingest_events("simulator", invoice.creditor_id,
+                                 [event(attempt, "evt_r", PaymentStatus.SUCCEEDED)]) == ["applied"]
+        assert not [s for s in statements if s.lstrip().upper().startswith("SELECT")
+                    and "FROM webhook_events WHERE webhook_events.id" in " ".join(s.split())]
+        db.session.expire_all()
+        stored = db.session.scalar(select(WebhookEvent).where(WebhookEvent.event_id == "evt_r"))
+        assert stored.outcome == "applied" and stored.applied_at is not None
+        assert stored.event["status"] == PaymentStatus.SUCCEEDED and stored.creditor_id == invoice.creditor_id
+
     def test_events_verified_for_one_creditor_never_touch_another(self, invoice):
         other = make_invoice(make_creditor("DE"))
         attempt = attempt_for(other)
