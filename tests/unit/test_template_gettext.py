@@ -70,7 +70,8 @@ def test_amounts_dates_and_quantities_in_the_renders_locale(app):
             de = render_template_string(FORMATS, **values)
         with force_locale("en"):
             en = render_template_string(FORMATS, **values)
-    assert nb.split("|")[:6] == ["1\u00a0234,50\u00a0€", "7. desember 2026", "07.12.2026", "2", "2 måneder", "25\u00a0%"]
+    assert nb.split("|")[:6] == ["1\u00a0234,50\u00a0€", "7. desember 2026", "07.12.2026", "2", "2 måneder",
+                                 "25\u00a0%"]
     assert de.split("|")[:6] == ["1.234,50\u00a0€", "7. Dezember 2026", "07.12.26", "2", "2 Monate", "25\u00a0%"]
     assert en.split("|")[:6] == ["€1,234.50", "7 December 2026", "07/12/2026", "2", "2 months", "25\u00a0%"]
     assert "31. Dezember 2026" in de and "31 December 2026" in en
