@@ -3,6 +3,7 @@ one-statement access read, the customer's other bills, the step-up's check."""
 
 from __future__ import annotations
 
+import functools
 import hmac
 import re
 import unicodedata
@@ -186,13 +187,18 @@ def load_bill(public_id: str) -> Invoice | None:
     """The invoice with its creditor, customer and lines: two statements whatever the line count."""
     if not public_id or len(public_id) > MAX_PUBLIC_ID:
         return None
-    return db.session.scalar(
-        select(Invoice)
-        .join(Creditor, Invoice.creditor_id == Creditor.id)
-        .join(Customer, Invoice.customer_id == Customer.id)
-        .options(contains_eager(Invoice.creditor), contains_eager(Invoice.customer), selectinload(Invoice.lines))
-        .where(Invoice.public_id == public_id)
-    )
+    return db.session.scalar(_bill_statement(), {"public_id": public_id})
+
+
+@functools.cache
+def _bill_statement() -> Select:
+    """`load_bill`'s statement, built once (building it took a fifth of a millisecond of every bill page
+    rendered and every payment started; SQLAlchemy compiles it once either way)."""
+    return (select(Invoice)
+            .join(Creditor, Invoice.creditor_id == Creditor.id)
+            .join(Customer, Invoice.customer_id == Customer.id)
+            .options(contains_eager(Invoice.creditor), contains_eager(Invoice.customer), selectinload(Invoice.lines))
+            .where(Invoice.public_id == bindparam("public_id")))
 
 
 # --- step-up -----------------------------------------------------------------------
