@@ -122,15 +122,9 @@ def dunning_state(invoice: Invoice, today: date, *, made_now: bool = False) -> D
 
 
 def _invoice_body(invoice: Invoice, *, made_now: bool = False) -> dict:
-    """The invoice as the API shows it. `made_now`: made by this request, its timeline is the events the
-    session recorded (each added to `invoice.events` as it was made, none read) and it has no resolution,
+    """The invoice as the API shows it. `made_now`: made by this request, so it has no resolution,
     question or notice to read (`dunning_state`)."""
-    if made_now:
-        db.session.flush()  # the events' ids and times, as a read would give them
-        events = sorted(invoice.events, key=lambda event: event.id)
-    else:
-        events = billing.timeline(invoice)
-    return invoice_json(invoice, events, dunning_state(invoice, _today(invoice), made_now=made_now))
+    return invoice_json(invoice, billing.timeline(invoice), dunning_state(invoice, _today(invoice), made_now=made_now))
 
 
 def _limit(default: int, most: int) -> int:

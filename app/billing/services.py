@@ -522,7 +522,6 @@ def _create(creditor: Creditor, data: InvoiceIn, digest: str, actor: str, livemo
         amount_paid=0,
         payload_hash=digest,
         payment_reference=data.payment_reference or "",
-        events=[],  # a new bill's timeline, held as it is recorded: the API's answer reads none of it back
     )
     for position, (line, (net, vat, gross)) in enumerate(zip(data.lines, amounts, strict=True), start=1):
         description, descriptions = split_text(line.description, base)

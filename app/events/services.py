@@ -58,7 +58,10 @@ def new_public_id(prefix: str) -> str:
 
 def record(creditor_id: int, event_type: str, data: Mapping[str, Any], *, invoice_id: int | None = None,
            livemode: bool = True, now: datetime | None = None) -> CreditorEvent:
-    """Record one event in the caller's transaction and enqueue its deliveries. Flushed, not committed.
+    """Record one event in the caller's transaction and enqueue its deliveries. Not committed; flushed
+    at once when an endpoint is to be sent it (its delivery names the event), else with the session's
+    next flush: a payment's events, the bill's new amount and status then go in one flush, not one each
+    (the endpoints are read without flushing what is pending: they are not among it).
     An event of test data (`livemode=False`) goes to the test feed and the creditor's test endpoints only;
     a live event to its live endpoints only (docs/events.md, "Test mode")."""
     if event_type not in TYPES:
@@ -66,10 +69,12 @@ def record(creditor_id: int, event_type: str, data: Mapping[str, Any], *, invoic
     event = CreditorEvent(public_id=new_public_id("evt"), creditor_id=creditor_id, type=event_type,
                           invoice_id=invoice_id, livemode=livemode, payload=dict(data), created_at=now or utcnow())
     db.session.add(event)
-    db.session.flush()
-    for endpoint in _listening(creditor_id, livemode):
-        if endpoint.wants(event_type):
-            _deliver(endpoint, event)
+    with db.session.no_autoflush:
+        sent_to = [endpoint for endpoint in _listening(creditor_id, livemode) if endpoint.wants(event_type)]
+    if sent_to:
+        db.session.flush()
+    for endpoint in sent_to:
+        _deliver(endpoint, event)
     return event
 
 

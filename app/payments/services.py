@@ -214,7 +214,10 @@ def settle(
     (`lock_invoice`), so that it is not locked and read again."""
     invoice = locked_invoice if locked_invoice is not None and locked_invoice.id == invoice_id \
         else lock_invoice(invoice_id)
-    if db.session.scalar(  # the usual duplicate: one read, whatever the repeat says, and no write
+    # The usual duplicate (a file imported again, a form sent twice): one read, whatever the repeat says,
+    # and no write. An attempt's success is not one: `apply_status` settles it once, having moved the
+    # attempt forward under this lock, and the unique key below answers for anything else.
+    if attempt is None and db.session.scalar(
         select(Payment.id).where(Payment.provider == provider, Payment.provider_payment_id == payment_id)
     ):
         return None

@@ -76,6 +76,25 @@ class TestSettlement:
         assert len(payments) == 1 and payments[0].amount == total and payments[0].refund_due == 0
         assert invoice.status == InvoiceStatus.PAID and invoice.balance == 0 and invoice.amount_paid == total
 
+    def test_an_attempts_success_writes_the_bill_once_and_reads_no_payment_first(self, invoice):
+        """Settling an attempt's success: the bill's new amount and status in one UPDATE (the creditor's
+        events, with no endpoint to send them to, wait for the same flush), and no read for a duplicate
+        payment that the attempt's own status, decided under the bill's lock, rules out."""
+        from tests.support.database import recorded_statements
+
+        attempt = attempt_for(invoice)
+        with recorded_statements(db.session.get_bind().engine) as statements:
+            assert apply_status(attempt, succeeded(attempt), actor="t")
+        flat = [" ".join(s.split()).upper() for s in statements]
+        assert len([s for s in flat if s.startswith("UPDATE INVOICES ")]) == 1
+        assert not [s for s in flat if s.startswith("SELECT") and " FROM PAYMENTS " in f"{s} "]
+        db.session.expire_all()
+        assert invoice.status == InvoiceStatus.PAID and invoice.amount_paid == attempt.amount
+        assert [e.kind for e in invoice.events][-2:] == ["payment_recorded", "status_changed"]
+        from app.events.models import CreditorEvent
+        assert db.session.scalar(select(func.count(CreditorEvent.id)).where(
+            CreditorEvent.invoice_id == invoice.id, CreditorEvent.type == "payment.succeeded")) == 1
+
     def test_status_never_moves_backwards(self, invoice):
         attempt = attempt_for(invoice)
         apply_status(attempt, GatewayStatus(attempt.provider_ref, PaymentStatus.REQUIRES_ACTION), actor="t")
