@@ -64,11 +64,12 @@ def plain_read(statement: str, cursor: Any) -> bool:
     return not isinstance(cursor, psycopg.ServerCursor) and _plain_select(statement)
 
 
-@lru_cache(maxsize=2048)
+@lru_cache(maxsize=512)
 def _plain_select(statement: str) -> bool:
     """`plain_read`'s reading of the text, once per statement: SQLAlchemy's compiled cache hands the
     same string to every execution, and the search of a bill's 3 KB SELECT took a quarter of a
-    millisecond, more than the server took to answer it."""
+    millisecond, more than the server took to answer it. As many as SQLAlchemy's own cache keeps (500
+    statements: a megabyte or two at most, the texts it holds anyway)."""
     return statement.lstrip()[:6].upper() == "SELECT" and _NEEDS_TRANSACTION.search(statement) is None
 
 
