@@ -87,6 +87,9 @@ def take_card_payments(app, creditor, methods=("card",)):
     from app.extensions import db
     from app.payments.models import CreditorGateway
 
+    from app.payments.providers import changed_gateways
+
     db.session.add(CreditorGateway(creditor_id=creditor.id, provider="stripe", methods=list(methods)))
+    changed_gateways(creditor)  # as offering a provider does
     db.session.flush()
     app.config["PAYMENT_GATEWAYS"].setdefault(creditor.slug, {})["stripe"] = dict(STRIPE_KEYS)

@@ -27,6 +27,7 @@ from sqlalchemy import select
 from app.creditors.models import Creditor
 from app.crypto import SecretUnreadable, decrypt, encrypt
 from app.errors import InvalidData
+from app.models import utcnow
 from app.extensions import db
 from app.payments import gateways as registry
 from app.payments.gateways.base import METHOD_REACH, Gateway, GatewayError
@@ -79,6 +80,40 @@ def creditor_gateways(creditor_id: int) -> list[CreditorGateway]:
     ))
 
 
+@dataclass(frozen=True)
+class Choice:
+    """A provider the creditor offers, as the bill page and the pay form need it (`_choices`)."""
+
+    provider: str
+    flow: str | None
+    methods: tuple[str, ...]
+    credentials_encrypted: str | None
+    test_credentials_encrypted: str | None
+
+
+def changed_gateways(creditor: Creditor) -> None:
+    """What the creditor offers changed: its `updated_at` moves, as for any change of the creditor's
+    row, so that the bill pages cached under it (`page_cache`, keyed by what `access.services`
+    reads) and the choices kept per process (`_choices`) are made again at their next request."""
+    creditor.updated_at = utcnow()
+
+
+def _choices(creditor: Creditor) -> tuple[Choice, ...]:
+    """`creditor_gateways` as plain values, kept per process for the creditor's `updated_at` (every
+    change of its providers moves it: `changed_gateways`): each bill page rendered and each payment
+    started read them, a statement each, for a choice that changes a few times in a creditor's life."""
+    kept: dict[int, tuple] = current_app.extensions.setdefault("gateway_choices", {})
+    version = creditor.updated_at
+    found = kept.get(creditor.id)
+    if found is not None and version is not None and found[0] == version:
+        return found[1]
+    choices = tuple(Choice(c.provider, c.flow, tuple(c.methods or ()), c.credentials_encrypted,
+                           c.test_credentials_encrypted) for c in creditor_gateways(creditor.id))
+    if version is not None:
+        kept[creditor.id] = (version, choices)
+    return choices
+
+
 def _keyed(slug: str, provider: str, flow: str | None = None, stored: str | None = None, *,
            livemode: bool = True) -> Gateway | None:
     """The provider's gateway with the creditor's keys from PAYMENT_GATEWAYS, or else with those stored
@@ -120,7 +155,7 @@ def _keyed(slug: str, provider: str, flow: str | None = None, stored: str | None
 
 def _setup(creditor: Creditor) -> tuple[dict[str, Gateway], dict[str, tuple[str, ...]]]:
     """Gateways by name and the methods the creditor chose for each, in the creditor's order."""
-    choices = creditor_gateways(creditor.id)
+    choices = _choices(creditor)
     gateways: dict[str, Gateway] = {}
     methods: dict[str, tuple[str, ...]] = {}
     for choice in choices:
@@ -144,7 +179,7 @@ def gateways_for(creditor: Creditor) -> dict[str, Gateway]:
 def _test_setup(creditor: Creditor) -> tuple[dict[str, Gateway], dict[str, tuple[str, ...]]]:
     """`_setup` for a test bill: the creditor's providers that have test keys stored in the console, in
     its order, then the simulator where it runs (PAYMENTS_SIMULATOR)."""
-    choices = creditor_gateways(creditor.id)
+    choices = _choices(creditor)
     gateways: dict[str, Gateway] = {}
     methods: dict[str, tuple[str, ...]] = {}
     for choice in choices:
@@ -220,6 +255,7 @@ def offer_gateway(
     choice.methods, choice.flow, choice.enabled = list(dict.fromkeys(methods)), flow, True
     if position is not None:
         choice.position = position
+    changed_gateways(creditor)
     db.session.flush()
     return choice
 
@@ -232,6 +268,7 @@ def withdraw_gateway(creditor: Creditor, provider: str) -> bool:
     if choice is None:
         return False
     choice.enabled = False
+    changed_gateways(creditor)
     db.session.flush()
     return True
 
@@ -388,6 +425,7 @@ def set_credentials(creditor: Creditor, provider: str, given: dict[str, str], *,
         choice.credentials_encrypted = encrypted
     else:
         choice.test_credentials_encrypted = encrypted
+    changed_gateways(creditor)
     db.session.flush()
     return choice
 
@@ -402,6 +440,7 @@ def forget_credentials(creditor: Creditor, provider: str, *, livemode: bool = Tr
         choice.credentials_encrypted = None
     else:
         choice.test_credentials_encrypted = None
+    changed_gateways(creditor)
     db.session.flush()
     return True
 

@@ -283,3 +283,38 @@ def test_rate_limit_on_links(client, app, session):
     finally:
         app.config["LINK_RATE_LIMIT"] = "60 per minute"
     assert codes[:3] == [404, 404, 404] and codes[3:] == [429, 429]
+
+
+def test_the_bill_page_follows_a_change_of_what_the_creditor_offers(client, app, session):
+    """A provider offered or withdrawn is on the bill page at its next request: the page cached before
+    and the choices each process keeps are both keyed by the creditor's `updated_at`, which it moves."""
+    from app.extensions import db
+    from app.payments import providers
+
+    creditor = make_creditor("NO")
+    invoice = make_invoice(creditor)
+    bill = open_bill(client, app, invoice)
+    assert "Vipps" in client.get(bill, headers={"Accept-Language": "en"}).text  # the simulator's default methods
+    providers.offer_gateway(creditor, "stripe", ["card"])  # no keys here: the test simulator takes its methods
+    db.session.commit()
+    assert "Vipps" not in client.get(bill, headers={"Accept-Language": "en"}).text
+    providers.withdraw_gateway(creditor, "stripe")
+    db.session.commit()
+    assert "Vipps" in client.get(bill, headers={"Accept-Language": "en"}).text
+
+
+def test_a_creditors_providers_are_read_once_per_change(client, app, session):
+    from app.extensions import db
+    from tests.support.database import recorded_statements
+
+    creditor = make_creditor("NO")
+    first, second = make_invoice(creditor), make_invoice(creditor)
+    bills = [open_bill(client, app, first), open_bill(client, app, second)]
+    db.session.commit()
+    with app.app_context():
+        engine = db.engine
+    with recorded_statements(engine) as statements:
+        for bill in bills:
+            assert client.get(bill).status_code == 200
+    reads = [s for s in statements if "FROM creditor_gateways" in " ".join(s.split())]
+    assert len(reads) <= 1  # the first page of the creditor in this process reads them, the second does not
