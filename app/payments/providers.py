@@ -27,8 +27,8 @@ from sqlalchemy import select
 from app.creditors.models import Creditor
 from app.crypto import SecretUnreadable, decrypt, encrypt
 from app.errors import InvalidData
-from app.models import utcnow
 from app.extensions import db
+from app.models import utcnow
 from app.payments import gateways as registry
 from app.payments.gateways.base import METHOD_REACH, Gateway, GatewayError
 from app.payments.gateways.simulator import SimulatorConfig, SimulatorGateway
