@@ -86,7 +86,6 @@ def take_card_payments(app, creditor, methods=("card",)):
     currency: invoices in a currency other than its bank account's can then be imported."""
     from app.extensions import db
     from app.payments.models import CreditorGateway
-
     from app.payments.providers import changed_gateways
 
     db.session.add(CreditorGateway(creditor_id=creditor.id, provider="stripe", methods=list(methods)))
