@@ -42,7 +42,7 @@ from app.resolutions.models import Kind, Resolution
 from app.security import SHOWING, accepts_uploads
 from app.support.attachments import read_upload
 from app.support.forms import attachment_problem
-from app.templating import current_format_locale
+from app.templating import current_format_locale, date_filter, money
 
 bp = Blueprint("resolutions", __name__)
 bp.before_request(language_switch)  # ?lang=xx, and no-store, as on every customer page
@@ -95,7 +95,7 @@ def _unavailable_words(invoice: Invoice, what: str, today: date) -> str:
                  "you can choose a later date, or contact us.")
     if what in ("plan", "plan_request") and services.is_payable(invoice) and not offer_rules.plans_fit(invoice):
         return _("Bills under %(amount)s cannot be split into instalments. If paying it now is hard, you can choose "
-                 "a later date, or contact us.", amount=current_app.jinja_env.filters["money"](
+                 "a later date, or contact us.", amount=money(
                      offer_rules.plan_min_balance(invoice.creditor, invoice.currency), invoice.currency))
     if what == "plan" and services.is_payable(invoice) and not instalments.plan_offers(invoice, today):
         return _("This bill cannot be split into instalments online. Please contact us, and we will find a "
@@ -107,7 +107,7 @@ def _unavailable_words(invoice: Invoice, what: str, today: date) -> str:
 
 def _problem(form, errors: dict[str, str]) -> str | None:
     """Put each service error next to its field, in words; return the page-level problem, if any."""
-    fmt = current_app.jinja_env.filters["date"]
+    fmt = date_filter
     words = {
         ("date", "range"): None,  # filled by the caller, who knows the range
         ("reason", "choose"): _("Please choose a reason."),
