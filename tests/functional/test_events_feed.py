@@ -24,7 +24,11 @@ from tests.support.races import racing_app
 
 
 def record(creditor_id: int, n: int) -> CreditorEvent:
-    return services.record(creditor_id, "promise.broken", {"promise": {"reference": f"P{n}"}})
+    """An event recorded and flushed, its id taken, as by a transaction that goes on after it (`record`
+    leaves the flush to the session's next one when no endpoint is to be sent the event)."""
+    event = services.record(creditor_id, "promise.broken", {"promise": {"reference": f"P{n}"}})
+    db.session.flush()
+    return event
 
 
 def read_all(client, headers, limit=2) -> list[dict]:
