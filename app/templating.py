@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -46,10 +47,9 @@ def date_range(start: date | None, end: date | None, locale: str | None = None) 
     ("1 November 2026 – 30 November 2026"): one date format per language on a page."""
     locale = locale or current_format_locale()
     if start is None or end is None or start == end:
-        value = start or end
-        return Markup('<span class="nw">{}</span>').format("" if value is None else _date(value, "long", locale))
+        return Markup('<span class="nw">{}</span>').format(date_filter(start or end, locale=locale))
     return Markup('<span class="nw">{}</span> – <span class="nw">{}</span>').format(
-        _date(start, "long", locale), _date(end, "long", locale))
+        date_filter(start, locale=locale), date_filter(end, locale=locale))
 
 
 #: Units counted in words, as creditors send them in their own language ("text", "mnd", "Monat"): each is
@@ -83,12 +83,12 @@ def quantity_with_unit(quantity: Decimal, unit: str | None, locale: str | None =
     return _unit_words(kind, count, number)
 
 
-def money(amount: int, currency: str) -> str:
-    return format_money(amount, currency, current_format_locale())
+def money(amount: int, currency: str, locale: str | None = None) -> str:
+    return format_money(amount, currency, locale or current_format_locale())
 
 
-def date_filter(value: date | None, fmt: str = "long") -> str:
-    return "" if value is None else _date(value, fmt, current_format_locale())
+def date_filter(value: date | None, fmt: str = "long", locale: str | None = None) -> str:
+    return "" if value is None else _date(value, fmt, locale or current_format_locale())
 
 
 def datetime_filter(value: datetime | None, fmt: str = "short", country: str | None = None,
@@ -100,53 +100,22 @@ def datetime_filter(value: datetime | None, fmt: str = "short", country: str | N
     return babel_format_datetime(value, format=fmt, tzinfo=zone, locale=locale or current_format_locale())
 
 
-# The filters as templates call them: in the render's locale (`_render_locale`).
+def _in_render_locale(format_value: Callable[..., str]) -> Callable[..., str]:
+    """`format_value` (which takes a `locale`) as a template filter: in the render's locale (`_render_locale`)."""
 
+    @pass_context
+    def in_render_locale(context: Context, *args, **kwargs) -> str:
+        return format_value(*args, **kwargs, locale=_render_locale(context))
 
-@pass_context
-def _money_filter(context: Context, amount: int, currency: str) -> str:
-    return format_money(amount, currency, _render_locale(context))
-
-
-@pass_context
-def _date_filter(context: Context, value: date | None, fmt: str = "long") -> str:
-    return "" if value is None else _date(value, fmt, _render_locale(context))
-
-
-@pass_context
-def _datetime_filter(context: Context, value: datetime | None, fmt: str = "short", country: str | None = None) -> str:
-    return datetime_filter(value, fmt, country, _render_locale(context))
-
-
-@pass_context
-def _date_range_filter(context: Context, start: date | None, end: date | None) -> Markup:
-    return date_range(start, end, _render_locale(context))
-
-
-@pass_context
-def _quantity_filter(context: Context, quantity: Decimal) -> str:
-    return format_quantity(quantity, _render_locale(context))
-
-
-@pass_context
-def _quantity_unit_filter(context: Context, quantity: Decimal, unit: str | None) -> str:
-    return quantity_with_unit(quantity, unit, _render_locale(context))
-
-
-@pass_context
-def _rate_filter(context: Context, basis_points: int) -> str:
-    return format_rate(basis_points, _render_locale(context))
+    return in_render_locale
 
 
 def init_templating(app: Flask) -> None:
     app.jinja_env.globals["get_locale"] = get_locale
-    app.jinja_env.filters["money"] = _money_filter
-    app.jinja_env.filters["date"] = _date_filter
-    app.jinja_env.filters["datetime"] = _datetime_filter
-    app.jinja_env.filters["quantity"] = _quantity_filter
-    app.jinja_env.filters["quantity_unit"] = _quantity_unit_filter
-    app.jinja_env.filters["date_range"] = _date_range_filter
-    app.jinja_env.filters["rate"] = _rate_filter
+    for name, format_value in (("money", money), ("date", date_filter), ("datetime", datetime_filter),
+                               ("quantity", format_quantity), ("quantity_unit", quantity_with_unit),
+                               ("date_range", date_range), ("rate", format_rate)):
+        app.jinja_env.filters[name] = _in_render_locale(format_value)
     app.jinja_env.filters["plain_amount"] = lambda amount, currency: str(to_decimal(amount, currency))
     app.jinja_env.filters["fromiso"] = date.fromisoformat
     app.jinja_env.filters["web_address"] = safe_web_address

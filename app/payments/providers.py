@@ -162,9 +162,9 @@ def _setup(creditor: Creditor) -> tuple[dict[str, Gateway], dict[str, tuple[str,
         gateway = _keyed(creditor.slug, choice.provider, choice.flow, choice.credentials_encrypted)
         if gateway is not None:
             gateways[gateway.name] = gateway
-            methods[gateway.name] = tuple(choice.methods or ())
+            methods[gateway.name] = choice.methods
     if not gateways and current_app.config["PAYMENTS_SIMULATOR"]:
-        chosen = tuple(dict.fromkeys(m for choice in choices for m in choice.methods or ()))
+        chosen = tuple(dict.fromkeys(m for choice in choices for m in choice.methods))
         gateways["simulator"] = simulator_for(creditor)
         methods["simulator"] = chosen or DEFAULT_METHODS
     return gateways, methods
@@ -189,9 +189,9 @@ def _test_setup(creditor: Creditor) -> tuple[dict[str, Gateway], dict[str, tuple
                          livemode=False)
         if gateway is not None:
             gateways[gateway.name] = gateway
-            methods[gateway.name] = tuple(choice.methods or ())
+            methods[gateway.name] = choice.methods
     if current_app.config["PAYMENTS_SIMULATOR"]:
-        chosen = tuple(dict.fromkeys(m for choice in choices for m in choice.methods or ()))
+        chosen = tuple(dict.fromkeys(m for choice in choices for m in choice.methods))
         gateways["simulator"] = simulator_for(creditor)
         methods["simulator"] = chosen or DEFAULT_METHODS
     return gateways, methods
@@ -221,9 +221,9 @@ def receives(creditor: Creditor, *, currency: str) -> bool:
     """Whether a provider the creditor configured (with its credentials; not the test-mode simulator that
     stands in without them) offers a method for `currency`: billing asks before it imports an invoice in
     a currency other than the bank account's (`billing.services.currency_receivable`)."""
-    for choice in creditor_gateways(creditor.id):
+    for choice in _choices(creditor):
         gateway = _keyed(creditor.slug, choice.provider, choice.flow)
-        if gateway is not None and gateway.methods_for(currency, None, tuple(choice.methods or ())):
+        if gateway is not None and gateway.methods_for(currency, None, choice.methods):
             return True
     return False
 

@@ -79,29 +79,21 @@ def payment_amount(invoice: Invoice, requested: int | None, *, due_now: int | No
 
 
 def lock_invoice(invoice_id: int) -> Invoice:
-    """The invoice, locked for this transaction and re-read from the database, with its customer (what
-    every bill's event says of it, `events.catalogue.invoice_data`), read in the same statement unless the
-    session holds it already. The creditor and customer the session has stay as they were: re-reading the
-    row forgets its relationships, and reading them again would cost a statement each for rows that did
-    not change (an invoice never changes creditor or customer; their own rows are not what this lock is
-    for)."""
+    """The invoice, locked for this transaction and re-read from the database with its customer (what
+    every bill's event says of it, `events.catalogue.invoice_data`) in the same statement; only the
+    invoice's row is locked. Its creditor, where the session has it already, stays as it was: re-reading
+    the row forgets its relationships, and reading it again would cost a statement for a row that did not
+    change (an invoice never changes creditor; the creditor's row is not what this lock is for)."""
     held = db.session.identity_map.get(identity_key(Invoice, invoice_id))
-    kept = [] if held is None else [
-        (name, value) for name in ("creditor", "customer")
-        if (value := inspect(held).attrs[name].loaded_value) is not NO_VALUE and value is not None]
-    if any(name == "customer" for name, _value in kept):
-        invoice = db.session.scalar(
-            select(Invoice).where(Invoice.id == invoice_id).with_for_update()
-            .execution_options(populate_existing=True))
-    else:
-        invoice = linked(db.session.execute(
-            select(Invoice, Customer).join(Customer, Customer.id == Invoice.customer_id)
-            .where(Invoice.id == invoice_id).with_for_update(of=Invoice)
-            .execution_options(populate_existing=True)).first(), "customer")
+    creditor = NO_VALUE if held is None else inspect(held).attrs.creditor.loaded_value
+    invoice = linked(db.session.execute(
+        select(Invoice, Customer).join(Customer, Customer.id == Invoice.customer_id)
+        .where(Invoice.id == invoice_id).with_for_update(of=Invoice).execution_options(populate_existing=True)
+    ).first(), "customer")
     assert invoice is not None  # callers pass the id of an invoice they hold
-    for name, value in kept:
-        if inspect(value).identity == (getattr(invoice, f"{name}_id"),):  # its key: no load, even if expired
-            set_committed_value(invoice, name, value)
+    if creditor is not NO_VALUE and creditor is not None \
+            and inspect(creditor).identity == (invoice.creditor_id,):  # its key: no load, even if expired
+        set_committed_value(invoice, "creditor", creditor)
     return invoice
 
 

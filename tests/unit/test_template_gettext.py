@@ -12,6 +12,24 @@ PAGE = ("{{ _('Pay now') }}|{{ ngettext('%(num)d bill', '%(num)d bills', 3) }}|"
         "{{ ngettext('%(num)d bill', '%(num)d bills', 1) }}|{{ _('100%%') }}")
 
 
+def with_templates(app, monkeypatch, templates: dict[str, str]) -> None:
+    """These templates found besides the app's (a macro module, say)."""
+    monkeypatch.setattr(app.jinja_env, "loader", ChoiceLoader([DictLoader(templates), app.jinja_env.loader]))
+
+
+def calls_of(monkeypatch, module, name: str) -> list:
+    """A list that grows by one at each call of `module.name` (which still answers as before)."""
+    calls: list = []
+    real = getattr(module, name)
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counting)
+    return calls
+
+
 def test_strings_and_plurals_in_the_renders_locale(app):
     with app.test_request_context(headers={"Accept-Language": "nb"}):
         nb = render_template_string(PAGE)
@@ -32,21 +50,13 @@ def test_values_are_escaped_and_formatted_as_before(app):
 
 def test_a_macro_imported_without_context_still_translates(app, monkeypatch):
     """An import without context sees no render context: Flask-Babel's translations, the same words."""
-    macros = DictLoader({"_macros_test.html": "{% macro pay() %}{{ _('Pay now') }}{% endmacro %}"})
-    monkeypatch.setattr(app.jinja_env, "loader", ChoiceLoader([macros, app.jinja_env.loader]))
+    with_templates(app, monkeypatch, {"_macros_test.html": "{% macro pay() %}{{ _('Pay now') }}{% endmacro %}"})
     with app.test_request_context(), force_locale("de"):
         assert render_template_string("{% import '_macros_test.html' as m %}{{ m.pay() }}") == "Jetzt bezahlen"
 
 
 def test_one_lookup_of_the_translations_per_render(app, monkeypatch):
-    looked_up = []
-    real = i18n.get_translations
-
-    def counting():
-        looked_up.append(1)
-        return real()
-
-    monkeypatch.setattr(i18n, "get_translations", counting)
+    looked_up = calls_of(monkeypatch, i18n, "get_translations")
     with app.test_request_context(), force_locale("nb"):
         said = render_template_string("{% for _i in range(20) %}{{ _('Pay now') }} {% endfor %}")
     assert said.count("Betal nå") == 20
@@ -78,8 +88,7 @@ def test_amounts_dates_and_quantities_in_the_renders_locale(app):
 
 
 def test_a_macro_imported_without_context_formats_in_the_current_locale(app, monkeypatch):
-    macros = DictLoader({"_money_test.html": "{% macro owed(n) %}{{ n|money('EUR') }}{% endmacro %}"})
-    monkeypatch.setattr(app.jinja_env, "loader", ChoiceLoader([macros, app.jinja_env.loader]))
+    with_templates(app, monkeypatch, {"_money_test.html": "{% macro owed(n) %}{{ n|money('EUR') }}{% endmacro %}"})
     with app.test_request_context(), force_locale("de"):
         assert render_template_string("{% import '_money_test.html' as m %}{{ m.owed(500) }}") == "5,00\u00a0€"
 
@@ -87,14 +96,7 @@ def test_a_macro_imported_without_context_formats_in_the_current_locale(app, mon
 def test_one_lookup_of_the_locale_per_render(app, monkeypatch):
     import app.templating as templating
 
-    looked_up = []
-    real = templating.get_locale
-
-    def counting():
-        looked_up.append(1)
-        return real()
-
-    monkeypatch.setattr(templating, "get_locale", counting)
+    looked_up = calls_of(monkeypatch, templating, "get_locale")
     with app.test_request_context(), force_locale("nb"):
         said = render_template_string("{% for i in range(20) %}{{ (i * 100)|money('NOK') }} {% endfor %}")
     assert said.count("kr") == 20

@@ -9,6 +9,7 @@ from sqlalchemy import delete, func, select
 from app.billing.models import Customer, Invoice, InvoiceEvent, InvoiceStatus
 from app.creditors.models import Creditor
 from app.errors import InvalidData
+from app.events.models import CreditorEvent
 from app.extensions import db
 from app.models import utcnow
 from app.payments.gateways.base import GatewayEvent, GatewayStatus, PaymentStatus, WebhookError, check_event
@@ -17,6 +18,7 @@ from app.payments.models import Payment, PaymentAttempt, WebhookEvent
 from app.payments.refunds import refund_payment, refunds_due
 from app.payments.services import apply_status, live_attempt, new_attempt, payment_amount, settle
 from tests.factories import make_creditor, make_invoice
+from tests.support.database import recorded_statements
 
 
 def attempt_for(invoice, provider="simulator", amount=None, ref=None):
@@ -80,8 +82,6 @@ class TestSettlement:
         """Settling an attempt's success: the bill's new amount and status in one UPDATE (the creditor's
         events, with no endpoint to send them to, wait for the same flush), and no read for a duplicate
         payment that the attempt's own status, decided under the bill's lock, rules out."""
-        from tests.support.database import recorded_statements
-
         attempt = attempt_for(invoice)
         with recorded_statements(db.session.get_bind().engine) as statements:
             assert apply_status(attempt, succeeded(attempt), actor="t")
@@ -91,7 +91,6 @@ class TestSettlement:
         db.session.expire_all()
         assert invoice.status == InvoiceStatus.PAID and invoice.amount_paid == attempt.amount
         assert [e.kind for e in invoice.events][-2:] == ["payment_recorded", "status_changed"]
-        from app.events.models import CreditorEvent
         assert db.session.scalar(select(func.count(CreditorEvent.id)).where(
             CreditorEvent.invoice_id == invoice.id, CreditorEvent.type == "payment.succeeded")) == 1
 
@@ -177,8 +176,6 @@ class TestEvents:
     def test_an_event_applied_as_it_arrives_is_not_read_back(self, invoice):
         """The event just stored is applied as stored (its outcome and time written by an UPDATE), not
         read again by its new id."""
-        from tests.support.database import recorded_statements
-
         attempt = attempt_for(invoice)
         with recorded_statements(db.session.get_bind().engine) as statements:
             assert ingest_events("simulator", invoice.creditor_id,
